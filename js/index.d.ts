@@ -1,0 +1,143 @@
+/** Klaviyo tracking for storefronts: a tiny Rust/WebAssembly client with a durable queue. */
+
+export interface KlaviyoOptions {
+  /** Your 6-character Klaviyo public API key (site id). */
+  companyId: string;
+  /** Where `/client/*` requests go: Klaviyo, or your first-party proxy. Default `https://a.klaviyo.com`. */
+  apiBase?: string;
+  /** Klaviyo API revision header. Default `2026-07-15`. */
+  revision?: string;
+  /** Most requests kept queued (default 1000); the oldest are dropped beyond it. */
+  maxQueueEvents?: number;
+  /** Most bytes kept queued (default 1 MB). */
+  maxQueueBytes?: number;
+  /** Wait this long (ms) for more calls to share one request. Default 50. */
+  flushDelayMs?: number;
+  /** Log queue decisions to the console (never personal data). */
+  debug?: boolean;
+  /** Where to load the `.wasm` from, if not next to this module. */
+  wasmUrl?: string | URL;
+  /** Hears about failures that never throw into the page (network, 4xx, evictions). */
+  onError?: (error: KlaviyoError) => void;
+}
+
+/** What `onError` receives. */
+export interface KlaviyoError extends Error {
+  kind: "rejected" | "retry" | "evicted" | "gave_up";
+  /** HTTP status, or 0 for a network error or a local decision. */
+  status: number;
+  /** How many queued requests it concerns. */
+  count: number;
+  /** Klaviyo's JSON:API error body, when there was one. */
+  detail?: { errors: Array<{ id?: string; code: string; title: string; detail: string; source?: { pointer?: string; parameter?: string } }> } | string;
+}
+
+export interface Location {
+  address1?: string; address2?: string; city?: string; country?: string; region?: string;
+  zip?: string; timezone?: string; ip?: string; latitude?: number | string; longitude?: number | string;
+}
+
+export interface Profile {
+  email?: string;
+  /** E.164, like `+15005550006`. */
+  phone_number?: string;
+  external_id?: string;
+  first_name?: string; last_name?: string; organization?: string; title?: string;
+  image?: string; locale?: string;
+  location?: Location;
+  /** Custom profile properties. */
+  properties?: Record<string, unknown>;
+}
+
+export interface EventOptions {
+  /** Monetary value of the event. */
+  value?: number;
+  /** ISO 4217 code, like `USD`. */
+  valueCurrency?: string;
+  /** Klaviyo de-duplicates on this; a random UUID by default. */
+  uniqueId?: string;
+  /** When it happened (default now): a Date, epoch ms or an ISO 8601 string with offset. */
+  time?: Date | number | string;
+}
+
+export interface Product {
+  ProductID: string | number;
+  ProductName: string;
+  SKU?: string; Price?: number; URL?: string; ImageURL?: string;
+  Categories?: string[]; Brand?: string; CompareAtPrice?: number;
+  [key: string]: unknown;
+}
+
+export interface CartItem extends Product {
+  Price: number;
+  /** Default 1. */
+  Quantity?: number;
+  /** The event value when given; otherwise Price × Quantity. */
+  CartTotal?: number;
+  ItemNames?: string[];
+  Items?: Array<Record<string, unknown>>;
+}
+
+export interface Checkout {
+  CheckoutURL?: string;
+  ItemNames?: string[];
+  Items?: Array<Record<string, unknown>>;
+  Categories?: string[];
+  /** Becomes the event's value. */
+  value?: number;
+  [key: string]: unknown;
+}
+
+export type Channel = "email" | "sms";
+
+export interface SubscribeOptions {
+  listId: string;
+  /** Defaults to the identified email. */
+  email?: string;
+  /** Defaults to the identified phone number. */
+  phone_number?: string;
+  channels: Channel[];
+  customSource?: string;
+}
+
+export interface BackInStockOptions {
+  /** Catalog variant id, like `$shopify:::$default:::123`. */
+  variantId: string;
+  email?: string;
+  phone_number?: string;
+  channels: Channel[];
+}
+
+export interface FlushResult {
+  /** Requests (events) Klaviyo accepted during this flush. */
+  sent: number;
+  /** Still queued. */
+  pending: number;
+  /** Attempts that failed during this flush (retryable ones stay queued). */
+  failed: number;
+}
+
+export class Klaviyo {
+  private constructor();
+  /** Loads the wasm (once) and starts a tracker. Rejects with an Error naming a bad option. */
+  static init(options: KlaviyoOptions): Promise<Klaviyo>;
+  /** Adds identifiers and attributes to this visitor's profile and to later events. */
+  identify(profile: Profile): Promise<void>;
+  /** Queues an event; returns its `unique_id`. Throws an Error naming the field on bad input. */
+  track(metric: string, properties?: Record<string, unknown>, options?: EventOptions): string;
+  viewedProduct(product: Product, options?: EventOptions): string;
+  addedToCart(item: CartItem, options?: EventOptions): string;
+  startedCheckout(checkout: Checkout, options?: EventOptions): string;
+  subscribe(options: SubscribeOptions): Promise<void>;
+  backInStock(options: BackInStockOptions): Promise<void>;
+  /** Sends what is due now. Never rejects on network errors (they go to `onError`). */
+  flush(): Promise<FlushResult>;
+  /** Requests queued and not yet accepted. */
+  pending(): number;
+  /** Starts a new anonymous profile (on logout). */
+  reset(): void;
+  /** This visitor's anonymous id. */
+  readonly anonymousId: string;
+}
+
+export default Klaviyo;

@@ -1,0 +1,180 @@
+//! Event time: UTC seconds <-> ISO 8601, without a date library.
+//!
+//! Klaviyo truncates `time` to the second and accepts 1990 up to one year ahead.
+//! The core never reads a clock: callers pass `now_ms`.
+
+/// 1990-01-01T00:00:00Z, the earliest time Klaviyo accepts.
+pub const MIN_TIME_S: i64 = 631_152_000;
+/// Klaviyo accepts times up to one year in the future.
+pub const MAX_AHEAD_S: i64 = 366 * 86_400;
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn push_2(out: &mut String, v: u32) {
+    out.push((b'0' + (v / 10 % 10) as u8) as char);
+    out.push((b'0' + (v % 10) as u8) as char);
+}
+
+/// `2026-11-26T05:02:19Z` for a time in seconds since the epoch (years 0..=9999).
+pub fn iso_from_secs(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    let y = y.clamp(0, 9999) as u32;
+    let mut out = String::with_capacity(20);
+    push_2(&mut out, y / 100);
+    push_2(&mut out, y % 100);
+    out.push('-');
+    push_2(&mut out, m);
+    out.push('-');
+    push_2(&mut out, d);
+    out.push('T');
+    push_2(&mut out, rem / 3600);
+    out.push(':');
+    push_2(&mut out, rem / 60 % 60);
+    out.push(':');
+    push_2(&mut out, rem % 60);
+    out.push('Z');
+    out
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|+HH:MM|-HH:MM|+HHMM)` into
+/// UTC seconds (fractions truncated). A date-time without an offset is refused: its
+/// meaning would depend on the visitor's time zone.
+pub fn secs_from_iso(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u32> {
+        let part = b.get(from..from + len)?;
+        let mut v = 0u32;
+        for &c in part {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
+        return None;
+    }
+    let day = days_from_civil(i64::from(y), mo, d) * 86_400;
+    if b.len() == 10 {
+        return Some(day);
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    let (h, mi) = (num(11, 2)?, num(14, 2)?);
+    let mut i = 16;
+    let mut sec = 0;
+    if b.get(i) == Some(&b':') {
+        sec = num(17, 2)?;
+        i = 19;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+        }
+    }
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let offset = match b.get(i) {
+        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
+        Some(&sign @ (b'+' | b'-')) => {
+            let oh = num(i + 1, 2)?;
+            let (om, end) = if b.get(i + 3) == Some(&b':') {
+                (num(i + 4, 2)?, i + 6)
+            } else {
+                (num(i + 3, 2)?, i + 5)
+            };
+            if end != b.len() || oh > 23 || om > 59 {
+                return None;
+            }
+            let off = i64::from(oh * 3600 + om * 60);
+            if sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    Some(day + i64::from(h * 3600 + mi * 60 + sec.min(59)) - offset)
+}
+
+fn days_in_month(y: u32, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_to_the_second_in_utc() {
+        assert_eq!(iso_from_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_from_secs(MIN_TIME_S), "1990-01-01T00:00:00Z");
+        assert_eq!(iso_from_secs(1_795_669_339), "2026-11-26T05:02:19Z");
+        assert_eq!(iso_from_secs(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_common_offsets() {
+        for s in [0, MIN_TIME_S, 1_795_669_339, 951_782_400, 4_102_444_799] {
+            assert_eq!(secs_from_iso(&iso_from_secs(s)), Some(s));
+        }
+        assert_eq!(secs_from_iso("2026-11-26T06:02:19.987+01:00"), Some(1_795_669_339));
+        assert_eq!(secs_from_iso("2026-11-26T00:02:19-0500"), Some(1_795_669_339));
+        assert_eq!(secs_from_iso("2026-11-26"), Some(1_795_651_200));
+        assert_eq!(secs_from_iso("2026-11-26T05:02Z"), Some(1_795_669_320));
+    }
+
+    #[test]
+    fn refuses_invalid_dates_and_missing_offsets() {
+        for bad in [
+            "2026-02-30", "2026-13-01", "2026-11-26T05:02:19", "2026-11-26T25:00:00Z",
+            "26-11-26", "2026-11-26T05:02:19Zx", "2026-11-26T05:02:19.Z", "", "now",
+            "2025-02-29",
+        ] {
+            assert_eq!(secs_from_iso(bad), None, "{bad}");
+        }
+        assert!(secs_from_iso("2024-02-29").is_some());
+    }
+}

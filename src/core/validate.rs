@@ -1,0 +1,331 @@
+//! Input rules, one function per rule. A failure names the field it is about and says
+//! what is expected; it never repeats the value (it may be an email or a phone number).
+
+use super::json::Json;
+use super::time::{MAX_AHEAD_S, MIN_TIME_S};
+
+/// A rejected input: `field` is the path the caller used (`email`, `properties.Price`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: String,
+    pub reason: &'static str,
+}
+
+impl ValidationError {
+    pub fn new(field: &str, reason: &'static str) -> ValidationError {
+        ValidationError {
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    /// `track: value must be a finite number`
+    pub fn message(&self, call: &str) -> String {
+        let mut m = String::with_capacity(call.len() + self.field.len() + self.reason.len() + 3);
+        m.push_str(call);
+        m.push_str(": ");
+        m.push_str(&self.field);
+        m.push(' ');
+        m.push_str(self.reason);
+        m
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ValidationError>;
+
+pub const MAX_PROPERTIES: usize = 400;
+pub const MAX_STRING_BYTES: usize = 100 * 1024;
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_METRIC_CHARS: usize = 128;
+
+pub fn company_id(v: &str) -> Result<()> {
+    if v.len() == 6 && v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "companyId",
+            "must be your 6-character Klaviyo public API key (letters and digits)",
+        ))
+    }
+}
+
+/// A pragmatic address check: what a shop's form should already have caught, not RFC 5322.
+pub fn email(field: &str, v: &str) -> Result<()> {
+    let ok = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && v.len() <= 254
+                && !domain.contains('@')
+                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+                && domain.contains('.')
+                && domain
+                    .split('.')
+                    .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, "is not a valid email address"))
+    }
+}
+
+/// E.164: `+`, a non-zero country digit, 7 to 15 digits in all.
+pub fn phone(field: &str, v: &str) -> Result<()> {
+    let digits = v.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            "must be in E.164 format, like +15005550006",
+        ))
+    }
+}
+
+pub fn metric_name(field: &str, v: &str) -> Result<()> {
+    let n = v.chars().count();
+    if (1..=MAX_METRIC_CHARS).contains(&n) && !v.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, "must be 1 to 128 characters"))
+    }
+}
+
+/// A string that must be present and not blank.
+pub fn non_empty<'a>(field: &str, v: Option<&'a Json>) -> Result<&'a str> {
+    match v {
+        Some(Json::Str(s)) if !s.trim().is_empty() => Ok(s),
+        _ => Err(ValidationError::new(field, "must be a non-empty string")),
+    }
+}
+
+/// Event properties: an object of at most 400 keys, no string over 100 KB anywhere in it.
+pub fn properties(field: &str, v: &Json) -> Result<()> {
+    let Json::Obj(entries) = v else {
+        return Err(ValidationError::new(field, "must be an object"));
+    };
+    if entries.len() > MAX_PROPERTIES {
+        return Err(ValidationError::new(field, "has more than 400 keys"));
+    }
+    match too_long(v) {
+        Some(path) => {
+            let mut field = field.to_string();
+            field.push_str(&path);
+            Err(ValidationError {
+                field,
+                reason: "is a string longer than 100 KB",
+            })
+        }
+        None => Ok(()),
+    }
+}
+
+/// The path (`.Items.Note`) of the first string over 100 KB; built only on failure.
+fn too_long(v: &Json) -> Option<String> {
+    match v {
+        Json::Str(s) if s.len() > MAX_STRING_BYTES => Some(String::new()),
+        Json::Arr(items) => items.iter().find_map(too_long),
+        Json::Obj(entries) => entries.iter().find_map(|(k, v)| {
+            too_long(v).map(|rest| {
+                let mut p = String::from(".");
+                p.push_str(k);
+                p.push_str(&rest);
+                p
+            })
+        }),
+        _ => None,
+    }
+}
+
+pub fn body_size(len: usize) -> Result<()> {
+    if len <= MAX_BODY_BYTES {
+        Ok(())
+    } else {
+        Err(ValidationError::new("body", "is larger than 5 MB"))
+    }
+}
+
+/// Klaviyo accepts event times from 1990 up to one year ahead.
+pub fn event_time(field: &str, secs: i64, now_ms: u64) -> Result<()> {
+    let now_s = (now_ms / 1000) as i64;
+    if (MIN_TIME_S..=now_s + MAX_AHEAD_S).contains(&secs) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            "must be between 1990 and one year from now",
+        ))
+    }
+}
+
+/// A JSON number (JSON has no NaN or Infinity: `JSON.stringify` turns them into null).
+pub fn number<'a>(field: &str, v: &'a Json) -> Result<&'a str> {
+    match v {
+        Json::Num(n) if n.len() <= 40 => Ok(n),
+        _ => Err(ValidationError::new(field, "must be a finite number")),
+    }
+}
+
+/// ISO 4217: three letters, sent upper-case.
+pub fn currency(field: &str, v: &Json) -> Result<String> {
+    match v {
+        Json::Str(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(s.to_ascii_uppercase())
+        }
+        _ => Err(ValidationError::new(
+            field,
+            "must be a three-letter ISO 4217 code, like USD",
+        )),
+    }
+}
+
+/// `revision` header: `YYYY-MM-DD` with an optional `.suffix`.
+pub fn revision(v: &str) -> Result<()> {
+    let date = v.split_once('.').map_or(v, |(d, _)| d);
+    let b = date.as_bytes();
+    let ok = b.len() == 10
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new("revision", "must look like 2026-07-15"))
+    }
+}
+
+/// `apiBase`: an http(s) origin, optionally with a path prefix.
+pub fn api_base(v: &str) -> Result<()> {
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .unwrap_or("");
+    if rest.is_empty() || rest.starts_with('/') || v.contains(['?', '#', ' ']) {
+        Err(ValidationError::new(
+            "apiBase",
+            "must be an http(s) URL like https://a.klaviyo.com",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::json::parse;
+
+    #[test]
+    fn company_id_is_six_alphanumerics() {
+        assert!(company_id("AbC123").is_ok());
+        for bad in ["AbC12", "AbC1234", "AbC-12", "", "ÄbC123"] {
+            assert_eq!(company_id(bad).unwrap_err().field, "companyId");
+        }
+    }
+
+    #[test]
+    fn email_accepts_ordinary_addresses_and_rejects_broken_ones() {
+        for ok in ["a@b.co", "first.last+tag@shop.example.com", "x@sub-domain.io"] {
+            assert!(email("email", ok).is_ok(), "{ok}");
+        }
+        for bad in ["x@", "@b.co", "a b@c.de", "a@b", "a@b..c", "a@-b.c", "plain", "a@b.c d", "a@b@c.de"] {
+            let e = email("email", bad).unwrap_err();
+            assert_eq!(e.message("identify"), "identify: email is not a valid email address");
+        }
+    }
+
+    #[test]
+    fn phone_must_be_e164() {
+        assert!(phone("phone_number", "+15005550006").is_ok());
+        assert!(phone("phone_number", "+4915112345678").is_ok());
+        for bad in ["15005550006", "+0123456789", "+1 500 555 0006", "+12", "+1234567890123456"] {
+            assert!(phone("phone_number", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metric_name_is_1_to_128_chars() {
+        assert!(metric_name("metric", "Viewed Product").is_ok());
+        assert!(metric_name("metric", &"é".repeat(128)).is_ok());
+        assert!(metric_name("metric", &"é".repeat(129)).is_err());
+        assert!(metric_name("metric", "").is_err());
+        assert!(metric_name("metric", "   ").is_err());
+    }
+
+    #[test]
+    fn properties_must_be_a_small_enough_object() {
+        assert!(properties("properties", &parse("{}").unwrap()).is_ok());
+        assert_eq!(
+            properties("properties", &parse("[1]").unwrap()).unwrap_err().reason,
+            "must be an object"
+        );
+        let many = (0..401).map(|i| (i.to_string(), Json::Null)).collect();
+        assert_eq!(
+            properties("properties", &Json::Obj(many)).unwrap_err().reason,
+            "has more than 400 keys"
+        );
+        let ok400 = (0..400).map(|i| (i.to_string(), Json::Null)).collect();
+        assert!(properties("properties", &Json::Obj(ok400)).is_ok());
+    }
+
+    #[test]
+    fn no_string_over_100_kb_anywhere_and_the_field_is_named() {
+        let long = Json::Str("x".repeat(MAX_STRING_BYTES + 1));
+        let fits = Json::Str("x".repeat(MAX_STRING_BYTES));
+        let top = Json::obj().with("Description", long.clone());
+        assert_eq!(
+            properties("properties", &top).unwrap_err().field,
+            "properties.Description"
+        );
+        let nested = Json::obj().with("Items", Json::Arr(vec![Json::obj().with("Note", long)]));
+        assert_eq!(
+            properties("properties", &nested).unwrap_err().field,
+            "properties.Items.Note"
+        );
+        assert!(properties("properties", &Json::obj().with("D", fits)).is_ok());
+    }
+
+    #[test]
+    fn body_is_at_most_5_mb() {
+        assert!(body_size(MAX_BODY_BYTES).is_ok());
+        assert!(body_size(MAX_BODY_BYTES + 1).is_err());
+    }
+
+    #[test]
+    fn time_is_between_1990_and_a_year_ahead() {
+        let now_ms = 1_795_669_339_000;
+        assert!(event_time("time", MIN_TIME_S, now_ms).is_ok());
+        assert!(event_time("time", MIN_TIME_S - 1, now_ms).is_err());
+        assert!(event_time("time", 1_795_669_339 + 365 * 86_400, now_ms).is_ok());
+        assert!(event_time("time", 1_795_669_339 + 367 * 86_400, now_ms).is_err());
+    }
+
+    #[test]
+    fn value_must_be_a_number_and_currency_three_letters() {
+        assert!(number("value", &Json::Num("9.5".into())).is_ok());
+        assert!(number("value", &Json::Null).is_err());
+        assert!(number("value", &Json::str("9.5")).is_err());
+        assert_eq!(currency("valueCurrency", &Json::str("usd")).unwrap(), "USD");
+        for bad in ["US", "USDX", "U$D"] {
+            assert!(currency("valueCurrency", &Json::str(bad)).is_err());
+        }
+    }
+
+    #[test]
+    fn revision_and_api_base_shapes() {
+        assert!(revision("2026-07-15").is_ok());
+        assert!(revision("2026-07-15.pre").is_ok());
+        assert!(revision("2026-7-15").is_err());
+        assert!(api_base("https://a.klaviyo.com").is_ok());
+        assert!(api_base("http://127.0.0.1:8787/proxy").is_ok());
+        for bad in ["a.klaviyo.com", "https://", "ftp://x", "https://x?y"] {
+            assert!(api_base(bad).is_err(), "{bad}");
+        }
+    }
+}

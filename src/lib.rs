@@ -1,0 +1,9 @@
+//! Klaviyo tracking for the web. One sans-IO [`core`] and two thin adapters, each
+//! behind its own cargo feature so a build carries only what it needs:
+//! `browser` (the npm package, public `/client` endpoints only) and `edge` (the worker
+//! that holds the private key). The browser build never contains edge code.
+
+pub mod core;
+
+#[cfg(all(feature = "browser", target_arch = "wasm32"))]
+mod browser;
