@@ -210,6 +210,12 @@ impl<R: Entropy> Client<R> {
     pub fn back_in_stock(&mut self, args: &str, now_ms: u64) -> Result<()> {
         let a = parse_object("backInStock", args)?;
         let variant = validate::non_empty("variantId", a.get("variantId"))?.to_string();
+        if variant.split(":::").filter(|p| !p.is_empty()).count() != 3 {
+            return Err(ValidationError::new(
+                "variantId",
+                "must be a catalog variant id like $custom:::$default:::SKU-1",
+            ));
+        }
         let channels = channels(&a, &["email", "sms"])?;
         let profile = self.contact(&a, &["email", "phone_number", "external_id"])?;
         if profile.get("email").is_none() && profile.get("phone_number").is_none() {

@@ -333,7 +333,8 @@ fn back_in_stock_names_the_variant_and_channels() {
     );
     assert_eq!(at(&body, &["data", "attributes", "channels"]), &Json::Arr(vec![Json::str("EMAIL")]));
     assert_eq!(c.back_in_stock(r#"{"email":"a@b.co","channels":["email"]}"#, NOW).unwrap_err().field, "variantId");
-    assert_eq!(c.back_in_stock(r#"{"variantId":"v","channels":["email"]}"#, NOW).unwrap_err().field, "email");
+    assert_eq!(c.back_in_stock(r#"{"variantId":"a:::b:::c","channels":["email"]}"#, NOW).unwrap_err().field, "email");
+    assert_eq!(c.back_in_stock(r#"{"variantId":"SKU-1","email":"a@b.co","channels":["email"]}"#, NOW).unwrap_err().field, "variantId");
 }
 
 #[test]
