@@ -8,8 +8,9 @@
 #   edge            not yet (exits 1). Adding it = one more `case` arm calling build_pkg with
 #                   its features / wasm-bindgen target / dist dir, plus its own wrapper files.
 #
-# Needs .ci/setup.sh to have run. Fails cleanly (exit 1, compiler errors shown) if src/ does
-# not compile. Env: KW_KEEP_WASM_PACK_OUT=1 keeps target/wasm-pack/<target>/ (always kept now).
+# Needs .ci/setup.sh to have run. Fails cleanly (exit 1, compiler errors shown, previous dist/
+# left untouched) if src/ does not compile. Intermediate files: target/wasm-pack/<target>/
+# (raw wasm-pack output), target/wasm-pack/<target>.cargo.log (the cargo build -v log).
 set -euo pipefail
 exec </dev/null
 
@@ -20,12 +21,27 @@ cd "$ROOT"
 
 WASM_TARGET=wasm32-unknown-unknown
 OUT_NAME=klaviyo_wasm
-# Features the rustc 1.96 wasm32 default CPU ("generic", LLVM 22) emits; wasm-opt rejects a
-# module using a feature it was not told about. Keep in sync with the toolchain.
-WASM_OPT_FEATURES=(--enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext
-  --enable-nontrapping-float-to-int --enable-mutable-globals --enable-multivalue
-  --enable-reference-types --enable-call-indirect-overlong)
-WASM_OPT_FLAGS=(-Oz --strip-debug --strip-producers "${WASM_OPT_FEATURES[@]}")
+# wasm-opt rejects a module that uses a wasm feature it was not told about, and rustc's
+# wasm32 output may use any feature of its target CPU (rustc 1.96 / LLVM 22 "generic":
+# bulk-memory multivalue mutable-globals nontrapping-fptoint reference-types sign-ext).
+# So enable exactly the features rustc enables (asked from the toolchain, fixed list as
+# fallback): always validates, and lets wasm-opt use nothing the browser-side rustc output
+# does not already require. (binaryen's default set is only sign-ext + mutable-globals;
+# memory.copy from bulk-memory fails validation then.)
+wasm_opt_features() {
+  local feats
+  # shellcheck disable=SC2086 # RUSTFLAGS may carry -C target-feature=...
+  feats="$(wasm_run rustc ${RUSTFLAGS:-} --print cfg --target "$WASM_TARGET" 2>/dev/null |
+           sed -n 's/^target_feature="\(.*\)"$/\1/p')" || feats=""
+  [ -n "$feats" ] || feats="bulk-memory multivalue mutable-globals nontrapping-fptoint reference-types sign-ext"
+  local f
+  for f in $feats; do
+    case "$f" in
+      nontrapping-fptoint) echo --enable-nontrapping-float-to-int ;;
+      *) echo "--enable-$f" ;;
+    esac
+  done
+}
 
 log()  { printf '[build] %s\n' "$*"; }
 warn() { printf '[build] WARNING: %s\n' "$*" >&2; }
@@ -36,20 +52,40 @@ preflight() {
   command -v wasm-pack >/dev/null 2>&1 || die "wasm-pack not found: run 'npm run setup'"
   command -v wasm-bindgen >/dev/null 2>&1 || die "wasm-bindgen not found: run 'npm run setup'"
   command -v wasm-opt >/dev/null 2>&1 || die "wasm-opt not found (npm devDependency binaryen): run 'npm run setup'"
-  [ -f "$ROOT/src/lib.rs" ] || die "src/lib.rs does not exist yet"
 }
 
 # cargo build -v of the cdylib, to (1) show compile errors and fail cleanly before wasm-pack,
 # (2) check that `-C lto` reaches rustc (Cargo silently drops it for crate-type
 # ["cdylib","rlib"]). wasm-pack's own `cargo build` right after is then a no-op ("Fresh").
 # A fresh crate prints no rustc line, so the verdict is cached with the build.
+# Size build for the browser package: std rebuilt from source with panics that abort at
+# once (no panic message formatting, no file paths, no Debug impls in the wasm): about
+# 15 KB less wasm. Needs the wasm toolchain's std source (Debian's rust-web-src, or
+# rustup's rust-src component) and RUSTC_BOOTSTRAP for the -Z flags; without the source
+# we build the ordinary way and print a warning. Its own target dir keeps these flags
+# from invalidating the test builds.
+size_build_env() {
+  local sysroot
+  sysroot="$(wasm_run rustc --print sysroot 2>/dev/null || true)"
+  if [ -n "$sysroot" ] && [ -d "$sysroot/lib/rustlib/src/rust/library/std" ]; then
+    export RUSTC_BOOTSTRAP=1
+    export RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
+    export CARGO_TARGET_DIR="$ROOT/target/size"
+    SIZE_ARGS=(-Zbuild-std=std,panic_abort)
+    log "size build: std from source, panic=immediate-abort"
+  else
+    SIZE_ARGS=()
+    warn "no std source for the wasm toolchain: building without the size flags (larger wasm)"
+  fi
+}
+
 cargo_build_checked() { # cargo_build_checked NAME CARGO_ARGS...
   local name=$1; shift
   local logf="$ROOT/target/wasm-pack/$name.cargo.log" verdict="$ROOT/target/wasm-pack/$name.lto"
   mkdir -p "$ROOT/target/wasm-pack"
   log "cargo build --release --target $WASM_TARGET $* (toolchain: $KW_WASM_TOOLCHAIN)"
   if ! wasm_cargo build -v --lib --release --target "$WASM_TARGET" "$@" >"$logf" 2>&1; then
-    grep -v -E '^[[:space:]]+(Running|Fresh|Dirty|Compiling|Downloaded?|Locking|Adding) ' "$logf" | tail -n 80 >&2
+    grep -v -E '^[[:space:]]+(Running|Fresh|Dirty|Compiling|Downloaded?|Locking|Adding) |process didn.t exit successfully' "$logf" | tail -n 80 >&2
     die "cargo build failed (full log: ${logf#"$ROOT"/})"
   fi
   local line
@@ -83,9 +119,12 @@ build_pkg() {
   [ -f "$out/${OUT_NAME}_bg.wasm" ] || die "wasm-pack produced no $out/${OUT_NAME}_bg.wasm"
 
   rm -rf "$stage"; mkdir -p "$stage"
-  log "wasm-opt ${WASM_OPT_FLAGS[*]}"
-  if ! wasm-opt "${WASM_OPT_FLAGS[@]}" "$out/${OUT_NAME}_bg.wasm" -o "$stage/${OUT_NAME}_bg.wasm"; then
-    die "wasm-opt failed (a wasm feature missing from WASM_OPT_FEATURES in .ci/build.sh?)"
+  local opt_flags
+  # shellcheck disable=SC2207 # one flag per line, no spaces (no mapfile: macOS bash 3.2)
+  opt_flags=(-Oz --strip-debug --strip-producers --strip-target-features $(wasm_opt_features))
+  log "wasm-opt ${opt_flags[*]}"
+  if ! wasm-opt "${opt_flags[@]}" "$out/${OUT_NAME}_bg.wasm" -o "$stage/${OUT_NAME}_bg.wasm"; then
+    die "wasm-opt failed (see wasm_opt_features in .ci/build.sh)"
   fi
 
   local f
@@ -114,7 +153,8 @@ case "$kind" in
   web|browser)
     preflight
     dist="$ROOT/dist/web"
-    build_pkg web web "$dist"          # default features = browser
+    size_build_env
+    build_pkg web web "$dist" "${SIZE_ARGS[@]}"   # default features = browser
     copy_wrapper "$STAGE" js/index.js index.js required
     copy_wrapper "$STAGE" js/index.d.ts index.d.ts required
     copy_wrapper "$STAGE" js/loader.js klaviyo.js

@@ -76,10 +76,11 @@ else
   apt-get install ${DEBIAN_RUST_PKGS[*]} ${BROWSER_PKGS[*]}"
   fi
 
+  # (each rustc start costs 0.1-0.5 s: ask it as little as possible on the no-op path)
   DEB_RUSTC=/usr/bin/rustc DEB_CARGO=/usr/bin/cargo
-  DEB_SYSROOT="$("$DEB_RUSTC" --print sysroot)"                                 # /usr
   DEB_LIBDIR="$("$DEB_RUSTC" --print target-libdir --target "$WASM_TARGET")"    # /usr/lib/rustlib/wasm32-unknown-unknown/lib
-  DEB_VERSION="$("$DEB_RUSTC" -vV | sed -n 's/^release: //p')"
+  DEB_VV="$("$DEB_RUSTC" -vV)"
+  DEB_VERSION="$(sed -n 's/^release: //p' <<<"$DEB_VV")"
   STAMP="$DEB_LIBDIR/.klaviyo-wasm-sysroot"
 
   # The installed std is usable when std and test are there AND rustc accepts std's metadata
@@ -87,7 +88,7 @@ else
   sysroot_ok() {
     compgen -G "$DEB_LIBDIR/libstd-*.rlib" >/dev/null || return 1
     compgen -G "$DEB_LIBDIR/libtest-*.rlib" >/dev/null || return 1
-    [ "$(cat "$STAMP" 2>/dev/null)" = "$("$DEB_RUSTC" -vV)" ] && return 0
+    [ "$(cat "$STAMP" 2>/dev/null)" = "$DEB_VV" ] && return 0
     # No/old stamp: probe (type-checks against std's metadata; ~0.2 s).
     echo 'pub fn f() -> std::string::String { std::string::String::new() }' |
       "$DEB_RUSTC" --edition 2021 --target "$WASM_TARGET" --crate-type lib --crate-name kwprobe \
@@ -97,11 +98,16 @@ else
   if [ "${KW_REBUILD_SYSROOT:-0}" != 1 ] && sysroot_ok; then
     log "rust: Debian rustc $DEB_VERSION has a wasm32 std in $DEB_LIBDIR"
   else
+    DEB_SYSROOT="$("$DEB_RUSTC" --print sysroot)"                               # /usr
     log "rust: building the wasm32 std from Debian's source ($DEB_SYSROOT/lib/rustlib/src/rust; ~1 min)"
     [ -d "$DEB_SYSROOT/lib/rustlib/src/rust/library" ] || die "no std source: install rust-web-src"
     LINKER=""
     for l in wasm-ld-22 wasm-ld rust-lld; do command -v "$l" >/dev/null 2>&1 && { LINKER=$l; break; }; done
     [ -n "$LINKER" ] || die "no wasm linker (wasm-ld-22): install lld-22"
+    if [ "$(id -u)" -ne 0 ]; then
+      if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=(sudo -n)
+      else die "writing $DEB_LIBDIR needs root (or passwordless sudo)"; fi
+    fi
     TMP="$(mktemp -d)"
     trap 'rm -rf "$TMP"' EXIT
     mkdir -p "$TMP/src"
@@ -120,7 +126,7 @@ EOF
     # -Zforce-unstable-if-unmarked: the std crates must be "unstable" like rustup's own.
     # -Cembed-bitcode=yes: else every LTO build of a cdylib fails ("Can't find section .llvmbc").
     # `test` in the list: else `cargo test --target wasm32-...` fails ("can't find crate for test").
-    if ! (cd "$TMP" && env -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET_DIR -u RUSTC_WRAPPER \
+    if ! (cd "$TMP" && env -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET_DIR -u RUSTC_WRAPPER -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS \
           PATH="/usr/bin:$PATH" RUSTC="$DEB_RUSTC" RUSTDOC=/usr/bin/rustdoc \
           CARGO_TARGET_DIR="$TMP/target" \
           CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LINKER" \
@@ -137,7 +143,7 @@ EOF
     "${SUDO[@]}" find "$DEB_LIBDIR" -maxdepth 1 -name '*.rlib' -delete   # no stale duplicates
     find "$DEPS" -maxdepth 1 -name '*.rlib' ! -name 'libkw_sysroot_builder-*' \
       -exec "${SUDO[@]}" cp {} "$DEB_LIBDIR/" \;
-    "$DEB_RUSTC" -vV | "${SUDO[@]}" tee "$STAMP" >/dev/null
+    printf '%s\n' "$DEB_VV" | "${SUDO[@]}" tee "$STAMP" >/dev/null
     rm -rf "$TMP"; trap - EXIT
     sysroot_ok || die "the installed wasm32 std does not work"
     log "rust: installed $(find "$DEB_LIBDIR" -maxdepth 1 -name '*.rlib' | wc -l) rlibs into $DEB_LIBDIR"
@@ -149,8 +155,10 @@ EOF
   fi
   if ! [ -x /usr/bin/cargo-clippy ]; then warn "no /usr/bin/cargo-clippy (rust-web-clippy): wasm32 clippy unavailable"; fi
   # Re-detect now that the std is there.
-  . "$ROOT/.ci/env.sh"
-  [ "$KW_WASM_TOOLCHAIN" = debian ] || die "wasm32 toolchain still not detected (KW_WASM_TOOLCHAIN=$KW_WASM_TOOLCHAIN)"
+  if [ "$KW_WASM_TOOLCHAIN" != debian ]; then
+    . "$ROOT/.ci/env.sh"
+    [ "$KW_WASM_TOOLCHAIN" = debian ] || die "wasm32 toolchain still not detected (KW_WASM_TOOLCHAIN=$KW_WASM_TOOLCHAIN)"
+  fi
 fi
 
 # ---------------------------------------------------------------- 2. browser for tests

@@ -1,15 +1,22 @@
 //! Global functions of the page (or worker) we run in. Imported directly rather than
 //! through `window`, which keeps the glue small and works wherever they exist.
 
-use js_sys::{Function, Promise};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use crate::core::client::Entropy;
 
+#[wasm_bindgen(module = "/js/send.js")]
+extern "C" {
+    /// `fetch` wrapped so it calls `done(status, retryAfter, body)` exactly once.
+    pub fn send(url: &str, revision: &str, body: &str, keepalive: bool, done: &JsValue);
+}
+
 #[wasm_bindgen]
 extern "C" {
+    #[cfg(test)]
     #[wasm_bindgen(js_name = fetch)]
-    pub fn fetch(url: &str, init: &JsValue) -> Promise;
+    pub fn fetch(url: &str, init: &JsValue) -> js_sys::Promise;
 
     #[wasm_bindgen(js_name = setTimeout)]
     pub fn set_timeout(f: &Function, ms: f64) -> JsValue;

@@ -30,7 +30,9 @@ fn company(tag: &str) -> String {
     host::CryptoRng.fill(&mut b);
     let mut c = String::from(tag);
     for x in b {
-        c.push(char::from(b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[usize::from(x % 32)]));
+        c.push(char::from(
+            b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[usize::from(x % 32)],
+        ));
     }
     c.truncate(6);
     c
@@ -57,7 +59,8 @@ fn tracker(company: &str, api_base: &str) -> (Tracker, Rc<RefCell<Vec<String>>>)
     let seen = Rc::new(RefCell::new(Vec::new()));
     let sink = seen.clone();
     let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-        sink.borrow_mut().push(get(&e, "kind").as_string().unwrap_or_default());
+        sink.borrow_mut()
+            .push(get(&e, "kind").as_string().unwrap_or_default());
     });
     let f: Function = cb.into_js_value().unchecked_into();
     let t = Tracker::new(options(company, api_base), Some(f)).unwrap();
@@ -85,7 +88,9 @@ fn clear(company: &str) {
 /// The emulator's records of requests made with `company_id=<company>`.
 async fn received(company: &str) -> Vec<JsValue> {
     let url = format!("{EMULATOR}/__admin/requests");
-    let resp = JsFuture::from(host::fetch(&url, &Object::new().into())).await.unwrap();
+    let resp = JsFuture::from(host::fetch(&url, &Object::new().into()))
+        .await
+        .unwrap();
     let resp: web_sys::Response = resp.unchecked_into();
     let body = JsFuture::from(resp.json().unwrap()).await.unwrap();
     array(&get(&body, "requests"))
@@ -105,7 +110,10 @@ fn array(v: &JsValue) -> Vec<JsValue> {
 fn metric_names(r: &JsValue) -> Vec<String> {
     let body = get(r, "body");
     let attrs = get(&get(&body, "data"), "attributes");
-    let one = get(&get(&get(&get(&attrs, "metric"), "data"), "attributes"), "name");
+    let one = get(
+        &get(&get(&get(&attrs, "metric"), "data"), "attributes"),
+        "name",
+    );
     if let Some(n) = one.as_string() {
         return vec![n];
     }
@@ -123,16 +131,28 @@ async fn track_is_delivered_to_the_emulator_and_validates() {
     let company = &company("T1");
     clear(company);
     let (t, errors) = tracker(company, EMULATOR);
-    t.identify(json(r#"{"email":"ann@example.com","first_name":"Ann"}"#)).unwrap();
-    let id = t.track("Ordered Sample".into(), json(r#"{"a":1}"#), JsValue::UNDEFINED).unwrap();
-    t.viewed_product(json(r#"{"ProductID":"p1","ProductName":"Pooh","Price":9.99}"#), JsValue::UNDEFINED)
+    t.identify(json(r#"{"email":"ann@example.com","first_name":"Ann"}"#))
         .unwrap();
+    let id = t
+        .track(
+            "Ordered Sample".into(),
+            json(r#"{"a":1}"#),
+            JsValue::UNDEFINED,
+        )
+        .unwrap();
+    t.viewed_product(
+        json(r#"{"ProductID":"p1","ProductName":"Pooh","Price":9.99}"#),
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
     let r = JsFuture::from(t.flush()).await.unwrap();
     assert_eq!(get(&r, "pending").as_f64(), Some(0.0));
     assert_eq!(get(&r, "sent").as_f64(), Some(3.0));
     assert_eq!(t.pending(), 0);
     let reqs = received(company).await;
-    assert!(reqs.iter().all(|r| get(r, "accepted").as_bool() == Some(true)));
+    assert!(reqs
+        .iter()
+        .all(|r| get(r, "accepted").as_bool() == Some(true)));
     let names: Vec<String> = reqs.iter().flat_map(metric_names).collect();
     assert!(names.contains(&"Ordered Sample".to_string()), "{names:?}");
     assert!(names.contains(&"Viewed Product".to_string()));
@@ -144,7 +164,10 @@ async fn track_is_delivered_to_the_emulator_and_validates() {
     assert!(ids.contains(&id));
     for r in &reqs {
         let h = get(r, "headers");
-        assert_eq!(get(&h, "revision").as_string().as_deref(), Some("2026-07-15"));
+        assert_eq!(
+            get(&h, "revision").as_string().as_deref(),
+            Some("2026-07-15")
+        );
         assert!(get(&h, "authorization").is_undefined());
     }
     assert!(errors.borrow().is_empty(), "{:?}", errors.borrow());
@@ -171,17 +194,58 @@ fn bad_input_throws_an_error_naming_the_field_and_stores_nothing() {
     let (t, _) = tracker(company, EMULATOR);
     let before = stored_keys(&format!("klaviyo:{company}:q:")).len();
     let cases: Vec<(Result<(), JsValue>, &str)> = vec![
-        (t.identify(json(r#"{"email":"x@"}"#)).map_err(JsValue::from), "identify: email"),
-        (t.track("".into(), JsValue::UNDEFINED, JsValue::UNDEFINED).map(|_| ()).map_err(JsValue::from), "track: metric"),
-        (t.track(JsValue::from(5), JsValue::UNDEFINED, JsValue::UNDEFINED).map(|_| ()).map_err(JsValue::from), "track: metric must be a string"),
         (
-            t.track("M".into(), JsValue::UNDEFINED, json(r#"{"valueCurrency":"US"}"#)).map(|_| ()).map_err(JsValue::from),
+            t.identify(json(r#"{"email":"x@"}"#)).map_err(JsValue::from),
+            "identify: email",
+        ),
+        (
+            t.track("".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
+                .map(|_| ())
+                .map_err(JsValue::from),
+            "track: metric",
+        ),
+        (
+            t.track(JsValue::from(5), JsValue::UNDEFINED, JsValue::UNDEFINED)
+                .map(|_| ())
+                .map_err(JsValue::from),
+            "track: metric must be a string",
+        ),
+        (
+            t.track(
+                "M".into(),
+                JsValue::UNDEFINED,
+                json(r#"{"valueCurrency":"US"}"#),
+            )
+            .map(|_| ())
+            .map_err(JsValue::from),
             "track: valueCurrency",
         ),
         (
-            t.added_to_cart(json(r#"{"ProductID":"p","ProductName":"P"}"#), JsValue::UNDEFINED)
-                .map(|_| ())
-                .map_err(JsValue::from),
+            t.track(
+                "M".into(),
+                JsValue::UNDEFINED,
+                js_sys::eval("({value: NaN})").unwrap(),
+            )
+            .map(|_| ())
+            .map_err(JsValue::from),
+            "track: value must be a finite number",
+        ),
+        (
+            t.viewed_product(
+                js_sys::eval("({ProductID: 1, ProductName: 'P', Price: Infinity})").unwrap(),
+                JsValue::UNDEFINED,
+            )
+            .map(|_| ())
+            .map_err(JsValue::from),
+            "viewedProduct: Price must be a finite number",
+        ),
+        (
+            t.added_to_cart(
+                json(r#"{"ProductID":"p","ProductName":"P"}"#),
+                JsValue::UNDEFINED,
+            )
+            .map(|_| ())
+            .map_err(JsValue::from),
             "addedToCart: Price",
         ),
     ];
@@ -197,7 +261,10 @@ fn bad_input_throws_an_error_naming_the_field_and_stores_nothing() {
 
 #[wasm_bindgen_test]
 fn init_rejects_a_bad_company_id() {
-    let err = Tracker::new(options("nope", EMULATOR), None).err().map(JsValue::from).unwrap();
+    let err = Tracker::new(options("nope", EMULATOR), None)
+        .err()
+        .map(JsValue::from)
+        .unwrap();
     let msg = get(&err, "message").as_string().unwrap();
     assert!(msg.starts_with("init: companyId"), "{msg}");
 }
@@ -208,8 +275,13 @@ async fn a_network_failure_goes_to_on_error_and_the_event_stays_queued_on_disk()
     clear(company);
     // Nothing listens on port 9: fetch fails like an offline network.
     let (t, errors) = tracker(company, "http://127.0.0.1:9");
-    t.track("Offline".into(), JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap();
-    assert_eq!(stored_keys(&format!("klaviyo:{company}:q:")).len(), 1, "persisted before send");
+    t.track("Offline".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
+        .unwrap();
+    assert_eq!(
+        stored_keys(&format!("klaviyo:{company}:q:")).len(),
+        1,
+        "persisted before send"
+    );
     let r = JsFuture::from(t.flush()).await.unwrap();
     assert_eq!(get(&r, "failed").as_f64(), Some(1.0));
     assert_eq!(t.pending(), 1);
@@ -237,8 +309,16 @@ async fn a_rejected_request_is_reported_with_the_server_error_and_removed() {
     let _ = Reflect::set(&init, &"method".into(), &"POST".into());
     let rule = r#"{"count":1,"status":400,"path":"/client/back-in-stock-subscriptions"}"#;
     let _ = Reflect::set(&init, &"body".into(), &rule.into());
-    JsFuture::from(host::fetch(&format!("{EMULATOR}/__admin/faults"), &init.into())).await.unwrap();
-    t.back_in_stock(json(r#"{"variantId":"$custom:::$default:::SKU-1","email":"a@b.co","channels":["email"]}"#)).unwrap();
+    JsFuture::from(host::fetch(
+        &format!("{EMULATOR}/__admin/faults"),
+        &init.into(),
+    ))
+    .await
+    .unwrap();
+    t.back_in_stock(json(
+        r#"{"variantId":"$custom:::$default:::SKU-1","email":"a@b.co","channels":["email"]}"#,
+    ))
+    .unwrap();
     JsFuture::from(t.flush()).await.unwrap();
     assert_eq!(t.pending(), 0);
     assert_eq!(errors.borrow().as_slice(), ["rejected"]);

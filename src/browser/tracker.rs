@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::host::{now_ms, CryptoRng};
 use super::pump::{self, Shared, State};
@@ -35,8 +34,36 @@ fn to_json(call: &str, field: &str, v: &JsValue) -> Result<String, JsError> {
     js_sys::JSON::stringify(v)
         .ok()
         .and_then(|s| s.as_string())
-        .ok_or_else(|| fail(call, ValidationError::new(field, "must be plain JSON data (no cycles, functions or BigInt)")))
+        .ok_or_else(|| {
+            fail(
+                call,
+                ValidationError::new(
+                    field,
+                    "must be plain JSON data (no cycles, functions or BigInt)",
+                ),
+            )
+        })
 }
+
+/// `JSON.stringify` turns NaN and Infinity into null, which would read as "not given":
+/// refuse them before that happens.
+fn finite(call: &str, v: &JsValue, keys: &[&'static str]) -> Result<(), JsError> {
+    if !v.is_object() {
+        return Ok(());
+    }
+    for key in keys {
+        let x = Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
+        if x.as_f64().is_some_and(|n| !n.is_finite()) {
+            return Err(fail(
+                call,
+                ValidationError::new(key, "must be a finite number"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+const NUMBERS: &[&str] = &["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
 
 #[wasm_bindgen]
 impl Tracker {
@@ -44,7 +71,8 @@ impl Tracker {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_error: Option<Function>) -> Result<Tracker, JsError> {
         let text = to_json("init", "options", &options)?;
-        let opts = json::parse(&text).map_err(|_| fail("init", ValidationError::new("options", "must be an object")))?;
+        let opts = json::parse(&text)
+            .map_err(|_| fail("init", ValidationError::new("options", "must be an object")))?;
         let config = Config::from_json(&opts).map_err(|e| fail("init", e))?;
         let debug = matches!(opts.get("debug"), Some(json::Json::Bool(true)));
         let store = Store::open();
@@ -66,7 +94,10 @@ impl Tracker {
         let (reports, due) = {
             let mut s = self.state.borrow_mut();
             let reports = s.sync();
-            let due = s.client.poll_timeout().map(|t| t.max(now_ms() + s.client.config.flush_delay_ms));
+            let due = s
+                .client
+                .poll_timeout()
+                .map(|t| t.max(now_ms() + s.client.config.flush_delay_ms));
             (reports, due)
         };
         pump::deliver(&self.state, reports);
@@ -83,13 +114,23 @@ impl Tracker {
         Ok(())
     }
 
-    pub fn track(&self, metric: JsValue, properties: JsValue, options: JsValue) -> Result<String, JsError> {
+    pub fn track(
+        &self,
+        metric: JsValue,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsError> {
         let metric = metric
             .as_string()
             .ok_or_else(|| fail("track", ValidationError::new("metric", "must be a string")))?;
+        finite("track", &options, &["value"])?;
         let props = to_json("track", "properties", &properties)?;
         let opts = to_json("track", "options", &options)?;
-        let r = self.state.borrow_mut().client.track(&metric, &props, &opts, now_ms());
+        let r = self
+            .state
+            .borrow_mut()
+            .client
+            .track(&metric, &props, &opts, now_ms());
         let id = r.map_err(|e| fail("track", e))?;
         self.after_call();
         Ok(id)
@@ -106,11 +147,22 @@ impl Tracker {
     }
 
     #[wasm_bindgen(js_name = startedCheckout)]
-    pub fn started_checkout(&self, properties: JsValue, options: JsValue) -> Result<String, JsError> {
+    pub fn started_checkout(
+        &self,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsError> {
         self.ecommerce("startedCheckout", properties, options)
     }
 
-    fn ecommerce(&self, call: &str, properties: JsValue, options: JsValue) -> Result<String, JsError> {
+    fn ecommerce(
+        &self,
+        call: &str,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsError> {
+        finite(call, &options, &["value"])?;
+        finite(call, &properties, NUMBERS)?;
         let props = to_json(call, "properties", &properties)?;
         let opts = to_json(call, "options", &options)?;
         let now = now_ms();
@@ -138,7 +190,11 @@ impl Tracker {
     #[wasm_bindgen(js_name = backInStock)]
     pub fn back_in_stock(&self, args: JsValue) -> Result<(), JsError> {
         let text = to_json("backInStock", "options", &args)?;
-        let r = self.state.borrow_mut().client.back_in_stock(&text, now_ms());
+        let r = self
+            .state
+            .borrow_mut()
+            .client
+            .back_in_stock(&text, now_ms());
         r.map_err(|e| fail("backInStock", e))?;
         self.after_call();
         Ok(())
@@ -147,21 +203,29 @@ impl Tracker {
     /// Sends everything due now; resolves to `{ sent, pending, failed }` for this flush.
     pub fn flush(&self) -> Promise {
         let before = self.state.borrow().client.totals();
-        let run = pump::kick(&self.state);
+        let mut resolve_fn = None;
+        let promise = Promise::new(&mut |resolve, _| resolve_fn = Some(resolve));
         let st = self.state.clone();
-        future_to_promise(async move {
-            let _ = JsFuture::from(run).await;
-            let s = st.borrow();
-            let (sent, failed) = s.client.totals();
-            let out = Object::new();
-            let set = |k: &str, v: usize| {
-                let _ = Reflect::set(&out, &JsValue::from_str(k), &JsValue::from(v as u32));
-            };
-            set("sent", sent - before.0);
-            set("failed", failed - before.1);
-            set("pending", s.client.pending());
-            Ok(out.into())
-        })
+        pump::kick(
+            &self.state,
+            Box::new(move || {
+                let out = Object::new();
+                {
+                    let s = st.borrow();
+                    let (sent, failed) = s.client.totals();
+                    let set = |k: &str, v: usize| {
+                        let _ = Reflect::set(&out, &JsValue::from_str(k), &JsValue::from(v as u32));
+                    };
+                    set("sent", sent - before.0);
+                    set("failed", failed - before.1);
+                    set("pending", s.client.pending());
+                }
+                if let Some(r) = resolve_fn {
+                    let _ = r.call1(&JsValue::NULL, &out);
+                }
+            }),
+        );
+        promise
     }
 
     /// Requests queued and not yet accepted by Klaviyo.

@@ -24,12 +24,29 @@ type Result<T> = std::result::Result<T, ValidationError>;
 /// Profile keys `identify` accepts, as Klaviyo names them. Anything custom belongs in
 /// `properties`.
 const PROFILE_KEYS: &[&str] = &[
-    "email", "phone_number", "external_id", "first_name", "last_name", "organization",
-    "title", "image", "locale", "location", "properties",
+    "email",
+    "phone_number",
+    "external_id",
+    "first_name",
+    "last_name",
+    "organization",
+    "title",
+    "image",
+    "locale",
+    "location",
+    "properties",
 ];
 const LOCATION_KEYS: &[&str] = &[
-    "address1", "address2", "city", "country", "latitude", "longitude", "region", "zip",
-    "timezone", "ip",
+    "address1",
+    "address2",
+    "city",
+    "country",
+    "latitude",
+    "longitude",
+    "region",
+    "zip",
+    "timezone",
+    "ip",
 ];
 
 pub struct Client<R: Entropy> {
@@ -106,7 +123,13 @@ impl<R: Entropy> Client<R> {
 
     /// `track(metric, properties, { value, valueCurrency, uniqueId, time })`; returns the
     /// event's `unique_id`.
-    pub fn track(&mut self, metric: &str, properties: &str, options: &str, now_ms: u64) -> Result<String> {
+    pub fn track(
+        &mut self,
+        metric: &str,
+        properties: &str,
+        options: &str,
+        now_ms: u64,
+    ) -> Result<String> {
         validate::metric_name("metric", metric)?;
         let props = parse_object("properties", properties)?;
         let opts = parse_object("options", options)?;
@@ -114,7 +137,12 @@ impl<R: Entropy> Client<R> {
     }
 
     /// "Viewed Product": `ProductID` and `ProductName` required; `value` defaults to `Price`.
-    pub fn viewed_product(&mut self, properties: &str, options: &str, now_ms: u64) -> Result<String> {
+    pub fn viewed_product(
+        &mut self,
+        properties: &str,
+        options: &str,
+        now_ms: u64,
+    ) -> Result<String> {
         let props = parse_object("properties", properties)?;
         let opts = parse_object("options", options)?;
         let value = ecommerce::viewed_product(&props)?;
@@ -122,7 +150,12 @@ impl<R: Entropy> Client<R> {
     }
 
     /// "Added to Cart": `value` defaults to `CartTotal`, else `Price * Quantity`.
-    pub fn added_to_cart(&mut self, properties: &str, options: &str, now_ms: u64) -> Result<String> {
+    pub fn added_to_cart(
+        &mut self,
+        properties: &str,
+        options: &str,
+        now_ms: u64,
+    ) -> Result<String> {
         let props = parse_object("properties", properties)?;
         let opts = parse_object("options", options)?;
         let value = ecommerce::added_to_cart(&props)?;
@@ -130,7 +163,12 @@ impl<R: Entropy> Client<R> {
     }
 
     /// "Started Checkout": a `value` property becomes the event's value.
-    pub fn started_checkout(&mut self, properties: &str, options: &str, now_ms: u64) -> Result<String> {
+    pub fn started_checkout(
+        &mut self,
+        properties: &str,
+        options: &str,
+        now_ms: u64,
+    ) -> Result<String> {
         let mut props = parse_object("properties", properties)?;
         let opts = parse_object("options", options)?;
         let value = ecommerce::started_checkout(&mut props)?;
@@ -157,18 +195,29 @@ impl<R: Entropy> Client<R> {
         let secs = match opts.get("time") {
             None | Some(Json::Null) => (now_ms / 1000) as i64,
             Some(Json::Str(s)) => time::secs_from_iso(s).ok_or_else(|| {
-                ValidationError::new("time", "must be a Date, epoch milliseconds or an ISO 8601 time with offset")
+                ValidationError::new(
+                    "time",
+                    "must be a Date, epoch milliseconds or an ISO 8601 time with offset",
+                )
             })?,
-            Some(Json::Num(n)) => n.parse::<i64>().map(|ms| ms.div_euclid(1000)).map_err(|_| {
-                ValidationError::new("time", "must be whole epoch milliseconds")
-            })?,
-            Some(_) => return Err(ValidationError::new("time", "must be a Date, epoch milliseconds or an ISO 8601 string")),
+            Some(Json::Num(n)) => n
+                .parse::<i64>()
+                .map(|ms| ms.div_euclid(1000))
+                .map_err(|_| ValidationError::new("time", "must be whole epoch milliseconds"))?,
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "time",
+                    "must be a Date, epoch milliseconds or an ISO 8601 string",
+                ))
+            }
         };
         validate::event_time("time", secs, now_ms)?;
         let unique_id = match opts.get("uniqueId") {
-            None | Some(Json::Null) => new_id(&mut self.rng),
-            Some(v) => validate::non_empty("uniqueId", Some(v))?.to_string(),
+            None | Some(Json::Null) => None,
+            Some(v) => Some(validate::unique_id("uniqueId", v)?.to_string()),
         };
+        let item_id = new_id(&mut self.rng);
+        let unique_id = unique_id.unwrap_or_else(|| item_id.clone());
         let event = payload::event_attributes(EventParts {
             metric,
             properties: props,
@@ -180,7 +229,12 @@ impl<R: Entropy> Client<R> {
         .to_text();
         let profile = self.identity.profile_attributes().to_text();
         validate::body_size(event.len() + profile.len() + 200)?;
-        self.queue.push(unique_id.clone(), Payload::Event { profile, event }, now_ms);
+        let payload = Payload::Event {
+            unique_id: unique_id.clone(),
+            profile,
+            event,
+        };
+        self.queue.push(item_id, payload, now_ms);
         Ok(unique_id)
     }
 
@@ -193,7 +247,10 @@ impl<R: Entropy> Client<R> {
         let profile = self.contact(&a, &["email", "phone_number", "external_id", "_kx"])?;
         for (ch, key) in [("email", "email"), ("sms", "phone_number")] {
             if channels.contains(&ch) && profile.get(key).is_none() {
-                return Err(ValidationError::new(key, "is required to subscribe to this channel"));
+                return Err(ValidationError::new(
+                    key,
+                    "is required to subscribe to this channel",
+                ));
             }
         }
         let source = match a.get("customSource") {
@@ -243,8 +300,15 @@ impl<R: Entropy> Client<R> {
         Ok(profile)
     }
 
-    fn queue_body(&mut self, id: String, endpoint: super::queue::Endpoint, body: String, now_ms: u64) {
-        self.queue.push(id, Payload::Body { endpoint, body }, now_ms);
+    fn queue_body(
+        &mut self,
+        id: String,
+        endpoint: super::queue::Endpoint,
+        body: String,
+        now_ms: u64,
+    ) {
+        self.queue
+            .push(id, Payload::Body { endpoint, body }, now_ms);
     }
 
     /// Starts a new anonymous profile (on logout). Queued requests keep the identity
@@ -265,7 +329,8 @@ impl<R: Entropy> Client<R> {
     pub fn on_outcome(&mut self, tx: u64, outcome: Outcome, now_ms: u64) {
         let mut j = [0u8; 2];
         self.rng.fill(&mut j);
-        self.queue.on_outcome(tx, outcome, now_ms, u16::from_le_bytes(j));
+        self.queue
+            .on_outcome(tx, outcome, now_ms, u16::from_le_bytes(j));
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -305,7 +370,10 @@ fn parse_object(field: &str, text: &str) -> Result<Json> {
 
 fn channels(a: &Json, allowed: &[&'static str]) -> Result<Vec<&'static str>> {
     let Some(Json::Arr(items)) = a.get("channels") else {
-        return Err(ValidationError::new("channels", "must be a list like [\"email\"]"));
+        return Err(ValidationError::new(
+            "channels",
+            "must be a list like [\"email\"]",
+        ));
     };
     let mut out = Vec::new();
     for it in items {
@@ -315,11 +383,19 @@ fn channels(a: &Json, allowed: &[&'static str]) -> Result<Vec<&'static str>> {
         match found {
             Some(c) if !out.contains(c) => out.push(*c),
             Some(_) => {}
-            None => return Err(ValidationError::new("channels", "may only contain \"email\" and \"sms\"")),
+            None => {
+                return Err(ValidationError::new(
+                    "channels",
+                    "may only contain \"email\" and \"sms\"",
+                ))
+            }
         }
     }
     if out.is_empty() {
-        return Err(ValidationError::new("channels", "must name at least one channel"));
+        return Err(ValidationError::new(
+            "channels",
+            "must name at least one channel",
+        ));
     }
     Ok(out)
 }
@@ -341,9 +417,10 @@ fn check_profile(attrs: &Json) -> Result<()> {
         }
         match k.as_str() {
             "email" => validate::email("email", validate::non_empty("email", Some(v))?)?,
-            "phone_number" => {
-                validate::phone("phone_number", validate::non_empty("phone_number", Some(v))?)?
-            }
+            "phone_number" => validate::phone(
+                "phone_number",
+                validate::non_empty("phone_number", Some(v))?,
+            )?,
             "properties" => validate::properties("properties", v)?,
             "location" => check_location(v)?,
             key => {
@@ -360,14 +437,20 @@ fn check_location(v: &Json) -> Result<()> {
     };
     for (k, v) in entries {
         if !LOCATION_KEYS.contains(&k.as_str()) {
-            return Err(ValidationError::new("location", "has an unknown key (see Klaviyo's ProfileLocation)"));
+            return Err(ValidationError::new(
+                "location",
+                "has an unknown key (see Klaviyo's ProfileLocation)",
+            ));
         }
         let ok = match k.as_str() {
             "latitude" | "longitude" => matches!(v, Json::Num(_) | Json::Str(_) | Json::Null),
             _ => matches!(v, Json::Str(_) | Json::Null),
         };
         if !ok {
-            return Err(ValidationError::new("location", "values must be strings (latitude/longitude may be numbers)"));
+            return Err(ValidationError::new(
+                "location",
+                "values must be strings (latitude/longitude may be numbers)",
+            ));
         }
     }
     Ok(())

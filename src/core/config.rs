@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn defaults_and_url() {
         let c = Config::from_json(&parse(r#"{"companyId":"AbC123"}"#).unwrap()).unwrap();
-        assert_eq!(c.url("/client/events"), "https://a.klaviyo.com/client/events?company_id=AbC123");
+        assert_eq!(
+            c.url("/client/events"),
+            "https://a.klaviyo.com/client/events?company_id=AbC123"
+        );
         assert_eq!(c.revision, "2026-07-15");
         assert_eq!(c.queue_prefix(), "klaviyo:AbC123:q:");
         assert_eq!(c.limits.max_events, 1000);
@@ -106,10 +109,16 @@ mod tests {
     #[test]
     fn trims_the_api_base_and_reads_limits() {
         let c = Config::from_json(
-            &parse(r#"{"companyId":"AbC123","apiBase":"http://127.0.0.1:9/k/","maxQueueEvents":5}"#).unwrap(),
+            &parse(
+                r#"{"companyId":"AbC123","apiBase":"http://127.0.0.1:9/k/","maxQueueEvents":5}"#,
+            )
+            .unwrap(),
         )
         .unwrap();
-        assert_eq!(c.url("/client/profiles"), "http://127.0.0.1:9/k/client/profiles?company_id=AbC123");
+        assert_eq!(
+            c.url("/client/profiles"),
+            "http://127.0.0.1:9/k/client/profiles?company_id=AbC123"
+        );
         assert_eq!(c.limits.max_events, 5);
     }
 
@@ -118,12 +127,25 @@ mod tests {
         for (text, field) in [
             (r#"{}"#, "companyId"),
             (r#"{"companyId":"abc"}"#, "companyId"),
-            (r#"{"companyId":"AbC123","apiBase":"a.klaviyo.com"}"#, "apiBase"),
+            (
+                r#"{"companyId":"AbC123","apiBase":"a.klaviyo.com"}"#,
+                "apiBase",
+            ),
             (r#"{"companyId":"AbC123","revision":"July"}"#, "revision"),
-            (r#"{"companyId":"AbC123","maxQueueEvents":-1}"#, "maxQueueEvents"),
-            (r#"{"companyId":"AbC123","maxQueueBytes":1.5}"#, "maxQueueBytes"),
+            (
+                r#"{"companyId":"AbC123","maxQueueEvents":-1}"#,
+                "maxQueueEvents",
+            ),
+            (
+                r#"{"companyId":"AbC123","maxQueueBytes":1.5}"#,
+                "maxQueueBytes",
+            ),
         ] {
-            assert_eq!(Config::from_json(&parse(text).unwrap()).unwrap_err().field, field, "{text}");
+            assert_eq!(
+                Config::from_json(&parse(text).unwrap()).unwrap_err().field,
+                field,
+                "{text}"
+            );
         }
         assert_eq!(Config::from_json(&Json::Null).unwrap_err().field, "options");
     }

@@ -48,7 +48,7 @@ impl Decimal {
         (d.scale <= MAX_SCALE).then_some(d)
     }
 
-    pub fn mul(self, other: Decimal) -> Option<Decimal> {
+    pub fn times(self, other: Decimal) -> Option<Decimal> {
         let mut d = Decimal {
             mant: self.mant.checked_mul(other.mant)?,
             scale: self.scale + other.scale,
@@ -100,11 +100,11 @@ mod tests {
 
     #[test]
     fn multiplies_prices_exactly() {
-        assert_eq!(d("19.99").mul(d("3")).unwrap().to_text(), "59.97");
-        assert_eq!(d("0.1").mul(d("3")).unwrap().to_text(), "0.3");
-        assert_eq!(d("2.50").mul(d("2")).unwrap().to_text(), "5");
-        assert_eq!(d("-1.5").mul(d("2")).unwrap().to_text(), "-3");
-        assert_eq!(d("0.05").mul(d("0.5")).unwrap().to_text(), "0.025");
+        assert_eq!(d("19.99").times(d("3")).unwrap().to_text(), "59.97");
+        assert_eq!(d("0.1").times(d("3")).unwrap().to_text(), "0.3");
+        assert_eq!(d("2.50").times(d("2")).unwrap().to_text(), "5");
+        assert_eq!(d("-1.5").times(d("2")).unwrap().to_text(), "-3");
+        assert_eq!(d("0.05").times(d("0.5")).unwrap().to_text(), "0.025");
     }
 
     #[test]
@@ -119,6 +119,6 @@ mod tests {
         assert_eq!(Decimal::parse("1e30"), None);
         assert_eq!(Decimal::parse("1e-20"), None);
         assert_eq!(Decimal::parse("x"), None);
-        assert_eq!(d("9999999999").mul(d("9999999999")), None);
+        assert_eq!(d("9999999999").times(d("9999999999")), None);
     }
 }

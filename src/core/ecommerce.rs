@@ -23,7 +23,10 @@ pub fn added_to_cart(p: &Json) -> Result<Option<String>> {
         .ok_or_else(|| ValidationError::new("Price", "is required and must be a number"))?;
     let quantity = optional_number(p, "Quantity")?.unwrap_or("1");
     if quantity.starts_with('-') || Decimal::parse(quantity).is_some_and(Decimal::is_zero) {
-        return Err(ValidationError::new("Quantity", "must be greater than zero"));
+        return Err(ValidationError::new(
+            "Quantity",
+            "must be greater than zero",
+        ));
     }
     list_of_strings(p, "ItemNames")?;
     list(p, "Items")?;
@@ -32,7 +35,7 @@ pub fn added_to_cart(p: &Json) -> Result<Option<String>> {
     }
     let value = Decimal::parse(price)
         .zip(Decimal::parse(quantity))
-        .and_then(|(a, b)| a.mul(b))
+        .and_then(|(a, b)| a.times(b))
         .ok_or_else(|| ValidationError::new("Price", "times Quantity is out of range"))?;
     Ok(Some(value.to_text()))
 }
@@ -53,7 +56,12 @@ fn product(p: &Json) -> Result<()> {
     match p.get("ProductID") {
         Some(Json::Str(s)) if !s.is_empty() => {}
         Some(Json::Num(_)) => {}
-        _ => return Err(ValidationError::new("ProductID", "is required (a string or number)")),
+        _ => {
+            return Err(ValidationError::new(
+                "ProductID",
+                "is required (a string or number)",
+            ))
+        }
     }
     validate::non_empty("ProductName", p.get("ProductName"))?;
     Ok(())

@@ -171,7 +171,14 @@ mod tests {
         id.kx = Some("KX".into());
         id.merge(json::parse(r#"{"external_id":"c-9"}"#).unwrap());
         assert_eq!(Identity::restore(&id.to_storage()), Some(id));
-        for bad in ["", "null", "{}", r#"{"anonymous_id":5}"#, r#"{"anonymous_id":""}"#, "{{"] {
+        for bad in [
+            "",
+            "null",
+            "{}",
+            r#"{"anonymous_id":5}"#,
+            r#"{"anonymous_id":""}"#,
+            "{{",
+        ] {
             assert_eq!(Identity::restore(bad), None, "{bad}");
         }
     }
@@ -181,7 +188,8 @@ mod tests {
         let mut id = Identity::new("anon-1".into());
         id.merge(json::parse(r#"{"email":"a@b.co","first_name":"A"}"#).unwrap());
         assert_eq!(
-            id.identifiers(&["email", "phone_number", "external_id"]).to_text(),
+            id.identifiers(&["email", "phone_number", "external_id"])
+                .to_text(),
             r#"{"email":"a@b.co"}"#
         );
     }

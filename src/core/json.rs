@@ -380,7 +380,7 @@ mod tests {
     fn round_trips_every_kind_of_value_and_keeps_key_order() {
         let text = r#"{"z":1,"a":[true,false,null,-0.5e+3,"x\"y\\\n\u0001"],"m":{}}"#;
         let v = parse(text).unwrap();
-        assert_eq!(v.to_text(), text.replace("\\u0001", "\\u0001"));
+        assert_eq!(v.to_text(), text);
         assert_eq!(v.get("z"), Some(&Json::Num("1".into())));
     }
 
@@ -399,8 +399,20 @@ mod tests {
     #[test]
     fn rejects_malformed_text() {
         for bad in [
-            "", "{", "[1,]", "{\"a\"}", "01", "1.", "-", "tru", "\"\u{1}\"", "{} x", "\"\\q\"",
-            "[1 2]", "{\"a\":1,}", "1e",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"}",
+            "01",
+            "1.",
+            "-",
+            "tru",
+            "\"\u{1}\"",
+            "{} x",
+            "\"\\q\"",
+            "[1 2]",
+            "{\"a\":1,}",
+            "1e",
         ] {
             assert!(parse(bad).is_err(), "accepted {bad:?}");
         }

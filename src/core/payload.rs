@@ -42,7 +42,10 @@ pub fn event_attributes(e: EventParts) -> Json {
     }
     a.with("unique_id", Json::str(e.unique_id)).with(
         "metric",
-        data(resource("metric", Json::obj().with("name", Json::str(e.metric)))),
+        data(resource(
+            "metric",
+            Json::obj().with("name", Json::str(e.metric)),
+        )),
     )
 }
 
@@ -68,7 +71,11 @@ fn splice_profile(event: &str, profile: &str, out: &mut String) {
 }
 
 /// `POST /client/event-bulk-create` (schema EventsBulkCreateQuery): one profile and its events.
-pub fn bulk_client_events<'a>(profile: &str, events: impl Iterator<Item = &'a str>, out: &mut String) {
+pub fn bulk_client_events<'a>(
+    profile: &str,
+    events: impl Iterator<Item = &'a str>,
+    out: &mut String,
+) {
     out.push_str(r#"{"data":{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile","attributes":"#);
     out.push_str(profile);
     out.push_str(r#"}},"events":{"data":["#);
@@ -107,7 +114,11 @@ pub fn client_subscription(
         attrs.set("custom_source", Json::str(src));
     }
     attrs.set("profile", profile_data(profile));
-    let list = data(Json::obj().with("type", Json::str("list")).with("id", Json::str(list_id)));
+    let list = data(
+        Json::obj()
+            .with("type", Json::str("list"))
+            .with("id", Json::str(list_id)),
+    );
     data(resource("subscription", attrs).with("relationships", Json::obj().with("list", list)))
 }
 
@@ -164,7 +175,11 @@ mod tests {
         let a = event_attributes(parts("u-1")).to_text();
         let b = event_attributes(parts("u-2")).to_text();
         let mut out = String::new();
-        bulk_client_events(r#"{"email":"a@b.co"}"#, [a.as_str(), b.as_str()].into_iter(), &mut out);
+        bulk_client_events(
+            r#"{"email":"a@b.co"}"#,
+            [a.as_str(), b.as_str()].into_iter(),
+            &mut out,
+        );
         let v = parse(&out).unwrap();
         let attrs = v.get("data").unwrap().get("attributes").unwrap();
         assert_eq!(
@@ -180,12 +195,21 @@ mod tests {
 
     #[test]
     fn subscription_and_back_in_stock_shapes() {
-        let sub = client_subscription("Lst123", parse(r#"{"email":"a@b.co"}"#).unwrap(), &["email", "sms"], None);
+        let sub = client_subscription(
+            "Lst123",
+            parse(r#"{"email":"a@b.co"}"#).unwrap(),
+            &["email", "sms"],
+            None,
+        );
         assert_eq!(
             sub.to_text(),
             r#"{"data":{"type":"subscription","attributes":{"profile":{"data":{"type":"profile","attributes":{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}},"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}}},"relationships":{"list":{"data":{"type":"list","id":"Lst123"}}}}}"#
         );
-        let bis = client_back_in_stock("$shopify:::$default:::42", parse(r#"{"email":"a@b.co"}"#).unwrap(), &["email"]);
+        let bis = client_back_in_stock(
+            "$shopify:::$default:::42",
+            parse(r#"{"email":"a@b.co"}"#).unwrap(),
+            &["email"],
+        );
         assert_eq!(
             bis.to_text(),
             r#"{"data":{"type":"back-in-stock-subscription","attributes":{"channels":["EMAIL"],"profile":{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}},"relationships":{"variant":{"data":{"type":"catalog-variant","id":"$shopify:::$default:::42"}}}}}"#

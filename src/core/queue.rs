@@ -10,8 +10,6 @@
 //! reload or a crash resends it with the same `unique_id` and `time`. Enqueueing writes
 //! one key; nothing rewrites the whole queue.
 
-use std::collections::VecDeque;
-
 use super::payload;
 use super::retry::{self, Outcome, Verdict};
 
@@ -59,8 +57,13 @@ impl Endpoint {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
     /// An event, kept apart from its profile so that events of one profile can share
-    /// one bulk request. Both are JSON text.
-    Event { profile: String, event: String },
+    /// one bulk request. Both are JSON text. `unique_id` is repeated here because a bulk
+    /// request must not carry the same one twice.
+    Event {
+        unique_id: String,
+        profile: String,
+        event: String,
+    },
     /// A whole request body for a non-event endpoint.
     Body { endpoint: Endpoint, body: String },
 }
@@ -68,7 +71,11 @@ pub enum Payload {
 impl Payload {
     fn bytes(&self) -> usize {
         match self {
-            Payload::Event { profile, event } => profile.len() + event.len(),
+            Payload::Event {
+                unique_id,
+                profile,
+                event,
+            } => unique_id.len() + profile.len() + event.len(),
             Payload::Body { body, .. } => body.len(),
         }
     }
@@ -76,7 +83,8 @@ impl Payload {
 
 #[derive(Clone, Debug)]
 struct Item {
-    /// The event's `unique_id`, or a random id for other requests; also its storage key.
+    /// Random and unique per queued request; its storage key. (Not the event's
+    /// `unique_id`: a shop may reuse one across metrics.)
     id: String,
     payload: Payload,
     created_ms: u64,
@@ -153,7 +161,7 @@ impl Default for Limits {
 pub struct Queue {
     prefix: String,
     limits: Limits,
-    items: VecDeque<Item>,
+    items: Vec<Item>,
     bytes: usize,
     in_flight: Vec<(u64, Vec<String>)>,
     next_tx: u64,
@@ -172,7 +180,7 @@ impl Queue {
         Queue {
             prefix,
             limits,
-            items: VecDeque::new(),
+            items: Vec::new(),
             bytes: 0,
             in_flight: Vec::new(),
             next_tx: 1,
@@ -190,6 +198,7 @@ impl Queue {
     /// Rebuilds the queue from stored records (`key`, `value`) under our prefix.
     /// Records we cannot read are removed, not fatal.
     pub fn restore(&mut self, records: Vec<(String, String)>) {
+        // Kept in time order by insertion (a sort would add kilobytes to the wasm).
         let mut found: Vec<Item> = Vec::new();
         for (key, value) in records {
             let Some(id) = key.strip_prefix(self.prefix.as_str()) else {
@@ -199,14 +208,16 @@ impl Queue {
                 continue;
             }
             match decode(id, &value) {
-                Some(item) => found.push(item),
+                Some(item) => {
+                    let at = found.partition_point(|i| i.created_ms <= item.created_ms);
+                    found.insert(at, item);
+                }
                 None => self.ops.push(StorageOp::Remove { key }),
             }
         }
-        found.sort_by_key(|i| i.created_ms);
         for item in found {
             self.bytes += item.payload.bytes();
-            self.items.push_back(item);
+            self.items.push(item);
         }
         self.enforce_bounds(None);
     }
@@ -227,7 +238,7 @@ impl Queue {
         });
         self.bytes += item.payload.bytes();
         let id = item.id.clone();
-        self.items.push_back(item);
+        self.items.push(item);
         self.enforce_bounds(Some(&id));
     }
 
@@ -251,7 +262,8 @@ impl Queue {
     }
 
     fn remove_at(&mut self, i: usize) {
-        if let Some(item) = self.items.remove(i) {
+        if i < self.items.len() {
+            let item = self.items.remove(i);
             self.bytes -= item.payload.bytes();
             self.ops.push(StorageOp::Remove {
                 key: self.key(&item.id),
@@ -314,17 +326,29 @@ impl Queue {
     }
 
     /// Builds one request from the due events that share `profile`, oldest first.
-    fn batch_from(&self, first: usize, profile: String, now_ms: u64) -> (Endpoint, String, Vec<String>) {
+    fn batch_from(
+        &self,
+        first: usize,
+        profile: String,
+        now_ms: u64,
+    ) -> (Endpoint, String, Vec<String>) {
         let mut picked: Vec<&Item> = Vec::new();
+        let mut uids: Vec<&str> = Vec::new();
         let mut bytes = profile.len();
         for item in self.items.iter().skip(first) {
             if item.in_flight || item.not_before_ms > now_ms {
                 continue;
             }
-            let Payload::Event { profile: p, event } = &item.payload else {
+            let Payload::Event {
+                unique_id,
+                profile: p,
+                event,
+            } = &item.payload
+            else {
                 continue;
             };
-            if *p != profile || picked.iter().any(|i| i.id == item.id) {
+            // A repeated unique_id would make Klaviyo refuse the whole bulk request.
+            if *p != profile || uids.contains(&unique_id.as_str()) {
                 continue;
             }
             if !picked.is_empty()
@@ -334,6 +358,7 @@ impl Queue {
                 break;
             }
             bytes += event.len() + 30;
+            uids.push(unique_id);
             picked.push(item);
         }
         let events = picked.iter().filter_map(|i| match &i.payload {
@@ -348,7 +373,11 @@ impl Queue {
             payload::bulk_client_events(&profile, events, &mut body);
             Endpoint::BulkEvents
         };
-        (endpoint, body, picked.iter().map(|i| i.id.clone()).collect())
+        (
+            endpoint,
+            body,
+            picked.iter().map(|i| i.id.clone()).collect(),
+        )
     }
 
     /// Drops requests that have had too many attempts or waited too long.
@@ -403,8 +432,7 @@ impl Queue {
                 let mut attempts = 0;
                 for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
                     item.in_flight = false;
-                    item.not_before_ms =
-                        now_ms + retry::delay_ms(item.attempts, &outcome, jitter);
+                    item.not_before_ms = now_ms + retry::delay_ms(item.attempts, &outcome, jitter);
                     item.attempts += 1;
                     attempts = item.attempts;
                 }
@@ -440,16 +468,22 @@ impl Queue {
     }
 }
 
-/// `1\nE\n<created_ms>\n<profile>\n<event>` or `1\n<code>\n<created_ms>\n<body>`.
+/// `1\nE\n<created_ms>\n<unique_id>\n<profile>\n<event>` or `1\n<code>\n<created_ms>\n<body>`.
 /// Our JSON text never holds a raw newline, so newline is a safe separator.
 fn encode(item: &Item) -> String {
     let mut v = String::with_capacity(item.payload.bytes() + 24);
     v.push_str(RECORD_VERSION);
     v.push('\n');
     match &item.payload {
-        Payload::Event { profile, event } => {
+        Payload::Event {
+            unique_id,
+            profile,
+            event,
+        } => {
             v.push_str("E\n");
             push_u64(&mut v, item.created_ms);
+            v.push('\n');
+            v.push_str(unique_id);
             v.push('\n');
             v.push_str(profile);
             v.push('\n');
@@ -475,11 +509,15 @@ fn decode(id: &str, value: &str) -> Option<Item> {
     let created_ms = parts.next()?.parse::<u64>().ok()?;
     let rest = parts.next()?;
     let payload = if code == "E" {
+        let (unique_id, rest) = rest.split_once('\n')?;
         let (profile, event) = rest.split_once('\n')?;
-        if !(profile.starts_with('{') && event.starts_with('{') && event.ends_with('}')) {
+        if unique_id.is_empty()
+            || !(profile.starts_with('{') && event.starts_with('{') && event.ends_with('}'))
+        {
             return None;
         }
         Payload::Event {
+            unique_id: unique_id.to_string(),
             profile: profile.to_string(),
             event: event.to_string(),
         }

@@ -136,7 +136,7 @@ pub fn secs_from_iso(s: &str) -> Option<i64> {
 
 fn days_in_month(y: u32, m: u32) -> u32 {
     match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -160,8 +160,14 @@ mod tests {
         for s in [0, MIN_TIME_S, 1_795_669_339, 951_782_400, 4_102_444_799] {
             assert_eq!(secs_from_iso(&iso_from_secs(s)), Some(s));
         }
-        assert_eq!(secs_from_iso("2026-11-26T06:02:19.987+01:00"), Some(1_795_669_339));
-        assert_eq!(secs_from_iso("2026-11-26T00:02:19-0500"), Some(1_795_669_339));
+        assert_eq!(
+            secs_from_iso("2026-11-26T06:02:19.987+01:00"),
+            Some(1_795_669_339)
+        );
+        assert_eq!(
+            secs_from_iso("2026-11-26T00:02:19-0500"),
+            Some(1_795_669_339)
+        );
         assert_eq!(secs_from_iso("2026-11-26"), Some(1_795_651_200));
         assert_eq!(secs_from_iso("2026-11-26T05:02Z"), Some(1_795_669_320));
     }
@@ -169,8 +175,15 @@ mod tests {
     #[test]
     fn refuses_invalid_dates_and_missing_offsets() {
         for bad in [
-            "2026-02-30", "2026-13-01", "2026-11-26T05:02:19", "2026-11-26T25:00:00Z",
-            "26-11-26", "2026-11-26T05:02:19Zx", "2026-11-26T05:02:19.Z", "", "now",
+            "2026-02-30",
+            "2026-13-01",
+            "2026-11-26T05:02:19",
+            "2026-11-26T25:00:00Z",
+            "26-11-26",
+            "2026-11-26T05:02:19Zx",
+            "2026-11-26T05:02:19.Z",
+            "",
+            "now",
             "2025-02-29",
         ] {
             assert_eq!(secs_from_iso(bad), None, "{bad}");

@@ -105,6 +105,17 @@ pub fn non_empty<'a>(field: &str, v: Option<&'a Json>) -> Result<&'a str> {
     }
 }
 
+/// A shop's own `unique_id`: 1 to 255 characters, no control characters.
+pub fn unique_id<'a>(field: &str, v: &'a Json) -> Result<&'a str> {
+    match v {
+        Json::Str(s) if (1..=255).contains(&s.len()) && !s.chars().any(char::is_control) => Ok(s),
+        _ => Err(ValidationError::new(
+            field,
+            "must be 1 to 255 characters without control characters",
+        )),
+    }
+}
+
 /// Event properties: an object of at most 400 keys, no string over 100 KB anywhere in it.
 pub fn properties(field: &str, v: &Json) -> Result<()> {
     let Json::Obj(entries) = v else {
@@ -190,13 +201,20 @@ pub fn revision(v: &str) -> Result<()> {
     let date = v.split_once('.').map_or(v, |(d, _)| d);
     let b = date.as_bytes();
     let ok = b.len() == 10
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new("revision", "must look like 2026-07-15"))
+        Err(ValidationError::new(
+            "revision",
+            "must look like 2026-07-15",
+        ))
     }
 }
 
@@ -231,12 +249,21 @@ mod tests {
 
     #[test]
     fn email_accepts_ordinary_addresses_and_rejects_broken_ones() {
-        for ok in ["a@b.co", "first.last+tag@shop.example.com", "x@sub-domain.io"] {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@shop.example.com",
+            "x@sub-domain.io",
+        ] {
             assert!(email("email", ok).is_ok(), "{ok}");
         }
-        for bad in ["x@", "@b.co", "a b@c.de", "a@b", "a@b..c", "a@-b.c", "plain", "a@b.c d", "a@b@c.de"] {
+        for bad in [
+            "x@", "@b.co", "a b@c.de", "a@b", "a@b..c", "a@-b.c", "plain", "a@b.c d", "a@b@c.de",
+        ] {
             let e = email("email", bad).unwrap_err();
-            assert_eq!(e.message("identify"), "identify: email is not a valid email address");
+            assert_eq!(
+                e.message("identify"),
+                "identify: email is not a valid email address"
+            );
         }
     }
 
@@ -244,7 +271,13 @@ mod tests {
     fn phone_must_be_e164() {
         assert!(phone("phone_number", "+15005550006").is_ok());
         assert!(phone("phone_number", "+4915112345678").is_ok());
-        for bad in ["15005550006", "+0123456789", "+1 500 555 0006", "+12", "+1234567890123456"] {
+        for bad in [
+            "15005550006",
+            "+0123456789",
+            "+1 500 555 0006",
+            "+12",
+            "+1234567890123456",
+        ] {
             assert!(phone("phone_number", bad).is_err(), "{bad}");
         }
     }
@@ -262,12 +295,16 @@ mod tests {
     fn properties_must_be_a_small_enough_object() {
         assert!(properties("properties", &parse("{}").unwrap()).is_ok());
         assert_eq!(
-            properties("properties", &parse("[1]").unwrap()).unwrap_err().reason,
+            properties("properties", &parse("[1]").unwrap())
+                .unwrap_err()
+                .reason,
             "must be an object"
         );
         let many = (0..401).map(|i| (i.to_string(), Json::Null)).collect();
         assert_eq!(
-            properties("properties", &Json::Obj(many)).unwrap_err().reason,
+            properties("properties", &Json::Obj(many))
+                .unwrap_err()
+                .reason,
             "has more than 400 keys"
         );
         let ok400 = (0..400).map(|i| (i.to_string(), Json::Null)).collect();

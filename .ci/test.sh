@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# .ci/test.sh: every test of the project, layer by layer. Run through `npm test`, which
+# runs .ci/setup.sh first. Stops at the first failing layer.
+set -euo pipefail
+exec </dev/null
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=.ci/env.sh
+. "$ROOT/.ci/env.sh"
+
+step() { printf '\n== %s\n' "$*"; }
+WASM=(--target wasm32-unknown-unknown)
+
+step "format (cargo fmt --check)"
+host_cargo fmt --check
+
+step "lint, native (cargo clippy -D warnings)"
+host_cargo clippy --all-targets -- -D warnings
+step "lint, wasm32 browser build (cargo clippy -D warnings)"
+wasm_cargo clippy "${WASM[@]}" --all-targets -- -D warnings
+
+step "core, native (cargo test)"
+host_cargo test
+
+step "browser adapter in headless Chromium (wasm-bindgen-test against the emulator)"
+node tests/with-emulator.mjs bash -c '. .ci/env.sh && wasm_cargo test "$@"' _ "${WASM[@]}" --lib
+
+step "release build of the browser package + size budget"
+bash .ci/build.sh
+node .ci/size.mjs
+
+step "emulator and page-level tests (node --test, Playwright + Chromium)"
+node --test --test-concurrency=1 tests/emulator/ tests/e2e/
