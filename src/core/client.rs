@@ -116,6 +116,12 @@ impl<R: Entropy> Client<R> {
         self.save_identity();
         let body = payload::client_profile(self.identity.profile_attributes()).to_text();
         validate::body_size(body.len())?;
+        // Identity only grows, so this body says everything a queued one for the same
+        // anonymous profile did: send one, not both.
+        let mut marker = String::from(r#""anonymous_id":"#);
+        json::write_str(&self.identity.anonymous_id, &mut marker);
+        self.queue
+            .drop_superseded(super::queue::Endpoint::Profiles, &marker);
         let id = new_id(&mut self.rng);
         self.queue_body(id, super::queue::Endpoint::Profiles, body, now_ms);
         Ok(())
@@ -335,6 +341,49 @@ impl<R: Entropy> Client<R> {
 
     pub fn poll_timeout(&self) -> Option<u64> {
         self.queue.poll_timeout()
+    }
+
+    /// The next request that fits the page-unload keepalive allowance.
+    pub fn poll_keepalive(&mut self, now_ms: u64, budget: usize) -> Option<Transmit> {
+        self.queue.poll_keepalive(now_ms, budget)
+    }
+
+    pub fn set_online(&mut self, online: bool) {
+        self.queue.set_online(online);
+    }
+
+    pub fn set_sender(&mut self, sender: bool) {
+        self.queue.set_sender(sender);
+    }
+
+    pub fn is_sender(&self) -> bool {
+        self.queue.is_sender()
+    }
+
+    /// Another tab changed a key of ours (`None`: removed).
+    pub fn on_storage_change(&mut self, key: &str, value: Option<&str>) {
+        if key == self.config.identity_key() {
+            // Another tab identified or reset: follow it, so all tabs send one profile.
+            if let Some(id) = value.and_then(Identity::restore) {
+                self.identity = id;
+            }
+            return;
+        }
+        self.queue.on_storage_change(key, value);
+    }
+
+    /// Memory made to match storage (on becoming the sender tab).
+    pub fn resync(&mut self, records: Vec<(String, String)>) {
+        self.queue.resync(records);
+    }
+
+    /// Storage refused to write `key`.
+    pub fn on_storage_failed(&mut self, key: &str) {
+        self.queue.on_storage_failed(key);
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight_count()
     }
 
     /// Totals since start: (delivered, failed attempts).

@@ -8,6 +8,8 @@ pub mod decimal;
 pub mod ecommerce;
 pub mod identity;
 pub mod json;
+pub mod lease;
+pub mod limiter;
 pub mod payload;
 pub mod queue;
 pub mod retry;

@@ -1,15 +1,24 @@
 //! The request queue as a sans-IO state machine (the style of quinn-proto's `Connection`).
 //!
-//! The adapter feeds it calls, answers and the current time, and pulls out what to send
-//! ([`Queue::poll_transmit`]), what to write to storage ([`Queue::take_ops`]) and when to
-//! call back ([`Queue::poll_timeout`]). It never sleeps, reads a clock or does I/O, so
-//! every rule is a fast native test with a fake clock.
+//! The adapter feeds it calls, answers, storage changes and the current time, and pulls
+//! out what to send ([`Queue::poll_transmit`]), what to write to storage
+//! ([`Queue::take_ops`]) and when to call back ([`Queue::poll_timeout`]). It never
+//! sleeps, reads a clock or does I/O, so every rule is a fast native test.
 //!
-//! Each queued request is one storage record under its own key (`<prefix><id>`), written
-//! when it is pushed and removed only when Klaviyo has accepted or refused it, so a
-//! reload or a crash resends it with the same `unique_id` and `time`. Enqueueing writes
-//! one key; nothing rewrites the whole queue.
+//! Durability: each queued request is one storage record under its own key
+//! (`<prefix><id>`), written when it is pushed and removed only when Klaviyo has
+//! accepted or refused it. A reload, a crash or a closed tab resends it with the same
+//! `unique_id` and `time`; Klaviyo de-duplicates on those. Enqueueing writes one key;
+//! nothing rewrites the whole queue.
+//!
+//! Tabs: every tab of a shop writes its requests to the shared storage, but only the
+//! tab that is the *sender* (the adapter decides: a Web Lock, or a lease) sends. The
+//! others mirror the storage through [`Queue::on_storage_change`], so the sender picks
+//! up their requests and everyone's `pending()` agrees. A request is in flight in one
+//! tab only, so no event is sent twice by two tabs; if the sender dies mid-request, the
+//! record is still on disk and the next sender resends it.
 
+use super::limiter::Limiter;
 use super::payload;
 use super::retry::{self, Outcome, Verdict};
 
@@ -23,6 +32,8 @@ pub enum Endpoint {
     BackInStock,
 }
 
+const ENDPOINTS: usize = 5;
+
 impl Endpoint {
     pub fn path(self) -> &'static str {
         match self {
@@ -31,6 +42,15 @@ impl Endpoint {
             Endpoint::Profiles => "/client/profiles",
             Endpoint::Subscriptions => "/client/subscriptions",
             Endpoint::BackInStock => "/client/back-in-stock-subscriptions",
+        }
+    }
+
+    /// Klaviyo's published limits: (burst per second, steady per minute).
+    fn limits(self) -> (u32, u32) {
+        match self {
+            Endpoint::BulkEvents => (10, 150),
+            Endpoint::Subscriptions => (350, 750),
+            _ => (350, 3500),
         }
     }
 
@@ -91,6 +111,19 @@ struct Item {
     attempts: u32,
     not_before_ms: u64,
     in_flight: bool,
+    /// Most events this one may share a request with: halved when a bulk request
+    /// containing it is refused, to isolate the bad event.
+    batch_cap: usize,
+    /// Written to storage (false when storage was full or missing).
+    persisted: bool,
+}
+
+impl Item {
+    /// Whether this tab may send it now: the sender tab sends everything; any tab sends
+    /// what only it holds (storage refused to write it, so no other tab can see it).
+    fn due(&self, now_ms: u64, sender: bool) -> bool {
+        !self.in_flight && self.not_before_ms <= now_ms && (sender || !self.persisted)
+    }
 }
 
 /// A write the adapter must make to durable storage, in order.
@@ -131,8 +164,14 @@ pub enum ReportKind {
     Evicted,
     /// Too many attempts or too old: dropped.
     GaveUp,
+    /// Storage refused a write (quota): the request is kept in memory only.
+    Storage,
 }
 
+/// Bounds of the queue. Give-up policy: a request is dropped (and reported) after
+/// `max_attempts` failed attempts or once it is older than `max_age_ms`. Attempts only
+/// count while online, so a long offline period costs nothing; the age bound keeps a
+/// queue that can never succeed from living forever.
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_events: usize,
@@ -158,6 +197,9 @@ impl Default for Limits {
     }
 }
 
+/// Browsers allow about 64 KB of `keepalive` bodies in flight; stay under it.
+pub const KEEPALIVE_BUDGET: usize = 60 * 1024;
+
 pub struct Queue {
     prefix: String,
     limits: Limits,
@@ -167,6 +209,13 @@ pub struct Queue {
     next_tx: u64,
     ops: Vec<StorageOp>,
     reports: Vec<Report>,
+    limiters: [Limiter; ENDPOINTS],
+    /// No request goes out before this (a 429's Retry-After applies to all of them).
+    paused_until_ms: u64,
+    online: bool,
+    sender: bool,
+    /// Whether a storage warning was already reported (one per page is enough).
+    storage_warned: bool,
     /// Totals since start, so `flush()` can tell what it achieved.
     pub delivered: usize,
     pub failed: usize,
@@ -177,6 +226,10 @@ const RECORD_VERSION: &str = "1";
 impl Queue {
     /// `prefix` namespaces the storage keys (`klaviyo:AbC123:q:`).
     pub fn new(prefix: String, limits: Limits) -> Queue {
+        let limiter = |e: Endpoint| {
+            let (burst, steady) = e.limits();
+            Limiter::new(burst, steady)
+        };
         Queue {
             prefix,
             limits,
@@ -186,40 +239,102 @@ impl Queue {
             next_tx: 1,
             ops: Vec::new(),
             reports: Vec::new(),
+            limiters: [
+                limiter(Endpoint::Events),
+                limiter(Endpoint::BulkEvents),
+                limiter(Endpoint::Profiles),
+                limiter(Endpoint::Subscriptions),
+                limiter(Endpoint::BackInStock),
+            ],
+            paused_until_ms: 0,
+            online: true,
+            sender: true,
+            storage_warned: false,
             delivered: 0,
             failed: 0,
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// Rebuilds the queue from stored records (`key`, `value`) under our prefix.
+    /// Adds stored records (`key`, `value`) under our prefix that we do not hold yet.
     /// Records we cannot read are removed, not fatal.
     pub fn restore(&mut self, records: Vec<(String, String)>) {
-        // Kept in time order by insertion (a sort would add kilobytes to the wasm).
-        let mut found: Vec<Item> = Vec::new();
+        let mut added = false;
         for (key, value) in records {
-            let Some(id) = key.strip_prefix(self.prefix.as_str()) else {
-                continue;
-            };
-            if self.items.iter().any(|i| i.id == id) {
-                continue;
-            }
-            match decode(id, &value) {
-                Some(item) => {
-                    let at = found.partition_point(|i| i.created_ms <= item.created_ms);
-                    found.insert(at, item);
+            added |= self.insert_record(key, &value);
+        }
+        if added {
+            self.enforce_bounds(None);
+        }
+    }
+
+    /// Makes memory match storage after another tab may have changed it (on becoming
+    /// the sender): adds what is new, forgets persisted requests that are gone.
+    pub fn resync(&mut self, records: Vec<(String, String)>) {
+        let prefix = self.prefix.clone();
+        let on_disk: Vec<&str> = records
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(prefix.as_str()))
+            .collect();
+        let gone: Vec<String> = self
+            .items
+            .iter()
+            .filter(|i| i.persisted && !i.in_flight && !on_disk.contains(&i.id.as_str()))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in gone {
+            self.forget(&id);
+        }
+        self.restore(records);
+    }
+
+    /// Another tab wrote (`Some`) or removed (`None`) one of our keys.
+    pub fn on_storage_change(&mut self, key: &str, value: Option<&str>) {
+        let Some(id) = key.strip_prefix(self.prefix.as_str()) else {
+            return;
+        };
+        match value {
+            Some(v) => {
+                if self.insert_record(key.to_string(), v) {
+                    self.enforce_bounds(None);
                 }
-                None => self.ops.push(StorageOp::Remove { key }),
+            }
+            None => {
+                let id = id.to_string();
+                self.forget(&id);
             }
         }
-        for item in found {
-            self.bytes += item.payload.bytes();
-            self.items.push(item);
+    }
+
+    /// Drops an item from memory without touching storage.
+    fn forget(&mut self, id: &str) {
+        if let Some(i) = self.items.iter().position(|it| it.id == id) {
+            let item = self.items.remove(i);
+            self.bytes -= item.payload.bytes();
         }
-        self.enforce_bounds(None);
+    }
+
+    /// Decodes and inserts one record in time order; true if it was new and readable.
+    fn insert_record(&mut self, key: String, value: &str) -> bool {
+        let Some(id) = key.strip_prefix(self.prefix.as_str()) else {
+            return false;
+        };
+        if self.items.iter().any(|i| i.id == id) {
+            return false;
+        }
+        match decode(id, value) {
+            Some(item) => {
+                let at = self
+                    .items
+                    .partition_point(|i| i.created_ms <= item.created_ms);
+                self.bytes += item.payload.bytes();
+                self.items.insert(at, item);
+                true
+            }
+            None => {
+                self.ops.push(StorageOp::Remove { key });
+                false
+            }
+        }
     }
 
     /// Accepts a validated request. Writes it to storage before anything is sent.
@@ -231,6 +346,8 @@ impl Queue {
             attempts: 0,
             not_before_ms: 0,
             in_flight: false,
+            batch_cap: usize::MAX,
+            persisted: true,
         };
         self.ops.push(StorageOp::Put {
             key: self.key(&item.id),
@@ -240,6 +357,36 @@ impl Queue {
         let id = item.id.clone();
         self.items.push(item);
         self.enforce_bounds(Some(&id));
+    }
+
+    /// Removes queued (not in flight) bodies for `endpoint` that contain `marker`: a
+    /// newer profile update carries everything an older queued one did.
+    pub fn drop_superseded(&mut self, endpoint: Endpoint, marker: &str) {
+        let mut i = 0;
+        while i < self.items.len() {
+            let it = &self.items[i];
+            let superseded = !it.in_flight
+                && matches!(&it.payload, Payload::Body { endpoint: e, body } if *e == endpoint && body.contains(marker));
+            if superseded {
+                self.remove_at(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The adapter could not write `key` (quota exceeded, storage gone): the request
+    /// stays in memory and is still sent by this page.
+    pub fn on_storage_failed(&mut self, key: &str) {
+        if let Some(id) = key.strip_prefix(self.prefix.as_str()) {
+            if let Some(item) = self.items.iter_mut().find(|i| i.id == id) {
+                item.persisted = false;
+            }
+        }
+        if !self.storage_warned {
+            self.storage_warned = true;
+            self.report(ReportKind::Storage, 0, String::new(), 1);
+        }
     }
 
     /// Drops the oldest requests that are not in flight until the queue fits its bounds.
@@ -296,20 +443,60 @@ impl Queue {
         self.items.is_empty()
     }
 
-    /// The next request to send, if one is due. Events of the same profile go together
-    /// through the bulk endpoint.
+    /// While offline nothing is sent. Coming back online makes everything due at once
+    /// (the backoff was waiting for the network, which is back), but a server's
+    /// Retry-After still holds.
+    pub fn set_online(&mut self, online: bool) {
+        if online && !self.online {
+            for item in &mut self.items {
+                item.not_before_ms = 0;
+            }
+        }
+        self.online = online;
+    }
+
+    /// Only the sender tab sends; the others only queue.
+    pub fn set_sender(&mut self, sender: bool) {
+        self.sender = sender;
+    }
+
+    pub fn is_sender(&self) -> bool {
+        self.sender
+    }
+
+    /// The next request to send, if one is due.
     pub fn poll_transmit(&mut self, now_ms: u64) -> Option<Transmit> {
+        self.next_transmit(now_ms, usize::MAX)
+    }
+
+    /// For a page being hidden or closed: the next request whose body fits in
+    /// `budget` bytes (what is left of the browser's keepalive allowance).
+    pub fn poll_keepalive(&mut self, now_ms: u64, budget: usize) -> Option<Transmit> {
+        self.next_transmit(now_ms, budget)
+    }
+
+    fn next_transmit(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        if !self.online || now_ms < self.paused_until_ms {
+            return None;
+        }
         self.give_up_stale(now_ms);
-        let first = self
-            .items
-            .iter()
-            .position(|i| !i.in_flight && i.not_before_ms <= now_ms)?;
+        let sender = self.sender;
+        let first = self.items.iter().position(|i| i.due(now_ms, sender))?;
         let (endpoint, body, ids) = match &self.items[first].payload {
             Payload::Body { endpoint, body } => {
                 (*endpoint, body.clone(), vec![self.items[first].id.clone()])
             }
-            Payload::Event { profile, .. } => self.batch_from(first, profile.clone(), now_ms),
+            Payload::Event { profile, .. } => {
+                let budget = max_body.min(self.limits.batch_bytes);
+                self.batch_from(first, profile.clone(), now_ms, budget)
+            }
         };
+        if body.len() > max_body {
+            return None;
+        }
+        if !self.limiters[endpoint as usize].try_take(now_ms) {
+            return None;
+        }
         let id = self.next_tx;
         self.next_tx += 1;
         for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
@@ -331,12 +518,14 @@ impl Queue {
         first: usize,
         profile: String,
         now_ms: u64,
+        max_bytes: usize,
     ) -> (Endpoint, String, Vec<String>) {
         let mut picked: Vec<&Item> = Vec::new();
         let mut uids: Vec<&str> = Vec::new();
-        let mut bytes = profile.len();
+        let mut cap = self.limits.batch_events;
+        let mut bytes = profile.len() + 200;
         for item in self.items.iter().skip(first) {
-            if item.in_flight || item.not_before_ms > now_ms {
+            if !item.due(now_ms, self.sender) {
                 continue;
             }
             let Payload::Event {
@@ -351,13 +540,14 @@ impl Queue {
             if *p != profile || uids.contains(&unique_id.as_str()) {
                 continue;
             }
-            if !picked.is_empty()
-                && (picked.len() >= self.limits.batch_events
-                    || bytes + event.len() > self.limits.batch_bytes)
-            {
+            let cap_with = cap.min(item.batch_cap);
+            // Each event adds its `{"type":"event","attributes":...}` wrapper and a comma.
+            let size = event.len() + 32;
+            if !picked.is_empty() && (picked.len() >= cap_with || bytes + size > max_bytes) {
                 break;
             }
-            bytes += event.len() + 30;
+            cap = cap_with;
+            bytes += size;
             uids.push(unique_id);
             picked.push(item);
         }
@@ -365,7 +555,7 @@ impl Queue {
             Payload::Event { event, .. } => Some(event.as_str()),
             Payload::Body { .. } => None,
         });
-        let mut body = String::with_capacity(bytes + 200);
+        let mut body = String::with_capacity(bytes);
         let endpoint = if picked.len() == 1 {
             payload::client_event(events.clone().next().unwrap_or("{}"), &profile, &mut body);
             Endpoint::Events
@@ -409,48 +599,99 @@ impl Queue {
             return;
         };
         let (_, ids) = self.in_flight.swap_remove(pos);
-        let verdict = retry::verdict(&outcome);
         let (status, body) = match &outcome {
             Outcome::Status { status, body, .. } => (*status, body.clone()),
             Outcome::Network => (0, String::new()),
         };
-        match verdict {
-            Verdict::Delivered | Verdict::Rejected => {
-                for id in &ids {
-                    if let Some(i) = self.items.iter().position(|it| it.id == *id) {
-                        self.remove_at(i);
-                    }
-                }
-                if verdict == Verdict::Delivered {
-                    self.delivered += ids.len();
-                } else {
-                    self.failed += ids.len();
-                    self.report(ReportKind::Rejected, status, body, ids.len());
-                }
+        match retry::verdict(&outcome) {
+            Verdict::Delivered => {
+                self.remove_ids(&ids);
+                self.delivered += ids.len();
+            }
+            Verdict::Rejected if ids.len() > 1 && matches!(status, 400 | 422) => {
+                self.isolate(&ids, status, body);
+            }
+            Verdict::Rejected => {
+                self.remove_ids(&ids);
+                self.failed += ids.len();
+                self.report(ReportKind::Rejected, status, body, ids.len());
             }
             Verdict::Retry => {
-                let mut attempts = 0;
+                let delay_base = |attempts| retry::delay_ms(attempts, &outcome, jitter);
+                let online = self.online;
+                let mut wait = 0;
                 for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
                     item.in_flight = false;
-                    item.not_before_ms = now_ms + retry::delay_ms(item.attempts, &outcome, jitter);
-                    item.attempts += 1;
-                    attempts = item.attempts;
+                    let d = delay_base(item.attempts);
+                    wait = wait.max(d);
+                    item.not_before_ms = now_ms + d;
+                    if online {
+                        item.attempts += 1;
+                    }
                 }
-                let _ = attempts;
+                if status == 429 {
+                    // Klaviyo throttles the account, not one request: everything waits.
+                    self.paused_until_ms = self.paused_until_ms.max(now_ms + wait);
+                }
                 self.failed += ids.len();
                 self.report(ReportKind::WillRetry, status, body, ids.len());
             }
         }
     }
 
+    fn remove_ids(&mut self, ids: &[String]) {
+        for id in ids {
+            if let Some(i) = self.items.iter().position(|it| it.id == *id) {
+                self.remove_at(i);
+            }
+        }
+    }
+
+    /// A bulk request was refused. Klaviyo's error pointers name the bad events
+    /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
+    /// now. Without usable pointers, halve the batch until the bad event is alone.
+    fn isolate(&mut self, ids: &[String], status: u16, body: String) {
+        let bad: Vec<usize> = event_pointers(&body)
+            .into_iter()
+            .filter(|i| *i < ids.len())
+            .collect();
+        let half = ids.len().div_ceil(2);
+        for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
+            item.in_flight = false;
+            if bad.is_empty() {
+                item.batch_cap = half;
+            }
+        }
+        if !bad.is_empty() {
+            let bad_ids: Vec<String> = bad.iter().map(|i| ids[*i].clone()).collect();
+            self.remove_ids(&bad_ids);
+            self.failed += bad_ids.len();
+            self.report(ReportKind::Rejected, status, body, bad_ids.len());
+        }
+    }
+
     /// When the adapter should next call [`Queue::poll_transmit`]: the earliest time a
-    /// waiting request becomes due.
+    /// waiting request becomes due (and may go, given pauses and rate limits).
     pub fn poll_timeout(&self) -> Option<u64> {
+        if !self.online {
+            return None;
+        }
         self.items
             .iter()
-            .filter(|i| !i.in_flight)
-            .map(|i| i.not_before_ms)
+            .filter(|i| !i.in_flight && (self.sender || !i.persisted))
+            .map(|i| {
+                let limiter = |e: Endpoint| self.limiters[e as usize].ready_at(i.not_before_ms);
+                let ready = match &i.payload {
+                    // Whether it goes alone or in bulk is decided at send time: wait for both.
+                    Payload::Event { .. } => {
+                        limiter(Endpoint::Events).max(limiter(Endpoint::BulkEvents))
+                    }
+                    Payload::Body { endpoint, .. } => limiter(*endpoint),
+                };
+                i.not_before_ms.max(ready)
+            })
             .min()
+            .map(|t| t.max(self.paused_until_ms))
     }
 
     /// Storage writes to make, in order.
@@ -462,14 +703,31 @@ impl Queue {
         std::mem::take(&mut self.reports)
     }
 
-    /// Forgets everything queued (for `reset` of a test page, never called on errors).
     pub fn in_flight_count(&self) -> usize {
         self.in_flight.len()
     }
 }
 
+/// Indices of the events named by JSON:API error pointers in `body`.
+fn event_pointers(body: &str) -> Vec<usize> {
+    const P: &str = "/data/attributes/events/data/";
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find(P) {
+        rest = &rest[at + P.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if let Ok(n) = rest[..digits].parse::<usize>() {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
 /// `1\nE\n<created_ms>\n<unique_id>\n<profile>\n<event>` or `1\n<code>\n<created_ms>\n<body>`.
-/// Our JSON text never holds a raw newline, so newline is a safe separator.
+/// Our JSON text never holds a raw newline and a `unique_id` has no control
+/// characters, so newline is a safe separator.
 fn encode(item: &Item) -> String {
     let mut v = String::with_capacity(item.payload.bytes() + 24);
     v.push_str(RECORD_VERSION);
@@ -537,6 +795,8 @@ fn decode(id: &str, value: &str) -> Option<Item> {
         attempts: 0,
         not_before_ms: 0,
         in_flight: false,
+        batch_cap: usize::MAX,
+        persisted: true,
     })
 }
 
@@ -555,3 +815,7 @@ pub fn push_u64(out: &mut String, mut n: u64) {
         out.push(*b as char);
     }
 }
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

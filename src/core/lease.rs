@@ -1,0 +1,49 @@
+//! Which tab sends, where the browser has no Web Locks: a lease in storage
+//! (`<tab id> <expires ms>`), renewed by its holder every second and taken over by
+//! another tab once it has expired. Two tabs may both believe they hold it for one
+//! heartbeat after a race; they then send different requests or, at worst, the same
+//! one twice, which Klaviyo de-duplicates by `unique_id`.
+
+use super::queue::push_u64;
+
+pub const TTL_MS: u64 = 3_000;
+pub const HEARTBEAT_MS: u64 = 1_000;
+
+/// Given the stored lease, whether tab `me` holds it now and the value to write
+/// (renewed or taken), if any.
+pub fn decide(stored: Option<&str>, me: &str, now_ms: u64) -> (bool, Option<String>) {
+    let current = stored.and_then(|v| {
+        let (tab, expires) = v.split_once(' ')?;
+        Some((tab, expires.parse::<u64>().ok()?))
+    });
+    match current {
+        Some((tab, expires)) if tab != me && expires > now_ms => (false, None),
+        _ => {
+            let mut v = String::from(me);
+            v.push(' ');
+            push_u64(&mut v, now_ms + TTL_MS);
+            (true, Some(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_expired_or_garbled_lease_is_taken() {
+        assert_eq!(decide(None, "a", 10), (true, Some("a 3010".into())));
+        assert_eq!(decide(Some("b 9"), "a", 10).0, true);
+        assert_eq!(decide(Some("nonsense"), "a", 10).0, true);
+    }
+
+    #[test]
+    fn a_live_lease_of_another_tab_is_respected_and_ours_is_renewed() {
+        assert_eq!(decide(Some("b 5000"), "a", 10), (false, None));
+        assert_eq!(
+            decide(Some("a 5000"), "a", 10),
+            (true, Some("a 3010".into()))
+        );
+    }
+}
