@@ -136,6 +136,8 @@ export class Klaviyo {
   pending(): number;
   /** Starts a new anonymous profile (on logout). */
   reset(): void;
+  /** Stops sending, timers and listeners; lets another tab send. The queue stays on disk. */
+  close(): void;
   /** This visitor's anonymous id. */
   readonly anonymousId: string;
 }

@@ -29,17 +29,19 @@ export class Klaviyo {
     return new Klaviyo(new Tracker(rest, onError));
   }
 
-  async identify(profile) { this.#t.identify(profile); }
+  async identify(profile) { this.#t.call("identify", profile); }
   track(metric, properties, options) { return this.#t.track(metric, properties, options); }
-  viewedProduct(product, options) { return this.#t.viewedProduct(product, options); }
-  addedToCart(item, options) { return this.#t.addedToCart(item, options); }
-  startedCheckout(checkout, options) { return this.#t.startedCheckout(checkout, options); }
-  async subscribe(options) { this.#t.subscribe(options); }
-  async backInStock(options) { this.#t.backInStock(options); }
+  viewedProduct(product, options) { return this.#t.call("viewedProduct", product, options); }
+  addedToCart(item, options) { return this.#t.call("addedToCart", item, options); }
+  startedCheckout(checkout, options) { return this.#t.call("startedCheckout", checkout, options); }
+  async subscribe(options) { this.#t.call("subscribe", options); }
+  async backInStock(options) { this.#t.call("backInStock", options); }
   flush() { return this.#t.flush(); }
-  pending() { return this.#t.pending(); }
-  reset() { this.#t.reset(); }
-  get anonymousId() { return this.#t.anonymousId; }
+  pending() { return this.#t.call("pending"); }
+  reset() { this.#t.call("reset"); }
+  /** Stops sending and listening (the queue stays on disk for the next page). */
+  close() { this.#t.call("close"); }
+  get anonymousId() { return this.#t.call("anonymousId"); }
 }
 
 export default Klaviyo;

@@ -1,15 +1,39 @@
-//! Global functions of the page (or worker) we run in. Imported directly rather than
-//! through `window`, which keeps the glue small and works wherever they exist.
+//! What we import from the page: `js/host.js` (fetch, page events, Web Locks, wrapped
+//! for one callback each) and a few globals. Imported directly rather than through
+//! web-sys `Window`, which keeps the glue small.
 
-use js_sys::Function;
+use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
 use crate::core::client::Entropy;
 
-#[wasm_bindgen(module = "/js/send.js")]
+#[wasm_bindgen(module = "/js/host.js")]
 extern "C" {
     /// `fetch` wrapped so it calls `done(status, retryAfter, body)` exactly once.
     pub fn send(url: &str, revision: &str, body: &str, keepalive: bool, done: &JsValue);
+
+    /// Listens for online/offline/hide/storage; returns `[onLine, stop]`.
+    pub fn watch(prefix: &str, on: &JsValue) -> Array;
+
+    /// Requests the sender Web Lock; returns `release` or null without Web Locks.
+    pub fn lead(name: &str, on: &JsValue) -> JsValue;
+
+    /// `setInterval`; returns `stop`.
+    pub fn every(ms: u32, tick: &JsValue) -> Function;
+
+    /// The page URL's query string (`?a=1&_kx=...`), or "".
+    pub fn query() -> String;
+
+    #[wasm_bindgen(js_namespace = storage, js_name = shared)]
+    pub fn storage_shared() -> bool;
+    #[wasm_bindgen(js_namespace = storage, js_name = get)]
+    pub fn storage_get(key: &str) -> Option<String>;
+    #[wasm_bindgen(js_namespace = storage, js_name = set)]
+    pub fn storage_set(key: &str, value: &str) -> bool;
+    #[wasm_bindgen(js_namespace = storage, js_name = del)]
+    pub fn storage_del(key: &str);
+    #[wasm_bindgen(js_namespace = storage, js_name = scan)]
+    pub fn storage_scan(prefix: &str) -> Vec<String>;
 }
 
 #[wasm_bindgen]

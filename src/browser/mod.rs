@@ -2,13 +2,15 @@
 //! localStorage, timers, `crypto.getRandomValues`) and decides nothing itself.
 //!
 //! - `tracker.rs`: the exported class behind the JS `Klaviyo` wrapper
-//! - `pump.rs`: the send loop (one at a time, chained) and its timer
+//! - `pump.rs`: the send loop (one request at a time), its timer, keepalive on unload
+//! - `tabs.rs`: which tab sends (Web Locks, else a lease), online/offline, storage events
 //! - `storage.rs`: localStorage that never throws
-//! - `host.rs`: the global functions we import (fetch, timers, crypto, clock)
+//! - `host.rs`: what we import (`js/host.js`: fetch, page events, locks; timers, crypto)
 
 mod host;
 mod pump;
 mod storage;
+mod tabs;
 mod tracker;
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The send loop: one request in flight at a time, driven by callbacks (no async
 //! executor in the wasm). `flush()` promises resolve when the loop runs dry. A single
 //! timer wakes the loop when the core says the next request is due (batch delay,
-//! retry backoff).
+//! retry backoff, Retry-After, rate limit).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,7 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::host::{self, now_ms, CryptoRng};
 use super::storage::Store;
 use crate::core::client::Client;
-use crate::core::queue::{Report, ReportKind};
+use crate::core::queue::{Report, ReportKind, Transmit, KEEPALIVE_BUDGET};
 use crate::core::retry::Outcome;
 
 pub struct State {
@@ -21,6 +21,12 @@ pub struct State {
     pub store: Store,
     pub on_error: Option<Function>,
     pub debug: bool,
+    /// Still waiting to learn whether this tab is the sender: `flush()` waits too.
+    pub electing: bool,
+    /// `close()` was called: nothing more is sent or scheduled.
+    pub closed: bool,
+    /// Called by `close()`: release the Web Lock, stop listeners and heartbeats.
+    pub cleanups: Vec<Function>,
     running: bool,
     /// `flush()` promises waiting for the loop to run dry.
     waiters: Vec<Box<dyn FnOnce()>>,
@@ -41,6 +47,9 @@ impl State {
             store,
             on_error,
             debug,
+            electing: false,
+            closed: false,
+            cleanups: Vec::new(),
             running: false,
             waiters: Vec::new(),
             timer: None,
@@ -51,9 +60,25 @@ impl State {
     /// The caller calls [`deliver`] after releasing its borrow: a handler may call us back.
     pub fn sync(&mut self) -> Vec<Report> {
         let ops = self.client.take_storage_ops();
-        self.store.apply(ops);
+        for key in self.store.apply(ops) {
+            self.client.on_storage_failed(&key);
+        }
         self.client.take_reports()
     }
+}
+
+/// `console.debug` when the shop asked for `debug: true`. Never personal data: callers
+/// pass only endpoints, counts and statuses.
+pub fn log(state: &Shared, parts: &[&str]) {
+    if state.borrow().debug {
+        host::console_debug(&parts.concat());
+    }
+}
+
+fn num(n: usize) -> String {
+    let mut s = String::new();
+    crate::core::queue::push_u64(&mut s, n as u64);
+    s
 }
 
 /// Hands reports to `onError` as `Error`s. Never throws: a failing handler is ignored.
@@ -94,6 +119,10 @@ fn report_error(r: &Report) -> js_sys::Error {
             "gave_up",
             "klaviyo: requests were dropped after too many failed attempts",
         ),
+        ReportKind::Storage => (
+            "storage",
+            "klaviyo: localStorage refused a write; requests are kept in memory for this page",
+        ),
     };
     let e = js_sys::Error::new(text);
     let set = |k: &str, v: JsValue| {
@@ -118,17 +147,38 @@ pub fn kick(state: &Shared, when_idle: Box<dyn FnOnce()>) {
     start(state);
 }
 
-fn start(state: &Shared) {
-    let idle = !std::mem::replace(&mut state.borrow_mut().running, true);
-    if idle {
+/// Starts the loop unless it runs already, or the tab is still learning its role.
+pub fn start(state: &Shared) {
+    let go = {
+        let mut s = state.borrow_mut();
+        let go = !s.running && !s.electing;
+        s.running |= go;
+        go
+    };
+    if go {
         step(state);
+    }
+}
+
+/// Stops everything: no more sends, timers or listeners (the queue stays on disk).
+pub fn close(state: &Shared) {
+    let (timer, cleanups) = {
+        let mut s = state.borrow_mut();
+        s.closed = true;
+        (s.timer.take(), std::mem::take(&mut s.cleanups))
+    };
+    if let Some((id, _)) = timer {
+        host::clear_timeout(&id);
+    }
+    for f in cleanups {
+        let _ = f.call0(&JsValue::NULL);
     }
 }
 
 /// Makes sure the loop runs again no later than `at_ms`.
 pub fn arm(state: &Shared, at_ms: u64) {
     let mut s = state.borrow_mut();
-    if matches!(&s.timer, Some((_, t)) if *t <= at_ms) {
+    if s.closed || matches!(&s.timer, Some((_, t)) if *t <= at_ms) {
         return;
     }
     if let Some((id, _)) = s.timer.take() {
@@ -148,29 +198,74 @@ pub fn arm(state: &Shared, at_ms: u64) {
 fn step(state: &Shared) {
     let next = {
         let mut s = state.borrow_mut();
-        s.client.poll_transmit(now_ms()).map(|tx| {
-            let url = s.client.config.url(tx.endpoint.path());
-            (tx, url, s.client.config.revision.clone())
-        })
+        let now = now_ms();
+        if s.closed {
+            None
+        } else {
+            s.client.poll_transmit(now)
+        }
     };
-    let Some((tx, url, revision)) = next else {
-        let (waiters, due) = {
+    match next {
+        Some(tx) => transmit(state, tx, false),
+        None => {
+            let (waiters, due) = {
+                let mut s = state.borrow_mut();
+                s.running = false;
+                (std::mem::take(&mut s.waiters), s.client.poll_timeout())
+            };
+            if let Some(at) = due {
+                // Never a busy loop, whatever the core says.
+                arm(state, at.max(now_ms() + 10));
+            }
+            for w in waiters {
+                w();
+            }
+        }
+    }
+}
+
+/// The page is being hidden or unloaded: hand the browser what fits its keepalive
+/// allowance now. Everything else stays on disk for the next page of the shop.
+pub fn flush_keepalive(state: &Shared) {
+    let mut budget = KEEPALIVE_BUDGET;
+    loop {
+        let next = {
             let mut s = state.borrow_mut();
-            s.running = false;
-            (std::mem::take(&mut s.waiters), s.client.poll_timeout())
+            if s.closed {
+                return;
+            }
+            s.client.poll_keepalive(now_ms(), budget)
         };
-        if let Some(at) = due {
-            arm(state, at);
-        }
-        for w in waiters {
-            w();
-        }
-        return;
+        let Some(tx) = next else { return };
+        budget = budget.saturating_sub(tx.body.len());
+        transmit(state, tx, true);
+    }
+}
+
+fn transmit(state: &Shared, tx: Transmit, keepalive: bool) {
+    let (url, revision) = {
+        let s = state.borrow();
+        (
+            s.client.config.url(tx.endpoint.path()),
+            s.client.config.revision.clone(),
+        )
     };
+    let path = tx.endpoint.path();
+    log(
+        state,
+        &[
+            "klaviyo: POST ",
+            path,
+            " (",
+            &num(tx.items),
+            if keepalive { ", keepalive)" } else { ")" },
+        ],
+    );
     let st = state.clone();
     let id = tx.id;
     let done = Closure::once_into_js(
         move |status: u16, retry_after: Option<String>, body: String| {
+            log(&st, &["klaviyo: ", path, " -> ", &num(usize::from(status))]);
             let outcome = if status == 0 {
                 Outcome::Network
             } else {
@@ -188,8 +283,12 @@ fn step(state: &Shared) {
                 s.sync()
             };
             deliver(&st, reports);
-            step(&st);
+            if keepalive {
+                start(&st); // the page survived: carry on (or set the retry timer)
+            } else {
+                step(&st);
+            }
         },
     );
-    host::send(&url, &revision, &tx.body, false, &done);
+    host::send(&url, &revision, &tx.body, keepalive, &done);
 }

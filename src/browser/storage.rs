@@ -1,52 +1,58 @@
-//! localStorage that never throws into the page. Missing or disabled storage
-//! (sandboxed iframe, privacy mode) leaves the tracker working from memory.
+//! localStorage that never throws into the page (`js/host.js` catches every access).
+//! Missing or disabled storage (sandboxed iframe, privacy mode) leaves the tracker
+//! working from memory.
 
-use web_sys::Storage;
-
+use super::host;
 use crate::core::queue::StorageOp;
 
 pub struct Store {
-    local: Option<Storage>,
+    shared: bool,
 }
 
 impl Store {
     pub fn open() -> Store {
-        let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-        Store { local }
+        Store {
+            shared: host::storage_shared(),
+        }
+    }
+
+    /// Whether requests can be shared with other tabs through storage.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
-        self.local.as_ref()?.get_item(key).ok().flatten()
+        host::storage_get(key)
     }
 
     /// Every `(key, value)` whose key starts with `prefix`.
     pub fn scan(&self, prefix: &str) -> Vec<(String, String)> {
-        let Some(s) = &self.local else {
-            return Vec::new();
-        };
-        let n = s.length().unwrap_or(0);
-        let keys: Vec<String> = (0..n)
-            .filter_map(|i| s.key(i).ok().flatten())
-            .filter(|k| k.starts_with(prefix))
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| s.get_item(&k).ok().flatten().map(|v| (k, v)))
-            .collect()
+        let mut flat = host::storage_scan(prefix).into_iter();
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+            out.push((k, v));
+        }
+        out
     }
 
-    /// Applies the core's writes in order. Returns false if a write failed (quota).
-    pub fn apply(&self, ops: Vec<StorageOp>) -> bool {
-        let Some(s) = &self.local else {
-            return ops.is_empty();
-        };
-        let mut ok = true;
+    /// Applies the core's writes in order; returns the keys whose write failed (quota,
+    /// or storage gone), for the core to keep those requests in memory.
+    pub fn apply(&self, ops: Vec<StorageOp>) -> Vec<String> {
+        let mut failed = Vec::new();
         for op in ops {
-            let r = match &op {
-                StorageOp::Put { key, value } => s.set_item(key, value),
-                StorageOp::Remove { key } => s.remove_item(key),
-            };
-            ok &= r.is_ok();
+            match op {
+                StorageOp::Put { key, value } => {
+                    if !host::storage_set(&key, &value) {
+                        failed.push(key);
+                    }
+                }
+                StorageOp::Remove { key } => host::storage_del(&key),
+            }
         }
-        ok
+        failed
+    }
+
+    pub fn put(&self, key: &str, value: &str) {
+        host::storage_set(key, value);
     }
 }

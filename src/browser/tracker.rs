@@ -1,6 +1,9 @@
-//! `Tracker`, the wasm class behind the JS `Klaviyo` wrapper. Each method turns its
-//! JS arguments into JSON text (the browser's own `JSON.stringify`), hands them to the
+//! `Tracker`, the wasm class behind the JS `Klaviyo` wrapper. Each call turns its JS
+//! arguments into JSON text (the browser's own `JSON.stringify`), hands them to the
 //! core, writes what the core asks to storage, and wakes the send loop.
+//!
+//! Calls enter through one exported `call(op, a, b)` rather than a method each: every
+//! exported method costs its own argument and error glue, in the wasm and in the JS.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use super::host::{now_ms, CryptoRng};
 use super::pump::{self, Shared, State};
 use super::storage::Store;
+use super::tabs;
 use crate::core::client::Client;
 use crate::core::config::Config;
 use crate::core::json;
@@ -19,6 +23,12 @@ use crate::core::validate::ValidationError;
 #[wasm_bindgen]
 pub struct Tracker {
     state: Shared,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        pump::close(&self.state);
+    }
 }
 
 /// The `Error` a shop developer sees: `track: value must be a finite number`.
@@ -67,7 +77,8 @@ const NUMBERS: &[&str] = &["value", "Price", "Quantity", "CartTotal", "CompareAt
 
 #[wasm_bindgen]
 impl Tracker {
-    /// `options`: `{ companyId, apiBase?, revision?, maxQueueEvents?, maxQueueBytes?, debug? }`
+    /// `options`: `{ companyId, apiBase?, revision?, maxQueueEvents?, maxQueueBytes?,
+    /// flushDelayMs?, debug? }`
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_error: Option<Function>) -> Result<Tracker, JsError> {
         let text = to_json("init", "options", &options)?;
@@ -78,42 +89,73 @@ impl Tracker {
         let store = Store::open();
         let identity = store.get(&config.identity_key());
         let records = store.scan(&config.queue_prefix());
-        let query = web_sys::window()
-            .and_then(|w| w.location().search().ok())
-            .unwrap_or_default();
-        let client = Client::new(config, identity.as_deref(), records, &query, CryptoRng);
+        let query = super::host::query();
+        let mut client = Client::new(config, identity.as_deref(), records, &query, CryptoRng);
+        let tab_id = client.new_id();
         let state = Rc::new(RefCell::new(State::new(client, store, on_error, debug)));
+        tabs::connect(&state, tab_id);
         let t = Tracker { state };
         t.after_call();
         Ok(t)
     }
 
-    /// Persists what the call queued and schedules a send shortly (so a burst of calls
-    /// shares one request).
-    fn after_call(&self) {
-        let (reports, due) = {
-            let mut s = self.state.borrow_mut();
-            let reports = s.sync();
-            let due = s
-                .client
-                .poll_timeout()
-                .map(|t| t.max(now_ms() + s.client.config.flush_delay_ms));
-            (reports, due)
+    /// Every call of the JS API: `op` is its JS name, `a` and `b` its arguments.
+    /// Returns the event's `unique_id` for events, a number for `pending`, else
+    /// `undefined`.
+    pub fn call(&self, op: &str, a: JsValue, b: JsValue) -> Result<JsValue, JsError> {
+        let now = now_ms();
+        let r = match op {
+            "pending" => return Ok(JsValue::from(self.pending())),
+            "anonymousId" => {
+                return Ok(JsValue::from_str(self.state.borrow().client.anonymous_id()))
+            }
+            "reset" => {
+                self.state.borrow_mut().client.reset();
+                Ok(None)
+            }
+            "close" => {
+                pump::close(&self.state);
+                return Ok(JsValue::UNDEFINED);
+            }
+            "identify" => {
+                let args = to_json(op, "profile", &a)?;
+                self.state
+                    .borrow_mut()
+                    .client
+                    .identify(&args, now)
+                    .map(|_| None)
+            }
+            "subscribe" | "backInStock" => {
+                let args = to_json(op, "options", &a)?;
+                let c = &mut self.state.borrow_mut().client;
+                if op == "subscribe" {
+                    c.subscribe(&args, now)
+                } else {
+                    c.back_in_stock(&args, now)
+                }
+                .map(|_| None)
+            }
+            "viewedProduct" | "addedToCart" | "startedCheckout" => {
+                finite(op, &b, &["value"])?;
+                finite(op, &a, NUMBERS)?;
+                let props = to_json(op, "properties", &a)?;
+                let opts = to_json(op, "options", &b)?;
+                let c = &mut self.state.borrow_mut().client;
+                match op {
+                    "viewedProduct" => c.viewed_product(&props, &opts, now),
+                    "addedToCart" => c.added_to_cart(&props, &opts, now),
+                    _ => c.started_checkout(&props, &opts, now),
+                }
+                .map(Some)
+            }
+            _ => return Err(JsError::new("klaviyo: unknown call")),
         };
-        pump::deliver(&self.state, reports);
-        if let Some(at) = due {
-            pump::arm(&self.state, at);
-        }
-    }
-
-    pub fn identify(&self, profile: JsValue) -> Result<(), JsError> {
-        let args = to_json("identify", "profile", &profile)?;
-        let r = self.state.borrow_mut().client.identify(&args, now_ms());
-        r.map_err(|e| fail("identify", e))?;
+        let id = r.map_err(|e| fail(op, e))?;
         self.after_call();
-        Ok(())
+        Ok(id.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s)))
     }
 
+    /// `track(metric, properties, options)`: its own entry, having three arguments.
     pub fn track(
         &self,
         metric: JsValue,
@@ -134,70 +176,6 @@ impl Tracker {
         let id = r.map_err(|e| fail("track", e))?;
         self.after_call();
         Ok(id)
-    }
-
-    #[wasm_bindgen(js_name = viewedProduct)]
-    pub fn viewed_product(&self, properties: JsValue, options: JsValue) -> Result<String, JsError> {
-        self.ecommerce("viewedProduct", properties, options)
-    }
-
-    #[wasm_bindgen(js_name = addedToCart)]
-    pub fn added_to_cart(&self, properties: JsValue, options: JsValue) -> Result<String, JsError> {
-        self.ecommerce("addedToCart", properties, options)
-    }
-
-    #[wasm_bindgen(js_name = startedCheckout)]
-    pub fn started_checkout(
-        &self,
-        properties: JsValue,
-        options: JsValue,
-    ) -> Result<String, JsError> {
-        self.ecommerce("startedCheckout", properties, options)
-    }
-
-    fn ecommerce(
-        &self,
-        call: &str,
-        properties: JsValue,
-        options: JsValue,
-    ) -> Result<String, JsError> {
-        finite(call, &options, &["value"])?;
-        finite(call, &properties, NUMBERS)?;
-        let props = to_json(call, "properties", &properties)?;
-        let opts = to_json(call, "options", &options)?;
-        let now = now_ms();
-        let r = {
-            let c = &mut self.state.borrow_mut().client;
-            match call {
-                "viewedProduct" => c.viewed_product(&props, &opts, now),
-                "addedToCart" => c.added_to_cart(&props, &opts, now),
-                _ => c.started_checkout(&props, &opts, now),
-            }
-        };
-        let id = r.map_err(|e| fail(call, e))?;
-        self.after_call();
-        Ok(id)
-    }
-
-    pub fn subscribe(&self, args: JsValue) -> Result<(), JsError> {
-        let text = to_json("subscribe", "options", &args)?;
-        let r = self.state.borrow_mut().client.subscribe(&text, now_ms());
-        r.map_err(|e| fail("subscribe", e))?;
-        self.after_call();
-        Ok(())
-    }
-
-    #[wasm_bindgen(js_name = backInStock)]
-    pub fn back_in_stock(&self, args: JsValue) -> Result<(), JsError> {
-        let text = to_json("backInStock", "options", &args)?;
-        let r = self
-            .state
-            .borrow_mut()
-            .client
-            .back_in_stock(&text, now_ms());
-        r.map_err(|e| fail("backInStock", e))?;
-        self.after_call();
-        Ok(())
     }
 
     /// Sends everything due now; resolves to `{ sent, pending, failed }` for this flush.
@@ -227,21 +205,29 @@ impl Tracker {
         );
         promise
     }
+}
+
+impl Tracker {
+    /// Persists what the call queued and schedules a send shortly (so a burst of calls
+    /// shares one request).
+    fn after_call(&self) {
+        let (reports, due) = {
+            let mut s = self.state.borrow_mut();
+            let reports = s.sync();
+            let due = s
+                .client
+                .poll_timeout()
+                .map(|t| t.max(now_ms() + s.client.config.flush_delay_ms));
+            (reports, due)
+        };
+        pump::deliver(&self.state, reports);
+        if let Some(at) = due {
+            pump::arm(&self.state, at);
+        }
+    }
 
     /// Requests queued and not yet accepted by Klaviyo.
     pub fn pending(&self) -> u32 {
         self.state.borrow().client.pending() as u32
-    }
-
-    /// Starts a new anonymous profile (call on logout).
-    pub fn reset(&self) {
-        self.state.borrow_mut().client.reset();
-        self.after_call();
-    }
-
-    /// The visitor's anonymous id (stable across page loads).
-    #[wasm_bindgen(getter, js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> String {
-        self.state.borrow().client.anonymous_id().to_string()
     }
 }

@@ -98,6 +98,11 @@ impl<R: Entropy> Client<R> {
         });
     }
 
+    /// A fresh random id (for a tab, a request) from the injected RNG.
+    pub fn new_id(&mut self) -> String {
+        new_id(&mut self.rng)
+    }
+
     pub fn anonymous_id(&self) -> &str {
         &self.identity.anonymous_id
     }
