@@ -56,6 +56,12 @@ impl State {
         }
     }
 
+    /// Whether the loop will look at the queue by `at_ms` anyway (running, or its timer
+    /// is set): then a call need not ask the core when to wake up (an O(n) scan).
+    pub fn wakes_by(&self, at_ms: u64) -> bool {
+        self.running || matches!(&self.timer, Some((_, t)) if *t <= at_ms)
+    }
+
     /// Writes what the core asked for and takes the reports to hand to `onError`.
     /// The caller calls [`deliver`] after releasing its borrow: a handler may call us back.
     pub fn sync(&mut self) -> Vec<Report> {

@@ -15,7 +15,7 @@ use super::host::{now_ms, CryptoRng};
 use super::pump::{self, Shared, State};
 use super::storage::Store;
 use super::tabs;
-use crate::core::client::Client;
+use crate::core::client::{Client, Commerce};
 use crate::core::config::Config;
 use crate::core::json;
 use crate::core::validate::ValidationError;
@@ -141,12 +141,12 @@ impl Tracker {
                 let props = to_json(op, "properties", &a)?;
                 let opts = to_json(op, "options", &b)?;
                 let c = &mut self.state.borrow_mut().client;
-                match op {
-                    "viewedProduct" => c.viewed_product(&props, &opts, now),
-                    "addedToCart" => c.added_to_cart(&props, &opts, now),
-                    _ => c.started_checkout(&props, &opts, now),
-                }
-                .map(Some)
+                let kind = match op {
+                    "viewedProduct" => Commerce::ViewedProduct,
+                    "addedToCart" => Commerce::AddedToCart,
+                    _ => Commerce::StartedCheckout,
+                };
+                c.commerce(kind, &props, &opts, now).map(Some)
             }
             _ => return Err(JsError::new("klaviyo: unknown call")),
         };
@@ -214,10 +214,12 @@ impl Tracker {
         let (reports, due) = {
             let mut s = self.state.borrow_mut();
             let reports = s.sync();
-            let due = s
-                .client
-                .poll_timeout()
-                .map(|t| t.max(now_ms() + s.client.config.flush_delay_ms));
+            let soon = now_ms() + s.client.config.flush_delay_ms;
+            let due = if s.wakes_by(soon) {
+                None
+            } else {
+                s.client.poll_timeout().map(|t| t.max(soon))
+            };
             (reports, due)
         };
         pump::deliver(&self.state, reports);

@@ -49,6 +49,17 @@ const LOCATION_KEYS: &[&str] = &[
     "ip",
 ];
 
+/// The e-commerce events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commerce {
+    /// `ProductID` and `ProductName` required; `value` defaults to `Price`.
+    ViewedProduct,
+    /// `Price` required; `value` defaults to `CartTotal`, else `Price * Quantity`.
+    AddedToCart,
+    /// A `value` property becomes the event's value.
+    StartedCheckout,
+}
+
 pub struct Client<R: Entropy> {
     pub config: Config,
     identity: Identity,
@@ -147,43 +158,25 @@ impl<R: Entropy> Client<R> {
         self.event(metric, props, opts, None, now_ms)
     }
 
-    /// "Viewed Product": `ProductID` and `ProductName` required; `value` defaults to `Price`.
-    pub fn viewed_product(
+    /// An e-commerce event with the property rules of Klaviyo's integrations (see
+    /// [`Commerce`]); returns its `unique_id`.
+    pub fn commerce(
         &mut self,
-        properties: &str,
-        options: &str,
-        now_ms: u64,
-    ) -> Result<String> {
-        let props = parse_object("properties", properties)?;
-        let opts = parse_object("options", options)?;
-        let value = ecommerce::viewed_product(&props)?;
-        self.event("Viewed Product", props, opts, value, now_ms)
-    }
-
-    /// "Added to Cart": `value` defaults to `CartTotal`, else `Price * Quantity`.
-    pub fn added_to_cart(
-        &mut self,
-        properties: &str,
-        options: &str,
-        now_ms: u64,
-    ) -> Result<String> {
-        let props = parse_object("properties", properties)?;
-        let opts = parse_object("options", options)?;
-        let value = ecommerce::added_to_cart(&props)?;
-        self.event("Added to Cart", props, opts, value, now_ms)
-    }
-
-    /// "Started Checkout": a `value` property becomes the event's value.
-    pub fn started_checkout(
-        &mut self,
+        kind: Commerce,
         properties: &str,
         options: &str,
         now_ms: u64,
     ) -> Result<String> {
         let mut props = parse_object("properties", properties)?;
         let opts = parse_object("options", options)?;
-        let value = ecommerce::started_checkout(&mut props)?;
-        self.event("Started Checkout", props, opts, value, now_ms)
+        let (metric, value) = match kind {
+            Commerce::ViewedProduct => ("Viewed Product", ecommerce::viewed_product(&props)?),
+            Commerce::AddedToCart => ("Added to Cart", ecommerce::added_to_cart(&props)?),
+            Commerce::StartedCheckout => {
+                ("Started Checkout", ecommerce::started_checkout(&mut props)?)
+            }
+        };
+        self.event(metric, props, opts, value, now_ms)
     }
 
     fn event(

@@ -271,7 +271,7 @@ fn a_failed_call_leaves_the_queue_untouched() {
 #[test]
 fn viewed_product_uses_price_as_value() {
     let mut c = client();
-    c.viewed_product(
+    c.commerce(Commerce::ViewedProduct,
         r#"{"ProductID":1111,"ProductName":"Pooh","SKU":"WINNIEPOOH","Price":9.99,"Categories":["Kids"],"URL":"https://x/p","ImageURL":"https://x/i.png","Brand":"Kids Book","CompareAtPrice":12}"#,
         "null",
         NOW,
@@ -298,7 +298,9 @@ fn viewed_product_uses_price_as_value() {
         ),
     ] {
         assert_eq!(
-            c.viewed_product(props, "null", NOW).unwrap_err().field,
+            c.commerce(Commerce::ViewedProduct, props, "null", NOW)
+                .unwrap_err()
+                .field,
             field
         );
     }
@@ -307,7 +309,8 @@ fn viewed_product_uses_price_as_value() {
 #[test]
 fn added_to_cart_value_is_cart_total_else_price_times_quantity() {
     let mut c = client();
-    c.added_to_cart(
+    c.commerce(
+        Commerce::AddedToCart,
         r#"{"ProductID":"p","ProductName":"P","Quantity":3,"Price":19.99}"#,
         "null",
         NOW,
@@ -319,7 +322,7 @@ fn added_to_cart_value_is_cart_total_else_price_times_quantity() {
         &Json::Num("59.97".into())
     );
     let mut c = client();
-    c.added_to_cart(
+    c.commerce(Commerce::AddedToCart,
         r#"{"ProductID":"p","ProductName":"P","Quantity":1,"Price":5,"CartTotal":42.5,"ItemNames":["P","Q"],"Items":[{"ProductID":"q"}]}"#,
         "null",
         NOW,
@@ -346,7 +349,9 @@ fn added_to_cart_value_is_cart_total_else_price_times_quantity() {
         ),
     ] {
         assert_eq!(
-            c.added_to_cart(props, "null", NOW).unwrap_err().field,
+            c.commerce(Commerce::AddedToCart, props, "null", NOW)
+                .unwrap_err()
+                .field,
             field
         );
     }
@@ -355,7 +360,7 @@ fn added_to_cart_value_is_cart_total_else_price_times_quantity() {
 #[test]
 fn started_checkout_moves_value_out_of_properties() {
     let mut c = client();
-    c.started_checkout(
+    c.commerce(Commerce::StartedCheckout,
         r#"{"CheckoutURL":"https://x/c","ItemNames":["A"],"Items":[],"value":30,"Categories":["K"]}"#,
         "null",
         NOW,
@@ -366,7 +371,7 @@ fn started_checkout_moves_value_out_of_properties() {
     assert_eq!(at(a, &["value"]), &Json::Num("30".into()));
     assert_eq!(at(a, &["properties"]).get("value"), None);
     assert_eq!(
-        c.started_checkout(r#"{"value":"x"}"#, "null", NOW)
+        c.commerce(Commerce::StartedCheckout, r#"{"value":"x"}"#, "null", NOW)
             .unwrap_err()
             .field,
         "value"

@@ -676,19 +676,31 @@ impl Queue {
         if !self.online {
             return None;
         }
-        self.items
+        // Earliest wish per endpoint class in one cheap pass, then the limiters once.
+        let mut earliest = [u64::MAX; ENDPOINTS];
+        for i in self
+            .items
             .iter()
             .filter(|i| !i.in_flight && (self.sender || !i.persisted))
-            .map(|i| {
-                let limiter = |e: Endpoint| self.limiters[e as usize].ready_at(i.not_before_ms);
-                let ready = match &i.payload {
-                    // Whether it goes alone or in bulk is decided at send time: wait for both.
-                    Payload::Event { .. } => {
-                        limiter(Endpoint::Events).max(limiter(Endpoint::BulkEvents))
-                    }
-                    Payload::Body { endpoint, .. } => limiter(*endpoint),
-                };
-                i.not_before_ms.max(ready)
+        {
+            let class = match &i.payload {
+                Payload::Event { .. } => Endpoint::Events,
+                Payload::Body { endpoint, .. } => *endpoint,
+            } as usize;
+            earliest[class] = earliest[class].min(i.not_before_ms);
+        }
+        let limiter = |e: Endpoint, at: u64| self.limiters[e as usize].ready_at(at);
+        (0..ENDPOINTS)
+            .filter(|c| earliest[*c] != u64::MAX)
+            .map(|c| {
+                let at = earliest[c];
+                if c == Endpoint::Events as usize {
+                    // Alone or in bulk is decided at send time: wait for both limits.
+                    at.max(limiter(Endpoint::Events, at))
+                        .max(limiter(Endpoint::BulkEvents, at))
+                } else {
+                    at.max(self.limiters[c].ready_at(at))
+                }
             })
             .min()
             .map(|t| t.max(self.paused_until_ms))
