@@ -32,5 +32,5 @@ step "release build of the browser package + size budget"
 bash .ci/build.sh
 node .ci/size.mjs
 
-step "emulator and page-level tests (node --test, Playwright + Chromium)"
-node --test --test-concurrency=1 tests/emulator/ tests/e2e/
+step "emulator, demo page and durable queue (node --test, Playwright + Chromium)"
+node --test --test-concurrency=1 tests/emulator/ tests/e2e/ tests/queue/

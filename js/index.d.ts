@@ -23,7 +23,7 @@ export interface KlaviyoOptions {
 
 /** What `onError` receives. */
 export interface KlaviyoError extends Error {
-  kind: "rejected" | "retry" | "evicted" | "gave_up";
+  kind: "rejected" | "retry" | "evicted" | "gave_up" | "storage";
   /** HTTP status, or 0 for a network error or a local decision. */
   status: number;
   /** How many queued requests it concerns. */

@@ -7,10 +7,3 @@ pub mod core;
 
 #[cfg(all(feature = "browser", target_arch = "wasm32"))]
 mod browser;
-
-// SAFETY: a browser page runs this module on one thread, which is the one condition
-// `AssumeSingleThreaded` asks for.
-#[cfg(all(feature = "browser", target_arch = "wasm32"))]
-#[global_allocator]
-static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
-    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };

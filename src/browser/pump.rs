@@ -276,7 +276,9 @@ fn transmit(state: &Shared, tx: Transmit, keepalive: bool) {
                 Outcome::Network
             } else {
                 // Null when absent or not exposed by CORS; an HTTP-date form counts as absent.
-                let retry_after_s = retry_after.and_then(|v| v.trim().parse::<u32>().ok());
+                let retry_after_s = retry_after
+                    .and_then(|v| crate::core::text::parse_u64(v.trim()))
+                    .map(|s| s.min(u64::from(u32::MAX)) as u32);
                 Outcome::Status {
                     status,
                     retry_after_s,

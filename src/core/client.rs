@@ -9,6 +9,7 @@ use super::json::{self, Json};
 use super::payload::{self, EventParts};
 use super::queue::{Payload, Queue, Report, StorageOp, Transmit};
 use super::retry::Outcome;
+use super::text;
 use super::time;
 use super::uuid::uuid_v4;
 use super::validate::{self, ValidationError};
@@ -204,10 +205,9 @@ impl<R: Entropy> Client<R> {
                     "must be a Date, epoch milliseconds or an ISO 8601 time with offset",
                 )
             })?,
-            Some(Json::Num(n)) => n
-                .parse::<i64>()
+            Some(Json::Num(n)) => text::parse_i64(n)
                 .map(|ms| ms.div_euclid(1000))
-                .map_err(|_| ValidationError::new("time", "must be whole epoch milliseconds"))?,
+                .ok_or_else(|| ValidationError::new("time", "must be whole epoch milliseconds"))?,
             Some(_) => {
                 return Err(ValidationError::new(
                     "time",
@@ -271,7 +271,7 @@ impl<R: Entropy> Client<R> {
     pub fn back_in_stock(&mut self, args: &str, now_ms: u64) -> Result<()> {
         let a = parse_object("backInStock", args)?;
         let variant = validate::non_empty("variantId", a.get("variantId"))?.to_string();
-        if variant.split(":::").filter(|p| !p.is_empty()).count() != 3 {
+        if !is_variant_id(&variant) {
             return Err(ValidationError::new(
                 "variantId",
                 "must be a catalog variant id like $custom:::$default:::SKU-1",
@@ -397,6 +397,20 @@ impl<R: Entropy> Client<R> {
 
     pub fn take_reports(&mut self) -> Vec<Report> {
         self.queue.take_reports()
+    }
+}
+
+/// `a:::b:::c` with three non-empty parts, as Klaviyo's catalog variant ids are.
+fn is_variant_id(v: &str) -> bool {
+    let Some(i) = text::find(v, ":::") else {
+        return false;
+    };
+    let rest = &v[i + 3..];
+    match text::find(rest, ":::") {
+        Some(j) => {
+            i > 0 && j > 0 && j + 3 < rest.len() && text::find(&rest[j + 3..], ":::").is_none()
+        }
+        None => false,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::json::Json;
 use super::queue::Limits;
+use super::text;
 use super::validate::{self, ValidationError};
 
 pub const DEFAULT_API_BASE: &str = "https://a.klaviyo.com";
@@ -80,9 +81,8 @@ fn text_or(v: &Json, key: &str, default: &str) -> Result<String, ValidationError
 fn count_or(v: &Json, key: &str, default: usize) -> Result<usize, ValidationError> {
     match v.get(key) {
         None | Some(Json::Null) => Ok(default),
-        Some(Json::Num(n)) => n
-            .parse::<usize>()
-            .ok()
+        Some(Json::Num(n)) => text::parse_u64(n)
+            .map(|n| n as usize)
             .filter(|n| *n > 0 || key == "flushDelayMs")
             .ok_or_else(|| ValidationError::new(key, "must be a positive whole number")),
         Some(_) => Err(ValidationError::new(key, "must be a positive whole number")),

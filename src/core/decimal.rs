@@ -3,6 +3,8 @@
 //! Values arrive as JSON number text. Multiplying them as decimals keeps `19.99 * 3`
 //! equal to `59.97` (not `59.970000000000006`) and keeps float formatting out of the wasm.
 
+use super::text;
+
 /// `mant / 10^scale`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decimal {
@@ -21,7 +23,10 @@ impl Decimal {
             None => (false, text),
         };
         let (digits, exp) = match body.find(['e', 'E']) {
-            Some(i) => (&body[..i], body[i + 1..].parse::<i32>().ok()?),
+            Some(i) => (
+                &body[..i],
+                i32::try_from(text::parse_i64(&body[i + 1..])?).ok()?,
+            ),
             None => (body, 0),
         };
         let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));

@@ -5,6 +5,7 @@
 //! one twice, which Klaviyo de-duplicates by `unique_id`.
 
 use super::queue::push_u64;
+use super::text;
 
 pub const TTL_MS: u64 = 3_000;
 pub const HEARTBEAT_MS: u64 = 1_000;
@@ -14,7 +15,7 @@ pub const HEARTBEAT_MS: u64 = 1_000;
 pub fn decide(stored: Option<&str>, me: &str, now_ms: u64) -> (bool, Option<String>) {
     let current = stored.and_then(|v| {
         let (tab, expires) = v.split_once(' ')?;
-        Some((tab, expires.parse::<u64>().ok()?))
+        Some((tab, text::parse_u64(expires)?))
     });
     match current {
         Some((tab, expires)) if tab != me && expires > now_ms => (false, None),

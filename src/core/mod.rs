@@ -13,6 +13,7 @@ pub mod limiter;
 pub mod payload;
 pub mod queue;
 pub mod retry;
+pub mod text;
 pub mod time;
 pub mod uuid;
 pub mod validate;

@@ -21,6 +21,7 @@
 use super::limiter::Limiter;
 use super::payload;
 use super::retry::{self, Outcome, Verdict};
+use super::text;
 
 /// The `/client` endpoints the browser sends to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +111,8 @@ struct Item {
     created_ms: u64,
     attempts: u32,
     not_before_ms: u64,
-    in_flight: bool,
+    /// The transmit carrying it, 0 when not in flight.
+    tx: u64,
     /// Most events this one may share a request with: halved when a bulk request
     /// containing it is refused, to isolate the bad event.
     batch_cap: usize,
@@ -122,7 +124,11 @@ impl Item {
     /// Whether this tab may send it now: the sender tab sends everything; any tab sends
     /// what only it holds (storage refused to write it, so no other tab can see it).
     fn due(&self, now_ms: u64, sender: bool) -> bool {
-        !self.in_flight && self.not_before_ms <= now_ms && (sender || !self.persisted)
+        self.tx == 0 && self.not_before_ms <= now_ms && (sender || !self.persisted)
+    }
+
+    fn in_flight(&self) -> bool {
+        self.tx != 0
     }
 }
 
@@ -205,7 +211,8 @@ pub struct Queue {
     limits: Limits,
     items: Vec<Item>,
     bytes: usize,
-    in_flight: Vec<(u64, Vec<String>)>,
+    /// Transmits sent and not answered yet.
+    in_flight: Vec<u64>,
     next_tx: u64,
     ops: Vec<StorageOp>,
     reports: Vec<Report>,
@@ -216,6 +223,9 @@ pub struct Queue {
     sender: bool,
     /// Whether a storage warning was already reported (one per page is enough).
     storage_warned: bool,
+    /// Storage refused a write: new requests stay in memory (no doomed, slow writes)
+    /// until a delivery frees some space.
+    storage_full: bool,
     /// Totals since start, so `flush()` can tell what it achieved.
     pub delivered: usize,
     pub failed: usize,
@@ -250,6 +260,7 @@ impl Queue {
             online: true,
             sender: true,
             storage_warned: false,
+            storage_full: false,
             delivered: 0,
             failed: 0,
         }
@@ -278,7 +289,7 @@ impl Queue {
         let gone: Vec<String> = self
             .items
             .iter()
-            .filter(|i| i.persisted && !i.in_flight && !on_disk.contains(&i.id.as_str()))
+            .filter(|i| i.persisted && !i.in_flight() && !on_disk.contains(&i.id.as_str()))
             .map(|i| i.id.clone())
             .collect();
         for id in gone {
@@ -345,14 +356,16 @@ impl Queue {
             created_ms: now_ms,
             attempts: 0,
             not_before_ms: 0,
-            in_flight: false,
+            tx: 0,
             batch_cap: usize::MAX,
-            persisted: true,
+            persisted: !self.storage_full,
         };
-        self.ops.push(StorageOp::Put {
-            key: self.key(&item.id),
-            value: encode(&item),
-        });
+        if item.persisted {
+            self.ops.push(StorageOp::Put {
+                key: self.key(&item.id),
+                value: encode(&item),
+            });
+        }
         self.bytes += item.payload.bytes();
         let id = item.id.clone();
         self.items.push(item);
@@ -365,8 +378,8 @@ impl Queue {
         let mut i = 0;
         while i < self.items.len() {
             let it = &self.items[i];
-            let superseded = !it.in_flight
-                && matches!(&it.payload, Payload::Body { endpoint: e, body } if *e == endpoint && body.contains(marker));
+            let superseded = !it.in_flight()
+                && matches!(&it.payload, Payload::Body { endpoint: e, body } if *e == endpoint && text::find(body, marker).is_some());
             if superseded {
                 self.remove_at(i);
             } else {
@@ -378,6 +391,7 @@ impl Queue {
     /// The adapter could not write `key` (quota exceeded, storage gone): the request
     /// stays in memory and is still sent by this page.
     pub fn on_storage_failed(&mut self, key: &str) {
+        self.storage_full = true;
         if let Some(id) = key.strip_prefix(self.prefix.as_str()) {
             if let Some(item) = self.items.iter_mut().find(|i| i.id == id) {
                 item.persisted = false;
@@ -396,7 +410,7 @@ impl Queue {
             let Some(i) = self
                 .items
                 .iter()
-                .position(|it| !it.in_flight && Some(it.id.as_str()) != keep)
+                .position(|it| !it.in_flight() && Some(it.id.as_str()) != keep)
             else {
                 break;
             };
@@ -482,10 +496,8 @@ impl Queue {
         self.give_up_stale(now_ms);
         let sender = self.sender;
         let first = self.items.iter().position(|i| i.due(now_ms, sender))?;
-        let (endpoint, body, ids) = match &self.items[first].payload {
-            Payload::Body { endpoint, body } => {
-                (*endpoint, body.clone(), vec![self.items[first].id.clone()])
-            }
+        let (endpoint, body, picked) = match &self.items[first].payload {
+            Payload::Body { endpoint, body } => (*endpoint, body.clone(), vec![first]),
             Payload::Event { profile, .. } => {
                 let budget = max_body.min(self.limits.batch_bytes);
                 self.batch_from(first, profile.clone(), now_ms, budget)
@@ -499,16 +511,15 @@ impl Queue {
         }
         let id = self.next_tx;
         self.next_tx += 1;
-        for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
-            item.in_flight = true;
+        for i in &picked {
+            self.items[*i].tx = id;
         }
-        let items = ids.len();
-        self.in_flight.push((id, ids));
+        self.in_flight.push(id);
         Some(Transmit {
             id,
             endpoint,
             body,
-            items,
+            items: picked.len(),
         })
     }
 
@@ -519,12 +530,14 @@ impl Queue {
         profile: String,
         now_ms: u64,
         max_bytes: usize,
-    ) -> (Endpoint, String, Vec<String>) {
-        let mut picked: Vec<&Item> = Vec::new();
+    ) -> (Endpoint, String, Vec<usize>) {
+        let mut picked: Vec<usize> = Vec::new();
+        let mut events: Vec<&str> = Vec::new();
+        // Sorted, for a cheap duplicate check in batches of up to 1000.
         let mut uids: Vec<&str> = Vec::new();
         let mut cap = self.limits.batch_events;
         let mut bytes = profile.len() + 200;
-        for item in self.items.iter().skip(first) {
+        for (n, item) in self.items.iter().enumerate().skip(first) {
             if !item.due(now_ms, self.sender) {
                 continue;
             }
@@ -537,37 +550,31 @@ impl Queue {
                 continue;
             };
             // A repeated unique_id would make Klaviyo refuse the whole bulk request.
-            if *p != profile || uids.contains(&unique_id.as_str()) {
-                continue;
-            }
-            let cap_with = cap.min(item.batch_cap);
+            let slot = match uids.binary_search(&unique_id.as_str()) {
+                Err(slot) if *p == profile => slot,
+                _ => continue,
+            };
             // Each event adds its `{"type":"event","attributes":...}` wrapper and a comma.
             let size = event.len() + 32;
+            let cap_with = cap.min(item.batch_cap);
             if !picked.is_empty() && (picked.len() >= cap_with || bytes + size > max_bytes) {
                 break;
             }
             cap = cap_with;
             bytes += size;
-            uids.push(unique_id);
-            picked.push(item);
+            uids.insert(slot, unique_id);
+            picked.push(n);
+            events.push(event);
         }
-        let events = picked.iter().filter_map(|i| match &i.payload {
-            Payload::Event { event, .. } => Some(event.as_str()),
-            Payload::Body { .. } => None,
-        });
         let mut body = String::with_capacity(bytes);
         let endpoint = if picked.len() == 1 {
-            payload::client_event(events.clone().next().unwrap_or("{}"), &profile, &mut body);
+            payload::client_event(events[0], &profile, &mut body);
             Endpoint::Events
         } else {
-            payload::bulk_client_events(&profile, events, &mut body);
+            payload::bulk_client_events(&profile, events.into_iter(), &mut body);
             Endpoint::BulkEvents
         };
-        (
-            endpoint,
-            body,
-            picked.iter().map(|i| i.id.clone()).collect(),
-        )
+        (endpoint, body, picked)
     }
 
     /// Drops requests that have had too many attempts or waited too long.
@@ -578,7 +585,7 @@ impl Queue {
             .iter()
             .enumerate()
             .filter(|(_, i)| {
-                !i.in_flight
+                !i.in_flight()
                     && (i.attempts >= limits.max_attempts
                         || now_ms.saturating_sub(i.created_ms) > limits.max_age_ms)
             })
@@ -595,34 +602,34 @@ impl Queue {
 
     /// Feeds back what happened to transmit `tx`. `jitter` comes from the caller's RNG.
     pub fn on_outcome(&mut self, tx: u64, outcome: Outcome, now_ms: u64, jitter: u16) {
-        let Some(pos) = self.in_flight.iter().position(|(id, _)| *id == tx) else {
+        let Some(pos) = self.in_flight.iter().position(|id| *id == tx) else {
             return;
         };
-        let (_, ids) = self.in_flight.swap_remove(pos);
+        self.in_flight.swap_remove(pos);
+        let count = self.items.iter().filter(|i| i.tx == tx).count();
         let (status, body) = match &outcome {
             Outcome::Status { status, body, .. } => (*status, body.clone()),
             Outcome::Network => (0, String::new()),
         };
         match retry::verdict(&outcome) {
             Verdict::Delivered => {
-                self.remove_ids(&ids);
-                self.delivered += ids.len();
+                self.remove_in_tx(tx, |_| true);
+                self.delivered += count;
             }
-            Verdict::Rejected if ids.len() > 1 && matches!(status, 400 | 422) => {
-                self.isolate(&ids, status, body);
+            Verdict::Rejected if count > 1 && matches!(status, 400 | 422) => {
+                self.isolate(tx, count, status, body);
             }
             Verdict::Rejected => {
-                self.remove_ids(&ids);
-                self.failed += ids.len();
-                self.report(ReportKind::Rejected, status, body, ids.len());
+                self.remove_in_tx(tx, |_| true);
+                self.failed += count;
+                self.report(ReportKind::Rejected, status, body, count);
             }
             Verdict::Retry => {
-                let delay_base = |attempts| retry::delay_ms(attempts, &outcome, jitter);
                 let online = self.online;
                 let mut wait = 0;
-                for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
-                    item.in_flight = false;
-                    let d = delay_base(item.attempts);
+                for item in self.items.iter_mut().filter(|i| i.tx == tx) {
+                    item.tx = 0;
+                    let d = retry::delay_ms(item.attempts, &outcome, jitter);
                     wait = wait.max(d);
                     item.not_before_ms = now_ms + d;
                     if online {
@@ -633,41 +640,58 @@ impl Queue {
                     // Klaviyo throttles the account, not one request: everything waits.
                     self.paused_until_ms = self.paused_until_ms.max(now_ms + wait);
                 }
-                self.failed += ids.len();
-                self.report(ReportKind::WillRetry, status, body, ids.len());
+                self.failed += count;
+                self.report(ReportKind::WillRetry, status, body, count);
             }
         }
     }
 
-    fn remove_ids(&mut self, ids: &[String]) {
-        for id in ids {
-            if let Some(i) = self.items.iter().position(|it| it.id == *id) {
-                self.remove_at(i);
+    /// Removes (from memory and storage), in one pass, the items of transmit `tx`
+    /// whose position in it (`0..count`, the order they were sent in) `pick` accepts.
+    fn remove_in_tx(&mut self, tx: u64, pick: impl Fn(usize) -> bool) {
+        let items = std::mem::take(&mut self.items);
+        let mut kept = Vec::with_capacity(items.len());
+        let mut nth = 0;
+        for item in items {
+            let drop = item.tx == tx && {
+                nth += 1;
+                pick(nth - 1)
+            };
+            if drop {
+                self.bytes -= item.payload.bytes();
+                self.storage_full = false;
+                self.ops.push(StorageOp::Remove {
+                    key: self.key(&item.id),
+                });
+            } else {
+                kept.push(item);
             }
         }
+        self.items = kept;
     }
 
     /// A bulk request was refused. Klaviyo's error pointers name the bad events
     /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
     /// now. Without usable pointers, halve the batch until the bad event is alone.
-    fn isolate(&mut self, ids: &[String], status: u16, body: String) {
+    fn isolate(&mut self, tx: u64, count: usize, status: u16, body: String) {
         let bad: Vec<usize> = event_pointers(&body)
             .into_iter()
-            .filter(|i| *i < ids.len())
+            .filter(|i| *i < count)
             .collect();
-        let half = ids.len().div_ceil(2);
-        for item in self.items.iter_mut().filter(|i| ids.contains(&i.id)) {
-            item.in_flight = false;
-            if bad.is_empty() {
+        if bad.is_empty() {
+            let half = count.div_ceil(2);
+            for item in self.items.iter_mut().filter(|i| i.tx == tx) {
+                item.tx = 0;
                 item.batch_cap = half;
             }
+            return;
         }
-        if !bad.is_empty() {
-            let bad_ids: Vec<String> = bad.iter().map(|i| ids[*i].clone()).collect();
-            self.remove_ids(&bad_ids);
-            self.failed += bad_ids.len();
-            self.report(ReportKind::Rejected, status, body, bad_ids.len());
+        self.remove_in_tx(tx, |n| bad.contains(&n));
+        for item in self.items.iter_mut().filter(|i| i.tx == tx) {
+            item.tx = 0;
         }
+        self.failed += bad.len();
+        self.report(ReportKind::Rejected, status, body, bad.len());
     }
 
     /// When the adapter should next call [`Queue::poll_transmit`]: the earliest time a
@@ -681,7 +705,7 @@ impl Queue {
         for i in self
             .items
             .iter()
-            .filter(|i| !i.in_flight && (self.sender || !i.persisted))
+            .filter(|i| !i.in_flight() && (self.sender || !i.persisted))
         {
             let class = match &i.payload {
                 Payload::Event { .. } => Endpoint::Events,
@@ -725,10 +749,10 @@ fn event_pointers(body: &str) -> Vec<usize> {
     const P: &str = "/data/attributes/events/data/";
     let mut out = Vec::new();
     let mut rest = body;
-    while let Some(at) = rest.find(P) {
+    while let Some(at) = text::find(rest, P) {
         rest = &rest[at + P.len()..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if let Ok(n) = rest[..digits].parse::<usize>() {
+        if let Some(n) = text::parse_u64(&rest[..digits]).map(|n| n as usize) {
             if !out.contains(&n) {
                 out.push(n);
             }
@@ -776,7 +800,7 @@ fn decode(id: &str, value: &str) -> Option<Item> {
         return None;
     }
     let code = parts.next()?;
-    let created_ms = parts.next()?.parse::<u64>().ok()?;
+    let created_ms = text::parse_u64(parts.next()?)?;
     let rest = parts.next()?;
     let payload = if code == "E" {
         let (unique_id, rest) = rest.split_once('\n')?;
@@ -806,7 +830,7 @@ fn decode(id: &str, value: &str) -> Option<Item> {
         created_ms,
         attempts: 0,
         not_before_ms: 0,
-        in_flight: false,
+        tx: 0,
         batch_cap: usize::MAX,
         persisted: true,
     })

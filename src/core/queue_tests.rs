@@ -578,3 +578,18 @@ fn a_follower_tab_still_sends_what_only_it_holds() {
     assert_eq!(uids(&t), vec!["u-1"]);
     assert!(q.poll_transmit(T0).is_none());
 }
+
+#[test]
+fn after_a_failed_write_new_requests_skip_storage_until_a_delivery_frees_space() {
+    let mut q = queue();
+    push_events(&mut q, 1, "{}", T0);
+    q.take_ops();
+    q.on_storage_failed("klaviyo:AbC123:q:id-0");
+    q.push("b".into(), event("u-b", "{}"), T0);
+    assert!(q.take_ops().is_empty(), "no doomed write");
+    let t = q.poll_transmit(T0).unwrap();
+    q.on_outcome(t.id, status(202), T0, 0);
+    q.take_ops();
+    q.push("c".into(), event("u-c", "{}"), T0);
+    assert_eq!(q.take_ops().len(), 1, "space was freed: try storage again");
+}

@@ -1,0 +1,260 @@
+// Shared harness for the durable-queue tests (tests/queue/) and the bench (tests/bench/):
+// the Klaviyo emulator (port 0), a tiny static server for the test page and dist/web,
+// Debian's Chromium through playwright-core, and polling helpers (no fixed sleeps).
+import http from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startEmulator } from '../emulator/server.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const PAGE_PATH = '/tests/queue/page.html';
+
+export const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--disable-quic',
+];
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.ts': 'text/plain; charset=utf-8',
+};
+
+/** Only these trees are served: the test page and the built package. */
+const SERVED = ['/tests/queue/', '/dist/web/'];
+
+/** Maps a URL path to a file under ROOT, or null when it is not ours to serve. */
+export function fileFor(urlPath) {
+  let p;
+  try { p = decodeURIComponent(urlPath); } catch { return null; }
+  if (p.includes('\0') || p.includes('\\')) return null;
+  const norm = path.posix.normalize(p);
+  if (norm !== p || !SERVED.some((s) => norm.startsWith(s))) return null;
+  return path.join(ROOT, norm);
+}
+
+export function mimeFor(file) {
+  return MIME[path.extname(file)] || 'application/octet-stream';
+}
+
+/** Serves PAGE_PATH, its script and dist/web/ from the repo, never cached. */
+export async function startStaticServer({ port = 0, host = '127.0.0.1' } = {}) {
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://static.invalid');
+    const file = fileFor(url.pathname);
+    try {
+      if (!file || req.method !== 'GET' || !(await stat(file)).isFile()) throw new Error('not found');
+      const data = await readFile(file);
+      res.writeHead(200, { 'Content-Type': mimeFor(file), 'Cache-Control': 'no-store', 'Content-Length': data.length });
+      res.end(data);
+    } catch {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('not found');
+    }
+  });
+  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(port, host, resolve); });
+  return {
+    url: `http://${host}:${server.address().port}`,
+    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+  };
+}
+
+/** sha256 (first 12 hex) and mtime of the built wasm: which build a run tested. */
+export function buildId() {
+  const file = path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm');
+  try {
+    const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
+    return `${hash} (${statSync(file).mtime.toISOString()})`;
+  } catch {
+    return 'none';
+  }
+}
+
+export function isBuilt() {
+  return existsSync(path.join(ROOT, 'dist/web/index.js')) && existsSync(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
+}
+
+export function launchChromium(extraArgs = []) {
+  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extraArgs] });
+}
+
+// A document answered through `route.fulfill` has no IP address, so Chromium's Local
+// Network Access checks treat it as public and refuse its fetches to the loopback
+// emulator ("Permission was denied for this request to access the `loopback` address
+// space"). Only the serve-from-disk scenarios (offline reloads) need this second browser.
+const FROM_DISK_ARGS = ['--disable-features=LocalNetworkAccessChecks'];
+
+/** Emulator + static server + browser. `close()` stops all three. */
+export async function startEnv({ emulator = {} } = {}) {
+  if (!isBuilt()) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');
+  const build = buildId();
+  const emu = await startEmulator({ port: 0, ...emulator });
+  const site = await startStaticServer({ port: 0 });
+  const browser = await launchChromium();
+  let fromDisk;
+  return {
+    emu,
+    site,
+    browser,
+    /** The dist/web build at start; `buildChanged()` says if it was rebuilt during the run. */
+    build,
+    buildChanged: () => buildId().split(' ')[0] !== build.split(' ')[0],
+    /** The browser for serve-from-disk contexts (launched on first use). */
+    fromDiskBrowser: () => { fromDisk ??= launchChromium(FROM_DISK_ARGS); return fromDisk; },
+    close: async () => {
+      if (fromDisk) await (await fromDisk).close().catch(() => {});
+      await browser.close().catch(() => {});
+      await site.close();
+      await emu.close();
+    },
+  };
+}
+
+/** Polls `fn` until it returns a truthy value (returned); throws after `timeout` ms. */
+export async function waitFor(fn, { timeout = 10_000, interval = 25, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = undefined;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+/** The page URL with init options in its query string. */
+export function pageUrl(env, { companyId = 'QuE001', apiBase = env.emu.url, init = true, ...opts } = {}) {
+  const u = new URL(PAGE_PATH, env.site.url);
+  u.searchParams.set('companyId', companyId);
+  if (apiBase) u.searchParams.set('apiBase', apiBase);
+  if (!init) u.searchParams.set('init', '0');
+  for (const [k, v] of Object.entries(opts)) {
+    if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
+  }
+  return u.href;
+}
+
+/**
+ * One browser context per scenario (pages of one context = tabs of one shop; they share
+ * localStorage). Every page's uncaught errors and crashes land in `pageErrors`.
+ * `serveFromDisk`: answer the page and dist/web from disk through `context.route`, so
+ * the page loads (and reloads) while the context is offline.
+ */
+export async function newShop(env, { serveFromDisk = false } = {}) {
+  const context = await (serveFromDisk ? await env.fromDiskBrowser() : env.browser).newContext();
+  const pageErrors = [];
+  const consoleErrors = [];
+  const pages = [];
+  if (serveFromDisk) {
+    await context.route(`${env.site.url}/**`, async (route) => {
+      const file = fileFor(new URL(route.request().url()).pathname);
+      try {
+        if (!file) throw new Error('not ours');
+        const body = await readFile(file);
+        await route.fulfill({ status: 200, body, headers: { 'content-type': mimeFor(file), 'cache-control': 'no-store' } });
+      } catch {
+        await route.fulfill({ status: 404, body: 'not found' });
+      }
+    });
+  }
+  const watch = (page) => {
+    pages.push(page);
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.stack || e.message}`));
+    page.on('crash', () => pageErrors.push(`${page.url()}: page crashed`));
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  };
+  context.on('page', watch);
+
+  /** Waits for the page script; throws with the init error if init failed. */
+  const ready = async (page) => {
+    await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+    const state = await page.evaluate(() => document.body.dataset.ready);
+    if (state !== '1') throw new Error(`page did not start: ${await page.evaluate(() => window.initError)}`);
+    return page;
+  };
+
+  return {
+    context,
+    pageErrors,
+    consoleErrors,
+    pages,
+    ready,
+    /**
+     * A new tab on the test page. Options: see pageUrl, plus `clock: true` (Playwright's
+     * fake clock: Date and timers move only when the test says so) and `initScript`
+     * (a function run before any page script).
+     */
+    async open({ clock = false, initScript, ...opts } = {}) {
+      const page = await context.newPage();
+      if (initScript) await page.addInitScript(initScript);
+      if (clock) await page.clock.install();
+      await page.goto(pageUrl(env, opts));
+      return ready(page);
+    },
+    /** Navigates an open tab to the page with other options. */
+    async goto(page, opts = {}) {
+      await page.goto(pageUrl(env, opts));
+      return ready(page);
+    },
+    async reload(page) {
+      await page.reload();
+      return ready(page);
+    },
+    close: () => context.close().catch(() => {}),
+  };
+}
+
+// ---------- what the emulator saw ----------
+
+/** The unique_ids a recorded request carried (events and bulk events). */
+export const idsOf = (record) => record.uniqueIds || [];
+
+/** Event-carrying requests (single or bulk), in arrival order. */
+export function eventRequests(summary) {
+  return summary.requests.filter((r) => r.path === '/client/events' || r.path === '/client/event-bulk-create');
+}
+
+/** How often each unique_id went over the wire, whatever the answer. */
+export function wireCounts(summary) {
+  const counts = {};
+  for (const r of eventRequests(summary)) for (const id of idsOf(r)) counts[id] = (counts[id] || 0) + 1;
+  return counts;
+}
+
+/** localStorage entries under a prefix, read inside the page. */
+export function storedEntries(page, prefix) {
+  return page.evaluate((p) => {
+    const out = {};
+    for (let i = 0; i < localStorage.length; i += 1) {
+      const k = localStorage.key(i);
+      if (k && k.startsWith(p)) out[k] = localStorage.getItem(k);
+    }
+    return out;
+  }, prefix);
+}
+
+/** Calls kl.track n times in the page; returns the unique_ids it gave back. */
+export function trackMany(page, n, { metric = 'Queue Test', from = 0, props = {} } = {}) {
+  return page.evaluate(({ n, metric, from, props }) => {
+    const ids = [];
+    for (let i = from; i < from + n; i += 1) ids.push(window.kl.track(metric, { n: i, ...props }));
+    return ids;
+  }, { n, metric, from, props });
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
