@@ -176,11 +176,18 @@ case "$kind" in
     publish_stage "$STAGE" "$dist"
     ;;
   edge)
-    echo 'edge build: not yet' >&2
-    exit 1
-    # later, e.g.:
-    # preflight; build_pkg edge web "$ROOT/dist/edge" --no-default-features --features edge
-    # copy_wrapper "$STAGE" js/edge.js index.js required; publish_stage "$STAGE" "$ROOT/dist/edge"
+    # The worker: the `edge` feature only (no browser code), with std as shipped (size
+    # matters less at the edge than debuggable panics).
+    preflight
+    dist="$ROOT/dist/edge"
+    OUT_NAME=klaviyo_edge
+    build_pkg edge web "$dist" --no-default-features --features edge
+    # .mjs: workerd and miniflare read plain .js as CommonJS.
+    mv "$STAGE/klaviyo_edge.js" "$STAGE/klaviyo_edge.mjs"
+    mv "$STAGE/klaviyo_edge.d.ts" "$STAGE/klaviyo_edge.d.mts"
+    copy_wrapper "$STAGE" js/edge/handler.mjs handler.mjs required
+    copy_wrapper "$STAGE" js/edge/worker.mjs worker.mjs required
+    publish_stage "$STAGE" "$dist"
     ;;
   *) echo "usage: $0 [web|edge]" >&2; exit 2 ;;
 esac

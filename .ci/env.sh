@@ -78,9 +78,8 @@ wasm_run() {
   if [ "$KW_WASM_TOOLCHAIN" = debian ]; then
     # `env -u` drops a RUSTUP_TOOLCHAIN inherited from an outer rustup proxy (harmless for
     # Debian's cargo, but it would confuse any rustup proxy a tool might still reach).
-    # Own target dir: after the rustup toolchain has used target/, Debian's cargo clippy
-    # reuses its cached rustc probe (.rustc_info.json) and fails ("failed to run rustc
-    # to learn about target-specific information"). Separate dirs never share it.
+    # Own target dir: the two toolchains would otherwise keep invalidating each
+    # other's build cache in target/.
     env -u RUSTUP_TOOLCHAIN PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
       CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KW_ROOT/target/wasm}" "$@"
   else

@@ -16,6 +16,19 @@
 #   KW_SKIP_APT=1       never call apt-get (only warn about missing packages)
 #   KW_REBUILD_SYSROOT=1  rebuild the Debian wasm32 std even if it looks fine
 set -euo pipefail
+
+# /dev/null must be the null device. On some sandboxes it is (or becomes) a regular file
+# that collects whatever is written to it; every program that then reads it (Rust's
+# Stdio::null opens it: cargo's rustc probe does) gets that text as input and fails
+# ("failed to run `rustc` to learn about target-specific information"). Repair it when
+# we can (root), and say so.
+if [ ! -c /dev/null ]; then
+  if [ "$(id -u)" = 0 ] && mknod -m 666 /dev/null.kw c 1 3 2>/dev/null && mv -f /dev/null.kw /dev/null; then
+    printf '[setup] /dev/null was not a device: recreated it\n'
+  else
+    printf '[setup] WARNING: /dev/null is not a device and cannot be repaired here\n' >&2
+  fi
+fi
 exec </dev/null
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

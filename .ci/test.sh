@@ -14,9 +14,6 @@ WASM=(--target wasm32-unknown-unknown)
 step "format (cargo fmt --check)"
 host_cargo fmt --check
 
-# wasm32 first: on a fresh clone, Debian's cargo clippy run after the rustup one fails
-# its first rustc probe ("failed to run rustc to learn about target-specific
-# information"); once target/wasm holds a good probe it is fine in any order.
 step "lint, wasm32 browser build (cargo clippy -D warnings)"
 wasm_cargo clippy "${WASM[@]}" --all-targets -- -D warnings
 step "lint, native (cargo clippy -D warnings)"

@@ -7,3 +7,6 @@ pub mod core;
 
 #[cfg(all(feature = "browser", target_arch = "wasm32"))]
 mod browser;
+
+#[cfg(feature = "edge")]
+pub mod edge;
