@@ -16,11 +16,13 @@ host_cargo fmt --check
 
 step "lint, wasm32 browser build (cargo clippy -D warnings)"
 wasm_cargo clippy "${WASM[@]}" --all-targets -- -D warnings
-step "lint, native (cargo clippy -D warnings)"
-host_cargo clippy --all-targets -- -D warnings
+step "lint, wasm32 edge build (cargo clippy -D warnings)"
+wasm_cargo clippy "${WASM[@]}" --no-default-features --features edge --all-targets -- -D warnings
+step "lint, native core + edge (cargo clippy -D warnings)"
+host_cargo clippy --all-targets --features edge -- -D warnings
 
-step "core, native (cargo test)"
-host_cargo test
+step "core and edge logic, native (cargo test)"
+host_cargo test --features edge
 
 step "browser adapter in headless Chromium (wasm-bindgen-test against the emulator)"
 node tests/with-emulator.mjs bash -c '. .ci/env.sh && wasm_cargo test "$@"' _ "${WASM[@]}" --lib
@@ -28,6 +30,8 @@ node tests/with-emulator.mjs bash -c '. .ci/env.sh && wasm_cargo test "$@"' _ "$
 step "release build of the browser package + size budget"
 bash .ci/build.sh
 node .ci/size.mjs
+step "release build of the edge worker"
+bash .ci/build.sh edge
 
-step "emulator, demo page and durable queue (node --test, Playwright + Chromium)"
-node --test --test-concurrency=1 tests/emulator/ tests/e2e/ tests/queue/
+step "emulator, builds, demo page, durable queue, edge worker (node --test: Playwright + Chromium, miniflare + workerd)"
+node --test --test-concurrency=1 tests/emulator/ tests/build/ tests/e2e/ tests/queue/ tests/edge/

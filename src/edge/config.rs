@@ -18,6 +18,8 @@ pub struct EdgeConfig {
     pub webhook_secret: Option<String>,
     pub webhook_forward_url: Option<String>,
     pub max_body_bytes: usize,
+    /// A path the worker is mounted under (`/klaviyo` for `shop.example/klaviyo/*`).
+    pub route_prefix: String,
 }
 
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -91,6 +93,9 @@ impl EdgeConfig {
             webhook_secret: get("KLAVIYO_WEBHOOK_SECRET"),
             webhook_forward_url: get("WEBHOOK_FORWARD_URL"),
             max_body_bytes,
+            route_prefix: get("ROUTE_PREFIX")
+                .map(|p| p.trim_end_matches('/').to_string())
+                .unwrap_or_default(),
         })
     }
 

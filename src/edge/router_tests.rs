@@ -330,6 +330,10 @@ fn webhooks_are_verified_and_forwarded() {
     let mut tampered = webhook_req(body, now, "wh_1", WEBHOOK);
     tampered.body = body.replace("sent_sms", "clicked_sms");
     assert_eq!(status(&tampered.run()), 401);
+    assert_eq!(
+        status(&webhook_req("not json", now, "wh_1", WEBHOOK).run()),
+        400
+    );
     let mut with_forward = settings();
     with_forward.push(("WEBHOOK_FORWARD_URL", "http://127.0.0.1:9999/hook"));
     match webhook_req(body, now, "wh_1", WEBHOOK).run_with(config_from(&with_forward)) {
@@ -344,6 +348,24 @@ fn webhooks_are_verified_and_forwarded() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_route_prefix_is_stripped() {
+    let mut with_prefix = settings();
+    with_prefix.push(("ROUTE_PREFIX", "/klaviyo/"));
+    let mut r = post("/klaviyo/health", "");
+    r.method = "GET";
+    assert_eq!(status(&r.run_with(config_from(&with_prefix))), 200);
+    let f = forward(
+        post("/klaviyo/client/events", &event_body("M"))
+            .query("company_id=AbC123")
+            .run_with(config_from(&with_prefix)),
+    );
+    assert_eq!(
+        f.url,
+        "http://127.0.0.1:8787/client/events?company_id=AbC123"
+    );
 }
 
 #[test]
