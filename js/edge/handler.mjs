@@ -6,7 +6,7 @@
 const SETTINGS = [
   "KLAVIYO_PRIVATE_KEY", "KLAVIYO_PUBLIC_KEY", "ALLOWED_ORIGINS", "KLAVIYO_API_BASE",
   "KLAVIYO_REVISION", "EDGE_SIGNING_SECRET", "BROWSER_SERVER_METRICS",
-  "KLAVIYO_WEBHOOK_SECRET", "WEBHOOK_FORWARD_URL", "MAX_BODY_BYTES", "ROUTE_PREFIX",
+  "KLAVIYO_WEBHOOK_SECRET", "WEBHOOK_FORWARD_URL", "MAX_BODY_BYTES", "ROUTE_PREFIX", "UPSTREAM_TIMEOUT_MS",
 ];
 
 function settingsOf(env) {
@@ -66,13 +66,15 @@ export function createHandler(wasm) {
     for (let attempt = 0; ; attempt++) {
       let status = 0, retryAfter = null, type = null, text = "";
       try {
-        const r = await fetch(fwd.url, { method: "POST", headers: fwd.headers, body: fwd.body });
+        const r = await fetch(fwd.url, {
+          method: "POST", headers: fwd.headers, body: fwd.body, signal: AbortSignal.timeout(fwd.timeoutMs),
+        });
         status = r.status;
         retryAfter = r.headers.get("retry-after");
         type = r.headers.get("content-type");
         text = await r.text();
       } catch {
-        status = 0; // no answer: refused, dropped, timed out
+        status = 0; // no answer: refused, dropped, or no answer within timeoutMs
       }
       const next = JSON.parse(wasm.afterUpstream(attempt, status, retryAfter, type, text, fwd.cors));
       if (next.reply) return respond(next.reply);

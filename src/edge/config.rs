@@ -20,7 +20,11 @@ pub struct EdgeConfig {
     pub max_body_bytes: usize,
     /// A path the worker is mounted under (`/klaviyo` for `shop.example/klaviyo/*`).
     pub route_prefix: String,
+    /// How long one upstream attempt may take.
+    pub upstream_timeout_ms: u64,
 }
+
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
 
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
@@ -93,6 +97,13 @@ impl EdgeConfig {
             webhook_secret: get("KLAVIYO_WEBHOOK_SECRET"),
             webhook_forward_url: get("WEBHOOK_FORWARD_URL"),
             max_body_bytes,
+            upstream_timeout_ms: match get("UPSTREAM_TIMEOUT_MS") {
+                None => DEFAULT_UPSTREAM_TIMEOUT_MS,
+                Some(v) => text::parse_u64(&v).filter(|n| *n > 0).ok_or(ConfigError {
+                    setting: "UPSTREAM_TIMEOUT_MS",
+                    reason: "must be a positive whole number of milliseconds",
+                })?,
+            },
             route_prefix: get("ROUTE_PREFIX")
                 .map(|p| p.trim_end_matches('/').to_string())
                 .unwrap_or_default(),

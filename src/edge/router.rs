@@ -41,6 +41,8 @@ pub struct Forward {
     pub body: String,
     /// The allowed origin to echo in CORS headers on the answer.
     pub cors: Option<String>,
+    /// Give up on an attempt after this long (then it counts as a network failure).
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,6 +238,7 @@ fn client(req: &Incoming, cfg: &EdgeConfig, origin: Option<&str>, allowed: Optio
         ],
         body: req.body.to_string(),
         cors: allowed.map(str::to_string),
+        timeout_ms: cfg.upstream_timeout_ms,
     })
 }
 
@@ -312,6 +315,7 @@ fn api(req: &Incoming, cfg: &EdgeConfig, origin: Option<&str>, allowed: Option<&
         ],
         body: req.body.to_string(),
         cors: allowed.map(str::to_string),
+        timeout_ms: cfg.upstream_timeout_ms,
     })
 }
 

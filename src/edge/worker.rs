@@ -77,7 +77,8 @@ pub fn decide(
                     .with("url", Json::Str(f.url))
                     .with("headers", Json::Arr(headers))
                     .with("body", Json::Str(f.body))
-                    .with("cors", cors),
+                    .with("cors", cors)
+                    .with("timeoutMs", Json::Num(f.timeout_ms.to_string())),
             )
         }
     };

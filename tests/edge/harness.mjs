@@ -1,0 +1,396 @@
+// Shared harness for the edge-worker tests (tests/edge/) and the bench (tests/bench/edge-bench.mjs):
+// the Klaviyo emulator (port 0), Miniflare v4 running dist/edge/worker.mjs with bindings that
+// point at it, request signing (node:crypto), Klaviyo system-webhook requests, a tiny HTTP sink
+// for forwarded webhooks, a static server + Debian Chromium for the browser test, and polling
+// helpers (no fixed sleeps).
+//
+// Every response read through `readResponse` (all `worker.call`s) is kept in `responseLog`, so a
+// test can scan everything the worker ever answered for configured secrets.
+import http from 'node:http';
+import path from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+import { startEmulator } from '../emulator/server.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// EDGE_DIST overrides where the built worker is read from (default dist/edge).
+export const EDGE_DIR = process.env.EDGE_DIST ? path.resolve(process.env.EDGE_DIST) : path.join(ROOT, 'dist/edge');
+export const WORKER_PATH = path.join(EDGE_DIR, 'worker.mjs');
+export const WEB_DIR = path.join(ROOT, 'dist/web');
+
+export const COMPANY_ID = 'AbC123';
+export const REVISION = '2026-07-15';
+export const SHOP_ORIGIN = 'https://shop.example';
+export const COMPATIBILITY_DATE = '2025-01-01';
+export const JSON_API = 'application/vnd.api+json';
+
+export const sha256 = (s) => createHash('sha256').update(s).digest('hex');
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export function isEdgeBuilt() {
+  return existsSync(WORKER_PATH);
+}
+
+export const NOT_BUILT = 'dist/edge/worker.mjs is missing: run `bash .ci/build.sh edge` first';
+
+/** sha256 (first 12 hex) and mtime of the built worker + wasm: which build a run tested. */
+export function edgeBuildId() {
+  try {
+    const h = createHash('sha256');
+    for (const f of ['worker.mjs', 'klaviyo_edge_bg.wasm']) {
+      const p = path.join(EDGE_DIR, f);
+      if (existsSync(p)) h.update(readFileSync(p));
+    }
+    return `${h.digest('hex').slice(0, 12)} (${statSync(WORKER_PATH).mtime.toISOString()})`;
+  } catch {
+    return 'none';
+  }
+}
+
+/**
+ * Distinctive, random-looking secrets for one run (so a leak is unmistakable when grepped).
+ * The private key has the `pk_` shape of a real Klaviyo private key.
+ */
+export function makeSecrets() {
+  const hex = (n) => randomBytes(n).toString('hex');
+  return {
+    KLAVIYO_PRIVATE_KEY: `pk_${hex(17)}`,
+    EDGE_SIGNING_SECRET: `edgesig_${hex(20)}`,
+    KLAVIYO_WEBHOOK_SECRET: `whsec_${hex(20)}`,
+  };
+}
+
+/** The forms in which a secret could leak: raw, URL-encoded, base64 (std and url), hex. */
+function leakForms(value) {
+  const b = Buffer.from(value);
+  return [value, encodeURIComponent(value), b.toString('base64'), b.toString('base64url'), b.toString('hex')]
+    .filter((v, i, a) => a.indexOf(v) === i);
+}
+
+/** Names of the secrets found in `text` (any form). */
+export function findSecrets(text, secrets) {
+  const hay = String(text);
+  return Object.entries(secrets)
+    .filter(([, v]) => v && leakForms(v).some((f) => hay.includes(f)))
+    .map(([k]) => k);
+}
+
+/** Everything the worker answered during this process (see readResponse). */
+export const responseLog = [];
+
+/** Reads a fetch Response fully into a plain snapshot and logs it. */
+export async function readResponse(res, label = '') {
+  const text = await res.text();
+  const headers = {};
+  res.headers.forEach((v, k) => { headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`; });
+  let json;
+  try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+  const snap = { label, status: res.status, headers, text, json };
+  responseLog.push(snap);
+  return snap;
+}
+
+/** All secret leaks across `responseLog`: [{label, status, secrets, where}]. */
+export function leaksInLog(secrets, log = responseLog) {
+  const out = [];
+  for (const r of log) {
+    const inBody = findSecrets(r.text, secrets);
+    const inHeaders = findSecrets(JSON.stringify(r.headers), secrets);
+    if (inBody.length || inHeaders.length) out.push({ label: r.label, status: r.status, body: inBody, headers: inHeaders });
+  }
+  return out;
+}
+
+/**
+ * One request over its own connection (node:http, no keep-alive), for bodies the worker may
+ * refuse before reading them (413): a refused upload can leave a pooled connection unusable.
+ * `body` is a string/Buffer or an array of chunks (sent chunked, without Content-Length).
+ */
+export function rawRequest(url, { method = 'POST', headers = {}, body, label = '' } = {}) {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        done = true;
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        const hdrs = {};
+        for (const [k, v] of Object.entries(res.headers)) hdrs[k] = Array.isArray(v) ? v.join(', ') : v;
+        const snap = { label: label || `${method} ${new URL(url).pathname}`, status: res.statusCode, headers: hdrs, text, json };
+        responseLog.push(snap);
+        resolve(snap);
+      });
+      res.on('error', (e) => { if (!done) reject(e); });
+    });
+    // The server may answer and close while the body is still going out (EPIPE/ECONNRESET):
+    // that only matters if no answer came.
+    req.on('error', (e) => { setTimeout(() => { if (!done) reject(e); }, 500); });
+    if (Array.isArray(body)) {
+      (async () => {
+        for (const c of body) {
+          if (req.destroyed || done) return;
+          if (!req.write(c)) await new Promise((r) => { req.once('drain', r); req.once('close', r); });
+        }
+        req.end();
+      })().catch(() => {});
+    } else {
+      req.end(body);
+    }
+  });
+}
+
+// ---------- signing ----------
+
+/** `X-Klaviyo-Edge-Signature` for a raw body: `t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
+export function edgeSignature(secret, rawBody, t = nowSeconds()) {
+  const v1 = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest('hex');
+  return `t=${t},v1=${v1}`;
+}
+
+/** Headers for a backend-signed /api request. */
+export function signedHeaders(secret, rawBody, { t, revision = REVISION, extra = {} } = {}) {
+  const h = { 'content-type': JSON_API, 'x-klaviyo-edge-signature': edgeSignature(secret, rawBody, t), ...extra };
+  if (revision !== null) h.revision = revision;
+  return h;
+}
+
+/** A Klaviyo system-webhook body (`meta.klaviyo_webhook_id` = webhookId). */
+export function webhookBody({ webhookId = '01JWEBHOOK0000000000000001', accountId = COMPANY_ID, topic = 'event:klaviyo.sent_sms', externalId } = {}) {
+  return {
+    data: [{
+      external_id: externalId ?? `ext-${randomBytes(6).toString('hex')}`,
+      payload: {
+        type: 'event',
+        id: '4vRpBT8KbJ',
+        attributes: {
+          timestamp: nowSeconds(),
+          event_properties: { 'Message Name': 'Welcome SMS' },
+          datetime: new Date().toISOString(),
+          uuid: '5f1f7d00-0000-11ef-8000-6f0a1e4d0b1c',
+        },
+        relationships: { metric: { data: { type: 'metric', id: 'SxZdGV' } }, profile: { data: { type: 'profile', id: '01GDDKASAP8TKDDA2GRZDSVP4H' } } },
+      },
+      topic,
+    }],
+    meta: { klaviyo_account_id: accountId, klaviyo_webhook_id: webhookId, timestamp: new Date().toISOString() },
+  };
+}
+
+/** `Klaviyo-Signature`: hex HMAC-SHA256(secret, raw body + timestamp header value). */
+export function webhookSignature(secret, rawBody, timestamp) {
+  return createHmac('sha256', secret).update(rawBody + String(timestamp)).digest('hex');
+}
+
+/**
+ * A signed webhook request: {body (raw text), headers}. Options: `timestamp` (header value,
+ * default now in unix seconds), `webhookId` (in body meta and header), `headerWebhookId`
+ * (overrides the header only), `signWith` (secret; default `secret`), `signBody` (sign
+ * another text than the one sent), `omit` (header names to leave out).
+ */
+export function webhookRequest(secret, {
+  timestamp = nowSeconds(), webhookId = '01JWEBHOOK0000000000000001', headerWebhookId, signWith = secret,
+  body, signBody, omit = [],
+} = {}) {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body ?? webhookBody({ webhookId }));
+  const headers = {
+    'content-type': 'application/json',
+    'klaviyo-signature': webhookSignature(signWith, signBody ?? raw, timestamp),
+    'klaviyo-timestamp': String(timestamp),
+    'klaviyo-webhook-id': headerWebhookId ?? webhookId,
+  };
+  for (const h of omit) delete headers[h.toLowerCase()];
+  return { body: raw, headers };
+}
+
+// ---------- workers ----------
+
+/** Bindings for the worker: every setting configured, pointing at `emu`. */
+export function fullBindings({ emu, secrets, origins = [], forwardUrl, metrics = ['Placed Order', 'Started Checkout'], extra = {} }) {
+  const b = {
+    ...secrets,
+    KLAVIYO_PUBLIC_KEY: COMPANY_ID,
+    ALLOWED_ORIGINS: [SHOP_ORIGIN, ...origins].join(','),
+    KLAVIYO_API_BASE: emu.url,
+    BROWSER_SERVER_METRICS: metrics.join(','),
+    ...extra,
+  };
+  if (forwardUrl) b.WEBHOOK_FORWARD_URL = forwardUrl;
+  return b;
+}
+
+/** Miniflare options for dist/edge (ES modules incl. the .js glue; the .wasm as CompiledWasm). */
+export function miniflareOptions(bindings, { port = 0 } = {}) {
+  return {
+    scriptPath: WORKER_PATH,
+    modules: true,
+    modulesRoot: EDGE_DIR,
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings,
+    host: '127.0.0.1',
+    port,
+  };
+}
+
+/**
+ * A Miniflare instance running the worker. `url` is its origin (no trailing slash);
+ * `call(path, init)` fetches it over real HTTP and returns a logged snapshot.
+ */
+export async function startWorker(bindings, { label = 'worker' } = {}) {
+  if (!isEdgeBuilt()) throw new Error(NOT_BUILT);
+  const mf = new Miniflare(miniflareOptions(bindings));
+  let url;
+  try {
+    url = String(await mf.ready).replace(/\/$/, '');
+  } catch (e) {
+    await mf.dispose().catch(() => {});
+    throw e;
+  }
+  const call = async (p, init = {}) => {
+    const res = await fetch(url + p, { redirect: 'manual', ...init });
+    return readResponse(res, `${label}: ${init.method || 'GET'} ${p}`);
+  };
+  /** Like call, over a fresh connection (see rawRequest). */
+  const raw = (p, init = {}) => rawRequest(url + p, { ...init, label: `${label}: ${init.method || 'POST'} ${p} (raw)` });
+  return { mf, url, bindings, call, raw, close: () => mf.dispose() };
+}
+
+/** A tiny HTTP server that records every request (for WEBHOOK_FORWARD_URL). */
+export async function startSink({ status = 200 } = {}) {
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ method: req.method, url: req.url, headers: { ...req.headers }, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+  });
+  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve); });
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hook`,
+    received,
+    clear: () => { received.length = 0; },
+    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+  };
+}
+
+/**
+ * The emulator + a webhook sink + the worker with every setting. `extraOrigins` are added to
+ * ALLOWED_ORIGINS (e.g. the browser test page's origin). `start(overrides, omit)` starts another
+ * worker on the same emulator with settings changed or removed (for the missing-config tests).
+ */
+export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {} } = {}) {
+  if (!isEdgeBuilt()) throw new Error(NOT_BUILT);
+  const emu = await startEmulator({ port: 0, ...emulator });
+  const sink = await startSink();
+  const secrets = makeSecrets();
+  const base = fullBindings({ emu, secrets, origins: extraOrigins, forwardUrl: sink.url, extra: bindings });
+  const extra = [];
+  let worker;
+  try {
+    worker = await startWorker(base, { label: 'main' });
+  } catch (e) {
+    await sink.close();
+    await emu.close();
+    throw e;
+  }
+  return {
+    emu,
+    sink,
+    secrets,
+    worker,
+    bindings: base,
+    build: edgeBuildId(),
+    /** Another worker: `overrides` replace bindings, `omit` lists settings to leave out. */
+    async start(overrides = {}, omit = [], label = 'variant') {
+      const b = { ...base, ...overrides };
+      for (const k of omit) delete b[k];
+      const w = await startWorker(b, { label });
+      extra.push(w);
+      return w;
+    },
+    close: async () => {
+      for (const w of extra) await w.close().catch(() => {});
+      await worker.close().catch(() => {});
+      await sink.close();
+      await emu.close();
+    },
+  };
+}
+
+// ---------- browser ----------
+
+export const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--disable-quic',
+];
+
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+};
+
+/** Serves only /tests/edge/ and /dist/web/ from the repo (GET, never cached). */
+export async function startStaticServer() {
+  const served = ['/tests/edge/', '/dist/web/'];
+  const server = http.createServer(async (req, res) => {
+    try {
+      const p = decodeURIComponent(new URL(req.url, 'http://x.invalid').pathname);
+      const norm = path.posix.normalize(p);
+      if (req.method !== 'GET' || norm !== p || p.includes('\0') || !served.some((s) => norm.startsWith(s))) throw new Error('no');
+      const file = path.join(ROOT, norm);
+      if (!(await stat(file)).isFile()) throw new Error('no');
+      const data = await readFile(file);
+      res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(data);
+    } catch {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+    }
+  });
+  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve); });
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+  };
+}
+
+// ---------- polling ----------
+
+/** Polls `fn` until it returns a truthy value (returned); throws after `timeout` ms. */
+export async function waitFor(fn, { timeout = 10_000, interval = 25, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = undefined;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await sleep(interval);
+  }
+}
