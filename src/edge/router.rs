@@ -97,6 +97,16 @@ fn config_error(e: ConfigError) -> Action {
     ))
 }
 
+fn forbidden_origin() -> Reply {
+    error(
+        403,
+        "forbidden_origin",
+        "Forbidden.",
+        "this origin is not in ALLOWED_ORIGINS",
+        None,
+    )
+}
+
 fn invalid(e: Invalid) -> Reply {
     error(
         400,
@@ -177,13 +187,7 @@ fn preflight(allowed: Option<&str>, known: bool) -> Reply {
             .header("access-control-max-age", "600")
             .header("vary", "Origin"),
         Some(_) => error(404, "not_found", "Not found.", "no such route", None),
-        None => error(
-            403,
-            "forbidden_origin",
-            "Forbidden.",
-            "this origin is not in ALLOWED_ORIGINS",
-            None,
-        ),
+        None => forbidden_origin(),
     }
 }
 
@@ -205,13 +209,7 @@ fn client(req: &Incoming, cfg: &EdgeConfig, origin: Option<&str>, allowed: Optio
         return missing("KLAVIYO_PUBLIC_KEY");
     };
     if origin.is_some() && allowed.is_none() {
-        return Action::Reply(error(
-            403,
-            "forbidden_origin",
-            "Forbidden.",
-            "this origin is not in ALLOWED_ORIGINS",
-            None,
-        ));
+        return Action::Reply(forbidden_origin());
     }
     if query_param(req.query, "company_id").as_deref() != Some(public.as_str()) {
         return Action::Reply(error(
@@ -261,13 +259,7 @@ fn api(req: &Incoming, cfg: &EdgeConfig, origin: Option<&str>, allowed: Option<&
         };
         if let Err(e) = auth::verify_backend(signature, req.body, secret, now_s) {
             if origin.is_some() && signature.is_none() {
-                return Action::Reply(error(
-                    403,
-                    "forbidden_origin",
-                    "Forbidden.",
-                    "this origin is not in ALLOWED_ORIGINS",
-                    None,
-                ));
+                return Action::Reply(forbidden_origin());
             }
             return Action::Reply(unauthorized(e));
         }

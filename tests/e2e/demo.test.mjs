@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, waitFor as poll } from '../support/browser.mjs';
 import { startDemo, isBuilt } from '../../www/serve.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -19,22 +19,13 @@ const REVISION = '2026-07-15';
 const EMAIL = 'pooh@hundredacre.example';
 const TEST_TIMEOUT = 30_000;
 
-const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run', '--disable-quic',
-];
-
 let demo;
 let browser;
 
 before(async () => {
   if (!isBuilt()) throw new Error('dist/web/index.js is missing: run `npm run build` before the e2e tests');
   demo = await startDemo({ port: 0, emulatorPort: 0 });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -44,22 +35,9 @@ after(async () => {
 
 // ---------- helpers ----------
 
-/** Polls `fn` until it returns a truthy value (which it returns); throws after `timeout` ms. */
-async function waitFor(fn, { timeout = 5000, interval = 25, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, interval));
-  }
+/** Polls with a deadline (5 s by default here). */
+function waitFor(fn, { timeout = 5000, ...rest } = {}) {
+  return poll(fn, { timeout, ...rest });
 }
 
 /** The emulator's admin API, over HTTP like any outside observer. */

@@ -3,14 +3,8 @@
 // is reported, never thrown into the page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launchChromium, waitFor } from '../support/browser.mjs';
 import { startDemo, isBuilt } from '../../www/serve.mjs';
-
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run', '--disable-quic',
-];
 
 let demo;
 let browser;
@@ -18,7 +12,7 @@ let browser;
 before(async () => {
   if (!isBuilt()) throw new Error('dist/web is missing: run `npm run build` first');
   demo = await startDemo({ port: 0, emulatorPort: 0 });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -26,15 +20,6 @@ after(async () => {
   await demo?.close();
 });
 
-async function waitFor(fn, timeout = 10_000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function metrics(req) {
   const a = req.body?.data?.attributes ?? {};
@@ -58,7 +43,7 @@ test('queued and later klaviyo.push commands reach Klaviyo; a bad one only warns
     const names = requests.filter((r) => r.accepted).flatMap(metrics);
     const profile = requests.some((r) => r.accepted && r.path === '/client/profiles');
     return profile && names.includes('Viewed Product') && names.includes('Added to Cart') ? requests : null;
-  });
+  }, { what: 'the queued and pushed commands at the emulator' });
   assert.ok(seen.every((r) => r.accepted), 'every request valid against the spec');
   assert.ok(!seen.flatMap(metrics).includes('Bad Call'));
   assert.ok(warnings.some((w) => w.includes('track: properties must be an object')), warnings.join('\n'));

@@ -332,16 +332,7 @@ export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {
 
 // ---------- browser ----------
 
-export const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run', '--disable-quic',
-];
-
-export async function launchChromium() {
-  const { chromium } = await import('playwright-core');
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
-}
+export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
 
 const MIME = {
   '.html': 'text/html; charset=utf-8',
@@ -378,19 +369,3 @@ export async function startStaticServer() {
 
 // ---------- polling ----------
 
-/** Polls `fn` until it returns a truthy value (returned); throws after `timeout` ms. */
-export async function waitFor(fn, { timeout = 10_000, interval = 25, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = undefined;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await sleep(interval);
-  }
-}

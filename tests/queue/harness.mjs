@@ -7,17 +7,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startEmulator } from '../emulator/server.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PAGE_PATH = '/tests/queue/page.html';
 
-export const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run', '--disable-quic',
-];
+export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
+import { launchChromium } from '../support/browser.mjs';
 
 const MIME = {
   '.html': 'text/html; charset=utf-8',
@@ -82,10 +78,6 @@ export function isBuilt() {
   return existsSync(path.join(ROOT, 'dist/web/index.js')) && existsSync(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
 }
 
-export function launchChromium(extraArgs = []) {
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extraArgs] });
-}
-
 // A document answered through `route.fulfill` has no IP address, so Chromium's Local
 // Network Access checks treat it as public and refuse its fetches to the loopback
 // emulator ("Permission was denied for this request to access the `loopback` address
@@ -118,24 +110,6 @@ export async function startEnv({ emulator = {} } = {}) {
   };
 }
 
-/** Polls `fn` until it returns a truthy value (returned); throws after `timeout` ms. */
-export async function waitFor(fn, { timeout = 10_000, interval = 25, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = undefined;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, interval));
-  }
-}
 
 /** The page URL with init options in its query string. */
 export function pageUrl(env, { companyId = 'QuE001', apiBase = env.emu.url, init = true, ...opts } = {}) {
