@@ -130,7 +130,11 @@ export class Klaviyo {
   startedCheckout(checkout: Checkout, options?: EventOptions): string;
   subscribe(options: SubscribeOptions): Promise<void>;
   backInStock(options: BackInStockOptions): Promise<void>;
-  /** Sends what is due now. Never rejects on network errors (they go to `onError`). */
+  /**
+   * Sends what is due now. Never rejects on network errors (they go to `onError`).
+   * Tabs of one shop share a queue and one of them sends: in the other tabs `flush()`
+   * resolves at once, with `pending` counting what the sending tab will deliver.
+   */
   flush(): Promise<FlushResult>;
   /** Requests queued and not yet accepted. */
   pending(): number;
