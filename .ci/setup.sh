@@ -220,7 +220,7 @@ if wasm-pack --version >/dev/null 2>&1; then
   log "wasm-pack: present ($(wasm-pack --version))"
 else
   log "wasm-pack: installing (~2 min)"
-  host_cargo install -q wasm-pack
+  host_cargo install -q wasm-pack --version 0.15.1  # the version the build was checked with
   hash -r
 fi
 
