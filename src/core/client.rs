@@ -380,10 +380,6 @@ impl<R: Entropy> Client<R> {
         self.queue.on_storage_failed(key);
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.queue.in_flight_count()
-    }
-
     /// Totals since start: (delivered, failed attempts).
     pub fn totals(&self) -> (usize, usize) {
         (self.queue.delivered, self.queue.failed)

@@ -738,10 +738,6 @@ impl Queue {
     pub fn take_reports(&mut self) -> Vec<Report> {
         std::mem::take(&mut self.reports)
     }
-
-    pub fn in_flight_count(&self) -> usize {
-        self.in_flight.len()
-    }
 }
 
 /// Indices of the events named by JSON:API error pointers in `body`.

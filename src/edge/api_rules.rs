@@ -51,6 +51,15 @@ fn array<'a>(v: &'a Json, key: &str, at: &str) -> std::result::Result<&'a [Json]
     }
 }
 
+/// `v[key]`: an array of 1 to 1000 items (Klaviyo's bulk limit).
+fn bulk<'a>(v: &'a Json, key: &str, at: &str) -> std::result::Result<&'a [Json], Invalid> {
+    let items = array(v, key, at)?;
+    if items.is_empty() || items.len() > 1000 {
+        return Err(invalid(&join(at, key), "must hold 1 to 1000 profiles"));
+    }
+    Ok(items)
+}
+
 fn type_is(v: &Json, kind: &str, at: &str) -> Result {
     if v.get("type").and_then(Json::as_str) == Some(kind) {
         Ok(())
@@ -169,13 +178,7 @@ pub fn bulk_create_events(body: &Json, now_ms: u64) -> Result {
     type_is(data, "event-bulk-create-job", "/data")?;
     let attrs = object(data, "attributes", "/data")?;
     let jobs = object(attrs, "events-bulk-create", "/data/attributes")?;
-    let items = array(jobs, "data", "/data/attributes/events-bulk-create")?;
-    if items.is_empty() || items.len() > 1000 {
-        return Err(invalid(
-            "/data/attributes/events-bulk-create/data",
-            "must hold 1 to 1000 profiles",
-        ));
-    }
+    let items = bulk(jobs, "data", "/data/attributes/events-bulk-create")?;
     for (i, job) in items.iter().enumerate() {
         let at = index("/data/attributes/events-bulk-create/data", i);
         type_is(job, "event-bulk-create", &at)?;
@@ -219,13 +222,7 @@ pub fn bulk_subscribe(body: &Json) -> Result {
     type_is(data, "profile-subscription-bulk-create-job", "/data")?;
     let attrs = object(data, "attributes", "/data")?;
     let profiles = object(attrs, "profiles", "/data/attributes")?;
-    let items = array(profiles, "data", "/data/attributes/profiles")?;
-    if items.is_empty() || items.len() > 1000 {
-        return Err(invalid(
-            "/data/attributes/profiles/data",
-            "must hold 1 to 1000 profiles",
-        ));
-    }
+    let items = bulk(profiles, "data", "/data/attributes/profiles")?;
     for (i, p) in items.iter().enumerate() {
         let at = index("/data/attributes/profiles/data", i);
         type_is(p, "profile", &at)?;
