@@ -135,7 +135,8 @@ test('identify, viewedProduct, addedToCart + flush in Chromium: the emulator acc
 test('a 429 with Retry-After 2 through the worker: the page reads Retry-After (exposed) and resends in time', async () => {
   const shop = await openShop();
   try {
-    edge.emu.addFault({ path: '/client/', status: 429, retryAfter: 2 });
+    // Only the event request: anything else the page sends must not consume the fault.
+    edge.emu.addFault({ path: '/client/event', status: 429, retryAfter: 2 });
     const t0 = Date.now();
     const first = await shop.page.evaluate(() => {
       window.kl.track('Edge Retry Test', { n: 1 });

@@ -333,14 +333,7 @@ export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {
 // ---------- browser ----------
 
 export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
-
-const MIME = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-};
+import { MIME } from '../support/browser.mjs';
 
 /** Serves only /tests/edge/ and /dist/web/ from the repo (GET, never cached). */
 export async function startStaticServer() {

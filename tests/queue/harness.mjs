@@ -13,16 +13,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const PAGE_PATH = '/tests/queue/page.html';
 
 export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
+import { MIME } from '../support/browser.mjs';
 import { launchChromium } from '../support/browser.mjs';
-
-const MIME = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.ts': 'text/plain; charset=utf-8',
-};
 
 /** Only these trees are served: the test page and the built package. */
 const SERVED = ['/tests/queue/', '/dist/web/'];

@@ -37,3 +37,13 @@ export async function waitFor(fn, { timeout = 10_000, interval = 25, what = 'con
     await pause(interval);
   }
 }
+
+/** Content types for the test pages' static servers. */
+export const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.ts': 'text/plain; charset=utf-8',
+};
