@@ -5,8 +5,8 @@
 #                   cargo build (release, LTO checked) -> wasm-pack/wasm-bindgen --target web
 #                   -> wasm-opt -Oz (npm binaryen) -> dist/web/ = glue + .wasm + .d.ts
 #                   + the hand-written wrapper from js/ (index.js, index.d.ts, loader.js->klaviyo.js)
-#   edge            not yet (exits 1). Adding it = one more `case` arm calling build_pkg with
-#                   its features / wasm-bindgen target / dist dir, plus its own wrapper files.
+#   edge            the worker, cargo feature `edge` only -> dist/edge/ (glue as .mjs, the
+#                   handler and worker entry from js/edge/); std as shipped.
 #
 # Needs .ci/setup.sh to have run. Fails cleanly (exit 1, compiler errors shown, previous dist/
 # left untouched) if src/ does not compile. Intermediate files: target/wasm-pack/<target>/

@@ -83,7 +83,7 @@ pub fn log(state: &Shared, parts: &[&str]) {
 
 fn num(n: usize) -> String {
     let mut s = String::new();
-    crate::core::queue::push_u64(&mut s, n as u64);
+    crate::core::text::push_u64(&mut s, n as u64);
     s
 }
 

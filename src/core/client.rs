@@ -93,7 +93,7 @@ impl<R: Entropy> Client<R> {
             rng,
             ops: Vec::new(),
         };
-        let kx = identity::query_param(page_query, "_kx").filter(|k| !k.is_empty());
+        let kx = text::query_param(page_query, "_kx").filter(|k| !k.is_empty());
         if kx.is_some() && kx != client.identity.kx {
             client.identity.kx = kx;
         }

@@ -40,15 +40,26 @@ impl Decimal {
             }
             mant = mant.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
         }
-        let mut scale = frac.len() as i32 - exp;
-        while scale < 0 {
-            mant = mant.checked_mul(10)?;
-            scale += 1;
+        if mant == 0 {
+            // Zero is exact whatever the exponent (`0e-2147483647`).
+            return Some(Decimal { mant: 0, scale: 0 });
+        }
+        // i64: `frac.len() - exp` cannot overflow even for exp = i32::MIN.
+        let scale = frac.len() as i64 - i64::from(exp);
+        if scale < 0 {
+            // One multiplication by 10^-scale: an i64 holds 10^18 at most, so a larger
+            // exponent fails at once instead of looping once per unit.
+            let shift = u32::try_from(-scale).ok().filter(|s| *s <= 18)?;
+            mant = mant.checked_mul(10i64.pow(shift))?;
         }
         let mut d = Decimal {
             mant: if neg { -mant } else { mant },
-            scale: scale as u32,
+            scale: u32::try_from(scale.max(0)).ok()?,
         };
+        // Trailing zeros of a long fraction (`1.000…0e-5`) may still leave it exact.
+        if d.scale > MAX_SCALE + 19 {
+            return None;
+        }
         d.trim();
         (d.scale <= MAX_SCALE).then_some(d)
     }
@@ -125,5 +136,31 @@ mod tests {
         assert_eq!(Decimal::parse("1e-20"), None);
         assert_eq!(Decimal::parse("x"), None);
         assert_eq!(d("9999999999").times(d("9999999999")), None);
+    }
+
+    #[test]
+    fn extreme_exponents_are_refused_at_once() {
+        // These used to loop once per unit of exponent (seconds natively) or overflow.
+        for text in [
+            "0e-2147483647",
+            "0e2147483647",
+            "1e-2147483648",
+            "1e2147483647",
+            "0.5e-2147483648",
+            "1e99999999999",
+        ] {
+            let t0 = std::time::Instant::now();
+            let _ = Decimal::parse(text);
+            assert!(
+                t0.elapsed().as_millis() < 50,
+                "{text} took {:?}",
+                t0.elapsed()
+            );
+        }
+        assert_eq!(d("0e2147483647").to_text(), "0");
+        assert!(d("0e-2147483647").is_zero());
+        assert_eq!(Decimal::parse("1e-2147483648"), None);
+        assert_eq!(d("1e18").to_text(), "1000000000000000000");
+        assert_eq!(Decimal::parse("1e19"), None);
     }
 }

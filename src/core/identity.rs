@@ -106,48 +106,9 @@ impl Identity {
     }
 }
 
-/// The value of `name` in a URL query string (`?a=1&_kx=...`), percent-decoded.
-pub fn query_param(search: &str, name: &str) -> Option<String> {
-    let search = search.strip_prefix('?').unwrap_or(search);
-    search.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k)? == name).then(|| decode(v)).flatten()
-    })
-}
-
-fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kx_is_read_from_the_query_string_and_decoded() {
-        assert_eq!(
-            query_param("?utm=x&_kx=ab%3D%3D.cd+e", "_kx").as_deref(),
-            Some("ab==.cd e")
-        );
-        assert_eq!(query_param("?utm=x", "_kx"), None);
-        assert_eq!(query_param("", "_kx"), None);
-        assert_eq!(query_param("?_kx=%zz", "_kx"), None);
-    }
 
     #[test]
     fn merge_replaces_identifiers_and_merges_properties() {

@@ -334,16 +334,18 @@ impl Parser<'_> {
                 let hi = self.hex4()?;
                 let code = if (0xD800..0xDC00).contains(&hi) {
                     // A surrogate pair; a lone surrogate becomes U+FFFD, as browsers do.
-                    if self.s[self.i..].starts_with(b"\\u") {
-                        self.i += 2;
-                        let lo = self.hex4()?;
-                        if (0xDC00..0xE000).contains(&lo) {
+                    // The escape after a lone high surrogate is only peeked at: when it
+                    // is not a low surrogate it is decoded on its own, not swallowed.
+                    let lo = match self.s.get(self.i..self.i + 2) {
+                        Some(b"\\u") => hex4_at(self.s, self.i + 2),
+                        _ => None,
+                    };
+                    match lo {
+                        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                            self.i += 6;
                             0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                        } else {
-                            0xFFFD
                         }
-                    } else {
-                        0xFFFD
+                        _ => 0xFFFD,
                     }
                 } else {
                     hi
@@ -359,17 +361,17 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
-        let mut v = 0u32;
-        for _ in 0..4 {
-            let d = match self.s.get(self.i) {
-                Some(&b) => (b as char).to_digit(16).ok_or(self.err())?,
-                None => return Err(self.err()),
-            };
-            v = v * 16 + d;
-            self.i += 1;
-        }
+        let v = hex4_at(self.s, self.i).ok_or(self.err())?;
+        self.i += 4;
         Ok(v)
     }
+}
+
+/// Four hex digits at `at`, exactly (no sign, unlike `from_str_radix`).
+fn hex4_at(s: &[u8], at: usize) -> Option<u32> {
+    s.get(at..at + 4)?
+        .iter()
+        .try_fold(0u32, |v, &b| Some(v * 16 + (b as char).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -394,6 +396,17 @@ mod tests {
     fn decodes_unicode_escapes_and_surrogate_pairs() {
         let v = parse(r#""\u00e9\ud83d\ude00\ud800x""#).unwrap();
         assert_eq!(v, Json::Str("é😀\u{FFFD}x".into()));
+    }
+
+    #[test]
+    fn the_escape_after_a_lone_high_surrogate_is_kept() {
+        // It used to be read as the low half and then dropped.
+        let v = parse(r#""\ud800\u0041\ud800\n\ud800\ud800\udc00""#).unwrap();
+        assert_eq!(v, Json::Str("\u{FFFD}A\u{FFFD}\n\u{FFFD}\u{10000}".into()));
+        assert!(
+            parse(r#""\ud800\u00""#).is_err(),
+            "a broken escape is still an error"
+        );
     }
 
     #[test]

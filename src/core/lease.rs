@@ -4,8 +4,8 @@
 //! heartbeat after a race; they then send different requests or, at worst, the same
 //! one twice, which Klaviyo de-duplicates by `unique_id`.
 
-use super::queue::push_u64;
 use super::text;
+use super::text::push_u64;
 
 pub const TTL_MS: u64 = 3_000;
 pub const HEARTBEAT_MS: u64 = 1_000;

@@ -21,7 +21,7 @@
 use super::limiter::Limiter;
 use super::payload;
 use super::retry::{self, Outcome, Verdict};
-use super::text;
+use super::text::{self, push_u64};
 
 /// The `/client` endpoints the browser sends to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -830,22 +830,6 @@ fn decode(id: &str, value: &str) -> Option<Item> {
         batch_cap: usize::MAX,
         persisted: true,
     })
-}
-
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for b in &buf[i..] {
-        out.push(*b as char);
-    }
 }
 
 #[cfg(test)]

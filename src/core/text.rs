@@ -35,6 +35,66 @@ pub fn find(hay: &str, needle: &str) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
+/// Appends `n` in decimal (no `format!`: keeps formatting code out of the wasm).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for b in &buf[i..] {
+        out.push(*b as char);
+    }
+}
+
+/// The value of `name` in a URL query string (`?a=1&_kx=...`), percent-decoded.
+pub fn query_param(search: &str, name: &str) -> Option<String> {
+    let search = search.strip_prefix('?').unwrap_or(search);
+    search.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == name)
+            .then(|| percent_decode(v))
+            .flatten()
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte. `None`
+/// for a broken escape or bytes that are not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                // Two hex digits exactly (`from_str_radix` would also take "+1").
+                let hi = hex_digit(*b.get(i + 1)?)?;
+                let lo = hex_digit(*b.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +118,37 @@ mod tests {
         assert_eq!(find("abc", "d"), None);
         assert_eq!(find("ab", "abc"), None);
         assert_eq!(find("x", ""), Some(0));
+    }
+
+    #[test]
+    fn writes_integers() {
+        let mut s = String::new();
+        push_u64(&mut s, 0);
+        s.push(' ');
+        push_u64(&mut s, u64::MAX);
+        assert_eq!(s, "0 18446744073709551615");
+    }
+
+    #[test]
+    fn reads_query_parameters_percent_decoded() {
+        assert_eq!(
+            query_param("?utm=x&_kx=ab%3D%3D.cd+e", "_kx").as_deref(),
+            Some("ab==.cd e")
+        );
+        assert_eq!(query_param("?utm=x", "_kx"), None);
+        assert_eq!(query_param("", "_kx"), None);
+        assert_eq!(query_param("?_kx=%zz", "_kx"), None);
+        assert_eq!(query_param("?_kx=%C3%A9", "_kx").as_deref(), Some("é"));
+    }
+
+    #[test]
+    fn a_percent_escape_needs_two_hex_digits() {
+        // `u8::from_str_radix("+1", 16)` is Ok(1): "%+1" must not decode to 0x01.
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%"), None);
+        assert_eq!(percent_decode("%41%4a").as_deref(), Some("AJ"));
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
     }
 }

@@ -32,7 +32,7 @@ fn join(base: &str, key: &str) -> String {
 fn index(base: &str, i: usize) -> String {
     let mut p = String::from(base);
     p.push('/');
-    crate::core::queue::push_u64(&mut p, i as u64);
+    crate::core::text::push_u64(&mut p, i as u64);
     p
 }
 

@@ -83,7 +83,7 @@ pub fn sign_backend(body: &str, secret: &str, now_s: i64) -> String {
     if now_s < 0 {
         t.push('-');
     }
-    crate::core::queue::push_u64(&mut t, now_s.unsigned_abs());
+    crate::core::text::push_u64(&mut t, now_s.unsigned_abs());
     let sig = hex(&hmac_sha256(
         secret.as_bytes(),
         &[t.as_bytes(), b".", body.as_bytes()],

@@ -7,9 +7,9 @@ use super::api_rules::{self, Invalid};
 use super::auth::{self, AuthError};
 use super::config::{ConfigError, EdgeConfig};
 use super::reply::{self, error, Reply};
-use crate::core::identity::query_param;
 use crate::core::json::{self, Json};
 use crate::core::text;
+use crate::core::text::query_param;
 
 /// One incoming request. Header names are lower-case.
 pub struct Incoming<'a> {
