@@ -4,7 +4,7 @@
 
 use super::config::Config;
 use super::ecommerce;
-use super::identity::{self, Identity};
+use super::identity::Identity;
 use super::json::{self, Json};
 use super::payload::{self, EventParts};
 use super::queue::{Payload, Queue, Report, StorageOp, Transmit};
