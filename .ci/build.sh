@@ -10,7 +10,9 @@
 #
 # Needs .ci/setup.sh to have run. Fails cleanly (exit 1, compiler errors shown, previous dist/
 # left untouched) if src/ does not compile. Intermediate files: target/wasm-pack/<target>/
-# (raw wasm-pack output), target/wasm-pack/<target>.cargo.log (the cargo build -v log).
+# (raw wasm-pack output), target/wasm-pack/<target>.cargo.log (the cargo build -v log),
+# target/wasm-pack/<target>.wasm-opt-flags (the wasm-opt flags used, one a line: read by
+# `node .ci/size.mjs --explain` to redo the same optimisation with names kept).
 set -euo pipefail
 exec </dev/null
 
@@ -126,6 +128,7 @@ build_pkg() {
   if ! wasm-opt "${opt_flags[@]}" "$out/${OUT_NAME}_bg.wasm" -o "$stage/${OUT_NAME}_bg.wasm"; then
     die "wasm-opt failed (see wasm_opt_features in .ci/build.sh)"
   fi
+  printf '%s\n' "${opt_flags[@]}" >"$ROOT/target/wasm-pack/$name.wasm-opt-flags"
 
   local f
   for f in "$OUT_NAME.js" "$OUT_NAME.d.ts" "${OUT_NAME}_bg.wasm.d.ts"; do
@@ -153,7 +156,24 @@ minify_js() {
       die "terser failed on ${f#"$ROOT"/}"
     fi
     mv "$f.min" "$f"
-  done < <(find "$1" -name '*.js' -type f)
+  done < <(find "$1" -name '*.js' -type f ! -name index.js)
+}
+
+# bundle_web STAGE: js/index.js + js/runtime.js + the wasm-bindgen glue -> one minified
+# ES module, index.js, so a page loads two files from us (it and the .wasm) and a
+# bundler sees one module. The glue's unused parts (its own fetch/instantiate) go.
+bundle_web() {
+  local stage=$1 src="$1/src"
+  mkdir -p "$src"
+  mv "$stage/$OUT_NAME.js" "$src/"
+  cp "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$src/"
+  # es2022: private fields stay native (lowering them would cost bytes and speed).
+  if ! "$ROOT/node_modules/.bin/esbuild" "$src/index.js" --bundle --format=esm \
+        --minify --target=es2022 --legal-comments=none --log-level=warning \
+        --outfile="$stage/index.js"; then
+    die "esbuild failed to bundle js/index.js"
+  fi
+  rm -rf "$src" "$stage/$OUT_NAME.d.ts" "$stage/${OUT_NAME}_bg.wasm.d.ts"
 }
 
 publish_stage() { # publish_stage STAGE DIST — swap in atomically-ish, list the result
@@ -169,7 +189,7 @@ case "$kind" in
     dist="$ROOT/dist/web"
     size_build_env
     build_pkg web web "$dist" "${SIZE_ARGS[@]}"   # default features = browser
-    copy_wrapper "$STAGE" js/index.js index.js required
+    bundle_web "$STAGE"
     copy_wrapper "$STAGE" js/index.d.ts index.d.ts required
     copy_wrapper "$STAGE" js/loader.js klaviyo.js
     minify_js "$STAGE"

@@ -1,17 +1,27 @@
 #!/usr/bin/env node
-// .ci/size.mjs [DIST_DIR] — size report of the built package (default dist/web).
+// .ci/size.mjs [DIST_DIR] [--explain] — size report of the built package (default dist/web).
 //
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively: wasm-bindgen glue, hand-written wrapper, loader, snippets), each and
 // total. Exits 1 if the total gzipped size exceeds SIZE_BUDGET_KB (default 40; KB = 1024 B),
 // 2 if there is nothing to measure. Run `bash .ci/build.sh` first (`npm run size` does both).
-import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
-import { join, relative, resolve, dirname } from 'node:path';
+//
+// --explain (`npm run size -- --explain`): then also what the wasm is made of. The build's
+// wasm-pack output is run again through wasm-opt with the shipped flags (saved by build.sh)
+// but keeping the function names, and parsed (.ci/wasm-explain.mjs): the largest functions
+// and data segments, and bytes per origin (project module, wasm-bindgen, allocator, std).
+import { readFileSync, readdirSync, statSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join, relative, resolve, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync, constants } from 'node:zlib';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { explainWasm } from './wasm-explain.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = resolve(root, process.argv[2] ?? 'dist/web');
+const args = process.argv.slice(2);
+const explain = args.includes('--explain');
+const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
 const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 40);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
@@ -69,8 +79,125 @@ const total = sum(files, 'gz');
 const pct = (ref) => `${((100 * total) / (ref * KB)).toFixed(0)}%`;
 console.log(`reference: ${kb(total)} KB gz = ${pct(GOAL_KB)} of the ${GOAL_KB} KB goal, `
   + `${pct(SNOWPLOW_KB)} of Snowplow's ${SNOWPLOW_KB} KB`);
-if (total > budgetKb * KB) {
-  console.error(`size: OVER BUDGET: ${kb(total)} KB gz > ${budgetKb} KB (SIZE_BUDGET_KB)`);
-  process.exit(1);
+const over = total > budgetKb * KB;
+if (over) console.error(`size: OVER BUDGET: ${kb(total)} KB gz > ${budgetKb} KB (SIZE_BUDGET_KB)`);
+else console.log(`budget: ${kb(total)} KB gz <= ${budgetKb} KB (SIZE_BUDGET_KB) — ok`);
+if (explain) explainReport();
+if (over) process.exit(1);
+
+// --- --explain -------------------------------------------------------------------------
+function explainReport() {
+  // build.sh names the intermediate files after the package: web (dist/web) or edge.
+  const pkg = basename(dist) === 'edge' ? 'edge' : 'web';
+  const wasmName = pkg === 'edge' ? 'klaviyo_edge_bg.wasm' : 'klaviyo_wasm_bg.wasm';
+  const input = join(root, 'target/wasm-pack', pkg, wasmName);
+  const flagsFile = join(root, 'target/wasm-pack', `${pkg}.wasm-opt-flags`);
+  for (const f of [input, flagsFile]) {
+    if (!existsSync(f)) {
+      console.error(`size: --explain needs ${relative(root, f)} — run: bash .ci/build.sh${pkg === 'edge' ? ' edge' : ''}`);
+      process.exit(2);
+    }
+  }
+  // The shipped flags, but with the name section kept: binaryen's -g keeps names and does
+  // not change the code it emits (checked below against the shipped file).
+  const flags = readFileSync(flagsFile, 'utf8').split('\n').filter((f) => f && f !== '--strip-debug');
+  const local = join(root, 'node_modules/.bin/wasm-opt');
+  const tmp = mkdtempSync(join(tmpdir(), 'wasm-explain-'));
+  let info, run;
+  try {
+    const out = join(tmp, wasmName);
+    run = spawnSync(existsSync(local) ? local : 'wasm-opt', [...flags, '-g', input, '-o', out], { stdio: 'inherit' });
+    if (run.status === 0) info = explainWasm(readFileSync(out));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  if (!info) {
+    console.error(`size: wasm-opt ${[...flags, '-g'].join(' ')} failed${run.error ? `: ${run.error.message}` : ''}`);
+    process.exit(2);
+  }
+
+  const { rows, totals } = info;
+  const whole = totals.func + totals.data;
+  const shipped = files.find((f) => f.name === wasmName);
+  const share = (n) => `${((100 * n) / whole).toFixed(1)}%`;
+  const exportModule = sourceExports();
+  for (const r of rows) r.group = groupOf(r, exportModule);
+
+  console.log(`\nwhat ${wasmName} is made of (wasm-opt ${flags.join(' ')} -g)`);
+  console.log(`code ${totals.func} B in ${rows.filter((r) => r.kind === 'func').length} functions + `
+    + `data ${totals.data} B in ${rows.filter((r) => r.kind === 'data').length} segments = ${whole} B`
+    + (shipped ? ` of the ${shipped.raw} B shipped file (the rest: types, imports, exports, tables, …)` : ''));
+  if (shipped) {
+    // Only the name section should differ; if the code does, the numbers are approximate.
+    const s = explainWasm(readFileSync(join(dist, wasmName))).totals;
+    if (s.func !== totals.func || s.data !== totals.data) {
+      console.log(`warning: the shipped wasm has code ${s.func} B + data ${s.data} B: this build differs, figures approximate`);
+    }
+  }
+  console.log('note: raw bytes after wasm-opt, names kept only for this report; gzip shrinks the shipped file'
+    + ` further${shipped ? ` (${shipped.raw} -> ${shipped.gz} B)` : ''}.`);
+
+  const gw = Math.max(...rows.map((r) => r.group.length), 5);
+  console.log(`\ntop 20 functions and data segments`);
+  console.log(`${'bytes'.padStart(7)}  ${'%'.padStart(6)}  ${'origin'.padEnd(gw)}  name`);
+  [...rows].sort((a, b) => b.bytes - a.bytes).slice(0, 20).forEach((r) => {
+    console.log(`${String(r.bytes).padStart(7)}  ${share(r.bytes).padStart(6)}  ${r.group.padEnd(gw)}  ${r.name}`);
+  });
+
+  const groups = new Map();
+  for (const r of rows) {
+    const g = groups.get(r.group) ?? { bytes: 0, count: 0 };
+    g.bytes += r.bytes; g.count += 1;
+    groups.set(r.group, g);
+  }
+  console.log('\nby origin (a function counts for the first project module its name mentions, so');
+  console.log(' Vec<core::queue::Item>::push is core::queue; a #[wasm_bindgen] export counts for its module)');
+  console.log(`${'origin'.padEnd(gw)}  ${'bytes'.padStart(7)}  ${'%'.padStart(6)}  ${'items'.padStart(5)}`);
+  console.log('-'.repeat(gw + 26));
+  [...groups].sort((a, b) => b[1].bytes - a[1].bytes).forEach(([g, { bytes, count }]) => {
+    console.log(`${g.padEnd(gw)}  ${String(bytes).padStart(7)}  ${share(bytes).padStart(6)}  ${String(count).padStart(5)}`);
+  });
+  console.log('-'.repeat(gw + 26));
+  console.log(`${'TOTAL'.padEnd(gw)}  ${String(whole).padStart(7)}  ${share(whole).padStart(6)}  ${String(rows.length).padStart(5)}`);
 }
-console.log(`budget: ${kb(total)} KB gz <= ${budgetKb} KB (SIZE_BUDGET_KB) — ok`);
+
+// Export name -> project module, from the #[wasm_bindgen] items in src/: a free function
+// `pub fn call` in src/browser/exports.rs is exported as `call` (or its js_name), the
+// methods of `#[wasm_bindgen] impl Tracker` as `tracker_<method>`. Their names in the wasm
+// carry no path, and LTO inlines the Rust function into the export, so without this the
+// biggest functions would read as "other".
+function sourceExports() {
+  const map = new Map(), classes = new Map();
+  const walkRs = (dir) => readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? walkRs(p) : p.endsWith('.rs') ? [p] : [];
+  });
+  const src = join(root, 'src');
+  for (const file of existsSync(src) ? walkRs(src) : []) {
+    const mod = relative(src, file).replace(/\\/g, '/').replace(/(\/mod)?\.rs$/, '').replace(/\//g, '::');
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/#\[wasm_bindgen(?:\(([^)]*)\))?\]\s*(?:(?:#\[[^\]]*\]|\/\/[^\n]*)\s*)*pub\s+(?:async\s+)?fn\s+(\w+)/g)) {
+      map.set(/js_name\s*=\s*"?(\w+)/.exec(m[1] ?? '')?.[1] ?? m[2], mod);
+    }
+    for (const m of text.matchAll(/#\[wasm_bindgen[^\]]*\]\s*impl\s+(\w+)/g)) classes.set(m[1].toLowerCase(), mod);
+  }
+  return (name) => map.get(name) ?? classes.get(/^([a-z0-9]+)_/.exec(name)?.[1]);
+}
+
+function groupOf(row, exportModule) {
+  if (row.kind === 'data') return 'data';
+  const n = row.raw;
+  // Project code first, also when monomorphised into std or wasm-bindgen generics
+  // (drop_in_place::<Vec<queue::Item>>, a project closure wrapped by wasm-bindgen): it is
+  // there because of that module.
+  const own = /klaviyo_wasm(?:\[[0-9a-f]+\])?::(core|browser|edge)::(\w+)/.exec(n);
+  if (own) return `${own[1]}::${own[2]}`;
+  const mod = row.export && !n.includes('::') ? exportModule(row.export) : undefined;
+  if (mod) return mod;
+  if (/wasm_bindgen|__wbindgen|__wbg|__externref|js_sys/.test(n)) return 'wasm-bindgen glue/shims';
+  if (/dlmalloc|talc|lol_alloc|__rust_(alloc|realloc|dealloc|alloc_zeroed)\b|__rdl_/.test(n)) return 'allocator';
+  // std paths, inherent methods of primitives (`<str>::trim`, `<[u8]>::to_vec_in`), mem*.
+  if (/(^|\W)(core|alloc|std|compiler_builtins)(\[[0-9a-f]+\])?::/.test(n) || /^mem(cmp|cpy|move|set)$/.test(n)
+      || /^<\[?&?(str|char|bool|[iuf](8|16|32|64|128|size))\b/.test(n)) return 'std/core/alloc';
+  return 'other';
+}

@@ -1,47 +1,210 @@
-// The browser entry: loads the wasm once, then hands every call to the Rust tracker.
-// Policy lives in Rust; this file only adapts names and makes `init` async.
-import load, { Tracker } from "./klaviyo_wasm.js";
+// The browser package: `Klaviyo.create(options)` returns a tracker at once; its calls
+// are accepted before the wasm has loaded and handed to the core, in order, once it
+// has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
+// core; this file only adapts names, stamps each call with its id and time, and keeps
+// the calls of the loading window.
+import { initSync } from "./klaviyo_wasm.js";
+import { Runtime, NS, storage, report } from "./runtime.js";
+
+const IDENTIFY = 1, TRACK = 2, VIEWED = 3, ADDED = 4, CHECKOUT = 5, SUBSCRIBE = 6,
+  BACK_IN_STOCK = 7, RESET = 8;
+/** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
+ * the core refuses them by name. */
+const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
+const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v);
 
 let loading;
 
-/** Loads and instantiates the wasm module once per page, however many trackers exist. */
-function ready(wasmUrl) {
-  loading ??= load(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+/** Fetches and compiles the wasm once per page, however many trackers exist. */
+function load(url) {
+  loading ??= (async () => {
+    const u = url || new URL("klaviyo_wasm_bg.wasm", import.meta.url);
+    const r = await fetch(u);
+    let module;
+    try {
+      // Compiles while it downloads; needs the `application/wasm` type.
+      module = await WebAssembly.compileStreaming(r.clone());
+    } catch {
+      module = await WebAssembly.compile(await r.arrayBuffer());
+    }
+    initSync({ module });
+  })();
   return loading;
 }
 
-export class Klaviyo {
-  #t;
-
-  constructor(tracker) {
-    if (!(tracker instanceof Tracker)) {
-      throw new Error("klaviyo: use `await Klaviyo.init({ companyId })`");
+/** `JSON.stringify([id, now, ...args])`; a value JSON cannot hold becomes `?`, which the
+ * core refuses naming the argument. */
+function encode(id, now, args) {
+  let nonFinite;
+  for (const a of args) {
+    if (a && typeof a === "object") {
+      for (const k of NUMBERS) {
+        const v = a[k];
+        if (typeof v === "number" && !isFinite(v)) nonFinite = finite;
+      }
     }
-    this.#t = tracker;
+  }
+  try {
+    return JSON.stringify([id, now, ...args], nonFinite);
+  } catch {
+    return `["${id}",${now}${args.map((a) => {
+      try { return "," + (JSON.stringify(a, nonFinite) ?? "null"); } catch { return ",?"; }
+    }).join("")}]`;
+  }
+}
+
+const TOKEN = Symbol("klaviyo");
+
+export class Klaviyo {
+  #rt = null;
+  /** Calls made before the core is ready: [op, text, settle], in order. */
+  #early = [];
+  #earlyKey;
+  #saving = false;
+  #options;
+
+  /** Starts a tracker now and returns it; calls are accepted at once. */
+  static create(options = {}) {
+    return new Klaviyo(TOKEN, options);
   }
 
+  /** Starts a tracker and waits until its core is ready (bad options reject here). */
   static async init(options = {}) {
-    await ready(options.wasmUrl);
-    const { onError, wasmUrl, ...rest } = options;
-    if (onError !== undefined && typeof onError !== "function") {
+    return Klaviyo.create(options).ready;
+  }
+
+  constructor(token, options) {
+    if (token !== TOKEN) {
+      throw new Error("klaviyo: use Klaviyo.create(options) or await Klaviyo.init(options)");
+    }
+    if (options.onError !== undefined && typeof options.onError !== "function") {
       throw new Error("init: onError must be a function");
     }
-    return new Klaviyo(new Tracker(rest, onError));
+    this.#options = options;
+    this.#earlyKey = `${NS}${options.companyId}:pre:${crypto.randomUUID()}`;
+    /** Resolves to this tracker once the core runs; rejects if it refused the options. */
+    this.ready = load(options.wasmUrl).then(() => this.#start());
+    this.ready.catch(() => {}); // reported through onError; never an unhandled rejection
   }
 
-  async identify(profile) { this.#t.call("identify", profile); }
-  track(metric, properties, options) { return this.#t.track(metric, properties, options); }
-  viewedProduct(product, options) { return this.#t.call("viewedProduct", product, options); }
-  addedToCart(item, options) { return this.#t.call("addedToCart", item, options); }
-  startedCheckout(checkout, options) { return this.#t.call("startedCheckout", checkout, options); }
-  async subscribe(options) { this.#t.call("subscribe", options); }
-  async backInStock(options) { this.#t.call("backInStock", options); }
-  flush() { return this.#t.flush(); }
-  pending() { return this.#t.call("pending"); }
-  reset() { this.#t.call("reset"); }
+  #start() {
+    const { onError, debug, wasmUrl, ...rest } = this.#options;
+    let rt;
+    try {
+      rt = new Runtime(rest, onError, debug === true);
+    } catch (e) {
+      const early = this.#early;
+      this.#early = [];
+      for (let i = 0; i < early.length; i += 3) early[i + 2]?.(e);
+      storage.del(this.#earlyKey);
+      onError?.(report("invalid", e.message));
+      throw e;
+    }
+    // The window's calls, in order, with the id and time they were given.
+    const early = this.#early;
+    this.#early = [];
+    for (let i = 0; i < early.length; i += 3) {
+      let err;
+      try {
+        if (early[i] === RESET) rt.reset();
+        else rt.call(early[i], early[i + 1]);
+      } catch (e) {
+        err = e;
+        rt.emit(report("invalid", e.message));
+      }
+      early[i + 2]?.(err);
+    }
+    this.#rt = rt;
+    rt.tick(); // writes the window's calls as one record, then the early key can go
+    storage.del(this.#earlyKey);
+    return this;
+  }
+
+  /** A call: to the core when it is ready, else kept (and saved) until it is. */
+  #call(op, args, settle) {
+    const id = crypto.randomUUID();
+    const text = encode(id, Date.now(), args);
+    if (this.#rt) this.#rt.call(op, text);
+    else this.#keep(op, text, settle);
+    return id;
+  }
+
+  #keep(op, text, settle) {
+    this.#early.push(op, text, settle);
+    if (this.#saving) return;
+    this.#saving = true;
+    // Once per task: the window's calls survive a tab closed before the wasm loads.
+    queueMicrotask(() => {
+      this.#saving = false;
+      if (!this.#rt) {
+        const calls = this.#early.filter((_, i) => i % 3 !== 2);
+        storage.set(this.#earlyKey, JSON.stringify([Date.now(), ...calls]));
+      }
+    });
+  }
+
+  /** Async calls: resolve once queued; before ready, once the core accepted them. */
+  #async(op, args) {
+    if (this.#rt) {
+      this.#call(op, args);
+      return Promise.resolve();
+    }
+    let settle;
+    const p = new Promise((resolve, reject) => {
+      settle = (e) => (e ? reject(e) : resolve());
+    });
+    p.catch(() => {}); // also reported through onError
+    this.#call(op, args, settle);
+    return p;
+  }
+
+  identify(profile) {
+    try { return this.#async(IDENTIFY, [profile]); } catch (e) { return Promise.reject(e); }
+  }
+  track(metric, properties, options) {
+    const id = this.#call(TRACK, [metric, properties, options]);
+    return options?.uniqueId ?? id;
+  }
+  viewedProduct(product, options) {
+    const id = this.#call(VIEWED, [product, options]);
+    return options?.uniqueId ?? id;
+  }
+  addedToCart(item, options) {
+    const id = this.#call(ADDED, [item, options]);
+    return options?.uniqueId ?? id;
+  }
+  startedCheckout(checkout, options) {
+    const id = this.#call(CHECKOUT, [checkout, options]);
+    return options?.uniqueId ?? id;
+  }
+  subscribe(options) {
+    try { return this.#async(SUBSCRIBE, [options]); } catch (e) { return Promise.reject(e); }
+  }
+  backInStock(options) {
+    try { return this.#async(BACK_IN_STOCK, [options]); } catch (e) { return Promise.reject(e); }
+  }
+  /** Sends what is due; resolves to `{ sent, pending, failed }` for this flush. */
+  flush() {
+    return this.#rt ? this.#rt.flush() : this.ready.then(() => this.#rt.flush());
+  }
+  /** Calls queued and not yet accepted by Klaviyo. */
+  pending() {
+    return this.#rt ? this.#rt.pending() : this.#early.length / 3;
+  }
+  /** On logout: later calls belong to a new anonymous profile. */
+  reset() {
+    if (this.#rt) this.#rt.reset();
+    else this.#keep(RESET, "", undefined);
+  }
   /** Stops sending and listening (the queue stays on disk for the next page). */
-  close() { this.#t.call("close"); }
-  get anonymousId() { return this.#t.call("anonymousId"); }
+  close() {
+    if (this.#rt) this.#rt.close();
+    else this.ready.then(() => this.#rt.close(), () => {});
+  }
+  /** The anonymous profile id (null until the core is ready). */
+  get anonymousId() {
+    return this.#rt ? this.#rt.anonymousId() : null;
+  }
 }
 
 export default Klaviyo;

@@ -1,17 +1,15 @@
-//! The browser adapter: moves bytes between the core and the page (fetch,
-//! localStorage, timers, `crypto.getRandomValues`) and decides nothing itself.
+//! The browser adapter's Rust half: the wasm exports that `js/runtime.js` drives.
 //!
-//! - `tracker.rs`: the exported class behind the JS `Klaviyo` wrapper
-//! - `pump.rs`: the send loop (one request at a time), its timer, keepalive on unload
-//! - `tabs.rs`: which tab sends (Web Locks, else a lease), online/offline, storage events
-//! - `storage.rs`: localStorage that never throws
-//! - `host.rs`: what we import (`js/host.js`: fetch, page events, locks; timers, crypto)
+//! The wasm imports nothing from the page. Everything that touches the page (fetch,
+//! localStorage, timers, page lifecycle, Web Locks) is in `js/runtime.js`; everything
+//! that decides (validation, what to store, what to send and when) is in the core.
+//! This module only moves text and numbers between the two: JSON text in, storage
+//! writes and requests out, as strings with `\u{1}`/`\u{2}` separators (neither can
+//! appear in them: JSON escapes control characters).
+//!
+//! - `exports.rs`: `open`, `call`, `done`, `ctl` and `error`, the whole surface
 
-mod host;
-mod pump;
-mod storage;
-mod tabs;
-mod tracker;
+mod exports;
 
 #[cfg(test)]
 mod tests;

@@ -1,19 +1,17 @@
-//! The browser adapter in real headless Chromium: real localStorage, real fetch to the
-//! Klaviyo emulator, whose URL comes from `KLAVIYO_EMULATOR` at build time
-//! (`.ci/test.sh` starts it). Each test uses its own company id, so storage keys and the
-//! emulator's records of one test never mix with another's.
+//! The export surface in real headless Chromium: text crossing the boundary both ways
+//! (UTF-8 <-> UTF-16, separators), storage writes carried out in real localStorage,
+//! and a real fetch to the Klaviyo emulator, whose URL comes from `KLAVIYO_EMULATOR`
+//! at build time (`.ci/test.sh` starts it). Each test uses its own company id, so
+//! storage keys and the emulator's records of one test never mix with another's.
+//! (The JS half of the adapter, js/runtime.js, is driven by the Playwright suites.)
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
-use super::host;
-use super::tracker::Tracker;
+use super::exports::{call, ctl, done, error, open};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -22,12 +20,27 @@ const EMULATOR: &str = match option_env!("KLAVIYO_EMULATOR") {
     None => "http://127.0.0.1:8787",
 };
 
+// ctl() codes (src/browser/exports.rs).
+const SYNC: u32 = 1;
+const NEXT: u32 = 3;
+const PENDING: u32 = 10;
+const ANON: u32 = 11;
+const REPORTS: u32 = 13;
+const INFO: u32 = 17;
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a window")
+}
+
 /// A company id unique to this run (`tag` + random), so the emulator's records of an
 /// earlier run never count.
 fn company(tag: &str) -> String {
     let mut b = [0u8; 4];
-    use crate::core::client::Entropy;
-    host::CryptoRng.fill(&mut b);
+    window()
+        .crypto()
+        .expect("crypto")
+        .get_random_values_with_u8_array(&mut b)
+        .expect("random bytes");
     let mut c = String::from(tag);
     for x in b {
         c.push(char::from(
@@ -38,323 +51,197 @@ fn company(tag: &str) -> String {
     c
 }
 
-fn anon(t: &Tracker) -> String {
-    t.call("anonymousId", JsValue::UNDEFINED, JsValue::UNDEFINED)
-        .unwrap()
-        .as_string()
-        .unwrap()
+fn uuid() -> String {
+    window().crypto().expect("crypto").random_uuid()
 }
 
-/// One poll interval (for polling with a deadline, never to wait for work to finish).
-async fn pause_ms(ms: i32) {
-    let p = js_sys::Promise::new(&mut |resolve, _| {
-        host::set_timeout(&resolve, f64::from(ms));
-    });
-    JsFuture::from(p).await.unwrap();
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+fn storage() -> web_sys::Storage {
+    window().local_storage().expect("storage").expect("storage")
+}
+
+/// What the runtime does with SYNC's answer: every write, in real localStorage.
+fn apply(ops: &str) -> usize {
+    let s = storage();
+    let mut n = 0;
+    for op in ops.split('\u{1}').filter(|o| !o.is_empty()) {
+        match op.split_once('\u{2}') {
+            Some((k, v)) => s.set_item(k, v).expect("setItem"),
+            None => s.remove_item(op).expect("removeItem"),
+        }
+        n += 1;
+    }
+    n
+}
+
+/// What the runtime passes to `open`: every key under `klaviyo:`.
+fn scan() -> String {
+    let s = storage();
+    let mut out = String::new();
+    for i in 0..s.length().expect("length") {
+        let Some(k) = s.key(i).expect("key") else {
+            continue;
+        };
+        if k.starts_with("klaviyo:") {
+            out.push('\u{1}');
+            out.push_str(&k);
+            out.push('\u{2}');
+            out.push_str(&s.get_item(&k).expect("getItem").unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn options(company: &str) -> String {
+    format!(r#"{{"companyId":"{company}","apiBase":"{EMULATOR}"}}"#)
 }
 
 fn get(v: &JsValue, key: &str) -> JsValue {
     Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn options(company: &str, api_base: &str) -> JsValue {
-    let o = Object::new();
-    let _ = Reflect::set(&o, &"companyId".into(), &company.into());
-    let _ = Reflect::set(&o, &"apiBase".into(), &api_base.into());
-    let _ = Reflect::set(&o, &"flushDelayMs".into(), &JsValue::from(0));
-    o.into()
-}
-
-fn json(text: &str) -> JsValue {
-    js_sys::JSON::parse(text).unwrap()
-}
-
-/// A tracker whose `onError` reports are collected as messages.
-fn tracker(company: &str, api_base: &str) -> (Tracker, Rc<RefCell<Vec<String>>>) {
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let sink = seen.clone();
-    let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-        sink.borrow_mut()
-            .push(get(&e, "kind").as_string().unwrap_or_default());
-    });
-    let f: Function = cb.into_js_value().unchecked_into();
-    let t = Tracker::new(options(company, api_base), Some(f)).unwrap();
-    (t, seen)
-}
-
-fn storage() -> web_sys::Storage {
-    web_sys::window().unwrap().local_storage().unwrap().unwrap()
-}
-
-fn stored_keys(prefix: &str) -> Vec<String> {
-    let s = storage();
-    (0..s.length().unwrap())
-        .filter_map(|i| s.key(i).unwrap())
-        .filter(|k| k.starts_with(prefix))
-        .collect()
-}
-
-fn clear(company: &str) {
-    for k in stored_keys(&format!("klaviyo:{company}:")) {
-        storage().remove_item(&k).unwrap();
-    }
+/// POSTs a transmit (`tx SEP url SEP items SEP bytes SEP body`) as the runtime does and
+/// hands the answer back; returns the status.
+async fn send(h: u32, t: &str, revision: &str) -> u16 {
+    let mut parts = t.splitn(5, '\u{1}');
+    let tx: u32 = parts.next().and_then(|p| p.parse().ok()).expect("tx");
+    let url = parts.next().expect("url");
+    let _items = parts.next();
+    let bytes: usize = parts.next().and_then(|p| p.parse().ok()).expect("bytes");
+    let body = parts.next().expect("body");
+    assert_eq!(bytes, body.len(), "the byte count is the UTF-8 length");
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    let headers = Object::new();
+    let _ = Reflect::set(
+        &headers,
+        &"content-type".into(),
+        &"application/vnd.api+json".into(),
+    );
+    let _ = Reflect::set(&headers, &"revision".into(), &revision.into());
+    init.set_headers(&headers);
+    let resp = JsFuture::from(window().fetch_with_str_and_init(url, &init))
+        .await
+        .expect("fetch");
+    let resp: web_sys::Response = resp.unchecked_into();
+    let status = resp.status();
+    done(h, tx, status, "", String::new(), now(), 0);
+    status
 }
 
 /// The emulator's records of requests made with `company_id=<company>`.
 async fn received(company: &str) -> Vec<JsValue> {
     let url = format!("{EMULATOR}/__admin/requests");
-    let resp = JsFuture::from(host::fetch(&url, &Object::new().into()))
+    let resp = JsFuture::from(window().fetch_with_str(&url))
         .await
-        .unwrap();
+        .expect("fetch");
     let resp: web_sys::Response = resp.unchecked_into();
-    let body = JsFuture::from(resp.json().unwrap()).await.unwrap();
-    array(&get(&body, "requests"))
-        .into_iter()
+    let body = JsFuture::from(resp.json().expect("json"))
+        .await
+        .expect("json");
+    Array::from(&get(&body, "requests"))
+        .iter()
         .filter(|r| get(&get(r, "query"), "company_id").as_string().as_deref() == Some(company))
         .collect()
 }
 
-fn array(v: &JsValue) -> Vec<JsValue> {
-    if Array::is_array(v) {
-        Array::from(v).iter().collect()
-    } else {
-        Vec::new()
-    }
-}
-
-fn metric_names(r: &JsValue) -> Vec<String> {
-    let body = get(r, "body");
-    let attrs = get(&get(&body, "data"), "attributes");
-    let one = get(
-        &get(&get(&get(&attrs, "metric"), "data"), "attributes"),
-        "name",
-    );
-    if let Some(n) = one.as_string() {
-        return vec![n];
-    }
-    array(&get(&get(&attrs, "events"), "data"))
-        .into_iter()
-        .filter_map(|e| {
-            let a = get(&e, "attributes");
-            get(&get(&get(&get(&a, "metric"), "data"), "attributes"), "name").as_string()
-        })
-        .collect()
-}
-
 #[wasm_bindgen_test]
-async fn track_is_delivered_to_the_emulator_and_validates() {
-    let company = &company("T1");
-    clear(company);
-    let (t, errors) = tracker(company, EMULATOR);
-    t.call(
-        "identify",
-        json(r#"{"email":"ann@example.com","first_name":"Ann"}"#),
-        JsValue::UNDEFINED,
-    )
-    .unwrap();
-    let id = t
-        .track(
-            "Ordered Sample".into(),
-            json(r#"{"a":1}"#),
-            JsValue::UNDEFINED,
-        )
-        .unwrap();
-    t.call(
-        "viewedProduct",
-        json(r#"{"ProductID":"p1","ProductName":"Pooh","Price":9.99}"#),
-        JsValue::UNDEFINED,
-    )
-    .unwrap();
-    let r = JsFuture::from(t.flush()).await.unwrap();
-    assert_eq!(get(&r, "pending").as_f64(), Some(0.0));
-    assert_eq!(get(&r, "sent").as_f64(), Some(3.0));
-    assert_eq!(t.pending(), 0);
-    let reqs = received(company).await;
-    assert!(reqs
-        .iter()
-        .all(|r| get(r, "accepted").as_bool() == Some(true)));
-    let names: Vec<String> = reqs.iter().flat_map(metric_names).collect();
-    assert!(names.contains(&"Ordered Sample".to_string()), "{names:?}");
-    assert!(names.contains(&"Viewed Product".to_string()));
-    let ids: Vec<String> = reqs
-        .iter()
-        .flat_map(|r| array(&get(r, "uniqueIds")))
-        .filter_map(|v| v.as_string())
-        .collect();
-    assert!(ids.contains(&id));
-    for r in &reqs {
-        let h = get(r, "headers");
-        assert_eq!(
-            get(&h, "revision").as_string().as_deref(),
-            Some("2026-07-15")
-        );
-        assert!(get(&h, "authorization").is_undefined());
-    }
-    assert!(errors.borrow().is_empty(), "{:?}", errors.borrow());
-    assert!(stored_keys(&format!("klaviyo:{company}:q:")).is_empty());
-}
-
-#[wasm_bindgen_test]
-fn the_anonymous_id_is_kept_in_local_storage() {
-    let company = &company("T2");
-    clear(company);
-    let (a, _) = tracker(company, EMULATOR);
-    let (b, _) = tracker(company, EMULATOR);
-    assert_eq!(anon(&a), anon(&b));
-    a.call("reset", JsValue::UNDEFINED, JsValue::UNDEFINED)
-        .unwrap();
-    let (c, _) = tracker(company, EMULATOR);
-    assert_ne!(anon(&c), anon(&b));
-    assert_eq!(anon(&c), anon(&a));
-}
-
-#[wasm_bindgen_test]
-fn bad_input_throws_an_error_naming_the_field_and_stores_nothing() {
-    let company = &company("T3");
-    clear(company);
-    let (t, _) = tracker(company, EMULATOR);
-    let before = stored_keys(&format!("klaviyo:{company}:q:")).len();
-    let cases: Vec<(Result<(), JsValue>, &str)> = vec![
-        (
-            t.call("identify", json(r#"{"email":"x@"}"#), JsValue::UNDEFINED)
-                .map(|_| ())
-                .map_err(JsValue::from),
-            "identify: email",
-        ),
-        (
-            t.track("".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
-                .map(|_| ())
-                .map_err(JsValue::from),
-            "track: metric",
-        ),
-        (
-            t.track(JsValue::from(5), JsValue::UNDEFINED, JsValue::UNDEFINED)
-                .map(|_| ())
-                .map_err(JsValue::from),
-            "track: metric must be a string",
-        ),
-        (
-            t.track(
-                "M".into(),
-                JsValue::UNDEFINED,
-                json(r#"{"valueCurrency":"US"}"#),
-            )
-            .map(|_| ())
-            .map_err(JsValue::from),
-            "track: valueCurrency",
-        ),
-        (
-            t.track(
-                "M".into(),
-                JsValue::UNDEFINED,
-                js_sys::eval("({value: NaN})").unwrap(),
-            )
-            .map(|_| ())
-            .map_err(JsValue::from),
-            "track: value must be a finite number",
-        ),
-        (
-            t.call(
-                "viewedProduct",
-                js_sys::eval("({ProductID: 1, ProductName: 'P', Price: Infinity})").unwrap(),
-                JsValue::UNDEFINED,
-            )
-            .map(|_| ())
-            .map_err(JsValue::from),
-            "viewedProduct: Price must be a finite number",
-        ),
-        (
-            t.call(
-                "addedToCart",
-                json(r#"{"ProductID":"p","ProductName":"P"}"#),
-                JsValue::UNDEFINED,
-            )
-            .map(|_| ())
-            .map_err(JsValue::from),
-            "addedToCart: Price",
-        ),
-    ];
-    for (r, want) in cases {
-        let err = r.unwrap_err();
-        assert!(err.is_instance_of::<js_sys::Error>());
-        let msg = get(&err, "message").as_string().unwrap();
-        assert!(msg.starts_with(want), "{msg} does not start with {want}");
-    }
-    assert_eq!(t.pending(), 0);
-    assert_eq!(stored_keys(&format!("klaviyo:{company}:q:")).len(), before);
-}
-
-#[wasm_bindgen_test]
-fn init_rejects_a_bad_company_id() {
-    let err = Tracker::new(options("nope", EMULATOR), None)
-        .err()
-        .map(JsValue::from)
-        .unwrap();
-    let msg = get(&err, "message").as_string().unwrap();
+fn bad_options_are_refused_with_a_message_naming_the_field() {
+    assert_eq!(open(r#"{"companyId":"abc"}"#, "", "", "f"), u32::MAX);
+    let msg = error();
     assert!(msg.starts_with("init: companyId"), "{msg}");
+    assert_eq!(open("not json", "", "", "f"), u32::MAX);
+    assert_eq!(error(), "init: options must be an object");
 }
 
 #[wasm_bindgen_test]
-async fn a_network_failure_goes_to_on_error_and_the_event_stays_queued_on_disk() {
-    let company = &company("T4");
-    clear(company);
-    // Nothing listens on port 9: fetch fails like an offline network.
-    let (t, errors) = tracker(company, "http://127.0.0.1:9");
-    t.track("Offline".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
-        .unwrap();
-    assert_eq!(
-        stored_keys(&format!("klaviyo:{company}:q:")).len(),
-        1,
-        "persisted before send"
-    );
-    let r = JsFuture::from(t.flush()).await.unwrap();
-    assert_eq!(get(&r, "failed").as_f64(), Some(1.0));
-    assert_eq!(t.pending(), 1);
-    assert_eq!(errors.borrow().as_slice(), ["retry"]);
-    assert_eq!(stored_keys(&format!("klaviyo:{company}:q:")).len(), 1);
+fn a_refused_call_names_the_field_and_queues_nothing() {
+    let company = company("R1");
+    let h = open(&options(&company), "", "", &uuid());
+    let args = format!(r#"["{}",{},"",{{}},null]"#, uuid(), now());
+    assert!(!call(h, 2, &args));
+    assert_eq!(error(), "track: metric must be 1 to 128 characters");
+    let args = format!(r#"["{}",{},"M",{{}},{{"value":"NaN"}}]"#, uuid(), now());
+    assert!(!call(h, 2, &args));
+    assert_eq!(error(), "track: value must be a finite number");
+    assert_eq!(ctl(h, PENDING, 0.0, "", None), "0");
+}
 
-    // The next page of the same shop (same storage) delivers it, with the same unique_id.
-    // Closing the first tracker hands the sender lock on; the new one takes over.
-    drop(t);
-    let (next, _) = tracker(company, EMULATOR);
-    assert_eq!(next.pending(), 1);
-    let mut tries = 0;
-    while next.pending() > 0 && tries < 100 {
-        JsFuture::from(next.flush()).await.unwrap();
-        pause_ms(20).await;
-        tries += 1;
+#[wasm_bindgen_test]
+async fn one_task_is_one_record_and_its_request_is_accepted_by_the_emulator() {
+    let company = company("E1");
+    let h = open(&options(&company), &scan(), "?_kx=K%C3%A9", &uuid());
+    let info = ctl(h, INFO, 0.0, "", None);
+    let (prefix, revision) = info.split_once('\u{1}').expect("info");
+    assert_eq!(prefix, format!("klaviyo:{company}:"));
+    let mut ids = Vec::new();
+    for metric in ["Ordered Sample", "Ünïcødé ✓ 😀", "Tab\tand \"quote\""] {
+        let id = uuid();
+        let args = format!(
+            r#"["{id}",{},{},{{"note":"é😀\u0001"}},null]"#,
+            now(),
+            js_sys::JSON::stringify(&JsValue::from_str(metric))
+                .expect("json")
+                .as_string()
+                .expect("str")
+        );
+        assert!(call(h, 2, &args), "{}", error());
+        ids.push(id);
     }
-    assert_eq!(next.pending(), 0);
-    let reqs = received(company).await;
+    assert_eq!(
+        ctl(h, NEXT, now(), "", None),
+        "",
+        "nothing is sent before the task's record is written"
+    );
+    // The identity and one record for the three calls.
+    assert_eq!(apply(&ctl(h, SYNC, now(), "", None)), 2);
+    let t = ctl(h, NEXT, now(), "", None);
+    assert!(!t.is_empty());
+    assert_eq!(send(h, &t, revision).await, 202);
+    // The record goes once Klaviyo accepted its calls.
+    assert_eq!(apply(&ctl(h, SYNC, now(), "", None)), 1);
+    assert_eq!(ctl(h, PENDING, 0.0, "", None), "0");
+    assert!(!scan().contains(&format!("{prefix}q:")));
+    assert_eq!(ctl(h, REPORTS, 0.0, "", None), "");
+    let reqs = received(&company).await;
     assert_eq!(reqs.len(), 1);
     assert_eq!(get(&reqs[0], "accepted").as_bool(), Some(true));
-    assert!(stored_keys(&format!("klaviyo:{company}:q:")).is_empty());
+    let got: Vec<String> = Array::from(&get(&reqs[0], "uniqueIds"))
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect();
+    assert_eq!(got, ids);
+    let body = get(&reqs[0], "body");
+    let attrs = get(&get(&body, "data"), "attributes");
+    let profile = get(&get(&get(&attrs, "profile"), "data"), "attributes");
+    assert_eq!(get(&profile, "_kx").as_string().as_deref(), Some("Ké"));
+    let events = Array::from(&get(&get(&attrs, "events"), "data"));
+    let name = |e: JsValue| {
+        let a = get(&e, "attributes");
+        get(&get(&get(&get(&a, "metric"), "data"), "attributes"), "name").as_string()
+    };
+    assert_eq!(name(events.get(1)).as_deref(), Some("Ünïcødé ✓ 😀"));
+    assert_eq!(name(events.get(2)).as_deref(), Some("Tab\tand \"quote\""));
+    let props = get(&get(&events.get(0), "attributes"), "properties");
+    assert_eq!(get(&props, "note").as_string().as_deref(), Some("é😀\u{1}"));
 }
 
 #[wasm_bindgen_test]
-async fn a_rejected_request_is_reported_with_the_server_error_and_removed() {
-    let company = &company("T5");
-    clear(company);
-    let (t, errors) = tracker(company, EMULATOR);
-    // The emulator answers the next back-in-stock request with a 400, as Klaviyo would.
-    let init = Object::new();
-    let _ = Reflect::set(&init, &"method".into(), &"POST".into());
-    let rule = r#"{"count":1,"status":400,"path":"/client/back-in-stock-subscriptions"}"#;
-    let _ = Reflect::set(&init, &"body".into(), &rule.into());
-    JsFuture::from(host::fetch(
-        &format!("{EMULATOR}/__admin/faults"),
-        &init.into(),
-    ))
-    .await
-    .unwrap();
-    t.call(
-        "backInStock",
-        json(r#"{"variantId":"$custom:::$default:::SKU-1","email":"a@b.co","channels":["email"]}"#),
-        JsValue::UNDEFINED,
-    )
-    .unwrap();
-    JsFuture::from(t.flush()).await.unwrap();
-    assert_eq!(t.pending(), 0);
-    assert_eq!(errors.borrow().as_slice(), ["rejected"]);
-    assert!(stored_keys(&format!("klaviyo:{company}:q:")).is_empty());
+fn a_reload_restores_the_queue_and_the_anonymous_id_from_local_storage() {
+    let company = company("L1");
+    let h = open(&options(&company), &scan(), "", &uuid());
+    let anon = ctl(h, ANON, 0.0, "", None);
+    let args = format!(r#"["{}",{},"Kept",{{}},null]"#, uuid(), now());
+    assert!(call(h, 2, &args));
+    apply(&ctl(h, SYNC, now(), "", None));
+    // A new page: everything comes from what storage holds.
+    let again = open(&options(&company), &scan(), "", &uuid());
+    assert_eq!(ctl(again, ANON, 0.0, "", None), anon);
+    assert_eq!(ctl(again, PENDING, 0.0, "", None), "1");
+    let t = ctl(again, NEXT, now(), "", None);
+    assert!(t.contains(r#""name":"Kept""#), "{t}");
 }

@@ -1,26 +1,76 @@
-//! The browser client's logic, sans IO: each call is validated, turned into a Klaviyo
-//! request and queued. The adapter supplies the clock (`now_ms`), the random source
-//! ([`Entropy`]), the stored state, and carries out the storage writes and transmits.
+//! The browser client's logic, sans IO: each call of the JS API is validated, given
+//! what must be fixed at call time (its id, its time, the profile it belongs to) and
+//! queued; request bodies are built later, when they are sent. The adapter supplies
+//! the clock (`now_ms`), fresh random ids, what storage held, and carries out the
+//! storage writes and transmits.
 
 use super::config::Config;
 use super::ecommerce;
 use super::identity::Identity;
-use super::json::{self, Json};
-use super::payload::{self, EventParts};
-use super::queue::{Payload, Queue, Report, StorageOp, Transmit};
+use super::jsontext::{self as jt, Kind};
+use super::payload::{self, Event};
+use super::queue::{Endpoint, Queue, Report, StorageOp, Transmit};
+use super::record;
 use super::retry::Outcome;
 use super::text;
 use super::time;
-use super::uuid::uuid_v4;
 use super::validate::{self, ValidationError};
 
-/// A source of random bytes (the browser's `crypto.getRandomValues`; a seeded
-/// generator in tests).
-pub trait Entropy {
-    fn fill(&mut self, buf: &mut [u8]);
+type Result<T> = std::result::Result<T, ValidationError>;
+
+/// The calls of the JS API that queue something, by the number the adapter passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Identify = 1,
+    Track,
+    ViewedProduct,
+    AddedToCart,
+    StartedCheckout,
+    Subscribe,
+    BackInStock,
 }
 
-type Result<T> = std::result::Result<T, ValidationError>;
+impl Op {
+    pub fn from_code(code: u32) -> Option<Op> {
+        const ALL: [Op; 7] = [
+            Op::Identify,
+            Op::Track,
+            Op::ViewedProduct,
+            Op::AddedToCart,
+            Op::StartedCheckout,
+            Op::Subscribe,
+            Op::BackInStock,
+        ];
+        ALL.get(usize::try_from(code).ok()?.checked_sub(1)?)
+            .copied()
+    }
+
+    /// The JS method name, which starts every error message.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Identify => "identify",
+            Op::Track => "track",
+            Op::ViewedProduct => "viewedProduct",
+            Op::AddedToCart => "addedToCart",
+            Op::StartedCheckout => "startedCheckout",
+            Op::Subscribe => "subscribe",
+            Op::BackInStock => "backInStock",
+        }
+    }
+
+    /// What the n-th argument is called in messages.
+    fn arg_name(self, n: usize) -> &'static str {
+        match (self, n) {
+            (Op::Track, 0) => "metric",
+            (Op::Track, 1) => "properties",
+            (Op::Track, _) => "options",
+            (Op::Identify, _) => "profile",
+            (Op::Subscribe | Op::BackInStock, _) => "options",
+            (_, 0) => "properties",
+            _ => "options",
+        }
+    }
+}
 
 /// Profile keys `identify` accepts, as Klaviyo names them. Anything custom belongs in
 /// `properties`.
@@ -50,53 +100,43 @@ const LOCATION_KEYS: &[&str] = &[
     "ip",
 ];
 
-/// The e-commerce events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Commerce {
-    /// `ProductID` and `ProductName` required; `value` defaults to `Price`.
-    ViewedProduct,
-    /// `Price` required; `value` defaults to `CartTotal`, else `Price * Quantity`.
-    AddedToCart,
-    /// A `value` property becomes the event's value.
-    StartedCheckout,
-}
-
-pub struct Client<R: Entropy> {
+pub struct Client {
     pub config: Config,
     identity: Identity,
     queue: Queue,
-    rng: R,
     ops: Vec<StorageOp>,
 }
 
-impl<R: Entropy> Client<R> {
-    /// `stored_identity` and `records` are what storage held under
-    /// [`Config::identity_key`] and [`Config::queue_prefix`]; `page_query` is the page
-    /// URL's query string, where an email click leaves `_kx`.
+impl Client {
+    /// `stored_identity` is what storage held under [`Config::identity_key`];
+    /// `page_query` is the page URL's query string, where an email click leaves `_kx`;
+    /// `fresh_id` becomes the anonymous id if none was stored. Stored records are
+    /// handed in afterwards with [`Client::load`].
     pub fn new(
         config: Config,
         stored_identity: Option<&str>,
-        records: Vec<(String, String)>,
         page_query: &str,
-        mut rng: R,
-    ) -> Client<R> {
-        let identity = match stored_identity.and_then(Identity::restore) {
-            Some(id) => id,
-            None => Identity::new(new_id(&mut rng)),
-        };
-        let mut queue = Queue::new(config.queue_prefix(), config.limits.clone());
-        queue.restore(records);
+        fresh_id: &str,
+    ) -> Client {
+        let mut identity = stored_identity
+            .and_then(Identity::restore)
+            .unwrap_or_else(|| Identity::new(fresh_id.to_string()));
+        if let Some(kx) = text::query_param(page_query, "_kx").filter(|k| !k.is_empty()) {
+            if identity.kx.as_ref() != Some(&kx) {
+                identity.set_kx(kx);
+            }
+        }
+        let queue = Queue::new(
+            config.queue_prefix(),
+            config.mark_prefix(),
+            config.limits.clone(),
+        );
         let mut client = Client {
             config,
             identity,
             queue,
-            rng,
             ops: Vec::new(),
         };
-        let kx = text::query_param(page_query, "_kx").filter(|k| !k.is_empty());
-        if kx.is_some() && kx != client.identity.kx {
-            client.identity.kx = kx;
-        }
         if stored_identity != Some(client.identity.to_storage().as_str()) {
             client.save_identity();
         }
@@ -110,240 +150,231 @@ impl<R: Entropy> Client<R> {
         });
     }
 
-    /// A fresh random id (for a tab, a request) from the injected RNG.
-    pub fn new_id(&mut self) -> String {
-        new_id(&mut self.rng)
+    /// A key and value found in storage under our prefix (queue records, keepalive marks).
+    pub fn load(&mut self, key: &str, value: &str) {
+        self.queue.load(key, value);
     }
 
     pub fn anonymous_id(&self) -> &str {
         &self.identity.anonymous_id
     }
 
+    /// One call of the JS API. `args` are its arguments as JSON text (`null` for an
+    /// omitted one), `id` a fresh random id (the event's `unique_id` unless the options
+    /// give one) and `now_ms` the time of the call.
+    pub fn call(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
+        let mut checked = Vec::with_capacity(args.len());
+        for (n, a) in args.iter().enumerate() {
+            checked.push(jt::check(a).map_err(|_| {
+                ValidationError::new(
+                    op.arg_name(n),
+                    "must be plain JSON data (no cycles, functions or BigInt)",
+                )
+            })?);
+        }
+        let arg = |n: usize| checked.get(n).map_or("null", |a| a.as_ref());
+        match op {
+            Op::Track => {
+                let metric = arg(0);
+                if jt::kind(metric) != Kind::Str {
+                    return Err(ValidationError::new("metric", "must be a string"));
+                }
+                validate::metric_name("metric", &string(metric))?;
+                let props = object(op, 1, arg(1))?;
+                self.event(id, now_ms, metric, props, object(op, 2, arg(2))?, None)
+            }
+            Op::ViewedProduct | Op::AddedToCart | Op::StartedCheckout => {
+                let props = object(op, 0, arg(0))?;
+                let opts = object(op, 1, arg(1))?;
+                let (metric, props, value) = match op {
+                    Op::ViewedProduct => (
+                        "\"Viewed Product\"",
+                        props.to_string(),
+                        ecommerce::viewed_product(props)?,
+                    ),
+                    Op::AddedToCart => (
+                        "\"Added to Cart\"",
+                        props.to_string(),
+                        ecommerce::added_to_cart(props)?,
+                    ),
+                    _ => {
+                        let (props, value) = ecommerce::started_checkout(props)?;
+                        ("\"Started Checkout\"", props, value)
+                    }
+                };
+                self.event(id, now_ms, metric, &props, opts, value)
+            }
+            Op::Identify => self.identify(object(op, 0, arg(0))?, id, now_ms),
+            Op::Subscribe => self.subscribe(object(op, 0, arg(0))?, id, now_ms),
+            Op::BackInStock => self.back_in_stock(object(op, 0, arg(0))?, id, now_ms),
+        }
+    }
+
     /// `identify({ email, phone_number, external_id, first_name, ..., location, properties })`
-    pub fn identify(&mut self, args: &str, now_ms: u64) -> Result<()> {
-        let attrs = parse_object("profile", args)?;
-        check_profile(&attrs)?;
-        if profile_is_empty(&attrs) {
+    fn identify(&mut self, attrs: &str, id: &str, now_ms: u64) -> Result<()> {
+        check_profile(attrs)?;
+        if jt::entries(attrs).all(|(_, v)| jt::kind(v) == Kind::Null) {
             return Err(ValidationError::new(
                 "profile",
                 "needs at least one of email, phone_number, external_id or an attribute",
             ));
         }
-        self.identity.merge(attrs);
-        self.save_identity();
-        let body = payload::client_profile(self.identity.profile_attributes()).to_text();
+        let mut next = self.identity.clone();
+        next.merge(attrs);
+        let body = payload::client_profile(next.attributes());
         validate::body_size(body.len())?;
+        self.identity = next;
+        self.save_identity();
         // Identity only grows, so this body says everything a queued one for the same
         // anonymous profile did: send one, not both.
         let mut marker = String::from(r#""anonymous_id":"#);
-        json::write_str(&self.identity.anonymous_id, &mut marker);
-        self.queue
-            .drop_superseded(super::queue::Endpoint::Profiles, &marker);
-        let id = new_id(&mut self.rng);
-        self.queue_body(id, super::queue::Endpoint::Profiles, body, now_ms);
+        jt::write_str(&self.identity.anonymous_id, &mut marker);
+        self.queue.drop_superseded(Endpoint::Profiles, &marker);
+        self.queue.push_body(id, Endpoint::Profiles, body, now_ms);
         Ok(())
-    }
-
-    /// `track(metric, properties, { value, valueCurrency, uniqueId, time })`; returns the
-    /// event's `unique_id`.
-    pub fn track(
-        &mut self,
-        metric: &str,
-        properties: &str,
-        options: &str,
-        now_ms: u64,
-    ) -> Result<String> {
-        validate::metric_name("metric", metric)?;
-        let props = parse_object("properties", properties)?;
-        let opts = parse_object("options", options)?;
-        self.event(metric, props, opts, None, now_ms)
-    }
-
-    /// An e-commerce event with the property rules of Klaviyo's integrations (see
-    /// [`Commerce`]); returns its `unique_id`.
-    pub fn commerce(
-        &mut self,
-        kind: Commerce,
-        properties: &str,
-        options: &str,
-        now_ms: u64,
-    ) -> Result<String> {
-        let mut props = parse_object("properties", properties)?;
-        let opts = parse_object("options", options)?;
-        let (metric, value) = match kind {
-            Commerce::ViewedProduct => ("Viewed Product", ecommerce::viewed_product(&props)?),
-            Commerce::AddedToCart => ("Added to Cart", ecommerce::added_to_cart(&props)?),
-            Commerce::StartedCheckout => {
-                ("Started Checkout", ecommerce::started_checkout(&mut props)?)
-            }
-        };
-        self.event(metric, props, opts, value, now_ms)
     }
 
     fn event(
         &mut self,
-        metric: &str,
-        props: Json,
-        opts: Json,
-        default_value: Option<String>,
+        id: &str,
         now_ms: u64,
-    ) -> Result<String> {
-        validate::properties("properties", &props)?;
-        let value = match opts.get("value") {
-            None | Some(Json::Null) => default_value,
-            Some(v) => Some(validate::number("value", v)?.to_string()),
+        metric: &str,
+        props: &str,
+        opts: &str,
+        default_value: Option<String>,
+    ) -> Result<()> {
+        validate::properties("properties", props)?;
+        let given = |k| jt::get(opts, k).filter(|v| jt::kind(v) != Kind::Null);
+        let value = match given("value") {
+            Some(v) => validate::number("value", v)?,
+            None => default_value.as_deref().unwrap_or(""),
         };
-        let value_currency = match opts.get("valueCurrency") {
-            None | Some(Json::Null) => None,
-            Some(v) => Some(validate::currency("valueCurrency", v)?),
+        let currency = match given("valueCurrency") {
+            Some(c) => validate::currency("valueCurrency", c)?,
+            None => String::new(),
         };
-        let secs = match opts.get("time") {
-            None | Some(Json::Null) => (now_ms / 1000) as i64,
-            Some(Json::Str(s)) => time::secs_from_iso(s).ok_or_else(|| {
-                ValidationError::new(
-                    "time",
-                    "must be a Date, epoch milliseconds or an ISO 8601 time with offset",
-                )
-            })?,
-            Some(Json::Num(n)) => text::parse_i64(n)
-                .map(|ms| ms.div_euclid(1000))
-                .ok_or_else(|| ValidationError::new("time", "must be whole epoch milliseconds"))?,
-            Some(_) => {
-                return Err(ValidationError::new(
-                    "time",
-                    "must be a Date, epoch milliseconds or an ISO 8601 string",
-                ))
+        let time_s = match given("time") {
+            None => (now_ms / 1000) as i64,
+            Some(t) => event_secs(t)?,
+        };
+        validate::event_time("time", time_s, now_ms)?;
+        let own_id;
+        let unique_id = match given("uniqueId") {
+            Some(u) => validate::unique_id("uniqueId", u)?,
+            None => {
+                own_id = jt::quote(id);
+                &own_id
             }
         };
-        validate::event_time("time", secs, now_ms)?;
-        let unique_id = match opts.get("uniqueId") {
-            None | Some(Json::Null) => None,
-            Some(v) => Some(validate::unique_id("uniqueId", v)?.to_string()),
-        };
-        let item_id = new_id(&mut self.rng);
-        let unique_id = unique_id.unwrap_or_else(|| item_id.clone());
-        let event = payload::event_attributes(EventParts {
+        let fields = record::event_fields(&Event {
+            time_s,
+            unique_id,
+            value,
+            currency: &currency,
             metric,
             properties: props,
-            time: time::iso_from_secs(secs),
-            value,
-            value_currency,
-            unique_id: &unique_id,
-        })
-        .to_text();
-        let profile = self.identity.profile_attributes().to_text();
-        validate::body_size(event.len() + profile.len() + 200)?;
-        let payload = Payload::Event {
-            unique_id: unique_id.clone(),
-            profile,
-            event,
-        };
-        self.queue.push(item_id, payload, now_ms);
-        Ok(unique_id)
+        });
+        let profile = self.identity.attributes();
+        validate::body_size(fields.len() + profile.len() + 400)?;
+        self.queue.push_event(id, profile, fields, now_ms);
+        Ok(())
     }
 
     /// `subscribe({ listId, email?, phone_number?, channels: ["email"|"sms"], customSource? })`:
     /// marketing consent for the given channels. Identifiers default to what `identify` said.
-    pub fn subscribe(&mut self, args: &str, now_ms: u64) -> Result<()> {
-        let a = parse_object("subscribe", args)?;
-        let list_id = validate::non_empty("listId", a.get("listId"))?.to_string();
-        let channels = channels(&a, &["email", "sms"])?;
-        let profile = self.contact(&a, &["email", "phone_number", "external_id", "_kx"])?;
+    fn subscribe(&mut self, a: &str, id: &str, now_ms: u64) -> Result<()> {
+        let list_id = validate::non_empty("listId", jt::get(a, "listId"))?;
+        let channels = channels(a)?;
+        let profile = self.contact(a, &["email", "phone_number", "external_id", "_kx"])?;
         for (ch, key) in [("email", "email"), ("sms", "phone_number")] {
-            if channels.contains(&ch) && profile.get(key).is_none() {
+            if channels.contains(&ch) && jt::get(&profile, key).is_none() {
                 return Err(ValidationError::new(
                     key,
                     "is required to subscribe to this channel",
                 ));
             }
         }
-        let source = match a.get("customSource") {
-            None | Some(Json::Null) => None,
-            Some(_) => Some(validate::non_empty("customSource", a.get("customSource"))?),
+        let source = match jt::get(a, "customSource") {
+            s if jt::is_absent(s) => None,
+            s => Some(validate::non_empty("customSource", s)?),
         };
-        let body = payload::client_subscription(&list_id, profile, &channels, source).to_text();
-        let id = new_id(&mut self.rng);
-        self.queue_body(id, super::queue::Endpoint::Subscriptions, body, now_ms);
+        let body = payload::client_subscription(&list_id, &profile, &channels, source.as_deref());
+        self.queue
+            .push_body(id, Endpoint::Subscriptions, body, now_ms);
         Ok(())
     }
 
     /// `backInStock({ variantId, email?, phone_number?, channels: ["email"|"sms"] })`
-    pub fn back_in_stock(&mut self, args: &str, now_ms: u64) -> Result<()> {
-        let a = parse_object("backInStock", args)?;
-        let variant = validate::non_empty("variantId", a.get("variantId"))?.to_string();
+    fn back_in_stock(&mut self, a: &str, id: &str, now_ms: u64) -> Result<()> {
+        let variant = validate::non_empty("variantId", jt::get(a, "variantId"))?;
         if !is_variant_id(&variant) {
             return Err(ValidationError::new(
                 "variantId",
                 "must be a catalog variant id like $custom:::$default:::SKU-1",
             ));
         }
-        let channels = channels(&a, &["email", "sms"])?;
-        let profile = self.contact(&a, &["email", "phone_number", "external_id"])?;
-        if profile.get("email").is_none() && profile.get("phone_number").is_none() {
+        let channels = channels(a)?;
+        let profile = self.contact(a, &["email", "phone_number", "external_id"])?;
+        if jt::get(&profile, "email").is_none() && jt::get(&profile, "phone_number").is_none() {
             return Err(ValidationError::new("email", "or phone_number is required"));
         }
-        let body = payload::client_back_in_stock(&variant, profile, &channels).to_text();
-        let id = new_id(&mut self.rng);
-        self.queue_body(id, super::queue::Endpoint::BackInStock, body, now_ms);
+        let body = payload::client_back_in_stock(&variant, &profile, &channels);
+        self.queue
+            .push_body(id, Endpoint::BackInStock, body, now_ms);
         Ok(())
     }
 
     /// The identifiers for a subscription: given ones (validated) over identified ones.
-    fn contact(&self, args: &Json, keys: &[&str]) -> Result<Json> {
+    fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
         let mut profile = self.identity.identifiers(keys);
-        if let Some(v) = args.get("email").filter(|v| !v.is_null()) {
-            let e = validate::non_empty("email", Some(v))?;
-            validate::email("email", e)?;
-            profile.set("email", v.clone());
-        }
-        if let Some(v) = args.get("phone_number").filter(|v| !v.is_null()) {
-            let p = validate::non_empty("phone_number", Some(v))?;
-            validate::phone("phone_number", p)?;
-            profile.set("phone_number", v.clone());
+        for (key, check) in [
+            ("email", validate::email as fn(&str, &str) -> Result<()>),
+            ("phone_number", validate::phone),
+        ] {
+            if let Some(v) = jt::get(args, key).filter(|v| jt::kind(v) != Kind::Null) {
+                check(key, &validate::non_empty(key, Some(v))?)?;
+                profile = jt::with(&profile, key, Some(v));
+            }
         }
         Ok(profile)
     }
 
-    fn queue_body(
-        &mut self,
-        id: String,
-        endpoint: super::queue::Endpoint,
-        body: String,
-        now_ms: u64,
-    ) {
-        self.queue
-            .push(id, Payload::Body { endpoint, body }, now_ms);
-    }
-
-    /// Starts a new anonymous profile (on logout). Queued requests keep the identity
-    /// they were made with.
-    pub fn reset(&mut self) {
-        self.identity = Identity::new(new_id(&mut self.rng));
+    /// Starts a new anonymous profile (on logout) with `fresh_id`. Queued calls keep
+    /// the identity they were made with.
+    pub fn reset(&mut self, fresh_id: &str) {
+        self.identity = Identity::new(fresh_id.to_string());
         self.save_identity();
     }
 
+    /// Calls queued and not yet accepted by Klaviyo.
     pub fn pending(&self) -> usize {
         self.queue.len()
     }
 
-    pub fn poll_transmit(&mut self, now_ms: u64) -> Option<Transmit> {
-        self.queue.poll_transmit(now_ms)
+    /// The end of a task: the storage writes to make now (the task's calls as one
+    /// record, records that shrank, the identity).
+    pub fn take_storage_ops(&mut self, now_ms: u64) -> Vec<StorageOp> {
+        self.queue.sync(now_ms);
+        let mut ops = std::mem::take(&mut self.ops);
+        ops.append(&mut self.queue.take_ops());
+        ops
     }
 
-    pub fn on_outcome(&mut self, tx: u64, outcome: Outcome, now_ms: u64) {
-        let mut j = [0u8; 2];
-        self.rng.fill(&mut j);
-        self.queue
-            .on_outcome(tx, outcome, now_ms, u16::from_le_bytes(j));
+    pub fn poll_transmit(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        self.queue.poll_transmit(now_ms, max_body)
+    }
+
+    pub fn on_outcome(&mut self, tx: u32, outcome: Outcome, now_ms: u64, jitter: u16) {
+        self.queue.on_outcome(tx, outcome, now_ms, jitter);
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
         self.queue.poll_timeout()
     }
 
-    /// The next request that fits the page-unload keepalive allowance.
-    pub fn poll_keepalive(&mut self, now_ms: u64, budget: usize) -> Option<Transmit> {
-        self.queue.poll_keepalive(now_ms, budget)
+    /// The page is being hidden or closed (after the keepalive transmits were taken).
+    pub fn on_hide(&mut self, now_ms: u64) {
+        self.queue.on_hide(now_ms);
     }
 
     pub fn set_online(&mut self, online: bool) {
@@ -371,8 +402,8 @@ impl<R: Entropy> Client<R> {
     }
 
     /// Memory made to match storage (on becoming the sender tab).
-    pub fn resync(&mut self, records: Vec<(String, String)>) {
-        self.queue.resync(records);
+    pub fn resync(&mut self, stored: Vec<(String, String)>) {
+        self.queue.resync(stored);
     }
 
     /// Storage refused to write `key`.
@@ -385,60 +416,72 @@ impl<R: Entropy> Client<R> {
         (self.queue.delivered, self.queue.failed)
     }
 
-    pub fn take_storage_ops(&mut self) -> Vec<StorageOp> {
-        let mut ops = std::mem::take(&mut self.ops);
-        ops.append(&mut self.queue.take_ops());
-        ops
-    }
-
     pub fn take_reports(&mut self) -> Vec<Report> {
         self.queue.take_reports()
     }
 }
 
+/// The text of a checked string literal, decoded only when it has escapes.
+fn string(raw: &str) -> std::borrow::Cow<'_, str> {
+    let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+    if inner.contains('\\') {
+        std::borrow::Cow::Owned(jt::unescape(raw).unwrap_or_default())
+    } else {
+        std::borrow::Cow::Borrowed(inner)
+    }
+}
+
+/// An argument that must be an object; `null` (omitted) reads as `{}`.
+fn object(op: Op, n: usize, raw: &str) -> Result<&str> {
+    match jt::kind(raw) {
+        Kind::Obj => Ok(raw),
+        Kind::Null => Ok("{}"),
+        _ => Err(ValidationError::new(op.arg_name(n), "must be an object")),
+    }
+}
+
+/// `options.time`: a Date (as ISO text), an ISO 8601 string, or epoch milliseconds.
+fn event_secs(raw: &str) -> Result<i64> {
+    match jt::kind(raw) {
+        Kind::Str => time::secs_from_iso(&string(raw)).ok_or_else(|| {
+            ValidationError::new(
+                "time",
+                "must be a Date, epoch milliseconds or an ISO 8601 time with offset",
+            )
+        }),
+        Kind::Num => text::parse_i64(raw)
+            .map(|ms| ms.div_euclid(1000))
+            .ok_or_else(|| ValidationError::new("time", "must be whole epoch milliseconds")),
+        _ => Err(ValidationError::new(
+            "time",
+            "must be a Date, epoch milliseconds or an ISO 8601 string",
+        )),
+    }
+}
+
 /// `a:::b:::c` with three non-empty parts, as Klaviyo's catalog variant ids are.
 fn is_variant_id(v: &str) -> bool {
-    let Some(i) = text::find(v, ":::") else {
-        return false;
-    };
-    let rest = &v[i + 3..];
-    match text::find(rest, ":::") {
-        Some(j) => {
-            i > 0 && j > 0 && j + 3 < rest.len() && text::find(&rest[j + 3..], ":::").is_none()
-        }
-        None => false,
-    }
+    let mut parts = v.split(":::");
+    parts.by_ref().take(3).filter(|p| !p.is_empty()).count() == 3 && parts.next().is_none()
 }
 
-fn new_id<R: Entropy>(rng: &mut R) -> String {
-    let mut b = [0u8; 16];
-    rng.fill(&mut b);
-    uuid_v4(b)
-}
-
-/// JSON text from the adapter; `null` (an omitted argument) is an empty object.
-fn parse_object(field: &str, text: &str) -> Result<Json> {
-    match json::parse(text) {
-        Ok(Json::Null) => Ok(Json::obj()),
-        Ok(v @ Json::Obj(_)) => Ok(v),
-        _ => Err(ValidationError::new(field, "must be an object")),
-    }
-}
-
-fn channels(a: &Json, allowed: &[&'static str]) -> Result<Vec<&'static str>> {
-    let Some(Json::Arr(items)) = a.get("channels") else {
+fn channels(a: &str) -> Result<Vec<&'static str>> {
+    let list = jt::get(a, "channels").filter(|l| jt::kind(l) == Kind::Arr);
+    let Some(list) = list else {
         return Err(ValidationError::new(
             "channels",
             "must be a list like [\"email\"]",
         ));
     };
     let mut out = Vec::new();
-    for it in items {
-        let found = it
-            .as_str()
-            .and_then(|s| allowed.iter().find(|a| a.eq_ignore_ascii_case(s)));
+    for it in jt::items(list) {
+        let found = jt::unescape(it).and_then(|s| {
+            ["email", "sms"]
+                .into_iter()
+                .find(|c| c.eq_ignore_ascii_case(&s))
+        });
         match found {
-            Some(c) if !out.contains(c) => out.push(*c),
+            Some(c) if !out.contains(&c) => out.push(c),
             Some(_) => {}
             None => {
                 return Err(ValidationError::new(
@@ -458,25 +501,23 @@ fn channels(a: &Json, allowed: &[&'static str]) -> Result<Vec<&'static str>> {
 }
 
 /// Checks every key `identify` got against Klaviyo's profile attributes.
-fn check_profile(attrs: &Json) -> Result<()> {
-    let Json::Obj(entries) = attrs else {
-        return Err(ValidationError::new("profile", "must be an object"));
-    };
-    for (k, v) in entries {
-        if !PROFILE_KEYS.contains(&k.as_str()) {
+fn check_profile(attrs: &str) -> Result<()> {
+    for (k, v) in jt::entries(attrs) {
+        let key = string(k);
+        let Some(known) = PROFILE_KEYS.iter().find(|p| **p == key) else {
             return Err(ValidationError::new(
-                k,
+                &key,
                 "is not a Klaviyo profile attribute (put custom data in properties)",
             ));
-        }
-        if v.is_null() {
+        };
+        if jt::kind(v) == Kind::Null {
             continue;
         }
-        match k.as_str() {
-            "email" => validate::email("email", validate::non_empty("email", Some(v))?)?,
+        match *known {
+            "email" => validate::email("email", &validate::non_empty("email", Some(v))?)?,
             "phone_number" => validate::phone(
                 "phone_number",
-                validate::non_empty("phone_number", Some(v))?,
+                &validate::non_empty("phone_number", Some(v))?,
             )?,
             "properties" => validate::properties("properties", v)?,
             "location" => check_location(v)?,
@@ -488,21 +529,22 @@ fn check_profile(attrs: &Json) -> Result<()> {
     Ok(())
 }
 
-fn check_location(v: &Json) -> Result<()> {
-    let Json::Obj(entries) = v else {
+fn check_location(v: &str) -> Result<()> {
+    if jt::kind(v) != Kind::Obj {
         return Err(ValidationError::new("location", "must be an object"));
-    };
-    for (k, v) in entries {
-        if !LOCATION_KEYS.contains(&k.as_str()) {
+    }
+    for (k, v) in jt::entries(v) {
+        let key = string(k);
+        if !LOCATION_KEYS.contains(&key.as_ref()) {
             return Err(ValidationError::new(
                 "location",
                 "has an unknown key (see Klaviyo's ProfileLocation)",
             ));
         }
-        let ok = match k.as_str() {
-            "latitude" | "longitude" => matches!(v, Json::Num(_) | Json::Str(_) | Json::Null),
-            _ => matches!(v, Json::Str(_) | Json::Null),
-        };
+        let ok = matches!(
+            (key.as_ref(), jt::kind(v)),
+            (_, Kind::Str | Kind::Null) | ("latitude" | "longitude", Kind::Num)
+        );
         if !ok {
             return Err(ValidationError::new(
                 "location",
@@ -511,13 +553,6 @@ fn check_location(v: &Json) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn profile_is_empty(attrs: &Json) -> bool {
-    match attrs {
-        Json::Obj(entries) => entries.iter().all(|(_, v)| v.is_null()),
-        _ => true,
-    }
 }
 
 #[cfg(test)]

@@ -1,555 +1,1118 @@
-//! Native tests of the client: every call's body shape, validation, identity and the
-//! stability of `unique_id` and `time` across resends and restarts.
+//! Native tests of the client: every call's validation and body shape, identity, one
+//! record per task, and the stability of `unique_id` and `time` across resends and
+//! reloads. Ids are deterministic (`id-0` is the anonymous id, then `id-1`, ...).
 
 use super::*;
-use crate::core::queue::Endpoint;
+use crate::core::json::{self, Json};
+use crate::core::queue::{ReportKind, KEEPALIVE_BUDGET, KEEPALIVE_WAIT_MS};
+use std::collections::BTreeMap;
 
-/// A deterministic stand-in for `crypto.getRandomValues` (xorshift).
-pub struct SeqRng(pub u64);
+const NOW: u64 = 1_795_669_339_123; // 2026-11-26T05:02:19.123Z
+const ALL: usize = usize::MAX;
+const IDENTITY_KEY: &str = "klaviyo:AbC123:id";
 
-impl Entropy for SeqRng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = self.0 as u8;
+fn config() -> Config {
+    Config::from_json(r#"{"companyId":"AbC123"}"#).unwrap()
+}
+
+/// A page: its client, the ids it hands out and the localStorage it writes.
+struct Page {
+    c: Client,
+    ids: u32,
+    disk: BTreeMap<String, String>,
+}
+
+impl Page {
+    fn new() -> Page {
+        Page::with(config(), "")
+    }
+
+    fn with(config: Config, query: &str) -> Page {
+        Page {
+            c: Client::new(config, None, query, "id-0"),
+            ids: 0,
+            disk: BTreeMap::new(),
+        }
+    }
+
+    fn id(&mut self) -> String {
+        self.ids += 1;
+        format!("id-{}", self.ids)
+    }
+
+    fn call(&mut self, op: Op, args: &[&str]) -> Result<()> {
+        let id = self.id();
+        self.c.call(op, args, &id, NOW)
+    }
+
+    /// The message of a refused call.
+    fn refused(&mut self, op: Op, args: &[&str]) -> String {
+        self.call(op, args).unwrap_err().message(op.name())
+    }
+
+    /// The end of the task: its storage writes, also made to `disk`.
+    fn end_task(&mut self) -> Vec<StorageOp> {
+        let ops = self.c.take_storage_ops(NOW);
+        for op in &ops {
+            match op {
+                StorageOp::Put { key, value } => self.disk.insert(key.clone(), value.clone()),
+                StorageOp::Remove { key } => self.disk.remove(key),
+            };
+        }
+        ops
+    }
+
+    /// Ends the task and takes the next request.
+    fn send(&mut self) -> Transmit {
+        self.end_task();
+        self.c.poll_transmit(NOW, ALL).expect("a request")
+    }
+
+    /// A new page of the shop over the same storage.
+    fn reload(&self) -> Page {
+        let identity = self.disk.get(IDENTITY_KEY).map(String::as_str);
+        let mut c = Client::new(config(), identity, "", "id-fresh");
+        for (k, v) in self.disk.iter().filter(|(k, _)| *k != IDENTITY_KEY) {
+            c.load(k, v);
+        }
+        Page {
+            c,
+            ids: self.ids + 1000,
+            disk: self.disk.clone(),
         }
     }
 }
 
-pub const NOW: u64 = 1_795_669_339_123; // 2026-11-26T05:02:19.123Z
-
-fn config() -> Config {
-    Config::from_json(&json::parse(r#"{"companyId":"AbC123"}"#).unwrap()).unwrap()
+fn ok() -> Outcome {
+    Outcome::Status {
+        status: 202,
+        retry_after_s: None,
+        body: String::new(),
+    }
 }
 
-fn client() -> Client<SeqRng> {
-    Client::new(config(), None, Vec::new(), "", SeqRng(42))
-}
-
-fn body_of(c: &mut Client<SeqRng>) -> (Endpoint, Json) {
-    let t = c.poll_transmit(NOW).expect("a transmit");
-    (t.endpoint, json::parse(&t.body).unwrap())
+fn parse(t: &Transmit) -> Json {
+    json::parse(&t.body).expect("a valid JSON body")
 }
 
 fn at<'a>(v: &'a Json, path: &[&str]) -> &'a Json {
     path.iter().fold(v, |v, k| v.get(k).unwrap_or(&Json::Null))
 }
 
+fn num(n: &str) -> Json {
+    Json::Num(n.into())
+}
+
+/// `data.attributes` of a request.
+fn attrs(t: &Transmit) -> Json {
+    at(&parse(t), &["data", "attributes"]).clone()
+}
+
+/// The profile attributes of an event request.
+fn profile(t: &Transmit) -> Json {
+    at(&attrs(t), &["profile", "data", "attributes"]).clone()
+}
+
+fn queue_puts(ops: &[StorageOp]) -> usize {
+    ops.iter()
+        .filter(|op| matches!(op, StorageOp::Put { key, .. } if key.contains(":q:")))
+        .count()
+}
+
+// ------------------------------------------------------------ track
+
 #[test]
-fn track_builds_a_client_event_with_unique_id_and_time() {
-    let mut c = client();
-    let id = c
-        .track(
-            "Ordered Sample",
+fn track_queues_a_client_event_with_its_unique_id_and_time() {
+    let mut p = Page::new();
+    p.call(
+        Op::Track,
+        &[
+            r#""Ordered Sample""#,
             r#"{"any":"props"}"#,
             r#"{"value":9.5,"valueCurrency":"usd"}"#,
-            NOW,
-        )
-        .unwrap();
-    let (ep, body) = body_of(&mut c);
-    assert_eq!(ep, Endpoint::Events);
-    let a = at(&body, &["data", "attributes"]);
-    assert_eq!(at(a, &["unique_id"]).as_str(), Some(id.as_str()));
-    assert_eq!(id.len(), 36);
-    assert_eq!(at(a, &["time"]).as_str(), Some("2026-11-26T05:02:19Z"));
-    assert_eq!(at(a, &["value"]), &Json::Num("9.5".into()));
-    assert_eq!(at(a, &["value_currency"]).as_str(), Some("USD"));
+        ],
+    )
+    .unwrap();
+    let t = p.send();
+    assert_eq!((t.endpoint, t.items), (Endpoint::Events, 1));
     assert_eq!(
-        at(a, &["metric", "data", "attributes", "name"]).as_str(),
-        Some("Ordered Sample")
+        t.body,
+        r#"{"data":{"type":"event","attributes":{"properties":{"any":"props"},"time":"2026-11-26T05:02:19Z","value":9.5,"value_currency":"USD","unique_id":"id-1","metric":{"data":{"type":"metric","attributes":{"name":"Ordered Sample"}}},"profile":{"data":{"type":"profile","attributes":{"anonymous_id":"id-0"}}}}}}"#
     );
-    assert_eq!(at(a, &["properties", "any"]).as_str(), Some("props"));
-    let profile = at(a, &["profile", "data", "attributes"]);
-    assert_eq!(
-        at(profile, &["anonymous_id"]).as_str(),
-        Some(c.anonymous_id())
-    );
+    assert_eq!(p.c.anonymous_id(), "id-0");
 }
 
 #[test]
-fn explicit_unique_id_and_time_are_kept() {
-    let mut c = client();
-    let id = c
-        .track(
-            "M",
-            "null",
-            r#"{"uniqueId":"order-1","time":"2026-11-20T10:00:00.500Z"}"#,
-            NOW,
-        )
-        .unwrap();
-    assert_eq!(id, "order-1");
-    let (_, body) = body_of(&mut c);
-    assert_eq!(
-        at(&body, &["data", "attributes", "time"]).as_str(),
-        Some("2026-11-20T10:00:00Z")
-    );
-    let mut c = client();
-    c.track("M", "{}", r#"{"time":1795669339999}"#, NOW)
-        .unwrap();
-    let (_, body) = body_of(&mut c);
-    assert_eq!(
-        at(&body, &["data", "attributes", "time"]).as_str(),
-        Some("2026-11-26T05:02:19Z")
-    );
-}
-
-#[test]
-fn a_resend_carries_the_same_unique_id_and_time() {
-    let mut c = client();
-    c.track("M", "{}", "{}", NOW).unwrap();
-    let first = c.poll_transmit(NOW).unwrap();
-    c.on_outcome(first.id, Outcome::Network, NOW + 5);
-    let later = NOW + 3_600_000;
-    let second = c.poll_transmit(later).unwrap();
-    assert_eq!(first.body, second.body);
-}
-
-#[test]
-fn a_restart_resends_the_same_body_from_storage() {
-    let mut c = client();
-    c.identify(r#"{"email":"a@b.co"}"#, NOW).unwrap();
-    c.track("M", r#"{"n":1}"#, "{}", NOW).unwrap();
-    let sent = c.poll_transmit(NOW).unwrap();
-    let mut disk: Vec<(String, String)> = Vec::new();
-    let mut identity = None;
-    for op in c.take_storage_ops() {
-        match op {
-            StorageOp::Put { key, value } if key.ends_with(":id") => identity = Some(value),
-            StorageOp::Put { key, value } => disk.push((key, value)),
-            StorageOp::Remove { key } => disk.retain(|(k, _)| *k != key),
-        }
+fn omitted_properties_and_options_are_empty() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    p.call(Op::Track, &[r#""M""#, "null", "null"]).unwrap();
+    let t = p.send();
+    let v = parse(&t);
+    let Json::Arr(events) = at(&v, &["data", "attributes", "events", "data"]) else {
+        panic!("{}", t.body)
+    };
+    for e in events {
+        assert_eq!(at(e, &["attributes", "properties"]), &Json::obj());
+        assert_eq!(at(e, &["attributes", "value"]), &Json::Null);
     }
-    // The page dies with the request in flight; the next page restores from storage.
-    let mut next = Client::new(config(), identity.as_deref(), disk, "", SeqRng(7));
-    assert_eq!(next.pending(), 2);
-    assert_eq!(next.anonymous_id(), c.anonymous_id());
-    let again = next.poll_transmit(NOW + 10).unwrap();
-    assert_eq!(again.body, sent.body);
 }
 
 #[test]
-fn identify_sends_a_profile_and_follows_later_events() {
-    let mut c = client();
-    c.identify(r#"{"email":"a@b.co","first_name":"Ann","properties":{"vip":true},"location":{"city":"Oslo","latitude":59.9}}"#, NOW)
-        .unwrap();
-    let (ep, body) = body_of(&mut c);
-    assert_eq!(ep, Endpoint::Profiles);
-    assert_eq!(at(&body, &["data", "type"]).as_str(), Some("profile"));
-    let a = at(&body, &["data", "attributes"]);
-    assert_eq!(at(a, &["email"]).as_str(), Some("a@b.co"));
-    assert_eq!(at(a, &["first_name"]).as_str(), Some("Ann"));
-    assert_eq!(at(a, &["location", "city"]).as_str(), Some("Oslo"));
-    assert!(at(a, &["anonymous_id"]).as_str().is_some());
-    c.track("M", "{}", "{}", NOW).unwrap();
-    let (_, ev) = body_of(&mut c);
-    let p = at(
-        &ev,
-        &["data", "attributes", "profile", "data", "attributes"],
-    );
-    assert_eq!(at(p, &["email"]).as_str(), Some("a@b.co"));
-    assert_eq!(at(p, &["properties", "vip"]), &Json::Bool(true));
-}
-
-#[test]
-fn kx_from_the_url_is_sent_and_remembered() {
-    let c0 = Client::new(
-        config(),
-        None,
-        Vec::new(),
-        "?utm_source=x&_kx=abc%3D%3D.XyZ",
-        SeqRng(1),
-    );
-    let mut c = c0;
-    c.track("M", "{}", "{}", NOW).unwrap();
-    let (_, ev) = body_of(&mut c);
-    assert_eq!(
-        at(
-            &ev,
-            &["data", "attributes", "profile", "data", "attributes", "_kx"]
-        )
-        .as_str(),
-        Some("abc==.XyZ")
-    );
-    let stored = c
-        .take_storage_ops()
-        .into_iter()
-        .find_map(|op| match op {
-            StorageOp::Put { key, value } if key == "klaviyo:AbC123:id" => Some(value),
-            _ => None,
-        })
-        .unwrap();
-    let mut next = Client::new(config(), Some(&stored), Vec::new(), "", SeqRng(2));
-    next.track("M", "{}", "{}", NOW).unwrap();
-    let (_, ev) = body_of(&mut next);
-    assert_eq!(
-        at(
-            &ev,
-            &["data", "attributes", "profile", "data", "attributes", "_kx"]
-        )
-        .as_str(),
-        Some("abc==.XyZ")
-    );
-}
-
-#[test]
-fn reset_starts_a_new_anonymous_profile() {
-    let mut c = client();
-    c.identify(r#"{"email":"a@b.co"}"#, NOW).unwrap();
-    let before = c.anonymous_id().to_string();
-    c.reset();
-    assert_ne!(c.anonymous_id(), before);
-    c.track("M", "{}", "{}", NOW).unwrap();
-    let t = c.poll_transmit(NOW).unwrap(); // the identify
-    assert_eq!(t.endpoint, Endpoint::Profiles);
-    let (_, ev) = body_of(&mut c);
-    let p = at(
-        &ev,
-        &["data", "attributes", "profile", "data", "attributes"],
-    );
-    assert_eq!(p.get("email"), None);
-    assert_eq!(at(p, &["anonymous_id"]).as_str(), Some(c.anonymous_id()));
-}
-
-#[test]
-fn the_anonymous_id_is_made_once_and_kept() {
-    let c = client();
-    let stored = Identity::new(c.anonymous_id().to_string()).to_storage();
-    let again = Client::new(config(), Some(&stored), Vec::new(), "", SeqRng(99));
-    assert_eq!(again.anonymous_id(), c.anonymous_id());
-}
-
-#[test]
-fn bad_input_names_the_field_and_queues_nothing() {
-    let cases: &[(&str, &str)] = &[
-        (r#"{"email":"x@"}"#, "identify: email is not a valid email address"),
-        (r#"{"phone_number":"5550006"}"#, "identify: phone_number must be in E.164 format, like +15005550006"),
-        (r#"{"nickname":"x"}"#, "identify: nickname is not a Klaviyo profile attribute (put custom data in properties)"),
-        (r#"{}"#, "identify: profile needs at least one of email, phone_number, external_id or an attribute"),
-        (r#"[1]"#, "identify: profile must be an object"),
-    ];
-    for (args, msg) in cases {
-        let mut c = client();
-        let e = c.identify(args, NOW).unwrap_err();
-        assert_eq!(e.message("identify"), *msg);
-        assert_eq!(c.pending(), 0);
+fn options_time_takes_iso_with_an_offset_a_date_and_epoch_milliseconds() {
+    for (time, sent) in [
+        (r#""2026-11-26T07:02:19+02:00""#, "2026-11-26T05:02:19Z"),
+        (r#""2026-11-20T10:00:00.500Z""#, "2026-11-20T10:00:00Z"),
+        (r#""2026-11-20""#, "2026-11-20T00:00:00Z"),
+        ("1795669339999", "2026-11-26T05:02:19Z"),
+        ("null", "2026-11-26T05:02:19Z"),
+    ] {
+        let mut p = Page::new();
+        let opts = format!(r#"{{"time":{time}}}"#);
+        p.call(Op::Track, &[r#""M""#, "{}", &opts]).unwrap();
+        assert_eq!(
+            at(&attrs(&p.send()), &["time"]).as_str(),
+            Some(sent),
+            "{time}"
+        );
     }
-    let track_cases: &[(&str, &str, &str, &str)] = &[
-        ("", "{}", "{}", "metric"),
-        ("M", "[]", "{}", "properties"),
+    for time in [
+        r#""yesterday""#,
+        r#""2026-11-20T10:00:00""#,
+        r#""1989-12-31T23:59:59Z""#,
+        r#""2028-01-01T00:00:00Z""#,
+        "1.5e12",
+        "true",
+        "[]",
+    ] {
+        let mut p = Page::new();
+        let opts = format!(r#"{{"time":{time}}}"#);
+        let e = p.call(Op::Track, &[r#""M""#, "{}", &opts]).unwrap_err();
+        assert_eq!(e.field, "time", "{time}");
+        assert_eq!(p.c.pending(), 0);
+    }
+}
+
+#[test]
+fn a_unique_id_with_quotes_and_backslashes_makes_valid_json_bodies() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""M""#, "{}", r#"{"uniqueId":"a\"b\\c"}"#])
+        .unwrap();
+    let t = p.send();
+    assert_eq!(at(&attrs(&t), &["unique_id"]).as_str(), Some(r#"a"b\c"#));
+    p.c.on_outcome(t.id, ok(), NOW, 0);
+    // Two in one bulk request.
+    p.call(Op::Track, &[r#""M""#, "{}", r#"{"uniqueId":"q\"1"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""M""#, "{}", r#"{"uniqueId":"q\\1"}"#])
+        .unwrap();
+    let t = p.send();
+    assert_eq!(t.endpoint, Endpoint::BulkEvents);
+    let v = parse(&t);
+    let Json::Arr(events) = at(&v, &["data", "attributes", "events", "data"]) else {
+        panic!("{}", t.body)
+    };
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| at(e, &["attributes", "unique_id"]).as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [r#"q"1"#, r#"q\1"#]);
+    // And they read back from storage the same way.
+    let mut next = p.reload();
+    assert_eq!(next.c.poll_transmit(NOW, ALL).unwrap().body, t.body);
+}
+
+#[test]
+fn bad_track_input_names_the_field() {
+    let long_metric = jt::quote(&"m".repeat(129));
+    let long_id = format!(r#"{{"uniqueId":{}}}"#, jt::quote(&"u".repeat(256)));
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("null", "{}", "{}", "track: metric must be a string"),
+        ("7", "{}", "{}", "track: metric must be a string"),
         (
-            "M",
+            r#""""#,
+            "{}",
+            "{}",
+            "track: metric must be 1 to 128 characters",
+        ),
+        (
+            r#""  ""#,
+            "{}",
+            "{}",
+            "track: metric must be 1 to 128 characters",
+        ),
+        (
+            &long_metric,
+            "{}",
+            "{}",
+            "track: metric must be 1 to 128 characters",
+        ),
+        (r#""M""#, "[]", "{}", "track: properties must be an object"),
+        (
+            r#""M""#,
+            r#""x""#,
+            "{}",
+            "track: properties must be an object",
+        ),
+        (r#""M""#, "{}", "5", "track: options must be an object"),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"value":"9"}"#,
+            "track: value must be a finite number",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"value":true}"#,
+            "track: value must be a finite number",
+        ),
+        (
+            r#""M""#,
             "{}",
             r#"{"value":null,"valueCurrency":"US"}"#,
-            "valueCurrency",
+            "track: valueCurrency must be a three-letter ISO 4217 code, like USD",
         ),
-        ("M", "{}", r#"{"value":"9"}"#, "value"),
-        ("M", "{}", r#"{"time":"1989-12-31T23:59:59Z"}"#, "time"),
-        ("M", "{}", r#"{"time":"2029-01-01T00:00:00Z"}"#, "time"),
-        ("M", "{}", r#"{"time":"yesterday"}"#, "time"),
-        ("M", "{}", r#"{"uniqueId":""}"#, "uniqueId"),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"valueCurrency":7}"#,
+            "track: valueCurrency must be a three-letter ISO 4217 code, like USD",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"time":"yesterday"}"#,
+            "track: time must be a Date, epoch milliseconds or an ISO 8601 time with offset",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"time":1.5}"#,
+            "track: time must be whole epoch milliseconds",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"time":"1989-12-31T23:59:59Z"}"#,
+            "track: time must be between 1990 and one year from now",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"uniqueId":""}"#,
+            "track: uniqueId must be 1 to 255 characters without control characters",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"uniqueId":"a\nb"}"#,
+            "track: uniqueId must be 1 to 255 characters without control characters",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            r#"{"uniqueId":12}"#,
+            "track: uniqueId must be 1 to 255 characters without control characters",
+        ),
+        (
+            r#""M""#,
+            "{}",
+            &long_id,
+            "track: uniqueId must be 1 to 255 characters without control characters",
+        ),
     ];
-    for (metric, props, opts, field) in track_cases {
-        let mut c = client();
-        let e = c.track(metric, props, opts, NOW).unwrap_err();
-        assert_eq!(e.field, *field, "{metric} {props} {opts}");
-        assert_eq!(c.pending(), 0);
+    for (metric, props, opts, msg) in cases {
+        let mut p = Page::new();
+        assert_eq!(p.refused(Op::Track, &[metric, props, opts]), *msg);
+        assert_eq!(p.c.pending(), 0);
     }
-}
-
-#[test]
-fn a_failed_call_leaves_the_queue_untouched() {
-    let mut c = client();
-    c.track("M", "{}", "{}", NOW).unwrap();
-    let _ = c.take_storage_ops();
-    assert!(c.track("", "{}", "{}", NOW).is_err());
-    assert_eq!(c.pending(), 1);
-    assert!(c.take_storage_ops().is_empty());
-}
-
-#[test]
-fn viewed_product_uses_price_as_value() {
-    let mut c = client();
-    c.commerce(Commerce::ViewedProduct,
-        r#"{"ProductID":1111,"ProductName":"Pooh","SKU":"WINNIEPOOH","Price":9.99,"Categories":["Kids"],"URL":"https://x/p","ImageURL":"https://x/i.png","Brand":"Kids Book","CompareAtPrice":12}"#,
-        "null",
-        NOW,
-    )
-    .unwrap();
-    let (_, body) = body_of(&mut c);
-    let a = at(&body, &["data", "attributes"]);
-    assert_eq!(
-        at(a, &["metric", "data", "attributes", "name"]).as_str(),
-        Some("Viewed Product")
-    );
-    assert_eq!(at(a, &["value"]), &Json::Num("9.99".into()));
-    assert_eq!(at(a, &["properties", "SKU"]).as_str(), Some("WINNIEPOOH"));
-    for (props, field) in [
-        (r#"{"ProductName":"P"}"#, "ProductID"),
-        (r#"{"ProductID":"1"}"#, "ProductName"),
-        (
-            r#"{"ProductID":"1","ProductName":"P","Price":"9"}"#,
-            "Price",
-        ),
-        (
-            r#"{"ProductID":"1","ProductName":"P","Categories":"a"}"#,
-            "Categories",
-        ),
-    ] {
-        assert_eq!(
-            c.commerce(Commerce::ViewedProduct, props, "null", NOW)
-                .unwrap_err()
-                .field,
-            field
-        );
-    }
-}
-
-#[test]
-fn added_to_cart_value_is_cart_total_else_price_times_quantity() {
-    let mut c = client();
-    c.commerce(
-        Commerce::AddedToCart,
-        r#"{"ProductID":"p","ProductName":"P","Quantity":3,"Price":19.99}"#,
-        "null",
-        NOW,
-    )
-    .unwrap();
-    let (_, body) = body_of(&mut c);
-    assert_eq!(
-        at(&body, &["data", "attributes", "value"]),
-        &Json::Num("59.97".into())
-    );
-    let mut c = client();
-    c.commerce(Commerce::AddedToCart,
-        r#"{"ProductID":"p","ProductName":"P","Quantity":1,"Price":5,"CartTotal":42.5,"ItemNames":["P","Q"],"Items":[{"ProductID":"q"}]}"#,
-        "null",
-        NOW,
-    )
-    .unwrap();
-    let (_, body) = body_of(&mut c);
-    assert_eq!(
-        at(&body, &["data", "attributes", "value"]),
-        &Json::Num("42.5".into())
-    );
-    for (props, field) in [
-        (r#"{"ProductID":"p","ProductName":"P"}"#, "Price"),
-        (
-            r#"{"ProductID":"p","ProductName":"P","Price":1,"Quantity":0}"#,
-            "Quantity",
-        ),
-        (
-            r#"{"ProductID":"p","ProductName":"P","Price":1,"Quantity":-2}"#,
-            "Quantity",
-        ),
-        (
-            r#"{"ProductID":"p","ProductName":"P","Price":1,"ItemNames":[1]}"#,
-            "ItemNames",
-        ),
-    ] {
-        assert_eq!(
-            c.commerce(Commerce::AddedToCart, props, "null", NOW)
-                .unwrap_err()
-                .field,
-            field
-        );
-    }
-}
-
-#[test]
-fn started_checkout_moves_value_out_of_properties() {
-    let mut c = client();
-    c.commerce(Commerce::StartedCheckout,
-        r#"{"CheckoutURL":"https://x/c","ItemNames":["A"],"Items":[],"value":30,"Categories":["K"]}"#,
-        "null",
-        NOW,
-    )
-    .unwrap();
-    let (_, body) = body_of(&mut c);
-    let a = at(&body, &["data", "attributes"]);
-    assert_eq!(at(a, &["value"]), &Json::Num("30".into()));
-    assert_eq!(at(a, &["properties"]).get("value"), None);
-    assert_eq!(
-        c.commerce(Commerce::StartedCheckout, r#"{"value":"x"}"#, "null", NOW)
-            .unwrap_err()
-            .field,
-        "value"
-    );
-}
-
-#[test]
-fn subscribe_builds_consent_for_each_channel() {
-    let mut c = client();
-    c.subscribe(r#"{"listId":"Y6nRLr","email":"a@b.co","phone_number":"+15005550006","channels":["email","SMS"]}"#, NOW)
-        .unwrap();
-    let (ep, body) = body_of(&mut c);
-    assert_eq!(ep, Endpoint::Subscriptions);
-    assert_eq!(
-        at(&body, &["data", "relationships", "list", "data", "id"]).as_str(),
-        Some("Y6nRLr")
-    );
-    let p = at(
-        &body,
-        &["data", "attributes", "profile", "data", "attributes"],
-    );
-    assert_eq!(
-        at(p, &["subscriptions", "sms", "marketing", "consent"]).as_str(),
-        Some("SUBSCRIBED")
-    );
-    assert_eq!(p.get("anonymous_id"), None);
-    for (args, field) in [
-        (r#"{"email":"a@b.co","channels":["email"]}"#, "listId"),
-        (r#"{"listId":"L","email":"a@b.co"}"#, "channels"),
-        (
-            r#"{"listId":"L","email":"a@b.co","channels":["fax"]}"#,
-            "channels",
-        ),
-        (r#"{"listId":"L","channels":["email"]}"#, "email"),
-        (
-            r#"{"listId":"L","email":"a@b.co","channels":["sms"]}"#,
-            "phone_number",
-        ),
-        (
-            r#"{"listId":"L","email":"nope","channels":["email"]}"#,
-            "email",
-        ),
-    ] {
-        assert_eq!(c.subscribe(args, NOW).unwrap_err().field, field, "{args}");
-    }
-}
-
-#[test]
-fn subscribe_uses_the_identified_email() {
-    let mut c = client();
-    c.identify(r#"{"email":"a@b.co"}"#, NOW).unwrap();
-    let _ = c.poll_transmit(NOW);
-    c.subscribe(r#"{"listId":"L","channels":["email"]}"#, NOW)
-        .unwrap();
-    let (_, body) = body_of(&mut c);
-    let p = at(
-        &body,
-        &["data", "attributes", "profile", "data", "attributes"],
-    );
-    assert_eq!(at(p, &["email"]).as_str(), Some("a@b.co"));
-}
-
-#[test]
-fn back_in_stock_names_the_variant_and_channels() {
-    let mut c = client();
-    c.back_in_stock(
-        r#"{"variantId":"$custom:::$default:::SKU-1","email":"a@b.co","channels":["email"]}"#,
-        NOW,
-    )
-    .unwrap();
-    let (ep, body) = body_of(&mut c);
-    assert_eq!(ep, Endpoint::BackInStock);
-    assert_eq!(
-        at(&body, &["data", "relationships", "variant", "data", "id"]).as_str(),
-        Some("$custom:::$default:::SKU-1")
-    );
-    assert_eq!(
-        at(&body, &["data", "attributes", "channels"]),
-        &Json::Arr(vec![Json::str("EMAIL")])
-    );
-    assert_eq!(
-        c.back_in_stock(r#"{"email":"a@b.co","channels":["email"]}"#, NOW)
-            .unwrap_err()
-            .field,
-        "variantId"
-    );
-    assert_eq!(
-        c.back_in_stock(r#"{"variantId":"a:::b:::c","channels":["email"]}"#, NOW)
-            .unwrap_err()
-            .field,
-        "email"
-    );
-    assert_eq!(
-        c.back_in_stock(
-            r#"{"variantId":"SKU-1","email":"a@b.co","channels":["email"]}"#,
-            NOW
-        )
-        .unwrap_err()
-        .field,
-        "variantId"
-    );
-}
-
-#[test]
-fn events_of_one_profile_share_a_bulk_request() {
-    let mut c = client();
-    for i in 0..5 {
-        c.track("M", &format!(r#"{{"i":{i}}}"#), "{}", NOW).unwrap();
-    }
-    let (ep, body) = body_of(&mut c);
-    assert_eq!(ep, Endpoint::BulkEvents);
-    let Json::Arr(events) = at(&body, &["data", "attributes", "events", "data"]) else {
-        panic!("no events")
-    };
-    assert_eq!(events.len(), 5);
-    assert_eq!(
-        at(&events[4], &["attributes", "properties", "i"]),
-        &Json::Num("4".into())
-    );
-    assert!(c.poll_transmit(NOW).is_none());
 }
 
 #[test]
 fn oversized_properties_are_refused_before_queueing() {
-    let mut c = client();
+    let mut p = Page::new();
     let big = format!(
         r#"{{"a":"{}"}}"#,
         "x".repeat(validate::MAX_STRING_BYTES + 1)
     );
     assert_eq!(
-        c.track("M", &big, "{}", NOW).unwrap_err().field,
-        "properties.a"
+        p.refused(Op::Track, &[r#""M""#, &big]),
+        "track: properties.a is a string longer than 100 KB"
     );
-    let many: Vec<String> = (0..60)
+    let keys: Vec<String> = (0..401).map(|i| format!(r#""k{i}":0"#)).collect();
+    let many = format!("{{{}}}", keys.join(","));
+    assert_eq!(
+        p.refused(Op::Track, &[r#""M""#, &many]),
+        "track: properties has more than 400 keys"
+    );
+    let chunks: Vec<String> = (0..60)
         .map(|i| format!(r#""k{i}":"{}""#, "y".repeat(100_000)))
         .collect();
-    let huge = format!("{{{}}}", many.join(","));
-    assert_eq!(c.track("M", &huge, "{}", NOW).unwrap_err().field, "body");
-    assert_eq!(c.pending(), 0);
+    let huge = format!("{{{}}}", chunks.join(","));
+    assert_eq!(
+        p.refused(Op::Track, &[r#""M""#, &huge]),
+        "track: body is larger than 5 MB"
+    );
+    assert_eq!(p.c.pending(), 0);
+}
+
+#[test]
+fn an_argument_that_is_not_json_names_the_argument() {
+    let mut p = Page::new();
+    let plain = "must be plain JSON data (no cycles, functions or BigInt)";
+    for (op, args, name) in [
+        (Op::Track, &["M", "{}"][..], "metric"),
+        (Op::Track, &[r#""M""#, "{bad"], "properties"),
+        (Op::Track, &[r#""M""#, "{}", "undefined"], "options"),
+        (Op::Identify, &["{"], "profile"),
+        (Op::ViewedProduct, &["{", "{}"], "properties"),
+        (Op::AddedToCart, &["{}", "nope"], "options"),
+        (Op::Subscribe, &[""], "options"),
+        (Op::BackInStock, &["[1,]"], "options"),
+    ] {
+        assert_eq!(
+            p.refused(op, args),
+            format!("{}: {name} {plain}", op.name())
+        );
+    }
+    assert_eq!(p.c.pending(), 0);
+}
+
+#[test]
+fn a_refused_call_queues_nothing_and_writes_nothing() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    p.end_task();
+    for (op, args) in [
+        (Op::Track, &[r#""""#][..]),
+        (Op::Identify, &[r#"{"email":"x@"}"#]),
+        (Op::AddedToCart, &[r#"{"ProductID":"1","ProductName":"P"}"#]),
+        (Op::Subscribe, &[r#"{"listId":"L"}"#]),
+    ] {
+        assert!(p.call(op, args).is_err());
+    }
+    assert_eq!(p.c.pending(), 1);
+    assert!(p.end_task().is_empty(), "no record, no identity write");
+    assert_eq!(p.c.poll_transmit(NOW, ALL).unwrap().items, 1);
+}
+
+// ------------------------------------------------------------ one task, one record
+
+#[test]
+fn the_calls_of_one_task_are_one_record_and_nothing_is_sent_before_it() {
+    let mut p = Page::new();
+    p.end_task(); // the new anonymous id
+    p.call(Op::Track, &[r#""A""#]).unwrap();
+    p.call(
+        Op::ViewedProduct,
+        &[r#"{"ProductID":"1","ProductName":"P","Price":2}"#],
+    )
+    .unwrap();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""B""#]).unwrap();
+    assert!(p.c.poll_transmit(NOW, ALL).is_none());
+    assert_eq!(p.c.poll_timeout(), None);
+    let ops = p.end_task();
+    assert_eq!(queue_puts(&ops), 1);
+    assert_eq!(ops.len(), 2, "the record and the identity: {ops:?}");
+    assert_eq!(p.c.poll_timeout(), Some(NOW));
+    // A later task: one new record, the first one untouched.
+    p.call(Op::Track, &[r#""C""#]).unwrap();
+    let ops = p.end_task();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(queue_puts(&ops), 1);
+    assert_eq!(p.disk.len(), 3);
+    assert_eq!(p.c.pending(), 5);
+}
+
+#[test]
+fn identify_in_the_middle_of_a_task_gives_each_event_its_own_profile() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""Before""#]).unwrap();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""After""#]).unwrap();
+    p.end_task();
+    let check = |c: &mut Client| {
+        let before = c.poll_transmit(NOW, ALL).unwrap();
+        assert_eq!(profile(&before).get("email"), None);
+        let ident = c.poll_transmit(NOW, ALL).unwrap();
+        assert_eq!(ident.endpoint, Endpoint::Profiles);
+        let after = c.poll_transmit(NOW, ALL).unwrap();
+        assert_eq!(
+            at(&attrs(&after), &["metric", "data", "attributes", "name"]).as_str(),
+            Some("After")
+        );
+        assert_eq!(
+            profile(&after).get("email"),
+            Some(&Json::str("ann@example.com"))
+        );
+        assert!(c.poll_transmit(NOW, ALL).is_none());
+    };
+    let mut next = p.reload();
+    check(&mut p.c);
+    check(&mut next.c);
+}
+
+#[test]
+fn a_resend_carries_the_same_unique_id_and_time() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    let first = p.send();
+    p.c.on_outcome(first.id, Outcome::Network, NOW + 5, 0);
+    let later = NOW + 3_600_000;
+    let second = p.c.poll_transmit(later, ALL).unwrap();
+    assert_eq!(first.body, second.body);
+}
+
+#[test]
+fn a_reload_resends_the_same_body_from_storage() {
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""M""#, r#"{"n":1}"#]).unwrap();
+    let profile_req = p.send();
+    let sent = p.c.poll_transmit(NOW, ALL).unwrap();
+    // The page dies with both requests in flight; the next page resends them.
+    let mut next = p.reload();
+    assert!(next.end_task().is_empty(), "the identity is unchanged");
+    assert_eq!(next.c.pending(), 2);
+    assert_eq!(next.c.anonymous_id(), "id-0");
+    assert_eq!(
+        next.c.poll_transmit(NOW + 10, ALL).unwrap().body,
+        profile_req.body
+    );
+    assert_eq!(next.c.poll_transmit(NOW + 10, ALL).unwrap().body, sent.body);
+}
+
+#[test]
+fn a_keepalive_request_is_not_raced_by_the_next_page() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    p.end_task();
+    let t = p.c.poll_transmit(NOW, KEEPALIVE_BUDGET).unwrap();
+    p.c.on_hide(NOW);
+    p.end_task();
+    assert_eq!(p.disk.len(), 3, "identity, record and mark");
+    let mut next = p.reload();
+    assert!(next.c.poll_transmit(NOW + 1, ALL).is_none());
+    assert_eq!(next.c.poll_timeout(), Some(NOW + KEEPALIVE_WAIT_MS));
+    let again = next.c.poll_transmit(NOW + KEEPALIVE_WAIT_MS, ALL).unwrap();
+    assert_eq!(again.body, t.body);
+}
+
+#[test]
+fn ten_thousand_calls_in_one_task_are_stored_as_the_newest_thousand() {
+    let mut p = Page::new();
+    let args = [r#""Viewed Page""#, r#"{"url":"https://shop.example/p/1"}"#];
+    let started = std::time::Instant::now();
+    for n in 1..=10_000 {
+        p.c.call(Op::Track, &args, &format!("id-{n}"), NOW).unwrap();
+    }
+    let ops = p.c.take_storage_ops(NOW);
+    let took = started.elapsed();
+    eprintln!("10k track calls and the end of the task: {took:?}");
+    assert_eq!(queue_puts(&ops), 1);
+    assert_eq!(p.c.pending(), 10_000);
+    let evicted: usize =
+        p.c.take_reports()
+            .iter()
+            .filter(|r| r.kind == ReportKind::Evicted)
+            .map(|r| r.count)
+            .sum();
+    assert_eq!(evicted, 9_000);
+    // Generous: measured at a few tens of ms in debug builds.
+    assert!(took.as_millis() < 2_000, "{took:?}");
+}
+
+// ------------------------------------------------------------ identity
+
+#[test]
+fn identify_sends_a_profile_and_later_events_carry_the_merged_profile() {
+    let mut p = Page::new();
+    p.call(
+        Op::Identify,
+        &[r#"{"email":"ann@example.com","first_name":"Ann","properties":{"vip":true},"location":{"city":"Oslo","latitude":59.9}}"#],
+    )
+    .unwrap();
+    let t = p.send();
+    assert_eq!(t.endpoint, Endpoint::Profiles);
+    assert_eq!(
+        t.body,
+        r#"{"data":{"type":"profile","attributes":{"email":"ann@example.com","first_name":"Ann","properties":{"vip":true},"location":{"city":"Oslo","latitude":59.9},"anonymous_id":"id-0"}}}"#
+    );
+    p.c.on_outcome(t.id, ok(), NOW, 0);
+    p.call(
+        Op::Identify,
+        &[r#"{"first_name":null,"properties":{"tier":2}}"#],
+    )
+    .unwrap();
+    p.send();
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    let ev = p.c.poll_transmit(NOW, ALL);
+    assert!(ev.is_none(), "the new event waits for the end of its task");
+    let ev = p.send();
+    let prof = profile(&ev);
+    assert_eq!(prof.get("email"), Some(&Json::str("ann@example.com")));
+    assert_eq!(prof.get("first_name"), None);
+    assert_eq!(at(&prof, &["properties", "vip"]), &Json::Bool(true));
+    assert_eq!(at(&prof, &["properties", "tier"]), &num("2"));
+    assert_eq!(at(&prof, &["location", "city"]).as_str(), Some("Oslo"));
+    assert_eq!(prof.get("anonymous_id"), Some(&Json::str("id-0")));
+}
+
+#[test]
+fn repeated_identify_calls_are_coalesced_into_one_profile_request() {
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Identify, &[r#"{"first_name":"Ann"}"#]).unwrap();
+    p.end_task();
+    p.call(Op::Identify, &[r#"{"last_name":"Lee"}"#]).unwrap();
+    assert_eq!(p.c.pending(), 1, "each replaces the one still queued");
+    let t = p.send();
+    let a = attrs(&t);
+    for (k, v) in [
+        ("email", "ann@example.com"),
+        ("first_name", "Ann"),
+        ("last_name", "Lee"),
+    ] {
+        assert_eq!(a.get(k), Some(&Json::str(v)));
+    }
+    // One in flight is not replaced: the next goes after it.
+    p.call(Op::Identify, &[r#"{"title":"CEO"}"#]).unwrap();
+    p.end_task();
+    assert_eq!(p.c.pending(), 2);
+    p.c.on_outcome(t.id, ok(), NOW, 0);
+    assert_eq!(attrs(&p.send()).get("title"), Some(&Json::str("CEO")));
+}
+
+#[test]
+fn bad_identify_input_names_the_field() {
+    for (args, msg) in [
+        (r#"{"email":"x@"}"#, "identify: email is not a valid email address"),
+        (r#"{"email":""}"#, "identify: email must be a non-empty string"),
+        (
+            r#"{"phone_number":"5550006"}"#,
+            "identify: phone_number must be in E.164 format, like +15005550006",
+        ),
+        (
+            r#"{"nickname":"x"}"#,
+            "identify: nickname is not a Klaviyo profile attribute (put custom data in properties)",
+        ),
+        (
+            "{}",
+            "identify: profile needs at least one of email, phone_number, external_id or an attribute",
+        ),
+        (
+            r#"{"email":null}"#,
+            "identify: profile needs at least one of email, phone_number, external_id or an attribute",
+        ),
+        ("[1]", "identify: profile must be an object"),
+        ("null", "identify: profile needs at least one of email, phone_number, external_id or an attribute"),
+        (r#"{"first_name":" "}"#, "identify: first_name must be a non-empty string"),
+        (r#"{"external_id":5}"#, "identify: external_id must be a non-empty string"),
+        (r#"{"properties":[]}"#, "identify: properties must be an object"),
+        (r#"{"location":"Oslo"}"#, "identify: location must be an object"),
+        (
+            r#"{"location":{"street":"x"}}"#,
+            "identify: location has an unknown key (see Klaviyo's ProfileLocation)",
+        ),
+        (
+            r#"{"location":{"city":5}}"#,
+            "identify: location values must be strings (latitude/longitude may be numbers)",
+        ),
+    ] {
+        let mut p = Page::new();
+        p.end_task();
+        assert_eq!(p.refused(Op::Identify, &[args]), msg, "{args}");
+        assert_eq!(p.c.pending(), 0);
+        assert!(p.end_task().is_empty(), "the identity is unchanged");
+    }
+    let mut p = Page::new();
+    p.call(
+        Op::Identify,
+        &[r#"{"phone_number":"+15005550006","external_id":"c-9","location":{"latitude":59.9,"zip":null}}"#],
+    )
+    .unwrap();
+}
+
+#[test]
+fn kx_from_the_page_url_is_sent_and_remembered() {
+    let mut p = Page::with(config(), "?utm_source=x&_kx=abc%3D%3D.XyZ");
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    assert_eq!(profile(&p.send()).get("_kx"), Some(&Json::str("abc==.XyZ")));
+    let stored = p.disk.get(IDENTITY_KEY).unwrap();
+    assert!(stored.contains(r#""_kx":"abc==.XyZ""#));
+    let mut next = p.reload();
+    next.call(Op::Track, &[r#""M""#]).unwrap();
+    let t = next.send();
+    assert_eq!(profile(&t).get("_kx"), Some(&Json::str("abc==.XyZ")));
+    // An empty `_kx` changes nothing.
+    let next = Client::new(config(), Some(stored), "?_kx=", "id-x");
+    assert_eq!(next.anonymous_id(), "id-0");
+}
+
+#[test]
+fn the_anonymous_id_is_made_once_and_kept() {
+    let mut p = Page::new();
+    let ops = p.end_task();
+    assert_eq!(
+        ops,
+        vec![StorageOp::Put {
+            key: IDENTITY_KEY.into(),
+            value: r#"{"anonymous_id":"id-0","profile":{}}"#.into()
+        }]
+    );
+    let mut next = p.reload();
+    assert_eq!(next.c.anonymous_id(), "id-0");
+    assert!(next.end_task().is_empty());
+    // Garbage in its place is replaced by a fresh identity.
+    let c = Client::new(config(), Some("{bad"), "", "id-new");
+    assert_eq!(c.anonymous_id(), "id-new");
+}
+
+#[test]
+fn reset_starts_a_new_anonymous_profile_and_queued_calls_keep_theirs() {
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""Before""#]).unwrap();
+    p.c.reset("id-reset");
+    assert_eq!(p.c.anonymous_id(), "id-reset");
+    p.call(Op::Track, &[r#""After""#]).unwrap();
+    let ops = p.end_task();
+    assert!(ops.contains(&StorageOp::Put {
+        key: IDENTITY_KEY.into(),
+        value: r#"{"anonymous_id":"id-reset","profile":{}}"#.into()
+    }));
+    let ident = p.c.poll_transmit(NOW, ALL).unwrap();
+    assert_eq!(ident.endpoint, Endpoint::Profiles);
+    let before = p.c.poll_transmit(NOW, ALL).unwrap();
+    assert_eq!(
+        profile(&before).get("email"),
+        Some(&Json::str("ann@example.com"))
+    );
+    assert_eq!(
+        profile(&before).get("anonymous_id"),
+        Some(&Json::str("id-0"))
+    );
+    let after = p.c.poll_transmit(NOW, ALL).unwrap();
+    assert_eq!(profile(&after).get("email"), None);
+    assert_eq!(
+        profile(&after).get("anonymous_id"),
+        Some(&Json::str("id-reset"))
+    );
+}
+
+#[test]
+fn an_identity_written_by_another_tab_is_followed() {
+    let mut other = Page::new();
+    other
+        .call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    other.end_task();
+    let mut p = Page::new();
+    let value = other.disk.get(IDENTITY_KEY).unwrap();
+    p.c.on_storage_change(IDENTITY_KEY, Some(value));
+    p.c.on_storage_change(IDENTITY_KEY, None);
+    p.call(Op::Track, &[r#""M""#]).unwrap();
+    let prof = profile(&p.send());
+    assert_eq!(prof.get("email"), Some(&Json::str("ann@example.com")));
+}
+
+// ------------------------------------------------------------ e-commerce
+
+#[test]
+fn viewed_product_uses_price_as_value() {
+    let mut p = Page::new();
+    p.call(
+        Op::ViewedProduct,
+        &[r#"{"ProductID":1111,"ProductName":"Pooh","SKU":"WINNIEPOOH","Price":9.99,"Categories":["Kids"],"URL":"https://x/p","ImageURL":"https://x/i.png","Brand":"Kids Book","CompareAtPrice":12}"#],
+    )
+    .unwrap();
+    let a = attrs(&p.send());
+    assert_eq!(
+        at(&a, &["metric", "data", "attributes", "name"]).as_str(),
+        Some("Viewed Product")
+    );
+    assert_eq!(at(&a, &["value"]), &num("9.99"));
+    assert_eq!(at(&a, &["properties", "SKU"]).as_str(), Some("WINNIEPOOH"));
+    assert_eq!(at(&a, &["properties", "ProductID"]), &num("1111"));
+    // An explicit value wins over the price.
+    let mut p = Page::new();
+    p.call(
+        Op::ViewedProduct,
+        &[
+            r#"{"ProductID":"1","ProductName":"P","Price":9.99}"#,
+            r#"{"value":5,"valueCurrency":"EUR"}"#,
+        ],
+    )
+    .unwrap();
+    let a = attrs(&p.send());
+    assert_eq!(
+        (at(&a, &["value"]), at(&a, &["value_currency"]).as_str()),
+        (&num("5"), Some("EUR"))
+    );
+}
+
+#[test]
+fn bad_e_commerce_input_names_the_field() {
+    for (op, props, msg) in [
+        (
+            Op::ViewedProduct,
+            r#"{"ProductName":"P"}"#,
+            "viewedProduct: ProductID is required (a string or number)",
+        ),
+        (
+            Op::ViewedProduct,
+            r#"{"ProductID":"1"}"#,
+            "viewedProduct: ProductName must be a non-empty string",
+        ),
+        (
+            Op::ViewedProduct,
+            r#"{"ProductID":"1","ProductName":"P","Price":"9"}"#,
+            "viewedProduct: Price must be a finite number",
+        ),
+        (
+            Op::ViewedProduct,
+            r#"{"ProductID":"1","ProductName":"P","Categories":"a"}"#,
+            "viewedProduct: Categories must be a list",
+        ),
+        (
+            Op::ViewedProduct,
+            r#"{"ProductID":"1","ProductName":"P","URL":5}"#,
+            "viewedProduct: URL must be a string",
+        ),
+        (
+            Op::ViewedProduct,
+            "[]",
+            "viewedProduct: properties must be an object",
+        ),
+        (
+            Op::AddedToCart,
+            r#"{"ProductID":"p","ProductName":"P"}"#,
+            "addedToCart: Price is required and must be a number",
+        ),
+        (
+            Op::AddedToCart,
+            r#"{"ProductID":"p","ProductName":"P","Price":1,"Quantity":0}"#,
+            "addedToCart: Quantity must be greater than zero",
+        ),
+        (
+            Op::AddedToCart,
+            r#"{"ProductID":"p","ProductName":"P","Price":1,"Quantity":-2}"#,
+            "addedToCart: Quantity must be greater than zero",
+        ),
+        (
+            Op::AddedToCart,
+            r#"{"ProductID":"p","ProductName":"P","Price":1,"ItemNames":[1]}"#,
+            "addedToCart: ItemNames must be a list of strings",
+        ),
+        (
+            Op::AddedToCart,
+            r#"{"ProductID":"p","ProductName":"P","Price":1,"Items":{}}"#,
+            "addedToCart: Items must be a list",
+        ),
+        (
+            Op::StartedCheckout,
+            r#"{"value":"x"}"#,
+            "startedCheckout: value must be a finite number",
+        ),
+        (
+            Op::StartedCheckout,
+            r#"{"CheckoutURL":1}"#,
+            "startedCheckout: CheckoutURL must be a string",
+        ),
+        (
+            Op::StartedCheckout,
+            r#"{"Items":{}}"#,
+            "startedCheckout: Items must be a list",
+        ),
+    ] {
+        let mut p = Page::new();
+        assert_eq!(p.refused(op, &[props]), msg, "{props}");
+        assert_eq!(p.c.pending(), 0);
+    }
+}
+
+#[test]
+fn added_to_cart_value_is_cart_total_else_price_times_quantity_in_exact_decimals() {
+    let mut p = Page::new();
+    p.call(
+        Op::AddedToCart,
+        &[r#"{"ProductID":"p","ProductName":"P","Quantity":3,"Price":19.99}"#],
+    )
+    .unwrap();
+    assert_eq!(at(&attrs(&p.send()), &["value"]), &num("59.97"));
+    let mut p = Page::new();
+    p.call(
+        Op::AddedToCart,
+        &[r#"{"ProductID":"p","ProductName":"P","Quantity":1,"Price":5,"CartTotal":42.5,"ItemNames":["P","Q"],"Items":[{"ProductID":"q"}]}"#],
+    )
+    .unwrap();
+    let a = attrs(&p.send());
+    assert_eq!(at(&a, &["value"]), &num("42.5"));
+    assert_eq!(at(&a, &["properties", "CartTotal"]), &num("42.5"));
+}
+
+#[test]
+fn started_checkout_moves_value_out_of_the_properties() {
+    let mut p = Page::new();
+    p.call(
+        Op::StartedCheckout,
+        &[r#"{"CheckoutURL":"https://x/c","ItemNames":["A"],"Items":[],"value":30,"Categories":["K"]}"#],
+    )
+    .unwrap();
+    let a = attrs(&p.send());
+    assert_eq!(
+        at(&a, &["metric", "data", "attributes", "name"]).as_str(),
+        Some("Started Checkout")
+    );
+    assert_eq!(at(&a, &["value"]), &num("30"));
+    assert_eq!(at(&a, &["properties"]).get("value"), None);
+    assert_eq!(
+        at(&a, &["properties", "CheckoutURL"]).as_str(),
+        Some("https://x/c")
+    );
+}
+
+// ------------------------------------------------------------ subscriptions
+
+#[test]
+fn subscribe_builds_consent_for_each_channel() {
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"Y6nRLr","email":"ann@example.com","phone_number":"+15005550006","channels":["email","SMS","email"],"customSource":"Footer"}"#],
+    )
+    .unwrap();
+    let t = p.send();
+    assert_eq!(t.endpoint, Endpoint::Subscriptions);
+    assert_eq!(
+        t.body,
+        r#"{"data":{"type":"subscription","attributes":{"custom_source":"Footer","profile":{"data":{"type":"profile","attributes":{"email":"ann@example.com","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}},"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}}},"relationships":{"list":{"data":{"type":"list","id":"Y6nRLr"}}}}}"#
+    );
+    assert!(json::parse(&t.body).is_ok());
+}
+
+#[test]
+fn bad_subscribe_input_names_the_field() {
+    for (args, msg) in [
+        (
+            r#"{"email":"a@b.co","channels":["email"]}"#,
+            "subscribe: listId must be a non-empty string",
+        ),
+        (
+            r#"{"listId":"L","email":"a@b.co"}"#,
+            r#"subscribe: channels must be a list like ["email"]"#,
+        ),
+        (
+            r#"{"listId":"L","email":"a@b.co","channels":["fax"]}"#,
+            r#"subscribe: channels may only contain "email" and "sms""#,
+        ),
+        (
+            r#"{"listId":"L","email":"a@b.co","channels":[]}"#,
+            "subscribe: channels must name at least one channel",
+        ),
+        (
+            r#"{"listId":"L","channels":["email"]}"#,
+            "subscribe: email is required to subscribe to this channel",
+        ),
+        (
+            r#"{"listId":"L","email":"a@b.co","channels":["sms"]}"#,
+            "subscribe: phone_number is required to subscribe to this channel",
+        ),
+        (
+            r#"{"listId":"L","email":"nope","channels":["email"]}"#,
+            "subscribe: email is not a valid email address",
+        ),
+        (
+            r#"{"listId":"L","phone_number":"555","channels":["sms"]}"#,
+            "subscribe: phone_number must be in E.164 format, like +15005550006",
+        ),
+        (
+            r#"{"listId":"L","email":"a@b.co","channels":["email"],"customSource":""}"#,
+            "subscribe: customSource must be a non-empty string",
+        ),
+        ("5", "subscribe: options must be an object"),
+    ] {
+        let mut p = Page::new();
+        assert_eq!(p.refused(Op::Subscribe, &[args]), msg, "{args}");
+        assert_eq!(p.c.pending(), 0);
+    }
+}
+
+#[test]
+fn subscribe_uses_the_identified_email() {
+    let mut p = Page::new();
+    p.call(
+        Op::Identify,
+        &[r#"{"email":"ann@example.com","first_name":"Ann"}"#],
+    )
+    .unwrap();
+    p.call(Op::Subscribe, &[r#"{"listId":"L","channels":["email"]}"#])
+        .unwrap();
+    p.send();
+    let t = p.c.poll_transmit(NOW, ALL).unwrap();
+    assert_eq!(t.endpoint, Endpoint::Subscriptions);
+    let prof = at(&attrs(&t), &["profile", "data", "attributes"]).clone();
+    assert_eq!(prof.get("email"), Some(&Json::str("ann@example.com")));
+    assert_eq!(prof.get("first_name"), None, "identifiers only");
+    assert_eq!(prof.get("anonymous_id"), None);
+}
+
+#[test]
+fn back_in_stock_names_the_variant_and_channels() {
+    let mut p = Page::new();
+    p.call(
+        Op::BackInStock,
+        &[r#"{"variantId":"$custom:::$default:::SKU-1","email":"ann@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    let t = p.send();
+    assert_eq!(t.endpoint, Endpoint::BackInStock);
+    assert_eq!(
+        t.body,
+        r#"{"data":{"type":"back-in-stock-subscription","attributes":{"channels":["EMAIL"],"profile":{"data":{"type":"profile","attributes":{"email":"ann@example.com"}}}},"relationships":{"variant":{"data":{"type":"catalog-variant","id":"$custom:::$default:::SKU-1"}}}}}"#
+    );
+    for (args, msg) in [
+        (
+            r#"{"email":"a@b.co","channels":["email"]}"#,
+            "backInStock: variantId must be a non-empty string",
+        ),
+        (
+            r#"{"variantId":"SKU-1","email":"a@b.co","channels":["email"]}"#,
+            "backInStock: variantId must be a catalog variant id like $custom:::$default:::SKU-1",
+        ),
+        (
+            r#"{"variantId":"a:::b:::c:::d","email":"a@b.co","channels":["email"]}"#,
+            "backInStock: variantId must be a catalog variant id like $custom:::$default:::SKU-1",
+        ),
+        (
+            r#"{"variantId":"a:::b:::c","channels":["email"]}"#,
+            "backInStock: email or phone_number is required",
+        ),
+        (
+            r#"{"variantId":"a:::b:::c","email":"a@b.co"}"#,
+            r#"backInStock: channels must be a list like ["email"]"#,
+        ),
+    ] {
+        assert_eq!(p.refused(Op::BackInStock, &[args]), msg, "{args}");
+    }
+}
+
+// ------------------------------------------------------------ batching
+
+#[test]
+fn events_of_one_profile_share_a_bulk_request() {
+    let mut p = Page::new();
+    for i in 0..5 {
+        p.call(Op::Track, &[r#""M""#, &format!(r#"{{"i":{i}}}"#)])
+            .unwrap();
+    }
+    let t = p.send();
+    assert_eq!((t.endpoint, t.items), (Endpoint::BulkEvents, 5));
+    let v = parse(&t);
+    assert_eq!(
+        at(&v, &["data", "type"]).as_str(),
+        Some("event-bulk-create")
+    );
+    assert_eq!(
+        at(
+            &v,
+            &[
+                "data",
+                "attributes",
+                "profile",
+                "data",
+                "attributes",
+                "anonymous_id"
+            ]
+        )
+        .as_str(),
+        Some("id-0")
+    );
+    let Json::Arr(events) = at(&v, &["data", "attributes", "events", "data"]) else {
+        panic!("no events")
+    };
+    assert_eq!(events.len(), 5);
+    assert_eq!(at(&events[4], &["type"]).as_str(), Some("event"));
+    assert_eq!(
+        at(&events[4], &["attributes", "properties", "i"]),
+        &num("4")
+    );
+    assert_eq!(
+        at(&events[4], &["attributes", "unique_id"]).as_str(),
+        Some("id-5")
+    );
+    assert!(p.c.poll_transmit(NOW, ALL).is_none());
 }
 
 #[test]
 fn a_reused_unique_id_is_sent_separately_and_both_leave_the_queue() {
-    let mut c = client();
-    c.track("A", "{}", r#"{"uniqueId":"dup-1"}"#, NOW).unwrap();
-    c.track("B", "{}", r#"{"uniqueId":"dup-1"}"#, NOW).unwrap();
-    let first = c.poll_transmit(NOW).unwrap();
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""A""#, "{}", r#"{"uniqueId":"dup-1"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""B""#, "{}", r#"{"uniqueId":"dup-1"}"#])
+        .unwrap();
+    let ops = p.end_task();
+    assert_eq!(queue_puts(&ops), 1, "one task, one record holding both");
+    let first = p.c.poll_transmit(NOW, ALL).unwrap();
     assert_eq!(
         first.endpoint,
         Endpoint::Events,
         "a bulk request must not repeat a unique_id"
     );
-    let second = c.poll_transmit(NOW).unwrap();
+    let second = p.c.poll_transmit(NOW, ALL).unwrap();
     assert_eq!(second.endpoint, Endpoint::Events);
     assert_ne!(first.body, second.body);
-    let accepted = || Outcome::Status {
-        status: 202,
-        retry_after_s: None,
-        body: String::new(),
-    };
-    c.on_outcome(first.id, accepted(), NOW);
-    c.on_outcome(second.id, accepted(), NOW);
-    assert_eq!(c.pending(), 0);
-    let puts = c
-        .take_storage_ops()
-        .into_iter()
-        .filter(|op| matches!(op, StorageOp::Put { key, .. } if key.contains(":q:")))
-        .count();
-    assert_eq!(puts, 2, "two storage records, not one overwritten");
+    p.c.on_outcome(first.id, ok(), NOW, 0);
+    p.c.on_outcome(second.id, ok(), NOW, 0);
+    assert_eq!(p.c.pending(), 0);
+    assert_eq!(p.c.totals(), (2, 0));
+    let ops = p.end_task();
+    assert!(
+        matches!(&ops[..], [StorageOp::Remove { key }] if key.starts_with("klaviyo:AbC123:q:"))
+    );
+    assert_eq!(p.disk.len(), 1, "only the identity is left");
 }
 
 #[test]
-fn a_unique_id_with_a_newline_is_refused() {
-    let mut c = client();
+fn the_configured_queue_bounds_apply() {
+    let config = Config::from_json(r#"{"companyId":"AbC123","maxQueueEvents":5}"#).unwrap();
+    let mut p = Page::with(config, "");
+    for _ in 0..8 {
+        p.call(Op::Track, &[r#""M""#]).unwrap();
+    }
+    p.end_task();
+    let reports = p.c.take_reports();
     assert_eq!(
-        c.track("A", "{}", r#"{"uniqueId":"a\nb"}"#, NOW)
-            .unwrap_err()
-            .field,
-        "uniqueId"
+        (reports[0].kind, reports[0].count),
+        (ReportKind::Evicted, 3)
     );
+    assert_eq!(p.c.pending(), 8);
+    assert_eq!(p.reload().c.pending(), 5);
+}
+
+#[test]
+fn op_codes_are_the_numbers_the_adapter_passes() {
+    let ops: Vec<Op> = (1..=7).filter_map(Op::from_code).collect();
+    assert_eq!(
+        ops,
+        [
+            Op::Identify,
+            Op::Track,
+            Op::ViewedProduct,
+            Op::AddedToCart,
+            Op::StartedCheckout,
+            Op::Subscribe,
+            Op::BackInStock
+        ]
+    );
+    assert_eq!(Op::from_code(0), None);
+    assert_eq!(Op::from_code(8), None);
+    assert_eq!(Op::from_code(u32::MAX), None);
 }

@@ -1,6 +1,6 @@
-//! Options given to `Klaviyo.init`, checked once.
+//! Options given to `Klaviyo.init` / `Klaviyo.create`, checked once.
 
-use super::json::Json;
+use super::jsontext::{self as jt, Kind};
 use super::queue::Limits;
 use super::text;
 use super::validate::{self, ValidationError};
@@ -14,32 +14,33 @@ pub struct Config {
     pub api_base: String,
     pub revision: String,
     pub limits: Limits,
-    /// How long a call waits for others to join its batch before sending.
-    pub flush_delay_ms: u64,
 }
 
 impl Config {
-    /// From the `init` options object (JS names: `companyId`, `apiBase`, ...).
-    pub fn from_json(v: &Json) -> Result<Config, ValidationError> {
-        if !matches!(v, Json::Obj(_)) {
-            return Err(ValidationError::new("options", "must be an object"));
+    /// From the options object as JSON text (JS names: `companyId`, `apiBase`, ...).
+    /// Options only the adapter reads (`onError`, `debug`, ...) are ignored here.
+    pub fn from_json(text: &str) -> Result<Config, ValidationError> {
+        let v = jt::check(text).map_err(|_| not_object())?;
+        if jt::kind(&v) != Kind::Obj {
+            return Err(not_object());
         }
-        let company_id = validate::non_empty("companyId", v.get("companyId"))
+        let company_id = validate::non_empty("companyId", jt::get(&v, "companyId"))
             .map_err(|_| ValidationError::new("companyId", "is required"))?;
-        validate::company_id(company_id)?;
-        let api_base = text_or(v, "apiBase", DEFAULT_API_BASE)?;
+        validate::company_id(&company_id)?;
+        let api_base = text_or(&v, "apiBase", DEFAULT_API_BASE)?;
         validate::api_base(&api_base)?;
-        let revision = text_or(v, "revision", DEFAULT_REVISION)?;
+        let revision = text_or(&v, "revision", DEFAULT_REVISION)?;
         validate::revision(&revision)?;
         let mut limits = Limits::default();
-        limits.max_events = count_or(v, "maxQueueEvents", limits.max_events)?;
-        limits.max_bytes = count_or(v, "maxQueueBytes", limits.max_bytes)?;
+        limits.max_events = count_or(&v, "maxQueueEvents", limits.max_events)?;
+        limits.max_bytes = count_or(&v, "maxQueueBytes", limits.max_bytes)?;
+        limits.max_memory_bytes = count_or(&v, "maxMemoryBytes", limits.max_memory_bytes)?;
+        limits.flush_delay_ms = count_or(&v, "flushDelayMs", 0)? as u64;
         Ok(Config {
-            company_id: company_id.to_string(),
+            company_id,
             api_base: api_base.trim_end_matches('/').to_string(),
             revision,
             limits,
-            flush_delay_ms: count_or(v, "flushDelayMs", 50)? as u64,
         })
     }
 
@@ -65,54 +66,66 @@ impl Config {
         self.storage_prefix() + "id"
     }
 
+    /// Queued calls: one record per task (`q:<id>`).
     pub fn queue_prefix(&self) -> String {
         self.storage_prefix() + "q:"
     }
-}
 
-fn text_or(v: &Json, key: &str, default: &str) -> Result<String, ValidationError> {
-    match v.get(key) {
-        None | Some(Json::Null) => Ok(default.to_string()),
-        Some(Json::Str(s)) => Ok(s.clone()),
-        Some(_) => Err(ValidationError::new(key, "must be a string")),
+    /// Records handed to a keepalive request as the page went away (`k:<record id>`).
+    pub fn mark_prefix(&self) -> String {
+        self.storage_prefix() + "k:"
     }
 }
 
-fn count_or(v: &Json, key: &str, default: usize) -> Result<usize, ValidationError> {
-    match v.get(key) {
-        None | Some(Json::Null) => Ok(default),
-        Some(Json::Num(n)) => text::parse_u64(n)
-            .map(|n| n as usize)
+fn not_object() -> ValidationError {
+    ValidationError::new("options", "must be an object")
+}
+
+fn text_or(v: &str, key: &str, default: &str) -> Result<String, ValidationError> {
+    match given(v, key) {
+        None => Ok(default.to_string()),
+        Some(s) => jt::unescape(s).ok_or_else(|| ValidationError::new(key, "must be a string")),
+    }
+}
+
+fn count_or(v: &str, key: &str, default: usize) -> Result<usize, ValidationError> {
+    match given(v, key) {
+        None => Ok(default),
+        Some(n) => text::parse_u64(n)
+            .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0 || key == "flushDelayMs")
             .ok_or_else(|| ValidationError::new(key, "must be a positive whole number")),
-        Some(_) => Err(ValidationError::new(key, "must be a positive whole number")),
     }
+}
+
+/// The raw value of an option, `None` when absent or `null`.
+fn given<'a>(v: &'a str, key: &str) -> Option<&'a str> {
+    jt::get(v, key).filter(|s| jt::kind(s) != Kind::Null)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::json::parse;
 
     #[test]
     fn defaults_and_url() {
-        let c = Config::from_json(&parse(r#"{"companyId":"AbC123"}"#).unwrap()).unwrap();
+        let c = Config::from_json(r#"{"companyId":"AbC123"}"#).unwrap();
         assert_eq!(
             c.url("/client/events"),
             "https://a.klaviyo.com/client/events?company_id=AbC123"
         );
         assert_eq!(c.revision, "2026-07-15");
         assert_eq!(c.queue_prefix(), "klaviyo:AbC123:q:");
+        assert_eq!(c.mark_prefix(), "klaviyo:AbC123:k:");
         assert_eq!(c.limits.max_events, 1000);
+        assert_eq!(c.limits.flush_delay_ms, 0);
+        assert!(c.limits.max_memory_bytes >= 8 * c.limits.max_bytes);
     }
 
     #[test]
     fn trims_the_api_base_and_reads_limits() {
         let c = Config::from_json(
-            &parse(
-                r#"{"companyId":"AbC123","apiBase":"http://127.0.0.1:9/k/","maxQueueEvents":5}"#,
-            )
-            .unwrap(),
+            r#"{"companyId":"AbC123","apiBase":"http://127.0.0.1:9/k/","maxQueueEvents":5,"maxMemoryBytes":77,"flushDelayMs":0,"onError":null}"#,
         )
         .unwrap();
         assert_eq!(
@@ -120,6 +133,7 @@ mod tests {
             "http://127.0.0.1:9/k/client/profiles?company_id=AbC123"
         );
         assert_eq!(c.limits.max_events, 5);
+        assert_eq!(c.limits.max_memory_bytes, 77);
     }
 
     #[test]
@@ -127,10 +141,12 @@ mod tests {
         for (text, field) in [
             (r#"{}"#, "companyId"),
             (r#"{"companyId":"abc"}"#, "companyId"),
+            (r#"{"companyId":7}"#, "companyId"),
             (
                 r#"{"companyId":"AbC123","apiBase":"a.klaviyo.com"}"#,
                 "apiBase",
             ),
+            (r#"{"companyId":"AbC123","apiBase":5}"#, "apiBase"),
             (r#"{"companyId":"AbC123","revision":"July"}"#, "revision"),
             (
                 r#"{"companyId":"AbC123","maxQueueEvents":-1}"#,
@@ -140,13 +156,15 @@ mod tests {
                 r#"{"companyId":"AbC123","maxQueueBytes":1.5}"#,
                 "maxQueueBytes",
             ),
+            (
+                r#"{"companyId":"AbC123","maxMemoryBytes":"1"}"#,
+                "maxMemoryBytes",
+            ),
+            ("null", "options"),
+            ("[]", "options"),
+            ("{", "options"),
         ] {
-            assert_eq!(
-                Config::from_json(&parse(text).unwrap()).unwrap_err().field,
-                field,
-                "{text}"
-            );
+            assert_eq!(Config::from_json(text).unwrap_err().field, field, "{text}");
         }
-        assert_eq!(Config::from_json(&Json::Null).unwrap_err().field, "options");
     }
 }

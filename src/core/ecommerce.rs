@@ -1,14 +1,15 @@
-//! The e-commerce events Klaviyo's flows and reports expect, with the property names
-//! of Klaviyo's own integrations (`ProductID`, `ProductName`, `Price`, ...).
+//! The e-commerce events' property rules, as Klaviyo's own integrations send them.
+//! Each check reads the (checked, raw) properties object and returns the event's
+//! default `value` as JSON number text.
 
 use super::decimal::Decimal;
-use super::json::Json;
+use super::jsontext::{self as jt, Kind};
 use super::validate::{self, ValidationError};
 
 type Result<T> = std::result::Result<T, ValidationError>;
 
-/// "Viewed Product": returns the default event value (`Price`).
-pub fn viewed_product(p: &Json) -> Result<Option<String>> {
+/// Viewed Product: `ProductID` and `ProductName` required; `value` defaults to `Price`.
+pub fn viewed_product(p: &str) -> Result<Option<String>> {
     product(p)?;
     optional_strings(p, &["SKU", "URL", "ImageURL", "Brand"])?;
     list_of_strings(p, "Categories")?;
@@ -16,8 +17,9 @@ pub fn viewed_product(p: &Json) -> Result<Option<String>> {
     Ok(optional_number(p, "Price")?.map(str::to_string))
 }
 
-/// "Added to Cart": `Price` required; value is `CartTotal`, else `Price * Quantity`.
-pub fn added_to_cart(p: &Json) -> Result<Option<String>> {
+/// Added to Cart: `Price` required; `value` is `CartTotal` when given, otherwise
+/// `Price × Quantity` in exact decimals.
+pub fn added_to_cart(p: &str) -> Result<Option<String>> {
     product(p)?;
     let price = optional_number(p, "Price")?
         .ok_or_else(|| ValidationError::new("Price", "is required and must be a number"))?;
@@ -40,61 +42,143 @@ pub fn added_to_cart(p: &Json) -> Result<Option<String>> {
     Ok(Some(value.to_text()))
 }
 
-/// "Started Checkout": the `value` property moves to the event's value.
-pub fn started_checkout(p: &mut Json) -> Result<Option<String>> {
+/// Started Checkout: its `value` property becomes the event's value (and leaves the
+/// properties). Returns the properties to send and the value.
+pub fn started_checkout(p: &str) -> Result<(String, Option<String>)> {
     optional_strings(p, &["CheckoutURL"])?;
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;
     list(p, "Items")?;
-    match p.take("value") {
-        None | Some(Json::Null) => Ok(None),
-        Some(v) => Ok(Some(validate::number("value", &v)?.to_string())),
+    match jt::get(p, "value") {
+        None => Ok((p.to_string(), None)),
+        Some(v) => {
+            let value = match jt::kind(v) {
+                Kind::Null => None,
+                _ => Some(validate::number("value", v)?.to_string()),
+            };
+            Ok((jt::with(p, "value", None), value))
+        }
     }
 }
 
-fn product(p: &Json) -> Result<()> {
-    match p.get("ProductID") {
-        Some(Json::Str(s)) if !s.is_empty() => {}
-        Some(Json::Num(_)) => {}
-        _ => {
-            return Err(ValidationError::new(
-                "ProductID",
-                "is required (a string or number)",
-            ))
-        }
+fn product(p: &str) -> Result<()> {
+    let id = jt::get(p, "ProductID");
+    let ok = match id.map(jt::kind) {
+        Some(Kind::Num) => true,
+        Some(Kind::Str) => id != Some("\"\""),
+        _ => false,
+    };
+    if !ok {
+        return Err(ValidationError::new(
+            "ProductID",
+            "is required (a string or number)",
+        ));
     }
-    validate::non_empty("ProductName", p.get("ProductName"))?;
+    validate::non_empty("ProductName", jt::get(p, "ProductName"))?;
     Ok(())
 }
 
-fn optional_number<'a>(p: &'a Json, key: &str) -> Result<Option<&'a str>> {
-    match p.get(key) {
-        None | Some(Json::Null) => Ok(None),
-        Some(v) => validate::number(key, v).map(Some),
+fn optional_number<'a>(p: &'a str, key: &str) -> Result<Option<&'a str>> {
+    match jt::get(p, key) {
+        Some(v) if jt::kind(v) != Kind::Null => validate::number(key, v).map(Some),
+        _ => Ok(None),
     }
 }
 
-fn optional_strings(p: &Json, keys: &[&str]) -> Result<()> {
+fn optional_strings(p: &str, keys: &[&str]) -> Result<()> {
     for key in keys {
-        if !matches!(p.get(key), None | Some(Json::Null | Json::Str(_))) {
+        if !matches!(
+            jt::get(p, key).map(jt::kind),
+            None | Some(Kind::Null | Kind::Str)
+        ) {
             return Err(ValidationError::new(key, "must be a string"));
         }
     }
     Ok(())
 }
 
-fn list<'a>(p: &'a Json, key: &str) -> Result<&'a [Json]> {
-    match p.get(key) {
-        None | Some(Json::Null) => Ok(&[]),
-        Some(Json::Arr(items)) => Ok(items),
-        Some(_) => Err(ValidationError::new(key, "must be a list")),
+fn list<'a>(p: &'a str, key: &str) -> Result<Option<&'a str>> {
+    match jt::get(p, key) {
+        Some(v) if jt::kind(v) == Kind::Arr => Ok(Some(v)),
+        v if jt::is_absent(v) => Ok(None),
+        _ => Err(ValidationError::new(key, "must be a list")),
     }
 }
 
-fn list_of_strings(p: &Json, key: &str) -> Result<()> {
-    if list(p, key)?.iter().all(|i| matches!(i, Json::Str(_))) {
+fn list_of_strings(p: &str, key: &str) -> Result<()> {
+    let all_strings = list(p, key)?.is_none_or(|l| jt::items(l).all(|i| jt::kind(i) == Kind::Str));
+    if all_strings {
         Ok(())
     } else {
         Err(ValidationError::new(key, "must be a list of strings"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(r: Result<impl std::fmt::Debug>) -> String {
+        r.unwrap_err().field
+    }
+
+    #[test]
+    fn viewed_product_needs_id_and_name_and_defaults_value_to_price() {
+        let p = r#"{"ProductID":"1","ProductName":"Pooh","Price":9.99,"Categories":["Kids"]}"#;
+        assert_eq!(viewed_product(p).unwrap().as_deref(), Some("9.99"));
+        assert_eq!(
+            viewed_product(r#"{"ProductID":7,"ProductName":"P"}"#).unwrap(),
+            None
+        );
+        assert_eq!(field(viewed_product(r#"{"ProductName":"P"}"#)), "ProductID");
+        assert_eq!(
+            field(viewed_product(r#"{"ProductID":"","ProductName":"P"}"#)),
+            "ProductID"
+        );
+        assert_eq!(
+            field(viewed_product(r#"{"ProductID":"1","ProductName":" "}"#)),
+            "ProductName"
+        );
+        assert_eq!(
+            field(viewed_product(
+                r#"{"ProductID":"1","ProductName":"P","Categories":[1]}"#
+            )),
+            "Categories"
+        );
+        assert_eq!(
+            field(viewed_product(
+                r#"{"ProductID":"1","ProductName":"P","URL":5}"#
+            )),
+            "URL"
+        );
+    }
+
+    #[test]
+    fn added_to_cart_multiplies_exactly_or_takes_cart_total() {
+        let base = r#"{"ProductID":"1","ProductName":"P","Price":19.99,"Quantity":3}"#;
+        assert_eq!(added_to_cart(base).unwrap().as_deref(), Some("59.97"));
+        let total = r#"{"ProductID":"1","ProductName":"P","Price":1,"CartTotal":42.5}"#;
+        assert_eq!(added_to_cart(total).unwrap().as_deref(), Some("42.5"));
+        let one = r#"{"ProductID":"1","ProductName":"P","Price":2.5}"#;
+        assert_eq!(added_to_cart(one).unwrap().as_deref(), Some("2.5"));
+        assert_eq!(
+            field(added_to_cart(r#"{"ProductID":"1","ProductName":"P"}"#)),
+            "Price"
+        );
+        for q in ["0", "-1", "0e-2147483647"] {
+            let p = format!(r#"{{"ProductID":"1","ProductName":"P","Price":1,"Quantity":{q}}}"#);
+            assert_eq!(field(added_to_cart(&p)), "Quantity", "{q}");
+        }
+    }
+
+    #[test]
+    fn started_checkout_moves_value_out_of_the_properties() {
+        let (props, value) =
+            started_checkout(r#"{"CheckoutURL":"u","value":19.98,"ItemNames":["a"]}"#).unwrap();
+        assert_eq!(props, r#"{"CheckoutURL":"u","ItemNames":["a"]}"#);
+        assert_eq!(value.as_deref(), Some("19.98"));
+        assert_eq!(started_checkout("{}").unwrap(), ("{}".to_string(), None));
+        assert_eq!(field(started_checkout(r#"{"value":"x"}"#)), "value");
+        assert_eq!(field(started_checkout(r#"{"Items":{}}"#)), "Items");
     }
 }

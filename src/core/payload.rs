@@ -1,218 +1,256 @@
 //! The JSON:API request bodies, exactly as Klaviyo's OpenAPI (revision 2026-07-15)
-//! describes them. Builders only: inputs are already validated.
+//! describes them, written as text from parts that are already checked JSON. Builders
+//! only: the inputs were validated when the call was made.
 
-use super::json::Json;
+use super::jsontext::{self as jt, ObjWriter};
+use super::time;
 
-/// `{"type": kind, "attributes": attributes}`
-fn resource(kind: &str, attributes: Json) -> Json {
-    Json::obj()
-        .with("type", Json::str(kind))
-        .with("attributes", attributes)
-}
-
-fn data(v: Json) -> Json {
-    Json::obj().with("data", v)
-}
-
-/// `{"data":{"type":"profile","attributes":...}}`, the profile relationship of an event.
-pub fn profile_data(profile: Json) -> Json {
-    data(resource("profile", profile))
-}
-
-/// The attributes of one event, without its profile (events of one profile share it
-/// in a bulk request).
-pub struct EventParts<'a> {
-    pub metric: &'a str,
-    pub properties: Json,
-    pub time: String,
-    pub value: Option<String>,
-    pub value_currency: Option<String>,
+/// One event as the queue keeps it: every field fixed at call time, the body built
+/// only when it is sent. Text fields are raw JSON (`unique_id` and `metric` are string
+/// literals with their quotes, `properties` an object); `value` and `currency` are
+/// empty when not given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub time_s: i64,
     pub unique_id: &'a str,
+    pub value: &'a str,
+    pub currency: &'a str,
+    pub metric: &'a str,
+    pub properties: &'a str,
 }
 
-pub fn event_attributes(e: EventParts) -> Json {
-    let mut a = Json::obj()
-        .with("properties", e.properties)
-        .with("time", Json::Str(e.time));
-    if let Some(v) = e.value {
-        a.set("value", Json::Num(v));
+/// The members of an event's `attributes`, without braces (a bulk request adds
+/// nothing, a single one adds the profile).
+fn event_members(e: &Event, out: &mut String) {
+    out.push_str(r#""properties":"#);
+    out.push_str(e.properties);
+    out.push_str(r#","time":""#);
+    time::push_iso(out, e.time_s);
+    out.push('"');
+    if !e.value.is_empty() {
+        out.push_str(r#","value":"#);
+        out.push_str(e.value);
     }
-    if let Some(c) = e.value_currency {
-        a.set("value_currency", Json::Str(c));
+    if !e.currency.is_empty() {
+        out.push_str(r#","value_currency":""#);
+        out.push_str(e.currency);
+        out.push('"');
     }
-    a.with("unique_id", Json::str(e.unique_id)).with(
-        "metric",
-        data(resource(
-            "metric",
-            Json::obj().with("name", Json::str(e.metric)),
-        )),
-    )
+    out.push_str(r#","unique_id":"#);
+    out.push_str(e.unique_id);
+    out.push_str(r#","metric":{"data":{"type":"metric","attributes":{"name":"#);
+    out.push_str(e.metric);
+    out.push_str("}}}");
 }
 
-/// `POST /client/events` (schema EventCreateQueryV2). `event` and `profile` are JSON text
-/// as stored in the queue.
-pub fn client_event(event: &str, profile: &str, out: &mut String) {
-    out.push_str(r#"{"data":{"type":"event","attributes":"#);
-    splice_profile(event, profile, out);
+fn profile_data(attributes: &str, out: &mut String) {
+    out.push_str(r#"{"data":{"type":"profile","attributes":"#);
+    out.push_str(attributes);
     out.push_str("}}");
 }
 
-/// Writes the event attributes object with `"profile":{...}` added as its last key.
-fn splice_profile(event: &str, profile: &str, out: &mut String) {
-    // `event` is an object we wrote ourselves, so it ends with `}`.
-    let open = event.strip_suffix('}').unwrap_or(event);
-    out.push_str(open);
-    if open.len() > 1 {
-        out.push(',');
-    }
-    out.push_str(r#""profile":{"data":{"type":"profile","attributes":"#);
-    out.push_str(profile);
+/// `POST /client/events` (schema EventCreateQueryV2).
+pub fn client_event(e: &Event, profile: &str, out: &mut String) {
+    out.push_str(r#"{"data":{"type":"event","attributes":{"#);
+    event_members(e, out);
+    out.push_str(r#","profile":"#);
+    profile_data(profile, out);
     out.push_str("}}}");
 }
 
 /// `POST /client/event-bulk-create` (schema EventsBulkCreateQuery): one profile and its events.
 pub fn bulk_client_events<'a>(
     profile: &str,
-    events: impl Iterator<Item = &'a str>,
+    events: impl Iterator<Item = Event<'a>>,
     out: &mut String,
 ) {
-    out.push_str(r#"{"data":{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile","attributes":"#);
-    out.push_str(profile);
-    out.push_str(r#"}},"events":{"data":["#);
+    out.push_str(r#"{"data":{"type":"event-bulk-create","attributes":{"profile":"#);
+    profile_data(profile, out);
+    out.push_str(r#","events":{"data":["#);
     for (i, e) in events.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(r#"{"type":"event","attributes":"#);
-        out.push_str(e);
-        out.push('}');
+        out.push_str(r#"{"type":"event","attributes":{"#);
+        event_members(&e, out);
+        out.push_str("}}");
     }
     out.push_str("]}}}}");
 }
 
+/// Bytes a bulk request adds per event beyond its own fields (wrapper, keys, time,
+/// comma): 177 with a value and a currency. An upper bound, so a batch sized with it
+/// never outgrows its budget (a keepalive body over budget is not sent at all).
+pub const EVENT_OVERHEAD: usize = 192;
+
 /// `POST /client/profiles` (schema OnsiteProfileCreateQuery).
-pub fn client_profile(profile: Json) -> Json {
-    profile_data(profile)
+pub fn client_profile(attributes: &str) -> String {
+    let mut out = String::with_capacity(attributes.len() + 48);
+    profile_data(attributes, &mut out);
+    out
+}
+
+/// `{"data":{"type":kind,"id":id}}`, a relationship.
+fn relationship(kind: &str, id: &str) -> String {
+    let mut w = ObjWriter::new();
+    w.raw("type", &jt::quote(kind)).raw("id", &jt::quote(id));
+    let mut d = ObjWriter::new();
+    d.raw("data", &w.finish());
+    d.finish()
 }
 
 /// `POST /client/subscriptions` (schema OnsiteSubscriptionCreateQuery): consent for
-/// marketing on each channel, to one list.
+/// marketing on each channel, to one list. `profile` is an object of identifiers.
 pub fn client_subscription(
     list_id: &str,
-    mut profile: Json,
+    profile: &str,
     channels: &[&str],
     custom_source: Option<&str>,
-) -> Json {
-    let mut subs = Json::obj();
+) -> String {
+    let mut subs = ObjWriter::new();
     for ch in channels {
-        let marketing = Json::obj().with("consent", Json::str("SUBSCRIBED"));
-        subs.set(ch, Json::obj().with("marketing", marketing));
+        subs.raw(ch, r#"{"marketing":{"consent":"SUBSCRIBED"}}"#);
     }
-    profile.set("subscriptions", subs);
-    let mut attrs = Json::obj();
+    let profile = jt::with(profile, "subscriptions", Some(&subs.finish()));
+    let mut attrs = ObjWriter::new();
     if let Some(src) = custom_source {
-        attrs.set("custom_source", Json::str(src));
+        attrs.raw("custom_source", &jt::quote(src));
     }
-    attrs.set("profile", profile_data(profile));
-    let list = data(
-        Json::obj()
-            .with("type", Json::str("list"))
-            .with("id", Json::str(list_id)),
-    );
-    data(resource("subscription", attrs).with("relationships", Json::obj().with("list", list)))
+    let mut p = String::new();
+    profile_data(&profile, &mut p);
+    attrs.raw("profile", &p);
+    resource(
+        "subscription",
+        &attrs.finish(),
+        "list",
+        &relationship("list", list_id),
+    )
 }
 
 /// `POST /client/back-in-stock-subscriptions` (schema ClientBISSubscriptionCreateQuery).
-pub fn client_back_in_stock(variant_id: &str, profile: Json, channels: &[&str]) -> Json {
-    let chans = channels
-        .iter()
-        .map(|c| Json::Str(c.to_ascii_uppercase()))
-        .collect();
-    let attrs = Json::obj()
-        .with("channels", Json::Arr(chans))
-        .with("profile", profile_data(profile));
-    let variant = data(
-        Json::obj()
-            .with("type", Json::str("catalog-variant"))
-            .with("id", Json::str(variant_id)),
-    );
-    data(
-        resource("back-in-stock-subscription", attrs)
-            .with("relationships", Json::obj().with("variant", variant)),
+pub fn client_back_in_stock(variant_id: &str, profile: &str, channels: &[&str]) -> String {
+    let mut chans = String::from("[");
+    for (i, c) in channels.iter().enumerate() {
+        if i > 0 {
+            chans.push(',');
+        }
+        jt::write_str(&c.to_ascii_uppercase(), &mut chans);
+    }
+    chans.push(']');
+    let mut p = String::new();
+    profile_data(profile, &mut p);
+    let mut attrs = ObjWriter::new();
+    attrs.raw("channels", &chans).raw("profile", &p);
+    resource(
+        "back-in-stock-subscription",
+        &attrs.finish(),
+        "variant",
+        &relationship("catalog-variant", variant_id),
     )
+}
+
+/// `{"data":{"type":kind,"attributes":...,"relationships":{rel: ...}}}`
+fn resource(kind: &str, attributes: &str, rel: &str, related: &str) -> String {
+    let mut rels = ObjWriter::new();
+    rels.raw(rel, related);
+    let mut r = ObjWriter::new();
+    r.raw("type", &jt::quote(kind))
+        .raw("attributes", attributes)
+        .raw("relationships", &rels.finish());
+    let mut d = ObjWriter::new();
+    d.raw("data", &r.finish());
+    d.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::json::parse;
 
-    fn parts(unique_id: &str) -> EventParts<'_> {
-        EventParts {
-            metric: "Viewed Product",
-            properties: parse(r#"{"ProductID":"p1"}"#).unwrap(),
-            time: "2026-11-26T05:02:19Z".into(),
-            value: Some("9.5".into()),
-            value_currency: Some("USD".into()),
+    fn ev(unique_id: &str) -> Event<'_> {
+        Event {
+            time_s: 1_795_669_339,
             unique_id,
+            value: "9.5",
+            currency: "USD",
+            metric: r#""Viewed Product""#,
+            properties: r#"{"ProductID":"p1"}"#,
         }
     }
 
     #[test]
     fn client_event_has_the_exact_jsonapi_shape() {
-        let ev = event_attributes(parts("u-1")).to_text();
         let mut out = String::new();
-        client_event(&ev, r#"{"anonymous_id":"a-1"}"#, &mut out);
+        client_event(&ev(r#""u-1""#), r#"{"anonymous_id":"a-1"}"#, &mut out);
         assert_eq!(
             out,
             r#"{"data":{"type":"event","attributes":{"properties":{"ProductID":"p1"},"time":"2026-11-26T05:02:19Z","value":9.5,"value_currency":"USD","unique_id":"u-1","metric":{"data":{"type":"metric","attributes":{"name":"Viewed Product"}}},"profile":{"data":{"type":"profile","attributes":{"anonymous_id":"a-1"}}}}}}"#
         );
-        assert!(parse(&out).is_ok());
+        assert!(jt::check(&out).is_ok());
+    }
+
+    #[test]
+    fn optional_value_and_currency_are_left_out() {
+        let mut e = ev(r#""u-1""#);
+        e.value = "";
+        e.currency = "";
+        let mut out = String::new();
+        client_event(&e, "{}", &mut out);
+        assert!(!out.contains("value"));
+        assert!(jt::check(&out).is_ok());
     }
 
     #[test]
     fn bulk_body_shares_one_profile() {
-        let a = event_attributes(parts("u-1")).to_text();
-        let b = event_attributes(parts("u-2")).to_text();
         let mut out = String::new();
         bulk_client_events(
             r#"{"email":"a@b.co"}"#,
-            [a.as_str(), b.as_str()].into_iter(),
+            [ev(r#""u-1""#), ev(r#""u-2""#)].into_iter(),
             &mut out,
         );
-        let v = parse(&out).unwrap();
-        let attrs = v.get("data").unwrap().get("attributes").unwrap();
+        let v = jt::check(&out).unwrap();
+        let attrs = jt::get(jt::get(&v, "data").unwrap(), "attributes").unwrap();
         assert_eq!(
-            attrs.get("profile").unwrap().to_text(),
-            r#"{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}"#
+            jt::get(attrs, "profile"),
+            Some(r#"{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}"#)
         );
-        let Some(Json::Arr(events)) = attrs.get("events").unwrap().get("data") else {
-            panic!("no events array")
-        };
+        let events: Vec<&str> =
+            jt::items(jt::get(jt::get(attrs, "events").unwrap(), "data").unwrap()).collect();
         assert_eq!(events.len(), 2);
-        assert_eq!(events[1].get("type"), Some(&Json::str("event")));
+        assert_eq!(jt::get(events[1], "type"), Some(r#""event""#));
+        // The per-event allowance used to size batches covers the wrapper and keys.
+        let one = {
+            let mut o = String::new();
+            bulk_client_events("{}", [ev(r#""u""#)].into_iter(), &mut o);
+            o.len()
+        };
+        let two = out.len() - r#"{"email":"a@b.co"}"#.len() + 2;
+        let e = ev(r#""u""#);
+        let fields = e.unique_id.len()
+            + e.value.len()
+            + e.currency.len()
+            + e.metric.len()
+            + e.properties.len();
+        assert!(two - one - fields <= EVENT_OVERHEAD);
     }
 
     #[test]
     fn subscription_and_back_in_stock_shapes() {
-        let sub = client_subscription(
-            "Lst123",
-            parse(r#"{"email":"a@b.co"}"#).unwrap(),
-            &["email", "sms"],
-            None,
-        );
+        let sub = client_subscription("Lst123", r#"{"email":"a@b.co"}"#, &["email", "sms"], None);
         assert_eq!(
-            sub.to_text(),
+            sub,
             r#"{"data":{"type":"subscription","attributes":{"profile":{"data":{"type":"profile","attributes":{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}},"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}}},"relationships":{"list":{"data":{"type":"list","id":"Lst123"}}}}}"#
         );
         let bis = client_back_in_stock(
             "$shopify:::$default:::42",
-            parse(r#"{"email":"a@b.co"}"#).unwrap(),
+            r#"{"email":"a@b.co"}"#,
             &["email"],
         );
         assert_eq!(
-            bis.to_text(),
+            bis,
             r#"{"data":{"type":"back-in-stock-subscription","attributes":{"channels":["EMAIL"],"profile":{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}},"relationships":{"variant":{"data":{"type":"catalog-variant","id":"$shopify:::$default:::42"}}}}}"#
         );
+        let src = client_subscription("L", "{}", &["email"], Some("Footer \"form\""));
+        assert!(src.contains(r#""custom_source":"Footer \"form\"""#));
+        assert!(jt::check(&src).is_ok());
     }
 }

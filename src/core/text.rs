@@ -52,6 +52,14 @@ pub fn push_u64(out: &mut String, mut n: u64) {
     }
 }
 
+/// Appends `n` in decimal, with its sign.
+pub fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
 /// The value of `name` in a URL query string (`?a=1&_kx=...`), percent-decoded.
 pub fn query_param(search: &str, name: &str) -> Option<String> {
     let search = search.strip_prefix('?').unwrap_or(search);

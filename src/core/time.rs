@@ -39,25 +39,30 @@ fn push_2(out: &mut String, v: u32) {
 
 /// `2026-11-26T05:02:19Z` for a time in seconds since the epoch (years 0..=9999).
 pub fn iso_from_secs(secs: i64) -> String {
+    let mut out = String::with_capacity(20);
+    push_iso(&mut out, secs);
+    out
+}
+
+/// Appends [`iso_from_secs`] of `secs` to `out`.
+pub fn push_iso(out: &mut String, secs: i64) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
     let y = y.clamp(0, 9999) as u32;
-    let mut out = String::with_capacity(20);
-    push_2(&mut out, y / 100);
-    push_2(&mut out, y % 100);
+    push_2(out, y / 100);
+    push_2(out, y % 100);
     out.push('-');
-    push_2(&mut out, m);
+    push_2(out, m);
     out.push('-');
-    push_2(&mut out, d);
+    push_2(out, d);
     out.push('T');
-    push_2(&mut out, rem / 3600);
+    push_2(out, rem / 3600);
     out.push(':');
-    push_2(&mut out, rem / 60 % 60);
+    push_2(out, rem / 60 % 60);
     out.push(':');
-    push_2(&mut out, rem % 60);
+    push_2(out, rem % 60);
     out.push('Z');
-    out
 }
 
 /// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|+HH:MM|-HH:MM|+HHMM)` into

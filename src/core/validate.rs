@@ -1,7 +1,7 @@
 //! Input rules, one function per rule. A failure names the field it is about and says
 //! what is expected; it never repeats the value (it may be an email or a phone number).
 
-use super::json::Json;
+use super::jsontext::{self as jt, Kind};
 use super::time::{MAX_AHEAD_S, MIN_TIME_S};
 
 /// A rejected input: `field` is the path the caller used (`email`, `properties.Price`).
@@ -97,18 +97,19 @@ pub fn metric_name(field: &str, v: &str) -> Result<()> {
     }
 }
 
-/// A string that must be present and not blank.
-pub fn non_empty<'a>(field: &str, v: Option<&'a Json>) -> Result<&'a str> {
-    match v {
-        Some(Json::Str(s)) if !s.trim().is_empty() => Ok(s),
+/// A string that must be present and not blank; returns its text.
+pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
+    match raw.and_then(jt::unescape) {
+        Some(s) if !s.trim().is_empty() => Ok(s),
         _ => Err(ValidationError::new(field, "must be a non-empty string")),
     }
 }
 
-/// A shop's own `unique_id`: 1 to 255 characters, no control characters.
-pub fn unique_id<'a>(field: &str, v: &'a Json) -> Result<&'a str> {
-    match v {
-        Json::Str(s) if (1..=255).contains(&s.len()) && !s.chars().any(char::is_control) => Ok(s),
+/// A shop's own `unique_id`: 1 to 255 characters, no control characters. Returns the
+/// raw string literal, which is what the request carries.
+pub fn unique_id<'a>(field: &str, raw: &'a str) -> Result<&'a str> {
+    match jt::unescape(raw) {
+        Some(s) if (1..=255).contains(&s.len()) && !s.chars().any(char::is_control) => Ok(raw),
         _ => Err(ValidationError::new(
             field,
             "must be 1 to 255 characters without control characters",
@@ -117,14 +118,19 @@ pub fn unique_id<'a>(field: &str, v: &'a Json) -> Result<&'a str> {
 }
 
 /// Event properties: an object of at most 400 keys, no string over 100 KB anywhere in it.
-pub fn properties(field: &str, v: &Json) -> Result<()> {
-    let Json::Obj(entries) = v else {
+pub fn properties(field: &str, raw: &str) -> Result<()> {
+    if jt::kind(raw) != Kind::Obj {
         return Err(ValidationError::new(field, "must be an object"));
-    };
-    if entries.len() > MAX_PROPERTIES {
+    }
+    // Each member takes at least 5 bytes (`"":0,`): shorter text cannot hold 401.
+    if raw.len() > 5 * MAX_PROPERTIES && jt::entries(raw).count() > MAX_PROPERTIES {
         return Err(ValidationError::new(field, "has more than 400 keys"));
     }
-    match too_long(v) {
+    // Nor can shorter text hold a string over the limit.
+    if raw.len() <= MAX_STRING_BYTES {
+        return Ok(());
+    }
+    match too_long(raw) {
         Some(path) => {
             let mut field = field.to_string();
             field.push_str(&path);
@@ -138,14 +144,16 @@ pub fn properties(field: &str, v: &Json) -> Result<()> {
 }
 
 /// The path (`.Items.Note`) of the first string over 100 KB; built only on failure.
-fn too_long(v: &Json) -> Option<String> {
-    match v {
-        Json::Str(s) if s.len() > MAX_STRING_BYTES => Some(String::new()),
-        Json::Arr(items) => items.iter().find_map(too_long),
-        Json::Obj(entries) => entries.iter().find_map(|(k, v)| {
+fn too_long(raw: &str) -> Option<String> {
+    match jt::kind(raw) {
+        Kind::Str if raw.len() > MAX_STRING_BYTES => jt::unescape(raw)
+            .filter(|s| s.len() > MAX_STRING_BYTES)
+            .map(|_| String::new()),
+        Kind::Arr => jt::items(raw).find_map(too_long),
+        Kind::Obj => jt::entries(raw).find_map(|(k, v)| {
             too_long(v).map(|rest| {
                 let mut p = String::from(".");
-                p.push_str(k);
+                p.push_str(&jt::unescape(k).unwrap_or_default());
                 p.push_str(&rest);
                 p
             })
@@ -176,17 +184,18 @@ pub fn event_time(field: &str, secs: i64, now_ms: u64) -> Result<()> {
 }
 
 /// A JSON number (JSON has no NaN or Infinity: `JSON.stringify` turns them into null).
-pub fn number<'a>(field: &str, v: &'a Json) -> Result<&'a str> {
-    match v {
-        Json::Num(n) if n.len() <= 40 => Ok(n),
-        _ => Err(ValidationError::new(field, "must be a finite number")),
+pub fn number<'a>(field: &str, raw: &'a str) -> Result<&'a str> {
+    if jt::kind(raw) == Kind::Num && raw.len() <= 40 {
+        Ok(raw)
+    } else {
+        Err(ValidationError::new(field, "must be a finite number"))
     }
 }
 
 /// ISO 4217: three letters, sent upper-case.
-pub fn currency(field: &str, v: &Json) -> Result<String> {
-    match v {
-        Json::Str(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
+pub fn currency(field: &str, raw: &str) -> Result<String> {
+    match jt::unescape(raw) {
+        Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
             Ok(s.to_ascii_uppercase())
         }
         _ => Err(ValidationError::new(
@@ -237,7 +246,6 @@ pub fn api_base(v: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::json::parse;
 
     #[test]
     fn company_id_is_six_alphanumerics() {
@@ -291,41 +299,56 @@ mod tests {
         assert!(metric_name("metric", "   ").is_err());
     }
 
+    fn obj(n: usize) -> String {
+        let mut o = String::from("{");
+        for i in 0..n {
+            if i > 0 {
+                o.push(',');
+            }
+            o.push_str(&jt::quote(&i.to_string()));
+            o.push_str(":null");
+        }
+        o + "}"
+    }
+
     #[test]
     fn properties_must_be_a_small_enough_object() {
-        assert!(properties("properties", &parse("{}").unwrap()).is_ok());
+        assert!(properties("properties", "{}").is_ok());
         assert_eq!(
-            properties("properties", &parse("[1]").unwrap())
-                .unwrap_err()
-                .reason,
+            properties("properties", "[1]").unwrap_err().reason,
             "must be an object"
         );
-        let many = (0..401).map(|i| (i.to_string(), Json::Null)).collect();
         assert_eq!(
-            properties("properties", &Json::Obj(many))
-                .unwrap_err()
-                .reason,
+            properties("properties", &obj(401)).unwrap_err().reason,
             "has more than 400 keys"
         );
-        let ok400 = (0..400).map(|i| (i.to_string(), Json::Null)).collect();
-        assert!(properties("properties", &Json::Obj(ok400)).is_ok());
+        assert!(properties("properties", &obj(400)).is_ok());
+        // The shortest possible 401 members: one-character keys would not be distinct,
+        // so this is the floor the length shortcut relies on.
+        let tight = format!("{{{}}}", vec![r#""":0"#; 401].join(","));
+        assert!(tight.len() > 5 * MAX_PROPERTIES);
+        assert!(properties("properties", &tight).is_err());
     }
 
     #[test]
     fn no_string_over_100_kb_anywhere_and_the_field_is_named() {
-        let long = Json::Str("x".repeat(MAX_STRING_BYTES + 1));
-        let fits = Json::Str("x".repeat(MAX_STRING_BYTES));
-        let top = Json::obj().with("Description", long.clone());
+        let long = jt::quote(&"x".repeat(MAX_STRING_BYTES + 1));
+        let fits = jt::quote(&"x".repeat(MAX_STRING_BYTES));
+        let top = format!(r#"{{"Description":{long}}}"#);
         assert_eq!(
             properties("properties", &top).unwrap_err().field,
             "properties.Description"
         );
-        let nested = Json::obj().with("Items", Json::Arr(vec![Json::obj().with("Note", long)]));
+        let nested = format!(r#"{{"Items":[{{"Note":{long}}}]}}"#);
         assert_eq!(
             properties("properties", &nested).unwrap_err().field,
             "properties.Items.Note"
         );
-        assert!(properties("properties", &Json::obj().with("D", fits)).is_ok());
+        assert!(properties("properties", &format!(r#"{{"D":{fits}}}"#)).is_ok());
+        // Escapes count as the characters they stand for.
+        let escaped = jt::quote(&"\n".repeat(MAX_STRING_BYTES / 2));
+        assert!(escaped.len() > MAX_STRING_BYTES);
+        assert!(properties("properties", &format!(r#"{{"E":{escaped}}}"#)).is_ok());
     }
 
     #[test]
@@ -345,12 +368,25 @@ mod tests {
 
     #[test]
     fn value_must_be_a_number_and_currency_three_letters() {
-        assert!(number("value", &Json::Num("9.5".into())).is_ok());
-        assert!(number("value", &Json::Null).is_err());
-        assert!(number("value", &Json::str("9.5")).is_err());
-        assert_eq!(currency("valueCurrency", &Json::str("usd")).unwrap(), "USD");
-        for bad in ["US", "USDX", "U$D"] {
-            assert!(currency("valueCurrency", &Json::str(bad)).is_err());
+        assert_eq!(number("value", "9.5"), Ok("9.5"));
+        assert!(number("value", "null").is_err());
+        assert!(number("value", r#""9.5""#).is_err());
+        assert_eq!(currency("valueCurrency", r#""usd""#).unwrap(), "USD");
+        for bad in [r#""US""#, r#""USDX""#, r#""U$D""#, "7"] {
+            assert!(currency("valueCurrency", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unique_ids_and_non_empty_strings() {
+        assert_eq!(unique_id("uniqueId", r#""order-1""#), Ok(r#""order-1""#));
+        let long = jt::quote(&"u".repeat(256));
+        for bad in [r#""""#, r#""a""#, "12", long.as_str()] {
+            assert!(unique_id("uniqueId", bad).is_err(), "{bad}");
+        }
+        assert_eq!(non_empty("listId", Some(r#""L1""#)).as_deref(), Ok("L1"));
+        for bad in [None, Some(r#""  ""#), Some("1"), Some("null")] {
+            assert!(non_empty("listId", bad).is_err());
         }
     }
 

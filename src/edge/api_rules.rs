@@ -127,7 +127,7 @@ fn event(attrs: &Json, at: &str, now_ms: u64) -> Result {
     let props = attrs
         .get("properties")
         .ok_or_else(|| invalid(&join(at, "properties"), "is required"))?;
-    rule(at, validate::properties("properties", props))?;
+    rule(at, validate::properties("properties", &props.to_text()))?;
     match attrs.get("time") {
         None | Some(Json::Null) => {}
         Some(Json::Str(t)) => {
@@ -147,13 +147,19 @@ fn event(attrs: &Json, at: &str, now_ms: u64) -> Result {
         }
     }
     if let Some(v) = attrs.get("value").filter(|v| !v.is_null()) {
-        rule(at, validate::number("value", v).map(|_| ()))?;
+        rule(at, validate::number("value", &v.to_text()).map(|_| ()))?;
     }
     if let Some(c) = attrs.get("value_currency").filter(|v| !v.is_null()) {
-        rule(at, validate::currency("value_currency", c).map(|_| ()))?;
+        rule(
+            at,
+            validate::currency("value_currency", &c.to_text()).map(|_| ()),
+        )?;
     }
     if let Some(u) = attrs.get("unique_id").filter(|v| !v.is_null()) {
-        rule(at, validate::unique_id("unique_id", u).map(|_| ()))?;
+        rule(
+            at,
+            validate::unique_id("unique_id", &u.to_text()).map(|_| ()),
+        )?;
     }
     Ok(())
 }

@@ -1,0 +1,321 @@
+// The browser adapter: carries out what the wasm core decides. It owns the page's
+// facilities (fetch, localStorage, timers, page lifecycle, Web Locks) and no policy:
+// what to store, what to send, when, and what to retry are the core's answers.
+import { open, call, done, ctl, error } from "./klaviyo_wasm.js";
+
+// ctl() codes: the table in src/browser/exports.rs.
+const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
+  STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
+  TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17;
+const SEP = "\u0001", SUB = "\u0002";
+/** All our storage keys start with this (then the company id). */
+export const NS = "klaviyo:";
+/** Browsers allow 64 KB of keepalive request bodies in flight; stay under it. */
+const KEEPALIVE = 60 * 1024;
+const LEASE_MS = 1000;
+
+// localStorage that never throws: null when missing or refused (sandbox, privacy mode).
+let store;
+try {
+  store = globalThis.localStorage;
+  store.length;
+} catch {
+  store = null;
+}
+export const storage = {
+  get(k) {
+    try { return store ? store.getItem(k) : null; } catch { return null; }
+  },
+  /** false when the write failed (quota exceeded, storage gone) */
+  set(k, v) {
+    try { store.setItem(k, v); return true; } catch { return false; }
+  },
+  del(k) {
+    try { store && store.removeItem(k); } catch { /* nothing to do */ }
+  },
+  /** `key SUB value SEP ...` of every key starting with `prefix` */
+  scan(prefix) {
+    let out = "";
+    try {
+      for (let i = 0; store && i < store.length; i++) {
+        const k = store.key(i);
+        if (k !== null && k.startsWith(prefix)) out += SEP + k + SUB + store.getItem(k);
+      }
+    } catch { /* what we have so far */ }
+    return out;
+  },
+};
+
+/** An Error carrying the fields onError documents. */
+export function report(kind, message, status = 0, count = 1, detail) {
+  const e = new Error(message);
+  e.kind = kind;
+  e.status = status;
+  e.count = count;
+  if (detail !== undefined) e.detail = detail;
+  return e;
+}
+
+/** One tracker's adapter: a handle into the wasm core plus the page wiring. */
+export class Runtime {
+  constructor(options, onError, debug) {
+    const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID());
+    if (h === 0xffffffff) throw new Error(error());
+    this.h = h;
+    [this.prefix, this.revision] = ctl(h, INFO, 0, "").split(SEP);
+    this.onError = onError;
+    this.debug = debug;
+    this.busy = false; // a request is in flight (one at a time, keepalive ones aside)
+    this.kaBytes = 0; // keepalive body bytes in flight
+    this.electing = !!store; // learning whether this tab sends
+    this.waiters = []; // flush() promises, resolved when the loop runs dry
+    this.timer = 0;
+    this.timerAt = Infinity;
+    this.queued = false;
+    this.closed = false;
+    this.stop = new AbortController();
+    this.watch();
+    this.elect();
+  }
+
+  log(...parts) {
+    if (this.debug) console.debug("klaviyo:", ...parts);
+  }
+
+  /** A call of the API; throws the core's Error when it refuses it. */
+  call(op, text) {
+    if (!call(this.h, op, text)) throw new Error(error());
+    this.soon();
+  }
+
+  /** The end of the current task: persist its calls as one record, then send. */
+  soon() {
+    if (this.queued) return;
+    this.queued = true;
+    queueMicrotask(() => {
+      this.queued = false;
+      this.tick();
+    });
+  }
+
+  tick() {
+    if (this.closed) return;
+    this.sync();
+    this.pump();
+  }
+
+  /** Carries out the core's storage writes; hands failures back, then the reports. */
+  sync() {
+    for (;;) {
+      let failed = false;
+      for (const op of ctl(this.h, SYNC, Date.now(), "").split(SEP)) {
+        if (!op) continue;
+        const i = op.indexOf(SUB);
+        if (i < 0) storage.del(op);
+        else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
+          ctl(this.h, FAILED, 0, op.slice(0, i));
+          failed = true;
+        }
+      }
+      if (!failed) break;
+    }
+    this.reports();
+  }
+
+  reports() {
+    for (const r of ctl(this.h, REPORTS, 0, "").split(SEP)) {
+      if (!r) continue;
+      const [kind, status, count, message, text] = r.split(SUB);
+      let detail;
+      if (text) {
+        try { detail = JSON.parse(text); } catch { detail = text; }
+      }
+      this.emit(report(kind, message, +status, +count, detail));
+    }
+  }
+
+  /** onError, which may not throw into us. */
+  emit(e) {
+    this.log(e.message);
+    try { this.onError?.(e); } catch { /* the shop's handler failed: nothing to do */ }
+  }
+
+  /** Sends what is due, one request at a time; then sets the timer. */
+  pump() {
+    if (this.closed || this.electing) return;
+    while (!this.busy) {
+      const t = ctl(this.h, NEXT, Date.now(), "");
+      if (!t) break;
+      this.send(t, false);
+    }
+    if (this.busy) return;
+    const at = ctl(this.h, WAKE, 0, "");
+    if (at) this.arm(+at);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Wakes the loop by `at` (never sooner than 10 ms: no busy loop, whatever happens). */
+  arm(at) {
+    at = Math.max(at, Date.now() + 10);
+    if (this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timerAt = Infinity;
+      this.tick();
+    }, at - Date.now());
+  }
+
+  /**
+   * POSTs a transmit `tx SEP url SEP items SEP bytes SEP body`. Bodies that fit the
+   * keepalive allowance go with `keepalive`, so a page that closes mid-request does not
+   * cancel it. `hiding`: sent while the page goes away, beside the one in flight.
+   */
+  send(t, hiding) {
+    const [tx, url, items, bytes] = t.split(SEP, 4);
+    const body = t.slice(tx.length + url.length + items.length + bytes.length + 4);
+    const keepalive = +bytes <= KEEPALIVE - this.kaBytes;
+    if (keepalive) this.kaBytes += +bytes;
+    if (!hiding) this.busy = true;
+    const path = url.slice(url.indexOf("/client"), url.indexOf("?"));
+    this.log("POST", path, `(${items}${keepalive ? ", keepalive" : ""})`);
+    let signal;
+    try { signal = AbortSignal.timeout(30000); } catch { /* older browsers: no timeout */ }
+    const answered = (status, retryAfter, text) => {
+      if (keepalive) this.kaBytes -= +bytes;
+      if (!hiding) this.busy = false;
+      this.log(path, "->", status);
+      done(this.h, +tx, status, retryAfter || "", text, Date.now(), (Math.random() * 65536) | 0);
+      this.tick();
+    };
+    fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/vnd.api+json", revision: this.revision },
+      body,
+      keepalive,
+      signal,
+    }).then(
+      (r) => {
+        const ra = r.headers.get("retry-after");
+        // The body is read only for failures, where onError reports it.
+        if (r.status < 300) answered(r.status, ra, "");
+        else r.text().then((b) => answered(r.status, ra, b), () => answered(r.status, ra, ""));
+      },
+      () => answered(0, null, ""),
+    );
+  }
+
+  /** The page is hidden or going away: hand what fits to keepalive requests now. */
+  hide() {
+    if (this.closed) return;
+    this.sync();
+    const now = Date.now();
+    for (;;) {
+      const t = ctl(this.h, NEXT, now, "", String(Math.max(0, KEEPALIVE - this.kaBytes)));
+      if (!t) break;
+      this.send(t, true);
+    }
+    ctl(this.h, HIDE, now, "");
+    this.sync();
+  }
+
+  watch() {
+    const opt = { signal: this.stop.signal };
+    const online = (on) => {
+      ctl(this.h, ONLINE, 0, on ? "1" : "0");
+      this.log(on ? "online" : "offline");
+      if (on) this.tick();
+    };
+    if (navigator.onLine === false) online(false);
+    addEventListener("online", () => online(true), opt);
+    addEventListener("offline", () => online(false), opt);
+    addEventListener("pagehide", () => this.hide(), opt);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") this.hide();
+    }, opt);
+    addEventListener("storage", (e) => {
+      if (e.key === null) ctl(this.h, RESYNC, 0, storage.scan(this.prefix));
+      else if (e.key.startsWith(this.prefix)) ctl(this.h, STORAGE, 0, e.key, e.newValue);
+      else return;
+      this.soon();
+    }, opt);
+  }
+
+  /** Which tab sends: the holder of a Web Lock, else of a lease in storage. */
+  elect() {
+    if (!store) {
+      this.log("no localStorage: this tab sends its own requests");
+      return this.became(true);
+    }
+    const name = this.prefix + "sender";
+    const locks = navigator.locks;
+    if (locks) {
+      const hold = () => {
+        if (this.closed) return undefined;
+        this.became(true);
+        return new Promise((r) => (this.release = r));
+      };
+      locks.request(name, { ifAvailable: true }, (lock) => {
+        if (lock) return hold();
+        this.became(false);
+        if (!this.closed) locks.request(name, hold);
+        return undefined;
+      }).catch(() => this.became(true));
+      return;
+    }
+    const me = crypto.randomUUID();
+    const key = this.prefix + "lease";
+    const beat = () => {
+      const v = ctl(this.h, LEASE, Date.now(), me, storage.get(key));
+      if (v) storage.set(key, v);
+      if (this.electing || !!v !== this.sender) this.became(!!v);
+    };
+    beat();
+    const id = setInterval(beat, LEASE_MS);
+    this.stop.signal.addEventListener("abort", () => clearInterval(id));
+  }
+
+  became(sender) {
+    if (this.closed) return;
+    this.electing = false;
+    this.sender = sender;
+    ctl(this.h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.prefix) : "");
+    this.log(sender ? "this tab sends" : "this tab queues; another tab sends");
+    this.tick();
+  }
+
+  flush() {
+    const [sent0, failed0] = ctl(this.h, TOTALS, 0, "").split(" ");
+    return new Promise((resolve) => {
+      this.waiters.push(() => {
+        const [sent, failed] = ctl(this.h, TOTALS, 0, "").split(" ");
+        resolve({ sent: sent - sent0, failed: failed - failed0, pending: this.pending() });
+      });
+      this.tick();
+    });
+  }
+
+  pending() {
+    return +ctl(this.h, PENDING, 0, "");
+  }
+
+  anonymousId() {
+    return ctl(this.h, ANON, 0, "");
+  }
+
+  reset() {
+    ctl(this.h, RESET, 0, crypto.randomUUID());
+    this.soon();
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.stop.abort();
+    clearTimeout(this.timer);
+    this.release?.();
+    ctl(this.h, CLOSE, 0, "");
+  }
+}
