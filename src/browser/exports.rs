@@ -175,7 +175,12 @@ pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
         }
         what::FAILED => c.on_storage_failed(a),
         what::NEXT => {
-            if let Some(t) = c.poll_transmit(now, n_to_usize(b.as_deref())) {
+            // With a budget (`b`): the page is going away; keepalive requests only.
+            let t = match b.as_deref().and_then(text::parse_u64) {
+                Some(max) => c.poll_keepalive(now, max as usize),
+                None => c.poll_transmit(now, usize::MAX),
+            };
+            if let Some(t) = t {
                 push_u64(&mut out, u64::from(t.id));
                 out.push(SEP);
                 out.push_str(&c.config.url(t.endpoint.path()));
@@ -240,11 +245,4 @@ pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
         _ => {}
     }
     out
-}
-
-/// A size limit passed as decimal text; none (unlimited) when absent.
-fn n_to_usize(v: Option<&str>) -> usize {
-    v.and_then(text::parse_u64)
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(usize::MAX)
 }

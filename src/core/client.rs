@@ -364,6 +364,11 @@ impl Client {
         self.queue.poll_transmit(now_ms, max_body)
     }
 
+    /// The page is going away: the next request that fits the keepalive allowance left.
+    pub fn poll_keepalive(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        self.queue.poll_keepalive(now_ms, max_body)
+    }
+
     pub fn on_outcome(&mut self, tx: u32, outcome: Outcome, now_ms: u64, jitter: u16) {
         self.queue.on_outcome(tx, outcome, now_ms, jitter);
     }

@@ -205,6 +205,8 @@ struct Record {
     dirty: bool,
     /// A keepalive mark exists for it (removed with it).
     marked: bool,
+    /// Its last write replaced an earlier version (so a failed one leaves that behind).
+    replaced: bool,
     next_idx: u32,
 }
 
@@ -310,6 +312,7 @@ impl Queue {
                     written: false,
                     dirty: false,
                     marked: false,
+                    replaced: false,
                     next_idx: 0,
                 });
                 self.open = Some(r);
@@ -328,7 +331,7 @@ impl Queue {
             text,
             created_ms: now_ms,
             attempts: 0,
-            not_before_ms: now_ms + self.limits.flush_delay_ms,
+            not_before_ms: 0,
             tx: 0,
             batch_cap: u32::MAX,
             stored: false,
@@ -388,7 +391,9 @@ impl Queue {
                 if it.stored {
                     self.stored_events -= 1;
                     self.stored_bytes -= it.text.len();
-                    self.records[it.rec as usize].dirty = true;
+                    // Storage is the sender's to change; another tab only forgets its
+                    // copy (the sender rewrites the record when it is done with it).
+                    self.records[it.rec as usize].dirty |= self.sender;
                 }
             }
             !drop
@@ -448,7 +453,9 @@ impl Queue {
     /// Past the storage bounds: the oldest calls leave storage (this page keeps them).
     fn evict_from_storage(&mut self) {
         let l = &self.limits;
-        if self.stored_events <= l.max_events && self.stored_bytes <= l.max_bytes {
+        // Only the sender evicts: it then holds and sends what it evicted.
+        let within = self.stored_events <= l.max_events && self.stored_bytes <= l.max_bytes;
+        if !self.sender || within {
             return;
         }
         let mut evicted = 0;
@@ -503,6 +510,7 @@ impl Queue {
             let k = key(&self.prefix, &r.id);
             match t {
                 Some((value, _)) => {
+                    r.replaced = r.written;
                     r.written = true;
                     self.ops.push(StorageOp::Put { key: k, value });
                 }
@@ -548,7 +556,7 @@ impl Queue {
     /// Adds the calls of a stored record that we do not hold yet; for a record we know,
     /// forgets stored calls it no longer lists (another tab delivered them).
     fn insert_record(&mut self, id: &str, value: &str) {
-        let Some((created_ms, lines)) = record::read(value) else {
+        let Some((created_ms, lines)) = record::read(value).filter(|(_, l)| !l.is_empty()) else {
             self.ops.push(StorageOp::Remove {
                 key: key(&self.prefix, id),
             });
@@ -574,6 +582,7 @@ impl Queue {
                     written: true,
                     dirty: false,
                     marked: false,
+                    replaced: false,
                     next_idx: 0,
                 });
                 (self.records.len() - 1) as u32
@@ -704,7 +713,15 @@ impl Queue {
             .strip_prefix(self.prefix.as_str())
             .and_then(|id| self.find_record(id))
         {
-            self.records[r as usize].written = false;
+            let rec = &mut self.records[r as usize];
+            rec.written = false;
+            if rec.replaced {
+                // A rewrite failed: the older version must not stay behind, or the next
+                // page would send again what was delivered since.
+                self.ops.push(StorageOp::Remove {
+                    key: key.to_string(),
+                });
+            }
             for it in self.items.iter_mut().filter(|it| it.rec == r && it.stored) {
                 it.stored = false;
                 self.stored_events -= 1;
@@ -791,21 +808,50 @@ impl Queue {
     /// Whether this tab may send `it` now: written (its task ended), not in flight,
     /// due, and ours to send (the sender sends stored calls; any tab sends what only it
     /// holds).
-    fn due(&self, it: &Item, now_ms: u64) -> bool {
+    /// `urgent`: the page is going away, so a flush delay no longer applies (backoff,
+    /// Retry-After and keepalive holds still do).
+    fn due(&self, it: &Item, now_ms: u64, urgent: bool) -> bool {
         it.tx == 0
             && it.not_before_ms <= now_ms
-            && (self.sender || !it.stored)
+            && (urgent || it.created_ms + self.limits.flush_delay_ms <= now_ms)
+            && self.mine(it)
             && Some(it.rec) != self.open
+    }
+
+    /// Whether this tab is the one to send `it`.
+    fn mine(&self, it: &Item) -> bool {
+        self.sender || !it.stored
     }
 
     /// The next request to send, if one is due, with a body of at most `max_body`
     /// bytes (the keepalive allowance left, when the page is going away).
     pub fn poll_transmit(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        self.poll(now_ms, max_body, false)
+    }
+
+    /// For a page being hidden or closed: like [`Queue::poll_transmit`], but a flush
+    /// delay no longer holds calls back, and calls too large for `max_body` (what is
+    /// left of the keepalive allowance) are passed over rather than blocking the rest.
+    pub fn poll_keepalive(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        self.poll(now_ms, max_body, true)
+    }
+
+    fn poll(&mut self, now_ms: u64, max_body: usize, urgent: bool) -> Option<Transmit> {
         if !self.online || now_ms < self.paused_until_ms {
             return None;
         }
         self.give_up_stale(now_ms);
-        let first = self.items.iter().position(|i| self.due(i, now_ms))?;
+        let fits = |it: &Item| {
+            let extra = match it.profile {
+                NO_PROFILE => 0,
+                p => self.profiles[p as usize].len() + payload::EVENT_OVERHEAD + 100,
+            };
+            !urgent || it.text.len() + extra <= max_body
+        };
+        let first = self
+            .items
+            .iter()
+            .position(|i| self.due(i, now_ms, urgent) && fits(i))?;
         let (endpoint, body, picked) = if self.items[first].profile == NO_PROFILE {
             let it = &self.items[first];
             (it.endpoint, it.text.clone(), vec![first])
@@ -847,7 +893,8 @@ impl Queue {
         let mut cap = self.limits.batch_events;
         let mut bytes = profile.len() + 200;
         for (n, item) in self.items.iter().enumerate().skip(first) {
-            if item.profile != profile_id || !self.due(item, now_ms) {
+            // Once a request goes, calls still in their flush delay join it.
+            if item.profile != profile_id || !self.due(item, now_ms, true) {
                 continue;
             }
             let Some(e) = record::read_event(&item.text) else {
@@ -883,9 +930,12 @@ impl Queue {
     fn give_up_stale(&mut self, now_ms: u64) {
         let l = &self.limits;
         let (max_attempts, max_age) = (l.max_attempts, l.max_age_ms);
+        let sender = self.sender;
         let mut n = 0;
         self.remove_where(|i| {
+            // Only the calls this tab would send: another tab's give up is its own.
             let stale = !i.in_flight()
+                && (sender || !i.stored)
                 && (i.attempts >= max_attempts || now_ms.saturating_sub(i.created_ms) > max_age);
             n += usize::from(stale);
             stale
@@ -993,10 +1043,13 @@ impl Queue {
         for i in self
             .items
             .iter()
-            .filter(|i| !i.in_flight() && (self.sender || !i.stored) && Some(i.rec) != self.open)
+            .filter(|i| !i.in_flight() && self.mine(i) && Some(i.rec) != self.open)
         {
             let class = i.endpoint as usize;
-            earliest[class] = earliest[class].min(i.not_before_ms);
+            let at = i
+                .not_before_ms
+                .max(i.created_ms + self.limits.flush_delay_ms);
+            earliest[class] = earliest[class].min(at);
         }
         let limiter = |e: Endpoint, at: u64| self.limiters[e as usize].ready_at(at);
         (0..ENDPOINTS)

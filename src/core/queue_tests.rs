@@ -471,8 +471,9 @@ fn the_flush_delay_holds_a_task_back_for_later_calls() {
     assert!(q.poll_transmit(T0 + 49, ALL).is_none());
     assert_eq!(q.poll_timeout(), Some(T0 + 50));
     task(&mut q, "b", 1, ANON, T0 + 20);
-    assert_eq!(q.poll_transmit(T0 + 50, ALL).unwrap().items, 1);
-    assert_eq!(q.poll_timeout(), Some(T0 + 70));
+    // The first call's delay decides; the later one joins its request.
+    assert_eq!(q.poll_transmit(T0 + 50, ALL).unwrap().items, 2);
+    assert_eq!(q.poll_timeout(), None);
 }
 
 // ------------------------------------------------------------ retries
@@ -1206,4 +1207,138 @@ fn report_kinds_have_the_names_on_error_sees() {
         names,
         ["rejected", "retry", "evicted", "dropped", "gave_up", "storage"]
     );
+}
+
+#[test]
+fn only_the_sender_evicts_and_then_it_sends_what_it_evicted() {
+    let limits = Limits {
+        max_events: 3,
+        ..Limits::default()
+    };
+    let mut follower = with(limits.clone());
+    follower.set_sender(false);
+    let mut sender = with(limits);
+    let ops = task(&mut follower, "f", 5, ANON, T0);
+    assert_eq!(puts(&ops).len(), 1, "a follower writes its record whole");
+    assert!(follower.take_reports().is_empty(), "and evicts nothing");
+    mirror(&ops, &mut sender);
+    sender.sync(T0);
+    let evicting = sender.take_ops();
+    assert_eq!(
+        lines(puts(&evicting)[0].1),
+        [2, 3, 4],
+        "the sender trims it"
+    );
+    assert_eq!(sender.take_reports()[0].kind, ReportKind::Evicted);
+    mirror(&evicting, &mut follower);
+    assert_eq!(follower.len(), 3, "the follower forgets what left storage");
+    // The sender holds the two it evicted and sends all five.
+    let t = sender.poll_transmit(T0, ALL).unwrap();
+    assert_eq!(uids(&t), ["f-0", "f-1", "f-2", "f-3", "f-4"]);
+    assert!(follower.poll_transmit(T0, ALL).is_none());
+}
+
+#[test]
+fn a_follower_forgetting_stored_calls_never_rewrites_storage() {
+    let mut follower = queue();
+    follower.set_sender(false);
+    let mut sender = queue();
+    let ops = task(&mut sender, "s", 2, ANON, T0);
+    mirror(&ops, &mut follower);
+    // Past the age limit: the sender's to give up, not the follower's.
+    let later = T0 + Limits::default().max_age_ms + 1;
+    assert!(follower.poll_transmit(later, ALL).is_none());
+    assert!(follower.take_reports().is_empty());
+    follower.sync(later);
+    assert!(follower.take_ops().is_empty());
+    assert_eq!(follower.len(), 2);
+}
+
+#[test]
+fn a_failed_rewrite_removes_the_older_version() {
+    // Deliver part of a record, so it is rewritten, and let that write fail.
+    let mut q = with(Limits {
+        batch_events: 1,
+        ..Limits::default()
+    });
+    task(&mut q, "a", 2, ANON, T0);
+    let t = q.poll_transmit(T0, ALL).unwrap();
+    q.on_outcome(t.id, ok(), T0, 0);
+    q.sync(T0);
+    let rewrite = q.take_ops();
+    assert_eq!(
+        puts(&rewrite).len(),
+        1,
+        "a-0 delivered: the record is rewritten"
+    );
+    q.on_storage_failed("klaviyo:AbC123:q:a-0");
+    assert_eq!(
+        q.take_ops(),
+        vec![remove("klaviyo:AbC123:q:a-0")],
+        "the older version (listing the delivered call) must go"
+    );
+    assert_eq!(q.len(), 1, "a-1 stays in memory and is still sent");
+    assert_eq!(uids(&q.poll_transmit(T0, ALL).unwrap()), ["a-1"]);
+}
+
+#[test]
+fn going_away_ignores_the_flush_delay_but_not_backoff() {
+    let mut q = with(Limits {
+        flush_delay_ms: 60_000,
+        ..Limits::default()
+    });
+    task(&mut q, "a", 2, ANON, T0);
+    assert!(
+        q.poll_transmit(T0, ALL).is_none(),
+        "held by the flush delay"
+    );
+    assert_eq!(q.poll_timeout(), Some(T0 + 60_000));
+    let t = q.poll_keepalive(T0, KEEPALIVE_BUDGET).unwrap();
+    assert_eq!(uids(&t), ["a-0", "a-1"]);
+    q.on_outcome(t.id, status(503), T0, 0);
+    assert!(
+        q.poll_keepalive(T0 + 10, KEEPALIVE_BUDGET).is_none(),
+        "a retry waits for its backoff even when the page goes away"
+    );
+}
+
+#[test]
+fn going_away_passes_over_a_call_too_large_for_the_keepalive_allowance() {
+    let mut q = queue();
+    let big = jt::quote(&"x".repeat(KEEPALIVE_BUDGET));
+    q.push_body(
+        "big",
+        Endpoint::Profiles,
+        format!(r#"{{"data":{big}}}"#),
+        T0,
+    );
+    q.sync(T0);
+    task(&mut q, "a", 1, ANON, T0 + 1);
+    let t = q.poll_keepalive(T0 + 1, KEEPALIVE_BUDGET).unwrap();
+    assert_eq!(uids(&t), ["a-0"]);
+    assert!(q.poll_keepalive(T0 + 1, KEEPALIVE_BUDGET).is_none());
+    assert_eq!(
+        q.poll_transmit(T0 + 1, ALL).unwrap().endpoint,
+        Endpoint::Profiles
+    );
+}
+
+#[test]
+fn an_empty_record_is_removed() {
+    let mut q = queue();
+    q.load("klaviyo:AbC123:q:empty", "2 5");
+    assert_eq!(q.take_ops(), vec![remove("klaviyo:AbC123:q:empty")]);
+}
+
+#[test]
+fn calls_still_in_their_flush_delay_join_a_request_that_goes() {
+    let mut q = with(Limits {
+        flush_delay_ms: 300,
+        ..Limits::default()
+    });
+    task(&mut q, "a", 2, ANON, T0);
+    task(&mut q, "b", 2, ANON, T0 + 100);
+    assert!(q.poll_transmit(T0 + 299, ALL).is_none());
+    let t = q.poll_transmit(T0 + 300, ALL).unwrap();
+    assert_eq!(uids(&t), ["a-0", "a-1", "b-0", "b-1"]);
 }

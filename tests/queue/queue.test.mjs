@@ -318,8 +318,9 @@ test('a truly invalid event (stored time 1985) in a bulk 400 without pointer: ha
       const k = localStorage.key(i);
       const v = localStorage.getItem(k);
       if (k.startsWith(prefix) && v.includes(badId)) {
-        const nv = v.replace(/"time":"[^"]*"/, '"time":"1985-01-01T00:00:00+00:00"');
-        if (nv === v) return `record ${k} has no "time":"..." to edit`;
+        // An event line is `e<idx>\t<time in seconds>\t"<unique_id>"\t...`.
+        const nv = v.replace(new RegExp(`\\t\\d+\\t"${badId}"`), `\t473385600\t"${badId}"`);
+        if (nv === v) return `record ${k} has no time before "${badId}" to edit`;
         localStorage.setItem(k, nv);
         return 'ok';
       }
@@ -549,21 +550,42 @@ test('garbage under our keys: skipped and removed, new events delivered', { time
   assertNoPageErrors(shop);
 });
 
-test('bounds: maxQueueEvents evicts the oldest first and reports "evicted"', { timeout: TEST_TIMEOUT }, async (t) => {
+test('bounds: maxQueueEvents bounds storage: the oldest leave storage ("evicted") yet the open page sends all; a reload has only the newest', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t, { serveFromDisk: true });
+  let page = await shop.open({ companyId, maxQueueEvents: 5 });
+  await shop.context.setOffline(true);
+  // Two tasks: 8 calls, then 8 more.
+  const first = await trackMany(page, 8, { metric: 'Bounded' });
+  const second = await trackMany(page, 8, { metric: 'Bounded', from: 8 });
+  assert.equal(await page.evaluate(() => window.kl.pending()), 16, 'the open page holds all 16');
+  const stored = Object.values(await storedEntries(page, qPrefix(companyId)))
+    .flatMap((v) => v.split('\n').filter((l) => l.startsWith('e')));
+  assert.equal(stored.length, 5, 'storage holds maxQueueEvents calls');
+  for (const id of second.slice(3)) assert.ok(stored.some((l) => l.includes(id)), 'the newest are the stored ones');
+  const evicted = (await reportsOf(page)).filter((r) => r.kind === 'evicted');
+  assert.equal(evicted.reduce((n, r) => n + r.count, 0), 11, `11 evictions reported: ${JSON.stringify(evicted)}`);
+  // A reload while offline: only what storage held survives.
+  page = await shop.goto(page, { companyId, maxQueueEvents: 5 });
+  assert.equal(await page.evaluate(() => window.kl.pending()), 5);
+  await shop.context.setOffline(false);
+  const s = await delivered(second.slice(3));
+  await drained(page, companyId);
+  for (const id of [...first, ...second.slice(0, 3)]) assert.equal(s.uniqueIdCounts[id], undefined, 'an evicted call is lost only with the page that held it');
+  trace(t);
+  assertNoPageErrors(shop);
+});
+
+test('bounds: an open page delivers everything past maxQueueEvents', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
   const page = await shop.open({ companyId, maxQueueEvents: 5 });
   await shop.context.setOffline(true);
-  const ids = await trackMany(page, 8, { metric: 'Bounded' });
-  assert.equal(await page.evaluate(() => window.kl.pending()), 5, 'at most maxQueueEvents queued');
-  const evicted = (await reportsOf(page)).filter((r) => r.kind === 'evicted');
-  assert.equal(evicted.reduce((n, r) => n + r.count, 0), 3, `3 evictions reported: ${JSON.stringify(evicted)}`);
+  const ids = await trackMany(page, 8, { metric: 'Bounded Open' });
   await shop.context.setOffline(false);
-  const kept = ids.slice(3);
-  const s = await delivered(kept);
+  const s = await delivered(ids);
   await drained(page, companyId);
-  for (const id of ids.slice(0, 3)) assert.equal(s.uniqueIdCounts[id], undefined, 'an evicted (oldest) event is never sent');
-  assertOnceEach(summary(), kept);
+  assertOnceEach(s, ids);
   trace(t);
   assertNoPageErrors(shop);
 });
