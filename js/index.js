@@ -4,7 +4,7 @@
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
 import { initSync } from "./klaviyo_wasm.js";
-import { Runtime, NS, storage, report } from "./runtime.js";
+import { Runtime, NS, storage, report, attach } from "./runtime.js";
 
 const IDENTIFY = 1, TRACK = 2, VIEWED = 3, ADDED = 4, CHECKOUT = 5, SUBSCRIBE = 6,
   BACK_IN_STOCK = 7, RESET = 8;
@@ -14,6 +14,13 @@ const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
 const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v);
 
 let loading;
+
+// Ids: one random UUID per page with its last 12 hex digits replaced by a counter:
+// unique across pages (the random part) and within the page (the counter), and far
+// cheaper than a crypto.randomUUID() per call.
+const seed = crypto.randomUUID().slice(0, 24);
+let count = 0;
+const nextId = () => seed + (++count).toString(16).padStart(12, "0");
 
 /** Fetches and compiles the wasm once per page, however many trackers exist. */
 function load(url) {
@@ -27,7 +34,7 @@ function load(url) {
     } catch {
       module = await WebAssembly.compile(await r.arrayBuffer());
     }
-    initSync({ module });
+    attach(initSync({ module }).memory);
   })();
   return loading;
 }
@@ -122,7 +129,7 @@ export class Klaviyo {
 
   /** A call: to the core when it is ready, else kept (and saved) until it is. */
   #call(op, args, settle) {
-    const id = crypto.randomUUID();
+    const id = nextId();
     const text = encode(id, Date.now(), args);
     if (this.#rt) this.#rt.call(op, text);
     else this.#keep(op, text, settle);

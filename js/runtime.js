@@ -1,7 +1,7 @@
 // The browser adapter: carries out what the wasm core decides. It owns the page's
 // facilities (fetch, localStorage, timers, page lifecycle, Web Locks) and no policy:
 // what to store, what to send, when, and what to retry are the core's answers.
-import { open, call, done, ctl, error } from "./klaviyo_wasm.js";
+import { open, buf, call, done, ctl, error } from "./klaviyo_wasm.js";
 
 // ctl() codes: the table in src/browser/exports.rs.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
@@ -46,6 +46,26 @@ export const storage = {
   },
 };
 
+// A call's arguments go to the wasm through one reused buffer: `encodeInto` writes the
+// UTF-8 straight into its memory (no allocation, no copy per character in JS).
+const utf8 = new TextEncoder();
+let memory, view, at = 0, room = 0;
+/** The wasm instance's memory (set once it is instantiated). */
+export function attach(m) {
+  memory = m;
+}
+function put(text) {
+  const need = text.length * 3; // UTF-8 takes at most 3 bytes per UTF-16 unit
+  if (need > room) {
+    room = Math.max(need, 4096);
+    at = buf(room);
+    view = null;
+  }
+  // Any call may grow the memory, which detaches the old view.
+  if (!view || view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer, at, room);
+  return utf8.encodeInto(text, view).written;
+}
+
 /** An Error carrying the fields onError documents. */
 export function report(kind, message, status = 0, count = 1, detail) {
   const e = new Error(message);
@@ -59,7 +79,7 @@ export function report(kind, message, status = 0, count = 1, detail) {
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
   constructor(options, onError, debug) {
-    const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID());
+    const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(), Date.now());
     if (h === 0xffffffff) throw new Error(error());
     this.h = h;
     [this.prefix, this.revision] = ctl(h, INFO, 0, "").split(SEP);
@@ -84,7 +104,7 @@ export class Runtime {
 
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
-    if (!call(this.h, op, text)) throw new Error(error());
+    if (!call(this.h, op, put(text))) throw new Error(error());
     this.soon();
   }
 

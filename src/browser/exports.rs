@@ -17,11 +17,13 @@ use crate::core::text::{self, push_u64};
 const SEP: char = '\u{1}';
 const SUB: char = '\u{2}';
 
-/// The open trackers, by handle, and the last error message. The wasm is
-/// single-threaded and imports nothing, so no export can run while another does.
+/// The open trackers, by handle, the last error message, and the buffer the runtime
+/// writes a call's arguments into (`TextEncoder.encodeInto`: no allocation and no
+/// per-character copy in JS on the hot path).
 struct Slots {
     clients: Vec<Option<Client>>,
     error: String,
+    scratch: Vec<u8>,
 }
 
 struct Global(UnsafeCell<Slots>);
@@ -32,6 +34,7 @@ unsafe impl Sync for Global {}
 static SLOTS: Global = Global(UnsafeCell::new(Slots {
     clients: Vec::new(),
     error: String::new(),
+    scratch: Vec::new(),
 }));
 
 fn slots() -> &'static mut Slots {
@@ -55,10 +58,11 @@ fn pairs(packed: &str) -> Vec<(String, String)> {
 
 /// Opens a tracker. `options` is the init options as JSON, `stored` everything in
 /// storage under `klaviyo:` (packed), `query` the page's query string, `fresh_id` a
-/// new random id (the anonymous id if none is stored). Returns the handle, or
+/// new random id (the anonymous id if none is stored), `now` the time. Returns the
+/// handle, or
 /// `u32::MAX` with the message in [`error`].
 #[wasm_bindgen]
-pub fn open(options: &str, stored: &str, query: &str, fresh_id: &str) -> u32 {
+pub fn open(options: &str, stored: &str, query: &str, fresh_id: &str, now: f64) -> u32 {
     let config = match Config::from_json(options) {
         Ok(c) => c,
         Err(e) => {
@@ -72,33 +76,82 @@ pub fn open(options: &str, stored: &str, query: &str, fresh_id: &str) -> u32 {
         .iter()
         .find(|(k, _)| *k == id_key)
         .map(|(_, v)| v.as_str());
+    let early = config.early_prefix();
     let mut c = Client::new(config, identity, query, fresh_id);
     for (k, v) in &stored {
-        c.load(k, v);
+        if k.starts_with(&early) {
+            c.adopt_early(k, v, now as u64);
+        } else {
+            c.load(k, v);
+        }
     }
     let s = slots();
     s.clients.push(Some(c));
     (s.clients.len() - 1) as u32
 }
 
-/// One call of the API: `args` is `JSON.stringify([id, now, ...arguments])`. False
-/// when the core refuses it; the message is then in [`error`].
+/// The address of a buffer of at least `len` bytes for [`call`]'s arguments (valid
+/// until the next `buf`; the runtime asks again when it needs more room).
 #[wasm_bindgen]
-pub fn call(h: u32, op: u32, args: &str) -> bool {
-    let (Some(c), Some(op)) = (client(h), Op::from_code(op)) else {
+pub fn buf(len: usize) -> *mut u8 {
+    let b = &mut slots().scratch;
+    if b.len() < len {
+        b.resize(len, 0);
+    }
+    b.as_mut_ptr()
+}
+
+/// One call of the API: the first `len` bytes of [`buf`] hold
+/// `JSON.stringify([id, now, ...arguments])` as UTF-8. False when the core refuses it;
+/// the message is then in [`error`].
+#[wasm_bindgen]
+pub fn call(h: u32, op: u32, len: usize) -> bool {
+    let s = slots();
+    let (Some(Some(c)), Some(op)) = (s.clients.get_mut(h as usize), Op::from_code(op)) else {
         return false;
     };
-    let mut parts = jt::items(args);
-    let id = parts.next().and_then(jt::unescape).unwrap_or_default();
-    let now = parts.next().and_then(text::parse_u64).unwrap_or(0);
-    let rest: Vec<&str> = parts.collect();
-    match c.call(op, &rest, &id, now) {
+    let args = s
+        .scratch
+        .get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("");
+    let r = match jt::split_array(args) {
+        Some(parts) if parts.len() >= 2 => {
+            let (id, now) = id_and_time(&parts);
+            c.call_checked(op, &parts[2..], &id, now)
+        }
+        // Not what JSON.stringify makes: check each part, to name the bad argument.
+        _ => {
+            let parts: Vec<&str> = jt::items(args).collect();
+            let (id, now) = id_and_time(&parts);
+            c.call(op, parts.get(2..).unwrap_or(&[]), &id, now)
+        }
+    };
+    match r {
         Ok(()) => true,
         Err(e) => {
-            slots().error = e.message(op.name());
+            s.error = e.message(op.name());
             false
         }
     }
+}
+
+/// [`call`] with `text` put in the buffer, as the runtime does (for the tests).
+#[cfg(test)]
+pub fn call_text(h: u32, op: u32, text: &str) -> bool {
+    let b = &mut slots().scratch;
+    b.clear();
+    b.extend_from_slice(text.as_bytes());
+    call(h, op, text.len())
+}
+
+fn id_and_time(parts: &[&str]) -> (String, u64) {
+    let id = parts
+        .first()
+        .and_then(|p| jt::unescape(p))
+        .unwrap_or_default();
+    let now = parts.get(1).and_then(|p| text::parse_u64(p)).unwrap_or(0);
+    (id, now)
 }
 
 /// The message of the last refused `open` or `call`.

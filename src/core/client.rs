@@ -9,7 +9,7 @@ use super::ecommerce;
 use super::identity::Identity;
 use super::jsontext::{self as jt, Kind};
 use super::payload::{self, Event};
-use super::queue::{Endpoint, Queue, Report, StorageOp, Transmit};
+use super::queue::{Endpoint, Queue, Report, ReportKind, StorageOp, Transmit};
 use super::record;
 use super::retry::Outcome;
 use super::text;
@@ -17,6 +17,11 @@ use super::time;
 use super::validate::{self, ValidationError};
 
 type Result<T> = std::result::Result<T, ValidationError>;
+
+/// A page keeps the calls made before its tracker is ready in storage (`pre:<page>`)
+/// until its core has them. If it closes first, another page adopts them once they are
+/// this old (the page that wrote them would have been ready long before).
+pub const EARLY_STALE_MS: u64 = 60_000;
 
 /// The calls of the JS API that queue something, by the number the adapter passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +160,50 @@ impl Client {
         self.queue.load(key, value);
     }
 
+    /// A record of calls made before a page's tracker was ready:
+    /// `[saved_ms, op, "[id,time,...args]", op, ...]`. Once stale it is adopted: its
+    /// calls are queued with their own ids and times (refused ones are reported), and
+    /// it is removed. A `reset` of that window is not replayed: the identity has moved on.
+    pub fn adopt_early(&mut self, key: &str, value: &str, now_ms: u64) {
+        let Ok(v) = jt::check(value) else {
+            return self.ops.push(StorageOp::Remove {
+                key: key.to_string(),
+            });
+        };
+        let mut parts = jt::items(&v);
+        let saved = parts.next().and_then(text::parse_u64);
+        if saved.is_some_and(|t| t + EARLY_STALE_MS > now_ms) {
+            return; // its page may still be loading
+        }
+        let (mut refused, mut first) = (0, String::new());
+        while let (Some(op), Some(args)) = (parts.next(), parts.next()) {
+            let op = text::parse_u64(op).and_then(|n| Op::from_code(n as u32));
+            let args = jt::unescape(args).unwrap_or_default();
+            let Some(op) = op else { continue };
+            let all: Vec<&str> = jt::items(&args).collect();
+            let id = all
+                .first()
+                .and_then(|i| jt::unescape(i))
+                .unwrap_or_default();
+            let at = all
+                .get(1)
+                .and_then(|t| text::parse_u64(t))
+                .unwrap_or(now_ms);
+            if let Err(e) = self.call(op, all.get(2..).unwrap_or(&[]), &id, at) {
+                refused += 1;
+                if first.is_empty() {
+                    first = e.message(op.name());
+                }
+            }
+        }
+        if refused > 0 {
+            self.queue.report(ReportKind::Invalid, 0, first, refused);
+        }
+        self.ops.push(StorageOp::Remove {
+            key: key.to_string(),
+        });
+    }
+
     pub fn anonymous_id(&self) -> &str {
         &self.identity.anonymous_id
     }
@@ -172,7 +221,14 @@ impl Client {
                 )
             })?);
         }
-        let arg = |n: usize| checked.get(n).map_or("null", |a| a.as_ref());
+        let args: Vec<&str> = checked.iter().map(|a| a.as_ref()).collect();
+        self.call_checked(op, &args, id, now_ms)
+    }
+
+    /// [`Client::call`] with arguments already checked and compact (as
+    /// [`jt::split_array`] gives them): the hot path reads the text once.
+    pub fn call_checked(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
+        let arg = |n: usize| args.get(n).copied().unwrap_or("null");
         match op {
             Op::Track => {
                 let metric = arg(0);

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::core::json::{self, Json};
+use crate::core::jsontext as jt;
 use crate::core::queue::{ReportKind, KEEPALIVE_BUDGET, KEEPALIVE_WAIT_MS};
 use std::collections::BTreeMap;
 
@@ -1115,4 +1116,77 @@ fn op_codes_are_the_numbers_the_adapter_passes() {
     assert_eq!(Op::from_code(0), None);
     assert_eq!(Op::from_code(8), None);
     assert_eq!(Op::from_code(u32::MAX), None);
+}
+
+/// What js/index.js stores for calls made before the core is ready.
+fn early_record(saved: u64, calls: &[(u32, &str)]) -> String {
+    let mut v = format!("[{saved}");
+    for (op, args) in calls {
+        v.push_str(&format!(",{op},{}", jt::quote(args)));
+    }
+    v + "]"
+}
+
+#[test]
+fn a_closed_pages_early_calls_are_adopted_once_stale_with_their_ids_and_times() {
+    let key = "klaviyo:AbC123:pre:page-1";
+    let at = NOW - EARLY_STALE_MS - 5_000;
+    let value = early_record(
+        at,
+        &[
+            (
+                Op::Track as u32,
+                &format!(r#"["early-1",{at},"Early",{{"a":1}},null]"#),
+            ),
+            (8, ""), // a reset of that window is not replayed
+            (
+                Op::Track as u32,
+                &format!(r#"["early-2",{at},"",null,null]"#),
+            ),
+        ],
+    );
+    // Too young: the page that wrote it may still be loading.
+    let mut young = Page::new();
+    young.c.adopt_early(key, &value, at + 1_000);
+    assert_eq!(young.c.pending(), 0);
+    assert!(young
+        .end_task()
+        .iter()
+        .all(|op| !matches!(op, StorageOp::Remove { key: k } if k == key)));
+
+    let mut p = Page::new();
+    let anon = p.c.anonymous_id().to_string();
+    p.c.adopt_early(key, &value, NOW);
+    assert_eq!(
+        p.c.pending(),
+        1,
+        "the bad call is refused, the good one queued"
+    );
+    assert_eq!(p.c.anonymous_id(), anon);
+    let reports = p.c.take_reports();
+    assert_eq!(reports[0].kind, ReportKind::Invalid);
+    assert_eq!(
+        reports[0].detail,
+        "track: metric must be 1 to 128 characters"
+    );
+    let ops = p.end_task();
+    assert!(ops.contains(&StorageOp::Remove { key: key.into() }));
+    let t = p.c.poll_transmit(NOW, ALL).unwrap();
+    let a = attrs(&t);
+    assert_eq!(a.get("unique_id"), Some(&Json::Str("early-1".into())));
+    assert_eq!(
+        a.get("time"),
+        Some(&Json::Str(crate::core::time::iso_from_secs(
+            (at / 1000) as i64
+        )))
+    );
+}
+
+#[test]
+fn an_unreadable_early_record_is_removed() {
+    let mut p = Page::new();
+    p.c.adopt_early("klaviyo:AbC123:pre:x", "{{", NOW);
+    assert!(p.end_task().contains(&StorageOp::Remove {
+        key: "klaviyo:AbC123:pre:x".into()
+    }));
 }

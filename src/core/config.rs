@@ -71,6 +71,11 @@ impl Config {
         self.storage_prefix() + "q:"
     }
 
+    /// Calls a page made before its tracker was ready (`pre:<page id>`).
+    pub fn early_prefix(&self) -> String {
+        self.storage_prefix() + "pre:"
+    }
+
     /// Records handed to a keepalive request as the page went away (`k:<record id>`).
     pub fn mark_prefix(&self) -> String {
         self.storage_prefix() + "k:"

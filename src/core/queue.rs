@@ -79,6 +79,9 @@ pub enum ReportKind {
     GaveUp,
     /// Storage refused a write (quota): calls are kept in memory only.
     Storage,
+    /// Calls made before a closed page's tracker was ready, adopted by this page, were
+    /// refused by the rules (`detail` says why).
+    Invalid,
 }
 
 impl ReportKind {
@@ -91,6 +94,7 @@ impl ReportKind {
             ReportKind::Dropped => "dropped",
             ReportKind::GaveUp => "gave_up",
             ReportKind::Storage => "storage",
+            ReportKind::Invalid => "invalid",
         }
     }
 
@@ -113,6 +117,7 @@ impl ReportKind {
             ReportKind::Storage => {
                 "klaviyo: localStorage refused a write; requests are kept in memory for this page"
             }
+            ReportKind::Invalid => "klaviyo: calls made before the tracker was ready were refused",
         }
     }
 }
@@ -757,7 +762,7 @@ impl Queue {
 
     // ---------------------------------------------------------------- state
 
-    fn report(&mut self, kind: ReportKind, status: u16, detail: String, count: usize) {
+    pub fn report(&mut self, kind: ReportKind, status: u16, detail: String, count: usize) {
         self.reports.push(Report {
             kind,
             status,
