@@ -1,7 +1,7 @@
 // The browser adapter: carries out what the wasm core decides. It owns the page's
 // facilities (fetch, localStorage, timers, page lifecycle, Web Locks) and no policy:
 // what to store, what to send, when, and what to retry are the core's answers.
-import { open, buf, call, done, ctl, error } from "./klaviyo_wasm.js";
+import * as wasm from "./klaviyo_wasm.js";
 
 // ctl() codes: the table in src/browser/exports.rs.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
@@ -46,24 +46,48 @@ export const storage = {
   },
 };
 
-// A call's arguments go to the wasm through one reused buffer: `encodeInto` writes the
-// UTF-8 straight into its memory (no allocation, no copy per character in JS).
+// Text crosses to the wasm through its memory: strings are written into its input
+// buffer with `encodeInto` (no allocation, no copy per character in JS) and passed as
+// byte lengths; an answer is read from its out buffer. Only numbers cross the calls.
 const utf8 = new TextEncoder();
+const text = new TextDecoder();
+const NONE = 0xffffffff; // an absent string
 let memory, view, at = 0, room = 0;
 /** The wasm instance's memory (set once it is instantiated). */
 export function attach(m) {
   memory = m;
 }
-function put(text) {
-  const need = text.length * 3; // UTF-8 takes at most 3 bytes per UTF-16 unit
+/** Writes the strings one after another; returns their byte lengths. */
+function put(...strings) {
+  let need = 0;
+  for (const s of strings) need += s == null ? 0 : s.length * 3; // UTF-8: ≤ 3 bytes per unit
   if (need > room) {
     room = Math.max(need, 4096);
-    at = buf(room);
+    at = wasm.buf(room);
     view = null;
   }
   // Any call may grow the memory, which detaches the old view.
   if (!view || view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer, at, room);
-  return utf8.encodeInto(text, view).written;
+  let used = 0;
+  return strings.map((s) => {
+    if (s == null) return NONE;
+    const n = utf8.encodeInto(s, used ? view.subarray(used) : view).written;
+    used += n;
+    return n;
+  });
+}
+/** The answer of the last export, `len` bytes long. */
+function answer(len) {
+  return len ? text.decode(new Uint8Array(memory.buffer, wasm.outp(), len)) : "";
+}
+function open(options, stored, query, fresh, now) {
+  return wasm.open(...put(options, stored, query, fresh), now);
+}
+function ctl(h, what, n, a = "", b) {
+  return answer(wasm.ctl(h, what, n, ...put(a, b)));
+}
+function done(h, tx, status, retryAfter, body, now, jitter) {
+  wasm.done(h, tx, status, ...put(retryAfter, body), now, jitter);
 }
 
 /** An Error carrying the fields onError documents. */
@@ -80,7 +104,7 @@ export function report(kind, message, status = 0, count = 1, detail) {
 export class Runtime {
   constructor(options, onError, debug) {
     const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(), Date.now());
-    if (h === 0xffffffff) throw new Error(error());
+    if (h === NONE) throw new Error(answer(wasm.outn()));
     this.h = h;
     [this.prefix, this.revision] = ctl(h, INFO, 0, "").split(SEP);
     this.onError = onError;
@@ -104,7 +128,8 @@ export class Runtime {
 
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
-    if (!call(this.h, op, put(text))) throw new Error(error());
+    const refused = wasm.call(this.h, op, put(text)[0]);
+    if (refused) throw new Error(answer(refused));
     this.soon();
   }
 

@@ -5,6 +5,9 @@
 
 pub mod core;
 
+#[cfg(any(test, all(feature = "browser", target_arch = "wasm32")))]
+mod alloc;
+
 #[cfg(all(feature = "browser", target_arch = "wasm32"))]
 mod browser;
 

@@ -1,5 +1,9 @@
-//! The wasm-bindgen surface of the browser build. Few exports with plain arguments keep
-//! the generated glue small; the rare controls share one entry, [`ctl`].
+//! The wasm-bindgen surface of the browser build: numbers only. Text goes through two
+//! buffers in the wasm memory: the runtime writes its strings into [`buf`] with
+//! `TextEncoder.encodeInto` (no allocation, no copy per character in JS) and passes
+//! their byte lengths; an export that answers with text leaves it in the out buffer
+//! ([`outp`]) and returns its length. So the generated glue is one line per export, and
+//! the hot path, [`call`], moves no string back.
 
 use std::cell::UnsafeCell;
 
@@ -13,38 +17,81 @@ use crate::core::queue::StorageOp;
 use crate::core::retry::Outcome;
 use crate::core::text::{self, push_u64};
 
-/// Separates the parts of a message, and key from value.
+/// Separates the parts of an answer, and a key from its value. JSON escapes control
+/// characters, so neither appears in what they separate.
 const SEP: char = '\u{1}';
 const SUB: char = '\u{2}';
 
-/// The open trackers, by handle, the last error message, and the buffer the runtime
-/// writes a call's arguments into (`TextEncoder.encodeInto`: no allocation and no
-/// per-character copy in JS on the hot path).
-struct Slots {
-    clients: Vec<Option<Client>>,
-    error: String,
-    scratch: Vec<u8>,
-}
-
-struct Global(UnsafeCell<Slots>);
+/// A global of the single-threaded wasm. Each export takes what it needs for its own
+/// duration; exports never call each other, and the three globals are apart, so no
+/// two references to one of them are ever alive at once.
+struct Global<T>(UnsafeCell<T>);
 
 // SAFETY: wasm32 without threads: there is only ever one thread.
-unsafe impl Sync for Global {}
+unsafe impl<T> Sync for Global<T> {}
 
-static SLOTS: Global = Global(UnsafeCell::new(Slots {
-    clients: Vec::new(),
-    error: String::new(),
-    scratch: Vec::new(),
-}));
-
-fn slots() -> &'static mut Slots {
-    // SAFETY: see `Global`; exports never call each other, so no second reference
-    // exists while one is in use.
-    unsafe { &mut *SLOTS.0.get() }
+impl<T> Global<T> {
+    #[allow(clippy::mut_from_ref)]
+    fn get(&self) -> &mut T {
+        // SAFETY: see the type's notes.
+        unsafe { &mut *self.0.get() }
+    }
 }
 
+/// The open trackers, by handle.
+static CLIENTS: Global<Vec<Option<Client>>> = Global(UnsafeCell::new(Vec::new()));
+/// What the runtime wrote for the current export.
+static INPUT: Global<Vec<u8>> = Global(UnsafeCell::new(Vec::new()));
+/// The current export's answer (or the last refusal's message).
+static OUT: Global<String> = Global(UnsafeCell::new(String::new()));
+
 fn client(h: u32) -> Option<&'static mut Client> {
-    slots().clients.get_mut(h as usize)?.as_mut()
+    CLIENTS.get().get_mut(h as usize)?.as_mut()
+}
+
+/// The input buffer cut into strings of the given byte lengths (`u32::MAX`: absent).
+fn texts<const N: usize>(lens: [u32; N]) -> [Option<&'static str>; N] {
+    let input = INPUT.get();
+    let mut at = 0;
+    lens.map(|len| {
+        if len == u32::MAX {
+            return None;
+        }
+        let end = at + len as usize;
+        let s = input.get(at..end).and_then(|b| std::str::from_utf8(b).ok());
+        at = end;
+        Some(s.unwrap_or(""))
+    })
+}
+
+/// Leaves `s` as the answer; returns its length.
+fn answer(s: String) -> u32 {
+    let n = s.len() as u32;
+    *OUT.get() = s;
+    n
+}
+
+/// The address of a buffer of at least `len` bytes for an export's text (valid until
+/// the next `buf`; the runtime asks again when it needs more room).
+#[wasm_bindgen]
+pub fn buf(len: usize) -> *mut u8 {
+    let b = INPUT.get();
+    if b.len() < len {
+        b.resize(len, 0);
+    }
+    b.as_mut_ptr()
+}
+
+/// Where the last answer is (valid until the next export call).
+#[wasm_bindgen]
+pub fn outp() -> *const u8 {
+    OUT.get().as_ptr()
+}
+
+/// The length of the last answer (for `open`, whose result is the handle).
+#[wasm_bindgen]
+pub fn outn() -> u32 {
+    OUT.get().len() as u32
 }
 
 /// `key SUB value SEP key SUB value ...` -> pairs.
@@ -56,28 +103,33 @@ fn pairs(packed: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Opens a tracker. `options` is the init options as JSON, `stored` everything in
-/// storage under `klaviyo:` (packed), `query` the page's query string, `fresh_id` a
-/// new random id (the anonymous id if none is stored), `now` the time. Returns the
-/// handle, or
-/// `u32::MAX` with the message in [`error`].
+/// Opens a tracker. The input holds the init options as JSON, everything in storage
+/// under `klaviyo:` (packed), the page's query string and a new random id (the
+/// anonymous id if none is stored); `now` is the time. Returns the handle, or
+/// `u32::MAX` with the message as the answer.
 #[wasm_bindgen]
-pub fn open(options: &str, stored: &str, query: &str, fresh_id: &str, now: f64) -> u32 {
-    let config = match Config::from_json(options) {
+pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, now: f64) -> u32 {
+    let [options, stored, query, fresh_id] = texts([options, stored, query, fresh_id]);
+    let config = match Config::from_json(options.unwrap_or("")) {
         Ok(c) => c,
         Err(e) => {
-            slots().error = e.message("init");
+            answer(e.message("init"));
             return u32::MAX;
         }
     };
-    let stored = pairs(stored);
+    let stored = pairs(stored.unwrap_or(""));
     let id_key = config.identity_key();
     let identity = stored
         .iter()
         .find(|(k, _)| *k == id_key)
         .map(|(_, v)| v.as_str());
     let early = config.early_prefix();
-    let mut c = Client::new(config, identity, query, fresh_id);
+    let mut c = Client::new(
+        config,
+        identity,
+        query.unwrap_or(""),
+        fresh_id.unwrap_or(""),
+    );
     for (k, v) in &stored {
         if k.starts_with(&early) {
             c.adopt_early(k, v, now as u64);
@@ -85,36 +137,21 @@ pub fn open(options: &str, stored: &str, query: &str, fresh_id: &str, now: f64) 
             c.load(k, v);
         }
     }
-    let s = slots();
-    s.clients.push(Some(c));
-    (s.clients.len() - 1) as u32
+    let clients = CLIENTS.get();
+    clients.push(Some(c));
+    (clients.len() - 1) as u32
 }
 
-/// The address of a buffer of at least `len` bytes for [`call`]'s arguments (valid
-/// until the next `buf`; the runtime asks again when it needs more room).
+/// One call of the API: the first `len` input bytes hold
+/// `JSON.stringify([id, now, ...arguments])`. Returns 0 when accepted, else the length
+/// of the message (the answer).
 #[wasm_bindgen]
-pub fn buf(len: usize) -> *mut u8 {
-    let b = &mut slots().scratch;
-    if b.len() < len {
-        b.resize(len, 0);
-    }
-    b.as_mut_ptr()
-}
-
-/// One call of the API: the first `len` bytes of [`buf`] hold
-/// `JSON.stringify([id, now, ...arguments])` as UTF-8. False when the core refuses it;
-/// the message is then in [`error`].
-#[wasm_bindgen]
-pub fn call(h: u32, op: u32, len: usize) -> bool {
-    let s = slots();
-    let (Some(Some(c)), Some(op)) = (s.clients.get_mut(h as usize), Op::from_code(op)) else {
-        return false;
+pub fn call(h: u32, op: u32, len: u32) -> u32 {
+    let [args] = texts([len]);
+    let (Some(c), Some(op)) = (client(h), Op::from_code(op)) else {
+        return 0;
     };
-    let args = s
-        .scratch
-        .get(..len)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or("");
+    let args = args.unwrap_or("");
     let r = match jt::split_array(args) {
         Some(parts) if parts.len() >= 2 => {
             let (id, now) = id_and_time(&parts);
@@ -128,21 +165,9 @@ pub fn call(h: u32, op: u32, len: usize) -> bool {
         }
     };
     match r {
-        Ok(()) => true,
-        Err(e) => {
-            s.error = e.message(op.name());
-            false
-        }
+        Ok(()) => 0,
+        Err(e) => answer(e.message(op.name())),
     }
-}
-
-/// [`call`] with `text` put in the buffer, as the runtime does (for the tests).
-#[cfg(test)]
-pub fn call_text(h: u32, op: u32, text: &str) -> bool {
-    let b = &mut slots().scratch;
-    b.clear();
-    b.extend_from_slice(text.as_bytes());
-    call(h, op, text.len())
 }
 
 fn id_and_time(parts: &[&str]) -> (String, u64) {
@@ -154,24 +179,23 @@ fn id_and_time(parts: &[&str]) -> (String, u64) {
     (id, now)
 }
 
-/// The message of the last refused `open` or `call`.
-#[wasm_bindgen]
-pub fn error() -> String {
-    std::mem::take(&mut slots().error)
-}
-
 /// The answer to transmit `tx`: `status` 0 when there was none (network error,
-/// timeout), `retry_after` the header as received (or "").
+/// timeout); the input holds the `Retry-After` header as received ("" when absent)
+/// and the response body.
 #[wasm_bindgen]
-pub fn done(h: u32, tx: u32, status: u16, retry_after: &str, body: String, now: f64, jitter: u16) {
+pub fn done(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64, jitter: u16) {
+    let [retry_after, body] = texts([retry_after, body]);
     let Some(c) = client(h) else { return };
     let outcome = if status == 0 {
         Outcome::Network
     } else {
         Outcome::Status {
             status,
-            retry_after_s: crate::core::retry::retry_after_secs(retry_after, now as u64),
-            body,
+            retry_after_s: crate::core::retry::retry_after_secs(
+                retry_after.unwrap_or(""),
+                now as u64,
+            ),
+            body: body.unwrap_or("").to_string(),
         }
     };
     c.on_outcome(tx, outcome, now as u64, jitter);
@@ -198,17 +222,32 @@ mod what {
     pub const INFO: u32 = 17;
 }
 
-/// Everything else the runtime asks or tells the core. `n` is a time or a number,
-/// `a` and `b` text; the answer is text ("" when there is nothing to say).
+/// Everything else the runtime asks or tells the core. `n` is a time or a number; the
+/// input holds two texts `a` and `b` of the given lengths (`b` may be absent,
+/// `u32::MAX`). Returns the length of the answer ("" when there is nothing to say).
 #[wasm_bindgen]
-pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
+pub fn ctl(h: u32, what: u32, n: f64, a: u32, b: u32) -> u32 {
+    let [a, b] = texts([a, b]);
+    answer(control(h, what, n, a.unwrap_or(""), b))
+}
+
+fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
     let mut out = String::new();
-    if what == what::LEASE {
-        // The lease needs no tracker: `a` is this tab's id, `b` the stored lease.
-        if let (true, Some(v)) = lease::decide(b.as_deref(), a, n as u64) {
-            out = v;
+    match what {
+        what::LEASE => {
+            // The lease needs no tracker: `a` is this tab's id, `b` the stored lease.
+            if let (true, Some(v)) = lease::decide(b, a, n as u64) {
+                out = v;
+            }
+            return out;
         }
-        return out;
+        what::CLOSE => {
+            if let Some(slot) = CLIENTS.get().get_mut(h as usize) {
+                *slot = None;
+            }
+            return out;
+        }
+        _ => {}
     }
     let Some(c) = client(h) else { return out };
     let now = n as u64;
@@ -229,7 +268,7 @@ pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
         what::FAILED => c.on_storage_failed(a),
         what::NEXT => {
             // With a budget (`b`): the page is going away; keepalive requests only.
-            let t = match b.as_deref().and_then(text::parse_u64) {
+            let t = match b.and_then(text::parse_u64) {
                 Some(max) => c.poll_keepalive(now, max as usize),
                 None => c.poll_transmit(now, usize::MAX),
             };
@@ -256,11 +295,11 @@ pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
             let sender = a == "1";
             if sender && !c.is_sender() {
                 // Take over what the previous sender left, in flight or not.
-                c.resync(pairs(b.as_deref().unwrap_or("")));
+                c.resync(pairs(b.unwrap_or("")));
             }
             c.set_sender(sender);
         }
-        what::STORAGE => c.on_storage_change(a, b.as_deref()),
+        what::STORAGE => c.on_storage_change(a, b),
         what::RESYNC => c.resync(pairs(a)),
         what::PENDING => push_u64(&mut out, c.pending() as u64),
         what::ANON => out.push_str(c.anonymous_id()),
@@ -285,11 +324,6 @@ pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
             out.push(' ');
             push_u64(&mut out, failed as u64);
         }
-        what::CLOSE => {
-            if let Some(slot) = slots().clients.get_mut(h as usize) {
-                *slot = None;
-            }
-        }
         what::INFO => {
             out.push_str(&c.config.storage_prefix());
             out.push(SEP);
@@ -298,4 +332,65 @@ pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<String>) -> String {
         _ => {}
     }
     out
+}
+
+/// The exports as Rust functions taking and giving strings, as the runtime uses them
+/// (for the tests in real Chromium).
+#[cfg(test)]
+pub mod text_api {
+    use super::*;
+
+    fn put(parts: &[Option<&str>]) -> Vec<u32> {
+        let b = INPUT.get();
+        b.clear();
+        parts
+            .iter()
+            .map(|p| match p {
+                Some(p) => {
+                    b.extend_from_slice(p.as_bytes());
+                    p.len() as u32
+                }
+                None => u32::MAX,
+            })
+            .collect()
+    }
+
+    fn out(len: u32) -> String {
+        OUT.get()[..len as usize].to_string()
+    }
+
+    /// The handle, or the refusal's message.
+    pub fn open(
+        options: &str,
+        stored: &str,
+        query: &str,
+        fresh: &str,
+        now: f64,
+    ) -> Result<u32, String> {
+        let l = put(&[Some(options), Some(stored), Some(query), Some(fresh)]);
+        match super::open(l[0], l[1], l[2], l[3], now) {
+            u32::MAX => Err(OUT.get().clone()),
+            h => Ok(h),
+        }
+    }
+
+    /// `Ok` when accepted, else the message.
+    pub fn call(h: u32, op: u32, args: &str) -> Result<(), String> {
+        let l = put(&[Some(args)]);
+        match super::call(h, op, l[0]) {
+            0 => Ok(()),
+            n => Err(out(n)),
+        }
+    }
+
+    pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
+        let l = put(&[Some(a), b]);
+        let len = super::ctl(h, what, n, l[0], l[1]);
+        out(len)
+    }
+
+    pub fn done(h: u32, tx: u32, status: u16, now: f64) {
+        let l = put(&[Some(""), Some("")]);
+        super::done(h, tx, status, l[0], l[1], now, 0);
+    }
 }

@@ -12,6 +12,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
+    #[inline(never)]
     pub fn new(field: &str, reason: &'static str) -> ValidationError {
         ValidationError {
             field: field.to_string(),

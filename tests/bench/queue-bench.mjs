@@ -1,223 +1,510 @@
-// Queue benchmark (a script, not a test): node tests/bench/queue-bench.mjs [--calls 10000]
-// Runs dist/web in Debian's Chromium against the Klaviyo emulator and prints figures:
-//  (a) cost of kl.track() on the main thread vs. a naive SDK (one localStorage.setItem of
-//      JSON.stringify(event) per call), in the same page:
-//        - tight loop: N calls in one task (total ms, µs per call)
-//        - chunked: N calls in chunks of 100, one task per chunk (worst chunk, and the
-//          worst `longtask` entry seen while the calls run and the queue drains)
-//      The emulator answers normally (202), so the library's own sending (batching,
-//      JSON building, storage removals) runs on the same main thread and is measured.
-//  (b) localStorage chars per queued event (1,000 events queued while the context is offline)
-//  (c) HTTP requests needed to drain those 1,000 events of one profile once back online
-import { startEnv, newShop, waitFor, storedEntries, eventRequests } from '../queue/harness.mjs';
+// Queue benchmark (a script, not a test): node tests/bench/queue-bench.mjs [--reps 5] [--loads 15]
+// (`npm run bench` builds first). One Debian Chromium run against the Klaviyo emulator
+// (answering 202, so the library's own sending runs on the page's main thread too).
+// Prints tables and writes every number to target/bench/queue-bench.json:
+//  (a) µs per call, 1,000 and 10,000 calls in one task: kl.track() vs a naive SDK
+//      (localStorage.setItem(key, JSON.stringify(event)) per call) vs no tracker at all
+//      (the loop building its props only). Cold = the first run in a fresh page; warm =
+//      after a warm-up run of the same size. Every cell is its own fresh browser context;
+//      median of --reps. A cell's time is its whole task: the calls plus the end-of-task
+//      microtask where the library writes its record and sends.
+//  (b) the floor: what any call must do before the core runs.
+//  (c) the longest main-thread task: the 10,000 calls' task, and while the queue drains.
+//  (d) script start -> first track() returned, and -> ready (--loads fresh page loads).
+//  (e) gzip -9 bytes a page downloads.
+//  (f) 1,000 events queued offline, then online: requests, bytes and chars per event.
+//  (g) track, then navigate or close the tab 0..30 ms later: lost, sent twice.
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync, constants } from 'node:zlib';
+import { ROOT, startEnv, newShop, waitFor, storedEntries } from '../queue/harness.mjs';
+import { trackThenNavigate, trackThenClose, DELAYS } from '../queue/scenarios.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const CALLS = arg('calls', 10_000);
-const CHUNK = 100;
-const DRAIN_EVENTS = 1000;
+const REPS = arg('reps', 5);
+const LOADS = arg('loads', 15);
+const SIZES = [1000, 10_000];
+const MODES = ['cold', 'warm'];
+const WORKLOADS = ['ours', 'naive', 'none', 'floorJs', 'floorWasm'];
+const OUT = path.join(ROOT, 'target/bench/queue-bench.json');
 
-const fmt = (n, d = 1) => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(d) : String(n));
+// ---------- small helpers ----------
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const fmt = (n, d = 2) => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null);
+const x = (r) => (r === null ? 'n/a' : `${r.toFixed(r >= 100 ? 0 : r >= 10 ? 1 : 2)}×`);
+const num = (n) => n.toLocaleString('en-US');
 
 function table(rows) {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
-  const line = (r) => `| ${r.map((x, c) => (c === 0 ? String(x).padEnd(widths[c]) : String(x).padStart(widths[c]))).join(' | ')} |`;
-  const out = [line(rows[0]), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)];
-  console.log(out.join('\n'));
+  const line = (r) => `| ${r.map((v, c) => (c === 0 ? String(v).padEnd(widths[c]) : String(v).padStart(widths[c]))).join(' | ')} |`;
+  console.log([line(rows[0]), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n'));
 }
+const heading = (s) => console.log(`\n${s}`);
+const note = (s) => console.log(`  ${s}`);
 
-// Installed in the page: the workloads and the measuring code.
+// ---------- in the page ----------
+
+/** Installed into page.js's page (window.kl ready): the workloads and the meters. */
 function installBench() {
-  const product = { ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99, URL: 'https://shop.example/p/1111', ImageURL: 'https://shop.example/i/1111.jpg', Categories: ['Kids', 'Books'], Brand: 'Kids Books' };
-  const anonymousId = crypto.randomUUID();
-  window.bench = {
-    library: (i) => window.kl.track('Viewed Product', { ...product, i }, { value: 9.99 }),
-    // What a naive SDK does per call: the whole event as JSON under its own key.
+  const product = {
+    ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99, URL: 'https://shop.example/p/1111',
+    ImageURL: 'https://shop.example/i/1111.jpg', Categories: ['Kids', 'Books'], Brand: 'Kids Books',
+  };
+  const profile = { anonymous_id: crypto.randomUUID() };
+  let sink;
+  // The floor's ids are made the way the library makes them (a per-page counter).
+  const seed = crypto.randomUUID().slice(0, 24);
+  let count = 0;
+  const nextId = () => seed + (++count).toString(16).padStart(12, '0');
+  const utf8 = new TextEncoder();
+  const scratch = new Uint8Array(1 << 16);
+  const NO_TRACKER = 0xfffffffe; // a handle no tracker has: the export returns at once
+  let wasm = null;
+  const args = (i) => JSON.stringify([nextId(), Date.now(), 'Viewed Product', { ...product, i }, { value: 9.99 }]);
+
+  const work = {
+    ours: (i) => window.kl.track('Viewed Product', { ...product, i }, { value: 9.99 }),
     naive: (i) => localStorage.setItem(`naive:q:${i}`, JSON.stringify({
       metric: 'Viewed Product',
       properties: { ...product, i },
       value: 9.99,
       unique_id: crypto.randomUUID(),
       time: new Date().toISOString(),
-      profile: { anonymous_id: anonymousId },
+      profile,
     })),
+    none: (i) => { sink = { ...product, i }; },
+    floorJs: (i) => { sink = utf8.encodeInto(args(i), scratch).written; },
+    floorWasm: (i) => { sink = wasm.call(NO_TRACKER, 2, utf8.encodeInto(args(i), wasm.view).written); },
+  };
+
+  const longtasks = [];
+  window.bench = {
+    sink: () => sink,
+    /** A second instance of the shipped wasm, for its `call(handle, op, len)` export. */
+    async loadWasm() {
+      const mod = await WebAssembly.compile(await (await fetch('/dist/web/klaviyo_wasm_bg.wasm')).arrayBuffer());
+      const imports = {};
+      for (const imp of WebAssembly.Module.imports(mod)) {
+        (imports[imp.module] ??= {})[imp.name] = () => { throw new Error(`wasm import ${imp.name} called`); };
+      }
+      const { exports } = await WebAssembly.instantiate(mod, imports);
+      if (typeof exports.call !== 'function' || typeof exports.buf !== 'function' || exports.call.length !== 3) {
+        return 'the wasm has no call(handle, op, len) and buf(len) exports';
+      }
+      const at = exports.buf(scratch.length) >>> 0;
+      wasm = { call: exports.call, view: new Uint8Array(exports.memory.buffer, at, scratch.length) };
+      return exports.call(NO_TRACKER, 2, utf8.encodeInto(args(0), wasm.view).written) === 0 ? null : 'call() with no tracker did not return 0';
+    },
     clearNaive() {
       for (let i = localStorage.length - 1; i >= 0; i -= 1) {
         const k = localStorage.key(i);
         if (k && k.startsWith('naive:')) localStorage.removeItem(k);
       }
     },
-    /** N calls in one task; total ms, and ms per 1,000-call segment (growth with queue size). */
-    tight(name, n) {
-      const fn = window.bench[name];
-      const segments = [];
-      const t0 = performance.now();
-      let s = t0;
-      for (let i = 0; i < n; i += 1) {
-        fn(i);
-        if ((i + 1) % 1000 === 0 || i === n - 1) { const now = performance.now(); segments.push(now - s); s = now; }
-      }
-      return { total: performance.now() - t0, segments };
-    },
-    /** Starts collecting longtask entries; returns a stop function giving them. */
     watchLongTasks() {
-      const seen = [];
-      if (!PerformanceObserver.supportedEntryTypes.includes('longtask')) return () => null;
-      const obs = new PerformanceObserver((list) => { for (const e of list.getEntries()) seen.push(e.duration); });
-      obs.observe({ type: 'longtask' });
-      return () => { for (const e of obs.takeRecords()) seen.push(e.duration); obs.disconnect(); return seen; };
+      if (!PerformanceObserver.supportedEntryTypes.includes('longtask')) return false;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) longtasks.push({ start: e.startTime, duration: e.duration });
+      }).observe({ type: 'longtask' });
+      return true;
     },
-    async chunked(name, n, chunk) {
-      const fn = window.bench[name];
-      let worst = 0;
-      const t0 = performance.now();
-      for (let i = 0; i < n; i += chunk) {
-        const s = performance.now();
-        for (let j = i; j < Math.min(n, i + chunk); j += 1) fn(j);
-        worst = Math.max(worst, performance.now() - s);
-        await new Promise((resolve) => setTimeout(resolve, 0));
-      }
-      return { worstChunk: worst, total: performance.now() - t0 };
+    longtasks: () => longtasks.slice(),
+    /**
+     * `n` calls of a workload in one task of their own (a timer task, as a page's code
+     * would run). `loop`: the calls; `task`: up to the end of the task's microtasks (ours
+     * is queued after the library's end-of-task one: its record write and first send).
+     * `drain`: then follows the tracker until kl.pending() is 0, with a 0-ms timer
+     * chain; the longest gap between its ticks bounds the longest task meanwhile.
+     */
+    run(name, n, { drain = false } = {}) {
+      const fn = work[name];
+      return new Promise((resolve) => setTimeout(() => {
+        let error = null;
+        const t0 = performance.now();
+        try {
+          for (let i = 0; i < n; i += 1) fn(i);
+        } catch (e) {
+          error = String(e?.message ?? e);
+        }
+        const t1 = performance.now();
+        queueMicrotask(() => {
+          const t2 = performance.now();
+          const out = { start: t0, loop: t1 - t0, task: t2 - t0, error };
+          if (!drain) return resolve(out);
+          let last = t2;
+          let maxGap = 0;
+          let ticks = 0;
+          const deadline = t2 + 60_000;
+          const tick = () => {
+            const now = performance.now();
+            maxGap = Math.max(maxGap, now - last);
+            last = now;
+            ticks += 1;
+            if (window.kl.pending() === 0 || now > deadline) {
+              resolve({ ...out, drainMs: now - t2, maxGap, ticks, drained: window.kl.pending() === 0 });
+            } else {
+              setTimeout(tick, 0);
+            }
+          };
+          setTimeout(tick, 0);
+        });
+      }, 0));
     },
   };
 }
 
-async function main() {
-  const env = await startEnv();
-  const results = { build: env.build };
+// ---------- (a)(b)(c): one measurement in a fresh context ----------
+
+async function measureCell(env, { workload, n, mode, companyId }) {
+  const shop = await newShop(env);
   try {
-    // ---- (a) main-thread cost, library vs naive, in one page ----
-    {
-      env.emu.reset();
-      const companyId = 'BnCh01';
-      const shop = await newShop(env);
-      const page = await shop.open({ companyId, maxQueueEvents: 20_000, maxQueueBytes: 20_000_000 });
-      await page.evaluate(installBench);
-      const drain = (timeout = 120_000) => waitFor(async () => (await page.evaluate(() => window.kl.pending())) === 0,
-        { timeout, interval: 100, what: 'the library queue to drain' });
-
-      // Warm-up (JIT, wasm tiering, preflight cache), then drained.
-      await page.evaluate(() => { window.bench.tight('naive', 200); window.bench.clearNaive(); window.bench.tight('library', 200); });
-      await drain();
-
-      await page.evaluate(() => { window.stopLT = window.bench.watchLongTasks(); });
-      const naiveRun = await page.evaluate((n) => window.bench.tight('naive', n), CALLS);
-      const naiveTight = naiveRun.total;
-      const naiveTightLT = await page.evaluate(() => window.stopLT());
-      const naiveBytes = await page.evaluate(() => {
-        let b = 0;
-        for (let i = 0; i < localStorage.length; i += 1) { const k = localStorage.key(i); if (k.startsWith('naive:')) b += k.length + localStorage.getItem(k).length; }
-        return b;
-      });
-      await page.evaluate(() => window.bench.clearNaive());
-
-      await page.evaluate(() => { window.stopLT = window.bench.watchLongTasks(); });
-      const libRun = await page.evaluate((n) => window.bench.tight('library', n), CALLS);
-      const libTight = libRun.total;
-      const libStorage = await page.evaluate((p) => {
-        let chars = 0; let keys = 0;
-        for (let i = 0; i < localStorage.length; i += 1) { const k = localStorage.key(i); if (k.startsWith(p)) { keys += 1; chars += k.length + localStorage.getItem(k).length; } }
-        return { keys, chars };
-      }, `klaviyo:${companyId}:q:`);
-      const libReportsTight = await page.evaluate(() => window.reports.slice());
-      await drain();
-      const libTightLT = await page.evaluate(() => window.stopLT());
-
-      await page.evaluate(() => { window.stopLT = window.bench.watchLongTasks(); });
-      const naiveChunked = await page.evaluate(({ n, c }) => window.bench.chunked('naive', n, c), { n: CALLS, c: CHUNK });
-      const naiveLT = await page.evaluate(() => window.stopLT());
-      await page.evaluate(() => window.bench.clearNaive());
-
-      await page.evaluate(() => { window.stopLT = window.bench.watchLongTasks(); });
-      const libChunked = await page.evaluate(({ n, c }) => window.bench.chunked('library', n, c), { n: CALLS, c: CHUNK });
-      await drain();
-      const libLT = await page.evaluate(() => window.stopLT());
-      const reports = await page.evaluate(() => window.reports);
-      const s = env.emu.requests();
-      results.a = { naiveRun, libRun, libStorage, naiveTight, libTight, naiveTightLT, libTightLT, naiveChunked, libChunked, naiveLT, libLT, naiveBytes, reports, libReportsTight, sends: eventRequests(s).length, accepted: s.acceptedUniqueIds, errors: shop.pageErrors };
-      await shop.close();
+    const page = await shop.open({ companyId });
+    await page.evaluate(installBench);
+    await page.evaluate(() => window.kl.flush()); // the tracker has started and is idle
+    if (workload === 'floorWasm') {
+      const problem = await page.evaluate(() => window.bench.loadWasm());
+      if (problem) return { skipped: problem };
     }
-
-    // ---- (b) storage per queued event and (c) requests to drain 1,000 ----
-    {
-      env.emu.reset();
-      const companyId = 'BnCh02';
-      const shop = await newShop(env);
-      const page = await shop.open({ companyId });
-      await page.evaluate(installBench);
-      await shop.context.setOffline(true);
-      await page.evaluate((n) => window.bench.tight('library', n), DRAIN_EVENTS);
-      await waitFor(async () => (await page.evaluate(() => window.kl.pending())) === DRAIN_EVENTS, { what: '1,000 queued' });
-      const q = await storedEntries(page, `klaviyo:${companyId}:q:`);
-      const all = await storedEntries(page, `klaviyo:${companyId}:`);
-      const chars = (o) => Object.entries(o).reduce((n, [k, v]) => n + k.length + v.length, 0);
-      const queuedBefore = env.emu.requests().count;
-      const t0 = Date.now();
-      await shop.context.setOffline(false);
-      await waitFor(async () => (await page.evaluate(() => window.kl.pending())) === 0, { timeout: 60_000, interval: 50, what: 'drain of 1,000' });
-      const drainMs = Date.now() - t0;
-      const s = env.emu.requests();
-      results.b = { keys: Object.keys(q).length, qChars: chars(q), allChars: chars(all) };
-      results.c = {
-        requests: s.count - queuedBefore,
-        eventRequests: eventRequests(s).map((r) => `${r.path.replace('/client/', '')}:${r.uniqueIds.length}:${r.status}`),
-        preflights: s.preflights.length,
-        accepted: s.acceptedUniqueIds,
-        duplicates: s.duplicateUniqueIds,
-        drainMs,
-        bodyBytes: eventRequests(s).map((r) => JSON.stringify(r.body).length),
-        errors: shop.pageErrors,
-      };
-      await shop.close();
+    const drain = workload === 'ours';
+    if (mode === 'warm') {
+      const w = await page.evaluate(({ workload, n, drain }) => window.bench.run(workload, n, { drain }), { workload, n, drain });
+      if (w.error) return { error: `warm-up: ${w.error}` };
+      if (drain && !w.drained) return { error: 'warm-up: the queue did not drain' };
+      if (workload === 'naive') await page.evaluate(() => window.bench.clearNaive());
     }
+    const observing = await page.evaluate(() => window.bench.watchLongTasks());
+    const before = env.emu.requests().count;
+    const r = await page.evaluate(({ workload, n, drain }) => window.bench.run(workload, n, { drain }), { workload, n, drain });
+    const longtasks = observing ? await page.evaluate(() => window.bench.longtasks()) : null;
+    const out = { ...r, requests: env.emu.requests().count - before, errors: shop.pageErrors.slice() };
+    if (longtasks) {
+      // The calls' own task, and the rest (the drain).
+      const end = r.start + r.task;
+      const own = longtasks.filter((e) => e.start <= r.start + 1 && e.start + e.duration >= end - 1);
+      out.taskLongtask = own.length ? Math.max(...own.map((e) => e.duration)) : 0;
+      const rest = longtasks.filter((e) => !own.includes(e) && e.start >= end - 1);
+      out.drainLongtasks = rest.map((e) => e.duration);
+      out.drainLongest = rest.length ? Math.max(...rest.map((e) => e.duration)) : 0;
+    }
+    return out;
   } finally {
-    if (env.buildChanged()) results.build += ' (WARNING: rebuilt during the run)';
-    await env.close();
+    await shop.close();
   }
-
-  const { a, b, c } = results;
-  const max = (xs) => (xs === null ? 'n/a' : xs.length ? Math.max(...xs) : 'none');
-  const ratio = (x, y) => (typeof x === 'number' && typeof y === 'number' ? fmt(x / y, 2) : '-');
-  console.log(`\nklaviyo-wasm queue bench: ${CALLS} calls, Debian Chromium (headless=new); emulator answering 202; dist/web ${results.build}\n`);
-  table([
-    ['(a) main thread', 'kl.track()', 'naive setItem(JSON)', 'ratio'],
-    [`tight loop, ${CALLS} calls: total ms`, fmt(a.libTight), fmt(a.naiveTight), fmt(a.libTight / a.naiveTight, 2)],
-    ['tight loop: µs per call', fmt((a.libTight * 1000) / CALLS), fmt((a.naiveTight * 1000) / CALLS), fmt(a.libTight / a.naiveTight, 2)],
-    ['tight loop: µs per call, first 1,000', fmt(a.libRun.segments[0]), fmt(a.naiveRun.segments[0]), fmt(a.libRun.segments[0] / a.naiveRun.segments[0], 2)],
-    ['tight loop: µs per call, last 1,000', fmt(a.libRun.segments.at(-1)), fmt(a.naiveRun.segments.at(-1)), fmt(a.libRun.segments.at(-1) / a.naiveRun.segments.at(-1), 2)],
-    ['tight loop: worst longtask ms (= the drain*)', fmt(max(a.libTightLT)), fmt(max(a.naiveTightLT)), ratio(max(a.libTightLT), max(a.naiveTightLT))],
-    [`chunked (${CHUNK}/task): worst chunk ms`, fmt(a.libChunked.worstChunk), fmt(a.naiveChunked.worstChunk), fmt(a.libChunked.worstChunk / a.naiveChunked.worstChunk, 2)],
-    ['chunked: total ms (incl. yields)', fmt(a.libChunked.total), fmt(a.naiveChunked.total), fmt(a.libChunked.total / a.naiveChunked.total, 2)],
-    ['chunked: worst longtask ms (incl. drain)', fmt(max(a.libLT)), fmt(max(a.naiveLT)), ratio(max(a.libLT), max(a.naiveLT))],
-    ['chunked: longtasks (>50 ms)', a.libLT?.length ?? 'n/a', a.naiveLT?.length ?? 'n/a', ''],
-    ['tight loop: longtasks (>50 ms)', a.libTightLT?.length ?? 'n/a', a.naiveTightLT?.length ?? 'n/a', ''],
-  ]);
-  console.log('  * a loop driven by page.evaluate() is not itself reported as a longtask, so these are the tasks after it: the library draining its queue.');
-  console.log(`  library sent ${a.sends} event requests, ${a.accepted} distinct events accepted; onError during the tight loop: ${JSON.stringify(summarizeReports(a.libReportsTight))}; overall: ${JSON.stringify(summarizeReports(a.reports))}; page errors: ${a.errors.length}`);
-  console.log(`  µs per call by 1,000-call segment, library: ${a.libRun.segments.map((x) => fmt(x, 0)).join(' ')}; naive: ${a.naiveRun.segments.map((x) => fmt(x, 0)).join(' ')}`);
-  console.log(`  after the library tight loop: ${a.libStorage.keys} keys, ${a.libStorage.chars} chars under klaviyo:<id>:q: (Chromium's localStorage quota is about 5.2 M chars per origin)`);
-  console.log(`  naive storage for ${CALLS} events: ${a.naiveBytes} chars (${fmt(a.naiveBytes / CALLS, 0)} per event)\n`);
-  table([
-    ['(b)/(c) 1,000 queued events, one profile', 'value'],
-    ['localStorage keys under klaviyo:<id>:q:', b.keys],
-    ['chars (key+value) per queued event, q: only', fmt(b.qChars / DRAIN_EVENTS, 0)],
-    ['chars per queued event, incl. identity key', fmt(b.allChars / DRAIN_EVENTS, 0)],
-    ['HTTP requests to drain (excl. preflights; target <= 2)', c.requests],
-    ['  event requests (endpoint:events:status)', c.eventRequests.join(', ')],
-    ['  bulk body sizes (chars)', c.bodyBytes.join(', ')],
-    ['CORS preflights (whole run)', c.preflights],
-    ['accepted / duplicates', `${c.accepted} / ${c.duplicates}`],
-    ['drain time after "online" (ms)', c.drainMs],
-  ]);
-  if (c.errors.length || a.errors.length) console.log('page errors:', [...a.errors, ...c.errors]);
 }
 
-function summarizeReports(reports) {
+async function benchCalls(env) {
+  const samples = {}; // `${workload}:${n}:${mode}` -> [cell results]
+  let shop = 0;
+  for (let rep = 0; rep < REPS; rep += 1) {
+    for (const n of SIZES) {
+      for (const mode of MODES) {
+        for (const workload of WORKLOADS) {
+          env.emu.reset();
+          const companyId = `BnA${String(++shop).padStart(3, '0')}`;
+          const r = await measureCell(env, { workload, n, mode, companyId });
+          (samples[`${workload}:${n}:${mode}`] ??= []).push(r);
+          if (r.error || r.errors?.length) console.error(`  ${workload} ${n} ${mode}: ${r.error || r.errors.join('; ')}`);
+        }
+      }
+    }
+    process.stderr.write(`  (a) repetition ${rep + 1}/${REPS} done\n`);
+  }
+  const cell = (workload, n, mode) => {
+    const rs = samples[`${workload}:${n}:${mode}`] ?? [];
+    const ok = rs.filter((r) => !r.error && !r.skipped);
+    const usPerCall = (k) => median(ok.map((r) => (r[k] * 1000) / n));
+    return {
+      n, mode, workload,
+      reps: ok.length,
+      skipped: rs.find((r) => r.skipped)?.skipped ?? null,
+      errors: rs.filter((r) => r.error).map((r) => r.error),
+      usPerCall: usPerCall('task'),
+      usPerCallLoop: usPerCall('loop'),
+      taskMs: median(ok.map((r) => r.task)),
+      samplesUs: ok.map((r) => (r.task * 1000) / n),
+      taskLongtaskMs: median(ok.map((r) => r.taskLongtask)),
+      drainLongestLongtaskMs: median(ok.map((r) => r.drainLongest)),
+      drainMaxGapMs: median(ok.map((r) => r.maxGap)),
+      drainMs: median(ok.map((r) => r.drainMs)),
+      requests: median(ok.map((r) => r.requests)),
+      longtaskSupported: ok.some((r) => r.taskLongtask !== undefined),
+    };
+  };
+  const result = {};
+  for (const w of WORKLOADS) for (const n of SIZES) for (const m of MODES) result[`${w}:${n}:${m}`] = cell(w, n, m);
+  return result;
+}
+
+// ---------- (d) start-up ----------
+
+async function benchStartup(env) {
+  const variants = [
+    { name: 'plain', file: '/tests/queue/startup.html', label: 'no hints' },
+    { name: 'preload', file: '/tests/queue/startup-preload.html', label: 'modulepreload index.js + preload wasm' },
+  ];
+  const samples = { plain: [], preload: [] };
+  const errors = [];
+  for (let i = 0; i < LOADS; i += 1) {
+    for (const v of variants) { // interleaved, so drift hits both alike
+      env.emu.reset();
+      const shop = await newShop(env);
+      try {
+        const page = await shop.context.newPage();
+        const u = new URL(v.file, env.site.url);
+        u.searchParams.set('companyId', 'BnSt01');
+        u.searchParams.set('apiBase', env.emu.url);
+        await page.goto(u.href);
+        const s = await (await page.waitForFunction(() => window.startup, null, { timeout: 15_000 })).jsonValue();
+        if (s.error || shop.pageErrors.length) errors.push(`${v.name}: ${s.error || shop.pageErrors.join('; ')}`);
+        samples[v.name].push({ track: s.t1 - s.t0, ready: s.t2 - s.t0 });
+      } finally {
+        await shop.close();
+      }
+    }
+  }
+  return Object.fromEntries(variants.map((v) => [v.name, {
+    label: v.label,
+    page: v.file,
+    loads: samples[v.name].length,
+    trackMs: median(samples[v.name].map((s) => s.track)),
+    readyMs: median(samples[v.name].map((s) => s.ready)),
+    samples: samples[v.name],
+  }]).concat([['errors', errors]]));
+}
+
+// ---------- (e) size ----------
+
+function benchSize() {
+  const gz = (f) => {
+    const buf = readFileSync(path.join(ROOT, 'dist/web', f));
+    return { raw: buf.length, gzip: gzipSync(buf, { level: constants.Z_BEST_COMPRESSION }).length };
+  };
+  const index = gz('index.js');
+  const wasm = gz('klaviyo_wasm_bg.wasm');
+  const loader = gz('klaviyo.js');
+  return { 'index.js': index, 'klaviyo_wasm_bg.wasm': wasm, 'klaviyo.js': loader, npmPageGzip: index.gzip + wasm.gzip, scriptTagPageGzip: loader.gzip + index.gzip + wasm.gzip };
+}
+
+// ---------- (f) delivery of 1,000 queued offline ----------
+
+async function benchDelivery(env) {
+  const N = 1000;
+  const companyId = 'BnDl01';
+  env.emu.reset();
+  const shop = await newShop(env);
+  try {
+    const page = await shop.open({ companyId });
+    await page.evaluate(installBench);
+    await page.evaluate(() => window.kl.flush());
+    const sent = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(`${env.emu.url}/client/`) && r.method() === 'POST') {
+        sent.push({ path: new URL(r.url()).pathname, bytes: r.postDataBuffer()?.length ?? 0 });
+      }
+    });
+    await shop.context.setOffline(true);
+    await page.evaluate((n) => window.bench.run('ours', n), N);
+    await waitFor(async () => (await page.evaluate(() => window.kl.pending())) === N, { what: `${N} queued` });
+    const chars = (o) => Object.entries(o).reduce((c, [k, v]) => c + k.length + v.length, 0);
+    const q = await storedEntries(page, `klaviyo:${companyId}:q:`);
+    const all = await storedEntries(page, `klaviyo:${companyId}:`);
+    const t0 = Date.now();
+    await shop.context.setOffline(false);
+    await waitFor(async () => (await page.evaluate(() => window.kl.pending())) === 0 && env.emu.requests().acceptedUniqueIds === N,
+      { timeout: 60_000, interval: 20, what: `the ${N} delivered` });
+    const drainMs = Date.now() - t0;
+    const s = env.emu.requests();
+    const events = sent.filter((r) => r.path.startsWith('/client/event'));
+    const wireBytes = events.reduce((b, r) => b + r.bytes, 0);
+    return {
+      events: N,
+      requests: s.count,
+      eventRequests: events.length,
+      preflights: s.preflights.length,
+      requestShapes: s.requests.map((r) => `${r.path.replace('/client/', '')}:${r.uniqueIds.length}:${r.status}`),
+      wireBodyBytes: wireBytes,
+      wireBytesPerEvent: wireBytes / N,
+      storageKeys: Object.keys(q).length,
+      storageCharsPerEvent: chars(q) / N,
+      storageCharsPerEventWithIdentity: chars(all) / N,
+      accepted: s.acceptedUniqueIds,
+      duplicates: s.duplicateUniqueIds,
+      drainMs,
+      errors: shop.pageErrors.slice(),
+    };
+  } finally {
+    await shop.close();
+  }
+}
+
+// ---------- (g) track, then navigate / close ----------
+
+async function benchLifecycle(env) {
   const out = {};
-  for (const r of reports) out[r.kind] = (out[r.kind] || 0) + (r.count || 0);
+  const runs = [
+    ['navigate', trackThenNavigate, 0],
+    ['close', trackThenClose, 0],
+    ['navigate', trackThenNavigate, 100],
+    ['close', trackThenClose, 100],
+  ];
+  let i = 0;
+  for (const [name, fn, latency] of runs) {
+    env.emu.reset();
+    if (latency) env.emu.addFault({ path: '/client/', delayMs: latency, count: 100_000 });
+    const shop = await newShop(env);
+    try {
+      const r = await fn(env, shop, { companyId: `BnLc0${++i}`, rounds: 5, perRound: 20 });
+      out[`${name}:${latency}`] = { name, latencyMs: latency, ...r, errors: shop.pageErrors.slice() };
+    } finally {
+      await shop.close();
+    }
+  }
   return out;
+}
+
+// ---------- report ----------
+
+function report(R) {
+  const { a, d, e, f, g } = R;
+  const c = (w, n, m) => a[`${w}:${n}:${m}`];
+  console.log(`\nklaviyo-wasm queue bench: ${R.browser} (headless); dist/web ${R.build}; emulator answering 202 on the same machine`);
+  console.log(`(a)-(c): median of ${REPS} fresh browser contexts per cell; (d): ${LOADS} fresh page loads per row`);
+
+  heading(`(a) main-thread cost of a call: µs per call, all calls in one task (the task includes the library's end-of-task storage write and its first send)`);
+  const rowsA = [['calls', 'start', 'ours kl.track()', 'naive setItem(JSON)', 'no tracker', 'net ours (− no tracker)', 'ours / naive', 'ours / no tracker']];
+  for (const n of SIZES) {
+    for (const m of MODES) {
+      const o = c('ours', n, m).usPerCall;
+      const nv = c('naive', n, m).usPerCall;
+      const z = c('none', n, m).usPerCall;
+      rowsA.push([num(n), m, fmt(o), fmt(nv), fmt(z, 3), fmt(o - z), x(ratio(o, nv)), x(ratio(o, z))]);
+    }
+  }
+  table(rowsA);
+  note(`loop only (the calls, without the end-of-task microtask), ours µs per call: ${SIZES.flatMap((n) => MODES.map((m) => `${num(n)} ${m} ${fmt(c('ours', n, m).usPerCallLoop)}`)).join('; ')}`);
+  note('cold = the first run in a fresh page (JIT and wasm cold: what a shop sees first); warm = after a warm-up run of the same size, drained.');
+  note('naive = per call localStorage.setItem(key_i, JSON.stringify({metric, properties, value, unique_id: crypto.randomUUID(), time: new Date().toISOString(), profile})).');
+
+  heading('(b) the floor: 10,000 calls in one task, µs per call');
+  const floor = (w, label) => [label, ...MODES.map((m) => (c(w, 10_000, m).skipped ? 'skipped' : fmt(c(w, 10_000, m).usPerCall)))];
+  table([
+    ['10,000 calls', ...MODES],
+    floor('floorJs', 'floor A: JSON.stringify([id, Date.now(), metric, props, opts]) + TextEncoder.encodeInto into a preallocated buffer'),
+    floor('floorWasm', 'floor B: A into the wasm memory + the wasm export call(handle, op, len) with no tracker (returns at once)'),
+    ['ours kl.track()', ...MODES.map((m) => fmt(c('ours', 10_000, m).usPerCall))],
+    ['ours / floor B', ...MODES.map((m) => x(ratio(c('ours', 10_000, m).usPerCall, c('floorWasm', 10_000, m).usPerCall)))],
+    ['ours − floor B (µs the core and the adapter add)', ...MODES.map((m) => fmt(c('ours', 10_000, m).usPerCall - c('floorWasm', 10_000, m).usPerCall))],
+  ]);
+  note('the wasm exports no empty function: floor B calls the shipped call() export of a second instance with a handle no tracker has, so it returns before parsing anything.');
+  if (c('floorWasm', 10_000, 'cold').skipped) note(`floor B skipped: ${c('floorWasm', 10_000, 'cold').skipped}`);
+
+  heading('(c) longest main-thread task: 10,000 calls in one task, default options (maxQueueEvents 1000), then the queue drains');
+  const lt = (v) => (v === 0 ? '< 50 (none)' : fmt(v, 1));
+  const cols = [['ours', 'cold'], ['ours', 'warm'], ['naive', 'cold'], ['naive', 'warm']];
+  table([
+    ['10,000 calls', ...cols.map(([w, m]) => `${w} ${m}`)],
+    ['the calls\' task, own measurement (ms)', ...cols.map(([w, m]) => fmt(c(w, 10_000, m).taskMs, 1))],
+    ['the calls\' task, longtask entry (ms)', ...cols.map(([w, m]) => lt(c(w, 10_000, m).taskLongtaskMs))],
+    ['  ms per 1,000 calls of that task', ...cols.map(([w, m]) => fmt(c(w, 10_000, m).taskMs / 10, 2))],
+    ['longest task while draining, longtask (ms)', ...cols.map(([w, m]) => (w === 'ours' ? lt(c(w, 10_000, m).drainLongestLongtaskMs) : '-'))],
+    ['longest gap between 0-ms timer ticks while draining (ms)', ...cols.map(([w, m]) => (w === 'ours' ? fmt(c(w, 10_000, m).drainMaxGapMs, 1) : '-'))],
+    ['drain: ms until kl.pending() = 0 / event requests', ...cols.map(([w, m]) => (w === 'ours' ? `${fmt(c(w, 10_000, m).drainMs, 0)} / ${c(w, 10_000, m).requests}` : '-'))],
+  ]);
+  note('the longest task of the whole run is the calls\' own task; the drain\'s tasks are shorter (a longtask entry exists only for tasks of 50 ms or more; the timer-gap column bounds the rest).');
+
+  heading(`(d) start-up: script start (first inline script) -> ..., median of ${LOADS} fresh page loads (ms)`);
+  table([
+    ['page', 'first track() returned', 'kl.ready'],
+    ['create() + identify() + track(), no hints', fmt(d.plain.trackMs, 1), fmt(d.plain.readyMs, 1)],
+    ['same with <link rel=modulepreload index.js> + <link rel=preload wasm as=fetch crossorigin>', fmt(d.preload.trackMs, 1), fmt(d.preload.readyMs, 1)],
+  ]);
+  note('pages: tests/queue/startup.html and startup-preload.html; localhost, no-store (no cache, no network latency).');
+  if (d.errors.length) note(`errors: ${d.errors.join('; ')}`);
+
+  heading('(e) page download, gzip -9 (as .ci/size.mjs)');
+  table([
+    ['what the page downloads', 'raw B', 'gzip B', 'gzip KB'],
+    ['npm package: index.js + klaviyo_wasm_bg.wasm', e['index.js'].raw + e['klaviyo_wasm_bg.wasm'].raw, e.npmPageGzip, fmt(e.npmPageGzip / 1024)],
+    ['  index.js', e['index.js'].raw, e['index.js'].gzip, fmt(e['index.js'].gzip / 1024)],
+    ['  klaviyo_wasm_bg.wasm', e['klaviyo_wasm_bg.wasm'].raw, e['klaviyo_wasm_bg.wasm'].gzip, fmt(e['klaviyo_wasm_bg.wasm'].gzip / 1024)],
+    ['script tag: klaviyo.js on its own', e['klaviyo.js'].raw, e['klaviyo.js'].gzip, fmt(e['klaviyo.js'].gzip / 1024)],
+    ['script tag page total (klaviyo.js + index.js + wasm)', '', e.scriptTagPageGzip, fmt(e.scriptTagPageGzip / 1024)],
+  ]);
+
+  heading('(f) delivery: 1,000 events queued offline, then online');
+  table([
+    ['1,000 events, one profile', 'value'],
+    ['HTTP requests to drain (preflights aside)', f.requests],
+    ['  event requests (endpoint:events:status)', f.requestShapes.join(', ')],
+    ['  CORS preflights', f.preflights],
+    ['request body bytes per event on the wire', fmt(f.wireBytesPerEvent, 0)],
+    ['localStorage chars per event (keys + values under q:)', fmt(f.storageCharsPerEvent, 0)],
+    ['  with the identity record', fmt(f.storageCharsPerEventWithIdentity, 0)],
+    ['accepted / accepted twice', `${f.accepted} / ${f.duplicates}`],
+    ['ms from "online" to drained', f.drainMs],
+  ]);
+  if (f.errors.length) note(`page errors: ${f.errors.join('; ')}`);
+
+  heading(`(g) track then leave: 5 rounds × 20 events in one task, the page leaves ${DELAYS.join(', ')} ms later`);
+  table([
+    ['scenario', 'events', 'lost', 'sent twice', 'share sent twice', 'event requests', 'settled (ms)'],
+    ...Object.values(g).map((r) => [
+      `${r.name === 'navigate' ? 'location.href to a fresh page' : 'page.close(), then a new tab'}${r.latencyMs ? `, server answers after ${r.latencyMs} ms` : ''}`,
+      r.events, r.lost, r.sentTwice, `${fmt(100 * r.shareSentTwice, 1)} %`, r.eventRequests, r.settleMs,
+    ]),
+  ]);
+  note('lost = never accepted; sent twice = its unique_id went over the wire more than once; settled = from the last round until every event was accepted and the last page held nothing.');
+  note('with a server 100 ms away the burst\'s request is still in flight as the page leaves: the next page sees its keepalive mark and resends after KEEPALIVE_WAIT_MS.');
+
+  heading('RATIOS (for the README)');
+  for (const n of SIZES) {
+    for (const m of MODES) {
+      const o = c('ours', n, m).usPerCall;
+      console.log(`  ${num(n).padStart(6)} calls, ${m}: ours ${fmt(o)} µs/call = ${x(ratio(o, c('naive', n, m).usPerCall))} the naive setItem(JSON) SDK, `
+        + `${x(ratio(o, c('none', n, m).usPerCall))} the bare loop (net ${fmt(o - c('none', n, m).usPerCall)} µs), ${x(ratio(o, c('floorWasm', n, m).usPerCall))} floor B`);
+    }
+  }
+  console.log(`  10,000 calls in one task: longest task ${fmt(c('ours', 10_000, 'cold').taskMs, 1)} ms cold (${fmt(c('ours', 10_000, 'cold').taskMs / 10, 2)} ms per 1,000 calls) `
+    + `vs naive ${fmt(c('naive', 10_000, 'cold').taskMs, 1)} ms (${x(ratio(c('ours', 10_000, 'cold').taskMs, c('naive', 10_000, 'cold').taskMs))})`);
+  console.log(`  start-up: first track() returned ${fmt(d.plain.trackMs, 1)} ms after script start, ready ${fmt(d.plain.readyMs, 1)} ms (with preload hints: ${fmt(d.preload.trackMs, 1)} / ${fmt(d.preload.readyMs, 1)} ms)`);
+  console.log(`  download: ${fmt(e.npmPageGzip / 1024)} KB gzip (npm page), klaviyo.js ${e['klaviyo.js'].gzip} B`);
+  console.log(`  delivery: 1,000 offline events in ${f.requests} request(s), ${fmt(f.wireBytesPerEvent, 0)} B/event on the wire, ${fmt(f.storageCharsPerEvent, 0)} chars/event stored`);
+  for (const r of Object.values(g)) {
+    console.log(`  ${r.name}${r.latencyMs ? ` (server ${r.latencyMs} ms)` : ''}: ${r.lost} lost, ${r.sentTwice} of ${r.events} sent twice (${fmt(100 * r.shareSentTwice, 1)} %)`);
+  }
+}
+
+async function main() {
+  const env = await startEnv();
+  const R = { build: env.build, browser: `Chromium ${env.browser.version()}`, reps: REPS, loads: LOADS, at: new Date().toISOString() };
+  try {
+    process.stderr.write('(a)-(c) calls...\n');
+    R.a = await benchCalls(env);
+    process.stderr.write('(d) start-up...\n');
+    R.d = await benchStartup(env);
+    R.e = benchSize();
+    process.stderr.write('(f) delivery...\n');
+    R.f = await benchDelivery(env);
+    process.stderr.write('(g) track then leave...\n');
+    R.g = await benchLifecycle(env);
+  } finally {
+    if (env.buildChanged()) R.build += ' (WARNING: dist/web was rebuilt during the run: figures mix two builds)';
+    await env.close();
+  }
+  mkdirSync(path.dirname(OUT), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(R, null, 2)}\n`);
+  report(R);
+  console.log(`\nall numbers: ${path.relative(ROOT, OUT)}`);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,31 @@
+// Page for the create() tests (tests/queue/page-cost.test.mjs): `Klaviyo.create` right
+// after the import, so `window.kl` takes calls before the wasm has loaded.
+//   ?companyId=QuE001&apiBase=http://127.0.0.1:1234&maxQueueEvents=&maxQueueBytes=&flushDelayMs=
+// body[data-ready="1"] as soon as `window.kl` exists (the wasm may still be loading);
+// body[data-wasm="1"] once `kl.ready` resolved ("error" if it rejected).
+// Exposes window.kl, window.Klaviyo, window.reports (onError), window.readyAt (Date.now()
+// when kl.ready resolved).
+import { Klaviyo } from '/dist/web/index.js';
+
+const q = new URLSearchParams(location.search);
+window.reports = [];
+
+const options = { companyId: q.get('companyId') || 'QuE001' };
+if (q.get('apiBase')) options.apiBase = q.get('apiBase');
+for (const k of ['maxQueueEvents', 'maxQueueBytes', 'flushDelayMs']) {
+  if (q.has(k)) options[k] = Number(q.get(k));
+}
+options.onError = (e) => {
+  window.reports.push({
+    kind: e?.kind, status: e?.status, count: e?.count, detail: e?.detail,
+    message: String(e?.message ?? e), isError: e instanceof Error,
+  });
+};
+
+window.Klaviyo = Klaviyo;
+window.kl = Klaviyo.create(options);
+document.body.dataset.ready = '1';
+window.kl.ready.then(
+  () => { window.readyAt = Date.now(); document.body.dataset.wasm = '1'; },
+  (e) => { window.initError = String(e?.stack || e); document.body.dataset.wasm = 'error'; },
+);
