@@ -15,12 +15,11 @@ const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v)
 
 let loading;
 
-// Ids: one random UUID per page with its last 12 hex digits replaced by a counter:
-// unique across pages (the random part) and within the page (the counter), and far
-// cheaper than a crypto.randomUUID() per call.
-const seed = crypto.randomUUID().slice(0, 24);
+// Ids: one random UUID per page and a counter: unique across pages (the UUID) and
+// within the page (the counter), and far cheaper than a crypto.randomUUID() per call.
+const seed = crypto.randomUUID() + "-";
 let count = 0;
-const nextId = () => seed + (++count).toString(16).padStart(12, "0");
+const nextId = () => seed + ++count;
 
 /** Fetches and compiles the wasm once per page, however many trackers exist. */
 function load(url) {

@@ -57,10 +57,8 @@ let memory, view, at = 0, room = 0;
 export function attach(m) {
   memory = m;
 }
-/** Writes the strings one after another; returns their byte lengths. */
-function put(...strings) {
-  let need = 0;
-  for (const s of strings) need += s == null ? 0 : s.length * 3; // UTF-8: ≤ 3 bytes per unit
+/** The input buffer, at least `need` bytes (UTF-8 takes at most 3 per UTF-16 unit). */
+function input(need) {
   if (need > room) {
     room = Math.max(need, 4096);
     at = wasm.buf(room);
@@ -68,10 +66,21 @@ function put(...strings) {
   }
   // Any call may grow the memory, which detaches the old view.
   if (!view || view.buffer !== memory.buffer) view = new Uint8Array(memory.buffer, at, room);
+  return view;
+}
+/** Writes one string (the hot path); returns its byte length. */
+function put1(s) {
+  return utf8.encodeInto(s, input(s.length * 3)).written;
+}
+/** Writes the strings one after another; returns their byte lengths. */
+function put(...strings) {
+  let need = 0;
+  for (const s of strings) need += s == null ? 0 : s.length * 3;
+  const v = input(need);
   let used = 0;
   return strings.map((s) => {
     if (s == null) return NONE;
-    const n = utf8.encodeInto(s, used ? view.subarray(used) : view).written;
+    const n = utf8.encodeInto(s, v.subarray(used)).written;
     used += n;
     return n;
   });
@@ -128,7 +137,7 @@ export class Runtime {
 
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
-    const refused = wasm.call(this.h, op, put(text)[0]);
+    const refused = wasm.call(this.h, op, put1(text));
     if (refused) throw new Error(answer(refused));
     this.soon();
   }

@@ -170,11 +170,15 @@ pub fn call(h: u32, op: u32, len: u32) -> u32 {
     }
 }
 
-fn id_and_time(parts: &[&str]) -> (String, u64) {
-    let id = parts
-        .first()
-        .and_then(|p| jt::unescape(p))
-        .unwrap_or_default();
+fn id_and_time<'a>(parts: &[&'a str]) -> (std::borrow::Cow<'a, str>, u64) {
+    // Our ids have no escapes: borrow them from the text.
+    let id = match parts.first() {
+        Some(p) if p.len() >= 2 && !p.contains('\\') => {
+            std::borrow::Cow::Borrowed(&p[1..p.len() - 1])
+        }
+        Some(p) => std::borrow::Cow::Owned(jt::unescape(p).unwrap_or_default()),
+        None => std::borrow::Cow::Borrowed(""),
+    };
     let now = parts.get(1).and_then(|p| text::parse_u64(p)).unwrap_or(0);
     (id, now)
 }

@@ -522,8 +522,13 @@ fn event_secs(raw: &str) -> Result<i64> {
 
 /// `a:::b:::c` with three non-empty parts, as Klaviyo's catalog variant ids are.
 fn is_variant_id(v: &str) -> bool {
-    let mut parts = v.split(":::");
-    parts.by_ref().take(3).filter(|p| !p.is_empty()).count() == 3 && parts.next().is_none()
+    fn cut(s: &str) -> Option<(usize, &str)> {
+        text::find(s, ":::").map(|i| (i, &s[i + 3..]))
+    }
+    match cut(v).and_then(|(a, rest)| cut(rest).map(|(b, c)| (a, b, c))) {
+        Some((a, b, c)) => a > 0 && b > 0 && !c.is_empty() && cut(c).is_none(),
+        None => false,
+    }
 }
 
 fn channels(a: &str) -> Result<Vec<&'static str>> {

@@ -134,7 +134,11 @@ pub fn client_back_in_stock(variant_id: &str, profile: &str, channels: &[&str]) 
         if i > 0 {
             chans.push(',');
         }
-        jt::write_str(&c.to_ascii_uppercase(), &mut chans);
+        chans.push_str(if *c == "sms" {
+            r#""SMS""#
+        } else {
+            r#""EMAIL""#
+        });
     }
     chans.push(']');
     let mut p = String::new();

@@ -388,6 +388,11 @@ impl Queue {
     /// Removes the items `pick` chooses, in one pass; their records are rewritten at
     /// the next sync.
     fn remove_where(&mut self, mut pick: impl FnMut(&Item) -> bool) {
+        self.remove_dyn(&mut pick);
+    }
+
+    /// One copy of the removal loop, whatever the criterion (code size).
+    fn remove_dyn(&mut self, pick: &mut dyn FnMut(&Item) -> bool) {
         let mut items = std::mem::take(&mut self.items);
         items.retain(|it| {
             let drop = pick(it);

@@ -66,7 +66,7 @@ pub fn delay_ms(attempt: u32, outcome: &Outcome, jitter: u16) -> u64 {
 /// `Retry-After` in seconds, from the header as received ("" when absent or hidden by
 /// CORS). The delay-seconds form; an HTTP-date counts as absent.
 pub fn retry_after_secs(header: &str, _now_ms: u64) -> Option<u32> {
-    super::text::parse_u64(header.trim()).map(|s| s.min(u64::from(u32::MAX)) as u32)
+    super::text::parse_u64(header.trim_ascii()).map(|s| s.min(u64::from(u32::MAX)) as u32)
 }
 
 #[cfg(test)]

@@ -47,9 +47,8 @@ pub fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for b in &buf[i..] {
-        out.push(*b as char);
-    }
+    // ASCII digits: whole, not one char (and its UTF-8 encoding) at a time.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends `n` in decimal, with its sign.
@@ -101,6 +100,54 @@ fn hex_digit(c: u8) -> Option<u8> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
+}
+
+/// The length of the space or control character starting at byte `i` of `b`, if that
+/// is what it is: ASCII whitespace and controls, C1 controls, and Unicode's other
+/// spaces (the `White_Space` set), matched on their UTF-8 bytes (no Unicode tables).
+fn blank_at(b: &[u8], i: usize) -> Option<usize> {
+    match (b[i], b.get(i + 1), b.get(i + 2)) {
+        (0..=0x20 | 0x7F, ..) => Some(1),
+        (0xC2, Some(0x80..=0xA0), _) => Some(2),
+        (0xE1, Some(0x9A), Some(0x80)) | (0xE3, Some(0x80), Some(0x80)) => Some(3),
+        (0xE2, Some(0x80), Some(0x80..=0x8A | 0xA8 | 0xA9 | 0xAF)) => Some(3),
+        (0xE2, Some(0x81), Some(0x9F)) => Some(3),
+        _ => None,
+    }
+}
+
+/// Whether `s` holds nothing but spaces and control characters (or nothing).
+pub fn is_blank(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match blank_at(b, i) {
+            Some(n) => i += n,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Whether `s` holds any space or control character.
+pub fn has_blank(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).any(|i| blank_at(b, i).is_some())
+}
+
+/// Whether `s` holds a control character (C0, DEL or C1).
+pub fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).any(|i| match (b[i], b.get(i + 1)) {
+        (0..=0x1F | 0x7F, _) => true,
+        (0xC2, Some(0x80..=0x9F)) => true,
+        _ => false,
+    })
+}
+
+/// The number of characters (not bytes) of `s`.
+pub fn char_count(s: &str) -> usize {
+    s.bytes().filter(|b| b & 0xC0 != 0x80).count()
 }
 
 #[cfg(test)]
@@ -158,5 +205,37 @@ mod tests {
         assert_eq!(percent_decode("%"), None);
         assert_eq!(percent_decode("%41%4a").as_deref(), Some("AJ"));
         assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn blanks_are_found_without_unicode_tables() {
+        for blank in [
+            "",
+            " ",
+            "\t\n\r",
+            "\u{a0}\u{3000}\u{2003}\u{2028}\u{205f}\u{1680}\u{85}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+            assert_eq!(blank.chars().all(char::is_whitespace), true);
+        }
+        for text in ["a", " a ", "\u{a0}x", "é", "\u{200b}"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+        assert!(has_blank("a b") && has_blank("a\u{2009}b") && has_blank("a\u{1}b"));
+        assert!(!has_blank("ann@example.com") && !has_blank("é😀"));
+        assert!(has_control("a\u{7f}") && has_control("a\u{9f}") && has_control("\n"));
+        assert!(!has_control("a b é 😀 \u{a0}"));
+        assert_eq!(char_count("é😀ab"), 4);
+        // Every char that std calls whitespace or control is caught.
+        for c in (0..0x3001u32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(
+                has_blank(&s),
+                c.is_whitespace() || c.is_control(),
+                "{:x}",
+                c as u32
+            );
+            assert_eq!(has_control(&s), c.is_control(), "{:x}", c as u32);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! what is expected; it never repeats the value (it may be an email or a phone number).
 
 use super::jsontext::{self as jt, Kind};
+use super::text;
 use super::time::{MAX_AHEAD_S, MIN_TIME_S};
 
 /// A rejected input: `field` is the path the caller used (`email`, `properties.Price`).
@@ -58,7 +59,7 @@ pub fn email(field: &str, v: &str) -> Result<()> {
                 && local.len() <= 64
                 && v.len() <= 254
                 && !domain.contains('@')
-                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !text::has_blank(v)
                 && domain.contains('.')
                 && domain
                     .split('.')
@@ -90,8 +91,8 @@ pub fn phone(field: &str, v: &str) -> Result<()> {
 }
 
 pub fn metric_name(field: &str, v: &str) -> Result<()> {
-    let n = v.chars().count();
-    if (1..=MAX_METRIC_CHARS).contains(&n) && !v.trim().is_empty() {
+    let n = text::char_count(v);
+    if (1..=MAX_METRIC_CHARS).contains(&n) && !text::is_blank(v) {
         Ok(())
     } else {
         Err(ValidationError::new(field, "must be 1 to 128 characters"))
@@ -101,7 +102,7 @@ pub fn metric_name(field: &str, v: &str) -> Result<()> {
 /// A string that must be present and not blank; returns its text.
 pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
     match raw.and_then(jt::unescape) {
-        Some(s) if !s.trim().is_empty() => Ok(s),
+        Some(s) if !text::is_blank(&s) => Ok(s),
         _ => Err(ValidationError::new(field, "must be a non-empty string")),
     }
 }
@@ -110,7 +111,7 @@ pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
 /// raw string literal, which is what the request carries.
 pub fn unique_id<'a>(field: &str, raw: &'a str) -> Result<&'a str> {
     match jt::unescape(raw) {
-        Some(s) if (1..=255).contains(&s.len()) && !s.chars().any(char::is_control) => Ok(raw),
+        Some(s) if (1..=255).contains(&s.len()) && !text::has_control(&s) => Ok(raw),
         _ => Err(ValidationError::new(
             field,
             "must be 1 to 255 characters without control characters",
@@ -197,7 +198,7 @@ pub fn number<'a>(field: &str, raw: &'a str) -> Result<&'a str> {
 pub fn currency(field: &str, raw: &str) -> Result<String> {
     match jt::unescape(raw) {
         Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            Ok(s.to_ascii_uppercase())
+            Ok(s.bytes().map(|b| (b & !0x20) as char).collect())
         }
         _ => Err(ValidationError::new(
             field,
