@@ -138,10 +138,11 @@ pub fn has_blank(s: &str) -> bool {
 /// Whether `s` holds a control character (C0, DEL or C1).
 pub fn has_control(s: &str) -> bool {
     let b = s.as_bytes();
-    (0..b.len()).any(|i| match (b[i], b.get(i + 1)) {
-        (0..=0x1F | 0x7F, _) => true,
-        (0xC2, Some(0x80..=0x9F)) => true,
-        _ => false,
+    (0..b.len()).any(|i| {
+        matches!(
+            (b[i], b.get(i + 1)),
+            (0..=0x1F | 0x7F, _) | (0xC2, Some(0x80..=0x9F))
+        )
     })
 }
 
@@ -216,7 +217,7 @@ mod tests {
             "\u{a0}\u{3000}\u{2003}\u{2028}\u{205f}\u{1680}\u{85}",
         ] {
             assert!(is_blank(blank), "{blank:?}");
-            assert_eq!(blank.chars().all(char::is_whitespace), true);
+            assert!(blank.chars().all(char::is_whitespace));
         }
         for text in ["a", " a ", "\u{a0}x", "é", "\u{200b}"] {
             assert!(!is_blank(text), "{text:?}");
