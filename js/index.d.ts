@@ -7,11 +7,16 @@ export interface KlaviyoOptions {
   apiBase?: string;
   /** Klaviyo API revision header. Default `2026-07-15`. */
   revision?: string;
-  /** Most requests kept queued (default 1000); the oldest are dropped beyond it. */
+  /** Most calls kept in localStorage (default 1000). Past it the oldest leave storage
+   * (`onError` kind `evicted`); this page still holds and sends them. */
   maxQueueEvents?: number;
-  /** Most bytes kept queued (default 1 MB). */
+  /** Most bytes kept in localStorage (default 1 MB). */
   maxQueueBytes?: number;
-  /** Wait this long (ms) for more calls to share one request. Default 50. */
+  /** Most bytes of calls this page holds, stored or not (default 16 MB); past it the
+   * oldest are dropped (`onError` kind `dropped`). */
+  maxMemoryBytes?: number;
+  /** Wait this long (ms) for more calls to share one request. Default 0: a task's calls
+   * go at the end of the task. */
   flushDelayMs?: number;
   /** Log queue decisions to the console (never personal data). */
   debug?: boolean;
@@ -23,7 +28,18 @@ export interface KlaviyoOptions {
 
 /** What `onError` receives. */
 export interface KlaviyoError extends Error {
-  kind: "rejected" | "retry" | "evicted" | "gave_up" | "storage";
+  /**
+   * - `rejected`: Klaviyo refused a request (4xx); it left the queue.
+   * - `retry`: sending failed; it stays queued and is retried.
+   * - `evicted`: the stored queue is full; the oldest calls left storage (this page
+   *   still sends them).
+   * - `dropped`: this page's memory bound was reached; the oldest calls were dropped.
+   * - `gave_up`: too many attempts or too old; dropped.
+   * - `storage`: localStorage refused a write; calls are kept in memory for this page.
+   * - `invalid`: a call made before the tracker was ready broke a rule (the message
+   *   names the field), or `Klaviyo.create` got bad options.
+   */
+  kind: "rejected" | "retry" | "evicted" | "dropped" | "gave_up" | "storage" | "invalid";
   /** HTTP status, or 0 for a network error or a local decision. */
   status: number;
   /** How many queued requests it concerns. */
@@ -54,7 +70,7 @@ export interface EventOptions {
   value?: number;
   /** ISO 4217 code, like `USD`. */
   valueCurrency?: string;
-  /** Klaviyo de-duplicates on this; a random UUID by default. */
+  /** Klaviyo de-duplicates on this; a random, unique id by default. */
   uniqueId?: string;
   /** When it happened (default now): a Date, epoch ms or an ISO 8601 string with offset. */
   time?: Date | number | string;
@@ -119,11 +135,22 @@ export interface FlushResult {
 
 export class Klaviyo {
   private constructor();
-  /** Loads the wasm (once) and starts a tracker. Rejects with an Error naming a bad option. */
+  /**
+   * Starts a tracker and returns it at once, before the wasm has loaded (start the
+   * download early with `<link rel="preload" href=".../klaviyo_wasm_bg.wasm" as="fetch"
+   * crossorigin>`). Its calls are accepted immediately, given their `unique_id` and
+   * time, and handed in order to the core once it is ready; one the core then refuses
+   * reaches `onError` with kind `invalid` (it can no longer throw at its caller).
+   */
+  static create(options: KlaviyoOptions): Klaviyo;
+  /** `create` and wait until ready. Rejects with an Error naming a bad option. */
   static init(options: KlaviyoOptions): Promise<Klaviyo>;
+  /** Resolves to this tracker once its core runs; rejects if it refused the options. */
+  readonly ready: Promise<Klaviyo>;
   /** Adds identifiers and attributes to this visitor's profile and to later events. */
   identify(profile: Profile): Promise<void>;
-  /** Queues an event; returns its `unique_id`. Throws an Error naming the field on bad input. */
+  /** Queues an event; returns its `unique_id`. Once ready, throws an Error naming the
+   * field on bad input (before, see `create`). */
   track(metric: string, properties?: Record<string, unknown>, options?: EventOptions): string;
   viewedProduct(product: Product, options?: EventOptions): string;
   addedToCart(item: CartItem, options?: EventOptions): string;
@@ -142,8 +169,8 @@ export class Klaviyo {
   reset(): void;
   /** Stops sending, timers and listeners; lets another tab send. The queue stays on disk. */
   close(): void;
-  /** This visitor's anonymous id. */
-  readonly anonymousId: string;
+  /** This visitor's anonymous id (null until ready). */
+  readonly anonymousId: string | null;
 }
 
 export default Klaviyo;

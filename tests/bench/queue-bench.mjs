@@ -1,4 +1,4 @@
-// Queue benchmark (a script, not a test): node tests/bench/queue-bench.mjs [--reps 5] [--loads 15]
+// Queue benchmark (a script, not a test): node tests/bench/queue-bench.mjs [--reps 7] [--loads 15]
 // (`npm run bench` builds first). One Debian Chromium run against the Klaviyo emulator
 // (answering 202, so the library's own sending runs on the page's main thread too).
 // Prints tables and writes every number to target/bench/queue-bench.json:
@@ -15,6 +15,7 @@
 //  (f) 1,000 events queued offline, then online: requests, bytes and chars per event.
 //  (g) track, then navigate or close the tab 0..30 ms later: lost, sent twice.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { gzipSync, constants } from 'node:zlib';
 import { ROOT, startEnv, newShop, waitFor, storedEntries } from '../queue/harness.mjs';
@@ -24,7 +25,7 @@ const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const REPS = arg('reps', 5);
+const REPS = arg('reps', 7);
 const LOADS = arg('loads', 15);
 const SIZES = [1000, 10_000];
 const MODES = ['cold', 'warm'];
@@ -414,6 +415,9 @@ function report(R) {
   const c = (w, n, m) => a[`${w}:${n}:${m}`];
   console.log(`\nklaviyo-wasm queue bench: ${R.browser} (headless); dist/web ${R.build}; emulator answering 202 on the same machine`);
   console.log(`(a)-(c): median of ${REPS} fresh browser contexts per cell; (d): ${LOADS} fresh page loads per row`);
+  const loads = Object.entries(R.machine.loadAverage1m).map(([k, v]) => `${k} ${fmt(v, 1)}`).join(', ');
+  console.log(`machine: ${R.machine.cpus} CPUs; 1-min load average ${loads}`
+    + `${Math.max(...Object.values(R.machine.loadAverage1m)) > R.machine.cpus ? ' — WARNING: more than the bench was running, figures are noisy' : ''} (the bench alone: about 1)`);
 
   heading(`(a) main-thread cost of a call: µs per call, all calls in one task (the task includes the library's end-of-task storage write and its first send)`);
   const rowsA = [['calls', 'start', 'ours kl.track()', 'naive setItem(JSON)', 'no tracker', 'net ours (− no tracker)', 'ours / naive', 'ours / no tracker']];
@@ -525,17 +529,26 @@ function report(R) {
 
 async function main() {
   const env = await startEnv();
-  const R = { build: env.build, browser: `Chromium ${env.browser.version()}`, reps: REPS, loads: LOADS, at: new Date().toISOString() };
+  const R = {
+    build: env.build, browser: `Chromium ${env.browser.version()}`, reps: REPS, loads: LOADS, at: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, loadAverage1m: {} },
+  };
+  // Other work on the machine skews every figure: the 1-minute load average after each part.
+  const load = (part) => { R.machine.loadAverage1m[part] = os.loadavg()[0]; };
   try {
+    load('start');
     process.stderr.write('(a)-(c) calls...\n');
     R.a = await benchCalls(env);
+    load('a-c');
     process.stderr.write('(d) start-up...\n');
     R.d = await benchStartup(env);
+    load('d');
     R.e = benchSize();
     process.stderr.write('(f) delivery...\n');
     R.f = await benchDelivery(env);
     process.stderr.write('(g) track then leave...\n');
     R.g = await benchLifecycle(env);
+    load('f-g');
   } finally {
     if (env.buildChanged()) R.build += ' (WARNING: dist/web was rebuilt during the run: figures mix two builds)';
     await env.close();
