@@ -38,6 +38,10 @@ export async function startStaticServer({ port = 0, host = '127.0.0.1' } = {}) {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://static.invalid');
     const file = fileFor(url.pathname);
+    // `?pageDelayMs=N` answers a page N ms late, as a shop's server does (its HTML is
+    // rarely back in under 50 ms): navigation scenarios race Klaviyo against it.
+    const delay = Number(url.searchParams.get('pageDelayMs') || 0);
+    if (delay > 0 && file?.endsWith('.html')) await new Promise((resolve) => setTimeout(resolve, Math.min(delay, 5000)));
     try {
       if (!file || req.method !== 'GET' || !(await stat(file)).isFile()) throw new Error('not found');
       const data = await readFile(file);

@@ -19,14 +19,16 @@ function trackBurst(page, { n, metric, round }) {
 /**
  * Round r: the page tracks `perRound` events in one task, then sets
  * `location.href` to a fresh load of the test page (which starts a tracker too)
- * `delays[r]` ms later. The page of the last navigation is left to deliver the rest.
+ * `delays[r]` ms later; that page's server answers `pageDelayMs` late (default 50 ms,
+ * a fast shop). The page of the last navigation is left to deliver the rest.
  */
-export async function trackThenNavigate(env, shop, { companyId, rounds = 5, perRound = 20, delays = DELAYS, timeout } = {}) {
+export async function trackThenNavigate(env, shop, { companyId, rounds = 5, perRound = 20, delays = DELAYS, pageDelayMs = 50, timeout } = {}) {
   const metric = 'Track Then Navigate';
   let page = await shop.open({ companyId, round: 0 });
   const ids = [];
   for (let round = 0; round < rounds; round += 1) {
-    const next = pageUrl(env, { companyId, round: round + 1 });
+    // The next page comes back `pageDelayMs` late, like a shop's server.
+    const next = pageUrl(env, { companyId, round: round + 1, pageDelayMs });
     const loaded = page.waitForURL(next, { waitUntil: 'load', timeout: 15_000 });
     ids.push(...await page.evaluate(({ n, metric, round, next, delay }) => {
       const out = [];
