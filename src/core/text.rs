@@ -36,14 +36,25 @@ pub fn find(hay: &str, needle: &str) -> Option<usize> {
 }
 
 /// Appends `n` in decimal (no `format!`: keeps formatting code out of the wasm).
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
+    // u64 division by 10 needs a 128-bit multiply on wasm32 (a libcall): take nine
+    // digits at a time and divide those as u32.
+    let mut rest = n;
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        let mut chunk = (rest % 1_000_000_000) as u32;
+        rest /= 1_000_000_000;
+        let start = i.saturating_sub(9); // a lower chunk keeps all nine digits
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (chunk % 10) as u8;
+            chunk /= 10;
+            if chunk == 0 && (rest == 0 || i == start) {
+                break;
+            }
+        }
+        if rest == 0 {
             break;
         }
     }
@@ -178,11 +189,22 @@ mod tests {
 
     #[test]
     fn writes_integers() {
-        let mut s = String::new();
-        push_u64(&mut s, 0);
-        s.push(' ');
-        push_u64(&mut s, u64::MAX);
-        assert_eq!(s, "0 18446744073709551615");
+        for n in [
+            0,
+            7,
+            10,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            1_795_669_339,
+            1_795_669_339_123,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ] {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]
