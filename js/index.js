@@ -121,7 +121,7 @@ export class Klaviyo {
       early[i + 2]?.(err);
     }
     this.#rt = rt;
-    rt.tick(); // writes the window's calls as one record, then the early key can go
+    rt.syncAndSend(); // writes the window's calls as one record, then the early key can go
     storage.del(this.#earlyKey);
     return this;
   }

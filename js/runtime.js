@@ -139,23 +139,23 @@ export class Runtime {
   call(op, text) {
     const refused = wasm.call(this.h, op, put1(text));
     if (refused) throw new Error(answer(refused));
-    this.soon();
+    this.atEndOfTask();
   }
 
   /** The end of the current task: persist its calls as one record, then send. */
-  soon() {
+  atEndOfTask() {
     if (this.queued) return;
     this.queued = true;
     queueMicrotask(() => {
       this.queued = false;
-      this.tick();
+      this.syncAndSend();
     });
   }
 
-  tick() {
+  syncAndSend() {
     if (this.closed) return;
     this.sync();
-    this.pump();
+    this.sendDue();
   }
 
   /** Carries out the core's storage writes; hands failures back, then the reports. */
@@ -195,7 +195,7 @@ export class Runtime {
   }
 
   /** Sends what is due, one request at a time; then sets the timer. */
-  pump() {
+  sendDue() {
     if (this.closed || this.electing) return;
     while (!this.busy) {
       const t = ctl(this.h, NEXT, Date.now(), "");
@@ -204,21 +204,21 @@ export class Runtime {
     }
     if (this.busy) return;
     const at = ctl(this.h, WAKE, 0, "");
-    if (at) this.arm(+at);
+    if (at) this.wakeAt(+at);
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
   }
 
   /** Wakes the loop by `at` (never sooner than 10 ms: no busy loop, whatever happens). */
-  arm(at) {
+  wakeAt(at) {
     at = Math.max(at, Date.now() + 10);
     if (this.timerAt <= at) return;
     clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timerAt = Infinity;
-      this.tick();
+      this.syncAndSend();
     }, at - Date.now());
   }
 
@@ -242,7 +242,7 @@ export class Runtime {
       if (!hiding) this.busy = false;
       this.log(path, "->", status);
       done(this.h, +tx, status, retryAfter || "", text, Date.now(), (Math.random() * 65536) | 0);
-      this.tick();
+      this.syncAndSend();
     };
     fetch(url, {
       method: "POST",
@@ -280,7 +280,7 @@ export class Runtime {
     const online = (on) => {
       ctl(this.h, ONLINE, 0, on ? "1" : "0");
       this.log(on ? "online" : "offline");
-      if (on) this.tick();
+      if (on) this.syncAndSend();
     };
     if (navigator.onLine === false) online(false);
     addEventListener("online", () => online(true), opt);
@@ -293,7 +293,7 @@ export class Runtime {
       if (e.key === null) ctl(this.h, RESYNC, 0, storage.scan(this.prefix));
       else if (e.key.startsWith(this.prefix)) ctl(this.h, STORAGE, 0, e.key, e.newValue);
       else return;
-      this.soon();
+      this.atEndOfTask();
     }, opt);
   }
 
@@ -337,7 +337,7 @@ export class Runtime {
     this.sender = sender;
     ctl(this.h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.prefix) : "");
     this.log(sender ? "this tab sends" : "this tab queues; another tab sends");
-    this.tick();
+    this.syncAndSend();
   }
 
   flush() {
@@ -347,7 +347,7 @@ export class Runtime {
         const [sent, failed] = ctl(this.h, TOTALS, 0, "").split(" ");
         resolve({ sent: sent - sent0, failed: failed - failed0, pending: this.pending() });
       });
-      this.tick();
+      this.syncAndSend();
     });
   }
 
@@ -361,7 +361,7 @@ export class Runtime {
 
   reset() {
     ctl(this.h, RESET, 0, crypto.randomUUID());
-    this.soon();
+    this.atEndOfTask();
   }
 
   close() {
