@@ -89,7 +89,11 @@ export class Klaviyo {
     this.#options = options;
     this.#earlyKey = `${NS}${options.companyId}:pre:${crypto.randomUUID()}`;
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
-    this.ready = load(options.wasmUrl).then(() => this.#start());
+    // The download starts at the end of this task, not here: a first fetch() costs
+    // milliseconds, and the calls the page makes right after create() should not wait.
+    this.ready = Promise.resolve()
+      .then(() => load(options.wasmUrl))
+      .then(() => this.#start());
     this.ready.catch(() => {}); // reported through onError; never an unhandled rejection
   }
 
