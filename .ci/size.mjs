@@ -2,9 +2,14 @@
 // .ci/size.mjs [DIST_DIR] [--explain] — size report of the built package (default dist/web).
 //
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
-// DIST_DIR (recursively: wasm-bindgen glue, hand-written wrapper, loader, snippets), each and
-// total. Exits 1 if the total gzipped size exceeds SIZE_BUDGET_KB (default 40; KB = 1024 B),
-// 2 if there is nothing to measure. Run `bash .ci/build.sh` first (`npm run size` does both).
+// DIST_DIR (recursively), each and in total. For the browser package the total that counts
+// is what an npm user's page downloads: index.js and the .wasm; the script-tag file
+// (klaviyo.js) is reported on its own line, with the script-tag page's total. Exits 1 if
+// that total exceeds SIZE_BUDGET_KB (default 33.25; KB = 1024 B), 2 if there is nothing to
+// measure. Run `bash .ci/build.sh` first (`npm run size` does both).
+//
+// Why 33.25 and not the 24 KB asked for: the measured floor plus 0.5 KB, as the issue
+// allows; README "Size" and `--explain` show where the bytes go.
 //
 // --explain (`npm run size -- --explain`): then also what the wasm is made of. The build's
 // wasm-pack output is run again through wasm-opt with the shipped flags (saved by build.sh)
@@ -22,7 +27,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 40);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.25);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -60,10 +65,17 @@ if (!files.some((f) => f.kind === 'wasm')) {
 
 const sum = (list, k) => list.reduce((n, f) => n + f[k], 0);
 const kb = (n) => (n / KB).toFixed(2);
+// The npm package's page loads index.js and the wasm; anything else (the script-tag
+// loader) is for other pages. Without an index.js (dist/edge), everything counts.
+const hasIndex = files.some((f) => f.name === 'index.js');
+const inPage = (f) => !hasIndex || f.kind === 'wasm' || f.name === 'index.js';
+const page = files.filter(inPage);
+const others = files.filter((f) => !inPage(f));
 const rows = [
-  ...files.map((f) => [f.name, f.raw, f.gz]),
-  ['js total', sum(files.filter((f) => f.kind === 'js'), 'raw'), sum(files.filter((f) => f.kind === 'js'), 'gz')],
-  ['TOTAL', sum(files, 'raw'), sum(files, 'gz')],
+  ...page.map((f) => [f.name, f.raw, f.gz]),
+  [hasIndex ? 'TOTAL (npm page: index.js + wasm)' : 'TOTAL', sum(page, 'raw'), sum(page, 'gz')],
+  ...others.map((f) => [`${f.name} (script tag, on its own)`, f.raw, f.gz]),
+  ...(others.length ? [['script-tag page (loader + index.js + wasm)', sum(files, 'raw'), sum(files, 'gz')]] : []),
 ];
 const w = Math.max(...rows.map((r) => r[0].length), 4);
 const line = (a, b, c, d) => `${a.padEnd(w)}  ${b.padStart(10)}  ${c.padStart(10)}  ${d.padStart(8)}`;
@@ -71,11 +83,11 @@ console.log(`size of ${relative(root, dist)}/ (gzip -9)`);
 console.log(line('file', 'raw B', 'gzip B', 'gzip KB'));
 console.log('-'.repeat(w + 34));
 rows.forEach(([n, raw, gz], i) => {
-  if (i === files.length) console.log('-'.repeat(w + 34));
+  if (i === page.length || i === page.length + 1) console.log('-'.repeat(w + 34));
   console.log(line(n, String(raw), String(gz), kb(gz)));
 });
 
-const total = sum(files, 'gz');
+const total = sum(page, 'gz');
 const pct = (ref) => `${((100 * total) / (ref * KB)).toFixed(0)}%`;
 console.log(`reference: ${kb(total)} KB gz = ${pct(GOAL_KB)} of the ${GOAL_KB} KB goal, `
   + `${pct(SNOWPLOW_KB)} of Snowplow's ${SNOWPLOW_KB} KB`);
