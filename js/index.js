@@ -25,13 +25,12 @@ const nextId = () => seed + ++count;
 function load(url) {
   loading ??= (async () => {
     const u = url || new URL("klaviyo_wasm_bg.wasm", import.meta.url);
-    const r = await fetch(u);
     let module;
     try {
-      // Compiles while it downloads; needs the `application/wasm` type.
-      module = await WebAssembly.compileStreaming(r.clone());
+      // Compiles while it downloads, off the main thread; needs `application/wasm`.
+      module = await WebAssembly.compileStreaming(fetch(u));
     } catch {
-      module = await WebAssembly.compile(await r.arrayBuffer());
+      module = await WebAssembly.compile(await (await fetch(u)).arrayBuffer());
     }
     attach(initSync({ module }).memory);
   })();
@@ -107,7 +106,7 @@ export class Klaviyo {
       this.#early = [];
       for (let i = 0; i < early.length; i += 3) early[i + 2]?.(e);
       storage.del(this.#earlyKey);
-      onError?.(report("invalid", e.message));
+      try { onError?.(report("invalid", e.message)); } catch { /* the shop's handler: ignored */ }
       throw e;
     }
     // The window's calls, in order, with the id and time they were given.

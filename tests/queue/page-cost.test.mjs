@@ -285,3 +285,22 @@ test('a page closed before its wasm loaded loses nothing: a later page delivers 
   assert.equal(Object.keys(await storedEntries(later, `klaviyo:${companyId}:pre:`)).length, 0, 'the pre-ready record is gone');
   assertNoPageErrors(shop);
 });
+
+test('a server that sends the wasm without application/wasm: compileStreaming fails, the plain compile takes over', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
+  let served = 0;
+  await shop.context.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
+    served += 1;
+    await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' } });
+  });
+  const page = await openCreatePage(shop, { companyId });
+  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.wasm), '1', `ready: ${await page.evaluate(() => window.initError)}`);
+  assert.equal(served, 2, 'fetched once for streaming (refused: wrong type), once for the plain compile');
+  const id = await page.evaluate(() => window.kl.track('Wrong Mime'));
+  await delivered([id]);
+  await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
+  assertNoPageErrors(shop);
+});
