@@ -5,8 +5,8 @@
 #                   cargo build (release, LTO checked) -> wasm-pack/wasm-bindgen --target web
 #                   -> wasm-opt -Oz (npm binaryen) -> dist/web/ = glue + .wasm + .d.ts
 #                   + the hand-written wrapper from js/ (index.js, index.d.ts, loader.js->klaviyo.js)
-#   edge            the worker, cargo feature `edge` only -> dist/edge/ (glue as .mjs, the
-#                   handler and worker entry from js/edge/); std as shipped.
+#   edge            the worker, cargo feature `edge` only -> dist/edge/ (glue as .mjs and
+#                   the worker entry from js/edge/); std as shipped.
 #
 # Needs .ci/setup.sh to have run. Fails cleanly (exit 1, compiler errors shown, previous dist/
 # left untouched) if src/ does not compile. Intermediate files: target/wasm-pack/<target>/
@@ -205,7 +205,6 @@ case "$kind" in
     # .mjs: workerd and miniflare read plain .js as CommonJS.
     mv "$STAGE/klaviyo_edge.js" "$STAGE/klaviyo_edge.mjs"
     mv "$STAGE/klaviyo_edge.d.ts" "$STAGE/klaviyo_edge.d.mts"
-    copy_wrapper "$STAGE" js/edge/handler.mjs handler.mjs required
     copy_wrapper "$STAGE" js/edge/worker.mjs worker.mjs required
     publish_stage "$STAGE" "$dist"
     ;;

@@ -1,12 +1,9 @@
 // The Cloudflare Workers / workerd entry: the wasm is imported as a module (the way
-// workerd and wrangler load .wasm) and instantiated once per isolate.
+// workerd and wrangler load .wasm) and instantiated once per isolate. Everything else
+// is the Rust fetch handler (src/edge/worker.rs).
 import wasmModule from "./klaviyo_edge_bg.wasm";
-import { initSync, bodyLimit, decide, afterUpstream } from "./klaviyo_edge.mjs";
-import { createHandler } from "./handler.mjs";
+import { initSync, handle } from "./klaviyo_edge.mjs";
 
 initSync({ module: wasmModule });
-const handle = createHandler({ bodyLimit, decide, afterUpstream });
 
-export default {
-  fetch: (request, env, ctx) => handle(request, env, ctx),
-};
+export default { fetch: handle };

@@ -69,7 +69,11 @@ pub fn push_iso(out: &mut String, secs: i64) {
 /// UTC seconds (fractions truncated). A date-time without an offset is refused: its
 /// meaning would depend on the visitor's time zone.
 pub fn secs_from_iso(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
+    secs_from_iso_bytes(s.as_bytes())
+}
+
+/// [`secs_from_iso`] of ASCII bytes.
+pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
     let num = |from: usize, len: usize| -> Option<u32> {
         let part = b.get(from..from + len)?;
         let mut v = 0u32;

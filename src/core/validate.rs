@@ -110,12 +110,18 @@ pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
 /// A shop's own `unique_id`: 1 to 255 characters, no control characters. Returns the
 /// raw string literal, which is what the request carries.
 pub fn unique_id<'a>(field: &str, raw: &'a str) -> Result<&'a str> {
-    match jt::unescape(raw) {
-        Some(s) if (1..=255).contains(&s.len()) && !text::has_control(&s) => Ok(raw),
-        _ => Err(ValidationError::new(
+    unique_id_text(field, &jt::unescape(raw).unwrap_or_default()).map(|()| raw)
+}
+
+/// [`unique_id`] of a plain string (the edge worker's bodies are parsed already).
+pub fn unique_id_text(field: &str, s: &str) -> Result<()> {
+    if (1..=255).contains(&s.len()) && !text::has_control(s) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
             field,
             "must be 1 to 255 characters without control characters",
-        )),
+        ))
     }
 }
 
@@ -126,7 +132,7 @@ pub fn properties(field: &str, raw: &str) -> Result<()> {
     }
     // Each member takes at least 5 bytes (`"":0,`): shorter text cannot hold 401.
     if raw.len() > 5 * MAX_PROPERTIES && jt::entries(raw).count() > MAX_PROPERTIES {
-        return Err(ValidationError::new(field, "has more than 400 keys"));
+        return Err(ValidationError::new(field, TOO_MANY));
     }
     // Nor can shorter text hold a string over the limit.
     if raw.len() <= MAX_STRING_BYTES {
@@ -138,10 +144,31 @@ pub fn properties(field: &str, raw: &str) -> Result<()> {
             field.push_str(&path);
             Err(ValidationError {
                 field,
-                reason: "is a string longer than 100 KB",
+                reason: TOO_LONG,
             })
         }
         None => Ok(()),
+    }
+}
+
+const TOO_LONG: &str = "is a string longer than 100 KB";
+const TOO_MANY: &str = "has more than 400 keys";
+
+/// [`properties`]' limit on keys, given how many the object has.
+pub fn property_count(field: &str, keys: usize) -> Result<()> {
+    if keys <= MAX_PROPERTIES {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, TOO_MANY))
+    }
+}
+
+/// [`properties`]' limit on one string anywhere in them (a plain, unescaped string).
+pub fn property_string(field: &str, s: &str) -> Result<()> {
+    if s.len() <= MAX_STRING_BYTES {
+        Ok(())
+    } else {
+        Err(ValidationError::new(field, TOO_LONG))
     }
 }
 
@@ -196,14 +223,18 @@ pub fn number<'a>(field: &str, raw: &'a str) -> Result<&'a str> {
 
 /// ISO 4217: three letters, sent upper-case.
 pub fn currency(field: &str, raw: &str) -> Result<String> {
-    match jt::unescape(raw) {
-        Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            Ok(s.bytes().map(|b| (b & !0x20) as char).collect())
-        }
-        _ => Err(ValidationError::new(
+    currency_code(field, &jt::unescape(raw).unwrap_or_default())
+}
+
+/// [`currency`] of a plain string: the code upper-case.
+pub fn currency_code(field: &str, s: &str) -> Result<String> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) {
+        Ok(s.bytes().map(|b| (b & !0x20) as char).collect())
+    } else {
+        Err(ValidationError::new(
             field,
             "must be a three-letter ISO 4217 code, like USD",
-        )),
+        ))
     }
 }
 
@@ -390,6 +421,28 @@ mod tests {
         for bad in [None, Some(r#""  ""#), Some("1"), Some("null")] {
             assert!(non_empty("listId", bad).is_err());
         }
+    }
+
+    #[test]
+    fn plain_value_helpers_apply_the_same_rules() {
+        assert_eq!(currency_code("value_currency", "eur").unwrap(), "EUR");
+        assert!(currency_code("value_currency", "EURO").is_err());
+        assert!(unique_id_text("unique_id", "order-1").is_ok());
+        assert!(unique_id_text("unique_id", "").is_err());
+        assert!(unique_id_text("unique_id", "a\u{7}b").is_err());
+        assert!(unique_id_text("unique_id", &"u".repeat(256)).is_err());
+        assert!(property_count("properties", 400).is_ok());
+        assert_eq!(
+            property_count("properties", 401).unwrap_err().reason,
+            "has more than 400 keys"
+        );
+        assert!(property_string("p", &"x".repeat(MAX_STRING_BYTES)).is_ok());
+        assert_eq!(
+            property_string("p", &"x".repeat(MAX_STRING_BYTES + 1))
+                .unwrap_err()
+                .reason,
+            "is a string longer than 100 KB"
+        );
     }
 
     #[test]

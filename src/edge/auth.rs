@@ -1,142 +1,311 @@
 //! Who may use the private key: the shop's backend, by signing each request, and
-//! Klaviyo, by signing its webhooks.
+//! Klaviyo, by signing its webhooks. Both schemes are HMAC-SHA256 (the `hmac` and
+//! `sha2` crates), compared in constant time with [`Mac::verify_slice`], over the
+//! EXACT body bytes as received: nothing is decoded, trimmed or normalised first (a
+//! UTF-8 byte order mark stays part of what is signed, and a body need not be UTF-8).
 //!
 //! Backend signature (our format): header
 //! `X-Klaviyo-Edge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
-//! accepted within 5 minutes of the worker's clock. The timestamp is signed with the
-//! body, so a captured request cannot be replayed after the window.
+//! accepted within [`WINDOW_S`] seconds of the worker's clock. The timestamp is signed
+//! with the body, so a captured request cannot be replayed after the window; within
+//! the window, [`ReplayGuard`] refuses a signature already seen by this isolate. The
+//! worker also signs the webhooks it forwards this way ([`sign_backend`]).
 //!
 //! Klaviyo system webhooks (as Klaviyo documents them): `Klaviyo-Signature` is the hex
 //! HMAC-SHA256 of the raw body followed by the `Klaviyo-Timestamp` header value, keyed
-//! with the webhook's secret; `meta.klaviyo_webhook_id` in the body must equal the
-//! `Klaviyo-Webhook-Id` header.
+//! with the webhook's secret, and that timestamp must be within [`WINDOW_S`] seconds.
+//! (That `meta.klaviyo_webhook_id` in the body equals the `Klaviyo-Webhook-Id` header is
+//! checked by the router, once the body is parsed.)
+//!
+//! Both verifiers return the signature as lower-case hex: the key to give
+//! [`ReplayGuard::first_use`]. Errors ([`AuthError`]) never carry header values, bodies
+//! or secrets.
 
-use super::crypto::{constant_time_eq, hex, hmac_sha256};
-use crate::core::text;
+use std::collections::{HashMap, VecDeque};
+
+use hmac::digest::Key;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
 use crate::core::time;
 
-/// How far a signed timestamp may be from the worker's clock.
-pub const WINDOW_S: i64 = 300;
+type HmacSha256 = Hmac<Sha256>;
 
+/// How far (in seconds, either way) a signed timestamp may be from the worker's clock,
+/// and how long [`ReplayGuard`] remembers a signature.
+pub const WINDOW_S: u64 = 300;
+
+/// [`WINDOW_S`] as a signed number of seconds, for clock arithmetic.
+const WINDOW_I64: i64 = WINDOW_S as i64;
+
+/// `Klaviyo-Timestamp` values above this are milliseconds (it is the year 5138 in
+/// seconds).
+const MS_THRESHOLD: i64 = 100_000_000_000;
+
+/// Why a signed request was refused. [`AuthError::detail`] is safe to show the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthError {
+    /// No signature (or, for webhooks, no timestamp) was sent.
     Missing,
+    /// The signature header could not be read: missing or repeated parts, a timestamp
+    /// that is not a number, a signature that is not hex.
     Malformed,
+    /// The signed timestamp is more than [`WINDOW_S`] seconds from the worker's clock.
     Stale,
+    /// The signature does not match the body (wrong secret, tampered body or timestamp).
     BadSignature,
-    WebhookIdMismatch,
+    /// The signature was valid but already used within the window.
+    Replayed,
 }
 
 impl AuthError {
+    /// Human text for the error; it never contains the header values, body or secret.
     pub fn detail(self) -> &'static str {
         match self {
             AuthError::Missing => "the request is not signed",
             AuthError::Malformed => "the signature header is malformed",
             AuthError::Stale => "the signature timestamp is outside the 5-minute window",
             AuthError::BadSignature => "the signature does not match",
-            AuthError::WebhookIdMismatch => {
-                "meta.klaviyo_webhook_id does not match the Klaviyo-Webhook-Id header"
-            }
+            AuthError::Replayed => "the signature was already used",
         }
     }
 }
 
-/// Checks `X-Klaviyo-Edge-Signature` against the raw body.
+/// Whether `ts` (unix seconds, attacker-chosen, any `i64`) is within [`WINDOW_S`]
+/// seconds of `now_s`, either way. Computed with [`i64::abs_diff`], so no pair of
+/// values overflows (a plain `(now - ts).abs()` would, and in release builds wrap
+/// round to "fresh").
+pub fn fresh(ts: i64, now_s: i64) -> bool {
+    ts.abs_diff(now_s) <= WINDOW_S
+}
+
+/// HMAC-SHA256 keyed with `secret`, infallibly. `Hmac::new_from_slice` cannot fail for
+/// HMAC but says so with a `Result`; this derives the block-sized key itself, exactly
+/// as RFC 2104 does (a key longer than the block is hashed first, then zero-padded).
+fn keyed(secret: &[u8]) -> HmacSha256 {
+    let mut block = Key::<HmacSha256>::default();
+    if secret.len() <= block.len() {
+        block[..secret.len()].copy_from_slice(secret);
+    } else {
+        let digest = Sha256::digest(secret);
+        block[..digest.len()].copy_from_slice(&digest);
+    }
+    HmacSha256::new(&block)
+}
+
+/// HMAC-SHA256 keyed with `secret` over the concatenation of `parts`.
+fn mac_over(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = keyed(secret);
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+/// The HMAC-SHA256 tag of the concatenation of `parts`.
+fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    mac_over(secret, parts).finalize().into_bytes().into()
+}
+
+/// A header that was sent and is not blank.
+fn present(v: Option<&str>) -> Option<&str> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// Unix seconds as our header writes them: an optional `-`, then ASCII digits.
+fn parse_secs(s: &str) -> Option<i64> {
+    if s.starts_with('+') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A signature in hex (either case, surrounding spaces ignored) as bytes.
+fn decode_sig(s: &str) -> Result<Vec<u8>, AuthError> {
+    hex::decode(s.trim()).map_err(|_| AuthError::Malformed)
+}
+
+/// The parts of `X-Klaviyo-Edge-Signature` that matter.
+struct BackendHeader<'a> {
+    /// The timestamp exactly as sent (it is signed as text).
+    t: &'a str,
+    ts: i64,
+    sig: Vec<u8>,
+}
+
+/// Reads `t=…,v1=…`: parts in any order, spaces around parts, keys and values
+/// ignored, unknown parts (`v0=…`, a trailing comma) ignored; a missing or repeated
+/// `t` or `v1`, a non-numeric `t` or non-hex `v1` is malformed.
+fn parse_backend_header(header: &str) -> Result<BackendHeader<'_>, AuthError> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        let slot = match key.trim() {
+            "t" => &mut t,
+            "v1" => &mut v1,
+            _ => continue,
+        };
+        if slot.replace(value.trim()).is_some() {
+            return Err(AuthError::Malformed);
+        }
+    }
+    let (t, v1) = t.zip(v1).ok_or(AuthError::Malformed)?;
+    let ts = parse_secs(t).ok_or(AuthError::Malformed)?;
+    let sig = decode_sig(v1)?;
+    Ok(BackendHeader { t, ts, sig })
+}
+
+/// Checks `X-Klaviyo-Edge-Signature` against the exact `body` bytes: the header must
+/// be readable, its timestamp fresh, and `v1` the HMAC-SHA256 of `"<t>.<body>"` keyed
+/// with `secret` (compared in constant time). A blank header counts as missing. On
+/// success returns the signature as lower-case hex, the replay key.
 pub fn verify_backend(
     header: Option<&str>,
-    body: &str,
+    body: &[u8],
     secret: &str,
     now_s: i64,
-) -> Result<(), AuthError> {
-    let header = header.ok_or(AuthError::Missing)?;
-    let mut t = None;
-    let mut sig = None;
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = Some(v),
-            Some(("v1", v)) => sig = Some(v),
-            _ => {}
-        }
-    }
-    let (t, sig) = t.zip(sig).ok_or(AuthError::Malformed)?;
-    let ts = text::parse_i64(t).ok_or(AuthError::Malformed)?;
-    if (now_s - ts).abs() > WINDOW_S {
+) -> Result<String, AuthError> {
+    let header = present(header).ok_or(AuthError::Missing)?;
+    let parsed = parse_backend_header(header)?;
+    if !fresh(parsed.ts, now_s) {
         return Err(AuthError::Stale);
     }
-    let expected = hex(&hmac_sha256(
-        secret.as_bytes(),
-        &[t.as_bytes(), b".", body.as_bytes()],
-    ));
-    if constant_time_eq(
-        expected.as_bytes(),
-        sig.trim().to_ascii_lowercase().as_bytes(),
-    ) {
-        Ok(())
-    } else {
-        Err(AuthError::BadSignature)
-    }
+    mac_over(secret.as_bytes(), &[parsed.t.as_bytes(), b".", body])
+        .verify_slice(&parsed.sig)
+        .map_err(|_| AuthError::BadSignature)?;
+    Ok(hex::encode(&parsed.sig))
 }
 
-/// The value for `X-Klaviyo-Edge-Signature` (what the shop's backend computes).
-pub fn sign_backend(body: &str, secret: &str, now_s: i64) -> String {
-    let mut t = String::new();
-    if now_s < 0 {
-        t.push('-');
-    }
-    crate::core::text::push_u64(&mut t, now_s.unsigned_abs());
-    let sig = hex(&hmac_sha256(
-        secret.as_bytes(),
-        &[t.as_bytes(), b".", body.as_bytes()],
-    ));
-    let mut out = String::from("t=");
-    out.push_str(&t);
-    out.push_str(",v1=");
-    out.push_str(&sig);
-    out
+/// The `X-Klaviyo-Edge-Signature` value for `body` signed at `now_s` with `secret`:
+/// what the shop's backend computes, and what the worker puts on the webhooks it
+/// forwards.
+pub fn sign_backend(body: &[u8], secret: &str, now_s: i64) -> String {
+    let t = now_s.to_string();
+    let sig = hmac_sha256(secret.as_bytes(), &[t.as_bytes(), b".", body]);
+    format!("t={t},v1={}", hex::encode(sig))
 }
 
-/// `Klaviyo-Timestamp` in unix seconds (or milliseconds), or ISO 8601.
+/// `Klaviyo-Timestamp` in unix seconds: sent as seconds, as milliseconds (values above
+/// [`MS_THRESHOLD`]), or as ISO 8601.
 fn webhook_time(v: &str) -> Option<i64> {
-    match text::parse_i64(v.trim()) {
-        Some(n) if n > 100_000_000_000 => Some(n / 1000),
+    let v = v.trim();
+    match parse_secs(v) {
+        Some(n) if n > MS_THRESHOLD => Some(n / 1000),
         Some(n) => Some(n),
-        None => time::secs_from_iso(v.trim()),
+        None => time::secs_from_iso(v),
     }
 }
 
-/// Checks a Klaviyo system webhook: signature, freshness, and the webhook id in the
-/// body against the header.
+/// Checks a Klaviyo system webhook: `signature` (the `Klaviyo-Signature` header) must
+/// be the hex HMAC-SHA256, keyed with `secret`, of the exact `body` bytes followed by
+/// the `timestamp` header value's bytes (as sent), and that timestamp must be fresh.
+/// The signature is checked first, so an unsigned body costs nothing more. Blank
+/// headers count as missing. On success returns the signature as lower-case hex, the
+/// replay key. Whether the body's webhook id matches `Klaviyo-Webhook-Id` is the
+/// router's check.
 pub fn verify_webhook(
     signature: Option<&str>,
     timestamp: Option<&str>,
-    webhook_id: Option<&str>,
-    body_webhook_id: Option<&str>,
-    body: &str,
+    body: &[u8],
     secret: &str,
     now_s: i64,
-) -> Result<(), AuthError> {
-    let (sig, ts, id) = match (signature, timestamp, webhook_id) {
-        (Some(s), Some(t), Some(i)) => (s, t, i),
-        _ => return Err(AuthError::Missing),
+) -> Result<String, AuthError> {
+    let (Some(signature), Some(timestamp)) = (present(signature), present(timestamp)) else {
+        return Err(AuthError::Missing);
     };
-    let expected = hex(&hmac_sha256(
-        secret.as_bytes(),
-        &[body.as_bytes(), ts.as_bytes()],
-    ));
-    if !constant_time_eq(
-        expected.as_bytes(),
-        sig.trim().to_ascii_lowercase().as_bytes(),
-    ) {
-        return Err(AuthError::BadSignature);
-    }
-    let when = webhook_time(ts).ok_or(AuthError::Malformed)?;
-    if (now_s - when).abs() > WINDOW_S {
+    let sig = decode_sig(signature)?;
+    mac_over(secret.as_bytes(), &[body, timestamp.as_bytes()])
+        .verify_slice(&sig)
+        .map_err(|_| AuthError::BadSignature)?;
+    let when = webhook_time(timestamp).ok_or(AuthError::Malformed)?;
+    if !fresh(when, now_s) {
         return Err(AuthError::Stale);
     }
-    if body_webhook_id != Some(id) {
-        return Err(AuthError::WebhookIdMismatch);
+    Ok(hex::encode(&sig))
+}
+
+/// Signatures already accepted within the last [`WINDOW_S`] seconds, so a captured
+/// request cannot be sent again while its timestamp is still fresh.
+///
+/// Best-effort, per isolate: each workerd isolate has its own guard, and a replay that
+/// lands on another isolate (or after an isolate restart) is not caught. Memory is
+/// bounded: entries older than the window are dropped as time passes, and past
+/// `max_entries` the oldest are forgotten early. A forgotten signature can be replayed
+/// until its timestamp goes stale; that is the trade-off for bounded memory under a
+/// flood of valid requests, so size `max_entries` above the expected signed requests
+/// per window.
+///
+/// Each call costs O(1) amortised: entries sit in a queue in the order they were
+/// accepted, and expiry and eviction pop from its front.
+#[derive(Debug)]
+pub struct ReplayGuard {
+    max_entries: usize,
+    /// Each remembered key, with when it was accepted.
+    seen: HashMap<String, i64>,
+    /// `(accepted at, key)` in acceptance order. A key accepted again after expiring
+    /// (only possible if the clock went backwards) leaves an outdated entry behind,
+    /// recognised on removal by its time differing from `seen`'s.
+    order: VecDeque<(i64, String)>,
+}
+
+impl ReplayGuard {
+    /// A guard remembering at most `max_entries` signatures (0 remembers none).
+    pub fn new(max_entries: usize) -> ReplayGuard {
+        ReplayGuard {
+            max_entries,
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
-    Ok(())
+
+    /// True, and remembers `key`, the first time; false if `key` was accepted less than
+    /// [`WINDOW_S`] seconds before `now_s` (a replay). A key remembered from a time
+    /// after `now_s` (the clock went backwards) also counts as a replay.
+    pub fn first_use(&mut self, key: &str, now_s: i64) -> bool {
+        self.expire(now_s);
+        if let Some(&at) = self.seen.get(key) {
+            if now_s.saturating_sub(at) < WINDOW_I64 {
+                return false;
+            }
+        }
+        self.seen.insert(key.to_owned(), now_s);
+        self.order.push_back((now_s, key.to_owned()));
+        while self.order.len() > self.max_entries {
+            self.forget_oldest();
+        }
+        true
+    }
+
+    /// How many signatures are remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no signature is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Drops the entries, from the oldest, that are at least [`WINDOW_S`] old.
+    fn expire(&mut self, now_s: i64) {
+        while let Some(&(at, _)) = self.order.front() {
+            if now_s.saturating_sub(at) < WINDOW_I64 {
+                break;
+            }
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((at, key)) = self.order.pop_front() {
+            if self.seen.get(&key) == Some(&at) {
+                self.seen.remove(&key);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -144,96 +313,512 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_795_669_339;
+    const SECRET: &str = "s3cret";
+    const WH_SECRET: &str = "whsecret";
+    const BODY: &[u8] = br#"{"data":{}}"#;
+
+    fn hex_tag(key: &[u8], parts: &[&[u8]]) -> String {
+        hex::encode(hmac_sha256(key, parts))
+    }
+
+    /// The webhook signature Klaviyo would send for `body` and `ts`.
+    fn klaviyo_sign(body: &[u8], ts: &str) -> String {
+        hex_tag(WH_SECRET.as_bytes(), &[body, ts.as_bytes()])
+    }
 
     #[test]
-    fn a_backend_signature_round_trips_and_rejects_tampering() {
-        let body = r#"{"data":{}}"#;
-        let h = sign_backend(body, "s3cret", NOW);
-        assert!(h.starts_with("t=1795669339,v1="));
-        assert_eq!(verify_backend(Some(&h), body, "s3cret", NOW + 10), Ok(()));
+    fn hmac_sha256_matches_rfc_4231_test_case_1() {
         assert_eq!(
-            verify_backend(Some(&h), r#"{"data":1}"#, "s3cret", NOW),
+            hex_tag(&[0x0b; 20], &[b"Hi There"]),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231_test_case_2_split_across_parts() {
+        assert_eq!(
+            hex_tag(b"Jefe", &[b"what do ya want ", b"for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231_test_case_6_with_a_key_longer_than_the_block() {
+        assert_eq!(
+            hex_tag(
+                &[0xaa; 131],
+                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
+            ),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn a_signed_backend_request_verifies_and_returns_its_lower_case_signature() {
+        let h = sign_backend(BODY, SECRET, NOW);
+        let sig = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
+        assert_eq!(h, format!("t=1795669339,v1={sig}"));
+        assert_eq!(verify_backend(Some(&h), BODY, SECRET, NOW + 10), Ok(sig));
+    }
+
+    #[test]
+    fn a_backend_signature_with_the_wrong_secret_is_refused() {
+        let h = sign_backend(BODY, "other", NOW);
+        assert_eq!(
+            verify_backend(Some(&h), BODY, SECRET, NOW),
             Err(AuthError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_tampered_backend_body_is_refused() {
+        let h = sign_backend(BODY, SECRET, NOW);
         assert_eq!(
-            verify_backend(Some(&h), body, "other", NOW),
+            verify_backend(Some(&h), br#"{"data":1}"#, SECRET, NOW),
             Err(AuthError::BadSignature)
         );
-        assert_eq!(
-            verify_backend(Some(&h), body, "s3cret", NOW + 301),
-            Err(AuthError::Stale)
-        );
-        assert_eq!(
-            verify_backend(Some(&h), body, "s3cret", NOW - 301),
-            Err(AuthError::Stale)
-        );
-        assert_eq!(
-            verify_backend(None, body, "s3cret", NOW),
-            Err(AuthError::Missing)
-        );
-        assert_eq!(
-            verify_backend(Some("v1=abc"), body, "s3cret", NOW),
-            Err(AuthError::Malformed)
-        );
-        // The timestamp is signed: moving it forward breaks the signature.
+    }
+
+    #[test]
+    fn moving_the_signed_timestamp_breaks_the_signature() {
+        let h = sign_backend(BODY, SECRET, NOW);
         let moved = h.replace("t=1795669339", "t=1795669400");
         assert_eq!(
-            verify_backend(Some(&moved), body, "s3cret", NOW + 60),
+            verify_backend(Some(&moved), BODY, SECRET, NOW + 60),
             Err(AuthError::BadSignature)
         );
     }
 
     #[test]
-    fn a_known_backend_signature_matches_node_crypto() {
-        // node -e 'console.log(require("crypto").createHmac("sha256","s3cret").update("1795669339.{}").digest("hex"))'
-        let h = sign_backend("{}", "s3cret", NOW);
-        let expected = hex(&hmac_sha256(b"s3cret", &[b"1795669339.{}"]));
-        assert_eq!(h, format!("t=1795669339,v1={expected}"));
-    }
-
-    #[test]
-    fn webhooks_are_verified_as_klaviyo_signs_them() {
-        let body = r#"{"data":[],"meta":{"klaviyo_webhook_id":"wh_1"}}"#;
-        let ts = "1795669339";
-        let sig = hex(&hmac_sha256(b"whsecret", &[body.as_bytes(), ts.as_bytes()]));
-        let ok = |s: &str, t: &str, id: &str, bid: &str, now: i64| {
-            verify_webhook(Some(s), Some(t), Some(id), Some(bid), body, "whsecret", now)
-        };
-        assert_eq!(ok(&sig, ts, "wh_1", "wh_1", NOW), Ok(()));
+    fn a_missing_or_blank_backend_header_is_missing() {
         assert_eq!(
-            ok(&sig, ts, "wh_1", "wh_1", NOW + 301),
-            Err(AuthError::Stale)
-        );
-        assert_eq!(
-            ok(&sig, ts, "wh_2", "wh_1", NOW),
-            Err(AuthError::WebhookIdMismatch)
-        );
-        assert_eq!(
-            ok(&sig, "1795669340", "wh_1", "wh_1", NOW),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(
-            ok("00", ts, "wh_1", "wh_1", NOW),
-            Err(AuthError::BadSignature)
-        );
-        assert_eq!(
-            verify_webhook(
-                None,
-                Some(ts),
-                Some("wh_1"),
-                Some("wh_1"),
-                body,
-                "whsecret",
-                NOW
-            ),
+            verify_backend(None, BODY, SECRET, NOW),
             Err(AuthError::Missing)
         );
-        // An ISO timestamp works too, signed as sent.
+        assert_eq!(
+            verify_backend(Some("  "), BODY, SECRET, NOW),
+            Err(AuthError::Missing)
+        );
+    }
+
+    #[test]
+    fn malformed_backend_headers_are_malformed() {
+        let sig = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
+        let cases = [
+            format!("v1={sig}"),
+            "t=1795669339".to_owned(),
+            format!("t=1795669339,t=1795669339,v1={sig}"),
+            format!("t=1795669339,v1={sig},v1={sig}"),
+            format!("t=soon,v1={sig}"),
+            format!("t=+1795669339,v1={sig}"),
+            format!("t=,v1={sig}"),
+            format!("t=1795669339,v1={sig}0"),
+            "t=1795669339,v1=zz".to_owned(),
+            "garbage".to_owned(),
+        ];
+        for h in cases {
+            assert_eq!(
+                verify_backend(Some(&h), BODY, SECRET, NOW),
+                Err(AuthError::Malformed),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_backend_header_with_spaces_and_unknown_parts_still_verifies() {
+        let sig = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
+        let h = format!(" v0=dead , t = 1795669339 ,  v1= {sig} , extra,");
+        assert_eq!(verify_backend(Some(&h), BODY, SECRET, NOW), Ok(sig));
+    }
+
+    #[test]
+    fn upper_case_backend_hex_is_accepted_and_returned_lower_case() {
+        let h = sign_backend(BODY, SECRET, NOW);
+        let (t, sig) = h.split_once(",v1=").unwrap_or_default();
+        let upper = format!("{t},v1={}", sig.to_ascii_uppercase());
+        assert_eq!(
+            verify_backend(Some(&upper), BODY, SECRET, NOW),
+            Ok(sig.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_signature_of_the_wrong_length_does_not_match() {
+        assert_eq!(
+            verify_backend(Some("t=1795669339,v1=00"), BODY, SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_body_with_a_bom_verifies_over_its_exact_bytes() {
+        let body = b"\xEF\xBB\xBF{\"data\":{}}";
+        let h = sign_backend(body, SECRET, NOW);
+        assert!(verify_backend(Some(&h), body, SECRET, NOW).is_ok());
+        assert_eq!(
+            verify_backend(Some(&h), &body[3..], SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_verifies_over_its_exact_bytes() {
+        let body: &[u8] = &[0xff, 0xfe, 0x00, b'{', 0x80, b'}', 0xc3];
+        assert!(std::str::from_utf8(std::hint::black_box(body)).is_err());
+        let h = sign_backend(body, SECRET, NOW);
+        assert!(verify_backend(Some(&h), body, SECRET, NOW).is_ok());
+        assert_eq!(
+            verify_backend(Some(&h), &body[..body.len() - 1], SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_webhook_body_with_a_bom_verifies_over_its_exact_bytes() {
+        let body = b"\xEF\xBB\xBF{\"data\":[]}";
+        let sig = klaviyo_sign(body, "1795669339");
+        let check = |b: &[u8]| verify_webhook(Some(&sig), Some("1795669339"), b, WH_SECRET, NOW);
+        assert_eq!(check(body), Ok(sig.clone()));
+        assert_eq!(check(&body[3..]), Err(AuthError::BadSignature));
+    }
+
+    #[test]
+    fn fresh_holds_exactly_within_the_window_and_never_overflows() {
+        assert!(fresh(NOW, NOW));
+        assert!(fresh(NOW + 300, NOW));
+        assert!(fresh(NOW - 300, NOW));
+        assert!(!fresh(NOW + 301, NOW));
+        assert!(!fresh(NOW - 301, NOW));
+        // `(now - ts).abs()` overflows for these; in release it wrapped to "fresh".
+        assert!(!fresh(i64::MIN, NOW));
+        assert!(!fresh(i64::MAX, NOW));
+        assert!(!fresh(i64::MIN, i64::MAX));
+        assert!(!fresh(i64::MAX, i64::MIN));
+        assert!(fresh(i64::MIN, i64::MIN));
+    }
+
+    #[test]
+    fn backend_timestamps_are_fresh_within_300_seconds_and_stale_beyond() {
+        for (ts, want_ok) in [
+            (NOW + 300, true),
+            (NOW - 300, true),
+            (NOW + 301, false),
+            (NOW - 301, false),
+            (i64::MIN, false),
+            (i64::MAX, false),
+        ] {
+            let h = sign_backend(BODY, SECRET, ts);
+            let got = verify_backend(Some(&h), BODY, SECRET, NOW);
+            if want_ok {
+                assert!(got.is_ok(), "{ts}");
+            } else {
+                assert_eq!(got, Err(AuthError::Stale), "{ts}");
+            }
+        }
+    }
+
+    #[test]
+    fn webhook_timestamps_are_fresh_within_300_seconds_and_stale_beyond() {
+        for (ts, want_ok) in [
+            (NOW + 300, true),
+            (NOW - 300, true),
+            (NOW + 301, false),
+            (NOW - 301, false),
+            (i64::MIN, false),
+            (i64::MAX, false),
+        ] {
+            let t = ts.to_string();
+            let sig = klaviyo_sign(BODY, &t);
+            let got = verify_webhook(Some(&sig), Some(&t), BODY, WH_SECRET, NOW);
+            if want_ok {
+                assert_eq!(got, Ok(sig), "{ts}");
+            } else {
+                assert_eq!(got, Err(AuthError::Stale), "{ts}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_webhook_verifies_and_returns_its_lower_case_signature() {
+        let body = br#"{"data":[],"meta":{"klaviyo_webhook_id":"wh_1"}}"#;
+        let sig = klaviyo_sign(body, "1795669339");
+        let upper = sig.to_ascii_uppercase();
+        assert_eq!(
+            verify_webhook(Some(&upper), Some("1795669339"), body, WH_SECRET, NOW),
+            Ok(sig)
+        );
+    }
+
+    #[test]
+    fn a_webhook_with_a_bad_signature_is_refused() {
+        let sig = klaviyo_sign(BODY, "1795669339");
+        // The timestamp is signed: another one breaks the signature.
+        assert_eq!(
+            verify_webhook(Some(&sig), Some("1795669340"), BODY, WH_SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(Some(&sig), Some("1795669339"), b"{}", WH_SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(Some(&sig), Some("1795669339"), BODY, "other", NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(Some("00"), Some("1795669339"), BODY, WH_SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(Some("not hex"), Some("1795669339"), BODY, WH_SECRET, NOW),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_webhook_signature_is_checked_before_the_timestamp_is_read() {
+        // A stale or unreadable timestamp on an unsigned body is a bad signature.
+        assert_eq!(
+            verify_webhook(Some(&"0".repeat(64)), Some("1"), BODY, WH_SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(Some(&"0".repeat(64)), Some("later"), BODY, WH_SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_stale_webhook_is_refused() {
+        let sig = klaviyo_sign(BODY, "1795669339");
+        assert_eq!(
+            verify_webhook(Some(&sig), Some("1795669339"), BODY, WH_SECRET, NOW + 301),
+            Err(AuthError::Stale)
+        );
+    }
+
+    #[test]
+    fn a_signed_but_unreadable_webhook_timestamp_is_malformed() {
+        let sig = klaviyo_sign(BODY, "later");
+        assert_eq!(
+            verify_webhook(Some(&sig), Some("later"), BODY, WH_SECRET, NOW),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_webhook_timestamp_in_milliseconds_is_read_as_seconds() {
+        let ms = "1795669339123";
+        let sig = klaviyo_sign(BODY, ms);
+        assert_eq!(
+            verify_webhook(Some(&sig), Some(ms), BODY, WH_SECRET, NOW),
+            Ok(sig.clone())
+        );
+        assert_eq!(
+            verify_webhook(Some(&sig), Some(ms), BODY, WH_SECRET, NOW + 301),
+            Err(AuthError::Stale)
+        );
+    }
+
+    #[test]
+    fn an_iso_webhook_timestamp_is_signed_as_sent_and_read_as_a_time() {
         let iso = "2026-11-26T05:02:19Z";
-        let sig = hex(&hmac_sha256(
-            b"whsecret",
-            &[body.as_bytes(), iso.as_bytes()],
-        ));
-        assert_eq!(ok(&sig, iso, "wh_1", "wh_1", NOW), Ok(()));
+        assert_eq!(time::secs_from_iso(iso), Some(NOW));
+        let sig = klaviyo_sign(BODY, iso);
+        assert_eq!(
+            verify_webhook(Some(&sig), Some(iso), BODY, WH_SECRET, NOW),
+            Ok(sig.clone())
+        );
+        assert_eq!(
+            verify_webhook(Some(&sig), Some(iso), BODY, WH_SECRET, NOW - 301),
+            Err(AuthError::Stale)
+        );
+    }
+
+    #[test]
+    fn a_webhook_without_its_signature_or_timestamp_is_missing() {
+        let sig = klaviyo_sign(BODY, "1795669339");
+        for (s, t) in [
+            (None, Some("1795669339")),
+            (Some(sig.as_str()), None),
+            (None, None),
+            (Some(""), Some("1795669339")),
+            (Some(sig.as_str()), Some(" ")),
+        ] {
+            assert_eq!(
+                verify_webhook(s, t, BODY, WH_SECRET, NOW),
+                Err(AuthError::Missing)
+            );
+        }
+    }
+
+    #[test]
+    fn error_details_never_echo_the_request() {
+        let secret = "topsecretvalue";
+        let h = "t=1795669339,v1=deadbeefdeadbeef";
+        let Err(e) = verify_backend(Some(h), b"private body", secret, NOW) else {
+            panic!("a forged signature verified");
+        };
+        let text = format!("{e:?} {}", e.detail());
+        for leaked in [secret, "deadbeef", "1795669339", "private body"] {
+            assert!(!text.contains(leaked), "{text}");
+        }
+        for e in [
+            AuthError::Missing,
+            AuthError::Malformed,
+            AuthError::Stale,
+            AuthError::BadSignature,
+            AuthError::Replayed,
+        ] {
+            assert!(!e.detail().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_second_use_within_the_window_is_a_replay() {
+        let mut guard = ReplayGuard::new(100);
+        assert!(guard.is_empty());
+        assert!(guard.first_use("abc", NOW));
+        assert!(!guard.first_use("abc", NOW));
+        assert!(!guard.first_use("abc", NOW + 299));
+        assert!(guard.first_use("def", NOW + 1));
+        assert_eq!(guard.len(), 2);
+    }
+
+    #[test]
+    fn a_signature_is_accepted_again_once_the_window_has_passed() {
+        let mut guard = ReplayGuard::new(100);
+        assert!(guard.first_use("abc", NOW));
+        assert!(guard.first_use("def", NOW + 100));
+        assert!(guard.first_use("abc", NOW + 300));
+        // "def" is still remembered; the old "abc" entry was dropped, the new kept.
+        assert_eq!(guard.len(), 2);
+        assert!(!guard.first_use("abc", NOW + 301));
+        assert!(!guard.first_use("def", NOW + 399));
+        assert!(guard.first_use("def", NOW + 400));
+    }
+
+    #[test]
+    fn expired_signatures_are_dropped_from_memory() {
+        let mut guard = ReplayGuard::new(100);
+        for i in 0..50 {
+            assert!(guard.first_use(&format!("k{i}"), NOW));
+        }
+        assert_eq!(guard.len(), 50);
+        assert!(guard.first_use("late", NOW + 300));
+        assert_eq!(guard.len(), 1);
+    }
+
+    #[test]
+    fn the_guard_never_remembers_more_than_max_entries_and_forgets_the_oldest() {
+        let mut guard = ReplayGuard::new(3);
+        for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            assert!(guard.first_use(key, NOW + i as i64));
+            assert!(guard.len() <= 3);
+        }
+        assert_eq!(guard.len(), 3);
+        // The newest are remembered; the oldest were forgotten and can be replayed.
+        assert!(!guard.first_use("e", NOW + 5));
+        assert!(!guard.first_use("c", NOW + 5));
+        assert!(guard.first_use("a", NOW + 5));
+        assert_eq!(guard.len(), 3);
+    }
+
+    #[test]
+    fn a_guard_of_size_zero_remembers_nothing() {
+        let mut guard = ReplayGuard::new(0);
+        assert!(guard.first_use("a", NOW));
+        assert!(guard.first_use("a", NOW));
+        assert!(guard.is_empty());
+    }
+
+    #[test]
+    fn the_guard_stays_bounded_when_the_clock_goes_backwards() {
+        let mut guard = ReplayGuard::new(4);
+        assert!(guard.first_use("a", NOW));
+        // Seen "in the future": still a replay.
+        assert!(!guard.first_use("a", NOW - 1000));
+        assert!(guard.first_use("b", NOW - 1000));
+        // "b" (accepted at NOW - 1000) is old by now but sits behind "a" in the queue.
+        assert!(guard.first_use("b", NOW + 100));
+        for i in 0..20 {
+            guard.first_use(&format!("k{i}"), NOW + 100);
+            assert!(guard.len() <= 4);
+            assert!(guard.order.len() <= 4);
+        }
+    }
+
+    #[test]
+    fn the_guard_does_constant_work_per_call_under_a_long_stream() {
+        // 200,000 distinct keys, one per second, through the guard: each call
+        // pops at most what it pushed, so this runs in linear time and memory stays at
+        // the window's worth of entries.
+        let mut guard = ReplayGuard::new(1_000);
+        for i in 0..200_000_i64 {
+            assert!(guard.first_use(&i.to_string(), NOW + i));
+            assert!(guard.order.len() <= 300);
+        }
+        assert_eq!(guard.len(), 300);
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Header-like strings: the parts we read, in any number and order, with junk.
+        fn header_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "( ?(t|v1|v0|x) ?= ?[-+0-9a-fA-Fz ]{0,70} ?,?){0,4}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn fresh_matches_exact_arithmetic_for_any_pair(ts in any::<i64>(), now in any::<i64>()) {
+                prop_assert_eq!(fresh(ts, now), (ts as i128 - now as i128).abs() <= 300);
+            }
+
+            #[test]
+            fn fresh_matches_exact_arithmetic_near_the_window_edge(
+                now in any::<i64>(),
+                delta in -600_i64..=600,
+            ) {
+                let ts = now.wrapping_add(delta);
+                prop_assert_eq!(fresh(ts, now), (ts as i128 - now as i128).abs() <= 300);
+            }
+
+            #[test]
+            fn verify_backend_never_panics_on_any_header_or_body(
+                header in header_like(),
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                now in any::<i64>(),
+            ) {
+                let _ = verify_backend(Some(&header), &body, SECRET, now);
+                let _ = verify_webhook(Some(&header), Some(&header), &body, WH_SECRET, now);
+            }
+
+            #[test]
+            fn any_body_signed_now_verifies_and_any_changed_byte_breaks_it(
+                body in proptest::collection::vec(any::<u8>(), 1..256),
+                secret in ".{0,100}",
+                now in any::<i64>(),
+                at in any::<prop::sample::Index>(),
+            ) {
+                let h = sign_backend(&body, &secret, now);
+                prop_assert!(verify_backend(Some(&h), &body, &secret, now).is_ok());
+                let mut changed = body.clone();
+                let i = at.index(changed.len());
+                changed[i] ^= 1;
+                prop_assert_eq!(
+                    verify_backend(Some(&h), &changed, &secret, now),
+                    Err(AuthError::BadSignature)
+                );
+            }
+        }
     }
 }

@@ -1,10 +1,36 @@
-//! The worker's settings, read from its environment (Cloudflare `env`: vars and
-//! secrets). Values are checked once; a missing setting is reported by the route that
-//! needs it, so `/health` and `/client` keep working without the private key.
+//! The worker's settings. The worker's `env` (Cloudflare vars and secrets) is read into
+//! [`Settings`] with serde (serde-wasm-bindgen in the worker, serde_json in tests), then
+//! checked once into [`EdgeConfig`]. A missing setting is reported by the route that
+//! needs it, so `/health` and `/client` keep working without the private key; a
+//! malformed one is a 500 that names the setting, never its value.
+
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::core::config::{DEFAULT_API_BASE, DEFAULT_REVISION};
 use crate::core::text;
 use crate::core::validate;
+
+/// The settings as `env` holds them. Vars may arrive as strings, numbers or booleans
+/// (wrangler.toml `[vars]`), so each is read as a JSON value and checked by name.
+/// Bindings (KV, rate limiters) and anything else in `env` are ignored here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct Settings {
+    pub klaviyo_private_key: Option<Value>,
+    pub klaviyo_public_key: Option<Value>,
+    pub allowed_origins: Option<Value>,
+    pub klaviyo_api_base: Option<Value>,
+    pub klaviyo_revision: Option<Value>,
+    pub edge_signing_secret: Option<Value>,
+    pub browser_server_metrics: Option<Value>,
+    pub browser_rate_per_minute: Option<Value>,
+    pub klaviyo_webhook_secret: Option<Value>,
+    pub webhook_forward_url: Option<Value>,
+    pub max_body_bytes: Option<Value>,
+    pub route_prefix: Option<Value>,
+    pub upstream_timeout_ms: Option<Value>,
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct EdgeConfig {
@@ -15,6 +41,8 @@ pub struct EdgeConfig {
     pub revision: String,
     pub signing_secret: Option<String>,
     pub browser_metrics: Vec<String>,
+    /// Unsigned browser calls to `/api/events` allowed per client and minute.
+    pub browser_rate_per_minute: u32,
     pub webhook_secret: Option<String>,
     pub webhook_forward_url: Option<String>,
     pub max_body_bytes: usize,
@@ -26,7 +54,11 @@ pub struct EdgeConfig {
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
 
-pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// Klaviyo's own ceiling for a request body (bulk jobs: 5 MB), the same number as the
+/// core's `validate::MAX_BODY_BYTES`.
+pub const DEFAULT_MAX_BODY: usize = validate::MAX_BODY_BYTES;
+
+pub const DEFAULT_BROWSER_RATE_PER_MINUTE: u32 = 60;
 
 /// A setting that is present but unusable. Names the setting, never its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,83 +67,146 @@ pub struct ConfigError {
     pub reason: &'static str,
 }
 
+fn bad(setting: &'static str, reason: &'static str) -> ConfigError {
+    ConfigError { setting, reason }
+}
+
+/// A setting's text: strings trimmed (empty counts as missing), numbers and booleans
+/// as written; anything else is malformed.
+fn text_of(setting: &'static str, v: &Option<Value>) -> Result<Option<String>, ConfigError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(bad(setting, "must be a string")),
+    }
+}
+
+fn list(s: Option<String>) -> Vec<String> {
+    s.map(|v| {
+        v.split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn number(
+    setting: &'static str,
+    v: Option<String>,
+    default: u64,
+    reason: &'static str,
+) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) => text::parse_u64(&v)
+            .filter(|n| *n > 0)
+            .ok_or(bad(setting, reason)),
+    }
+}
+
+/// Whether `url` may carry the private key or a signed webhook: `https://`, or
+/// `http://` to this machine (tests, local development).
+pub fn secure_url(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
 impl EdgeConfig {
-    /// `get` looks a setting up by name (empty strings count as missing).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, ConfigError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let list = |k: &str| -> Vec<String> {
-            get(k)
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().trim_end_matches('/').to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let public_key = get("KLAVIYO_PUBLIC_KEY");
+    pub fn from_settings(s: &Settings) -> Result<EdgeConfig, ConfigError> {
+        let public_key = text_of("KLAVIYO_PUBLIC_KEY", &s.klaviyo_public_key)?;
         if let Some(k) = &public_key {
             if validate::company_id(k).is_err() {
-                return Err(ConfigError {
-                    setting: "KLAVIYO_PUBLIC_KEY",
-                    reason: "must be the 6-character public API key",
-                });
+                return Err(bad(
+                    "KLAVIYO_PUBLIC_KEY",
+                    "must be the 6-character public API key",
+                ));
             }
         }
-        let api_base = get("KLAVIYO_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_string());
-        if validate::api_base(&api_base).is_err() {
-            return Err(ConfigError {
-                setting: "KLAVIYO_API_BASE",
-                reason: "must be an http(s) URL",
-            });
+        let api_base = text_of("KLAVIYO_API_BASE", &s.klaviyo_api_base)?
+            .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+        if validate::api_base(&api_base).is_err() || !secure_url(&api_base) {
+            return Err(bad(
+                "KLAVIYO_API_BASE",
+                "must be an https:// URL (http:// only to 127.0.0.1 or localhost)",
+            ));
         }
-        let revision = get("KLAVIYO_REVISION").unwrap_or_else(|| DEFAULT_REVISION.to_string());
+        let revision = text_of("KLAVIYO_REVISION", &s.klaviyo_revision)?
+            .unwrap_or_else(|| DEFAULT_REVISION.to_string());
         if validate::revision(&revision).is_err() {
-            return Err(ConfigError {
-                setting: "KLAVIYO_REVISION",
-                reason: "must look like 2026-07-15",
-            });
+            return Err(bad("KLAVIYO_REVISION", "must look like 2026-07-15"));
         }
-        let max_body_bytes = match get("MAX_BODY_BYTES") {
-            None => DEFAULT_MAX_BODY,
-            Some(v) => text::parse_u64(&v)
-                .filter(|n| *n > 0)
-                .map(|n| n as usize)
-                .ok_or(ConfigError {
-                    setting: "MAX_BODY_BYTES",
-                    reason: "must be a positive whole number of bytes",
-                })?,
-        };
+        let webhook_forward_url = text_of("WEBHOOK_FORWARD_URL", &s.webhook_forward_url)?;
+        if webhook_forward_url
+            .as_deref()
+            .is_some_and(|u| !secure_url(u))
+        {
+            return Err(bad(
+                "WEBHOOK_FORWARD_URL",
+                "must be an https:// URL (http:// only to 127.0.0.1 or localhost)",
+            ));
+        }
+        let max_body_bytes = number(
+            "MAX_BODY_BYTES",
+            text_of("MAX_BODY_BYTES", &s.max_body_bytes)?,
+            DEFAULT_MAX_BODY as u64,
+            "must be a positive whole number of bytes",
+        )?;
+        let upstream_timeout_ms = number(
+            "UPSTREAM_TIMEOUT_MS",
+            text_of("UPSTREAM_TIMEOUT_MS", &s.upstream_timeout_ms)?,
+            DEFAULT_UPSTREAM_TIMEOUT_MS,
+            "must be a positive whole number of milliseconds",
+        )?;
+        let rate = number(
+            "BROWSER_RATE_PER_MINUTE",
+            text_of("BROWSER_RATE_PER_MINUTE", &s.browser_rate_per_minute)?,
+            u64::from(DEFAULT_BROWSER_RATE_PER_MINUTE),
+            "must be a positive whole number",
+        )?;
+        let route_prefix = text_of("ROUTE_PREFIX", &s.route_prefix)?
+            .map(|p| p.trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        if !(route_prefix.is_empty() || route_prefix.starts_with('/')) {
+            return Err(bad("ROUTE_PREFIX", "must start with /"));
+        }
         Ok(EdgeConfig {
-            private_key: get("KLAVIYO_PRIVATE_KEY"),
+            private_key: text_of("KLAVIYO_PRIVATE_KEY", &s.klaviyo_private_key)?,
             public_key,
-            allowed_origins: list("ALLOWED_ORIGINS"),
+            allowed_origins: list(text_of("ALLOWED_ORIGINS", &s.allowed_origins)?),
             api_base: api_base.trim_end_matches('/').to_string(),
             revision,
-            signing_secret: get("EDGE_SIGNING_SECRET"),
-            browser_metrics: list("BROWSER_SERVER_METRICS"),
-            webhook_secret: get("KLAVIYO_WEBHOOK_SECRET"),
-            webhook_forward_url: get("WEBHOOK_FORWARD_URL"),
-            max_body_bytes,
-            upstream_timeout_ms: match get("UPSTREAM_TIMEOUT_MS") {
-                None => DEFAULT_UPSTREAM_TIMEOUT_MS,
-                Some(v) => text::parse_u64(&v).filter(|n| *n > 0).ok_or(ConfigError {
-                    setting: "UPSTREAM_TIMEOUT_MS",
-                    reason: "must be a positive whole number of milliseconds",
-                })?,
-            },
-            route_prefix: get("ROUTE_PREFIX")
-                .map(|p| p.trim_end_matches('/').to_string())
-                .unwrap_or_default(),
+            signing_secret: text_of("EDGE_SIGNING_SECRET", &s.edge_signing_secret)?,
+            browser_metrics: list(text_of(
+                "BROWSER_SERVER_METRICS",
+                &s.browser_server_metrics,
+            )?),
+            browser_rate_per_minute: u32::try_from(rate).unwrap_or(u32::MAX),
+            webhook_secret: text_of("KLAVIYO_WEBHOOK_SECRET", &s.klaviyo_webhook_secret)?,
+            webhook_forward_url,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            route_prefix,
+            upstream_timeout_ms,
         })
     }
 
+    /// Whether `origin` (the `Origin` header) is one of the shop's.
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.allowed_origins.iter().any(|o| o == "*" || o == origin)
+        let o = origin.trim_end_matches('/');
+        self.allowed_origins.iter().any(|a| a == o)
     }
 }
 
@@ -119,50 +214,101 @@ impl EdgeConfig {
 mod tests {
     use super::*;
 
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
+    fn settings(json: &str) -> Settings {
+        serde_json::from_str(json).expect("settings JSON")
+    }
+
+    fn config(json: &str) -> Result<EdgeConfig, ConfigError> {
+        EdgeConfig::from_settings(&settings(json))
     }
 
     #[test]
-    fn reads_lists_and_defaults() {
-        let c = EdgeConfig::from_env(env(&[
-            (
-                "ALLOWED_ORIGINS",
-                " https://shop.example/ , http://127.0.0.1:8080",
-            ),
-            ("BROWSER_SERVER_METRICS", "Placed Order,Started Checkout"),
-            ("KLAVIYO_PUBLIC_KEY", "AbC123"),
-        ]))
+    fn defaults_and_lists() {
+        let c = config(
+            r#"{"KLAVIYO_PUBLIC_KEY":"AbC123","ALLOWED_ORIGINS":"https://shop.example/, https://www.shop.example","BROWSER_SERVER_METRICS":"Viewed Page,Clicked"}"#,
+        )
         .unwrap();
-        assert_eq!(
-            c.allowed_origins,
-            ["https://shop.example", "http://127.0.0.1:8080"]
-        );
-        assert_eq!(c.browser_metrics, ["Placed Order", "Started Checkout"]);
         assert_eq!(c.api_base, "https://a.klaviyo.com");
         assert_eq!(c.revision, "2026-07-15");
-        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY);
-        assert!(c.private_key.is_none());
+        assert_eq!(c.max_body_bytes, 5 * 1024 * 1024);
+        assert_eq!(c.browser_rate_per_minute, 60);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://shop.example", "https://www.shop.example"]
+        );
+        assert_eq!(c.browser_metrics, ["Viewed Page", "Clicked"]);
         assert!(c.origin_allowed("https://shop.example"));
         assert!(!c.origin_allowed("https://evil.example"));
+        assert!(c.private_key.is_none());
     }
 
     #[test]
-    fn a_bad_setting_is_named_without_its_value() {
-        for (k, v) in [
-            ("KLAVIYO_PUBLIC_KEY", "sk_secretvalue"),
-            ("KLAVIYO_API_BASE", "ftp://x"),
-            ("KLAVIYO_REVISION", "latest"),
-            ("MAX_BODY_BYTES", "lots"),
+    fn numbers_and_booleans_from_wrangler_vars_are_read_and_bindings_ignored() {
+        let c = config(
+            r#"{"MAX_BODY_BYTES":2048,"UPSTREAM_TIMEOUT_MS":"500","REPLAY_KV":{"get":{}},"ROUTE_PREFIX":"/klaviyo/"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.upstream_timeout_ms, 500);
+        assert_eq!(c.route_prefix, "/klaviyo");
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_never_its_value() {
+        for (json, setting) in [
+            (
+                r#"{"KLAVIYO_PUBLIC_KEY":"secret-ish"}"#,
+                "KLAVIYO_PUBLIC_KEY",
+            ),
+            (r#"{"KLAVIYO_API_BASE":"ftp://x"}"#, "KLAVIYO_API_BASE"),
+            (r#"{"KLAVIYO_REVISION":"July"}"#, "KLAVIYO_REVISION"),
+            (r#"{"MAX_BODY_BYTES":"lots"}"#, "MAX_BODY_BYTES"),
+            (r#"{"UPSTREAM_TIMEOUT_MS":0}"#, "UPSTREAM_TIMEOUT_MS"),
+            (
+                r#"{"BROWSER_RATE_PER_MINUTE":"-1"}"#,
+                "BROWSER_RATE_PER_MINUTE",
+            ),
+            (
+                r#"{"KLAVIYO_PRIVATE_KEY":{"nested":"pk_live"}}"#,
+                "KLAVIYO_PRIVATE_KEY",
+            ),
+            (r#"{"ROUTE_PREFIX":"klaviyo"}"#, "ROUTE_PREFIX"),
+            (
+                r#"{"WEBHOOK_FORWARD_URL":"http://hooks.example/in"}"#,
+                "WEBHOOK_FORWARD_URL",
+            ),
         ] {
-            let e = EdgeConfig::from_env(env(&[(k, v)])).unwrap_err();
-            assert_eq!(e.setting, k);
-            assert!(!e.reason.contains(v));
+            let e = config(json).unwrap_err();
+            assert_eq!(e.setting, setting, "{json}");
+            assert!(!e.reason.contains("secret") && !e.reason.contains("pk_live"));
         }
+    }
+
+    #[test]
+    fn the_private_key_only_travels_over_https_or_to_this_machine() {
+        assert!(secure_url("https://a.klaviyo.com"));
+        for local in [
+            "http://127.0.0.1:8787",
+            "http://localhost/x",
+            "http://[::1]:9/",
+        ] {
+            assert!(secure_url(local), "{local}");
+            assert!(config(&format!(r#"{{"KLAVIYO_API_BASE":"{local}"}}"#)).is_ok());
+        }
+        for remote in [
+            "http://a.klaviyo.com",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example:80",
+            "http://evil.example/127.0.0.1",
+            "ftp://127.0.0.1",
+        ] {
+            assert!(!secure_url(remote), "{remote}");
+        }
+        assert_eq!(
+            config(r#"{"KLAVIYO_API_BASE":"http://a.klaviyo.com"}"#)
+                .unwrap_err()
+                .setting,
+            "KLAVIYO_API_BASE"
+        );
     }
 }

@@ -1,21 +1,29 @@
 //! The edge worker: a first-party proxy on the shop's own domain that holds the
 //! private key. Everything here but `worker.rs` is plain Rust, tested natively:
 //!
-//! - `config.rs`: settings from the worker's environment
-//! - `router.rs`: what to answer or forward, and the upstream retry policy
-//! - `auth.rs`: signed backend requests and Klaviyo webhook signatures
-//! - `api_rules.rs`: checks of the `/api` bodies, with JSON:API pointers
-//! - `crypto.rs`: SHA-256, HMAC-SHA256, constant-time comparison
+//! - `config.rs`: settings from the worker's `env` (serde), checked once
+//! - `router.rs`: what to answer or forward, the upstream retry policy, the isolate's
+//!   gate (replays, browser rate); `router_tests.rs`, `router_fuzz.rs` (proptest)
+//! - `auth.rs`: signed backend requests and Klaviyo webhook signatures (RustCrypto),
+//!   replay memory
+//! - `bodies.rs`: bodies parsed with serde_json, duplicate keys refused, JSON pointers
+//! - `api_rules.rs`: the `/api` bodies' rules, and what the unsigned browser path may carry
+//! - `orders.rs`: server-side order events (Placed / Fulfilled / Cancelled / Refunded)
+//! - `lists.rs`: list membership (profile-import, then add-to-list)
+//! - `ratelimit.rs`: per-client buckets for the unsigned browser path
 //! - `reply.rs`: JSON:API errors and CORS headers
-//! - `worker.rs`: the wasm-bindgen entry points that `js/edge/handler.mjs` calls
+//! - `worker.rs`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
 //!
 //! Built only with `--no-default-features --features edge`: the browser package never
 //! contains this module or the private key path.
 
 pub mod api_rules;
 pub mod auth;
+pub mod bodies;
 pub mod config;
-pub mod crypto;
+pub mod lists;
+pub mod orders;
+pub mod ratelimit;
 pub mod reply;
 pub mod router;
 

@@ -1,7 +1,7 @@
 //! What the worker answers: JSON:API errors like Klaviyo's, and CORS headers for the
 //! shop's own origins only.
 
-use crate::core::json::Json;
+use serde_json::json;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -47,38 +47,70 @@ impl Reply {
         self
     }
 
-    pub fn to_json(&self) -> Json {
-        let headers = self
-            .headers
-            .iter()
-            .map(|(k, v)| Json::Arr(vec![Json::str(k), Json::str(v)]))
-            .collect();
-        Json::obj()
-            .with("status", Json::Num(self.status.to_string()))
-            .with("headers", Json::Arr(headers))
-            .with("body", Json::str(&self.body))
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
     }
 }
 
 /// A JSON:API error body with one error. `detail` never holds a secret or personal data.
 pub fn error(status: u16, code: &str, title: &str, detail: &str, pointer: Option<&str>) -> Reply {
-    let mut e = Json::obj()
-        .with("status", Json::Str(status.to_string()))
-        .with("code", Json::str(code))
-        .with("title", Json::str(title))
-        .with("detail", Json::str(detail));
+    let mut e = json!({
+        "status": status.to_string(),
+        "code": code,
+        "title": title,
+        "detail": detail,
+    });
     if let Some(p) = pointer {
-        e.set("source", Json::obj().with("pointer", Json::str(p)));
+        e["source"] = json!({ "pointer": p });
     }
-    let body = Json::obj().with("errors", Json::Arr(vec![e]));
-    Reply::new(status, body.to_text())
+    Reply::new(status, json!({ "errors": [e] }).to_string())
 }
 
-pub fn ok_json(status: u16, body: Json) -> Reply {
-    Reply::new(status, body.to_text())
+/// `{"ok":true, ...}` for `/health` and webhooks.
+pub fn ok(status: u16, extra: &[(&str, &str)]) -> Reply {
+    let mut body = json!({ "ok": true });
+    for (k, v) in extra {
+        body[*k] = json!(v);
+    }
+    Reply::new(status, body.to_string())
 }
 
-/// `{"ok":true}` and the like, for `/health` and webhooks.
-pub fn ok_flag() -> Json {
-    Json::obj().with("ok", Json::Bool(true))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_jsonapi_with_an_optional_pointer() {
+        let r = error(
+            400,
+            "invalid",
+            "Invalid input.",
+            "a \"quoted\" detail",
+            Some("/data/type"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["errors"][0]["status"], "400");
+        assert_eq!(v["errors"][0]["detail"], "a \"quoted\" detail");
+        assert_eq!(v["errors"][0]["source"]["pointer"], "/data/type");
+        assert_eq!(
+            r.headers,
+            [("content-type".to_string(), JSONAPI.to_string())]
+        );
+        let plain = error(404, "not_found", "Not found.", "no such route", None);
+        assert!(!plain.body.contains("source"));
+    }
+
+    #[test]
+    fn cors_only_for_an_allowed_origin() {
+        assert!(Reply::empty(204).cors(None).headers.is_empty());
+        let r = Reply::empty(204).cors(Some("https://shop.example"));
+        assert!(r.headers.contains(&(
+            "access-control-allow-origin".into(),
+            "https://shop.example".into()
+        )));
+        assert_eq!(
+            ok(200, &[("revision", "2026-07-15")]).body,
+            r#"{"ok":true,"revision":"2026-07-15"}"#
+        );
+    }
 }

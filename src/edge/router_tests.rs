@@ -1,37 +1,53 @@
-//! Every route decision and the upstream policy, natively, with a fixed clock.
+//! Every route decision and the upstream policy, natively, with a fixed clock; and each
+//! hole found by the review (issue 8) shown closed.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::*;
-use crate::edge::crypto::{hex, hmac_sha256};
+use crate::edge::config::Settings;
 
 const NOW_MS: u64 = 1_795_669_339_000;
+const NOW_S: i64 = 1_795_669_339;
 const PRIVATE: &str = "pk_TEST_9f8e7d6c5b4a39281706";
 const SIGNING: &str = "edge-signing-5e4d3c2b1a";
 const WEBHOOK: &str = "whsec-1a2b3c4d5e6f7a8b";
 const SHOP: &str = "https://shop.example";
 
-fn settings() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("KLAVIYO_PRIVATE_KEY", PRIVATE),
-        ("KLAVIYO_PUBLIC_KEY", "AbC123"),
-        ("ALLOWED_ORIGINS", "https://shop.example"),
-        ("KLAVIYO_API_BASE", "http://127.0.0.1:8787"),
-        ("EDGE_SIGNING_SECRET", SIGNING),
-        ("BROWSER_SERVER_METRICS", "Started Checkout"),
-        ("KLAVIYO_WEBHOOK_SECRET", WEBHOOK),
-    ]
-}
-
-fn config_from(pairs: &[(&str, &str)]) -> Result<EdgeConfig, ConfigError> {
-    EdgeConfig::from_env(|k| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
+fn settings() -> serde_json::Value {
+    serde_json::json!({
+        "KLAVIYO_PRIVATE_KEY": PRIVATE,
+        "KLAVIYO_PUBLIC_KEY": "AbC123",
+        "ALLOWED_ORIGINS": SHOP,
+        "KLAVIYO_API_BASE": "http://127.0.0.1:8787",
+        "EDGE_SIGNING_SECRET": SIGNING,
+        "BROWSER_SERVER_METRICS": "Started Checkout",
+        "KLAVIYO_WEBHOOK_SECRET": WEBHOOK,
+        "BROWSER_RATE_PER_MINUTE": 20,
     })
 }
 
+fn config_from(v: serde_json::Value) -> Result<EdgeConfig, ConfigError> {
+    let s: Settings = serde_json::from_value(v).expect("settings");
+    EdgeConfig::from_settings(&s)
+}
+
 fn config() -> Result<EdgeConfig, ConfigError> {
-    config_from(&settings())
+    config_from(settings())
+}
+
+fn with(key: &str, value: serde_json::Value) -> Result<EdgeConfig, ConfigError> {
+    let mut s = settings();
+    s[key] = value;
+    config_from(s)
+}
+
+fn without(key: &str) -> Result<EdgeConfig, ConfigError> {
+    let mut s = settings();
+    if let Some(o) = s.as_object_mut() {
+        o.remove(key);
+    }
+    config_from(s)
 }
 
 struct Req {
@@ -39,17 +55,21 @@ struct Req {
     path: &'static str,
     query: String,
     headers: Vec<(String, String)>,
-    body: String,
+    body: Vec<u8>,
     too_large: bool,
 }
 
 fn post(path: &'static str, body: &str) -> Req {
+    post_bytes(path, body.as_bytes())
+}
+
+fn post_bytes(path: &'static str, body: &[u8]) -> Req {
     Req {
         method: "POST",
         path,
         query: String::new(),
         headers: Vec::new(),
-        body: body.to_string(),
+        body: body.to_vec(),
         too_large: false,
     }
 }
@@ -63,11 +83,18 @@ impl Req {
         self.query = q.to_string();
         self
     }
+    fn method(mut self, m: &'static str) -> Req {
+        self.method = m;
+        self
+    }
     fn signed(self) -> Req {
-        let sig = auth::sign_backend(&self.body, SIGNING, (NOW_MS / 1000) as i64);
+        self.signed_at(NOW_S)
+    }
+    fn signed_at(self, t: i64) -> Req {
+        let sig = auth::sign_backend(&self.body, SIGNING, t);
         self.header("x-klaviyo-edge-signature", &sig)
     }
-    fn run_with(&self, cfg: Result<EdgeConfig, ConfigError>) -> Action {
+    fn run_with(&self, cfg: &Result<EdgeConfig, ConfigError>) -> Decision {
         let inc = Incoming {
             method: self.method,
             path: self.path,
@@ -77,22 +104,22 @@ impl Req {
             too_large: self.too_large,
             now_ms: NOW_MS,
         };
-        let action = decide(&inc, cfg);
-        assert_no_secret(&action);
-        action
+        let d = decide(&inc, cfg);
+        assert_no_secret(&d.action);
+        d
     }
     fn run(&self) -> Action {
-        self.run_with(config())
+        self.run_with(&config()).action
     }
 }
 
-/// No decision ever carries a secret back to the caller.
+/// No answer ever carries a secret back to the caller.
 fn assert_no_secret(a: &Action) {
     let reply = match a {
         Action::Reply(r) | Action::ReplyAndNotify { reply: r, .. } => r,
-        Action::Forward(_) => return,
+        _ => return,
     };
-    let text = reply.to_json().to_text();
+    let text = format!("{:?} {}", reply.headers, reply.body);
     for s in [PRIVATE, SIGNING, WEBHOOK] {
         assert!(!text.contains(s), "secret leaked in {text}");
     }
@@ -101,7 +128,7 @@ fn assert_no_secret(a: &Action) {
 fn status(a: &Action) -> u16 {
     match a {
         Action::Reply(r) | Action::ReplyAndNotify { reply: r, .. } => r.status,
-        Action::Forward(_) => 0,
+        _ => 0,
     }
 }
 
@@ -120,28 +147,50 @@ fn forward(a: Action) -> Forward {
 }
 
 fn event_body(metric: &str) -> String {
+    event_with(&format!(r#""name":"{metric}""#), r#"{"email":"a@b.co"}"#)
+}
+
+fn event_with(name_members: &str, profile: &str) -> String {
     format!(
-        r#"{{"data":{{"type":"event","attributes":{{"properties":{{}},"metric":{{"data":{{"type":"metric","attributes":{{"name":"{metric}"}}}}}},"profile":{{"data":{{"type":"profile","attributes":{{"email":"a@b.co"}}}}}}}}}}}}"#
+        r#"{{"data":{{"type":"event","attributes":{{"properties":{{}},"metric":{{"data":{{"type":"metric","attributes":{{{name_members}}}}}}},"profile":{{"data":{{"type":"profile","attributes":{profile}}}}}}}}}}}"#
     )
 }
 
+fn webhook_sig(body: &[u8], ts: &str, secret: &str) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("any key length");
+    m.update(body);
+    m.update(ts.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn webhook_req(body: &str, ts: &str, header_id: &str, secret: &str) -> Req {
+    post("/webhooks/klaviyo", body)
+        .header(
+            "klaviyo-signature",
+            &webhook_sig(body.as_bytes(), ts, secret),
+        )
+        .header("klaviyo-timestamp", ts)
+        .header("klaviyo-webhook-id", header_id)
+}
+
+const WEBHOOK_BODY: &str =
+    r#"{"data":[{"topic":"event:klaviyo.sent_sms"}],"meta":{"klaviyo_webhook_id":"wh_1"}}"#;
+
 #[test]
 fn preflight_answers_allowed_origins_only() {
-    let mut r = post("/client/events", "");
-    r.method = "OPTIONS";
-    let ok = r.header("origin", SHOP).run();
+    let ok = post("/client/events", "")
+        .method("OPTIONS")
+        .header("origin", SHOP)
+        .run();
     let Action::Reply(reply) = &ok else { panic!() };
     assert_eq!(reply.status, 204);
     assert!(reply
         .headers
         .contains(&("access-control-allow-origin".into(), SHOP.into())));
-    assert!(reply
-        .headers
-        .iter()
-        .any(|(k, v)| k == "access-control-allow-headers" && v.contains("revision")));
-    let mut r = post("/client/events", "");
-    r.method = "OPTIONS";
-    let bad = r.header("origin", "https://evil.example").run();
+    let bad = post("/client/events", "")
+        .method("OPTIONS")
+        .header("origin", "https://evil.example")
+        .run();
     assert_eq!(status(&bad), 403);
     let Action::Reply(reply) = bad else { panic!() };
     assert!(reply
@@ -176,34 +225,58 @@ fn client_requests_are_proxied_with_the_revision_and_nothing_else() {
 }
 
 #[test]
-fn client_requests_for_another_company_or_origin_are_forbidden() {
-    let other = post("/client/events", "{}")
-        .query("company_id=XyZ789")
-        .run();
-    assert_eq!(status(&other), 403);
+fn client_requests_for_another_company_or_origin_or_with_bad_json_are_refused() {
+    assert_eq!(
+        status(
+            &post("/client/events", "{}")
+                .query("company_id=XyZ789")
+                .run()
+        ),
+        403
+    );
     let bad_origin = post("/client/events", "{}")
         .query("company_id=AbC123")
         .header("origin", "https://evil.example")
         .run();
     assert_eq!(status(&bad_origin), 403);
-    let malformed = post("/client/events", "{not json")
-        .query("company_id=AbC123")
-        .run();
-    assert_eq!(status(&malformed), 400);
+    assert_eq!(
+        status(
+            &post("/client/events", "{not json")
+                .query("company_id=AbC123")
+                .run()
+        ),
+        400
+    );
+    let dup = post(
+        "/client/events",
+        r#"{"data":{"type":"event","type":"profile"}}"#,
+    )
+    .query("company_id=AbC123");
+    assert_eq!(
+        status(&dup.run()),
+        400,
+        "duplicate keys are refused on every route"
+    );
 }
 
 #[test]
-fn signed_api_requests_carry_the_private_key_upstream() {
-    let f = forward(
-        post("/api/events", &event_body("Placed Order"))
-            .signed()
-            .run(),
-    );
+fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay() {
+    let d = post("/api/events", &event_body("Placed Order"))
+        .signed()
+        .run_with(&config());
+    assert!(d.gate.replay_key.as_deref().is_some_and(|k| k.len() == 64));
+    assert_eq!(d.gate.rate_key, None);
+    let f = forward(d.action);
     assert_eq!(f.url, "http://127.0.0.1:8787/api/events");
     assert!(f
         .headers
         .contains(&("authorization", format!("Klaviyo-API-Key {PRIVATE}"))));
     assert!(f.headers.contains(&("revision", "2026-07-15".into())));
+    assert_eq!(
+        f.body,
+        event_body("Placed Order"),
+        "exactly the validated bytes go on"
+    );
 }
 
 #[test]
@@ -213,27 +286,213 @@ fn unsigned_stale_or_tampered_api_requests_are_unauthorized() {
         401
     );
     let mut tampered = post("/api/events", &event_body("Placed Order")).signed();
-    tampered.body = event_body("Placed 0rder");
+    tampered.body = event_body("Placed 0rder").into_bytes();
     assert_eq!(status(&tampered.run()), 401);
-    let old = auth::sign_backend(&event_body("M"), SIGNING, (NOW_MS / 1000) as i64 - 301);
-    let stale = post("/api/events", &event_body("M")).header("x-klaviyo-edge-signature", &old);
+    let stale = post("/api/events", &event_body("M")).signed_at(NOW_S - 301);
     assert_eq!(status(&stale.run()), 401);
-    assert!(detail(&stale.run()).contains("5-minute"));
+    assert!(detail(&stale.run()).contains("5-minute") || detail(&stale.run()).contains("window"));
+}
+
+// ---- hole 1: duplicate keys ------------------------------------------------------------
+
+#[test]
+fn hole_1_a_duplicate_metric_name_cannot_pass_the_browser_allow_list() {
+    // Read first, "Started Checkout" is allowed; Klaviyo reads the last, "Placed Order".
+    let body = event_with(
+        r#""name":"Started Checkout","name":"Placed Order""#,
+        r#"{"email":"a@b.co"}"#,
+    );
+    let a = post("/api/events", &body).header("origin", SHOP).run();
+    assert_eq!(status(&a), 400, "{}", detail(&a));
+    assert!(
+        detail(&a).contains("/data/attributes/metric/data/attributes/name"),
+        "{}",
+        detail(&a)
+    );
+    assert_eq!(
+        status(&post("/api/events", &body).signed().run()),
+        400,
+        "signed bodies too"
+    );
+}
+
+// ---- hole 2: redirects and plain http ----------------------------------------------------
+
+#[test]
+fn hole_2_a_redirect_from_upstream_is_never_followed_nor_retried() {
+    for s in [301, 302, 303, 307, 308] {
+        match after_upstream(0, answered(s, None), None, NOW_MS) {
+            Next::Reply(r) => {
+                assert_eq!(r.status, 502);
+                assert!(r.body.contains("redirect"));
+            }
+            other => panic!("{s}: {other:?}"),
+        }
+    }
 }
 
 #[test]
-fn browsers_may_send_listed_metrics_to_api_events_only() {
+fn hole_2_the_private_key_only_goes_to_an_https_api_base() {
+    let d = post("/api/events", &event_body("M"))
+        .signed()
+        .run_with(&with("KLAVIYO_API_BASE", "http://a.klaviyo.com".into()));
+    assert_eq!(status(&d.action), 500);
+    assert!(detail(&d.action).contains("KLAVIYO_API_BASE"));
     let f = forward(
-        post("/api/events", &event_body("Started Checkout"))
-            .header("origin", SHOP)
-            .run(),
+        post("/api/events", &event_body("M"))
+            .signed()
+            .run_with(&with("KLAVIYO_API_BASE", "https://a.klaviyo.com".into()))
+            .action,
     );
+    assert!(f.url.starts_with("https://a.klaviyo.com/"));
+}
+
+// ---- hole 3: timestamps ---------------------------------------------------------------
+
+#[test]
+fn hole_3_extreme_signed_timestamps_are_stale_not_wrapped_to_fresh() {
+    for t in [i64::MIN, i64::MIN + 1, i64::MAX, NOW_S + 301, NOW_S - 301] {
+        let r = post("/api/events", &event_body("M")).signed_at(t).run();
+        assert_eq!(status(&r), 401, "t = {t}");
+    }
+    let wh = webhook_req(WEBHOOK_BODY, &i64::MIN.to_string(), "wh_1", WEBHOOK).run();
+    assert_eq!(status(&wh), 401);
+}
+
+// ---- hole 4: raw bytes ----------------------------------------------------------------
+
+#[test]
+fn hole_4_the_signature_covers_the_exact_bytes_and_bad_utf8_is_a_400() {
+    // A BOM stays a BOM: the signature over those bytes verifies, then JSON refuses it.
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(event_body("M").as_bytes());
+    let a = post_bytes("/api/events", &bom).signed().run();
+    assert_eq!(status(&a), 400, "{}", detail(&a));
+    // Bytes that are not UTF-8, signed: authenticated, then refused as such.
+    let latin1 = b"{\"data\":\"caf\xe9\"}";
+    let a = post_bytes("/api/events", latin1).signed().run();
+    assert_eq!(status(&a), 400);
+    assert!(detail(&a).contains("UTF-8"));
+    // The same bytes unsigned: refused before anything reads them.
+    assert_eq!(status(&post_bytes("/api/events", latin1).run()), 401);
+}
+
+// ---- hole 5: authenticate before parsing -------------------------------------------------
+
+#[test]
+fn hole_5_who_is_asking_is_checked_before_the_body_is_parsed() {
+    // A wrong signature on malformed JSON is a 401 (the old order answered 400).
+    let wrong =
+        post("/api/events", "{oops").header("x-klaviyo-edge-signature", "t=1795669339,v1=00");
+    assert_eq!(status(&wrong.run()), 401);
+    // Unsigned and from nowhere: 401, whatever the body.
+    let big = "[".repeat(100_000);
+    assert_eq!(status(&post("/api/events", &big).run()), 401);
+    // A forged webhook is refused before its body is read.
+    let forged = webhook_req("{oops", "1795669339", "wh_1", "not-the-secret").run();
+    assert_eq!(status(&forged), 401);
+}
+
+// ---- hole 6: replay ---------------------------------------------------------------------
+
+#[test]
+fn hole_6_a_replayed_signature_is_refused_within_the_window() {
+    let cfg = config().unwrap();
+    let mut state = EdgeState::default();
+    let req = post("/api/events", &event_body("Placed Order")).signed();
+    let first = req.run_with(&Ok(cfg.clone()));
+    assert!(state.admit(&first.gate, &cfg, NOW_MS).is_ok());
+    let again = req.run_with(&Ok(cfg.clone()));
+    let refused = state.admit(&again.gate, &cfg, NOW_MS + 1_000).unwrap_err();
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("already"), "{}", refused.body);
+    // Webhooks too.
+    let wh = webhook_req(WEBHOOK_BODY, "1795669339", "wh_1", WEBHOOK);
+    let d = wh.run_with(&Ok(cfg.clone()));
+    assert!(state.admit(&d.gate, &cfg, NOW_MS).is_ok());
+    assert!(state
+        .admit(&wh.run_with(&Ok(cfg.clone())).gate, &cfg, NOW_MS)
+        .is_err());
+    // A refused body remembers nothing: its signature is not spent.
+    let bad = post("/api/events", &event_body(""))
+        .signed()
+        .run_with(&Ok(cfg));
+    assert_eq!(bad.gate, Gate::default());
+}
+
+#[test]
+fn hole_6_the_webhook_forward_is_signed_like_the_backends_calls() {
+    let cfg = with("WEBHOOK_FORWARD_URL", "http://127.0.0.1:9999/hook".into());
+    match webhook_req(WEBHOOK_BODY, "1795669339", "wh_1", WEBHOOK)
+        .run_with(&cfg)
+        .action
+    {
+        Action::ReplyAndNotify { reply, notify } => {
+            assert_eq!(reply.status, 200);
+            assert_eq!(notify.url, "http://127.0.0.1:9999/hook");
+            assert_eq!(notify.body, WEBHOOK_BODY);
+            let (_, sig) = notify
+                .headers
+                .iter()
+                .find(|(k, _)| *k == "x-klaviyo-edge-signature")
+                .expect("signed");
+            assert!(
+                auth::verify_backend(Some(sig), WEBHOOK_BODY.as_bytes(), SIGNING, NOW_S).is_ok()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- hole 7: Retry-After as a date -----------------------------------------------------
+
+#[test]
+fn hole_7_retry_after_as_an_http_date_is_honoured() {
+    // 2026-11-26T05:02:20Z is one second after NOW: retried once.
+    let soon = "Thu, 26 Nov 2026 05:02:20 GMT";
+    assert_eq!(
+        after_upstream(0, answered(429, Some(soon)), None, NOW_MS),
+        Next::RetryIn(1000)
+    );
+    let later = "Thu, 26 Nov 2026 05:03:19 GMT";
+    match after_upstream(0, answered(429, Some(later)), Some(SHOP), NOW_MS) {
+        Next::Reply(r) => {
+            assert_eq!(r.status, 429);
+            assert!(r.headers.contains(&("retry-after".into(), later.into())));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---- hole 8: the unsigned browser path --------------------------------------------------
+
+#[test]
+fn hole_8_browsers_may_send_listed_metrics_with_identifiers_only() {
+    let d = post("/api/events", &event_body("Started Checkout"))
+        .header("origin", SHOP)
+        .header("cf-connecting-ip", "203.0.113.7")
+        .run_with(&config());
+    assert_eq!(
+        d.gate.rate_key.as_deref(),
+        Some("203.0.113.7 https://shop.example")
+    );
+    assert_eq!(d.gate.replay_key, None);
+    let f = forward(d.action);
     assert!(f.headers.iter().any(|(k, _)| *k == "authorization"));
     assert_eq!(f.cors.as_deref(), Some(SHOP));
     let other = post("/api/events", &event_body("Placed Order"))
         .header("origin", SHOP)
         .run();
     assert_eq!(status(&other), 403);
+    let attrs = event_with(
+        r#""name":"Started Checkout""#,
+        r#"{"email":"a@b.co","first_name":"Eve"}"#,
+    );
+    assert_eq!(
+        status(&post("/api/events", &attrs).header("origin", SHOP).run()),
+        403,
+        "only identifiers"
+    );
     let import = post(
         "/api/profile-import",
         r#"{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}"#,
@@ -248,12 +507,43 @@ fn browsers_may_send_listed_metrics_to_api_events_only() {
 }
 
 #[test]
+fn hole_8_a_browser_client_is_rate_limited() {
+    let cfg = config().unwrap();
+    let mut state = EdgeState::default();
+    let req = post("/api/events", &event_body("Started Checkout"))
+        .header("origin", SHOP)
+        .header("cf-connecting-ip", "203.0.113.7");
+    let allowed = (0..50)
+        .filter(|_| {
+            state
+                .admit(&req.run_with(&Ok(cfg.clone())).gate, &cfg, NOW_MS)
+                .is_ok()
+        })
+        .count();
+    assert_eq!(allowed, 2, "20 a minute: a tenth of it at once");
+    let other = post("/api/events", &event_body("Started Checkout"))
+        .header("origin", SHOP)
+        .header("cf-connecting-ip", "198.51.100.1");
+    assert!(state
+        .admit(&other.run_with(&Ok(cfg.clone())).gate, &cfg, NOW_MS)
+        .is_ok());
+    let denied = state
+        .admit(&req.run_with(&Ok(cfg.clone())).gate, &cfg, NOW_MS)
+        .unwrap_err();
+    assert_eq!(denied.status, 429);
+    assert!(denied
+        .headers
+        .contains(&("retry-after".into(), "60".into())));
+}
+
+// ---- bodies, settings, routes --------------------------------------------------------------
+
+#[test]
 fn invalid_api_bodies_are_refused_with_a_pointer() {
     let a = post("/api/events", &event_body("")).signed().run();
     assert_eq!(status(&a), 400);
     assert!(detail(&a).contains("/data/attributes/metric/data/attributes/name"));
-    let m = post("/api/events", "{oops").signed().run();
-    assert_eq!(status(&m), 400);
+    assert_eq!(status(&post("/api/events", "{oops").signed().run()), 400);
 }
 
 #[test]
@@ -274,10 +564,55 @@ fn every_api_route_validates_its_own_body() {
 }
 
 #[test]
+fn orders_become_one_bulk_job_and_need_a_signature() {
+    let order = r#"{"order_id":"1001","value":29.98,"profile":{"email":"a@b.co"},"items":[{"product_id":"p1","name":"Pooh","quantity":2,"price":14.99}]}"#;
+    let f = forward(post("/api/orders", order).signed().run());
+    assert_eq!(f.url, "http://127.0.0.1:8787/api/event-bulk-create-jobs");
+    assert!(f.body.contains("Placed Order") && f.body.contains("Ordered Product"));
+    let cancelled = forward(post("/api/orders/cancelled", order).signed().run());
+    assert!(cancelled.body.contains("Cancelled Order"));
+    assert_eq!(status(&post("/api/orders", order).run()), 401);
+    assert_eq!(
+        status(&post("/api/orders", order).header("origin", SHOP).run()),
+        403
+    );
+    assert_eq!(status(&post("/api/orders", "{}").signed().run()), 400);
+}
+
+#[test]
+fn list_membership_plans_imports_then_one_add() {
+    let body = r#"{"profiles":[{"id":"01HABCDEF"},{"email":"a@b.co"}]}"#;
+    match post("/api/lists/Y6nRLr/profiles", body).signed().run() {
+        Action::AddToList {
+            list_id, members, ..
+        } => {
+            assert_eq!(list_id, "Y6nRLr");
+            assert_eq!(members.ids.len(), 2);
+            assert_eq!(members.imports.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let cfg = config().unwrap();
+    let add = add_to_list_request(&cfg, "Y6nRLr", &["01HABCDEF".into()], None).unwrap();
+    assert_eq!(
+        add.url,
+        "http://127.0.0.1:8787/api/lists/Y6nRLr/relationships/profiles"
+    );
+    assert!(add
+        .headers
+        .iter()
+        .any(|(k, v)| *k == "authorization" && v.ends_with(PRIVATE)));
+    assert_eq!(
+        status(&post("/api/lists/bad..id/profiles", body).signed().run()),
+        404
+    );
+    assert_eq!(status(&post("/api/lists/Y6nRLr/profiles", body).run()), 401);
+    let no_id = imported_id(r#"{"data":{"type":"profile"}}"#, None).unwrap_err();
+    assert_eq!(no_id.status, 502);
+}
+
+#[test]
 fn a_missing_setting_is_a_500_that_names_it() {
-    let without = |name: &str| -> Vec<(&'static str, &'static str)> {
-        settings().into_iter().filter(|(k, _)| *k != name).collect()
-    };
     let cases = [
         (
             "KLAVIYO_PRIVATE_KEY",
@@ -294,77 +629,79 @@ fn a_missing_setting_is_a_500_that_names_it() {
         ("KLAVIYO_WEBHOOK_SECRET", post("/webhooks/klaviyo", "{}")),
     ];
     for (name, req) in cases {
-        let a = req.run_with(config_from(&without(name)));
+        let a = req.run_with(&without(name)).action;
         assert_eq!(status(&a), 500, "{name}");
         assert!(detail(&a).contains(name), "{}", detail(&a));
     }
-    let bad = config_from(&[("KLAVIYO_PUBLIC_KEY", "not-a-key-but-a-secret")]);
-    let a = post("/client/events", "{}").run_with(bad);
+    let bad = with("KLAVIYO_PUBLIC_KEY", "not-a-key-but-a-secret".into());
+    let a = post("/client/events", "{}").run_with(&bad).action;
     assert_eq!(status(&a), 500);
     assert!(!detail(&a).contains("not-a-key-but-a-secret"));
 }
 
-fn webhook_req(body: &str, ts: &str, header_id: &str, secret: &str) -> Req {
-    let sig = hex(&hmac_sha256(
-        secret.as_bytes(),
-        &[body.as_bytes(), ts.as_bytes()],
-    ));
-    post("/webhooks/klaviyo", body)
-        .header("klaviyo-signature", &sig)
-        .header("klaviyo-timestamp", ts)
-        .header("klaviyo-webhook-id", header_id)
-}
-
 #[test]
-fn webhooks_are_verified_and_forwarded() {
-    let body =
-        r#"{"data":[{"topic":"event:klaviyo.sent_sms"}],"meta":{"klaviyo_webhook_id":"wh_1"}}"#;
+fn webhooks_are_verified_then_parsed_then_matched() {
     let now = "1795669339";
-    assert_eq!(status(&webhook_req(body, now, "wh_1", WEBHOOK).run()), 200);
-    assert_eq!(status(&webhook_req(body, now, "wh_2", WEBHOOK).run()), 401);
     assert_eq!(
-        status(&webhook_req(body, "1795669000", "wh_1", WEBHOOK).run()),
+        status(&webhook_req(WEBHOOK_BODY, now, "wh_1", WEBHOOK).run()),
+        200
+    );
+    let other_id = webhook_req(WEBHOOK_BODY, now, "wh_2", WEBHOOK).run();
+    assert_eq!(status(&other_id), 401);
+    assert!(detail(&other_id).contains("klaviyo_webhook_id"));
+    assert_eq!(
+        status(&webhook_req(WEBHOOK_BODY, "1795669000", "wh_1", WEBHOOK).run()),
         401
     );
-    assert_eq!(status(&webhook_req(body, now, "wh_1", "wrong").run()), 401);
-    let mut tampered = webhook_req(body, now, "wh_1", WEBHOOK);
-    tampered.body = body.replace("sent_sms", "clicked_sms");
+    assert_eq!(
+        status(&webhook_req(WEBHOOK_BODY, now, "wh_1", "wrong").run()),
+        401
+    );
+    let mut tampered = webhook_req(WEBHOOK_BODY, now, "wh_1", WEBHOOK);
+    tampered.body = WEBHOOK_BODY.replace("sent_sms", "clicked_sms").into_bytes();
     assert_eq!(status(&tampered.run()), 401);
     assert_eq!(
         status(&webhook_req("not json", now, "wh_1", WEBHOOK).run()),
         400
     );
-    let mut with_forward = settings();
-    with_forward.push(("WEBHOOK_FORWARD_URL", "http://127.0.0.1:9999/hook"));
-    match webhook_req(body, now, "wh_1", WEBHOOK).run_with(config_from(&with_forward)) {
-        Action::ReplyAndNotify {
-            reply,
-            url,
-            body: fwd,
-        } => {
-            assert_eq!(reply.status, 200);
-            assert_eq!(url, "http://127.0.0.1:9999/hook");
-            assert_eq!(fwd, body);
-        }
-        other => panic!("{other:?}"),
-    }
+    let dup = r#"{"meta":{"klaviyo_webhook_id":"wh_1","klaviyo_webhook_id":"wh_2"}}"#;
+    assert_eq!(status(&webhook_req(dup, now, "wh_2", WEBHOOK).run()), 400);
 }
 
 #[test]
-fn a_route_prefix_is_stripped() {
-    let mut with_prefix = settings();
-    with_prefix.push(("ROUTE_PREFIX", "/klaviyo/"));
-    let mut r = post("/klaviyo/health", "");
-    r.method = "GET";
-    assert_eq!(status(&r.run_with(config_from(&with_prefix))), 200);
+fn a_route_prefix_is_stripped_and_nothing_else_routes() {
+    let cfg = with("ROUTE_PREFIX", "/klaviyo/".into());
+    assert_eq!(
+        status(
+            &post("/klaviyo/health", "")
+                .method("GET")
+                .run_with(&cfg)
+                .action
+        ),
+        200
+    );
     let f = forward(
         post("/klaviyo/client/events", &event_body("M"))
             .query("company_id=AbC123")
-            .run_with(config_from(&with_prefix)),
+            .run_with(&cfg)
+            .action,
     );
     assert_eq!(
         f.url,
         "http://127.0.0.1:8787/client/events?company_id=AbC123"
+    );
+    assert_eq!(
+        status(
+            &post("/client/events", &event_body("M"))
+                .query("company_id=AbC123")
+                .run_with(&cfg)
+                .action
+        ),
+        404
+    );
+    assert_eq!(
+        status(&post("/health", "").method("GET").run_with(&cfg).action),
+        404
     );
 }
 
@@ -374,12 +711,8 @@ fn size_routes_and_methods() {
     big.too_large = true;
     assert_eq!(status(&big.run()), 413);
     assert_eq!(status(&post("/nope", "{}").run()), 404);
-    let mut get = post("/api/events", "");
-    get.method = "GET";
-    assert_eq!(status(&get.run()), 405);
-    let mut health = post("/health", "");
-    health.method = "GET";
-    assert_eq!(status(&health.run()), 200);
+    assert_eq!(status(&post("/api/events", "").method("GET").run()), 405);
+    assert_eq!(status(&post("/health", "").method("GET").run()), 200);
 }
 
 fn answered(status: u16, retry_after: Option<&str>) -> Upstream {
@@ -393,7 +726,7 @@ fn answered(status: u16, retry_after: Option<&str>) -> Upstream {
 
 #[test]
 fn upstream_429_is_passed_back_or_retried_once_when_short() {
-    match after_upstream(0, answered(429, Some("5")), Some(SHOP)) {
+    match after_upstream(0, answered(429, Some("5")), Some(SHOP), NOW_MS) {
         Next::Reply(r) => {
             assert_eq!(r.status, 429);
             assert!(r.headers.contains(&("retry-after".into(), "5".into())));
@@ -404,31 +737,31 @@ fn upstream_429_is_passed_back_or_retried_once_when_short() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        after_upstream(0, answered(429, Some("1")), None),
+        after_upstream(0, answered(429, Some("1")), None, NOW_MS),
         Next::RetryIn(1000)
     );
     assert!(
-        matches!(after_upstream(1, answered(429, Some("1")), None), Next::Reply(r) if r.status == 429)
+        matches!(after_upstream(1, answered(429, Some("1")), None, NOW_MS), Next::Reply(r) if r.status == 429)
     );
 }
 
 #[test]
 fn upstream_failures_retry_with_backoff_then_502() {
     assert_eq!(
-        after_upstream(0, answered(503, None), None),
+        after_upstream(0, answered(503, None), None, NOW_MS),
         Next::RetryIn(200)
     );
     assert_eq!(
-        after_upstream(1, Upstream::Failed, None),
+        after_upstream(1, Upstream::Failed, None, NOW_MS),
         Next::RetryIn(400)
     );
     assert!(
-        matches!(after_upstream(2, answered(500, None), None), Next::Reply(r) if r.status == 502)
+        matches!(after_upstream(2, answered(500, None), None, NOW_MS), Next::Reply(r) if r.status == 502)
     );
     assert!(
-        matches!(after_upstream(0, answered(202, None), None), Next::Reply(r) if r.status == 202)
+        matches!(after_upstream(0, answered(202, None), None, NOW_MS), Next::Reply(r) if r.status == 202)
     );
     assert!(
-        matches!(after_upstream(0, answered(400, None), None), Next::Reply(r) if r.status == 400)
+        matches!(after_upstream(0, answered(400, None), None, NOW_MS), Next::Reply(r) if r.status == 400)
     );
 }

@@ -1,114 +1,377 @@
-//! The wasm entry points for `js/edge/handler.mjs`. Settings arrive as a plain object of
-//! strings (the worker's `env`); decisions leave as JSON text the handler carries out.
-//! Nothing here logs, and no reply contains a setting's value.
+//! The worker's I/O, for any fetch-handler runtime (workerd, Node, Deno, Bun): an async
+//! `handle(request, env, ctx)` that reads the request and `env`, asks `router` what to
+//! do, and does it. Upstream calls use gloo-net (the global `fetch`) and never follow a
+//! redirect. Nothing here decides, logs, or puts a setting's value in an answer.
 
-use js_sys::{Array, Reflect};
+use std::cell::RefCell;
+
+use gloo_net::http::{Method, RequestBuilder};
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, Response, ResponseInit};
 
-use super::config::{EdgeConfig, DEFAULT_MAX_BODY};
-use super::router::{self, Action, Incoming, Next, Upstream};
-use crate::core::json::Json;
+use super::config::{ConfigError, EdgeConfig, Settings};
+use super::reply::{error, Reply};
+use super::router::{self, Action, Decision, EdgeState, Forward, Incoming, Next, Upstream};
 
-fn config(env: &JsValue) -> Result<EdgeConfig, super::config::ConfigError> {
-    EdgeConfig::from_env(|k| {
-        Reflect::get(env, &JsValue::from_str(k))
-            .ok()
-            .and_then(|v| v.as_string())
+thread_local! {
+    /// The isolate's memory (replays, browser clients' buckets).
+    static STATE: RefCell<EdgeState> = RefCell::new(EdgeState::default());
+    /// `env` as last read, and what it gave: workerd hands the same object to every
+    /// request of an isolate, so it is read once.
+    static CONFIG: RefCell<Option<(JsValue, Result<EdgeConfig, ConfigError>)>> =
+        const { RefCell::new(None) };
+}
+
+fn config(env: &JsValue) -> Result<EdgeConfig, ConfigError> {
+    CONFIG.with(|c| {
+        if let Some((seen, cfg)) = &*c.borrow() {
+            if Object::is(seen, env) {
+                return cfg.clone();
+            }
+        }
+        let cfg = match Settings::deserialize(serde_wasm_bindgen::Deserializer::from(env.clone())) {
+            Ok(s) => EdgeConfig::from_settings(&s),
+            Err(_) => Err(ConfigError {
+                setting: "env",
+                reason: "must be an object of settings",
+            }),
+        };
+        *c.borrow_mut() = Some((env.clone(), cfg.clone()));
+        cfg
     })
 }
 
-/// How many body bytes to read before giving up (MAX_BODY_BYTES).
-#[wasm_bindgen(js_name = bodyLimit)]
-pub fn body_limit(env: &JsValue) -> f64 {
-    config(env).map_or(DEFAULT_MAX_BODY, |c| c.max_body_bytes) as f64
-}
-
-/// Decides one request. `headers`: `[[name, value], ...]` with lower-case names.
-/// Returns `{"reply":{status,headers,body}}`, `{"reply":..,"notify":{url,body}}` or
-/// `{"forward":{url,headers,body,cors}}`.
+/// The fetch handler: `export default { fetch: handle }` (see `js/edge/worker.mjs`).
+/// A failure of its own is a 500 JSON:API error; it rejects only if the runtime cannot
+/// even make a `Response`.
 #[wasm_bindgen]
-#[allow(clippy::too_many_arguments)]
-pub fn decide(
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: Array,
-    body: &str,
-    too_large: bool,
-    env: &JsValue,
-    now_ms: f64,
-) -> String {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|pair| {
-            let pair = Array::from(&pair);
-            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-        })
-        .collect();
-    let req = Incoming {
-        method,
-        path,
-        query,
-        headers: &headers,
-        body,
-        too_large,
-        now_ms: now_ms as u64,
+pub async fn handle(request: Request, env: JsValue, ctx: JsValue) -> Result<Response, JsValue> {
+    let reply = match serve(&request, &env, &ctx).await {
+        Ok(r) => r,
+        Err(_) => error(
+            500,
+            "worker_error",
+            "The worker failed.",
+            "the worker could not handle this request",
+            None,
+        ),
     };
-    let out = match router::decide(&req, config(env)) {
-        Action::Reply(r) => Json::obj().with("reply", r.to_json()),
-        Action::ReplyAndNotify { reply, url, body } => {
-            Json::obj().with("reply", reply.to_json()).with(
-                "notify",
-                Json::obj()
-                    .with("url", Json::Str(url))
-                    .with("body", Json::Str(body)),
-            )
-        }
-        Action::Forward(f) => {
-            let headers = f
-                .headers
-                .into_iter()
-                .map(|(k, v)| Json::Arr(vec![Json::str(k), Json::Str(v)]))
-                .collect();
-            let cors = f.cors.map_or(Json::Null, Json::Str);
-            Json::obj().with(
-                "forward",
-                Json::obj()
-                    .with("url", Json::Str(f.url))
-                    .with("headers", Json::Arr(headers))
-                    .with("body", Json::Str(f.body))
-                    .with("cors", cors)
-                    .with("timeoutMs", Json::Num(f.timeout_ms.to_string())),
-            )
-        }
-    };
-    out.to_text()
+    respond(reply)
 }
 
-/// After upstream answered attempt `attempt` (status 0: no answer): `{"retryIn":ms}` or
-/// `{"reply":{...}}`.
-#[wasm_bindgen(js_name = afterUpstream)]
-pub fn after_upstream(
-    attempt: u32,
-    status: u16,
-    retry_after: Option<String>,
-    content_type: Option<String>,
-    body: String,
-    cors: Option<String>,
-) -> String {
-    let outcome = if status == 0 {
-        Upstream::Failed
-    } else {
-        Upstream::Answered {
-            status,
-            retry_after,
-            content_type,
-            body,
-        }
+async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply, JsValue> {
+    let cfg = config(env);
+    let url = request.url();
+    let (path, query) = split_url(&url);
+    let headers = header_pairs(request)?;
+    let limit = cfg
+        .as_ref()
+        .map_or(super::config::DEFAULT_MAX_BODY, |c| c.max_body_bytes);
+    let (body, too_large) = read_body(request, limit).await?;
+    let now_ms = js_sys::Date::now() as u64;
+    let Decision { action, gate } = router::decide(
+        &Incoming {
+            method: &request.method(),
+            path,
+            query,
+            headers: &headers,
+            body: &body,
+            too_large,
+            now_ms,
+        },
+        &cfg,
+    );
+    let Ok(cfg) = cfg else {
+        // decide() answered the configuration error.
+        return Ok(first_reply(action));
     };
-    match router::after_upstream(attempt, outcome, cors.as_deref()) {
-        Next::RetryIn(ms) => Json::obj().with("retryIn", Json::Num(ms.to_string())),
-        Next::Reply(r) => Json::obj().with("reply", r.to_json()),
+    if let Some(denied) = admit(&gate, &cfg, env, now_ms).await? {
+        return Ok(denied);
     }
-    .to_text()
+    match action {
+        Action::Reply(r) => Ok(r),
+        Action::ReplyAndNotify { reply, notify } => {
+            let sent = wasm_bindgen_futures::future_to_promise(async move {
+                let _ = call(&notify).await;
+                Ok(JsValue::UNDEFINED)
+            });
+            wait_until(ctx, &sent);
+            Ok(reply)
+        }
+        Action::Forward(f) => forward(&f).await,
+        Action::AddToList {
+            list_id,
+            members,
+            cors,
+        } => {
+            let mut ids = members.ids;
+            for (at, body) in &members.imports {
+                let Some(f) = router::import_request(&cfg, body, cors.as_deref()) else {
+                    return Ok(no_key());
+                };
+                let answer = forward(&f).await?;
+                if !answer.is_success() {
+                    return Ok(answer);
+                }
+                match router::imported_id(&answer.body, cors.as_deref()) {
+                    Ok(id) => {
+                        if let Some(slot) = ids.get_mut(*at) {
+                            *slot = Some(id);
+                        }
+                    }
+                    Err(r) => return Ok(r),
+                }
+            }
+            let ids: Vec<String> = ids.into_iter().flatten().collect();
+            match router::add_to_list_request(&cfg, &list_id, &ids, cors.as_deref()) {
+                Some(f) => forward(&f).await,
+                None => Ok(no_key()),
+            }
+        }
+    }
+}
+
+fn no_key() -> Reply {
+    error(
+        500,
+        "missing_setting",
+        "The worker is not configured.",
+        "KLAVIYO_PRIVATE_KEY is not set",
+        None,
+    )
+}
+
+fn first_reply(action: Action) -> Reply {
+    match action {
+        Action::Reply(r) | Action::ReplyAndNotify { reply: r, .. } => r,
+        _ => error(
+            500,
+            "worker_error",
+            "The worker failed.",
+            "unexpected action",
+            None,
+        ),
+    }
+}
+
+/// Checks a decision's gate: the rate limit (Cloudflare's binding `BROWSER_RATE_LIMITER`
+/// where configured, else this isolate's buckets) and replays (this isolate, plus a KV
+/// namespace bound as `REPLAY_KV` when there is one). `Some(reply)` when refused.
+async fn admit(
+    gate: &router::Gate,
+    cfg: &EdgeConfig,
+    env: &JsValue,
+    now_ms: u64,
+) -> Result<Option<Reply>, JsValue> {
+    if let Some(key) = &gate.rate_key {
+        let allowed = match binding(env, "BROWSER_RATE_LIMITER", "limit") {
+            Some((obj, limit)) => {
+                let arg = Object::new();
+                Reflect::set(&arg, &"key".into(), &JsValue::from_str(key))?;
+                let out = JsFuture::from(Promise::from(limit.call1(&obj, &arg)?)).await?;
+                Reflect::get(&out, &"success".into())?
+                    .as_bool()
+                    .unwrap_or(true)
+            }
+            None => STATE.with(|s| {
+                s.borrow_mut()
+                    .limits
+                    .allow(key, cfg.browser_rate_per_minute, now_ms)
+            }),
+        };
+        if !allowed {
+            return Ok(Some(router::rate_limited(gate.cors.as_deref())));
+        }
+    }
+    if let Some(key) = &gate.replay_key {
+        let first = STATE.with(|s| s.borrow_mut().replay.first_use(key, (now_ms / 1000) as i64));
+        if !first {
+            return Ok(Some(router::replayed(gate.cors.as_deref())));
+        }
+        if let Some((kv, get)) = binding(env, "REPLAY_KV", "get") {
+            let seen =
+                JsFuture::from(Promise::from(get.call1(&kv, &JsValue::from_str(key))?)).await?;
+            if !seen.is_null() && !seen.is_undefined() {
+                return Ok(Some(router::replayed(gate.cors.as_deref())));
+            }
+            let put: Function = Reflect::get(&kv, &"put".into())?.dyn_into()?;
+            let opts = Object::new();
+            // Past the signature window (and KV's 60 s minimum), a replay is stale anyway.
+            Reflect::set(
+                &opts,
+                &"expirationTtl".into(),
+                &JsValue::from(2 * super::auth::WINDOW_S as u32),
+            )?;
+            JsFuture::from(Promise::from(put.call3(
+                &kv,
+                &JsValue::from_str(key),
+                &"1".into(),
+                &opts,
+            )?))
+            .await?;
+        }
+    }
+    Ok(None)
+}
+
+/// `env[name]` when it is an object with a method `method`.
+fn binding(env: &JsValue, name: &str, method: &str) -> Option<(JsValue, Function)> {
+    let obj = Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .filter(JsValue::is_object)?;
+    let f = Reflect::get(&obj, &JsValue::from_str(method))
+        .ok()?
+        .dyn_into::<Function>()
+        .ok()?;
+    Some((obj, f))
+}
+
+/// `ctx.waitUntil(promise)` where the runtime has it (workerd); elsewhere the promise
+/// simply runs on.
+fn wait_until(ctx: &JsValue, promise: &Promise) {
+    let f = Reflect::get(ctx, &"waitUntil".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    if let Some(f) = f {
+        let _ = f.call1(ctx, promise);
+    }
+}
+
+/// Sends `f` with the upstream retry policy; the caller's answer.
+async fn forward(f: &Forward) -> Result<Reply, JsValue> {
+    let mut attempt = 0;
+    loop {
+        let outcome = call(f).await;
+        match router::after_upstream(
+            attempt,
+            outcome,
+            f.cors.as_deref(),
+            js_sys::Date::now() as u64,
+        ) {
+            Next::Reply(r) => return Ok(r),
+            Next::RetryIn(ms) => sleep(ms).await?,
+        }
+        attempt += 1;
+    }
+}
+
+/// One attempt: a POST that never follows a redirect, given up after `timeout_ms`.
+async fn call(f: &Forward) -> Upstream {
+    let signal =
+        web_sys::AbortSignal::timeout_with_u32(f.timeout_ms.min(u64::from(u32::MAX)) as u32);
+    let mut b = RequestBuilder::new(&f.url)
+        .method(Method::POST)
+        .redirect(web_sys::RequestRedirect::Manual)
+        .abort_signal(Some(&signal));
+    for (k, v) in &f.headers {
+        b = b.header(k, v);
+    }
+    let Ok(req) = b.body(JsValue::from_str(&f.body)) else {
+        return Upstream::Failed;
+    };
+    let Ok(resp) = req.send().await else {
+        return Upstream::Failed;
+    };
+    // A browser-style runtime hides a redirect's status ("opaqueredirect", 0).
+    let status = match resp.type_() {
+        web_sys::ResponseType::Opaqueredirect => 302,
+        _ => resp.status(),
+    };
+    let headers = resp.headers();
+    Upstream::Answered {
+        status,
+        retry_after: headers.get("retry-after"),
+        content_type: headers.get("content-type"),
+        body: resp.text().await.unwrap_or_default(),
+    }
+}
+
+async fn sleep(ms: u64) -> Result<(), JsValue> {
+    let set: Function = Reflect::get(&js_sys::global(), &"setTimeout".into())?.dyn_into()?;
+    let p = Promise::new(&mut |resolve, _| {
+        let _ = set.call2(&JsValue::NULL, &resolve, &JsValue::from(ms as f64));
+    });
+    JsFuture::from(p).await.map(|_| ())
+}
+
+/// `https://host/a/b?x=1` -> (`/a/b`, `x=1`).
+fn split_url(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let path_and_query = rest.find('/').map_or("/", |i| &rest[i..]);
+    let path_and_query = path_and_query.split('#').next().unwrap_or("/");
+    match path_and_query.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (path_and_query, ""),
+    }
+}
+
+/// The request's headers as lower-case `(name, value)` pairs.
+fn header_pairs(request: &Request) -> Result<Vec<(String, String)>, JsValue> {
+    let mut out = Vec::new();
+    let entries = request.headers().entries();
+    while let Ok(next) = entries.next() {
+        if next.done() {
+            break;
+        }
+        let pair = js_sys::Array::from(&next.value());
+        if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            out.push((k.to_ascii_lowercase(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// The body's bytes, reading no more than `limit`: `(bytes, too_large)`.
+async fn read_body(request: &Request, limit: usize) -> Result<(Vec<u8>, bool), JsValue> {
+    let declared = request
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Ok((Vec::new(), true));
+    }
+    let Some(stream) = request.body() else {
+        return Ok((Vec::new(), false));
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().dyn_into()?;
+    let mut body = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await?;
+        if Reflect::get(&chunk, &"done".into())?
+            .as_bool()
+            .unwrap_or(true)
+        {
+            return Ok((body, false));
+        }
+        let bytes: Uint8Array = Reflect::get(&chunk, &"value".into())?.dyn_into()?;
+        if body.len() + bytes.length() as usize > limit {
+            let _ = JsFuture::from(reader.cancel()).await;
+            return Ok((Vec::new(), true));
+        }
+        let at = body.len();
+        body.resize(at + bytes.length() as usize, 0);
+        bytes.copy_to(&mut body[at..]);
+    }
+}
+
+fn respond(r: Reply) -> Result<Response, JsValue> {
+    let init = ResponseInit::new();
+    init.set_status(r.status);
+    let headers = web_sys::Headers::new()?;
+    for (k, v) in &r.headers {
+        headers.append(k, v)?;
+    }
+    init.set_headers(&headers);
+    if r.status == 204 || r.body.is_empty() {
+        Response::new_with_opt_str_and_init(None, &init)
+    } else {
+        Response::new_with_opt_str_and_init(Some(&r.body), &init)
+    }
 }

@@ -24,7 +24,9 @@ export const WEB_DIR = path.join(ROOT, 'dist/web');
 export const COMPANY_ID = 'AbC123';
 export const REVISION = '2026-07-15';
 export const SHOP_ORIGIN = 'https://shop.example';
-export const COMPATIBILITY_DATE = '2025-01-01';
+// Recent enough for workerd's own safety defaults; the worker sets `redirect: "manual"` on
+// every upstream call regardless (it never relies on the runtime to strip Authorization).
+export const COMPATIBILITY_DATE = '2026-04-01';
 export const JSON_API = 'application/vnd.api+json';
 
 export const sha256 = (s) => createHash('sha256').update(s).digest('hex');

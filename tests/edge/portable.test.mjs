@@ -1,5 +1,6 @@
-// The worker's handler on a runtime other than workerd: plain Node (global fetch,
-// Request, Response), the wasm compiled from the file as Deno or Bun would.
+// The worker's fetch handler on a runtime other than workerd: plain Node (global fetch,
+// Request, Response, ReadableStream), the wasm compiled from the file as Deno or Bun
+// would; its upstream calls go through gloo-net, which binds the global fetch.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -11,9 +12,8 @@ const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../d
 
 test("the handler runs unchanged outside workerd", async () => {
   const wasm = await import(path.join(DIST, "klaviyo_edge.mjs"));
-  const { createHandler } = await import(path.join(DIST, "handler.mjs"));
   wasm.initSync({ module: await WebAssembly.compile(await readFile(path.join(DIST, "klaviyo_edge_bg.wasm"))) });
-  const handle = createHandler(wasm);
+  const handle = (request, env) => wasm.handle(request, env, {});
   const emu = await startEmulator({ port: 0 });
   try {
     const env = { KLAVIYO_PUBLIC_KEY: "AbC123", ALLOWED_ORIGINS: "https://shop.example", KLAVIYO_API_BASE: emu.url };

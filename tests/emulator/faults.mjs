@@ -11,7 +11,7 @@ function prng(seed) {
   };
 }
 
-const KNOWN = ['count', 'status', 'retryAfter', 'delayMs', 'drop', 'hold', 'path', 'method', 'probability', 'seed', 'name', 'body'];
+const KNOWN = ['count', 'status', 'retryAfter', 'delayMs', 'drop', 'hold', 'path', 'method', 'probability', 'seed', 'name', 'body', 'headers'];
 
 /** Throws on a rule that cannot work, so a typo in a test fails loudly. */
 export function normalizeRule(input) {
@@ -22,6 +22,7 @@ export function normalizeRule(input) {
   if (r.status !== undefined && !(Number.isInteger(r.status) && r.status >= 100 && r.status <= 599)) throw new Error('status must be an HTTP status code');
   if (r.delayMs !== undefined && !(Number(r.delayMs) >= 0)) throw new Error('delayMs must be >= 0');
   if (r.retryAfter !== undefined && r.status === undefined) throw new Error('retryAfter needs a status');
+  if (r.headers !== undefined && (typeof r.headers !== 'object' || r.status === undefined)) throw new Error('headers must be an object, with a status');
   if (r.probability !== undefined && !(r.probability >= 0 && r.probability <= 1)) throw new Error('probability must be within [0, 1]');
   if (r.status === undefined && !r.delayMs && !r.drop && !r.hold) throw new Error('rule needs status, delayMs, drop or hold');
   if (r.drop && r.status !== undefined) throw new Error('drop and status exclude each other');

@@ -144,9 +144,9 @@ export async function startEmulator({
   }
 
   function faultAnswer(req, res, record, rule) {
-    const headers = rule.retryAfter !== undefined ? { 'Retry-After': String(rule.retryAfter) } : {};
+    const headers = { ...(rule.retryAfter !== undefined ? { 'Retry-After': String(rule.retryAfter) } : {}), ...(rule.headers ?? {}) };
     if (rule.body !== undefined) return answer(req, res, record, rule.status, rule.body, headers);
-    if (rule.status < 300) return answer(req, res, record, rule.status, null, headers);
+    if (rule.status < 400) return answer(req, res, record, rule.status, null, headers);
     const detail = rule.status === 429
       ? `Request was throttled.${rule.retryAfter !== undefined ? ` Expected available in ${rule.retryAfter} seconds.` : ''}`
       : `Injected fault (${rule.label}).`;

@@ -1,0 +1,619 @@
+//! Every JSON body the worker reads goes through [`parse`]: serde_json into a typed
+//! struct, with two things serde alone does not give.
+//!
+//! - **Duplicate keys are refused** at any depth, inside free-form objects such as
+//!   event `properties` too. serde_json keeps the last of duplicate keys in a map and
+//!   ignores repeated unknown fields; Klaviyo reads the last one as well. A check that
+//!   read the first (`"name":"Started Checkout","name":"Placed Order"`) would let a body
+//!   through that Klaviyo understands differently, so no such body is read at all.
+//! - **Errors name the field** by JSON pointer (RFC 6901), the way Klaviyo answers:
+//!   `/data/attributes/metric/data/attributes/name`. Details say what is expected and
+//!   never repeat a value (it may be an email address or a phone number).
+//!
+//! Limits are serde_json's: 128 or more nested arrays or objects are refused (its
+//! recursion limit; the parser counts, so hostile input cannot exhaust the stack), as
+//! are numbers beyond
+//! `f64` (`1e400`) and lone UTF-16 surrogates in escapes (`"\ud800"`).
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::core::validate::ValidationError;
+
+/// A refused body: `pointer` is a JSON pointer into it (`""` for the whole body), and
+/// `detail` says what is wrong without repeating the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl Invalid {
+    /// An error at `pointer` (already escaped).
+    pub fn new(pointer: &str, detail: &str) -> Invalid {
+        Invalid {
+            pointer: pointer.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// A core rule's failure about `base/field`: the detail is the field's name and
+    /// the rule's reason (`email is not a valid email address`).
+    pub fn from_rule(base: &str, e: ValidationError) -> Invalid {
+        let mut detail = e.field.clone();
+        detail.push(' ');
+        detail.push_str(e.reason);
+        Invalid {
+            pointer: at(base, &e.field),
+            detail,
+        }
+    }
+}
+
+/// Runs a core rule for the field `base/<field>`.
+pub fn rule<T>(base: &str, r: crate::core::validate::Result<T>) -> Result<T, Invalid> {
+    r.map_err(|e| Invalid::from_rule(base, e))
+}
+
+const NOT_JSON: &str = "the body is not valid JSON";
+
+/// Parses a JSON body (already-valid UTF-8 text) into `T`.
+///
+/// Duplicate object keys are refused at any depth, with the pointer of the duplicate
+/// (`/data/attributes/metric/data/attributes/name`, detail `is a duplicate key`). Type
+/// and missing-field errors carry the pointer of the field (`missing field` points at
+/// the field that is missing), object keys and array indices escaped per RFC 6901
+/// (`~` as `~0`, `/` as `~1`). Malformed JSON gives pointer `""` and detail
+/// `the body is not valid JSON`.
+pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Invalid> {
+    no_duplicates(text)?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| typed_error(&e))?;
+    // The first pass read to the end already; this only keeps `parse` correct alone.
+    de.end().map_err(|_| Invalid::new("", NOT_JSON))?;
+    Ok(value)
+}
+
+/// The string at a JSON pointer of an untyped value, if there is one:
+/// `str_at(&v, "/meta/klaviyo_webhook_id")`.
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// `base` + `/` + `key` escaped per RFC 6901.
+pub fn at(base: &str, key: &str) -> String {
+    let mut p = String::with_capacity(base.len() + key.len() + 1);
+    p.push_str(base);
+    p.push('/');
+    push_escaped(&mut p, key);
+    p
+}
+
+/// `base` + `/` + `index`.
+pub fn at_index(base: &str, index: usize) -> String {
+    let mut p = String::from(base);
+    p.push('/');
+    crate::core::text::push_u64(&mut p, index as u64);
+    p
+}
+
+fn push_escaped(out: &mut String, key: &str) {
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The first pass: walks the whole body without building it, refusing duplicate keys.
+/// It also meets every syntax error first, so they are told apart here.
+fn no_duplicates(text: &str) -> Result<(), Invalid> {
+    let mut state = Walk {
+        path: Vec::new(),
+        duplicate: false,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = Node { state: &mut state }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let pointer = state.path.concat();
+            if state.duplicate {
+                Err(Invalid::new(&pointer, "is a duplicate key"))
+            } else {
+                Err(json_error(&e, &pointer))
+            }
+        }
+    }
+}
+
+/// Where the walk is: one escaped `/segment` per level. On an error the walk stops
+/// without popping, so the path is where it failed.
+struct Walk {
+    path: Vec<String>,
+    duplicate: bool,
+}
+
+struct Node<'s> {
+    state: &'s mut Walk,
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            self.state.path.push(at_index("", index));
+            let more = seq.next_element_seed(Node {
+                state: &mut *self.state,
+            })?;
+            self.state.path.pop();
+            if more.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.state.path.push(at("", &key));
+            if !seen.insert(key) {
+                self.state.duplicate = true;
+                return Err(de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(Node {
+                state: &mut *self.state,
+            })?;
+            self.state.path.pop();
+        }
+        Ok(())
+    }
+}
+
+/// An error of serde_json's own (grammar and limits), at `pointer` when it has one.
+fn json_error(e: &serde_json::Error, pointer: &str) -> Invalid {
+    // serde_json exposes these two only through their messages (pinned by the tests).
+    let msg = e.to_string();
+    if msg.starts_with("number out of range") {
+        Invalid::new(pointer, "is a number out of range")
+    } else if msg.starts_with("recursion limit exceeded") {
+        Invalid::new("", "nests arrays and objects 128 or more levels deep")
+    } else {
+        Invalid::new("", NOT_JSON)
+    }
+}
+
+/// An error of the typed pass: the pointer from serde_path_to_error, the detail from
+/// serde's message with the value left out.
+fn typed_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Invalid {
+    let mut pointer = String::new();
+    for segment in e.path() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => {
+                pointer = at_index(&pointer, *index);
+            }
+            serde_path_to_error::Segment::Map { key } => pointer = at(&pointer, key),
+            serde_path_to_error::Segment::Enum { variant } => pointer = at(&pointer, variant),
+            serde_path_to_error::Segment::Unknown => pointer = at(&pointer, "?"),
+        }
+    }
+    let inner = e.inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return json_error(inner, &pointer);
+    }
+    let msg = inner.to_string();
+    let mut suffix = String::from(" at line ");
+    crate::core::text::push_u64(&mut suffix, inner.line() as u64);
+    suffix.push_str(" column ");
+    crate::core::text::push_u64(&mut suffix, inner.column() as u64);
+    let msg = msg.strip_suffix(suffix.as_str()).unwrap_or(&msg);
+    if let Some(field) = quoted_after(msg, "missing field `") {
+        return Invalid::new(&at(&pointer, field), "is required");
+    }
+    if let Some(field) = quoted_after(msg, "duplicate field `") {
+        return Invalid::new(&at(&pointer, field), "is a duplicate key");
+    }
+    // `invalid type: string "…", expected a JSON number`: the value is on the left, and
+    // the right is our own code's wording, which holds no `, expected `.
+    if let Some((_, expected)) = msg.rsplit_once(", expected ") {
+        let mut detail = String::from("must be ");
+        match describe(expected) {
+            Some(what) => detail.push_str(what),
+            None => return Invalid::new(&pointer, "has the wrong type"),
+        }
+        return Invalid::new(&pointer, &detail);
+    }
+    // The checks' own messages (`must be "event"`) hold no value.
+    if msg.starts_with("must ") {
+        return Invalid::new(&pointer, msg);
+    }
+    Invalid::new(&pointer, "is invalid")
+}
+
+/// `missing field `name``: the name (from our own struct, not from the body).
+fn quoted_after<'m>(msg: &'m str, prefix: &str) -> Option<&'m str> {
+    msg.strip_prefix(prefix)?.strip_suffix('`')
+}
+
+/// serde's name of an expected type, in words for a caller.
+fn describe(expected: &str) -> Option<&str> {
+    Some(match expected {
+        "a string" => "a string",
+        "a boolean" => "true or false",
+        "a JSON number" | "f64" | "f32" => "a number",
+        "i64" | "i32" => "a whole number",
+        "u64" | "u32" | "usize" => "a whole number, 0 or more",
+        "a sequence" => "an array",
+        "a map" => "an object",
+        _ if expected.starts_with("struct ") => "an object",
+        // Our own types' wording: `"event"`, `a string or a number`, ...
+        _ if expected.starts_with('"')
+            || expected.starts_with("a ")
+            || expected.starts_with("an ") =>
+        {
+            expected
+        }
+        _ => return None,
+    })
+}
+
+/// A value that may be a JSON string or a number (a location's latitude, a ProductID).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StringOrNumber {
+    String(String),
+    Number(serde_json::Number),
+}
+
+impl StringOrNumber {
+    /// The value as JSON.
+    pub fn to_value(&self) -> Value {
+        match self {
+            StringOrNumber::String(s) => Value::String(s.clone()),
+            StringOrNumber::Number(n) => Value::Number(n.clone()),
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for StringOrNumber {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StringOrNumber;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<StringOrNumber, E> {
+                Ok(StringOrNumber::String(s.to_string()))
+            }
+
+            fn visit_u64<E>(self, n: u64) -> Result<StringOrNumber, E> {
+                Ok(StringOrNumber::Number(n.into()))
+            }
+
+            fn visit_i64<E>(self, n: i64) -> Result<StringOrNumber, E> {
+                Ok(StringOrNumber::Number(n.into()))
+            }
+
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<StringOrNumber, E> {
+                serde_json::Number::from_f64(n)
+                    .map(StringOrNumber::Number)
+                    .ok_or_else(|| E::custom("must be a finite number"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads a JSON:API `type` that must be `expected` (`"event"`), in the body's order, so
+/// `{"type":"profile","attributes":{}}` for an event is refused at `/data/type` first.
+pub fn expect_tag<'de, D: de::Deserializer<'de>>(
+    d: D,
+    expected: &'static str,
+) -> Result<(), D::Error> {
+    struct V(&'static str);
+    impl Visitor<'_> for V {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("\"")?;
+            f.write_str(self.0)?;
+            f.write_str("\"")
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+            if s == self.0 {
+                Ok(())
+            } else {
+                Err(E::custom(format_args!("must be \"{}\"", self.0)))
+            }
+        }
+    }
+    d.deserialize_str(V(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::IgnoredAny;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        data: Inner,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        name: String,
+        count: Option<u32>,
+        value: Option<serde_json::Number>,
+        tags: Option<Vec<String>>,
+        properties: Option<serde_json::Map<String, Value>>,
+    }
+
+    fn err<T: DeserializeOwned + fmt::Debug>(text: &str) -> Invalid {
+        parse::<T>(text).unwrap_err()
+    }
+
+    fn pointer(text: &str) -> String {
+        err::<Outer>(text).pointer
+    }
+
+    #[test]
+    fn a_well_typed_body_parses() {
+        let o: Outer =
+            parse(r#" {"data":{"name":"n","count":2,"tags":["a"],"extra":[1]}} "#).unwrap();
+        assert_eq!(o.data.name, "n");
+        assert_eq!(o.data.count, Some(2));
+    }
+
+    #[test]
+    fn malformed_json_points_at_the_whole_body() {
+        for text in [
+            "",
+            "{",
+            r#"{"data":}"#,
+            r#"{"data":{"name":"n"}} x"#,
+            r#"{"data":{"name":"n",}}"#,
+            "{'data':1}",
+            "[1,]",
+            "NaN",
+        ] {
+            assert_eq!(
+                err::<IgnoredAny>(text),
+                Invalid::new("", "the body is not valid JSON"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_points_at_the_field_and_says_what_is_expected() {
+        let e = err::<Outer>(r#"{"data":{"name":"n","value":"secret@example.com"}}"#);
+        assert_eq!(e, Invalid::new("/data/value", "must be a number"));
+        let e = err::<Outer>(r#"{"data":{"name":5}}"#);
+        assert_eq!(e, Invalid::new("/data/name", "must be a string"));
+        let e = err::<Outer>(r#"{"data":{"name":"n","tags":["a",7]}}"#);
+        assert_eq!(e, Invalid::new("/data/tags/1", "must be a string"));
+        let e = err::<Outer>(r#"{"data":{"name":"n","tags":{}}}"#);
+        assert_eq!(e, Invalid::new("/data/tags", "must be an array"));
+        let e = err::<Outer>(r#"{"data":{"name":"n","properties":[]}}"#);
+        assert_eq!(e, Invalid::new("/data/properties", "must be an object"));
+        let e = err::<Outer>(r#"{"data":"x"}"#);
+        assert_eq!(e, Invalid::new("/data", "must be an object"));
+        let e = err::<Outer>(r#"{"data":{"name":"n","count":-1}}"#);
+        assert_eq!(
+            e,
+            Invalid::new("/data/count", "must be a whole number, 0 or more")
+        );
+        let e = err::<Outer>("[]");
+        assert_eq!(e, Invalid::new("", "must be an object"));
+    }
+
+    #[test]
+    fn details_never_repeat_the_value() {
+        for text in [
+            r#"{"data":{"name":"n","value":"secret@example.com"}}"#,
+            r#"{"data":{"name":"n","count":"secret@example.com"}}"#,
+            r#"{"data":{"name":"n","tags":"secret@example.com"}}"#,
+            r#"{"data":"secret@example.com"}"#,
+            r#"{"data":{"name":"n","value":"x, expected secret@example.com"}}"#,
+        ] {
+            let e = err::<Outer>(text);
+            assert!(!e.detail.contains("secret"), "{e:?}");
+            assert!(!e.detail.contains("line"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_field_points_at_the_field_itself() {
+        assert_eq!(
+            err::<Outer>(r#"{"data":{"count":1}}"#),
+            Invalid::new("/data/name", "is required")
+        );
+        assert_eq!(err::<Outer>("{}"), Invalid::new("/data", "is required"));
+    }
+
+    #[test]
+    fn keys_in_pointers_are_escaped_per_rfc_6901() {
+        assert_eq!(
+            pointer(r#"{"data":{"name":"n","properties":{"a/b~c":[0,1e400]}}}"#),
+            "/data/properties/a~1b~0c/1"
+        );
+        assert_eq!(at("/p", "~/"), "/p/~0~1");
+        assert_eq!(at("", ""), "/");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_depth() {
+        let cases = [
+            (r#"{"data":{"name":"a"},"data":{"name":"b"}}"#, "/data"),
+            (r#"{"data":{"name":"a","name":"b"}}"#, "/data/name"),
+            // Unknown fields, which serde would otherwise skip silently.
+            (r#"{"data":{"name":"a","x":1,"x":2}}"#, "/data/x"),
+            // Inside free-form objects (a map keeps the last one).
+            (
+                r#"{"data":{"name":"a","properties":{"k":1,"k":2}}}"#,
+                "/data/properties/k",
+            ),
+            (
+                r#"{"data":{"name":"a","properties":{"deep":{"x":{"y":1,"y":1}}}}}"#,
+                "/data/properties/deep/x/y",
+            ),
+            // Inside arrays.
+            (
+                r#"{"data":{"name":"a","properties":{"Items":[{"a":1},{"b":1,"b":1}]}}}"#,
+                "/data/properties/Items/1/b",
+            ),
+            // The same key written two ways is the same key.
+            (r#"{"data":{"name":"a","n\u0061me":"b"}}"#, "/data/name"),
+            // Escaped in the pointer.
+            (r#"{"data":{"name":"a","a/b":1,"a/b":2}}"#, "/data/a~1b"),
+        ];
+        for (text, at) in cases {
+            assert_eq!(
+                err::<Outer>(text),
+                Invalid::new(at, "is a duplicate key"),
+                "{text}"
+            );
+            // Whatever the target type: even an untyped read refuses them.
+            assert_eq!(err::<Value>(text).pointer, at, "{text}");
+            assert_eq!(err::<IgnoredAny>(text).pointer, at, "{text}");
+        }
+        // The same key in sibling objects is fine.
+        assert!(parse::<Value>(r#"[{"a":1},{"a":1}]"#).is_ok());
+        assert!(parse::<Value>(r#"{"a":{"a":{"a":1}}}"#).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        for depth in [128, 10_000, 200_000] {
+            let arrays = "[".repeat(depth) + &"]".repeat(depth);
+            let e = err::<Value>(&arrays);
+            assert_eq!(
+                e,
+                Invalid::new("", "nests arrays and objects 128 or more levels deep")
+            );
+            let objects = r#"{"a":"#.repeat(depth) + "1" + &"}".repeat(depth);
+            assert_eq!(err::<IgnoredAny>(&objects).pointer, "");
+            // Unterminated, too.
+            assert_eq!(err::<Outer>(&"[".repeat(depth)).pointer, "");
+        }
+        // serde_json's limit of 128 counts the levels it enters: 127 still parse.
+        let ok = "[".repeat(127) + &"]".repeat(127);
+        assert!(parse::<Value>(&ok).is_ok());
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_refused_where_they_are() {
+        assert_eq!(
+            err::<Outer>(r#"{"data":{"name":"n","value":1e400}}"#),
+            Invalid::new("/data/value", "is a number out of range")
+        );
+        assert_eq!(
+            err::<Value>(r#"{"a":[-1e309]}"#),
+            Invalid::new("/a/0", "is a number out of range")
+        );
+        // Long integers become f64; zero with any exponent is zero.
+        let o: Outer =
+            parse(r#"{"data":{"name":"n","value":123456789012345678901234567890}}"#).unwrap();
+        assert_eq!(
+            o.data.value.and_then(|v| v.as_f64()),
+            Some(1.2345678901234568e29)
+        );
+        let o: Outer = parse(r#"{"data":{"name":"n","value":0e2147483647}}"#).unwrap();
+        assert_eq!(o.data.value.and_then(|v| v.as_f64()), Some(0.0));
+        let o: Outer = parse(r#"{"data":{"name":"n","value":1e-2147483648}}"#).unwrap();
+        assert_eq!(o.data.value.and_then(|v| v.as_f64()), Some(0.0));
+    }
+
+    #[test]
+    fn lone_surrogates_are_not_json_text() {
+        for text in [
+            r#"{"data":{"name":"\ud800"}}"#,
+            r#"{"data":{"name":"\udc00x"}}"#,
+            r#"{"\ud800":1}"#,
+        ] {
+            assert_eq!(err::<IgnoredAny>(text).pointer, "", "{text}");
+        }
+        // A proper pair is one character.
+        let o: Outer = parse(r#"{"data":{"name":"\ud83d\ude00"}}"#).unwrap();
+        assert_eq!(o.data.name, "😀");
+    }
+
+    #[test]
+    fn str_at_reads_one_string_by_pointer() {
+        let v: Value =
+            parse(r#"{"meta":{"klaviyo_webhook_id":"w1","n":1},"a/b":{"~":"t"}}"#).unwrap();
+        assert_eq!(str_at(&v, "/meta/klaviyo_webhook_id"), Some("w1"));
+        assert_eq!(str_at(&v, "/meta/n"), None);
+        assert_eq!(str_at(&v, "/meta/missing"), None);
+        assert_eq!(str_at(&v, "/a~1b/~0"), Some("t"));
+        assert_eq!(str_at(&v, "meta"), None);
+    }
+
+    #[test]
+    fn core_rule_failures_become_pointers() {
+        let e = rule(
+            "/data/attributes",
+            crate::core::validate::email("email", "x@"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            Invalid::new(
+                "/data/attributes/email",
+                "email is not a valid email address"
+            )
+        );
+    }
+}

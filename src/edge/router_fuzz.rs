@@ -1,0 +1,247 @@
+//! Property-based fuzzing of the router (proptest, native): random methods, paths,
+//! headers and bodies (deep nesting, huge numbers, invalid UTF-8, duplicate keys, lone
+//! surrogates, `0e2147483647`, and valid signed bodies mutated), through `decide`, the
+//! isolate's gate and the upstream policy. Whatever comes in: no panic; every answer is
+//! a JSON:API error or a known success, or a forward; the private key is in no answer.
+//!
+//! `FUZZ_CASES` sets the number of cases (default 3000); `.ci/test.sh` prints it.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::edge::auth;
+use crate::edge::config::Settings;
+
+const PRIVATE: &str = "pk_fuzz_0123456789abcdef_SECRET";
+const SIGNING: &str = "edge-signing-secret-for-fuzzing";
+const WEBHOOK: &str = "webhook-secret-for-fuzzing";
+const NOW_MS: u64 = 1_795_669_339_000;
+
+fn config() -> Result<EdgeConfig, ConfigError> {
+    let s: Settings = serde_json::from_value(serde_json::json!({
+        "KLAVIYO_PRIVATE_KEY": PRIVATE,
+        "KLAVIYO_PUBLIC_KEY": "AbC123",
+        "ALLOWED_ORIGINS": "https://shop.example",
+        "EDGE_SIGNING_SECRET": SIGNING,
+        "KLAVIYO_WEBHOOK_SECRET": WEBHOOK,
+        "BROWSER_SERVER_METRICS": "Started Checkout",
+        "WEBHOOK_FORWARD_URL": "https://hooks.shop.example/in",
+        "ROUTE_PREFIX": "",
+    }))
+    .expect("settings");
+    EdgeConfig::from_settings(&s)
+}
+
+pub fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000)
+}
+
+fn method() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just("POST".to_string()),
+        1 => Just("GET".to_string()),
+        1 => Just("OPTIONS".to_string()),
+        1 => Just("PUT".to_string()),
+        1 => "[A-Z]{1,7}",
+    ]
+}
+
+fn path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("/api/events".to_string()),
+        Just("/api/event-bulk-create-jobs".to_string()),
+        Just("/api/profile-import".to_string()),
+        Just("/api/profile-subscription-bulk-create-jobs".to_string()),
+        Just("/api/orders".to_string()),
+        Just("/api/orders/cancelled".to_string()),
+        Just("/api/lists/Y6nRLr/profiles".to_string()),
+        "/api/lists/[^/]{0,70}/profiles",
+        Just("/client/events".to_string()),
+        Just("/webhooks/klaviyo".to_string()),
+        Just("/health".to_string()),
+        "/[a-z/%.]{0,30}",
+    ]
+}
+
+/// JSON-ish text aimed at the parser's edges.
+fn nasty_json() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        (1usize..3000).prop_map(|n| ("[".repeat(n) + &"]".repeat(n)).into_bytes()),
+        (1usize..3000).prop_map(|n| (r#"{"a":"#.repeat(n) + "1" + &"}".repeat(n)).into_bytes()),
+        Just(br#"{"data":{"attributes":{"value":0e2147483647,"n":1e999999999}}}"#.to_vec()),
+        Just(br#"{"a":"\ud800","b":"\udfff\ud800x"}"#.to_vec()),
+        Just(br#"{"data":{"type":"event","type":"event"}}"#.to_vec()),
+        Just(b"\xEF\xBB\xBF{}".to_vec()),
+        Just(b"{\"a\":\"\xff\xfe\"}".to_vec()),
+        "[ -~]{0,200}".prop_map(String::into_bytes),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    ]
+}
+
+/// A valid `/api/events` body, possibly with a duplicate key spliced in.
+fn event_body() -> impl Strategy<Value = Vec<u8>> {
+    ("[A-Za-z ]{1,20}", any::<bool>(), any::<bool>()).prop_map(|(metric, dup, extra)| {
+        let name = if dup {
+            format!(r#""name":"Started Checkout","name":"{metric}""#)
+        } else {
+            format!(r#""name":"{metric}""#)
+        };
+        let attrs = if extra {
+            r#"{"email":"a@b.co","first_name":"Ann"}"#
+        } else {
+            r#"{"email":"a@b.co"}"#
+        };
+        format!(
+            r#"{{"data":{{"type":"event","attributes":{{"properties":{{}},"metric":{{"data":{{"type":"metric","attributes":{{{name}}}}}}},"profile":{{"data":{{"type":"profile","attributes":{attrs}}}}}}}}}}}"#
+        )
+        .into_bytes()
+    })
+}
+
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![2 => nasty_json(), 1 => event_body()]
+}
+
+/// How the request is signed: not at all, right, or wrong (any header text).
+#[derive(Clone, Debug)]
+enum Signed {
+    No,
+    Right { ts_offset: i64 },
+    Garbage(String),
+    ExtremeTime(i64),
+}
+
+fn signed() -> impl Strategy<Value = Signed> {
+    prop_oneof![
+        Just(Signed::No),
+        (-400i64..400).prop_map(|ts_offset| Signed::Right { ts_offset }),
+        ".{0,80}".prop_map(Signed::Garbage),
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), any::<i64>()].prop_map(Signed::ExtremeTime),
+    ]
+}
+
+fn is_jsonapi_error(r: &Reply) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body) else {
+        return false;
+    };
+    let Some(errors) = v["errors"].as_array() else {
+        return false;
+    };
+    !errors.is_empty()
+        && errors.iter().all(|e| {
+            ["code", "title", "detail", "status"]
+                .iter()
+                .all(|k| e[k].is_string())
+                && e["status"].as_str() == Some(r.status.to_string().as_str())
+        })
+}
+
+fn known_success(r: &Reply) -> bool {
+    (r.status == 204 && r.body.is_empty())
+        || (r.status == 200 && r.body.starts_with(r#"{"ok":true"#))
+}
+
+fn leaks(r: &Reply) -> bool {
+    r.body.contains(PRIVATE)
+        || r.body.contains(SIGNING)
+        || r.body.contains(WEBHOOK)
+        || r.headers
+            .iter()
+            .any(|(_, v)| v.contains(PRIVATE) || v.contains(SIGNING))
+}
+
+fn check_reply(r: &Reply) -> Result<(), TestCaseError> {
+    prop_assert!(!leaks(r), "a secret in an answer: {r:?}");
+    if r.status >= 400 {
+        prop_assert!(is_jsonapi_error(r), "not a JSON:API error: {r:?}");
+    } else {
+        prop_assert!(known_success(r), "an unexpected success: {r:?}");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fuzz_the_router(
+        method in method(),
+        path in path(),
+        body in body(),
+        signed in signed(),
+        origin in prop_oneof![Just(None), Just(Some("https://shop.example".to_string())), Just(Some("https://evil.example".to_string()))],
+        webhook_ts in prop_oneof![Just(None), any::<i64>().prop_map(|t| Some(t.to_string())), Just(Some("1795669339".to_string()))],
+        status in prop_oneof![Just(0u16), 100u16..600],
+        retry_after in prop_oneof![Just(None), ".{0,40}".prop_map(Some), Just(Some("Sun, 06 Nov 1994 08:49:37 GMT".to_string()))],
+    ) {
+        let cfg = config();
+        let now_s = (NOW_MS / 1000) as i64;
+        let mut headers: Vec<(String, String)> = Vec::new();
+        if let Some(o) = &origin {
+            headers.push(("origin".into(), o.clone()));
+        }
+        match &signed {
+            Signed::No => {}
+            Signed::Right { ts_offset } => headers.push((
+                "x-klaviyo-edge-signature".into(),
+                auth::sign_backend(&body, SIGNING, now_s + ts_offset),
+            )),
+            Signed::Garbage(g) => headers.push(("x-klaviyo-edge-signature".into(), g.clone())),
+            Signed::ExtremeTime(t) => headers.push((
+                "x-klaviyo-edge-signature".into(),
+                format!("t={t},v1={}", "0".repeat(64)),
+            )),
+        }
+        if let Some(ts) = &webhook_ts {
+            headers.push(("klaviyo-timestamp".into(), ts.clone()));
+            headers.push(("klaviyo-signature".into(), "00".repeat(32)));
+            headers.push(("klaviyo-webhook-id".into(), "wh-1".into()));
+        }
+        let (p, q) = path.split_once('?').unwrap_or((&path, ""));
+        let req = Incoming {
+            method: &method,
+            path: p,
+            query: if p.starts_with("/client/") { "company_id=AbC123" } else { q },
+            headers: &headers,
+            body: &body,
+            too_large: false,
+            now_ms: NOW_MS,
+        };
+        let d = decide(&req, &cfg);
+        let mut state = EdgeState::default();
+        if let Ok(cfg) = &cfg {
+            if let Err(r) = state.admit(&d.gate, cfg, NOW_MS) {
+                check_reply(&r)?;
+            }
+        }
+        let cors = match &d.action {
+            Action::Reply(r) => {
+                check_reply(r)?;
+                None
+            }
+            Action::ReplyAndNotify { reply, notify } => {
+                check_reply(reply)?;
+                prop_assert!(!notify.body.contains(PRIVATE));
+                None
+            }
+            Action::Forward(f) => {
+                prop_assert!(f.url.starts_with("https://a.klaviyo.com/"));
+                f.cors.clone()
+            }
+            Action::AddToList { cors, .. } => cors.clone(),
+        };
+        // Whatever upstream answers, the caller's answer is well-formed and leaks nothing.
+        let outcome = if status == 0 {
+            Upstream::Failed
+        } else {
+            Upstream::Answered { status, retry_after, content_type: Some(JSONAPI.into()), body: r#"{"errors":[{"status":"500","code":"x","title":"x","detail":"x"}]}"#.into() }
+        };
+        match after_upstream(2, outcome, cors.as_deref(), NOW_MS) {
+            Next::Reply(r) => prop_assert!(!leaks(&r)),
+            Next::RetryIn(ms) => prop_assert!(ms <= 1_000),
+        }
+    }
+}
