@@ -22,7 +22,13 @@ step "lint, native core + edge (cargo clippy -D warnings)"
 host_cargo clippy --all-targets --features edge -- -D warnings
 
 step "core and edge logic, native (cargo test)"
-host_cargo test --features edge
+host_cargo test --features edge -- --skip fuzz_the_router
+
+# The router's property-based fuzzing (proptest): a bounded number of cases, printed.
+FUZZ_CASES="${FUZZ_CASES:-3000}"
+step "edge router fuzzing (proptest, $FUZZ_CASES cases)"
+FUZZ_CASES="$FUZZ_CASES" host_cargo test -q --features edge --lib fuzz_the_router
+printf 'fuzz: %s random requests through decide, the gate and the upstream policy: no panic, every answer a JSON:API error or a forward, no secret in any answer\n' "$FUZZ_CASES"
 
 step "browser adapter in headless Chromium (wasm-bindgen-test against the emulator)"
 node tests/with-emulator.mjs bash -c '. .ci/env.sh && wasm_cargo test "$@"' _ "${WASM[@]}" --lib

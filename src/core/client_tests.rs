@@ -3,9 +3,9 @@
 //! reloads. Ids are deterministic (`id-0` is the anonymous id, then `id-1`, ...).
 
 use super::*;
-use crate::core::json::{self, Json};
 use crate::core::jsontext as jt;
 use crate::core::queue::{ReportKind, KEEPALIVE_BUDGET, KEEPALIVE_WAIT_MS};
+use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 const NOW: u64 = 1_795_669_339_123; // 2026-11-26T05:02:19.123Z
@@ -93,7 +93,7 @@ fn ok() -> Outcome {
 }
 
 fn parse(t: &Transmit) -> Json {
-    json::parse(&t.body).expect("a valid JSON body")
+    serde_json::from_str::<Json>(&t.body).expect("a valid JSON body")
 }
 
 fn at<'a>(v: &'a Json, path: &[&str]) -> &'a Json {
@@ -101,7 +101,7 @@ fn at<'a>(v: &'a Json, path: &[&str]) -> &'a Json {
 }
 
 fn num(n: &str) -> Json {
-    Json::Num(n.into())
+    serde_json::from_str(n).expect("a number")
 }
 
 /// `data.attributes` of a request.
@@ -150,11 +150,11 @@ fn omitted_properties_and_options_are_empty() {
     p.call(Op::Track, &[r#""M""#, "null", "null"]).unwrap();
     let t = p.send();
     let v = parse(&t);
-    let Json::Arr(events) = at(&v, &["data", "attributes", "events", "data"]) else {
+    let Json::Array(events) = at(&v, &["data", "attributes", "events", "data"]) else {
         panic!("{}", t.body)
     };
     for e in events {
-        assert_eq!(at(e, &["attributes", "properties"]), &Json::obj());
+        assert_eq!(at(e, &["attributes", "properties"]), &serde_json::json!({}));
         assert_eq!(at(e, &["attributes", "value"]), &Json::Null);
     }
 }
@@ -210,7 +210,7 @@ fn a_unique_id_with_quotes_and_backslashes_makes_valid_json_bodies() {
     let t = p.send();
     assert_eq!(t.endpoint, Endpoint::BulkEvents);
     let v = parse(&t);
-    let Json::Arr(events) = at(&v, &["data", "attributes", "events", "data"]) else {
+    let Json::Array(events) = at(&v, &["data", "attributes", "events", "data"]) else {
         panic!("{}", t.body)
     };
     let ids: Vec<&str> = events
@@ -448,7 +448,7 @@ fn identify_in_the_middle_of_a_task_gives_each_event_its_own_profile() {
         );
         assert_eq!(
             profile(&after).get("email"),
-            Some(&Json::str("ann@example.com"))
+            Some(&Json::from("ann@example.com"))
         );
         assert!(c.poll_transmit(NOW, ALL).is_none());
     };
@@ -556,12 +556,12 @@ fn identify_sends_a_profile_and_later_events_carry_the_merged_profile() {
     assert!(ev.is_none(), "the new event waits for the end of its task");
     let ev = p.send();
     let prof = profile(&ev);
-    assert_eq!(prof.get("email"), Some(&Json::str("ann@example.com")));
+    assert_eq!(prof.get("email"), Some(&Json::from("ann@example.com")));
     assert_eq!(prof.get("first_name"), None);
     assert_eq!(at(&prof, &["properties", "vip"]), &Json::Bool(true));
     assert_eq!(at(&prof, &["properties", "tier"]), &num("2"));
     assert_eq!(at(&prof, &["location", "city"]).as_str(), Some("Oslo"));
-    assert_eq!(prof.get("anonymous_id"), Some(&Json::str("id-0")));
+    assert_eq!(prof.get("anonymous_id"), Some(&Json::from("id-0")));
 }
 
 #[test]
@@ -580,14 +580,14 @@ fn repeated_identify_calls_are_coalesced_into_one_profile_request() {
         ("first_name", "Ann"),
         ("last_name", "Lee"),
     ] {
-        assert_eq!(a.get(k), Some(&Json::str(v)));
+        assert_eq!(a.get(k), Some(&Json::from(v)));
     }
     // One in flight is not replaced: the next goes after it.
     p.call(Op::Identify, &[r#"{"title":"CEO"}"#]).unwrap();
     p.end_task();
     assert_eq!(p.c.pending(), 2);
     p.c.on_outcome(t.id, ok(), NOW, 0);
-    assert_eq!(attrs(&p.send()).get("title"), Some(&Json::str("CEO")));
+    assert_eq!(attrs(&p.send()).get("title"), Some(&Json::from("CEO")));
 }
 
 #[test]
@@ -644,13 +644,16 @@ fn bad_identify_input_names_the_field() {
 fn kx_from_the_page_url_is_sent_and_remembered() {
     let mut p = Page::with(config(), "?utm_source=x&_kx=abc%3D%3D.XyZ");
     p.call(Op::Track, &[r#""M""#]).unwrap();
-    assert_eq!(profile(&p.send()).get("_kx"), Some(&Json::str("abc==.XyZ")));
+    assert_eq!(
+        profile(&p.send()).get("_kx"),
+        Some(&Json::from("abc==.XyZ"))
+    );
     let stored = p.disk.get(IDENTITY_KEY).unwrap();
     assert!(stored.contains(r#""_kx":"abc==.XyZ""#));
     let mut next = p.reload();
     next.call(Op::Track, &[r#""M""#]).unwrap();
     let t = next.send();
-    assert_eq!(profile(&t).get("_kx"), Some(&Json::str("abc==.XyZ")));
+    assert_eq!(profile(&t).get("_kx"), Some(&Json::from("abc==.XyZ")));
     // An empty `_kx` changes nothing.
     let next = Client::new(config(), Some(stored), "?_kx=", "id-x");
     assert_eq!(next.anonymous_id(), "id-0");
@@ -694,17 +697,17 @@ fn reset_starts_a_new_anonymous_profile_and_queued_calls_keep_theirs() {
     let before = p.c.poll_transmit(NOW, ALL).unwrap();
     assert_eq!(
         profile(&before).get("email"),
-        Some(&Json::str("ann@example.com"))
+        Some(&Json::from("ann@example.com"))
     );
     assert_eq!(
         profile(&before).get("anonymous_id"),
-        Some(&Json::str("id-0"))
+        Some(&Json::from("id-0"))
     );
     let after = p.c.poll_transmit(NOW, ALL).unwrap();
     assert_eq!(profile(&after).get("email"), None);
     assert_eq!(
         profile(&after).get("anonymous_id"),
-        Some(&Json::str("id-reset"))
+        Some(&Json::from("id-reset"))
     );
 }
 
@@ -721,7 +724,7 @@ fn an_identity_written_by_another_tab_is_followed() {
     p.c.on_storage_change(IDENTITY_KEY, None);
     p.call(Op::Track, &[r#""M""#]).unwrap();
     let prof = profile(&p.send());
-    assert_eq!(prof.get("email"), Some(&Json::str("ann@example.com")));
+    assert_eq!(prof.get("email"), Some(&Json::from("ann@example.com")));
 }
 
 // ------------------------------------------------------------ e-commerce
@@ -896,7 +899,7 @@ fn subscribe_builds_consent_for_each_channel() {
         t.body,
         r#"{"data":{"type":"subscription","attributes":{"custom_source":"Footer","profile":{"data":{"type":"profile","attributes":{"email":"ann@example.com","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}},"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}}},"relationships":{"list":{"data":{"type":"list","id":"Y6nRLr"}}}}}"#
     );
-    assert!(json::parse(&t.body).is_ok());
+    assert!(serde_json::from_str::<Json>(&t.body).is_ok());
 }
 
 #[test]
@@ -960,7 +963,7 @@ fn subscribe_uses_the_identified_email() {
     let t = p.c.poll_transmit(NOW, ALL).unwrap();
     assert_eq!(t.endpoint, Endpoint::Subscriptions);
     let prof = at(&attrs(&t), &["profile", "data", "attributes"]).clone();
-    assert_eq!(prof.get("email"), Some(&Json::str("ann@example.com")));
+    assert_eq!(prof.get("email"), Some(&Json::from("ann@example.com")));
     assert_eq!(prof.get("first_name"), None, "identifiers only");
     assert_eq!(prof.get("anonymous_id"), None);
 }
@@ -1036,7 +1039,7 @@ fn events_of_one_profile_share_a_bulk_request() {
         .as_str(),
         Some("id-0")
     );
-    let Json::Arr(events) = at(&v, &["data", "attributes", "events", "data"]) else {
+    let Json::Array(events) = at(&v, &["data", "attributes", "events", "data"]) else {
         panic!("no events")
     };
     assert_eq!(events.len(), 5);
@@ -1173,10 +1176,10 @@ fn a_closed_pages_early_calls_are_adopted_once_stale_with_their_ids_and_times() 
     assert!(ops.contains(&StorageOp::Remove { key: key.into() }));
     let t = p.c.poll_transmit(NOW, ALL).unwrap();
     let a = attrs(&t);
-    assert_eq!(a.get("unique_id"), Some(&Json::Str("early-1".into())));
+    assert_eq!(a.get("unique_id"), Some(&Json::String("early-1".into())));
     assert_eq!(
         a.get("time"),
-        Some(&Json::Str(crate::core::time::iso_from_secs(
+        Some(&Json::String(crate::core::time::iso_from_secs(
             (at / 1000) as i64
         )))
     );

@@ -7,7 +7,6 @@ pub mod config;
 pub mod decimal;
 pub mod ecommerce;
 pub mod identity;
-pub mod json;
 pub mod jsontext;
 pub mod lease;
 pub mod limiter;

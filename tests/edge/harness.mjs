@@ -228,8 +228,9 @@ export function fullBindings({ emu, secrets, origins = [], forwardUrl, metrics =
 }
 
 /** Miniflare options for dist/edge (ES modules incl. the .js glue; the .wasm as CompiledWasm). */
-export function miniflareOptions(bindings, { port = 0 } = {}) {
+export function miniflareOptions(bindings, { port = 0, extra = {} } = {}) {
   return {
+    ...extra,
     scriptPath: WORKER_PATH,
     modules: true,
     modulesRoot: EDGE_DIR,
@@ -248,9 +249,10 @@ export function miniflareOptions(bindings, { port = 0 } = {}) {
  * A Miniflare instance running the worker. `url` is its origin (no trailing slash);
  * `call(path, init)` fetches it over real HTTP and returns a logged snapshot.
  */
-export async function startWorker(bindings, { label = 'worker' } = {}) {
+export async function startWorker(bindings, { label = 'worker', options = {} } = {}) {
   if (!isEdgeBuilt()) throw new Error(NOT_BUILT);
-  const mf = new Miniflare(miniflareOptions(bindings));
+  // `options`: more Miniflare options (KV namespaces, rate limiters, persistence).
+  const mf = new Miniflare(miniflareOptions(bindings, { extra: options }));
   let url;
   try {
     url = String(await mf.ready).replace(/\/$/, '');
@@ -316,10 +318,10 @@ export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {
     bindings: base,
     build: edgeBuildId(),
     /** Another worker: `overrides` replace bindings, `omit` lists settings to leave out. */
-    async start(overrides = {}, omit = [], label = 'variant') {
+    async start(overrides = {}, omit = [], label = 'variant', options = {}) {
       const b = { ...base, ...overrides };
       for (const k of omit) delete b[k];
-      const w = await startWorker(b, { label });
+      const w = await startWorker(b, { label, options });
       extra.push(w);
       return w;
     },

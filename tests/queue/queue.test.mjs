@@ -190,6 +190,24 @@ test('429 with Retry-After: 3 holds every send for 3 s, then everything is deliv
   assertNoPageErrors(shop);
 });
 
+test('429 with Retry-After as an HTTP date 4 s ahead: sends wait until then (not the 10 s an unreadable one gets)', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await shop.open({ companyId });
+  // HTTP dates have whole seconds: 4 s ahead, the wait is 3 to 5 s.
+  env.emu.addFault({ path: '/client/', status: 429, retryAfter: new Date(Date.now() + 4000).toUTCString(), count: 1 });
+  const ids = await trackMany(page, 5, { metric: 'Throttled Until' });
+  const throttled = await waitFor(() => summary({ status: 429 }).requests[0], { what: 'the 429' });
+  await delivered(ids, { timeout: 20_000 });
+  const retried = summary().requests.find((r) => r.seq > throttled.seq && r.accepted);
+  const waited = retried.at - throttled.at;
+  t.diagnostic(`resent ${waited} ms after the 429`);
+  assert.ok(waited >= 2500, `waited for the date (${waited} ms)`);
+  assert.ok(waited < 9000, `the date was read, not treated as absent (${waited} ms)`);
+  await drained(page, companyId);
+  assertNoPageErrors(shop);
+});
+
 test('429 whose Retry-After CORS hides: every send waits 10 s', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
