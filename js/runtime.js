@@ -99,6 +99,14 @@ function done(h, tx, status, retryAfter, body, now, jitter) {
   wasm.done(h, tx, status, ...put(retryAfter, body), now, jitter);
 }
 
+/** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
+ * browser's own `Date` ("" when absent, hidden by CORS, or unreadable). */
+function seconds(header) {
+  if (!header || /^\s*\d+\s*$/.test(header)) return header || "";
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? "" : String(Math.max(0, Math.ceil((at - Date.now()) / 1000)));
+}
+
 /** An Error carrying the fields onError documents. */
 export function report(kind, message, status = 0, count = 1, detail) {
   const e = new Error(message);
@@ -241,7 +249,7 @@ export class Runtime {
       if (keepalive) this.kaBytes -= +bytes;
       if (!hiding) this.busy = false;
       this.log(path, "->", status);
-      done(this.h, +tx, status, retryAfter || "", text, Date.now(), (Math.random() * 65536) | 0);
+      done(this.h, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
     };
     fetch(url, {

@@ -195,10 +195,11 @@ pub fn done(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64,
     } else {
         Outcome::Status {
             status,
-            retry_after_s: crate::core::retry::retry_after_secs(
-                retry_after.unwrap_or(""),
-                now as u64,
-            ),
+            // Seconds: the runtime turns an HTTP-date into the seconds until it with the
+            // browser's own Date (the core's date reader stays out of this wasm).
+            retry_after_s: retry_after
+                .and_then(|r| text::parse_u64(r.trim_ascii()))
+                .map(|s| s.min(u64::from(u32::MAX)) as u32),
             body: body.unwrap_or("").to_string(),
         }
     };
