@@ -69,12 +69,15 @@ pub fn delay_ms(attempt: u32, outcome: &Outcome, jitter: u16) -> u64 {
 /// that date, rounded up (0 for a date already past). Capped at `u32::MAX`; anything
 /// else is `None`. Surrounding whitespace is ignored.
 ///
-/// The date is read as RFC 9110 writes it: each form exactly, month names and `GMT`
-/// case-sensitively (`06 nov 1994`, `… gmt` are `None`), every field in range (`31 Feb`
-/// and `24:00:00` are `None`). The weekday only repeats the date: it must be letters (three
-/// in IMF-fixdate and asctime) and is not checked further, which keeps this small in the
-/// browser wasm. A two-digit RFC 850 year is the latest year with those digits at most 50
-/// years after `now_ms`'s year.
+/// The date is read as RFC 9110 writes it: each form exactly, names and `GMT`
+/// case-sensitively (`sun, 06 nov 1994 …` and `… gmt` are `None`), every field in range
+/// (`31 Feb` and `24:00:00` are `None`). The weekday must be a real one (`Sun` in
+/// IMF-fixdate and asctime, `Sunday` in RFC 850) but is not checked against the date. A
+/// two-digit RFC 850 year is the latest year with those digits at most 50 years after
+/// `now_ms`'s year.
+///
+/// The edge and native builds read dates here; the browser reads them with its own `Date`
+/// (js/runtime.js) and passes seconds.
 pub fn retry_after_secs(header: &str, now_ms: u64) -> Option<u32> {
     let h = header.trim_ascii();
     let secs = match super::text::parse_u64(h) {
@@ -88,6 +91,16 @@ pub fn retry_after_secs(header: &str, now_ms: u64) -> Option<u32> {
 }
 
 const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
+/// RFC 850 spells the weekday out; the other forms use its first three letters.
+const DAYS: [&[u8]; 7] = [
+    b"Monday",
+    b"Tuesday",
+    b"Wednesday",
+    b"Thursday",
+    b"Friday",
+    b"Saturday",
+    b"Sunday",
+];
 // What follows the weekday in each form, as a pattern: `a`..`s` is a digit, copied to
 // that place of `YYYY-MM-DDThh:mm:ssZ`; `~` a space or the tens digit of the day (asctime
 // pads the day with a space); `*` a letter of the month name; anything else is itself.
@@ -104,7 +117,10 @@ fn http_date_secs(b: &[u8], now_ms: u64) -> Option<i64> {
     // asctime, any other number RFC 850.
     let n = b.iter().position(|&c| c == b',' || c == b' ')?;
     let (weekday, rest) = b.split_at(n);
-    if n == 0 || !weekday.iter().all(u8::is_ascii_alphabetic) {
+    if !DAYS
+        .iter()
+        .any(|&d| weekday == if n == 3 { &d[..3] } else { d })
+    {
         return None;
     }
     let (form, month_at) = match (n, rest.first()) {
@@ -318,13 +334,16 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_refuses_lower_case_months_and_zone_like_the_rfc() {
+    fn retry_after_refuses_other_cases_like_the_rfc() {
         // RFC 9110 5.6.7: "HTTP-date is case sensitive".
         let now = (RFC_S - 90) * 1000;
         for h in [
             "Sun, 06 nov 1994 08:49:37 GMT",
             "Sun, 06 NOV 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 08:49:37 gmt",
+            "sun, 06 Nov 1994 08:49:37 GMT",
+            "SUN, 06 Nov 1994 08:49:37 GMT",
+            "sunday, 06-Nov-94 08:49:37 GMT",
             "Sunday, 06-nov-94 08:49:37 GMT",
             "Sunday, 06-Nov-94 08:49:37 Gmt",
             "Sun nov  6 08:49:37 1994",
@@ -334,26 +353,28 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_the_weekday_as_letters_only() {
-        // It repeats the date: neither its name, its case nor its day is checked.
+    fn retry_after_needs_a_real_weekday_but_not_the_right_one() {
         let now = (RFC_S - 90) * 1000;
+        // The weekday is not checked against the date (6 Nov 1994 was a Sunday).
         for h in [
             "Mon, 06 Nov 1994 08:49:37 GMT",
-            "sun, 06 Nov 1994 08:49:37 GMT",
-            "Xyz, 06 Nov 1994 08:49:37 GMT",
-            "sunday, 06-Nov-94 08:49:37 GMT",
-            "Someday, 06-Nov-94 08:49:37 GMT",
+            "Wednesday, 06-Nov-94 08:49:37 GMT",
             "Thu Nov  6 08:49:37 1994",
         ] {
             assert_eq!(retry_after_secs(h, now), Some(90), "{h:?}");
         }
         for h in [
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
             "S0n, 06 Nov 1994 08:49:37 GMT",
             "Su, 06 Nov 1994 08:49:37 GMT",
             "Sund, 06 Nov 1994 08:49:37 GMT",
             "Sunday, 06 Nov 1994 08:49:37 GMT",
             "Sun, 06-Nov-94 08:49:37 GMT",
+            "Sundae, 06-Nov-94 08:49:37 GMT",
+            "Someday, 06-Nov-94 08:49:37 GMT",
+            "MondayTuesday, 06-Nov-94 08:49:37 GMT",
             "Sunday Nov  6 08:49:37 1994",
+            "Jan, 06 Nov 1994 08:49:37 GMT",
             "\u{e9}t\u{e9}, 06 Nov 1994 08:49:37 GMT",
             ", 06-Nov-94 08:49:37 GMT",
         ] {
