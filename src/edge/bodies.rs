@@ -109,6 +109,12 @@ fn push_escaped(out: &mut String, key: &str) {
     }
 }
 
+/// Checks a body the worker forwards without reading it (a `/client` body): valid JSON
+/// with no duplicate key, in one pass.
+pub fn check(text: &str) -> Result<(), Invalid> {
+    no_duplicates(text)
+}
+
 /// The first pass: walks the whole body without building it, refusing duplicate keys.
 /// It also meets every syntax error first, so they are told apart here.
 fn no_duplicates(text: &str) -> Result<(), Invalid> {

@@ -60,7 +60,8 @@ export async function startEmulator({
     if (res.destroyed || res.writableEnded) return;
     const out = { ...corsHeaders(req), ...headers };
     if (body === null || body === undefined) {
-      res.writeHead(status, out);
+      // Like Klaviyo's edge: an empty answer says so (Node would send it chunked).
+      res.writeHead(status, status === 204 || status === 304 ? out : { ...out, 'Content-Length': 0 });
       res.end();
       return;
     }
