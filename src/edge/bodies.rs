@@ -17,6 +17,7 @@
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -129,6 +130,8 @@ fn no_duplicates(text: &str) -> Result<(), Invalid> {
     match result {
         Ok(()) => Ok(()),
         Err(e) => {
+            // Segments were pushed while the error unwound: innermost first.
+            state.path.reverse();
             let pointer = state.path.concat();
             if state.duplicate {
                 Err(Invalid::new(&pointer, "is a duplicate key"))
@@ -139,8 +142,8 @@ fn no_duplicates(text: &str) -> Result<(), Invalid> {
     }
 }
 
-/// Where the walk is: one escaped `/segment` per level. On an error the walk stops
-/// without popping, so the path is where it failed.
+/// Where an error was: one escaped `/segment` per level, pushed only as an error
+/// unwinds (the success path allocates nothing per key).
 struct Walk {
     path: Vec<String>,
     duplicate: bool,
@@ -192,32 +195,97 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            self.state.path.push(at_index("", index));
-            let more = seq.next_element_seed(Node {
-                state: &mut *self.state,
-            })?;
-            self.state.path.pop();
-            if more.is_none() {
-                return Ok(());
+            let state = &mut *self.state;
+            match seq.next_element_seed(Node { state }) {
+                Ok(Some(())) => index += 1,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.state.path.push(at_index("", index));
+                    return Err(e);
+                }
             }
-            index += 1;
         }
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: HashSet<String> = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            self.state.path.push(at("", &key));
-            if !seen.insert(key) {
+        let mut seen = Keys::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            // A borrowed key clones as a pointer; only an escaped one is copied.
+            let this = key.clone();
+            if let Err(key) = seen.insert(key) {
+                self.state.path.push(at("", &key));
                 self.state.duplicate = true;
                 return Err(de::Error::custom("duplicate key"));
             }
-            map.next_value_seed(Node {
-                state: &mut *self.state,
-            })?;
-            self.state.path.pop();
+            let state = &mut *self.state;
+            if let Err(e) = map.next_value_seed(Node { state }) {
+                self.state.path.push(at("", &this));
+                return Err(e);
+            }
         }
         Ok(())
+    }
+}
+
+/// An object's keys so far: a short list searched in place (most objects have a few
+/// keys), a hash set past that (so a huge object costs no quadratic search).
+#[derive(Default)]
+struct Keys<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+const FEW_KEYS: usize = 16;
+
+impl<'de> Keys<'de> {
+    /// Adds `key`; gives it back when it was already there.
+    fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
+        if self.few.len() < FEW_KEYS {
+            if self.few.contains(&key) {
+                return Err(key);
+            }
+            self.few.push(key);
+            return Ok(());
+        }
+        if self.many.is_empty() {
+            self.many.extend(self.few.iter().cloned());
+        }
+        if self.many.contains(&key) {
+            return Err(key);
+        }
+        self.many.insert(key);
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the body where it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -534,6 +602,14 @@ mod tests {
             // Whatever the target type: even an untyped read refuses them.
             assert_eq!(err::<Value>(text).pointer, at, "{text}");
             assert_eq!(err::<IgnoredAny>(text).pointer, at, "{text}");
+        }
+        // Past the short list of keys (a hash set takes over): early and late repeats.
+        let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let wide = format!("{{\"p\":{{{}}}}}", keys.join(","));
+        assert!(check(&wide).is_ok());
+        for (repeat, at) in [("k3", "/p/k3"), ("k39", "/p/k39"), ("k15", "/p/k15")] {
+            let text = format!("{{\"p\":{{{},\"{repeat}\":0}}}}", keys.join(","));
+            assert_eq!(check(&text), Err(Invalid::new(at, "is a duplicate key")));
         }
         // The same key in sibling objects is fine.
         assert!(parse::<Value>(r#"[{"a":1},{"a":1}]"#).is_ok());

@@ -13,6 +13,7 @@
 //! - `ratelimit.rs`: per-client buckets for the unsigned browser path
 //! - `reply.rs`: JSON:API errors and CORS headers
 //! - `worker.rs`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
+//! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken
 //!
 //! Built only with `--no-default-features --features edge`: the browser package never
 //! contains this module or the private key path.
@@ -27,5 +28,7 @@ pub mod ratelimit;
 pub mod reply;
 pub mod router;
 
+#[cfg(target_arch = "wasm32")]
+mod executor;
 #[cfg(target_arch = "wasm32")]
 mod worker;

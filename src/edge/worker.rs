@@ -14,6 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response, ResponseInit};
 
 use super::config::{ConfigError, EdgeConfig, Settings};
+use super::executor;
 use super::reply::{error, Reply};
 use super::router::{self, Action, Decision, EdgeState, Forward, Incoming, Next, Upstream};
 
@@ -50,21 +51,23 @@ fn config(env: &JsValue) -> Settled {
 }
 
 /// The fetch handler: `export default { fetch: handle }` (see `js/edge/worker.mjs`).
-/// A failure of its own is a 500 JSON:API error; it rejects only if the runtime cannot
-/// even make a `Response`.
+/// Resolves to a `Response`; a failure of its own is a 500 JSON:API error. It rejects
+/// only if the runtime cannot even make a `Response`.
 #[wasm_bindgen]
-pub async fn handle(request: Request, env: JsValue, ctx: JsValue) -> Result<Response, JsValue> {
-    let reply = match serve(&request, &env, &ctx).await {
-        Ok(r) => r,
-        Err(_) => error(
-            500,
-            "worker_error",
-            "The worker failed.",
-            "the worker could not handle this request",
-            None,
-        ),
-    };
-    respond(reply)
+pub fn handle(request: Request, env: JsValue, ctx: JsValue) -> Promise {
+    executor::spawn(async move {
+        let reply = match serve(&request, &env, &ctx).await {
+            Ok(r) => r,
+            Err(_) => error(
+                500,
+                "worker_error",
+                "The worker failed.",
+                "the worker could not handle this request",
+                None,
+            ),
+        };
+        respond(reply).map(JsValue::from)
+    })
 }
 
 async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply, JsValue> {
@@ -100,7 +103,7 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
     match action {
         Action::Reply(r) => Ok(r),
         Action::ReplyAndNotify { reply, notify } => {
-            let sent = wasm_bindgen_futures::future_to_promise(async move {
+            let sent = executor::spawn(async move {
                 let _ = call(&notify).await;
                 Ok(JsValue::UNDEFINED)
             });
