@@ -6,7 +6,6 @@
 //! The awaits themselves stay `wasm_bindgen_futures::JsFuture`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -29,8 +28,9 @@ struct Task {
 }
 
 thread_local! {
-    static TASKS: RefCell<HashMap<u32, Rc<Task>>> = RefCell::new(HashMap::new());
-    static NEXT_ID: Cell<u32> = const { Cell::new(0) };
+    /// Live tasks by id (a slot is reused once its task is done): no hashing on the
+    /// path of every wake.
+    static TASKS: RefCell<Vec<Option<Rc<Task>>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A waker names its task by id, so it is `Send + Sync` without the task being so.
@@ -56,11 +56,16 @@ where
     let Some((resolve, reject)) = settle else {
         return promise;
     };
-    let id = NEXT_ID.with(|n| {
-        let id = n.get();
-        n.set(id.wrapping_add(1));
-        id
-    });
+    let id = TASKS.with(|t| {
+        let mut t = t.borrow_mut();
+        match t.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                t.push(None);
+                t.len() - 1
+            }
+        }
+    }) as u32;
     let task = Rc::new(Task {
         job: RefCell::new(Some(Box::pin(job))),
         polling: Cell::new(false),
@@ -69,13 +74,17 @@ where
         resolve,
         reject,
     });
-    TASKS.with(|t| t.borrow_mut().insert(id, task));
+    TASKS.with(|t| {
+        if let Some(slot) = t.borrow_mut().get_mut(id as usize) {
+            *slot = Some(task);
+        }
+    });
     run(id);
     promise
 }
 
 fn run(id: u32) {
-    let Some(task) = TASKS.with(|t| t.borrow().get(&id).cloned()) else {
+    let Some(task) = TASKS.with(|t| t.borrow().get(id as usize).cloned().flatten()) else {
         return; // finished already: a late wake
     };
     if task.polling.replace(true) {
@@ -92,7 +101,11 @@ fn run(id: u32) {
         match step {
             Poll::Ready(result) => {
                 task.job.borrow_mut().take();
-                TASKS.with(|t| t.borrow_mut().remove(&id));
+                TASKS.with(|t| {
+                    if let Some(slot) = t.borrow_mut().get_mut(id as usize) {
+                        *slot = None;
+                    }
+                });
                 let _ = match result {
                     Ok(v) => task.resolve.call1(&JsValue::UNDEFINED, &v),
                     Err(e) => task.reject.call1(&JsValue::UNDEFINED, &e),

@@ -285,7 +285,7 @@ async fn call(f: &Forward) -> Upstream {
     };
     // Each header read is a call into the runtime: only those the answer needs.
     let headers = resp.headers();
-    let get = |name: &str| headers.get(wasm_bindgen::intern(name));
+    let get = |name: &str| headers.get(name);
     // Klaviyo's 202s are empty: no read (one await fewer) when the length says so.
     let (body, content_type) = if get("content-length").as_deref() == Some("0") {
         (String::new(), None)
@@ -307,10 +307,10 @@ async fn call(f: &Forward) -> Upstream {
 fn upstream_request(f: &Forward) -> Result<Request, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (k, v) in &f.headers {
-        headers.append(wasm_bindgen::intern(k), v)?;
+        headers.append(k, v)?;
     }
     let init = web_sys::RequestInit::new();
-    init.set_method(wasm_bindgen::intern("POST"));
+    init.set_method("POST");
     init.set_redirect(web_sys::RequestRedirect::Manual);
     init.set_headers(&headers);
     // As bytes: no UTF-8 -> UTF-16 -> UTF-8 round trip through a JS string.
@@ -345,7 +345,7 @@ fn header_pairs(request: &Request, names: &[&str]) -> Result<Vec<(String, String
     let headers = request.headers();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        if let Some(v) = headers.get(wasm_bindgen::intern(name))? {
+        if let Some(v) = headers.get(name)? {
             out.push((name.to_string(), v));
         }
     }
@@ -356,7 +356,7 @@ fn header_pairs(request: &Request, names: &[&str]) -> Result<Vec<(String, String
 async fn read_body(request: &Request, limit: usize) -> Result<(Vec<u8>, bool), JsValue> {
     let declared = request
         .headers()
-        .get(wasm_bindgen::intern("content-length"))
+        .get("content-length")
         .ok()
         .flatten()
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -401,7 +401,7 @@ fn respond(r: Reply) -> Result<Response, JsValue> {
     init.set_status(r.status);
     let headers = web_sys::Headers::new()?;
     for (k, v) in &r.headers {
-        headers.append(wasm_bindgen::intern(k), v)?;
+        headers.append(k, v)?;
     }
     init.set_headers(&headers);
     if r.status == 204 || r.body.is_empty() {
