@@ -207,6 +207,7 @@ case "$kind" in
     build_pkg edge web "$dist" --no-default-features --features edge
     # .mjs: workerd and miniflare read plain .js as CommonJS.
     mv "$STAGE/klaviyo_edge.js" "$STAGE/klaviyo_edge.mjs"
+    node "$ROOT/.ci/glue-direct-catch.mjs" "$STAGE/klaviyo_edge.mjs"
     mv "$STAGE/klaviyo_edge.d.ts" "$STAGE/klaviyo_edge.d.mts"
     copy_wrapper "$STAGE" js/edge/worker.mjs worker.mjs required
     publish_stage "$STAGE" "$dist"

@@ -225,6 +225,26 @@ fn client_requests_are_proxied_with_the_revision_and_nothing_else() {
 }
 
 #[test]
+fn only_calls_with_the_private_key_carry_the_workers_own_timeout() {
+    // The /client proxy leaves the deadline to its caller (see Forward::timeout_ms).
+    let client = forward(
+        post("/client/events", &event_body("Viewed Product"))
+            .query("company_id=AbC123")
+            .header("origin", SHOP)
+            .run(),
+    );
+    assert_eq!(client.timeout_ms, None);
+    let cfg = with("UPSTREAM_TIMEOUT_MS", serde_json::json!("1234"));
+    let api = forward(
+        post("/api/events", &event_body("Placed Order"))
+            .signed()
+            .run_with(&cfg)
+            .action,
+    );
+    assert_eq!(api.timeout_ms, Some(1234));
+}
+
+#[test]
 fn client_requests_for_another_company_or_origin_or_with_bad_json_are_refused() {
     assert_eq!(
         status(

@@ -75,11 +75,18 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
     let cfg = &*cfg;
     let url = request.url();
     let (path, query) = split_url(&url);
-    let headers = header_pairs(request, router::headers_for(path, cfg))?;
+    // One `Headers` for every read: each `request.headers()` is a call into the runtime.
+    let request_headers = request.headers();
+    let headers = header_pairs(&request_headers, router::headers_for(path, cfg))?;
     let limit = cfg
         .as_ref()
         .map_or(super::config::DEFAULT_MAX_BODY, |c| c.max_body_bytes);
-    let (body, too_large) = read_body(request, limit).await?;
+    let declared = request_headers
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (body, too_large) = read_body(request, declared, limit).await?;
     let now_ms = js_sys::Date::now() as u64;
     let Decision { action, gate } = router::decide(
         &Incoming {
@@ -267,7 +274,8 @@ async fn forward(f: &Forward) -> Result<Reply, JsValue> {
     }
 }
 
-/// One attempt: a POST that never follows a redirect, given up after `timeout_ms`.
+/// One attempt: a POST that never follows a redirect, given up after `timeout_ms`
+/// when there is one.
 /// The request is built once here and sent through gloo-net (the global `fetch`);
 /// gloo-net's own builder would re-parse the URL through a throwaway `Request` and
 /// `URL` on every call, which costs more than the rest of the worker's work.
@@ -315,8 +323,10 @@ fn upstream_request(f: &Forward) -> Result<Request, JsValue> {
     init.set_headers(&headers);
     // As bytes: no UTF-8 -> UTF-16 -> UTF-8 round trip through a JS string.
     init.set_body(&Uint8Array::from(f.body.as_bytes()));
-    let ms = f.timeout_ms.min(u64::from(u32::MAX)) as u32;
-    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(ms)));
+    if let Some(ms) = f.timeout_ms {
+        let ms = ms.min(u64::from(u32::MAX)) as u32;
+        init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(ms)));
+    }
     Request::new_with_str_and_init(&f.url, &init)
 }
 
@@ -341,8 +351,10 @@ fn split_url(url: &str) -> (&str, &str) {
 }
 
 /// The headers the router reads on this route, as `(name, value)` pairs.
-fn header_pairs(request: &Request, names: &[&str]) -> Result<Vec<(String, String)>, JsValue> {
-    let headers = request.headers();
+fn header_pairs(
+    headers: &web_sys::Headers,
+    names: &[&str],
+) -> Result<Vec<(String, String)>, JsValue> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         if let Some(v) = headers.get(name)? {
@@ -352,14 +364,13 @@ fn header_pairs(request: &Request, names: &[&str]) -> Result<Vec<(String, String
     Ok(out)
 }
 
-/// The body's bytes, reading no more than `limit`: `(bytes, too_large)`.
-async fn read_body(request: &Request, limit: usize) -> Result<(Vec<u8>, bool), JsValue> {
-    let declared = request
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
+/// The body's bytes, reading no more than `limit`: `(bytes, too_large)`. `declared`:
+/// the request's `content-length`, if any.
+async fn read_body(
+    request: &Request,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), JsValue> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Ok((Vec::new(), true));
     }

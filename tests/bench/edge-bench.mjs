@@ -10,7 +10,8 @@
 //   ours     node -> dist/edge/worker.mjs in workerd -> the emulator
 //   trivial  node -> `fetch(new Request(env.UPSTREAM + path + search, request))` in the same
 //            workerd (one Miniflare, two workers) -> the emulator
-// Both workers are reached on their own socket (Miniflare's unsafeDirectSockets), so neither
+//   samejs   (latency only, for reference) the same work as ours written in plain JavaScript
+// Every worker is reached on its own socket (Miniflare's unsafeDirectSockets), so neither
 // pays for Miniflare's entry worker. Only the HTTP behaviour of ours matters here: any worker
 // that forwards that request and answers 202 can be benched.
 //
@@ -118,7 +119,33 @@ const TRIVIAL_WORKER = `export default {
   },
 };`;
 
-/** The emulator, and one Miniflare (one workerd) running ours and the trivial worker. */
+// For reference only (no target): the same work as ours in plain JavaScript: read the body,
+// decode it fatally, parse it, check the origin, build a new upstream request (two headers,
+// no redirects), await it, and answer with the CORS headers. It cannot refuse duplicate keys
+// (JSON.parse keeps the last) and checks no field: a floor for this route's work in workerd,
+// showing how much of ours is the work itself and how much is running it from wasm.
+const SAME_WORK_JS_WORKER = `export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const origin = request.headers.get('origin');
+    if (origin !== env.ORIGIN) return new Response(null, { status: 403 });
+    const bytes = await request.arrayBuffer();
+    JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    const headers = new Headers();
+    headers.append('content-type', 'application/vnd.api+json');
+    headers.append('revision', request.headers.get('revision') ?? env.REVISION);
+    const res = await fetch(new Request(env.UPSTREAM + url.pathname + url.search,
+      { method: 'POST', headers, body: bytes, redirect: 'manual' }));
+    const out = new Headers();
+    out.append('access-control-allow-origin', origin);
+    out.append('access-control-expose-headers', 'retry-after');
+    out.append('vary', 'Origin');
+    const empty = res.headers.get('content-length') === '0';
+    return new Response(empty ? null : await res.text(), { status: res.status, headers: out });
+  },
+};`;
+
+/** The emulator, and one Miniflare (one workerd) running ours, the trivial worker and the same-work JS worker. */
 async function startPaths() {
   const emu = await startEmulator({ port: 0 });
   const secrets = makeSecrets();
@@ -140,13 +167,21 @@ async function startPaths() {
           bindings: { UPSTREAM: emu.url },
           unsafeDirectSockets: socket,
         },
+        {
+          name: 'samejs',
+          modules: true,
+          script: SAME_WORK_JS_WORKER,
+          compatibilityDate: ours.compatibilityDate,
+          bindings: { UPSTREAM: emu.url, ORIGIN: SHOP_ORIGIN, REVISION },
+          unsafeDirectSockets: socket,
+        },
       ],
     });
     await mf.ready;
     const url = async (name) => String(await mf.unsafeGetDirectURL(name)).replace(/\/$/, '');
     return {
       emu, secrets, mf,
-      paths: { direct: emu.url, ours: await url('ours'), trivial: await url('trivial') },
+      paths: { direct: emu.url, ours: await url('ours'), trivial: await url('trivial'), samejs: await url('samejs') },
       close: async () => { await mf.dispose().catch(() => {}); await emu.close(); },
     };
   } catch (e) {
@@ -157,9 +192,11 @@ async function startPaths() {
 }
 
 const PATHS = ['direct', 'ours', 'trivial'];
-const LABEL = { direct: 'direct to emulator', ours: 'through our worker', trivial: 'through the trivial worker' };
-/** The order of round `i`: each path goes first, second and third equally often. */
-const rotation = (i) => PATHS.map((_, k) => PATHS[(i + k) % PATHS.length]);
+/** Latency also runs the same-work JS worker, for reference (not in the targets). */
+const LAT_PATHS = [...PATHS, 'samejs'];
+const LABEL = { direct: 'direct to emulator', ours: 'through our worker', trivial: 'through the trivial worker', samejs: 'through the same work in JS' };
+/** The order of round `i`: each path goes first, second, ... equally often. */
+const rotation = (i, paths = LAT_PATHS) => paths.map((_, k) => paths[(i + k) % paths.length]);
 
 /** A bootstrap 95% interval of ours-added / trivial-added at p50 over the interleaved triples. */
 function bootstrapRatio(samples, resamples = 1000) {
@@ -193,11 +230,11 @@ try {
 
   // ---------- 1. latency ----------
   for (let i = 0; i < WARMUP; i += 1) {
-    for (const name of PATHS) await once(paths[name], secretsOf(name));
+    for (const name of LAT_PATHS) await once(paths[name], secretsOf(name));
   }
   emu.reset();
-  const samples = { direct: [], ours: [], trivial: [] };
-  const bad = { direct: 0, ours: 0, trivial: 0 };
+  const samples = { direct: [], ours: [], trivial: [], samejs: [] };
+  const bad = { direct: 0, ours: 0, trivial: 0, samejs: 0 };
   for (let i = 0; i < N; i += 1) {
     // Rotate which goes first so none always gets the warmer connection / cache.
     for (const name of rotation(i)) {
@@ -208,24 +245,26 @@ try {
   }
   const accepted = emu.requests({ accepted: true }).count;
   emu.reset();
-  const st = Object.fromEntries(PATHS.map((p) => [p, stats(samples[p])]));
+  const st = Object.fromEntries(LAT_PATHS.map((p) => [p, stats(samples[p])]));
   const d = st.direct;
   const added = (p, k) => st[p][k] - d[k];
   const ratio = (k) => addedRatio(st.ours[k], st.trivial[k], d[k]);
   const interval = bootstrapRatio(samples);
   results.latency = {
     ...st, bad, accepted,
-    added: Object.fromEntries(['ours', 'trivial'].map((p) => [p, { p50: added(p, 'p50'), p99: added(p, 'p99'), mean: added(p, 'mean') }])),
+    added: Object.fromEntries(['ours', 'trivial', 'samejs'].map((p) => [p, { p50: added(p, 'p50'), p99: added(p, 'p99'), mean: added(p, 'mean') }])),
     ratioP50: ratio('p50'), ratioP99: ratio('p99'), ratioP50Interval: interval,
   };
   const row = (p) => [LABEL[p], ms(st[p].p50), ms(st[p].p99), ms(st[p].mean), ms(st[p].min), ms(st[p].max)];
-  table(`1. Latency, ${N} sequential POST /client/events per path (interleaved, rotating order; ${WARMUP} warm-up each; emulator accepted ${accepted}/${3 * N}; non-202: ${PATHS.map((p) => `${p} ${bad[p]}`).join(', ')})`,
+  table(`1. Latency, ${N} sequential POST /client/events per path (interleaved, rotating order; ${WARMUP} warm-up each; emulator accepted ${accepted}/${LAT_PATHS.length * N}; non-202: ${LAT_PATHS.map((p) => `${p} ${bad[p]}`).join(', ')})`,
     ['path', 'p50', 'p99', 'mean', 'min', 'max'],
     [
-      ...PATHS.map(row),
+      ...LAT_PATHS.map(row),
       ['added by our worker', signedMs(added('ours', 'p50')), signedMs(added('ours', 'p99')), signedMs(added('ours', 'mean')), '', ''],
       ['added by the trivial worker', signedMs(added('trivial', 'p50')), signedMs(added('trivial', 'p99')), signedMs(added('trivial', 'mean')), '', ''],
+      ['added by the same work in JS', signedMs(added('samejs', 'p50')), signedMs(added('samejs', 'p99')), signedMs(added('samejs', 'mean')), '', ''],
       ['ours added / trivial added', times(ratio('p50')), times(ratio('p99')), times(ratio('mean')), '', ''],
+      ['same work in JS added / trivial added', ...['p50', 'p99', 'mean'].map((k) => times(addedRatio(st.samejs[k], st.trivial[k], d[k]))), '', ''],
       ['our worker / direct', times(st.ours.p50 / d.p50), times(st.ours.p99 / d.p99), times(st.ours.mean / d.mean), '', ''],
     ]);
   console.log(`   ours added / trivial added at p50, bootstrap 95% interval (1000 resamples of the ${N} triples): ${times(interval[0])} .. ${times(interval[1])}`);
@@ -265,7 +304,7 @@ try {
   const runs = { direct: [], ours: [], trivial: [] };
   let oursAccepted = 0;
   for (let r = 0; r < ROUNDS; r += 1) {
-    for (const name of rotation(r)) {
+    for (const name of rotation(r, PATHS)) {
       const run = await load(paths[name], secretsOf(name));
       if (name === 'ours') oursAccepted += emu.requests({ accepted: true }).count;
       emu.reset();

@@ -706,14 +706,37 @@ test('upstream unreachable (KLAVIYO_API_BASE on a closed port): 502 after retrie
   }
 });
 
-test('upstream that never answers: each attempt times out (UPSTREAM_TIMEOUT_MS), then 502', async () => {
+test('upstream that never answers: each attempt with the private key times out (UPSTREAM_TIMEOUT_MS), then 502', async () => {
   const v = await edge.start({ UPSTREAM_TIMEOUT_MS: '300' }, [], 'timeout');
   try {
-    edge.emu.addFault({ hold: true, count: 3, path: "/client/events" });
+    edge.emu.addFault({ hold: true, count: 3, path: '/api/events' });
     const t0 = Date.now();
-    assertError(await clientPost('events', body('clientEvent'), { worker: v }), 502);
+    assertError(await apiPost('events', body('apiEvent'), { worker: v }), 502);
     const took = Date.now() - t0;
     assert.ok(took >= 900 && took < 10_000, `took ${took} ms`);
+  } finally {
+    edge.emu.release();
+    await v.close();
+  }
+});
+
+test('a /client call leaves the deadline to its caller: the worker sets no timer of its own on it', async () => {
+  // With UPSTREAM_TIMEOUT_MS applied, three held attempts would end in a 502 after about
+  // 1.5 s (3 x 300 ms plus 200 + 400 ms of backoff); the caller waits 3 s.
+  const v = await edge.start({ UPSTREAM_TIMEOUT_MS: '300' }, [], 'client-deadline');
+  try {
+    edge.emu.addFault({ hold: true, count: 3, path: '/client/events' });
+    const before = edge.emu.requests({ path: '/client/events' }).count;
+    const t0 = Date.now();
+    const outcome = await fetch(`${v.url}/client/events?company_id=${COMPANY_ID}`, {
+      method: 'POST',
+      headers: { 'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN },
+      body: body('clientEvent'),
+      signal: AbortSignal.timeout(3000),
+    }).then((r) => `answered ${r.status}`, (e) => e.name);
+    assert.equal(outcome, 'TimeoutError', 'the caller gave up first');
+    assert.ok(Date.now() - t0 >= 2900);
+    assert.equal(edge.emu.requests({ path: '/client/events' }).count - before, 1, 'one upstream attempt, never timed out and retried');
   } finally {
     edge.emu.release();
     await v.close();
