@@ -40,4 +40,11 @@ step "release build of the edge worker"
 bash .ci/build.sh edge
 
 step "emulator, builds, demo page, durable queue, edge worker (node --test: Playwright + Chromium, miniflare + workerd)"
-node --test --test-concurrency=1 tests/emulator/ tests/build/ tests/e2e/ tests/queue/ tests/edge/
+suites=(tests/emulator/ tests/build/ tests/e2e/ tests/queue/ tests/edge/)
+for extra in tests/script/ tests/consent/; do [ -d "$extra" ] && suites+=("$extra"); done
+node --test --test-concurrency=1 "${suites[@]}"
+
+if [ -f .ci/fixtures.sh ]; then
+  step "the packed package in real projects (npm pack -> Vite, webpack, esbuild, HTML, Hono in workerd, Node signer, tsc)"
+  bash .ci/fixtures.sh
+fi
