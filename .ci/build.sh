@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# .ci/build.sh [web|edge] — build an npm-ready package into dist/<target>/.
+# .ci/build.sh [web|script|edge] — build an npm-ready package into dist/<target>/.
 #
 #   web  (default)  the browser package, cargo feature `browser` (the default feature):
 #                   cargo build (release, LTO checked) -> wasm-pack/wasm-bindgen --target web
 #                   -> wasm-opt -Oz (npm binaryen) -> dist/web/ = glue + .wasm + .d.ts
-#                   + the hand-written wrapper from js/ (index.js, index.d.ts, loader.js->klaviyo.js)
+#                   + the hand-written wrapper from js/ (index.js, index.d.ts, loader.js->klaviyo.js);
+#                   and dist/script/ from the same build (below).
+#   script          only dist/script/, the script-tag install: klaviyo-wasm.js (ONE classic
+#                   script: js/script/main.js + js/index.js + js/runtime.js + the glue as a
+#                   minified IIFE), the same klaviyo_wasm_bg.wasm as dist/web, and
+#                   snippet.min.js (js/script/snippet.js minified, the paste-in snippet).
 #   edge            the worker, cargo feature `edge` only -> dist/edge/ (glue as .mjs and
 #                   the worker entry from js/edge/); std as shipped.
 #
@@ -176,6 +181,32 @@ bundle_web() {
   rm -rf "$src" "$stage/$OUT_NAME.d.ts" "$stage/${OUT_NAME}_bg.wasm.d.ts"
 }
 
+# bundle_script WEB_STAGE: dist/script/ from a web build's stage (its glue and optimised
+# .wasm, read before bundle_web takes the glue): the script-tag install, two files a page
+# loads (klaviyo-wasm.js, klaviyo_wasm_bg.wasm), and the snippet. docs/script-tag.md.
+bundle_script() {
+  local from=$1 stage="$ROOT/dist/script.tmp" src="$ROOT/dist/script.tmp/src"
+  rm -rf "$stage"; mkdir -p "$src/script"
+  cp "$from/$OUT_NAME.js" "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$src/"
+  cp "$ROOT"/js/script/*.js "$src/script/"
+  cp "$from/${OUT_NAME}_bg.wasm" "$stage/"
+  # A classic script, strict like the modules it is made of. import.meta is empty in an
+  # IIFE, so the .wasm URL always comes from the script element (js/script/main.js passes
+  # wasmUrl); esbuild's note about it is moot.
+  if ! "$ROOT/node_modules/.bin/esbuild" "$src/script/main.js" --bundle --format=iife \
+        --minify --target=es2022 --legal-comments=none --log-level=warning \
+        --banner:js='"use strict";' --log-override:empty-import-meta=silent \
+        --outfile="$stage/klaviyo-wasm.js"; then
+    die "esbuild failed to bundle js/script/main.js"
+  fi
+  if ! node "$ROOT/node_modules/terser/bin/terser" "$ROOT/js/script/snippet.js" --ecma 5 \
+        --compress passes=2 --mangle -o "$stage/snippet.min.js"; then
+    die "terser failed on js/script/snippet.js"
+  fi
+  rm -rf "$src"
+  publish_stage "$stage" "$ROOT/dist/script"
+}
+
 publish_stage() { # publish_stage STAGE DIST — swap in atomically-ish, list the result
   rm -rf "$2"; mv "$1" "$2"
   log "${2#"$ROOT"/}/:"
@@ -189,11 +220,19 @@ case "$kind" in
     dist="$ROOT/dist/web"
     size_build_env
     build_pkg web web "$dist" "${SIZE_ARGS[@]}"   # default features = browser
+    bundle_script "$STAGE"
     bundle_web "$STAGE"
     copy_wrapper "$STAGE" js/index.d.ts index.d.ts required
     copy_wrapper "$STAGE" js/loader.js klaviyo.js
     minify_js "$STAGE"
     publish_stage "$STAGE" "$dist"
+    ;;
+  script)
+    preflight
+    size_build_env
+    build_pkg web web "$ROOT/target/wasm-pack/script-stage" "${SIZE_ARGS[@]}"   # as for web
+    bundle_script "$STAGE"
+    rm -rf "$STAGE"
     ;;
   edge)
     # The worker: the `edge` feature only (no browser code), with std as shipped (size
@@ -212,5 +251,5 @@ case "$kind" in
     copy_wrapper "$STAGE" js/edge/worker.mjs worker.mjs required
     publish_stage "$STAGE" "$dist"
     ;;
-  *) echo "usage: $0 [web|edge]" >&2; exit 2 ;;
+  *) echo "usage: $0 [web|script|edge]" >&2; exit 2 ;;
 esac

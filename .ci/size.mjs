@@ -5,11 +5,20 @@
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm; the script-tag file
 // (klaviyo.js) is reported on its own line, with the script-tag page's total. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 33.25; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 34.25; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
-// Why 33.25 and not the 24 KB asked for: the measured floor plus 0.5 KB, as the issue
-// allows; README "Size" and `--explain` show where the bytes go.
+// Why 34.25 and not the 24 KB asked for: the measured floor plus 0.5 KB, as issue 7
+// allowed (33.25), plus the consent gate of issue 9 (+1.03 KB: its state in the core,
+// the erase of our keys, the cross-tab withdrawal); README "Size" and `--explain` show
+// where the bytes go.
+//
+// The script-tag install (dist/script/, built with dist/web) gets its own table after
+// dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
+// .wasm (the two files its page loads) and their total, and snippet.min.js, which is
+// pasted into the page and must stay under SNIPPET_LIMIT bytes raw (exit 1 if not). The
+// script-tag page has no budget of its own: it is the npm page plus the command queue
+// and Klaviyo's command shapes (js/script/), shown as the difference.
 //
 // --explain (`npm run size -- --explain`): then also what the wasm is made of. The build's
 // wasm-pack output is run again through wasm-opt with the shipped flags (saved by build.sh)
@@ -27,7 +36,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.25);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 34.25);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -40,6 +49,26 @@ if (!existsSync(dist)) {
   console.error(`size: ${relative(root, dist) || dist} does not exist — run: bash .ci/build.sh`);
   process.exit(2);
 }
+const kb = (n) => (n / KB).toFixed(2);
+const measure = (file) => {
+  const buf = readFileSync(file);
+  return { raw: buf.length, gz: gzipSync(buf, { level: constants.Z_BEST_COMPRESSION }).length };
+};
+/** Prints a table of `[name, raw, gz]` rows, a rule before the rows at `breaks`. */
+function table(title, rows, breaks) {
+  const w = Math.max(...rows.map((r) => r[0].length), 4);
+  const line = (a, b, c, d) => `${a.padEnd(w)}  ${b.padStart(10)}  ${c.padStart(10)}  ${d.padStart(8)}`;
+  console.log(title);
+  console.log(line('file', 'raw B', 'gzip B', 'gzip KB'));
+  console.log('-'.repeat(w + 34));
+  rows.forEach(([n, raw, gz], i) => {
+    if (breaks.includes(i)) console.log('-'.repeat(w + 34));
+    console.log(line(n, String(raw), String(gz), kb(gz)));
+  });
+}
+const SNIPPET_LIMIT = 1024;
+const scriptDist = join(root, 'dist/script');
+if (basename(dist) === 'script') process.exit(scriptReport(dist) ? 0 : 1);
 
 const walk = (dir) => readdirSync(dir).flatMap((name) => {
   const p = join(dir, name);
@@ -47,15 +76,7 @@ const walk = (dir) => readdirSync(dir).flatMap((name) => {
 });
 const files = walk(dist)
   .filter((p) => /\.(wasm|m?js)$/.test(p))
-  .map((p) => {
-    const buf = readFileSync(p);
-    return {
-      name: relative(dist, p),
-      kind: p.endsWith('.wasm') ? 'wasm' : 'js',
-      raw: buf.length,
-      gz: gzipSync(buf, { level: constants.Z_BEST_COMPRESSION }).length,
-    };
-  })
+  .map((p) => ({ name: relative(dist, p), kind: p.endsWith('.wasm') ? 'wasm' : 'js', ...measure(p) }))
   .sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === 'wasm' ? -1 : 1));
 
 if (!files.some((f) => f.kind === 'wasm')) {
@@ -64,7 +85,6 @@ if (!files.some((f) => f.kind === 'wasm')) {
 }
 
 const sum = (list, k) => list.reduce((n, f) => n + f[k], 0);
-const kb = (n) => (n / KB).toFixed(2);
 // The npm package's page loads index.js and the wasm; anything else (the script-tag
 // loader) is for other pages. Without an index.js (dist/edge), everything counts.
 const hasIndex = files.some((f) => f.name === 'index.js');
@@ -77,15 +97,7 @@ const rows = [
   ...others.map((f) => [`${f.name} (script tag, on its own)`, f.raw, f.gz]),
   ...(others.length ? [['script-tag page (loader + index.js + wasm)', sum(files, 'raw'), sum(files, 'gz')]] : []),
 ];
-const w = Math.max(...rows.map((r) => r[0].length), 4);
-const line = (a, b, c, d) => `${a.padEnd(w)}  ${b.padStart(10)}  ${c.padStart(10)}  ${d.padStart(8)}`;
-console.log(`size of ${relative(root, dist)}/ (gzip -9)`);
-console.log(line('file', 'raw B', 'gzip B', 'gzip KB'));
-console.log('-'.repeat(w + 34));
-rows.forEach(([n, raw, gz], i) => {
-  if (i === page.length || i === page.length + 1) console.log('-'.repeat(w + 34));
-  console.log(line(n, String(raw), String(gz), kb(gz)));
-});
+table(`size of ${relative(root, dist)}/ (gzip -9)`, rows, [page.length, page.length + 1]);
 
 const total = sum(page, 'gz');
 const pct = (ref) => `${((100 * total) / (ref * KB)).toFixed(0)}%`;
@@ -94,8 +106,36 @@ console.log(`reference: ${kb(total)} KB gz = ${pct(GOAL_KB)} of the ${GOAL_KB} K
 const over = total > budgetKb * KB;
 if (over) console.error(`size: OVER BUDGET: ${kb(total)} KB gz > ${budgetKb} KB (SIZE_BUDGET_KB)`);
 else console.log(`budget: ${kb(total)} KB gz <= ${budgetKb} KB (SIZE_BUDGET_KB) — ok`);
+const scriptOk = basename(dist) === 'web' && existsSync(scriptDist) ? scriptReport(scriptDist, total) : true;
 if (explain) explainReport();
-if (over) process.exit(1);
+if (over || !scriptOk) process.exit(1);
+
+// --- dist/script --------------------------------------------------------------------------
+/** The script-tag install's table; false when the snippet is over its limit. `npmGz`: the
+ * npm page's gzipped total, to show what the script tag adds. */
+function scriptReport(dir, npmGz) {
+  const need = ['klaviyo_wasm_bg.wasm', 'klaviyo-wasm.js', 'snippet.min.js'];
+  const missing = need.filter((f) => !existsSync(join(dir, f)));
+  if (missing.length) {
+    console.error(`size: ${relative(root, dir)} has no ${missing.join(', ')} — run: bash .ci/build.sh`);
+    return false;
+  }
+  const [wasm, js, snippet] = need.map((f) => measure(join(dir, f)));
+  const total = { raw: wasm.raw + js.raw, gz: wasm.gz + js.gz };
+  table(`\nsize of ${relative(root, dir)}/ (gzip -9): the script-tag install`, [
+    [need[0], wasm.raw, wasm.gz],
+    [need[1], js.raw, js.gz],
+    ['TOTAL (script-tag page: klaviyo-wasm.js + wasm)', total.raw, total.gz],
+    ['snippet.min.js (pasted into the page)', snippet.raw, snippet.gz],
+  ], [2, 3]);
+  if (npmGz !== undefined) {
+    console.log(`script-tag page: ${kb(total.gz)} KB gz, the npm page + ${kb(total.gz - npmGz)} KB (command queue, Klaviyo's command shapes)`);
+  }
+  const ok = snippet.raw < SNIPPET_LIMIT;
+  if (ok) console.log(`snippet: ${snippet.raw} B < ${SNIPPET_LIMIT} B — ok`);
+  else console.error(`size: SNIPPET TOO BIG: snippet.min.js is ${snippet.raw} B, the limit is under ${SNIPPET_LIMIT} B`);
+  return ok;
+}
 
 // --- --explain -------------------------------------------------------------------------
 function explainReport() {

@@ -1,5 +1,20 @@
 /** Klaviyo tracking for storefronts: a tiny Rust/WebAssembly client with a durable queue. */
 
+/**
+ * The visitor's answer to tracking, as your consent manager (CMP) gives it:
+ * - `granted`: calls are stored and sent as documented.
+ * - `pending`: calls are validated (bad input throws as ever) and held in memory only.
+ *   Nothing is written to localStorage (not even the anonymous id) and nothing is sent.
+ *   Granting later stores and sends them with their own `unique_id` and time; denying
+ *   drops them. A page closed or reloaded while pending loses them.
+ * - `denied`: everything stored under `klaviyo:<companyId>:` is erased, and from then on
+ *   calls are validated, then dropped without throwing (`onError` hears of it once, kind
+ *   `consent`). Other open tabs of the shop follow a denial at once.
+ *
+ * Nothing remembers the answer across page loads: pass it at every load.
+ */
+export type ConsentState = "pending" | "granted" | "denied";
+
 export interface KlaviyoOptions {
   /** Your 6-character Klaviyo public API key (site id). */
   companyId: string;
@@ -20,6 +35,13 @@ export interface KlaviyoOptions {
   flushDelayMs?: number;
   /** Log queue decisions to the console (never personal data). */
   debug?: boolean;
+  /**
+   * The visitor's consent at page load, from your consent manager (default `"granted"`,
+   * which is the behaviour without this option). Pass it at every load: the library
+   * keeps no record of it. Anything else makes `create` throw (`init` reject).
+   * Change it later with `setConsent`.
+   */
+  consent?: ConsentState;
   /** Where to load the `.wasm` from, if not next to this module. */
   wasmUrl?: string | URL;
   /** Hears about failures that never throw into the page (network, 4xx, evictions). */
@@ -38,8 +60,11 @@ export interface KlaviyoError extends Error {
    * - `storage`: localStorage refused a write; calls are kept in memory for this page.
    * - `invalid`: a call made before the tracker was ready broke a rule (the message
    *   names the field), or `Klaviyo.create` got bad options.
+   * - `consent`: consent is denied, so calls are dropped (nothing is stored or sent).
+   *   Reported once per denial, at the first calls dropped; `count` is how many were
+   *   dropped then (calls held or queued when consent was withdrawn, or 1).
    */
-  kind: "rejected" | "retry" | "evicted" | "dropped" | "gave_up" | "storage" | "invalid";
+  kind: "rejected" | "retry" | "evicted" | "dropped" | "gave_up" | "storage" | "invalid" | "consent";
   /** HTTP status, or 0 for a network error or a local decision. */
   status: number;
   /** How many queued requests it concerns. */
@@ -169,8 +194,19 @@ export class Klaviyo {
   reset(): void;
   /** Stops sending, timers and listeners; lets another tab send. The queue stays on disk. */
   close(): void;
-  /** This visitor's anonymous id (null until ready). */
+  /** This visitor's anonymous id (null until ready, and while consent is denied). */
   readonly anonymousId: string | null;
+  /**
+   * Tells the tracker the visitor's new answer (call it from your consent manager's
+   * change event); works before `ready` too. `"granted"` stores and sends what was held
+   * while pending. `"denied"` erases what is stored under `klaviyo:<companyId>:` at once
+   * (before this returns, once ready), drops what is queued, and tells the shop's other
+   * open tabs, which stop too. A grant after a denial starts a new anonymous profile.
+   * Throws an Error on anything but the three states.
+   */
+  setConsent(state: ConsentState): void;
+  /** The consent state in force. */
+  readonly consent: ConsentState;
 }
 
 export default Klaviyo;

@@ -12,6 +12,15 @@ const IDENTIFY = 1, TRACK = 2, VIEWED = 3, ADDED = 4, CHECKOUT = 5, SUBSCRIBE = 
  * the core refuses them by name. */
 const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
 const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v);
+/** Consent states, by the code the core takes (src/core/consent.rs has the rules). */
+const CONSENT = ["pending", "granted", "denied"];
+const GRANTED = 1;
+/** The code of a consent state; throws, naming `who`, for anything else. */
+function consentCode(state, who) {
+  const code = CONSENT.indexOf(state);
+  if (code < 0) throw new Error(`${who}: consent must be "pending", "granted" or "denied"`);
+  return code;
+}
 
 let loading;
 
@@ -67,6 +76,8 @@ export class Klaviyo {
   #earlyKey;
   #saving = false;
   #options;
+  /** The consent state's code until the core holds it. */
+  #consent;
 
   /** Starts a tracker now and returns it; calls are accepted at once. */
   static create(options = {}) {
@@ -86,6 +97,7 @@ export class Klaviyo {
       throw new Error("init: onError must be a function");
     }
     this.#options = options;
+    this.#consent = consentCode(options.consent ?? "granted", "init");
     this.#earlyKey = `${NS}${options.companyId}:pre:${crypto.randomUUID()}`;
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
     // The download starts at the end of this task, not here: a first fetch() costs
@@ -98,6 +110,7 @@ export class Klaviyo {
 
   #start() {
     const { onError, debug, wasmUrl, ...rest } = this.#options;
+    rest.consent = this.#consent; // setConsent() may have changed it since
     let rt;
     try {
       rt = new Runtime(rest, onError, debug === true);
@@ -140,12 +153,18 @@ export class Klaviyo {
 
   #keep(op, text, settle) {
     this.#early.push(op, text, settle);
+    this.#save();
+  }
+
+  /** Once per task: the window's calls survive a tab closed before the wasm loads. Only
+   * with consent granted: pending or denied, they stay in memory (the core decides
+   * their fate once it runs). */
+  #save() {
     if (this.#saving) return;
     this.#saving = true;
-    // Once per task: the window's calls survive a tab closed before the wasm loads.
     queueMicrotask(() => {
       this.#saving = false;
-      if (!this.#rt) {
+      if (!this.#rt && this.#consent === GRANTED && this.#early.length) {
         const calls = this.#early.filter((_, i) => i % 3 !== 2);
         storage.set(this.#earlyKey, JSON.stringify([Date.now(), ...calls]));
       }
@@ -210,9 +229,25 @@ export class Klaviyo {
     if (this.#rt) this.#rt.close();
     else this.ready.then(() => this.#rt.close(), () => {});
   }
-  /** The anonymous profile id (null until the core is ready). */
+  /** The anonymous profile id (null until the core is ready, and while denied). */
   get anonymousId() {
-    return this.#rt ? this.#rt.anonymousId() : null;
+    return this.#rt?.anonymousId() || null;
+  }
+  /**
+   * The visitor's answer, from the page's consent manager: `"granted"` sends as usual;
+   * `"pending"` holds calls in memory, storing and sending nothing; `"denied"` erases
+   * what we stored and drops calls (`onError` kind `consent`, once).
+   */
+  setConsent(state) {
+    const code = consentCode(state, "setConsent");
+    if (this.#rt) return void this.#rt.consent(code);
+    this.#consent = code;
+    if (code === GRANTED) this.#save();
+    else storage.del(this.#earlyKey);
+  }
+  /** The consent state in force. */
+  get consent() {
+    return CONSENT[this.#rt ? this.#rt.consent() : this.#consent];
   }
 }
 

@@ -1,4 +1,9 @@
-// The one-script-tag install. Paste on any page:
+// The earlier script-tag loader (dist/web/klaviyo.js), kept working for pages that have
+// it. New pages use the script-tag install in dist/script/ (js/script/, docs/script-tag.md):
+// two files fetched side by side instead of three in a row (klaviyo.js, index.js, the
+// .wasm), and `window.klaviyoWasm` instead of `window.klaviyo`, which belongs to
+// Klaviyo's own onsite script (with both on a page, every command ran twice). Paste on
+// any page:
 //
 //   <script>window.klaviyo = window.klaviyo || []; klaviyo.push(["viewedProduct", {...}]);</script>
 //   <script async src="https://cdn.example/klaviyo-wasm/klaviyo.js" data-company-id="AbC123"></script>

@@ -6,7 +6,7 @@ import * as wasm from "./klaviyo_wasm.js";
 // ctl() codes: the table in src/browser/exports.rs.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
   STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
-  TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17;
+  TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17, CONSENT = 18;
 const SEP = "\u0001", SUB = "\u0002";
 /** All our storage keys start with this (then the company id). */
 export const NS = "klaviyo:";
@@ -32,6 +32,11 @@ export const storage = {
   },
   del(k) {
     try { store && store.removeItem(k); } catch { /* nothing to do */ }
+  },
+  /** Removes every key starting with `prefix` (consent was denied): listed first, as
+   * removing while walking the indices may skip keys. */
+  erase(prefix) {
+    for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0]);
   },
   /** `key SUB value SEP ...` of every key starting with `prefix` */
   scan(prefix) {
@@ -128,7 +133,7 @@ export class Runtime {
     this.debug = debug;
     this.busy = false; // a request is in flight (one at a time, keepalive ones aside)
     this.kaBytes = 0; // keepalive body bytes in flight
-    this.electing = !!store; // learning whether this tab sends
+    this.electing = false; // learning whether this tab sends
     this.waiters = []; // flush() promises, resolved when the loop runs dry
     this.timer = 0;
     this.timerAt = Infinity;
@@ -136,7 +141,7 @@ export class Runtime {
     this.closed = false;
     this.stop = new AbortController();
     this.watch();
-    this.elect();
+    this.consent();
   }
 
   log(...parts) {
@@ -174,6 +179,7 @@ export class Runtime {
         if (!op) continue;
         const i = op.indexOf(SUB);
         if (i < 0) storage.del(op);
+        else if (!i) storage.erase(op.slice(1));
         else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
           ctl(this.h, FAILED, 0, op.slice(0, i));
           failed = true;
@@ -299,30 +305,57 @@ export class Runtime {
     }, opt);
     addEventListener("storage", (e) => {
       if (e.key === null) ctl(this.h, RESYNC, 0, storage.scan(this.prefix));
-      else if (e.key.startsWith(this.prefix)) ctl(this.h, STORAGE, 0, e.key, e.newValue);
-      else return;
+      else if (e.key.startsWith(this.prefix)) {
+        ctl(this.h, STORAGE, 0, e.key, e.newValue);
+        this.consent(); // another tab's withdrawal reaches the core this way
+      } else return;
       this.atEndOfTask();
     }, opt);
   }
 
-  /** Which tab sends: the holder of a Web Lock, else of a lease in storage. */
-  elect() {
+  /**
+   * The code of the consent state the core holds (0 pending, 1 granted, 2 denied),
+   * after setting it to `set` (3: only asks). On a change, this tab takes part in
+   * choosing the sender only while granted (a pending or denied tab holding the lock
+   * would stall the others' queue), and the core's storage writes (a denial's
+   * erasure) are made at once.
+   */
+  consent(set = 3) {
+    const was = this.state;
+    this.state = +ctl(this.h, CONSENT, set, crypto.randomUUID());
+    if (this.state !== was) {
+      this.log("consent", this.state);
+      this.ballot?.abort();
+      this.release?.();
+      this.electing = false;
+      if (this.state === 1) this.elect((this.ballot = new AbortController()).signal);
+      this.syncAndSend();
+    }
+    return this.state;
+  }
+
+  /** Which tab sends: the holder of a Web Lock, else of a lease in storage, until
+   * `signal` aborts (consent withdrawn, or closed). */
+  elect(signal) {
     if (!store) {
       this.log("no localStorage: this tab sends its own requests");
       return this.became(true);
     }
+    this.electing = true;
     const name = this.prefix + "sender";
     const locks = navigator.locks;
     if (locks) {
       const hold = () => {
-        if (this.closed) return undefined;
+        if (signal.aborted) return undefined;
         this.became(true);
         return new Promise((r) => (this.release = r));
       };
       locks.request(name, { ifAvailable: true }, (lock) => {
         if (lock) return hold();
+        if (signal.aborted) return undefined;
         this.became(false);
-        if (!this.closed) locks.request(name, hold);
+        // Waits its turn; an abort withdraws it (the rejection is expected).
+        locks.request(name, { signal }, hold).catch(() => {});
         return undefined;
       }).catch(() => this.became(true));
       return;
@@ -336,7 +369,7 @@ export class Runtime {
     };
     beat();
     const id = setInterval(beat, LEASE_MS);
-    this.stop.signal.addEventListener("abort", () => clearInterval(id));
+    signal.addEventListener("abort", () => clearInterval(id));
   }
 
   became(sender) {
@@ -376,6 +409,7 @@ export class Runtime {
     if (this.closed) return;
     this.closed = true;
     this.stop.abort();
+    this.ballot?.abort();
     clearTimeout(this.timer);
     this.release?.();
     ctl(this.h, CLOSE, 0, "");

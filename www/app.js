@@ -1,202 +1,374 @@
-// Demo storefront wiring: every button makes one klaviyo-wasm call and logs what came back.
-// The tracker is `window.kl`; `document.body.dataset.ready` is "1" once it is up ("error" if not).
+// The demo storefront: a small shop (#/ products, #/product/<id>, #/cart) where each
+// action is one klaviyo-wasm call. The Tracker panel logs each call, what the emulator
+// received and what onError reported.
+// The tracker is `window.kl`; `document.body.dataset.ready` is "1" once it runs ("error" if not).
+// The shop's own state (consent choice, cart, who is signed in) lives under "bramblewick:"
+// keys in localStorage, apart from the library's "klaviyo:" keys.
 
 const $ = (id) => document.getElementById(id);
-const money = (n) => Math.round(n * 100) / 100;
 
-const PRODUCT = {
-  ProductID: 'wtp-1926',
-  ProductName: 'Winnie-the-Pooh',
-  SKU: 'WTP-1926-PB',
-  Price: 12.99,
-  CompareAtPrice: 16.99,
-  URL: new URL('/#winnie-the-pooh', location.href).href,
-  ImageURL: 'https://shop.example/images/winnie-the-pooh-cover.png',
-  Categories: ['Books', "Children's Classics"],
-  Brand: 'Methuen',
-};
-const DELUXE_VARIANT = '$custom:::$default:::WTP-1926-DLX';
+const KEY = { consent: 'bramblewick:consent', cart: 'bramblewick:cart', user: 'bramblewick:user' };
+const LIST_ID = 'BwNews';
+const CURRENCY = 'USD';
+const BRAND = 'Bramblewick Apiary';
+
+/** Fictional products; prices in cents. */
+const PRODUCTS = [
+  { id: 'bw-wildflower', sku: 'BW-WILD-340', name: 'Wildflower Honey', size: '340 g jar', cents: 950, category: 'Honey', color: '#f2b233', stock: true,
+    blurb: 'Spring blossom from the meadows behind the orchard. Runny, floral and bright.' },
+  { id: 'bw-heather', sku: 'BW-HEATH-250', name: 'Heather Honey', size: '250 g jar', cents: 1275, category: 'Honey', color: '#b8641f', stock: true,
+    blurb: 'Late-summer moorland honey: deep amber, thick enough to stand a spoon in.' },
+  { id: 'bw-comb', sku: 'BW-COMB-200', name: 'Honeycomb Square', size: '200 g', cents: 1400, category: 'Honey', color: '#e8a317', stock: true,
+    blurb: 'Cut straight from the frame, wax and all. Spread it on warm toast.' },
+  { id: 'bw-chestnut', sku: 'BW-CHEST-340', name: 'Chestnut Honey', size: '340 g jar', cents: 1125, category: 'Honey', color: '#6e3a12', stock: false,
+    blurb: 'Dark, malty and a little bitter. This year’s harvest is sold out.' },
+  { id: 'bw-candles', sku: 'BW-CAND-3', name: 'Beeswax Candle Trio', size: 'three pillars', cents: 1840, category: 'Home', color: '#f5d76e', stock: true,
+    blurb: 'Hand-poured from our own wax. They burn slowly and smell faintly of honey.' },
+  { id: 'bw-dipper', sku: 'BW-DIP-1', name: 'Olivewood Honey Dipper', size: '15 cm', cents: 499, category: 'Kitchen', color: '#9c7a4a', stock: true,
+    blurb: 'Turned by hand. Drizzles honey without the drips down the jar.' },
+];
+const byId = (id) => PRODUCTS.find((p) => p.id === id);
 
 let kl;
-let cartQty = 0;
+let current; // the product on screen
+const cart = new Map(); // product id -> quantity
 
-// ---------- the log panel ----------
+// ---------- small helpers ----------
 
-function timeStamp() {
-  return new Date().toLocaleTimeString([], { hour12: false });
+const dollars = (cents) => cents / 100;
+const fmt = (cents) => `$${(cents / 100).toFixed(2)}`;
+const productUrl = (p) => new URL(`/#/product/${p.id}`, location.href).href;
+const imageUrl = (p) => `https://shop.example/images/${p.id}.png`;
+
+/** The shop's own storage (never the library's keys); a failure only loses the memory. */
+const saved = {
+  get(key) {
+    try { return JSON.parse(localStorage.getItem(key)); } catch { return null; }
+  },
+  set(key, value) {
+    try {
+      if (value === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, JSON.stringify(value));
+    } catch { /* storage off: the choice lasts for this page */ }
+  },
+};
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'data') Object.assign(e.dataset, v);
+    else e[k] = v;
+  }
+  e.append(...children);
+  return e;
 }
 
-/** Adds one entry to the call log. `result` is shown as is; `attrs` become data-* attributes. */
+/** A jar in the product's colour (the shop has no photos). */
+function art(p) {
+  const s = `<svg viewBox="0 0 120 120" role="img" aria-label="${p.name}">
+    <rect x="0" y="0" width="120" height="120" rx="14" fill="#fdf3d7"/>
+    <rect x="36" y="18" width="48" height="14" rx="4" fill="#7a4a0c"/>
+    <path d="M32 36h56q6 0 6 8v52q0 10-10 10H36q-10 0-10-10V44q0-8 6-8z" fill="${p.color}"/>
+    <rect x="36" y="56" width="48" height="26" rx="4" fill="#fffaf0" opacity=".9"/>
+    <text x="60" y="73" text-anchor="middle" font-family="Georgia, serif" font-size="11" fill="#4a2a0a">${p.name.split(' ')[0]}</text>
+  </svg>`;
+  const f = document.createElement('div');
+  f.className = 'jar';
+  f.innerHTML = s;
+  return f;
+}
+
+// ---------- the Tracker panel ----------
+
+const clock = () => new Date().toLocaleTimeString([], { hour12: false });
+
+/** One entry in the call log; `attrs` become data-* attributes. */
 function log(call, ok, result, attrs = {}) {
-  const li = document.createElement('li');
-  li.className = ok ? 'ok' : 'fail';
-  li.setAttribute('data-testid', 'log-entry');
-  li.dataset.call = call;
-  li.dataset.ok = String(ok);
-  for (const [k, v] of Object.entries(attrs)) li.dataset[k] = v;
-  const t = document.createElement('time');
-  t.textContent = timeStamp();
-  const name = document.createElement('span');
-  name.className = 'call';
-  name.textContent = call;
-  const res = document.createElement('span');
-  res.className = 'result';
-  res.setAttribute('data-testid', 'log-result');
-  res.textContent = result;
-  li.append(t, name, res);
+  const li = el('li', { className: ok ? 'ok' : 'fail', data: { testid: 'log-entry', call, ok: String(ok), ...attrs } },
+    el('time', { textContent: clock() }),
+    el('span', { className: 'call', textContent: call }),
+    el('span', { className: 'result', textContent: result, data: { testid: 'log-result' } }));
   $('log').prepend(li);
-  refreshPending();
-  return li;
+  refresh();
 }
 
-function refreshPending() {
+/** Runs one tracker call, sync or async, and logs its unique_id / outcome or its error. */
+async function run(call, fn, describe = (r) => (typeof r === 'string' ? r : 'queued')) {
+  try {
+    const r = await fn();
+    log(call, true, describe(r), typeof r === 'string' ? { uniqueId: r, kind: 'event' } : {});
+    return r;
+  } catch (e) {
+    log(call, false, e?.message ?? String(e));
+    return undefined;
+  }
+}
+
+function refresh() {
   if (!kl) return;
   const n = kl.pending();
-  const el = $('pending-count');
-  if (el.textContent !== String(n)) el.textContent = String(n);
-  el.classList.toggle('busy', n > 0);
+  const pill = $('pending-count');
+  if (pill.textContent !== String(n)) pill.textContent = String(n);
+  pill.classList.toggle('busy', n > 0);
+  const anon = kl.anonymousId ?? '–';
+  if ($('anonymous-id').textContent !== anon) $('anonymous-id').textContent = anon;
 }
 
 function showError(err) {
   const list = $('errors');
   list.querySelector('.empty')?.remove();
-  const li = document.createElement('li');
-  li.className = 'fail';
-  li.setAttribute('data-testid', 'error-entry');
-  li.dataset.kind = String(err?.kind ?? 'unknown');
-  li.dataset.status = String(err?.status ?? '');
-  li.dataset.count = String(err?.count ?? '');
-  const t = document.createElement('time');
-  t.textContent = timeStamp();
-  const kind = document.createElement('span');
-  kind.className = 'call';
-  kind.textContent = `${err?.kind ?? 'error'}${err?.status ? ` ${err.status}` : ''} ×${err?.count ?? '?'}`;
-  const msg = document.createElement('span');
-  msg.className = 'result';
   const first = typeof err?.detail === 'object' ? err.detail?.errors?.[0]?.detail : err?.detail;
-  msg.textContent = first ? `${err?.message} — ${first}` : String(err?.message ?? err);
-  li.append(t, kind, msg);
-  list.prepend(li);
+  list.prepend(el('li', {
+    className: 'fail',
+    data: { testid: 'error-entry', kind: String(err?.kind ?? 'unknown'), status: String(err?.status ?? ''), count: String(err?.count ?? '') },
+  },
+  el('time', { textContent: clock() }),
+  el('span', { className: 'call', textContent: `${err?.kind ?? 'error'}${err?.status ? ` ${err.status}` : ''} ×${err?.count ?? '?'}` }),
+  el('span', { className: 'result', textContent: first ? `${err?.message} — ${first}` : String(err?.message ?? err) })));
   $('error-count').textContent = String(list.querySelectorAll('[data-testid="error-entry"]').length);
-  refreshPending();
+  refresh();
 }
 
-/** Runs one tracker call (sync or async) and logs its unique_id / outcome or its error. */
-async function run(call, fn, describe = (r) => (typeof r === 'string' ? r : 'queued')) {
-  if (!kl) return undefined;
-  try {
-    const r = await fn();
-    const attrs = typeof r === 'string' ? { uniqueId: r, kind: 'event' } : {};
-    log(call, true, describe(r), attrs);
-    return r;
-  } catch (e) {
-    log(call, false, e?.message ?? String(e));
-    return undefined;
-  } finally {
-    // The tracker sends ~50 ms after a call; show the count drop when it does.
-    setTimeout(refreshPending, 400);
+/** What one recorded request carried, in a few words. */
+function summarise(r) {
+  const a = r.body?.data?.attributes ?? {};
+  const metric = (ev) => ev?.metric?.data?.attributes?.name ?? '?';
+  switch (r.path) {
+    case '/client/events': return metric(a);
+    case '/client/event-bulk-create': return (a.events?.data ?? []).map((e) => metric(e.attributes)).join(', ');
+    case '/client/profiles': return `profile ${a.email ?? a.phone_number ?? a.anonymous_id ?? ''}`;
+    case '/client/subscriptions': {
+      const subs = Object.keys(a.profile?.data?.attributes?.subscriptions ?? {});
+      return `subscribe ${subs.join(' + ')} to ${r.body?.data?.relationships?.list?.data?.id}`;
+    }
+    case '/client/back-in-stock-subscriptions':
+      return `back in stock ${r.body?.data?.relationships?.variant?.data?.id} (${(a.channels ?? []).join(', ')})`;
+    default: return '';
   }
 }
 
-// ---------- shop actions ----------
-
-function quantity() {
-  const q = Number.parseInt($('quantity').value, 10);
-  return Number.isFinite(q) && q > 0 ? q : 1;
+/** The demo's emulator records each request it gets: show them as they arrive. */
+function watchEmulator(base) {
+  const rows = new Map(); // seq -> li
+  const tick = async () => {
+    try {
+      const { requests } = await (await fetch(`${base}/__admin/requests`, { cache: 'no-store' })).json();
+      if (requests.length < rows.size) { rows.clear(); $('sent-log').replaceChildren(); } // the emulator was reset
+      for (const r of requests) {
+        let li = rows.get(r.seq);
+        if (!li) {
+          li = el('li', {},
+            el('time', { textContent: new Date(r.at).toLocaleTimeString([], { hour12: false }) }),
+            el('span', { className: 'call' }),
+            el('span', { className: 'result', textContent: summarise(r) }));
+          rows.set(r.seq, li);
+          $('sent-log').prepend(li);
+        }
+        li.className = r.pending ? 'wait' : r.accepted ? 'ok' : 'fail';
+        Object.assign(li.dataset, { testid: 'sent-entry', path: r.path, status: String(r.status ?? ''), accepted: String(r.accepted) });
+        li.querySelector('.call').textContent = `${r.path.replace('/client/', '')} → ${r.pending ? '…' : r.status ?? 'dropped'}`;
+      }
+    } catch { /* the emulator is not answering: try again */ }
+    setTimeout(tick, 500);
+  };
+  tick();
 }
 
-function viewProduct() {
-  return run('viewedProduct', () => kl.viewedProduct(PRODUCT));
+// ---------- consent (the shop's banner; the library only obeys it) ----------
+
+const CONSENT_TEXT = { granted: 'accepted', denied: 'declined', pending: 'not chosen yet' };
+
+function showConsent(state) {
+  const note = typeof kl?.setConsent === 'function' ? '' : ' (this build has no setConsent: not enforced)';
+  $('consent-state').textContent = `${state}${note}`;
+  $('consent-state').dataset.state = state;
+  $('consent-current').textContent = state === 'pending' ? '' : `You have ${CONSENT_TEXT[state]}.`;
 }
 
-async function addToCart() {
-  const qty = quantity();
-  const id = await run('addedToCart', () => kl.addedToCart({
-    ProductID: PRODUCT.ProductID,
-    ProductName: PRODUCT.ProductName,
-    SKU: PRODUCT.SKU,
-    Price: PRODUCT.Price,
-    Quantity: qty,
-    URL: PRODUCT.URL,
-    ImageURL: PRODUCT.ImageURL,
-    Categories: PRODUCT.Categories,
-    Brand: PRODUCT.Brand,
-    CartTotal: money(PRODUCT.Price * (cartQty + qty)),
+function choose(state) {
+  saved.set(KEY.consent, state);
+  $('consent-banner').hidden = true;
+  run('setConsent', () => { kl.setConsent?.(state); }, () => state);
+  showConsent(state);
+  // A denial erased what the tracker knew: a signed-in visitor who now accepts is told again.
+  const user = saved.get(KEY.user);
+  if (state === 'granted' && user) run('identify', () => kl.identify(user), () => 'profile queued (signed in)');
+}
+
+// ---------- the shop ----------
+
+function renderList() {
+  $('product-list').replaceChildren(...PRODUCTS.map((p) => el('li', {},
+    el('a', { className: 'tile card', href: `#/product/${p.id}`, data: { testid: 'product-card', id: p.id } },
+      art(p),
+      el('strong', { textContent: p.name }),
+      el('span', { className: 'hint', textContent: p.size }),
+      el('span', { className: 'tile-price', textContent: fmt(p.cents) },
+        ...(p.stock ? [] : [' ', el('span', { className: 'tag', textContent: 'Out of stock' })]))))));
+}
+
+/** The event properties of a product, as Klaviyo's e-commerce events name them. */
+function asKlaviyo(p) {
+  return {
+    ProductID: p.id, ProductName: p.name, SKU: p.sku, Price: dollars(p.cents),
+    URL: productUrl(p), ImageURL: imageUrl(p), Categories: [p.category], Brand: BRAND,
+  };
+}
+
+function openProduct(p) {
+  current = p;
+  $('p-art').replaceChildren(art(p));
+  $('p-category').textContent = p.category;
+  $('p-name').textContent = p.name;
+  $('p-price').textContent = fmt(p.cents);
+  $('p-size').textContent = p.size;
+  $('p-blurb').textContent = p.blurb;
+  $('p-sku').textContent = p.sku;
+  $('p-buy').hidden = !p.stock;
+  $('p-oos').hidden = p.stock;
+  $('quantity').value = '1';
+  run('viewedProduct', () => kl.viewedProduct(asKlaviyo(p)));
+}
+
+const cartCents = () => [...cart].reduce((sum, [id, q]) => sum + byId(id).cents * q, 0);
+const cartQty = () => [...cart.values()].reduce((a, b) => a + b, 0);
+
+function saveCart() {
+  saved.set(KEY.cart, Object.fromEntries(cart));
+  $('cart-count').textContent = String(cartQty());
+  if (document.body.dataset.view === 'cart') renderCart();
+}
+
+function renderCart() {
+  const lines = [...cart].map(([id, q]) => {
+    const p = byId(id);
+    const remove = el('button', { className: 'btn ghost small', textContent: 'Remove', data: { testid: 'cart-remove' } });
+    remove.addEventListener('click', () => { cart.delete(id); saveCart(); });
+    return el('tr', { data: { testid: 'cart-line', id } },
+      el('td', {}, el('a', { href: `#/product/${id}`, textContent: p.name })),
+      el('td', { textContent: String(q) }),
+      el('td', { textContent: fmt(p.cents * q) }),
+      el('td', {}, remove));
+  });
+  $('cart-lines').replaceChildren(...lines);
+  $('cart-total').textContent = fmt(cartCents());
+  $('cart-empty').hidden = cart.size > 0;
+  $('cart-table').hidden = cart.size === 0;
+  $('checkout').disabled = cart.size === 0;
+}
+
+function addToCart() {
+  const p = current;
+  const q = Math.max(1, Math.min(99, Number.parseInt($('quantity').value, 10) || 1));
+  cart.set(p.id, (cart.get(p.id) ?? 0) + q);
+  saveCart();
+  run('addedToCart', () => kl.addedToCart({
+    ...asKlaviyo(p),
+    Quantity: q,
+    CartTotal: dollars(cartCents()),
+    ItemNames: [...cart.keys()].map((id) => byId(id).name),
   }));
-  if (id) {
-    cartQty += qty;
-    $('cart-count').textContent = String(cartQty);
-  }
 }
 
-function startCheckout() {
-  const qty = cartQty || quantity();
-  const total = money(PRODUCT.Price * qty);
-  return run('startedCheckout', () => kl.startedCheckout({
-    CheckoutURL: new URL('/checkout', location.href).href,
-    ItemNames: [PRODUCT.ProductName],
-    Categories: PRODUCT.Categories,
-    Items: [{
-      ProductID: PRODUCT.ProductID,
-      SKU: PRODUCT.SKU,
-      ProductName: PRODUCT.ProductName,
-      Quantity: qty,
-      ItemPrice: PRODUCT.Price,
-      RowTotal: total,
-      ProductURL: PRODUCT.URL,
-      ImageURL: PRODUCT.ImageURL,
-    }],
-    value: total,
+function wishlist() {
+  const p = current;
+  run('track', () => kl.track('Added to Wishlist',
+    { ProductID: p.id, ProductName: p.name, URL: productUrl(p) },
+    { value: dollars(p.cents), valueCurrency: CURRENCY }), (id) => `Added to Wishlist · ${id}`);
+}
+
+function checkout() {
+  if (cart.size === 0) return;
+  const items = [...cart].map(([id, q]) => {
+    const p = byId(id);
+    return {
+      ProductID: p.id, SKU: p.sku, ProductName: p.name, Quantity: q, ItemPrice: dollars(p.cents),
+      RowTotal: dollars(p.cents * q), ProductURL: productUrl(p), ImageURL: imageUrl(p), Categories: [p.category],
+    };
+  });
+  run('startedCheckout', () => kl.startedCheckout({
+    CheckoutURL: new URL('/#/cart', location.href).href,
+    ItemNames: items.map((i) => i.ProductName),
+    Categories: [...new Set(items.flatMap((i) => i.Categories))],
+    Items: items,
+    value: dollars(cartCents()),
   }));
-}
-
-function identify(event) {
-  event.preventDefault();
-  const profile = {};
-  const email = $('identify-email').value.trim();
-  const first = $('identify-first-name').value.trim();
-  if (email) profile.email = email;
-  if (first) profile.first_name = first;
-  return run('identify', () => kl.identify(profile), () => `profile queued${email ? ` (${email})` : ''}`);
-}
-
-function subscribe(event) {
-  event.preventDefault();
-  const email = $('subscribe-email').value.trim();
-  return run('subscribe', () => kl.subscribe({
-    listId: $('subscribe-list-id').value.trim(),
-    email: email || undefined,
-    channels: ['email'],
-    customSource: 'Demo storefront footer',
-  }), () => 'subscription queued');
+  $('checkout-note').textContent = 'Checkout started. (The order itself would be sent by the shop’s backend.)';
 }
 
 function backInStock(event) {
   event.preventDefault();
   const email = $('bis-email').value.trim();
-  return run('backInStock', () => kl.backInStock({
-    variantId: DELUXE_VARIANT,
+  const phone = $('bis-phone').value.trim();
+  const channels = phone && !email ? ['sms'] : phone ? ['email', 'sms'] : ['email'];
+  run('backInStock', () => kl.backInStock({
+    variantId: `$custom:::$default:::${current.sku}`,
     email: email || undefined,
-    channels: ['email'],
-  }), () => 'back-in-stock request queued');
+    phone_number: phone || undefined,
+    channels,
+  }), () => `alert for ${current.sku} queued (${channels.join(', ')})`);
+}
+
+function subscribe(event) {
+  event.preventDefault();
+  const email = $('subscribe-email').value.trim();
+  const phone = $('subscribe-phone').value.trim();
+  const channels = [['email', $('sub-ch-email')], ['sms', $('sub-ch-sms')]].filter(([, box]) => box.checked).map(([c]) => c);
+  run('subscribe', () => kl.subscribe({
+    listId: LIST_ID,
+    email: email || undefined,
+    phone_number: phone || undefined,
+    channels,
+    customSource: 'Demo storefront newsletter',
+  }), () => `subscription queued (${channels.join(', ')})`);
+}
+
+function showUser(user) {
+  $('identify-form').hidden = !!user;
+  $('signed-in').hidden = !user;
+  $('signed-in-as').textContent = user ? user.email || user.first_name : '';
+  $('who').textContent = user ? `Hi, ${user.first_name || user.email}` : 'Not signed in';
+}
+
+function signIn(event) {
+  event.preventDefault();
+  const user = {};
+  const email = $('identify-email').value.trim();
+  const first = $('identify-first-name').value.trim();
+  if (email) user.email = email;
+  if (first) user.first_name = first;
+  run('identify', async () => {
+    await kl.identify(user);
+    saved.set(KEY.user, user);
+    showUser(user);
+  }, () => `profile queued${email ? ` (${email})` : ''}`);
+}
+
+function signOut() {
+  run('reset', () => { kl.reset(); }, () => 'new anonymous profile');
+  saved.set(KEY.user, null);
+  showUser(null);
 }
 
 async function flushNow() {
   const r = await run('flush', () => kl.flush(), (x) => `sent ${x.sent}, pending ${x.pending}, failed ${x.failed}`);
   if (r) {
-    const el = $('flush-result');
-    el.textContent = `sent ${r.sent} · pending ${r.pending} · failed ${r.failed}`;
-    el.dataset.sent = String(r.sent);
-    el.dataset.pending = String(r.pending);
-    el.dataset.failed = String(r.failed);
+    const out = $('flush-result');
+    out.textContent = `sent ${r.sent} · pending ${r.pending} · failed ${r.failed}`;
+    Object.assign(out.dataset, { sent: String(r.sent), pending: String(r.pending), failed: String(r.failed) });
   }
 }
 
-function logout() {
-  run('reset', () => { kl.reset(); }, () => 'new anonymous profile');
-  cartQty = 0;
-  $('cart-count').textContent = '0';
-  $('anonymous-id').textContent = kl.anonymousId;
+function route() {
+  const m = /^#\/product\/([\w-]+)$/.exec(location.hash);
+  const p = m && byId(m[1]);
+  const view = p ? 'product' : location.hash === '#/cart' ? 'cart' : 'list';
+  document.body.dataset.view = view;
+  for (const v of document.querySelectorAll('[data-view]')) v.hidden = v.dataset.view !== view;
+  if (view === 'product') openProduct(p);
+  if (view === 'cart') renderCart();
+  $('checkout-note').textContent = '';
+  window.scrollTo(0, 0);
 }
 
 // ---------- bad input: each must throw / reject and queue nothing ----------
@@ -204,10 +376,10 @@ function logout() {
 const BAD_CASES = {
   email: () => kl.identify({ email: 'x@' }),
   phone: () => kl.identify({ phone_number: '555-0100' }),
-  metric: () => kl.track('', { Page: 'Winnie-the-Pooh' }),
-  price: () => kl.addedToCart({ ProductID: PRODUCT.ProductID, ProductName: PRODUCT.ProductName, Quantity: 1 }),
-  value: () => kl.track('Viewed Page', { Page: 'Winnie-the-Pooh' }, { value: '12.99' }),
-  currency: () => kl.track('Viewed Page', { Page: 'Winnie-the-Pooh' }, { value: 12.99, valueCurrency: 'US' }),
+  metric: () => kl.track('', { Page: 'Wildflower Honey' }),
+  price: () => kl.addedToCart({ ProductID: 'bw-wildflower', ProductName: 'Wildflower Honey', Quantity: 1 }),
+  value: () => kl.track('Viewed Page', { Page: 'Wildflower Honey' }, { value: '9.50' }),
+  currency: () => kl.track('Viewed Page', { Page: 'Wildflower Honey' }, { value: 9.5, valueCurrency: 'US' }),
 };
 
 async function badInput(name) {
@@ -224,8 +396,7 @@ async function badInput(name) {
   }
   out.textContent = message;
   out.dataset.thrown = String(thrown);
-  out.classList.toggle('bad-ok', thrown);
-  out.classList.toggle('bad-miss', !thrown);
+  out.className = thrown ? 'bad-ok' : 'bad-miss';
   $('bad-last-error').textContent = message;
   log(`bad input: ${name}`, false, message, { bad: name });
   if (kl.pending() !== before) log(`bad input: ${name}`, false, `queued something (pending ${before} → ${kl.pending()})`);
@@ -234,9 +405,8 @@ async function badInput(name) {
 // ---------- start-up ----------
 
 function fatal(message) {
-  const b = $('init-error');
-  b.textContent = message;
-  b.hidden = false;
+  $('init-error').textContent = message;
+  $('init-error').hidden = false;
   $('status').textContent = 'not running';
   $('status').className = 'status down';
   document.body.dataset.ready = 'error';
@@ -247,8 +417,7 @@ async function main() {
   try {
     ({ Klaviyo } = await import('../dist/web/index.js'));
   } catch (e) {
-    fatal(`Could not load ../dist/web/index.js (${e.message}). Run \`npm run build\`, then reload.`);
-    return;
+    return fatal(`Could not load ../dist/web/index.js (${e.message}). Run \`npm run build\`, then reload.`);
   }
   let config;
   try {
@@ -256,40 +425,54 @@ async function main() {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     config = await res.json();
   } catch (e) {
-    fatal(`Could not read /config.json (${e.message}). Start the demo with \`node www/serve.mjs\`.`);
-    return;
+    return fatal(`Could not read /config.json (${e.message}). Start the demo with \`node www/serve.mjs\`.`);
   }
-  try {
-    kl = await Klaviyo.init({ companyId: config.companyId, apiBase: config.apiBase, onError: showError });
-  } catch (e) {
-    fatal(`Klaviyo.init failed: ${e.message}`);
-    return;
-  }
-  window.kl = kl;
 
+  // No choice yet: the tracker holds every call until the visitor answers the banner.
+  const stored = saved.get(KEY.consent);
+  const consent = stored === 'granted' || stored === 'denied' ? stored : 'pending';
+  kl = Klaviyo.create({ companyId: config.companyId, apiBase: config.apiBase, consent, onError: showError });
+  window.kl = kl;
+  showConsent(consent);
+  $('consent-banner').hidden = consent !== 'pending';
+
+  for (const [id, q] of Object.entries(saved.get(KEY.cart) ?? {})) {
+    if (byId(id) && Number.isInteger(q) && q > 0) cart.set(id, q);
+  }
+  $('cart-count').textContent = String(cartQty());
+  showUser(saved.get(KEY.user));
   $('company-id').textContent = config.companyId;
   $('api-base').textContent = config.apiBase;
-  $('anonymous-id').textContent = kl.anonymousId;
   $('admin-link').href = `${config.apiBase}/__admin/requests`;
+  $('list-id').textContent = LIST_ID;
+  renderList();
+
+  $('consent-accept').addEventListener('click', () => choose('granted'));
+  $('consent-decline').addEventListener('click', () => choose('denied'));
+  $('privacy-settings').addEventListener('click', () => { $('consent-banner').hidden = false; });
+  $('add-to-cart').addEventListener('click', addToCart);
+  $('wishlist').addEventListener('click', wishlist);
+  $('checkout').addEventListener('click', checkout);
+  $('p-oos').addEventListener('submit', backInStock);
+  $('identify-form').addEventListener('submit', signIn);
+  $('reset').addEventListener('click', signOut);
+  $('subscribe-form').addEventListener('submit', subscribe);
+  $('flush').addEventListener('click', flushNow);
+  $('clear-log').addEventListener('click', () => { $('log').replaceChildren(); });
+  for (const b of document.querySelectorAll('[data-case]')) b.addEventListener('click', () => badInput(b.dataset.case));
+  window.addEventListener('hashchange', route);
+  route();
+  watchEmulator(config.apiBase);
+  setInterval(refresh, 250);
+
+  try {
+    await kl.ready;
+  } catch (e) {
+    return fatal(`Klaviyo.create failed: ${e.message}`);
+  }
   $('status').textContent = 'ready';
   $('status').className = 'status up';
-
-  $('view-product').addEventListener('click', viewProduct);
-  $('add-to-cart').addEventListener('click', addToCart);
-  $('start-checkout').addEventListener('click', startCheckout);
-  $('identify-form').addEventListener('submit', identify);
-  $('subscribe-form').addEventListener('submit', subscribe);
-  $('bis-form').addEventListener('submit', backInStock);
-  $('flush').addEventListener('click', flushNow);
-  $('reset').addEventListener('click', logout);
-  $('clear-log').addEventListener('click', () => { $('log').replaceChildren(); });
-  for (const b of document.querySelectorAll('[data-case]')) {
-    b.addEventListener('click', () => badInput(b.dataset.case));
-  }
-  setInterval(refreshPending, 250);
-
-  // A product page reports the view as soon as it loads.
-  await viewProduct();
+  refresh();
   document.body.dataset.ready = '1';
 }
 

@@ -11,6 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::core::client::{Client, Op};
 use crate::core::config::Config;
+use crate::core::consent::Consent;
 use crate::core::jsontext as jt;
 use crate::core::lease;
 use crate::core::queue::StorageOp;
@@ -225,6 +226,7 @@ mod what {
     pub const LEASE: u32 = 15;
     pub const CLOSE: u32 = 16;
     pub const INFO: u32 = 17;
+    pub const CONSENT: u32 = 18;
 }
 
 /// Everything else the runtime asks or tells the core. `n` is a time or a number; the
@@ -267,6 +269,11 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
                         out.push_str(&value);
                     }
                     StorageOp::Remove { key } => out.push_str(&key),
+                    // An empty key: every key under the prefix.
+                    StorageOp::Erase { prefix } => {
+                        out.push(SUB);
+                        out.push_str(&prefix);
+                    }
                 }
             }
         }
@@ -328,6 +335,14 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             push_u64(&mut out, sent as u64);
             out.push(' ');
             push_u64(&mut out, failed as u64);
+        }
+        what::CONSENT => {
+            // `n`: the new state's code (none past 2: only asks); `a`: a fresh random id.
+            // The answer: the state's code.
+            if let Some(consent) = Consent::from_code(n as u64) {
+                c.set_consent(consent, a);
+            }
+            push_u64(&mut out, c.consent() as u64);
         }
         what::INFO => {
             out.push_str(&c.config.storage_prefix());

@@ -27,6 +27,7 @@ const PENDING: u32 = 10;
 const ANON: u32 = 11;
 const REPORTS: u32 = 13;
 const INFO: u32 = 17;
+const CONSENT: u32 = 18;
 
 fn window() -> web_sys::Window {
     web_sys::window().expect("a window")
@@ -69,6 +70,16 @@ fn apply(ops: &str) -> usize {
     let mut n = 0;
     for op in ops.split('\u{1}').filter(|o| !o.is_empty()) {
         match op.split_once('\u{2}') {
+            // An empty key: every key under the prefix that follows.
+            Some(("", prefix)) => {
+                let keys: Vec<String> = (0..s.length().expect("length"))
+                    .filter_map(|i| s.key(i).expect("key"))
+                    .filter(|k| k.starts_with(prefix))
+                    .collect();
+                for k in keys {
+                    s.remove_item(&k).expect("removeItem");
+                }
+            }
             Some((k, v)) => s.set_item(k, v).expect("setItem"),
             None => s.remove_item(op).expect("removeItem"),
         }
@@ -247,4 +258,40 @@ fn a_reload_restores_the_queue_and_the_anonymous_id_from_local_storage() {
     assert_eq!(ctl(again, PENDING, 0.0, "", None), "1");
     let t = ctl(again, NEXT, now(), "", None);
     assert!(t.contains(r#""name":"Kept""#), "{t}");
+}
+
+#[wasm_bindgen_test]
+fn consent_pending_holds_then_denied_erases_real_local_storage() {
+    let company = company("C1");
+    let prefix = format!("klaviyo:{company}:");
+    storage()
+        .set_item(&format!("{prefix}q:old"), "left by an earlier page")
+        .expect("setItem");
+    let pending = format!(r#"{{"companyId":"{company}","apiBase":"{EMULATOR}","consent":0}}"#);
+    let h = open(&pending, &scan(), "", &uuid(), now()).unwrap();
+    assert_eq!(ctl(h, CONSENT, 3.0, "", None), "0", "pending; 3 only asks");
+    let args = format!(r#"["{}",{},"Held",{{}},null]"#, uuid(), now());
+    assert_eq!(call(h, 2, &args), Ok(()));
+    assert_eq!(
+        ctl(h, SYNC, now(), "", None),
+        "",
+        "nothing written while pending"
+    );
+    assert_eq!(ctl(h, NEXT, now(), "", None), "", "nothing sent");
+    assert_eq!(ctl(h, PENDING, 0.0, "", None), "1");
+    assert_eq!(ctl(h, CONSENT, 2.0, &uuid(), None), "2");
+    let ops = ctl(h, SYNC, now(), "", None);
+    assert_eq!(
+        ops,
+        format!("\u{1}{prefix}consent\u{2}denied\u{1}\u{2}{prefix}"),
+        "tell the other tabs, then erase"
+    );
+    apply(&ops);
+    assert!(!scan().contains(&prefix), "every key of ours is gone");
+    assert_eq!(ctl(h, PENDING, 0.0, "", None), "0");
+    assert_eq!(ctl(h, ANON, 0.0, "", None), "");
+    assert!(ctl(h, REPORTS, 0.0, "", None).starts_with("\u{1}consent\u{2}0\u{2}1\u{2}"));
+    assert_eq!(call(h, 2, &args), Ok(()), "validated, dropped, no throw");
+    assert_eq!(ctl(h, SYNC, now(), "", None), "");
+    assert_eq!(ctl(h, NEXT, now(), "", None), "");
 }

@@ -3,8 +3,12 @@
 //! queued; request bodies are built later, when they are sent. The adapter supplies
 //! the clock (`now_ms`), fresh random ids, what storage held, and carries out the
 //! storage writes and transmits.
+//!
+//! Consent (`consent.rs`) gates all of it: while pending nothing is written or sent and
+//! calls are held; while denied storage is erased and calls are dropped.
 
 use super::config::Config;
+use super::consent::{self, Consent};
 use super::ecommerce;
 use super::identity::Identity;
 use super::jsontext::{self as jt, Kind};
@@ -123,10 +127,14 @@ impl Client {
         page_query: &str,
         fresh_id: &str,
     ) -> Client {
+        let consent = config.consent;
+        let denied = consent == Consent::Denied;
         let mut identity = stored_identity
+            .filter(|_| !denied)
             .and_then(Identity::restore)
             .unwrap_or_else(|| Identity::new(fresh_id.to_string()));
-        if let Some(kx) = text::query_param(page_query, "_kx").filter(|k| !k.is_empty()) {
+        let kx = text::query_param(page_query, "_kx").filter(|k| !k.is_empty() && !denied);
+        if let Some(kx) = kx {
             if identity.kx.as_ref() != Some(&kx) {
                 identity.set_kx(kx);
             }
@@ -142,22 +150,75 @@ impl Client {
             queue,
             ops: Vec::new(),
         };
-        if stored_identity != Some(client.identity.to_storage().as_str()) {
-            client.save_identity();
+        if denied {
+            client.deny(true);
+        } else {
+            client.queue.set_consent(consent);
+            if stored_identity != Some(client.identity.to_storage().as_str()) {
+                client.save_identity();
+            }
         }
         client
     }
 
+    /// Writes the identity, once consent is granted (pending: at the grant).
     fn save_identity(&mut self) {
-        self.ops.push(StorageOp::Put {
-            key: self.config.identity_key(),
-            value: self.identity.to_storage(),
+        if self.consent() == Consent::Granted {
+            self.ops.push(StorageOp::Put {
+                key: self.config.identity_key(),
+                value: self.identity.to_storage(),
+            });
+        }
+    }
+
+    pub fn consent(&self) -> Consent {
+        self.queue.consent()
+    }
+
+    /// The page's consent manager changed its answer (`kl.setConsent`). `fresh_id` is
+    /// the anonymous id of a new profile, used when a grant follows a denial (the
+    /// earlier identity was erased with everything else).
+    pub fn set_consent(&mut self, consent: Consent, fresh_id: &str) {
+        let was = self.consent();
+        if consent == was {
+            return;
+        }
+        if consent == Consent::Denied {
+            return self.deny(true);
+        }
+        if was == Consent::Denied {
+            self.identity = Identity::new(fresh_id.to_string());
+        }
+        self.queue.set_consent(consent);
+        // Granted: the identity is written with the calls held while pending.
+        self.save_identity();
+    }
+
+    /// Consent is denied: drop what the page holds (identity included) and erase every
+    /// key under our prefix. When the denial is this page's (`tell`), the other tabs
+    /// are told first, through the marker key, which the erasure removes at once: so
+    /// they drop their calls as refused ones before they see the erasure.
+    fn deny(&mut self, tell: bool) {
+        self.queue.set_consent(Consent::Denied);
+        self.identity = Identity::new(String::new());
+        self.ops.clear();
+        if tell {
+            self.ops.push(StorageOp::Put {
+                key: self.config.consent_key(),
+                value: consent::DENIED.to_string(),
+            });
+        }
+        self.ops.push(StorageOp::Erase {
+            prefix: self.config.storage_prefix(),
         });
     }
 
     /// A key and value found in storage under our prefix (queue records, keepalive marks).
+    /// Ignored while consent is denied (other tabs' data is not ours to hold then).
     pub fn load(&mut self, key: &str, value: &str) {
-        self.queue.load(key, value);
+        if self.consent() != Consent::Denied {
+            self.queue.load(key, value);
+        }
     }
 
     /// A record of calls made before a page's tracker was ready:
@@ -165,6 +226,9 @@ impl Client {
     /// calls are queued with their own ids and times (refused ones are reported), and
     /// it is removed. A `reset` of that window is not replayed: the identity has moved on.
     pub fn adopt_early(&mut self, key: &str, value: &str, now_ms: u64) {
+        if self.consent() == Consent::Denied {
+            return; // erased
+        }
         let Ok(v) = jt::check(value) else {
             return self.ops.push(StorageOp::Remove {
                 key: key.to_string(),
@@ -279,14 +343,16 @@ impl Client {
         next.merge(attrs);
         let body = payload::client_profile(next.attributes());
         validate::body_size(body.len())?;
-        self.identity = next;
-        self.save_identity();
         // Identity only grows, so this body says everything a queued one for the same
         // anonymous profile did: send one, not both.
         let mut marker = String::from(r#""anonymous_id":"#);
         jt::write_str(&self.identity.anonymous_id, &mut marker);
         self.queue.drop_superseded(Endpoint::Profiles, &marker);
-        self.queue.push_body(id, Endpoint::Profiles, body, now_ms);
+        // Consent denied: dropped, and the page forgets it too.
+        if self.queue.push_body(id, Endpoint::Profiles, body, now_ms) {
+            self.identity = next;
+            self.save_identity();
+        }
         Ok(())
     }
 
@@ -398,8 +464,10 @@ impl Client {
     /// Starts a new anonymous profile (on logout) with `fresh_id`. Queued calls keep
     /// the identity they were made with.
     pub fn reset(&mut self, fresh_id: &str) {
-        self.identity = Identity::new(fresh_id.to_string());
-        self.save_identity();
+        if self.consent() != Consent::Denied {
+            self.identity = Identity::new(fresh_id.to_string());
+            self.save_identity();
+        }
     }
 
     /// Calls queued and not yet accepted by Klaviyo.
@@ -408,8 +476,22 @@ impl Client {
     }
 
     /// The end of a task: the storage writes to make now (the task's calls as one
-    /// record, records that shrank, the identity).
+    /// record, records that shrank, the identity). None while consent is pending; only
+    /// the erasure (once) after it was denied.
     pub fn take_storage_ops(&mut self, now_ms: u64) -> Vec<StorageOp> {
+        if self.consent() == Consent::Pending {
+            // Only what a denial left to do (denied, then pending in one task): its
+            // erasure. Whatever else is waiting stays for the grant.
+            let denial = self
+                .ops
+                .iter()
+                .any(|op| matches!(op, StorageOp::Erase { .. }));
+            return if denial {
+                std::mem::take(&mut self.ops)
+            } else {
+                Vec::new()
+            };
+        }
         self.queue.sync(now_ms);
         let mut ops = std::mem::take(&mut self.ops);
         ops.append(&mut self.queue.take_ops());
@@ -450,8 +532,18 @@ impl Client {
         self.queue.is_sender()
     }
 
-    /// Another tab changed a key of ours (`None`: removed).
+    /// Another tab changed a key of ours (`None`: removed). The consent marker saying
+    /// `denied` means another tab's page withdrew consent: so does this one.
     pub fn on_storage_change(&mut self, key: &str, value: Option<&str>) {
+        if self.consent() == Consent::Denied {
+            return;
+        }
+        if key == self.config.consent_key() {
+            if value == Some(consent::DENIED) {
+                self.deny(false);
+            }
+            return;
+        }
         if key == self.config.identity_key() {
             // Another tab identified or reset: follow it, so all tabs send one profile.
             if let Some(id) = value.and_then(Identity::restore) {
@@ -464,7 +556,9 @@ impl Client {
 
     /// Memory made to match storage (on becoming the sender tab).
     pub fn resync(&mut self, stored: Vec<(String, String)>) {
-        self.queue.resync(stored);
+        if self.consent() != Consent::Denied {
+            self.queue.resync(stored);
+        }
     }
 
     /// Storage refused to write `key`.

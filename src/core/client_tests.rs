@@ -3,6 +3,7 @@
 //! reloads. Ids are deterministic (`id-0` is the anonymous id, then `id-1`, ...).
 
 use super::*;
+use crate::core::consent::Consent;
 use crate::core::jsontext as jt;
 use crate::core::queue::{ReportKind, KEEPALIVE_BUDGET, KEEPALIVE_WAIT_MS};
 use serde_json::Value as Json;
@@ -58,6 +59,10 @@ impl Page {
             match op {
                 StorageOp::Put { key, value } => self.disk.insert(key.clone(), value.clone()),
                 StorageOp::Remove { key } => self.disk.remove(key),
+                StorageOp::Erase { prefix } => {
+                    self.disk.retain(|k, _| !k.starts_with(prefix.as_str()));
+                    None
+                }
             };
         }
         ops
@@ -1192,4 +1197,351 @@ fn an_unreadable_early_record_is_removed() {
     assert!(p.end_task().contains(&StorageOp::Remove {
         key: "klaviyo:AbC123:pre:x".into()
     }));
+}
+
+// ------------------------------------------------------------ consent
+
+const PREFIX: &str = "klaviyo:AbC123:";
+const MARKER: &str = "klaviyo:AbC123:consent";
+const LATER: u64 = NOW + 60_000;
+
+fn with_consent(consent: &str) -> Config {
+    let code = ["pending", "granted", "denied"]
+        .iter()
+        .position(|c| *c == consent)
+        .unwrap();
+    Config::from_json(&format!(r#"{{"companyId":"AbC123","consent":{code}}}"#)).unwrap()
+}
+
+/// A page whose consent manager says `consent` at load, over `disk`.
+fn page_with(consent: &str, disk: &BTreeMap<String, String>) -> Page {
+    let identity = disk.get(IDENTITY_KEY).map(String::as_str);
+    let mut c = Client::new(with_consent(consent), identity, "?_kx=abc", "id-0");
+    for (k, v) in disk.iter().filter(|(k, _)| *k != IDENTITY_KEY) {
+        c.load(k, v);
+    }
+    Page {
+        c,
+        ids: 0,
+        disk: disk.clone(),
+    }
+}
+
+/// A shop's storage after a granted page identified and queued one event (offline).
+fn granted_disk() -> BTreeMap<String, String> {
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""Earlier""#]).unwrap();
+    p.end_task();
+    p.disk.insert(format!("{PREFIX}lease"), "tab 9".into());
+    p.disk.insert(format!("{PREFIX}pre:page"), "[1]".into());
+    p.disk.insert("klaviyo:OtHer1:id".into(), "theirs".into());
+    p.disk.insert("shop:cart".into(), "theirs".into());
+    p.disk
+}
+
+fn consent_reports(c: &mut Client) -> Vec<usize> {
+    c.take_reports()
+        .into_iter()
+        .filter(|r| r.kind == ReportKind::Consent)
+        .map(|r| r.count)
+        .collect()
+}
+
+/// The ops of a denial: in the page whose consent manager said it, first tell the other
+/// tabs through the marker; then erase (the marker with the rest).
+fn denial(tell: bool) -> Vec<StorageOp> {
+    let mut ops = Vec::new();
+    if tell {
+        ops.push(StorageOp::Put {
+            key: MARKER.into(),
+            value: "denied".into(),
+        });
+    }
+    ops.push(StorageOp::Erase {
+        prefix: PREFIX.into(),
+    });
+    ops
+}
+
+#[test]
+fn pending_holds_calls_in_memory_writes_nothing_and_sends_nothing() {
+    let mut p = page_with("pending", &BTreeMap::new());
+    assert_eq!(p.c.consent(), Consent::Pending);
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""Held""#, r#"{"n":1}"#]).unwrap();
+    p.c.reset("id-reset");
+    p.call(Op::Track, &[r#""Held""#, r#"{"n":2}"#]).unwrap();
+    p.c.on_hide(NOW);
+    for _ in 0..3 {
+        assert_eq!(p.end_task(), vec![], "not even the anonymous id");
+        assert_eq!(p.c.poll_transmit(LATER, ALL), None);
+        assert_eq!(p.c.poll_keepalive(LATER, ALL), None);
+        assert_eq!(p.c.poll_timeout(), None);
+    }
+    assert!(p.disk.is_empty());
+    assert_eq!(p.c.pending(), 3);
+    assert_eq!(p.c.anonymous_id(), "id-reset");
+    assert!(p.c.take_reports().is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_the_same_whatever_the_consent() {
+    let bad: [(Op, &[&str]); 3] = [
+        (Op::Track, &["7"]),
+        (Op::Identify, &[r#"{"email":"nope"}"#]),
+        (Op::AddedToCart, &[r#"{"ProductID":"1","ProductName":"P"}"#]),
+    ];
+    for (op, args) in bad {
+        let granted = Page::new().refused(op, args);
+        for consent in ["pending", "denied"] {
+            let mut p = page_with(consent, &BTreeMap::new());
+            assert_eq!(p.refused(op, args), granted, "{consent}");
+        }
+    }
+}
+
+#[test]
+fn a_grant_writes_then_sends_the_held_calls_with_their_own_ids_and_times() {
+    let mut p = page_with("pending", &BTreeMap::new());
+    p.call(Op::Track, &[r#""Held""#, r#"{"n":1}"#]).unwrap();
+    p.call(Op::Track, &[r#""Held""#, r#"{"n":2}"#]).unwrap();
+    assert!(p.end_task().is_empty());
+    p.c.set_consent(Consent::Granted, "id-unused");
+    assert_eq!(p.c.consent(), Consent::Granted);
+    assert_eq!(p.c.poll_transmit(LATER, ALL), None, "stored before sent");
+    p.c.set_sender(true); // the adapter's election, as after any grant
+    let ops = p.end_task();
+    assert_eq!(queue_puts(&ops), 1, "the held calls as one record");
+    assert!(p.disk.contains_key(IDENTITY_KEY), "the identity now");
+    let t = p.c.poll_transmit(LATER, ALL).expect("the held calls");
+    assert_eq!((t.endpoint, t.items), (Endpoint::BulkEvents, 2));
+    let events = at(&attrs(&t), &["events", "data"]).clone();
+    for (n, e) in events.as_array().unwrap().iter().enumerate() {
+        let a = &e["attributes"];
+        assert_eq!(a["unique_id"], Json::from(format!("id-{}", n + 1)));
+        assert_eq!(
+            a["time"],
+            Json::from("2026-11-26T05:02:19Z"),
+            "the call's time"
+        );
+    }
+    assert_eq!(profile(&t)["anonymous_id"], Json::from("id-0"));
+    assert_eq!(profile(&t)["_kx"], Json::from("abc"));
+    p.c.on_outcome(t.id, ok(), LATER, 0);
+    p.end_task();
+    assert_eq!(p.c.pending(), 0);
+    assert_eq!(p.disk.keys().collect::<Vec<_>>(), [IDENTITY_KEY]);
+    // Granting again changes nothing.
+    p.c.set_consent(Consent::Granted, "id-x");
+    assert!(p.end_task().is_empty());
+}
+
+#[test]
+fn pending_keeps_what_storage_held_unsent_until_the_grant() {
+    let disk = granted_disk();
+    let mut p = page_with("pending", &disk);
+    assert_eq!(p.c.anonymous_id(), "id-0", "read, not written");
+    assert_eq!(p.c.pending(), 2);
+    assert_eq!(p.c.poll_transmit(LATER, ALL), None);
+    p.call(Op::Track, &[r#""Held""#]).unwrap();
+    assert!(p.end_task().is_empty());
+    assert_eq!(p.disk, disk, "untouched");
+    p.c.set_consent(Consent::Granted, "id-x");
+    p.end_task();
+    assert!(
+        p.c.poll_transmit(LATER, ALL).is_none(),
+        "the stored calls wait for the election"
+    );
+    p.c.resync(p.disk.clone().into_iter().collect());
+    p.c.set_sender(true);
+    let mut sent = 0;
+    while let Some(t) = p.c.poll_transmit(LATER, ALL) {
+        sent += t.items;
+        p.c.on_outcome(t.id, ok(), LATER, 0);
+    }
+    assert_eq!(sent, 3);
+}
+
+#[test]
+fn a_denial_while_pending_drops_the_held_calls_and_reports_once() {
+    let mut p = page_with("pending", &BTreeMap::new());
+    for n in 0..3 {
+        p.call(Op::Track, &[r#""Held""#, &format!(r#"{{"n":{n}}}"#)])
+            .unwrap();
+    }
+    p.c.set_consent(Consent::Denied, "id-unused");
+    assert_eq!(p.c.consent(), Consent::Denied);
+    assert_eq!(p.c.pending(), 0);
+    assert_eq!(p.end_task(), denial(true));
+    assert!(p.disk.is_empty());
+    assert_eq!(consent_reports(&mut p.c), [3]);
+    // Later calls: accepted (no throw), dropped, not reported again.
+    p.call(Op::Track, &[r#""Later""#]).unwrap();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    assert_eq!(p.c.pending(), 0);
+    assert!(p.end_task().is_empty());
+    assert!(consent_reports(&mut p.c).is_empty());
+    assert_eq!(p.c.poll_transmit(LATER, ALL), None);
+}
+
+#[test]
+fn denied_at_load_erases_our_keys_and_nothing_else_and_drops_calls() {
+    let disk = granted_disk();
+    let mut p = page_with("denied", &disk);
+    assert_eq!(p.c.pending(), 0, "nothing stored is loaded");
+    assert_eq!(p.c.anonymous_id(), "", "no identity");
+    assert_eq!(p.end_task(), denial(true));
+    assert_eq!(
+        p.disk.keys().collect::<Vec<_>>(),
+        ["klaviyo:OtHer1:id", "shop:cart"],
+        "every key of ours is gone (id, q:, lease, pre:), and only ours"
+    );
+    assert!(p.c.take_reports().is_empty(), "nothing dropped yet");
+    p.call(Op::Track, &[r#""A""#]).unwrap();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"Y6nRLr","email":"ann@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    p.c.reset("id-reset");
+    p.c.adopt_early(&format!("{PREFIX}pre:x"), "[1]", LATER);
+    assert_eq!(p.c.anonymous_id(), "");
+    assert!(p.end_task().is_empty());
+    assert_eq!(consent_reports(&mut p.c), [1]);
+    assert_eq!(p.c.poll_transmit(LATER, ALL), None);
+    assert_eq!(p.c.poll_timeout(), None);
+}
+
+#[test]
+fn a_withdrawal_erases_storage_forgets_what_is_in_flight_and_drops_later_calls() {
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""A""#]).unwrap();
+    let in_flight = p.send();
+    p.call(Op::Track, &[r#""B""#]).unwrap();
+    p.end_task();
+    assert!(p.disk.len() >= 2);
+    p.c.set_consent(Consent::Denied, "id-unused");
+    assert_eq!(p.end_task(), denial(true));
+    assert!(p.disk.is_empty());
+    assert_eq!(consent_reports(&mut p.c), [3]);
+    // The answer to what was in flight changes nothing; nothing is written or sent.
+    p.c.on_outcome(in_flight.id, ok(), NOW, 0);
+    p.c.on_hide(NOW);
+    p.call(Op::Track, &[r#""C""#]).unwrap();
+    assert!(p.end_task().is_empty());
+    assert_eq!(p.c.poll_transmit(LATER, ALL), None);
+    assert_eq!(p.c.pending(), 0);
+    assert!(consent_reports(&mut p.c).is_empty(), "once per denial");
+    let (sent, _) = p.c.totals();
+    assert_eq!(sent, 0);
+}
+
+#[test]
+fn a_withdrawal_in_another_tab_is_followed_and_not_echoed() {
+    let mut a = Page::new();
+    a.end_task();
+    let mut b = page_with("granted", &a.disk);
+    b.call(Op::Track, &[r#""B""#]).unwrap();
+    b.end_task();
+    a.c.set_consent(Consent::Denied, "");
+    let ops = a.end_task();
+    // Tab B sees A's writes as storage events, the marker among them.
+    for op in &ops {
+        match op {
+            StorageOp::Put { key, value } => b.c.on_storage_change(key, Some(value)),
+            StorageOp::Remove { key } => b.c.on_storage_change(key, None),
+            StorageOp::Erase { .. } => {}
+        }
+    }
+    assert_eq!(b.c.consent(), Consent::Denied);
+    assert_eq!(consent_reports(&mut b.c), [1], "its call, refused");
+    assert_eq!(b.end_task(), denial(false), "erases too, tells no one");
+    assert_eq!(b.c.pending(), 0);
+    b.call(Op::Track, &[r#""Later""#]).unwrap();
+    assert!(b.end_task().is_empty());
+    assert_eq!(b.c.poll_transmit(LATER, ALL), None);
+    // A denied tab ignores what other tabs write.
+    let mut c = Page::new();
+    c.call(Op::Track, &[r#""C""#]).unwrap();
+    for op in c.end_task() {
+        if let StorageOp::Put { key, value } = op {
+            b.c.on_storage_change(&key, Some(&value));
+        }
+    }
+    b.c.resync(c.disk.clone().into_iter().collect());
+    assert_eq!(b.c.pending(), 0);
+    // Only "denied" under the marker counts, and only the marker key.
+    let mut d = Page::new();
+    d.c.on_storage_change(MARKER, Some("granted"));
+    d.c.on_storage_change(MARKER, None);
+    d.c.on_storage_change(&format!("{PREFIX}q:x"), Some("denied"));
+    assert_eq!(d.c.consent(), Consent::Granted);
+}
+
+#[test]
+fn a_grant_after_a_denial_starts_a_new_profile() {
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.end_task();
+    p.c.set_consent(Consent::Denied, "");
+    p.call(Op::Identify, &[r#"{"email":"bob@example.com"}"#])
+        .unwrap();
+    p.end_task();
+    p.c.set_consent(Consent::Granted, "id-new");
+    assert_eq!(p.c.anonymous_id(), "id-new");
+    p.c.set_sender(true); // the adapter's election, as after any grant
+    p.call(Op::Track, &[r#""After""#]).unwrap();
+    let t = p.send();
+    assert_eq!(
+        profile(&t),
+        serde_json::json!({ "anonymous_id": "id-new" }),
+        "neither the erased profile nor what was said while denied"
+    );
+    assert_eq!(
+        p.disk.get(IDENTITY_KEY).map(String::as_str),
+        Some(r#"{"anonymous_id":"id-new","profile":{}}"#)
+    );
+}
+
+#[test]
+fn denied_then_pending_in_one_task_still_erases() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""A""#]).unwrap();
+    p.end_task();
+    p.c.set_consent(Consent::Denied, "");
+    p.c.set_consent(Consent::Pending, "id-new");
+    assert_eq!(p.end_task(), denial(true));
+    assert!(p.disk.is_empty());
+    p.call(Op::Track, &[r#""Held""#]).unwrap();
+    assert!(p.end_task().is_empty());
+    assert_eq!(p.c.pending(), 1);
+    assert_eq!(p.c.anonymous_id(), "id-new");
+}
+
+#[test]
+fn pending_after_a_grant_stops_writing_and_sending() {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""Stored""#]).unwrap();
+    p.end_task();
+    let before = p.disk.clone();
+    p.c.set_consent(Consent::Pending, "");
+    p.call(Op::Track, &[r#""Held""#]).unwrap();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    assert!(p.end_task().is_empty());
+    assert_eq!(p.disk, before, "what was stored stays; nothing new");
+    assert_eq!(p.c.poll_transmit(LATER, ALL), None);
+    p.c.set_consent(Consent::Granted, "");
+    assert!(!p.c.is_sender(), "until elected again");
+    assert_eq!(p.c.anonymous_id(), "id-0", "the same profile");
+    let ops = p.end_task();
+    assert_eq!(queue_puts(&ops), 1);
+    assert_eq!(p.c.pending(), 3);
 }

@@ -1,5 +1,6 @@
 //! Options given to `Klaviyo.init` / `Klaviyo.create`, checked once.
 
+use super::consent::Consent;
 use super::jsontext::{self as jt, Kind};
 use super::queue::Limits;
 use super::text;
@@ -14,6 +15,9 @@ pub struct Config {
     pub api_base: String,
     pub revision: String,
     pub limits: Limits,
+    /// `consent`: what the page's consent manager says at load (default granted), as
+    /// its code (`consent.rs`; js/index.js maps the names and refuses others).
+    pub consent: Consent,
 }
 
 impl Config {
@@ -36,11 +40,18 @@ impl Config {
         limits.max_bytes = count_or(&v, "maxQueueBytes", limits.max_bytes)?;
         limits.max_memory_bytes = count_or(&v, "maxMemoryBytes", limits.max_memory_bytes)?;
         limits.flush_delay_ms = count_or(&v, "flushDelayMs", 0)? as u64;
+        let consent = match given(&v, "consent") {
+            None => Consent::Granted,
+            Some(c) => text::parse_u64(c)
+                .and_then(Consent::from_code)
+                .ok_or_else(|| ValidationError::new("consent", "is not a consent state"))?,
+        };
         Ok(Config {
             company_id,
             api_base: api_base.trim_end_matches('/').to_string(),
             revision,
             limits,
+            consent,
         })
     }
 
@@ -74,6 +85,11 @@ impl Config {
     /// Calls a page made before its tracker was ready (`pre:<page id>`).
     pub fn early_prefix(&self) -> String {
         self.storage_prefix() + "pre:"
+    }
+
+    /// The marker that carries a withdrawal of consent to the other tabs (see `consent.rs`).
+    pub fn consent_key(&self) -> String {
+        self.storage_prefix() + "consent"
     }
 
     /// Records handed to a keepalive request as the page went away (`k:<record id>`).
@@ -124,6 +140,7 @@ mod tests {
         assert_eq!(c.mark_prefix(), "klaviyo:AbC123:k:");
         assert_eq!(c.limits.max_events, 1000);
         assert_eq!(c.limits.flush_delay_ms, 0);
+        assert_eq!(c.consent, Consent::Granted);
         assert!(c.limits.max_memory_bytes >= 8 * c.limits.max_bytes);
     }
 
@@ -139,6 +156,21 @@ mod tests {
         );
         assert_eq!(c.limits.max_events, 5);
         assert_eq!(c.limits.max_memory_bytes, 77);
+    }
+
+    #[test]
+    fn reads_the_consent() {
+        for (code, consent) in [
+            (0, Consent::Pending),
+            (1, Consent::Granted),
+            (2, Consent::Denied),
+        ] {
+            let text = format!(r#"{{"companyId":"AbC123","consent":{code}}}"#);
+            assert_eq!(Config::from_json(&text).unwrap().consent, consent);
+        }
+        let c = Config::from_json(r#"{"companyId":"AbC123","consent":null}"#).unwrap();
+        assert_eq!(c.consent, Consent::Granted);
+        assert_eq!(c.consent_key(), "klaviyo:AbC123:consent");
     }
 
     #[test]
@@ -165,6 +197,8 @@ mod tests {
                 r#"{"companyId":"AbC123","maxMemoryBytes":"1"}"#,
                 "maxMemoryBytes",
             ),
+            (r#"{"companyId":"AbC123","consent":3}"#, "consent"),
+            (r#"{"companyId":"AbC123","consent":"granted"}"#, "consent"),
             ("null", "options"),
             ("[]", "options"),
             ("{", "options"),

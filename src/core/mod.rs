@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod config;
+pub mod consent;
 pub mod decimal;
 pub mod ecommerce;
 pub mod identity;

@@ -28,7 +28,12 @@
 //! still completing; if the page that sent it is still alive it removes them when the
 //! answer comes. After the wait they are sent again, with their own `unique_id`s, so a
 //! failed keepalive request loses nothing.
+//!
+//! Consent (`consent.rs`): while it is pending the queue holds its calls in memory: the
+//! current task's record stays open, so nothing is written and nothing is due; granting
+//! writes and sends them. While it is denied the queue is empty and refuses calls.
 
+use super::consent::Consent;
 use super::limiter::Limiter;
 use super::payload::{self, Event};
 use super::record::{self, Line};
@@ -39,8 +44,17 @@ use super::text;
 /// A write the adapter must make to durable storage, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOp {
-    Put { key: String, value: String },
-    Remove { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Remove {
+        key: String,
+    },
+    /// Remove every key that starts with `prefix` (consent was denied).
+    Erase {
+        prefix: String,
+    },
 }
 
 /// A request to send now.
@@ -82,6 +96,8 @@ pub enum ReportKind {
     /// Calls made before a closed page's tracker was ready, adopted by this page, were
     /// refused by the rules (`detail` says why).
     Invalid,
+    /// Consent is denied: calls are dropped (reported once per denial).
+    Consent,
 }
 
 impl ReportKind {
@@ -95,6 +111,7 @@ impl ReportKind {
             ReportKind::GaveUp => "gave_up",
             ReportKind::Storage => "storage",
             ReportKind::Invalid => "invalid",
+            ReportKind::Consent => "consent",
         }
     }
 
@@ -118,6 +135,9 @@ impl ReportKind {
                 "klaviyo: localStorage refused a write; requests are kept in memory for this page"
             }
             ReportKind::Invalid => "klaviyo: calls made before the tracker was ready were refused",
+            ReportKind::Consent => {
+                "klaviyo: consent is denied; calls are dropped, nothing is stored or sent"
+            }
         }
     }
 }
@@ -246,6 +266,9 @@ pub struct Queue {
     /// Storage refused a write: new calls stay in memory (no doomed, slow writes)
     /// until Klaviyo answers a request (calls leave, so storage may have room).
     storage_full: bool,
+    consent: Consent,
+    /// A call was dropped and reported since consent was last denied.
+    consent_reported: bool,
     /// Totals since start, so `flush()` can tell what it achieved.
     pub delivered: usize,
     pub failed: usize,
@@ -287,6 +310,8 @@ impl Queue {
             sender: true,
             storage_warned: false,
             storage_full: false,
+            consent: Consent::Granted,
+            consent_reported: false,
             delivered: 0,
             failed: 0,
         }
@@ -297,13 +322,72 @@ impl Queue {
     /// Queues an event of `profile` (its fields as `record::event_fields` wrote them).
     /// `call_id` names the record if this call opens one (a fresh random id).
     pub fn push_event(&mut self, call_id: &str, profile: &str, fields: String, now_ms: u64) {
+        if self.refused() {
+            return;
+        }
         let p = self.intern(profile);
         self.push(call_id, p, Endpoint::Events, fields, now_ms);
     }
 
-    /// Queues a whole request body for a non-event endpoint.
-    pub fn push_body(&mut self, call_id: &str, endpoint: Endpoint, body: String, now_ms: u64) {
-        self.push(call_id, NO_PROFILE, endpoint, body, now_ms);
+    /// Queues a whole request body for a non-event endpoint. False when consent is
+    /// denied: then the call was dropped.
+    pub fn push_body(
+        &mut self,
+        call_id: &str,
+        endpoint: Endpoint,
+        body: String,
+        now_ms: u64,
+    ) -> bool {
+        let refused = self.refused();
+        if !refused {
+            self.push(call_id, NO_PROFILE, endpoint, body, now_ms);
+        }
+        !refused
+    }
+
+    /// Whether consent is denied, so a call must be dropped (reported once).
+    fn refused(&mut self) -> bool {
+        let denied = self.consent == Consent::Denied;
+        if denied {
+            self.drop_for_consent(1);
+        }
+        denied
+    }
+
+    /// Calls were dropped for want of consent: the first time since the denial, the
+    /// shop hears of it.
+    fn drop_for_consent(&mut self, n: usize) {
+        if n > 0 && !std::mem::replace(&mut self.consent_reported, true) {
+            self.report(ReportKind::Consent, 0, String::new(), n);
+        }
+    }
+
+    /// The visitor's consent changed. Pending: calls are held in memory from now.
+    /// Denied: everything held is dropped (in flight included: its answer no longer
+    /// matters) and the queue forgets its records and marks (the client erases
+    /// storage). Either way this tab is no longer the sender (the adapter elects one
+    /// among granted tabs only), so on becoming it again it reads storage anew.
+    pub fn set_consent(&mut self, consent: Consent) {
+        if consent != Consent::Granted {
+            self.sender = false;
+        }
+        if consent == Consent::Denied {
+            let n = self.items.len();
+            self.remove_where(|_| true);
+            self.records.clear();
+            self.profiles.clear();
+            self.marks.clear();
+            self.in_flight.clear();
+            self.ops.clear();
+            self.open = None;
+            self.consent_reported = false;
+            self.drop_for_consent(n);
+        }
+        self.consent = consent;
+    }
+
+    pub fn consent(&self) -> Consent {
+        self.consent
     }
 
     fn push(&mut self, call_id: &str, profile: u32, endpoint: Endpoint, text: String, now_ms: u64) {
@@ -416,6 +500,10 @@ impl Queue {
     /// The end of a task: writes its calls as one new record, keeps storage within its
     /// bounds, and rewrites or removes records whose calls left. Then [`Queue::take_ops`].
     pub fn sync(&mut self, now_ms: u64) {
+        // Not granted: nothing is written (pending calls stay in the open record).
+        if self.consent != Consent::Granted {
+            return;
+        }
         if let Some(open) = self.open.take() {
             let store = !self.storage_full;
             for it in self.items.iter_mut().filter(|it| it.rec == open) {
@@ -847,7 +935,7 @@ impl Queue {
     }
 
     fn poll(&mut self, now_ms: u64, max_body: usize, urgent: bool) -> Option<Transmit> {
-        if !self.online || now_ms < self.paused_until_ms {
+        if !self.online || now_ms < self.paused_until_ms || self.consent != Consent::Granted {
             return None;
         }
         self.give_up_stale(now_ms);
@@ -1045,7 +1133,7 @@ impl Queue {
     /// When the adapter should next call [`Queue::poll_transmit`]: the earliest time a
     /// waiting call becomes due (and may go, given pauses and rate limits).
     pub fn poll_timeout(&self) -> Option<u64> {
-        if !self.online {
+        if !self.online || self.consent != Consent::Granted {
             return None;
         }
         // Earliest wish per endpoint class in one cheap pass, then the limiters once.

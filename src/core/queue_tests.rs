@@ -87,7 +87,7 @@ fn puts(ops: &[StorageOp]) -> Vec<(&str, &str)> {
     ops.iter()
         .filter_map(|op| match op {
             StorageOp::Put { key, value } => Some((key.as_str(), value.as_str())),
-            StorageOp::Remove { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -108,6 +108,10 @@ impl Disk {
             match op {
                 StorageOp::Put { key, value } => self.0.insert(key.clone(), value.clone()),
                 StorageOp::Remove { key } => self.0.remove(key),
+                StorageOp::Erase { prefix } => {
+                    self.0.retain(|k, _| !k.starts_with(prefix.as_str()));
+                    None
+                }
             };
         }
     }
@@ -128,6 +132,7 @@ fn mirror(ops: &[StorageOp], other: &mut Queue) {
         match op {
             StorageOp::Put { key, value } => other.on_storage_change(key, Some(value)),
             StorageOp::Remove { key } => other.on_storage_change(key, None),
+            StorageOp::Erase { .. } => unreachable!("the queue never erases"),
         }
     }
 }

@@ -1,0 +1,51 @@
+// klaviyo-wasm/edge: the shared part of createHandler. The entry files (index.mjs for
+// Node, Deno, Bun and bundlers; workerd.mjs for workerd / wrangler) only differ in how
+// they load the wasm, and hand this module a `ready()` that says whether it is loaded
+// and a `load()` that loads it.
+import { handle } from "../../dist/edge/klaviyo_edge.mjs";
+
+/** Own enumerable keys of `settings` whose value is not `undefined`, copied once. */
+function ownSettings(settings) {
+  if (settings === undefined) return {};
+  if (settings === null || typeof settings !== "object" || Array.isArray(settings)) {
+    throw new TypeError("createHandler: settings must be an object of worker settings (KLAVIYO_PUBLIC_KEY, ...)");
+  }
+  const own = {};
+  for (const key of Object.keys(settings)) {
+    if (settings[key] !== undefined) own[key] = settings[key];
+  }
+  return own;
+}
+
+/**
+ * `createHandler` for one way of loading the wasm. `ready()` is true once the wasm is
+ * instantiated; `load()` returns a promise that resolves when it is (called on the first
+ * request that finds it not ready, and again after a failed load).
+ */
+export function makeCreateHandler(ready, load) {
+  return function createHandler(settings) {
+    const own = ownSettings(settings);
+    // The wasm reads its settings once per `env` OBJECT (src/edge/worker.rs `config()`
+    // compares by identity), so the merge of one env must be the same object every
+    // time: one merged object per env, kept as long as the env lives.
+    const merged = new WeakMap();
+    let withoutEnv; // for runtimes that pass no env object (Node, itty-router, ...)
+    const settingsFor = (env) => {
+      if (env === null || (typeof env !== "object" && typeof env !== "function")) {
+        return (withoutEnv ??= { ...own });
+      }
+      let m = merged.get(env);
+      if (m === undefined) {
+        // Settings win over env: what the code passes is what runs.
+        m = Object.assign({}, env, own);
+        merged.set(env, m);
+      }
+      return m;
+    };
+    return function klaviyoEdge(request, env, ctx) {
+      const merged = settingsFor(env);
+      if (ready()) return handle(request, merged, ctx);
+      return load().then(() => handle(request, merged, ctx));
+    };
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * klaviyo-wasm/edge: the edge worker as a fetch handler you mount in your own worker or
+ * app (Hono, itty-router, a Next.js or Remix route, a bare `export default { fetch }`).
+ *
+ * ```ts
+ * import { createHandler } from "klaviyo-wasm/edge";
+ *
+ * // Hono in workerd: the route sees the full path, so the handler strips the prefix.
+ * const klaviyo = createHandler({ ROUTE_PREFIX: "/klaviyo", KLAVIYO_PUBLIC_KEY: "AbC123" });
+ * app.all("/klaviyo/*", (c) => klaviyo(c.req.raw, c.env, c.executionCtx));
+ *
+ * // Or let Hono strip it (and find the ExecutionContext where there is one):
+ * app.mount("/klaviyo", createHandler({ KLAVIYO_PUBLIC_KEY: "AbC123" }));
+ *
+ * // A bare worker: export default { fetch: createHandler({ ROUTE_PREFIX: "/klaviyo" }) };
+ * ```
+ *
+ * In workerd (Cloudflare Workers, wrangler, Miniflare) the export conditions `workerd` and
+ * `worker` pick a module that imports the `.wasm` as a compiled module. Everywhere else
+ * (Node >= 20, Deno, Bun) the wasm is read from the package's file on the first request,
+ * or when `ready()` is awaited.
+ */
+
+/** A setting's value: wrangler `[vars]` arrive as strings, numbers or booleans. A blank
+ * string counts as missing. */
+export type SettingValue = string | number | boolean;
+
+/** What the worker needs of a KV namespace (Cloudflare's `KVNamespace` fits). */
+export interface ReplayStore {
+  get(key: string): Promise<unknown>;
+  put(key: string, value: string, options?: { expirationTtl?: number }): Promise<unknown>;
+}
+
+/** What the worker needs of Cloudflare's rate-limit binding. */
+export interface RateLimiter {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
+}
+
+/** The worker's settings: the same keys as its `env` (README, "Settings (env)"). */
+export interface EdgeSettings {
+  /** The 6-character company id; `/client` needs it. */
+  KLAVIYO_PUBLIC_KEY?: SettingValue;
+  /** Comma-separated origins allowed for CORS, `/client` and the browser path of `/api/events`. */
+  ALLOWED_ORIGINS?: SettingValue;
+  /** Secret: sent upstream on `/api/*`. Keep it in the platform's secrets, not in code. */
+  KLAVIYO_PRIVATE_KEY?: SettingValue;
+  /** Secret: the HMAC key of signed backend requests (see `klaviyo-wasm/sign`) and forwarded webhooks. */
+  EDGE_SIGNING_SECRET?: SettingValue;
+  /** Secret: Klaviyo's system-webhook secret (`Klaviyo-Signature`). */
+  KLAVIYO_WEBHOOK_SECRET?: SettingValue;
+  /** Comma-separated metric names a page may send unsigned to `/api/events`. */
+  BROWSER_SERVER_METRICS?: SettingValue;
+  /** Unsigned browser calls to `/api/events` per client and minute (default 60). */
+  BROWSER_RATE_PER_MINUTE?: SettingValue;
+  /** Default `https://a.klaviyo.com`; `https://` only (`http://` to loopback hosts). */
+  KLAVIYO_API_BASE?: SettingValue;
+  /** Default `2026-07-15`. */
+  KLAVIYO_REVISION?: SettingValue;
+  /** Verified webhooks are also POSTed here, signed. */
+  WEBHOOK_FORWARD_URL?: SettingValue;
+  /** Default 5242880 (5 MiB); a larger body gets 413. */
+  MAX_BODY_BYTES?: SettingValue;
+  /**
+   * The path the handler is mounted under, e.g. `/klaviyo`: it must start with `/`, it is
+   * stripped, and any path without it gets 404. Set it when your router passes the full
+   * URL (Hono's `app.all("/klaviyo/*", ...)`); leave it out when the router strips the
+   * prefix itself (Hono's `app.mount("/klaviyo", handler)`).
+   */
+  ROUTE_PREFIX?: SettingValue;
+  /** Default 8000: an upstream call with the private key taking longer counts as failed. */
+  UPSTREAM_TIMEOUT_MS?: SettingValue;
+  /** Binding: a KV namespace that remembers used signatures across isolates. */
+  REPLAY_KV?: ReplayStore;
+  /** Binding: Cloudflare's rate limiter for the unsigned browser path. */
+  BROWSER_RATE_LIMITER?: RateLimiter;
+}
+
+/** What the handler uses of the third fetch-handler argument (workerd's `ExecutionContext`). */
+export interface ExecutionContextLike {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/**
+ * A fetch handler: `(request, env, ctx) => Promise<Response>`. Never rejects for a
+ * request it cannot serve: those get a JSON:API error response.
+ */
+export type EdgeHandler = (
+  request: Request,
+  env?: object | null,
+  ctx?: ExecutionContextLike | null,
+) => Promise<Response>;
+
+/**
+ * Makes a handler. Each request runs with `settings` merged over the request's `env`:
+ * **settings win** over env keys of the same name; a setting whose value is `undefined`
+ * is skipped, so `createHandler({ KLAVIYO_PRIVATE_KEY: process.env.X })` falls back to
+ * env when `X` is unset. `settings` are copied when the handler is made.
+ *
+ * The merge is made once per `env` object and then reused (a WeakMap), so the worker
+ * reads and checks its settings once per env: workerd passes the same `env` to every
+ * request of an isolate. Where the runtime passes no env (plain Node), `settings` alone
+ * are used. Throws a TypeError if `settings` is not an object.
+ */
+export declare function createHandler(settings?: EdgeSettings): EdgeHandler;
+
+/**
+ * Loads the wasm now instead of on the first request (Node, Deno, Bun); rejects if the
+ * file cannot be read. In workerd it is loaded at import and this resolves at once.
+ */
+export declare function ready(): Promise<void>;

@@ -1,0 +1,9 @@
+/**
+ * klaviyo-wasm/edge/worker: the ready-made Cloudflare Worker (`dist/edge/worker.mjs`), its
+ * settings from `env` alone. Deploy it as it is (see `js/edge/wrangler.toml` in the
+ * repository), or re-export it: `export { default } from "klaviyo-wasm/edge/worker";`.
+ */
+import type { EdgeHandler } from "./index.js";
+
+declare const worker: { fetch: EdgeHandler };
+export default worker;

@@ -1,0 +1,26 @@
+// dist/script/klaviyo-wasm.js: the script-tag install as ONE classic script (this file,
+// js/index.js, js/runtime.js and the wasm-bindgen glue, bundled by esbuild as an IIFE).
+// It loads klaviyo_wasm_bg.wasm from beside itself (or `data-wasm-url`, or the init
+// option `wasmUrl`) and turns `window.klaviyoWasm` into a command queue that runs at
+// once. It never touches `window.klaviyo` or `window._learnq`: those belong to
+// Klaviyo's own onsite script. See docs/script-tag.md.
+import { Klaviyo } from "../index.js";
+import { runner, fromData } from "./run.js";
+
+const queued = window.klaviyoWasm;
+if (!queued?.loaded) {
+  // currentScript is only set while this script runs for the first time.
+  const el = document.currentScript || document.querySelector('script[src*="klaviyo-wasm"]');
+  const warn = (e) => console.warn("klaviyo-wasm:", e?.message ?? e);
+  const r = runner((o) => Klaviyo.create(o), warn, fromData(el?.dataset ?? {}, el?.src || location.href));
+  window.klaviyoWasm = r.api;
+  // The snippet's queue: commands in order, their push times in `t` (a plain array
+  // made by the page itself has none: those calls take the time they run).
+  if (Array.isArray(queued)) {
+    // Code that kept a reference to the old queue still reaches the tracker.
+    queued.push = r.api.push;
+    r.start(queued, Array.isArray(queued.t) ? queued.t : []);
+  } else {
+    r.start();
+  }
+}

@@ -1,0 +1,167 @@
+// The command queue behind `window.klaviyoWasm`: runs `["method", ...args]` commands on
+// one tracker, in order. Commands queued before the script ran, or pushed before the
+// tracker exists (no `init` yet), keep the time they were pushed, which event calls
+// carry as their `time` option.
+// No page globals here (js/script/main.js wires it to the page), so it runs under
+// node --test with a stand-in tracker: tests/script/run.test.mjs.
+import { translate, isObject } from "./shapes.js";
+
+/** Event calls and where their options argument is: the push time becomes `time`. */
+const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout: 1 };
+/** A product's ProductID as text, or undefined. */
+const productId = (p) => (isObject(p) && p.ProductID != null ? String(p.ProductID) : undefined);
+const isInit = (c) => Array.isArray(c) && (c[0] === "init" || c[0] === "account");
+
+/**
+ * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
+ * `data-revision`, `data-consent`, `data-debug` (present and not "false"), and
+ * `data-wasm-url`, else the `.wasm` beside the script (`scriptUrl`).
+ */
+export function fromData(data, scriptUrl) {
+  const o = { wasmUrl: data.wasmUrl || new URL("klaviyo_wasm_bg.wasm", scriptUrl).href };
+  for (const k of ["companyId", "apiBase", "revision", "consent"]) if (data[k]) o[k] = data[k];
+  if (data.debug !== undefined && data.debug !== "false") o.debug = true;
+  return o;
+}
+
+/**
+ * A command runner.
+ * @param create   `(options) => tracker` (Klaviyo.create)
+ * @param warn     `(error) => void`: how a failing command is reported (never thrown)
+ * @param defaults options from the script element's data attributes
+ * @returns `{ start(queue, times), run(command, time), api }`
+ */
+export function runner(create, warn, defaults = {}) {
+  let kl = null;
+  let options;
+  /** Whether the tracker's core runs (its `ready` resolved). */
+  let ready = false;
+  /** [command, push time] pairs waiting for `init`. */
+  let held = [];
+  /** ProductIDs with a Viewed Product on this page (a `trackViewedItem` of one is dropped). */
+  const viewed = new Set();
+  /** `trackViewedItem` calls waiting for the end of the task. */
+  let items = null;
+
+  /** One command; returns what the tracker's method returned. Never throws. */
+  function run(cmd, time) {
+    try {
+      if (!Array.isArray(cmd) || typeof cmd[0] !== "string") {
+        throw new Error('a command is an array like ["track", "Metric", { ... }]');
+      }
+      if (cmd[0] === "init") return init(cmd[1]);
+      // Klaviyo's `["account", "AbC123"]`: init with that company id.
+      if (cmd[0] === "account") return kl && options.companyId === cmd[1] ? undefined : init({ companyId: cmd[1] });
+      if (!kl) {
+        held.push([cmd, time ?? Date.now()]); // kept until init, with its push time
+        return undefined;
+      }
+      return exec(cmd, time);
+    } catch (e) {
+      warn(e);
+      return undefined;
+    }
+  }
+
+  function init(given = {}) {
+    if (kl) throw new Error("init: already initialised; this one is ignored");
+    if (!isObject(given)) throw new Error("init: options must be an object");
+    const o = { ...defaults, ...given };
+    // Calls the core refuses before it is ready reach onError (kind `invalid`) instead
+    // of throwing: warn about those always, about the rest (network...) with debug. A
+    // `ready` that fails otherwise (the wasm did not load) is warned too.
+    let refused;
+    o.onError ??= (e) => {
+      if (e.kind === "invalid") refused = e.message;
+      if (o.debug === true || e.kind === "invalid") warn(e);
+    };
+    kl = create(o);
+    options = o;
+    kl.ready?.then(
+      () => (ready = true),
+      (e) => e?.message !== refused && warn(e),
+    );
+    const waiting = held;
+    held = [];
+    for (const [c, t] of waiting) run(c, t);
+    return undefined;
+  }
+
+  function exec(cmd, time) {
+    if (cmd[0] === "consent") {
+      if (typeof kl.setConsent !== "function") throw new Error("consent: this build has no setConsent");
+      return kl.setConsent(cmd[1]);
+    }
+    const { method, args, viewedItem } = translate(cmd);
+    const at = OPTIONS_AT[method];
+    if (time !== undefined && at !== undefined) {
+      const o = args[at];
+      if (o === undefined || o === null) args[at] = { time };
+      else if (isObject(o) && o.time === undefined) args[at] = { ...o, time };
+    }
+    if (viewedItem) return later(args);
+    if (method === "viewedProduct") viewed.add(productId(args[0]));
+    // Before the core is ready, an async call it refuses also reaches onError (warned
+    // there); after, the rejection is the only word of it.
+    const wasReady = ready;
+    const out = kl[method](...args);
+    if (out && typeof out.then === "function") out.then(undefined, (e) => wasReady && warn(e));
+    return out;
+  }
+
+  /**
+   * Klaviyo's `trackViewedItem` comes in theme code beside a `track` "Viewed Product" of
+   * the same product, before or after it. It runs at the end of the task, as a Viewed
+   * Product only if none of that product came on this page: one view, one event.
+   */
+  function later(args) {
+    if (!items) {
+      items = [];
+      queueMicrotask(() => {
+        const list = items;
+        items = null;
+        for (const a of list) {
+          try {
+            const id = productId(a[0]);
+            if (id !== undefined && viewed.has(id)) continue;
+            viewed.add(id);
+            kl.viewedProduct(...a);
+          } catch (e) {
+            warn(e);
+          }
+        }
+      });
+    }
+    items.push(args);
+    return undefined;
+  }
+
+  return {
+    /**
+     * Runs what the page queued before the script loaded, in order; `times[i]` is when
+     * `queue[i]` was pushed (the snippet records it; undefined: now). Without an `init`
+     * in the queue, a `data-company-id` starts the tracker first.
+     */
+    start(queue = [], times = []) {
+      const n = queue.length;
+      let given = false;
+      for (let i = 0; i < n; i++) given ||= isInit(queue[i]);
+      if (!given && defaults.companyId) run(["init"]);
+      for (let i = 0; i < n; i++) run(queue[i], times[i]);
+    },
+    run,
+    /** What `window.klaviyoWasm` becomes once the script runs: push runs at once. */
+    api: {
+      loaded: true,
+      push(...cmds) {
+        let out;
+        for (const c of cmds) out = run(c);
+        return out;
+      },
+      /** The tracker (null until `init`), for `flush()`, `pending()`, `ready`. */
+      get tracker() {
+        return kl;
+      },
+    },
+  };
+}

@@ -1,0 +1,241 @@
+// The command queue behind window.klaviyoWasm (js/script/run.js) against a stand-in
+// tracker, without a browser: order, push times, init/data attributes, consent, the
+// trackViewedItem pairing, and that nothing throws. tests/script/script.test.mjs runs
+// the same through Chromium and the emulator.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runner, fromData } from "../../js/script/run.js";
+
+/** A stand-in for Klaviyo.create: records every call; `ready` false = the core never runs. */
+function stub({ ready = false, consent = true } = {}) {
+  const calls = [];
+  const made = [];
+  const tracker = (options) => {
+    const kl = {
+      options,
+      ready: ready ? Promise.resolve() : new Promise(() => {}),
+      identify: (p) => (calls.push(["identify", p]), Promise.resolve()),
+      track: (m, p, o) => {
+        if (typeof p !== "object") throw new Error("track: properties must be an object");
+        calls.push(["track", m, p, o]);
+        return "id-" + calls.length;
+      },
+      viewedProduct: (p, o) => (calls.push(["viewedProduct", p, o]), "v"),
+      addedToCart: (p, o) => (calls.push(["addedToCart", p, o]), "a"),
+      startedCheckout: (p, o) => (calls.push(["startedCheckout", p, o]), "c"),
+      subscribe: (o) => (calls.push(["subscribe", o]), Promise.reject(new Error("subscribe: listId is required"))),
+      backInStock: (o) => (calls.push(["backInStock", o]), Promise.resolve()),
+      reset: () => calls.push(["reset"]),
+      flush: () => (calls.push(["flush"]), Promise.resolve({ sent: 0, pending: 0, failed: 0 })),
+    };
+    if (consent) kl.setConsent = (s) => calls.push(["setConsent", s]);
+    made.push(kl);
+    return kl;
+  };
+  const warnings = [];
+  return { calls, made, warnings, runner: (defaults) => runner(tracker, (e) => warnings.push(e.message ?? String(e)), defaults) };
+}
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+test("commands queued before load run in order after init, events carrying their push time", () => {
+  const s = stub();
+  const r = s.runner({ wasmUrl: "https://cdn.example/k/klaviyo_wasm_bg.wasm" });
+  const queue = [
+    ["identify", { email: "a@example.com" }],
+    ["track", "Ordered Sample", { a: 1 }],
+    ["init", { companyId: "AbC123", apiBase: "https://proxy.example" }],
+    ["viewedProduct", { ProductID: "1", ProductName: "P" }, { time: 5, value: 2 }],
+    ["addedToCart", { ProductID: "1", ProductName: "P", Price: 1 }, { valueCurrency: "USD" }],
+    ["startedCheckout", { value: 3 }],
+    ["reset"],
+  ];
+  r.start(queue, [1000, 2000, 3000, 4000, 5000, 6000, 7000]);
+  assert.equal(s.made.length, 1);
+  assert.equal(s.made[0].options.companyId, "AbC123");
+  assert.equal(s.made[0].options.apiBase, "https://proxy.example");
+  assert.equal(s.made[0].options.wasmUrl, "https://cdn.example/k/klaviyo_wasm_bg.wasm");
+  assert.deepEqual(s.calls, [
+    ["identify", { email: "a@example.com" }],
+    ["track", "Ordered Sample", { a: 1 }, { time: 2000 }],
+    ["viewedProduct", { ProductID: "1", ProductName: "P" }, { time: 5, value: 2 }], // its own time wins
+    ["addedToCart", { ProductID: "1", ProductName: "P", Price: 1 }, { valueCurrency: "USD", time: 5000 }],
+    ["startedCheckout", { value: 3 }, { time: 6000 }],
+    ["reset"],
+  ]);
+  assert.deepEqual(queue[4][2], { valueCurrency: "USD" }, "the page's options object is not changed");
+  assert.deepEqual(s.warnings, []);
+});
+
+test("after load a push runs at once, stamped by the tracker itself; push returns the call's result", () => {
+  const s = stub();
+  const r = s.runner({});
+  r.start([["init", { companyId: "AbC123" }]], [1]);
+  const api = r.api;
+  assert.equal(api.loaded, true);
+  assert.equal(api.tracker, s.made[0]);
+  assert.equal(api.push(["track", "Later", { b: 2 }]), "id-1");
+  assert.deepEqual(s.calls, [["track", "Later", { b: 2 }, undefined]]);
+  api.push(["reset"], ["flush"]);
+  assert.deepEqual(s.calls.slice(1), [["reset"], ["flush"]]);
+});
+
+test("commands wait for a later init, keeping their push time; without one nothing is created", () => {
+  const s = stub();
+  const r = s.runner({});
+  r.start([["track", "Early", {}]], [10]);
+  const api = r.api;
+  const t0 = Date.now();
+  api.push(["identify", { email: "a@example.com" }], ["track", "Waiting", {}]);
+  const t1 = Date.now();
+  assert.equal(s.made.length, 0);
+  assert.equal(api.tracker, null);
+  api.push(["init", { companyId: "AbC123" }]);
+  const { time } = s.calls[2][3];
+  assert.ok(time >= t0 && time <= t1, "a command held for init keeps the time it was pushed");
+  assert.deepEqual(s.calls, [
+    ["track", "Early", {}, { time: 10 }],
+    ["identify", { email: "a@example.com" }],
+    ["track", "Waiting", {}, { time }],
+  ]);
+});
+
+test("data attributes start the tracker without init; a queued init is merged over them", () => {
+  const data = { companyId: "AbC123", apiBase: "https://proxy.example", revision: "2026-07-15", consent: "pending", debug: "" };
+  const defaults = fromData(data, "https://cdn.example/k/klaviyo-wasm.js?v=1");
+  assert.deepEqual(defaults, {
+    wasmUrl: "https://cdn.example/k/klaviyo_wasm_bg.wasm", companyId: "AbC123", apiBase: "https://proxy.example",
+    revision: "2026-07-15", consent: "pending", debug: true,
+  });
+  assert.equal(fromData({ wasmUrl: "/w.wasm", debug: "false" }, "https://cdn.example/k.js").wasmUrl, "/w.wasm");
+  assert.equal(fromData({ debug: "false" }, "https://cdn.example/k.js").debug, undefined);
+
+  let s = stub();
+  s.runner(defaults).start([["track", "A", {}]], [1]);
+  assert.equal(s.made.length, 1);
+  assert.equal(s.made[0].options.consent, "pending");
+  assert.deepEqual(s.calls, [["track", "A", {}, { time: 1 }]]);
+
+  s = stub();
+  s.runner(defaults).start([["track", "A", {}], ["init", { apiBase: "https://other.example", wasmUrl: "/x.wasm" }]], [1, 2]);
+  assert.equal(s.made.length, 1);
+  assert.equal(s.made[0].options.companyId, "AbC123");
+  assert.equal(s.made[0].options.apiBase, "https://other.example");
+  assert.equal(s.made[0].options.wasmUrl, "/x.wasm");
+  assert.equal(s.calls.length, 1);
+});
+
+test("a second init is ignored with a warning; Klaviyo's account command inits once", () => {
+  const s = stub();
+  const r = s.runner({});
+  r.start([["account", "AbC123"], ["account", "AbC123"], ["init", { companyId: "XyZ789" }]], []);
+  assert.equal(s.made.length, 1);
+  assert.equal(s.made[0].options.companyId, "AbC123");
+  assert.deepEqual(s.warnings, ["init: already initialised; this one is ignored"]);
+});
+
+test("consent maps to setConsent, in order; without setConsent it only warns", () => {
+  let s = stub();
+  s.runner({}).start([["consent", "pending"], ["init", { companyId: "AbC123" }], ["track", "A", {}], ["consent", "granted"]], []);
+  assert.deepEqual(s.calls.map((c) => c.slice(0, 2)), [["setConsent", "pending"], ["track", "A"], ["setConsent", "granted"]]);
+  s = stub({ consent: false });
+  s.runner({ companyId: "AbC123" }).start([["consent", "denied"], ["track", "A", {}]], []);
+  assert.deepEqual(s.warnings, ["consent: this build has no setConsent"]);
+  assert.equal(s.calls.length, 1);
+});
+
+test("trackViewedItem beside a Viewed Product of the same product, in either order, makes one event", async () => {
+  const s = stub();
+  const api = (() => {
+    const r = s.runner({ companyId: "AbC123" });
+    r.start([
+      ["trackViewedItem", { ItemId: 1, Title: "P", Metadata: { Price: "$9.99" } }],
+      ["track", "Viewed Product", { Name: "P", ProductID: 1, Price: "$9.99" }],
+    ], [100, 200]);
+    return r.api;
+  })();
+  api.push(["track", "Viewed Product", { ProductName: "Q", ProductID: "2" }]);
+  api.push(["trackViewedItem", { ItemId: "2", Title: "Q" }]);
+  api.push(["trackViewedItem", { ItemId: 3, Title: "R" }]);
+  api.push(["trackViewedItem", { ItemId: 3, Title: "R" }]);
+  await tick();
+  assert.deepEqual(s.calls, [
+    ["viewedProduct", { ProductName: "P", ProductID: 1, Price: 9.99 }, { time: 200 }],
+    ["viewedProduct", { ProductName: "Q", ProductID: "2" }, undefined],
+    ["viewedProduct", { ProductID: 3, ProductName: "R" }, undefined],
+  ]);
+  // Explicit Viewed Product calls are never dropped.
+  api.push(["viewedProduct", { ProductName: "Q", ProductID: "2" }]);
+  assert.equal(s.calls.length, 4);
+});
+
+test("a trackViewedItem alone is a Viewed Product with its push time", async () => {
+  const s = stub();
+  s.runner({ companyId: "AbC123" }).start([["trackViewedItem", { ItemId: 7, Title: "T" }]], [1234]);
+  assert.equal(s.calls.length, 0, "waits for the end of the task");
+  await tick();
+  assert.deepEqual(s.calls, [["viewedProduct", { ProductID: 7, ProductName: "T" }, { time: 1234 }]]);
+});
+
+test("bad commands never throw: they warn; async refusals warn once", async () => {
+  const s = stub({ ready: true });
+  const r = s.runner({ companyId: "AbC123" });
+  r.start([["track", "Bad", "not an object"], "nonsense", null, ["openForm", "X"], [42]], []);
+  await tick(); // ready
+  const api = r.api;
+  assert.doesNotThrow(() => api.push(undefined, {}, ["init", "x"], ["subscribe", {}]));
+  await tick();
+  assert.deepEqual(s.warnings, [
+    "track: properties must be an object",
+    'a command is an array like ["track", "Metric", { ... }]',
+    'a command is an array like ["track", "Metric", { ... }]',
+    'unknown command "openForm"',
+    'a command is an array like ["track", "Metric", { ... }]',
+    'a command is an array like ["track", "Metric", { ... }]',
+    'a command is an array like ["track", "Metric", { ... }]',
+    "init: already initialised; this one is ignored",
+    "subscribe: listId is required",
+  ]);
+});
+
+test("before the core is ready, refusals come through onError (kind invalid) and are warned once", async () => {
+  const s = stub({ ready: false });
+  const r = s.runner({ companyId: "AbC123" });
+  r.start([["subscribe", {}]], []);
+  await tick();
+  assert.deepEqual(s.warnings, [], "the rejection of a call before ready is not warned");
+  const { onError } = s.made[0].options;
+  onError(Object.assign(new Error("subscribe: listId is required"), { kind: "invalid" }));
+  onError(Object.assign(new Error("network"), { kind: "retry" }));
+  assert.deepEqual(s.warnings, ["subscribe: listId is required"], "other kinds only with debug");
+
+  const d = stub();
+  d.runner({ companyId: "AbC123", debug: true }).start();
+  d.made[0].options.onError(Object.assign(new Error("network"), { kind: "retry" }));
+  assert.deepEqual(d.warnings, ["network"]);
+
+  // A shop's own onError is used as it is.
+  const seen = [];
+  const own = stub();
+  own.runner({}).start([["init", { companyId: "AbC123", onError: (e) => seen.push(e) }]]);
+  own.made[0].options.onError(Object.assign(new Error("x"), { kind: "invalid" }));
+  assert.equal(seen.length, 1);
+  assert.deepEqual(own.warnings, []);
+});
+
+test("a ready that fails (the wasm did not load) is warned; a refused option only once", async () => {
+  const failing = (message, invalid) => {
+    const warnings = [];
+    const r = runner((o) => {
+      const ready = Promise.reject(new Error(message));
+      if (invalid) o.onError(Object.assign(new Error(message), { kind: "invalid" }));
+      return { ready };
+    }, (e) => warnings.push(e.message), { companyId: "AbC123" });
+    r.start();
+    return warnings;
+  };
+  const a = failing("Failed to fetch", false);
+  const b = failing("companyId must be your 6-character Klaviyo public API key", true);
+  await tick();
+  assert.deepEqual(a, ["Failed to fetch"]);
+  assert.deepEqual(b, ["companyId must be your 6-character Klaviyo public API key"]);
+});

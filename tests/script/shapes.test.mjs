@@ -1,0 +1,134 @@
+// Klaviyo's own command shapes -> our calls (js/script/shapes.js), without a browser.
+// The table these tests hold to is docs/script-tag.md.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { money, profile, viewedProduct, addedToCart, startedCheckout, viewedItem, translate, METHODS }
+  from "../../js/script/shapes.js";
+
+test("money: numbers as they are, money text as Shopify's money filter writes it", () => {
+  const cases = [
+    [9.5, 9.5], [0, 0], ["12", 12], ["$29.99", 29.99], ["$0.99", 0.99], ["29,99 €", 29.99],
+    ["Rs. 1,499.00", 1499], ["1.234,56", 1234.56], ["1 234,56 kr", 1234.56],
+    ["CHF 1'299.50", 1299.5], ["1,234,567", 1234567], ["1.234.567,89", 1234567.89],
+    ["10.000,00", 10000], ["1,234.567", 1234.567], ["0,5", 0.5], ["Rs. 12,34,567.50", 1234567.5],
+    // One mark followed by three digits groups thousands (documented ambiguity).
+    ["1,299", 1299], ["€ 1.299", 1299],
+  ];
+  for (const [v, n] of cases) assert.equal(money(v), n, JSON.stringify(v));
+  for (const v of [NaN, Infinity, "", "abc", "1.2.3", "1,2,345", null, undefined, {}, [1], true]) {
+    assert.equal(money(v), undefined, String(v));
+  }
+});
+
+test("identify: $-properties become our keys, location keys go into location, the rest are custom properties", () => {
+  const input = {
+    $email: "ann@example.com", $phone_number: "+15005550006", $id: "cust-1",
+    $first_name: "Ann", $last_name: "Lee", $organization: "Acme", $title: "CEO",
+    $image: "https://img.example/a.png", $locale: "en-US",
+    $address1: "1 Main St", $address2: "Apt 2", $city: "Boston", $region: "MA",
+    $country: "US", $zip: "02110", $timezone: "America/New_York", $latitude: 42.36,
+    $longitude: -71.06, $ip: "127.0.0.1",
+    Plan: "gold", $consent: ["email"],
+  };
+  const before = structuredClone(input);
+  assert.deepEqual(profile(input), {
+    email: "ann@example.com", phone_number: "+15005550006", external_id: "cust-1",
+    first_name: "Ann", last_name: "Lee", organization: "Acme", title: "CEO",
+    image: "https://img.example/a.png", locale: "en-US",
+    location: {
+      address1: "1 Main St", address2: "Apt 2", city: "Boston", region: "MA", country: "US",
+      zip: "02110", timezone: "America/New_York", latitude: 42.36, longitude: -71.06, ip: "127.0.0.1",
+    },
+    properties: { Plan: "gold", $consent: ["email"] },
+  });
+  assert.deepEqual(input, before, "the page's object is not changed");
+});
+
+test("identify: our own shape passes unchanged; a value given both ways keeps ours", () => {
+  const ours = { email: "ann@example.com", first_name: "Ann", location: { city: "Boston" }, properties: { vip: true } };
+  assert.deepEqual(profile(ours), ours);
+  assert.deepEqual(
+    profile({ email: "a@example.com", $email: "b@example.com", location: { city: "X" }, $city: "Y", $zip: "1", properties: { Plan: "p" }, Plan: "loose" }),
+    { email: "a@example.com", location: { city: "X", zip: "1" }, properties: { Plan: "p" } },
+  );
+  // Not an object, or bad members: left for the core to name.
+  assert.equal(profile("x"), "x");
+  assert.deepEqual(profile({ email: "a@example.com", properties: "p" }), { email: "a@example.com", properties: "p" });
+  assert.deepEqual(profile({ email: "a@example.com", location: "here" }), { email: "a@example.com", location: "here" });
+});
+
+test("Viewed Product: Klaviyo's item (Shopify's Name, money text) -> our product; $value -> value", () => {
+  const item = {
+    Name: "Winnie the Pooh", ProductID: 1111, Categories: ["Kids"], ImageURL: "https://img.example/p.png",
+    URL: "https://shop.example/p", Brand: "Kids Books", Price: "$9.99", CompareAtPrice: "$12.00",
+  };
+  assert.deepEqual(viewedProduct(item), [{
+    ProductName: "Winnie the Pooh", ProductID: 1111, Categories: ["Kids"], ImageURL: "https://img.example/p.png",
+    URL: "https://shop.example/p", Brand: "Kids Books", Price: 9.99, CompareAtPrice: 12,
+  }, undefined]);
+  assert.equal(item.Price, "$9.99", "the page's object is not changed");
+  // Klaviyo's documented shape is ours already; $value and $event_id become options.
+  assert.deepEqual(
+    viewedProduct({ ProductName: "P", ProductID: "1", SKU: "S", Price: 5, $value: 5, $event_id: "v-1" }, { valueCurrency: "USD" }),
+    [{ ProductName: "P", ProductID: "1", SKU: "S", Price: 5 }, { valueCurrency: "USD", value: 5, uniqueId: "v-1" }],
+  );
+  // An optional price that is no amount is left out: the view is still tracked.
+  assert.deepEqual(viewedProduct({ ProductName: "P", ProductID: "1", Price: "call us" }), [{ ProductName: "P", ProductID: "1" }, undefined]);
+});
+
+test("Added to Cart: Klaviyo's AddedItem* properties -> our cart item; $value is the cart total", () => {
+  const props = {
+    $value: 29.98, AddedItemProductName: "A Thousand Splendid Suns", AddedItemProductID: "1112",
+    AddedItemSKU: "TALEOFTWO", AddedItemCategories: ["Fiction"], AddedItemImageURL: "https://img.example/2.png",
+    AddedItemURL: "https://shop.example/2", AddedItemPrice: "$19.99", AddedItemQuantity: "1",
+    ItemNames: ["Winnie the Pooh", "A Thousand Splendid Suns"], CheckoutURL: "https://shop.example/checkout",
+    Items: [{ ProductID: "1111", ItemPrice: 9.99, Quantity: 1 }],
+  };
+  assert.deepEqual(addedToCart(props), [{
+    ProductName: "A Thousand Splendid Suns", ProductID: "1112", SKU: "TALEOFTWO", Categories: ["Fiction"],
+    ImageURL: "https://img.example/2.png", URL: "https://shop.example/2", Price: 19.99, Quantity: 1,
+    ItemNames: ["Winnie the Pooh", "A Thousand Splendid Suns"], CheckoutURL: "https://shop.example/checkout",
+    Items: [{ ProductID: "1111", ItemPrice: 9.99, Quantity: 1 }], CartTotal: 29.98,
+  }, undefined]);
+  // A required price that is no amount stays, so the core's error names Price.
+  assert.equal(addedToCart({ AddedItemProductID: "1", AddedItemProductName: "P", AddedItemPrice: "free" })[0].Price, "free");
+  // Ours passes; a given CartTotal wins over $value.
+  const ours = { ProductID: "1", ProductName: "P", Price: 2, Quantity: 3, CartTotal: 9 };
+  assert.deepEqual(addedToCart({ ...ours, $value: 1 }), [ours, undefined]);
+});
+
+test("Started Checkout: $value -> the value property, $event_id -> uniqueId", () => {
+  assert.deepEqual(
+    startedCheckout({ $event_id: "cart-1-1700000000", $value: "29.98", ItemNames: ["P"], CheckoutURL: "https://shop.example/c" }),
+    [{ ItemNames: ["P"], CheckoutURL: "https://shop.example/c", value: 29.98 }, { uniqueId: "cart-1-1700000000" }],
+  );
+});
+
+test("trackViewedItem: Klaviyo's recently-viewed item -> our product", () => {
+  assert.deepEqual(viewedItem({
+    Title: "Winnie the Pooh", ItemId: 1111, Categories: ["Kids"], ImageUrl: "https://img.example/p.png",
+    Url: "https://shop.example/p", Metadata: { Brand: "Kids Books", Price: "$9.99", CompareAtPrice: "$12.00" },
+  }), {
+    Brand: "Kids Books", Price: 9.99, CompareAtPrice: 12, ProductName: "Winnie the Pooh", ProductID: 1111,
+    Categories: ["Kids"], ImageURL: "https://img.example/p.png", URL: "https://shop.example/p",
+  });
+});
+
+test("translate: commands in both shapes -> the tracker's method and arguments", () => {
+  assert.deepEqual(translate(["identify", { $email: "a@example.com" }]), { method: "identify", args: [{ email: "a@example.com" }] });
+  assert.deepEqual(translate(["track", "Viewed Product", { Name: "P", ProductID: 1 }]),
+    { method: "viewedProduct", args: [{ ProductName: "P", ProductID: 1 }, undefined] });
+  assert.equal(translate(["track", "Added to Cart", { AddedItemProductID: 1 }]).method, "addedToCart");
+  assert.equal(translate(["track", "Started Checkout", {}]).method, "startedCheckout");
+  assert.deepEqual(translate(["trackViewedItem", { ItemId: 1, Title: "P" }]),
+    { method: "viewedProduct", args: [{ ProductID: 1, ProductName: "P" }], viewedItem: true });
+  // Any other metric is a plain track; $value/$event_id become options.
+  assert.deepEqual(translate(["track", "Ordered Sample", { $value: 5, $event_id: 7, a: 1 }, { valueCurrency: "USD" }]),
+    { method: "track", args: ["Ordered Sample", { a: 1 }, { valueCurrency: "USD", value: 5, uniqueId: "7" }] });
+  assert.deepEqual(translate(["track", "Ordered Sample", { a: 1 }, { value: 9 }]),
+    { method: "track", args: ["Ordered Sample", { a: 1 }, { value: 9 }] });
+  assert.deepEqual(translate(["track", "Bad", "not an object"]), { method: "track", args: ["Bad", "not an object"] });
+  for (const m of METHODS) assert.equal(translate([m]).method, m);
+  assert.throws(() => translate(["openForm", "X"]), /unknown command "openForm"/);
+  assert.throws(() => translate(["constructor"]), /unknown command/);
+});
