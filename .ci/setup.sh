@@ -186,6 +186,15 @@ else
   warn "chromium and/or chromedriver missing: browser tests will not run (install chromium + chromedriver; set CHROMEDRIVER and adjust webdriver.json's binary)"
 fi
 
+# ---------------------------------------------------------------- 2b. more engines: Firefox ESR, WebKitGTK (issue 10)
+# Optional: .ci/wasm-browsers.sh and the engine matrix print SKIP for what is missing.
+# Measured here: about 80 s of apt for these, once.
+EXTRA_BROWSER_PKGS=(firefox-esr webkit2gtk-driver xvfb)
+if command -v dpkg-query >/dev/null 2>&1; then
+  if apt_install "${EXTRA_BROWSER_PKGS[@]}"; then log "browser: ${EXTRA_BROWSER_PKGS[*]} present"
+  else warn "could not install ${EXTRA_BROWSER_PKGS[*]}: firefox/webkit will be SKIPPED"; fi
+fi
+
 # ---------------------------------------------------------------- 3. wasm-bindgen-cli, wasm-pack
 # The exact version of the wasm-bindgen crate: Cargo.lock, else an `=X` pin in Cargo.toml,
 # else let cargo resolve it (generate-lockfile).
@@ -221,6 +230,14 @@ if wasm-pack --version >/dev/null 2>&1; then
 else
   log "wasm-pack: installing (~2 min)"
   host_cargo install -q wasm-pack --version 0.15.1  # the version the build was checked with
+  hash -r
+fi
+
+if [ -n "${GECKODRIVER:-}" ] || command -v geckodriver >/dev/null 2>&1; then
+  log "geckodriver: present (${GECKODRIVER:-$(command -v geckodriver)})"
+elif command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1; then
+  log "geckodriver: installing (~3.5 min; Debian has no package)"
+  host_cargo install -q --locked geckodriver --version 0.37.1 || warn "geckodriver install failed: firefox will be SKIPPED"
   hash -r
 fi
 
