@@ -3,7 +3,6 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { initSync } from "./klaviyo_wasm.js";
 import { Runtime, NS, storage, report, attach } from "./runtime.js";
 
 const IDENTIFY = 1, TRACK = 2, VIEWED = 3, ADDED = 4, CHECKOUT = 5, SUBSCRIBE = 6,
@@ -41,7 +40,9 @@ function load(url) {
     } catch {
       module = await WebAssembly.compile(await (await fetch(u)).arrayBuffer());
     }
-    attach(initSync({ module }).memory);
+    // Its exports are called as they are (see js/runtime.js): it imports nothing, so
+    // no import object, and wasm-bindgen's generated wrappers are not needed.
+    attach(new WebAssembly.Instance(module).exports);
   })();
   return loading;
 }
@@ -171,45 +172,44 @@ export class Klaviyo {
     });
   }
 
-  /** Async calls: resolve once queued; before ready, once the core accepted them. */
+  /** Async calls: resolve once queued; before ready, once the core accepted them. Bad
+   * input rejects (the executor catches what #call throws). */
   #async(op, args) {
-    if (this.#rt) {
-      this.#call(op, args);
-      return Promise.resolve();
-    }
-    let settle;
+    const rt = this.#rt;
     const p = new Promise((resolve, reject) => {
-      settle = (e) => (e ? reject(e) : resolve());
+      this.#call(op, args, rt ? undefined : (e) => (e ? reject(e) : resolve()));
+      if (rt) resolve();
     });
-    p.catch(() => {}); // also reported through onError
-    this.#call(op, args, settle);
+    if (!rt) p.catch(() => {}); // also reported through onError
     return p;
   }
 
+  /** Events: their `unique_id`, the given one if any. */
+  #event(op, args, options) {
+    const id = this.#call(op, args);
+    return options?.uniqueId ?? id;
+  }
+
   identify(profile) {
-    try { return this.#async(IDENTIFY, [profile]); } catch (e) { return Promise.reject(e); }
+    return this.#async(IDENTIFY, [profile]);
   }
   track(metric, properties, options) {
-    const id = this.#call(TRACK, [metric, properties, options]);
-    return options?.uniqueId ?? id;
+    return this.#event(TRACK, [metric, properties, options], options);
   }
   viewedProduct(product, options) {
-    const id = this.#call(VIEWED, [product, options]);
-    return options?.uniqueId ?? id;
+    return this.#event(VIEWED, [product, options], options);
   }
   addedToCart(item, options) {
-    const id = this.#call(ADDED, [item, options]);
-    return options?.uniqueId ?? id;
+    return this.#event(ADDED, [item, options], options);
   }
   startedCheckout(checkout, options) {
-    const id = this.#call(CHECKOUT, [checkout, options]);
-    return options?.uniqueId ?? id;
+    return this.#event(CHECKOUT, [checkout, options], options);
   }
   subscribe(options) {
-    try { return this.#async(SUBSCRIBE, [options]); } catch (e) { return Promise.reject(e); }
+    return this.#async(SUBSCRIBE, [options]);
   }
   backInStock(options) {
-    try { return this.#async(BACK_IN_STOCK, [options]); } catch (e) { return Promise.reject(e); }
+    return this.#async(BACK_IN_STOCK, [options]);
   }
   /** Sends what is due; resolves to `{ sent, pending, failed }` for this flush. */
   flush() {
@@ -243,11 +243,11 @@ export class Klaviyo {
     if (this.#rt) return void this.#rt.consent(code);
     this.#consent = code;
     if (code === GRANTED) this.#save();
-    else storage.del(this.#earlyKey);
+    else storage.del(this.#earlyKey); // at once, as the core's erasure would be
   }
   /** The consent state in force. */
   get consent() {
-    return CONSENT[this.#rt ? this.#rt.consent() : this.#consent];
+    return CONSENT[this.#rt?.state ?? this.#consent];
   }
 }
 

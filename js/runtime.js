@@ -1,7 +1,6 @@
 // The browser adapter: carries out what the wasm core decides. It owns the page's
 // facilities (fetch, localStorage, timers, page lifecycle, Web Locks) and no policy:
 // what to store, what to send, when, and what to retry are the core's answers.
-import * as wasm from "./klaviyo_wasm.js";
 
 // ctl() codes: the table in src/browser/exports.rs.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
@@ -53,14 +52,18 @@ export const storage = {
 
 // Text crosses to the wasm through its memory: strings are written into its input
 // buffer with `encodeInto` (no allocation, no copy per character in JS) and passed as
-// byte lengths; an answer is read from its out buffer. Only numbers cross the calls.
+// byte lengths; an answer is read from its out buffer. Only numbers cross the calls, so
+// the exports (src/browser/exports.rs) are called directly, without wasm-bindgen's
+// generated wrappers: a `u32` comes back as a signed i32, which only `open`'s
+// `u32::MAX` (refused) makes negative; lengths and addresses stay below 2^31.
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 const NONE = 0xffffffff; // an absent string
-let memory, view, at = 0, room = 0;
-/** The wasm instance's memory (set once it is instantiated). */
-export function attach(m) {
-  memory = m;
+let wasm, memory, view, at = 0, room = 0;
+/** The wasm instance's exports (set once it is instantiated). */
+export function attach(exports) {
+  wasm = exports;
+  memory = exports.memory;
 }
 /** The input buffer, at least `need` bytes (UTF-8 takes at most 3 per UTF-16 unit). */
 function input(need) {
@@ -126,7 +129,7 @@ export function report(kind, message, status = 0, count = 1, detail) {
 export class Runtime {
   constructor(options, onError, debug) {
     const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(), Date.now());
-    if (h === NONE) throw new Error(answer(wasm.outn()));
+    if (h < 0) throw new Error(answer(wasm.outn())); // u32::MAX: refused
     this.h = h;
     [this.prefix, this.revision] = ctl(h, INFO, 0, "").split(SEP);
     this.onError = onError;
@@ -314,8 +317,8 @@ export class Runtime {
   }
 
   /**
-   * The code of the consent state the core holds (0 pending, 1 granted, 2 denied),
-   * after setting it to `set` (3: only asks). On a change, this tab takes part in
+   * Sets the core's consent state to `set` (0 pending, 1 granted, 2 denied; 3 only
+   * asks) and keeps the one it holds in `state`. On a change, this tab takes part in
    * choosing the sender only while granted (a pending or denied tab holding the lock
    * would stall the others' queue), and the core's storage writes (a denial's
    * erasure) are made at once.
@@ -331,7 +334,6 @@ export class Runtime {
       if (this.state === 1) this.elect((this.ballot = new AbortController()).signal);
       this.syncAndSend();
     }
-    return this.state;
   }
 
   /** Which tab sends: the holder of a Web Lock, else of a lease in storage, until

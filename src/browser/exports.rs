@@ -2,8 +2,9 @@
 //! buffers in the wasm memory: the runtime writes its strings into [`buf`] with
 //! `TextEncoder.encodeInto` (no allocation, no copy per character in JS) and passes
 //! their byte lengths; an export that answers with text leaves it in the out buffer
-//! ([`outp`]) and returns its length. So the generated glue is one line per export, and
-//! the hot path, [`call`], moves no string back.
+//! ([`outp`]) and returns its length. So js/runtime.js calls these exports directly
+//! (no generated JS glue in the package), and the hot path, [`call`], moves no string
+//! back.
 
 use std::cell::UnsafeCell;
 
@@ -97,9 +98,8 @@ pub fn outn() -> u32 {
 
 /// `key SUB value SEP key SUB value ...` -> pairs.
 fn pairs(packed: &str) -> Vec<(String, String)> {
-    packed
-        .split(SEP)
-        .filter_map(|p| p.split_once(SUB))
+    text::parts(packed, SEP as u8)
+        .filter_map(|p| text::cut(p, SUB as u8))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
@@ -174,7 +174,7 @@ pub fn call(h: u32, op: u32, len: u32) -> u32 {
 fn id_and_time<'a>(parts: &[&'a str]) -> (std::borrow::Cow<'a, str>, u64) {
     // Our ids have no escapes: borrow them from the text.
     let id = match parts.first() {
-        Some(p) if p.len() >= 2 && !p.contains('\\') => {
+        Some(p) if p.len() >= 2 && !text::has(p, b'\\') => {
             std::borrow::Cow::Borrowed(&p[1..p.len() - 1])
         }
         Some(p) => std::borrow::Cow::Owned(jt::unescape(p).unwrap_or_default()),

@@ -113,7 +113,8 @@ pub struct Client {
     pub config: Config,
     identity: Identity,
     queue: Queue,
-    ops: Vec<StorageOp>,
+    /// What a denial left to write (the marker, the erasure), whatever the consent now.
+    erasure: Vec<StorageOp>,
 }
 
 impl Client {
@@ -127,14 +128,10 @@ impl Client {
         page_query: &str,
         fresh_id: &str,
     ) -> Client {
-        let consent = config.consent;
-        let denied = consent == Consent::Denied;
         let mut identity = stored_identity
-            .filter(|_| !denied)
             .and_then(Identity::restore)
             .unwrap_or_else(|| Identity::new(fresh_id.to_string()));
-        let kx = text::query_param(page_query, "_kx").filter(|k| !k.is_empty() && !denied);
-        if let Some(kx) = kx {
+        if let Some(kx) = text::query_param(page_query, "_kx").filter(|k| !k.is_empty()) {
             if identity.kx.as_ref() != Some(&kx) {
                 identity.set_kx(kx);
             }
@@ -144,19 +141,17 @@ impl Client {
             config.mark_prefix(),
             config.limits.clone(),
         );
+        let consent = config.consent;
         let mut client = Client {
             config,
             identity,
             queue,
-            ops: Vec::new(),
+            erasure: Vec::new(),
         };
-        if denied {
-            client.deny(true);
-        } else {
-            client.queue.set_consent(consent);
-            if stored_identity != Some(client.identity.to_storage().as_str()) {
-                client.save_identity();
-            }
+        // Denied: the identity read above is dropped with everything else.
+        client.change(consent, "", true);
+        if stored_identity != Some(client.identity.to_storage().as_str()) {
+            client.save_identity();
         }
         client
     }
@@ -164,7 +159,7 @@ impl Client {
     /// Writes the identity, once consent is granted (pending: at the grant).
     fn save_identity(&mut self) {
         if self.consent() == Consent::Granted {
-            self.ops.push(StorageOp::Put {
+            self.queue.ops.push(StorageOp::Put {
                 key: self.config.identity_key(),
                 value: self.identity.to_storage(),
             });
@@ -179,36 +174,37 @@ impl Client {
     /// the anonymous id of a new profile, used when a grant follows a denial (the
     /// earlier identity was erased with everything else).
     pub fn set_consent(&mut self, consent: Consent, fresh_id: &str) {
+        self.change(consent, fresh_id, true);
+    }
+
+    /// Consent becomes `consent`. Denied: drop what the page holds (identity included)
+    /// and erase every key under our prefix. When the denial is this page's (`tell`),
+    /// the other tabs are told first, through the marker key, which the erasure removes
+    /// at once: so they drop their calls as refused ones before they see the erasure.
+    /// A grant or pending after a denial starts a new profile (`fresh_id`).
+    fn change(&mut self, consent: Consent, fresh_id: &str, tell: bool) {
         let was = self.consent();
         if consent == was {
             return;
         }
-        if consent == Consent::Denied {
-            return self.deny(true);
-        }
-        if was == Consent::Denied {
-            self.identity = Identity::new(fresh_id.to_string());
-        }
         self.queue.set_consent(consent);
+        let denied = consent == Consent::Denied;
+        if denied || was == Consent::Denied {
+            let id = if denied { "" } else { fresh_id };
+            self.identity = Identity::new(id.to_string());
+        }
         // Granted: the identity is written with the calls held while pending.
         self.save_identity();
-    }
-
-    /// Consent is denied: drop what the page holds (identity included) and erase every
-    /// key under our prefix. When the denial is this page's (`tell`), the other tabs
-    /// are told first, through the marker key, which the erasure removes at once: so
-    /// they drop their calls as refused ones before they see the erasure.
-    fn deny(&mut self, tell: bool) {
-        self.queue.set_consent(Consent::Denied);
-        self.identity = Identity::new(String::new());
-        self.ops.clear();
+        if !denied {
+            return;
+        }
         if tell {
-            self.ops.push(StorageOp::Put {
+            self.erasure.push(StorageOp::Put {
                 key: self.config.consent_key(),
                 value: consent::DENIED.to_string(),
             });
         }
-        self.ops.push(StorageOp::Erase {
+        self.erasure.push(StorageOp::Erase {
             prefix: self.config.storage_prefix(),
         });
     }
@@ -216,9 +212,7 @@ impl Client {
     /// A key and value found in storage under our prefix (queue records, keepalive marks).
     /// Ignored while consent is denied (other tabs' data is not ours to hold then).
     pub fn load(&mut self, key: &str, value: &str) {
-        if self.consent() != Consent::Denied {
-            self.queue.load(key, value);
-        }
+        self.queue.load(key, value);
     }
 
     /// A record of calls made before a page's tracker was ready:
@@ -230,7 +224,7 @@ impl Client {
             return; // erased
         }
         let Ok(v) = jt::check(value) else {
-            return self.ops.push(StorageOp::Remove {
+            return self.queue.ops.push(StorageOp::Remove {
                 key: key.to_string(),
             });
         };
@@ -263,7 +257,7 @@ impl Client {
         if refused > 0 {
             self.queue.report(ReportKind::Invalid, 0, first, refused);
         }
-        self.ops.push(StorageOp::Remove {
+        self.queue.ops.push(StorageOp::Remove {
             key: key.to_string(),
         });
     }
@@ -350,7 +344,7 @@ impl Client {
         self.queue.drop_superseded(Endpoint::Profiles, &marker);
         // Consent denied: dropped, and the page forgets it too.
         if self.queue.push_body(id, Endpoint::Profiles, body, now_ms) {
-            self.identity = next;
+            std::mem::swap(&mut self.identity, &mut next);
             self.save_identity();
         }
         Ok(())
@@ -476,25 +470,14 @@ impl Client {
     }
 
     /// The end of a task: the storage writes to make now (the task's calls as one
-    /// record, records that shrank, the identity). None while consent is pending; only
-    /// the erasure (once) after it was denied.
+    /// record, records that shrank, the identity). None while consent is pending or
+    /// denied, but what a denial left (the erasure, once).
     pub fn take_storage_ops(&mut self, now_ms: u64) -> Vec<StorageOp> {
-        if self.consent() == Consent::Pending {
-            // Only what a denial left to do (denied, then pending in one task): its
-            // erasure. Whatever else is waiting stays for the grant.
-            let denial = self
-                .ops
-                .iter()
-                .any(|op| matches!(op, StorageOp::Erase { .. }));
-            return if denial {
-                std::mem::take(&mut self.ops)
-            } else {
-                Vec::new()
-            };
+        let mut ops = std::mem::take(&mut self.erasure);
+        if self.consent() == Consent::Granted {
+            self.queue.sync(now_ms);
+            ops.append(&mut self.queue.ops);
         }
-        self.queue.sync(now_ms);
-        let mut ops = std::mem::take(&mut self.ops);
-        ops.append(&mut self.queue.take_ops());
         ops
     }
 
@@ -538,11 +521,8 @@ impl Client {
         if self.consent() == Consent::Denied {
             return;
         }
-        if key == self.config.consent_key() {
-            if value == Some(consent::DENIED) {
-                self.deny(false);
-            }
-            return;
+        if value.unwrap_or("") == consent::DENIED && key == self.config.consent_key() {
+            return self.change(Consent::Denied, "", false);
         }
         if key == self.config.identity_key() {
             // Another tab identified or reset: follow it, so all tabs send one profile.
@@ -556,9 +536,7 @@ impl Client {
 
     /// Memory made to match storage (on becoming the sender tab).
     pub fn resync(&mut self, stored: Vec<(String, String)>) {
-        if self.consent() != Consent::Denied {
-            self.queue.resync(stored);
-        }
+        self.queue.resync(stored);
     }
 
     /// Storage refused to write `key`.
@@ -579,7 +557,7 @@ impl Client {
 /// The text of a checked string literal, decoded only when it has escapes.
 fn string(raw: &str) -> std::borrow::Cow<'_, str> {
     let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
-    if inner.contains('\\') {
+    if text::has(inner, b'\\') {
         std::borrow::Cow::Owned(jt::unescape(raw).unwrap_or_default())
     } else {
         std::borrow::Cow::Borrowed(inner)

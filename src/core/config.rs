@@ -48,7 +48,7 @@ impl Config {
         };
         Ok(Config {
             company_id,
-            api_base: api_base.trim_end_matches('/').to_string(),
+            api_base: trim_slashes(&api_base).to_string(),
             revision,
             limits,
             consent,
@@ -96,6 +96,14 @@ impl Config {
     pub fn mark_prefix(&self) -> String {
         self.storage_prefix() + "k:"
     }
+}
+
+/// `s` without trailing slashes (`trim_end_matches('/')` with no char searcher).
+fn trim_slashes(mut s: &str) -> &str {
+    while let Some(rest) = s.strip_suffix("/") {
+        s = rest;
+    }
+    s
 }
 
 fn not_object() -> ValidationError {
@@ -156,6 +164,14 @@ mod tests {
         );
         assert_eq!(c.limits.max_events, 5);
         assert_eq!(c.limits.max_memory_bytes, 77);
+        for (given, trimmed) in [
+            ("https://x.io//", "https://x.io"),
+            ("/", ""),
+            ("a/b", "a/b"),
+        ] {
+            assert_eq!(trim_slashes(given), given.trim_end_matches('/'));
+            assert_eq!(trim_slashes(given), trimmed);
+        }
     }
 
     #[test]

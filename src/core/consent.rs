@@ -48,11 +48,14 @@ pub enum Consent {
     Denied = 2,
 }
 
-const ALL: [Consent; 3] = [Consent::Pending, Consent::Granted, Consent::Denied];
-
 impl Consent {
     pub fn from_code(code: u64) -> Option<Consent> {
-        ALL.get(usize::try_from(code).ok()?).copied()
+        match code {
+            0 => Some(Consent::Pending),
+            1 => Some(Consent::Granted),
+            2 => Some(Consent::Denied),
+            _ => None,
+        }
     }
 }
 
@@ -62,7 +65,10 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for (n, c) in ALL.iter().enumerate() {
+        for (n, c) in [Consent::Pending, Consent::Granted, Consent::Denied]
+            .iter()
+            .enumerate()
+        {
             assert_eq!(Consent::from_code(n as u64), Some(*c));
             assert_eq!(*c as u64, n as u64);
         }

@@ -18,18 +18,18 @@ const MAX_SCALE: u32 = 12;
 impl Decimal {
     /// Parses JSON number text. `None` when it does not fit exactly.
     pub fn parse(text: &str) -> Option<Decimal> {
-        let (neg, body) = match text.strip_prefix('-') {
+        let (neg, body) = match text.strip_prefix("-") {
             Some(rest) => (true, rest),
             None => (false, text),
         };
-        let (digits, exp) = match body.find(['e', 'E']) {
+        let (digits, exp) = match body.bytes().position(|b| matches!(b, b'e' | b'E')) {
             Some(i) => (
                 &body[..i],
                 i32::try_from(text::parse_i64(&body[i + 1..])?).ok()?,
             ),
             None => (body, 0),
         };
-        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let (int, frac) = text::cut(digits, b'.').unwrap_or((digits, ""));
         if int.is_empty() {
             return None;
         }

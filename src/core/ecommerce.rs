@@ -24,7 +24,7 @@ pub fn added_to_cart(p: &str) -> Result<Option<String>> {
     let price = optional_number(p, "Price")?
         .ok_or_else(|| ValidationError::new("Price", "is required and must be a number"))?;
     let quantity = optional_number(p, "Quantity")?.unwrap_or("1");
-    if quantity.starts_with('-') || Decimal::parse(quantity).is_some_and(Decimal::is_zero) {
+    if quantity.starts_with("-") || Decimal::parse(quantity).is_some_and(Decimal::is_zero) {
         return Err(ValidationError::new(
             "Quantity",
             "must be greater than zero",

@@ -8,6 +8,8 @@
 //! no surrounding whitespace (`"a\"b"`, `{"k":[1,2]}`, `-0.5`). The readers (`get`,
 //! [`entries`], [`items`]) never panic on text that was not checked; they just stop.
 
+use super::text;
+
 /// Deep enough for any real event; shallow enough that hostile input cannot exhaust the
 /// (small) wasm stack. The checker itself does not recurse.
 pub const MAX_DEPTH: usize = 64;
@@ -371,8 +373,11 @@ impl<'a> Iterator for Items<'a> {
 
 /// Whether a key literal (`"Price"`) names `key`. Keys with escapes are decoded first.
 pub fn key_is(literal: &str, key: &str) -> bool {
-    match literal.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
-        Some(inner) if !inner.contains('\\') => inner == key,
+    match literal
+        .strip_prefix("\"")
+        .and_then(|l| l.strip_suffix("\""))
+    {
+        Some(inner) if !text::has(inner, b'\\') => inner == key,
         _ => unescape(literal).is_some_and(|k| k == key),
     }
 }
@@ -387,8 +392,8 @@ pub fn get<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
 
 /// The text of a raw string value; `None` for anything else.
 pub fn unescape(raw: &str) -> Option<String> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
+    let inner = raw.strip_prefix("\"")?.strip_suffix("\"")?;
+    if !text::has(inner, b'\\') {
         return Some(inner.to_string());
     }
     let b = inner.as_bytes();

@@ -14,7 +14,7 @@ pub const HEARTBEAT_MS: u64 = 1_000;
 /// (renewed or taken), if any.
 pub fn decide(stored: Option<&str>, me: &str, now_ms: u64) -> (bool, Option<String>) {
     let current = stored.and_then(|v| {
-        let (tab, expires) = v.split_once(' ')?;
+        let (tab, expires) = text::cut(v, b' ')?;
         Some((tab, text::parse_u64(expires)?))
     });
     match current {

@@ -254,7 +254,8 @@ pub struct Queue {
     /// Transmits sent and not answered yet.
     in_flight: Vec<u32>,
     next_tx: u32,
-    ops: Vec<StorageOp>,
+    /// Storage writes to make, in order (the client adds its own: the identity, ...).
+    pub ops: Vec<StorageOp>,
     reports: Vec<Report>,
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
@@ -322,9 +323,6 @@ impl Queue {
     /// Queues an event of `profile` (its fields as `record::event_fields` wrote them).
     /// `call_id` names the record if this call opens one (a fresh random id).
     pub fn push_event(&mut self, call_id: &str, profile: &str, fields: String, now_ms: u64) {
-        if self.refused() {
-            return;
-        }
         let p = self.intern(profile);
         self.push(call_id, p, Endpoint::Events, fields, now_ms);
     }
@@ -338,20 +336,7 @@ impl Queue {
         body: String,
         now_ms: u64,
     ) -> bool {
-        let refused = self.refused();
-        if !refused {
-            self.push(call_id, NO_PROFILE, endpoint, body, now_ms);
-        }
-        !refused
-    }
-
-    /// Whether consent is denied, so a call must be dropped (reported once).
-    fn refused(&mut self) -> bool {
-        let denied = self.consent == Consent::Denied;
-        if denied {
-            self.drop_for_consent(1);
-        }
-        denied
+        self.push(call_id, NO_PROFILE, endpoint, body, now_ms)
     }
 
     /// Calls were dropped for want of consent: the first time since the denial, the
@@ -374,12 +359,10 @@ impl Queue {
         if consent == Consent::Denied {
             let n = self.items.len();
             self.remove_where(|_| true);
-            self.records.clear();
-            self.profiles.clear();
+            self.forget_records();
             self.marks.clear();
             self.in_flight.clear();
             self.ops.clear();
-            self.open = None;
             self.consent_reported = false;
             self.drop_for_consent(n);
         }
@@ -390,7 +373,19 @@ impl Queue {
         self.consent
     }
 
-    fn push(&mut self, call_id: &str, profile: u32, endpoint: Endpoint, text: String, now_ms: u64) {
+    /// False when consent is denied: the call is dropped (reported once).
+    fn push(
+        &mut self,
+        call_id: &str,
+        profile: u32,
+        endpoint: Endpoint,
+        text: String,
+        now_ms: u64,
+    ) -> bool {
+        if self.consent == Consent::Denied {
+            self.drop_for_consent(1);
+            return false;
+        }
         let rec = match self.open {
             Some(r) => r,
             None => {
@@ -428,6 +423,7 @@ impl Queue {
         if self.bytes > self.limits.max_memory_bytes {
             self.drop_oldest();
         }
+        true
     }
 
     /// Over the memory bound: drops the oldest calls not in flight until a tenth of
@@ -499,11 +495,9 @@ impl Queue {
 
     /// The end of a task: writes its calls as one new record, keeps storage within its
     /// bounds, and rewrites or removes records whose calls left. Then [`Queue::take_ops`].
+    /// Only while consent is granted (the client sees to it): pending calls stay in
+    /// the open record until then.
     pub fn sync(&mut self, now_ms: u64) {
-        // Not granted: nothing is written (pending calls stay in the open record).
-        if self.consent != Consent::Granted {
-            return;
-        }
         if let Some(open) = self.open.take() {
             let store = !self.storage_full;
             for it in self.items.iter_mut().filter(|it| it.rec == open) {
@@ -518,10 +512,15 @@ impl Queue {
         self.evict_from_storage();
         self.rewrite_dirty();
         self.forget_expired_marks(now_ms);
+        self.forget_records();
+    }
+
+    /// With no call held, nothing refers to the records and profiles any more.
+    fn forget_records(&mut self) {
         if self.items.is_empty() {
-            // Nothing refers to them any more.
             self.records.clear();
             self.profiles.clear();
+            self.open = None;
         }
     }
 
@@ -630,8 +629,12 @@ impl Queue {
     }
 
     /// A stored record or keepalive mark under our prefixes (at start, or on taking
-    /// over as sender). Records we cannot read are removed, not fatal.
+    /// over as sender). Records we cannot read are removed, not fatal. Ignored while
+    /// consent is denied (other tabs' data is not ours to hold then).
     pub fn load(&mut self, key: &str, value: &str) {
+        if self.consent == Consent::Denied {
+            return;
+        }
         if let Some(id) = key.strip_prefix(self.prefix.as_str()) {
             self.insert_record(id, value);
         } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {

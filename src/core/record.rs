@@ -117,8 +117,8 @@ pub fn push_body(idx: u32, endpoint: Endpoint, body: &str, out: &mut String) {
 /// A record's creation time and lines; `None` when it is not a record of ours. Lines
 /// that do not read back (a damaged record) make the whole record unreadable.
 pub fn read(value: &str) -> Option<(u64, Vec<Line<'_>>)> {
-    let mut lines = value.split('\n');
-    let created = lines.next()?.strip_prefix(VERSION)?.strip_prefix(' ')?;
+    let mut lines = text::parts(value, b'\n');
+    let created = lines.next()?.strip_prefix(VERSION)?.strip_prefix(" ")?;
     let created_ms = text::parse_u64(created)?;
     let mut out = Vec::new();
     let mut profile = false;
@@ -130,7 +130,7 @@ pub fn read(value: &str) -> Option<(u64, Vec<Line<'_>>)> {
                 Line::Profile(rest)
             }
             "e" if profile => {
-                let (idx, fields) = rest.split_once('\t')?;
+                let (idx, fields) = text::cut(rest, b'\t')?;
                 read_event(fields)?;
                 Line::Event {
                     idx: text::parse_u64(idx).and_then(|n| u32::try_from(n).ok())?,
@@ -138,8 +138,8 @@ pub fn read(value: &str) -> Option<(u64, Vec<Line<'_>>)> {
                 }
             }
             "b" => {
-                let (idx, rest) = rest.split_once('\t')?;
-                let (code, body) = rest.split_once('\t')?;
+                let (idx, rest) = text::cut(rest, b'\t')?;
+                let (code, body) = text::cut(rest, b'\t')?;
                 if jt::kind(body) != Kind::Obj {
                     return None;
                 }
@@ -170,14 +170,18 @@ pub fn event_fields(e: &Event) -> String {
 
 /// Reads what [`event_fields`] wrote; `None` for anything else.
 pub fn read_event(fields: &str) -> Option<Event<'_>> {
-    let mut f = fields.splitn(6, '\t');
+    let (time_s, rest) = text::cut(fields, b'\t')?;
+    let (unique_id, rest) = text::cut(rest, b'\t')?;
+    let (value, rest) = text::cut(rest, b'\t')?;
+    let (currency, rest) = text::cut(rest, b'\t')?;
+    let (metric, properties) = text::cut(rest, b'\t')?;
     let e = Event {
-        time_s: text::parse_i64(f.next()?)?,
-        unique_id: f.next()?,
-        value: f.next()?,
-        currency: f.next()?,
-        metric: f.next()?,
-        properties: f.next()?,
+        time_s: text::parse_i64(time_s)?,
+        unique_id,
+        value,
+        currency,
+        metric,
+        properties,
     };
     let ok = jt::kind(e.unique_id) == Kind::Str
         && jt::kind(e.metric) == Kind::Str
@@ -200,9 +204,8 @@ pub fn mark(until_ms: u64, idx: &[u32]) -> String {
 }
 
 pub fn read_mark(value: &str) -> Option<(u64, Vec<u32>)> {
-    let (until, list) = value.split_once(' ')?;
-    let idx = list
-        .split(',')
+    let (until, list) = text::cut(value, b' ')?;
+    let idx = text::parts(list, b',')
         .map(|i| text::parse_u64(i).and_then(|n| u32::try_from(n).ok()))
         .collect::<Option<Vec<u32>>>()?;
     Some((text::parse_u64(until)?, idx))

@@ -1,6 +1,9 @@
-//! Two tiny text helpers used across the core instead of `str::parse` and substring
-//! search: each generic `parse::<T>` and the two-way searcher behind `str::find(&str)`
-//! add their own code to the wasm, and these inputs are short.
+//! Tiny text helpers used across the core instead of `str::parse`, substring search
+//! and char patterns: each generic `parse::<T>`, the two-way searcher behind
+//! `str::find(&str)` and the char searcher behind `split(',')`, `split_once(' ')` or
+//! `contains('\\')` add their own code to the wasm, and these inputs are short. Every
+//! separator we cut at is ASCII, so a byte search finds exactly what the char search
+//! would (no byte of a multi-byte UTF-8 character is ASCII) and both halves stay whole.
 
 /// A non-negative decimal integer (digits only, no sign), `None` on overflow.
 pub fn parse_u64(s: &str) -> Option<u64> {
@@ -18,12 +21,41 @@ pub fn parse_u64(s: &str) -> Option<u64> {
 
 /// An optionally signed decimal integer.
 pub fn parse_i64(s: &str) -> Option<i64> {
-    match s.strip_prefix('-') {
+    match s.strip_prefix("-") {
         Some(rest) => parse_u64(rest)
             .and_then(|n| i64::try_from(n).ok())
             .map(|n| -n),
-        None => parse_u64(s.strip_prefix('+').unwrap_or(s)).and_then(|n| i64::try_from(n).ok()),
+        None => parse_u64(s.strip_prefix("+").unwrap_or(s)).and_then(|n| i64::try_from(n).ok()),
     }
+}
+
+/// `s` cut at its first `b` (an ASCII byte), without it: `str::split_once` for ASCII.
+pub fn cut(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == b)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The parts of `s` between its `b`s (an ASCII byte): `str::split` for ASCII.
+pub fn parts(s: &str, b: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        Some(match cut(s, b) {
+            Some((part, tail)) => {
+                rest = Some(tail);
+                part
+            }
+            None => {
+                rest = None;
+                s
+            }
+        })
+    })
+}
+
+/// Whether `s` holds the byte `b` (ASCII): `str::contains` for ASCII.
+pub fn has(s: &str, b: u8) -> bool {
+    s.bytes().any(|c| c == b)
 }
 
 /// Byte offset of the first `needle` in `hay` (naive search: our texts are small).
@@ -72,9 +104,9 @@ pub fn push_i64(out: &mut String, n: i64) {
 
 /// The value of `name` in a URL query string (`?a=1&_kx=...`), percent-decoded.
 pub fn query_param(search: &str, name: &str) -> Option<String> {
-    let search = search.strip_prefix('?').unwrap_or(search);
-    search.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    let search = search.strip_prefix("?").unwrap_or(search);
+    parts(search, b'&').find_map(|pair| {
+        let (k, v) = cut(pair, b'=').unwrap_or((pair, ""));
         (percent_decode(k)? == name)
             .then(|| percent_decode(v))
             .flatten()
@@ -165,6 +197,32 @@ pub fn char_count(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_and_splits_at_ascii_bytes_as_str_does_at_chars() {
+        for s in [
+            "",
+            ",",
+            ",,",
+            "a",
+            "a,",
+            ",a",
+            "a,b",
+            "a,,b",
+            "é,😀,ü",
+            "😀",
+            "x,é\u{1}y,",
+        ] {
+            for (b, c) in [(b',', ','), (b'\x01', '\u{1}'), (b'z', 'z')] {
+                assert_eq!(cut(s, b), s.split_once(c), "{s:?} {c:?}");
+                assert_eq!(
+                    parts(s, b).collect::<Vec<_>>(),
+                    s.split(c).collect::<Vec<_>>()
+                );
+                assert_eq!(has(s, b), s.contains(c));
+            }
+        }
+    }
 
     #[test]
     fn parses_integers_and_refuses_the_rest() {

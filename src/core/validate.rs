@@ -53,17 +53,16 @@ pub fn company_id(v: &str) -> Result<()> {
 
 /// A pragmatic address check: what a shop's form should already have caught, not RFC 5322.
 pub fn email(field: &str, v: &str) -> Result<()> {
-    let ok = match v.split_once('@') {
+    let ok = match text::cut(v, b'@') {
         Some((local, domain)) => {
             !local.is_empty()
                 && local.len() <= 64
                 && v.len() <= 254
-                && !domain.contains('@')
+                && !text::has(domain, b'@')
                 && !text::has_blank(v)
-                && domain.contains('.')
-                && domain
-                    .split('.')
-                    .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
+                && text::has(domain, b'.')
+                && text::parts(domain, b'.')
+                    .all(|l| !l.is_empty() && !l.starts_with("-") && !l.ends_with("-"))
         }
         None => false,
     };
@@ -76,9 +75,9 @@ pub fn email(field: &str, v: &str) -> Result<()> {
 
 /// E.164: `+`, a non-zero country digit, 7 to 15 digits in all.
 pub fn phone(field: &str, v: &str) -> Result<()> {
-    let digits = v.strip_prefix('+').unwrap_or("");
+    let digits = v.strip_prefix("+").unwrap_or("");
     let ok = (7..=15).contains(&digits.len())
-        && !digits.starts_with('0')
+        && !digits.starts_with("0")
         && digits.bytes().all(|b| b.is_ascii_digit());
     if ok {
         Ok(())
@@ -240,7 +239,7 @@ pub fn currency_code(field: &str, s: &str) -> Result<String> {
 
 /// `revision` header: `YYYY-MM-DD` with an optional `.suffix`.
 pub fn revision(v: &str) -> Result<()> {
-    let date = v.split_once('.').map_or(v, |(d, _)| d);
+    let date = text::cut(v, b'.').map_or(v, |(d, _)| d);
     let b = date.as_bytes();
     let ok = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| {
@@ -266,7 +265,10 @@ pub fn api_base(v: &str) -> Result<()> {
         .strip_prefix("https://")
         .or_else(|| v.strip_prefix("http://"))
         .unwrap_or("");
-    if rest.is_empty() || rest.starts_with('/') || v.contains(['?', '#', ' ']) {
+    if rest.is_empty()
+        || rest.starts_with("/")
+        || v.bytes().any(|b| matches!(b, b'?' | b'#' | b' '))
+    {
         Err(ValidationError::new(
             "apiBase",
             "must be an http(s) URL like https://a.klaviyo.com",
