@@ -44,6 +44,9 @@ suites=(tests/emulator/ tests/build/ tests/e2e/ tests/queue/ tests/edge/)
 for extra in tests/script/ tests/consent/; do [ -d "$extra" ] && suites+=("$extra"); done
 node --test --test-concurrency=1 "${suites[@]}"
 
+step "the durable queue in Chromium, Firefox ESR and WebKitGTK (WebDriver; one line per engine and scenario)"
+bash .ci/engines.sh --run-only
+
 if [ -f .ci/fixtures.sh ]; then
   step "the packed package in real projects (npm pack -> Vite, webpack, esbuild, HTML, Hono in workerd, Node signer, tsc)"
   bash .ci/fixtures.sh
