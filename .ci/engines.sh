@@ -37,18 +37,9 @@ warn() { printf '[engines] WARNING: %s\n' "$*" >&2; }
 now()  { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# shellcheck source=.ci/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
-SUDO=()
-can_apt() {
-  [ "${KW_SKIP_APT:-0}" = 1 ] && return 1
-  command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1 || return 1
-  if [ "$(id -u)" -eq 0 ]; then SUDO=(); return 0; fi
-  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=(sudo -n); return 0; fi
-  return 1
-}
-
-APT_UPDATED=0
 # apt_for WHAT PKG...: installs the packages not yet installed, timing it.
 apt_for() {
   local what=$1; shift
@@ -62,20 +53,12 @@ apt_for() {
     log "$what: present ($*)"
     return 0
   fi
-  if ! can_apt; then
+  local t0
+  t0=$(now)
+  if ! apt_install "${missing[@]}"; then
     warn "$what: missing ${missing[*]} and apt-get is not usable here (root, passwordless sudo, KW_SKIP_APT unset); the matrix will skip it"
     return 0
   fi
-  local aptopts=(-y -q -o DPkg::Lock::Timeout=900 -o Dpkg::Options::=--force-confold)
-  local t0
-  t0=$(now)
-  if [ "$APT_UPDATED" = 0 ]; then
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${aptopts[@]}" update >/dev/null
-    APT_UPDATED=1
-    log "apt-get update: $(took "$t0")"
-    t0=$(now)
-  fi
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${aptopts[@]}" install "${missing[@]}" >/dev/null
   log "$what: installed ${missing[*]} in $(took "$t0")"
 }
 
