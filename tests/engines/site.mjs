@@ -4,8 +4,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { readFile, stat } from 'node:fs/promises';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { isBuilt, buildId } from '../support/build.mjs';
 import { fileURLToPath } from 'node:url';
 import { MIME } from '../support/browser.mjs';
 
@@ -45,17 +44,5 @@ export async function startSite({ host = '127.0.0.1' } = {}) {
   };
 }
 
-export function isBuilt() {
-  return existsSync(path.join(ROOT, 'dist/web/index.js')) && existsSync(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
-}
+export { isBuilt, buildId };
 
-/** sha256 (first 12 hex) and mtime of the built wasm: which build a run tested. */
-export function buildId() {
-  const file = path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm');
-  try {
-    const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
-    return `${hash} (${statSync(file).mtime.toISOString()})`;
-  } catch {
-    return 'none';
-  }
-}

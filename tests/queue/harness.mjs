@@ -3,8 +3,7 @@
 // Debian's Chromium through playwright-core, and polling helpers (no fixed sleeps).
 import http from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { isBuilt, buildId } from '../support/build.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmulator } from '../emulator/server.mjs';
@@ -59,20 +58,8 @@ export async function startStaticServer({ port = 0, host = '127.0.0.1' } = {}) {
   };
 }
 
-/** sha256 (first 12 hex) and mtime of the built wasm: which build a run tested. */
-export function buildId() {
-  const file = path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm');
-  try {
-    const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
-    return `${hash} (${statSync(file).mtime.toISOString()})`;
-  } catch {
-    return 'none';
-  }
-}
 
-export function isBuilt() {
-  return existsSync(path.join(ROOT, 'dist/web/index.js')) && existsSync(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
-}
+export { isBuilt, buildId };
 
 // A document answered through `route.fulfill` has no IP address, so Chromium's Local
 // Network Access checks treat it as public and refuse its fetches to the loopback
