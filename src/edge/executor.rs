@@ -3,7 +3,9 @@
 //! would queue one more microtask per wake. In workerd `queueMicrotask` is the dearest
 //! call of a request on the hot path: this executor took the worker's CPU per request
 //! from ~680 to ~610 us in `tests/bench/edge-bench.mjs`'s sequential run.
-//! The awaits themselves stay `wasm_bindgen_futures::JsFuture`.
+//! [`settled`] awaits a promise through one callback made once per isolate (the body
+//! read); the other awaits (gloo-net's fetch, KV, the rate-limit binding, timers) stay
+//! `wasm_bindgen_futures::JsFuture`.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use js_sys::{Function, Promise};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
 
 type Job = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 
@@ -117,4 +119,119 @@ fn run(id: u32) {
         }
     }
     task.polling.set(false);
+}
+
+/// A promise as a future, without the two wasm-bindgen closures (and their
+/// FinalizationRegistry entries) that `JsFuture` makes for every await: the promise
+/// settles into a slot through one callback made once per isolate, bound to the slot.
+/// Used for the awaits the worker makes on every request; gloo-net's own fetch await
+/// stays a `JsFuture`.
+pub fn settled(promise: &Promise) -> Settling {
+    let slot = SLOTS.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.iter().position(|x| matches!(x, Slot::Free)) {
+            Some(free) => {
+                s[free] = Slot::Waiting(None);
+                free
+            }
+            None => {
+                s.push(Slot::Waiting(None));
+                s.len() - 1
+            }
+        }
+    });
+    let at = JsValue::from(slot as u32);
+    let on_settle = ON_SETTLE.with(|f| f.clone());
+    let ok: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::TRUE).into();
+    let err: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::FALSE).into();
+    let _ = promise.unchecked_ref::<Thenable>().then_with(&ok, &err);
+    Settling { slot }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `Promise`'s `then` with plain functions (js-sys's `then2` wants closures).
+    #[wasm_bindgen(js_name = Promise)]
+    type Thenable;
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_with(this: &Thenable, ok: &JsValue, err: &JsValue) -> Promise;
+}
+
+enum Slot {
+    Free,
+    /// Not settled yet; the waker of the task awaiting it, once polled.
+    Waiting(Option<Waker>),
+    Done(Result<JsValue, JsValue>),
+    /// Its future was dropped first: freed when the promise settles.
+    Abandoned,
+}
+
+thread_local! {
+    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    /// `(slot, fulfilled, value)`, called by the promise (bound to its slot).
+    static ON_SETTLE: Function = wasm_bindgen::closure::Closure::<dyn Fn(u32, bool, JsValue)>::new(
+        |slot: u32, ok: bool, value: JsValue| {
+            let waker = SLOTS.with(|s| {
+                let mut s = s.borrow_mut();
+                let entry = s.get_mut(slot as usize)?;
+                match std::mem::replace(entry, Slot::Free) {
+                    Slot::Waiting(waker) => {
+                        *entry = Slot::Done(if ok { Ok(value) } else { Err(value) });
+                        waker
+                    }
+                    // Abandoned (now freed), or a stray call.
+                    _ => None,
+                }
+            });
+            if let Some(w) = waker {
+                w.wake();
+            }
+        },
+    )
+    .into_js_value()
+    .into();
+}
+
+/// See [`settled`].
+pub struct Settling {
+    slot: usize,
+}
+
+impl Future for Settling {
+    type Output = Result<JsValue, JsValue>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        SLOTS.with(|s| {
+            let mut s = s.borrow_mut();
+            let Some(entry) = s.get_mut(self.slot) else {
+                return Poll::Ready(Err(JsValue::UNDEFINED));
+            };
+            match std::mem::replace(entry, Slot::Free) {
+                Slot::Done(result) => Poll::Ready(result),
+                Slot::Waiting(_) => {
+                    *entry = Slot::Waiting(Some(cx.waker().clone()));
+                    Poll::Pending
+                }
+                // Not reachable: a polled future's slot is never free or abandoned.
+                other => {
+                    *entry = other;
+                    Poll::Ready(Err(JsValue::UNDEFINED))
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        SLOTS.with(|s| {
+            if let Some(entry) = s.borrow_mut().get_mut(self.slot) {
+                match entry {
+                    Slot::Waiting(_) => *entry = Slot::Abandoned,
+                    Slot::Done(_) => *entry = Slot::Free,
+                    Slot::Free | Slot::Abandoned => {}
+                }
+            }
+        });
+    }
 }

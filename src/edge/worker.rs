@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response, ResponseInit};
 
 use super::config::{ConfigError, EdgeConfig, Settings};
-use super::executor;
+use super::executor::{self, settled};
 use super::reply::{error, Reply};
 use super::router::{self, Action, Decision, EdgeState, Forward, Incoming, Next, Upstream};
 
@@ -24,6 +24,86 @@ thread_local! {
     /// `env` as last read, and what it gave: workerd hands the same object to every
     /// request of an isolate, so it is read once.
     static CONFIG: RefCell<Option<(JsValue, Settled)>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `Headers` that takes its names (and fixed values) as JS strings made once by
+    /// [`fixed`]: `web_sys::Headers` takes `&str`, copied out of wasm memory and
+    /// decoded afresh on every call.
+    #[wasm_bindgen(js_name = Headers)]
+    type FixedHeaders;
+    #[wasm_bindgen(method, js_name = get)]
+    fn get_fixed(this: &FixedHeaders, name: &JsValue) -> Option<String>;
+    #[wasm_bindgen(method, catch, js_name = append)]
+    fn append_fixed(this: &FixedHeaders, name: &JsValue, value: &JsValue) -> Result<(), JsValue>;
+    /// `RequestInit.method` from a JS string made once.
+    #[wasm_bindgen(js_name = Object)]
+    type FixedInit;
+    #[wasm_bindgen(method, setter = method)]
+    fn set_method_fixed(this: &FixedInit, method: &JsValue);
+}
+
+fn fixed_headers(headers: &web_sys::Headers) -> &FixedHeaders {
+    headers.unchecked_ref()
+}
+
+thread_local! {
+    /// Header names and fixed values as JS strings, made once per isolate.
+    static FIXED: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Header names the router reads or writes, and values that never change: read or
+/// written on every request, so each is made a JS string once.
+const FIXED_TEXT: &[&str] = &[
+    "content-length",
+    "content-type",
+    "origin",
+    "revision",
+    "klaviyo-signature",
+    "klaviyo-timestamp",
+    "klaviyo-webhook-id",
+    "x-klaviyo-edge-signature",
+    "cf-connecting-ip",
+    "x-forwarded-for",
+    "authorization",
+    "accept",
+    "retry-after",
+    "access-control-allow-origin",
+    "access-control-expose-headers",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+    "vary",
+    "Origin",
+    "POST",
+    super::reply::JSONAPI,
+];
+
+/// `text` as a JS string: the one made once when it is in [`FIXED_TEXT`], else a new one.
+fn fixed(text: &str) -> JsValue {
+    let Some(&known) = FIXED_TEXT.iter().find(|t| **t == text) else {
+        return JsValue::from_str(text);
+    };
+    FIXED.with(|f| {
+        let mut f = f.borrow_mut();
+        if let Some((_, js)) = f.iter().find(|(t, _)| *t == known) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(known);
+        f.push((known, js.clone()));
+        js
+    })
+}
+
+/// `headers.get(name)`.
+fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
+    fixed_headers(headers).get_fixed(&fixed(name))
+}
+
+/// `headers.append(name, value)`.
+fn append(headers: &web_sys::Headers, name: &str, value: &str) -> Result<(), JsValue> {
+    fixed_headers(headers).append_fixed(&fixed(name), &fixed(value))
 }
 
 /// What an `env` gave, shared by the requests that bring the same `env`.
@@ -81,12 +161,9 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
     let limit = cfg
         .as_ref()
         .map_or(super::config::DEFAULT_MAX_BODY, |c| c.max_body_bytes);
-    let declared = request_headers
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let (body, too_large) = read_body(request, declared, limit).await?;
+    let declared =
+        header(&request_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let (body, received, too_large) = read_body(request, declared, limit).await?;
     let now_ms = js_sys::Date::now() as u64;
     let Decision { action, gate } = router::decide(
         &Incoming {
@@ -111,13 +188,18 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
         Action::Reply(r) => Ok(r),
         Action::ReplyAndNotify { reply, notify } => {
             let sent = executor::spawn(async move {
-                let _ = call(&notify).await;
+                let _ = call(&notify, None).await;
                 Ok(JsValue::UNDEFINED)
             });
             wait_until(ctx, &sent);
             Ok(reply)
         }
-        Action::Forward(f) => forward(&f).await,
+        Action::Forward(f) => {
+            // Forwarded as received (the `/client` proxy): the runtime's own copy of the
+            // bytes goes upstream, with no copy back out of wasm memory.
+            let as_received = received.as_ref().filter(|_| f.body.as_bytes() == body);
+            forward(&f, as_received).await
+        }
         Action::AddToList {
             list_id,
             members,
@@ -128,7 +210,7 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
                 let Some(f) = router::import_request(cfg, body, cors.as_deref()) else {
                     return Ok(no_key());
                 };
-                let answer = forward(&f).await?;
+                let answer = forward(&f, None).await?;
                 if !answer.is_success() {
                     return Ok(answer);
                 }
@@ -143,7 +225,7 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
             }
             let ids: Vec<String> = ids.into_iter().flatten().collect();
             match router::add_to_list_request(cfg, &list_id, &ids, cors.as_deref()) {
-                Some(f) => forward(&f).await,
+                Some(f) => forward(&f, None).await,
                 None => Ok(no_key()),
             }
         }
@@ -256,11 +338,12 @@ fn wait_until(ctx: &JsValue, promise: &Promise) {
     }
 }
 
-/// Sends `f` with the upstream retry policy; the caller's answer.
-async fn forward(f: &Forward) -> Result<Reply, JsValue> {
+/// Sends `f` with the upstream retry policy; the caller's answer. `as_received`: the
+/// request's own bytes, when they are `f.body`.
+async fn forward(f: &Forward, as_received: Option<&Uint8Array>) -> Result<Reply, JsValue> {
     let mut attempt = 0;
     loop {
-        let outcome = call(f).await;
+        let outcome = call(f, as_received).await;
         match router::after_upstream(
             attempt,
             outcome,
@@ -279,8 +362,8 @@ async fn forward(f: &Forward) -> Result<Reply, JsValue> {
 /// The request is built once here and sent through gloo-net (the global `fetch`);
 /// gloo-net's own builder would re-parse the URL through a throwaway `Request` and
 /// `URL` on every call, which costs more than the rest of the worker's work.
-async fn call(f: &Forward) -> Upstream {
-    let Ok(req) = upstream_request(f) else {
+async fn call(f: &Forward, as_received: Option<&Uint8Array>) -> Upstream {
+    let Ok(req) = upstream_request(f, as_received) else {
         return Upstream::Failed;
     };
     let Ok(resp) = gloo_net::http::Request::from(req).send().await else {
@@ -292,8 +375,8 @@ async fn call(f: &Forward) -> Upstream {
         s => s,
     };
     // Each header read is a call into the runtime: only those the answer needs.
-    let headers = resp.headers();
-    let get = |name: &str| headers.get(name);
+    let headers = resp.headers().into_raw();
+    let get = |name: &str| header(&headers, name);
     // Klaviyo's 202s are empty: no read (one await fewer) when the length says so.
     let (body, content_type) = if get("content-length").as_deref() == Some("0") {
         (String::new(), None)
@@ -312,17 +395,21 @@ async fn call(f: &Forward) -> Upstream {
     }
 }
 
-fn upstream_request(f: &Forward) -> Result<Request, JsValue> {
+fn upstream_request(f: &Forward, as_received: Option<&Uint8Array>) -> Result<Request, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (k, v) in &f.headers {
-        headers.append(k, v)?;
+        append(&headers, k, v)?;
     }
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
+    init.unchecked_ref::<FixedInit>()
+        .set_method_fixed(&fixed("POST"));
     init.set_redirect(web_sys::RequestRedirect::Manual);
     init.set_headers(&headers);
     // As bytes: no UTF-8 -> UTF-16 -> UTF-8 round trip through a JS string.
-    init.set_body(&Uint8Array::from(f.body.as_bytes()));
+    match as_received {
+        Some(bytes) => init.set_body(bytes),
+        None => init.set_body(&Uint8Array::from(f.body.as_bytes())),
+    }
     if let Some(ms) = f.timeout_ms {
         let ms = ms.min(u64::from(u32::MAX)) as u32;
         init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(ms)));
@@ -340,7 +427,12 @@ async fn sleep(ms: u64) -> Result<(), JsValue> {
 
 /// `https://host/a/b?x=1` -> (`/a/b`, `x=1`).
 fn split_url(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    // Byte scans: `str::find` with a `&str` pattern builds a two-way searcher per call.
+    let after_scheme = url
+        .as_bytes()
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(0, |i| i + 3);
     let rest = &url[after_scheme..];
     let path_and_query = rest.find('/').map_or("/", |i| &rest[i..]);
     let path_and_query = path_and_query.split('#').next().unwrap_or("/");
@@ -357,52 +449,57 @@ fn header_pairs(
 ) -> Result<Vec<(String, String)>, JsValue> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        if let Some(v) = headers.get(name)? {
+        if let Some(v) = header(headers, name) {
             out.push((name.to_string(), v));
         }
     }
     Ok(out)
 }
 
-/// The body's bytes, reading no more than `limit`: `(bytes, too_large)`. `declared`:
-/// the request's `content-length`, if any.
+/// The body's bytes, reading no more than `limit`: `(bytes, the runtime's copy of them
+/// when it read them in one go, too_large)`. `declared`: the request's
+/// `content-length`, if any.
 async fn read_body(
     request: &Request,
     declared: Option<u64>,
     limit: usize,
-) -> Result<(Vec<u8>, bool), JsValue> {
+) -> Result<(Vec<u8>, Option<Uint8Array>, bool), JsValue> {
     if declared.is_some_and(|n| n > limit as u64) {
-        return Ok((Vec::new(), true));
+        return Ok((Vec::new(), None, true));
     }
     if declared.is_some() {
         // A declared length within the limit: one read by the runtime itself.
         // (A runtime that lets the header lie is still held to the limit.)
-        let bytes = Uint8Array::new(&JsFuture::from(request.array_buffer()?).await?);
-        if bytes.length() as usize > limit {
-            return Ok((Vec::new(), true));
+        let bytes = Uint8Array::new(&settled(&request.array_buffer()?).await?);
+        let len = bytes.length() as usize;
+        if len > limit {
+            return Ok((Vec::new(), None, true));
         }
-        return Ok((bytes.to_vec(), false));
+        let mut body = vec![0; len];
+        bytes.copy_to(&mut body);
+        return Ok((body, Some(bytes), false));
     }
     let Some(stream) = request.body() else {
-        return Ok((Vec::new(), false));
+        return Ok((Vec::new(), None, false));
     };
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().dyn_into()?;
     let mut body = Vec::new();
     loop {
-        let chunk = JsFuture::from(reader.read()).await?;
+        let chunk = settled(&reader.read()).await?;
         if Reflect::get(&chunk, &"done".into())?
             .as_bool()
             .unwrap_or(true)
         {
-            return Ok((body, false));
+            return Ok((body, None, false));
         }
         let bytes: Uint8Array = Reflect::get(&chunk, &"value".into())?.dyn_into()?;
-        if body.len() + bytes.length() as usize > limit {
-            let _ = JsFuture::from(reader.cancel()).await;
-            return Ok((Vec::new(), true));
+        let len = bytes.length() as usize;
+        if body.len() + len > limit {
+            let _ = settled(&reader.cancel()).await;
+            return Ok((Vec::new(), None, true));
         }
         let at = body.len();
-        body.resize(at + bytes.length() as usize, 0);
+        body.resize(at + len, 0);
         bytes.copy_to(&mut body[at..]);
     }
 }
@@ -412,7 +509,7 @@ fn respond(r: Reply) -> Result<Response, JsValue> {
     init.set_status(r.status);
     let headers = web_sys::Headers::new()?;
     for (k, v) in &r.headers {
-        headers.append(k, v)?;
+        append(&headers, k, v)?;
     }
     init.set_headers(&headers);
     if r.status == 204 || r.body.is_empty() {
