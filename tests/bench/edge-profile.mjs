@@ -1,6 +1,6 @@
 // Where the edge worker's CPU goes, per request, at steady state: `perf` samples of workerd
 // with V8's JIT symbols, our worker beside the same work written in JavaScript.
-//   node tests/bench/edge-profile.mjs [--n 6000] [--warmup 6000] [--hz 20000] [--top 15]
+//   node tests/bench/edge-profile.mjs [--n 6000] [--warmup 6000] [--hz 20000] [--top 15] [--detail]
 // Needs Linux `perf` (Debian: linux-perf) and `bash .ci/build.sh edge`; EDGE_DIST=<dir>
 // profiles another build. A diagnostic, not a test: no verdict, exit 0.
 // The shipped .wasm has no names, so the wasm functions are named from a copy that
@@ -35,6 +35,8 @@ const N = opt('n', 6000);
 const WARMUP = opt('warmup', 6000);
 const HZ = opt('hz', 20000);
 const TOP = opt('top', 15);
+/** --detail: also the top symbols of V8's runtime and builtins, ours beside the JS worker. */
+const DETAIL = args.includes('--detail');
 
 if (!isEdgeBuilt()) {
   console.error(NOT_BUILT);
@@ -123,6 +125,7 @@ function summarise(file) {
   const usPerSample = 1e6 / HZ / N;
   const cats = {};
   const wasm = {};
+  const v8 = {};
   for (const line of out.split('\n')) {
     const m = line.match(/^\s*[\d.]+%\s+(\d+)\s+\[(.)\]\s+(.*)$/);
     if (!m) continue;
@@ -145,8 +148,9 @@ function summarise(file) {
     else if (/^kj::|capnp/.test(sym)) cat = 'kj / capnp';
     else cat = 'other native';
     cats[cat] = (cats[cat] || 0) + us;
+    if (cat.startsWith('V8')) v8[sym] = (v8[sym] || 0) + us;
   }
-  return { cats, wasm };
+  return { cats, wasm, v8 };
 }
 
 try {
@@ -175,6 +179,15 @@ try {
   console.log(`\nour wasm functions, top ${TOP}, µs per request (tier after the name)`);
   for (const [name, v] of Object.entries(result.ours.wasm).sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
     console.log(`${us(v)}  ${name.length > 110 ? `${name.slice(0, 107)}...` : name}`);
+  }
+  if (DETAIL) {
+    const o = result.ours.v8;
+    const j = result.samejs.v8;
+    const names = [...new Set([...Object.keys(o), ...Object.keys(j)])]
+      .sort((a, b) => ((o[b] || 0) - (j[b] || 0)) - ((o[a] || 0) - (j[a] || 0)));
+    console.log(`\nV8 runtime and builtins: where ours spends most beside the JS worker, µs per request`);
+    console.log(`${'ours'.padStart(8)}${'same JS'.padStart(8)}  symbol`);
+    for (const n of names.slice(0, TOP)) console.log(`${us(o[n])}${us(j[n])}  ${n.length > 100 ? `${n.slice(0, 97)}...` : n}`);
   }
 } finally {
   workerd.kill();
