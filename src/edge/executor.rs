@@ -145,7 +145,7 @@ pub fn settled(promise: &Promise) -> Settling {
     let ok: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::TRUE).into();
     let err: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::FALSE).into();
     let _ = promise.unchecked_ref::<Thenable>().then_with(&ok, &err);
-    Settling { slot }
+    Settling { slot, done: false }
 }
 
 #[wasm_bindgen]
@@ -195,15 +195,21 @@ thread_local! {
 /// See [`settled`].
 pub struct Settling {
     slot: usize,
+    /// Its result has been taken: the slot may already serve another promise.
+    done: bool,
 }
 
 impl Future for Settling {
     type Output = Result<JsValue, JsValue>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        SLOTS.with(|s| {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            return Poll::Ready(Err(JsValue::UNDEFINED));
+        }
+        let slot = self.slot;
+        let polled = SLOTS.with(|s| {
             let mut s = s.borrow_mut();
-            let Some(entry) = s.get_mut(self.slot) else {
+            let Some(entry) = s.get_mut(slot) else {
                 return Poll::Ready(Err(JsValue::UNDEFINED));
             };
             match std::mem::replace(entry, Slot::Free) {
@@ -218,12 +224,19 @@ impl Future for Settling {
                     Poll::Ready(Err(JsValue::UNDEFINED))
                 }
             }
-        })
+        });
+        if polled.is_ready() {
+            self.done = true;
+        }
+        polled
     }
 }
 
 impl Drop for Settling {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         SLOTS.with(|s| {
             if let Some(entry) = s.borrow_mut().get_mut(self.slot) {
                 match entry {
