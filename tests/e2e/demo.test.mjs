@@ -161,6 +161,12 @@ async function needsConsentApi(t, page) {
 }
 
 /** Opens a product from the product list (one click; sends Viewed Product). */
+/** The cart page, once the hash route has shown and rendered it. */
+async function openCart(page) {
+  await page.click(byTestId('nav-cart'));
+  await page.waitForSelector('body[data-view="cart"] #view-cart:not([hidden])');
+}
+
 async function openProduct(page, id) {
   await page.click(byTestId('nav-products'));
   await page.click(`[data-testid="product-card"][data-id="${id}"]`);
@@ -313,7 +319,7 @@ test('every call is one click: each reaches the emulator once, valid against the
   assert.equal(await text(page, 'cart-count'), '3');
 
   // startedCheckout: the cart page's Checkout
-  await page.click(byTestId('nav-cart'));
+  await openCart(page);
   assert.equal(await page.$$eval(byTestId('cart-line'), (els) => els.length), 2);
   assert.equal(await text(page, 'cart-total'), '$35.00');
   await page.click(byTestId('checkout'));
@@ -389,7 +395,7 @@ test('the cart page: lines, total, remove; an empty cart cannot check out', { ti
   await openProduct(page, 'bw-candles');
   await page.fill(byTestId('quantity'), '3');
   await page.click(byTestId('add-to-cart'));
-  await page.click(byTestId('nav-cart'));
+  await openCart(page);
   assert.equal(await text(page, 'cart-total'), '$55.20');
   await page.reload();
   await started(page);
