@@ -6,39 +6,20 @@
 // Standalone: `bash .ci/build.sh && node --test --test-concurrency=1 tests/consent/`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { startEmulator } from '../emulator/server.mjs';
-import { launchChromium, waitFor, MIME } from '../support/browser.mjs';
+import { launchChromium, waitFor } from '../support/browser.mjs';
+import { serveRepo } from '../support/static.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TEST_TIMEOUT = 60_000;
 let emu, site, browser;
 
 /** Serves this folder and dist/web/ from the repo, never cached. */
-async function startSite() {
-  const server = http.createServer(async (req, res) => {
-    const p = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const ok = ['/tests/consent/', '/dist/web/'].some((s) => p.startsWith(s)) && path.posix.normalize(p) === p;
-    const file = path.join(ROOT, p);
-    try {
-      if (!ok || !(await stat(file)).isFile()) throw new Error('not found');
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end('not found');
-    }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
-  };
-}
+const startSite = () => serveRepo(['/tests/consent/', '/dist/web/']);
 
 before(async () => {
   if (!existsSync(path.join(ROOT, 'dist/web/index.js'))) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');

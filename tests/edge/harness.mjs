@@ -8,7 +8,6 @@
 // test can scan everything the worker ever answered for configured secrets.
 import http from 'node:http';
 import path from 'node:path';
-import { readFile, stat } from 'node:fs/promises';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -337,32 +336,10 @@ export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {
 // ---------- browser ----------
 
 export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
-import { MIME } from '../support/browser.mjs';
+import { serveRepo } from '../support/static.mjs';
 
 /** Serves only /tests/edge/ and /dist/web/ from the repo (GET, never cached). */
-export async function startStaticServer() {
-  const served = ['/tests/edge/', '/dist/web/'];
-  const server = http.createServer(async (req, res) => {
-    try {
-      const p = decodeURIComponent(new URL(req.url, 'http://x.invalid').pathname);
-      const norm = path.posix.normalize(p);
-      if (req.method !== 'GET' || norm !== p || p.includes('\0') || !served.some((s) => norm.startsWith(s))) throw new Error('no');
-      const file = path.join(ROOT, norm);
-      if (!(await stat(file)).isFile()) throw new Error('no');
-      const data = await readFile(file);
-      res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-      res.end(data);
-    } catch {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found');
-    }
-  });
-  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve); });
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
-  };
-}
+export const startStaticServer = () => serveRepo(['/tests/edge/', '/dist/web/']);
 
 // ---------- polling ----------
 

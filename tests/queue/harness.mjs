@@ -1,63 +1,31 @@
 // Shared harness for the durable-queue tests (tests/queue/) and the bench (tests/bench/):
 // the Klaviyo emulator (port 0), a tiny static server for the test page and dist/web,
 // Debian's Chromium through playwright-core, and polling helpers (no fixed sleeps).
-import http from 'node:http';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isBuilt, buildId } from '../support/build.mjs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startEmulator } from '../emulator/server.mjs';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PAGE_PATH = '/tests/queue/page.html';
 
 export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
-import { MIME } from '../support/browser.mjs';
+import { repoFile, mimeFor, serveRepo } from '../support/static.mjs';
+export { ROOT } from '../support/static.mjs';
 import { launchChromium } from '../support/browser.mjs';
 
 /** Only these trees are served: the test page and the built package. */
 const SERVED = ['/tests/queue/', '/dist/web/'];
 
 /** Maps a URL path to a file under ROOT, or null when it is not ours to serve. */
-export function fileFor(urlPath) {
-  let p;
-  try { p = decodeURIComponent(urlPath); } catch { return null; }
-  if (p.includes('\0') || p.includes('\\')) return null;
-  const norm = path.posix.normalize(p);
-  if (norm !== p || !SERVED.some((s) => norm.startsWith(s))) return null;
-  return path.join(ROOT, norm);
-}
-
-export function mimeFor(file) {
-  return MIME[path.extname(file)] || 'application/octet-stream';
-}
+export const fileFor = (urlPath) => repoFile(urlPath, SERVED);
+export { mimeFor };
 
 /** Serves PAGE_PATH, its script and dist/web/ from the repo, never cached. */
-export async function startStaticServer({ port = 0, host = '127.0.0.1' } = {}) {
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://static.invalid');
-    const file = fileFor(url.pathname);
-    // `?pageDelayMs=N` answers a page N ms late, as a shop's server does (its HTML is
-    // rarely back in under 50 ms): navigation scenarios race Klaviyo against it.
-    const delay = Number(url.searchParams.get('pageDelayMs') || 0);
-    if (delay > 0 && file?.endsWith('.html')) await new Promise((resolve) => setTimeout(resolve, Math.min(delay, 5000)));
-    try {
-      if (!file || req.method !== 'GET' || !(await stat(file)).isFile()) throw new Error('not found');
-      const data = await readFile(file);
-      res.writeHead(200, { 'Content-Type': mimeFor(file), 'Cache-Control': 'no-store', 'Content-Length': data.length });
-      res.end(data);
-    } catch {
-      res.writeHead(404, { 'Content-Type': 'text/plain' });
-      res.end('not found');
-    }
-  });
-  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(port, host, resolve); });
-  return {
-    url: `http://${host}:${server.address().port}`,
-    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
-  };
+export function startStaticServer({ port = 0, host = '127.0.0.1' } = {}) {
+  // `?pageDelayMs=N` answers a page N ms late, as a shop's server does (its HTML is
+  // rarely back in under 50 ms): navigation scenarios race Klaviyo against it.
+  const delayFor = (url, file) => (file.endsWith('.html') ? Math.min(Number(url.searchParams.get('pageDelayMs') || 0), 5000) : 0);
+  return serveRepo(SERVED, { port, host, delayFor });
 }
-
 
 export { isBuilt, buildId };
 
