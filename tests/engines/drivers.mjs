@@ -135,6 +135,29 @@ async function newSession(driverUrl, capabilities, timeout = 60_000) {
   return { driver, caps, sessionId: session.getId() };
 }
 
+/**
+ * Opens an engine's session on processes it starts (its driver, Xvfb), each handed to
+ * `own` as it starts: if opening fails they are stopped, and the session's quit() ends
+ * the session, then them, last started first.
+ */
+async function ownedSession(open) {
+  const procs = [];
+  const stopAll = async () => { for (const p of procs.reverse()) await p.stop(); };
+  try {
+    const session = await open((proc) => procs.push(proc));
+    return {
+      ...session,
+      async quit() {
+        await session.driver.quit().catch(() => {});
+        await stopAll();
+      },
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
 const home = os.homedir();
 
 export const ENGINES = {
@@ -147,9 +170,10 @@ export const ENGINES = {
       if (!driver) return { ok: false, reason: 'no chromedriver (apt-get install chromium-driver)' };
       return { ok: true, browser, driver };
     },
-    async start(found) {
-      const drv = await startDriver('chromium', found.driver, (port) => [`--port=${port}`]);
-      try {
+    start(found) {
+      return ownedSession(async (own) => {
+        const drv = await startDriver('chromium', found.driver, (port) => [`--port=${port}`]);
+        own(drv.proc);
         const { driver, caps, sessionId } = await newSession(drv.url, {
           browserName: 'chrome',
           'goog:chromeOptions': { binary: found.browser, args: CHROMIUM_ARGS },
@@ -168,15 +192,8 @@ export const ENGINES = {
               ? cmd('POST', '/chromium/network_conditions', { network_conditions: { offline: true, latency: 0, download_throughput: 1e9, upload_throughput: 1e9 } })
               : cmd('DELETE', '/chromium/network_conditions')),
           },
-          async quit() {
-            await driver.quit().catch(() => {});
-            await drv.proc.stop();
-          },
         };
-      } catch (e) {
-        await drv.proc.stop();
-        throw e;
-      }
+      });
     },
   },
 
@@ -189,11 +206,12 @@ export const ENGINES = {
       if (!driver) return { ok: false, reason: 'no geckodriver (cargo install geckodriver --locked)' };
       return { ok: true, browser, driver };
     },
-    async start(found) {
-      // --allow-system-access: lets the test switch Firefox's own "Work Offline" mode
-      // (Services.io.offline) from the chrome context; nothing else uses it.
-      const drv = await startDriver('firefox', found.driver, (port) => ['--port', String(port), '--log', 'warn', '--allow-system-access']);
-      try {
+    start(found) {
+      return ownedSession(async (own) => {
+        // --allow-system-access: lets the test switch Firefox's own "Work Offline" mode
+        // (Services.io.offline) from the chrome context; nothing else uses it.
+        const drv = await startDriver('firefox', found.driver, (port) => ['--port', String(port), '--log', 'warn', '--allow-system-access']);
+        own(drv.proc);
         const { driver, caps, sessionId } = await newSession(drv.url, {
           browserName: 'firefox',
           'moz:firefoxOptions': {
@@ -228,15 +246,8 @@ export const ENGINES = {
             pagesLoad: true,
             set: (on) => inChrome(`Services.io.offline = ${on ? 'true' : 'false'};`),
           },
-          async quit() {
-            await driver.quit().catch(() => {});
-            await drv.proc.stop();
-          },
         };
-      } catch (e) {
-        await drv.proc.stop();
-        throw e;
-      }
+      });
     },
   },
 
@@ -249,18 +260,19 @@ export const ENGINES = {
       if (!xvfb && !process.env.DISPLAY) return { ok: false, reason: 'WebKitGTK needs a display and there is no Xvfb (apt-get install xvfb)' };
       return { ok: true, driver, xvfb };
     },
-    async start(found) {
-      let x = null;
-      let display = process.env.DISPLAY;
-      if (found.xvfb) {
-        x = await startXvfb(found.xvfb);
-        display = x.display;
-      }
-      const env = { ...process.env, DISPLAY: display, GDK_BACKEND: 'x11', LIBGL_ALWAYS_SOFTWARE: '1', WEBKIT_DISABLE_COMPOSITING_MODE: '1' };
-      delete env.WAYLAND_DISPLAY;
-      let drv;
-      try {
-        drv = await startDriver('webkit', found.driver, (port) => [`--port=${port}`], env);
+    start(found) {
+      return ownedSession(async (own) => {
+        let x = null;
+        let display = process.env.DISPLAY;
+        if (found.xvfb) {
+          x = await startXvfb(found.xvfb);
+          own(x.proc);
+          display = x.display;
+        }
+        const env = { ...process.env, DISPLAY: display, GDK_BACKEND: 'x11', LIBGL_ALWAYS_SOFTWARE: '1', WEBKIT_DISABLE_COMPOSITING_MODE: '1' };
+        delete env.WAYLAND_DISPLAY;
+        const drv = await startDriver('webkit', found.driver, (port) => [`--port=${port}`], env);
+        own(drv.proc);
         const { driver, caps } = await newSession(drv.url, { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': { args: ['--automation', '--enable-itp'] } });
         return {
           driver,
@@ -268,17 +280,8 @@ export const ENGINES = {
           driverVersion: 'WebKitWebDriver (webkit2gtk-driver)',
           offline: null,
           offlineWhyNot: 'WebKitWebDriver has no network emulation and MiniBrowser no offline switch',
-          async quit() {
-            await driver.quit().catch(() => {});
-            await drv.proc.stop();
-            await x?.proc.stop();
-          },
         };
-      } catch (e) {
-        await drv?.proc.stop();
-        await x?.proc.stop();
-        throw e;
-      }
+      });
     },
   },
 };
