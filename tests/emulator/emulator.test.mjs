@@ -223,6 +223,16 @@ describe('invalid requests', () => {
     }
   });
 
+  test('the record can be read for one shop: companyId filters by the company_id parameter', async () => {
+    for (const companyId of [COMPANY_ID, COMPANY_ID, 'XyZ789']) {
+      assert.equal((await postClient('/client/events', sample('clientEvent'), { companyId })).status, 202);
+    }
+    assert.equal(emu.requests().count, 3);
+    assert.equal(emu.requests({ companyId: COMPANY_ID }).count, 2);
+    assert.equal(emu.requests({ companyId: 'XyZ789', accepted: true }).count, 1);
+    assert.equal((await admin('GET', 'requests?companyId=XyZ789')).json.count, 1);
+  });
+
   test('Authorization missing or malformed on /api -> 401', async () => {
     assertJsonApiErrors(await postApi('/api/events', sample('apiEvent'), { key: null }), 401);
     const bearer = await call('POST', '/api/events', { body: sample('apiEvent'), headers: { ...clientHeaders(), authorization: `Bearer ${PRIVATE_KEY}` } });

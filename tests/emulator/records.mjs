@@ -54,10 +54,14 @@ export class RecordStore {
     this.preflights.push({ seq: ++this.seq, at: Date.now(), ...p });
   }
 
-  /** Filters: path (exact), pathPrefix, accepted, operationId, method, status, since (seq). */
+  /**
+   * Filters: path (exact), pathPrefix, accepted, operationId, method, status, since (seq),
+   * companyId (the `company_id` query parameter: one shop's calls).
+   */
   list(filter = {}) {
     return this.items.filter((r) =>
       (filter.path === undefined || r.path === filter.path) &&
+      (filter.companyId === undefined || r.query?.company_id === filter.companyId) &&
       (filter.pathPrefix === undefined || r.path.startsWith(filter.pathPrefix)) &&
       (filter.accepted === undefined || r.accepted === filter.accepted) &&
       (filter.operationId === undefined || r.operationId === filter.operationId) &&

@@ -65,24 +65,7 @@ const pageUrl = (opts = {}) => {
 };
 
 /** The emulator's summary, for one shop only (a straggler of an earlier scenario cannot count). */
-function summaryFor(companyId, filter = {}) {
-  const all = emu.requests(filter);
-  const requests = all.requests.filter((r) => r.query?.company_id === companyId);
-  const uniqueIdCounts = {};
-  for (const r of requests) if (r.accepted) for (const id of r.uniqueIds) uniqueIdCounts[id] = (uniqueIdCounts[id] || 0) + 1;
-  const counts = Object.values(uniqueIdCounts);
-  return {
-    requests,
-    count: requests.length,
-    accepted: requests.filter((r) => r.accepted).length,
-    rejected: requests.filter((r) => !r.pending && !r.accepted).length,
-    pending: requests.filter((r) => r.pending).length,
-    acceptedUniqueIds: counts.length,
-    duplicateUniqueIds: counts.filter((n) => n > 1).length,
-    uniqueIdCounts,
-    preflights: all.preflights,
-  };
-}
+const summaryFor = (companyId, filter = {}) => emu.requests({ ...filter, companyId });
 
 /** Runs `fn` with a deadline of our own, so a hung scenario is recorded and cleaned up. */
 function withDeadline(ms, fn) {
