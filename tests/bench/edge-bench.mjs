@@ -35,29 +35,25 @@ import { Miniflare } from 'miniflare';
 import { sample } from '../emulator/fixtures.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { TRIVIAL_WORKER, SAME_WORK_JS_WORKER } from './reference-workers.mjs';
+import { numberOption } from './options.mjs';
 import {
   miniflareOptions, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
   EDGE_DIR, ROOT, COMPANY_ID, REVISION, SHOP_ORIGIN, JSON_API,
 } from '../edge/harness.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : fallback;
-};
-const N = opt('n', 1000);
-const CONCURRENCY = opt('concurrency', 20);
-const SECONDS = opt('seconds', 2);
-const ROUNDS = Math.max(1, opt('rounds', 3));
-const MAX = opt('max', 100_000);
-const COLD = opt('cold', 5);
+const N = numberOption('n', 1000);
+const CONCURRENCY = numberOption('concurrency', 20);
+const SECONDS = numberOption('seconds', 2);
+const ROUNDS = Math.max(1, numberOption('rounds', 3));
+const MAX = numberOption('max', 100_000);
+const COLD = numberOption('cold', 5);
 // Steady state: V8 tiers each function up on its own count of calls, and the wasm
 // worker runs about fifty small glue functions, call wrappers and wasm functions once a
 // request, so it reaches its top tiers only after a few thousand requests (measured on
 // this bench: 1.46x at requests 51-550, 1.24-1.28x from about 2,000 on; the JavaScript
 // workers settle within a few hundred). Every path gets the same warm-up, and a live
 // isolate serves far more. The fresh-isolate window is printed too (section 1).
-const WARMUP = opt('warmup', 5000);
+const WARMUP = numberOption('warmup', 5000);
 /** The fresh-isolate window, inside the warm-up: requests EARLY_FROM+1 .. EARLY_FROM+EARLY_N. */
 const EARLY_FROM = 50;
 const EARLY_N = 500;

@@ -25,18 +25,14 @@ import {
   COMPANY_ID, REVISION, SHOP_ORIGIN, JSON_API, COMPATIBILITY_DATE,
 } from '../edge/harness.mjs';
 import { SAME_WORK_JS_WORKER } from './reference-workers.mjs';
+import { numberOption, flag } from './options.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : fallback;
-};
-const N = opt('n', 6000);
-const WARMUP = opt('warmup', 6000);
-const HZ = opt('hz', 20000);
-const TOP = opt('top', 15);
+const N = numberOption('n', 6000);
+const WARMUP = numberOption('warmup', 6000);
+const HZ = numberOption('hz', 20000);
+const TOP = numberOption('top', 15);
 /** --detail: also the top symbols of V8's runtime and builtins, ours beside the JS worker. */
-const DETAIL = args.includes('--detail');
+const DETAIL = flag('detail');
 
 if (!isEdgeBuilt()) {
   console.error(NOT_BUILT);
