@@ -167,7 +167,7 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
     let (path, query) = split_url(&url);
     // One `Headers` for every read: each `request.headers()` is a call into the runtime.
     let request_headers = request.headers();
-    let headers = header_pairs(&request_headers, router::headers_for(path, cfg))?;
+    let headers = header_pairs(&request_headers, router::headers_for(path, cfg));
     let limit = cfg
         .as_ref()
         .map_or(super::config::DEFAULT_MAX_BODY, |c| c.max_body_bytes);
@@ -453,17 +453,11 @@ fn split_url(url: &str) -> (&str, &str) {
 }
 
 /// The headers the router reads on this route, as `(name, value)` pairs.
-fn header_pairs(
-    headers: &web_sys::Headers,
-    names: &[&str],
-) -> Result<Vec<(String, String)>, JsValue> {
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        if let Some(v) = header(headers, name) {
-            out.push((name.to_string(), v));
-        }
-    }
-    Ok(out)
+fn header_pairs(headers: &web_sys::Headers, names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|name| Some((name.to_string(), header(headers, name)?)))
+        .collect()
 }
 
 /// The body's bytes, reading no more than `limit`: `(bytes, the runtime's copy of them
