@@ -13,3 +13,10 @@ mod browser;
 
 #[cfg(feature = "edge")]
 pub mod edge;
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod test_heap;
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[global_allocator]
+static HEAP: test_heap::Counting = test_heap::Counting;

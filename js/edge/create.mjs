@@ -42,10 +42,11 @@ export function makeCreateHandler(ready, load) {
       }
       return m;
     };
-    return function klaviyoEdge(request, env, ctx) {
+    // `options`: `{ clientAddress }`, the caller's address where the host knows it.
+    return function klaviyoEdge(request, env, ctx, options) {
       const merged = settingsFor(env);
-      if (ready()) return handle(request, merged, ctx);
-      return load().then(() => handle(request, merged, ctx));
+      if (ready()) return handle(request, merged, ctx, options);
+      return load().then(() => handle(request, merged, ctx, options));
     };
   };
 }

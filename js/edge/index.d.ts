@@ -69,6 +69,12 @@ export interface EdgeSettings {
   ROUTE_PREFIX?: SettingValue;
   /** Default 8000: an upstream call with the private key taking longer counts as failed. */
   UPSTREAM_TIMEOUT_MS?: SettingValue;
+  /**
+   * `true` when a proxy of your own in front of the worker sets `x-forwarded-for`: its
+   * LAST hop then counts as the caller's address where the runtime gives none. Off by
+   * default, since any caller can write that header.
+   */
+  TRUST_FORWARDED_FOR?: SettingValue;
   /** Binding: a KV namespace that remembers used signatures across isolates. */
   REPLAY_KV?: ReplayStore;
   /** Binding: Cloudflare's rate limiter for the unsigned browser path. */
@@ -80,14 +86,27 @@ export interface ExecutionContextLike {
   waitUntil(promise: Promise<unknown>): void;
 }
 
+/** What the host knows of a request that the request itself does not say. */
+export interface RequestOptions {
+  /**
+   * The caller's IP address as the host sees it (Node: `req.socket.remoteAddress`; Deno:
+   * `info.remoteAddr.hostname`; Bun: `server.requestIP(req)?.address`). It keys the rate
+   * limit of the unsigned browser path (IPv6 by its /64). On Cloudflare leave it out:
+   * the worker reads `cf-connecting-ip`, which Cloudflare's edge sets. Without either,
+   * all pages of one origin share one bucket.
+   */
+  clientAddress?: string;
+}
+
 /**
- * A fetch handler: `(request, env, ctx) => Promise<Response>`. Never rejects for a
- * request it cannot serve: those get a JSON:API error response.
+ * A fetch handler: `(request, env, ctx, options) => Promise<Response>`. Never rejects for
+ * a request it cannot serve: those get a JSON:API error response.
  */
 export type EdgeHandler = (
   request: Request,
   env?: object | null,
   ctx?: ExecutionContextLike | null,
+  options?: RequestOptions,
 ) => Promise<Response>;
 
 /**

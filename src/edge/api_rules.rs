@@ -11,17 +11,16 @@
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::{Map, Number, Value};
-use std::collections::BTreeMap;
+use serde_json::Number;
+use std::borrow::Cow;
 
 pub use super::bodies::Invalid;
 use super::bodies::{self, at, at_index, rule, StringOrNumber};
+use super::bounded::{AnyObject, Capped, Properties};
 use crate::core::{time, validate};
 
 /// Klaviyo's limit on profiles per bulk call and on events per bulk job.
 pub const MAX_BULK: usize = 1000;
-
-type Object = Map<String, Value>;
 
 /// A `type` member that must be one value, read in the body's order.
 macro_rules! tag {
@@ -46,7 +45,9 @@ tag!(EventBulkCreateType, "event-bulk-create");
 tag!(SubscriptionJobType, "profile-subscription-bulk-create-job");
 
 // The shapes below follow the spec's schemas. Fields that no rule reads are typed all
-// the same, for the pointer a wrong type gets (hence `allow(dead_code)`).
+// the same, for the pointer a wrong type gets (hence `allow(dead_code)`). Free-form
+// members are checked as they stream past and not kept, and lists keep no more
+// elements than their rules allow (`bounded`): a body costs memory by its size only.
 
 /// `EventCreateQueryV2` (`POST /api/events`).
 #[derive(Deserialize)]
@@ -66,7 +67,7 @@ struct EventResource<P> {
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct EventAttributes<P> {
-    properties: Object,
+    properties: Properties,
     time: Option<String>,
     value: Option<Number>,
     value_currency: Option<String>,
@@ -114,7 +115,7 @@ struct ProfileResource {
     _type: ProfileType,
     id: Option<String>,
     attributes: ProfileAttributes,
-    meta: Option<Object>,
+    meta: Option<AnyObject>,
 }
 
 #[derive(Deserialize)]
@@ -132,7 +133,7 @@ struct ProfileAttributes {
     title: Option<String>,
     image: Option<String>,
     location: Option<Location>,
-    properties: Option<Object>,
+    properties: Option<AnyObject>,
 }
 
 impl ProfileAttributes {
@@ -183,10 +184,10 @@ struct EventsBulkCreateJobAttributes {
     events_bulk_create: DataList<EventsBulkCreateResource>,
 }
 
-/// `{"data":[...]}`.
+/// `{"data":[...]}`, of which a rule allows at most [`MAX_BULK`].
 #[derive(Deserialize)]
 struct DataList<T> {
-    data: Vec<T>,
+    data: Capped<T, MAX_BULK>,
 }
 
 /// `EventsBulkCreateQueryResourceObject`: one profile and its events.
@@ -251,10 +252,10 @@ struct SubscriptionProfileAttributes {
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct SubscriptionChannels {
-    email: Option<Object>,
-    sms: Option<Object>,
-    whatsapp: Option<Object>,
-    push: Option<Object>,
+    email: Option<AnyObject>,
+    sms: Option<AnyObject>,
+    whatsapp: Option<AnyObject>,
+    push: Option<AnyObject>,
 }
 
 #[derive(Deserialize)]
@@ -297,7 +298,7 @@ fn event<P>(attrs: &EventAttributes<P>, at_attrs: &str, now_ms: u64) -> Result<(
         &metric_at,
         validate::metric_name("name", &attrs.metric.data.attributes.name),
     )?;
-    properties(&attrs.properties, &at(at_attrs, "properties"))?;
+    // `properties` were checked as they were read (`bounded::Properties`).
     if let Some(t) = &attrs.time {
         let secs = time::secs_from_iso(t).ok_or_else(|| {
             Invalid::new(
@@ -316,39 +317,6 @@ fn event<P>(attrs: &EventAttributes<P>, at_attrs: &str, now_ms: u64) -> Result<(
         rule(at_attrs, validate::unique_id_text("unique_id", u))?;
     }
     Ok(())
-}
-
-/// Event properties: at most 400 keys, no string over 100 KB anywhere in them.
-pub(crate) fn properties(props: &Object, at_props: &str) -> Result<(), Invalid> {
-    if let Err(e) = validate::property_count("properties", props.len()) {
-        return Err(Invalid::new(at_props, e.reason));
-    }
-    for (key, value) in props {
-        if let Some(rest) = long_string(value) {
-            let mut pointer = at(at_props, key);
-            pointer.push_str(&rest);
-            return Err(Invalid::new(&pointer, "is a string longer than 100 KB"));
-        }
-    }
-    Ok(())
-}
-
-/// The pointer (relative to `v`) of the first string in `v` over the limit; built only
-/// on failure. Depth is bounded by the parser (128).
-pub(crate) fn long_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => validate::property_string("", s)
-            .err()
-            .map(|_| String::new()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| long_string(item).map(|rest| at_index("", i) + &rest)),
-        Value::Object(members) => members
-            .iter()
-            .find_map(|(k, item)| long_string(item).map(|rest| at("", k) + &rest)),
-        _ => None,
-    }
 }
 
 /// A profile: at least one of `ids`, and the email and phone syntax. `at_data` points at
@@ -384,7 +352,10 @@ fn needs_identifier(pointer: &str, ids: &[&str]) -> Invalid {
 
 /// `POST /api/events` (`EventCreateQueryV2`).
 pub fn create_event(text: &str, now_ms: u64) -> Result<(), Invalid> {
-    let body: EventCreateQuery = bodies::parse(text)?;
+    event_rules(&bodies::parse(text)?, now_ms)
+}
+
+fn event_rules(body: &EventCreateQuery, now_ms: u64) -> Result<(), Invalid> {
     let a = &body.data.attributes;
     event(a, "/data/attributes", now_ms)?;
     profile(&a.profile.data, "/data/attributes/profile/data", EVENT_IDS)
@@ -396,11 +367,11 @@ pub fn bulk_create_events(text: &str, now_ms: u64) -> Result<(), Invalid> {
     let body: EventsBulkCreateJob = bodies::parse(text)?;
     let list_at = "/data/attributes/events-bulk-create/data";
     let entries = &body.data.attributes.events_bulk_create.data;
-    if entries.is_empty() || entries.len() > MAX_BULK {
+    if entries.total() == 0 || entries.total() > MAX_BULK {
         return Err(Invalid::new(list_at, "must hold 1 to 1000 profiles"));
     }
     let mut events = 0usize;
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, entry) in entries.kept().iter().enumerate() {
         let entry_at = at_index(list_at, i);
         let a = &entry.attributes;
         let mut profile_at = entry_at.clone();
@@ -408,19 +379,25 @@ pub fn bulk_create_events(text: &str, now_ms: u64) -> Result<(), Invalid> {
         profile(&a.profile.data, &profile_at, EVENT_IDS)?;
         let mut events_at = entry_at;
         events_at.push_str("/attributes/events/data");
-        for (k, e) in a.events.data.iter().enumerate() {
+        let list = &a.events.data;
+        for (k, e) in list.kept().iter().enumerate() {
             let event_at = at_index(&events_at, k);
             events += 1;
             if events > MAX_BULK {
-                return Err(Invalid::new(
-                    &event_at,
-                    "is past Klaviyo's limit of 1000 events per job",
-                ));
+                return Err(past_the_limit(&event_at));
             }
             event(&e.attributes, &at(&event_at, "attributes"), now_ms)?;
         }
+        if list.total() > list.kept().len() {
+            // The first event not kept is the 1001st of this profile at least.
+            return Err(past_the_limit(&at_index(&events_at, list.kept().len())));
+        }
     }
     Ok(())
+}
+
+fn past_the_limit(event_at: &str) -> Invalid {
+    Invalid::new(event_at, "is past Klaviyo's limit of 1000 events per job")
 }
 
 /// `POST /api/profile-import` (`ProfileUpsertQuery`): one of `id`, `email`,
@@ -436,10 +413,10 @@ pub fn bulk_subscribe(text: &str) -> Result<(), Invalid> {
     let body: SubscriptionJob = bodies::parse(text)?;
     let list_at = "/data/attributes/profiles/data";
     let profiles = &body.data.attributes.profiles.data;
-    if profiles.is_empty() || profiles.len() > MAX_BULK {
+    if profiles.total() == 0 || profiles.total() > MAX_BULK {
         return Err(Invalid::new(list_at, "must hold 1 to 1000 profiles"));
     }
-    for (i, p) in profiles.iter().enumerate() {
+    for (i, p) in profiles.kept().iter().enumerate() {
         let mut attrs_at = at_index(list_at, i);
         attrs_at.push_str("/attributes");
         let a = &p.attributes;
@@ -467,29 +444,28 @@ pub enum Refusal {
     Forbidden(Invalid),
 }
 
-/// Members the browser path does not know: any of them is refused.
-type Extra = BTreeMap<String, IgnoredAny>;
-
 // The browser path's allow-list, as types: the members named are the only ones
-// allowed; `extra` collects any other. `create_event` has checked their types already.
+// allowed (`deny_unknown_fields`: any other is refused, by pointer, without being
+// read). `create_event` has checked their types already.
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserBody {
-    data: BrowserEvent,
-    #[serde(flatten)]
-    extra: Extra,
+    #[serde(rename = "data")]
+    _data: BrowserEvent,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserEvent {
     #[serde(rename = "type", default)]
     _type: IgnoredAny,
-    attributes: BrowserEventAttributes,
-    #[serde(flatten)]
-    extra: Extra,
+    #[serde(rename = "attributes")]
+    _attributes: BrowserEventAttributes,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserEventAttributes {
     #[serde(rename = "properties", default)]
     _properties: IgnoredAny,
@@ -501,37 +477,38 @@ struct BrowserEventAttributes {
     _value_currency: IgnoredAny,
     #[serde(rename = "unique_id", default)]
     _unique_id: IgnoredAny,
-    metric: BrowserRef<BrowserMetricAttributes>,
-    profile: BrowserRef<BrowserIdentifiers>,
-    #[serde(flatten)]
-    extra: Extra,
+    #[serde(rename = "metric")]
+    _metric: BrowserRef<BrowserMetricAttributes>,
+    #[serde(rename = "profile")]
+    _profile: BrowserRef<BrowserIdentifiers>,
 }
 
 /// `{"data":{"type":…,"attributes":A}}` and nothing else.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserRef<A> {
-    data: BrowserResource<A>,
-    #[serde(flatten)]
-    extra: Extra,
+    #[serde(rename = "data")]
+    _data: BrowserResource<A>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserResource<A> {
     #[serde(rename = "type", default)]
     _type: IgnoredAny,
-    attributes: A,
-    #[serde(flatten)]
-    extra: Extra,
+    #[serde(rename = "attributes")]
+    _attributes: A,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserMetricAttributes {
-    name: String,
-    #[serde(flatten)]
-    extra: Extra,
+    #[serde(rename = "name")]
+    _name: IgnoredAny,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BrowserIdentifiers {
     #[serde(rename = "email", default)]
     _email: IgnoredAny,
@@ -543,13 +520,63 @@ struct BrowserIdentifiers {
     _anonymous_id: IgnoredAny,
     #[serde(rename = "_kx", default)]
     _kx: IgnoredAny,
-    #[serde(flatten)]
-    extra: Extra,
+}
+
+/// Just the metric name of an event body (`data.attributes.metric.data.attributes.name`),
+/// borrowed where it has no escapes; every other member is skipped unread.
+#[derive(Deserialize)]
+struct MetricOnly<'a> {
+    #[serde(borrow)]
+    data: MetricOnlyData<'a>,
+}
+
+#[derive(Deserialize)]
+struct MetricOnlyData<'a> {
+    #[serde(borrow)]
+    attributes: MetricOnlyAttributes<'a>,
+}
+
+#[derive(Deserialize)]
+struct MetricOnlyAttributes<'a> {
+    #[serde(borrow)]
+    metric: MetricOnlyRef<'a>,
+}
+
+#[derive(Deserialize)]
+struct MetricOnlyRef<'a> {
+    #[serde(borrow)]
+    data: MetricOnlyResource<'a>,
+}
+
+#[derive(Deserialize)]
+struct MetricOnlyResource<'a> {
+    #[serde(borrow)]
+    attributes: MetricOnlyName<'a>,
+}
+
+#[derive(Deserialize)]
+struct MetricOnlyName<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+/// The metric name of an event body, if it can be read where it must be.
+fn metric_name(text: &str) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<MetricOnly>(text)
+        .ok()
+        .map(|m| m.data.attributes.metric.data.attributes.name)
 }
 
 const BROWSER_ONLY: &str = "may not be sent unsigned from a page: it carries only event \
 properties, time, value, value_currency, unique_id, the metric name and profile identifiers \
 (email, phone_number, external_id, anonymous_id, _kx)";
+
+fn not_a_page_metric() -> Refusal {
+    Refusal::Forbidden(Invalid::new(
+        "/data/attributes/metric/data/attributes/name",
+        "is not a metric pages may send (BROWSER_SERVER_METRICS)",
+    ))
+}
 
 /// The unsigned browser path of `/api/events`, trusted only by its `Origin` header,
 /// which any non-browser client can forge. So the event must pass [`create_event`], its
@@ -560,43 +587,30 @@ properties, time, value, value_currency, unique_id, the metric name and profile 
 /// (`first_name`, `properties`, `location`, the profile `id`, ...), no `backfill`, no
 /// metric `service`, no other member anywhere.
 ///
+/// Cheapest refusal first: after one validating pass over the bytes (syntax, depth,
+/// duplicate keys, number range), the metric name is read alone, and a metric pages
+/// may not send is refused before the event's rules run.
+///
 /// [`Refusal::Invalid`] is a 400; [`Refusal::Forbidden`] (metric not allowed, or a
 /// member the browser path may not carry, with its pointer) a 403.
 pub fn browser_event(text: &str, now_ms: u64, allowed_metrics: &[String]) -> Result<(), Refusal> {
-    create_event(text, now_ms).map_err(Refusal::Invalid)?;
-    let body: BrowserBody = bodies::parse(text).map_err(Refusal::Invalid)?;
-    let metric = &body.data.attributes.metric.data.attributes;
-    if !allowed_metrics.contains(&metric.name) {
-        return Err(Refusal::Forbidden(Invalid::new(
-            "/data/attributes/metric/data/attributes/name",
-            "is not a metric pages may send (BROWSER_SERVER_METRICS)",
-        )));
+    bodies::check(text).map_err(Refusal::Invalid)?;
+    let allowed = |name: &str| allowed_metrics.iter().any(|m| m == name);
+    if metric_name(text).is_some_and(|name| !allowed(&name)) {
+        return Err(not_a_page_metric());
     }
-    let e = &body.data;
-    let a = &e.attributes;
-    let levels: [(&str, &Extra); 9] = [
-        ("", &body.extra),
-        ("/data", &e.extra),
-        ("/data/attributes", &a.extra),
-        ("/data/attributes/metric", &a.metric.extra),
-        ("/data/attributes/metric/data", &a.metric.data.extra),
-        ("/data/attributes/metric/data/attributes", &metric.extra),
-        ("/data/attributes/profile", &a.profile.extra),
-        ("/data/attributes/profile/data", &a.profile.data.extra),
-        (
-            "/data/attributes/profile/data/attributes",
-            &a.profile.data.attributes.extra,
-        ),
-    ];
-    for (base, extra) in levels {
-        if let Some(key) = extra.keys().next() {
-            return Err(Refusal::Forbidden(Invalid::new(
-                &at(base, key),
-                BROWSER_ONLY,
-            )));
+    let body: EventCreateQuery = bodies::parse_checked(text).map_err(Refusal::Invalid)?;
+    event_rules(&body, now_ms).map_err(Refusal::Invalid)?;
+    if !allowed(&body.data.attributes.metric.data.attributes.name) {
+        return Err(not_a_page_metric());
+    }
+    match bodies::parse_checked::<BrowserBody>(text) {
+        Ok(_) => Ok(()),
+        Err(e) if e.detail == bodies::UNKNOWN_MEMBER => {
+            Err(Refusal::Forbidden(Invalid::new(&e.pointer, BROWSER_ONLY)))
         }
+        Err(e) => Err(Refusal::Invalid(e)),
     }
-    Ok(())
 }
 
 #[cfg(test)]

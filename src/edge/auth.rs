@@ -4,12 +4,19 @@
 //! EXACT body bytes as received: nothing is decoded, trimmed or normalised first (a
 //! UTF-8 byte order mark stays part of what is signed, and a body need not be UTF-8).
 //!
-//! Backend signature (our format): header
-//! `X-Klaviyo-Edge-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
-//! accepted within [`WINDOW_S`] seconds of the worker's clock. The timestamp is signed
-//! with the body, so a captured request cannot be replayed after the window; within
-//! the window, [`ReplayGuard`] refuses a signature already seen by this isolate. The
-//! worker also signs the webhooks it forwards this way ([`sign_backend`]).
+//! Backend signature (our format, version 2): header
+//! `X-Klaviyo-Edge-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>\n<METHOD>\n<path>\n<raw body>")>`,
+//! accepted within [`WINDOW_S`] seconds of the worker's clock. The path is the route
+//! below `ROUTE_PREFIX` (`/api/orders`, no query), so a signature does not depend on
+//! where the worker is mounted. A signature authorises one method on one route at one
+//! time with one body: moved to another route it no longer matches, and within the
+//! window [`ReplayGuard`] refuses it a second time. A newline cannot occur in a method or a URL path, so no two
+//! requests sign the same text. Version 1 signed only `"<t>.<body>"`, which let a
+//! captured call be replayed on another route; it is refused with its own message.
+//!
+//! The worker signs the webhooks it forwards with a key derived from the same secret
+//! for that direction only ([`sign_forward`]): a forward is never a valid backend
+//! call, and a captured backend call is never a valid forward.
 //!
 //! Klaviyo system webhooks (as Klaviyo documents them): `Klaviyo-Signature` is the hex
 //! HMAC-SHA256 of the raw body followed by the `Klaviyo-Timestamp` header value, keyed
@@ -17,9 +24,8 @@
 //! (That `meta.klaviyo_webhook_id` in the body equals the `Klaviyo-Webhook-Id` header is
 //! checked by the router, once the body is parsed.)
 //!
-//! Both verifiers return the signature as lower-case hex: the key to give
-//! [`ReplayGuard::first_use`]. Errors ([`AuthError`]) never carry header values, bodies
-//! or secrets.
+//! Both verifiers return the 32-byte tag: the key to give [`ReplayGuard::first_use`].
+//! Errors ([`AuthError`]) never carry header values, bodies or secrets.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -56,6 +62,8 @@ pub enum AuthError {
     BadSignature,
     /// The signature was valid but already used within the window.
     Replayed,
+    /// A version 1 backend signature, which does not cover the method and path.
+    Outdated,
 }
 
 impl AuthError {
@@ -67,6 +75,10 @@ impl AuthError {
             AuthError::Stale => "the signature timestamp is outside the 5-minute window",
             AuthError::BadSignature => "the signature does not match",
             AuthError::Replayed => "the signature was already used",
+            AuthError::Outdated => {
+                "the signature is version 1 (v1=), which does not cover the method and path; \
+                 sign with v2 (klaviyo-wasm/sign)"
+            }
         }
     }
 }
@@ -108,7 +120,7 @@ fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// A header that was sent and is not blank.
-fn present(v: Option<&str>) -> Option<&str> {
+pub fn present(v: Option<&str>) -> Option<&str> {
     v.filter(|s| !s.trim().is_empty())
 }
 
@@ -133,59 +145,153 @@ struct BackendHeader<'a> {
     sig: Vec<u8>,
 }
 
-/// Reads `t=…,v1=…`: parts in any order, spaces around parts, keys and values
+/// Reads `t=…,v2=…`: parts in any order, spaces around parts, keys and values
 /// ignored, unknown parts (`v0=…`, a trailing comma) ignored; a missing or repeated
-/// `t` or `v1`, a non-numeric `t` or non-hex `v1` is malformed.
+/// `t` or `v2`, a non-numeric `t` or non-hex `v2` is malformed, and a `v1` without a
+/// `v2` is outdated.
 fn parse_backend_header(header: &str) -> Result<BackendHeader<'_>, AuthError> {
     let mut t = None;
-    let mut v1 = None;
+    let mut v2 = None;
+    let mut v1 = false;
     for part in header.split(',') {
         let Some((key, value)) = part.split_once('=') else {
             continue;
         };
         let slot = match key.trim() {
             "t" => &mut t,
-            "v1" => &mut v1,
+            "v2" => &mut v2,
+            "v1" => {
+                v1 = true;
+                continue;
+            }
             _ => continue,
         };
         if slot.replace(value.trim()).is_some() {
             return Err(AuthError::Malformed);
         }
     }
-    let (t, v1) = t.zip(v1).ok_or(AuthError::Malformed)?;
+    if v1 && v2.is_none() {
+        return Err(AuthError::Outdated);
+    }
+    let (t, v2) = t.zip(v2).ok_or(AuthError::Malformed)?;
     let ts = parse_secs(t).ok_or(AuthError::Malformed)?;
-    let sig = decode_sig(v1)?;
+    let sig = decode_sig(v2)?;
     Ok(BackendHeader { t, ts, sig })
 }
 
-/// Checks `X-Klaviyo-Edge-Signature` against the exact `body` bytes: the header must
-/// be readable, its timestamp fresh, and `v1` the HMAC-SHA256 of `"<t>.<body>"` keyed
-/// with `secret` (compared in constant time). A blank header counts as missing. On
-/// success returns the signature as lower-case hex, the replay key.
+/// What a backend signature covers besides its timestamp: one method on one route (the
+/// path below `ROUTE_PREFIX`) with one body.
+#[derive(Clone, Copy, Debug)]
+pub struct Signed<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: &'a [u8],
+}
+
+/// The tag of `"<t>\n<METHOD>\n<path>\n<body>"` keyed with `key`.
+fn backend_mac(key: &[u8], t: &str, what: Signed) -> HmacSha256 {
+    mac_over(
+        key,
+        &[
+            t.as_bytes(),
+            b"\n",
+            what.method.as_bytes(),
+            b"\n",
+            what.path.as_bytes(),
+            b"\n",
+            what.body,
+        ],
+    )
+}
+
+/// A verified tag as the fixed-size replay key.
+fn tag_of(sig: &[u8]) -> [u8; 32] {
+    let mut tag = [0; 32];
+    if sig.len() == tag.len() {
+        tag.copy_from_slice(sig);
+    }
+    tag
+}
+
+/// Checks `X-Klaviyo-Edge-Signature` against the request: the header must be
+/// readable, its timestamp fresh, and `v2` the HMAC-SHA256 of
+/// `"<t>\n<METHOD>\n<path>\n<body>"` keyed with `secret` (compared in constant time).
+/// A blank header counts as missing. On success returns the tag, the replay key.
 pub fn verify_backend(
     header: Option<&str>,
-    body: &[u8],
+    what: Signed,
     secret: &str,
     now_s: i64,
-) -> Result<String, AuthError> {
+) -> Result<[u8; 32], AuthError> {
     let header = present(header).ok_or(AuthError::Missing)?;
     let parsed = parse_backend_header(header)?;
     if !fresh(parsed.ts, now_s) {
         return Err(AuthError::Stale);
     }
-    mac_over(secret.as_bytes(), &[parsed.t.as_bytes(), b".", body])
+    backend_mac(secret.as_bytes(), parsed.t, what)
         .verify_slice(&parsed.sig)
         .map_err(|_| AuthError::BadSignature)?;
-    Ok(hex::encode(&parsed.sig))
+    Ok(tag_of(&parsed.sig))
 }
 
-/// The `X-Klaviyo-Edge-Signature` value for `body` signed at `now_s` with `secret`:
-/// what the shop's backend computes, and what the worker puts on the webhooks it
-/// forwards.
-pub fn sign_backend(body: &[u8], secret: &str, now_s: i64) -> String {
+/// The `X-Klaviyo-Edge-Signature` value for `what` signed at `now_s` with `secret`:
+/// what the shop's backend computes (`klaviyo-wasm/sign` does it in JavaScript).
+pub fn sign_backend(what: Signed, secret: &str, now_s: i64) -> String {
     let t = now_s.to_string();
-    let sig = hmac_sha256(secret.as_bytes(), &[t.as_bytes(), b".", body]);
-    format!("t={t},v1={}", hex::encode(sig))
+    let sig = backend_mac(secret.as_bytes(), &t, what)
+        .finalize()
+        .into_bytes();
+    format!("t={t},v2={}", hex::encode(sig))
+}
+
+/// The label the webhook-forward key is derived with.
+const FORWARD_KEY_LABEL: &[u8] = b"klaviyo-wasm webhook forward";
+
+/// The route a forwarded webhook's signature names: the one it came in on.
+pub const FORWARD_PATH: &str = "/webhooks/klaviyo";
+
+/// The key the worker signs forwarded webhooks with: HMAC-SHA256(secret, label). It
+/// verifies no backend call, and the secret itself verifies no forward.
+fn forward_key(secret: &str) -> [u8; 32] {
+    hmac_sha256(secret.as_bytes(), &[FORWARD_KEY_LABEL])
+}
+
+/// The `X-Klaviyo-Edge-Signature` of a verified webhook the worker forwards: the
+/// backend scheme (`POST`, [`FORWARD_PATH`]) keyed with [`forward_key`].
+pub fn sign_forward(body: &[u8], secret: &str, now_s: i64) -> String {
+    let what = Signed {
+        method: "POST",
+        path: FORWARD_PATH,
+        body,
+    };
+    let t = now_s.to_string();
+    let sig = backend_mac(&forward_key(secret), &t, what)
+        .finalize()
+        .into_bytes();
+    format!("t={t},v2={}", hex::encode(sig))
+}
+
+/// What a receiver of forwarded webhooks checks ([`sign_forward`]'s counterpart).
+pub fn verify_forward(
+    header: Option<&str>,
+    body: &[u8],
+    secret: &str,
+    now_s: i64,
+) -> Result<[u8; 32], AuthError> {
+    let header = present(header).ok_or(AuthError::Missing)?;
+    let parsed = parse_backend_header(header)?;
+    if !fresh(parsed.ts, now_s) {
+        return Err(AuthError::Stale);
+    }
+    let what = Signed {
+        method: "POST",
+        path: FORWARD_PATH,
+        body,
+    };
+    backend_mac(&forward_key(secret), parsed.t, what)
+        .verify_slice(&parsed.sig)
+        .map_err(|_| AuthError::BadSignature)?;
+    Ok(tag_of(&parsed.sig))
 }
 
 /// `Klaviyo-Timestamp` in unix seconds: sent as seconds, as milliseconds (values above
@@ -203,16 +309,15 @@ fn webhook_time(v: &str) -> Option<i64> {
 /// be the hex HMAC-SHA256, keyed with `secret`, of the exact `body` bytes followed by
 /// the `timestamp` header value's bytes (as sent), and that timestamp must be fresh.
 /// The signature is checked first, so an unsigned body costs nothing more. Blank
-/// headers count as missing. On success returns the signature as lower-case hex, the
-/// replay key. Whether the body's webhook id matches `Klaviyo-Webhook-Id` is the
-/// router's check.
+/// headers count as missing. On success returns the tag, the replay key. Whether the
+/// body's webhook id matches `Klaviyo-Webhook-Id` is the router's check.
 pub fn verify_webhook(
     signature: Option<&str>,
     timestamp: Option<&str>,
     body: &[u8],
     secret: &str,
     now_s: i64,
-) -> Result<String, AuthError> {
+) -> Result<[u8; 32], AuthError> {
     let (Some(signature), Some(timestamp)) = (present(signature), present(timestamp)) else {
         return Err(AuthError::Missing);
     };
@@ -224,7 +329,7 @@ pub fn verify_webhook(
     if !fresh(when, now_s) {
         return Err(AuthError::Stale);
     }
-    Ok(hex::encode(&sig))
+    Ok(tag_of(&sig))
 }
 
 /// Signatures already accepted within the last [`WINDOW_S`] seconds, so a captured
@@ -239,16 +344,17 @@ pub fn verify_webhook(
 /// per window.
 ///
 /// Each call costs O(1) amortised: entries sit in a queue in the order they were
-/// accepted, and expiry and eviction pop from its front.
+/// accepted, and expiry and eviction pop from its front. Keys are 32-byte tags, so
+/// memory is bounded in bytes by `max_entries` ([`ReplayGuard::heap_bytes`]).
 #[derive(Debug)]
 pub struct ReplayGuard {
     max_entries: usize,
     /// Each remembered key, with when it was accepted.
-    seen: HashMap<String, i64>,
+    seen: HashMap<[u8; 32], i64>,
     /// `(accepted at, key)` in acceptance order. A key accepted again after expiring
     /// (only possible if the clock went backwards) leaves an outdated entry behind,
     /// recognised on removal by its time differing from `seen`'s.
-    order: VecDeque<(i64, String)>,
+    order: VecDeque<(i64, [u8; 32])>,
 }
 
 impl ReplayGuard {
@@ -264,15 +370,15 @@ impl ReplayGuard {
     /// True, and remembers `key`, the first time; false if `key` was accepted less than
     /// [`WINDOW_S`] seconds before `now_s` (a replay). A key remembered from a time
     /// after `now_s` (the clock went backwards) also counts as a replay.
-    pub fn first_use(&mut self, key: &str, now_s: i64) -> bool {
+    pub fn first_use(&mut self, key: &[u8; 32], now_s: i64) -> bool {
         self.expire(now_s);
         if let Some(&at) = self.seen.get(key) {
             if now_s.saturating_sub(at) < WINDOW_I64 {
                 return false;
             }
         }
-        self.seen.insert(key.to_owned(), now_s);
-        self.order.push_back((now_s, key.to_owned()));
+        self.seen.insert(*key, now_s);
+        self.order.push_back((now_s, *key));
         while self.order.len() > self.max_entries {
             self.forget_oldest();
         }
@@ -287,6 +393,22 @@ impl ReplayGuard {
     /// Whether no signature is remembered.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
+    }
+
+    /// The heap the guard holds now: the map's slots (entry and control byte each) and
+    /// the acceptance order, by capacity.
+    pub fn heap_bytes(&self) -> usize {
+        super::heap::slots(self.seen.capacity()) * (std::mem::size_of::<([u8; 32], i64)>() + 1)
+            + self.order.capacity() * std::mem::size_of::<(i64, [u8; 32])>()
+    }
+
+    /// The most [`ReplayGuard::heap_bytes`] can be with `max_entries` remembered.
+    pub const fn max_heap_bytes(max_entries: usize) -> usize {
+        super::heap::bound(
+            max_entries,
+            std::mem::size_of::<([u8; 32], i64)>(),
+            std::mem::size_of::<(i64, [u8; 32])>(),
+        )
     }
 
     /// Drops the entries, from the oldest, that are at least [`WINDOW_S`] old.
@@ -308,6 +430,9 @@ impl ReplayGuard {
     }
 }
 
+// The figure the README gives: 8 MiB for the 50,000 signatures an isolate remembers.
+const _: () = assert!(ReplayGuard::max_heap_bytes(50_000) <= 8 * 1024 * 1024);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +444,23 @@ mod tests {
 
     fn hex_tag(key: &[u8], parts: &[&[u8]]) -> String {
         hex::encode(hmac_sha256(key, parts))
+    }
+
+    /// A body as a `POST /api/events` signs it.
+    fn to_events(body: &[u8]) -> Signed<'_> {
+        Signed {
+            method: "POST",
+            path: "/api/events",
+            body,
+        }
+    }
+
+    /// What `POST /api/events` at NOW signs before the body.
+    const SIGNED_HEAD: &[u8] = b"1795669339\nPOST\n/api/events\n";
+
+    /// A replay key from a name.
+    fn k(name: &str) -> [u8; 32] {
+        Sha256::digest(name.as_bytes()).into()
     }
 
     /// The webhook signature Klaviyo would send for `body` and `ts`.
@@ -355,36 +497,39 @@ mod tests {
 
     #[test]
     fn a_signed_backend_request_verifies_and_returns_its_lower_case_signature() {
-        let h = sign_backend(BODY, SECRET, NOW);
-        let sig = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
-        assert_eq!(h, format!("t=1795669339,v1={sig}"));
-        assert_eq!(verify_backend(Some(&h), BODY, SECRET, NOW + 10), Ok(sig));
+        let h = sign_backend(to_events(BODY), SECRET, NOW);
+        let sig = hex_tag(SECRET.as_bytes(), &[SIGNED_HEAD, BODY]);
+        assert_eq!(h, format!("t=1795669339,v2={sig}"));
+        assert_eq!(
+            verify_backend(Some(&h), to_events(BODY), SECRET, NOW + 10).map(hex::encode),
+            Ok(sig)
+        );
     }
 
     #[test]
     fn a_backend_signature_with_the_wrong_secret_is_refused() {
-        let h = sign_backend(BODY, "other", NOW);
+        let h = sign_backend(to_events(BODY), "other", NOW);
         assert_eq!(
-            verify_backend(Some(&h), BODY, SECRET, NOW),
+            verify_backend(Some(&h), to_events(BODY), SECRET, NOW),
             Err(AuthError::BadSignature)
         );
     }
 
     #[test]
     fn a_tampered_backend_body_is_refused() {
-        let h = sign_backend(BODY, SECRET, NOW);
+        let h = sign_backend(to_events(BODY), SECRET, NOW);
         assert_eq!(
-            verify_backend(Some(&h), br#"{"data":1}"#, SECRET, NOW),
+            verify_backend(Some(&h), to_events(br#"{"data":1}"#), SECRET, NOW),
             Err(AuthError::BadSignature)
         );
     }
 
     #[test]
     fn moving_the_signed_timestamp_breaks_the_signature() {
-        let h = sign_backend(BODY, SECRET, NOW);
+        let h = sign_backend(to_events(BODY), SECRET, NOW);
         let moved = h.replace("t=1795669339", "t=1795669400");
         assert_eq!(
-            verify_backend(Some(&moved), BODY, SECRET, NOW + 60),
+            verify_backend(Some(&moved), to_events(BODY), SECRET, NOW + 60),
             Err(AuthError::BadSignature)
         );
     }
@@ -392,33 +537,33 @@ mod tests {
     #[test]
     fn a_missing_or_blank_backend_header_is_missing() {
         assert_eq!(
-            verify_backend(None, BODY, SECRET, NOW),
+            verify_backend(None, to_events(BODY), SECRET, NOW),
             Err(AuthError::Missing)
         );
         assert_eq!(
-            verify_backend(Some("  "), BODY, SECRET, NOW),
+            verify_backend(Some("  "), to_events(BODY), SECRET, NOW),
             Err(AuthError::Missing)
         );
     }
 
     #[test]
     fn malformed_backend_headers_are_malformed() {
-        let sig = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
+        let sig = hex_tag(SECRET.as_bytes(), &[SIGNED_HEAD, BODY]);
         let cases = [
-            format!("v1={sig}"),
+            format!("v2={sig}"),
             "t=1795669339".to_owned(),
-            format!("t=1795669339,t=1795669339,v1={sig}"),
-            format!("t=1795669339,v1={sig},v1={sig}"),
-            format!("t=soon,v1={sig}"),
-            format!("t=+1795669339,v1={sig}"),
-            format!("t=,v1={sig}"),
-            format!("t=1795669339,v1={sig}0"),
-            "t=1795669339,v1=zz".to_owned(),
+            format!("t=1795669339,t=1795669339,v2={sig}"),
+            format!("t=1795669339,v2={sig},v2={sig}"),
+            format!("t=soon,v2={sig}"),
+            format!("t=+1795669339,v2={sig}"),
+            format!("t=,v2={sig}"),
+            format!("t=1795669339,v2={sig}0"),
+            "t=1795669339,v2=zz".to_owned(),
             "garbage".to_owned(),
         ];
         for h in cases {
             assert_eq!(
-                verify_backend(Some(&h), BODY, SECRET, NOW),
+                verify_backend(Some(&h), to_events(BODY), SECRET, NOW),
                 Err(AuthError::Malformed),
                 "{h}"
             );
@@ -427,18 +572,21 @@ mod tests {
 
     #[test]
     fn a_backend_header_with_spaces_and_unknown_parts_still_verifies() {
-        let sig = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
-        let h = format!(" v0=dead , t = 1795669339 ,  v1= {sig} , extra,");
-        assert_eq!(verify_backend(Some(&h), BODY, SECRET, NOW), Ok(sig));
+        let sig = hex_tag(SECRET.as_bytes(), &[SIGNED_HEAD, BODY]);
+        let h = format!(" v0=dead , t = 1795669339 ,  v2= {sig} , extra,");
+        assert_eq!(
+            verify_backend(Some(&h), to_events(BODY), SECRET, NOW).map(hex::encode),
+            Ok(sig)
+        );
     }
 
     #[test]
     fn upper_case_backend_hex_is_accepted_and_returned_lower_case() {
-        let h = sign_backend(BODY, SECRET, NOW);
-        let (t, sig) = h.split_once(",v1=").unwrap_or_default();
-        let upper = format!("{t},v1={}", sig.to_ascii_uppercase());
+        let h = sign_backend(to_events(BODY), SECRET, NOW);
+        let (t, sig) = h.split_once(",v2=").unwrap_or_default();
+        let upper = format!("{t},v2={}", sig.to_ascii_uppercase());
         assert_eq!(
-            verify_backend(Some(&upper), BODY, SECRET, NOW),
+            verify_backend(Some(&upper), to_events(BODY), SECRET, NOW).map(hex::encode),
             Ok(sig.to_owned())
         );
     }
@@ -446,7 +594,7 @@ mod tests {
     #[test]
     fn a_signature_of_the_wrong_length_does_not_match() {
         assert_eq!(
-            verify_backend(Some("t=1795669339,v1=00"), BODY, SECRET, NOW),
+            verify_backend(Some("t=1795669339,v2=00"), to_events(BODY), SECRET, NOW),
             Err(AuthError::BadSignature)
         );
     }
@@ -454,10 +602,10 @@ mod tests {
     #[test]
     fn a_body_with_a_bom_verifies_over_its_exact_bytes() {
         let body = b"\xEF\xBB\xBF{\"data\":{}}";
-        let h = sign_backend(body, SECRET, NOW);
-        assert!(verify_backend(Some(&h), body, SECRET, NOW).is_ok());
+        let h = sign_backend(to_events(body), SECRET, NOW);
+        assert!(verify_backend(Some(&h), to_events(body), SECRET, NOW).is_ok());
         assert_eq!(
-            verify_backend(Some(&h), &body[3..], SECRET, NOW),
+            verify_backend(Some(&h), to_events(&body[3..]), SECRET, NOW),
             Err(AuthError::BadSignature)
         );
     }
@@ -466,10 +614,10 @@ mod tests {
     fn a_body_that_is_not_utf8_verifies_over_its_exact_bytes() {
         let body: &[u8] = &[0xff, 0xfe, 0x00, b'{', 0x80, b'}', 0xc3];
         assert!(std::str::from_utf8(std::hint::black_box(body)).is_err());
-        let h = sign_backend(body, SECRET, NOW);
-        assert!(verify_backend(Some(&h), body, SECRET, NOW).is_ok());
+        let h = sign_backend(to_events(body), SECRET, NOW);
+        assert!(verify_backend(Some(&h), to_events(body), SECRET, NOW).is_ok());
         assert_eq!(
-            verify_backend(Some(&h), &body[..body.len() - 1], SECRET, NOW),
+            verify_backend(Some(&h), to_events(&body[..body.len() - 1]), SECRET, NOW),
             Err(AuthError::BadSignature)
         );
     }
@@ -478,7 +626,9 @@ mod tests {
     fn a_webhook_body_with_a_bom_verifies_over_its_exact_bytes() {
         let body = b"\xEF\xBB\xBF{\"data\":[]}";
         let sig = klaviyo_sign(body, "1795669339");
-        let check = |b: &[u8]| verify_webhook(Some(&sig), Some("1795669339"), b, WH_SECRET, NOW);
+        let check = |b: &[u8]| {
+            verify_webhook(Some(&sig), Some("1795669339"), b, WH_SECRET, NOW).map(hex::encode)
+        };
         assert_eq!(check(body), Ok(sig.clone()));
         assert_eq!(check(&body[3..]), Err(AuthError::BadSignature));
     }
@@ -511,8 +661,8 @@ mod tests {
     #[test]
     fn backend_timestamps_are_fresh_within_300_seconds_and_stale_beyond() {
         for (ts, want_ok) in WINDOW_EDGES {
-            let h = sign_backend(BODY, SECRET, ts);
-            let got = verify_backend(Some(&h), BODY, SECRET, NOW);
+            let h = sign_backend(to_events(BODY), SECRET, ts);
+            let got = verify_backend(Some(&h), to_events(BODY), SECRET, NOW);
             if want_ok {
                 assert!(got.is_ok(), "{ts}");
             } else {
@@ -526,7 +676,7 @@ mod tests {
         for (ts, want_ok) in WINDOW_EDGES {
             let t = ts.to_string();
             let sig = klaviyo_sign(BODY, &t);
-            let got = verify_webhook(Some(&sig), Some(&t), BODY, WH_SECRET, NOW);
+            let got = verify_webhook(Some(&sig), Some(&t), BODY, WH_SECRET, NOW).map(hex::encode);
             if want_ok {
                 assert_eq!(got, Ok(sig), "{ts}");
             } else {
@@ -541,7 +691,7 @@ mod tests {
         let sig = klaviyo_sign(body, "1795669339");
         let upper = sig.to_ascii_uppercase();
         assert_eq!(
-            verify_webhook(Some(&upper), Some("1795669339"), body, WH_SECRET, NOW),
+            verify_webhook(Some(&upper), Some("1795669339"), body, WH_SECRET, NOW).map(hex::encode),
             Ok(sig)
         );
     }
@@ -608,7 +758,7 @@ mod tests {
         let ms = "1795669339123";
         let sig = klaviyo_sign(BODY, ms);
         assert_eq!(
-            verify_webhook(Some(&sig), Some(ms), BODY, WH_SECRET, NOW),
+            verify_webhook(Some(&sig), Some(ms), BODY, WH_SECRET, NOW).map(hex::encode),
             Ok(sig.clone())
         );
         assert_eq!(
@@ -623,7 +773,7 @@ mod tests {
         assert_eq!(time::secs_from_iso(iso), Some(NOW));
         let sig = klaviyo_sign(BODY, iso);
         assert_eq!(
-            verify_webhook(Some(&sig), Some(iso), BODY, WH_SECRET, NOW),
+            verify_webhook(Some(&sig), Some(iso), BODY, WH_SECRET, NOW).map(hex::encode),
             Ok(sig.clone())
         );
         assert_eq!(
@@ -652,8 +802,8 @@ mod tests {
     #[test]
     fn error_details_never_echo_the_request() {
         let secret = "topsecretvalue";
-        let h = "t=1795669339,v1=deadbeefdeadbeef";
-        let Err(e) = verify_backend(Some(h), b"private body", secret, NOW) else {
+        let h = "t=1795669339,v2=deadbeefdeadbeef";
+        let Err(e) = verify_backend(Some(h), to_events(b"private body"), secret, NOW) else {
             panic!("a forged signature verified");
         };
         let text = format!("{e:?} {}", e.detail());
@@ -672,37 +822,126 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_made_for_one_route_is_refused_on_every_other() {
+        let order = Signed {
+            method: "POST",
+            path: "/api/orders",
+            body: BODY,
+        };
+        let h = sign_backend(order, SECRET, NOW);
+        assert!(verify_backend(Some(&h), order, SECRET, NOW).is_ok());
+        for path in [
+            "/api/orders/refunded",
+            "/api/events",
+            "/klaviyo/api/orders",
+            "/api/orders/",
+        ] {
+            let moved = Signed { path, ..order };
+            assert_eq!(
+                verify_backend(Some(&h), moved, SECRET, NOW),
+                Err(AuthError::BadSignature),
+                "{path}"
+            );
+        }
+        let other_method = Signed {
+            method: "PUT",
+            ..order
+        };
+        assert_eq!(
+            verify_backend(Some(&h), other_method, SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_version_1_signature_is_refused_as_outdated() {
+        let v1 = hex_tag(SECRET.as_bytes(), &[b"1795669339.", BODY]);
+        let h = format!("t=1795669339,v1={v1}");
+        let e = verify_backend(Some(&h), to_events(BODY), SECRET, NOW).unwrap_err();
+        assert_eq!(e, AuthError::Outdated);
+        assert!(e.detail().contains("v2"), "{}", e.detail());
+    }
+
+    #[test]
+    fn the_webhook_forward_is_signed_with_a_key_of_its_own_direction() {
+        let fwd = sign_forward(BODY, SECRET, NOW);
+        assert!(verify_forward(Some(&fwd), BODY, SECRET, NOW).is_ok());
+        // A forward is no backend call, on any route.
+        for path in [FORWARD_PATH, "/api/events", "/api/orders"] {
+            let as_call = Signed {
+                method: "POST",
+                path,
+                body: BODY,
+            };
+            assert_eq!(
+                verify_backend(Some(&fwd), as_call, SECRET, NOW),
+                Err(AuthError::BadSignature)
+            );
+        }
+        // And a backend call to the same route is no forward.
+        let call = sign_backend(
+            Signed {
+                method: "POST",
+                path: FORWARD_PATH,
+                body: BODY,
+            },
+            SECRET,
+            NOW,
+        );
+        assert_eq!(
+            verify_forward(Some(&call), BODY, SECRET, NOW),
+            Err(AuthError::BadSignature)
+        );
+        // The derivation is the documented one.
+        let key = hex_tag(SECRET.as_bytes(), &[b"klaviyo-wasm webhook forward"]);
+        let tag = hex_tag(
+            &hex::decode(key).unwrap_or_default(),
+            &[b"1795669339\nPOST\n/webhooks/klaviyo\n", BODY],
+        );
+        assert_eq!(fwd, format!("t=1795669339,v2={tag}"));
+    }
+
+    #[test]
+    fn the_guard_is_bounded_in_bytes() {
+        let mut guard = ReplayGuard::new(1_000);
+        for i in 0..5_000 {
+            guard.first_use(&k(&i.to_string()), NOW);
+            assert!(guard.heap_bytes() <= ReplayGuard::max_heap_bytes(1_000));
+        }
+    }
+
+    #[test]
     fn a_second_use_within_the_window_is_a_replay() {
         let mut guard = ReplayGuard::new(100);
         assert!(guard.is_empty());
-        assert!(guard.first_use("abc", NOW));
-        assert!(!guard.first_use("abc", NOW));
-        assert!(!guard.first_use("abc", NOW + 299));
-        assert!(guard.first_use("def", NOW + 1));
+        assert!(guard.first_use(&k("abc"), NOW));
+        assert!(!guard.first_use(&k("abc"), NOW));
+        assert!(!guard.first_use(&k("abc"), NOW + 299));
+        assert!(guard.first_use(&k("def"), NOW + 1));
         assert_eq!(guard.len(), 2);
     }
 
     #[test]
     fn a_signature_is_accepted_again_once_the_window_has_passed() {
         let mut guard = ReplayGuard::new(100);
-        assert!(guard.first_use("abc", NOW));
-        assert!(guard.first_use("def", NOW + 100));
-        assert!(guard.first_use("abc", NOW + 300));
+        assert!(guard.first_use(&k("abc"), NOW));
+        assert!(guard.first_use(&k("def"), NOW + 100));
+        assert!(guard.first_use(&k("abc"), NOW + 300));
         // "def" is still remembered; the old "abc" entry was dropped, the new kept.
         assert_eq!(guard.len(), 2);
-        assert!(!guard.first_use("abc", NOW + 301));
-        assert!(!guard.first_use("def", NOW + 399));
-        assert!(guard.first_use("def", NOW + 400));
+        assert!(!guard.first_use(&k("abc"), NOW + 301));
+        assert!(!guard.first_use(&k("def"), NOW + 399));
+        assert!(guard.first_use(&k("def"), NOW + 400));
     }
 
     #[test]
     fn expired_signatures_are_dropped_from_memory() {
         let mut guard = ReplayGuard::new(100);
         for i in 0..50 {
-            assert!(guard.first_use(&format!("k{i}"), NOW));
+            assert!(guard.first_use(&k(&format!("k{i}")), NOW));
         }
         assert_eq!(guard.len(), 50);
-        assert!(guard.first_use("late", NOW + 300));
+        assert!(guard.first_use(&k("late"), NOW + 300));
         assert_eq!(guard.len(), 1);
     }
 
@@ -710,36 +949,36 @@ mod tests {
     fn the_guard_never_remembers_more_than_max_entries_and_forgets_the_oldest() {
         let mut guard = ReplayGuard::new(3);
         for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            assert!(guard.first_use(key, NOW + i as i64));
+            assert!(guard.first_use(&k(key), NOW + i as i64));
             assert!(guard.len() <= 3);
         }
         assert_eq!(guard.len(), 3);
         // The newest are remembered; the oldest were forgotten and can be replayed.
-        assert!(!guard.first_use("e", NOW + 5));
-        assert!(!guard.first_use("c", NOW + 5));
-        assert!(guard.first_use("a", NOW + 5));
+        assert!(!guard.first_use(&k("e"), NOW + 5));
+        assert!(!guard.first_use(&k("c"), NOW + 5));
+        assert!(guard.first_use(&k("a"), NOW + 5));
         assert_eq!(guard.len(), 3);
     }
 
     #[test]
     fn a_guard_of_size_zero_remembers_nothing() {
         let mut guard = ReplayGuard::new(0);
-        assert!(guard.first_use("a", NOW));
-        assert!(guard.first_use("a", NOW));
+        assert!(guard.first_use(&k("a"), NOW));
+        assert!(guard.first_use(&k("a"), NOW));
         assert!(guard.is_empty());
     }
 
     #[test]
     fn the_guard_stays_bounded_when_the_clock_goes_backwards() {
         let mut guard = ReplayGuard::new(4);
-        assert!(guard.first_use("a", NOW));
+        assert!(guard.first_use(&k("a"), NOW));
         // Seen "in the future": still a replay.
-        assert!(!guard.first_use("a", NOW - 1000));
-        assert!(guard.first_use("b", NOW - 1000));
+        assert!(!guard.first_use(&k("a"), NOW - 1000));
+        assert!(guard.first_use(&k("b"), NOW - 1000));
         // "b" (accepted at NOW - 1000) is old by now but sits behind "a" in the queue.
-        assert!(guard.first_use("b", NOW + 100));
+        assert!(guard.first_use(&k("b"), NOW + 100));
         for i in 0..20 {
-            guard.first_use(&format!("k{i}"), NOW + 100);
+            guard.first_use(&k(&format!("k{i}")), NOW + 100);
             assert!(guard.len() <= 4);
             assert!(guard.order.len() <= 4);
         }
@@ -752,7 +991,7 @@ mod tests {
         // the window's worth of entries.
         let mut guard = ReplayGuard::new(1_000);
         for i in 0..200_000_i64 {
-            assert!(guard.first_use(&i.to_string(), NOW + i));
+            assert!(guard.first_use(&k(&i.to_string()), NOW + i));
             assert!(guard.order.len() <= 300);
         }
         assert_eq!(guard.len(), 300);
@@ -794,7 +1033,7 @@ mod tests {
                 body in proptest::collection::vec(any::<u8>(), 0..256),
                 now in any::<i64>(),
             ) {
-                let _ = verify_backend(Some(&header), &body, SECRET, now);
+                let _ = verify_backend(Some(&header), to_events(&body), SECRET, now);
                 let _ = verify_webhook(Some(&header), Some(&header), &body, WH_SECRET, now);
             }
 
@@ -805,13 +1044,13 @@ mod tests {
                 now in any::<i64>(),
                 at in any::<prop::sample::Index>(),
             ) {
-                let h = sign_backend(&body, &secret, now);
-                prop_assert!(verify_backend(Some(&h), &body, &secret, now).is_ok());
+                let h = sign_backend(to_events(&body), &secret, now);
+                prop_assert!(verify_backend(Some(&h), to_events(&body), &secret, now).is_ok());
                 let mut changed = body.clone();
                 let i = at.index(changed.len());
                 changed[i] ^= 1;
                 prop_assert_eq!(
-                    verify_backend(Some(&h), &changed, &secret, now),
+                    verify_backend(Some(&h), to_events(&changed), &secret, now),
                     Err(AuthError::BadSignature)
                 );
             }

@@ -30,6 +30,7 @@ pub struct Settings {
     pub max_body_bytes: Option<Value>,
     pub route_prefix: Option<Value>,
     pub upstream_timeout_ms: Option<Value>,
+    pub trust_forwarded_for: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -50,6 +51,9 @@ pub struct EdgeConfig {
     pub route_prefix: String,
     /// How long one upstream attempt may take.
     pub upstream_timeout_ms: u64,
+    /// Whether the last hop of `x-forwarded-for` is the caller's address: only behind a
+    /// proxy of the shop's own that sets it (a caller can write the header itself).
+    pub trust_forwarded_for: bool,
 }
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
@@ -91,6 +95,22 @@ fn list(s: Option<String>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// An origin as browsers serialise it: scheme and host are case-insensitive and are
+/// sent lower-case, with no trailing `/`.
+fn canonical_origin(o: &str) -> String {
+    o.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// A yes/no setting: `true`/`false` (any case), `1`/`0`, or absent for `default`.
+fn flag(setting: &'static str, v: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(bad(setting, "must be true or false")),
+    }
 }
 
 fn number(
@@ -186,7 +206,10 @@ impl EdgeConfig {
         Ok(EdgeConfig {
             private_key: text_of("KLAVIYO_PRIVATE_KEY", &s.klaviyo_private_key)?,
             public_key,
-            allowed_origins: list(text_of("ALLOWED_ORIGINS", &s.allowed_origins)?),
+            allowed_origins: list(text_of("ALLOWED_ORIGINS", &s.allowed_origins)?)
+                .iter()
+                .map(|o| canonical_origin(o))
+                .collect(),
             api_base: api_base.trim_end_matches('/').to_string(),
             revision,
             signing_secret: text_of("EDGE_SIGNING_SECRET", &s.edge_signing_secret)?,
@@ -200,13 +223,28 @@ impl EdgeConfig {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             route_prefix,
             upstream_timeout_ms,
+            trust_forwarded_for: flag(
+                "TRUST_FORWARDED_FOR",
+                text_of("TRUST_FORWARDED_FOR", &s.trust_forwarded_for)?,
+                false,
+            )?,
         })
     }
 
-    /// Whether `origin` (the `Origin` header) is one of the shop's.
-    pub fn origin_allowed(&self, origin: &str) -> bool {
+    /// The shop's own origin that `origin` (the `Origin` header) names, as configured:
+    /// trailing `/` and letter case do not make another origin, so every spelling of
+    /// one origin gets the same answer, and the same rate-limit bucket.
+    pub fn allowed_origin(&self, origin: &str) -> Option<&str> {
         let o = origin.trim_end_matches('/');
-        self.allowed_origins.iter().any(|a| a == o)
+        self.allowed_origins
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(o))
+            .map(String::as_str)
+    }
+
+    /// Whether `origin` is one of the shop's ([`EdgeConfig::allowed_origin`]).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origin(origin).is_some()
     }
 }
 
@@ -239,7 +277,64 @@ mod tests {
         assert_eq!(c.browser_metrics, ["Viewed Page", "Clicked"]);
         assert!(c.origin_allowed("https://shop.example"));
         assert!(!c.origin_allowed("https://evil.example"));
+        assert!(!c.trust_forwarded_for);
         assert!(c.private_key.is_none());
+    }
+
+    #[test]
+    fn every_spelling_of_an_allowed_origin_names_the_configured_one() {
+        let c = config(r#"{"ALLOWED_ORIGINS":"https://Shop.Example/, https://www.shop.example"}"#)
+            .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            ["https://shop.example", "https://www.shop.example"]
+        );
+        for spelling in [
+            "https://shop.example",
+            "https://shop.example/",
+            "https://shop.example///",
+            "HTTPS://SHOP.EXAMPLE",
+            "https://Shop.example//",
+        ] {
+            assert_eq!(
+                c.allowed_origin(spelling),
+                Some("https://shop.example"),
+                "{spelling}"
+            );
+        }
+        for other in [
+            "https://shop.example.evil",
+            "http://shop.example",
+            "https://shop.example:8443",
+            "",
+        ] {
+            assert_eq!(c.allowed_origin(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn trust_forwarded_for_is_a_flag() {
+        for (v, want) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("false", false),
+            ("0", false),
+        ] {
+            let c = config(&format!(r#"{{"TRUST_FORWARDED_FOR":"{v}"}}"#)).unwrap();
+            assert_eq!(c.trust_forwarded_for, want, "{v}");
+        }
+        assert!(
+            config(r#"{"TRUST_FORWARDED_FOR":true}"#)
+                .unwrap()
+                .trust_forwarded_for
+        );
+        assert_eq!(
+            config(r#"{"TRUST_FORWARDED_FOR":"sometimes"}"#)
+                .unwrap_err()
+                .setting,
+            "TRUST_FORWARDED_FOR"
+        );
     }
 
     #[test]

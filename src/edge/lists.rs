@@ -13,13 +13,12 @@
 //! profile-import (`POST /api/profile-import`, `ProfileUpsertQuery`) whose 200/201
 //! answer carries the id ([`profile_id`]). Then [`add_to_list_body`] adds them all.
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 use super::api_rules::MAX_BULK;
 use super::bodies::{self, at, at_index, rule, Invalid};
+use super::bounded::Capped;
 use crate::core::{text, validate};
 
 /// A list's members, in the order given: `ids[i]` is entry `i`'s profile id, `None`
@@ -31,24 +30,22 @@ pub struct Members {
     pub imports: Vec<(usize, String)>,
 }
 
-type Extra = BTreeMap<String, IgnoredAny>;
+// Any other member is refused where it stands (`deny_unknown_fields`), never read.
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MembersIn {
     // Optional here so that an unknown member is named before a missing one.
-    profiles: Option<Vec<MemberIn>>,
-    #[serde(flatten)]
-    extra: Extra,
+    profiles: Option<Capped<MemberIn, MAX_BULK>>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MemberIn {
     id: Option<String>,
     email: Option<String>,
     phone_number: Option<String>,
     external_id: Option<String>,
-    #[serde(flatten)]
-    extra: Extra,
 }
 
 /// `PostProfileResponse`: only what is read.
@@ -69,29 +66,27 @@ pub fn list_id_ok(id: &str) -> bool {
 
 /// Reads a `POST /api/lists/{id}/profiles` body (see the module docs).
 pub fn members(text: &str) -> Result<Members, Invalid> {
-    let body: MembersIn = bodies::parse(text)?;
-    if let Some(key) = body.extra.keys().next() {
-        return Err(Invalid::new(
-            &at("", key),
-            "is not a member of this body (profiles)",
-        ));
-    }
+    let body: MembersIn = bodies::parse(text).map_err(|mut e| {
+        if e.detail == bodies::UNKNOWN_MEMBER {
+            e.detail = if e.pointer.matches('/').count() == 1 {
+                "is not a member of this body (profiles)"
+            } else {
+                "is not a member of a list entry (id, email, phone_number, external_id)"
+            }
+            .to_string();
+        }
+        e
+    })?;
     let profiles = body
         .profiles
         .ok_or_else(|| Invalid::new("/profiles", "is required"))?;
-    if profiles.is_empty() || profiles.len() > MAX_BULK {
+    if profiles.total() == 0 || profiles.total() > MAX_BULK {
         return Err(Invalid::new("/profiles", "must hold 1 to 1000 profiles"));
     }
-    let mut ids = Vec::with_capacity(profiles.len());
+    let mut ids = Vec::with_capacity(profiles.total());
     let mut imports = Vec::new();
-    for (i, m) in profiles.iter().enumerate() {
+    for (i, m) in profiles.kept().iter().enumerate() {
         let base = at_index("/profiles", i);
-        if let Some(key) = m.extra.keys().next() {
-            return Err(Invalid::new(
-                &at(&base, key),
-                "is not a member of a list entry (id, email, phone_number, external_id)",
-            ));
-        }
         let mut attrs = Map::new();
         if let Some(e) = &m.email {
             rule(&base, validate::email("email", e))?;
@@ -215,7 +210,8 @@ mod tests {
         let m = members(r#"{"profiles":[{"external_id":"a\"b\\c\u2028"}]}"#).unwrap();
         let body: Value = serde_json::from_str(&m.imports[0].1).unwrap();
         assert_eq!(
-            bodies::str_at(&body, "/data/attributes/external_id"),
+            body.pointer("/data/attributes/external_id")
+                .and_then(Value::as_str),
             Some("a\"b\\c\u{2028}")
         );
     }

@@ -2,15 +2,20 @@
 //! private key. Everything here but `worker.rs` is plain Rust, tested natively:
 //!
 //! - `config.rs`: settings from the worker's `env` (serde), checked once
-//! - `router.rs`: what to answer or forward, the upstream retry policy, the isolate's
-//!   gate (replays, browser rate); `router_tests.rs`, `router_fuzz.rs` (proptest)
+//! - `router.rs`: what to answer or forward, in two steps (the head, then the body),
+//!   and the isolate's gate (replays, browser rate); `router_tests.rs`,
+//!   `router_fuzz.rs` (proptest)
+//! - `upstream.rs`: Klaviyo's answer: retry, or what to pass back
 //! - `auth.rs`: signed backend requests and Klaviyo webhook signatures (RustCrypto),
 //!   replay memory
 //! - `bodies.rs`: bodies parsed with serde_json, duplicate keys refused, JSON pointers
+//! - `bounded.rs`: members read without building trees, so memory follows body size
 //! - `api_rules.rs`: the `/api` bodies' rules, and what the unsigned browser path may carry
 //! - `orders.rs`: server-side order events (Placed / Fulfilled / Cancelled / Refunded)
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
-//! - `ratelimit.rs`: per-client buckets for the unsigned browser path
+//! - `heap.rs`: what the isolate's maps hold, to state their bounds in bytes
+//! - `ratelimit.rs`: who a page's call comes from (the runtime's view of its address,
+//!   the configured origin), and per-client buckets for the unsigned browser path
 //! - `reply.rs`: JSON:API errors and CORS headers
 //! - `worker.rs`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
 //! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken
@@ -21,12 +26,15 @@
 pub mod api_rules;
 pub mod auth;
 pub mod bodies;
+pub mod bounded;
 pub mod config;
+pub mod heap;
 pub mod lists;
 pub mod orders;
 pub mod ratelimit;
 pub mod reply;
 pub mod router;
+pub mod upstream;
 
 #[cfg(target_arch = "wasm32")]
 mod executor;

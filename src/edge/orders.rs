@@ -39,14 +39,17 @@
 //! Klaviyo takes at most 1000 events per job: a placed order of 999 lines makes 1000.
 //! Optional members left out (or null) are left out of the events too.
 
-use serde::de::{self, IgnoredAny};
+use serde::de;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
-use serde_json::{json, Map, Number, Value};
+use serde_json::value::RawValue;
+use serde_json::Number;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use super::api_rules;
 use super::bodies::{self, at, at_index, rule, Invalid, StringOrNumber};
+use super::bounded::{Capped, ShortStrings};
 use crate::core::decimal::Decimal;
 use crate::core::{text, time, validate};
 
@@ -93,38 +96,36 @@ pub const MAX_ITEMS: usize = api_rules::MAX_BULK - 1;
 /// The per-line metric of a placed order.
 pub const ORDERED_PRODUCT: &str = "Ordered Product";
 
-type Object = Map<String, Value>;
-/// Members the format does not have: any of them is refused (a typo would otherwise
-/// drop data silently).
-type Extra = BTreeMap<String, IgnoredAny>;
+/// Extra order properties as sent: each value kept as its JSON text (never a tree),
+/// checked, and written into the job as it came.
+type ExtraProperties = BTreeMap<String, Box<RawValue>>;
 
-// Required members are options too: an unknown member is reported before a missing
-// one, so a typo (`"order":…`) is named as such.
+// Required members are options too, and any other member is refused where it stands
+// (`deny_unknown_fields`), so a typo (`"order":…`) is named as such and never read.
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OrderIn {
     order_id: Option<String>,
     time: Option<TimeIn>,
     value: Option<Number>,
     value_currency: Option<String>,
     profile: Option<ProfileIn>,
-    items: Option<Vec<ItemIn>>,
-    properties: Option<Object>,
-    #[serde(flatten)]
-    extra: Extra,
+    items: Option<Capped<ItemIn, MAX_ITEMS>>,
+    properties: Option<ExtraProperties>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProfileIn {
     email: Option<String>,
     phone_number: Option<String>,
     external_id: Option<String>,
     anonymous_id: Option<String>,
-    #[serde(flatten)]
-    extra: Extra,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ItemIn {
     product_id: Option<StringOrNumber>,
     name: Option<String>,
@@ -135,8 +136,6 @@ struct ItemIn {
     image_url: Option<String>,
     categories: Option<Vec<String>>,
     brand: Option<String>,
-    #[serde(flatten)]
-    extra: Extra,
 }
 
 /// `time`: ISO 8601 with an offset, or milliseconds since the epoch.
@@ -177,17 +176,26 @@ price, sku, url, image_url, categories, brand)";
 /// The properties the order sets itself; extra properties may not use these names.
 const OWN_PROPERTIES: &[&str] = &["OrderId", "Items", "ItemNames", "Categories", "Brands"];
 
+/// Reads an order, naming an unknown member by what the format has at its place.
+fn read(text: &str) -> Result<OrderIn, Invalid> {
+    bodies::parse(text).map_err(|mut e| {
+        if e.detail == bodies::UNKNOWN_MEMBER {
+            let depth = e.pointer.matches('/').count();
+            e.detail = match depth {
+                1 => ORDER_MEMBERS,
+                2 => PROFILE_MEMBERS,
+                _ => ITEM_MEMBERS,
+            }
+            .to_string();
+        }
+        e
+    })
+}
+
 /// A required member.
 fn required<'a, T>(v: &'a Option<T>, base: &str, key: &str) -> Result<&'a T, Invalid> {
     v.as_ref()
         .ok_or_else(|| Invalid::new(&at(base, key), "is required"))
-}
-
-fn no_extra(extra: &Extra, base: &str, detail: &str) -> Result<(), Invalid> {
-    match extra.keys().next() {
-        Some(key) => Err(Invalid::new(&at(base, key), detail)),
-        None => Ok(()),
-    }
 }
 
 /// Exact decimal of a JSON number (shortest round-trip text of an `f64`).
@@ -232,14 +240,13 @@ fn optional_text(s: &Option<String>, base: &str, key: &str) -> Result<(), Invali
 struct Line<'a> {
     item: &'a ItemIn,
     product_id: &'a StringOrNumber,
-    name: &'a String,
+    name: &'a str,
     quantity: &'a Number,
     price: &'a Number,
     row_total: Number,
 }
 
 fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
-    no_extra(&item.extra, base, ITEM_MEMBERS)?;
     let product_id = required(&item.product_id, base, "product_id")?;
     if let StringOrNumber::String(id) = product_id {
         text_field(id, &at(base, "product_id"))?;
@@ -280,109 +287,21 @@ fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
     })
 }
 
-/// Inserts `key: value` when there is a value.
-fn put(props: &mut Object, key: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        props.insert(key.to_string(), v);
-    }
-}
-
-fn string(s: &Option<String>) -> Option<Value> {
-    s.as_ref().map(|s| Value::String(s.clone()))
-}
-
-fn strings(s: &Option<Vec<String>>) -> Option<Value> {
-    s.as_ref().map(|l| json!(l))
-}
-
-/// An order line as `Items` lists it.
-fn item_property(l: &Line) -> Value {
-    let i = l.item;
-    let mut p = Object::new();
-    p.insert("ProductID".into(), l.product_id.to_value());
-    p.insert("ProductName".into(), Value::String(l.name.clone()));
-    p.insert("Quantity".into(), Value::Number(l.quantity.clone()));
-    p.insert("ItemPrice".into(), Value::Number(l.price.clone()));
-    p.insert("RowTotal".into(), Value::Number(l.row_total.clone()));
-    put(&mut p, "SKU", string(&i.sku));
-    put(&mut p, "ProductURL", string(&i.url));
-    put(&mut p, "ImageURL", string(&i.image_url));
-    put(&mut p, "Categories", strings(&i.categories));
-    put(&mut p, "Brand", string(&i.brand));
-    Value::Object(p)
-}
-
-/// An `Ordered Product`'s properties.
-fn ordered_product(order_id: &str, l: &Line) -> Object {
-    let i = l.item;
-    let mut p = Object::new();
-    p.insert("OrderId".into(), Value::String(order_id.to_string()));
-    p.insert("ProductID".into(), l.product_id.to_value());
-    put(&mut p, "SKU", string(&i.sku));
-    p.insert("ProductName".into(), Value::String(l.name.clone()));
-    p.insert("Quantity".into(), Value::Number(l.quantity.clone()));
-    put(&mut p, "ProductURL", string(&i.url));
-    put(&mut p, "ImageURL", string(&i.image_url));
-    put(&mut p, "ProductCategories", strings(&i.categories));
-    put(&mut p, "ProductBrand", string(&i.brand));
-    p
-}
-
-/// Each distinct string once, in the order first seen.
-fn distinct<'a>(all: impl Iterator<Item = &'a String>) -> Value {
-    let mut seen = HashSet::new();
-    Value::Array(
-        all.filter(|s| seen.insert(s.as_str()))
-            .map(|s| Value::String(s.clone()))
-            .collect(),
-    )
-}
-
-/// One event of the job (`BaseEventCreateQueryBulkEntryResourceObject`).
-fn event(
-    metric: &str,
-    properties: Object,
-    value: Number,
-    unique_id: String,
-    time: &str,
-    currency: Option<&str>,
-) -> Value {
-    let mut a = Object::new();
-    a.insert("properties".into(), Value::Object(properties));
-    a.insert("time".into(), Value::String(time.to_string()));
-    a.insert("value".into(), Value::Number(value));
-    if let Some(c) = currency {
-        a.insert("value_currency".into(), Value::String(c.to_string()));
-    }
-    a.insert("unique_id".into(), Value::String(unique_id));
-    a.insert(
-        "metric".into(),
-        json!({"data": {"type": "metric", "attributes": {"name": metric}}}),
-    );
-    json!({"type": "event", "attributes": a})
-}
-
-/// Turns one order call into one `event-bulk-create-job` body (see the module docs for
-/// both formats). `now_ms` is the time when the order has none. Errors point into the
-/// order as it was sent (`/items/1/price`).
-pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, Invalid> {
-    let order: OrderIn = bodies::parse(text)?;
-    no_extra(&order.extra, "", ORDER_MEMBERS)?;
-    let order_id = required(&order.order_id, "", "order_id")?;
-    rule("", validate::unique_id_text("order_id", order_id))?;
-
-    let secs = match &order.time {
-        None => (now_ms / 1000) as i64,
+/// The event time: the order's (checked), else now.
+fn event_time(t: &Option<TimeIn>, now_ms: u64) -> Result<String, Invalid> {
+    let secs = match t {
+        None => return Ok(time::iso_from_secs((now_ms / 1000) as i64)),
         Some(TimeIn::Iso(t)) => time::secs_from_iso(t)
             .ok_or_else(|| Invalid::new("/time", "must be an ISO 8601 date-time with offset"))?,
         Some(TimeIn::Millis(ms)) => i64::try_from(ms / 1000).unwrap_or(i64::MAX),
     };
-    if order.time.is_some() {
-        rule("", validate::event_time("time", secs, now_ms))?;
-    }
-    let time = time::iso_from_secs(secs);
+    rule("", validate::event_time("time", secs, now_ms))?;
+    Ok(time::iso_from_secs(secs))
+}
 
-    let value = required(&order.value, "", "value")?;
+/// The order total: exact, and negative only when cancelled.
+fn order_value(kind: OrderEvent, value: &Option<Number>) -> Result<&Number, Invalid> {
+    let value = required(value, "", "value")?;
     exact(value, "/value")?;
     if is_negative(value) && kind != OrderEvent::Cancelled {
         return Err(Invalid::new(
@@ -390,19 +309,23 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
             "must not be negative (only a cancelled order's may be)",
         ));
     }
-    let currency = match &order.value_currency {
-        Some(c) => Some(rule("", validate::currency_code("value_currency", c))?),
-        None => None,
+    Ok(value)
+}
+
+/// The order's lines, checked: 1 to 999 for a placed order, at most 999 otherwise.
+fn lines<'a>(
+    kind: OrderEvent,
+    order: &'a OrderIn,
+    order_id: &str,
+) -> Result<Vec<Line<'a>>, Invalid> {
+    let Some(items) = &order.items else {
+        if kind == OrderEvent::Placed {
+            return Err(Invalid::new("/items", "is required for a placed order"));
+        }
+        return Ok(Vec::new());
     };
-
-    let profile = profile(required(&order.profile, "", "profile")?)?;
-
-    let items = order.items.as_deref().unwrap_or_default();
-    if kind == OrderEvent::Placed && order.items.is_none() {
-        return Err(Invalid::new("/items", "is required for a placed order"));
-    }
     let fewest = usize::from(kind == OrderEvent::Placed);
-    if items.len() < fewest || items.len() > MAX_ITEMS {
+    if items.total() < fewest || items.total() > MAX_ITEMS {
         let detail = if kind == OrderEvent::Placed {
             "must hold 1 to 999 lines"
         } else {
@@ -410,14 +333,16 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
         };
         return Err(Invalid::new("/items", detail));
     }
-    let mut lines = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        lines.push(line(item, &at_index("/items", i))?);
-    }
+    let lines = items
+        .kept()
+        .iter()
+        .enumerate()
+        .map(|(i, item)| line(item, &at_index("/items", i)))
+        .collect::<Result<Vec<_>, _>>()?;
     if kind == OrderEvent::Placed {
-        let mut last = order_id.clone();
+        let mut last = order_id.to_string();
         last.push('-');
-        text::push_u64(&mut last, items.len().saturating_sub(1) as u64);
+        text::push_u64(&mut last, lines.len().saturating_sub(1) as u64);
         if validate::unique_id_text("order_id", &last).is_err() {
             return Err(Invalid::new(
                 "/order_id",
@@ -425,104 +350,64 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
             ));
         }
     }
+    Ok(lines)
+}
 
-    // The order's properties: its own, then the extra ones.
-    let mut props = Object::new();
-    props.insert("OrderId".into(), Value::String(order_id.clone()));
-    if order.items.is_some() {
-        props.insert(
-            "Items".into(),
-            Value::Array(lines.iter().map(item_property).collect()),
-        );
-        props.insert(
-            "ItemNames".into(),
-            Value::Array(lines.iter().map(|l| json!(l.name)).collect()),
-        );
-        props.insert(
-            "Categories".into(),
-            distinct(
-                lines
-                    .iter()
-                    .flat_map(|l| l.item.categories.iter().flatten()),
-            ),
-        );
-        props.insert(
-            "Brands".into(),
-            distinct(lines.iter().filter_map(|l| l.item.brand.as_ref())),
-        );
-    }
-    if let Some(extra) = &order.properties {
-        for (key, value) in extra {
-            if OWN_PROPERTIES.contains(&key.as_str()) {
-                return Err(Invalid::new(
-                    &at("/properties", key),
-                    "is set from the order itself",
-                ));
-            }
-            if let Some(rest) = api_rules::long_string(value) {
-                let mut pointer = at("/properties", key);
-                pointer.push_str(&rest);
-                return Err(Invalid::new(&pointer, "is a string longer than 100 KB"));
-            }
-            props.insert(key.clone(), value.clone());
+/// The extra properties, checked: not a name the order sets, no string over 100 KB,
+/// at most 400 properties with the order's own (`own` of them).
+fn extra_properties(extra: Option<&ExtraProperties>, own: usize) -> Result<(), Invalid> {
+    let Some(extra) = extra else {
+        return Ok(());
+    };
+    for (key, raw) in extra {
+        let pointer = at("/properties", key);
+        if OWN_PROPERTIES.contains(&key.as_str()) {
+            return Err(Invalid::new(&pointer, "is set from the order itself"));
+        }
+        if let Err(e) = bodies::parse_checked::<ShortStrings>(raw.get()) {
+            return Err(Invalid::new(&(pointer + &e.pointer), &e.detail));
         }
     }
-    if let Err(e) = validate::property_count("properties", props.len()) {
+    if let Err(e) = validate::property_count("properties", own + extra.len()) {
         return Err(Invalid::new(
             "/properties",
             &(e.reason.to_string() + " with the order's own"),
         ));
     }
+    Ok(())
+}
 
-    let mut events = Vec::with_capacity(1 + lines.len());
-    events.push(event(
-        kind.metric(),
-        props,
-        value.clone(),
-        order_id.clone(),
-        &time,
-        currency.as_deref(),
-    ));
-    if kind == OrderEvent::Placed {
-        for (i, l) in lines.iter().enumerate() {
-            let mut unique_id = order_id.clone();
-            unique_id.push('-');
-            text::push_u64(&mut unique_id, i as u64);
-            events.push(event(
-                ORDERED_PRODUCT,
-                ordered_product(order_id, l),
-                l.row_total.clone(),
-                unique_id,
-                &time,
-                currency.as_deref(),
-            ));
-        }
-    }
+/// Turns one order call into one `event-bulk-create-job` body (see the module docs for
+/// both formats). `now_ms` is the time when the order has none. Errors point into the
+/// order as it was sent (`/items/1/price`).
+pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, Invalid> {
+    let order = read(text)?;
+    let order_id = required(&order.order_id, "", "order_id")?;
+    rule("", validate::unique_id_text("order_id", order_id))?;
+    let time = event_time(&order.time, now_ms)?;
+    let value = order_value(kind, &order.value)?;
+    let currency = match &order.value_currency {
+        Some(c) => Some(rule("", validate::currency_code("value_currency", c))?),
+        None => None,
+    };
+    let profile = profile(required(&order.profile, "", "profile")?)?;
+    let lines = lines(kind, &order, order_id)?;
+    let own = if order.items.is_some() { 5 } else { 1 };
+    extra_properties(order.properties.as_ref(), own)?;
 
-    let job = json!({
-        "data": {
-            "type": "event-bulk-create-job",
-            "attributes": {
-                "events-bulk-create": {
-                    "data": [{
-                        "type": "event-bulk-create",
-                        "attributes": {
-                            "profile": {"data": {"type": "profile", "attributes": profile}},
-                            "events": {"data": events},
-                        },
-                    }],
-                },
-            },
-        },
-    });
-    let body = job.to_string();
+    let job = job::Job {
+        kind,
+        order_id,
+        time: &time,
+        value,
+        currency: currency.as_deref(),
+        profile,
+        lines: order.items.is_some().then_some(&lines[..]),
+        extra: order.properties.as_ref(),
+    };
+    let body = job::to_text(&job)
+        .ok_or_else(|| Invalid::new("", "makes an event job larger than Klaviyo's 5 MB"))?;
     // What the order makes must pass the same checks as a job sent as it is.
-    if validate::body_size(body.len()).is_err() {
-        return Err(Invalid::new(
-            "",
-            "makes an event job larger than Klaviyo's 5 MB",
-        ));
-    }
     if let Err(e) = api_rules::bulk_create_events(&body, now_ms) {
         let mut detail = String::from("makes an event job Klaviyo would refuse: ");
         detail.push_str(&e.detail);
@@ -532,16 +417,12 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
 }
 
 /// The job's one profile: the identifiers given, checked with the core's rules.
-fn profile(p: &ProfileIn) -> Result<Object, Invalid> {
-    no_extra(&p.extra, "/profile", PROFILE_MEMBERS)?;
-    let mut attrs = Object::new();
+fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
     if let Some(e) = &p.email {
         rule("/profile", validate::email("email", e))?;
-        attrs.insert("email".into(), json!(e));
     }
     if let Some(n) = &p.phone_number {
         rule("/profile", validate::phone("phone_number", n))?;
-        attrs.insert("phone_number".into(), json!(n));
     }
     for (key, v) in [
         ("external_id", &p.external_id),
@@ -549,21 +430,361 @@ fn profile(p: &ProfileIn) -> Result<Object, Invalid> {
     ] {
         if let Some(s) = v {
             text_field(s, &at("/profile", key))?;
-            attrs.insert(key.into(), json!(s));
         }
     }
-    if attrs.is_empty() {
+    let out = job::Profile {
+        email: p.email.as_deref(),
+        phone_number: p.phone_number.as_deref(),
+        external_id: p.external_id.as_deref(),
+        anonymous_id: p.anonymous_id.as_deref(),
+    };
+    if out.is_empty() {
         return Err(Invalid::new(
             "/profile",
             "needs at least one identifier: email, phone_number, external_id, anonymous_id",
         ));
     }
-    Ok(attrs)
+    Ok(out)
+}
+
+/// The job, written straight from the checked order (borrowed, never a tree).
+mod job {
+    use super::*;
+
+    /// Everything the job is made of.
+    pub struct Job<'a> {
+        pub kind: OrderEvent,
+        pub order_id: &'a str,
+        pub time: &'a str,
+        pub value: &'a Number,
+        pub currency: Option<&'a str>,
+        pub profile: Profile<'a>,
+        /// The lines, when the order has `items` (even none).
+        pub lines: Option<&'a [Line<'a>]>,
+        pub extra: Option<&'a ExtraProperties>,
+    }
+
+    #[derive(serde::Serialize)]
+    pub struct Profile<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub email: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub phone_number: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub external_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub anonymous_id: Option<&'a str>,
+    }
+
+    impl Profile<'_> {
+        pub fn is_empty(&self) -> bool {
+            self.email.is_none()
+                && self.phone_number.is_none()
+                && self.external_id.is_none()
+                && self.anonymous_id.is_none()
+        }
+    }
+
+    /// The job as text, or `None` when it would be larger than Klaviyo takes. Its size
+    /// is counted first, so an oversized job is never built.
+    pub fn to_text(job: &Job) -> Option<String> {
+        let mut size = Counter(0);
+        serde_json::to_writer(&mut size, job).ok()?;
+        validate::body_size(size.0).ok()?;
+        let mut out = Vec::with_capacity(size.0);
+        serde_json::to_writer(&mut out, job).ok()?;
+        String::from_utf8(out).ok()
+    }
+
+    /// Counts what is written to it.
+    struct Counter(usize);
+
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `{"type": kind, "attributes": attributes}`.
+    struct Resource<A> {
+        kind: &'static str,
+        attributes: A,
+    }
+
+    impl<A: Serialize> Serialize for Resource<A> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry("type", self.kind)?;
+            m.serialize_entry("attributes", &self.attributes)?;
+            m.end()
+        }
+    }
+
+    /// `{"data": data}`.
+    #[derive(serde::Serialize)]
+    struct Data<T> {
+        data: T,
+    }
+
+    impl Serialize for Job<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let entry = Resource {
+                kind: "event-bulk-create",
+                attributes: Entry { job: self },
+            };
+            let attributes = BulkAttributes {
+                events_bulk_create: Data { data: [entry] },
+            };
+            Data {
+                data: Resource {
+                    kind: "event-bulk-create-job",
+                    attributes,
+                },
+            }
+            .serialize(s)
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    struct BulkAttributes<T> {
+        #[serde(rename = "events-bulk-create")]
+        events_bulk_create: T,
+    }
+
+    /// One profile and its events.
+    struct Entry<'j, 'a> {
+        job: &'j Job<'a>,
+    }
+
+    impl Serialize for Entry<'_, '_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let profile = Data {
+                data: Resource {
+                    kind: "profile",
+                    attributes: &self.job.profile,
+                },
+            };
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry("profile", &profile)?;
+            m.serialize_entry(
+                "events",
+                &Data {
+                    data: Events { job: self.job },
+                },
+            )?;
+            m.end()
+        }
+    }
+
+    /// The order event, then (placed) one `Ordered Product` per line.
+    struct Events<'j, 'a> {
+        job: &'j Job<'a>,
+    }
+
+    impl Serialize for Events<'_, '_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let j = self.job;
+            let lines = j.lines.unwrap_or_default();
+            let mut seq = s.serialize_seq(None)?;
+            seq.serialize_element(&event(
+                j,
+                j.kind.metric(),
+                OrderProperties { job: j },
+                j.value,
+                j.order_id.to_string(),
+            ))?;
+            if j.kind == OrderEvent::Placed {
+                for (i, l) in lines.iter().enumerate() {
+                    let mut unique_id = j.order_id.to_string();
+                    unique_id.push('-');
+                    text::push_u64(&mut unique_id, i as u64);
+                    let props = ProductProperties::of(j.order_id, l);
+                    seq.serialize_element(&event(
+                        j,
+                        ORDERED_PRODUCT,
+                        props,
+                        &l.row_total,
+                        unique_id,
+                    ))?;
+                }
+            }
+            seq.end()
+        }
+    }
+
+    /// One event of the job (`BaseEventCreateQueryBulkEntryResourceObject`).
+    fn event<'a, P: Serialize>(
+        j: &Job<'a>,
+        metric: &'a str,
+        properties: P,
+        value: &'a Number,
+        unique_id: String,
+    ) -> Resource<EventAttributes<'a, P>> {
+        Resource {
+            kind: "event",
+            attributes: EventAttributes {
+                properties,
+                time: j.time,
+                value,
+                value_currency: j.currency,
+                unique_id,
+                metric: Data {
+                    data: Resource {
+                        kind: "metric",
+                        attributes: Metric { name: metric },
+                    },
+                },
+            },
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    struct EventAttributes<'a, P> {
+        properties: P,
+        time: &'a str,
+        value: &'a Number,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value_currency: Option<&'a str>,
+        unique_id: String,
+        metric: Data<Resource<Metric<'a>>>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Metric<'a> {
+        name: &'a str,
+    }
+
+    /// The order event's properties: its own, then the extra ones as sent.
+    struct OrderProperties<'j, 'a> {
+        job: &'j Job<'a>,
+    }
+
+    impl Serialize for OrderProperties<'_, '_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let j = self.job;
+            let mut m = s.serialize_map(None)?;
+            m.serialize_entry("OrderId", j.order_id)?;
+            if let Some(lines) = j.lines {
+                let items: Vec<ItemProperty> = lines.iter().map(ItemProperty::of).collect();
+                m.serialize_entry("Items", &items)?;
+                let names: Vec<&str> = lines.iter().map(|l| l.name).collect();
+                m.serialize_entry("ItemNames", &names)?;
+                let categories = lines
+                    .iter()
+                    .flat_map(|l| l.item.categories.iter().flatten());
+                m.serialize_entry("Categories", &distinct(categories))?;
+                let brands = lines.iter().filter_map(|l| l.item.brand.as_ref());
+                m.serialize_entry("Brands", &distinct(brands))?;
+            }
+            for (key, raw) in j.extra.into_iter().flatten() {
+                m.serialize_entry(key, raw)?;
+            }
+            m.end()
+        }
+    }
+
+    /// Each distinct string once, in the order first seen.
+    fn distinct<'a>(all: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+        let mut seen = HashSet::new();
+        all.map(String::as_str)
+            .filter(|s| seen.insert(*s))
+            .collect()
+    }
+
+    /// An order line as `Items` lists it.
+    #[derive(serde::Serialize)]
+    struct ItemProperty<'a> {
+        #[serde(rename = "ProductID")]
+        product_id: &'a StringOrNumber,
+        #[serde(rename = "ProductName")]
+        name: &'a str,
+        #[serde(rename = "Quantity")]
+        quantity: &'a Number,
+        #[serde(rename = "ItemPrice")]
+        price: &'a Number,
+        #[serde(rename = "RowTotal")]
+        row_total: &'a Number,
+        #[serde(rename = "SKU", skip_serializing_if = "Option::is_none")]
+        sku: Option<&'a str>,
+        #[serde(rename = "ProductURL", skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+        #[serde(rename = "ImageURL", skip_serializing_if = "Option::is_none")]
+        image_url: Option<&'a str>,
+        #[serde(rename = "Categories", skip_serializing_if = "Option::is_none")]
+        categories: Option<&'a [String]>,
+        #[serde(rename = "Brand", skip_serializing_if = "Option::is_none")]
+        brand: Option<&'a str>,
+    }
+
+    impl<'a> ItemProperty<'a> {
+        fn of(l: &'a Line<'a>) -> ItemProperty<'a> {
+            let i = l.item;
+            ItemProperty {
+                product_id: l.product_id,
+                name: l.name,
+                quantity: l.quantity,
+                price: l.price,
+                row_total: &l.row_total,
+                sku: i.sku.as_deref(),
+                url: i.url.as_deref(),
+                image_url: i.image_url.as_deref(),
+                categories: i.categories.as_deref(),
+                brand: i.brand.as_deref(),
+            }
+        }
+    }
+
+    /// An `Ordered Product`'s properties.
+    #[derive(serde::Serialize)]
+    struct ProductProperties<'a> {
+        #[serde(rename = "OrderId")]
+        order_id: &'a str,
+        #[serde(rename = "ProductID")]
+        product_id: &'a StringOrNumber,
+        #[serde(rename = "SKU", skip_serializing_if = "Option::is_none")]
+        sku: Option<&'a str>,
+        #[serde(rename = "ProductName")]
+        name: &'a str,
+        #[serde(rename = "Quantity")]
+        quantity: &'a Number,
+        #[serde(rename = "ProductURL", skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+        #[serde(rename = "ImageURL", skip_serializing_if = "Option::is_none")]
+        image_url: Option<&'a str>,
+        #[serde(rename = "ProductCategories", skip_serializing_if = "Option::is_none")]
+        categories: Option<&'a [String]>,
+        #[serde(rename = "ProductBrand", skip_serializing_if = "Option::is_none")]
+        brand: Option<&'a str>,
+    }
+
+    impl<'a> ProductProperties<'a> {
+        fn of(order_id: &'a str, l: &'a Line<'a>) -> ProductProperties<'a> {
+            let i = l.item;
+            ProductProperties {
+                order_id,
+                product_id: l.product_id,
+                sku: i.sku.as_deref(),
+                name: l.name,
+                quantity: l.quantity,
+                url: i.url.as_deref(),
+                image_url: i.image_url.as_deref(),
+                categories: i.categories.as_deref(),
+                brand: i.brand.as_deref(),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     const NOW: u64 = 1_795_669_339_000;
     const NOW_ISO: &str = "2026-11-26T05:02:19Z";

@@ -12,6 +12,10 @@ pub struct Reply {
 
 pub const JSONAPI: &str = "application/vnd.api+json";
 
+/// Headers on every answer, the worker's own and those passed on from Klaviyo: a body
+/// is only ever what its content type says (no browser sniffs it into HTML).
+pub const ALWAYS: &[(&str, &str)] = &[("x-content-type-options", "nosniff")];
+
 impl Reply {
     pub fn new(status: u16, body: String) -> Reply {
         Reply {

@@ -1,39 +1,72 @@
-//! The worker's decisions, sans IO: given a request (method, path, headers, the raw
-//! body bytes, the time) and the settings, what to answer or what to send upstream;
-//! given what upstream answered, whether to retry or what to answer. `worker.rs` only
-//! carries these out.
+//! The worker's decisions, sans IO, in two steps:
 //!
-//! Order of checks, so that untrusted input costs as little as possible: the route,
-//! the body limit, then who is asking (signature over the exact bytes, or origin), and
-//! only then UTF-8 and JSON (duplicate keys refused), then the body's rules.
+//! 1. [`admit`], from the request's head alone (method, path, headers, the declared
+//!    length, the caller's address as the runtime knows it): the route, the size, who
+//!    is asking (an allowed origin, or a signature header to check), and the key of the
+//!    rate gate. Most refusals end here, before a byte of the body is read.
+//! 2. [`decide_body`], once the body is read (never past `MAX_BODY_BYTES`): the
+//!    signature over the exact bytes, then UTF-8, JSON (duplicate keys refused, nothing
+//!    built as a tree) and the body's rules; what to answer or send upstream, and the
+//!    replay key to check.
+//!
+//! Given what upstream answered, [`after_upstream`] says whether to retry or what to
+//! answer. `worker.rs` only carries these out, checking the gate between the steps:
+//! the rate before the body is read, replays before anything is sent.
 
 use super::api_rules::{self, Refusal};
-use super::auth::{self, AuthError, ReplayGuard};
+use super::auth::{self, AuthError, ReplayGuard, Signed};
 use super::bodies::{self, Invalid};
 use super::config::{ConfigError, EdgeConfig};
 use super::lists::{self, Members};
 use super::orders::{self, OrderEvent};
-use super::ratelimit::{self, ClientLimits};
+use super::ratelimit::{self, ClientKey, ClientLimits, Peer};
 use super::reply::{self, error, Reply, JSONAPI};
-use crate::core::retry;
 use crate::core::text::query_param;
 
-/// One incoming request. Header names are lower-case.
-pub struct Incoming<'a> {
+pub use super::upstream::{after_upstream, Next, Upstream, MAX_ATTEMPTS};
+
+/// A request as far as its head: what the worker knows before it reads the body.
+/// Header names are lower-case.
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
     pub method: &'a str,
+    /// The URL's path as received (the route prefix included).
     pub path: &'a str,
     /// The query string without `?`.
     pub query: &'a str,
     pub headers: &'a [(String, String)],
+    /// Where the caller's address comes from.
+    pub peer: Peer<'a>,
+    /// The `content-length` the caller declared, if any.
+    pub declared_length: Option<u64>,
+    pub now_ms: u64,
+}
+
+/// The body as the worker read it.
+#[derive(Clone, Copy)]
+pub struct Body<'a> {
     /// The body exactly as received.
-    pub body: &'a [u8],
+    pub bytes: &'a [u8],
     /// The adapter stopped reading past the body limit.
+    pub too_large: bool,
+}
+
+/// One whole request, for callers that have its body at hand: both steps at once
+/// ([`decide`]), as tests and fuzzing drive the router.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [(String, String)],
+    pub peer: Peer<'a>,
+    pub body: &'a [u8],
     pub too_large: bool,
     pub now_ms: u64,
 }
 
-/// The headers `decide` may read for a request to `path`: an adapter need hand over no
-/// others, and reading a few by name costs less than walking all of a request's headers.
+/// The headers the router may read for a request to `path`: an adapter need hand over
+/// no others, and reading a few by name costs less than walking all of a request's
+/// headers.
 pub fn headers_for(path: &str, cfg: &Result<EdgeConfig, ConfigError>) -> &'static [&'static str] {
     let prefix = cfg.as_ref().map_or("", |c| c.route_prefix.as_str());
     headers_read(path.strip_prefix(prefix).unwrap_or(path))
@@ -61,16 +94,31 @@ fn headers_read(path: &str) -> &'static [&'static str] {
     }
 }
 
-impl Incoming<'_> {
+impl Head<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        debug_assert!(
-            headers_read(self.path).contains(&name),
-            "add {name} to headers_read"
-        );
         self.headers
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a forward sends upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// The request's own body, byte for byte as received (the adapter holds it).
+    AsReceived,
+    /// A body the worker made (an order's job, a list call).
+    Text(String),
+}
+
+impl Payload {
+    /// The bytes this payload sends, given the request's own.
+    pub fn bytes<'a>(&'a self, received: &'a [u8]) -> &'a [u8] {
+        match self {
+            Payload::AsReceived => received,
+            Payload::Text(t) => t.as_bytes(),
+        }
     }
 }
 
@@ -80,14 +128,14 @@ impl Incoming<'_> {
 pub struct Forward {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
-    pub body: String,
+    pub body: Payload,
     /// The allowed origin to echo in CORS headers on the answer.
     pub cors: Option<String>,
     /// Give up on an attempt after this long (then it counts as a network failure).
     /// `None` for the `/client` proxy: its caller holds the deadline (the browser
     /// package aborts after 30 s and retries from its queue, and workerd cancels a
     /// request's subrequests when its client goes away), and a timer of the worker's own
-    /// cost that hot path about 27 µs a request in workerd (measured, issue 8).
+    /// costs that hot path about 27 µs a request in workerd (measured).
     pub timeout_ms: Option<u64>,
 }
 
@@ -110,13 +158,15 @@ pub enum Action {
     },
 }
 
-/// What must be checked against state before acting: a signature's first use (replay)
-/// and a browser client's rate. The worker checks them in this isolate
-/// ([`EdgeState::admit`]) and, where bound, in a KV namespace or a rate-limit binding.
+/// What must be checked against state: a browser client's rate (before the body is
+/// read) and a signature's first use (before anything is sent). The worker checks them
+/// in this isolate ([`EdgeState::admit`]) and, where bound, in a KV namespace or a
+/// rate-limit binding.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Gate {
-    pub replay_key: Option<String>,
-    pub rate_key: Option<String>,
+    /// The 32-byte tag of a signature acted on.
+    pub replay_key: Option<[u8; 32]>,
+    pub rate_key: Option<ClientKey>,
     pub cors: Option<String>,
 }
 
@@ -135,17 +185,24 @@ impl From<Action> for Decision {
     }
 }
 
-/// The isolate's memory: signatures seen, browser clients' buckets.
+/// The isolate's memory: signatures seen, browser clients' buckets. Both are bounded
+/// in entries and, their keys being fixed-size, in bytes.
 pub struct EdgeState {
     pub replay: ReplayGuard,
     pub limits: ClientLimits,
 }
 
+/// Signatures an isolate remembers within the window.
+pub const MAX_REPLAY_ENTRIES: usize = 50_000;
+
 impl Default for EdgeState {
     fn default() -> EdgeState {
         EdgeState {
-            replay: ReplayGuard::new(50_000),
-            limits: ClientLimits::new(super::config::DEFAULT_BROWSER_RATE_PER_MINUTE, 50_000),
+            replay: ReplayGuard::new(MAX_REPLAY_ENTRIES),
+            limits: ClientLimits::new(
+                super::config::DEFAULT_BROWSER_RATE_PER_MINUTE,
+                ClientLimits::MAX_CLIENTS,
+            ),
         }
     }
 }
@@ -153,7 +210,7 @@ impl Default for EdgeState {
 impl EdgeState {
     /// Checks `gate` in this isolate: `Err` holds the answer when it fails.
     pub fn admit(&mut self, gate: &Gate, cfg: &EdgeConfig, now_ms: u64) -> Result<(), Reply> {
-        if let Some(key) = &gate.rate_key {
+        if let Some(key) = gate.rate_key {
             if !self.limits.allow(key, cfg.browser_rate_per_minute, now_ms) {
                 return Err(rate_limited(gate.cors.as_deref()));
             }
@@ -224,16 +281,16 @@ fn own_route(path: &str) -> Option<Own> {
     Some(Own::List(id.to_string()))
 }
 
-fn missing(setting: &str) -> Action {
+fn missing(setting: &str) -> Reply {
     let mut d = String::from(setting);
     d.push_str(" is not set");
-    Action::Reply(error(
+    error(
         500,
         "missing_setting",
         "The worker is not configured.",
         &d,
         None,
-    ))
+    )
 }
 
 /// A setting that is present but unusable: a 500 naming the setting, never its value.
@@ -294,68 +351,182 @@ fn text(body: &[u8]) -> Result<&str, Reply> {
     std::str::from_utf8(body).map_err(|_| not_utf8())
 }
 
-/// Decides what to do with one request.
-pub fn decide(req: &Incoming, cfg: &Result<EdgeConfig, ConfigError>) -> Decision {
+/// What to do before the body is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Answer now; the body is never read.
+    Reply(Reply),
+    /// Check the rate gate when the route has a key, read the body (up to the limit),
+    /// then [`decide_body`].
+    ReadBody(Route),
+}
+
+/// A known route, and what [`admit`] learned about the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    kind: RouteKind,
+    /// The shop's origin the caller named, as configured: CORS headers echo it.
+    pub cors: Option<String>,
+    /// The rate gate's key, for the unsigned browser path.
+    pub rate_key: Option<ClientKey>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RouteKind {
+    /// `/client/*`: the first-party proxy (public key only).
+    Client,
+    /// `/api/*` from a page of the shop, unsigned: `/api/events` only.
+    BrowserEvent,
+    /// `/api/*` from the backend: the signature is checked over the body.
+    Signed { own: Option<Own> },
+    /// `/webhooks/klaviyo`.
+    Webhook,
+}
+
+/// Step 1: what can be decided from the head alone.
+pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
     let cfg = match cfg {
         Ok(c) => c,
-        Err(e) => return Action::Reply(config_error(e)).into(),
+        Err(e) => return Admission::Reply(config_error(e)),
     };
     // Mounted under a prefix, the worker answers nothing outside it.
-    let Some(path) = req.path.strip_prefix(cfg.route_prefix.as_str()) else {
-        return Action::Reply(not_found()).into();
+    let Some(path) = head.path.strip_prefix(cfg.route_prefix.as_str()) else {
+        return Admission::Reply(not_found());
     };
-    let req = &Incoming { path, ..*req };
-    let origin = req.header("origin");
-    let allowed = origin.filter(|o| cfg.origin_allowed(o));
-    let own = own_route(req.path);
-    let known = CLIENT_ROUTES.contains(&req.path)
-        || API_ROUTES.contains(&req.path)
-        || req.path == WEBHOOK_ROUTE
+    let origin = head.header("origin");
+    let allowed = origin.and_then(|o| cfg.allowed_origin(o));
+    let own = own_route(path);
+    let known = CLIENT_ROUTES.contains(&path)
+        || API_ROUTES.contains(&path)
+        || path == WEBHOOK_ROUTE
         || own.is_some();
-    let with_cors = |d: Decision| match d.action {
-        Action::Reply(r) => Decision {
-            action: Action::Reply(r.cors(allowed)),
-            gate: d.gate,
-        },
-        _ => d,
-    };
-    match (req.method, req.path) {
-        ("OPTIONS", _) => Action::Reply(preflight(allowed, known)).into(),
+    let reply = |r: Reply| Admission::Reply(r.cors(allowed));
+    match (head.method, path) {
+        ("OPTIONS", _) => Admission::Reply(preflight(allowed, known)),
         ("GET" | "HEAD", "/health") => {
-            Action::Reply(reply::ok(200, &[("revision", &cfg.revision)])).into()
+            Admission::Reply(reply::ok(200, &[("revision", &cfg.revision)]))
         }
         ("POST", _) if known => {
-            if req.too_large {
-                let r = error(
-                    413,
-                    "too_large",
-                    "Request body too large.",
-                    "the body is larger than MAX_BODY_BYTES",
-                    None,
-                );
-                return Action::Reply(r.cors(allowed)).into();
+            if head
+                .declared_length
+                .is_some_and(|n| n > cfg.max_body_bytes as u64)
+            {
+                return reply(too_large());
             }
-            with_cors(if req.path == WEBHOOK_ROUTE {
-                webhook(req, cfg)
-            } else if req.path.starts_with("/client/") {
-                client(req, cfg, origin, allowed).into()
+            let kind = if path == WEBHOOK_ROUTE {
+                webhook_head(head, cfg)
+            } else if path.starts_with("/client/") {
+                client_head(head, cfg, origin, allowed)
             } else {
-                api(req, cfg, origin, allowed, own)
-            })
+                api_head(path, head, cfg, origin, allowed, own)
+            };
+            match kind {
+                Err(r) => reply(r),
+                Ok(kind) => {
+                    let rate_key = (kind == RouteKind::BrowserEvent)
+                        .then(|| browser_client(head, cfg, allowed))
+                        .flatten();
+                    Admission::ReadBody(Route {
+                        kind,
+                        cors: allowed.map(str::to_string),
+                        rate_key,
+                    })
+                }
+            }
         }
-        _ if known || req.path == "/health" => Action::Reply(
-            error(
-                405,
-                "method_not_allowed",
-                "Method not allowed.",
-                "this route takes POST",
-                None,
-            )
-            .cors(allowed),
-        )
-        .into(),
-        _ => Action::Reply(not_found().cors(allowed)).into(),
+        _ if known || path == "/health" => reply(error(
+            405,
+            "method_not_allowed",
+            "Method not allowed.",
+            "this route takes POST",
+            None,
+        )),
+        _ => reply(not_found()),
     }
+}
+
+/// A page's client: its network as the runtime knows it, and the configured origin.
+fn browser_client(head: &Head, cfg: &EdgeConfig, allowed: Option<&str>) -> Option<ClientKey> {
+    let origin = cfg
+        .allowed_origins
+        .iter()
+        .position(|o| Some(o.as_str()) == allowed)?;
+    Some(ClientKey {
+        net: ratelimit::client_net(
+            head.peer,
+            head.header("cf-connecting-ip"),
+            head.header("x-forwarded-for"),
+            cfg.trust_forwarded_for,
+        ),
+        origin: u32::try_from(origin).unwrap_or(u32::MAX),
+    })
+}
+
+fn too_large() -> Reply {
+    error(
+        413,
+        "too_large",
+        "Request body too large.",
+        "the body is larger than MAX_BODY_BYTES",
+        None,
+    )
+}
+
+/// Step 2: what to do with the body of a request [`admit`] let through. The gate holds
+/// the replay key of a signature acted on (a refused body spends none); the rate was
+/// checked before the body was read.
+pub fn decide_body(head: &Head, route: &Route, body: Body, cfg: &EdgeConfig) -> Decision {
+    let cors = route.cors.as_deref();
+    if body.too_large {
+        return Action::Reply(too_large().cors(cors)).into();
+    }
+    let d = match &route.kind {
+        RouteKind::Client => client(head, cfg, body.bytes, cors).into(),
+        RouteKind::BrowserEvent => browser_event(head, cfg, body.bytes, cors).into(),
+        RouteKind::Signed { own } => signed(head, cfg, body.bytes, cors, own.as_ref()),
+        RouteKind::Webhook => webhook(head, cfg, body.bytes),
+    };
+    let action = match d.action {
+        Action::Reply(r) => Action::Reply(r.cors(cors)),
+        other => other,
+    };
+    Decision {
+        action,
+        gate: Gate {
+            cors: route.cors.clone(),
+            ..d.gate
+        },
+    }
+}
+
+/// Both steps for a whole request: the rate key (checked before the body by the
+/// worker) joins the gate.
+pub fn decide(req: &Incoming, cfg: &Result<EdgeConfig, ConfigError>) -> Decision {
+    let head = Head {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        headers: req.headers,
+        peer: req.peer,
+        declared_length: None,
+        now_ms: req.now_ms,
+    };
+    let route = match admit(&head, cfg) {
+        Admission::Reply(r) => return Action::Reply(r).into(),
+        Admission::ReadBody(route) => route,
+    };
+    let Ok(c) = cfg else {
+        // admit() answers a configuration error itself.
+        return Action::Reply(not_found()).into();
+    };
+    let body = Body {
+        bytes: req.body,
+        too_large: req.too_large,
+    };
+    let mut d = decide_body(&head, &route, body, c);
+    d.gate.rate_key = route.rate_key;
+    d.gate.cors = route.cors;
+    d
 }
 
 fn preflight(allowed: Option<&str>, known: bool) -> Reply {
@@ -371,16 +542,21 @@ fn preflight(allowed: Option<&str>, known: bool) -> Reply {
     }
 }
 
-/// `/client/*`: the first-party proxy for the browser package (public key only).
-fn client(req: &Incoming, cfg: &EdgeConfig, origin: Option<&str>, allowed: Option<&str>) -> Action {
-    let Some(public) = &cfg.public_key else {
-        return missing("KLAVIYO_PUBLIC_KEY");
-    };
-    if origin.is_some() && allowed.is_none() {
-        return Action::Reply(forbidden_origin());
+/// `/client/*` before the body: the public key, the origin, the company.
+fn client_head(
+    head: &Head,
+    cfg: &EdgeConfig,
+    origin: Option<&str>,
+    allowed: Option<&str>,
+) -> Result<RouteKind, Reply> {
+    if cfg.public_key.is_none() {
+        return Err(missing("KLAVIYO_PUBLIC_KEY"));
     }
-    if query_param(req.query, "company_id").as_deref() != Some(public.as_str()) {
-        return Action::Reply(error(
+    if origin.is_some() && allowed.is_none() {
+        return Err(forbidden_origin());
+    }
+    if query_param(head.query, "company_id").as_deref() != cfg.public_key.as_deref() {
+        return Err(error(
             403,
             "wrong_company",
             "Forbidden.",
@@ -388,23 +564,36 @@ fn client(req: &Incoming, cfg: &EdgeConfig, origin: Option<&str>, allowed: Optio
             None,
         ));
     }
-    let body = match text(req.body) {
+    Ok(RouteKind::Client)
+}
+
+/// `/client/*`: the first-party proxy for the browser package (public key only). The
+/// body is checked in one pass (UTF-8, JSON, no duplicate key) and sent as received.
+fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&str>) -> Action {
+    let Some(public) = &cfg.public_key else {
+        return Action::Reply(missing("KLAVIYO_PUBLIC_KEY"));
+    };
+    let body = match text(body) {
         Ok(t) => t,
         Err(r) => return Action::Reply(r),
     };
     if let Err(e) = bodies::check(body) {
         return Action::Reply(invalid(e));
     }
+    let path = head
+        .path
+        .strip_prefix(cfg.route_prefix.as_str())
+        .unwrap_or(head.path);
     let mut url = String::from(&cfg.api_base);
-    url.push_str(req.path);
+    url.push_str(path);
     url.push_str("?company_id=");
     url.push_str(public);
-    let revision = req.header("revision").unwrap_or(&cfg.revision).to_string();
+    let revision = head.header("revision").unwrap_or(&cfg.revision).to_string();
     Action::Forward(Forward {
         url,
         headers: vec![("content-type", JSONAPI.into()), ("revision", revision)],
-        body: body.to_string(),
-        cors: allowed.map(str::to_string),
+        body: Payload::AsReceived,
+        cors: cors.map(str::to_string),
         timeout_ms: None,
     })
 }
@@ -414,7 +603,7 @@ fn private_call(
     cfg: &EdgeConfig,
     key: &str,
     path: &str,
-    body: String,
+    body: Payload,
     cors: Option<&str>,
 ) -> Forward {
     let mut url = String::from(&cfg.api_base);
@@ -435,113 +624,151 @@ fn private_call(
     }
 }
 
-/// `/api/*`: server-side calls with the private key, from the signed backend or (for
-/// `/api/events` with an allowed metric) from the shop's pages.
-fn api(
-    req: &Incoming,
+/// `/api/*` before the body: the private key, then who is asking. A page of the shop
+/// (an allowed `Origin`, no signature) may only send to `/api/events`; anyone else must
+/// sign, and an unsigned call is refused here, its body unread.
+fn api_head(
+    path: &str,
+    head: &Head,
     cfg: &EdgeConfig,
     origin: Option<&str>,
     allowed: Option<&str>,
     own: Option<Own>,
-) -> Decision {
-    let Some(private) = &cfg.private_key else {
-        return missing("KLAVIYO_PRIVATE_KEY").into();
-    };
-    let signature = req.header("x-klaviyo-edge-signature");
-    // Who is asking, before anything reads the body.
-    let mut gate = Gate {
-        cors: allowed.map(str::to_string),
-        ..Gate::default()
-    };
-    let browser = signature.is_none() && allowed.is_some();
-    if browser {
-        // A page of the shop, trusted only by its Origin (any client can forge it).
-        if req.path != "/api/events" {
-            return Action::Reply(forbidden_metric()).into();
-        }
-        gate.rate_key = Some(ratelimit::client_key(
-            req.header("cf-connecting-ip"),
-            req.header("x-forwarded-for"),
-            origin,
-        ));
-    } else {
-        let Some(secret) = &cfg.signing_secret else {
-            return missing("EDGE_SIGNING_SECRET").into();
-        };
-        let now_s = (req.now_ms / 1000) as i64;
-        match auth::verify_backend(signature, req.body, secret, now_s) {
-            Ok(sig) => gate.replay_key = Some(sig),
-            Err(_) if origin.is_some() && signature.is_none() => {
-                return Action::Reply(forbidden_origin()).into()
-            }
-            Err(e) => return Action::Reply(unauthorized(e)).into(),
-        }
+) -> Result<RouteKind, Reply> {
+    if cfg.private_key.is_none() {
+        return Err(missing("KLAVIYO_PRIVATE_KEY"));
     }
-    let body = match text(req.body) {
+    let signature = head.header("x-klaviyo-edge-signature");
+    if signature.is_none() && allowed.is_some() {
+        // A page of the shop, trusted only by its Origin (any client can forge it).
+        if path != "/api/events" {
+            return Err(forbidden_metric());
+        }
+        return Ok(RouteKind::BrowserEvent);
+    }
+    if cfg.signing_secret.is_none() {
+        return Err(missing("EDGE_SIGNING_SECRET"));
+    }
+    if auth::present(signature).is_none() {
+        return Err(if origin.is_some() {
+            forbidden_origin()
+        } else {
+            unauthorized(AuthError::Missing)
+        });
+    }
+    Ok(RouteKind::Signed { own })
+}
+
+/// `/api/events` from a page: only listed metrics, identifiers only (see
+/// [`api_rules::browser_event`]); forwarded byte for byte with the private key.
+fn browser_event(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&str>) -> Action {
+    let Some(private) = &cfg.private_key else {
+        return Action::Reply(missing("KLAVIYO_PRIVATE_KEY"));
+    };
+    let text = match text(body) {
+        Ok(t) => t,
+        Err(r) => return Action::Reply(r),
+    };
+    match api_rules::browser_event(text, head.now_ms, &cfg.browser_metrics) {
+        Ok(()) => Action::Forward(private_call(
+            cfg,
+            private,
+            "/api/events",
+            Payload::AsReceived,
+            cors,
+        )),
+        Err(Refusal::Invalid(e)) => Action::Reply(invalid(e)),
+        Err(Refusal::Forbidden(e)) => Action::Reply(error(
+            403,
+            "forbidden",
+            "Forbidden.",
+            &e.detail,
+            Some(&e.pointer),
+        )),
+    }
+}
+
+/// `/api/*` from the backend: the signature over the method, the path and the exact
+/// bytes first, then the body's rules.
+fn signed(
+    head: &Head,
+    cfg: &EdgeConfig,
+    body: &[u8],
+    cors: Option<&str>,
+    own: Option<&Own>,
+) -> Decision {
+    let (Some(private), Some(secret)) = (&cfg.private_key, &cfg.signing_secret) else {
+        return Action::Reply(missing("EDGE_SIGNING_SECRET")).into();
+    };
+    // The route below the prefix: a signature does not depend on where the worker is
+    // mounted (a router that strips the prefix itself shows the worker the route alone).
+    let path = head
+        .path
+        .strip_prefix(cfg.route_prefix.as_str())
+        .unwrap_or(head.path);
+    let what = Signed {
+        method: head.method,
+        path,
+        body,
+    };
+    let tag = match auth::verify_backend(
+        head.header("x-klaviyo-edge-signature"),
+        what,
+        secret,
+        (head.now_ms / 1000) as i64,
+    ) {
+        Ok(tag) => tag,
+        Err(e) => return Action::Reply(unauthorized(e)).into(),
+    };
+    let text = match text(body) {
         Ok(t) => t,
         Err(r) => return Action::Reply(r).into(),
     };
-    let action = match (&own, req.path) {
-        (Some(Own::Order(kind)), _) => match orders::order_job(*kind, body, req.now_ms) {
+    let action = match own {
+        Some(Own::Order(kind)) => match orders::order_job(*kind, text, head.now_ms) {
             Ok(job) => Action::Forward(private_call(
                 cfg,
                 private,
                 "/api/event-bulk-create-jobs",
-                job,
-                allowed,
+                Payload::Text(job),
+                cors,
             )),
             Err(e) => Action::Reply(invalid(e)),
         },
-        (Some(Own::List(id)), _) => {
-            if !lists::list_id_ok(id) {
-                Action::Reply(not_found())
-            } else {
-                match lists::members(body) {
-                    Ok(members) => Action::AddToList {
-                        list_id: id.clone(),
-                        members,
-                        cors: allowed.map(str::to_string),
-                    },
-                    Err(e) => Action::Reply(invalid(e)),
-                }
-            }
-        }
-        (None, path) => {
-            let checked = if browser {
-                api_rules::browser_event(body, req.now_ms, &cfg.browser_metrics)
-            } else {
-                match path {
-                    "/api/events" => api_rules::create_event(body, req.now_ms),
-                    "/api/event-bulk-create-jobs" => {
-                        api_rules::bulk_create_events(body, req.now_ms)
-                    }
-                    "/api/profile-import" => api_rules::profile_import(body),
-                    _ => api_rules::bulk_subscribe(body),
-                }
-                .map_err(Refusal::Invalid)
+        Some(Own::List(id)) if !lists::list_id_ok(id) => Action::Reply(not_found()),
+        Some(Own::List(id)) => match lists::members(text) {
+            Ok(members) => Action::AddToList {
+                list_id: id.clone(),
+                members,
+                cors: cors.map(str::to_string),
+            },
+            Err(e) => Action::Reply(invalid(e)),
+        },
+        None => {
+            let checked = match path {
+                "/api/events" => api_rules::create_event(text, head.now_ms),
+                "/api/event-bulk-create-jobs" => api_rules::bulk_create_events(text, head.now_ms),
+                "/api/profile-import" => api_rules::profile_import(text),
+                _ => api_rules::bulk_subscribe(text),
             };
             match checked {
                 Ok(()) => {
-                    Action::Forward(private_call(cfg, private, path, body.to_string(), allowed))
+                    Action::Forward(private_call(cfg, private, path, Payload::AsReceived, cors))
                 }
-                Err(Refusal::Invalid(e)) => Action::Reply(invalid(e)),
-                Err(Refusal::Forbidden(e)) => Action::Reply(error(
-                    403,
-                    "forbidden",
-                    "Forbidden.",
-                    &e.detail,
-                    Some(&e.pointer),
-                )),
+                Err(e) => Action::Reply(invalid(e)),
             }
         }
     };
     // A refused body costs its signature nothing: only what is acted on is remembered.
-    if !matches!(action, Action::Reply(_)) {
-        Decision { action, gate }
+    if matches!(action, Action::Reply(_)) {
+        action.into()
     } else {
         Decision {
             action,
-            gate: Gate::default(),
+            gate: Gate {
+                replay_key: Some(tag),
+                ..Gate::default()
+            },
         }
     }
 }
@@ -563,7 +790,7 @@ pub fn import_request(cfg: &EdgeConfig, body: &str, cors: Option<&str>) -> Optio
         cfg,
         key,
         "/api/profile-import",
-        body.to_string(),
+        Payload::Text(body.to_string()),
         cors,
     ))
 }
@@ -583,7 +810,7 @@ pub fn add_to_list_request(
         cfg,
         key,
         &path,
-        lists::add_to_list_body(ids),
+        Payload::Text(lists::add_to_list_body(ids)),
         cors,
     ))
 }
@@ -603,48 +830,85 @@ pub fn imported_id(answer: &str, cors: Option<&str>) -> Result<String, Reply> {
     })
 }
 
-/// `/webhooks/klaviyo`: Klaviyo's system webhooks, verified as Klaviyo signs them.
-fn webhook(req: &Incoming, cfg: &EdgeConfig) -> Decision {
+/// `/webhooks/klaviyo` before the body: the secret is set, and the signature, its
+/// timestamp and the webhook id were all sent.
+fn webhook_head(head: &Head, cfg: &EdgeConfig) -> Result<RouteKind, Reply> {
+    if cfg.webhook_secret.is_none() {
+        return Err(missing("KLAVIYO_WEBHOOK_SECRET"));
+    }
+    if auth::present(head.header("klaviyo-signature")).is_none()
+        || auth::present(head.header("klaviyo-timestamp")).is_none()
+    {
+        return Err(unauthorized(AuthError::Missing));
+    }
+    if auth::present(head.header("klaviyo-webhook-id")).is_none() {
+        return Err(webhook_id_mismatch());
+    }
+    Ok(RouteKind::Webhook)
+}
+
+fn webhook_id_mismatch() -> Reply {
+    error(
+        401,
+        "unauthorized",
+        "Unauthorized.",
+        "the Klaviyo-Webhook-Id header and meta.klaviyo_webhook_id must both be sent, and match",
+        None,
+    )
+}
+
+/// A webhook body as far as the check reads it: `meta.klaviyo_webhook_id`.
+#[derive(serde::Deserialize)]
+struct WebhookEnvelope {
+    meta: Option<WebhookMeta>,
+}
+
+#[derive(serde::Deserialize)]
+struct WebhookMeta {
+    klaviyo_webhook_id: Option<String>,
+}
+
+/// `/webhooks/klaviyo`: Klaviyo's system webhooks, verified as Klaviyo signs them, and
+/// bound to their id: the body's `meta.klaviyo_webhook_id` must equal the header.
+fn webhook(head: &Head, cfg: &EdgeConfig, body: &[u8]) -> Decision {
     let Some(secret) = &cfg.webhook_secret else {
-        return missing("KLAVIYO_WEBHOOK_SECRET").into();
+        return Action::Reply(missing("KLAVIYO_WEBHOOK_SECRET")).into();
     };
-    let sig = match auth::verify_webhook(
-        req.header("klaviyo-signature"),
-        req.header("klaviyo-timestamp"),
-        req.body,
+    let tag = match auth::verify_webhook(
+        head.header("klaviyo-signature"),
+        head.header("klaviyo-timestamp"),
+        body,
         secret,
-        (req.now_ms / 1000) as i64,
+        (head.now_ms / 1000) as i64,
     ) {
-        Ok(sig) => sig,
+        Ok(tag) => tag,
         Err(e) => return Action::Reply(unauthorized(e)).into(),
     };
-    let body = match text(req.body) {
+    let text = match text(body) {
         Ok(t) => t,
         Err(r) => return Action::Reply(r).into(),
     };
-    let value: serde_json::Value = match bodies::parse(body) {
-        Ok(v) => v,
-        Err(e) => return Action::Reply(invalid(e)).into(),
-    };
-    if bodies::str_at(&value, "/meta/klaviyo_webhook_id") != req.header("klaviyo-webhook-id") {
-        return Action::Reply(error(
-            401,
-            "unauthorized",
-            "Unauthorized.",
-            "meta.klaviyo_webhook_id does not match the Klaviyo-Webhook-Id header",
-            None,
-        ))
-        .into();
+    if let Err(e) = bodies::check(text) {
+        return Action::Reply(invalid(e)).into();
+    }
+    // JSON, signed by Klaviyo, but maybe not of the shape that carries an id.
+    let id = bodies::parse_checked::<WebhookEnvelope>(text)
+        .ok()
+        .and_then(|envelope| envelope.meta)
+        .and_then(|m| m.klaviyo_webhook_id);
+    if id.is_none() || id.as_deref() != head.header("klaviyo-webhook-id") {
+        return Action::Reply(webhook_id_mismatch()).into();
     }
     let reply = reply::ok(200, &[]);
     let action = match &cfg.webhook_forward_url {
         None => Action::Reply(reply),
         Some(url) => {
             let Some(signing) = &cfg.signing_secret else {
-                return missing("EDGE_SIGNING_SECRET").into();
+                return Action::Reply(missing("EDGE_SIGNING_SECRET")).into();
             };
-            // Signed like the backend's own calls, so the receiver can trust it.
-            let signature = auth::sign_backend(req.body, signing, (req.now_ms / 1000) as i64);
+            // Signed with the key derived for forwards: the receiver can trust it, and
+            // it authorises no backend call.
+            let signature = auth::sign_forward(body, signing, (head.now_ms / 1000) as i64);
             Action::ReplyAndNotify {
                 reply,
                 notify: Forward {
@@ -653,7 +917,7 @@ fn webhook(req: &Incoming, cfg: &EdgeConfig) -> Decision {
                         ("content-type", "application/json".into()),
                         ("x-klaviyo-edge-signature", signature),
                     ],
-                    body: body.to_string(),
+                    body: Payload::AsReceived,
                     cors: None,
                     timeout_ms: Some(cfg.upstream_timeout_ms),
                 },
@@ -663,100 +927,10 @@ fn webhook(req: &Incoming, cfg: &EdgeConfig) -> Decision {
     Decision {
         action,
         gate: Gate {
-            replay_key: Some(sig),
+            replay_key: Some(tag),
             ..Gate::default()
         },
     }
-}
-
-/// What upstream (Klaviyo) did with a forwarded request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Upstream {
-    Answered {
-        status: u16,
-        retry_after: Option<String>,
-        content_type: Option<String>,
-        body: String,
-    },
-    /// No answer: connection refused or dropped, timeout.
-    Failed,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Next {
-    RetryIn(u64),
-    Reply(Reply),
-}
-
-/// Attempts per request, counting the first.
-pub const MAX_ATTEMPTS: u32 = 3;
-
-/// After attempt `attempt` (0-based): retry, or answer the caller. A 429 whose
-/// Retry-After (seconds or an HTTP date) is at most 1 s is retried once; a longer one
-/// goes back to the caller with its Retry-After. 5xx and network failures are retried
-/// with backoff, then 502. A redirect is never followed (the key must not travel).
-pub fn after_upstream(attempt: u32, outcome: Upstream, cors: Option<&str>, now_ms: u64) -> Next {
-    match outcome {
-        Upstream::Answered {
-            status: 429,
-            retry_after,
-            body,
-            content_type,
-        } => {
-            let secs = retry_after
-                .as_deref()
-                .and_then(|v| retry::retry_after_secs(v, now_ms));
-            match secs {
-                Some(s) if s <= 1 && attempt == 0 => Next::RetryIn((u64::from(s) * 1000).max(100)),
-                _ => {
-                    let mut r = passthrough(429, content_type, body);
-                    if let Some(ra) = retry_after {
-                        r = r.header("retry-after", &ra);
-                    }
-                    Next::Reply(r.cors(cors))
-                }
-            }
-        }
-        Upstream::Answered {
-            status: 300..=399, ..
-        } => Next::Reply(
-            error(
-                502,
-                "upstream_redirect",
-                "Klaviyo did not accept the request.",
-                "Klaviyo answered with a redirect, which the worker does not follow",
-                None,
-            )
-            .cors(cors),
-        ),
-        Upstream::Answered {
-            status,
-            content_type,
-            body,
-            ..
-        } if status < 500 => Next::Reply(passthrough(status, content_type, body).cors(cors)),
-        _ if attempt + 1 < MAX_ATTEMPTS => Next::RetryIn(200 << attempt),
-        _ => Next::Reply(
-            error(
-                502,
-                "upstream_unavailable",
-                "Klaviyo did not accept the request.",
-                "Klaviyo failed or could not be reached after 3 attempts; retry later",
-                None,
-            )
-            .cors(cors),
-        ),
-    }
-}
-
-/// Upstream's answer as the caller gets it: status, content type and body.
-fn passthrough(status: u16, content_type: Option<String>, body: String) -> Reply {
-    let mut r = Reply::empty(status);
-    if let Some(ct) = content_type {
-        r = r.header("content-type", &ct);
-    }
-    r.body = body;
-    r
 }
 
 #[cfg(test)]

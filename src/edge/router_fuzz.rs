@@ -1,8 +1,12 @@
 //! Property-based fuzzing of the router (proptest, native): random methods, paths,
 //! headers and bodies (deep nesting, huge numbers, invalid UTF-8, duplicate keys, lone
-//! surrogates, `0e2147483647`, and valid signed bodies mutated), through `decide`, the
-//! isolate's gate and the upstream policy. Whatever comes in: no panic; every answer is
-//! a JSON:API error or a known success, or a forward; the private key is in no answer.
+//! surrogates, `0e2147483647`, valid signed bodies mutated, and the shapes of memory
+//! attacks: huge arrays, objects of many keys, long strings, 100 KB headers, padded and
+//! case-varied origins), through `decide`, the isolate's gate and the upstream policy.
+//! Whatever comes in: no panic; every answer is a JSON:API error or a known success, or
+//! a forward; the private key is in no answer; the heap a request holds at its peak
+//! stays within [`native_bound`] of its size; and every spelling of an allowed origin
+//! is the same client.
 //!
 //! `FUZZ_CASES` sets the number of cases (default 3000); `.ci/test.sh` prints it.
 
@@ -101,8 +105,101 @@ fn event_body() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// A valid-looking event whose properties are `inner`.
+fn event_around(inner: &str, metric: &str) -> Vec<u8> {
+    format!(
+        r#"{{"data":{{"type":"event","attributes":{{"properties":{{"a":{inner}}},"metric":{{"data":{{"type":"metric","attributes":{{"name":"{metric}"}}}}}},"profile":{{"data":{{"type":"profile","attributes":{{"email":"a@b.co"}}}}}}}}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// The shapes of memory attacks, 5 KB to 400 KB (the bound is a multiple of the size,
+/// so small ones show it as well as 5 MB would): what a tree of them would cost is
+/// tens of times their size.
+fn bulky() -> impl Strategy<Value = Vec<u8>> {
+    let metric = prop_oneof![Just("Started Checkout"), Just("Not Allowed")];
+    let n = 1_000usize..60_000;
+    prop_oneof![
+        (n.clone(), metric.clone()).prop_map(|(n, m)| {
+            event_around(&format!("[{}0]", "0,".repeat(n)), m)
+        }),
+        (n.clone(), metric.clone()).prop_map(|(n, m)| {
+            let keys: Vec<String> = (0..n / 2).map(|i| format!(r#""{i:x}":0"#)).collect();
+            event_around(&format!("{{{}}}", keys.join(",")), m)
+        }),
+        (n.clone(), metric.clone()).prop_map(|(n, m)| {
+            let keys: Vec<String> = (0..n / 4).map(|i| format!(r#""\u0041{i:x}":[]"#)).collect();
+            event_around(&format!("{{{}}}", keys.join(",")), m)
+        }),
+        (n.clone(), metric).prop_map(|(n, m)| {
+            event_around(&format!("[{}\"\"]", "\"abcdefgh\",".repeat(n / 4)), m)
+        }),
+        n.clone().prop_map(|n| {
+            let entry = r#"{"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile","attributes":{"email":"a@b.co"}}},"events":{"data":[]}}}"#;
+            format!(
+                r#"{{"data":{{"type":"event-bulk-create-job","attributes":{{"events-bulk-create":{{"data":[{}]}}}}}}}}"#,
+                vec![entry; n / 100 + 1].join(",")
+            )
+            .into_bytes()
+        }),
+        n.clone().prop_map(|n| {
+            format!(
+                r#"{{"order_id":"1","value":1,"profile":{{"email":"a@b.co"}},"items":[{{"product_id":"p","name":"n","quantity":1,"price":1}}],"properties":{{"a":[{}0]}}}}"#,
+                "0,".repeat(n)
+            )
+            .into_bytes()
+        }),
+        n.prop_map(|n| {
+            format!(r#"{{"profiles":[{}]}}"#, vec![r#"{"email":"a@b.co"}"#; n / 20 + 1].join(","))
+                .into_bytes()
+        }),
+    ]
+}
+
 fn body() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![2 => nasty_json(), 1 => event_body()]
+    prop_oneof![4 => nasty_json(), 2 => event_body(), 1 => bulky()]
+}
+
+/// An `Origin`: the shop's in another spelling, another site, or 100 KB of junk.
+fn origin() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        Just(Some("https://shop.example".to_string())),
+        (0usize..40, any::<bool>()).prop_map(|(slashes, upper)| {
+            let o = format!("https://shop.example{}", "/".repeat(slashes));
+            Some(if upper { o.to_ascii_uppercase() } else { o })
+        }),
+        Just(Some("https://evil.example".to_string())),
+        long_header(),
+    ]
+}
+
+/// 1 KB to 100 KB of one printable character, or of a short printable pattern.
+fn long_header() -> impl Strategy<Value = Option<String>> {
+    ("[ -~]{1,8}", 1_000usize..100_000).prop_map(|(unit, len)| {
+        let mut s = unit.repeat(len / unit.len() + 1);
+        s.truncate(len);
+        Some(s)
+    })
+}
+
+/// Where the caller's address comes from, and what the caller's headers claim.
+fn peer() -> impl Strategy<Value = (u8, Option<String>, Option<String>)> {
+    let addr = prop_oneof![
+        Just(None),
+        Just(Some("203.0.113.7".to_string())),
+        Just(Some("2001:db8:1:2::9".to_string())),
+        "[ -~]{0,64}".prop_map(Some),
+        long_header(),
+    ];
+    (0u8..3, addr.clone(), addr)
+}
+
+/// The most heap a request of `size` bytes (body and headers) may hold at its peak,
+/// natively. The worker's bound in wasm is 4 times the body; pointers and `String`s
+/// are twice as wide natively, so the native bound is twice that.
+fn native_bound(size: usize) -> usize {
+    8 * size + 256 * 1024
 }
 
 /// How the request is signed: not at all, right, or wrong (any header text).
@@ -172,7 +269,8 @@ proptest! {
         path in path(),
         body in body(),
         signed in signed(),
-        origin in prop_oneof![Just(None), Just(Some("https://shop.example".to_string())), Just(Some("https://evil.example".to_string()))],
+        origin in origin(),
+        peer in peer(),
         webhook_ts in prop_oneof![Just(None), any::<i64>().prop_map(|t| Some(t.to_string())), Just(Some("1795669339".to_string()))],
         status in prop_oneof![Just(0u16), 100u16..600],
         retry_after in prop_oneof![Just(None), ".{0,40}".prop_map(Some), Just(Some("Sun, 06 Nov 1994 08:49:37 GMT".to_string()))],
@@ -183,11 +281,21 @@ proptest! {
         if let Some(o) = &origin {
             headers.push(("origin".into(), o.clone()));
         }
+        let (peer_kind, given, claimed) = &peer;
+        if let Some(c) = claimed {
+            headers.push(("cf-connecting-ip".into(), c.clone()));
+            headers.push(("x-forwarded-for".into(), c.clone()));
+        }
+        let peer = match peer_kind {
+            0 => ratelimit::Peer::Cloudflare,
+            1 => ratelimit::Peer::Given(given.as_deref()),
+            _ => ratelimit::Peer::Given(None),
+        };
         match &signed {
             Signed::No => {}
             Signed::Right { ts_offset } => headers.push((
                 "x-klaviyo-edge-signature".into(),
-                auth::sign_backend(&body, SIGNING, now_s + ts_offset),
+                auth::sign_backend(auth::Signed { method: &method, path: path.split('?').next().unwrap_or(""), body: &body }, SIGNING, now_s + ts_offset),
             )),
             Signed::Garbage(g) => headers.push(("x-klaviyo-edge-signature".into(), g.clone())),
             Signed::ExtremeTime(t) => headers.push((
@@ -206,11 +314,23 @@ proptest! {
             path: p,
             query: if p.starts_with("/client/") { "company_id=AbC123" } else { q },
             headers: &headers,
+            peer,
             body: &body,
             too_large: false,
             now_ms: NOW_MS,
         };
-        let d = decide(&req, &cfg);
+        let (d, peak) = crate::test_heap::peak_during(|| decide(&req, &cfg));
+        let size = body.len() + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        prop_assert!(peak <= native_bound(size), "{peak} bytes at the peak for a request of {size}");
+        // Every spelling of the shop's origin is one client.
+        if let (Some(key), Some(o)) = (&d.gate.rate_key, &origin) {
+            let canonical = Incoming { headers: &[("origin".into(), "https://shop.example".into())], ..req };
+            let mut same = headers.clone();
+            same.retain(|(k, _)| k != "origin");
+            same.push(("origin".into(), "https://shop.example".into()));
+            let d2 = decide(&Incoming { headers: &same, ..canonical }, &cfg);
+            prop_assert_eq!(d2.gate.rate_key.as_ref(), Some(key), "{}", o.len());
+        }
         let mut state = EdgeState::default();
         if let Ok(cfg) = &cfg {
             if let Err(r) = state.admit(&d.gate, cfg, NOW_MS) {
@@ -224,7 +344,7 @@ proptest! {
             }
             Action::ReplyAndNotify { reply, notify } => {
                 check_reply(reply)?;
-                prop_assert!(!notify.body.contains(PRIVATE));
+                prop_assert!(!String::from_utf8_lossy(notify.body.bytes(&body)).contains(PRIVATE));
                 None
             }
             Action::Forward(f) => {

@@ -55,6 +55,7 @@ struct Req {
     path: &'static str,
     query: String,
     headers: Vec<(String, String)>,
+    peer: Peer<'static>,
     body: Vec<u8>,
     too_large: bool,
 }
@@ -69,6 +70,7 @@ fn post_bytes(path: &'static str, body: &[u8]) -> Req {
         path,
         query: String::new(),
         headers: Vec::new(),
+        peer: Peer::Cloudflare,
         body: body.to_vec(),
         too_large: false,
     }
@@ -91,8 +93,22 @@ impl Req {
         self.signed_at(NOW_S)
     }
     fn signed_at(self, t: i64) -> Req {
-        let sig = auth::sign_backend(&self.body, SIGNING, t);
+        let route = self.path;
+        self.signed_for(route, t)
+    }
+    /// Signed for `route` (the path below the route prefix).
+    fn signed_for(self, route: &str, t: i64) -> Req {
+        let what = auth::Signed {
+            method: self.method,
+            path: route,
+            body: &self.body,
+        };
+        let sig = auth::sign_backend(what, SIGNING, t);
         self.header("x-klaviyo-edge-signature", &sig)
+    }
+    fn peer(mut self, peer: Peer<'static>) -> Req {
+        self.peer = peer;
+        self
     }
     fn run_with(&self, cfg: &Result<EdgeConfig, ConfigError>) -> Decision {
         let inc = Incoming {
@@ -100,6 +116,7 @@ impl Req {
             path: self.path,
             query: &self.query,
             headers: &self.headers,
+            peer: self.peer,
             body: &self.body,
             too_large: self.too_large,
             now_ms: NOW_MS,
@@ -284,7 +301,7 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
     let d = post("/api/events", &event_body("Placed Order"))
         .signed()
         .run_with(&config());
-    assert!(d.gate.replay_key.as_deref().is_some_and(|k| k.len() == 64));
+    assert!(d.gate.replay_key.is_some());
     assert_eq!(d.gate.rate_key, None);
     let f = forward(d.action);
     assert_eq!(f.url, "http://127.0.0.1:8787/api/events");
@@ -294,7 +311,7 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
     assert!(f.headers.contains(&("revision", "2026-07-15".into())));
     assert_eq!(
         f.body,
-        event_body("Placed Order"),
+        Payload::AsReceived,
         "exactly the validated bytes go on"
     );
 }
@@ -450,14 +467,14 @@ fn hole_6_the_webhook_forward_is_signed_like_the_backends_calls() {
         Action::ReplyAndNotify { reply, notify } => {
             assert_eq!(reply.status, 200);
             assert_eq!(notify.url, "http://127.0.0.1:9999/hook");
-            assert_eq!(notify.body, WEBHOOK_BODY);
+            assert_eq!(notify.body, Payload::AsReceived);
             let (_, sig) = notify
                 .headers
                 .iter()
                 .find(|(k, _)| *k == "x-klaviyo-edge-signature")
                 .expect("signed");
             assert!(
-                auth::verify_backend(Some(sig), WEBHOOK_BODY.as_bytes(), SIGNING, NOW_S).is_ok()
+                auth::verify_forward(Some(sig), WEBHOOK_BODY.as_bytes(), SIGNING, NOW_S).is_ok()
             );
         }
         other => panic!("{other:?}"),
@@ -492,8 +509,12 @@ fn hole_8_browsers_may_send_listed_metrics_with_identifiers_only() {
         .header("origin", SHOP)
         .header("cf-connecting-ip", "203.0.113.7")
         .run_with(&config());
+    let cfg = config().unwrap();
     assert_eq!(
-        d.gate.rate_key.as_deref(),
+        d.gate
+            .rate_key
+            .map(|k| k.text(&cfg.allowed_origins))
+            .as_deref(),
         Some("203.0.113.7 https://shop.example")
     );
     assert_eq!(d.gate.replay_key, None);
@@ -588,9 +609,10 @@ fn orders_become_one_bulk_job_and_need_a_signature() {
     let order = r#"{"order_id":"1001","value":29.98,"profile":{"email":"a@b.co"},"items":[{"product_id":"p1","name":"Pooh","quantity":2,"price":14.99}]}"#;
     let f = forward(post("/api/orders", order).signed().run());
     assert_eq!(f.url, "http://127.0.0.1:8787/api/event-bulk-create-jobs");
-    assert!(f.body.contains("Placed Order") && f.body.contains("Ordered Product"));
+    let job = |p: &Payload| String::from_utf8_lossy(p.bytes(b"")).into_owned();
+    assert!(job(&f.body).contains("Placed Order") && job(&f.body).contains("Ordered Product"));
     let cancelled = forward(post("/api/orders/cancelled", order).signed().run());
-    assert!(cancelled.body.contains("Cancelled Order"));
+    assert!(job(&cancelled.body).contains("Cancelled Order"));
     assert_eq!(status(&post("/api/orders", order).run()), 401);
     assert_eq!(
         status(&post("/api/orders", order).header("origin", SHOP).run()),
@@ -723,6 +745,15 @@ fn a_route_prefix_is_stripped_and_nothing_else_routes() {
         status(&post("/health", "").method("GET").run_with(&cfg).action),
         404
     );
+    // A signature names the route below the prefix, wherever the worker is mounted.
+    let body = event_body("Placed Order");
+    let for_route = post("/klaviyo/api/events", &body).signed_for("/api/events", NOW_S);
+    assert!(matches!(
+        for_route.run_with(&cfg).action,
+        Action::Forward(_)
+    ));
+    let for_url = post("/klaviyo/api/events", &body).signed_for("/klaviyo/api/events", NOW_S);
+    assert_eq!(status(&for_url.run_with(&cfg).action), 401);
 }
 
 #[test]
@@ -784,4 +815,256 @@ fn upstream_failures_retry_with_backoff_then_502() {
     assert!(
         matches!(after_upstream(0, answered(400, None), None, NOW_MS), Next::Reply(r) if r.status == 400)
     );
+}
+
+// ---- the edge under attack: cheap refusals, one client per client, bound signatures ----
+
+fn head_of<'a>(req: &'a Req, declared: Option<u64>) -> Head<'a> {
+    Head {
+        method: req.method,
+        path: req.path,
+        query: &req.query,
+        headers: &req.headers,
+        peer: req.peer,
+        declared_length: declared,
+        now_ms: NOW_MS,
+    }
+}
+
+#[test]
+fn refusals_that_need_no_body_are_made_from_the_head() {
+    let cfg = config();
+    let refused = |req: Req, declared: Option<u64>| match admit(&head_of(&req, declared), &cfg) {
+        Admission::Reply(r) => r.status,
+        Admission::ReadBody(route) => panic!("read the body of {} for {route:?}", req.path),
+    };
+    assert_eq!(
+        refused(post("/api/events", ""), None),
+        401,
+        "unsigned, no origin"
+    );
+    assert_eq!(
+        refused(
+            post("/api/events", "").header("origin", "https://evil.example"),
+            None
+        ),
+        403
+    );
+    assert_eq!(
+        refused(post("/api/profile-import", "").header("origin", SHOP), None),
+        403,
+        "pages send events only"
+    );
+    assert_eq!(
+        refused(post("/client/events", "").query("company_id=XyZ789"), None),
+        403
+    );
+    assert_eq!(
+        refused(post("/api/events", "").signed(), Some(6 * 1024 * 1024)),
+        413
+    );
+    assert_eq!(
+        refused(
+            post("/webhooks/klaviyo", "")
+                .header("klaviyo-signature", "00")
+                .header("klaviyo-timestamp", "1795669339"),
+            None
+        ),
+        401,
+        "a webhook without its id"
+    );
+}
+
+#[test]
+fn a_page_over_its_rate_is_refused_before_its_body_is_read() {
+    let cfg = config().unwrap();
+    let req = post("/api/events", "")
+        .header("origin", SHOP)
+        .header("cf-connecting-ip", "203.0.113.7");
+    let Admission::ReadBody(route) = admit(&head_of(&req, None), &Ok(cfg.clone())) else {
+        panic!("a page's call reads its body once admitted");
+    };
+    let key = route.rate_key.expect("a rate key from the head alone");
+    let mut state = EdgeState::default();
+    let gate = Gate {
+        rate_key: Some(key),
+        ..Gate::default()
+    };
+    let allowed = (0..10)
+        .filter(|_| state.admit(&gate, &cfg, NOW_MS).is_ok())
+        .count();
+    assert_eq!(allowed, 2, "20 a minute: a tenth of it at once");
+}
+
+#[test]
+fn a_metric_pages_may_not_send_is_refused_before_the_events_rules_run() {
+    // Broken everywhere else (an email that is not one, a time in 1970), and its metric
+    // is not a page's: the metric is named, the rest is never checked.
+    let body = event_with(r#""name":"Placed Order""#, r#"{"email":"not an email"}"#).replace(
+        r#""properties":{}"#,
+        r#""properties":{},"time":"1970-01-01T00:00:00Z""#,
+    );
+    let d = post("/api/events", &body).header("origin", SHOP).run();
+    assert_eq!(status(&d), 403);
+    assert!(
+        detail(&d).contains("BROWSER_SERVER_METRICS"),
+        "{}",
+        detail(&d)
+    );
+}
+
+#[test]
+fn every_spelling_of_an_allowed_origin_is_one_client() {
+    let cfg = config().unwrap();
+    let key = |origin: &str| {
+        let d = post("/api/events", &event_body("Started Checkout"))
+            .header("origin", origin)
+            .header("cf-connecting-ip", "203.0.113.7")
+            .run_with(&Ok(cfg.clone()));
+        assert_eq!(
+            forward(d.action).cors.as_deref(),
+            Some(SHOP),
+            "CORS echoes the configured origin"
+        );
+        d.gate.rate_key.expect("a page's call has a rate key")
+    };
+    let canonical = key(SHOP);
+    for spelling in [
+        "https://shop.example/",
+        "https://shop.example//",
+        "https://shop.example///////",
+        "HTTPS://SHOP.EXAMPLE",
+        "https://Shop.Example/",
+    ] {
+        assert_eq!(key(spelling), canonical, "{spelling}");
+    }
+    let mut state = EdgeState::default();
+    let gate = Gate {
+        rate_key: Some(canonical),
+        ..Gate::default()
+    };
+    let allowed = (0..30)
+        .filter(|_| state.admit(&gate, &cfg, NOW_MS).is_ok())
+        .count();
+    assert_eq!(allowed, 2);
+}
+
+#[test]
+fn outside_cloudflare_the_callers_own_address_headers_make_no_new_client() {
+    let cfg = config().unwrap();
+    let key_with = |cfg: &EdgeConfig, peer: Peer<'static>, claimed: &str| {
+        post("/api/events", &event_body("Started Checkout"))
+            .header("origin", SHOP)
+            .header("cf-connecting-ip", claimed)
+            .header("x-forwarded-for", &format!("198.51.100.1, {claimed}"))
+            .peer(peer)
+            .run_with(&Ok(cfg.clone()))
+            .gate
+            .rate_key
+    };
+    let rotated = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1"];
+    let portable: Vec<_> = rotated
+        .iter()
+        .map(|c| key_with(&cfg, Peer::Given(None), c))
+        .collect();
+    assert!(portable.iter().all(|k| *k == portable[0]), "one bucket");
+    assert_eq!(portable[0].map(|k| k.net), Some(None), "no address known");
+    // The host's own view makes clients.
+    let given = [
+        key_with(&cfg, Peer::Given(Some("203.0.113.1")), "192.0.2.1"),
+        key_with(&cfg, Peer::Given(Some("203.0.113.2")), "192.0.2.1"),
+    ];
+    assert_ne!(given[0], given[1]);
+    // So does a proxy the shop trusts: its last hop.
+    let trusting = with("TRUST_FORWARDED_FOR", "true".into()).unwrap();
+    let trusted: Vec<_> = rotated
+        .iter()
+        .map(|c| key_with(&trusting, Peer::Given(None), c))
+        .collect();
+    assert_ne!(trusted[0], trusted[1]);
+    // On Cloudflare its own header is the address.
+    assert_ne!(
+        key_with(&cfg, Peer::Cloudflare, "192.0.2.1"),
+        key_with(&cfg, Peer::Cloudflare, "192.0.2.2")
+    );
+    // An IPv6 client is its /64.
+    assert_eq!(
+        key_with(&cfg, Peer::Cloudflare, "2001:db8:1:2::1"),
+        key_with(&cfg, Peer::Cloudflare, "2001:db8:1:2:ffff::9")
+    );
+}
+
+#[test]
+fn a_signature_moved_to_another_route_is_unauthorized() {
+    let order = r#"{"order_id":"1001","value":29.98,"profile":{"email":"a@b.co"},"items":[{"product_id":"p1","name":"Pooh","quantity":2,"price":14.99}]}"#;
+    let placed = post("/api/orders", order).signed();
+    assert!(matches!(placed.run(), Action::Forward(_)));
+    for path in [
+        "/api/orders/refunded",
+        "/api/orders/cancelled",
+        "/api/orders/fulfilled",
+    ] {
+        let mut moved = post(path, order);
+        moved.headers = placed.headers.clone();
+        let d = moved.run();
+        assert_eq!(status(&d), 401, "{path}");
+        assert!(detail(&d).contains("does not match"), "{}", detail(&d));
+    }
+    let mut other_method = placed;
+    other_method.method = "PUT";
+    assert_eq!(status(&other_method.run()), 405);
+}
+
+#[test]
+fn a_webhook_without_its_id_is_unauthorized() {
+    let now = "1795669339";
+    let no_id_body = r#"{"data":[{"topic":"event:klaviyo.sent_sms"}],"meta":{}}"#;
+    let mut no_header = webhook_req(WEBHOOK_BODY, now, "wh_1", WEBHOOK);
+    no_header.headers.retain(|(k, _)| k != "klaviyo-webhook-id");
+    let mut neither = webhook_req(no_id_body, now, "x", WEBHOOK);
+    neither.headers.retain(|(k, _)| k != "klaviyo-webhook-id");
+    for req in [
+        no_header,
+        neither,
+        webhook_req(no_id_body, now, "wh_1", WEBHOOK),
+        webhook_req(r#"{"meta":"wh_1"}"#, now, "wh_1", WEBHOOK),
+        webhook_req(WEBHOOK_BODY, now, " ", WEBHOOK),
+    ] {
+        assert_eq!(status(&req.run()), 401, "{:?}", req.headers);
+    }
+    assert_eq!(
+        status(&webhook_req(WEBHOOK_BODY, now, "wh_1", WEBHOOK).run()),
+        200
+    );
+}
+
+#[test]
+fn the_webhook_forwards_signature_is_refused_on_every_backend_route() {
+    let cfg = with("WEBHOOK_FORWARD_URL", "http://127.0.0.1:9999/hook".into());
+    let Action::ReplyAndNotify { notify, .. } =
+        webhook_req(WEBHOOK_BODY, "1795669339", "wh_1", WEBHOOK)
+            .run_with(&cfg)
+            .action
+    else {
+        panic!("a verified webhook is forwarded");
+    };
+    let (_, sig) = notify
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "x-klaviyo-edge-signature")
+        .expect("signed")
+        .clone();
+    for path in [
+        "/api/events",
+        "/api/event-bulk-create-jobs",
+        "/api/profile-import",
+        "/api/profile-subscription-bulk-create-jobs",
+        "/api/orders",
+        "/api/lists/Y6nRLr/profiles",
+    ] {
+        let d = post(path, WEBHOOK_BODY)
+            .header("x-klaviyo-edge-signature", &sig)
+            .run_with(&cfg);
+        assert_eq!(status(&d.action), 401, "{path}");
+    }
 }

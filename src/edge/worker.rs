@@ -1,7 +1,9 @@
 //! The worker's I/O, for any fetch-handler runtime (workerd, Node, Deno, Bun): an async
-//! `handle(request, env, ctx)` that reads the request and `env`, asks `router` what to
-//! do, and does it. Upstream calls use gloo-net (the global `fetch`) and never follow a
-//! redirect. Nothing here decides, logs, or puts a setting's value in an answer.
+//! `handle(request, env, ctx, options)` that reads the request and `env`, asks `router`
+//! what to do, and does it: the head first, then (rate gate passed) the body, read
+//! into wasm memory once. Upstream calls use gloo-net (the global `fetch`) and never
+//! follow a redirect. Nothing here decides, logs, or puts a setting's value in an
+//! answer.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,8 +17,11 @@ use web_sys::{Request, Response, ResponseInit};
 
 use super::config::{ConfigError, EdgeConfig, Settings};
 use super::executor::{self, settled};
-use super::reply::{error, Reply};
-use super::router::{self, Action, Decision, EdgeState, Forward, Incoming, Next, Upstream};
+use super::ratelimit::{ClientKey, Peer};
+use super::reply::{self, error, Reply};
+use super::router::{
+    self, Action, Admission, Body, Decision, EdgeState, Forward, Head, Next, Payload, Upstream,
+};
 
 thread_local! {
     /// The isolate's memory (replays, browser clients' buckets).
@@ -56,7 +61,7 @@ thread_local! {
 }
 
 /// How many texts [`fixed_slot`] knows.
-const FIXED_SLOTS: usize = 22;
+const FIXED_SLOTS: usize = 24;
 
 /// The slot of a header name the router reads or writes, or of a value that never
 /// changes: these cross on every request, so each is made a JS string once. A `match`
@@ -86,6 +91,8 @@ fn fixed_slot(text: &str) -> Option<usize> {
         "Origin" => 19,
         "POST" => 20,
         super::reply::JSONAPI => 21,
+        "x-content-type-options" => 22,
+        "nosniff" => 23,
         _ => return None,
     };
     Some(slot)
@@ -143,10 +150,15 @@ fn config(env: &JsValue) -> Settled {
 /// The fetch handler: `export default { fetch: handle }` (see `js/edge/worker.mjs`).
 /// Resolves to a `Response`; a failure of its own is a 500 JSON:API error. It rejects
 /// only if the runtime cannot even make a `Response`.
+///
+/// `options` (optional): `{ clientAddress }`, the caller's IP address as the host knows
+/// it, for runtimes other than Cloudflare's (Node, Deno, Bun). On Cloudflare, where
+/// every request carries the runtime's `cf` object, the address is `cf-connecting-ip`,
+/// which Cloudflare's edge sets.
 #[wasm_bindgen]
-pub fn handle(request: Request, env: JsValue, ctx: JsValue) -> Promise {
+pub fn handle(request: Request, env: JsValue, ctx: JsValue, options: JsValue) -> Promise {
     executor::spawn(async move {
-        let reply = match serve(&request, &env, &ctx).await {
+        let reply = match serve(&request, &env, &ctx, &options).await {
             Ok(r) => r,
             Err(_) => error(
                 500,
@@ -160,56 +172,100 @@ pub fn handle(request: Request, env: JsValue, ctx: JsValue) -> Promise {
     })
 }
 
-async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply, JsValue> {
-    let cfg = config(env);
-    let cfg = &*cfg;
+/// The address the host passed in `options.clientAddress`, if any.
+fn given_address(options: &JsValue) -> Option<String> {
+    if !options.is_object() {
+        return None;
+    }
+    Reflect::get(options, &"clientAddress".into())
+        .ok()
+        .and_then(|v| v.as_string())
+}
+
+/// Whether the request came through Cloudflare's edge: workerd gives each request its
+/// `cf` object there; a request a host made itself has none.
+fn through_cloudflare(request: &Request) -> bool {
+    Reflect::get(request, &"cf".into()).is_ok_and(|cf| cf.is_object())
+}
+
+async fn serve(
+    request: &Request,
+    env: &JsValue,
+    ctx: &JsValue,
+    options: &JsValue,
+) -> Result<Reply, JsValue> {
+    let settled_cfg = config(env);
+    let cfg = &*settled_cfg;
     let url = request.url();
     let (path, query) = split_url(&url);
     // One `Headers` for every read: each `request.headers()` is a call into the runtime.
     let request_headers = request.headers();
-    let headers = header_pairs(&request_headers, router::headers_for(path, cfg));
-    let limit = cfg
-        .as_ref()
-        .map_or(super::config::DEFAULT_MAX_BODY, |c| c.max_body_bytes);
+    let names = router::headers_for(path, cfg);
+    let headers = header_pairs(&request_headers, names);
     let declared =
         header(&request_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    let (body, received, too_large) = read_body(request, declared, limit).await?;
-    let now_ms = js_sys::Date::now() as u64;
-    let Decision { action, gate } = router::decide(
-        &Incoming {
-            method: &request.method(),
-            path,
-            query,
-            headers: &headers,
-            body: &body,
+    // Only the routes that read an address ask the runtime for one.
+    let given = names
+        .contains(&"cf-connecting-ip")
+        .then(|| given_address(options))
+        .flatten();
+    let peer = match &given {
+        Some(a) => Peer::Given(Some(a)),
+        None if names.contains(&"cf-connecting-ip") && through_cloudflare(request) => {
+            Peer::Cloudflare
+        }
+        None => Peer::Given(None),
+    };
+    let method = request.method();
+    let head = Head {
+        method: &method,
+        path,
+        query,
+        headers: &headers,
+        peer,
+        declared_length: declared,
+        now_ms: js_sys::Date::now() as u64,
+    };
+    let route = match router::admit(&head, cfg) {
+        Admission::Reply(r) => return Ok(r),
+        Admission::ReadBody(route) => route,
+    };
+    let Ok(cfg) = cfg else {
+        // admit() answers a configuration error itself.
+        return Ok(no_key());
+    };
+    // The rate gate before the body is read: a client over its rate costs no read.
+    if let Some(key) = route.rate_key {
+        if !rate_allowed(key, cfg, env, head.now_ms).await? {
+            return Ok(router::rate_limited(route.cors.as_deref()));
+        }
+    }
+    let (body, received, too_large) = read_body(request, declared, cfg.max_body_bytes).await?;
+    let Decision { action, gate } = router::decide_body(
+        &head,
+        &route,
+        Body {
+            bytes: &body,
             too_large,
-            now_ms,
         },
         cfg,
     );
-    let Ok(cfg) = cfg else {
-        // decide() answered the configuration error.
-        return Ok(first_reply(action));
-    };
-    if let Some(denied) = admit(&gate, cfg, env, now_ms).await? {
+    // Decided: the wasm copy of the body is no longer needed while upstream answers.
+    drop(body);
+    if let Some(denied) = replay_checked(&gate, env, head.now_ms).await? {
         return Ok(denied);
     }
     match action {
         Action::Reply(r) => Ok(r),
         Action::ReplyAndNotify { reply, notify } => {
             let sent = executor::spawn(async move {
-                let _ = call(&notify, None).await;
+                let _ = call(&notify, &received).await;
                 Ok(JsValue::UNDEFINED)
             });
             wait_until(ctx, &sent);
             Ok(reply)
         }
-        Action::Forward(f) => {
-            // Forwarded as received (the `/client` proxy): the runtime's own copy of the
-            // bytes goes upstream, with no copy back out of wasm memory.
-            let as_received = received.as_ref().filter(|_| f.body.as_bytes() == body);
-            forward(&f, as_received).await
-        }
+        Action::Forward(f) => forward(&f, &received).await,
         Action::AddToList {
             list_id,
             members,
@@ -220,7 +276,7 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
                 let Some(f) = router::import_request(cfg, body, cors.as_deref()) else {
                     return Ok(no_key());
                 };
-                let answer = forward(&f, None).await?;
+                let answer = forward(&f, &received).await?;
                 if !answer.is_success() {
                     return Ok(answer);
                 }
@@ -235,7 +291,7 @@ async fn serve(request: &Request, env: &JsValue, ctx: &JsValue) -> Result<Reply,
             }
             let ids: Vec<String> = ids.into_iter().flatten().collect();
             match router::add_to_list_request(cfg, &list_id, &ids, cors.as_deref()) {
-                Some(f) => forward(&f, None).await,
+                Some(f) => forward(&f, &received).await,
                 None => Ok(no_key()),
             }
         }
@@ -252,75 +308,63 @@ fn no_key() -> Reply {
     )
 }
 
-fn first_reply(action: Action) -> Reply {
-    match action {
-        Action::Reply(r) | Action::ReplyAndNotify { reply: r, .. } => r,
-        _ => error(
-            500,
-            "worker_error",
-            "The worker failed.",
-            "unexpected action",
-            None,
-        ),
-    }
-}
-
-/// Checks a decision's gate: the rate limit (Cloudflare's binding `BROWSER_RATE_LIMITER`
-/// where configured, else this isolate's buckets) and replays (this isolate, plus a KV
-/// namespace bound as `REPLAY_KV` when there is one). `Some(reply)` when refused.
-async fn admit(
-    gate: &router::Gate,
+/// The browser path's rate gate: Cloudflare's binding `BROWSER_RATE_LIMITER` where
+/// configured (keyed by the client's network and the configured origin), else this
+/// isolate's buckets.
+async fn rate_allowed(
+    key: ClientKey,
     cfg: &EdgeConfig,
     env: &JsValue,
     now_ms: u64,
+) -> Result<bool, JsValue> {
+    let Some((obj, limit)) = binding(env, "BROWSER_RATE_LIMITER", "limit") else {
+        return Ok(STATE.with(|s| {
+            s.borrow_mut()
+                .limits
+                .allow(key, cfg.browser_rate_per_minute, now_ms)
+        }));
+    };
+    let arg = Object::new();
+    Reflect::set(
+        &arg,
+        &"key".into(),
+        &JsValue::from_str(&key.text(&cfg.allowed_origins)),
+    )?;
+    let out = JsFuture::from(Promise::from(limit.call1(&obj, &arg)?)).await?;
+    Ok(Reflect::get(&out, &"success".into())?
+        .as_bool()
+        .unwrap_or(true))
+}
+
+/// Checks a decision's replay key: this isolate, plus a KV namespace bound as
+/// `REPLAY_KV` when there is one. `Some(reply)` when refused.
+async fn replay_checked(
+    gate: &router::Gate,
+    env: &JsValue,
+    now_ms: u64,
 ) -> Result<Option<Reply>, JsValue> {
-    if let Some(key) = &gate.rate_key {
-        let allowed = match binding(env, "BROWSER_RATE_LIMITER", "limit") {
-            Some((obj, limit)) => {
-                let arg = Object::new();
-                Reflect::set(&arg, &"key".into(), &JsValue::from_str(key))?;
-                let out = JsFuture::from(Promise::from(limit.call1(&obj, &arg)?)).await?;
-                Reflect::get(&out, &"success".into())?
-                    .as_bool()
-                    .unwrap_or(true)
-            }
-            None => STATE.with(|s| {
-                s.borrow_mut()
-                    .limits
-                    .allow(key, cfg.browser_rate_per_minute, now_ms)
-            }),
-        };
-        if !allowed {
-            return Ok(Some(router::rate_limited(gate.cors.as_deref())));
-        }
+    let Some(tag) = &gate.replay_key else {
+        return Ok(None);
+    };
+    let first = STATE.with(|s| s.borrow_mut().replay.first_use(tag, (now_ms / 1000) as i64));
+    if !first {
+        return Ok(Some(router::replayed(gate.cors.as_deref())));
     }
-    if let Some(key) = &gate.replay_key {
-        let first = STATE.with(|s| s.borrow_mut().replay.first_use(key, (now_ms / 1000) as i64));
-        if !first {
+    if let Some((kv, get)) = binding(env, "REPLAY_KV", "get") {
+        let key = JsValue::from_str(&hex::encode(tag));
+        let seen = JsFuture::from(Promise::from(get.call1(&kv, &key)?)).await?;
+        if !seen.is_null() && !seen.is_undefined() {
             return Ok(Some(router::replayed(gate.cors.as_deref())));
         }
-        if let Some((kv, get)) = binding(env, "REPLAY_KV", "get") {
-            let seen =
-                JsFuture::from(Promise::from(get.call1(&kv, &JsValue::from_str(key))?)).await?;
-            if !seen.is_null() && !seen.is_undefined() {
-                return Ok(Some(router::replayed(gate.cors.as_deref())));
-            }
-            let put: Function = Reflect::get(&kv, &"put".into())?.dyn_into()?;
-            let opts = Object::new();
-            // Past the signature window (and KV's 60 s minimum), a replay is stale anyway.
-            Reflect::set(
-                &opts,
-                &"expirationTtl".into(),
-                &JsValue::from(2 * super::auth::WINDOW_S as u32),
-            )?;
-            JsFuture::from(Promise::from(put.call3(
-                &kv,
-                &JsValue::from_str(key),
-                &"1".into(),
-                &opts,
-            )?))
-            .await?;
-        }
+        let put: Function = Reflect::get(&kv, &"put".into())?.dyn_into()?;
+        let opts = Object::new();
+        // Past the signature window (and KV's 60 s minimum), a replay is stale anyway.
+        Reflect::set(
+            &opts,
+            &"expirationTtl".into(),
+            &JsValue::from(2 * super::auth::WINDOW_S as u32),
+        )?;
+        JsFuture::from(Promise::from(put.call3(&kv, &key, &"1".into(), &opts)?)).await?;
     }
     Ok(None)
 }
@@ -348,12 +392,12 @@ fn wait_until(ctx: &JsValue, promise: &Promise) {
     }
 }
 
-/// Sends `f` with the upstream retry policy; the caller's answer. `as_received`: the
-/// request's own bytes, when they are `f.body`.
-async fn forward(f: &Forward, as_received: Option<&Uint8Array>) -> Result<Reply, JsValue> {
+/// Sends `f` with the upstream retry policy; the caller's answer. `received`: the
+/// request's own bytes, for a forward of them as received.
+async fn forward(f: &Forward, received: &Uint8Array) -> Result<Reply, JsValue> {
     let mut attempt = 0;
     loop {
-        let outcome = call(f, as_received).await;
+        let outcome = call(f, received).await;
         match router::after_upstream(
             attempt,
             outcome,
@@ -372,8 +416,8 @@ async fn forward(f: &Forward, as_received: Option<&Uint8Array>) -> Result<Reply,
 /// The request is built once here and sent through gloo-net (the global `fetch`);
 /// gloo-net's own builder would re-parse the URL through a throwaway `Request` and
 /// `URL` on every call, which costs more than the rest of the worker's work.
-async fn call(f: &Forward, as_received: Option<&Uint8Array>) -> Upstream {
-    let Ok(req) = upstream_request(f, as_received) else {
+async fn call(f: &Forward, received: &Uint8Array) -> Upstream {
+    let Ok(req) = upstream_request(f, received) else {
         return Upstream::Failed;
     };
     let Ok(resp) = gloo_net::http::Request::from(req).send().await else {
@@ -405,7 +449,7 @@ async fn call(f: &Forward, as_received: Option<&Uint8Array>) -> Upstream {
     }
 }
 
-fn upstream_request(f: &Forward, as_received: Option<&Uint8Array>) -> Result<Request, JsValue> {
+fn upstream_request(f: &Forward, received: &Uint8Array) -> Result<Request, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (k, v) in &f.headers {
         append(&headers, k, v)?;
@@ -415,10 +459,11 @@ fn upstream_request(f: &Forward, as_received: Option<&Uint8Array>) -> Result<Req
         .set_method_fixed(&fixed("POST"));
     init.set_redirect(web_sys::RequestRedirect::Manual);
     init.set_headers(&headers);
-    // As bytes: no UTF-8 -> UTF-16 -> UTF-8 round trip through a JS string.
-    match as_received {
-        Some(bytes) => init.set_body(bytes),
-        None => init.set_body(&Uint8Array::from(f.body.as_bytes())),
+    // As bytes: no UTF-8 -> UTF-16 -> UTF-8 round trip through a JS string. The
+    // request's own bytes go as the runtime holds them: no copy back out of wasm.
+    match &f.body {
+        Payload::AsReceived => init.set_body(received),
+        Payload::Text(t) => init.set_body(&Uint8Array::from(t.as_bytes())),
     }
     if let Some(ms) = f.timeout_ms {
         let ms = ms.min(u64::from(u32::MAX)) as u32;
@@ -460,59 +505,86 @@ fn header_pairs(headers: &web_sys::Headers, names: &[&str]) -> Vec<(String, Stri
         .collect()
 }
 
-/// The body's bytes, reading no more than `limit`: `(bytes, the runtime's copy of them
-/// when it read them in one go, too_large)`. `declared`: the request's
-/// `content-length`, if any.
+/// The body's bytes, reading no more than `limit`: `(a copy in wasm memory, the
+/// runtime's own bytes, too_large)`. `declared`: the request's `content-length`, if
+/// any. A streamed body is gathered in the runtime's memory and copied into wasm once,
+/// so wasm memory grows by the body's size, not by a growing buffer's.
 async fn read_body(
     request: &Request,
     declared: Option<u64>,
     limit: usize,
-) -> Result<(Vec<u8>, Option<Uint8Array>, bool), JsValue> {
+) -> Result<(Vec<u8>, Uint8Array, bool), JsValue> {
+    let refused = || (Vec::new(), Uint8Array::new_with_length(0), true);
     if declared.is_some_and(|n| n > limit as u64) {
-        return Ok((Vec::new(), None, true));
+        return Ok(refused());
     }
-    if declared.is_some() {
+    let bytes = if declared.is_some() {
         // A declared length within the limit: one read by the runtime itself.
         // (A runtime that lets the header lie is still held to the limit.)
-        let bytes = Uint8Array::new(&settled(&request.array_buffer()?).await?);
-        let len = bytes.length() as usize;
-        if len > limit {
-            return Ok((Vec::new(), None, true));
+        Uint8Array::new(&settled(&request.array_buffer()?).await?)
+    } else {
+        let Some(stream) = request.body() else {
+            return Ok((Vec::new(), Uint8Array::new_with_length(0), false));
+        };
+        match read_stream(stream, limit).await? {
+            Some(bytes) => bytes,
+            None => return Ok(refused()),
         }
-        let mut body = vec![0; len];
-        bytes.copy_to(&mut body);
-        return Ok((body, Some(bytes), false));
-    }
-    let Some(stream) = request.body() else {
-        return Ok((Vec::new(), None, false));
     };
+    let len = bytes.length() as usize;
+    if len > limit {
+        return Ok(refused());
+    }
+    let mut body = vec![0; len];
+    bytes.copy_to(&mut body);
+    Ok((body, bytes, false))
+}
+
+/// A streamed body's bytes, gathered by the runtime; `None` past `limit` (the rest is
+/// not read).
+async fn read_stream(
+    stream: web_sys::ReadableStream,
+    limit: usize,
+) -> Result<Option<Uint8Array>, JsValue> {
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().dyn_into()?;
-    let mut body = Vec::new();
+    let chunks = js_sys::Array::new();
+    let mut total = 0usize;
     loop {
         let chunk = settled(&reader.read()).await?;
         if Reflect::get(&chunk, &"done".into())?
             .as_bool()
             .unwrap_or(true)
         {
-            return Ok((body, None, false));
+            break;
         }
         let bytes: Uint8Array = Reflect::get(&chunk, &"value".into())?.dyn_into()?;
-        let len = bytes.length() as usize;
-        if body.len() + len > limit {
+        total += bytes.length() as usize;
+        if total > limit {
             let _ = settled(&reader.cancel()).await;
-            return Ok((Vec::new(), None, true));
+            return Ok(None);
         }
-        let at = body.len();
-        body.resize(at + len, 0);
-        bytes.copy_to(&mut body[at..]);
+        chunks.push(&bytes);
     }
+    let all = Uint8Array::new_with_length(total as u32);
+    let mut at = 0u32;
+    for chunk in chunks.iter() {
+        let chunk: Uint8Array = chunk.unchecked_into();
+        all.set(&chunk, at);
+        at += chunk.length();
+    }
+    Ok(Some(all))
 }
 
 fn respond(r: Reply) -> Result<Response, JsValue> {
     let init = ResponseInit::new();
     init.set_status(r.status);
     let headers = web_sys::Headers::new()?;
-    for (k, v) in &r.headers {
+    for (k, v) in r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(reply::ALWAYS.iter().copied())
+    {
         append(&headers, k, v)?;
     }
     init.set_headers(&headers);

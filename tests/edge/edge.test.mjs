@@ -4,6 +4,7 @@
 // secrets; every request the emulator and the webhook sink received is scanned too.
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { sample } from '../emulator/fixtures.mjs';
 import {
   startEdge, edgeSignature, signedHeaders, webhookRequest, webhookBody, findSecrets, leaksInLog, responseLog,
@@ -63,7 +64,7 @@ function clientPost(route, raw, { origin = SHOP_ORIGIN, companyId = COMPANY_ID, 
 /** POST /api/<route>: signed by default (`sign: false` for a browser call; `t`, `secret` to vary). */
 function apiPost(route, raw, { sign = true, t, secret, origin, headers = {}, worker } = {}) {
   const h = sign
-    ? signedHeaders(secret ?? S.EDGE_SIGNING_SECRET, raw, { t })
+    ? signedHeaders(secret ?? S.EDGE_SIGNING_SECRET, raw, { t, path: `/api/${route}` })
     : { 'content-type': JSON_API, revision: REVISION };
   if (origin) h.origin = origin;
   Object.assign(h, headers);
@@ -126,8 +127,8 @@ test('unknown routes answer 404 (JSON:API) and forward nothing', async () => {
   assertError(await call('/client/events/extra?company_id=AbC123', { method: 'POST', headers: { 'content-type': JSON_API }, body: body('clientEvent') }), 404);
   // Not an open proxy for the rest of the private API.
   const raw = body('createProfile');
-  assertError(await call('/api/profiles', { method: 'POST', headers: signedHeaders(S.EDGE_SIGNING_SECRET, raw), body: raw }), 404);
-  assertError(await call('/api/profiles', { headers: signedHeaders(S.EDGE_SIGNING_SECRET, '') }), 404);
+  assertError(await call('/api/profiles', { method: 'POST', headers: signedHeaders(S.EDGE_SIGNING_SECRET, raw, { path: '/api/profiles' }), body: raw }), 404);
+  assertError(await call('/api/profiles', { headers: signedHeaders(S.EDGE_SIGNING_SECRET, '', { path: '/api/profiles', method: 'GET' }) }), 404);
   assert.equal(upstreamCount(), 0);
 });
 
@@ -283,11 +284,13 @@ test('POST /api/events: missing, wrong-secret, expired, future, tampered or malf
     'tampered body': signedHeaders(S.EDGE_SIGNING_SECRET, raw.replace('Placed Order', 'Placed Order ')),
     'signed another timestamp': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw, { t }), 'x-klaviyo-edge-signature': edgeSignature(S.EDGE_SIGNING_SECRET, raw, t).replace(`t=${t}`, `t=${t - 1}`) },
     'no t': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': edgeSignature(S.EDGE_SIGNING_SECRET, raw).split(',')[1] },
-    'no v1': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': `t=${t}` },
+    'no v2': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': `t=${t}` },
     'empty': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': '' },
-    'garbage': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': 't=abc,v1=zz' },
-    'truncated v1': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': edgeSignature(S.EDGE_SIGNING_SECRET, raw).slice(0, -2) },
-    'the secret itself as v1': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': `t=${t},v1=${S.EDGE_SIGNING_SECRET}` },
+    'garbage': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': 't=abc,v2=zz' },
+    'truncated v2': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': edgeSignature(S.EDGE_SIGNING_SECRET, raw).slice(0, -2) },
+    'the secret itself as v2': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': `t=${t},v2=${S.EDGE_SIGNING_SECRET}` },
+    'signed for another route': signedHeaders(S.EDGE_SIGNING_SECRET, raw, { path: '/api/profile-import' }),
+    'version 1 (no route)': { ...signedHeaders(S.EDGE_SIGNING_SECRET, raw), 'x-klaviyo-edge-signature': `t=${t},v1=${createHmac('sha256', S.EDGE_SIGNING_SECRET).update(`${t}.${raw}`).digest('hex')}` },
   };
   for (const [name, headers] of Object.entries(cases)) {
     const res = await call('/api/events', { method: 'POST', headers, body: raw });

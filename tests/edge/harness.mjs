@@ -147,17 +147,55 @@ export function rawRequest(url, { method = 'POST', headers = {}, body, label = '
   });
 }
 
-// ---------- signing ----------
-
-/** `X-Klaviyo-Edge-Signature` for a raw body: `t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
-export function edgeSignature(secret, rawBody, t = nowSeconds()) {
-  const v1 = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest('hex');
-  return `t=${t},v1=${v1}`;
+/**
+ * Sends a POST's head (chunked, so a body is announced) and not one byte of its body, and
+ * resolves with the answer: a worker that answers refuses the request from its head alone,
+ * unread. Rejects after `timeout` ms without an answer (a worker waiting for the body).
+ */
+export function headOnly(url, { headers = {}, timeout = 5000, label = '' } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { ...headers, 'transfer-encoding': 'chunked' }, agent: false });
+    const timer = setTimeout(() => { req.destroy(); reject(new Error(`no answer within ${timeout} ms to the head alone`)); }, timeout);
+    req.on('response', (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        req.destroy();
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        const snap = { label: label || `POST ${new URL(url).pathname} (head only)`, status: res.statusCode, headers: res.headers, text, json };
+        responseLog.push(snap);
+        resolve(snap);
+      });
+    });
+    req.on('error', (e) => { clearTimeout(timer); reject(e); });
+    req.flushHeaders();
+  });
 }
 
-/** Headers for a backend-signed /api request. */
-export function signedHeaders(secret, rawBody, { t, revision = REVISION, extra = {} } = {}) {
-  const h = { 'content-type': JSON_API, 'x-klaviyo-edge-signature': edgeSignature(secret, rawBody, t), ...extra };
+// ---------- signing ----------
+
+/**
+ * `X-Klaviyo-Edge-Signature` for one call:
+ * `t=<unix s>,v2=<hex HMAC-SHA256(secret, "<t>\n<METHOD>\n<path>\n<body>")>`. `rawBody` is a string
+ * (UTF-8) or bytes; `path` is the URL's path as the worker receives it.
+ */
+export function edgeSignature(secret, rawBody, t = nowSeconds(), { method = 'POST', path = '/api/events' } = {}) {
+  const v2 = createHmac('sha256', secret).update(`${t}\n${method}\n${path}\n`).update(rawBody).digest('hex');
+  return `t=${t},v2=${v2}`;
+}
+
+/** The signature the worker puts on a webhook it forwards (its key derived for that direction). */
+export function forwardSignature(secret, rawBody, t) {
+  const key = createHmac('sha256', secret).update('klaviyo-wasm webhook forward').digest();
+  return `t=${t},v2=${createHmac('sha256', key).update(`${t}\nPOST\n/webhooks/klaviyo\n`).update(rawBody).digest('hex')}`;
+}
+
+/** Headers for a backend-signed /api request (`path` defaults to /api/events). */
+export function signedHeaders(secret, rawBody, { t, path, method, revision = REVISION, extra = {} } = {}) {
+  const h = { 'content-type': JSON_API, 'x-klaviyo-edge-signature': edgeSignature(secret, rawBody, t, { path, method }), ...extra };
   if (revision !== null) h.revision = revision;
   return h;
 }
@@ -265,7 +303,9 @@ export async function startWorker(bindings, { label = 'worker', options = {} } =
   };
   /** Like call, over a fresh connection (see rawRequest). */
   const raw = (p, init = {}) => rawRequest(url + p, { ...init, label: `${label}: ${init.method || 'POST'} ${p} (raw)` });
-  return { mf, url, bindings, call, raw, close: () => mf.dispose() };
+  /** A POST's head alone, its body never sent (see headOnly). */
+  const head = (p, init = {}) => headOnly(url + p, { ...init, label: `${label}: POST ${p} (head only)` });
+  return { mf, url, bindings, call, raw, head, close: () => mf.dispose() };
 }
 
 /** A tiny HTTP server that records every request (for WEBHOOK_FORWARD_URL). */

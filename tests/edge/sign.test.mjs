@@ -10,31 +10,41 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Miniflare } from 'miniflare';
-import { sign, signedFetch, SIGNATURE_HEADER } from '../../js/sign.mjs';
+import { sign, signedFetch, verifyForward, SIGNATURE_HEADER } from '../../js/sign.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const NOW_MS = 1_795_669_339_000; // 2026-11-26T05:02:19Z
 const SECRET = 's3cret';
+/** The route the signatures below are made for. */
+const P = '/api/events';
 
-/** The expected header, computed independently: node:crypto over `<t>.` + the body bytes. */
-function expected(secret, bytes, t) {
-  const mac = createHmac('sha256', secret).update(Buffer.from(`${t}.`)).update(bytes).digest('hex');
-  return `t=${t},v1=${mac}`;
+/** The expected header, computed independently: node:crypto over `<t>\n<METHOD>\n<path>\n` + the body bytes. */
+function expected(secret, bytes, t, path = P, method = 'POST') {
+  const mac = createHmac('sha256', secret).update(Buffer.from(`${t}\n${method}\n${path}\n`)).update(bytes).digest('hex');
+  return `t=${t},v2=${mac}`;
 }
 
-test('a known vector: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>', async () => {
+test('a known vector: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>\\n<METHOD>\\n<path>\\n<body>")>', async () => {
   const body = '{"data":{"type":"event"}}';
-  const h = await sign(body, SECRET, { now: NOW_MS });
+  const h = await sign(body, SECRET, { route: P, now: NOW_MS });
   assert.equal(h, expected(SECRET, Buffer.from(body), 1_795_669_339));
-  assert.match(h, /^t=1795669339,v1=[0-9a-f]{64}$/);
-  // The same vector as src/edge/auth.rs a_known_backend_signature_matches_node_crypto.
+  assert.match(h, /^t=1795669339,v2=[0-9a-f]{64}$/);
   assert.equal(
-    await sign('{}', SECRET, { now: NOW_MS }),
-    `t=1795669339,v1=${createHmac('sha256', SECRET).update('1795669339.{}').digest('hex')}`,
+    await sign('{}', SECRET, { route: '/api/orders', now: NOW_MS }),
+    `t=1795669339,v2=${createHmac('sha256', SECRET).update('1795669339\nPOST\n/api/orders\n{}').digest('hex')}`,
   );
-  // An empty body signs "<t>." alone.
-  assert.equal(await sign('', SECRET, { now: NOW_MS }), expected(SECRET, Buffer.alloc(0), 1_795_669_339));
+  // An empty body signs the head alone.
+  assert.equal(await sign('', SECRET, { route: P, now: NOW_MS }), expected(SECRET, Buffer.alloc(0), 1_795_669_339));
   assert.equal(SIGNATURE_HEADER, 'x-klaviyo-edge-signature');
+});
+
+test('a signature names its method and route: another path or method signs differently', async () => {
+  const at = (route, method) => sign('{}', SECRET, { route, method, now: NOW_MS });
+  const placed = await at('/api/orders');
+  for (const [route, method] of [['/api/orders/refunded'], ['/klaviyo/api/orders'], ['/api/orders', 'PUT']]) {
+    assert.notEqual(await at(route, method), placed, `${method ?? 'POST'} ${route}`);
+  }
+  assert.equal(placed, expected(SECRET, Buffer.from('{}'), 1_795_669_339, '/api/orders'));
 });
 
 test('a string, a Uint8Array, a Buffer and an ArrayBuffer of the same bytes sign alike', async () => {
@@ -43,61 +53,70 @@ test('a string, a Uint8Array, a Buffer and an ArrayBuffer of the same bytes sign
   const want = expected(SECRET, buf, 1_795_669_339);
   const u8 = new Uint8Array(buf);
   for (const body of [text, u8, buf, u8.buffer]) {
-    assert.equal(await sign(body, SECRET, { now: NOW_MS }), want);
+    assert.equal(await sign(body, SECRET, { route: P, now: NOW_MS }), want);
   }
   // A view signs only its own bytes, not the whole buffer behind it.
   const padded = new Uint8Array(buf.length + 8);
   padded.set(buf, 4);
-  assert.equal(await sign(padded.subarray(4, 4 + buf.length), SECRET, { now: NOW_MS }), want);
-  assert.equal(await sign(new DataView(padded.buffer, 4, buf.length), SECRET, { now: NOW_MS }), want);
+  assert.equal(await sign(padded.subarray(4, 4 + buf.length), SECRET, { route: P, now: NOW_MS }), want);
+  assert.equal(await sign(new DataView(padded.buffer, 4, buf.length), SECRET, { route: P, now: NOW_MS }), want);
 });
 
 test('a BOM and non-ASCII text are signed over their UTF-8 bytes', async () => {
   const t = 1_795_669_339;
   const bom = '\uFEFF{"data":{}}';
   const bomBytes = Buffer.from([0xef, 0xbb, 0xbf, ...Buffer.from('{"data":{}}')]);
-  assert.equal(await sign(bom, SECRET, { now: NOW_MS }), expected(SECRET, bomBytes, t));
-  assert.equal(await sign(new Uint8Array(bomBytes), SECRET, { now: NOW_MS }), expected(SECRET, bomBytes, t));
+  assert.equal(await sign(bom, SECRET, { route: P, now: NOW_MS }), expected(SECRET, bomBytes, t));
+  assert.equal(await sign(new Uint8Array(bomBytes), SECRET, { route: P, now: NOW_MS }), expected(SECRET, bomBytes, t));
   // The BOM is part of what is signed: without it the signature differs.
-  assert.notEqual(await sign(bom, SECRET, { now: NOW_MS }), await sign('{"data":{}}', SECRET, { now: NOW_MS }));
+  assert.notEqual(await sign(bom, SECRET, { route: P, now: NOW_MS }), await sign('{"data":{}}', SECRET, { route: P, now: NOW_MS }));
 
   const name = '{"first_name":"Zoë","city":"Kraków","note":"東京 🎉"}';
-  assert.equal(await sign(name, SECRET, { now: NOW_MS }), expected(SECRET, Buffer.from(name, 'utf8'), t));
-  assert.notEqual(await sign(name, SECRET, { now: NOW_MS }), expected(SECRET, Buffer.from(name, 'latin1'), t));
+  assert.equal(await sign(name, SECRET, { route: P, now: NOW_MS }), expected(SECRET, Buffer.from(name, 'utf8'), t));
+  assert.notEqual(await sign(name, SECRET, { route: P, now: NOW_MS }), expected(SECRET, Buffer.from(name, 'latin1'), t));
   // Bytes that are not UTF-8 are signed as they are.
   const raw = new Uint8Array([0x7b, 0xff, 0xfe, 0x00, 0x7d]);
-  assert.equal(await sign(raw, SECRET, { now: NOW_MS }), expected(SECRET, raw, t));
+  assert.equal(await sign(raw, SECRET, { route: P, now: NOW_MS }), expected(SECRET, raw, t));
   // A non-ASCII secret is used as UTF-8 (as the worker reads EDGE_SIGNING_SECRET).
-  assert.equal(await sign('{}', 'clé-ü', { now: NOW_MS }), expected('clé-ü', Buffer.from('{}'), t));
+  assert.equal(await sign('{}', 'clé-ü', { route: P, now: NOW_MS }), expected('clé-ü', Buffer.from('{}'), t));
 });
 
 test('now: milliseconds or a Date, floored to the second; default the clock', async () => {
-  assert.match(await sign('{}', SECRET, { now: NOW_MS + 999 }), /^t=1795669339,/);
-  assert.match(await sign('{}', SECRET, { now: new Date(NOW_MS) }), /^t=1795669339,/);
-  assert.match(await sign('{}', SECRET, { now: 0 }), /^t=0,/);
+  assert.match(await sign('{}', SECRET, { route: P, now: NOW_MS + 999 }), /^t=1795669339,/);
+  assert.match(await sign('{}', SECRET, { route: P, now: new Date(NOW_MS) }), /^t=1795669339,/);
+  assert.match(await sign('{}', SECRET, { route: P, now: 0 }), /^t=0,/);
   const before = Math.floor(Date.now() / 1000);
-  const t = Number(/^t=(\d+),/.exec(await sign('{}', SECRET))[1]);
+  const t = Number(/^t=(\d+),/.exec(await sign('{}', SECRET, { route: P }))[1]);
   assert.ok(t >= before && t <= Math.floor(Date.now() / 1000), `t=${t}`);
   // t is part of the signed text.
   assert.notEqual(
-    (await sign('{}', SECRET, { now: NOW_MS })).split('v1=')[1],
-    (await sign('{}', SECRET, { now: NOW_MS + 1000 })).split('v1=')[1],
+    (await sign('{}', SECRET, { route: P, now: NOW_MS })).split('v2=')[1],
+    (await sign('{}', SECRET, { route: P, now: NOW_MS + 1000 })).split('v2=')[1],
   );
 });
 
 test('bad arguments reject with a TypeError', async () => {
   for (const body of [undefined, null, 42, { data: {} }, ['{}']]) {
-    await assert.rejects(sign(body, SECRET), TypeError, String(body));
+    await assert.rejects(sign(body, SECRET, { route: P }), TypeError, String(body));
   }
   for (const secret of ['', undefined, 42]) {
-    await assert.rejects(sign('{}', secret), TypeError, String(secret));
+    await assert.rejects(sign('{}', secret, { route: P }), TypeError, String(secret));
+  }
+  // The route is part of what is signed: it must be given, as a path.
+  for (const route of [undefined, '', 'api/events', 'https://shop.example/api/events', '/api/events?x=1', 42]) {
+    await assert.rejects(sign('{}', SECRET, { route }), TypeError, String(route));
+  }
+  // signedFetch reads it from the URL, or must be told.
+  await assert.rejects(signedFetch('https://shop.example/klaviyo/health', '{}', SECRET), TypeError);
+  for (const method of ['post', '', 'PO ST', 7]) {
+    await assert.rejects(sign('{}', SECRET, { route: P, method }), TypeError, String(method));
   }
   for (const now of [NaN, -1, 'soon', Infinity]) {
-    await assert.rejects(sign('{}', SECRET, { now }), TypeError, String(now));
+    await assert.rejects(sign('{}', SECRET, { route: P, now }), TypeError, String(now));
   }
   // A different secret after a cached one is not mixed up.
-  const a = await sign('{}', 'first', { now: NOW_MS });
-  const b = await sign('{}', 'second', { now: NOW_MS });
+  const a = await sign('{}', 'first', { route: P, now: NOW_MS });
+  const b = await sign('{}', 'second', { route: P, now: NOW_MS });
   assert.equal(a, expected('first', Buffer.from('{}'), 1_795_669_339));
   assert.equal(b, expected('second', Buffer.from('{}'), 1_795_669_339));
 });
@@ -111,10 +130,12 @@ async function verifier(secret) {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const header = req.headers[SIGNATURE_HEADER] ?? '';
-      const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+      const m = /^t=(\d+),v2=([0-9a-f]{64})$/.exec(header);
       let ok = false;
       if (m && Math.abs(Date.now() / 1000 - Number(m[1])) <= 300) {
-        const want = createHmac('sha256', secret).update(`${m[1]}.`).update(body).digest();
+        // The route below the prefix: the path from its first /api/.
+        const route = new URL(req.url, 'http://x').pathname.replace(/^.*?(?=\/api\/)/, '');
+        const want = createHmac('sha256', secret).update(`${m[1]}\n${req.method}\n${route}\n`).update(body).digest();
         ok = timingSafeEqual(want, Buffer.from(m[2], 'hex'));
       }
       received.push({ method: req.method, url: req.url, headers: req.headers, body, ok });
@@ -152,15 +173,36 @@ test('signedFetch POSTs the exact signed bytes with the JSON:API type and the si
 
   // Bytes and an ArrayBuffer go as they are; a content type the caller sets is kept.
   const bytes = new Uint8Array([0x7b, 0xc3, 0xa9, 0x7d]);
-  assert.equal((await signedFetch(new URL('/b', srv.url), bytes.buffer, SECRET, {
+  assert.equal((await signedFetch(new URL('/b/api/orders/refunded', srv.url), bytes.buffer, SECRET, {
     headers: new Headers({ 'content-type': 'application/json' }),
   })).status, 202);
   assert.deepEqual([...srv.received[1].body], [...bytes]);
   assert.equal(srv.received[1].headers['content-type'], 'application/json');
 
   // The wrong secret is refused by the server.
-  assert.equal((await signedFetch(`${srv.url}/c`, '{}', 'not-the-secret')).status, 401);
+  assert.equal((await signedFetch(`${srv.url}/c/api/events`, '{}', 'not-the-secret')).status, 401);
   assert.equal(srv.received[2].ok, false);
+  // A route the URL does not end in is named with init.route, and not sent to fetch.
+  assert.equal((await signedFetch(`${srv.url}/d/api/lists/api/profiles`, '{}', SECRET)).status, 202, 'a list whose id is "api"');
+  assert.equal((await signedFetch(`${srv.url}/e/api/events`, '{}', SECRET, { route: '/api/profile-import' })).status, 401, 'signed for another route');
+});
+
+test('verifyForward accepts what the worker signs for a forward, and nothing a backend call carries', async () => {
+  const body = '{"data":[],"meta":{"klaviyo_webhook_id":"wh_1"}}';
+  const t = 1_795_669_339;
+  const key = createHmac('sha256', SECRET).update('klaviyo-wasm webhook forward').digest();
+  const forward = `t=${t},v2=${createHmac('sha256', key).update(`${t}\nPOST\n/webhooks/klaviyo\n${body}`).digest('hex')}`;
+  assert.equal(await verifyForward(body, forward, SECRET, { route: P, now: NOW_MS }), true);
+  assert.equal(await verifyForward(Buffer.from(body), forward.toUpperCase().replace('T=', 't=').replace('V2=', 'v2='), SECRET, { route: P, now: NOW_MS }), true);
+  assert.equal(await verifyForward(`${body} `, forward, SECRET, { route: P, now: NOW_MS }), false, 'another body');
+  assert.equal(await verifyForward(body, forward, 'other', { now: NOW_MS }), false, 'another secret');
+  assert.equal(await verifyForward(body, forward, SECRET, { now: NOW_MS + 301_000 }), false, 'stale');
+  // A backend call to the same route, with the same secret, is no forward.
+  const call = await sign(body, SECRET, { route: '/webhooks/klaviyo', now: NOW_MS });
+  assert.equal(await verifyForward(body, call, SECRET, { route: P, now: NOW_MS }), false);
+  for (const header of [undefined, '', 'garbage', `t=${t}`, forward.replace('v2=', 'v1=')]) {
+    assert.equal(await verifyForward(body, header, SECRET, { route: P, now: NOW_MS }), false, String(header));
+  }
 });
 
 test('the package exports it as klaviyo-wasm/sign and ships it', async () => {
@@ -190,8 +232,9 @@ test('it runs unchanged in workerd and agrees with Node', async (t) => {
           export default { async fetch(request) {
             const body = new Uint8Array(await request.arrayBuffer());
             const now = Number(new URL(request.url).searchParams.get('now'));
-            return Response.json({ header: SIGNATURE_HEADER, fromBytes: await sign(body, 's3cret', { now }),
-              fromText: await sign(new TextDecoder('utf-8', { ignoreBOM: true }).decode(body), 's3cret', { now }) });
+            const route = '/api/events';
+            return Response.json({ header: SIGNATURE_HEADER, fromBytes: await sign(body, 's3cret', { route, now }),
+              fromText: await sign(new TextDecoder('utf-8', { ignoreBOM: true }).decode(body), 's3cret', { route, now }) });
           } };`,
       },
       { type: 'ESModule', path: 'sign.mjs', contents: readFileSync(path.join(ROOT, 'js/sign.mjs'), 'utf8') },

@@ -11,7 +11,7 @@ function prng(seed) {
   };
 }
 
-const KNOWN = ['count', 'status', 'retryAfter', 'delayMs', 'drop', 'hold', 'path', 'method', 'probability', 'seed', 'name', 'body', 'headers'];
+const KNOWN = ['count', 'status', 'retryAfter', 'delayMs', 'drop', 'hold', 'path', 'method', 'probability', 'seed', 'name', 'body', 'headers', 'contentType'];
 
 /** Throws on a rule that cannot work, so a typo in a test fails loudly. */
 export function normalizeRule(input) {
@@ -23,6 +23,8 @@ export function normalizeRule(input) {
   if (r.delayMs !== undefined && !(Number(r.delayMs) >= 0)) throw new Error('delayMs must be >= 0');
   if (r.retryAfter !== undefined && r.status === undefined) throw new Error('retryAfter needs a status');
   if (r.headers !== undefined && (typeof r.headers !== 'object' || r.status === undefined)) throw new Error('headers must be an object, with a status');
+  // `contentType`: the body is sent as that type, as text (an HTML error page of a proxy).
+  if (r.contentType !== undefined && (typeof r.contentType !== 'string' || typeof r.body !== 'string')) throw new Error('contentType must be a string, with a string body');
   if (r.probability !== undefined && !(r.probability >= 0 && r.probability <= 1)) throw new Error('probability must be within [0, 1]');
   if (r.status === undefined && !r.delayMs && !r.drop && !r.hold) throw new Error('rule needs status, delayMs, drop or hold');
   if (r.drop && r.status !== undefined) throw new Error('drop and status exclude each other');

@@ -56,9 +56,14 @@ export async function startEmulator({
     return h;
   }
 
-  function send(req, res, status, body, { type = JSON_API, headers = {} } = {}) {
+  function send(req, res, status, body, { type = JSON_API, headers = {}, text: asText = false } = {}) {
     if (res.destroyed || res.writableEnded) return;
     const out = { ...corsHeaders(req), ...headers };
+    if (asText) {
+      res.writeHead(status, { ...out, 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
     if (body === null || body === undefined) {
       // Like Klaviyo's edge: an empty answer says so (Node would send it chunked).
       res.writeHead(status, status === 204 || status === 304 ? out : { ...out, 'Content-Length': 0 });
@@ -71,12 +76,12 @@ export async function startEmulator({
   }
 
   /** Answers an API request and completes its record. */
-  function answer(req, res, record, status, body, headers) {
+  function answer(req, res, record, status, body, headers, contentType) {
     record.status = status;
     record.accepted = status >= 200 && status < 300;
     record.pending = false;
     say(`${record.method} ${record.path} -> ${status}${record.fault ? ` [fault ${record.fault}]` : ''}`);
-    send(req, res, status, body, { headers });
+    send(req, res, status, body, contentType ? { headers, type: contentType, text: true } : { headers });
   }
 
   function reject(req, res, record, status, problems, headers) {
@@ -146,7 +151,7 @@ export async function startEmulator({
 
   function faultAnswer(req, res, record, rule) {
     const headers = { ...(rule.retryAfter !== undefined ? { 'Retry-After': String(rule.retryAfter) } : {}), ...(rule.headers ?? {}) };
-    if (rule.body !== undefined) return answer(req, res, record, rule.status, rule.body, headers);
+    if (rule.body !== undefined) return answer(req, res, record, rule.status, rule.body, headers, rule.contentType);
     if (rule.status < 400) return answer(req, res, record, rule.status, null, headers);
     const detail = rule.status === 429
       ? `Request was throttled.${rule.retryAfter !== undefined ? ` Expected available in ${rule.retryAfter} seconds.` : ''}`
