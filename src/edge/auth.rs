@@ -223,12 +223,22 @@ pub fn verify_backend(
     secret: &str,
     now_s: i64,
 ) -> Result<[u8; 32], AuthError> {
+    verify_keyed(header, what, secret.as_bytes(), now_s)
+}
+
+/// [`verify_backend`] with the key itself: the secret's bytes, or a key derived from it.
+fn verify_keyed(
+    header: Option<&str>,
+    what: Signed,
+    key: &[u8],
+    now_s: i64,
+) -> Result<[u8; 32], AuthError> {
     let header = present(header).ok_or(AuthError::Missing)?;
     let parsed = parse_backend_header(header)?;
     if !fresh(parsed.ts, now_s) {
         return Err(AuthError::Stale);
     }
-    backend_mac(secret.as_bytes(), parsed.t, what)
+    backend_mac(key, parsed.t, what)
         .verify_slice(&parsed.sig)
         .map_err(|_| AuthError::BadSignature)?;
     Ok(tag_of(&parsed.sig))
@@ -278,20 +288,12 @@ pub fn verify_forward(
     secret: &str,
     now_s: i64,
 ) -> Result<[u8; 32], AuthError> {
-    let header = present(header).ok_or(AuthError::Missing)?;
-    let parsed = parse_backend_header(header)?;
-    if !fresh(parsed.ts, now_s) {
-        return Err(AuthError::Stale);
-    }
     let what = Signed {
         method: "POST",
         path: FORWARD_PATH,
         body,
     };
-    backend_mac(&forward_key(secret), parsed.t, what)
-        .verify_slice(&parsed.sig)
-        .map_err(|_| AuthError::BadSignature)?;
-    Ok(tag_of(&parsed.sig))
+    verify_keyed(header, what, &forward_key(secret), now_s)
 }
 
 /// `Klaviyo-Timestamp` in unix seconds: sent as seconds, as milliseconds (values above

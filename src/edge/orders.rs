@@ -697,25 +697,46 @@ mod job {
             .collect()
     }
 
-    /// An order line as `Items` lists it.
+    /// What an order line says of its product, under the names both `Items` and
+    /// `Ordered Product` use.
     #[derive(serde::Serialize)]
-    struct ItemProperty<'a> {
+    struct Product<'a> {
         #[serde(rename = "ProductID")]
         product_id: &'a StringOrNumber,
         #[serde(rename = "ProductName")]
         name: &'a str,
         #[serde(rename = "Quantity")]
         quantity: &'a Number,
-        #[serde(rename = "ItemPrice")]
-        price: &'a Number,
-        #[serde(rename = "RowTotal")]
-        row_total: &'a Number,
         #[serde(rename = "SKU", skip_serializing_if = "Option::is_none")]
         sku: Option<&'a str>,
         #[serde(rename = "ProductURL", skip_serializing_if = "Option::is_none")]
         url: Option<&'a str>,
         #[serde(rename = "ImageURL", skip_serializing_if = "Option::is_none")]
         image_url: Option<&'a str>,
+    }
+
+    impl<'a> Product<'a> {
+        fn of(l: &'a Line<'a>) -> Product<'a> {
+            Product {
+                product_id: l.product_id,
+                name: l.name,
+                quantity: l.quantity,
+                sku: l.item.sku.as_deref(),
+                url: l.item.url.as_deref(),
+                image_url: l.item.image_url.as_deref(),
+            }
+        }
+    }
+
+    /// An order line as `Items` lists it.
+    #[derive(serde::Serialize)]
+    struct ItemProperty<'a> {
+        #[serde(flatten)]
+        product: Product<'a>,
+        #[serde(rename = "ItemPrice")]
+        price: &'a Number,
+        #[serde(rename = "RowTotal")]
+        row_total: &'a Number,
         #[serde(rename = "Categories", skip_serializing_if = "Option::is_none")]
         categories: Option<&'a [String]>,
         #[serde(rename = "Brand", skip_serializing_if = "Option::is_none")]
@@ -724,18 +745,12 @@ mod job {
 
     impl<'a> ItemProperty<'a> {
         fn of(l: &'a Line<'a>) -> ItemProperty<'a> {
-            let i = l.item;
             ItemProperty {
-                product_id: l.product_id,
-                name: l.name,
-                quantity: l.quantity,
+                product: Product::of(l),
                 price: l.price,
                 row_total: &l.row_total,
-                sku: i.sku.as_deref(),
-                url: i.url.as_deref(),
-                image_url: i.image_url.as_deref(),
-                categories: i.categories.as_deref(),
-                brand: i.brand.as_deref(),
+                categories: l.item.categories.as_deref(),
+                brand: l.item.brand.as_deref(),
             }
         }
     }
@@ -745,18 +760,8 @@ mod job {
     struct ProductProperties<'a> {
         #[serde(rename = "OrderId")]
         order_id: &'a str,
-        #[serde(rename = "ProductID")]
-        product_id: &'a StringOrNumber,
-        #[serde(rename = "SKU", skip_serializing_if = "Option::is_none")]
-        sku: Option<&'a str>,
-        #[serde(rename = "ProductName")]
-        name: &'a str,
-        #[serde(rename = "Quantity")]
-        quantity: &'a Number,
-        #[serde(rename = "ProductURL", skip_serializing_if = "Option::is_none")]
-        url: Option<&'a str>,
-        #[serde(rename = "ImageURL", skip_serializing_if = "Option::is_none")]
-        image_url: Option<&'a str>,
+        #[serde(flatten)]
+        product: Product<'a>,
         #[serde(rename = "ProductCategories", skip_serializing_if = "Option::is_none")]
         categories: Option<&'a [String]>,
         #[serde(rename = "ProductBrand", skip_serializing_if = "Option::is_none")]
@@ -765,17 +770,11 @@ mod job {
 
     impl<'a> ProductProperties<'a> {
         fn of(order_id: &'a str, l: &'a Line<'a>) -> ProductProperties<'a> {
-            let i = l.item;
             ProductProperties {
                 order_id,
-                product_id: l.product_id,
-                sku: i.sku.as_deref(),
-                name: l.name,
-                quantity: l.quantity,
-                url: i.url.as_deref(),
-                image_url: i.image_url.as_deref(),
-                categories: i.categories.as_deref(),
-                brand: i.brand.as_deref(),
+                product: Product::of(l),
+                categories: l.item.categories.as_deref(),
+                brand: l.item.brand.as_deref(),
             }
         }
     }
