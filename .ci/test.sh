@@ -41,7 +41,7 @@ bash .ci/build.sh edge
 
 step "emulator, builds, demo page, durable queue, edge worker (node --test: Playwright + Chromium, miniflare + workerd)"
 suites=(tests/emulator/ tests/build/ tests/e2e/ tests/queue/ tests/edge/)
-for extra in tests/script/ tests/consent/; do [ -d "$extra" ] && suites+=("$extra"); done
+for extra in tests/script/ tests/consent/ tests/parity/; do [ -d "$extra" ] && suites+=("$extra"); done
 node --test --test-concurrency=1 "${suites[@]}"
 
 step "the durable queue in Chromium, Firefox ESR and WebKitGTK (WebDriver; one line per engine and scenario)"

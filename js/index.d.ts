@@ -44,6 +44,20 @@ export interface KlaviyoOptions {
   consent?: ConsentState;
   /** Where to load the `.wasm` from, if not next to this module. */
   wasmUrl?: string | URL;
+  /**
+   * `"auto"` (default): an `Active on Site` on each page view and each single-page route
+   * change (`pushState`, `replaceState` to another path, `popstate`), never two in a row
+   * for one URL, and none on a page where Klaviyo's onsite script (`klaviyo.js`) runs,
+   * since it sends its own. `"manual"`: only `activeOnSite()` calls.
+   */
+  activeOnSite?: "auto" | "manual";
+  /**
+   * Read Klaviyo's onsite cookies (default `true`): the visitor `klaviyo.js` knows
+   * (`__kla_id`: its `$exchange_id` as `_kx`, and its email or phone while ours name
+   * nobody) and its opt-out (`__kla_off=true` acts like consent `"denied"`). They are
+   * never written.
+   */
+  klaviyoCookie?: boolean;
   /** Hears about failures that never throw into the page (network, 4xx, evictions). */
   onError?: (error: KlaviyoError) => void;
 }
@@ -60,11 +74,16 @@ export interface KlaviyoError extends Error {
    * - `storage`: localStorage refused a write; calls are kept in memory for this page.
    * - `invalid`: a call made before the tracker was ready broke a rule (the message
    *   names the field), or `Klaviyo.create` got bad options.
-   * - `consent`: consent is denied, so calls are dropped (nothing is stored or sent).
-   *   Reported once per denial, at the first calls dropped; `count` is how many were
-   *   dropped then (calls held or queued when consent was withdrawn, or 1).
+   * - `consent`: consent is denied (or Klaviyo's `__kla_off=true` cookie is set), so
+   *   calls are dropped (nothing is stored or sent). Reported once per denial, at the
+   *   first calls dropped; `count` is how many were dropped then (calls held or queued
+   *   when consent was withdrawn, or 1).
+   * - `load`: the wasm could not be fetched or compiled (a Content-Security-Policy
+   *   without `'wasm-unsafe-eval'` in `script-src`, a 404, offline). The message names
+   *   the cause; `ready` rejects with the same error. The page's calls stay stored, and
+   *   a later page of the shop sends them.
    */
-  kind: "rejected" | "retry" | "evicted" | "dropped" | "gave_up" | "storage" | "invalid" | "consent";
+  kind: "rejected" | "retry" | "evicted" | "dropped" | "gave_up" | "storage" | "invalid" | "consent" | "load";
   /** HTTP status, or 0 for a network error or a local decision. */
   status: number;
   /** How many queued requests it concerns. */
@@ -117,6 +136,43 @@ export interface CartItem extends Product {
   CartTotal?: number;
   ItemNames?: string[];
   Items?: Array<Record<string, unknown>>;
+}
+
+/** Added to Cart as Klaviyo's custom-integration guide names it (sent as given, so
+ * Klaviyo's flow templates find `AddedItemProductName` and the rest). */
+export interface GuideCartItem {
+  AddedItemProductID: string | number;
+  AddedItemProductName: string;
+  AddedItemPrice: number;
+  /** Default 1. */
+  AddedItemQuantity?: number;
+  /** The cart total: the event value when given; otherwise price × quantity. */
+  $value?: number;
+  ItemNames?: string[];
+  Items?: Array<Record<string, unknown>>;
+  CheckoutURL?: string;
+  [key: string]: unknown;
+}
+
+export interface Collection {
+  CollectionID: string | number;
+  CollectionHandle?: string;
+  CollectionName?: string;
+  URL?: string;
+  [key: string]: unknown;
+}
+
+export interface Search {
+  SearchTerm: string;
+  ResultCount?: number;
+  URL?: string;
+  [key: string]: unknown;
+}
+
+export interface PageVisit {
+  page?: string;
+  URL?: string;
+  [key: string]: unknown;
 }
 
 export interface Checkout {
@@ -178,8 +234,17 @@ export class Klaviyo {
    * field on bad input (before, see `create`). */
   track(metric: string, properties?: Record<string, unknown>, options?: EventOptions): string;
   viewedProduct(product: Product, options?: EventOptions): string;
-  addedToCart(item: CartItem, options?: EventOptions): string;
+  addedToCart(item: CartItem | GuideCartItem, options?: EventOptions): string;
   startedCheckout(checkout: Checkout, options?: EventOptions): string;
+  /** `Viewed Collection`: a product list (`CollectionID` required). */
+  viewedCollection(collection: Collection, options?: EventOptions): string;
+  /** `Submitted Search` (`SearchTerm` required). */
+  submittedSearch(search: Search, options?: EventOptions): string;
+  /** `Active on Site`; with `activeOnSite: "auto"` the tracker sends it itself. */
+  activeOnSite(page?: PageVisit, options?: EventOptions): string;
+  /** Whether the visitor is known: an email, a phone number, an external id or a `_kx`
+   * (from our calls, the page URL, or Klaviyo's onsite script); false until ready. */
+  isIdentified(): boolean;
   subscribe(options: SubscribeOptions): Promise<void>;
   backInStock(options: BackInStockOptions): Promise<void>;
   /**

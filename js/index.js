@@ -3,10 +3,11 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies } from "./runtime.js";
 
+// The core's Op codes (src/core/client.rs); RESET is this file's own, for the window.
 const IDENTIFY = 1, TRACK = 2, VIEWED = 3, ADDED = 4, CHECKOUT = 5, SUBSCRIBE = 6,
-  BACK_IN_STOCK = 7, RESET = 8;
+  BACK_IN_STOCK = 7, COLLECTION = 8, SEARCH = 9, ACTIVE = 10, PAGE_VIEW = 11, RESET = 0;
 /** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
  * the core refuses them by name. */
 const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
@@ -23,6 +24,38 @@ function consentCode(state, who) {
 
 let loading;
 
+/** Why the wasm did not load, as `onError` and `ready` report it (kind `load`). */
+function loadError(e, url) {
+  const why = String(e?.message ?? e);
+  return report("load", /Content.Security.Policy|CSP|unsafe-eval/i.test(why)
+    ? "klaviyo: the page's Content-Security-Policy does not allow WebAssembly: add 'wasm-unsafe-eval' to script-src"
+    : `klaviyo: the wasm did not load from ${url} (${why})`);
+}
+
+/** Whether Klaviyo's onsite script is on the page: it sends its own Active on Site. */
+const onsiteScript = () =>
+  [...document.scripts].some((s) => /\/\/static\.klaviyo\.com\/onsite\/js\/(?:[\w-]+\/)?klaviyo\.js/.test(s.src));
+
+/** Trackers told of each single-page route change (`activeOnSite: "auto"`). */
+const routes = new Set();
+/** Wraps the History API once: `pushState`, and `replaceState` to another path, are
+ * route changes, and so is `popstate`. */
+function watchRoutes() {
+  if (watchRoutes.on) return;
+  watchRoutes.on = true;
+  const changed = () => routes.forEach((f) => f());
+  for (const k of ["pushState", "replaceState"]) {
+    const original = history[k];
+    history[k] = function (...args) {
+      const path = location.pathname;
+      const out = original.apply(this, args);
+      if (k === "pushState" || location.pathname !== path) changed();
+      return out;
+    };
+  }
+  addEventListener("popstate", changed);
+}
+
 // Ids: one random UUID per page and a counter: unique across pages (the UUID) and
 // within the page (the counter), and far cheaper than a crypto.randomUUID() per call.
 const seed = crypto.randomUUID() + "-";
@@ -33,16 +66,22 @@ const nextId = () => seed + ++count;
 function load(url) {
   loading ??= (async () => {
     const u = url || new URL("klaviyo_wasm_bg.wasm", import.meta.url);
-    let module;
     try {
-      // Compiles while it downloads, off the main thread; needs `application/wasm`.
-      module = await WebAssembly.compileStreaming(fetch(u));
-    } catch {
-      module = await WebAssembly.compile(await (await fetch(u)).arrayBuffer());
+      let module;
+      try {
+        // Compiles while it downloads, off the main thread; needs `application/wasm`.
+        module = await WebAssembly.compileStreaming(fetch(u));
+      } catch {
+        const res = await fetch(u);
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        module = await WebAssembly.compile(await res.arrayBuffer());
+      }
+      // Its exports are called as they are (see js/runtime.js): it imports nothing, so
+      // no import object, and wasm-bindgen's generated wrappers are not needed.
+      attach(new WebAssembly.Instance(module).exports);
+    } catch (e) {
+      throw loadError(e, u);
     }
-    // Its exports are called as they are (see js/runtime.js): it imports nothing, so
-    // no import object, and wasm-bindgen's generated wrappers are not needed.
-    attach(new WebAssembly.Instance(module).exports);
   })();
   return loading;
 }
@@ -97,6 +136,10 @@ export class Klaviyo {
     if (options.onError !== undefined && typeof options.onError !== "function") {
       throw new Error("init: onError must be a function");
     }
+    const auto = options.activeOnSite ?? "auto";
+    if (auto !== "auto" && auto !== "manual") {
+      throw new Error('init: activeOnSite must be "auto" or "manual"');
+    }
     this.#options = options;
     this.#consent = consentCode(options.consent ?? "granted", "init");
     this.#earlyKey = `${NS}${options.companyId}:pre:${crypto.randomUUID()}`;
@@ -105,8 +148,30 @@ export class Klaviyo {
     // milliseconds, and the calls the page makes right after create() should not wait.
     this.ready = Promise.resolve()
       .then(() => load(options.wasmUrl))
-      .then(() => this.#start());
+      .then(() => this.#start(), (e) => {
+        // The window's calls stay stored: a later page of the shop adopts them.
+        this.#emit(e);
+        throw e;
+      });
     this.ready.catch(() => {}); // reported through onError; never an unhandled rejection
+    if (auto === "auto") {
+      // One Active on Site per page view and per route change (never two in a row for
+      // one URL, the core sees to it), unless Klaviyo's onsite script sends its own.
+      this.#pageView = () => {
+        if (onsiteScript()) return;
+        try { this.#call(PAGE_VIEW, [{ URL: location.href.split("#")[0] }]); } catch { /* never into the page */ }
+      };
+      routes.add(this.#pageView);
+      watchRoutes();
+      this.#pageView();
+    }
+  }
+
+  #pageView;
+
+  /** onError, which may not throw into us. */
+  #emit(e) {
+    try { this.#options.onError?.(e); } catch { /* the shop's handler: ignored */ }
   }
 
   #start() {
@@ -120,7 +185,7 @@ export class Klaviyo {
       this.#early = [];
       for (let i = 0; i < early.length; i += 3) early[i + 2]?.(e);
       storage.del(this.#earlyKey);
-      try { onError?.(report("invalid", e.message)); } catch { /* the shop's handler: ignored */ }
+      this.#emit(report("invalid", e.message));
       throw e;
     }
     // The window's calls, in order, with the id and time they were given.
@@ -158,14 +223,15 @@ export class Klaviyo {
   }
 
   /** Once per task: the window's calls survive a tab closed before the wasm loads. Only
-   * with consent granted: pending or denied, they stay in memory (the core decides
-   * their fate once it runs). */
+   * with consent granted and no `__kla_off`: otherwise they stay in memory (the core
+   * decides their fate once it runs). */
   #save() {
     if (this.#saving) return;
     this.#saving = true;
     queueMicrotask(() => {
       this.#saving = false;
-      if (!this.#rt && this.#consent === GRANTED && this.#early.length) {
+      const off = /(?:^|;\s*)__kla_off=true(?:;|$)/.test(cookies(this.#options));
+      if (!this.#rt && this.#consent === GRANTED && !off && this.#early.length) {
         const calls = this.#early.filter((_, i) => i % 3 !== 2);
         storage.set(this.#earlyKey, JSON.stringify([Date.now(), ...calls]));
       }
@@ -205,6 +271,20 @@ export class Klaviyo {
   startedCheckout(checkout, options) {
     return this.#event(CHECKOUT, [checkout, options], options);
   }
+  viewedCollection(collection, options) {
+    return this.#event(COLLECTION, [collection, options], options);
+  }
+  submittedSearch(search, options) {
+    return this.#event(SEARCH, [search, options], options);
+  }
+  activeOnSite(page, options) {
+    return this.#event(ACTIVE, [page, options], options);
+  }
+  /** Whether the visitor is known (an email, a phone number, an external id or a `_kx`,
+   * ours or Klaviyo's onsite script's); false until the core is ready. */
+  isIdentified() {
+    return this.#rt?.identified() ?? false;
+  }
   subscribe(options) {
     return this.#async(SUBSCRIBE, [options]);
   }
@@ -226,6 +306,7 @@ export class Klaviyo {
   }
   /** Stops sending and listening (the queue stays on disk for the next page). */
   close() {
+    routes.delete(this.#pageView);
     if (this.#rt) this.#rt.close();
     else this.ready.then(() => this.#rt.close(), () => {});
   }

@@ -5,7 +5,8 @@
 // ctl() codes: the table in src/browser/exports.rs.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
   STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
-  TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17, CONSENT = 18;
+  TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17, CONSENT = 18, COOKIES = 19,
+  IDENTIFIED = 20, ADOPT = 21;
 const SEP = "\u0001", SUB = "\u0002";
 /** All our storage keys start with this (then the company id). */
 export const NS = "klaviyo:";
@@ -97,8 +98,8 @@ function put(...strings) {
 function answer(len) {
   return len ? text.decode(new Uint8Array(memory.buffer, wasm.outp(), len)) : "";
 }
-function open(options, stored, query, fresh, now) {
-  return wasm.open(...put(options, stored, query, fresh), now);
+function open(options, stored, query, fresh, cookies, now) {
+  return wasm.open(...put(options, stored, query, fresh, cookies), now);
 }
 function ctl(h, what, n, a = "", b) {
   return answer(wasm.ctl(h, what, n, ...put(a, b)));
@@ -125,13 +126,24 @@ export function report(kind, message, status = 0, count = 1, detail) {
   return e;
 }
 
+/** The page's cookies, where Klaviyo's onsite script keeps its visitor (`__kla_id`) and
+ * its opt-out (`__kla_off`); "" when the shop turned reading them off. The core reads
+ * them (src/core/onsite.rs). */
+export function cookies(options) {
+  try { return options.klaviyoCookie === false ? "" : document.cookie; } catch { return ""; }
+}
+
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
   constructor(options, onError, debug) {
-    const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(), Date.now());
+    const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(),
+      cookies(options), Date.now());
     if (h < 0) throw new Error(answer(wasm.outn())); // u32::MAX: refused
     this.h = h;
-    [this.prefix, this.revision] = ctl(h, INFO, 0, "").split(SEP);
+    this.options = options;
+    let due;
+    [this.prefix, this.revision, due] = ctl(h, INFO, 0, "").split(SEP);
+    this.adoptAt(due);
     this.onError = onError;
     this.debug = debug;
     this.busy = false; // a request is in flight (one at a time, keepalive ones aside)
@@ -214,6 +226,12 @@ export class Runtime {
   /** Sends what is due, one request at a time; then sets the timer. */
   sendDue() {
     if (this.closed || this.electing) return;
+    // The onsite script may have set its cookies since we started: read them again
+    // before the page's first send.
+    if (!this.reread) {
+      this.reread = true;
+      ctl(this.h, COOKIES, 0, cookies(this.options));
+    }
     while (!this.busy) {
       const t = ctl(this.h, NEXT, Date.now(), "");
       if (!t) break;
@@ -398,6 +416,20 @@ export class Runtime {
     return +ctl(this.h, PENDING, 0, "");
   }
 
+  identified() {
+    return ctl(this.h, IDENTIFIED, 0, "") === "1";
+  }
+
+  /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh at
+   * start, are stale; those storage still holds are adopted. */
+  adoptAt(due) {
+    if (!due) return;
+    this.adopting = setTimeout(() => {
+      this.adoptAt(ctl(this.h, ADOPT, Date.now(), storage.scan(this.prefix + "pre:")));
+      this.atEndOfTask();
+    }, Math.max(0, due - Date.now()));
+  }
+
   anonymousId() {
     return ctl(this.h, ANON, 0, "");
   }
@@ -413,6 +445,7 @@ export class Runtime {
     this.stop.abort();
     this.ballot?.abort();
     clearTimeout(this.timer);
+    clearTimeout(this.adopting);
     this.release?.();
     ctl(this.h, CLOSE, 0, "");
   }

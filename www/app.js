@@ -106,6 +106,8 @@ async function run(call, fn, describe = (r) => (typeof r === 'string' ? r : 'que
 
 function refresh() {
   if (!kl) return;
+  const known = kl.isIdentified?.() ? 'known visitor' : 'anonymous';
+  if ($('known-visitor').textContent !== known) $('known-visitor').textContent = known;
   const n = kl.pending();
   const pill = $('pending-count');
   if (pill.textContent !== String(n)) pill.textContent = String(n);
@@ -197,8 +199,8 @@ function choose(state) {
 
 // ---------- the shop ----------
 
-function renderList() {
-  $('product-list').replaceChildren(...PRODUCTS.map((p) => el('li', {},
+function renderList(products = PRODUCTS) {
+  $('product-list').replaceChildren(...products.map((p) => el('li', {},
     el('a', { className: 'tile card', href: `#/product/${p.id}`, data: { testid: 'product-card', id: p.id } },
       art(p),
       el('strong', { textContent: p.name }),
@@ -359,12 +361,36 @@ async function flushNow() {
   }
 }
 
+/** The search box: the products whose name has the term, and `Submitted Search`. */
+function search(event) {
+  event.preventDefault();
+  const term = $('search-term').value.trim();
+  const found = PRODUCTS.filter((p) => p.name.toLowerCase().includes(term.toLowerCase()));
+  renderList(found);
+  $('search-result').textContent = `${found.length} found`;
+  run('submittedSearch', () => kl.submittedSearch({ SearchTerm: term, ResultCount: found.length, URL: location.href }));
+}
+
+/** What Klaviyo's onsite script leaves after a visitor clicks a Klaviyo email: its
+ * `__kla_id` cookie with the visitor's exchange id (a made-up one here). */
+function fromEmail(event) {
+  event.preventDefault();
+  const kla = { cid: 'ZGVtbw', $exchange_id: 'demo-exchange-id.BwDemo' };
+  document.cookie = `__kla_id=${btoa(JSON.stringify(kla))}; path=/; max-age=86400; samesite=lax`;
+  location.reload();
+}
+
 function route() {
   const m = /^#\/product\/([\w-]+)$/.exec(location.hash);
   const p = m && byId(m[1]);
   const view = p ? 'product' : location.hash === '#/cart' ? 'cart' : 'list';
   document.body.dataset.view = view;
   for (const v of document.querySelectorAll('[data-view]')) v.hidden = v.dataset.view !== view;
+  // The shop routes by hash, which is no page view to the History API: it says so itself.
+  run('activeOnSite', () => kl.activeOnSite({ page: view, URL: location.href }));
+  if (view === 'list') {
+    run('viewedCollection', () => kl.viewedCollection({ CollectionID: 'all', CollectionName: 'Honey & hive goods', URL: location.href }));
+  }
   if (view === 'product') openProduct(p);
   if (view === 'cart') renderCart();
   $('checkout-note').textContent = '';
@@ -431,7 +457,7 @@ async function main() {
   // No choice yet: the tracker holds every call until the visitor answers the banner.
   const stored = saved.get(KEY.consent);
   const consent = stored === 'granted' || stored === 'denied' ? stored : 'pending';
-  kl = Klaviyo.create({ companyId: config.companyId, apiBase: config.apiBase, consent, onError: showError });
+  kl = Klaviyo.create({ companyId: config.companyId, apiBase: config.apiBase, consent, onError: showError, activeOnSite: 'manual' });
   window.kl = kl;
   showConsent(consent);
   $('consent-banner').hidden = consent !== 'pending';
@@ -457,6 +483,8 @@ async function main() {
   $('identify-form').addEventListener('submit', signIn);
   $('reset').addEventListener('click', signOut);
   $('subscribe-form').addEventListener('submit', subscribe);
+  $('search-form').addEventListener('submit', search);
+  $('from-email').addEventListener('click', fromEmail);
   $('flush').addEventListener('click', flushNow);
   $('clear-log').addEventListener('click', () => { $('log').replaceChildren(); });
   for (const b of document.querySelectorAll('[data-case]')) b.addEventListener('click', () => badInput(b.dataset.case));

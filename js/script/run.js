@@ -7,20 +7,23 @@
 import { translate, isObject } from "./shapes.js";
 
 /** Event calls and where their options argument is: the push time becomes `time`. */
-const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout: 1 };
+const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout: 1,
+  viewedCollection: 1, submittedSearch: 1, activeOnSite: 1 };
 /** A product's ProductID as text, or undefined. */
 const productId = (p) => (isObject(p) && p.ProductID != null ? String(p.ProductID) : undefined);
 const isInit = (c) => Array.isArray(c) && (c[0] === "init" || c[0] === "account");
 
 /**
  * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
- * `data-revision`, `data-consent`, `data-debug` (present and not "false"), and
- * `data-wasm-url`, else the `.wasm` beside the script (`scriptUrl`).
+ * `data-revision`, `data-consent`, `data-active-on-site`, `data-debug` (present and not
+ * "false"), `data-klaviyo-cookie="false"`, and `data-wasm-url`, else the `.wasm` beside
+ * the script (`scriptUrl`).
  */
 export function fromData(data, scriptUrl) {
   const o = { wasmUrl: data.wasmUrl || new URL("klaviyo_wasm_bg.wasm", scriptUrl).href };
-  for (const k of ["companyId", "apiBase", "revision", "consent"]) if (data[k]) o[k] = data[k];
+  for (const k of ["companyId", "apiBase", "revision", "consent", "activeOnSite"]) if (data[k]) o[k] = data[k];
   if (data.debug !== undefined && data.debug !== "false") o.debug = true;
+  if (data.klaviyoCookie === "false") o.klaviyoCookie = false;
   return o;
 }
 

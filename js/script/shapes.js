@@ -194,11 +194,14 @@ const METRICS = {
   "Viewed Product": "viewedProduct",
   "Added to Cart": "addedToCart",
   "Started Checkout": "startedCheckout",
+  "Viewed Collection": "viewedCollection",
+  "Submitted Search": "submittedSearch",
+  "Active on Site": "activeOnSite",
 };
 
 /** Our own commands: the tracker's methods a command may name. */
 export const METHODS = ["identify", "track", "viewedProduct", "addedToCart", "startedCheckout",
-  "subscribe", "backInStock", "reset", "flush"];
+  "viewedCollection", "submittedSearch", "activeOnSite", "subscribe", "backInStock", "reset", "flush"];
 
 /**
  * A command array -> `{ method, args }` for the tracker, in our own shape or Klaviyo's.
@@ -208,7 +211,11 @@ export const METHODS = ["identify", "track", "viewedProduct", "addedToCart", "st
  */
 export function translate(cmd) {
   let [name, ...args] = cmd;
-  if (name === "track" && has(METRICS, args[0])) [name, ...args] = [METRICS[args[0]], ...args.slice(1)];
+  if (name === "track" && has(METRICS, args[0])) {
+    [name, ...args] = [METRICS[args[0]], ...args.slice(1)];
+    // Klaviyo's `$value` / `$event_id` for the storefront events without a value rule.
+    if (!has(ECOMMERCE, name) && isObject(args[0])) return { method: name, args: specials({ ...args[0] }, args[1]) };
+  }
   if (has(ECOMMERCE, name)) return { method: name, args: ECOMMERCE[name](args[0], args[1]) };
   if (name === "identify") return { method: name, args: [profile(args[0]), ...args.slice(1)] };
   if (name === "track" && isObject(args[1])) return { method: name, args: [args[0], ...specials({ ...args[1] }, args[2])] };

@@ -105,12 +105,13 @@ fn pairs(packed: &str) -> Vec<(String, String)> {
 }
 
 /// Opens a tracker. The input holds the init options as JSON, everything in storage
-/// under `klaviyo:` (packed), the page's query string and a new random id (the
-/// anonymous id if none is stored); `now` is the time. Returns the handle, or
-/// `u32::MAX` with the message as the answer.
+/// under `klaviyo:` (packed), the page's query string, a new random id (the anonymous
+/// id if none is stored) and the page's cookies (Klaviyo's onsite ones are read); `now`
+/// is the time. Returns the handle, or `u32::MAX` with the message as the answer.
 #[wasm_bindgen]
-pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, now: f64) -> u32 {
-    let [options, stored, query, fresh_id] = texts([options, stored, query, fresh_id]);
+pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, now: f64) -> u32 {
+    let [options, stored, query, fresh_id, cookies] =
+        texts([options, stored, query, fresh_id, cookies]);
     let config = match Config::from_json(options.unwrap_or("")) {
         Ok(c) => c,
         Err(e) => {
@@ -131,6 +132,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, now: f64) -> u
         query.unwrap_or(""),
         fresh_id.unwrap_or(""),
     );
+    c.read_cookies(cookies.unwrap_or(""));
     for (k, v) in &stored {
         if k.starts_with(&early) {
             c.adopt_early(k, v, now as u64);
@@ -227,6 +229,9 @@ mod what {
     pub const CLOSE: u32 = 16;
     pub const INFO: u32 = 17;
     pub const CONSENT: u32 = 18;
+    pub const COOKIES: u32 = 19;
+    pub const IDENTIFIED: u32 = 20;
+    pub const ADOPT: u32 = 21;
 }
 
 /// Everything else the runtime asks or tells the core. `n` is a time or a number; the
@@ -348,6 +353,24 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             out.push_str(&c.config.storage_prefix());
             out.push(SEP);
             out.push_str(&c.config.revision);
+            out.push(SEP);
+            if let Some(due) = c.early_due() {
+                push_u64(&mut out, due);
+            }
+        }
+        what::COOKIES => c.read_cookies(a),
+        what::IDENTIFIED => {
+            if c.is_identified() {
+                out.push('1');
+            }
+        }
+        what::ADOPT => {
+            // `a`: the loading-window records in storage now; the answer: when to ask
+            // again ("" for never).
+            c.adopt_due(&pairs(a), now);
+            if let Some(due) = c.early_due() {
+                push_u64(&mut out, due);
+            }
         }
         _ => {}
     }
@@ -387,8 +410,14 @@ pub mod text_api {
         fresh: &str,
         now: f64,
     ) -> Result<u32, String> {
-        let l = put(&[Some(options), Some(stored), Some(query), Some(fresh)]);
-        match super::open(l[0], l[1], l[2], l[3], now) {
+        let l = put(&[
+            Some(options),
+            Some(stored),
+            Some(query),
+            Some(fresh),
+            Some(""),
+        ]);
+        match super::open(l[0], l[1], l[2], l[3], l[4], now) {
             u32::MAX => Err(OUT.get().clone()),
             h => Ok(h),
         }

@@ -5,13 +5,16 @@
 //! storage writes and transmits.
 //!
 //! Consent (`consent.rs`) gates all of it: while pending nothing is written or sent and
-//! calls are held; while denied storage is erased and calls are dropped.
+//! calls are held; while denied storage is erased and calls are dropped. Klaviyo's own
+//! opt-out cookie (`__kla_off=true`, `onsite.rs`) denies it for as long as it is set,
+//! whatever the page's consent manager says.
 
 use super::config::Config;
 use super::consent::{self, Consent};
 use super::ecommerce;
 use super::identity::Identity;
 use super::jsontext::{self as jt, Kind};
+use super::onsite;
 use super::payload::{self, Event};
 use super::queue::{Endpoint, Queue, Report, ReportKind, StorageOp, Transmit};
 use super::record;
@@ -37,11 +40,17 @@ pub enum Op {
     StartedCheckout,
     Subscribe,
     BackInStock,
+    ViewedCollection,
+    SubmittedSearch,
+    ActiveOnSite,
+    /// `Active on Site` for a page view the tracker saw itself (`activeOnSite: "auto"`):
+    /// never two in a row for one `URL`.
+    PageView,
 }
 
 impl Op {
     pub fn from_code(code: u32) -> Option<Op> {
-        const ALL: [Op; 7] = [
+        const ALL: [Op; 11] = [
             Op::Identify,
             Op::Track,
             Op::ViewedProduct,
@@ -49,6 +58,10 @@ impl Op {
             Op::StartedCheckout,
             Op::Subscribe,
             Op::BackInStock,
+            Op::ViewedCollection,
+            Op::SubmittedSearch,
+            Op::ActiveOnSite,
+            Op::PageView,
         ];
         ALL.get(usize::try_from(code).ok()?.checked_sub(1)?)
             .copied()
@@ -64,6 +77,9 @@ impl Op {
             Op::StartedCheckout => "startedCheckout",
             Op::Subscribe => "subscribe",
             Op::BackInStock => "backInStock",
+            Op::ViewedCollection => "viewedCollection",
+            Op::SubmittedSearch => "submittedSearch",
+            Op::ActiveOnSite | Op::PageView => "activeOnSite",
         }
     }
 
@@ -115,6 +131,17 @@ pub struct Client {
     queue: Queue,
     /// What a denial left to write (the marker, the erasure), whatever the consent now.
     erasure: Vec<StorageOp>,
+    /// What Klaviyo's onsite script knows of the visitor (its `__kla_id`, read this page):
+    /// profile attributes as a JSON object.
+    onsite: String,
+    /// `__kla_off=true` was seen: denied for the rest of the page, whatever the page's
+    /// consent manager says (the next page reads the cookie again).
+    opted_out: bool,
+    /// The `URL` of the last automatic page view.
+    last_page: String,
+    /// When the first calls of another page's loading window, seen but still fresh,
+    /// become stale (then [`Client::adopt_due`] takes them).
+    early_due: Option<u64>,
 }
 
 impl Client {
@@ -147,6 +174,10 @@ impl Client {
             identity,
             queue,
             erasure: Vec::new(),
+            onsite: String::from("{}"),
+            opted_out: false,
+            last_page: String::new(),
+            early_due: None,
         };
         // Denied: the identity read above is dropped with everything else.
         client.change(consent, "", true);
@@ -174,7 +205,30 @@ impl Client {
     /// the anonymous id of a new profile, used when a grant follows a denial (the
     /// earlier identity was erased with everything else).
     pub fn set_consent(&mut self, consent: Consent, fresh_id: &str) {
-        self.change(consent, fresh_id, true);
+        if !self.opted_out {
+            self.change(consent, fresh_id, true);
+        }
+    }
+
+    /// Reads Klaviyo's onsite cookies (`document.cookie`): at start, and again before
+    /// the page's first send, since the onsite script may set them after we start. Its
+    /// visitor fills what ours lack (`identity.rs`); `__kla_off=true` denies consent
+    /// for the rest of the page, and the other tabs are told as for a withdrawal.
+    pub fn read_cookies(&mut self, cookies: &str) {
+        let onsite = onsite::read(cookies);
+        if onsite.off && !self.opted_out {
+            self.opted_out = true;
+            self.change(Consent::Denied, "", true);
+        }
+        if self.consent() != Consent::Denied {
+            self.identity.set_onsite(&onsite.visitor);
+            self.onsite = onsite.visitor;
+        }
+    }
+
+    /// Whether the visitor is known: an email, a phone number, an external id or a `_kx`.
+    pub fn is_identified(&self) -> bool {
+        self.identity.is_identified()
     }
 
     /// Consent becomes `consent`. Denied: drop what the page holds (identity included)
@@ -192,6 +246,7 @@ impl Client {
         if denied || was == Consent::Denied {
             let id = if denied { "" } else { fresh_id };
             self.identity = Identity::new(id.to_string());
+            self.onsite = String::from("{}");
         }
         // Granted: the identity is written with the calls held while pending.
         self.save_identity();
@@ -230,8 +285,10 @@ impl Client {
         };
         let mut parts = jt::items(&v);
         let saved = parts.next().and_then(text::parse_u64);
-        if saved.is_some_and(|t| t + EARLY_STALE_MS > now_ms) {
-            return; // its page may still be loading
+        if let Some(stale) = saved.map(|t| t + EARLY_STALE_MS).filter(|s| *s > now_ms) {
+            // Its page may still be loading: adopt it once it is stale, if it is left.
+            self.early_due = Some(self.early_due.map_or(stale, |d| d.min(stale)));
+            return;
         }
         let (mut refused, mut first) = (0, String::new());
         while let (Some(op), Some(args)) = (parts.next(), parts.next()) {
@@ -260,6 +317,20 @@ impl Client {
         self.queue.ops.push(StorageOp::Remove {
             key: key.to_string(),
         });
+    }
+
+    /// When the first loading-window record seen still fresh becomes stale.
+    pub fn early_due(&self) -> Option<u64> {
+        self.early_due
+    }
+
+    /// At [`Client::early_due`]: the loading-window records storage holds now (the
+    /// adapter scans the prefix again). Those stale are adopted; the rest wait again.
+    pub fn adopt_due(&mut self, stored: &[(String, String)], now_ms: u64) {
+        self.early_due = None;
+        for (key, value) in stored {
+            self.adopt_early(key, value, now_ms);
+        }
     }
 
     pub fn anonymous_id(&self) -> &str {
@@ -297,7 +368,10 @@ impl Client {
                 let props = object(op, 1, arg(1))?;
                 self.event(id, now_ms, metric, props, object(op, 2, arg(2))?, None)
             }
-            Op::ViewedProduct | Op::AddedToCart | Op::StartedCheckout => {
+            Op::Identify => self.identify(object(op, 0, arg(0))?, id, now_ms),
+            Op::Subscribe => self.subscribe(object(op, 0, arg(0))?, id, now_ms),
+            Op::BackInStock => self.back_in_stock(object(op, 0, arg(0))?, id, now_ms),
+            _ => {
                 let props = object(op, 0, arg(0))?;
                 let opts = object(op, 1, arg(1))?;
                 let (metric, props, value) = match op {
@@ -311,16 +385,33 @@ impl Client {
                         props.to_string(),
                         ecommerce::added_to_cart(props)?,
                     ),
-                    _ => {
+                    Op::StartedCheckout => {
                         let (props, value) = ecommerce::started_checkout(props)?;
                         ("\"Started Checkout\"", props, value)
+                    }
+                    Op::ViewedCollection => {
+                        ecommerce::viewed_collection(props)?;
+                        ("\"Viewed Collection\"", props.to_string(), None)
+                    }
+                    Op::SubmittedSearch => {
+                        ecommerce::submitted_search(props)?;
+                        ("\"Submitted Search\"", props.to_string(), None)
+                    }
+                    _ => {
+                        ecommerce::active_on_site(props)?;
+                        if op == Op::PageView {
+                            // One page, one Active on Site: not again for the same URL.
+                            let url = jt::get(props, "URL").unwrap_or("");
+                            if url == self.last_page {
+                                return Ok(());
+                            }
+                            self.last_page = url.to_string();
+                        }
+                        ("\"Active on Site\"", props.to_string(), None)
                     }
                 };
                 self.event(id, now_ms, metric, &props, opts, value)
             }
-            Op::Identify => self.identify(object(op, 0, arg(0))?, id, now_ms),
-            Op::Subscribe => self.subscribe(object(op, 0, arg(0))?, id, now_ms),
-            Op::BackInStock => self.back_in_stock(object(op, 0, arg(0))?, id, now_ms),
         }
     }
 
@@ -457,9 +548,11 @@ impl Client {
 
     /// Starts a new anonymous profile (on logout) with `fresh_id`. Queued calls keep
     /// the identity they were made with.
+    /// The onsite script's visitor is not carried over: the shop said the person left.
     pub fn reset(&mut self, fresh_id: &str) {
         if self.consent() != Consent::Denied {
             self.identity = Identity::new(fresh_id.to_string());
+            self.onsite = String::from("{}");
             self.save_identity();
         }
     }
@@ -528,6 +621,7 @@ impl Client {
             // Another tab identified or reset: follow it, so all tabs send one profile.
             if let Some(id) = value.and_then(Identity::restore) {
                 self.identity = id;
+                self.identity.set_onsite(&self.onsite);
             }
             return;
         }

@@ -1108,7 +1108,7 @@ fn the_configured_queue_bounds_apply() {
 
 #[test]
 fn op_codes_are_the_numbers_the_adapter_passes() {
-    let ops: Vec<Op> = (1..=7).filter_map(Op::from_code).collect();
+    let ops: Vec<Op> = (1..=11).filter_map(Op::from_code).collect();
     assert_eq!(
         ops,
         [
@@ -1118,11 +1118,15 @@ fn op_codes_are_the_numbers_the_adapter_passes() {
             Op::AddedToCart,
             Op::StartedCheckout,
             Op::Subscribe,
-            Op::BackInStock
+            Op::BackInStock,
+            Op::ViewedCollection,
+            Op::SubmittedSearch,
+            Op::ActiveOnSite,
+            Op::PageView
         ]
     );
-    assert_eq!(Op::from_code(0), None);
-    assert_eq!(Op::from_code(8), None);
+    assert_eq!(Op::from_code(0), None, "js/index.js's own reset");
+    assert_eq!(Op::from_code(12), None);
     assert_eq!(Op::from_code(u32::MAX), None);
 }
 
@@ -1146,7 +1150,7 @@ fn a_closed_pages_early_calls_are_adopted_once_stale_with_their_ids_and_times() 
                 Op::Track as u32,
                 &format!(r#"["early-1",{at},"Early",{{"a":1}},null]"#),
             ),
-            (8, ""), // a reset of that window is not replayed
+            (0, ""), // a reset of that window is not replayed
             (
                 Op::Track as u32,
                 &format!(r#"["early-2",{at},"",null,null]"#),
@@ -1545,3 +1549,6 @@ fn pending_after_a_grant_stops_writing_and_sending() {
     assert_eq!(queue_puts(&ops), 1);
     assert_eq!(p.c.pending(), 3);
 }
+
+#[path = "client_storefront_tests.rs"]
+mod storefront;

@@ -1,6 +1,7 @@
-//! The e-commerce events' property rules, as Klaviyo's own integrations send them.
-//! Each check reads the (checked, raw) properties object and returns the event's
-//! default `value` as JSON number text.
+//! The storefront events' property rules, as Klaviyo's own integrations send them
+//! (Klaviyo's storefront-events reference and its custom-integration guide). Each
+//! check reads the (checked, raw) properties object and returns the event's default
+//! `value` as JSON number text, where the event has one.
 
 use super::decimal::Decimal;
 use super::jsontext::{self as jt, Kind};
@@ -17,29 +18,66 @@ pub fn viewed_product(p: &str) -> Result<Option<String>> {
     Ok(optional_number(p, "Price")?.map(str::to_string))
 }
 
-/// Added to Cart: `Price` required; `value` is `CartTotal` when given, otherwise
-/// `Price × Quantity` in exact decimals.
+/// The added item's properties: ours, or those of Klaviyo's custom-integration guide,
+/// which Klaviyo's Added to Cart flow templates read (`AddedItemProductName`, ...).
+const OURS: [&str; 4] = ["ProductID", "ProductName", "Price", "Quantity"];
+const GUIDE: [&str; 4] = [
+    "AddedItemProductID",
+    "AddedItemProductName",
+    "AddedItemPrice",
+    "AddedItemQuantity",
+];
+
+/// Added to Cart, in our shape (`ProductID`, `Price`, ...) or the guide's
+/// (`AddedItemProductID`, `AddedItemPrice`, ...; properties are sent as given). The
+/// price is required; `value` is the cart total when given (`CartTotal`, or the
+/// guide's `$value`, which it says to set to the total of the cart's `Items`),
+/// otherwise price × quantity, in exact decimals.
 pub fn added_to_cart(p: &str) -> Result<Option<String>> {
-    product(p)?;
-    let price = optional_number(p, "Price")?
-        .ok_or_else(|| ValidationError::new("Price", "is required and must be a number"))?;
-    let quantity = optional_number(p, "Quantity")?.unwrap_or("1");
+    let guide = jt::get(p, GUIDE[0]).is_some();
+    let [id, name, price_key, quantity_key] = if guide { GUIDE } else { OURS };
+    id_like(p, id)?;
+    validate::non_empty(name, jt::get(p, name))?;
+    let price = optional_number(p, price_key)?
+        .ok_or_else(|| ValidationError::new(price_key, "is required and must be a number"))?;
+    let quantity = optional_number(p, quantity_key)?.unwrap_or("1");
     if quantity.starts_with("-") || Decimal::parse(quantity).is_some_and(Decimal::is_zero) {
         return Err(ValidationError::new(
-            "Quantity",
+            quantity_key,
             "must be greater than zero",
         ));
     }
     list_of_strings(p, "ItemNames")?;
     list(p, "Items")?;
-    if let Some(total) = optional_number(p, "CartTotal")? {
-        return Ok(Some(total.to_string()));
+    for total in ["CartTotal", "$value"] {
+        if let Some(total) = optional_number(p, total)? {
+            return Ok(Some(total.to_string()));
+        }
     }
     let value = Decimal::parse(price)
         .zip(Decimal::parse(quantity))
         .and_then(|(a, b)| a.times(b))
-        .ok_or_else(|| ValidationError::new("Price", "times Quantity is out of range"))?;
+        .ok_or_else(|| ValidationError::new(price_key, "times Quantity is out of range"))?;
     Ok(Some(value.to_text()))
+}
+
+/// Viewed Collection: `CollectionID` required; `CollectionHandle`, `CollectionName` and
+/// `URL` text.
+pub fn viewed_collection(p: &str) -> Result<()> {
+    id_like(p, "CollectionID")?;
+    optional_strings(p, &["CollectionHandle", "CollectionName", "URL"])
+}
+
+/// Submitted Search: `SearchTerm` required; `ResultCount` a number, `URL` text.
+pub fn submitted_search(p: &str) -> Result<()> {
+    validate::non_empty("SearchTerm", jt::get(p, "SearchTerm"))?;
+    optional_number(p, "ResultCount")?;
+    optional_strings(p, &["URL"])
+}
+
+/// Active on Site: `page` and `URL` text, both optional.
+pub fn active_on_site(p: &str) -> Result<()> {
+    optional_strings(p, &["page", "URL"])
 }
 
 /// Started Checkout: its `value` property becomes the event's value (and leaves the
@@ -62,20 +100,27 @@ pub fn started_checkout(p: &str) -> Result<(String, Option<String>)> {
 }
 
 fn product(p: &str) -> Result<()> {
-    let id = jt::get(p, "ProductID");
+    id_like(p, "ProductID")?;
+    validate::non_empty("ProductName", jt::get(p, "ProductName"))?;
+    Ok(())
+}
+
+/// An id: a number, or a non-empty string.
+fn id_like(p: &str, key: &str) -> Result<()> {
+    let id = jt::get(p, key);
     let ok = match id.map(jt::kind) {
         Some(Kind::Num) => true,
         Some(Kind::Str) => id != Some("\"\""),
         _ => false,
     };
-    if !ok {
-        return Err(ValidationError::new(
-            "ProductID",
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            key,
             "is required (a string or number)",
-        ));
+        ))
     }
-    validate::non_empty("ProductName", jt::get(p, "ProductName"))?;
-    Ok(())
 }
 
 fn optional_number<'a>(p: &'a str, key: &str) -> Result<Option<&'a str>> {

@@ -1,6 +1,8 @@
 //! Who the visitor is: an `anonymous_id` made once per browser, the `_kx` exchange id
 //! from an email click, and what `identify` said. Every request carries these, so
-//! Klaviyo can merge anonymous browsing into the known profile.
+//! Klaviyo can merge anonymous browsing into the known profile. Under them, what
+//! Klaviyo's onsite script knows (`onsite.rs`) fills what ours lack, for this page
+//! only: it is never stored.
 //!
 //! The profile is kept as JSON text: it is sent with every event, so it is written
 //! once when it changes and then copied, never rebuilt per event.
@@ -15,6 +17,9 @@ pub struct Identity {
     profile: String,
     /// `profile` plus `anonymous_id` and `_kx`: what requests carry.
     attributes: String,
+    /// What the onsite script's cookie knows (`onsite::Onsite::visitor`): used where
+    /// ours say nothing; never stored.
+    onsite: String,
 }
 
 impl Identity {
@@ -28,6 +33,7 @@ impl Identity {
             kx,
             profile,
             attributes: String::new(),
+            onsite: String::from("{}"),
         };
         id.refresh();
         id
@@ -89,16 +95,47 @@ impl Identity {
         self.refresh();
     }
 
+    /// What Klaviyo's onsite script knows of the visitor. Its `$exchange_id` is the
+    /// `_kx` unless the page's URL gave one; its email and phone number are used only
+    /// while our own calls name nobody (no email, phone number or external id), so two
+    /// people are never merged into one profile.
+    pub fn set_onsite(&mut self, visitor: &str) {
+        self.onsite = visitor.to_string();
+        self.refresh();
+    }
+
     fn refresh(&mut self) {
-        let mut a = jt::with(
-            &self.profile,
-            "anonymous_id",
-            Some(&jt::quote(&self.anonymous_id)),
-        );
+        let mut a = self.profile.clone();
+        let named = ["email", "phone_number", "external_id"]
+            .iter()
+            .any(|k| jt::get(&self.profile, k).is_some());
+        for (k, v) in jt::entries(&self.onsite) {
+            // The onsite script's `_kx` only without ours; its identifiers only while
+            // ours name nobody.
+            let skip = if jt::key_is(k, "_kx") {
+                self.kx.is_some()
+            } else {
+                named
+            };
+            if !skip {
+                if let Some(k) = jt::unescape(k) {
+                    a = jt::with(&a, &k, Some(v));
+                }
+            }
+        }
+        a = jt::with(&a, "anonymous_id", Some(&jt::quote(&self.anonymous_id)));
         if let Some(kx) = &self.kx {
             a = jt::with(&a, "_kx", Some(&jt::quote(kx)));
         }
         self.attributes = a;
+    }
+
+    /// Whether the visitor is known: an email, a phone number, an external id or a
+    /// `_kx` (ours or the onsite script's).
+    pub fn is_identified(&self) -> bool {
+        ["email", "phone_number", "external_id", "_kx"]
+            .iter()
+            .any(|k| jt::get(&self.attributes, k).is_some())
     }
 
     /// The profile attributes sent with every event and profile request (JSON object).
@@ -169,6 +206,60 @@ mod tests {
         let old = r#"{"anonymous_id":"a-1","_kx":"K","profile":{"email":"a@b.co"}}"#;
         let id = Identity::restore(old).unwrap();
         assert_eq!(id.to_storage(), old);
+    }
+
+    fn onsite(kx: Option<&str>, email: Option<&str>) -> String {
+        let mut w = ObjWriter::new();
+        if let Some(kx) = kx {
+            w.raw("_kx", &jt::quote(kx));
+        }
+        if let Some(e) = email {
+            w.raw("email", &jt::quote(e));
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn the_onsite_scripts_visitor_fills_what_ours_lack_and_is_never_stored() {
+        let mut id = Identity::new("anon-1".into());
+        assert!(!id.is_identified());
+        id.set_onsite(&onsite(Some("KX-cookie"), Some("ann@example.com")));
+        assert_eq!(
+            id.attributes(),
+            r#"{"_kx":"KX-cookie","email":"ann@example.com","anonymous_id":"anon-1"}"#
+        );
+        assert!(id.is_identified());
+        assert_eq!(
+            id.to_storage(),
+            r#"{"anonymous_id":"anon-1","profile":{}}"#,
+            "the cookie's data stays in memory"
+        );
+        // A _kx from the URL wins over the cookie's.
+        id.set_kx("KX-url".into());
+        assert_eq!(jt::get(id.attributes(), "_kx"), Some(r#""KX-url""#));
+        // Once our own calls name the visitor, the cookie's identifiers are not used.
+        id.merge(r#"{"external_id":"c-1"}"#);
+        id.set_onsite(&onsite(Some("KX-cookie"), Some("ann@example.com")));
+        assert_eq!(jt::get(id.attributes(), "email"), None);
+        assert_eq!(jt::get(id.attributes(), "external_id"), Some(r#""c-1""#));
+    }
+
+    #[test]
+    fn identified_means_an_email_a_phone_an_external_id_or_a_kx() {
+        for attrs in [
+            r#"{"email":"a@b.co"}"#,
+            r#"{"phone_number":"+15005550006"}"#,
+            r#"{"external_id":"c-1"}"#,
+        ] {
+            let mut id = Identity::new("anon-1".into());
+            id.merge(attrs);
+            assert!(id.is_identified(), "{attrs}");
+        }
+        let mut id = Identity::new("anon-1".into());
+        id.merge(r#"{"first_name":"Ann"}"#);
+        assert!(!id.is_identified());
+        id.set_kx("KX".into());
+        assert!(id.is_identified());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod jsontext;
 pub mod lease;
 pub mod limiter;
+pub mod onsite;
 pub mod payload;
 pub mod queue;
 pub mod record;

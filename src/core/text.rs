@@ -107,21 +107,22 @@ pub fn query_param(search: &str, name: &str) -> Option<String> {
     let search = search.strip_prefix("?").unwrap_or(search);
     parts(search, b'&').find_map(|pair| {
         let (k, v) = cut(pair, b'=').unwrap_or((pair, ""));
-        (percent_decode(k)? == name)
-            .then(|| percent_decode(v))
+        (percent_decode(k, true)? == name)
+            .then(|| percent_decode(v, true))
             .flatten()
     })
 }
 
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte. `None`
-/// for a broken escape or bytes that are not UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
+/// Percent-decoding: `%XX` is a byte, and `+` a space when `plus_is_space` (a query
+/// string, `application/x-www-form-urlencoded`; a cookie keeps its `+`). `None` for a
+/// broken escape or bytes that are not UTF-8.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 // Two hex digits exactly (`from_str_radix` would also take "+1").
                 let hi = hex_digit(*b.get(i + 1)?)?;
@@ -280,12 +281,14 @@ mod tests {
     #[test]
     fn a_percent_escape_needs_two_hex_digits() {
         // `u8::from_str_radix("+1", 16)` is Ok(1): "%+1" must not decode to 0x01.
-        assert_eq!(percent_decode("%+1"), None);
-        assert_eq!(percent_decode("%-1"), None);
-        assert_eq!(percent_decode("%4"), None);
-        assert_eq!(percent_decode("%"), None);
-        assert_eq!(percent_decode("%41%4a").as_deref(), Some("AJ"));
-        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+        assert_eq!(percent_decode("%+1", true), None);
+        assert_eq!(percent_decode("%-1", true), None);
+        assert_eq!(percent_decode("%4", true), None);
+        assert_eq!(percent_decode("%", true), None);
+        assert_eq!(percent_decode("%41%4a", true).as_deref(), Some("AJ"));
+        assert_eq!(percent_decode("%ff", true), None, "not UTF-8");
+        assert_eq!(percent_decode("a+b%2B", true).as_deref(), Some("a b+"));
+        assert_eq!(percent_decode("a+b%2B", false).as_deref(), Some("a+b+"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ async function main() {
     return;
   }
   const { Klaviyo } = await import('/dist/web/index.js');
-  const options = { companyId: q.get('companyId') || 'CoN001' };
+  const options = { companyId: q.get('companyId') || 'CoN001', activeOnSite: 'manual' };
   if (q.get('apiBase')) options.apiBase = q.get('apiBase');
   if (q.has('consent')) options.consent = q.get('consent');
   options.onError = (e) => {

@@ -173,6 +173,13 @@ async function openProduct(page, id) {
   await page.waitForSelector(`${byTestId('product')}:not([hidden])`);
 }
 
+/** What the demo sends as the visitor moves about: not counted with the clicks. */
+const NAVIGATION = ['Active on Site', 'Viewed Collection'];
+const clicked = (metrics) => metrics.filter((m) => !NAVIGATION.includes(m));
+/** How many of the logged events are navigation (page views, the product list). */
+const navigationLogged = (page) =>
+  page.$$eval('[data-testid="log-entry"][data-kind="event"]', (els) => els.filter((e) => ['activeOnSite', 'viewedCollection'].includes(e.dataset.call)).length);
+
 /** unique_ids the page's calls returned, from its log. */
 const loggedUniqueIds = (page) =>
   page.$$eval('[data-testid="log-entry"][data-kind="event"]', (els) => els.map((e) => e.dataset.uniqueId));
@@ -367,7 +374,7 @@ test('every call is one click: each reaches the emulator once, valid against the
 
   // Every event the page made arrived once, all accepted; nothing else was sent.
   const ids = await loggedUniqueIds(page);
-  assert.equal(ids.length, 8, '4 views, wishlist, 2 adds to cart, checkout');
+  assert.equal(ids.length - await navigationLogged(page), 8, '4 views, wishlist, 2 adds to cart, checkout, besides page views and the product list');
   const summary = await waitFor(async () => {
     const s = await seen();
     return s.pending === 0 && s.acceptedUniqueIds === ids.length && s;
@@ -375,10 +382,12 @@ test('every call is one click: each reaches the emulator once, valid against the
   assert.equal(summary.rejected, 0, JSON.stringify(summary.requests.filter((r) => !r.accepted).map((r) => r.errors)));
   assert.equal(summary.duplicateUniqueIds, 0);
   assert.deepEqual(Object.keys(summary.uniqueIdCounts).sort(), [...ids].sort());
-  assert.deepEqual(allEvents(summary).map((e) => e.metric).sort(), [
+  assert.deepEqual(clicked(allEvents(summary).map((e) => e.metric)).sort(), [
     'Added to Cart', 'Added to Cart', 'Added to Wishlist', 'Started Checkout',
     'Viewed Product', 'Viewed Product', 'Viewed Product', 'Viewed Product',
   ]);
+  assert.equal(allEvents(summary).filter((e) => e.metric === 'Active on Site').length,
+    (await logged(page, 'activeOnSite')).length, 'an Active on Site for every route the shop showed');
   const byPath = (p) => summary.requests.filter((r) => r.path === p).length;
   assert.deepEqual([byPath('/client/profiles'), byPath('/client/subscriptions'), byPath('/client/back-in-stock-subscriptions')], [1, 1, 1]);
   assert.equal(await page.$$eval('[data-testid="log-entry"][data-ok="false"]', (els) => els.length), 0, 'no failed call in the log');
@@ -420,7 +429,10 @@ test('consent pending: calls are held and nothing reaches the emulator until Acc
   await page.fill(byTestId('identify-email'), EMAIL);
   await page.click(byTestId('identify'));
   await loggedOk(page, 'identify');
-  await waitFor(async () => (await text(page, 'pending-count')) === '3', { what: 'three calls held in the page' });
+  // Held: the two clicks, the sign-in, and the page views and product list on the way.
+  const held = String((await loggedUniqueIds(page)).length + 1);
+  assert.ok(Number(held) >= 3);
+  await waitFor(async () => (await text(page, 'pending-count')) === held, { what: `${held} calls held in the page` });
   // The shop's own keys are written; the library writes nothing before consent.
   assert.deepEqual(await libraryKeys(page), []);
   assert.equal(await page.evaluate(() => localStorage.getItem('bramblewick:consent')), null);
@@ -491,8 +503,9 @@ test('Decline sends nothing, is remembered, and a later Accept sends only later 
   assert.equal(viewed.properties.ProductID, 'bw-comb');
   assert.equal(viewed.profile.email, EMAIL);
   const summary = await waitFor(async () => { const s = await seen(); return s.pending === 0 && s; }, { what: 'no request in flight' });
-  assert.deepEqual(allEvents(summary).map((e) => e.properties.ProductID), ['bw-comb'], 'none of the declined calls');
-  assert.deepEqual(summary.requests.map((r) => r.path), ['/client/profiles', '/client/events']);
+  assert.deepEqual(allEvents(summary).filter((e) => !NAVIGATION.includes(e.metric)).map((e) => e.properties.ProductID), ['bw-comb'], 'none of the declined calls');
+  assert.deepEqual([...new Set(summary.requests.map((r) => r.path))].sort(), ['/client/event-bulk-create', '/client/profiles'],
+    'the profile, then the view with the page views and product list on the way');
   assert.equal(summary.rejected, 0);
   await done();
 });
@@ -515,8 +528,33 @@ test('Privacy settings: withdrawing consent stops sending at once', { timeout: T
   await page.click(byTestId('wishlist'));
   await acceptedEvent('Added to Wishlist');
   const summary = await waitFor(async () => { const s = await seen(); return s.pending === 0 && s; }, { what: 'no request in flight' });
-  assert.deepEqual(allEvents(summary).map((e) => e.metric), ['Viewed Product', 'Added to Wishlist'], 'no Added to Cart');
+  assert.deepEqual(clicked(allEvents(summary).map((e) => e.metric)), ['Viewed Product', 'Added to Wishlist'], 'no Added to Cart');
   assert.equal(summary.rejected, 0);
+  await done();
+});
+
+test('the storefront\'s own signals: Viewed Collection, a search, Active on Site on every route, the known-visitor badge, a Klaviyo email click', { timeout: TEST_TIMEOUT }, async (t) => {
+  const { page, done } = await openStore(t);
+  const list = await acceptedEvent('Viewed Collection');
+  assert.equal(list.properties.CollectionID, 'all');
+  await acceptedEvent('Active on Site', (e) => e.properties.page === 'list');
+  await page.fill(byTestId('search-term'), 'honey');
+  await page.click(byTestId('search'));
+  const searched = await acceptedEvent('Submitted Search');
+  assert.deepEqual([searched.properties.SearchTerm, searched.properties.ResultCount], ['honey', 5]);
+  assert.equal(await page.$$eval(byTestId('product-card'), (els) => els.length), 5, 'the list shows what was found');
+  await openCart(page);
+  await acceptedEvent('Active on Site', (e) => e.properties.page === 'cart');
+  assert.equal(await text(page, 'known-visitor'), 'anonymous');
+  // The link leaves a __kla_id like Klaviyo's onsite script's after an email click: the
+  // reloaded page's visitor is known, and its events carry the exchange id.
+  await page.click(byTestId('from-email'));
+  await page.waitForLoadState('load');
+  await started(page);
+  await waitFor(async () => (await text(page, 'known-visitor')) === 'known visitor', { what: 'the known-visitor badge' });
+  await openProduct(page, 'bw-comb');
+  const viewed = await acceptedEvent('Viewed Product', (e) => e.properties.ProductID === 'bw-comb');
+  assert.equal(viewed.profile._kx, 'demo-exchange-id.BwDemo');
   await done();
 });
 

@@ -10,6 +10,7 @@ async function main() {
     window.kl = await Klaviyo.init({
       companyId: q.get('companyId') || 'AbC123',
       apiBase: q.get('apiBase'),
+      activeOnSite: 'manual', // these tests count only their own events
       onError: (e) => window.reports.push({ kind: e?.kind, status: e?.status, detail: e?.detail, message: String(e?.message ?? e) }),
     });
     document.body.dataset.ready = '1';

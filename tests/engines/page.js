@@ -9,6 +9,9 @@
 //   &wasmMime=octet    fetch the .wasm from a URL the server answers as
 //                      application/octet-stream (compileStreaming's MIME check)
 //   &control=URL       a plain fetch (no keepalive) to URL as the page goes (see leaving())
+//   &cookie=TEXT       document.cookie is set to TEXT first (Klaviyo's __kla_id, __kla_off)
+//   &activeOnSite=auto the tracker sends Active on Site itself (the matrix's default is
+//                      "manual", so the other scenarios count only their own events)
 //
 // Exposes window.kl, window.reports (onError), window.probe (see below), and
 // document.body.dataset.ready = "1" | "error" (window.initError).
@@ -113,8 +116,10 @@ if (q.get('storage') === 'throw') {
   try { probe.storage = typeof window.localStorage; } catch (e) { probe.storage = e.name; }
 }
 
+if (q.has('cookie')) document.cookie = q.get('cookie');
+
 function options() {
-  const o = { companyId: q.get('companyId') || 'EnG001' };
+  const o = { companyId: q.get('companyId') || 'EnG001', activeOnSite: q.get('activeOnSite') || 'manual' };
   if (q.get('apiBase')) o.apiBase = q.get('apiBase');
   if (q.has('flushDelayMs')) o.flushDelayMs = Number(q.get('flushDelayMs'));
   if (q.has('debug')) o.debug = q.get('debug') === '1';

@@ -346,6 +346,64 @@ export const SCENARIOS = [
   },
 
   {
+    name: 'klaviyo-cookie',
+    what: "a visitor Klaviyo's onsite script knows (its __kla_id cookie): events carry its $exchange_id as _kx; __kla_off=true: nothing stored or sent",
+    async run(ctx) {
+      const json = JSON.stringify({ cid: 'ZjQ5', $exchange_id: `KX-${ctx.engine}` });
+      const cookie = `__kla_id=${Buffer.from(json).toString('base64')}; path=/`;
+      const page = await ctx.open({ cookie });
+      const [id, known] = await page.eval(() => [window.kl.track('Engine Matrix Known', {}), window.kl.isIdentified()]);
+      assert.equal(known, true, 'isIdentified()');
+      const s = await delivered(ctx, [id]);
+      const req = eventRequests(s).find((r) => r.uniqueIds.includes(id));
+      const kx = req.body.data.attributes.profile.data.attributes._kx;
+      assert.equal(kx, `KX-${ctx.engine}`);
+      // Klaviyo's opt-out: nothing stored, nothing sent, the consent report once.
+      await page.eval(() => { document.cookie = '__kla_off=true; path=/'; });
+      const off = await ctx.open({ cookie: '__kla_off=true; path=/' });
+      const seen = await off.eval((companyId) => {
+        window.kl.setConsent('granted');
+        window.kl.track('Engine Matrix Off', {});
+        return window.kl.flush().then(() => ({
+          consent: window.kl.consent,
+          stored: Object.keys(localStorage).filter((k) => k.startsWith(`klaviyo:${companyId}:`)),
+          reports: window.reports.filter((r) => r.kind === 'consent').length,
+        }));
+      }, ctx.companyId);
+      await off.eval(() => { document.cookie = '__kla_off=; path=/; max-age=0'; });
+      assert.deepEqual(seen, { consent: 'denied', stored: [], reports: 1 });
+      assert.equal(ctx.summary().requests.filter((r) => JSON.stringify(r.body ?? '').includes('Engine Matrix Off')).length, 0);
+      await noPageErrors(page, off);
+      return `_kx ${kx} from __kla_id, isIdentified() true; __kla_off=true: consent denied, nothing stored or sent, 1 consent report`;
+    },
+  },
+
+  {
+    name: 'active-on-site',
+    what: 'Active on Site on the page view and on 3 single-page route changes: 4 events, each URL once (a same-URL pushState and a same-path replaceState add none)',
+    async run(ctx) {
+      const page = await ctx.open({ activeOnSite: 'auto' });
+      await page.eval(() => {
+        history.pushState({}, '', '/tests/engines/route-a');
+        history.pushState({}, '', '/tests/engines/route-a');
+        history.replaceState({}, '', '/tests/engines/route-a?sort=1');
+        history.pushState({}, '', '/tests/engines/route-b');
+        history.replaceState({}, '', '/tests/engines/route-c');
+        return window.kl.flush();
+      });
+      const urls = () => eventRequests(ctx.summary({ accepted: true })).flatMap((r) => {
+        const a = r.body.data.attributes;
+        const list = r.path === '/client/events' ? [a] : a.events.data.map((e) => e.attributes);
+        return list.filter((e) => e.metric.data.attributes.name === 'Active on Site').map((e) => new URL(e.properties.URL).pathname);
+      });
+      const got = await waitFor(() => { const u = urls(); return u.length >= 4 && u; }, { what: '4 Active on Site' });
+      assert.deepEqual([...got].sort(), ['/tests/engines/page.html', '/tests/engines/route-a', '/tests/engines/route-b', '/tests/engines/route-c'].sort());
+      await noPageErrors(page);
+      return `4 Active on Site, each URL once: ${got.join(' ')}`;
+    },
+  },
+
+  {
     name: 'engine-probes',
     what: 'what the engine does with what the library relies on: storage events between windows, keepalive on close, compileStreaming with a wrong MIME type',
     async run(ctx) {

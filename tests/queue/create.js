@@ -10,7 +10,7 @@ import { Klaviyo } from '/dist/web/index.js';
 const q = new URLSearchParams(location.search);
 window.reports = [];
 
-const options = { companyId: q.get('companyId') || 'QuE001' };
+const options = { companyId: q.get('companyId') || 'QuE001', activeOnSite: 'manual' };
 if (q.get('apiBase')) options.apiBase = q.get('apiBase');
 for (const k of ['maxQueueEvents', 'maxQueueBytes', 'flushDelayMs']) {
   if (q.has(k)) options[k] = Number(q.get(k));

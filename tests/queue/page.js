@@ -13,7 +13,8 @@ console.debug = (...args) => {
 };
 
 function options() {
-  const o = { companyId: q.get('companyId') || 'QuE001' };
+  // Page views are the parity suite's: these pages count only their own events.
+  const o = { companyId: q.get('companyId') || 'QuE001', activeOnSite: 'manual' };
   if (q.get('apiBase')) o.apiBase = q.get('apiBase');
   for (const k of ['maxQueueEvents', 'maxQueueBytes', 'flushDelayMs']) {
     if (q.has(k)) o[k] = Number(q.get(k));

@@ -41,7 +41,9 @@ async function open(url, { route } = {}) {
   return { context, page, errors, logs };
 }
 
-const init = () => `["init", { companyId: ${JSON.stringify(COMPANY_ID)}, apiBase: ${JSON.stringify(h.emulator.url)} }]`;
+/** The init command. Page views are the parity suite's (`activeOnSite: "manual"`) unless
+ * `auto`: these pages count only their own events. */
+const init = (auto = false) => `["init", { companyId: ${JSON.stringify(COMPANY_ID)}, apiBase: ${JSON.stringify(h.emulator.url)}${auto ? '' : ', activeOnSite: "manual"'} }]`;
 const secs = (iso) => Date.parse(iso) / 1000;
 const accepted = async (what, check) => waitFor(async () => {
   const { requests } = await h.emulator.requests();
@@ -103,7 +105,8 @@ test('data attributes on the script tag instead of init (company id, API base, r
   klaviyoWasm.push(["track", "Data Attributes", { by: "tag" }]);
 </script>
 <script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"
-  data-revision="2026-07-15.pre" data-debug data-wasm-url="/alt/klaviyo_wasm_bg.wasm"></script>`,
+  data-revision="2026-07-15.pre" data-debug data-wasm-url="/alt/klaviyo_wasm_bg.wasm"
+  data-active-on-site="manual" data-klaviyo-cookie="false"></script>`,
   })));
   await page.waitForFunction(() => window.klaviyoWasm.loaded === true);
   await page.evaluate(() => klaviyoWasm.push(['track', 'After Load', {}]));
@@ -117,11 +120,13 @@ test('data attributes on the script tag instead of init (company id, API base, r
   await context.close();
 });
 
-test("beside Klaviyo's onsite script: ours reach only us, theirs only them; window.klaviyo and _learnq are never touched", { timeout: TIMEOUT }, async () => {
+test("beside Klaviyo's onsite script: ours reach only us, theirs only them; window.klaviyo and _learnq are never touched; no Active on Site of ours", { timeout: TIMEOUT }, async () => {
   const { context, page, errors } = await open(h.page(html({
     // The stand-in: what Klaviyo's onsite script leaves on the page, recording every
-    // command it gets and, with a stack, every read or write of its globals.
-    head: `<script>
+    // command it gets and, with a stack, every read or write of its globals; and its
+    // script tag, so that ours leaves Active on Site to it (the default "auto").
+    head: `<script async src="https://static.klaviyo.com/onsite/js/${COMPANY_ID}/klaviyo.js"></script>
+<script>
   window.theirs = [];
   window.touched = [];
   const standIn = (name, value) => {
@@ -140,11 +145,11 @@ test("beside Klaviyo's onsite script: ours reach only us, theirs only them; wind
 <script>
   klaviyo.push(["identify", { "$email": "theirs@hundredacre.example" }]);
   _learnq.push(["track", "Viewed Product", { ProductID: "2", ProductName: "Theirs" }]);
-  klaviyoWasm.push(${init()});
+  klaviyoWasm.push(${init(true)});
   klaviyoWasm.push(["identify", { email: "ours@hundredacre.example" }]);
   klaviyoWasm.push(["track", "Ours Queued", {}]);
 </script>`,
-  })));
+  })), { route: ['https://static.klaviyo.com/**', (r) => r.fulfill({ contentType: 'text/javascript', body: '' })] });
   await page.waitForFunction(() => window.klaviyoWasm.loaded === true);
   await page.evaluate(() => {
     klaviyo.push(['track', 'Theirs Later', {}]);

@@ -132,3 +132,17 @@ test("translate: commands in both shapes -> the tracker's method and arguments",
   assert.throws(() => translate(["openForm", "X"]), /unknown command "openForm"/);
   assert.throws(() => translate(["constructor"]), /unknown command/);
 });
+
+test("the storefront events: our commands, and Klaviyo's track shapes, reach the same methods", () => {
+  const collection = { CollectionID: 42, CollectionHandle: "tops" };
+  for (const name of ["viewedCollection", "submittedSearch", "activeOnSite"]) {
+    assert.ok(METHODS.includes(name), name);
+    assert.deepEqual(translate([name, collection]), { method: name, args: [collection] });
+  }
+  assert.deepEqual(translate(["track", "Viewed Collection", collection]),
+    { method: "viewedCollection", args: [collection, undefined] });
+  assert.deepEqual(translate(["track", "Submitted Search", { SearchTerm: "tee", $event_id: "s-1" }]),
+    { method: "submittedSearch", args: [{ SearchTerm: "tee" }, { uniqueId: "s-1" }] });
+  assert.deepEqual(translate(["track", "Active on Site", { page: "https://shop.example/" }, { time: 5 }]),
+    { method: "activeOnSite", args: [{ page: "https://shop.example/" }, { time: 5 }] });
+});

@@ -1,0 +1,236 @@
+//! What Klaviyo's own onsite script (`klaviyo.js`) knows of the visitor, read from the
+//! first-party cookies it keeps, so that one visitor is one profile for both scripts.
+//!
+//! - `__kla_id`: base64 of a JSON object. Klaviyo does not document its format, so only
+//!   the fields used here are read, and anything else about it is tolerated: `cid`
+//!   (its own browser id, unused), `$exchange_id` (the visitor once known: an email
+//!   click, a signup form), and `$email` / `$phone_number`, which Klaviyo says the
+//!   cookie may hold for 24 hours. A cookie that is missing, too long, not base64, not
+//!   JSON or of another shape is ignored, never an error.
+//! - `__kla_off=true`: Klaviyo's documented switch to stop tracking a visitor. While it
+//!   is set, this tracker acts as if consent were denied (`client.rs`).
+//!
+//! Nothing here is ever written back: the cookies are Klaviyo's. What is read is held in
+//! memory for the page (`identity.rs`), under what our own calls say.
+
+use super::jsontext::{self as jt, Kind, ObjWriter};
+use super::text;
+use super::validate;
+
+/// Longer cookie values are not Klaviyo's (browsers keep about 4 KB per cookie).
+const MAX_COOKIE: usize = 4096;
+/// Longer exchange ids are not Klaviyo's.
+const MAX_EXCHANGE_ID: usize = 256;
+
+/// What the onsite script's cookies say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Onsite {
+    /// What its `__kla_id` names, as the profile attributes it gives: a JSON object of
+    /// `_kx` (its `$exchange_id`), `email` and `phone_number` (when valid).
+    pub visitor: String,
+    /// `__kla_off=true`.
+    pub off: bool,
+}
+
+/// Reads `document.cookie` (`name=value; name=value`). The first cookie of a name wins
+/// (the browser lists the most specific path first).
+pub fn read(cookies: &str) -> Onsite {
+    let mut id = None;
+    let mut off = None;
+    for pair in text::parts(cookies, b';') {
+        // `document.cookie` joins cookies with "; ".
+        let pair = pair.strip_prefix(" ").unwrap_or(pair);
+        let (name, value) = text::cut(pair, b'=').unwrap_or((pair, ""));
+        match name {
+            "__kla_id" if id.is_none() => id = Some(value),
+            "__kla_off" if off.is_none() => off = Some(value == "true"),
+            _ => {}
+        }
+    }
+    Onsite {
+        visitor: id.map_or_else(|| String::from("{}"), visitor),
+        off: off.unwrap_or(false),
+    }
+}
+
+/// The profile attributes a `__kla_id` value names (`{}` when it cannot be read).
+fn visitor(value: &str) -> String {
+    let mut w = ObjWriter::new();
+    let bytes = (value.len() <= MAX_COOKIE)
+        .then(|| text::percent_decode(value, false))
+        .flatten()
+        .and_then(|v| base64(&v))
+        .unwrap_or_default();
+    if let Ok(Ok(obj)) = std::str::from_utf8(&bytes).map(jt::check) {
+        if jt::kind(&obj) == Kind::Obj {
+            for (from, to) in [
+                ("$exchange_id", "_kx"),
+                ("$email", "email"),
+                ("$phone_number", "phone_number"),
+            ] {
+                // Plain strings only (an escape is not what the onsite script writes).
+                let Some(v) = jt::get(&obj, from)
+                    .filter(|v| jt::kind(v) == Kind::Str && !text::has(v, b'\\'))
+                else {
+                    continue;
+                };
+                let inner = &v[1..v.len() - 1];
+                let ok = match to {
+                    "_kx" => inner.len() <= MAX_EXCHANGE_ID && !text::is_blank(inner),
+                    "email" => validate::email(to, inner).is_ok(),
+                    _ => validate::phone(to, inner).is_ok(),
+                };
+                if ok {
+                    w.raw(to, v);
+                }
+            }
+        }
+    }
+    w.finish()
+}
+
+/// Base64, standard or URL-safe alphabet, padding optional.
+fn base64(s: &str) -> Option<Vec<u8>> {
+    let mut b = s.as_bytes();
+    while let [rest @ .., b'='] = b {
+        b = rest;
+    }
+    let mut out = Vec::with_capacity(b.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in b {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `__kla_id` as the onsite script writes it: base64 of the JSON.
+    fn cookie(json: &str) -> String {
+        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in json.as_bytes().chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= chunk.len() {
+                    ABC[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64_reads_both_alphabets_with_or_without_padding() {
+        assert_eq!(base64("aGk=").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(base64("aGk").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(base64("-_8").as_deref(), base64("+/8").as_deref());
+        assert_eq!(base64("").as_deref(), Some(&b""[..]));
+        assert_eq!(base64("a b"), None);
+        assert_eq!(base64("aGk=!"), None);
+        assert_eq!(cookie(r#"{"a":1}"#), "eyJhIjoxfQ==");
+    }
+
+    fn visitor_of(cookies: &str) -> String {
+        read(cookies).visitor
+    }
+
+    #[test]
+    fn a_known_visitor_is_read_from_the_onsite_cookie() {
+        let c = cookie(
+            r#"{"cid":"ZjQ5","$exchange_id":"kx.AbC123","$email":"ann@example.com","$phone_number":"+15005550006","$referrer":{"ts":1}}"#,
+        );
+        let o = read(&format!("_ga=GA1.1; __kla_id={c}; theme=dark"));
+        assert_eq!(
+            o.visitor,
+            r#"{"_kx":"kx.AbC123","email":"ann@example.com","phone_number":"+15005550006"}"#
+        );
+        assert!(!o.off);
+        // Percent-encoded, as some servers write it, and URL-safe base64.
+        let encoded = c.replace('=', "%3D");
+        assert_eq!(read(&format!("__kla_id={encoded}")), o);
+        let url_safe = c.replace('+', "-").replace('/', "_");
+        assert_eq!(read(&format!("__kla_id={url_safe}")), o);
+    }
+
+    #[test]
+    fn a_cookie_that_cannot_be_read_is_ignored() {
+        let anonymous = cookie(r#"{"cid":"ZjQ5"}"#);
+        let huge = cookie(&format!(r#"{{"$exchange_id":"{}"}}"#, "k".repeat(5000)));
+        for cookies in [
+            String::new(),
+            "other=1".to_string(),
+            format!("__kla_id={anonymous}"),
+            "__kla_id=not base64!".to_string(),
+            format!("__kla_id={}", cookie("not json")),
+            format!("__kla_id={}", cookie("[1,2]")),
+            format!(
+                "__kla_id={}",
+                cookie(r#"{"$exchange_id":7,"$email":["a@b.co"]}"#)
+            ),
+            format!("__kla_id={}", cookie(r#"{"$exchange_id":"","$email":" "}"#)),
+            format!("__kla_id={}", cookie(r#"{"$exchange_id":"k\u0041"}"#)),
+            format!(
+                "__kla_id={}",
+                cookie(&format!(r#"{{"$exchange_id":"{}"}}"#, "k".repeat(300)))
+            ),
+            format!("__kla_id={}", cookie("")),
+            format!("__kla_id={huge}"),
+            format!("__kla_id={}", cookie("\u{ff}\u{fe}")),
+            format!("__kla_id={}%", cookie(r#"{"$exchange_id":"k"}"#)),
+            "__kla_id".to_string(),
+        ] {
+            assert_eq!(
+                read(&cookies),
+                Onsite {
+                    visitor: "{}".into(),
+                    off: false
+                },
+                "{cookies}"
+            );
+        }
+    }
+
+    #[test]
+    fn identifiers_that_are_not_valid_are_dropped_not_sent() {
+        let c = cookie(r#"{"$exchange_id":"kx","$email":"not-an-email","$phone_number":"555"}"#);
+        assert_eq!(visitor_of(&format!("__kla_id={c}")), r#"{"_kx":"kx"}"#);
+    }
+
+    #[test]
+    fn kla_off_true_turns_tracking_off_and_nothing_else_does() {
+        assert!(read("__kla_off=true").off);
+        assert!(read("a=1; __kla_off=true; b=2").off);
+        for other in [
+            "__kla_off=false",
+            "__kla_off=",
+            "__kla_off=TRUEish",
+            "x__kla_off=true",
+            "",
+        ] {
+            assert!(!read(other).off, "{other}");
+        }
+        // The first of two wins, as the browser lists the most specific first.
+        assert!(!read("__kla_off=false; __kla_off=true").off);
+    }
+}

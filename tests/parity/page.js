@@ -1,0 +1,53 @@
+// The page of the parity tests (tests/parity/parity.test.mjs): a shop that may also run
+// Klaviyo's onsite script.
+//   ?companyId=PaR001&apiBase=http://127.0.0.1:1234
+//   &cookie=<text>     document.cookie is set to it first (repeatable: cookie=a&cookie=b)
+//   &onsite=1          a <script> like Klaviyo's onsite script's is on the page
+//   &activeOnSite=manual|auto, &klaviyoCookie=false
+//   &early=N           N track calls right after Klaviyo.create, before the wasm loads
+// body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
+// ("error" if it rejected). window.reports: what onError heard; window.writes: every
+// localStorage write; window.sent: every fetch to /client.
+const q = new URLSearchParams(location.search);
+window.reports = [];
+window.writes = [];
+window.sent = [];
+window.errors = [];
+
+const proto = Storage.prototype;
+const setItem = proto.setItem, removeItem = proto.removeItem;
+proto.setItem = function (k, v) { window.writes.push(['set', String(k)]); return setItem.call(this, k, v); };
+proto.removeItem = function (k) { window.writes.push(['remove', String(k)]); return removeItem.call(this, k); };
+const realFetch = window.fetch;
+window.fetch = function (input, init) {
+  const url = String(input?.url ?? input);
+  if (url.includes('/client/')) window.sent.push(url);
+  return realFetch.call(this, input, init);
+};
+
+async function main() {
+  for (const c of q.getAll('cookie')) document.cookie = c;
+  if (q.get('onsite') === '1') {
+    const s = document.createElement('script');
+    s.async = true;
+    s.src = `https://static.klaviyo.com/onsite/js/${q.get('companyId') || 'PaR001'}/klaviyo.js`;
+    document.head.append(s);
+  }
+  const { Klaviyo } = await import('/dist/web/index.js');
+  const options = { companyId: q.get('companyId') || 'PaR001' };
+  for (const k of ['apiBase', 'activeOnSite']) if (q.has(k)) options[k] = q.get(k);
+  if (q.get('klaviyoCookie') === 'false') options.klaviyoCookie = false;
+  options.onError = (e) => { window.reports.push({ kind: e?.kind, count: e?.count, message: String(e?.message ?? e) }); };
+  const kl = Klaviyo.create(options);
+  window.kl = kl;
+  for (let i = 0; i < Number(q.get('early') || 0); i += 1) kl.track('Early', { n: i });
+  document.body.dataset.ready = '1';
+  kl.ready.then(
+    () => { document.body.dataset.wasm = '1'; },
+    (e) => { window.initError = { kind: e?.kind, message: String(e?.message ?? e) }; document.body.dataset.wasm = 'error'; },
+  );
+}
+main().catch((e) => {
+  window.initError = { message: String(e?.stack || e) };
+  document.body.dataset.ready = 'error';
+});

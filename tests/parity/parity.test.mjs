@@ -1,0 +1,217 @@
+// Parity with Klaviyo's own onsite script (klaviyo.js), end to end: dist/web in Debian's
+// Chromium against the Klaviyo emulator, which checks every body against the OpenAPI
+// subset. One visitor through klaviyo.js's cookie (`__kla_id`), its opt-out
+// (`__kla_off=true`), Active on Site on page views and single-page route changes (and
+// none beside klaviyo.js), and a page whose Content-Security-Policy forbids WebAssembly.
+// Polls with deadlines, never fixed sleeps.
+// Standalone: `bash .ci/build.sh && node --test --test-concurrency=1 tests/parity/`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startEmulator } from '../emulator/server.mjs';
+import { launchChromium, waitFor } from '../support/browser.mjs';
+import { serveRepo } from '../support/static.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const TIMEOUT = 60_000;
+/** A policy from before WebAssembly: scripts from the shop only, no 'wasm-unsafe-eval'. */
+const OLD_POLICY = "script-src 'self'";
+let emu, site, browser;
+
+before(async () => {
+  if (!existsSync(path.join(ROOT, 'dist/web/index.js'))) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');
+  emu = await startEmulator({ port: 0 });
+  site = await serveRepo(['/tests/parity/', '/dist/web/'], {
+    headersFor: (url) => (url.searchParams.get('csp') === '1' ? { 'Content-Security-Policy': OLD_POLICY } : {}),
+  });
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close().catch(() => {});
+  await site?.close();
+  await emu?.close();
+});
+
+let shopNo = 0;
+const nextCompanyId = () => `PaR${String(++shopNo).padStart(3, '0')}`;
+
+/** A fresh emulator and browser context; Klaviyo's onsite script is a stand-in there. */
+async function shop(t) {
+  emu.reset();
+  const context = await browser.newContext();
+  const errors = [];
+  context.on('page', (p) => p.on('pageerror', (e) => errors.push(e.message)));
+  await context.route('https://static.klaviyo.com/**', (route) =>
+    route.fulfill({ contentType: 'text/javascript', body: 'window.klaviyoOnsiteStandIn = true;' }));
+  t.after(async () => {
+    await context.close().catch(() => {});
+    assert.deepEqual(errors, [], 'no uncaught exception in any page');
+  });
+  return context;
+}
+
+async function open(context, params, { wasm = '1' } = {}) {
+  const u = new URL('/tests/parity/page.html', site.url);
+  u.searchParams.set('apiBase', emu.url);
+  for (const [k, v] of Object.entries(params)) {
+    for (const one of [].concat(v)) u.searchParams.append(k, String(one));
+  }
+  const page = await context.newPage();
+  await page.goto(u.href);
+  await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.wasm), wasm,
+    JSON.stringify(await page.evaluate(() => window.initError)));
+  return page;
+}
+
+/** Every event the emulator accepted for `companyId`: metric, properties, profile. */
+function events(companyId) {
+  const out = [];
+  for (const r of emu.requests({ companyId, accepted: true }).requests) {
+    const d = r.body?.data;
+    if (r.path === '/client/events') {
+      const a = d.attributes;
+      out.push({ metric: a.metric.data.attributes.name, properties: a.properties, profile: a.profile.data.attributes });
+    } else if (r.path === '/client/event-bulk-create') {
+      const profile = d.attributes.profile.data.attributes;
+      for (const e of d.attributes.events.data) {
+        out.push({ metric: e.attributes.metric.data.attributes.name, properties: e.attributes.properties, profile });
+      }
+    }
+  }
+  return out;
+}
+
+const metric = (name) => (e) => e.metric === name;
+
+/** `__kla_id` as Klaviyo's onsite script writes it: base64 of its JSON. */
+const klaId = (json) => `__kla_id=${Buffer.from(JSON.stringify(json)).toString('base64')}; path=/`;
+
+test('a visitor klaviyo.js knows is one profile: events carry its $exchange_id as _kx, and isIdentified() says so', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, {
+    companyId,
+    activeOnSite: 'manual',
+    cookie: klaId({ cid: 'ZjQ5', $exchange_id: 'KX-from-klaviyo-js', $referrer: { ts: 1 } }),
+  });
+  assert.equal(await page.evaluate(() => window.kl.isIdentified()), true);
+  await page.evaluate(() => { window.kl.viewedProduct({ ProductID: 'P1', ProductName: 'Tee', Price: 19 }); return window.kl.flush(); });
+  const viewed = await waitFor(() => events(companyId).find(metric('Viewed Product')), { what: 'the Viewed Product' });
+  assert.equal(viewed.profile._kx, 'KX-from-klaviyo-js');
+  assert.ok(viewed.profile.anonymous_id, 'with our own anonymous id beside it');
+  // A cookie that cannot be read changes nothing and throws nothing.
+  const other = nextCompanyId();
+  const plain = await open(context, { companyId: other, activeOnSite: 'manual', cookie: '__kla_id=%%%not-base64; path=/' });
+  assert.equal(await plain.evaluate(() => window.kl.isIdentified()), false);
+});
+
+test('__kla_off=true: nothing stored, nothing sent, onError kind consent once, and setConsent cannot override it', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, cookie: '__kla_off=true; path=/', early: 2 });
+  await page.evaluate(() => {
+    window.kl.setConsent('granted');
+    window.kl.track('After The Grant', {});
+    window.kl.viewedCollection({ CollectionID: 'c1' });
+    return window.kl.flush();
+  });
+  const seen = await page.evaluate(() => ({
+    consent: window.kl.consent,
+    sent: window.sent,
+    stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:')),
+    writes: window.writes.filter(([op, k]) => op === 'set' && !k.endsWith(':consent')),
+    reports: window.reports,
+  }));
+  assert.equal(seen.consent, 'denied');
+  assert.deepEqual(seen.sent, [], 'nothing sent');
+  assert.deepEqual(seen.stored, [], 'nothing stored');
+  assert.deepEqual(seen.writes, [], 'not even for a moment');
+  assert.equal(seen.reports.filter((r) => r.kind === 'consent').length, 1, JSON.stringify(seen.reports));
+  assert.equal(emu.requests({ companyId }).count, 0);
+  // Removing the cookie makes the next page track again.
+  await page.evaluate(() => { document.cookie = '__kla_off=; path=/; max-age=0'; });
+  const next = await open(context, { companyId, activeOnSite: 'manual' });
+  await next.evaluate(() => { window.kl.track('Tracked Again', {}); return window.kl.flush(); });
+  await waitFor(() => events(companyId).find(metric('Tracked Again')), { what: 'the next page\'s event' });
+});
+
+test('a single-page app with 3 route changes sends 4 Active on Site, each URL once', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId });
+  const base = await page.evaluate(() => location.origin);
+  await page.evaluate(() => {
+    history.pushState({}, '', '/tests/parity/products');
+    history.pushState({}, '', '/tests/parity/products'); // the same URL again
+    history.replaceState({}, '', '/tests/parity/products?sort=price'); // the same path
+    history.pushState({}, '', '/tests/parity/products#reviews'); // an anchor on the page
+    history.pushState({}, '', '/tests/parity/cart');
+    history.replaceState({}, '', '/tests/parity/checkout'); // another path
+    return window.kl.flush();
+  });
+  const active = await waitFor(() => {
+    const all = events(companyId).filter(metric('Active on Site'));
+    return all.length >= 4 && all;
+  }, { what: '4 Active on Site' });
+  const urls = active.map((e) => new URL(e.properties.URL).pathname);
+  assert.ok(active.every((e) => e.properties.URL.startsWith(base) && !e.properties.URL.includes('#')), 'whole URLs, without the anchor');
+  assert.deepEqual(urls.sort(), [
+    '/tests/parity/cart', '/tests/parity/checkout', '/tests/parity/page.html', '/tests/parity/products',
+  ].sort(), JSON.stringify(urls));
+  // Back to the cart: a route change (popstate) to another URL than the last.
+  await page.evaluate(() => new Promise((resolve) => {
+    addEventListener('popstate', () => resolve(), { once: true });
+    history.back();
+  }));
+  await page.evaluate(() => window.kl.flush());
+  await waitFor(() => events(companyId).filter(metric('Active on Site')).length === 5, { what: 'the popstate page view' });
+});
+
+test('beside Klaviyo\'s onsite script, no Active on Site of ours (klaviyo.js sends its own)', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, onsite: 1 });
+  await page.evaluate(() => {
+    history.pushState({}, '', '/tests/parity/elsewhere');
+    window.kl.track('Marker', {});
+    return window.kl.flush();
+  });
+  await waitFor(() => events(companyId).find(metric('Marker')), { what: 'the marker event' });
+  assert.deepEqual(events(companyId).filter(metric('Active on Site')), []);
+  // With activeOnSite: "manual" the shop sends them itself.
+  const manual = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual' });
+  assert.equal(await manual.evaluate(() => typeof window.kl.activeOnSite({ page: 'Home' })), 'string');
+});
+
+test('a Content-Security-Policy without wasm-unsafe-eval: nothing thrown into the page, onError kind load names the directive, and a later page delivers the calls once', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, csp: 1, early: 3 }, { wasm: 'error' });
+  const failed = await page.evaluate(() => ({ init: window.initError, reports: window.reports }));
+  const loads = failed.reports.filter((r) => r.kind === 'load');
+  assert.equal(loads.length, 1, JSON.stringify(failed.reports));
+  assert.match(loads[0].message, /'wasm-unsafe-eval'.*script-src/);
+  assert.deepEqual(failed.init, { kind: 'load', message: loads[0].message }, '`ready` rejects with the same');
+  // Its calls wait in storage. The next page of the shop (no such policy) opens before
+  // they are stale: it adopts them when they turn stale, not only at its start.
+  const staleIn = 1500;
+  const kept = await page.evaluate((ms) => {
+    const key = Object.keys(localStorage).find((k) => k.includes(':pre:'));
+    const v = JSON.parse(localStorage.getItem(key));
+    v[0] = Date.now() - 60_000 + ms; // written long enough ago to be stale in `ms`
+    localStorage.setItem(key, JSON.stringify(v));
+    return key;
+  }, staleIn);
+  assert.ok(kept, 'the calls were stored');
+  await page.close();
+  const later = await open(context, { companyId, activeOnSite: 'manual' });
+  assert.equal(await later.evaluate((k) => localStorage.getItem(k) !== null, kept), true, 'not adopted at start');
+  await waitFor(() => events(companyId).filter(metric('Early')).length === 3, { timeout: 15_000, what: 'the 3 calls of the failed page' });
+  const counts = emu.requests({ companyId }).uniqueIdCounts;
+  assert.ok(Object.values(counts).every((n) => n === 1), `once each: ${JSON.stringify(counts)}`);
+  assert.equal(await later.evaluate((k) => localStorage.getItem(k), kept), null, 'and removed');
+});
