@@ -24,33 +24,29 @@ function consentCode(state, who) {
 
 let loading;
 
-/** Why the wasm did not load, as `onError` and `ready` report it (kind `load`). */
+/** Why the wasm did not load, as `onError` and `ready` report it (kind `load`). Chromium
+ * and WebKit name 'unsafe-eval' in a policy's refusal; Firefox says CSP. */
 function loadError(e, url) {
   const why = String(e?.message ?? e);
-  return report("load", /Content.Security.Policy|CSP|unsafe-eval/i.test(why)
-    ? "klaviyo: the page's Content-Security-Policy does not allow WebAssembly: add 'wasm-unsafe-eval' to script-src"
-    : `klaviyo: the wasm did not load from ${url} (${why})`);
+  return report("load", `klaviyo: the wasm did not load from ${url} (${why})${/CSP|unsafe-eval/i.test(why)
+    ? ": add 'wasm-unsafe-eval' to the Content-Security-Policy's script-src" : ""}`);
 }
-
-/** Whether Klaviyo's onsite script is on the page: it sends its own Active on Site. */
-const onsiteScript = () =>
-  [...document.scripts].some((s) => /\/\/static\.klaviyo\.com\/onsite\/js\/(?:[\w-]+\/)?klaviyo\.js/.test(s.src));
 
 /** Trackers told of each single-page route change (`activeOnSite: "auto"`). */
 const routes = new Set();
+let watching;
 /** Wraps the History API once: `pushState`, and `replaceState` to another path, are
  * route changes, and so is `popstate`. */
 function watchRoutes() {
-  if (watchRoutes.on) return;
-  watchRoutes.on = true;
+  if (watching) return;
+  watching = true;
   const changed = () => routes.forEach((f) => f());
   for (const k of ["pushState", "replaceState"]) {
     const original = history[k];
     history[k] = function (...args) {
       const path = location.pathname;
-      const out = original.apply(this, args);
+      original.apply(this, args); // returns nothing
       if (k === "pushState" || location.pathname !== path) changed();
-      return out;
     };
   }
   addEventListener("popstate", changed);
@@ -158,7 +154,9 @@ export class Klaviyo {
       // One Active on Site per page view and per route change (never two in a row for
       // one URL, the core sees to it), unless Klaviyo's onsite script sends its own.
       this.#pageView = () => {
-        if (onsiteScript()) return;
+        // Klaviyo's onsite script (static.klaviyo.com/onsite/js/, it loads its modules
+        // from there too) sends its own.
+        if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) return;
         try { this.#call(PAGE_VIEW, [{ URL: location.href.split("#")[0] }]); } catch { /* never into the page */ }
       };
       routes.add(this.#pageView);
@@ -230,7 +228,7 @@ export class Klaviyo {
     this.#saving = true;
     queueMicrotask(() => {
       this.#saving = false;
-      const off = /(?:^|;\s*)__kla_off=true(?:;|$)/.test(cookies(this.#options));
+      const off = /(^|; *)__kla_off=true(;|$)/.test(cookies(this.#options));
       if (!this.#rt && this.#consent === GRANTED && !off && this.#early.length) {
         const calls = this.#early.filter((_, i) => i % 3 !== 2);
         storage.set(this.#earlyKey, JSON.stringify([Date.now(), ...calls]));

@@ -135,78 +135,79 @@ export function cookies(options) {
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
+  #h; #prefix; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting;
   constructor(options, onError, debug) {
     const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(),
       cookies(options), Date.now());
     if (h < 0) throw new Error(answer(wasm.outn())); // u32::MAX: refused
-    this.h = h;
-    this.options = options;
+    this.#h = h;
+    this.#options = options;
     let due;
-    [this.prefix, this.revision, due] = ctl(h, INFO, 0, "").split(SEP);
-    this.adoptAt(due);
-    this.onError = onError;
-    this.debug = debug;
-    this.busy = false; // a request is in flight (one at a time, keepalive ones aside)
-    this.kaBytes = 0; // keepalive body bytes in flight
-    this.electing = false; // learning whether this tab sends
-    this.waiters = []; // flush() promises, resolved when the loop runs dry
-    this.timer = 0;
-    this.timerAt = Infinity;
-    this.queued = false;
-    this.closed = false;
-    this.stop = new AbortController();
-    this.watch();
+    [this.#prefix, this.#revision, due] = ctl(h, INFO, 0, "").split(SEP);
+    this.#adoptAt(due);
+    this.#onError = onError;
+    this.#debug = debug;
+    this.#busy = false; // a request is in flight (one at a time, keepalive ones aside)
+    this.#kaBytes = 0; // keepalive body bytes in flight
+    this.#electing = false; // learning whether this tab sends
+    this.#waiters = []; // flush() promises, resolved when the loop runs dry
+    this.#timer = 0;
+    this.#timerAt = Infinity;
+    this.#queued = false;
+    this.#closed = false;
+    this.#stop = new AbortController();
+    this.#watch();
     this.consent();
   }
 
-  log(...parts) {
-    if (this.debug) console.debug("klaviyo:", ...parts);
+  #log(...parts) {
+    if (this.#debug) console.debug("klaviyo:", ...parts);
   }
 
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
-    const refused = wasm.call(this.h, op, put1(text));
+    const refused = wasm.call(this.#h, op, put1(text));
     if (refused) throw new Error(answer(refused));
-    this.atEndOfTask();
+    this.#atEndOfTask();
   }
 
   /** The end of the current task: persist its calls as one record, then send. */
-  atEndOfTask() {
-    if (this.queued) return;
-    this.queued = true;
+  #atEndOfTask() {
+    if (this.#queued) return;
+    this.#queued = true;
     queueMicrotask(() => {
-      this.queued = false;
+      this.#queued = false;
       this.syncAndSend();
     });
   }
 
   syncAndSend() {
-    if (this.closed) return;
-    this.sync();
-    this.sendDue();
+    if (this.#closed) return;
+    this.#sync();
+    this.#sendDue();
   }
 
   /** Carries out the core's storage writes; hands failures back, then the reports. */
-  sync() {
+  #sync() {
     for (;;) {
       let failed = false;
-      for (const op of ctl(this.h, SYNC, Date.now(), "").split(SEP)) {
+      for (const op of ctl(this.#h, SYNC, Date.now(), "").split(SEP)) {
         if (!op) continue;
         const i = op.indexOf(SUB);
         if (i < 0) storage.del(op);
         else if (!i) storage.erase(op.slice(1));
         else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
-          ctl(this.h, FAILED, 0, op.slice(0, i));
+          ctl(this.#h, FAILED, 0, op.slice(0, i));
           failed = true;
         }
       }
       if (!failed) break;
     }
-    this.reports();
+    this.#reports();
   }
 
-  reports() {
-    for (const r of ctl(this.h, REPORTS, 0, "").split(SEP)) {
+  #reports() {
+    for (const r of ctl(this.#h, REPORTS, 0, "").split(SEP)) {
       if (!r) continue;
       const [kind, status, count, message, text] = r.split(SUB);
       let detail;
@@ -219,40 +220,40 @@ export class Runtime {
 
   /** onError, which may not throw into us. */
   emit(e) {
-    this.log(e.message);
-    try { this.onError?.(e); } catch { /* the shop's handler failed: nothing to do */ }
+    this.#log(e.message);
+    try { this.#onError?.(e); } catch { /* the shop's handler failed: nothing to do */ }
   }
 
   /** Sends what is due, one request at a time; then sets the timer. */
-  sendDue() {
-    if (this.closed || this.electing) return;
+  #sendDue() {
+    if (this.#closed || this.#electing) return;
     // The onsite script may have set its cookies since we started: read them again
     // before the page's first send.
-    if (!this.reread) {
-      this.reread = true;
-      ctl(this.h, COOKIES, 0, cookies(this.options));
+    if (!this.#reread) {
+      this.#reread = true;
+      ctl(this.#h, COOKIES, 0, cookies(this.#options));
     }
-    while (!this.busy) {
-      const t = ctl(this.h, NEXT, Date.now(), "");
+    while (!this.#busy) {
+      const t = ctl(this.#h, NEXT, Date.now(), "");
       if (!t) break;
-      this.send(t, false);
+      this.#send(t, false);
     }
-    if (this.busy) return;
-    const at = ctl(this.h, WAKE, 0, "");
-    if (at) this.wakeAt(+at);
-    const waiters = this.waiters;
-    this.waiters = [];
+    if (this.#busy) return;
+    const at = ctl(this.#h, WAKE, 0, "");
+    if (at) this.#wakeAt(+at);
+    const waiters = this.#waiters;
+    this.#waiters = [];
     for (const w of waiters) w();
   }
 
   /** Wakes the loop by `at` (never sooner than 10 ms: no busy loop, whatever happens). */
-  wakeAt(at) {
+  #wakeAt(at) {
     at = Math.max(at, Date.now() + 10);
-    if (this.timerAt <= at) return;
-    clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timerAt = Infinity;
+    if (this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timerAt = Infinity;
       this.syncAndSend();
     }, at - Date.now());
   }
@@ -262,26 +263,26 @@ export class Runtime {
    * keepalive allowance go with `keepalive`, so a page that closes mid-request does not
    * cancel it. `hiding`: sent while the page goes away, beside the one in flight.
    */
-  send(t, hiding) {
+  #send(t, hiding) {
     const [tx, url, items, bytes] = t.split(SEP, 4);
     const body = t.slice(tx.length + url.length + items.length + bytes.length + 4);
-    const keepalive = +bytes <= KEEPALIVE - this.kaBytes;
-    if (keepalive) this.kaBytes += +bytes;
-    if (!hiding) this.busy = true;
+    const keepalive = +bytes <= KEEPALIVE - this.#kaBytes;
+    if (keepalive) this.#kaBytes += +bytes;
+    if (!hiding) this.#busy = true;
     const path = url.slice(url.indexOf("/client"), url.indexOf("?"));
-    this.log("POST", path, `(${items}${keepalive ? ", keepalive" : ""})`);
+    this.#log("POST", path, `(${items}${keepalive ? ", keepalive" : ""})`);
     let signal;
     try { signal = AbortSignal.timeout(30000); } catch { /* older browsers: no timeout */ }
     const answered = (status, retryAfter, text) => {
-      if (keepalive) this.kaBytes -= +bytes;
-      if (!hiding) this.busy = false;
-      this.log(path, "->", status);
-      done(this.h, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
+      if (keepalive) this.#kaBytes -= +bytes;
+      if (!hiding) this.#busy = false;
+      this.#log(path, "->", status);
+      done(this.#h, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
     };
     fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/vnd.api+json", revision: this.revision },
+      headers: { "content-type": "application/vnd.api+json", revision: this.#revision },
       body,
       keepalive,
       signal,
@@ -297,40 +298,40 @@ export class Runtime {
   }
 
   /** The page is hidden or going away: hand what fits to keepalive requests now. */
-  hide() {
-    if (this.closed) return;
-    this.sync();
+  #hide() {
+    if (this.#closed) return;
+    this.#sync();
     const now = Date.now();
     for (;;) {
-      const t = ctl(this.h, NEXT, now, "", String(Math.max(0, KEEPALIVE - this.kaBytes)));
+      const t = ctl(this.#h, NEXT, now, "", String(Math.max(0, KEEPALIVE - this.#kaBytes)));
       if (!t) break;
-      this.send(t, true);
+      this.#send(t, true);
     }
-    ctl(this.h, HIDE, now, "");
-    this.sync();
+    ctl(this.#h, HIDE, now, "");
+    this.#sync();
   }
 
-  watch() {
-    const opt = { signal: this.stop.signal };
+  #watch() {
+    const opt = { signal: this.#stop.signal };
     const online = (on) => {
-      ctl(this.h, ONLINE, 0, on ? "1" : "0");
-      this.log(on ? "online" : "offline");
+      ctl(this.#h, ONLINE, 0, on ? "1" : "0");
+      this.#log(on ? "online" : "offline");
       if (on) this.syncAndSend();
     };
     if (navigator.onLine === false) online(false);
     addEventListener("online", () => online(true), opt);
     addEventListener("offline", () => online(false), opt);
-    addEventListener("pagehide", () => this.hide(), opt);
+    addEventListener("pagehide", () => this.#hide(), opt);
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "hidden") this.hide();
+      if (document.visibilityState === "hidden") this.#hide();
     }, opt);
     addEventListener("storage", (e) => {
-      if (e.key === null) ctl(this.h, RESYNC, 0, storage.scan(this.prefix));
-      else if (e.key.startsWith(this.prefix)) {
-        ctl(this.h, STORAGE, 0, e.key, e.newValue);
+      if (e.key === null) ctl(this.#h, RESYNC, 0, storage.scan(this.#prefix));
+      else if (e.key.startsWith(this.#prefix)) {
+        ctl(this.#h, STORAGE, 0, e.key, e.newValue);
         this.consent(); // another tab's withdrawal reaches the core this way
       } else return;
-      this.atEndOfTask();
+      this.#atEndOfTask();
     }, opt);
   }
 
@@ -343,69 +344,69 @@ export class Runtime {
    */
   consent(set = 3) {
     const was = this.state;
-    this.state = +ctl(this.h, CONSENT, set, crypto.randomUUID());
+    this.state = +ctl(this.#h, CONSENT, set, crypto.randomUUID());
     if (this.state !== was) {
-      this.log("consent", this.state);
-      this.ballot?.abort();
-      this.release?.();
-      this.electing = false;
-      if (this.state === 1) this.elect((this.ballot = new AbortController()).signal);
+      this.#log("consent", this.state);
+      this.#ballot?.abort();
+      this.#release?.();
+      this.#electing = false;
+      if (this.state === 1) this.#elect((this.#ballot = new AbortController()).signal);
       this.syncAndSend();
     }
   }
 
   /** Which tab sends: the holder of a Web Lock, else of a lease in storage, until
    * `signal` aborts (consent withdrawn, or closed). */
-  elect(signal) {
+  #elect(signal) {
     if (!store) {
-      this.log("no localStorage: this tab sends its own requests");
-      return this.became(true);
+      this.#log("no localStorage: this tab sends its own requests");
+      return this.#became(true);
     }
-    this.electing = true;
-    const name = this.prefix + "sender";
+    this.#electing = true;
+    const name = this.#prefix + "sender";
     const locks = navigator.locks;
     if (locks) {
       const hold = () => {
         if (signal.aborted) return undefined;
-        this.became(true);
-        return new Promise((r) => (this.release = r));
+        this.#became(true);
+        return new Promise((r) => (this.#release = r));
       };
       locks.request(name, { ifAvailable: true }, (lock) => {
         if (lock) return hold();
         if (signal.aborted) return undefined;
-        this.became(false);
+        this.#became(false);
         // Waits its turn; an abort withdraws it (the rejection is expected).
         locks.request(name, { signal }, hold).catch(() => {});
         return undefined;
-      }).catch(() => this.became(true));
+      }).catch(() => this.#became(true));
       return;
     }
     const me = crypto.randomUUID();
-    const key = this.prefix + "lease";
+    const key = this.#prefix + "lease";
     const beat = () => {
-      const v = ctl(this.h, LEASE, Date.now(), me, storage.get(key));
+      const v = ctl(this.#h, LEASE, Date.now(), me, storage.get(key));
       if (v) storage.set(key, v);
-      if (this.electing || !!v !== this.sender) this.became(!!v);
+      if (this.#electing || !!v !== this.#sender) this.#became(!!v);
     };
     beat();
     const id = setInterval(beat, LEASE_MS);
     signal.addEventListener("abort", () => clearInterval(id));
   }
 
-  became(sender) {
-    if (this.closed) return;
-    this.electing = false;
-    this.sender = sender;
-    ctl(this.h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.prefix) : "");
-    this.log(sender ? "this tab sends" : "this tab queues; another tab sends");
+  #became(sender) {
+    if (this.#closed) return;
+    this.#electing = false;
+    this.#sender = sender;
+    ctl(this.#h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.#prefix) : "");
+    this.#log(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
 
   flush() {
-    const [sent0, failed0] = ctl(this.h, TOTALS, 0, "").split(" ");
+    const [sent0, failed0] = ctl(this.#h, TOTALS, 0, "").split(" ");
     return new Promise((resolve) => {
-      this.waiters.push(() => {
-        const [sent, failed] = ctl(this.h, TOTALS, 0, "").split(" ");
+      this.#waiters.push(() => {
+        const [sent, failed] = ctl(this.#h, TOTALS, 0, "").split(" ");
         resolve({ sent: sent - sent0, failed: failed - failed0, pending: this.pending() });
       });
       this.syncAndSend();
@@ -413,40 +414,40 @@ export class Runtime {
   }
 
   pending() {
-    return +ctl(this.h, PENDING, 0, "");
+    return +ctl(this.#h, PENDING, 0, "");
   }
 
   identified() {
-    return ctl(this.h, IDENTIFIED, 0, "") === "1";
+    return ctl(this.#h, IDENTIFIED, 0, "") === "1";
   }
 
   /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh at
    * start, are stale; those storage still holds are adopted. */
-  adoptAt(due) {
+  #adoptAt(due) {
     if (!due) return;
-    this.adopting = setTimeout(() => {
-      this.adoptAt(ctl(this.h, ADOPT, Date.now(), storage.scan(this.prefix + "pre:")));
-      this.atEndOfTask();
+    this.#adopting = setTimeout(() => {
+      this.#adoptAt(ctl(this.#h, ADOPT, Date.now(), storage.scan(this.#prefix + "pre:")));
+      this.#atEndOfTask();
     }, Math.max(0, due - Date.now()));
   }
 
   anonymousId() {
-    return ctl(this.h, ANON, 0, "");
+    return ctl(this.#h, ANON, 0, "");
   }
 
   reset() {
-    ctl(this.h, RESET, 0, crypto.randomUUID());
-    this.atEndOfTask();
+    ctl(this.#h, RESET, 0, crypto.randomUUID());
+    this.#atEndOfTask();
   }
 
   close() {
-    if (this.closed) return;
-    this.closed = true;
-    this.stop.abort();
-    this.ballot?.abort();
-    clearTimeout(this.timer);
-    clearTimeout(this.adopting);
-    this.release?.();
-    ctl(this.h, CLOSE, 0, "");
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    this.#ballot?.abort();
+    clearTimeout(this.#timer);
+    clearTimeout(this.#adopting);
+    this.#release?.();
+    ctl(this.#h, CLOSE, 0, "");
   }
 }

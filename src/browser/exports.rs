@@ -13,7 +13,6 @@ use wasm_bindgen::prelude::*;
 use crate::core::client::{Client, Op};
 use crate::core::config::Config;
 use crate::core::consent::Consent;
-use crate::core::jsontext as jt;
 use crate::core::lease;
 use crate::core::queue::StorageOp;
 use crate::core::retry::Outcome;
@@ -53,17 +52,27 @@ fn client(h: u32) -> Option<&'static mut Client> {
 
 /// The input buffer cut into strings of the given byte lengths (`u32::MAX`: absent).
 fn texts<const N: usize>(lens: [u32; N]) -> [Option<&'static str>; N] {
-    let input = INPUT.get();
     let mut at = 0;
-    lens.map(|len| {
-        if len == u32::MAX {
-            return None;
-        }
-        let end = at + len as usize;
-        let s = input.get(at..end).and_then(|b| std::str::from_utf8(b).ok());
-        at = end;
-        Some(s.unwrap_or(""))
-    })
+    let mut out = [None; N];
+    for (o, &len) in out.iter_mut().zip(&lens) {
+        *o = text_at(&mut at, len);
+    }
+    out
+}
+
+/// One of [`texts`], from byte `at` on; moves `at` past it. Not generic: one copy.
+#[inline(never)]
+fn text_at(at: &mut usize, len: u32) -> Option<&'static str> {
+    if len == u32::MAX {
+        return None;
+    }
+    let end = *at + len as usize;
+    let s = INPUT
+        .get()
+        .get(*at..end)
+        .and_then(|b| std::str::from_utf8(b).ok());
+    *at = end;
+    Some(s.unwrap_or(""))
 }
 
 /// Leaves `s` as the answer; returns its length.
@@ -97,10 +106,9 @@ pub fn outn() -> u32 {
 }
 
 /// `key SUB value SEP key SUB value ...` -> pairs.
-fn pairs(packed: &str) -> Vec<(String, String)> {
+fn pairs(packed: &str) -> Vec<(&str, &str)> {
     text::parts(packed, SEP as u8)
         .filter_map(|p| text::cut(p, SUB as u8))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
@@ -121,11 +129,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
     };
     let stored = pairs(stored.unwrap_or(""));
     let id_key = config.identity_key();
-    let identity = stored
-        .iter()
-        .find(|(k, _)| *k == id_key)
-        .map(|(_, v)| v.as_str());
-    let early = config.early_prefix();
+    let identity = stored.iter().find(|(k, _)| *k == id_key).map(|(_, v)| *v);
     let mut c = Client::new(
         config,
         identity,
@@ -133,13 +137,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
         fresh_id.unwrap_or(""),
     );
     c.read_cookies(cookies.unwrap_or(""));
-    for (k, v) in &stored {
-        if k.starts_with(&early) {
-            c.adopt_early(k, v, now as u64);
-        } else {
-            c.load(k, v);
-        }
-    }
+    c.load_stored(&stored, now as u64);
     let clients = CLIENTS.get();
     clients.push(Some(c));
     (clients.len() - 1) as u32
@@ -154,36 +152,11 @@ pub fn call(h: u32, op: u32, len: u32) -> u32 {
     let (Some(c), Some(op)) = (client(h), Op::from_code(op)) else {
         return 0;
     };
-    let args = args.unwrap_or("");
-    let r = match jt::split_array(args) {
-        Some(parts) if parts.len() >= 2 => {
-            let (id, now) = id_and_time(&parts);
-            c.call_checked(op, &parts[2..], &id, now)
-        }
-        // Not what JSON.stringify makes: check each part, to name the bad argument.
-        _ => {
-            let parts: Vec<&str> = jt::items(args).collect();
-            let (id, now) = id_and_time(&parts);
-            c.call(op, parts.get(2..).unwrap_or(&[]), &id, now)
-        }
-    };
+    let r = c.call_json(op, args.unwrap_or(""), 0);
     match r {
         Ok(()) => 0,
         Err(e) => answer(e.message(op.name())),
     }
-}
-
-fn id_and_time<'a>(parts: &[&'a str]) -> (std::borrow::Cow<'a, str>, u64) {
-    // Our ids have no escapes: borrow them from the text.
-    let id = match parts.first() {
-        Some(p) if p.len() >= 2 && !text::has(p, b'\\') => {
-            std::borrow::Cow::Borrowed(&p[1..p.len() - 1])
-        }
-        Some(p) => std::borrow::Cow::Owned(jt::unescape(p).unwrap_or_default()),
-        None => std::borrow::Cow::Borrowed(""),
-    };
-    let now = parts.get(1).and_then(|p| text::parse_u64(p)).unwrap_or(0);
-    (id, now)
 }
 
 /// The answer to transmit `tx`: `status` 0 when there was none (network error,
@@ -312,12 +285,12 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             let sender = a == "1";
             if sender && !c.is_sender() {
                 // Take over what the previous sender left, in flight or not.
-                c.resync(pairs(b.unwrap_or("")));
+                c.resync(&pairs(b.unwrap_or("")));
             }
             c.set_sender(sender);
         }
         what::STORAGE => c.on_storage_change(a, b),
-        what::RESYNC => c.resync(pairs(a)),
+        what::RESYNC => c.resync(&pairs(a)),
         what::PENDING => push_u64(&mut out, c.pending() as u64),
         what::ANON => out.push_str(c.anonymous_id()),
         what::RESET => c.reset(a),
@@ -367,7 +340,7 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::ADOPT => {
             // `a`: the loading-window records in storage now; the answer: when to ask
             // again ("" for never).
-            c.adopt_due(&pairs(a), now);
+            c.load_stored(&pairs(a), now);
             if let Some(due) = c.early_due() {
                 push_u64(&mut out, due);
             }

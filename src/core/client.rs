@@ -9,6 +9,8 @@
 //! opt-out cookie (`__kla_off=true`, `onsite.rs`) denies it for as long as it is set,
 //! whatever the page's consent manager says.
 
+use std::borrow::Cow;
+
 use super::config::Config;
 use super::consent::{self, Consent};
 use super::ecommerce;
@@ -131,16 +133,13 @@ pub struct Client {
     queue: Queue,
     /// What a denial left to write (the marker, the erasure), whatever the consent now.
     erasure: Vec<StorageOp>,
-    /// What Klaviyo's onsite script knows of the visitor (its `__kla_id`, read this page):
-    /// profile attributes as a JSON object.
-    onsite: String,
     /// `__kla_off=true` was seen: denied for the rest of the page, whatever the page's
     /// consent manager says (the next page reads the cookie again).
     opted_out: bool,
     /// The `URL` of the last automatic page view.
     last_page: String,
     /// When the first calls of another page's loading window, seen but still fresh,
-    /// become stale (then [`Client::adopt_due`] takes them).
+    /// become stale (then [`Client::load_stored`] takes them).
     early_due: Option<u64>,
 }
 
@@ -174,7 +173,6 @@ impl Client {
             identity,
             queue,
             erasure: Vec::new(),
-            onsite: String::from("{}"),
             opted_out: false,
             last_page: String::new(),
             early_due: None,
@@ -221,8 +219,7 @@ impl Client {
             self.change(Consent::Denied, "", true);
         }
         if self.consent() != Consent::Denied {
-            self.identity.set_onsite(&onsite.visitor);
-            self.onsite = onsite.visitor;
+            self.identity.set_onsite(onsite.visitor);
         }
     }
 
@@ -246,7 +243,6 @@ impl Client {
         if denied || was == Consent::Denied {
             let id = if denied { "" } else { fresh_id };
             self.identity = Identity::new(id.to_string());
-            self.onsite = String::from("{}");
         }
         // Granted: the identity is written with the calls held while pending.
         self.save_identity();
@@ -295,16 +291,7 @@ impl Client {
             let op = text::parse_u64(op).and_then(|n| Op::from_code(n as u32));
             let args = jt::unescape(args).unwrap_or_default();
             let Some(op) = op else { continue };
-            let all: Vec<&str> = jt::items(&args).collect();
-            let id = all
-                .first()
-                .and_then(|i| jt::unescape(i))
-                .unwrap_or_default();
-            let at = all
-                .get(1)
-                .and_then(|t| text::parse_u64(t))
-                .unwrap_or(now_ms);
-            if let Err(e) = self.call(op, all.get(2..).unwrap_or(&[]), &id, at) {
+            if let Err(e) = self.call_json(op, &args, now_ms) {
                 refused += 1;
                 if first.is_empty() {
                     first = e.message(op.name());
@@ -324,17 +311,51 @@ impl Client {
         self.early_due
     }
 
-    /// At [`Client::early_due`]: the loading-window records storage holds now (the
-    /// adapter scans the prefix again). Those stale are adopted; the rest wait again.
-    pub fn adopt_due(&mut self, stored: &[(String, String)], now_ms: u64) {
+    /// What storage holds under our prefix: at start, and again at
+    /// [`Client::early_due`] (then the adapter scans the loading-window keys only).
+    /// Queue records and marks are loaded; loading-window records are adopted once
+    /// stale, and the rest wait again.
+    pub fn load_stored(&mut self, stored: &[(&str, &str)], now_ms: u64) {
         self.early_due = None;
+        let early = self.config.early_prefix();
         for (key, value) in stored {
-            self.adopt_early(key, value, now_ms);
+            if key.starts_with(&early) {
+                self.adopt_early(key, value, now_ms);
+            } else {
+                self.load(key, value);
+            }
         }
     }
 
     pub fn anonymous_id(&self) -> &str {
         &self.identity.anonymous_id
+    }
+
+    /// One call as the adapter hands it over: `JSON.stringify([id, time, ...args])`
+    /// (or with `?` for an argument JSON could not hold); `now_ms` stands in for a
+    /// missing time.
+    pub fn call_json(&mut self, op: Op, text: &str, now_ms: u64) -> Result<()> {
+        let (parts, checked) = match jt::split_array(text) {
+            Some(parts) if parts.len() >= 2 => (parts, true),
+            // Not what JSON.stringify makes: check each part, to name the bad argument.
+            _ => (jt::items(text).collect(), false),
+        };
+        // Our ids have no escapes: borrowed from the text.
+        let id = match parts.first() {
+            Some(p) if p.len() >= 2 && !text::has(p, b'\\') => Cow::Borrowed(&p[1..p.len() - 1]),
+            Some(p) => Cow::Owned(jt::unescape(p).unwrap_or_default()),
+            None => Cow::Borrowed(""),
+        };
+        let at = parts
+            .get(1)
+            .and_then(|t| text::parse_u64(t))
+            .unwrap_or(now_ms);
+        let args = parts.get(2..).unwrap_or(&[]);
+        if checked {
+            self.call_checked(op, args, &id, at)
+        } else {
+            self.call(op, args, &id, at)
+        }
     }
 
     /// One call of the JS API. `args` are its arguments as JSON text (`null` for an
@@ -374,28 +395,28 @@ impl Client {
             _ => {
                 let props = object(op, 0, arg(0))?;
                 let opts = object(op, 1, arg(1))?;
+                let checkout;
                 let (metric, props, value) = match op {
                     Op::ViewedProduct => (
                         "\"Viewed Product\"",
-                        props.to_string(),
+                        props,
                         ecommerce::viewed_product(props)?,
                     ),
-                    Op::AddedToCart => (
-                        "\"Added to Cart\"",
-                        props.to_string(),
-                        ecommerce::added_to_cart(props)?,
-                    ),
+                    Op::AddedToCart => {
+                        ("\"Added to Cart\"", props, ecommerce::added_to_cart(props)?)
+                    }
                     Op::StartedCheckout => {
-                        let (props, value) = ecommerce::started_checkout(props)?;
-                        ("\"Started Checkout\"", props, value)
+                        let value;
+                        (checkout, value) = ecommerce::started_checkout(props)?;
+                        ("\"Started Checkout\"", checkout.as_str(), value)
                     }
                     Op::ViewedCollection => {
                         ecommerce::viewed_collection(props)?;
-                        ("\"Viewed Collection\"", props.to_string(), None)
+                        ("\"Viewed Collection\"", props, None)
                     }
                     Op::SubmittedSearch => {
                         ecommerce::submitted_search(props)?;
-                        ("\"Submitted Search\"", props.to_string(), None)
+                        ("\"Submitted Search\"", props, None)
                     }
                     _ => {
                         ecommerce::active_on_site(props)?;
@@ -407,10 +428,10 @@ impl Client {
                             }
                             self.last_page = url.to_string();
                         }
-                        ("\"Active on Site\"", props.to_string(), None)
+                        ("\"Active on Site\"", props, None)
                     }
                 };
-                self.event(id, now_ms, metric, &props, opts, value)
+                self.event(id, now_ms, metric, props, opts, value)
             }
         }
     }
@@ -493,7 +514,7 @@ impl Client {
         let list_id = validate::non_empty("listId", jt::get(a, "listId"))?;
         let channels = channels(a)?;
         let profile = self.contact(a, &["email", "phone_number", "external_id", "_kx"])?;
-        for (ch, key) in [("email", "email"), ("sms", "phone_number")] {
+        for &(ch, key) in &[("email", "email"), ("sms", "phone_number")] {
             if channels.contains(&ch) && jt::get(&profile, key).is_none() {
                 return Err(ValidationError::new(
                     key,
@@ -534,7 +555,7 @@ impl Client {
     /// The identifiers for a subscription: given ones (validated) over identified ones.
     fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
         let mut profile = self.identity.identifiers(keys);
-        for (key, check) in [
+        for &(key, check) in &[
             ("email", validate::email as fn(&str, &str) -> Result<()>),
             ("phone_number", validate::phone),
         ] {
@@ -552,7 +573,6 @@ impl Client {
     pub fn reset(&mut self, fresh_id: &str) {
         if self.consent() != Consent::Denied {
             self.identity = Identity::new(fresh_id.to_string());
-            self.onsite = String::from("{}");
             self.save_identity();
         }
     }
@@ -620,8 +640,9 @@ impl Client {
         if key == self.config.identity_key() {
             // Another tab identified or reset: follow it, so all tabs send one profile.
             if let Some(id) = value.and_then(Identity::restore) {
-                self.identity = id;
-                self.identity.set_onsite(&self.onsite);
+                // Klaviyo's cookie still describes this visitor: it stays under theirs.
+                let old = std::mem::replace(&mut self.identity, id);
+                self.identity.set_onsite(old.onsite);
             }
             return;
         }
@@ -629,7 +650,7 @@ impl Client {
     }
 
     /// Memory made to match storage (on becoming the sender tab).
-    pub fn resync(&mut self, stored: Vec<(String, String)>) {
+    pub fn resync(&mut self, stored: &[(&str, &str)]) {
         self.queue.resync(stored);
     }
 
@@ -709,8 +730,9 @@ fn channels(a: &str) -> Result<Vec<&'static str>> {
     for it in jt::items(list) {
         let found = jt::unescape(it).and_then(|s| {
             ["email", "sms"]
-                .into_iter()
+                .iter()
                 .find(|c| c.eq_ignore_ascii_case(&s))
+                .copied()
         });
         match found {
             Some(c) if !out.contains(&c) => out.push(c),

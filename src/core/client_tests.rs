@@ -24,6 +24,11 @@ struct Page {
     disk: BTreeMap<String, String>,
 }
 
+/// What storage holds, as the adapter hands it over.
+fn pairs(disk: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    disk.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 impl Page {
     fn new() -> Page {
         Page::with(config(), "")
@@ -1359,7 +1364,7 @@ fn pending_keeps_what_storage_held_unsent_until_the_grant() {
         p.c.poll_transmit(LATER, ALL).is_none(),
         "the stored calls wait for the election"
     );
-    p.c.resync(p.disk.clone().into_iter().collect());
+    p.c.resync(&pairs(&p.disk));
     p.c.set_sender(true);
     let mut sent = 0;
     while let Some(t) = p.c.poll_transmit(LATER, ALL) {
@@ -1478,7 +1483,7 @@ fn a_withdrawal_in_another_tab_is_followed_and_not_echoed() {
             b.c.on_storage_change(&key, Some(&value));
         }
     }
-    b.c.resync(c.disk.clone().into_iter().collect());
+    b.c.resync(&pairs(&c.disk));
     assert_eq!(b.c.pending(), 0);
     // Only "denied" under the marker counts, and only the marker key.
     let mut d = Page::new();

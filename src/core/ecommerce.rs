@@ -49,7 +49,7 @@ pub fn added_to_cart(p: &str) -> Result<Option<String>> {
     }
     list_of_strings(p, "ItemNames")?;
     list(p, "Items")?;
-    for total in ["CartTotal", "$value"] {
+    for total in &["CartTotal", "$value"] {
         if let Some(total) = optional_number(p, total)? {
             return Ok(Some(total.to_string()));
         }

@@ -18,8 +18,8 @@ pub struct Identity {
     /// `profile` plus `anonymous_id` and `_kx`: what requests carry.
     attributes: String,
     /// What the onsite script's cookie knows (`onsite::Onsite::visitor`): used where
-    /// ours say nothing; never stored.
-    onsite: String,
+    /// ours say nothing; never stored, and dropped with this identity on a reset.
+    pub onsite: String,
 }
 
 impl Identity {
@@ -99,8 +99,8 @@ impl Identity {
     /// `_kx` unless the page's URL gave one; its email and phone number are used only
     /// while our own calls name nobody (no email, phone number or external id), so two
     /// people are never merged into one profile.
-    pub fn set_onsite(&mut self, visitor: &str) {
-        self.onsite = visitor.to_string();
+    pub fn set_onsite(&mut self, visitor: String) {
+        self.onsite = visitor;
         self.refresh();
     }
 
@@ -223,7 +223,7 @@ mod tests {
     fn the_onsite_scripts_visitor_fills_what_ours_lack_and_is_never_stored() {
         let mut id = Identity::new("anon-1".into());
         assert!(!id.is_identified());
-        id.set_onsite(&onsite(Some("KX-cookie"), Some("ann@example.com")));
+        id.set_onsite(onsite(Some("KX-cookie"), Some("ann@example.com")));
         assert_eq!(
             id.attributes(),
             r#"{"_kx":"KX-cookie","email":"ann@example.com","anonymous_id":"anon-1"}"#
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(jt::get(id.attributes(), "_kx"), Some(r#""KX-url""#));
         // Once our own calls name the visitor, the cookie's identifiers are not used.
         id.merge(r#"{"external_id":"c-1"}"#);
-        id.set_onsite(&onsite(Some("KX-cookie"), Some("ann@example.com")));
+        id.set_onsite(onsite(Some("KX-cookie"), Some("ann@example.com")));
         assert_eq!(jt::get(id.attributes(), "email"), None);
         assert_eq!(jt::get(id.attributes(), "external_id"), Some(r#""c-1""#));
     }

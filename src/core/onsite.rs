@@ -35,21 +35,16 @@ pub struct Onsite {
 /// Reads `document.cookie` (`name=value; name=value`). The first cookie of a name wins
 /// (the browser lists the most specific path first).
 pub fn read(cookies: &str) -> Onsite {
-    let mut id = None;
-    let mut off = None;
-    for pair in text::parts(cookies, b';') {
-        // `document.cookie` joins cookies with "; ".
-        let pair = pair.strip_prefix(" ").unwrap_or(pair);
-        let (name, value) = text::cut(pair, b'=').unwrap_or((pair, ""));
-        match name {
-            "__kla_id" if id.is_none() => id = Some(value),
-            "__kla_off" if off.is_none() => off = Some(value == "true"),
-            _ => {}
-        }
-    }
+    // The first of a name wins, as browsers list the most specific cookie first.
+    let cookie = |name| {
+        text::parts(cookies, b';').find_map(|pair| {
+            let (k, v) = text::cut(pair.strip_prefix(" ").unwrap_or(pair), b'=')?;
+            (k == name).then_some(v)
+        })
+    };
     Onsite {
-        visitor: id.map_or_else(|| String::from("{}"), visitor),
-        off: off.unwrap_or(false),
+        visitor: cookie("__kla_id").map_or_else(|| String::from("{}"), visitor),
+        off: cookie("__kla_off") == Some("true"),
     }
 }
 
@@ -57,63 +52,62 @@ pub fn read(cookies: &str) -> Onsite {
 fn visitor(value: &str) -> String {
     let mut w = ObjWriter::new();
     let bytes = (value.len() <= MAX_COOKIE)
-        .then(|| text::percent_decode(value, false))
+        .then(|| text::percent_bytes(value, false))
         .flatten()
-        .and_then(|v| base64(&v))
+        .and_then(base64)
         .unwrap_or_default();
+    // Anything but an object has none of these fields.
     if let Ok(Ok(obj)) = std::str::from_utf8(&bytes).map(jt::check) {
-        if jt::kind(&obj) == Kind::Obj {
-            for (from, to) in [
-                ("$exchange_id", "_kx"),
-                ("$email", "email"),
-                ("$phone_number", "phone_number"),
-            ] {
-                // Plain strings only (an escape is not what the onsite script writes).
-                let Some(v) = jt::get(&obj, from)
-                    .filter(|v| jt::kind(v) == Kind::Str && !text::has(v, b'\\'))
-                else {
-                    continue;
-                };
-                let inner = &v[1..v.len() - 1];
-                let ok = match to {
-                    "_kx" => inner.len() <= MAX_EXCHANGE_ID && !text::is_blank(inner),
-                    "email" => validate::email(to, inner).is_ok(),
-                    _ => validate::phone(to, inner).is_ok(),
-                };
-                if ok {
-                    w.raw(to, v);
-                }
+        for &(from, to) in &[
+            ("$exchange_id", "_kx"),
+            ("$email", "email"),
+            ("$phone_number", "phone_number"),
+        ] {
+            // Plain strings only (an escape is not what the onsite script writes).
+            let Some(v) =
+                jt::get(&obj, from).filter(|v| jt::kind(v) == Kind::Str && !text::has(v, b'\\'))
+            else {
+                continue;
+            };
+            let inner = &v[1..v.len() - 1];
+            let ok = match to {
+                "_kx" => inner.len() <= MAX_EXCHANGE_ID && !text::is_blank(inner),
+                "email" => validate::email(to, inner).is_ok(),
+                _ => validate::phone(to, inner).is_ok(),
+            };
+            if ok {
+                w.raw(to, v);
             }
         }
     }
     w.finish()
 }
 
-/// Base64, standard or URL-safe alphabet, padding optional.
-fn base64(s: &str) -> Option<Vec<u8>> {
-    let mut b = s.as_bytes();
-    while let [rest @ .., b'='] = b {
-        b = rest;
-    }
-    let mut out = Vec::with_capacity(b.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in b {
+/// Base64, standard or URL-safe alphabet, padding optional (`=` is skipped), decoded
+/// in place: the bytes come out shorter than they went in.
+fn base64(mut b: Vec<u8>) -> Option<Vec<u8>> {
+    let (mut acc, mut bits, mut n) = (0u32, 0u32, 0);
+    for i in 0..b.len() {
+        let c = b[i];
         let v = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
             b'0'..=b'9' => c - b'0' + 52,
             b'+' | b'-' => 62,
             b'/' | b'_' => 63,
+            b'=' => continue,
             _ => return None,
         };
         acc = (acc << 6) | u32::from(v);
         bits += 6;
         if bits >= 8 {
             bits -= 8;
-            out.push((acc >> bits) as u8);
+            b[n] = (acc >> bits) as u8;
+            n += 1;
         }
     }
-    Some(out)
+    b.truncate(n);
+    Some(b)
 }
 
 #[cfg(test)]
@@ -142,12 +136,13 @@ mod tests {
 
     #[test]
     fn base64_reads_both_alphabets_with_or_without_padding() {
-        assert_eq!(base64("aGk=").as_deref(), Some(&b"hi"[..]));
-        assert_eq!(base64("aGk").as_deref(), Some(&b"hi"[..]));
-        assert_eq!(base64("-_8").as_deref(), base64("+/8").as_deref());
-        assert_eq!(base64("").as_deref(), Some(&b""[..]));
-        assert_eq!(base64("a b"), None);
-        assert_eq!(base64("aGk=!"), None);
+        let b64 = |s: &str| base64(s.as_bytes().to_vec());
+        assert_eq!(b64("aGk=").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(b64("aGk").as_deref(), Some(&b"hi"[..]));
+        assert_eq!(b64("-_8").as_deref(), b64("+/8").as_deref());
+        assert_eq!(b64("").as_deref(), Some(&b""[..]));
+        assert_eq!(b64("a b"), None);
+        assert_eq!(b64("aGk=!"), None);
         assert_eq!(cookie(r#"{"a":1}"#), "eyJhIjoxfQ==");
     }
 

@@ -764,7 +764,7 @@ impl Queue {
 
     /// Makes memory match storage after other tabs may have changed it (on becoming
     /// the sender): adds what is new, forgets stored calls whose record is gone.
-    pub fn resync(&mut self, stored: Vec<(String, String)>) {
+    pub fn resync(&mut self, stored: &[(&str, &str)]) {
         let ids: Vec<&str> = stored
             .iter()
             .filter_map(|(k, _)| k.strip_prefix(self.prefix.as_str()))
@@ -778,7 +778,7 @@ impl Queue {
         for r in gone {
             self.record_removed(r);
         }
-        for (k, v) in &stored {
+        for (k, v) in stored {
             self.load(k, v);
         }
     }

@@ -1133,13 +1133,14 @@ fn resync_forgets_what_another_tab_delivered_and_adds_what_it_queued() {
     let mut other = queue();
     let c = task(&mut other, "c", 1, ANON, T0 + 2);
     // Storage now holds b (a was delivered elsewhere) and c, plus a foreign key.
-    let stored = vec![
-        (puts(&b)[0].0.to_string(), puts(&b)[0].1.to_string()),
-        (puts(&c)[0].0.to_string(), puts(&c)[0].1.to_string()),
-        ("klaviyo:AbC123:id".to_string(), "{}".to_string()),
+    let (b, c) = (puts(&b), puts(&c));
+    let stored = [
+        (b[0].0, b[0].1),
+        (c[0].0, c[0].1),
+        ("klaviyo:AbC123:id", "{}"),
     ];
     q.set_sender(true);
-    q.resync(stored);
+    q.resync(&stored);
     assert_eq!(q.len(), 2);
     assert_eq!(uids(&q.poll_transmit(T0 + 3, ALL).unwrap()), ["b-0", "c-0"]);
 }
@@ -1162,7 +1163,7 @@ fn a_failed_storage_write_keeps_the_calls_in_memory_and_warns_once() {
     assert_eq!(t.items, 3);
     // resync (becoming sender) must not forget calls that never reached storage.
     q.on_outcome(t.id, Outcome::Network, T0, 0);
-    q.resync(Vec::new());
+    q.resync(&[]);
     assert_eq!(q.len(), 3);
     q.sync(T0);
     assert!(q.take_ops().is_empty(), "nothing stored, nothing to remove");

@@ -161,7 +161,7 @@ pub fn event_fields(e: &Event) -> String {
         e.unique_id.len() + e.value.len() + e.metric.len() + e.properties.len() + 24,
     );
     text::push_i64(&mut out, e.time_s);
-    for part in [e.unique_id, e.value, e.currency, e.metric, e.properties] {
+    for part in &[e.unique_id, e.value, e.currency, e.metric, e.properties] {
         out.push('\t');
         out.push_str(part);
     }

@@ -117,6 +117,11 @@ pub fn query_param(search: &str, name: &str) -> Option<String> {
 /// string, `application/x-www-form-urlencoded`; a cookie keeps its `+`). `None` for a
 /// broken escape or bytes that are not UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    String::from_utf8(percent_bytes(s, plus_is_space)?).ok()
+}
+
+/// [`percent_decode`] without the UTF-8 check: the bytes.
+pub fn percent_bytes(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -134,7 +139,7 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
         }
         i += 1;
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 fn hex_digit(c: u8) -> Option<u8> {
