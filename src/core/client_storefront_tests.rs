@@ -7,22 +7,11 @@ use super::*;
 
 /// A `__kla_id` cookie as Klaviyo's onsite script writes it: base64 of its JSON.
 fn kla_id(json: &str) -> String {
-    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("__kla_id=");
-    for chunk in json.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                ABC[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
+    use base64::Engine;
+    format!(
+        "__kla_id={}",
+        base64::engine::general_purpose::STANDARD.encode(json)
+    )
 }
 
 const KNOWN: &str = r#"{"cid":"ZjQ5","$exchange_id":"KX-onsite","$email":"ann@example.com"}"#;

@@ -19,7 +19,7 @@ const TEST_TIMEOUT = 60_000;
 let emu, site, browser;
 
 /** Serves this folder and dist/web/ from the repo, never cached. */
-const startSite = () => serveRepo(['/tests/consent/', '/dist/web/']);
+const startSite = () => serveRepo(['/tests/consent/', '/tests/support/', '/dist/web/']);
 
 before(async () => {
   if (!existsSync(path.join(ROOT, 'dist/web/index.js'))) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');

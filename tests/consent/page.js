@@ -4,28 +4,11 @@
 //   &init=0    loads nothing (lets a test prepare localStorage first)
 // body[data-ready="1"] once window.kl exists (the wasm may still be loading);
 // body[data-wasm="1"] once kl.ready resolved ("error" if it rejected).
-//
-// Before the library loads, this page records what it does to the page's facilities, so
-// a test can say "nothing was written / sent" from the page's own point of view:
-// window.writes: every localStorage.setItem/removeItem/clear as [op, key];
-// window.sent: the URL of every fetch() to Klaviyo's /client endpoints.
-// window.reports: what onError heard.
-const q = new URLSearchParams(location.search);
-window.reports = [];
-window.writes = [];
-window.sent = [];
+// window.writes, window.sent: what the library did to storage and the network
+// (tests/support/recorder.js, imported before it loads); window.reports: what onError heard.
+import '/tests/support/recorder.js';
 
-const proto = Storage.prototype;
-const setItem = proto.setItem, removeItem = proto.removeItem, clear = proto.clear;
-proto.setItem = function (k, v) { window.writes.push(['set', String(k)]); return setItem.call(this, k, v); };
-proto.removeItem = function (k) { window.writes.push(['remove', String(k)]); return removeItem.call(this, k); };
-proto.clear = function () { window.writes.push(['clear', null]); return clear.call(this); };
-const realFetch = window.fetch;
-window.fetch = function (input, init) {
-  const url = String(input?.url ?? input);
-  if (url.includes('/client/')) window.sent.push(url);
-  return realFetch.call(this, input, init);
-};
+const q = new URLSearchParams(location.search);
 
 async function main() {
   if (q.get('init') === '0') {

@@ -6,24 +6,12 @@
 //   &activeOnSite=manual|auto, &klaviyoCookie=false
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
 // body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
-// ("error" if it rejected). window.reports: what onError heard; window.writes: every
-// localStorage write; window.sent: every fetch to /client.
-const q = new URLSearchParams(location.search);
-window.reports = [];
-window.writes = [];
-window.sent = [];
-window.errors = [];
+// ("error" if it rejected). window.reports: what onError heard; window.writes and
+// window.sent: every localStorage write and fetch to /client (tests/support/recorder.js).
+import '/tests/support/recorder.js';
 
-const proto = Storage.prototype;
-const setItem = proto.setItem, removeItem = proto.removeItem;
-proto.setItem = function (k, v) { window.writes.push(['set', String(k)]); return setItem.call(this, k, v); };
-proto.removeItem = function (k) { window.writes.push(['remove', String(k)]); return removeItem.call(this, k); };
-const realFetch = window.fetch;
-window.fetch = function (input, init) {
-  const url = String(input?.url ?? input);
-  if (url.includes('/client/')) window.sent.push(url);
-  return realFetch.call(this, input, init);
-};
+const q = new URLSearchParams(location.search);
+window.errors = [];
 
 async function main() {
   for (const c of q.getAll('cookie')) document.cookie = c;

@@ -23,7 +23,7 @@ let emu, site, browser;
 before(async () => {
   if (!existsSync(path.join(ROOT, 'dist/web/index.js'))) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');
   emu = await startEmulator({ port: 0 });
-  site = await serveRepo(['/tests/parity/', '/dist/web/'], {
+  site = await serveRepo(['/tests/parity/', '/tests/support/', '/dist/web/'], {
     headersFor: (url) => (url.searchParams.get('csp') === '1' ? { 'Content-Security-Policy': OLD_POLICY } : {}),
   });
   browser = await launchChromium();
