@@ -13,7 +13,11 @@
 //! - `api_rules.rs`: the `/api` bodies' rules, and what the unsigned browser path may carry
 //! - `orders.rs`: server-side order events (Placed / Fulfilled / Cancelled / Refunded)
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
+//! - `delivery.rs`: durable delivery through a queue: the messages a call becomes, and
+//!   what the consumer does with each answer; `consumer.rs` is its I/O
 //! - `heap.rs`: what the isolate's maps hold, to state their bounds in bytes
+//! - `shared_replay.rs`: the replay guard as a Durable Object (`REPLAY_GUARD`), one
+//!   answer for every isolate and location
 //! - `ratelimit.rs`: who a page's call comes from (the runtime's view of its address,
 //!   the configured origin), and per-client buckets for the unsigned browser path
 //! - `reply.rs`: JSON:API errors and CORS headers
@@ -28,14 +32,18 @@ pub mod auth;
 pub mod bodies;
 pub mod bounded;
 pub mod config;
+pub mod delivery;
 pub mod heap;
 pub mod lists;
 pub mod orders;
 pub mod ratelimit;
 pub mod reply;
 pub mod router;
+pub mod shared_replay;
 pub mod upstream;
 
+#[cfg(target_arch = "wasm32")]
+mod consumer;
 #[cfg(target_arch = "wasm32")]
 mod executor;
 #[cfg(target_arch = "wasm32")]

@@ -599,7 +599,7 @@ fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&str>) -> Act
 }
 
 /// A request to Klaviyo's private API with the key (never following a redirect).
-fn private_call(
+pub fn private_call(
     cfg: &EdgeConfig,
     key: &str,
     path: &str,

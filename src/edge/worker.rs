@@ -16,12 +16,14 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response, ResponseInit};
 
 use super::config::{ConfigError, EdgeConfig, Settings};
+use super::delivery::{self, Plan};
 use super::executor::{self, settled};
 use super::ratelimit::{ClientKey, Peer};
 use super::reply::{self, error, Reply};
 use super::router::{
     self, Action, Admission, Body, Decision, EdgeState, Forward, Head, Next, Payload, Upstream,
 };
+use super::shared_replay;
 
 thread_local! {
     /// The isolate's memory (replays, browser clients' buckets).
@@ -126,7 +128,7 @@ fn append(headers: &web_sys::Headers, name: &str, value: &str) -> Result<(), JsV
 /// What an `env` gave, shared by the requests that bring the same `env`.
 type Settled = Rc<Result<EdgeConfig, ConfigError>>;
 
-fn config(env: &JsValue) -> Settled {
+pub(super) fn config(env: &JsValue) -> Settled {
     CONFIG.with(|c| {
         if let Some((seen, cfg)) = &*c.borrow() {
             if Object::is(seen, env) {
@@ -250,10 +252,32 @@ async fn serve(
         },
         cfg,
     );
+    // With a queue bound, a signed call or a verified webhook is handed to it
+    // (delivery.rs); the messages are made before the body is let go.
+    let queued = match (&gate.replay_key, binding(env, "DELIVERY_QUEUE", "send")) {
+        (Some(tag), Some(queue)) => {
+            delivery::plan(&action, tag, &body, cfg, head.now_ms).map(|p| (p, queue, *tag))
+        }
+        _ => None,
+    };
     // Decided: the wasm copy of the body is no longer needed while upstream answers.
     drop(body);
     if let Some(denied) = replay_checked(&gate, env, head.now_ms).await? {
         return Ok(denied);
+    }
+    if let Some((Plan::Enqueue(messages), (queue, send), tag)) = queued {
+        let cors = gate.cors.as_deref().or(match &action {
+            router::Action::Forward(f) => f.cors.as_deref(),
+            _ => None,
+        });
+        if !enqueue(&queue, &send, &messages).await {
+            return Ok(delivery::queue_unavailable(cors));
+        }
+        return Ok(match action {
+            // Klaviyo's webhook is answered as before: it was verified and is kept.
+            router::Action::ReplyAndNotify { reply, .. } => reply,
+            _ => delivery::queued(&tag, messages.len(), cors),
+        });
     }
     match action {
         Action::Reply(r) => Ok(r),
@@ -336,8 +360,10 @@ async fn rate_allowed(
         .unwrap_or(true))
 }
 
-/// Checks a decision's replay key: this isolate, plus a KV namespace bound as
-/// `REPLAY_KV` when there is one. `Some(reply)` when refused.
+/// Checks a decision's replay key: this isolate's memory first (a cache), then the
+/// Durable Object namespace bound as `REPLAY_GUARD` (one answer for every isolate and
+/// location), else a KV namespace bound as `REPLAY_KV` (eventually consistent).
+/// `Some(reply)` when refused.
 async fn replay_checked(
     gate: &router::Gate,
     env: &JsValue,
@@ -349,6 +375,14 @@ async fn replay_checked(
     let first = STATE.with(|s| s.borrow_mut().replay.first_use(tag, (now_ms / 1000) as i64));
     if !first {
         return Ok(Some(router::replayed(gate.cors.as_deref())));
+    }
+    if let Some((ns, id_from_name)) = binding(env, "REPLAY_GUARD", "idFromName") {
+        return Ok(match shared_claim(&ns, &id_from_name, tag).await {
+            Ok(shared_replay::FRESH) => None,
+            Ok(shared_replay::SEEN) => Some(router::replayed(gate.cors.as_deref())),
+            // Not known to be fresh: refused for now, and the caller signs anew.
+            _ => Some(replay_guard_unavailable(gate.cors.as_deref())),
+        });
     }
     if let Some((kv, get)) = binding(env, "REPLAY_KV", "get") {
         let key = JsValue::from_str(&hex::encode(tag));
@@ -369,8 +403,56 @@ async fn replay_checked(
     Ok(None)
 }
 
+/// Claims `tag` in its Durable Object: the status it answered (200 fresh, 409 seen).
+async fn shared_claim(
+    ns: &JsValue,
+    id_from_name: &Function,
+    tag: &[u8; 32],
+) -> Result<u16, JsValue> {
+    let id = id_from_name.call1(ns, &JsValue::from_str(&shared_replay::shard(tag)))?;
+    let get: Function = Reflect::get(ns, &"get".into())?.dyn_into()?;
+    let stub = get.call1(ns, &id)?;
+    let fetch: Function = Reflect::get(&stub, &"fetch".into())?.dyn_into()?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&shared_replay::claim(tag)));
+    let answer = fetch.call2(&stub, &"https://replay-guard/claim".into(), &init)?;
+    let answer: Response = JsFuture::from(Promise::from(answer)).await?.dyn_into()?;
+    Ok(answer.status())
+}
+
+fn replay_guard_unavailable(cors: Option<&str>) -> Reply {
+    error(
+        503,
+        "replay_guard_unavailable",
+        "The call was not accepted.",
+        "the replay guard could not be reached; sign the call anew and retry",
+        None,
+    )
+    .header("retry-after", "1")
+    .cors(cors)
+}
+
+/// Sends each message to the queue (as text: bodies stay raw JSON inside). `false` if
+/// the queue refused one (over its rate, its backlog full): the caller is told to retry.
+async fn enqueue(queue: &JsValue, send: &Function, messages: &[String]) -> bool {
+    let opts = Object::new();
+    if Reflect::set(&opts, &"contentType".into(), &"text".into()).is_err() {
+        return false;
+    }
+    for m in messages {
+        let Ok(p) = send.call2(queue, &JsValue::from_str(m), &opts) else {
+            return false;
+        };
+        if JsFuture::from(Promise::from(p)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// `env[name]` when it is an object with a method `method`.
-fn binding(env: &JsValue, name: &str, method: &str) -> Option<(JsValue, Function)> {
+pub(super) fn binding(env: &JsValue, name: &str, method: &str) -> Option<(JsValue, Function)> {
     let obj = Reflect::get(env, &JsValue::from_str(name))
         .ok()
         .filter(JsValue::is_object)?;
@@ -416,7 +498,7 @@ async fn forward(f: &Forward, received: &Uint8Array) -> Result<Reply, JsValue> {
 /// The request is built once here and sent through gloo-net (the global `fetch`);
 /// gloo-net's own builder would re-parse the URL through a throwaway `Request` and
 /// `URL` on every call, which costs more than the rest of the worker's work.
-async fn call(f: &Forward, received: &Uint8Array) -> Upstream {
+pub(super) async fn call(f: &Forward, received: &Uint8Array) -> Upstream {
     let Ok(req) = upstream_request(f, received) else {
         return Upstream::Failed;
     };
@@ -439,7 +521,8 @@ async fn call(f: &Forward, received: &Uint8Array) -> Upstream {
     };
     Upstream::Answered {
         status,
-        retry_after: if status == 429 {
+        // Klaviyo and proxies send it with a 429 or a 503.
+        retry_after: if status == 429 || status >= 500 {
             get("retry-after")
         } else {
             None

@@ -308,22 +308,25 @@ export async function startWorker(bindings, { label = 'worker', options = {} } =
   return { mf, url, bindings, call, raw, head, close: () => mf.dispose() };
 }
 
-/** A tiny HTTP server that records every request (for WEBHOOK_FORWARD_URL). */
+/** A tiny HTTP server that records every request (for WEBHOOK_FORWARD_URL), each with the
+ * status it was `answered`; `setStatus(n)` changes that status (a receiver that is down). */
 export async function startSink({ status = 200 } = {}) {
   const received = [];
+  let answer = status;
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      received.push({ method: req.method, url: req.url, headers: { ...req.headers }, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end('{"ok":true}');
+      received.push({ method: req.method, url: req.url, headers: { ...req.headers }, body: Buffer.concat(chunks).toString('utf8'), answered: answer });
+      res.writeHead(answer, { 'content-type': 'application/json' });
+      res.end(answer < 300 ? '{"ok":true}' : '{"ok":false}');
     });
   });
   await new Promise((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve); });
   return {
     url: `http://127.0.0.1:${server.address().port}/hook`,
     received,
+    setStatus: (n) => { answer = n; },
     clear: () => { received.length = 0; },
     close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };

@@ -1,0 +1,259 @@
+//! The queue consumer's I/O: `export default { queue: consume }` (see
+//! `js/edge/worker.mjs`). Each message of `DELIVERY_QUEUE` is carried out with the
+//! private key (a forward signed now), and acknowledged, retried or refused as
+//! `delivery::after_attempt` says. A refused message goes to `DELIVERY_DEAD_LETTERS`
+//! when it is bound, with its status; messages that run out of retries reach the
+//! consumer's dead-letter queue through Queues itself. Logs name a delivery, its part,
+//! the route and the status: never a body.
+
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::auth;
+use super::config::EdgeConfig;
+use super::delivery::{self, Message, Verdict, Work};
+use super::executor;
+use super::router::{self, Forward, Payload};
+use super::upstream::Upstream;
+use super::worker::{binding, call, config};
+
+/// The queue handler: `queue(batch, env, ctx)`. Resolves once every message of the
+/// batch is acknowledged or set to retry; a message it could not settle (an error of the
+/// runtime) is left to Queues, which delivers it again.
+#[wasm_bindgen]
+pub fn consume(batch: JsValue, env: JsValue, _ctx: JsValue) -> Promise {
+    executor::spawn(async move {
+        run(&batch, &env).await?;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
+    let settled = config(env);
+    let messages: Array = Reflect::get(batch, &"messages".into())?.dyn_into()?;
+    // A 429 holds its route back for the rest of the batch: no call into a known throttle.
+    let mut throttled: Vec<(String, u32)> = Vec::new();
+    for m in messages.iter() {
+        // An error with one message is that message's alone: it is retried, and the batch
+        // goes on. (Were the handler to throw, Queues would settle the batch as a whole,
+        // and Miniflare would deliver again even the messages already acknowledged.)
+        if one(&m, env, &settled, &mut throttled).await.is_err() {
+            log("a message met an error of the runtime: retried");
+            let _ = settle(&m, "retry", Some(1));
+        }
+    }
+    Ok(())
+}
+
+/// Carries out message `m` and settles it.
+async fn one(
+    m: &JsValue,
+    env: &JsValue,
+    settled: &Result<EdgeConfig, super::config::ConfigError>,
+    throttled: &mut Vec<(String, u32)>,
+) -> Result<(), JsValue> {
+    let attempts = Reflect::get(m, &"attempts".into())?
+        .as_f64()
+        .map_or(1, |n| n.max(1.0) as u32);
+    let text = Reflect::get(m, &"body".into())?.as_string();
+    let Some(msg) = text.as_deref().and_then(delivery::read) else {
+        log("a message this worker cannot read was dead-lettered");
+        dead_letter(env, text.as_deref().unwrap_or(""), 0).await;
+        return settle(m, "ack", None);
+    };
+    let cfg = match settled {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            // The operator's to fix: keep the message.
+            log(&format!(
+                "delivery {} waits: setting {} {}",
+                msg.id, e.setting, e.reason
+            ));
+            return settle(m, "retry", Some(delivery::MAX_DELAY_S));
+        }
+    };
+    let route = route(&msg);
+    let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
+    let (verdict, throttle) = match held {
+        Some(delay_s) => (Verdict::Retry { delay_s }, false),
+        None => {
+            let outcome = attempt(&msg, cfg).await;
+            let now = js_sys::Date::now() as u64;
+            let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
+            let throttle = matches!(outcome, Upstream::Answered { status: 429, .. });
+            (
+                delivery::after_attempt(&outcome, attempts, now, jitter),
+                throttle,
+            )
+        }
+    };
+    match verdict {
+        Verdict::Ack => settle(m, "ack", None),
+        Verdict::Retry { delay_s } => {
+            if throttle {
+                throttled.push((route, delay_s));
+            }
+            settle(m, "retry", Some(delay_s))
+        }
+        Verdict::Refused { status } => {
+            log(&format!(
+                "delivery {} part {}/{} to {} refused ({}): dead-lettered, not retried",
+                msg.id,
+                msg.part + 1,
+                msg.parts,
+                route,
+                status
+            ));
+            dead_letter(env, text.as_deref().unwrap_or(""), status).await;
+            settle(m, "ack", None)
+        }
+    }
+}
+
+/// Where a message goes, for logs and throttles: its API path, or the forward.
+fn route(msg: &Message) -> String {
+    match &msg.work {
+        Work::Call { path, .. } => path.clone(),
+        Work::List { .. } => "/api/lists".into(),
+        Work::Forward { .. } => "webhook forward".into(),
+    }
+}
+
+/// One attempt at a message's work: the last answer it got.
+async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
+    let none = Uint8Array::new_with_length(0);
+    match &msg.work {
+        Work::Call { path, body } => {
+            let (Some(key), true) = (&cfg.private_key, delivery::api_path_ok(path)) else {
+                return refused();
+            };
+            let f = router::private_call(cfg, key, path, Payload::Text(body.get().into()), None);
+            call(&f, &none).await
+        }
+        Work::List {
+            list_id,
+            ids,
+            imports,
+        } => {
+            let mut ids = ids.clone();
+            for (at, body) in imports {
+                let Some(f) = router::import_request(cfg, body.get(), None) else {
+                    return refused();
+                };
+                let answer = call(&f, &none).await;
+                let Upstream::Answered {
+                    status: 200..=299,
+                    body,
+                    ..
+                } = &answer
+                else {
+                    return answer;
+                };
+                match (router::imported_id(body, None), ids.get_mut(*at)) {
+                    (Ok(id), Some(slot)) => *slot = Some(id),
+                    // A 2xx without an id: as a server error, tried again later.
+                    _ => return unreadable(),
+                }
+            }
+            let ids: Vec<String> = ids.into_iter().flatten().collect();
+            match router::add_to_list_request(cfg, list_id, &ids, None) {
+                Some(f) => call(&f, &none).await,
+                None => refused(),
+            }
+        }
+        Work::Forward { body } => {
+            let (Some(url), Some(secret)) = (&cfg.webhook_forward_url, &cfg.signing_secret) else {
+                return refused();
+            };
+            let now_s = (js_sys::Date::now() / 1000.0) as i64;
+            // Signed now: the receiver's window counts from this attempt.
+            let signature = auth::sign_forward(body.get().as_bytes(), secret, now_s);
+            let f = Forward {
+                url: url.clone(),
+                headers: vec![
+                    ("content-type", "application/json".into()),
+                    ("x-klaviyo-edge-signature", signature),
+                ],
+                body: Payload::Text(body.get().into()),
+                cors: None,
+                timeout_ms: Some(cfg.upstream_timeout_ms),
+            };
+            call(&f, &none).await
+        }
+    }
+}
+
+/// A message that cannot be carried out as it is (a setting it needs is gone, a path
+/// that is not an API path): refused, so that it is dead-lettered rather than retried.
+fn refused() -> Upstream {
+    Upstream::Answered {
+        status: 400,
+        retry_after: None,
+        content_type: None,
+        body: String::new(),
+    }
+}
+
+fn unreadable() -> Upstream {
+    Upstream::Answered {
+        status: 502,
+        retry_after: None,
+        content_type: None,
+        body: String::new(),
+    }
+}
+
+/// `message.ack()`, or `message.retry({ delaySeconds })`.
+fn settle(m: &JsValue, how: &str, delay_s: Option<u32>) -> Result<(), JsValue> {
+    let f: Function = Reflect::get(m, &JsValue::from_str(how))?.dyn_into()?;
+    match delay_s {
+        None => f.call0(m)?,
+        Some(d) => {
+            let opts = Object::new();
+            Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(d))?;
+            f.call1(m, &opts)?
+        }
+    };
+    Ok(())
+}
+
+/// Sends a refused message to `DELIVERY_DEAD_LETTERS` (as received, with the status
+/// that refused it), where bound. Best effort: the log line stays either way.
+async fn dead_letter(env: &JsValue, text: &str, status: u16) {
+    let Some((queue, send)) = binding(env, "DELIVERY_DEAD_LETTERS", "send") else {
+        return;
+    };
+    let mut letter = String::with_capacity(text.len() + 40);
+    letter.push_str("{\"status\":");
+    letter.push_str(&status.to_string());
+    letter.push_str(",\"message\":");
+    // What could not be read is kept as a string.
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        letter.push_str(text);
+    } else {
+        letter.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "null".into()));
+    }
+    letter.push('}');
+    let opts = Object::new();
+    let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
+    if let Ok(p) = send.call2(&queue, &JsValue::from_str(&letter), &opts) {
+        let _ = JsFuture::from(Promise::from(p)).await;
+    }
+}
+
+/// `console.log(line)`: what happened to a delivery, for the worker's logs.
+fn log(line: &str) {
+    let console = Reflect::get(&js_sys::global(), &"console".into());
+    if let Ok(console) = console {
+        if let Some(f) = Reflect::get(&console, &"log".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+        {
+            let _ = f.call1(
+                &console,
+                &JsValue::from_str(&format!("klaviyo-edge: {line}")),
+            );
+        }
+    }
+}

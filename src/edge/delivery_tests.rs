@@ -1,0 +1,538 @@
+//! What a queued call becomes (the messages) and what the consumer does after each
+//! attempt, natively, with a fixed clock and fixed jitter. Calls go through the router
+//! first, as in the worker, so the messages are those of real decisions.
+
+use super::*;
+use crate::edge::auth;
+use crate::edge::config::{ConfigError, Settings};
+use crate::edge::ratelimit::Peer;
+use crate::edge::router::{decide, Incoming};
+
+const NOW_MS: u64 = 1_795_669_339_000;
+const NOW_S: i64 = 1_795_669_339;
+const PRIVATE: &str = "pk_TEST_9f8e7d6c5b4a39281706";
+const SIGNING: &str = "edge-signing-5e4d3c2b1a";
+const WEBHOOK: &str = "whsec-1a2b3c4d5e6f7a8b";
+const API: &str = "http://127.0.0.1:8787";
+
+fn config() -> Result<EdgeConfig, ConfigError> {
+    let s: Settings = serde_json::from_value(serde_json::json!({
+        "KLAVIYO_PRIVATE_KEY": PRIVATE,
+        "KLAVIYO_PUBLIC_KEY": "AbC123",
+        "ALLOWED_ORIGINS": "https://shop.example",
+        "KLAVIYO_API_BASE": API,
+        "EDGE_SIGNING_SECRET": SIGNING,
+        "KLAVIYO_WEBHOOK_SECRET": WEBHOOK,
+        "WEBHOOK_FORWARD_URL": "https://backend.example/hooks",
+    }))
+    .expect("settings");
+    EdgeConfig::from_settings(&s)
+}
+
+/// A signed backend call through the router, then planned as the worker would.
+fn planned(path: &str, body: &str) -> Option<Plan> {
+    let cfg = config();
+    let sig = auth::sign_backend(
+        auth::Signed {
+            method: "POST",
+            path,
+            body: body.as_bytes(),
+        },
+        SIGNING,
+        NOW_S,
+    );
+    let headers = vec![("x-klaviyo-edge-signature".to_string(), sig)];
+    let d = decide(
+        &Incoming {
+            method: "POST",
+            path,
+            query: "",
+            headers: &headers,
+            peer: Peer::Cloudflare,
+            body: body.as_bytes(),
+            too_large: false,
+            now_ms: NOW_MS,
+        },
+        &cfg,
+    );
+    // A refusal has no tag: it is answered, never queued.
+    let Some(tag) = d.gate.replay_key else {
+        assert!(matches!(d.action, Action::Reply(_)), "{:?}", d.action);
+        return None;
+    };
+    plan(
+        &d.action,
+        &tag,
+        body.as_bytes(),
+        cfg.as_ref().expect("config"),
+        NOW_MS,
+    )
+}
+
+fn messages_of(plan: Option<Plan>) -> Vec<String> {
+    match plan {
+        Some(Plan::Enqueue(m)) => m,
+        other => panic!("expected messages, got {other:?}"),
+    }
+}
+
+fn call_of(text: &str) -> (String, serde_json::Value) {
+    match read(text).expect("a readable message").work {
+        Work::Call { path, body } => (path, serde_json::from_str(body.get()).expect("json")),
+        other => panic!("expected a call, got {other:?}"),
+    }
+}
+
+fn no_secret(text: &str) {
+    for s in [PRIVATE, SIGNING, WEBHOOK] {
+        assert!(!text.contains(s), "a secret in a message");
+    }
+}
+
+const ORDER: &str = r#"{"order_id":"o-1001","value":19.98,"profile":{"email":"ann@example.com"},
+  "items":[{"product_id":"p-1","name":"Pooh","quantity":1,"price":9.99},
+           {"product_id":"p-2","name":"Tigger","quantity":1,"price":9.99}]}"#;
+
+fn event(attrs: &str) -> String {
+    format!(
+        r#"{{"data":{{"type":"event","attributes":{{"properties":{{}},{attrs}"metric":{{"data":{{"type":"metric","attributes":{{"name":"Viewed"}}}}}},"profile":{{"data":{{"type":"profile","attributes":{{"email":"a@b.co"}}}}}}}}}}}}"#
+    )
+}
+
+// ------------------------------------------------------------------ what is queued
+
+#[test]
+fn an_order_is_one_message_holding_its_bulk_job_with_the_order_id_as_unique_ids() {
+    let m = messages_of(planned("/api/orders", ORDER));
+    assert_eq!(m.len(), 1);
+    no_secret(&m[0]);
+    let msg = read(&m[0]).expect("readable");
+    assert_eq!((msg.v, msg.part, msg.parts), (VERSION, 0, 1));
+    assert!(
+        msg.id.starts_with("dlv_") && msg.id.len() == 28,
+        "{}",
+        msg.id
+    );
+    let (path, job) = call_of(&m[0]);
+    assert_eq!(path, "/api/event-bulk-create-jobs");
+    let events =
+        &job["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"]["events"]["data"];
+    let ids: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["attributes"]["unique_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["o-1001", "o-1001-0", "o-1001-1"]);
+}
+
+#[test]
+fn one_call_always_makes_the_same_messages_so_a_second_enqueue_is_the_same_delivery() {
+    assert_eq!(
+        messages_of(planned("/api/orders", ORDER)),
+        messages_of(planned("/api/orders", ORDER))
+    );
+}
+
+#[test]
+fn an_event_without_unique_id_or_time_is_given_the_time_it_was_accepted() {
+    let m = messages_of(planned("/api/events", &event("")));
+    let (path, body) = call_of(&m[0]);
+    assert_eq!(path, "/api/events");
+    assert_eq!(body["data"]["attributes"]["time"], "2026-11-26T05:02:19Z");
+    // Everything else as sent.
+    assert_eq!(
+        body["data"]["attributes"]["metric"]["data"]["attributes"]["name"],
+        "Viewed"
+    );
+}
+
+#[test]
+fn an_event_with_unique_id_or_time_travels_byte_for_byte() {
+    for attrs in [r#""unique_id":"u-7","#, r#""time":"2026-01-02T03:04:05Z","#] {
+        let body = event(attrs);
+        let m = messages_of(planned("/api/events", &body));
+        match read(&m[0]).expect("readable").work {
+            Work::Call { body: b, .. } => assert_eq!(b.get(), body),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_null_unique_id_does_not_count_as_one() {
+    let with_time = stable_event(r#"{"type":"event","attributes":{"unique_id":null}}"#, NOW_S);
+    assert_eq!(
+        with_time,
+        r#"{"type":"event","attributes":{"time":"2026-11-26T05:02:19Z","unique_id":null}}"#
+    );
+    let empty = stable_event(r#"{"type":"event","attributes":{ }}"#, NOW_S);
+    assert_eq!(
+        empty,
+        r#"{"type":"event","attributes":{"time":"2026-11-26T05:02:19Z"}}"#
+    );
+}
+
+/// A bulk job of `profiles` profiles with `per` events each, each event `pad` bytes of
+/// properties, with unique ids `e-<profile>-<n>`.
+fn bulk(profiles: usize, per: usize, pad: usize) -> String {
+    let filler = "x".repeat(pad);
+    let entries: Vec<String> = (0..profiles)
+        .map(|p| {
+            let events: Vec<String> = (0..per)
+                .map(|n| {
+                    format!(
+                        r#"{{"type":"event","attributes":{{"properties":{{"pad":"{filler}"}},"unique_id":"e-{p}-{n}","metric":{{"data":{{"type":"metric","attributes":{{"name":"Viewed"}}}}}}}}}}"#
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"type":"event-bulk-create","attributes":{{"profile":{{"data":{{"type":"profile","attributes":{{"email":"p{p}@b.co"}}}}}},"events":{{"data":[{}]}}}}}}"#,
+                events.join(",")
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"data":{{"type":"event-bulk-create-job","attributes":{{"events-bulk-create":{{"data":[{}]}}}}}}}}"#,
+        entries.join(",")
+    )
+}
+
+/// `(profile email, unique_id)` of every event of a job, in order.
+fn events_of(job: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in job["data"]["attributes"]["events-bulk-create"]["data"]
+        .as_array()
+        .expect("entries")
+    {
+        let email = entry["attributes"]["profile"]["data"]["attributes"]["email"]
+            .as_str()
+            .expect("email")
+            .to_string();
+        for e in entry["attributes"]["events"]["data"]
+            .as_array()
+            .expect("events")
+        {
+            out.push((
+                email.clone(),
+                e["attributes"]["unique_id"].as_str().expect("id").into(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_bulk_job_too_large_for_one_message_is_divided_into_jobs_that_each_fit_in_order() {
+    let body = bulk(8, 30, 800); // about 200 KB
+    assert!(body.len() > MAX_MESSAGE_BYTES);
+    let m = messages_of(planned("/api/event-bulk-create-jobs", &body));
+    assert!(m.len() >= 2, "{} parts", m.len());
+    let whole: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let mut got = Vec::new();
+    for (n, text) in m.iter().enumerate() {
+        assert!(
+            text.len() <= MAX_MESSAGE_BYTES,
+            "part {n}: {} bytes",
+            text.len()
+        );
+        let msg = read(text).expect("readable");
+        assert_eq!((msg.part, msg.parts), (n as u32, m.len() as u32));
+        let (_, job) = call_of(text);
+        got.extend(events_of(&job));
+    }
+    assert_eq!(
+        got,
+        events_of(&whole),
+        "every event once, with its profile, in order"
+    );
+}
+
+#[test]
+fn a_bulk_job_that_fits_is_one_message() {
+    let body = bulk(2, 3, 10);
+    let m = messages_of(planned("/api/event-bulk-create-jobs", &body));
+    assert_eq!(m.len(), 1);
+    let (_, job) = call_of(&m[0]);
+    assert_eq!(
+        events_of(&job),
+        events_of(&serde_json::from_str(&body).expect("json"))
+    );
+}
+
+#[test]
+fn one_event_too_large_for_a_message_goes_direct() {
+    let body = bulk(1, 1, MAX_MESSAGE_BYTES);
+    assert!(matches!(
+        plan_call("dlv_x", "/api/event-bulk-create-jobs", &body, NOW_MS),
+        Plan::Direct
+    ));
+    let big = format!(
+        r#"{{"data":{{"type":"profile","attributes":{{"first_name":"{}"}}}}}}"#,
+        "x".repeat(MAX_MESSAGE_BYTES)
+    );
+    assert!(matches!(
+        plan_call("dlv_x", "/api/profile-import", &big, NOW_MS),
+        Plan::Direct
+    ));
+}
+
+#[test]
+fn list_members_are_divided_into_messages_each_with_its_own_imports() {
+    let profiles: Vec<String> = (0..1000)
+        .map(|n| {
+            if n % 4 == 0 {
+                format!(r#"{{"id":"01PROFILE{n:05}"}}"#)
+            } else {
+                format!(
+                    r#"{{"email":"member{n}@{}.{}.example.com"}}"#,
+                    "m".repeat(60),
+                    "n".repeat(60)
+                )
+            }
+        })
+        .collect();
+    let body = format!(r#"{{"profiles":[{}]}}"#, profiles.join(","));
+    let m = messages_of(planned("/api/lists/Xy12Ab/profiles", &body));
+    assert!(m.len() >= 2, "{} parts", m.len());
+    let mut ids = Vec::new();
+    let mut imported = 0;
+    for text in &m {
+        assert!(text.len() <= MAX_MESSAGE_BYTES);
+        no_secret(text);
+        match read(text).expect("readable").work {
+            Work::List {
+                list_id,
+                ids: part,
+                imports,
+            } => {
+                assert_eq!(list_id, "Xy12Ab");
+                for (at, body) in &imports {
+                    assert_eq!(part[*at], None, "an import fills an empty place");
+                    assert!(body.get().contains("profile"));
+                }
+                imported += imports.len();
+                ids.extend(part);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ids.len(), 1000);
+    assert_eq!(imported, 750);
+    assert_eq!(ids.iter().flatten().count(), 250);
+    assert_eq!(ids[0].as_deref(), Some("01PROFILE00000"));
+}
+
+#[test]
+fn a_small_list_call_is_one_message() {
+    let body = r#"{"profiles":[{"id":"01ABC"},{"email":"ann@example.com"}]}"#;
+    let m = messages_of(planned("/api/lists/Xy12Ab/profiles", body));
+    assert_eq!(m.len(), 1);
+    match read(&m[0]).expect("readable").work {
+        Work::List { ids, imports, .. } => {
+            assert_eq!(ids, [Some("01ABC".to_string()), None]);
+            assert_eq!(imports.len(), 1);
+            assert_eq!(imports[0].0, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_webhook_forward_carries_the_body_as_klaviyo_sent_it_and_no_signature() {
+    let body =
+        r#"{"data":[{"topic":"event:klaviyo.sent_sms"}],"meta":{"klaviyo_webhook_id":"wh_1"}}"#;
+    let m = messages_of(Some(plan_forward("dlv_1", body)));
+    no_secret(&m[0]);
+    assert!(!m[0].contains("signature"));
+    match read(&m[0]).expect("readable").work {
+        Work::Forward { body: b } => assert_eq!(b.get(), body),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn what_is_answered_at_once_is_not_queued() {
+    let cfg = config().expect("config");
+    let reply = Action::Reply(queue_unavailable(None));
+    assert!(plan(&reply, &[7; 32], b"{}", &cfg, NOW_MS).is_none());
+    // A refused signed call: its 4xx is the answer, nothing is queued.
+    let bad = r#"{"data":{"type":"event","attributes":{}}}"#;
+    assert!(planned("/api/events", bad).is_none());
+}
+
+#[test]
+fn the_delivery_id_is_the_signature_tag_and_the_answer_names_it() {
+    let tag = [0xab; 32];
+    assert_eq!(delivery_id(&tag), format!("dlv_{}", "ab".repeat(12)));
+    assert_ne!(delivery_id(&[1; 32]), delivery_id(&[2; 32]));
+    let r = queued(&tag, 3, Some("https://shop.example"));
+    assert_eq!(r.status, 202);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(v["data"]["id"], delivery_id(&tag));
+    assert_eq!(v["data"]["attributes"]["status"], "queued");
+    assert_eq!(v["data"]["attributes"]["parts"], 3);
+    let down = queue_unavailable(None);
+    assert_eq!(down.status, 503);
+    assert!(down
+        .headers
+        .iter()
+        .any(|(k, v)| *k == "retry-after" && v == "1"));
+}
+
+#[test]
+fn a_message_of_another_version_or_shape_is_not_read() {
+    let m = messages_of(planned("/api/orders", ORDER));
+    assert!(read(&m[0]).is_some());
+    assert!(read(&m[0].replacen("\"v\":1", "\"v\":2", 1)).is_none());
+    assert!(read("{}").is_none());
+    assert!(read("not json").is_none());
+    assert!(read(r#"{"v":1,"id":"x","part":0,"parts":1,"work":{"mail":{}}}"#).is_none());
+}
+
+#[test]
+fn only_plain_api_paths_reach_the_key() {
+    for ok in [
+        "/api/events",
+        "/api/lists/Xy12/relationships/profiles",
+        "/api/profile-import",
+    ] {
+        assert!(api_path_ok(ok), "{ok}");
+    }
+    for bad in [
+        "/api//events",
+        "/client/events",
+        "/api/events?x=1",
+        "/api/@evil.example/",
+        "/api/../admin",
+        "/api/%2e%2e",
+        "api/events",
+        "",
+    ] {
+        assert!(!api_path_ok(bad), "{bad}");
+    }
+}
+
+// ------------------------------------------------------------------ the consumer's verdicts
+
+fn answer(status: u16, retry_after: Option<&str>) -> Upstream {
+    Upstream::Answered {
+        status,
+        retry_after: retry_after.map(str::to_string),
+        content_type: None,
+        body: String::new(),
+    }
+}
+
+#[test]
+fn a_2xx_is_acknowledged() {
+    for s in [200, 201, 202, 204] {
+        assert_eq!(after_attempt(&answer(s, None), 1, NOW_MS, 0), Verdict::Ack);
+    }
+}
+
+#[test]
+fn a_4xx_other_than_408_and_429_is_refused_and_never_retried() {
+    for s in [400, 401, 403, 404, 409, 413, 422] {
+        assert_eq!(
+            after_attempt(&answer(s, None), 1, NOW_MS, 0),
+            Verdict::Refused { status: s }
+        );
+    }
+}
+
+#[test]
+fn a_redirect_is_refused_not_followed() {
+    for s in [301, 302, 307, 308] {
+        assert_eq!(
+            after_attempt(&answer(s, None), 1, NOW_MS, 0),
+            Verdict::Refused { status: s }
+        );
+    }
+}
+
+#[test]
+fn server_errors_network_failures_and_timeouts_back_off_doubling_to_the_cap() {
+    let waits: Vec<u32> = (1..=14)
+        .map(|n| match after_attempt(&Upstream::Failed, n, NOW_MS, 0) {
+            Verdict::Retry { delay_s } => delay_s,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            1,
+            2,
+            4,
+            8,
+            16,
+            32,
+            64,
+            128,
+            256,
+            512,
+            1024,
+            2048,
+            MAX_DELAY_S,
+            MAX_DELAY_S
+        ]
+    );
+    for s in [408, 500, 502, 503, 504] {
+        assert_eq!(
+            after_attempt(&answer(s, None), 3, NOW_MS, 0),
+            Verdict::Retry { delay_s: 4 }
+        );
+    }
+    // Attempts far past what Queues allows do not overflow.
+    assert_eq!(
+        after_attempt(&Upstream::Failed, u32::MAX, NOW_MS, 0),
+        Verdict::Retry {
+            delay_s: MAX_DELAY_S
+        }
+    );
+}
+
+#[test]
+fn jitter_adds_up_to_a_quarter_of_the_backoff() {
+    let at = |jitter| match after_attempt(&answer(503, None), 5, NOW_MS, jitter) {
+        Verdict::Retry { delay_s } => delay_s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(at(0), 16);
+    assert_eq!(at(u16::MAX), 20);
+    assert!((16..=20).contains(&at(30_000)));
+}
+
+#[test]
+fn a_429_waits_at_least_its_retry_after_in_seconds_or_as_a_date() {
+    assert_eq!(
+        after_attempt(&answer(429, Some("5")), 1, NOW_MS, u16::MAX),
+        Verdict::Retry { delay_s: 5 }
+    );
+    // The backoff wins when it is longer.
+    assert_eq!(
+        after_attempt(&answer(429, Some("5")), 5, NOW_MS, 0),
+        Verdict::Retry { delay_s: 16 }
+    );
+    // An HTTP date 90 s after now.
+    let date = "Thu, 26 Nov 2026 05:03:49 GMT";
+    assert_eq!(
+        after_attempt(&answer(429, Some(date)), 1, NOW_MS, 0),
+        Verdict::Retry { delay_s: 90 }
+    );
+    assert_eq!(
+        after_attempt(&answer(503, Some("120")), 2, NOW_MS, 0),
+        Verdict::Retry { delay_s: 120 }
+    );
+    // Unreadable: the backoff alone.
+    assert_eq!(
+        after_attempt(&answer(429, Some("soon")), 2, NOW_MS, 0),
+        Verdict::Retry { delay_s: 2 }
+    );
+    // Never past what Queues accepts (24 h).
+    assert_eq!(
+        after_attempt(&answer(429, Some("999999")), 1, NOW_MS, 0),
+        Verdict::Retry { delay_s: 86_400 }
+    );
+}

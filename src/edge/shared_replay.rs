@@ -1,0 +1,188 @@
+//! A replay guard that holds across every isolate and location: a Durable Object
+//! namespace bound as `REPLAY_GUARD` (class `ReplayGuard`, exported by the worker).
+//! A signature's tag is claimed in one object, picked by the tag's first byte (256
+//! shards: tags are HMAC outputs, so the load spreads evenly and no object is a hot
+//! spot). An object answers a claim from its own storage, one request at a time (its
+//! input gate), so two isolates that race with one signature get one "fresh" between
+//! them. Entries are dropped by the object's alarm once their window is past. Each
+//! isolate's own memory stays in front as a cache (`auth::ReplayGuard`).
+//!
+//! The rules are here, plain; the class (wasm only) carries them out on the object's
+//! storage.
+
+use super::auth::WINDOW_S;
+
+/// How long an object remembers a tag: a signature is accepted within `WINDOW_S` of its
+/// time on either side, so a tag seen now can come back for at most twice that.
+pub const KEEP_S: i64 = 2 * WINDOW_S as i64;
+
+/// The object (by name) that holds `tag`.
+pub fn shard(tag: &[u8; 32]) -> String {
+    let mut name = String::from("replay-");
+    name.push_str(&hex::encode(&tag[..1]));
+    name
+}
+
+/// A claim, as the worker sends it to the object: the tag in hex.
+pub fn claim(tag: &[u8; 32]) -> String {
+    hex::encode(tag)
+}
+
+/// A claim as the object reads it: 64 hex digits, else `None`.
+pub fn read_claim(body: &str) -> Option<&str> {
+    (body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit())).then_some(body)
+}
+
+/// Whether a tag whose entry expires at `stored` (if the object has one) is used for
+/// the first time at `now_s`; when it is, the object stores `now_s + KEEP_S`.
+pub fn first_use(stored: Option<f64>, now_s: i64) -> bool {
+    stored.is_none_or(|expires| expires <= now_s as f64)
+}
+
+/// The status an object answers a claim with: 200 first use, 409 seen, 400 not a claim.
+pub const FRESH: u16 = 200;
+pub const SEEN: u16 = 409;
+
+#[cfg(target_arch = "wasm32")]
+pub use object::SharedReplayGuard;
+
+#[cfg(target_arch = "wasm32")]
+mod object {
+    use js_sys::{Array, Function, Map, Promise, Reflect};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{Request, Response, ResponseInit};
+
+    use super::super::executor;
+    use super::{first_use, read_claim, FRESH, KEEP_S, SEEN};
+
+    /// The Durable Object class: `export { ReplayGuard } from "./klaviyo_edge.mjs"`.
+    #[wasm_bindgen(js_name = ReplayGuard)]
+    pub struct SharedReplayGuard {
+        storage: JsValue,
+    }
+
+    #[wasm_bindgen(js_class = ReplayGuard)]
+    impl SharedReplayGuard {
+        /// `new ReplayGuard(state, env)`, as workerd makes it.
+        #[wasm_bindgen(constructor)]
+        pub fn new(state: JsValue, _env: JsValue) -> SharedReplayGuard {
+            let storage = Reflect::get(&state, &"storage".into()).unwrap_or(JsValue::UNDEFINED);
+            SharedReplayGuard { storage }
+        }
+
+        /// A claim: `POST` with the tag in hex. 200 the first time, 409 after.
+        pub fn fetch(&self, request: Request) -> Promise {
+            let storage = self.storage.clone();
+            executor::spawn(async move {
+                let text = JsFuture::from(request.text()?).await?;
+                let status = match text.as_string().as_deref().and_then(read_claim) {
+                    None => 400,
+                    Some(tag) => claim(&storage, tag).await?,
+                };
+                let init = ResponseInit::new();
+                init.set_status(status);
+                Ok(Response::new_with_opt_str_and_init(None, &init)?.into())
+            })
+        }
+
+        /// The object's alarm: forgets the tags whose window is past, and wakes again for
+        /// the next one to expire.
+        pub fn alarm(&self) -> Promise {
+            let storage = self.storage.clone();
+            executor::spawn(async move {
+                sweep(&storage).await?;
+                Ok(JsValue::UNDEFINED)
+            })
+        }
+    }
+
+    fn now_s() -> i64 {
+        (js_sys::Date::now() / 1000.0) as i64
+    }
+
+    async fn call(storage: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+        let f: Function = Reflect::get(storage, &JsValue::from_str(method))?.dyn_into()?;
+        let out = f.apply(storage, &args.iter().collect::<Array>())?;
+        JsFuture::from(Promise::resolve(&out)).await
+    }
+
+    async fn claim(storage: &JsValue, tag: &str) -> Result<u16, JsValue> {
+        let key = JsValue::from_str(tag);
+        let now = now_s();
+        let stored = call(storage, "get", std::slice::from_ref(&key))
+            .await?
+            .as_f64();
+        if !first_use(stored, now) {
+            return Ok(SEEN);
+        }
+        let expires = (now + KEEP_S) as f64;
+        call(storage, "put", &[key, JsValue::from(expires)]).await?;
+        // One alarm at a time: the earliest expiry wakes the object.
+        if call(storage, "getAlarm", &[]).await?.is_null() {
+            call(storage, "setAlarm", &[JsValue::from(expires * 1000.0)]).await?;
+        }
+        Ok(FRESH)
+    }
+
+    async fn sweep(storage: &JsValue) -> Result<(), JsValue> {
+        let now = now_s() as f64;
+        let all: Map = call(storage, "list", &[]).await?.dyn_into()?;
+        let gone = Array::new();
+        let mut next: Option<f64> = None;
+        all.for_each(&mut |value, key| match value.as_f64() {
+            Some(e) if e > now => next = Some(next.map_or(e, |n: f64| n.min(e))),
+            _ => {
+                gone.push(&key);
+            }
+        });
+        // `delete` takes at most 128 keys at a time.
+        let keys: Vec<JsValue> = gone.iter().collect();
+        for chunk in keys.chunks(128) {
+            call(storage, "delete", &[chunk.iter().collect::<Array>().into()]).await?;
+        }
+        if let Some(n) = next {
+            call(storage, "setAlarm", &[JsValue::from(n * 1000.0)]).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_spread_over_256_objects_by_their_first_byte() {
+        let mut tag = [7u8; 32];
+        assert_eq!(shard(&tag), "replay-07");
+        tag[0] = 0xff;
+        assert_eq!(shard(&tag), "replay-ff");
+        tag[1] = 0;
+        assert_eq!(
+            shard(&tag),
+            "replay-ff",
+            "only the first byte picks the object"
+        );
+    }
+
+    #[test]
+    fn a_claim_is_the_tag_in_hex_and_nothing_else_is_read() {
+        let tag = [0xab; 32];
+        assert_eq!(read_claim(&claim(&tag)), Some(&*"ab".repeat(32)));
+        for bad in ["", "ab", &"zz".repeat(32), &"ab".repeat(33)] {
+            assert_eq!(read_claim(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_tag_is_fresh_until_claimed_and_again_once_its_window_is_past() {
+        let now = 1_800_000_000;
+        assert!(first_use(None, now));
+        let expires = (now + KEEP_S) as f64;
+        assert!(!first_use(Some(expires), now));
+        assert!(!first_use(Some(expires), now + KEEP_S - 1));
+        assert!(first_use(Some(expires), now + KEEP_S));
+        assert_eq!(KEEP_S, 600, "twice the signature window");
+    }
+}

@@ -1,0 +1,253 @@
+// Durable delivery and the shared replay guard, in workerd (Miniflare) with real Queues
+// and Durable Objects: four instances of the worker (separate isolates) share one
+// DELIVERY_QUEUE, whose consumer is the first, and one REPLAY_GUARD namespace; a fifth
+// worker consumes the dead-letter queue into an HTTP sink. Klaviyo is the emulator,
+// with faults; the webhook receiver is a sink that can be down.
+//
+// The outage test waits out a 60 s outage by design: its timer is the outage, not a
+// wait for work (everything else is polled with a deadline).
+import test, { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Miniflare } from 'miniflare';
+import {
+  ROOT, EDGE_DIR, WORKER_PATH, COMPATIBILITY_DATE, JSON_API, SHOP_ORIGIN, isEdgeBuilt, NOT_BUILT,
+  makeSecrets, fullBindings, signedHeaders, webhookRequest, startSink, readResponse, edgeBuildId,
+} from './harness.mjs';
+import { waitFor } from '../support/browser.mjs';
+import { startEmulator } from '../emulator/server.mjs';
+
+const INSTANCES = 4;
+const QUEUE = 'klaviyo-deliveries';
+const DEAD = 'klaviyo-deliveries-dead';
+
+let emu, hooks, dead, secrets, mf;
+
+const rules = [
+  { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
+  { type: 'CompiledWasm', include: ['**/*.wasm'] },
+];
+
+/** Miniflare: edge-0 .. edge-3 (edge-0 consumes the queue and holds the Durable Object
+ * class), and the dead-letter reader. `consumerScript`: another entry for edge-0 (the
+ * crash test's). */
+async function startWorkers({ consumerScript } = {}) {
+  const bindings = fullBindings({ emu, secrets, forwardUrl: hooks.url });
+  const edge = (i) => ({
+    name: `edge-${i}`,
+    modules: true,
+    modulesRoot: i === 0 && consumerScript ? ROOT : EDGE_DIR,
+    scriptPath: i === 0 && consumerScript ? consumerScript : WORKER_PATH,
+    modulesRules: rules,
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings,
+    queueProducers: { DELIVERY_QUEUE: QUEUE, DELIVERY_DEAD_LETTERS: DEAD },
+    durableObjects: { REPLAY_GUARD: { className: 'ReplayGuard', scriptName: 'edge-0' } },
+    ...(i === 0 ? {
+      queueConsumers: { [QUEUE]: { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100, deadLetterQueue: DEAD } },
+    } : {}),
+  });
+  const workers = [...Array.from({ length: INSTANCES }, (_, i) => edge(i)), {
+    name: 'dead-letters',
+    modules: true,
+    script: `export default { async queue(batch, env) {
+      for (const m of batch.messages) {
+        await fetch(env.SINK, { method: 'POST', body: typeof m.body === 'string' ? m.body : JSON.stringify(m.body) });
+        m.ack();
+      }
+    } };`,
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings: { SINK: dead.url },
+    queueConsumers: { [DEAD]: { maxBatchSize: 10, maxBatchTimeout: 1 } },
+  }];
+  const m = new Miniflare({ workers, host: '127.0.0.1', port: 0 });
+  await m.ready;
+  return m;
+}
+
+before(async () => {
+  if (!isEdgeBuilt()) throw new Error(NOT_BUILT);
+  emu = await startEmulator({ port: 0 });
+  hooks = await startSink();
+  dead = await startSink();
+  secrets = makeSecrets();
+  mf = await startWorkers();
+  console.log(`# edge build ${edgeBuildId()}`);
+});
+
+after(async () => {
+  await mf?.dispose().catch(() => {});
+  await hooks?.close();
+  await dead?.close();
+  await emu?.close();
+});
+
+/** A signed call to instance `i` (a fresh signature each time unless `headers` given). */
+async function signedCall(i, route, body, { headers } = {}) {
+  const worker = await mf.getWorker(`edge-${i}`);
+  const h = headers ?? signedHeaders(secrets.EDGE_SIGNING_SECRET, body, { path: route });
+  const res = await worker.fetch(`https://shop.example${route}`, { method: 'POST', headers: h, body });
+  return { ...(await readResponse(res, `edge-${i}: POST ${route}`)), sent: h };
+}
+
+const orderBody = (orderId) => JSON.stringify({
+  order_id: orderId,
+  value: 19.98,
+  profile: { email: 'ann@example.com' },
+  items: [{ product_id: 'p-1', name: 'Pooh', quantity: 2, price: 9.99 }],
+});
+
+/** Accepted unique_ids at the emulator for `path` (duplicates kept). */
+function accepted(pathPrefix) {
+  return emu.requests({ pathPrefix, accepted: true }).requests.flatMap((r) => r.uniqueIds ?? []);
+}
+
+const counts = (ids) => ids.reduce((m, id) => m.set(id, (m.get(id) ?? 0) + 1), new Map());
+
+test('Klaviyo down for 60 s: 100 signed orders answered 202 at once, all delivered once each when it is back', { timeout: 300_000 }, async () => {
+  emu.reset();
+  emu.addFault({ status: 503, count: 1_000_000, path: '/api/event-bulk-create-jobs', name: 'outage' });
+  const outageStarted = Date.now();
+  const run = randomBytes(3).toString('hex');
+  const ids = Array.from({ length: 100 }, (_, n) => `o-${run}-${n}`);
+  const answers = [];
+  for (const [n, id] of ids.entries()) answers.push(await signedCall(n % INSTANCES, '/api/orders', orderBody(id)));
+  for (const a of answers) {
+    assert.equal(a.status, 202, a.text);
+    assert.equal(a.json.data.type, 'delivery');
+    assert.match(a.json.data.id, /^dlv_[0-9a-f]{24}$/);
+  }
+  assert.equal(new Set(answers.map((a) => a.json.data.id)).size, 100, 'one delivery id per call');
+  assert.equal(accepted('/api/event-bulk-create-jobs').length, 0, 'nothing got through during the outage');
+  // The outage lasts 60 s, by design.
+  await new Promise((r) => setTimeout(r, Math.max(0, 60_000 - (Date.now() - outageStarted))));
+  const tried = emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).count;
+  emu.clearFaults();
+  await waitFor(() => {
+    const got = new Set(accepted('/api/event-bulk-create-jobs'));
+    return ids.every((id) => got.has(id));
+  }, { timeout: 200_000, interval: 500, what: 'the 100 orders at Klaviyo' });
+  const placed = accepted('/api/event-bulk-create-jobs').filter((u) => ids.includes(u));
+  const c = counts(placed);
+  assert.deepEqual([...c.values()].filter((n) => n !== 1), [], 'each order once at Klaviyo');
+  assert.equal(c.size, 100);
+  assert.ok(tried >= 100, `the consumer kept trying during the outage (${tried} attempts)`);
+  console.log(`# outage: ${tried} attempts answered 503 in 60 s; all 100 orders delivered ${((Date.now() - outageStarted) / 1000).toFixed(0)} s after the first`);
+});
+
+test('a 429 with Retry-After: 5 on the bulk endpoint: the consumer waits at least that long', { timeout: 120_000 }, async () => {
+  emu.reset();
+  emu.addFault({ status: 429, retryAfter: 5, count: 1, path: '/api/event-bulk-create-jobs' });
+  const id = `o-429-${randomBytes(3).toString('hex')}`;
+  assert.equal((await signedCall(1, '/api/orders', orderBody(id))).status, 202);
+  await waitFor(() => accepted('/api/event-bulk-create-jobs').includes(id), { timeout: 60_000, interval: 200, what: 'the order after the 429' });
+  const tries = emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).requests;
+  assert.equal(tries.length, 2, 'one 429, one 202');
+  assert.equal(tries[0].status, 429);
+  const waited = tries[1].at - tries[0].at;
+  assert.ok(waited >= 5_000, `waited ${waited} ms`);
+  console.log(`# 429 Retry-After 5: next attempt after ${(waited / 1000).toFixed(1)} s`);
+});
+
+test('a message Klaviyo refuses with 400 is not retried and lands in the dead-letter queue', { timeout: 60_000 }, async () => {
+  emu.reset();
+  dead.clear();
+  emu.addFault({ status: 400, count: 1, path: '/api/event-bulk-create-jobs' });
+  const id = `o-400-${randomBytes(3).toString('hex')}`;
+  const answer = await signedCall(2, '/api/orders', orderBody(id));
+  assert.equal(answer.status, 202);
+  await waitFor(() => dead.received.length === 1, { timeout: 30_000, interval: 200, what: 'the dead letter' });
+  const letter = JSON.parse(dead.received[0].body);
+  assert.equal(letter.status, 400);
+  assert.equal(letter.message.id, answer.json.data.id, 'the delivery the caller was told of');
+  assert.ok(letter.message.work.call, 'the call, to be sent again by hand');
+  assert.ok(!dead.received[0].body.includes(secrets.KLAVIYO_PRIVATE_KEY), 'no key in a message');
+  // The consumer acknowledges a refused message right after dead-lettering it: no retry follows.
+  assert.equal(emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).count, 1, 'tried once');
+});
+
+test('an error thrown in the consumer mid-batch: the rest is delivered again, nothing twice at Klaviyo', { timeout: 120_000 }, async () => {
+  await mf.dispose();
+  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/crashing-consumer.mjs') });
+  try {
+    emu.reset();
+    const run = randomBytes(3).toString('hex');
+    const ids = Array.from({ length: 8 }, (_, n) => `o-crash-${run}-${n}`);
+    // Sent within the consumer's batch window (1 s), so that they make one batch.
+    for (const id of ids) assert.equal((await signedCall(1, '/api/orders', orderBody(id))).status, 202);
+    await waitFor(() => ids.every((id) => accepted('/api/event-bulk-create-jobs').includes(id)),
+      { timeout: 60_000, interval: 200, what: 'every order after the crash' });
+    const c = counts(accepted('/api/event-bulk-create-jobs').filter((u) => ids.includes(u)));
+    assert.deepEqual([...c.entries()].filter(([, n]) => n !== 1), [], 'none twice');
+    const crashes = Number((await (await (await mf.getWorker('edge-0')).fetch('https://shop.example/__crashes')).text()) || 0);
+    assert.equal(crashes, 1, 'the consumer did crash once');
+  } finally {
+    await mf.dispose();
+    mf = await startWorkers();
+  }
+});
+
+test('a signed call replayed to another instance is refused; 1,000 signatures over 4 instances are each accepted once', { timeout: 180_000 }, async () => {
+  emu.reset();
+  const event = (n) => JSON.stringify({ data: { type: 'event', attributes: {
+    properties: { n }, unique_id: `r-${n}-${randomBytes(4).toString('hex')}`,
+    metric: { data: { type: 'metric', attributes: { name: 'Replay Probe' } } },
+    profile: { data: { type: 'profile', attributes: { email: 'ann@example.com' } } },
+  } } });
+  const first = event(0);
+  const a = await signedCall(0, '/api/events', first);
+  assert.equal(a.status, 202, a.text);
+  for (let i = 1; i < INSTANCES; i++) {
+    const again = await signedCall(i, '/api/events', first, { headers: a.sent });
+    assert.equal(again.status, 401, `instance ${i}: ${again.text}`);
+    assert.match(again.json.errors[0].detail, /already|replay/i);
+  }
+  const statuses = [];
+  const sent = [];
+  for (let n = 1; n <= 1000; n++) {
+    const body = event(n);
+    const r = await signedCall(n % INSTANCES, '/api/events', body);
+    statuses.push(r.status);
+    sent.push([body, r.sent, n % INSTANCES]);
+  }
+  assert.equal(statuses.filter((s) => s === 202).length, 1000, 'all accepted');
+  // And each refused everywhere else.
+  let refused = 0;
+  for (const [body, headers, i] of sent.slice(0, 100)) {
+    const r = await signedCall((i + 1) % INSTANCES, '/api/events', body, { headers });
+    if (r.status === 401) refused += 1;
+  }
+  assert.equal(refused, 100, 'a second use is refused on another instance');
+});
+
+test('a webhook forward whose receiver is down for 30 s arrives once it is back', { timeout: 180_000 }, async () => {
+  hooks.clear();
+  hooks.setStatus(503);
+  const downSince = Date.now();
+  const webhookId = `01JW${randomBytes(10).toString('hex').toUpperCase()}`.slice(0, 26);
+  const { body, headers } = webhookRequest(secrets.KLAVIYO_WEBHOOK_SECRET, { webhookId });
+  const worker = await mf.getWorker('edge-3');
+  const res = await readResponse(await worker.fetch('https://shop.example/webhooks/klaviyo', { method: 'POST', headers, body }), 'webhook');
+  assert.equal(res.status, 200, res.text);
+  await waitFor(() => hooks.received.length >= 1, { timeout: 30_000, interval: 200, what: 'a first forward attempt' });
+  // The receiver is down for 30 s, by design.
+  await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - downSince))));
+  const whileDown = hooks.received.length;
+  hooks.setStatus(200);
+  await waitFor(() => hooks.received.some((r) => r.answered === 200), { timeout: 120_000, interval: 500, what: 'the forward after the outage' });
+  const delivered = hooks.received.filter((r) => r.answered === 200);
+  assert.equal(delivered.length, 1, 'once');
+  assert.equal(delivered[0].body, body, 'as Klaviyo sent it');
+  assert.match(delivered[0].headers['x-klaviyo-edge-signature'], /^t=\d+,v2=[0-9a-f]{64}$/);
+  console.log(`# webhook forward: ${whileDown} attempts while down; delivered ${((Date.now() - downSince) / 1000).toFixed(0)} s after the webhook`);
+});
+
+test('the 202 of a queued call carries no secret and names its delivery', async () => {
+  const r = await signedCall(0, '/api/orders', orderBody(`o-plain-${randomBytes(3).toString('hex')}`));
+  assert.equal(r.status, 202);
+  assert.equal(r.headers['content-type'], JSON_API);
+  for (const s of Object.values(secrets)) assert.ok(!r.text.includes(s));
+  assert.deepEqual(Object.keys(r.json.data.attributes).sort(), ['parts', 'status']);
+  assert.equal(SHOP_ORIGIN, 'https://shop.example');
+});
