@@ -38,15 +38,56 @@ export declare function verifyForward(
   options?: { now?: number | Date },
 ): Promise<boolean>;
 
+/** What `signedFetch` takes besides fetch's own `RequestInit` (none of it goes to fetch). */
+export interface SignedFetchOptions {
+  /** The worker's route to sign for, when the URL does not end in it (e.g. `/api/orders`). */
+  route?: string;
+  /**
+   * How many times to try again after the first attempt: default 3 (at most 4 attempts).
+   * `0` sends once. An attempt is retried when fetch rejects (a network error, or
+   * `attemptTimeoutMs` passed) and on 408, 429 and 5xx; never on another status.
+   */
+  retries?: number;
+  /**
+   * The first wait before a retry, in ms (default 500), doubling with each retry up to
+   * `maxRetryDelayMs`; each wait is half that plus a random part of up to the other half.
+   */
+  retryDelayMs?: number;
+  /**
+   * The longest wait between attempts, in ms (default 30000). A `Retry-After` (seconds or
+   * an HTTP date) is waited at least; one asking for longer than this ends the retries,
+   * and `signedFetch` resolves with that answer (its `Retry-After` intact).
+   */
+  maxRetryDelayMs?: number;
+  /**
+   * A limit for each attempt, in ms, until the answer's head arrives; none by default. An
+   * attempt over it is aborted with a `TimeoutError` and retried like a network error.
+   * For a limit on the whole call, waits included, pass `signal: AbortSignal.timeout(ms)`.
+   */
+  attemptTimeoutMs?: number;
+}
+
 /**
  * POSTs `body` to `url`, signed with `secret` for the worker's route the URL ends in
  * (`.../api/orders` -> `/api/orders`; `init.route` names it otherwise), with
  * `content-type: application/vnd.api+json` unless `init.headers` sets another. The method is
- * always POST.
+ * always POST; the other `RequestInit` fields go to fetch.
+ *
+ * Retries as `init.retries` says. Each attempt is signed anew, with a later `t` than the one
+ * before (the worker accepts a signature only once), over the same bytes: the body is
+ * copied when `signedFetch` is called, so it can be sent again. (A `ReadableStream` could
+ * not be: it is refused, as by `sign`, since its bytes must be signed before they are sent.
+ * Read it into bytes first.) `init.signal` cancels the attempt in flight and any wait, and
+ * `signedFetch` rejects with its reason.
+ *
+ * Resolves to the last attempt's Response, whatever its status (a final 503 or a 400 too);
+ * rejects with the last attempt's error if fetch rejected. A retry sends the call again
+ * after one whose answer was lost: give events a `unique_id` (orders have one) so that
+ * Klaviyo keeps one.
  */
 export declare function signedFetch(
   url: string | URL,
   body: SignableBody,
   secret: string,
-  init?: RequestInit & { route?: string },
+  init?: RequestInit & SignedFetchOptions,
 ): Promise<Response>;

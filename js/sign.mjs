@@ -144,19 +144,143 @@ export async function verifyForward(body, header, secret, { now } = {}) {
   return diff === 0;
 }
 
+/** Statuses worth another attempt: a timeout, a throttle, a server error. */
+function retryable(status) {
+  return status === 408 || status === 429 || (status >= 500 && status <= 599);
+}
+
+/** The longest wait setTimeout keeps (2^31 - 1 ms); a longer one would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+function checkMs(name, value, { min = 0, optional = false } = {}) {
+  if (optional && value === undefined) return;
+  if (typeof value !== "number" || !(value >= min) || value > MAX_TIMER_MS) {
+    throw new TypeError(`signedFetch: init.${name} must be a number of milliseconds from ${min} to ${MAX_TIMER_MS}`);
+  }
+}
+
+/**
+ * How long a `Retry-After` asks to wait, in milliseconds: delay-seconds, or an HTTP date
+ * (its three forms all begin with a day name). `undefined` when absent or unreadable.
+ */
+function retryAfterMs(value, nowMs) {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  if (!/^[A-Za-z]{3}/.test(v)) return undefined;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+function wait(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => { clearTimeout(timer); reject(signal.reason); };
+    const timer = setTimeout(() => { signal?.removeEventListener("abort", onAbort); resolve(); }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * One fetch. With `timeoutMs`, it is aborted (a TimeoutError) unless its answer's head
+ * arrives in time; the caller's signal still aborts it, and the answer's body, after.
+ */
+async function attempt(url, init, signal, timeoutMs) {
+  if (timeoutMs === undefined) return fetch(url, { ...init, signal });
+  // Aborted already (while this attempt was signed): no abort event will come to pass on.
+  signal?.throwIfAborted();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(
+    new DOMException(`signedFetch: no answer within ${timeoutMs} ms`, "TimeoutError"),
+  ), timeoutMs);
+  // Both signals, for the head and for the body after. AbortSignal.any holds the caller's
+  // signal weakly, so a long-lived signal shared by many calls collects no listeners;
+  // where it is missing (Node < 20.3), a listener passes the abort on.
+  let combined = controller.signal;
+  let onAbort;
+  if (signal && typeof AbortSignal.any === "function") {
+    combined = AbortSignal.any([signal, controller.signal]);
+  } else if (signal) {
+    onAbort = () => controller.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  }
+  try {
+    return await fetch(url, { ...init, signal: combined });
+  } catch (e) {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * POSTs `body` to `url` (the worker's route, e.g. `https://shop.example/klaviyo/api/events`)
  * signed with `secret` for the route the URL ends in (`/api/events`; `init.route` names
  * another), with `content-type: application/vnd.api+json` unless `init.headers` sets
  * another. The exact signed bytes are sent. Other `init` fields (headers, signal, ...) go to
  * `fetch`; the method is always POST. Resolves to fetch's Response.
+ *
+ * Retries (`init.retries`, default 3, so at most 4 attempts) when fetch rejects (a network
+ * error, or an attempt over `init.attemptTimeoutMs`) and on 408, 429 and 5xx; never on
+ * another status. Each attempt is signed anew, with a `t` later than the one before (the
+ * worker accepts a signature once), over the same bytes, copied when called. Between
+ * attempts: `init.retryDelayMs` (500) doubling, capped at `init.maxRetryDelayMs` (30 s),
+ * with jitter (half of it random); a `Retry-After` (seconds or an HTTP date) is waited at
+ * least, and one over the cap ends the retries with that answer. `init.signal` cancels the
+ * attempts and the waits (rejecting with its reason). Resolves to the last Response;
+ * rejects with the last attempt's error if fetch rejected.
  */
 export async function signedFetch(url, body, secret, init = {}) {
-  const { route = routeOf(url), ...rest } = init;
-  const bytes = bytesOf(body);
-  const signature = await sign(bytes, secret, { route });
-  const headers = new Headers(rest.headers);
-  if (!headers.has("content-type")) headers.set("content-type", JSON_API);
-  headers.set(SIGNATURE_HEADER, signature);
-  return fetch(url, { ...rest, method: "POST", headers, body: bytes });
+  const {
+    route = routeOf(url),
+    retries = 3,
+    retryDelayMs = 500,
+    maxRetryDelayMs = 30_000,
+    attemptTimeoutMs,
+    ...rest
+  } = init;
+  if (!Number.isInteger(retries) || retries < 0) {
+    throw new TypeError("signedFetch: init.retries must be a whole number, 0 or more");
+  }
+  checkMs("retryDelayMs", retryDelayMs);
+  checkMs("maxRetryDelayMs", maxRetryDelayMs);
+  checkMs("attemptTimeoutMs", attemptTimeoutMs, { min: 1, optional: true });
+  new URL(url); // a TypeError now, not one retried
+  // A snapshot: every attempt sends (and signs) these bytes, whatever the caller's buffer becomes.
+  const bytes = bytesOf(body).slice();
+  const { signal } = rest;
+  const base = new Headers(rest.headers);
+  if (!base.has("content-type")) base.set("content-type", JSON_API);
+
+  let lastT = -1;
+  for (let n = 0; ; n++) {
+    signal?.throwIfAborted();
+    // A later t than the last attempt's, even within one second: a fresh signature.
+    const t = Math.max(Math.floor(Date.now() / 1000), lastT + 1);
+    lastT = t;
+    const headers = new Headers(base);
+    headers.set(SIGNATURE_HEADER, await sign(bytes, secret, { route, now: t * 1000 }));
+    const last = n >= retries;
+    let res;
+    try {
+      res = await attempt(url, { ...rest, method: "POST", headers, body: bytes }, signal, attemptTimeoutMs);
+    } catch (e) {
+      if (last || signal?.aborted) throw e;
+    }
+    let ms = Math.min(maxRetryDelayMs, retryDelayMs * 2 ** n);
+    ms = ms / 2 + Math.random() * (ms / 2);
+    if (res) {
+      if (last || !retryable(res.status)) return res;
+      const asked = retryAfterMs(res.headers.get("retry-after"), Date.now());
+      if (asked !== undefined) {
+        if (asked > maxRetryDelayMs) return res; // longer than we may wait: the caller decides
+        ms = Math.max(ms, asked);
+      }
+      // Let the connection go: this answer's body is not read.
+      res.body?.cancel().catch(() => {});
+    }
+    await wait(ms, signal);
+  }
 }

@@ -31,6 +31,18 @@ export interface ReplayStore {
   put(key: string, value: string, options?: { expirationTtl?: number }): Promise<unknown>;
 }
 
+/** What the worker needs of a queue producer (Cloudflare's `Queue` fits). */
+export interface DeliveryQueue {
+  send(body: string, options?: { contentType?: "text" }): Promise<unknown>;
+  sendBatch(messages: Iterable<{ body: string; contentType?: "text" }>): Promise<unknown>;
+}
+
+/** What the worker needs of a Durable Object namespace (Cloudflare's fits). */
+export interface ReplayGuardNamespace {
+  idFromName(name: string): unknown;
+  get(id: unknown): { fetch(input: string | Request, init?: RequestInit): Promise<Response> };
+}
+
 /** What the worker needs of Cloudflare's rate-limit binding. */
 export interface RateLimiter {
   limit(options: { key: string }): Promise<{ success: boolean }>;
@@ -79,7 +91,46 @@ export interface EdgeSettings {
   REPLAY_KV?: ReplayStore;
   /** Binding: Cloudflare's rate limiter for the unsigned browser path. */
   BROWSER_RATE_LIMITER?: RateLimiter;
+  /**
+   * Binding: a Cloudflare Queue. Signed `/api/*` calls and verified webhooks' forwards are
+   * then checked as ever, enqueued and answered `202` with a delivery id; the queue's
+   * consumer (`createQueueHandler`, or the ready-made worker's `queue`) sends them.
+   */
+  DELIVERY_QUEUE?: DeliveryQueue;
+  /** Binding: a queue for the messages Klaviyo refused (a 4xx other than 408 and 429). */
+  DELIVERY_DEAD_LETTERS?: DeliveryQueue;
+  /**
+   * Binding: the Durable Object namespace of class `ReplayGuard`: each signature accepted
+   * once across all isolates and locations (256 objects, by the signature's first byte).
+   */
+  REPLAY_GUARD?: ReplayGuardNamespace;
 }
+
+/** A message of a queue batch, as the consumer uses it (Cloudflare's `Message` fits). */
+export interface DeliveryMessage {
+  readonly body: unknown;
+  readonly attempts: number;
+  ack(): void;
+  retry(options?: { delaySeconds?: number }): void;
+}
+
+/** A queue batch (Cloudflare's `MessageBatch` fits). */
+export interface DeliveryBatch {
+  readonly queue: string;
+  readonly messages: readonly DeliveryMessage[];
+}
+
+/**
+ * A queue handler: `(batch, env, ctx) => Promise<void>`. Settles every message: `ack()`
+ * once Klaviyo (or the forward's receiver) took it or refused it for good (then it is
+ * logged, without personal data, and sent to `DELIVERY_DEAD_LETTERS` where bound),
+ * `retry({ delaySeconds })` otherwise, after `Retry-After` or a backoff with jitter.
+ */
+export type DeliveryHandler = (
+  batch: DeliveryBatch,
+  env?: object | null,
+  ctx?: ExecutionContextLike | null,
+) => Promise<void>;
 
 /** What the handler uses of the third fetch-handler argument (workerd's `ExecutionContext`). */
 export interface ExecutionContextLike {
@@ -121,6 +172,30 @@ export type EdgeHandler = (
  * are used. Throws a TypeError if `settings` is not an object.
  */
 export declare function createHandler(settings?: EdgeSettings): EdgeHandler;
+
+/**
+ * Makes the consumer of `DELIVERY_QUEUE`, with the same settings as `createHandler`
+ * (the private key, `KLAVIYO_API_BASE`, `EDGE_SIGNING_SECRET` and `WEBHOOK_FORWARD_URL`
+ * for forwards):
+ *
+ * ```ts
+ * import { createHandler, createQueueHandler, ReplayGuard } from "klaviyo-wasm/edge";
+ * export { ReplayGuard };
+ * export default { fetch: createHandler(settings), queue: createQueueHandler(settings) };
+ * ```
+ */
+export declare function createQueueHandler(settings?: EdgeSettings): DeliveryHandler;
+
+/**
+ * The Durable Object class to bind as `REPLAY_GUARD` (workerd only): re-export it from
+ * your worker's main module and declare it in wrangler's `durable_objects` with a
+ * migration (see `js/edge/wrangler.toml`).
+ */
+export declare class ReplayGuard {
+  constructor(state: unknown, env: unknown);
+  fetch(request: Request): Promise<Response>;
+  alarm(): Promise<void>;
+}
 
 /**
  * Loads the wasm now instead of on the first request (Node, Deno, Bun); rejects if the

@@ -3,7 +3,7 @@
 // request (or by `ready()`): from the file system when this module is a file (Node, Deno,
 // Bun), else fetched from beside it (a bundler that copies the asset).
 import { initSync } from "../../dist/edge/klaviyo_edge.mjs";
-import { makeCreateHandler } from "./create.mjs";
+import { makeFactories } from "./create.mjs";
 
 const WASM = new URL("../../dist/edge/klaviyo_edge_bg.wasm", import.meta.url);
 // Not a literal in import(): bundlers for other targets must not try to resolve it.
@@ -32,4 +32,6 @@ export function ready() {
   return loading;
 }
 
-export const createHandler = makeCreateHandler(() => loaded, ready);
+export const { createHandler, createQueueHandler } = makeFactories(() => loaded, ready);
+// The Durable Object class of REPLAY_GUARD (workerd only: the class is made by the runtime).
+export { ReplayGuard } from "../../dist/edge/klaviyo_edge.mjs";

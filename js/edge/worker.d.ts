@@ -3,7 +3,8 @@
  * settings from `env` alone. Deploy it as it is (see `js/edge/wrangler.toml` in the
  * repository), or re-export it: `export { default } from "klaviyo-wasm/edge/worker";`.
  */
-import type { EdgeHandler } from "./index.js";
+import type { DeliveryHandler, EdgeHandler } from "./index.js";
 
-declare const worker: { fetch: EdgeHandler };
+export { ReplayGuard } from "./index.js";
+declare const worker: { fetch: EdgeHandler; queue: DeliveryHandler };
 export default worker;

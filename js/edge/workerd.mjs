@@ -3,7 +3,7 @@
 // way workerd and wrangler load .wasm, and instantiated once per isolate at import.
 import wasmModule from "../../dist/edge/klaviyo_edge_bg.wasm";
 import { initSync } from "../../dist/edge/klaviyo_edge.mjs";
-import { makeCreateHandler } from "./create.mjs";
+import { makeFactories } from "./create.mjs";
 
 initSync({ module: wasmModule });
 
@@ -14,4 +14,6 @@ export function ready() {
   return loaded;
 }
 
-export const createHandler = makeCreateHandler(() => true, ready);
+export const { createHandler, createQueueHandler } = makeFactories(() => true, ready);
+// The Durable Object class of REPLAY_GUARD (workerd only: the class is made by the runtime).
+export { ReplayGuard } from "../../dist/edge/klaviyo_edge.mjs";

@@ -1,7 +1,7 @@
 // Edge worker bench: what the worker costs, measured against the Klaviyo emulator on loopback,
 // and against a trivial JavaScript pass-through worker in the same workerd.
 //   node tests/bench/edge-bench.mjs [--n 1000] [--warmup 5000] [--concurrency 20] [--seconds 2]
-//                                   [--rounds 3] [--max 100000] [--cold 5]
+//                                   [--rounds 3] [--max 100000] [--cold 5] [--orders 300]
 // (needs `bash .ci/build.sh edge`; EDGE_DIST=<dir> benches another build)
 //
 // Three paths to the same emulator route (POST /client/events?company_id=<public key>, a valid
@@ -25,6 +25,9 @@
 //     Then the issue's acceptance lines, PASS or FAIL (the bench exits 0 either way).
 //  3. gzipped size of dist/edge: each file and the total (node zlib, level 9).
 //  4. cold start: a new Miniflare instance -> first GET /health answer (min / median of `cold`).
+//  5. a signed order, synchronous vs queued (DELIVERY_QUEUE): what the backend waits with
+//     Klaviyo healthy, slow and down, and how long a queued order takes to reach Klaviyo
+//     (tests/bench/edge-queued.mjs; `--orders` per path and condition, 0 skips it).
 import os from 'node:os';
 import path from 'node:path';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -36,6 +39,7 @@ import { sample } from '../emulator/fixtures.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { TRIVIAL_WORKER, SAME_WORK_JS_WORKER } from './reference-workers.mjs';
 import { numberOption } from './options.mjs';
+import { benchQueued } from './edge-queued.mjs';
 import {
   miniflareOptions, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
   EDGE_DIR, ROOT, COMPANY_ID, REVISION, SHOP_ORIGIN, JSON_API,
@@ -47,6 +51,7 @@ const SECONDS = numberOption('seconds', 2);
 const ROUNDS = Math.max(1, numberOption('rounds', 3));
 const MAX = numberOption('max', 100_000);
 const COLD = numberOption('cold', 5);
+const ORDERS = numberOption('orders', 300);
 // Steady state: V8 tiers each function up on its own count of calls, and the wasm
 // worker runs about fifty small glue functions, call wrappers and wasm functions once a
 // request, so it reaches its top tiers only after a few thousand requests (measured on
@@ -401,5 +406,8 @@ try {
     row('second /health answer (warm, for reference)', 'warm'),
   ]);
 }
+
+// ---------- 5. the queued path ----------
+if (ORDERS > 0) results.queued = await benchQueued({ n: ORDERS, table, ms, times });
 
 if (process.env.BENCH_JSON) console.log(JSON.stringify(results));

@@ -10,7 +10,9 @@ import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Miniflare } from 'miniflare';
+import { parse as parseToml } from 'smol-toml';
 import {
   ROOT, EDGE_DIR, WORKER_PATH, COMPATIBILITY_DATE, JSON_API, SHOP_ORIGIN, isEdgeBuilt, NOT_BUILT,
   makeSecrets, fullBindings, signedHeaders, webhookRequest, startSink, readResponse, edgeBuildId,
@@ -19,8 +21,24 @@ import { waitFor } from '../support/browser.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 
 const INSTANCES = 4;
-const QUEUE = 'klaviyo-deliveries';
-const DEAD = 'klaviyo-deliveries-dead';
+
+// The queues, the consumer and the Durable Object as the shop deploys them: read from
+// js/edge/wrangler.toml, so the configuration shipped is the one tested. Only the batch
+// timeout is shortened (5 s there), to keep the test quick.
+const wrangler = parseToml(readFileSync(path.join(ROOT, 'js/edge/wrangler.toml'), 'utf8'));
+const producers = Object.fromEntries(wrangler.queues.producers.map((p) => [p.binding, p.queue]));
+const consumer = wrangler.queues.consumers[0];
+const QUEUE = producers.DELIVERY_QUEUE;
+const DEAD = producers.DELIVERY_DEAD_LETTERS;
+const guard = wrangler.durable_objects.bindings.find((b) => b.name === 'REPLAY_GUARD');
+
+test('wrangler.toml declares the queue, its consumer with a dead-letter queue, and the Durable Object with its migration', () => {
+  assert.equal(QUEUE, consumer.queue, 'the worker consumes its own queue');
+  assert.equal(consumer.dead_letter_queue, DEAD, 'refused and exhausted messages reach the same dead-letter queue');
+  assert.ok(consumer.max_retries >= 50 && consumer.max_batch_size <= 100);
+  assert.equal(guard.class_name, 'ReplayGuard');
+  assert.ok(wrangler.migrations.some((m) => (m.new_sqlite_classes ?? m.new_classes ?? []).includes('ReplayGuard')));
+});
 
 let emu, hooks, dead, secrets, mf;
 
@@ -42,10 +60,17 @@ async function startWorkers({ consumerScript } = {}) {
     modulesRules: rules,
     compatibilityDate: COMPATIBILITY_DATE,
     bindings,
-    queueProducers: { DELIVERY_QUEUE: QUEUE, DELIVERY_DEAD_LETTERS: DEAD },
-    durableObjects: { REPLAY_GUARD: { className: 'ReplayGuard', scriptName: 'edge-0' } },
+    queueProducers: producers,
+    durableObjects: { [guard.name]: { className: guard.class_name, scriptName: 'edge-0' } },
     ...(i === 0 ? {
-      queueConsumers: { [QUEUE]: { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100, deadLetterQueue: DEAD } },
+      queueConsumers: {
+        [consumer.queue]: {
+          maxBatchSize: consumer.max_batch_size,
+          maxBatchTimeout: 1,
+          maxRetries: consumer.max_retries,
+          deadLetterQueue: consumer.dead_letter_queue,
+        },
+      },
     } : {}),
   });
   const workers = [...Array.from({ length: INSTANCES }, (_, i) => edge(i)), {
