@@ -273,6 +273,16 @@ case "$kind" in
     node "$ROOT/.ci/glue-direct-catch.mjs" "$STAGE/klaviyo_edge.mjs"
     mv "$STAGE/klaviyo_edge.d.ts" "$STAGE/klaviyo_edge.d.mts"
     copy_wrapper "$STAGE" js/edge/worker.mjs worker.mjs required
+    # The script-tag files the worker serves first-party (src/edge/script.rs), as
+    # modules workerd and wrangler load by extension: .txt as text, .bin as bytes.
+    if [ ! -f "$ROOT/dist/script/klaviyo-wasm.js" ]; then
+      log "dist/script is missing: building it first (the worker serves it)"
+      (unset CARGO_PROFILE_RELEASE_OPT_LEVEL WASM_OPT_LEVEL; bash "$0" script) || die "the script build failed"
+    fi
+    mkdir -p "$STAGE/script"
+    cp "$ROOT/dist/script/klaviyo-wasm.js" "$STAGE/script/klaviyo-wasm.js.txt"
+    cp "$ROOT/dist/script/klaviyo_wasm_bg.wasm" "$STAGE/script/klaviyo_wasm_bg.wasm.bin"
+    cp "$ROOT/dist/script/snippet.min.js" "$STAGE/script/snippet.min.js.txt"
     publish_stage "$STAGE" "$dist"
     ;;
   *) echo "usage: $0 [web|script|edge]" >&2; exit 2 ;;

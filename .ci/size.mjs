@@ -5,12 +5,12 @@
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm; the script-tag file
 // (klaviyo.js) is reported on its own line, with the script-tag page's total. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 34.13; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 34.50; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
-// Why 34.13: the page measured 32.63 KB before the parity with Klaviyo's onsite script
-// (issue 15), which was allowed 1.5 KB; it came to 34.04 KB. README "Size" and
-// `--explain` show where the bytes go.
+// Why 34.50: the page measured 34.04 KB before the first-party visitor cookie, which was
+// allowed 0.5 KB; it came to 34.49 KB. README "Size" and `--explain` show where the
+// bytes go.
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -35,7 +35,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 34.13);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 34.50);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;

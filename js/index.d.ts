@@ -58,6 +58,14 @@ export interface KlaviyoOptions {
    * never written.
    */
   klaviyoCookie?: boolean;
+  /**
+   * Keep the visitor in a first-party cookie of the shop's edge worker (`<apiBase>/id`),
+   * which outlives the script storage Safari deletes after 7 days without a visit.
+   * Default `true` when `apiBase` is not Klaviyo's. Once consent is granted the ids are
+   * written there; a start with empty storage asks the worker for them; a denial clears
+   * the cookie. No call waits on it.
+   */
+  firstPartyId?: boolean;
   /** Hears about failures that never throw into the page (network, 4xx, evictions). */
   onError?: (error: KlaviyoError) => void;
 }

@@ -6,7 +6,7 @@
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
   STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
   TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17, CONSENT = 18, COOKIES = 19,
-  IDENTIFIED = 20, ADOPT = 21;
+  IDENTIFIED = 20, ADOPT = 21, VISITOR = 22;
 const SEP = "\u0001", SUB = "\u0002";
 /** All our storage keys start with this (then the company id). */
 export const NS = "klaviyo:";
@@ -135,9 +135,10 @@ export function cookies(options) {
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
-  #h; #prefix; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting;
+  #h; #prefix; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting; #id; #fresh; #edge;
   constructor(options, onError, debug) {
-    const h = open(JSON.stringify(options), storage.scan(NS), location.search, crypto.randomUUID(),
+    const fresh = crypto.randomUUID();
+    const h = open(JSON.stringify(options), storage.scan(NS), location.search, fresh,
       cookies(options), Date.now());
     if (h < 0) throw new Error(answer(wasm.outn())); // u32::MAX: refused
     this.#h = h;
@@ -156,8 +157,33 @@ export class Runtime {
     this.#queued = false;
     this.#closed = false;
     this.#stop = new AbortController();
+    // The first-party visitor cookie of the shop's edge worker: used once apiBase has
+    // answered as that worker (#edge: remembered in storage, read before a denial erases it).
+    const base = options.apiBase;
+    this.#id = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
+    this.#edge = this.#id && storage.get(this.#prefix + "edge");
+    this.#fresh = this.anonymousId() === fresh; // storage held no identity
     this.#watch();
     this.consent();
+  }
+
+  /**
+   * The worker's first-party cookie (`/id`): asked for the visitor on a start with empty
+   * storage (Safari wipes it), written with ours once consent is granted, cleared on a
+   * denial. No call waits on it; a failure leaves things as they are.
+   */
+  #visitor(how) {
+    if (!this.#edge || !how) return;
+    if (how === "GET") this.#fresh = false;
+    const init = { method: how, credentials: "include", keepalive: true };
+    if (how === "POST") init.body = ctl(this.#h, ANON, 1, "");
+    fetch(this.#id, init).then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
+      if (v?.anonymous_id && !this.#closed) {
+        ctl(this.#h, VISITOR, 0, v.anonymous_id, v._kx || "");
+        this.#atEndOfTask();
+      }
+      if (how === "GET") this.#visitor("POST");
+    }).catch(() => {});
   }
 
   #log(...parts) {
@@ -289,6 +315,10 @@ export class Runtime {
     }).then(
       (r) => {
         const ra = r.headers.get("retry-after");
+        if (this.#id && !this.#edge && r.headers.get("x-klaviyo-edge")) {
+          this.#edge = storage.set(this.#prefix + "edge", "1") || 1;
+          this.#visitor(this.#fresh ? "GET" : "POST");
+        }
         // The body is read only for failures, where onError reports it.
         if (r.status < 300) answered(r.status, ra, "");
         else r.text().then((b) => answered(r.status, ra, b), () => answered(r.status, ra, ""));
@@ -351,6 +381,7 @@ export class Runtime {
       this.#release?.();
       this.#electing = false;
       if (this.state === 1) this.#elect((this.#ballot = new AbortController()).signal);
+      this.#visitor(this.state === 2 ? "DELETE" : this.state && (this.#fresh ? "GET" : "POST"));
       this.syncAndSend();
     }
   }
@@ -437,6 +468,7 @@ export class Runtime {
 
   reset() {
     ctl(this.#h, RESET, 0, crypto.randomUUID());
+    if (this.state === 1) this.#visitor("POST");
     this.#atEndOfTask();
   }
 

@@ -87,6 +87,14 @@ export interface EdgeSettings {
    * default, since any caller can write that header.
    */
   TRUST_FORWARDED_FOR?: SettingValue;
+  /** Default `true`: a page's `/client` call gets the visitor's address as its profile's `location.ip` where the body has none. */
+  FORWARD_VISITOR_IP?: SettingValue;
+  /** Default `true`: `/client` calls of crawlers, monitors and headless browsers are answered 202 and dropped. */
+  FILTER_BOTS?: SettingValue;
+  /** With Cloudflare Bot Management: a `/client` call scored below this is a bot's (30: "likely automated"). Unset: scores are not read. */
+  BOT_SCORE_MIN?: SettingValue;
+  /** Default `true`: the script-tag files are served under `/script/` (the ready-made worker, which has them built in). */
+  SERVE_SCRIPT?: SettingValue;
   /** Binding: a KV namespace that remembers used signatures across isolates. */
   REPLAY_KV?: ReplayStore;
   /** Binding: Cloudflare's rate limiter for the unsigned browser path. */

@@ -205,6 +205,7 @@ mod what {
     pub const COOKIES: u32 = 19;
     pub const IDENTIFIED: u32 = 20;
     pub const ADOPT: u32 = 21;
+    pub const VISITOR: u32 = 22;
 }
 
 /// Everything else the runtime asks or tells the core. `n` is a time or a number; the
@@ -292,6 +293,8 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::STORAGE => c.on_storage_change(a, b),
         what::RESYNC => c.resync(&pairs(a)),
         what::PENDING => push_u64(&mut out, c.pending() as u64),
+        // `n` 1: both ids as the body of the first-party cookie's `POST /id`.
+        what::ANON if n == 1.0 => c.visitor_json(&mut out),
         what::ANON => out.push_str(c.anonymous_id()),
         what::RESET => c.reset(a),
         what::REPORTS => {
@@ -345,6 +348,8 @@ fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
                 push_u64(&mut out, due);
             }
         }
+        // `a`, `b`: the first-party cookie's anonymous id and `_kx`.
+        what::VISITOR => c.adopt_visitor(a, b.unwrap_or("")),
         _ => {}
     }
     out

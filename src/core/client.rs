@@ -331,6 +331,18 @@ impl Client {
         &self.identity.anonymous_id
     }
 
+    /// `{"anonymous_id":…,"_kx":…}` (`_kx` where there is one): what the shop's
+    /// first-party cookie keeps (the edge worker's `POST /id`).
+    pub fn visitor_json(&self, out: &mut String) {
+        out.push_str("{\"anonymous_id\":");
+        out.push_str(&jt::quote(&self.identity.anonymous_id));
+        if let Some(kx) = &self.identity.kx {
+            out.push_str(",\"_kx\":");
+            out.push_str(&jt::quote(kx));
+        }
+        out.push('}');
+    }
+
     /// One call as the adapter hands it over: `JSON.stringify([id, time, ...args])`
     /// (or with `?` for an argument JSON could not hold); `now_ms` stands in for a
     /// missing time.
@@ -573,6 +585,15 @@ impl Client {
     pub fn reset(&mut self, fresh_id: &str) {
         if self.consent() != Consent::Denied {
             self.identity = Identity::new(fresh_id.to_string());
+            self.save_identity();
+        }
+    }
+
+    /// The visitor of the shop's first-party cookie (see [`Identity::adopt`]), kept from
+    /// now on. Refused while consent is denied, and for an id no longer than 128 bytes.
+    pub fn adopt_visitor(&mut self, anonymous_id: &str, kx: &str) {
+        if self.consent() != Consent::Denied && (1..=128).contains(&anonymous_id.len()) {
+            self.identity.adopt(anonymous_id, kx);
             self.save_identity();
         }
     }

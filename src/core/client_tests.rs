@@ -1557,3 +1557,50 @@ fn pending_after_a_grant_stops_writing_and_sending() {
 
 #[path = "client_storefront_tests.rs"]
 mod storefront;
+
+#[test]
+fn the_first_party_cookies_visitor_is_adopted_and_kept_with_a_newer_kx_winning() {
+    let mut p = Page::new();
+    p.c.adopt_visitor("anon-kept", "kx-kept");
+    assert_eq!(p.c.anonymous_id(), "anon-kept");
+    p.call(Op::Track, &[r#""After""#]).unwrap();
+    let ops = p.end_task();
+    assert!(ops.contains(&StorageOp::Put {
+        key: IDENTITY_KEY.into(),
+        value: r#"{"anonymous_id":"anon-kept","_kx":"kx-kept","profile":{}}"#.into()
+    }));
+    let sent = p.c.poll_transmit(NOW, ALL).unwrap();
+    assert_eq!(
+        profile(&sent).get("anonymous_id"),
+        Some(&Json::from("anon-kept"))
+    );
+    assert_eq!(profile(&sent).get("_kx"), Some(&Json::from("kx-kept")));
+    // A _kx from this page's URL is newer than the cookie's.
+    let mut d = page_with("granted", &BTreeMap::new());
+    d.c.adopt_visitor("anon-kept", "kx-kept");
+    assert_eq!(d.c.anonymous_id(), "anon-kept");
+    d.call(Op::Track, &[r#""After""#]).unwrap();
+    d.end_task();
+    let sent = d.c.poll_transmit(NOW, ALL).unwrap();
+    assert_eq!(profile(&sent).get("_kx"), Some(&Json::from("abc")));
+    // Nothing adopted while consent is denied, nor an empty or oversized id.
+    let mut denied = page_with("denied", &BTreeMap::new());
+    denied.c.adopt_visitor("anon-kept", "kx-kept");
+    assert_ne!(denied.c.anonymous_id(), "anon-kept");
+    let mut q = Page::new();
+    q.c.adopt_visitor("", "k");
+    q.c.adopt_visitor(&"a".repeat(129), "k");
+    assert_eq!(q.c.anonymous_id(), "id-0");
+}
+
+#[test]
+fn the_visitor_json_is_what_the_first_party_cookie_keeps() {
+    let mut p = Page::new();
+    let mut out = String::new();
+    p.c.visitor_json(&mut out);
+    assert_eq!(out, r#"{"anonymous_id":"id-0"}"#);
+    p.c.adopt_visitor("a\"1", "k-1");
+    out.clear();
+    p.c.visitor_json(&mut out);
+    assert_eq!(out, r#"{"anonymous_id":"a\"1","_kx":"k-1"}"#);
+}

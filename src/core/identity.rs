@@ -89,6 +89,17 @@ impl Identity {
         self.refresh();
     }
 
+    /// The visitor the shop's first-party cookie kept (the edge worker's `GET /id`), on a
+    /// start that found no identity in storage: its anonymous id, and its `_kx` unless
+    /// this page's URL gave a newer one.
+    pub fn adopt(&mut self, anonymous_id: &str, kx: &str) {
+        self.anonymous_id = anonymous_id.to_string();
+        if self.kx.is_none() && !kx.is_empty() {
+            self.kx = Some(kx.to_string());
+        }
+        self.refresh();
+    }
+
     /// Sets the `_kx` from an email click.
     pub fn set_kx(&mut self, kx: String) {
         self.kx = Some(kx);

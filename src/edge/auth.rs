@@ -254,6 +254,22 @@ pub fn sign_backend(what: Signed, secret: &str, now_s: i64) -> String {
     format!("t={t},v2={}", hex::encode(sig))
 }
 
+/// The label the visitor cookie's key is derived with.
+const VISITOR_KEY_LABEL: &[u8] = b"klaviyo-wasm visitor id";
+
+/// The tag of the first-party visitor cookie's `payload`: HMAC-SHA256 keyed with
+/// HMAC-SHA256(secret, label), so it signs no call and no forward.
+pub fn visitor_tag(secret: &str, payload: &[u8]) -> [u8; 32] {
+    let key = hmac_sha256(secret.as_bytes(), &[VISITOR_KEY_LABEL]);
+    hmac_sha256(&key, &[payload])
+}
+
+/// Whether `tag` is [`visitor_tag`] of `payload` (compared in constant time).
+pub fn visitor_tag_ok(secret: &str, payload: &[u8], tag: &[u8]) -> bool {
+    let key = hmac_sha256(secret.as_bytes(), &[VISITOR_KEY_LABEL]);
+    mac_over(&key, &[payload]).verify_slice(tag).is_ok()
+}
+
 /// The label the webhook-forward key is derived with.
 const FORWARD_KEY_LABEL: &[u8] = b"klaviyo-wasm webhook forward";
 

@@ -31,6 +31,10 @@ pub struct Settings {
     pub route_prefix: Option<Value>,
     pub upstream_timeout_ms: Option<Value>,
     pub trust_forwarded_for: Option<Value>,
+    pub forward_visitor_ip: Option<Value>,
+    pub filter_bots: Option<Value>,
+    pub bot_score_min: Option<Value>,
+    pub serve_script: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -54,6 +58,17 @@ pub struct EdgeConfig {
     /// Whether the last hop of `x-forwarded-for` is the caller's address: only behind a
     /// proxy of the shop's own that sets it (a caller can write the header itself).
     pub trust_forwarded_for: bool,
+    /// Whether a page's `/client` call gets the visitor's address as its profile's
+    /// `location.ip` (where the body gives none), as a direct call would give Klaviyo.
+    pub forward_visitor_ip: bool,
+    /// Whether `/client` calls of crawlers and monitors are answered and dropped.
+    pub filter_bots: bool,
+    /// Below this Cloudflare bot score (1 to 99, where the request carries one), a
+    /// `/client` call is a bot's. Unset: scores are not read (reading one costs workerd
+    /// a parse of the request's `cf` object).
+    pub bot_score_min: Option<u8>,
+    /// Whether the worker serves the script-tag files under `/script/`.
+    pub serve_script: bool,
 }
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
@@ -203,6 +218,15 @@ impl EdgeConfig {
         if !(route_prefix.is_empty() || route_prefix.starts_with('/')) {
             return Err(bad("ROUTE_PREFIX", "must start with /"));
         }
+        let bot_score_min = match text_of("BOT_SCORE_MIN", &s.bot_score_min)? {
+            None => None,
+            Some(v) => Some(
+                text::parse_u64(&v)
+                    .filter(|n| *n <= 100)
+                    .map(|n| n as u8)
+                    .ok_or(bad("BOT_SCORE_MIN", "must be a whole number from 0 to 100"))?,
+            ),
+        };
         Ok(EdgeConfig {
             private_key: text_of("KLAVIYO_PRIVATE_KEY", &s.klaviyo_private_key)?,
             public_key,
@@ -227,6 +251,18 @@ impl EdgeConfig {
                 "TRUST_FORWARDED_FOR",
                 text_of("TRUST_FORWARDED_FOR", &s.trust_forwarded_for)?,
                 false,
+            )?,
+            forward_visitor_ip: flag(
+                "FORWARD_VISITOR_IP",
+                text_of("FORWARD_VISITOR_IP", &s.forward_visitor_ip)?,
+                true,
+            )?,
+            filter_bots: flag("FILTER_BOTS", text_of("FILTER_BOTS", &s.filter_bots)?, true)?,
+            bot_score_min,
+            serve_script: flag(
+                "SERVE_SCRIPT",
+                text_of("SERVE_SCRIPT", &s.serve_script)?,
+                true,
             )?,
         })
     }
@@ -334,6 +370,29 @@ mod tests {
                 .unwrap_err()
                 .setting,
             "TRUST_FORWARDED_FOR"
+        );
+    }
+
+    #[test]
+    fn the_first_party_settings_default_on_and_turn_off() {
+        let c = config("{}").unwrap();
+        assert!(c.forward_visitor_ip && c.filter_bots && c.serve_script);
+        assert_eq!(c.bot_score_min, None, "scores are read only when asked for");
+        let c = config(
+            r#"{"FORWARD_VISITOR_IP":"false","FILTER_BOTS":false,"SERVE_SCRIPT":"0","BOT_SCORE_MIN":"10"}"#,
+        )
+        .unwrap();
+        assert!(!c.forward_visitor_ip && !c.filter_bots && !c.serve_script);
+        assert_eq!(c.bot_score_min, Some(10));
+        for bad in [r#""x""#, r#""101""#, r#""-1""#] {
+            let e = config(&format!(r#"{{"BOT_SCORE_MIN":{bad}}}"#)).unwrap_err();
+            assert_eq!(e.setting, "BOT_SCORE_MIN");
+        }
+        assert_eq!(
+            config(r#"{"FORWARD_VISITOR_IP":"maybe"}"#)
+                .unwrap_err()
+                .setting,
+            "FORWARD_VISITOR_IP"
         );
     }
 

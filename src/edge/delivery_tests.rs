@@ -51,6 +51,7 @@ fn planned(path: &str, body: &str) -> Option<Plan> {
             peer: Peer::Cloudflare,
             body: body.as_bytes(),
             too_large: false,
+            bot_score: None,
             now_ms: NOW_MS,
         },
         &cfg,

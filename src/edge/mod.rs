@@ -20,6 +20,11 @@
 //!   answer for every isolate and location
 //! - `ratelimit.rs`: who a page's call comes from (the runtime's view of its address,
 //!   the configured origin), and per-client buckets for the unsigned browser path
+//! - `visitor.rs`: what a page's `/client` call gets about its visitor (`location.ip`,
+//!   the identity of the first-party cookie); `visitor_id.rs`: that cookie and `/id`
+//! - `bots.rs` (data: `bots.txt`): `/client` calls of crawlers and monitors, dropped
+//! - `script.rs`: the script-tag files served first-party (`/script/…`);
+//!   `script_files.rs` holds them
 //! - `reply.rs`: JSON:API errors and CORS headers
 //! - `worker.rs`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
 //! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken
@@ -30,6 +35,7 @@
 pub mod api_rules;
 pub mod auth;
 pub mod bodies;
+pub mod bots;
 pub mod bounded;
 pub mod config;
 pub mod delivery;
@@ -39,12 +45,17 @@ pub mod orders;
 pub mod ratelimit;
 pub mod reply;
 pub mod router;
+pub mod script;
 pub mod shared_replay;
 pub mod upstream;
+pub mod visitor;
+pub mod visitor_id;
 
 #[cfg(target_arch = "wasm32")]
 mod consumer;
 #[cfg(target_arch = "wasm32")]
 mod executor;
+#[cfg(target_arch = "wasm32")]
+mod script_files;
 #[cfg(target_arch = "wasm32")]
 mod worker;

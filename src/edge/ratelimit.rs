@@ -40,14 +40,19 @@ impl ClientNet {
     /// around ignored); `None` for anything else.
     pub fn parse(text: &str) -> Option<ClientNet> {
         let ip: IpAddr = text.trim().parse().ok()?;
-        Some(match ip.to_canonical() {
+        Some(ClientNet::of(ip))
+    }
+
+    /// The network of an address.
+    pub fn of(ip: IpAddr) -> ClientNet {
+        match ip.to_canonical() {
             IpAddr::V4(v4) => ClientNet::V4(v4.octets()),
             IpAddr::V6(v6) => {
                 let mut net = [0; 8];
                 net.copy_from_slice(&v6.octets()[..8]);
                 ClientNet::V6(net)
             }
-        })
+        }
     }
 
     /// `203.0.113.7`, or `2001:db8:1:2::/64`.
@@ -74,15 +79,27 @@ pub fn client_net(
     forwarded_for: Option<&str>,
     trust_forwarded_for: bool,
 ) -> Option<ClientNet> {
+    client_ip(peer, cf_connecting_ip, forwarded_for, trust_forwarded_for).map(ClientNet::of)
+}
+
+/// The caller's address as this runtime knows it (see [`client_net`]), whole and in
+/// canonical form (`::ffff:203.0.113.7` is `203.0.113.7`).
+pub fn client_ip(
+    peer: Peer,
+    cf_connecting_ip: Option<&str>,
+    forwarded_for: Option<&str>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    let parse = |t: &str| t.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
     let seen = match peer {
         Peer::Given(given) => given,
         Peer::Cloudflare => cf_connecting_ip,
     };
-    seen.and_then(ClientNet::parse).or_else(|| {
+    seen.and_then(parse).or_else(|| {
         forwarded_for
             .filter(|_| trust_forwarded_for)
             .and_then(|f| f.rsplit(',').next())
-            .and_then(ClientNet::parse)
+            .and_then(parse)
     })
 }
 

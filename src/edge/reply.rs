@@ -12,6 +12,14 @@ pub struct Reply {
 
 pub const JSONAPI: &str = "application/vnd.api+json";
 
+/// The answer headers a page of another allowed origin may read.
+pub const EXPOSED: &str = "retry-after, x-klaviyo-edge";
+
+/// On `/client` answers: this is the edge worker, and it keeps the first-party visitor
+/// cookie (`/id`). The browser package talks to `/id` only once it has seen this, so a
+/// page whose `apiBase` is Klaviyo or another proxy never calls an `/id` that is not there.
+pub const FIRST_PARTY: &str = "x-klaviyo-edge";
+
 /// Headers on every answer, the worker's own and those passed on from Klaviyo: a body
 /// is only ever what its content type says (no browser sniffs it into HTML).
 pub const ALWAYS: &[(&str, &str)] = &[("x-content-type-options", "nosniff")];
@@ -45,7 +53,7 @@ impl Reply {
             self.headers
                 .push(("access-control-allow-origin".into(), o.to_string()));
             self.headers
-                .push(("access-control-expose-headers".into(), "retry-after".into()));
+                .push(("access-control-expose-headers".into(), EXPOSED.into()));
             self.headers.push(("vary".into(), "Origin".into()));
         }
         self

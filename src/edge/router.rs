@@ -16,11 +16,14 @@
 use super::api_rules::{self, Refusal};
 use super::auth::{self, AuthError, ReplayGuard, Signed};
 use super::bodies::{self, Invalid};
+use super::bots;
 use super::config::{ConfigError, EdgeConfig};
 use super::lists::{self, Members};
 use super::orders::{self, OrderEvent};
 use super::ratelimit::{self, ClientKey, ClientLimits, Peer};
 use super::reply::{self, error, Reply, JSONAPI};
+use super::visitor::{self, Additions};
+use super::visitor_id;
 use crate::core::text::query_param;
 
 pub use super::upstream::{after_upstream, Next, Upstream, MAX_ATTEMPTS};
@@ -39,6 +42,9 @@ pub struct Head<'a> {
     pub peer: Peer<'a>,
     /// The `content-length` the caller declared, if any.
     pub declared_length: Option<u64>,
+    /// Cloudflare's bot score of the request (`request.cf.botManagement.score`, 1 to
+    /// 99), where the runtime gives one.
+    pub bot_score: Option<u8>,
     pub now_ms: u64,
 }
 
@@ -61,6 +67,7 @@ pub struct Incoming<'a> {
     pub peer: Peer<'a>,
     pub body: &'a [u8],
     pub too_large: bool,
+    pub bot_score: Option<u8>,
     pub now_ms: u64,
 }
 
@@ -89,6 +96,17 @@ fn headers_read(path: &str) -> &'static [&'static str] {
             "x-forwarded-for",
             "revision",
         ]
+    } else if path.starts_with("/client/") {
+        &[
+            "origin",
+            "revision",
+            "user-agent",
+            "cookie",
+            "cf-connecting-ip",
+            "x-forwarded-for",
+        ]
+    } else if path == visitor_id::ROUTE {
+        &["origin", "cookie"]
     } else {
         &["origin", "revision"]
     }
@@ -281,7 +299,7 @@ fn own_route(path: &str) -> Option<Own> {
     Some(Own::List(id.to_string()))
 }
 
-fn missing(setting: &str) -> Reply {
+pub(super) fn missing(setting: &str) -> Reply {
     let mut d = String::from(setting);
     d.push_str(" is not set");
     error(
@@ -307,7 +325,7 @@ pub fn config_error(e: &ConfigError) -> Reply {
     )
 }
 
-fn forbidden_origin() -> Reply {
+pub(super) fn forbidden_origin() -> Reply {
     error(
         403,
         "forbidden_origin",
@@ -381,6 +399,8 @@ enum RouteKind {
     Signed { own: Option<Own> },
     /// `/webhooks/klaviyo`.
     Webhook,
+    /// `POST /id`: the first-party visitor cookie.
+    VisitorId,
 }
 
 /// Step 1: what can be decided from the head alone.
@@ -401,6 +421,16 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
         || path == WEBHOOK_ROUTE
         || own.is_some();
     let reply = |r: Reply| Admission::Reply(r.cors(allowed));
+    if path == visitor_id::ROUTE {
+        return match visitor_id::admit(head.method, head.header("cookie"), cfg, origin, allowed) {
+            Ok(()) => Admission::ReadBody(Route {
+                kind: RouteKind::VisitorId,
+                cors: allowed.map(str::to_string),
+                rate_key: None,
+            }),
+            Err(r) => Admission::Reply(r),
+        };
+    }
     match (head.method, path) {
         ("OPTIONS", _) => Admission::Reply(preflight(allowed, known)),
         ("GET" | "HEAD", "/health") => {
@@ -485,6 +515,7 @@ pub fn decide_body(head: &Head, route: &Route, body: Body, cfg: &EdgeConfig) -> 
         RouteKind::BrowserEvent => browser_event(head, cfg, body.bytes, cors).into(),
         RouteKind::Signed { own } => signed(head, cfg, body.bytes, cors, own.as_ref()),
         RouteKind::Webhook => webhook(head, cfg, body.bytes),
+        RouteKind::VisitorId => Action::Reply(visitor_id::post(body.bytes, cfg, cors)).into(),
     };
     let action = match d.action {
         Action::Reply(r) => Action::Reply(r.cors(cors)),
@@ -499,6 +530,17 @@ pub fn decide_body(head: &Head, route: &Route, body: Body, cfg: &EdgeConfig) -> 
     }
 }
 
+/// A forwarded `/client` answer, marked as the edge worker's that keeps the visitor
+/// cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one.
+pub fn first_party_mark(r: Reply, path: &str, cfg: &EdgeConfig) -> Reply {
+    let route = path.strip_prefix(cfg.route_prefix.as_str()).unwrap_or(path);
+    if route.starts_with("/client/") && cfg.signing_secret.is_some() {
+        r.header(reply::FIRST_PARTY, "id")
+    } else {
+        r
+    }
+}
+
 /// Both steps for a whole request: the rate key (checked before the body by the
 /// worker) joins the gate.
 pub fn decide(req: &Incoming, cfg: &Result<EdgeConfig, ConfigError>) -> Decision {
@@ -509,6 +551,7 @@ pub fn decide(req: &Incoming, cfg: &Result<EdgeConfig, ConfigError>) -> Decision
         headers: req.headers,
         peer: req.peer,
         declared_length: None,
+        bot_score: req.bot_score,
         now_ms: req.now_ms,
     };
     let route = match admit(&head, cfg) {
@@ -564,6 +607,13 @@ fn client_head(
             None,
         ));
     }
+    if cfg.filter_bots {
+        if let Some(bot) = bots::check(head.header("user-agent"), head.bot_score, cfg.bot_score_min)
+        {
+            // Answered as Klaviyo would, and not sent on.
+            return Err(Reply::empty(202).header("x-klaviyo-edge-bot", bot.name()));
+        }
+    }
     Ok(RouteKind::Client)
 }
 
@@ -589,10 +639,32 @@ fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&str>) -> Act
     url.push_str("?company_id=");
     url.push_str(public);
     let revision = head.header("revision").unwrap_or(&cfg.revision).to_string();
+    let id = cfg
+        .signing_secret
+        .as_deref()
+        .and_then(|secret| visitor_id::read(head.header("cookie"), secret));
+    let add = Additions {
+        ip: cfg
+            .forward_visitor_ip
+            .then(|| {
+                ratelimit::client_ip(
+                    head.peer,
+                    head.header("cf-connecting-ip"),
+                    head.header("x-forwarded-for"),
+                    cfg.trust_forwarded_for,
+                )
+            })
+            .flatten(),
+        id: id.as_ref(),
+    };
+    let body = match visitor::enrich(path, body, &add) {
+        Some(text) => Payload::Text(text),
+        None => Payload::AsReceived,
+    };
     Action::Forward(Forward {
         url,
         headers: vec![("content-type", JSONAPI.into()), ("revision", revision)],
-        body: Payload::AsReceived,
+        body,
         cors: cors.map(str::to_string),
         timeout_ms: None,
     })

@@ -317,6 +317,7 @@ proptest! {
             peer,
             body: &body,
             too_large: false,
+            bot_score: None,
             now_ms: NOW_MS,
         };
         let (d, peak) = crate::test_heap::peak_during(|| decide(&req, &cfg));

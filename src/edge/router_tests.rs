@@ -58,6 +58,7 @@ struct Req {
     peer: Peer<'static>,
     body: Vec<u8>,
     too_large: bool,
+    bot_score: Option<u8>,
 }
 
 fn post(path: &'static str, body: &str) -> Req {
@@ -73,6 +74,7 @@ fn post_bytes(path: &'static str, body: &[u8]) -> Req {
         peer: Peer::Cloudflare,
         body: body.to_vec(),
         too_large: false,
+        bot_score: None,
     }
 }
 
@@ -106,6 +108,10 @@ impl Req {
         let sig = auth::sign_backend(what, SIGNING, t);
         self.header("x-klaviyo-edge-signature", &sig)
     }
+    fn bot_score(mut self, score: u8) -> Req {
+        self.bot_score = Some(score);
+        self
+    }
     fn peer(mut self, peer: Peer<'static>) -> Req {
         self.peer = peer;
         self
@@ -119,6 +125,7 @@ impl Req {
             peer: self.peer,
             body: &self.body,
             too_large: self.too_large,
+            bot_score: self.bot_score,
             now_ms: NOW_MS,
         };
         let d = decide(&inc, cfg);
@@ -781,9 +788,10 @@ fn upstream_429_is_passed_back_or_retried_once_when_short() {
         Next::Reply(r) => {
             assert_eq!(r.status, 429);
             assert!(r.headers.contains(&("retry-after".into(), "5".into())));
-            assert!(r
-                .headers
-                .contains(&("access-control-expose-headers".into(), "retry-after".into())));
+            assert!(r.headers.contains(&(
+                "access-control-expose-headers".into(),
+                reply::EXPOSED.into()
+            )));
         }
         other => panic!("{other:?}"),
     }
@@ -827,6 +835,7 @@ fn head_of<'a>(req: &'a Req, declared: Option<u64>) -> Head<'a> {
         headers: &req.headers,
         peer: req.peer,
         declared_length: declared,
+        bot_score: req.bot_score,
         now_ms: NOW_MS,
     }
 }
@@ -1067,4 +1076,245 @@ fn the_webhook_forwards_signature_is_refused_on_every_backend_route() {
             .run_with(&cfg);
         assert_eq!(status(&d.action), 401, "{path}");
     }
+}
+
+// ---- the visitor through the first-party proxy: its address, its cookie, bots ----
+
+const BROWSER_UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15";
+
+fn page_event() -> Req {
+    post("/client/events", &event_body("Viewed Product"))
+        .query("company_id=AbC123")
+        .header("origin", SHOP)
+        .header("user-agent", BROWSER_UA)
+}
+
+fn sent_profile(a: Action) -> serde_json::Value {
+    let f = forward(a);
+    let body = match f.body {
+        Payload::Text(t) => t,
+        Payload::AsReceived => panic!("sent as received"),
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["data"]["attributes"]["profile"]["data"]["attributes"].clone()
+}
+
+#[test]
+fn a_page_call_carries_the_visitor_address_from_the_runtime_not_from_its_headers() {
+    let via_cf = page_event().header("cf-connecting-ip", "203.0.113.7").run();
+    assert_eq!(sent_profile(via_cf)["location"]["ip"], "203.0.113.7");
+    // Elsewhere, what the host passed; a forged x-forwarded-for counts for nothing.
+    let given = page_event()
+        .header("x-forwarded-for", "198.51.100.66")
+        .peer(Peer::Given(Some("192.0.2.50")))
+        .run();
+    assert_eq!(sent_profile(given)["location"]["ip"], "192.0.2.50");
+    let forged = page_event()
+        .header("x-forwarded-for", "198.51.100.66")
+        .peer(Peer::Given(None))
+        .run();
+    assert_eq!(forward(forged).body, Payload::AsReceived);
+    // Trusted (the shop's own proxy), its last hop.
+    let trusted = page_event()
+        .header("x-forwarded-for", "198.51.100.66, 192.0.2.9")
+        .peer(Peer::Given(None))
+        .run_with(&with("TRUST_FORWARDED_FOR", "true".into()));
+    assert_eq!(sent_profile(trusted.action)["location"]["ip"], "192.0.2.9");
+}
+
+#[test]
+fn forward_visitor_ip_off_sends_the_body_as_received() {
+    let d = page_event()
+        .header("cf-connecting-ip", "203.0.113.7")
+        .run_with(&with("FORWARD_VISITOR_IP", "false".into()));
+    assert_eq!(forward(d.action).body, Payload::AsReceived);
+}
+
+fn visitor_cookie(anon: &str, kx: Option<&str>, secret: &str) -> String {
+    let id = visitor_id::VisitorId::new(anon, kx).expect("id");
+    format!("{}={}", visitor_id::COOKIE, id.value(secret))
+}
+
+#[test]
+fn the_cookies_visitor_is_restored_on_a_page_call_and_a_forged_one_ignored() {
+    let ok = page_event()
+        .header(
+            "cookie",
+            &visitor_cookie("anon-kept", Some("kx-kept"), SIGNING),
+        )
+        .run();
+    let p = sent_profile(ok);
+    assert_eq!(
+        (p["anonymous_id"].as_str(), p["_kx"].as_str()),
+        (Some("anon-kept"), Some("kx-kept"))
+    );
+    for forged in [
+        visitor_cookie("anon-kept", Some("kx-kept"), "not-the-worker's"),
+        format!(
+            "{}=v1|anon-kept|kx-kept|{}",
+            visitor_id::COOKIE,
+            "00".repeat(32)
+        ),
+    ] {
+        let d = page_event().header("cookie", &forged).run();
+        assert_eq!(forward(d).body, Payload::AsReceived, "{forged}");
+    }
+}
+
+#[test]
+fn id_sets_reads_and_clears_the_cookie_for_the_shops_pages_only() {
+    let post_id = |body: &str| post("/id", body).header("origin", SHOP);
+    let set = match post_id(r#"{"anonymous_id":"a-1","_kx":"k-1"}"#).run() {
+        Action::Reply(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(set.status, 204);
+    let line = set
+        .headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .expect("set-cookie")
+        .1
+        .clone();
+    assert!(line.contains("HttpOnly; Secure; SameSite=Lax") && line.contains("Max-Age=34560000"));
+    assert!(set
+        .headers
+        .iter()
+        .any(|(k, v)| k == "access-control-allow-credentials" && v == "true"));
+    let cookie = line.split(';').next().expect("pair").to_string();
+    // Read back: the page's own origin sends no Origin on GET.
+    let got = post("/id", "")
+        .method("GET")
+        .header("cookie", &cookie)
+        .run();
+    assert_eq!(status(&got), 200);
+    let body = match got {
+        Action::Reply(r) => r.body,
+        _ => String::new(),
+    };
+    assert_eq!(body, r#"{"_kx":"k-1","anonymous_id":"a-1"}"#);
+    let none = post("/id", "")
+        .method("GET")
+        .header("cookie", "kw_visitor=v1|a-1|k-1|00")
+        .run();
+    assert_eq!(detail(&none), "{}");
+    // Cleared.
+    match post("/id", "")
+        .method("DELETE")
+        .header("origin", SHOP)
+        .run()
+    {
+        Action::Reply(r) => {
+            assert_eq!(r.status, 204);
+            assert!(r
+                .headers
+                .iter()
+                .any(|(k, v)| k == "set-cookie" && v.contains("Max-Age=0")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another origin's page: 403, and no cookie.
+    for method in ["GET", "POST", "DELETE"] {
+        let r = post("/id", r#"{"anonymous_id":"evil"}"#)
+            .method(method)
+            .header("origin", "https://evil.example")
+            .run();
+        assert_eq!(status(&r), 403, "{method}");
+    }
+    // Set and clear need the shop's Origin.
+    assert_eq!(status(&post("/id", r#"{"anonymous_id":"a"}"#).run()), 403);
+    assert_eq!(status(&post("/id", "").method("DELETE").run()), 403);
+    // A body it cannot keep names the member.
+    assert!(detail(&post_id(r#"{"anonymous_id":"a;b"}"#).run()).contains("/anonymous_id"));
+    // Without the signing secret there is no key to sign the cookie with.
+    let d = post("/id", "")
+        .method("GET")
+        .run_with(&without("EDGE_SIGNING_SECRET"));
+    assert_eq!(status(&d.action), 500);
+    assert!(detail(&d.action).contains("EDGE_SIGNING_SECRET"));
+    // The preflight of a page on another allowed origin.
+    let pre = post("/id", "")
+        .method("OPTIONS")
+        .header("origin", SHOP)
+        .run();
+    match pre {
+        Action::Reply(r) => {
+            assert_eq!(r.status, 204);
+            assert!(r
+                .headers
+                .iter()
+                .any(|(k, v)| k == "access-control-allow-methods" && v.contains("DELETE")));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_crawlers_call_is_answered_and_not_sent_on() {
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let d = post("/client/events", &event_body("Viewed Product"))
+        .query("company_id=AbC123")
+        .header("origin", SHOP)
+        .header("user-agent", googlebot)
+        .run();
+    match d {
+        Action::Reply(r) => {
+            assert_eq!(r.status, 202);
+            assert!(r
+                .headers
+                .iter()
+                .any(|(k, v)| k == "x-klaviyo-edge-bot" && v == "user-agent"));
+            assert!(r
+                .headers
+                .iter()
+                .any(|(k, _)| k == "access-control-allow-origin"));
+        }
+        other => panic!("a bot's call was sent on: {other:?}"),
+    }
+    // Decided from the head: the body is never read.
+    let head_only = post("/client/events", "")
+        .query("company_id=AbC123")
+        .header("user-agent", googlebot);
+    assert!(matches!(
+        admit(&head_of(&head_only, Some(500)), &config()),
+        Admission::Reply(_)
+    ));
+    // A low bot score, whatever the user agent.
+    let scored = page_event()
+        .bot_score(5)
+        .run_with(&with("BOT_SCORE_MIN", "30".into()));
+    assert_eq!(status(&scored.action), 202);
+    // Without BOT_SCORE_MIN, scores are not used.
+    assert!(matches!(
+        page_event().bot_score(5).run(),
+        Action::Forward(_)
+    ));
+    // A browser's call goes on; with FILTER_BOTS=false a crawler's does too.
+    assert!(matches!(page_event().run(), Action::Forward(_)));
+    let unfiltered = post("/client/events", &event_body("Viewed Product"))
+        .query("company_id=AbC123")
+        .header("user-agent", googlebot)
+        .run_with(&with("FILTER_BOTS", "false".into()));
+    assert!(matches!(unfiltered.action, Action::Forward(_)));
+}
+
+#[test]
+fn a_forwarded_client_answer_says_the_worker_keeps_the_visitor_cookie() {
+    let cfg = config().expect("config");
+    let marked = first_party_mark(Reply::empty(202), "/client/events", &cfg);
+    assert!(marked
+        .headers
+        .contains(&(reply::FIRST_PARTY.into(), "id".into())));
+    // Not on other routes, nor without a key to sign the cookie with.
+    assert!(first_party_mark(Reply::empty(202), "/api/events", &cfg)
+        .headers
+        .is_empty());
+    let unsigned = without("EDGE_SIGNING_SECRET").expect("config");
+    assert!(
+        first_party_mark(Reply::empty(202), "/client/events", &unsigned)
+            .headers
+            .is_empty()
+    );
+    // A page of another allowed origin may read it.
+    assert!(reply::EXPOSED.contains(reply::FIRST_PARTY));
 }

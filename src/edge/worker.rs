@@ -63,7 +63,7 @@ thread_local! {
 }
 
 /// How many texts [`fixed_slot`] knows.
-const FIXED_SLOTS: usize = 24;
+const FIXED_SLOTS: usize = 29;
 
 /// The slot of a header name the router reads or writes, or of a value that never
 /// changes: these cross on every request, so each is made a JS string once. A `match`
@@ -95,6 +95,11 @@ fn fixed_slot(text: &str) -> Option<usize> {
         super::reply::JSONAPI => 21,
         "x-content-type-options" => 22,
         "nosniff" => 23,
+        "user-agent" => 24,
+        "cookie" => 25,
+        super::reply::EXPOSED => 26,
+        super::reply::FIRST_PARTY => 27,
+        "id" => 28,
         _ => return None,
     };
     Some(slot)
@@ -116,12 +121,12 @@ fn fixed(text: &str) -> JsValue {
 }
 
 /// `headers.get(name)`.
-fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
+pub(super) fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
     fixed_headers(headers).get_fixed(&fixed(name))
 }
 
 /// `headers.append(name, value)`.
-fn append(headers: &web_sys::Headers, name: &str, value: &str) -> Result<(), JsValue> {
+pub(super) fn append(headers: &web_sys::Headers, name: &str, value: &str) -> Result<(), JsValue> {
     fixed_headers(headers).append_fixed(&fixed(name), &fixed(value))
 }
 
@@ -160,6 +165,12 @@ pub(super) fn config(env: &JsValue) -> Settled {
 #[wasm_bindgen]
 pub fn handle(request: Request, env: JsValue, ctx: JsValue, options: JsValue) -> Promise {
     executor::spawn(async move {
+        // The script-tag files, from the head alone (script.rs).
+        if let Ok(cfg) = &*config(&env) {
+            if let Some(r) = super::script_files::answer(&request, cfg)? {
+                return Ok(r.into());
+            }
+        }
         let reply = match serve(&request, &env, &ctx, &options).await {
             Ok(r) => r,
             Err(_) => error(
@@ -190,6 +201,28 @@ fn through_cloudflare(request: &Request) -> bool {
     Reflect::get(request, &"cf".into()).is_ok_and(|cf| cf.is_object())
 }
 
+/// Whether this runtime is Cloudflare's (workerd says `Cloudflare-Workers` as its
+/// `navigator.userAgent`), asked once per isolate.
+fn on_cloudflare() -> bool {
+    thread_local! {
+        static ON: bool = Reflect::get(&js_sys::global(), &"navigator".into())
+            .and_then(|n| Reflect::get(&n, &"userAgent".into()))
+            .ok()
+            .and_then(|ua| ua.as_string())
+            .is_some_and(|ua| ua == "Cloudflare-Workers");
+    }
+    ON.with(|on| *on)
+}
+
+/// Cloudflare's bot score (`request.cf.botManagement.score`, 1 to 99), where Bot
+/// Management gives one.
+fn bot_score(request: &Request) -> Option<u8> {
+    let cf = Reflect::get(request, &"cf".into()).ok()?;
+    let bm = Reflect::get(&cf, &"botManagement".into()).ok()?;
+    let score = Reflect::get(&bm, &"score".into()).ok()?.as_f64()?;
+    (1.0..=99.0).contains(&score).then_some(score as u8)
+}
+
 async fn serve(
     request: &Request,
     env: &JsValue,
@@ -211,9 +244,18 @@ async fn serve(
         .contains(&"cf-connecting-ip")
         .then(|| given_address(options))
         .flatten();
+    // A page's `/client` call: the runtime says whether this is Cloudflare, once per
+    // isolate. Reading a request's `cf` object costs workerd a parse of it per request,
+    // and the address serves only as `location.ip` there, which the page could as well
+    // have written into its body. The signed and rate-limited routes check `cf` itself.
+    let client_route = names.contains(&"user-agent");
     let peer = match &given {
         Some(a) => Peer::Given(Some(a)),
-        None if names.contains(&"cf-connecting-ip") && through_cloudflare(request) => {
+        None if client_route && on_cloudflare() => Peer::Cloudflare,
+        None if !client_route
+            && names.contains(&"cf-connecting-ip")
+            && through_cloudflare(request) =>
+        {
             Peer::Cloudflare
         }
         None => Peer::Given(None),
@@ -226,6 +268,13 @@ async fn serve(
         headers: &headers,
         peer,
         declared_length: declared,
+        // Only where a score is asked for (`BOT_SCORE_MIN`), on the `/client` routes.
+        bot_score: match cfg {
+            Ok(c) if client_route && c.filter_bots && c.bot_score_min.is_some() => {
+                bot_score(request)
+            }
+            _ => None,
+        },
         now_ms: js_sys::Date::now() as u64,
     };
     let route = match router::admit(&head, cfg) {
@@ -289,7 +338,10 @@ async fn serve(
             wait_until(ctx, &sent);
             Ok(reply)
         }
-        Action::Forward(f) => forward(&f, &received).await,
+        Action::Forward(f) => {
+            let r = forward(&f, &received).await?;
+            Ok(router::first_party_mark(r, path, cfg))
+        }
         Action::AddToList {
             list_id,
             members,
@@ -564,7 +616,7 @@ async fn sleep(ms: u64) -> Result<(), JsValue> {
 }
 
 /// `https://host/a/b?x=1` -> (`/a/b`, `x=1`).
-fn split_url(url: &str) -> (&str, &str) {
+pub(super) fn split_url(url: &str) -> (&str, &str) {
     // Byte scans: `str::find` with a `&str` pattern builds a two-way searcher per call.
     let after_scheme = url
         .as_bytes()
@@ -658,7 +710,7 @@ async fn read_stream(
     Ok(Some(all))
 }
 
-fn respond(r: Reply) -> Result<Response, JsValue> {
+pub(super) fn respond(r: Reply) -> Result<Response, JsValue> {
     let init = ResponseInit::new();
     init.set_status(r.status);
     let headers = web_sys::Headers::new()?;

@@ -18,7 +18,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { sample } from '../emulator/fixtures.mjs';
 import {
   fullBindings, makeSecrets, isEdgeBuilt, NOT_BUILT, EDGE_DIR, ROOT,
@@ -62,7 +62,9 @@ async function freePort() {
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'edge-profile-'));
-for (const f of ['worker.mjs', 'klaviyo_edge.mjs', 'klaviyo_edge_bg.wasm']) copyFileSync(path.join(EDGE_DIR, f), path.join(dir, f));
+mkdirSync(path.join(dir, 'script'));
+for (const f of ['worker.mjs', 'klaviyo_edge.mjs', 'klaviyo_edge_bg.wasm', 'script/klaviyo-wasm.js.txt',
+  'script/klaviyo_wasm_bg.wasm.bin', 'script/snippet.min.js.txt']) copyFileSync(path.join(EDGE_DIR, f), path.join(dir, f));
 namedWasm(path.join(dir, 'klaviyo_edge_bg.wasm'));
 
 /** Replaces `out` with the same optimisation of the build's raw wasm, names kept. */
@@ -88,7 +90,10 @@ const config :Workerd.Config = (
   services = [
     (name = "ours", worker = (modules = [(name = "worker.mjs", esModule = embed "worker.mjs"),
       (name = "klaviyo_edge.mjs", esModule = embed "klaviyo_edge.mjs"),
-      (name = "klaviyo_edge_bg.wasm", wasm = embed "klaviyo_edge_bg.wasm")],
+      (name = "klaviyo_edge_bg.wasm", wasm = embed "klaviyo_edge_bg.wasm"),
+      (name = "script/klaviyo-wasm.js.txt", text = embed "script/klaviyo-wasm.js.txt"),
+      (name = "script/klaviyo_wasm_bg.wasm.bin", data = embed "script/klaviyo_wasm_bg.wasm.bin"),
+      (name = "script/snippet.min.js.txt", text = embed "script/snippet.min.js.txt")],
       compatibilityDate = "${COMPATIBILITY_DATE}",
       bindings = [${text(fullBindings({ emu: { url: upstreamUrl }, secrets: makeSecrets() }))}],
       globalOutbound = "net")),

@@ -28,10 +28,21 @@ test("the browser package has no edge code and no private-key path", () => {
 });
 
 test("the worker has no browser tracker code", () => {
-  for (const [name, body] of text("dist/edge")) {
+  // dist/edge/script/ holds the script-tag files the worker serves: data, not its code.
+  for (const [name, body] of text("dist/edge").filter(([n]) => !n.startsWith(path.join("dist", "edge", "script")))) {
     for (const marker of ["Tracker", "localStorage", "navigator.locks", "klaviyo:"]) {
       assert.ok(!body.includes(marker), `${name} contains ${marker}`);
     }
+  }
+});
+
+test("the worker serves exactly the script-tag files that were built", () => {
+  for (const [built, served] of [
+    ["klaviyo-wasm.js", "klaviyo-wasm.js.txt"],
+    ["klaviyo_wasm_bg.wasm", "klaviyo_wasm_bg.wasm.bin"],
+    ["snippet.min.js", "snippet.min.js.txt"],
+  ]) {
+    assert.ok(readFileSync(path.join(ROOT, "dist/script", built)).equals(readFileSync(path.join(ROOT, "dist/edge/script", served))), served);
   }
 });
 

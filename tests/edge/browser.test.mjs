@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { sample } from '../emulator/fixtures.mjs';
 import {
-  startEdge, startStaticServer, launchChromium, waitFor, findSecrets, sha256, ROOT, WEB_DIR, COMPANY_ID, REVISION, JSON_API,
+  startEdge, startStaticServer, launchChromium, shopperUserAgent, waitFor, findSecrets, sha256, ROOT, WEB_DIR, COMPANY_ID, REVISION, JSON_API,
 } from './harness.mjs';
 
 let site;
@@ -32,7 +32,7 @@ beforeEach(() => { edge?.emu.reset(); });
 
 /** A fresh context + page on the shop, with everything the page did on the network recorded. */
 async function openShop() {
-  const context = await browser.newContext();
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   const page = await context.newPage();
   const pageErrors = [];
   const requests = [];

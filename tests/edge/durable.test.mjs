@@ -45,6 +45,9 @@ let emu, hooks, dead, secrets, mf;
 const rules = [
   { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
   { type: 'CompiledWasm', include: ['**/*.wasm'] },
+  // The script-tag files the worker serves (text, and the .wasm as bytes).
+  { type: 'Text', include: ['**/*.txt'] },
+  { type: 'Data', include: ['**/*.bin'] },
 ];
 
 /** Miniflare: edge-0 .. edge-3 (edge-0 consumes the queue and holds the Durable Object

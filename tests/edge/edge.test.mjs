@@ -97,6 +97,19 @@ function assertError(res, status, { pointer, detail } = {}) {
 }
 
 const upstream = (filter = {}) => edge.emu.requests(filter);
+
+/**
+ * A /client body as the worker sends it: as received, plus the caller's address as its
+ * profile's `location.ip` (Miniflare's `cf-connecting-ip` is 127.0.0.1) on the routes
+ * whose profile takes a location (first-party.test.mjs tests that addition itself).
+ */
+function asSent(raw, route = 'events') {
+  const b = JSON.parse(raw);
+  if (route === 'back-in-stock-subscriptions') return b;
+  const attrs = route === 'profiles' ? b.data.attributes : b.data.attributes.profile.data.attributes;
+  if (attrs.location?.ip === undefined) attrs.location = { ip: '127.0.0.1', ...attrs.location };
+  return b;
+}
 const upstreamCount = () => edge.emu.requests().count;
 
 function assertCors(res, origin = SHOP_ORIGIN) {
@@ -198,7 +211,7 @@ for (const [route, fixture] of CLIENT_ROUTES) {
     assert.equal(r.headers.revision, REVISION);
     assert.equal(r.hasAuth, false, 'no Authorization forwarded to /client');
     assert.equal(r.headers.cookie, undefined, 'no Cookie forwarded');
-    assert.deepEqual(r.body, JSON.parse(raw), 'body forwarded unchanged');
+    assert.deepEqual(r.body, asSent(raw, route), 'body forwarded unchanged but for the visitor\'s address');
     assert.equal(upstreamCount(), 1, 'nothing else sent upstream');
   });
 }
@@ -460,7 +473,7 @@ test('concurrent /client calls, declared and streamed, each forward their own bo
   const got = seen.requests.map((r) => r.body.data.attributes.properties.n).sort((a, b) => a - b);
   assert.deepEqual(got, sent.map((_, i) => i), 'each body once');
   for (const r of seen.requests) {
-    assert.deepEqual(r.body, JSON.parse(sent[r.body.data.attributes.properties.n]), 'forwarded unchanged');
+    assert.deepEqual(r.body, asSent(sent[r.body.data.attributes.properties.n]), 'forwarded unchanged but for the visitor\'s address');
   }
 });
 
@@ -662,7 +675,7 @@ test('upstream 429 with Retry-After 1: retried once inside the request -> 202', 
   assert.equal(res.status, 202, res.text);
   const seen = upstream({ path: '/client/events' });
   assert.deepEqual(seen.requests.map((r) => r.status), [429, 202]);
-  assert.deepEqual(seen.requests[1].body, JSON.parse(raw));
+  assert.deepEqual(seen.requests[1].body, asSent(raw));
 });
 
 test('upstream 429 with Retry-After 1 twice: one retry only, then 429 passed back', async () => {
@@ -681,7 +694,7 @@ test('upstream 503 twice then 202: retried -> 202, the emulator saw 3 identical 
   const seen = upstream({ path: '/client/events' });
   assert.deepEqual(seen.requests.map((r) => r.status), [503, 503, 202]);
   for (const r of seen.requests) {
-    assert.deepEqual(r.body, JSON.parse(raw));
+    assert.deepEqual(r.body, asSent(raw));
     assert.equal(r.headers.revision, REVISION);
   }
 });

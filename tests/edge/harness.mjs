@@ -274,6 +274,9 @@ export function miniflareOptions(bindings, { port = 0, extra = {} } = {}) {
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
+      // The script-tag files the worker serves (text, and the .wasm as bytes).
+      { type: 'Text', include: ['**/*.txt'] },
+      { type: 'Data', include: ['**/*.bin'] },
     ],
     compatibilityDate: COMPATIBILITY_DATE,
     bindings,
@@ -378,7 +381,7 @@ export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {
 
 // ---------- browser ----------
 
-export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
+export { CHROMIUM_ARGS, waitFor, launchChromium, shopperUserAgent } from '../support/browser.mjs';
 import { serveRepo } from '../support/static.mjs';
 
 /** Serves only /tests/edge/ and /dist/web/ from the repo (GET, never cached). */

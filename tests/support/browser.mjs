@@ -17,6 +17,16 @@ export function launchChromium(extraArgs = []) {
   });
 }
 
+/**
+ * The user agent of Chromium as a shopper runs it: headless Chromium says
+ * `HeadlessChrome`, which the edge worker (rightly) takes for a bot and drops. Suites
+ * whose pages send through the worker open their contexts with this.
+ */
+export function shopperUserAgent(browser) {
+  const major = String(browser.version()).split('.')[0] || '131';
+  return `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${major}.0.0.0 Safari/537.36`;
+}
+
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `fn` until it returns a truthy value (returned); throws after `timeout` ms. */

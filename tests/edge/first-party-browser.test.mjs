@@ -1,0 +1,229 @@
+// The first-party visitor cookie in Chromium, deployed as a shop deploys it: the shop's
+// own origin serves the page and routes /klaviyo/* to the edge worker (Miniflare), so the
+// worker's cookie is the shop's. Storage is then wiped as Safari wipes it, and the next
+// events must still be the same visitor's.
+//   node --test tests/edge/first-party-browser.test.mjs   (needs dist/web and dist/edge built)
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startEdge, launchChromium, shopperUserAgent, waitFor, WEB_DIR, COMPANY_ID } from './harness.mjs';
+import { repoFile, mimeFor } from '../support/static.mjs';
+
+const PREFIX = '/klaviyo';
+let shop;
+let edge;
+let browser;
+
+/**
+ * The shop: its files, and /klaviyo/* passed to the worker as a route of the shop's zone
+ * would be. `hold(path)` keeps requests to a path unanswered until `release()`; `log`
+ * records when each request to the worker began and ended.
+ */
+async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
+  const held = new Set();
+  let waiting = [];
+  const log = [];
+  let html = '';
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://shop.invalid');
+    if (url.pathname === '/shop.html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(html);
+      return;
+    }
+    if (!url.pathname.startsWith(`${PREFIX}/`)) {
+      const file = repoFile(url.pathname, ['/tests/edge/', '/dist/web/']);
+      try {
+        const data = await readFile(file);
+        res.writeHead(200, { 'content-type': mimeFor(file), 'cache-control': 'no-store' });
+        res.end(data);
+      } catch {
+        res.writeHead(404);
+        res.end();
+      }
+      return;
+    }
+    const entry = { path: url.pathname, method: req.method, start: Date.now(), end: 0 };
+    log.push(entry);
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    if (held.has(url.pathname)) await new Promise((resolve) => waiting.push(resolve));
+    const headers = {};
+    for (const k of ['cookie', 'origin', 'content-type', 'user-agent', 'revision']) {
+      if (req.headers[k]) headers[k] = req.headers[k];
+    }
+    const body = ['GET', 'HEAD'].includes(req.method) ? undefined : Buffer.concat(chunks);
+    const answer = await fetch(workerUrl() + req.url, { method: req.method, headers, body });
+    const out = {};
+    answer.headers.forEach((v, k) => { if (k !== 'set-cookie' && k !== 'content-length' && k !== 'content-encoding') out[k] = v; });
+    const cookies = answer.headers.getSetCookie();
+    if (cookies.length) out['set-cookie'] = cookies;
+    const data = Buffer.from(await answer.arrayBuffer());
+    res.writeHead(answer.status, out);
+    res.end(data);
+    entry.end = Date.now();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // localhost: a secure context for Chromium, so the worker's Secure cookie is kept.
+  const origin = `http://localhost:${server.address().port}`;
+  return {
+    origin,
+    log,
+    hold: (p) => held.add(p),
+    /** The page at /shop.html. */
+    setPage: (text) => { html = text; },
+    release: () => { held.clear(); waiting.forEach((r) => r()); waiting = []; },
+    close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+  };
+}
+
+before(async () => {
+  if (!existsSync(path.join(WEB_DIR, 'index.js'))) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');
+  edge = await startEdge();
+  // The shop listens first, so that the worker can allow its origin.
+  let target = '';
+  shop = await startShop(() => target);
+  edge.worker = await edge.start({ ROUTE_PREFIX: PREFIX, ALLOWED_ORIGINS: shop.origin }, [], 'shop');
+  target = edge.worker.url;
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await shop?.close();
+  await edge?.close();
+});
+
+beforeEach(() => edge.emu.reset());
+
+async function openShop(context, query = '') {
+  const page = await context.newPage();
+  const u = `${shop.origin}/tests/edge/page.html?companyId=${COMPANY_ID}&apiBase=${encodeURIComponent(shop.origin + PREFIX)}${query}`;
+  await page.goto(u);
+  await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.ready), '1', await page.evaluate(() => window.initError));
+  return page;
+}
+
+/** The profile attributes of each accepted event named `metric` (single or bulk). */
+function eventsOf(metric) {
+  return edge.emu.requests({ pathPrefix: '/client/', accepted: true }).requests.flatMap((r) => {
+    const a = r.body.data.attributes;
+    const events = r.path === '/client/event-bulk-create' ? a.events.data.map((e) => e.attributes) : r.path === '/client/events' ? [a] : [];
+    return events.filter((e) => e.metric.data.attributes.name === metric).map(() => a.profile.data.attributes);
+  });
+}
+
+async function track(page, metric) {
+  await page.evaluate(async (m) => { window.kl.track(m, {}); await window.kl.flush(); }, metric);
+  return waitFor(() => eventsOf(metric)[0], { timeout: 10_000, what: `${metric} at Klaviyo` });
+}
+
+// Unfiltered: the cookie's path is the worker's prefix, and it is Secure.
+const visitorCookie = async (context) => (await context.cookies()).find((c) => c.name === 'kw_visitor');
+
+test('storage wiped as Safari wipes it: after a reload the events carry the same anonymous_id and _kx', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context, '&_kx=KX.from.email');
+    const first = await track(page, 'First Visit');
+    assert.equal(first._kx, 'KX.from.email');
+    const cookie = await waitFor(() => visitorCookie(context), { what: 'the first-party cookie' });
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Lax');
+    assert.equal(cookie.path, PREFIX);
+    assert.ok(cookie.expires * 1000 - Date.now() > 399 * 24 * 3600 * 1000, 'kept 400 days');
+    // Safari's 7 days pass: script storage is gone, the server's cookie is not.
+    await page.evaluate(() => localStorage.clear());
+    await page.reload();
+    await page.waitForSelector('body[data-ready]', { state: 'attached' });
+    const after = await track(page, 'After Wipe');
+    assert.equal(after.anonymous_id, first.anonymous_id, 'the same anonymous profile');
+    assert.equal(after._kx, 'KX.from.email', 'the email click is remembered');
+    // And the page itself adopted it, for what it stores next.
+    await waitFor(() => page.evaluate((a) => window.kl.anonymousId === a, first.anonymous_id), { what: 'the page adopting the kept id' });
+  } finally {
+    await context.close();
+  }
+});
+
+test('a forged or unsigned cookie is ignored', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    await context.addCookies([{ name: 'kw_visitor', value: `v1|anon-forged|kx-forged|${'0'.repeat(64)}`, url: shop.origin + PREFIX + '/' }]);
+    const page = await openShop(context);
+    const sent = await track(page, 'With Forged Cookie');
+    assert.notEqual(sent.anonymous_id, 'anon-forged');
+    assert.equal(sent._kx, undefined);
+    assert.notEqual(await page.evaluate(() => window.kl.anonymousId), 'anon-forged');
+  } finally {
+    await context.close();
+  }
+});
+
+test('consent denied clears the cookie', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    await track(page, 'Before Denial');
+    await waitFor(() => visitorCookie(context), { what: 'the cookie' });
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    await waitFor(async () => !(await visitorCookie(context)), { what: 'the cookie cleared' });
+  } finally {
+    await context.close();
+  }
+});
+
+test('a worker that answers /id slowly or not at all delays no call', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  shop.hold(`${PREFIX}/id`);
+  try {
+    const mark = shop.log.length;
+    const page = await openShop(context);
+    await track(page, 'While Id Hangs');
+    const mine = shop.log.slice(mark);
+    const idReq = mine.filter((r) => r.path === `${PREFIX}/id`);
+    assert.ok(idReq.length >= 1 && idReq.every((r) => r.end === 0), '/id was asked and is still unanswered');
+    const sent = mine.find((r) => r.path === `${PREFIX}/client/events` && r.end > 0);
+    assert.ok(sent, 'the event went while /id hung');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('the script-tag page loads both files from the worker: two requests, the right types, from cache the next time', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    // The snippet as the worker serves it, its only setting the worker's URL of the script.
+    const snippet = await (await fetch(`${shop.origin}${PREFIX}/script/snippet.min.js`)).text();
+    const src = `${shop.origin}${PREFIX}/script/klaviyo-wasm.js`;
+    const pasted = snippet.replace(/"\/klaviyo-wasm\/klaviyo-wasm\.js"\)\s*;?\s*$/, `${JSON.stringify(src)});`);
+    assert.notEqual(pasted, snippet, 'the snippet ends with the script URL to replace');
+    shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script>${pasted}</script>
+<script>klaviyoWasm.push(["track", "Script Tag Event", { n: 1 }]);</script>
+</head><body>shop</body></html>`);
+    const page = await context.newPage();
+    const files = [];
+    page.on('response', (r) => { if (r.url().includes(`${PREFIX}/script/`)) files.push({ url: r.url(), type: r.headers()['content-type'] }); });
+    const mark = shop.log.length;
+    await page.goto(`${shop.origin}/shop.html`);
+    await waitFor(() => eventsOf('Script Tag Event')[0], { timeout: 15_000, what: 'the script tag\'s event at Klaviyo' });
+    const fetched = shop.log.slice(mark).filter((r) => r.path.startsWith(`${PREFIX}/script/`));
+    assert.deepEqual(fetched.map((r) => r.path).sort(), [`${PREFIX}/script/klaviyo-wasm.js`, `${PREFIX}/script/klaviyo_wasm_bg.wasm`], 'two requests');
+    const type = (name) => files.find((f) => f.url.endsWith(name))?.type;
+    assert.equal(type('klaviyo-wasm.js'), 'text/javascript; charset=utf-8');
+    assert.equal(type('klaviyo_wasm_bg.wasm'), 'application/wasm');
+    // The next page of the visit: both from the browser's cache, nothing asked of the worker.
+    const again = shop.log.length;
+    await page.goto(`${shop.origin}/shop.html`);
+    await waitFor(() => eventsOf('Script Tag Event').length >= 2, { timeout: 15_000, what: 'the second page\'s event' });
+    assert.deepEqual(shop.log.slice(again).filter((r) => r.path.startsWith(`${PREFIX}/script/`)), [], 'served from cache');
+  } finally {
+    await context.close();
+  }
+});
