@@ -37,10 +37,27 @@ pub fn check(user_agent: Option<&str>, score: Option<u8>, score_min: Option<u8>)
     if matches!((score, score_min), (Some(s), Some(min)) if s < min) {
         return Some(Bot::Score);
     }
-    let ua = user_agent?.to_ascii_lowercase();
+    let ua = user_agent?.as_bytes();
     entries()
-        .any(|(pattern, _)| ua.contains(pattern))
+        .any(|(pattern, _)| contains_ignoring_case(ua, pattern.as_bytes()))
         .then_some(Bot::UserAgent)
+}
+
+/// Whether `hay` holds `needle` (lower-case ASCII), letter case ignored. A plain scan:
+/// `str::contains` builds a searcher per pattern, which costs more than the search on a
+/// user agent's hundred-odd bytes, and this runs on every `/client` call.
+fn contains_ignoring_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    hay.len() >= needle.len()
+        && (0..=hay.len() - needle.len()).any(|i| {
+            hay[i].to_ascii_lowercase() == first
+                && hay[i + 1..i + needle.len()]
+                    .iter()
+                    .zip(rest)
+                    .all(|(h, n)| h.to_ascii_lowercase() == *n)
+        })
 }
 
 #[cfg(test)]
@@ -79,6 +96,24 @@ mod tests {
             n += 1;
         }
         assert!(n >= 40, "{n} entries");
+    }
+
+    #[test]
+    fn the_scan_finds_what_str_contains_finds() {
+        for (hay, needle) in [
+            ("GoogleBot/2.1", "googlebot"),
+            ("xx", "xxx"),
+            ("abc", ""),
+            ("", "a"),
+            ("aaab", "aab"),
+            ("ÉgoogleBOT", "googlebot"),
+        ] {
+            assert_eq!(
+                contains_ignoring_case(hay.as_bytes(), needle.as_bytes()),
+                hay.to_ascii_lowercase().contains(needle),
+                "{hay} {needle}"
+            );
+        }
     }
 
     #[test]
