@@ -4,7 +4,7 @@
 #   web  (default)  the browser package, cargo feature `browser` (the default feature):
 #                   cargo build (release, LTO checked) -> wasm-pack/wasm-bindgen --target web
 #                   -> wasm-opt -O3 (npm binaryen) -> dist/web/ = glue + .wasm + .d.ts
-#                   + the hand-written wrapper from js/ (index.js, index.d.ts, loader.js->klaviyo.js);
+#                   + the hand-written wrapper from js/ (index.js, index.d.ts);
 #                   and dist/script/ from the same build (below).
 #   script          only dist/script/, the script-tag install: klaviyo-wasm.js (ONE classic
 #                   script: js/script/main.js + js/index.js + js/runtime.js + the glue as a
@@ -247,7 +247,6 @@ case "$kind" in
     bundle_script "$STAGE"
     bundle_web "$STAGE"
     copy_wrapper "$STAGE" js/index.d.ts index.d.ts required
-    copy_wrapper "$STAGE" js/loader.js klaviyo.js
     minify_js "$STAGE"
     publish_stage "$STAGE" "$dist"
     ;;

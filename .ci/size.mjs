@@ -3,8 +3,7 @@
 //
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
-// is what an npm user's page downloads: index.js and the .wasm; the script-tag file
-// (klaviyo.js) is reported on its own line, with the script-tag page's total. Exits 1 if
+// is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
 // that total exceeds SIZE_BUDGET_KB (default 34.50; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
@@ -84,8 +83,8 @@ if (!files.some((f) => f.kind === 'wasm')) {
 }
 
 const sum = (list, k) => list.reduce((n, f) => n + f[k], 0);
-// The npm package's page loads index.js and the wasm; anything else (the script-tag
-// loader) is for other pages. Without an index.js (dist/edge), everything counts.
+// The npm package's page loads index.js and the wasm; any other file is reported on its
+// own. Without an index.js (dist/edge), everything counts.
 const hasIndex = files.some((f) => f.name === 'index.js');
 const inPage = (f) => !hasIndex || f.kind === 'wasm' || f.name === 'index.js';
 const page = files.filter(inPage);
@@ -93,8 +92,7 @@ const others = files.filter((f) => !inPage(f));
 const rows = [
   ...page.map((f) => [f.name, f.raw, f.gz]),
   [hasIndex ? 'TOTAL (npm page: index.js + wasm)' : 'TOTAL', sum(page, 'raw'), sum(page, 'gz')],
-  ...others.map((f) => [`${f.name} (script tag, on its own)`, f.raw, f.gz]),
-  ...(others.length ? [['script-tag page (loader + index.js + wasm)', sum(files, 'raw'), sum(files, 'gz')]] : []),
+  ...others.map((f) => [`${f.name} (not on the npm page)`, f.raw, f.gz]),
 ];
 table(`size of ${relative(root, dist)}/ (gzip -9)`, rows, [page.length, page.length + 1]);
 

@@ -30,7 +30,7 @@ step "edge router fuzzing (proptest, $FUZZ_CASES cases)"
 FUZZ_CASES="$FUZZ_CASES" host_cargo test -q --features edge --lib fuzz_the_router
 printf 'fuzz: %s random requests through decide, the gate and the upstream policy: no panic, every answer a JSON:API error or a forward, no secret in any answer\n' "$FUZZ_CASES"
 
-step "browser adapter in Chromium, Firefox ESR and WebKit (wasm-bindgen-test against the emulator; SKIP lines say what is missing)"
+step "browser adapter in Chromium, Firefox ESR and WebKit (wasm-bindgen-test against the emulator; a missing engine is SKIP, and under CI=true a FAIL naming what to install)"
 bash .ci/wasm-browsers.sh
 
 step "release build of the browser package + size budget"

@@ -9,7 +9,8 @@
 #
 # Prints one result line per engine (PASS / FAIL / SKIP) after its run and again as a
 # summary at the end. An engine whose driver, browser or display is missing is SKIPPED,
-# always with the reason. Exits non-zero if any engine that ran failed.
+# always with the reason, and under CI=true it FAILS (with what to install). Exits
+# non-zero if any engine failed.
 #
 # How wasm-bindgen-test-runner (0.2.130) picks the browser: the first of the env vars
 # GECKODRIVER, SAFARIDRIVER, CHROMEDRIVER, MSEDGEDRIVER that is set (in that order; any
@@ -163,7 +164,13 @@ for engine in "${ENGINES[@]}"; do
   "prepare_$engine"
   if [ -n "$SKIP" ]; then
     printf '\n'
-    result "SKIP $engine: $SKIP"
+    # In CI a missing engine is a failure: a run that tested no browser must not pass.
+    if [ "${CI:-}" = true ]; then
+      FAILED=1
+      result "FAIL $engine: missing under CI=true: $SKIP"
+    else
+      result "SKIP $engine: $SKIP"
+    fi
     continue
   fi
   if [ "$BUILD_OK" = 0 ]; then

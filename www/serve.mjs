@@ -108,7 +108,9 @@ const hostForUrl = (host) => (host.includes(':') ? `[${host}]` : host);
  * @returns {Promise<{url: string, port: number, emulator: Awaited<ReturnType<typeof startEmulator>>, built: boolean, close(): Promise<void>}>}
  */
 export async function startDemo({ port = 8080, emulatorPort = 8787, host = '127.0.0.1', log = false } = {}) {
-  const emulator = await startEmulator({ port: emulatorPort, host, log });
+  // A clone without ../shared still runs the demo: the emulator then answers without
+  // validating bodies, and says so on start and in /__admin/requests.
+  const emulator = await startEmulator({ port: emulatorPort, host, log, requireSpec: false });
   const config = JSON.stringify({ companyId: COMPANY_ID, apiBase: emulator.url });
 
   const server = http.createServer((req, res) => {

@@ -501,7 +501,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_json_points_at_the_whole_body() {
+    fn malformed_json_points_at_the_entire_body() {
         for text in [
             "",
             "{",

@@ -1,5 +1,6 @@
 //! Every route decision and the upstream policy, natively, with a fixed clock; and each
-//! hole found by the review (issue 8) shown closed.
+//! safeguard of the worker shown holding (a duplicate metric name, redirects, timestamps,
+//! signed bytes, who is asking, replays, Retry-After dates, the browser path).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -340,7 +341,7 @@ fn unsigned_stale_or_tampered_api_requests_are_unauthorized() {
 // ---- hole 1: duplicate keys ------------------------------------------------------------
 
 #[test]
-fn hole_1_a_duplicate_metric_name_cannot_pass_the_browser_allow_list() {
+fn a_duplicate_metric_name_cannot_pass_the_browser_allow_list() {
     // Read first, "Started Checkout" is allowed; Klaviyo reads the last, "Placed Order".
     let body = event_with(
         r#""name":"Started Checkout","name":"Placed Order""#,
@@ -363,7 +364,7 @@ fn hole_1_a_duplicate_metric_name_cannot_pass_the_browser_allow_list() {
 // ---- hole 2: redirects and plain http ----------------------------------------------------
 
 #[test]
-fn hole_2_a_redirect_from_upstream_is_never_followed_nor_retried() {
+fn a_redirect_from_upstream_is_never_followed_nor_retried() {
     for s in [301, 302, 303, 307, 308] {
         match after_upstream(0, answered(s, None), None, NOW_MS) {
             Next::Reply(r) => {
@@ -376,7 +377,7 @@ fn hole_2_a_redirect_from_upstream_is_never_followed_nor_retried() {
 }
 
 #[test]
-fn hole_2_the_private_key_only_goes_to_an_https_api_base() {
+fn the_private_key_only_goes_to_an_https_api_base() {
     let d = post("/api/events", &event_body("M"))
         .signed()
         .run_with(&with("KLAVIYO_API_BASE", "http://a.klaviyo.com".into()));
@@ -394,7 +395,7 @@ fn hole_2_the_private_key_only_goes_to_an_https_api_base() {
 // ---- hole 3: timestamps ---------------------------------------------------------------
 
 #[test]
-fn hole_3_extreme_signed_timestamps_are_stale_not_wrapped_to_fresh() {
+fn extreme_signed_timestamps_are_stale_not_wrapped_to_fresh() {
     for t in [i64::MIN, i64::MIN + 1, i64::MAX, NOW_S + 301, NOW_S - 301] {
         let r = post("/api/events", &event_body("M")).signed_at(t).run();
         assert_eq!(status(&r), 401, "t = {t}");
@@ -406,7 +407,7 @@ fn hole_3_extreme_signed_timestamps_are_stale_not_wrapped_to_fresh() {
 // ---- hole 4: raw bytes ----------------------------------------------------------------
 
 #[test]
-fn hole_4_the_signature_covers_the_exact_bytes_and_bad_utf8_is_a_400() {
+fn the_signature_covers_the_exact_bytes_and_bad_utf8_is_a_400() {
     // A BOM stays a BOM: the signature over those bytes verifies, then JSON refuses it.
     let mut bom = vec![0xEF, 0xBB, 0xBF];
     bom.extend_from_slice(event_body("M").as_bytes());
@@ -424,7 +425,7 @@ fn hole_4_the_signature_covers_the_exact_bytes_and_bad_utf8_is_a_400() {
 // ---- hole 5: authenticate before parsing -------------------------------------------------
 
 #[test]
-fn hole_5_who_is_asking_is_checked_before_the_body_is_parsed() {
+fn who_is_asking_is_checked_before_the_body_is_parsed() {
     // A wrong signature on malformed JSON is a 401 (the old order answered 400).
     let wrong =
         post("/api/events", "{oops").header("x-klaviyo-edge-signature", "t=1795669339,v1=00");
@@ -440,7 +441,7 @@ fn hole_5_who_is_asking_is_checked_before_the_body_is_parsed() {
 // ---- hole 6: replay ---------------------------------------------------------------------
 
 #[test]
-fn hole_6_a_replayed_signature_is_refused_within_the_window() {
+fn a_replayed_signature_is_refused_within_the_window() {
     let cfg = config().unwrap();
     let mut state = EdgeState::default();
     let req = post("/api/events", &event_body("Placed Order")).signed();
@@ -465,7 +466,7 @@ fn hole_6_a_replayed_signature_is_refused_within_the_window() {
 }
 
 #[test]
-fn hole_6_the_webhook_forward_is_signed_like_the_backends_calls() {
+fn the_webhook_forward_is_signed_like_the_backends_calls() {
     let cfg = with("WEBHOOK_FORWARD_URL", "http://127.0.0.1:9999/hook".into());
     match webhook_req(WEBHOOK_BODY, "1795669339", "wh_1", WEBHOOK)
         .run_with(&cfg)
@@ -491,7 +492,7 @@ fn hole_6_the_webhook_forward_is_signed_like_the_backends_calls() {
 // ---- hole 7: Retry-After as a date -----------------------------------------------------
 
 #[test]
-fn hole_7_retry_after_as_an_http_date_is_honoured() {
+fn retry_after_as_an_http_date_is_honoured() {
     // 2026-11-26T05:02:20Z is one second after NOW: retried once.
     let soon = "Thu, 26 Nov 2026 05:02:20 GMT";
     assert_eq!(
@@ -511,7 +512,7 @@ fn hole_7_retry_after_as_an_http_date_is_honoured() {
 // ---- hole 8: the unsigned browser path --------------------------------------------------
 
 #[test]
-fn hole_8_browsers_may_send_listed_metrics_with_identifiers_only() {
+fn browsers_may_send_listed_metrics_with_identifiers_only() {
     let d = post("/api/events", &event_body("Started Checkout"))
         .header("origin", SHOP)
         .header("cf-connecting-ip", "203.0.113.7")
@@ -555,7 +556,7 @@ fn hole_8_browsers_may_send_listed_metrics_with_identifiers_only() {
 }
 
 #[test]
-fn hole_8_a_browser_client_is_rate_limited() {
+fn a_browser_client_is_rate_limited() {
     let cfg = config().unwrap();
     let mut state = EdgeState::default();
     let req = post("/api/events", &event_body("Started Checkout"))

@@ -1,4 +1,4 @@
-// The consent gate (issue 9, part 3), end to end: dist/web in Debian's Chromium against the
+// The consent gate, end to end: dist/web in Debian's Chromium against the
 // Klaviyo emulator. Each transition of `consent` (create option and kl.setConsent), what
 // reaches Klaviyo (counted by the emulator), what is on disk (localStorage read in the
 // page) and what the page itself saw the library do (page.js records every storage

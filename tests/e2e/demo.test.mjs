@@ -215,7 +215,6 @@ test('serve.mjs serves the page, /config.json and the package with the right MIM
     ['/www/style.css', /^text\/css/],
     ['/www/serve.mjs', /^text\/javascript/],
     ['/dist/web/index.js', /^text\/javascript/],
-    ['/dist/web/klaviyo.js', /^text\/javascript/],
     ['/dist/web/klaviyo_wasm_bg.wasm', /^application\/wasm$/],
     ['/config.json', /^application\/json/],
   ];

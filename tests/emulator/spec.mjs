@@ -1,6 +1,6 @@
 // Loads the Klaviyo OpenAPI subset (never copied into the project) and builds
 // the route table plus one compiled request validator per operation.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv from 'ajv';
@@ -125,7 +125,8 @@ function firstSuccess(responses) {
  * Reads the spec and returns {spec, routes, ajv, findRoute, responseValidator}.
  * Every operation's request validator is compiled here, once.
  */
-export function loadSpec(specPath = defaultSpecPath()) {
+export function loadSpec(specPath = defaultSpecPath(), { optional = false } = {}) {
+  if (optional && !existsSync(specPath)) return withoutSpec(specPath);
   const spec = JSON.parse(readFileSync(specPath, 'utf8'));
   const ajv = createAjv();
   ajv.addSchema({ $id: SPEC_ID, components: rewriteNullable(spec.components) });
@@ -172,8 +173,12 @@ export function loadSpec(specPath = defaultSpecPath()) {
     return responseValidators.get(key);
   }
 
-  /** -> {route, params} | {methodMismatch: true} | null */
-  function findRoute(method, pathname) {
+  return { spec, routes, ajv, findRoute: routeFinder(routes), responseValidator, validating: true };
+}
+
+/** -> {route, params} | {methodMismatch: true} | null, over `routes`. */
+function routeFinder(routes) {
+  return function findRoute(method, pathname) {
     let pathMatched = false;
     for (const route of routes) {
       const m = route.regex.exec(pathname);
@@ -184,7 +189,48 @@ export function loadSpec(specPath = defaultSpecPath()) {
       return { route, params };
     }
     return pathMatched ? { methodMismatch: true } : null;
-  }
+  };
+}
 
-  return { spec, routes, ajv, findRoute, responseValidator };
+/**
+ * The operations the emulator answers when the spec is not there (a clone without
+ * ../shared): method, path, operationId, public or not, success statuses, required query
+ * parameters. Our own table of what it answers, not a copy of the spec: bodies are not
+ * validated then, which `validating: false` says.
+ */
+const OPERATIONS = [
+  ['POST', '/client/events', 'create_client_event', true, [202]],
+  ['POST', '/client/profiles', 'create_client_profile', true, [202]],
+  ['POST', '/client/subscriptions', 'create_client_subscription', true, [202]],
+  ['POST', '/client/event-bulk-create', 'bulk_create_client_events', true, [202]],
+  ['POST', '/client/back-in-stock-subscriptions', 'create_client_back_in_stock_subscription', true, [202]],
+  ['POST', '/api/events', 'create_event', false, [202]],
+  ['POST', '/api/event-bulk-create-jobs', 'bulk_create_events', false, [202]],
+  ['POST', '/api/profile-import', 'create_or_update_profile', false, [200, 201]],
+  ['POST', '/api/profiles', 'create_profile', false, [201]],
+  ['GET', '/api/profiles', 'get_profiles', false, [200]],
+  ['PATCH', '/api/profiles/{id}', 'update_profile', false, [200]],
+  ['POST', '/api/lists/{id}/relationships/profiles', 'add_profiles_to_list', false, [204]],
+  ['POST', '/api/profile-subscription-bulk-create-jobs', 'bulk_subscribe_profiles', false, [202]],
+  ['POST', '/api/webhooks', 'create_webhook', false, [201]],
+  ['GET', '/api/campaigns', 'get_campaigns', false, [200], ['filter']],
+  ['GET', '/api/flows', 'get_flows', false, [200]],
+];
+
+function withoutSpec(specPath) {
+  const routes = OPERATIONS.map(([method, template, operationId, isPublic, successCodes, query = []]) => {
+    const { regex, names } = templateToRegex(template);
+    return {
+      method, template, regex, paramNames: names, operationId, isPublic, successCodes,
+      requiredQuery: isPublic ? ['company_id', ...query] : query,
+      requiredHeaders: ['revision'],
+      bodyRequired: method !== 'GET',
+      bodySchemaName: null,
+      validate: null,
+    };
+  });
+  return {
+    spec: null, routes, ajv: null, findRoute: routeFinder(routes), responseValidator: () => null,
+    validating: false, missing: specPath,
+  };
 }

@@ -1,4 +1,4 @@
-// The durable offline queue (issue 3), end to end: dist/web in Debian's Chromium against the
+// The durable offline queue, end to end: dist/web in Debian's Chromium against the
 // Klaviyo emulator with fault injection. Standalone: `node --test tests/queue/`
 // (starts its own emulator, static server and browser; needs a built dist/web).
 import { test, before, after } from 'node:test';

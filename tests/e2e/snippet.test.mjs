@@ -3,8 +3,6 @@
 //   snippet is the built one, commands queued with klaviyoWasm.push before the script
 //   loaded and before init run once both came, later pushes run at once, and a bad
 //   command is reported, never thrown into the page. tests/script/ tests it in depth.
-// - dist/web/klaviyo.js, the earlier loader (window.klaviyo), still works for pages
-//   that have it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
@@ -75,33 +73,6 @@ test('www/snippet.html: queued and later klaviyoWasm.push commands reach Klaviyo
   assert.ok(!seen.flatMap(metrics).includes('Bad Call'));
   assert.ok(warnings.some((w) => w.includes('track: properties must be an object')), warnings.join('\n'));
   assert.equal(await page.evaluate(() => window.klaviyo), undefined, 'window.klaviyo is left to Klaviyo');
-  assert.deepEqual(errors, []);
-  await context.close();
-});
-
-test('the earlier loader, dist/web/klaviyo.js (window.klaviyo), still works', async () => {
-  const html = `<!doctype html><html><head><meta charset="utf-8"></head><body>
-<button id="add">Add to cart</button>
-<script>
-  window.klaviyo = window.klaviyo || [];
-  klaviyo.push(["identify", { email: "owl@hundredacre.example" }]);
-  klaviyo.push(["viewedProduct", { ProductID: "1111", ProductName: "Winnie the Pooh", Price: 9.99 }]);
-  klaviyo.push(["track", "Bad Call", "not an object"]);
-  document.getElementById("add").onclick = () =>
-    klaviyo.push(["addedToCart", { ProductID: "1111", ProductName: "Winnie the Pooh", Price: 9.99, Quantity: 2 }]);
-</script>
-<script async src="/dist/web/klaviyo.js" data-company-id="AbC123" data-api-base="${demo.emulator.url}"></script>
-</body></html>`;
-  // A page of the demo's origin (a fulfilled route would be another address space, which
-  // Chromium keeps from reaching the emulator on loopback), rewritten with this markup.
-  const { context, page, errors, warnings } = await open(`${demo.url}config.json`);
-  await page.setContent(html);
-  await page.waitForFunction(() => window.klaviyo && !Array.isArray(window.klaviyo));
-  await page.click('#add');
-  const seen = await delivered();
-  assert.ok(seen.every((r) => r.accepted), 'every request valid against the spec');
-  assert.ok(!seen.flatMap(metrics).includes('Bad Call'));
-  assert.ok(warnings.some((w) => w.includes('track: properties must be an object')), warnings.join('\n'));
   assert.deepEqual(errors, []);
   await context.close();
 });
