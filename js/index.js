@@ -5,9 +5,11 @@
 // the calls of the loading window.
 import { Runtime, NS, storage, report, attach, cookies } from "./runtime.js";
 
-// The core's Op codes (src/core/client.rs); RESET is this file's own, for the window.
-const IDENTIFY = 1, TRACK = 2, VIEWED = 3, ADDED = 4, CHECKOUT = 5, SUBSCRIBE = 6,
-  BACK_IN_STOCK = 7, COLLECTION = 8, SEARCH = 9, ACTIVE = 10, PAGE_VIEW = 11, RESET = 0;
+// The core's Op codes (`enum Op` in src/core/client.rs, named alike; tests/build/seam.test.mjs
+// fails if they differ). EARLY_RESET is no Op: it marks a reset() in the loading window.
+const IDENTIFY = 1, TRACK = 2, VIEWED_PRODUCT = 3, ADDED_TO_CART = 4, STARTED_CHECKOUT = 5,
+  SUBSCRIBE = 6, BACK_IN_STOCK = 7, VIEWED_COLLECTION = 8, SUBMITTED_SEARCH = 9,
+  ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0;
 /** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
  * the core refuses them by name. */
 const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
@@ -192,7 +194,7 @@ export class Klaviyo {
     for (let i = 0; i < early.length; i += 3) {
       let err;
       try {
-        if (early[i] === RESET) rt.reset();
+        if (early[i] === EARLY_RESET) rt.reset();
         else rt.call(early[i], early[i + 1]);
       } catch (e) {
         err = e;
@@ -261,22 +263,22 @@ export class Klaviyo {
     return this.#event(TRACK, [metric, properties, options], options);
   }
   viewedProduct(product, options) {
-    return this.#event(VIEWED, [product, options], options);
+    return this.#event(VIEWED_PRODUCT, [product, options], options);
   }
   addedToCart(item, options) {
-    return this.#event(ADDED, [item, options], options);
+    return this.#event(ADDED_TO_CART, [item, options], options);
   }
   startedCheckout(checkout, options) {
-    return this.#event(CHECKOUT, [checkout, options], options);
+    return this.#event(STARTED_CHECKOUT, [checkout, options], options);
   }
   viewedCollection(collection, options) {
-    return this.#event(COLLECTION, [collection, options], options);
+    return this.#event(VIEWED_COLLECTION, [collection, options], options);
   }
   submittedSearch(search, options) {
-    return this.#event(SEARCH, [search, options], options);
+    return this.#event(SUBMITTED_SEARCH, [search, options], options);
   }
   activeOnSite(page, options) {
-    return this.#event(ACTIVE, [page, options], options);
+    return this.#event(ACTIVE_ON_SITE, [page, options], options);
   }
   /** Whether the visitor is known (an email, a phone number, an external id or a `_kx`,
    * ours or Klaviyo's onsite script's); false until the core is ready. */
@@ -300,7 +302,7 @@ export class Klaviyo {
   /** On logout: later calls belong to a new anonymous profile. */
   reset() {
     if (this.#rt) this.#rt.reset();
-    else this.#keep(RESET, "", undefined);
+    else this.#keep(EARLY_RESET, "", undefined);
   }
   /** Stops sending and listening (the queue stays on disk for the next page). */
   close() {

@@ -2,7 +2,8 @@
 // facilities (fetch, localStorage, timers, page lifecycle, Web Locks) and no policy:
 // what to store, what to send, when, and what to retry are the core's answers.
 
-// ctl() codes: the table in src/browser/exports.rs.
+// ctl() codes: the table in src/browser/exports.rs (`mod what`); tests/build/seam.test.mjs
+// fails if the two differ.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
   STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
   TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17, CONSENT = 18, COOKIES = 19,

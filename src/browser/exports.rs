@@ -182,8 +182,9 @@ pub fn done(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64,
     c.on_outcome(tx, outcome, now as u64, jitter);
 }
 
-/// What [`ctl`] does, by number (js/runtime.js has the same table).
-mod what {
+/// What [`ctl`] does, by number. js/runtime.js names the same codes;
+/// tests/build/seam.test.mjs fails if the two tables differ.
+pub(crate) mod what {
     pub const SYNC: u32 = 1;
     pub const FAILED: u32 = 2;
     pub const NEXT: u32 = 3;

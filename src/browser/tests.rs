@@ -20,14 +20,8 @@ const EMULATOR: &str = match option_env!("KLAVIYO_EMULATOR") {
     None => "http://127.0.0.1:8787",
 };
 
-// ctl() codes (src/browser/exports.rs).
-const SYNC: u32 = 1;
-const NEXT: u32 = 3;
-const PENDING: u32 = 10;
-const ANON: u32 = 11;
-const REPORTS: u32 = 13;
-const INFO: u32 = 17;
-const CONSENT: u32 = 18;
+// ctl() codes: the table itself, not a copy.
+use super::exports::what::{ANON, CONSENT, INFO, NEXT, PENDING, REPORTS, SYNC};
 
 fn window() -> web_sys::Window {
     web_sys::window().expect("a window")

@@ -17,6 +17,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
+use super::slots::{Slots, Table};
+
 type Job = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
 
 struct Task {
@@ -30,9 +32,9 @@ struct Task {
 }
 
 thread_local! {
-    /// Live tasks by id (a slot is reused once its task is done): no hashing on the
+    /// Live tasks by id (an entry is reused once its task is done): no hashing on the
     /// path of every wake.
-    static TASKS: RefCell<Vec<Option<Rc<Task>>>> = const { RefCell::new(Vec::new()) };
+    static TASKS: RefCell<Table<Rc<Task>>> = RefCell::new(Table::default());
 }
 
 /// A waker names its task by id, so it is `Send + Sync` without the task being so.
@@ -58,35 +60,25 @@ where
     let Some((resolve, reject)) = settle else {
         return promise;
     };
+    let job: Job = Box::pin(job);
     let id = TASKS.with(|t| {
-        let mut t = t.borrow_mut();
-        match t.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => {
-                t.push(None);
-                t.len() - 1
-            }
-        }
+        t.borrow_mut().insert_with(|id| {
+            Rc::new(Task {
+                job: RefCell::new(Some(job)),
+                polling: Cell::new(false),
+                again: Cell::new(false),
+                waker: Waker::from(Arc::new(Wakes(id as u32))),
+                resolve,
+                reject,
+            })
+        })
     }) as u32;
-    let task = Rc::new(Task {
-        job: RefCell::new(Some(Box::pin(job))),
-        polling: Cell::new(false),
-        again: Cell::new(false),
-        waker: Waker::from(Arc::new(Wakes(id))),
-        resolve,
-        reject,
-    });
-    TASKS.with(|t| {
-        if let Some(slot) = t.borrow_mut().get_mut(id as usize) {
-            *slot = Some(task);
-        }
-    });
     run(id);
     promise
 }
 
 fn run(id: u32) {
-    let Some(task) = TASKS.with(|t| t.borrow().get(id as usize).cloned().flatten()) else {
+    let Some(task) = TASKS.with(|t| t.borrow().get(id as usize).cloned()) else {
         return; // finished already: a late wake
     };
     if task.polling.replace(true) {
@@ -103,11 +95,7 @@ fn run(id: u32) {
         match step {
             Poll::Ready(result) => {
                 task.job.borrow_mut().take();
-                TASKS.with(|t| {
-                    if let Some(slot) = t.borrow_mut().get_mut(id as usize) {
-                        *slot = None;
-                    }
-                });
+                TASKS.with(|t| t.borrow_mut().remove(id as usize));
                 let _ = match result {
                     Ok(v) => task.resolve.call1(&JsValue::UNDEFINED, &v),
                     Err(e) => task.reject.call1(&JsValue::UNDEFINED, &e),
@@ -127,19 +115,7 @@ fn run(id: u32) {
 /// Used for the awaits the worker makes on every request; gloo-net's own fetch await
 /// stays a `JsFuture`.
 pub fn settled(promise: &Promise) -> Settling {
-    let slot = SLOTS.with(|s| {
-        let mut s = s.borrow_mut();
-        match s.iter().position(|x| matches!(x, Slot::Free)) {
-            Some(free) => {
-                s[free] = Slot::Waiting(None);
-                free
-            }
-            None => {
-                s.push(Slot::Waiting(None));
-                s.len() - 1
-            }
-        }
-    });
+    let slot = SLOTS.with(|s| s.borrow_mut().claim());
     let at = JsValue::from(slot as u32);
     let on_settle = ON_SETTLE.with(|f| f.clone());
     let ok: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::TRUE).into();
@@ -157,32 +133,14 @@ extern "C" {
     fn then_with(this: &Thenable, ok: &JsValue, err: &JsValue) -> Promise;
 }
 
-enum Slot {
-    Free,
-    /// Not settled yet; the waker of the task awaiting it, once polled.
-    Waiting(Option<Waker>),
-    Done(Result<JsValue, JsValue>),
-    /// Its future was dropped first: freed when the promise settles.
-    Abandoned,
-}
-
 thread_local! {
-    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    /// The promises awaited through [`settled`] (slots.rs: their life-cycle).
+    static SLOTS: RefCell<Slots<Result<JsValue, JsValue>>> = RefCell::new(Slots::default());
     /// `(slot, fulfilled, value)`, called by the promise (bound to its slot).
     static ON_SETTLE: Function = wasm_bindgen::closure::Closure::<dyn Fn(u32, bool, JsValue)>::new(
         |slot: u32, ok: bool, value: JsValue| {
-            let waker = SLOTS.with(|s| {
-                let mut s = s.borrow_mut();
-                let entry = s.get_mut(slot as usize)?;
-                match std::mem::replace(entry, Slot::Free) {
-                    Slot::Waiting(waker) => {
-                        *entry = Slot::Done(if ok { Ok(value) } else { Err(value) });
-                        waker
-                    }
-                    // Abandoned (now freed), or a stray call.
-                    _ => None,
-                }
-            });
+            let result = if ok { Ok(value) } else { Err(value) };
+            let waker = SLOTS.with(|s| s.borrow_mut().settle(slot as usize, result));
             if let Some(w) = waker {
                 w.wake();
             }
@@ -207,24 +165,12 @@ impl Future for Settling {
             return Poll::Ready(Err(JsValue::UNDEFINED));
         }
         let slot = self.slot;
-        let polled = SLOTS.with(|s| {
-            let mut s = s.borrow_mut();
-            let Some(entry) = s.get_mut(slot) else {
-                return Poll::Ready(Err(JsValue::UNDEFINED));
-            };
-            match std::mem::replace(entry, Slot::Free) {
-                Slot::Done(result) => Poll::Ready(result),
-                Slot::Waiting(_) => {
-                    *entry = Slot::Waiting(Some(cx.waker().clone()));
-                    Poll::Pending
-                }
-                // Not reachable: a polled future's slot is never free or abandoned.
-                other => {
-                    *entry = other;
-                    Poll::Ready(Err(JsValue::UNDEFINED))
-                }
-            }
-        });
+        let polled = match SLOTS.with(|s| s.borrow_mut().poll(slot, cx.waker())) {
+            Poll::Ready(Some(result)) => Poll::Ready(result),
+            // Not reachable: a polled future's slot is never free or abandoned.
+            Poll::Ready(None) => Poll::Ready(Err(JsValue::UNDEFINED)),
+            Poll::Pending => Poll::Pending,
+        };
         if polled.is_ready() {
             self.done = true;
         }
@@ -237,14 +183,6 @@ impl Drop for Settling {
         if self.done {
             return;
         }
-        SLOTS.with(|s| {
-            if let Some(entry) = s.borrow_mut().get_mut(self.slot) {
-                match entry {
-                    Slot::Waiting(_) => *entry = Slot::Abandoned,
-                    Slot::Done(_) => *entry = Slot::Free,
-                    Slot::Free | Slot::Abandoned => {}
-                }
-            }
-        });
+        SLOTS.with(|s| s.borrow_mut().abandon(self.slot));
     }
 }

@@ -27,7 +27,8 @@
 //!   `script_files.rs` holds them
 //! - `reply.rs`: JSON:API errors and CORS headers
 //! - `worker.rs`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
-//! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken
+//! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken;
+//!   its tables and slots in `slots.rs`, tested natively
 //!
 //! Built only with `--no-default-features --features edge`: the browser package never
 //! contains this module or the private key path.
@@ -39,6 +40,7 @@ pub mod bots;
 pub mod bounded;
 pub mod config;
 pub mod delivery;
+pub mod fixed;
 pub mod heap;
 pub mod lists;
 pub mod orders;
@@ -47,6 +49,7 @@ pub mod reply;
 pub mod router;
 pub mod script;
 pub mod shared_replay;
+pub mod slots;
 pub mod upstream;
 pub mod visitor;
 pub mod visitor_id;

@@ -18,6 +18,7 @@ use web_sys::{Request, Response, ResponseInit};
 use super::config::{ConfigError, EdgeConfig, Settings};
 use super::delivery::{self, Plan};
 use super::executor::{self, settled};
+use super::fixed::{fixed_slot, FIXED_SLOTS};
 use super::ratelimit::{ClientKey, Peer};
 use super::reply::{self, error, Reply};
 use super::router::{
@@ -60,49 +61,6 @@ thread_local! {
     /// slots [`fixed_slot`] gives them.
     static FIXED: RefCell<[Option<JsValue>; FIXED_SLOTS]> =
         const { RefCell::new([const { None }; FIXED_SLOTS]) };
-}
-
-/// How many texts [`fixed_slot`] knows.
-const FIXED_SLOTS: usize = 29;
-
-/// The slot of a header name the router reads or writes, or of a value that never
-/// changes: these cross on every request, so each is made a JS string once. A `match`
-/// compiles to a dispatch on the length and one comparison (a scan of a list cost
-/// about 2 µs a request).
-fn fixed_slot(text: &str) -> Option<usize> {
-    let slot = match text {
-        "content-length" => 0,
-        "content-type" => 1,
-        "origin" => 2,
-        "revision" => 3,
-        "klaviyo-signature" => 4,
-        "klaviyo-timestamp" => 5,
-        "klaviyo-webhook-id" => 6,
-        "x-klaviyo-edge-signature" => 7,
-        "cf-connecting-ip" => 8,
-        "x-forwarded-for" => 9,
-        "authorization" => 10,
-        "accept" => 11,
-        "retry-after" => 12,
-        "access-control-allow-origin" => 13,
-        "access-control-expose-headers" => 14,
-        "access-control-allow-methods" => 15,
-        "access-control-allow-headers" => 16,
-        "access-control-max-age" => 17,
-        "vary" => 18,
-        "Origin" => 19,
-        "POST" => 20,
-        super::reply::JSONAPI => 21,
-        "x-content-type-options" => 22,
-        "nosniff" => 23,
-        "user-agent" => 24,
-        "cookie" => 25,
-        super::reply::EXPOSED => 26,
-        super::reply::FIRST_PARTY => 27,
-        "id" => 28,
-        _ => return None,
-    };
-    Some(slot)
 }
 
 /// `text` as a JS string: the one made once when [`fixed_slot`] knows it, else a new one.
