@@ -5,7 +5,7 @@
 // the calls of the loading window.
 import { Runtime, NS, storage, report, attach, cookies } from "./runtime.js";
 
-// The core's Op codes (`enum Op` in src/core/client.rs, named alike; tests/build/seam.test.mjs
+// The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
 // fails if they differ). EARLY_RESET is no Op: it marks a reset() in the loading window.
 const IDENTIFY = 1, TRACK = 2, VIEWED_PRODUCT = 3, ADDED_TO_CART = 4, STARTED_CHECKOUT = 5,
   SUBSCRIBE = 6, BACK_IN_STOCK = 7, VIEWED_COLLECTION = 8, SUBMITTED_SEARCH = 9,

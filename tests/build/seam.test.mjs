@@ -53,7 +53,7 @@ test("the ctl() codes of js/runtime.js are src/browser/exports.rs's, name for na
 });
 
 test("the Op codes of js/index.js are src/core/client.rs's, name for name", () => {
-  const rust = rustOps(read("src/core/client.rs"));
+  const rust = rustOps(read("src/core/client/mod.rs"));
   const js = jsConstants(read("js/index.js"), "IDENTIFY");
   // Not an Op: the loading window's own marker of a reset(), which no Op code may take.
   assert.equal(js.get("EARLY_RESET"), 0);
@@ -64,7 +64,7 @@ test("the Op codes of js/index.js are src/core/client.rs's, name for name", () =
 });
 
 test("the parsers see a changed code", () => {
-  const text = read("src/core/client.rs").replace("Identify = 1,", "Identify = 1,\n    Renamed,");
+  const text = read("src/core/client/mod.rs").replace("Identify = 1,", "Identify = 1,\n    Renamed,");
   assert.equal(rustOps(text).get("RENAMED"), 2);
-  assert.notDeepEqual(Object.fromEntries(rustOps(text)), Object.fromEntries(rustOps(read("src/core/client.rs"))));
+  assert.notDeepEqual(Object.fromEntries(rustOps(text)), Object.fromEntries(rustOps(read("src/core/client/mod.rs"))));
 });

@@ -1555,7 +1555,7 @@ fn pending_after_a_grant_stops_writing_and_sending() {
     assert_eq!(p.c.pending(), 3);
 }
 
-#[path = "client_storefront_tests.rs"]
+#[path = "storefront_tests.rs"]
 mod storefront;
 
 #[test]

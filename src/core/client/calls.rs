@@ -1,0 +1,383 @@
+//! The calls of the API: each checked (the field named on a refusal), then queued with
+//! the identity it was made with. The rules of each shape live here; `validate.rs` and
+//! `ecommerce.rs` hold those shared with other modules.
+
+use super::*;
+
+impl Client {
+    /// One call as the adapter hands it over: `JSON.stringify([id, time, ...args])`
+    /// (or with `?` for an argument JSON could not hold); `now_ms` stands in for a
+    /// missing time.
+    pub fn call_json(&mut self, op: Op, text: &str, now_ms: u64) -> Result<()> {
+        let (parts, checked) = match jt::split_array(text) {
+            Some(parts) if parts.len() >= 2 => (parts, true),
+            // Not what JSON.stringify makes: check each part, to name the bad argument.
+            _ => (jt::items(text).collect(), false),
+        };
+        // Our ids have no escapes: borrowed from the text.
+        let id = match parts.first() {
+            Some(p) if p.len() >= 2 && !text::has(p, b'\\') => Cow::Borrowed(&p[1..p.len() - 1]),
+            Some(p) => Cow::Owned(jt::unescape(p).unwrap_or_default()),
+            None => Cow::Borrowed(""),
+        };
+        let at = parts
+            .get(1)
+            .and_then(|t| text::parse_u64(t))
+            .unwrap_or(now_ms);
+        let args = parts.get(2..).unwrap_or(&[]);
+        if checked {
+            self.call_checked(op, args, &id, at)
+        } else {
+            self.call(op, args, &id, at)
+        }
+    }
+
+    /// One call of the JS API. `args` are its arguments as JSON text (`null` for an
+    /// omitted one), `id` a fresh random id (the event's `unique_id` unless the options
+    /// give one) and `now_ms` the time of the call.
+    pub fn call(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
+        let mut checked = Vec::with_capacity(args.len());
+        for (n, a) in args.iter().enumerate() {
+            checked.push(jt::check(a).map_err(|_| {
+                ValidationError::new(
+                    op.arg_name(n),
+                    "must be plain JSON data (no cycles, functions or BigInt)",
+                )
+            })?);
+        }
+        let args: Vec<&str> = checked.iter().map(|a| a.as_ref()).collect();
+        self.call_checked(op, &args, id, now_ms)
+    }
+
+    /// [`Client::call`] with arguments already checked and compact (as
+    /// [`jt::split_array`] gives them): the hot path reads the text once.
+    pub fn call_checked(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
+        let arg = |n: usize| args.get(n).copied().unwrap_or("null");
+        match op {
+            Op::Track => {
+                let metric = arg(0);
+                if jt::kind(metric) != Kind::Str {
+                    return Err(ValidationError::new("metric", "must be a string"));
+                }
+                validate::metric_name("metric", &string(metric))?;
+                let props = object(op, 1, arg(1))?;
+                self.event(id, now_ms, metric, props, object(op, 2, arg(2))?, None)
+            }
+            Op::Identify => self.identify(object(op, 0, arg(0))?, id, now_ms),
+            Op::Subscribe => self.subscribe(object(op, 0, arg(0))?, id, now_ms),
+            Op::BackInStock => self.back_in_stock(object(op, 0, arg(0))?, id, now_ms),
+            _ => {
+                let props = object(op, 0, arg(0))?;
+                let opts = object(op, 1, arg(1))?;
+                let checkout;
+                let (metric, props, value) = match op {
+                    Op::ViewedProduct => (
+                        "\"Viewed Product\"",
+                        props,
+                        ecommerce::viewed_product(props)?,
+                    ),
+                    Op::AddedToCart => {
+                        ("\"Added to Cart\"", props, ecommerce::added_to_cart(props)?)
+                    }
+                    Op::StartedCheckout => {
+                        let value;
+                        (checkout, value) = ecommerce::started_checkout(props)?;
+                        ("\"Started Checkout\"", checkout.as_str(), value)
+                    }
+                    Op::ViewedCollection => {
+                        ecommerce::viewed_collection(props)?;
+                        ("\"Viewed Collection\"", props, None)
+                    }
+                    Op::SubmittedSearch => {
+                        ecommerce::submitted_search(props)?;
+                        ("\"Submitted Search\"", props, None)
+                    }
+                    _ => {
+                        ecommerce::active_on_site(props)?;
+                        if op == Op::PageView {
+                            // One page, one Active on Site: not again for the same URL.
+                            let url = jt::get(props, "URL").unwrap_or("");
+                            if url == self.last_page {
+                                return Ok(());
+                            }
+                            self.last_page = url.to_string();
+                        }
+                        ("\"Active on Site\"", props, None)
+                    }
+                };
+                self.event(id, now_ms, metric, props, opts, value)
+            }
+        }
+    }
+
+    /// `identify({ email, phone_number, external_id, first_name, ..., location, properties })`
+    pub(super) fn identify(&mut self, attrs: &str, id: &str, now_ms: u64) -> Result<()> {
+        check_profile(attrs)?;
+        if jt::entries(attrs).all(|(_, v)| jt::kind(v) == Kind::Null) {
+            return Err(ValidationError::new(
+                "profile",
+                "needs at least one of email, phone_number, external_id or an attribute",
+            ));
+        }
+        let mut next = self.identity.clone();
+        next.merge(attrs);
+        let body = payload::client_profile(next.attributes());
+        validate::body_size(body.len())?;
+        // Identity only grows, so this body says everything a queued one for the same
+        // anonymous profile did: send one, not both.
+        let mut marker = String::from(r#""anonymous_id":"#);
+        jt::write_str(&self.identity.anonymous_id, &mut marker);
+        self.queue.drop_superseded(Endpoint::Profiles, &marker);
+        // Consent denied: dropped, and the page forgets it too.
+        if self.queue.push_body(id, Endpoint::Profiles, body, now_ms) {
+            std::mem::swap(&mut self.identity, &mut next);
+            self.save_identity();
+        }
+        Ok(())
+    }
+
+    pub(super) fn event(
+        &mut self,
+        id: &str,
+        now_ms: u64,
+        metric: &str,
+        props: &str,
+        opts: &str,
+        default_value: Option<String>,
+    ) -> Result<()> {
+        validate::properties("properties", props)?;
+        let given = |k| jt::get(opts, k).filter(|v| jt::kind(v) != Kind::Null);
+        let value = match given("value") {
+            Some(v) => validate::number("value", v)?,
+            None => default_value.as_deref().unwrap_or(""),
+        };
+        let currency = match given("valueCurrency") {
+            Some(c) => validate::currency("valueCurrency", c)?,
+            None => String::new(),
+        };
+        let time_s = match given("time") {
+            None => (now_ms / 1000) as i64,
+            Some(t) => event_secs(t)?,
+        };
+        validate::event_time("time", time_s, now_ms)?;
+        let own_id;
+        let unique_id = match given("uniqueId") {
+            Some(u) => validate::unique_id("uniqueId", u)?,
+            None => {
+                own_id = jt::quote(id);
+                &own_id
+            }
+        };
+        let fields = record::event_fields(&Event {
+            time_s,
+            unique_id,
+            value,
+            currency: &currency,
+            metric,
+            properties: props,
+        });
+        let profile = self.identity.attributes();
+        validate::body_size(fields.len() + profile.len() + 400)?;
+        self.queue.push_event(id, profile, fields, now_ms);
+        Ok(())
+    }
+
+    /// `subscribe({ listId, email?, phone_number?, channels: ["email"|"sms"], customSource? })`:
+    /// marketing consent for the given channels. Identifiers default to what `identify` said.
+    pub(super) fn subscribe(&mut self, a: &str, id: &str, now_ms: u64) -> Result<()> {
+        let list_id = validate::non_empty("listId", jt::get(a, "listId"))?;
+        let channels = channels(a)?;
+        let profile = self.contact(a, &["email", "phone_number", "external_id", "_kx"])?;
+        for &(ch, key) in &[("email", "email"), ("sms", "phone_number")] {
+            if channels.contains(&ch) && jt::get(&profile, key).is_none() {
+                return Err(ValidationError::new(
+                    key,
+                    "is required to subscribe to this channel",
+                ));
+            }
+        }
+        let source = match jt::get(a, "customSource") {
+            s if jt::is_absent(s) => None,
+            s => Some(validate::non_empty("customSource", s)?),
+        };
+        let body = payload::client_subscription(&list_id, &profile, &channels, source.as_deref());
+        self.queue
+            .push_body(id, Endpoint::Subscriptions, body, now_ms);
+        Ok(())
+    }
+
+    /// `backInStock({ variantId, email?, phone_number?, channels: ["email"|"sms"] })`
+    pub(super) fn back_in_stock(&mut self, a: &str, id: &str, now_ms: u64) -> Result<()> {
+        let variant = validate::non_empty("variantId", jt::get(a, "variantId"))?;
+        if !is_variant_id(&variant) {
+            return Err(ValidationError::new(
+                "variantId",
+                "must be a catalog variant id like $custom:::$default:::SKU-1",
+            ));
+        }
+        let channels = channels(a)?;
+        let profile = self.contact(a, &["email", "phone_number", "external_id"])?;
+        if jt::get(&profile, "email").is_none() && jt::get(&profile, "phone_number").is_none() {
+            return Err(ValidationError::new("email", "or phone_number is required"));
+        }
+        let body = payload::client_back_in_stock(&variant, &profile, &channels);
+        self.queue
+            .push_body(id, Endpoint::BackInStock, body, now_ms);
+        Ok(())
+    }
+
+    /// The identifiers for a subscription: given ones (validated) over identified ones.
+    pub(super) fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
+        let mut profile = self.identity.identifiers(keys);
+        for &(key, check) in &[
+            ("email", validate::email as fn(&str, &str) -> Result<()>),
+            ("phone_number", validate::phone),
+        ] {
+            if let Some(v) = jt::get(args, key).filter(|v| jt::kind(v) != Kind::Null) {
+                check(key, &validate::non_empty(key, Some(v))?)?;
+                profile = jt::with(&profile, key, Some(v));
+            }
+        }
+        Ok(profile)
+    }
+}
+
+/// The text of a checked string literal, decoded only when it has escapes.
+pub(super) fn string(raw: &str) -> std::borrow::Cow<'_, str> {
+    let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+    if text::has(inner, b'\\') {
+        std::borrow::Cow::Owned(jt::unescape(raw).unwrap_or_default())
+    } else {
+        std::borrow::Cow::Borrowed(inner)
+    }
+}
+
+/// An argument that must be an object; `null` (omitted) reads as `{}`.
+pub(super) fn object(op: Op, n: usize, raw: &str) -> Result<&str> {
+    match jt::kind(raw) {
+        Kind::Obj => Ok(raw),
+        Kind::Null => Ok("{}"),
+        _ => Err(ValidationError::new(op.arg_name(n), "must be an object")),
+    }
+}
+
+/// `options.time`: a Date (as ISO text), an ISO 8601 string, or epoch milliseconds.
+pub(super) fn event_secs(raw: &str) -> Result<i64> {
+    match jt::kind(raw) {
+        Kind::Str => time::secs_from_iso(&string(raw)).ok_or_else(|| {
+            ValidationError::new(
+                "time",
+                "must be a Date, epoch milliseconds or an ISO 8601 time with offset",
+            )
+        }),
+        Kind::Num => text::parse_i64(raw)
+            .map(|ms| ms.div_euclid(1000))
+            .ok_or_else(|| ValidationError::new("time", "must be whole epoch milliseconds")),
+        _ => Err(ValidationError::new(
+            "time",
+            "must be a Date, epoch milliseconds or an ISO 8601 string",
+        )),
+    }
+}
+
+/// `a:::b:::c` with three non-empty parts, as Klaviyo's catalog variant ids are.
+pub(super) fn is_variant_id(v: &str) -> bool {
+    fn cut(s: &str) -> Option<(usize, &str)> {
+        text::find(s, ":::").map(|i| (i, &s[i + 3..]))
+    }
+    match cut(v).and_then(|(a, rest)| cut(rest).map(|(b, c)| (a, b, c))) {
+        Some((a, b, c)) => a > 0 && b > 0 && !c.is_empty() && cut(c).is_none(),
+        None => false,
+    }
+}
+
+pub(super) fn channels(a: &str) -> Result<Vec<&'static str>> {
+    let list = jt::get(a, "channels").filter(|l| jt::kind(l) == Kind::Arr);
+    let Some(list) = list else {
+        return Err(ValidationError::new(
+            "channels",
+            "must be a list like [\"email\"]",
+        ));
+    };
+    let mut out = Vec::new();
+    for it in jt::items(list) {
+        let found = jt::unescape(it).and_then(|s| {
+            ["email", "sms"]
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(&s))
+                .copied()
+        });
+        match found {
+            Some(c) if !out.contains(&c) => out.push(c),
+            Some(_) => {}
+            None => {
+                return Err(ValidationError::new(
+                    "channels",
+                    "may only contain \"email\" and \"sms\"",
+                ))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ValidationError::new(
+            "channels",
+            "must name at least one channel",
+        ));
+    }
+    Ok(out)
+}
+
+/// Checks every key `identify` got against Klaviyo's profile attributes.
+pub(super) fn check_profile(attrs: &str) -> Result<()> {
+    for (k, v) in jt::entries(attrs) {
+        let key = string(k);
+        let Some(known) = PROFILE_KEYS.iter().find(|p| **p == key) else {
+            return Err(ValidationError::new(
+                &key,
+                "is not a Klaviyo profile attribute (put custom data in properties)",
+            ));
+        };
+        if jt::kind(v) == Kind::Null {
+            continue;
+        }
+        match *known {
+            "email" => validate::email("email", &validate::non_empty("email", Some(v))?)?,
+            "phone_number" => validate::phone(
+                "phone_number",
+                &validate::non_empty("phone_number", Some(v))?,
+            )?,
+            "properties" => validate::properties("properties", v)?,
+            "location" => check_location(v)?,
+            key => {
+                validate::non_empty(key, Some(v))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_location(v: &str) -> Result<()> {
+    if jt::kind(v) != Kind::Obj {
+        return Err(ValidationError::new("location", "must be an object"));
+    }
+    for (k, v) in jt::entries(v) {
+        let key = string(k);
+        if !LOCATION_KEYS.contains(&key.as_ref()) {
+            return Err(ValidationError::new(
+                "location",
+                "has an unknown key (see Klaviyo's ProfileLocation)",
+            ));
+        }
+        let ok = matches!(
+            (key.as_ref(), jt::kind(v)),
+            (_, Kind::Str | Kind::Null) | ("latitude" | "longitude", Kind::Num)
+        );
+        if !ok {
+            return Err(ValidationError::new(
+                "location",
+                "values must be strings (latitude/longitude may be numbers)",
+            ));
+        }
+    }
+    Ok(())
+}

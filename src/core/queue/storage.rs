@@ -1,0 +1,371 @@
+//! The queue's storage: the end of a task writes its record; bounds evict the oldest;
+//! records shrink as calls leave; another tab's writes are mirrored; keepalive marks.
+
+use super::*;
+
+impl Queue {
+    // ---------------------------------------------------------------- storage
+
+    /// The end of a task: writes its calls as one new record, keeps storage within its
+    /// bounds, and rewrites or removes records whose calls left. Then [`Queue::take_ops`].
+    /// Only while consent is granted (the client sees to it): pending calls stay in
+    /// the open record until then.
+    pub fn sync(&mut self, now_ms: u64) {
+        if let Some(open) = self.open.take() {
+            let store = !self.storage_full;
+            for it in self.items.iter_mut().filter(|it| it.rec == open) {
+                it.stored = store;
+                if store {
+                    self.stored_events += 1;
+                    self.stored_bytes += it.text.len();
+                }
+            }
+            self.records[open as usize].dirty = true;
+        }
+        self.evict_from_storage();
+        self.rewrite_dirty();
+        self.forget_expired_marks(now_ms);
+        self.forget_records();
+    }
+
+    /// With no call held, nothing refers to the records and profiles any more.
+    pub(super) fn forget_records(&mut self) {
+        if self.items.is_empty() {
+            self.records.clear();
+            self.profiles.clear();
+            self.open = None;
+        }
+    }
+
+    /// Marks whose wait is over are forgotten; a mark whose record is gone is removed
+    /// from storage too (a record's own removal takes its mark with it).
+    pub(super) fn forget_expired_marks(&mut self, now_ms: u64) {
+        let mut expired = Vec::new();
+        self.marks.retain(|(id, until, _)| {
+            let keep = *until > now_ms;
+            if !keep {
+                expired.push(id.clone());
+            }
+            keep
+        });
+        for id in expired {
+            let live = self
+                .find_record(&id)
+                .is_some_and(|r| self.records[r as usize].written);
+            if !live {
+                self.ops.push(StorageOp::Remove {
+                    key: key(&self.mark_prefix, &id),
+                });
+            }
+        }
+    }
+
+    /// Past the storage bounds: the oldest calls leave storage (this page keeps them).
+    pub(super) fn evict_from_storage(&mut self) {
+        let l = &self.limits;
+        // Only the sender evicts: it then holds and sends what it evicted.
+        let within = self.stored_events <= l.max_events && self.stored_bytes <= l.max_bytes;
+        if !self.sender || within {
+            return;
+        }
+        let mut evicted = 0;
+        for it in self.items.iter_mut().filter(|it| it.stored) {
+            if self.stored_events <= l.max_events && self.stored_bytes <= l.max_bytes {
+                break;
+            }
+            it.stored = false;
+            self.stored_events -= 1;
+            self.stored_bytes -= it.text.len();
+            self.records[it.rec as usize].dirty = true;
+            evicted += 1;
+        }
+        if evicted > 0 {
+            self.report(ReportKind::Evicted, 0, String::new(), evicted);
+        }
+    }
+
+    /// Writes every dirty record again from its stored calls, or removes it.
+    pub(super) fn rewrite_dirty(&mut self) {
+        if !self.records.iter().any(|r| r.dirty) {
+            return;
+        }
+        // One pass over the items: each dirty record's text, in line order.
+        let mut text: Vec<Option<(String, u32)>> = vec![None; self.records.len()];
+        for it in self.items.iter().filter(|it| it.stored) {
+            let r = &self.records[it.rec as usize];
+            if !r.dirty {
+                continue;
+            }
+            let (out, last) = text[it.rec as usize].get_or_insert_with(|| {
+                let mut s = String::new();
+                record::header(r.created_ms, &mut s);
+                (s, NO_PROFILE)
+            });
+            if it.profile == NO_PROFILE {
+                record::push_body(it.idx, it.endpoint, &it.text, out);
+            } else {
+                if *last != it.profile {
+                    record::push_profile(&self.profiles[it.profile as usize], out);
+                    *last = it.profile;
+                }
+                record::push_event(it.idx, &it.text, out);
+            }
+        }
+        let mut unmarked = Vec::new();
+        for (r, t) in self.records.iter_mut().zip(text) {
+            if !r.dirty {
+                continue;
+            }
+            r.dirty = false;
+            let k = key(&self.prefix, &r.id);
+            match t {
+                Some((value, _)) => {
+                    r.replaced = r.written;
+                    r.written = true;
+                    self.ops.push(StorageOp::Put { key: k, value });
+                }
+                None if r.written => {
+                    r.written = false;
+                    self.ops.push(StorageOp::Remove { key: k });
+                    if std::mem::take(&mut r.marked) {
+                        self.ops.push(StorageOp::Remove {
+                            key: key(&self.mark_prefix, &r.id),
+                        });
+                        unmarked.push(r.id.clone());
+                    }
+                }
+                None => {}
+            }
+        }
+        // Their marks are gone with them: nothing left to expire.
+        self.marks.retain(|(id, _, _)| !unmarked.contains(id));
+    }
+
+    /// A stored record or keepalive mark under our prefixes (at start, or on taking
+    /// over as sender). Records we cannot read are removed, not fatal. Ignored while
+    /// consent is denied (other tabs' data is not ours to hold then).
+    pub fn load(&mut self, key: &str, value: &str) {
+        if self.consent == Consent::Denied {
+            return;
+        }
+        if let Some(id) = key.strip_prefix(self.prefix.as_str()) {
+            self.insert_record(id, value);
+        } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {
+            match record::read_mark(value) {
+                Some((until, idx)) => self.apply_mark(id, until, idx),
+                None => self.ops.push(StorageOp::Remove {
+                    key: key.to_string(),
+                }),
+            }
+        }
+    }
+
+    pub(super) fn find_record(&self, id: &str) -> Option<u32> {
+        self.records
+            .iter()
+            .rposition(|r| r.id == id)
+            .map(|r| r as u32)
+    }
+
+    /// Adds the calls of a stored record that we do not hold yet; for a record we know,
+    /// forgets stored calls it no longer lists (another tab delivered them).
+    pub(super) fn insert_record(&mut self, id: &str, value: &str) {
+        let Some((created_ms, lines)) = record::read(value).filter(|(_, l)| !l.is_empty()) else {
+            self.ops.push(StorageOp::Remove {
+                key: key(&self.prefix, id),
+            });
+            return;
+        };
+        let rec = match self.find_record(id) {
+            Some(r) => {
+                let listed: Vec<u32> = lines.iter().filter_map(line_idx).collect();
+                let was_dirty = self.records[r as usize].dirty;
+                self.remove_where(|it| {
+                    it.rec == r && it.stored && !it.in_flight() && !listed.contains(&it.idx)
+                });
+                // Those removals were another tab's doing: nothing to rewrite for them.
+                let rec = &mut self.records[r as usize];
+                rec.dirty = was_dirty;
+                rec.written = true;
+                r
+            }
+            None => {
+                self.records.push(Record {
+                    id: id.to_string(),
+                    created_ms,
+                    written: true,
+                    dirty: false,
+                    marked: false,
+                    replaced: false,
+                    next_idx: 0,
+                });
+                (self.records.len() - 1) as u32
+            }
+        };
+        let mut profile = NO_PROFILE;
+        let mut new = Vec::new();
+        for line in lines {
+            let (idx, p, endpoint, text) = match line {
+                Line::Profile(p) => {
+                    profile = self.intern(p);
+                    continue;
+                }
+                Line::Event { idx, fields } => (idx, profile, Endpoint::Events, fields),
+                Line::Body {
+                    idx,
+                    endpoint,
+                    body,
+                } => (idx, NO_PROFILE, endpoint, body),
+            };
+            if self.items.iter().any(|it| it.rec == rec && it.idx == idx) {
+                continue;
+            }
+            let r = &mut self.records[rec as usize];
+            r.next_idx = r.next_idx.max(idx + 1);
+            self.bytes += text.len();
+            self.stored_events += 1;
+            self.stored_bytes += text.len();
+            new.push(Item {
+                rec,
+                idx,
+                profile: p,
+                endpoint,
+                text: text.to_string(),
+                created_ms,
+                attempts: 0,
+                not_before_ms: 0,
+                tx: 0,
+                batch_cap: u32::MAX,
+                stored: true,
+            });
+        }
+        if new.is_empty() {
+            return;
+        }
+        let at = self.items.partition_point(|i| i.created_ms <= created_ms);
+        self.items.splice(at..at, new);
+        let marks: Vec<(u64, Vec<u32>)> = self
+            .marks
+            .iter()
+            .filter(|(m, _, _)| m == id)
+            .map(|(_, u, i)| (*u, i.clone()))
+            .collect();
+        for (until, idx) in marks {
+            self.hold(rec, until, &idx);
+        }
+    }
+
+    pub(super) fn apply_mark(&mut self, id: &str, until: u64, idx: Vec<u32>) {
+        if let Some(r) = self.find_record(id) {
+            self.records[r as usize].marked = true;
+            self.hold(r, until, &idx);
+        }
+        self.marks.push((id.to_string(), until, idx));
+    }
+
+    /// Holds the listed calls of `rec` back until `until`.
+    pub(super) fn hold(&mut self, rec: u32, until: u64, idx: &[u32]) {
+        self.records[rec as usize].marked = true;
+        for it in self
+            .items
+            .iter_mut()
+            .filter(|it| it.rec == rec && idx.contains(&it.idx))
+        {
+            it.not_before_ms = it.not_before_ms.max(until);
+        }
+    }
+
+    /// Makes memory match storage after other tabs may have changed it (on becoming
+    /// the sender): adds what is new, forgets stored calls whose record is gone.
+    pub fn resync(&mut self, stored: &[(&str, &str)]) {
+        let ids: Vec<&str> = stored
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(self.prefix.as_str()))
+            .collect();
+        let gone: Vec<u32> = (0..self.records.len() as u32)
+            .filter(|r| {
+                let rec = &self.records[*r as usize];
+                rec.written && !ids.contains(&rec.id.as_str())
+            })
+            .collect();
+        for r in gone {
+            self.record_removed(r);
+        }
+        for (k, v) in stored {
+            self.load(k, v);
+        }
+    }
+
+    /// Another tab wrote (`Some`) or removed (`None`) one of our keys.
+    pub fn on_storage_change(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.load(key, v),
+            None => {
+                if let Some(r) = key
+                    .strip_prefix(self.prefix.as_str())
+                    .and_then(|id| self.find_record(id))
+                {
+                    self.record_removed(r);
+                }
+            }
+        }
+    }
+
+    /// Another tab removed record `r`: forget its stored calls (not ours to send).
+    pub(super) fn record_removed(&mut self, r: u32) {
+        self.remove_where(|it| it.rec == r && it.stored && !it.in_flight());
+        let rec = &mut self.records[r as usize];
+        rec.written = false;
+        rec.dirty = false;
+    }
+
+    /// The adapter could not write `key` (quota exceeded, storage gone): its calls stay
+    /// in memory and are still sent by this page.
+    pub fn on_storage_failed(&mut self, key: &str) {
+        self.storage_full = true;
+        if let Some(r) = key
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|id| self.find_record(id))
+        {
+            let rec = &mut self.records[r as usize];
+            rec.written = false;
+            if rec.replaced {
+                // A rewrite failed: the older version must not stay behind, or the next
+                // page would send again what was delivered since.
+                self.ops.push(StorageOp::Remove {
+                    key: key.to_string(),
+                });
+            }
+            for it in self.items.iter_mut().filter(|it| it.rec == r && it.stored) {
+                it.stored = false;
+                self.stored_events -= 1;
+                self.stored_bytes -= it.text.len();
+            }
+        }
+        if !self.storage_warned {
+            self.storage_warned = true;
+            self.report(ReportKind::Storage, 0, String::new(), 1);
+        }
+    }
+
+    /// The page is being hidden or closed: marks the stored calls whose request is
+    /// still unanswered, so the next page waits before sending them again.
+    pub fn on_hide(&mut self, now_ms: u64) {
+        let until = now_ms + KEEPALIVE_WAIT_MS;
+        let mut marks: Vec<(u32, Vec<u32>)> = Vec::new();
+        for it in self.items.iter().filter(|it| it.in_flight() && it.stored) {
+            match marks.iter_mut().find(|(r, _)| *r == it.rec) {
+                Some((_, idx)) => idx.push(it.idx),
+                None => marks.push((it.rec, vec![it.idx])),
+            }
+        }
+        for (r, idx) in marks {
+            let rec = &mut self.records[r as usize];
+            rec.marked = true;
+            self.ops.push(StorageOp::Put {
+                key: key(&self.mark_prefix, &rec.id),
+                value: record::mark(until, &idx),
+            });
+        }
+    }
+}

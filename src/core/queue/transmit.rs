@@ -1,0 +1,271 @@
+//! The queue's sending: what is due, batched into one request, and what each answer
+//! does to its calls (delivered, refused, retried after backoff or Retry-After).
+
+use super::*;
+
+impl Queue {
+    // ---------------------------------------------------------------- sending
+
+    /// Whether this tab may send `it` now: written (its task ended), not in flight,
+    /// due, and ours to send (the sender sends stored calls; any tab sends what only it
+    /// holds).
+    /// `urgent`: the page is going away, so a flush delay no longer applies (backoff,
+    /// Retry-After and keepalive holds still do).
+    pub(super) fn due(&self, it: &Item, now_ms: u64, urgent: bool) -> bool {
+        it.tx == 0
+            && it.not_before_ms <= now_ms
+            && (urgent || it.created_ms + self.limits.flush_delay_ms <= now_ms)
+            && self.mine(it)
+            && Some(it.rec) != self.open
+    }
+
+    /// Whether this tab is the one to send `it`.
+    pub(super) fn mine(&self, it: &Item) -> bool {
+        self.sender || !it.stored
+    }
+
+    /// The next request to send, if one is due, with a body of at most `max_body`
+    /// bytes (the keepalive allowance left, when the page is going away).
+    pub fn poll_transmit(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        self.poll(now_ms, max_body, false)
+    }
+
+    /// For a page being hidden or closed: like [`Queue::poll_transmit`], but a flush
+    /// delay no longer holds calls back, and calls too large for `max_body` (what is
+    /// left of the keepalive allowance) are passed over rather than blocking the rest.
+    pub fn poll_keepalive(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
+        self.poll(now_ms, max_body, true)
+    }
+
+    pub(super) fn poll(&mut self, now_ms: u64, max_body: usize, urgent: bool) -> Option<Transmit> {
+        if !self.online || now_ms < self.paused_until_ms || self.consent != Consent::Granted {
+            return None;
+        }
+        self.give_up_stale(now_ms);
+        let fits = |it: &Item| {
+            let extra = match it.profile {
+                NO_PROFILE => 0,
+                p => self.profiles[p as usize].len() + payload::EVENT_OVERHEAD + 100,
+            };
+            !urgent || it.text.len() + extra <= max_body
+        };
+        let first = self
+            .items
+            .iter()
+            .position(|i| self.due(i, now_ms, urgent) && fits(i))?;
+        let (endpoint, body, picked) = if self.items[first].profile == NO_PROFILE {
+            let it = &self.items[first];
+            (it.endpoint, it.text.clone(), vec![first])
+        } else {
+            let budget = max_body.min(self.limits.batch_bytes);
+            self.batch_from(first, now_ms, budget)
+        };
+        if body.len() > max_body || !self.limiters[endpoint as usize].try_take(now_ms) {
+            return None;
+        }
+        let id = self.next_tx;
+        self.next_tx = self.next_tx.wrapping_add(1).max(1);
+        for i in &picked {
+            self.items[*i].tx = id;
+        }
+        self.in_flight.push(id);
+        Some(Transmit {
+            id,
+            endpoint,
+            body,
+            items: picked.len(),
+        })
+    }
+
+    /// Builds one request from the due events that share the profile of `first`,
+    /// oldest first.
+    pub(super) fn batch_from(
+        &self,
+        first: usize,
+        now_ms: u64,
+        max_bytes: usize,
+    ) -> (Endpoint, String, Vec<usize>) {
+        let profile_id = self.items[first].profile;
+        let profile = &self.profiles[profile_id as usize];
+        let mut picked: Vec<usize> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        // Sorted, for a cheap duplicate check in batches of up to 1000.
+        let mut uids: Vec<&str> = Vec::new();
+        let mut cap = self.limits.batch_events;
+        let mut bytes = profile.len() + 200;
+        for (n, item) in self.items.iter().enumerate().skip(first) {
+            // Once a request goes, calls still in their flush delay join it.
+            if item.profile != profile_id || !self.due(item, now_ms, true) {
+                continue;
+            }
+            let Some(e) = record::read_event(&item.text) else {
+                continue;
+            };
+            // A repeated unique_id would make Klaviyo refuse the whole bulk request.
+            let Err(slot) = uids.binary_search(&e.unique_id) else {
+                continue;
+            };
+            let size = item.text.len() + payload::EVENT_OVERHEAD;
+            let cap_with = cap.min(item.batch_cap as usize);
+            if !picked.is_empty() && (picked.len() >= cap_with || bytes + size > max_bytes) {
+                break;
+            }
+            cap = cap_with;
+            bytes += size;
+            uids.insert(slot, e.unique_id);
+            picked.push(n);
+            events.push(e);
+        }
+        let mut body = String::with_capacity(bytes);
+        let endpoint = if let [e] = events.as_slice() {
+            payload::client_event(e, profile, &mut body);
+            Endpoint::Events
+        } else {
+            payload::bulk_client_events(profile, events.into_iter(), &mut body);
+            Endpoint::BulkEvents
+        };
+        (endpoint, body, picked)
+    }
+
+    /// Drops calls that have had too many attempts or waited too long.
+    pub(super) fn give_up_stale(&mut self, now_ms: u64) {
+        let l = &self.limits;
+        let (max_attempts, max_age) = (l.max_attempts, l.max_age_ms);
+        let sender = self.sender;
+        let mut n = 0;
+        self.remove_where(|i| {
+            // Only the calls this tab would send: another tab's give up is its own.
+            let stale = !i.in_flight()
+                && (sender || !i.stored)
+                && (i.attempts >= max_attempts || now_ms.saturating_sub(i.created_ms) > max_age);
+            n += usize::from(stale);
+            stale
+        });
+        if n > 0 {
+            self.failed += n;
+            self.report(ReportKind::GaveUp, 0, String::new(), n);
+        }
+    }
+
+    /// Feeds back what happened to transmit `tx`. `jitter` comes from the caller's RNG.
+    pub fn on_outcome(&mut self, tx: u32, outcome: Outcome, now_ms: u64, jitter: u16) {
+        let Some(pos) = self.in_flight.iter().position(|id| *id == tx) else {
+            return;
+        };
+        self.in_flight.swap_remove(pos);
+        let count = self.items.iter().filter(|i| i.tx == tx).count();
+        let (status, body) = match &outcome {
+            Outcome::Status { status, body, .. } => (*status, body.clone()),
+            Outcome::Network => (0, String::new()),
+        };
+        match retry::verdict(&outcome) {
+            Verdict::Delivered => {
+                self.remove_in_tx(tx, |_| true);
+                self.delivered += count;
+            }
+            Verdict::Rejected if count > 1 && matches!(status, 400 | 422) => {
+                self.isolate(tx, count, status, body);
+            }
+            Verdict::Rejected => {
+                self.remove_in_tx(tx, |_| true);
+                self.failed += count;
+                self.report(ReportKind::Rejected, status, body, count);
+            }
+            Verdict::Retry => {
+                let online = self.online;
+                let mut wait = 0;
+                for item in self.items.iter_mut().filter(|i| i.tx == tx) {
+                    item.tx = 0;
+                    let d = retry::delay_ms(item.attempts, &outcome, jitter);
+                    wait = wait.max(d);
+                    item.not_before_ms = now_ms + d;
+                    if online {
+                        item.attempts += 1;
+                    }
+                }
+                if status == 429 {
+                    // Klaviyo throttles the account, not one request: everything waits.
+                    self.paused_until_ms = self.paused_until_ms.max(now_ms + wait);
+                }
+                self.failed += count;
+                self.report(ReportKind::WillRetry, status, body, count);
+            }
+        }
+    }
+
+    /// Removes the items of transmit `tx` whose position in it (`0..count`, the order
+    /// they were sent in) `pick` accepts.
+    pub(super) fn remove_in_tx(&mut self, tx: u32, pick: impl Fn(usize) -> bool) {
+        let mut nth = 0;
+        self.remove_where(|it| {
+            it.tx == tx && {
+                nth += 1;
+                pick(nth - 1)
+            }
+        });
+        // Calls left: try storage again at the next task, even when none of them was
+        // stored (else a page whose first write failed would never store again). If
+        // it is still full, that one write fails and we are back to memory only.
+        self.storage_full = false;
+    }
+
+    /// A bulk request was refused. Klaviyo's error pointers name the bad events
+    /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
+    /// now. Without usable pointers, halve the batch until the bad event is alone.
+    pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: String) {
+        let bad: Vec<usize> = event_pointers(&body)
+            .into_iter()
+            .filter(|i| *i < count)
+            .collect();
+        if bad.is_empty() {
+            let half = count.div_ceil(2) as u32;
+            for item in self.items.iter_mut().filter(|i| i.tx == tx) {
+                item.tx = 0;
+                item.batch_cap = half;
+            }
+            return;
+        }
+        self.remove_in_tx(tx, |n| bad.contains(&n));
+        for item in self.items.iter_mut().filter(|i| i.tx == tx) {
+            item.tx = 0;
+        }
+        self.failed += bad.len();
+        self.report(ReportKind::Rejected, status, body, bad.len());
+    }
+
+    /// When the adapter should next call [`Queue::poll_transmit`]: the earliest time a
+    /// waiting call becomes due (and may go, given pauses and rate limits).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if !self.online || self.consent != Consent::Granted {
+            return None;
+        }
+        // Earliest wish per endpoint class in one cheap pass, then the limiters once.
+        let mut earliest = [u64::MAX; ENDPOINTS];
+        for i in self
+            .items
+            .iter()
+            .filter(|i| !i.in_flight() && self.mine(i) && Some(i.rec) != self.open)
+        {
+            let class = i.endpoint as usize;
+            let at = i
+                .not_before_ms
+                .max(i.created_ms + self.limits.flush_delay_ms);
+            earliest[class] = earliest[class].min(at);
+        }
+        let limiter = |e: Endpoint, at: u64| self.limiters[e as usize].ready_at(at);
+        (0..ENDPOINTS)
+            .filter(|c| earliest[*c] != u64::MAX)
+            .map(|c| {
+                let at = earliest[c];
+                if c == Endpoint::Events as usize {
+                    // Alone or in bulk is decided at send time: wait for both limits.
+                    at.max(limiter(Endpoint::Events, at))
+                        .max(limiter(Endpoint::BulkEvents, at))
+                } else {
+                    at.max(self.limiters[c].ready_at(at))
+                }
+            })
+            .min()
+            .map(|t| t.max(self.paused_until_ms))
+    }
+}

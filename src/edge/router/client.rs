@@ -1,0 +1,114 @@
+//! `/client/*`: the browser package's first-party proxy (public key only): the head
+//! (company, origin, bots), the body (checked, the visitor's additions), the mark on the
+//! answer.
+
+use super::*;
+
+pub(super) fn preflight(allowed: Option<&str>, known: bool) -> Reply {
+    match allowed {
+        Some(o) if known => Reply::empty(204)
+            .header("access-control-allow-origin", o)
+            .header("access-control-allow-methods", "POST, OPTIONS")
+            .header("access-control-allow-headers", "content-type, revision")
+            .header("access-control-max-age", "600")
+            .header("vary", "Origin"),
+        Some(_) => not_found(),
+        None => forbidden_origin(),
+    }
+}
+
+/// `/client/*` before the body: the public key, the origin, the company.
+pub(super) fn client_head(
+    head: &Head,
+    cfg: &EdgeConfig,
+    origin: Option<&str>,
+    allowed: Option<&str>,
+) -> Result<RouteKind, Reply> {
+    if cfg.public_key.is_none() {
+        return Err(missing("KLAVIYO_PUBLIC_KEY"));
+    }
+    if origin.is_some() && allowed.is_none() {
+        return Err(forbidden_origin());
+    }
+    if query_param(head.query, "company_id").as_deref() != cfg.public_key.as_deref() {
+        return Err(error(
+            403,
+            "wrong_company",
+            "Forbidden.",
+            "company_id is not this shop's public key",
+            None,
+        ));
+    }
+    if cfg.filter_bots {
+        if let Some(bot) = bots::check(head.header("user-agent"), head.bot_score, cfg.bot_score_min)
+        {
+            // Answered as Klaviyo would, and not sent on.
+            return Err(Reply::empty(202).header("x-klaviyo-edge-bot", bot.name()));
+        }
+    }
+    Ok(RouteKind::Client)
+}
+
+/// `/client/*`: the first-party proxy for the browser package (public key only). The
+/// body is checked in one pass (UTF-8, JSON, no duplicate key) and sent as received.
+pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&str>) -> Action {
+    let Some(public) = &cfg.public_key else {
+        return Action::Reply(missing("KLAVIYO_PUBLIC_KEY"));
+    };
+    let body = match text(body) {
+        Ok(t) => t,
+        Err(r) => return Action::Reply(r),
+    };
+    if let Err(e) = bodies::check(body) {
+        return Action::Reply(invalid(e));
+    }
+    let path = head
+        .path
+        .strip_prefix(cfg.route_prefix.as_str())
+        .unwrap_or(head.path);
+    let mut url = String::from(&cfg.api_base);
+    url.push_str(path);
+    url.push_str("?company_id=");
+    url.push_str(public);
+    let revision = head.header("revision").unwrap_or(&cfg.revision).to_string();
+    let id = cfg
+        .signing_secret
+        .as_deref()
+        .and_then(|secret| visitor_id::read(head.header("cookie"), secret));
+    let add = Additions {
+        ip: cfg
+            .forward_visitor_ip
+            .then(|| {
+                ratelimit::client_ip(
+                    head.peer,
+                    head.header("cf-connecting-ip"),
+                    head.header("x-forwarded-for"),
+                    cfg.trust_forwarded_for,
+                )
+            })
+            .flatten(),
+        id: id.as_ref(),
+    };
+    let body = match visitor::enrich(path, body, &add) {
+        Some(text) => Payload::Text(text),
+        None => Payload::AsReceived,
+    };
+    Action::Forward(Forward {
+        url,
+        headers: vec![("content-type", JSONAPI.into()), ("revision", revision)],
+        body,
+        cors: cors.map(str::to_string),
+        timeout_ms: None,
+    })
+}
+
+/// A forwarded `/client` answer, marked as the edge worker's that keeps the visitor
+/// cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one.
+pub fn first_party_mark(r: Reply, path: &str, cfg: &EdgeConfig) -> Reply {
+    let route = path.strip_prefix(cfg.route_prefix.as_str()).unwrap_or(path);
+    if route.starts_with("/client/") && cfg.signing_secret.is_some() {
+        r.header(reply::FIRST_PARTY, "id")
+    } else {
+        r
+    }
+}
