@@ -1,0 +1,454 @@
+//! Server-side e-commerce events, as Klaviyo's integration checklist asks: the shop's
+//! backend sends one call per order in a small format of our own, and the worker turns
+//! it into the events Klaviyo's own integrations send, all in ONE
+//! `event-bulk-create-job` (`POST /api/event-bulk-create-jobs`) for one profile.
+//!
+//! The input (`POST /api/orders`, `/api/orders/fulfilled`, `/api/orders/cancelled`,
+//! `/api/orders/refunded`), every other member refused:
+//!
+//! ```json
+//! {
+//!   "order_id": "1001",                      // 1 to 255 characters, no control characters
+//!   "time": "2026-11-20T10:00:00+01:00",     // optional: ISO 8601 with offset, or epoch ms; else now
+//!   "value": 84.97,                          // the order total; negative only when cancelled
+//!   "value_currency": "USD",                 // optional, ISO 4217
+//!   "profile": {"email": "a@b.co"},          // at least one of email, phone_number (E.164),
+//!                                            // external_id, anonymous_id
+//!   "items": [                               // placed: 1 to 999; otherwise optional (0 to 999)
+//!     {"product_id": "P1", "name": "Tee", "quantity": 3, "price": 19.99,
+//!      "sku": "T-1", "url": "https://…", "image_url": "https://…",
+//!      "categories": ["Tops"], "brand": "Acme"}   // the last five optional
+//!   ],
+//!   "properties": {"DiscountCode": "X"}      // optional extra order properties
+//! }
+//! ```
+//!
+//! The output, per [`OrderEvent`]:
+//! - Placed: `Placed Order` (value = the total, unique_id = order_id; properties
+//!   `OrderId`, `Items` (each with `ProductID`, `ProductName`, `Quantity`, `ItemPrice`,
+//!   `RowTotal` = price × quantity in exact decimals, `SKU`, `ProductURL`, `ImageURL`,
+//!   `Categories`, `Brand`), `ItemNames`, `Categories`, `Brands`, and the extra
+//!   properties), then one `Ordered Product` per line (value = its `RowTotal`,
+//!   unique_id = `<order_id>-<line index from 0>`; properties `OrderId`, `ProductID`,
+//!   `SKU`, `ProductName`, `Quantity`, `ProductURL`, `ImageURL`, `ProductCategories`,
+//!   `ProductBrand`).
+//! - Fulfilled, Cancelled, Refunded: one `Fulfilled Order`, `Cancelled Order` or
+//!   `Refunded Order` with the same order properties, value = the total, unique_id =
+//!   order_id.
+//!
+//! Klaviyo takes at most 1000 events per job: a placed order of 999 lines makes 1000.
+//! Optional members left out (or null) are left out of the events too.
+
+use serde::de;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Number;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use super::api_rules;
+use super::bodies::{self, at, at_index, rule, Invalid, StringOrNumber};
+use super::bounded::{Capped, ShortStrings};
+use crate::core::decimal::Decimal;
+use crate::core::{text, time, validate};
+
+/// Which order event a call is, from its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderEvent {
+    /// `POST /api/orders`
+    Placed,
+    /// `POST /api/orders/fulfilled`
+    Fulfilled,
+    /// `POST /api/orders/cancelled`
+    Cancelled,
+    /// `POST /api/orders/refunded`
+    Refunded,
+}
+
+impl OrderEvent {
+    /// The event for a path below the route prefix (`/api/orders/refunded`).
+    pub fn from_path(path: &str) -> Option<OrderEvent> {
+        Some(match path {
+            "/api/orders" => OrderEvent::Placed,
+            "/api/orders/fulfilled" => OrderEvent::Fulfilled,
+            "/api/orders/cancelled" => OrderEvent::Cancelled,
+            "/api/orders/refunded" => OrderEvent::Refunded,
+            _ => return None,
+        })
+    }
+
+    /// The order-level metric Klaviyo's integrations use.
+    pub fn metric(self) -> &'static str {
+        match self {
+            OrderEvent::Placed => "Placed Order",
+            OrderEvent::Fulfilled => "Fulfilled Order",
+            OrderEvent::Cancelled => "Cancelled Order",
+            OrderEvent::Refunded => "Refunded Order",
+        }
+    }
+}
+
+/// Lines per order: with its `Placed Order`, a placed order's 999 `Ordered Product`
+/// events make Klaviyo's limit of 1000 events per job.
+pub const MAX_ITEMS: usize = api_rules::MAX_BULK - 1;
+
+/// The per-line metric of a placed order.
+pub const ORDERED_PRODUCT: &str = "Ordered Product";
+
+/// Extra order properties as sent: each value kept as its JSON text (never a tree),
+/// checked, and written into the job as it came.
+type ExtraProperties = BTreeMap<String, Box<RawValue>>;
+
+// Required members are options too, and any other member is refused where it stands
+// (`deny_unknown_fields`), so a typo (`"order":…`) is named as such and never read.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderIn {
+    order_id: Option<String>,
+    time: Option<TimeIn>,
+    value: Option<Number>,
+    value_currency: Option<String>,
+    profile: Option<ProfileIn>,
+    items: Option<Capped<ItemIn, MAX_ITEMS>>,
+    properties: Option<ExtraProperties>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileIn {
+    email: Option<String>,
+    phone_number: Option<String>,
+    external_id: Option<String>,
+    anonymous_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemIn {
+    product_id: Option<StringOrNumber>,
+    name: Option<String>,
+    quantity: Option<Number>,
+    price: Option<Number>,
+    sku: Option<String>,
+    url: Option<String>,
+    image_url: Option<String>,
+    categories: Option<Vec<String>>,
+    brand: Option<String>,
+}
+
+/// `time`: ISO 8601 with an offset, or milliseconds since the epoch.
+enum TimeIn {
+    Iso(String),
+    Millis(u64),
+}
+
+impl<'de> Deserialize<'de> for TimeIn {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = TimeIn;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an ISO 8601 date-time with offset or epoch milliseconds")
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<TimeIn, E> {
+                Ok(TimeIn::Iso(s.to_string()))
+            }
+
+            fn visit_u64<E>(self, ms: u64) -> Result<TimeIn, E> {
+                Ok(TimeIn::Millis(ms))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+const ORDER_MEMBERS: &str =
+    "is not a member of an order (order_id, time, value, value_currency, profile, items, properties)";
+const PROFILE_MEMBERS: &str =
+    "is not a member of an order's profile (email, phone_number, external_id, anonymous_id)";
+const ITEM_MEMBERS: &str = "is not a member of an order line (product_id, name, quantity, \
+price, sku, url, image_url, categories, brand)";
+
+/// The properties the order sets itself; extra properties may not use these names.
+const OWN_PROPERTIES: &[&str] = &["OrderId", "Items", "ItemNames", "Categories", "Brands"];
+
+/// Reads an order, naming an unknown member by what the format has at its place.
+fn read(text: &str) -> Result<OrderIn, Invalid> {
+    bodies::parse(text).map_err(|mut e| {
+        if e.detail == bodies::UNKNOWN_MEMBER {
+            let depth = e.pointer.matches('/').count();
+            e.detail = match depth {
+                1 => ORDER_MEMBERS,
+                2 => PROFILE_MEMBERS,
+                _ => ITEM_MEMBERS,
+            }
+            .to_string();
+        }
+        e
+    })
+}
+
+/// A required member.
+fn required<'a, T>(v: &'a Option<T>, base: &str, key: &str) -> Result<&'a T, Invalid> {
+    v.as_ref()
+        .ok_or_else(|| Invalid::new(&at(base, key), "is required"))
+}
+
+/// Exact decimal of a JSON number (shortest round-trip text of an `f64`).
+fn decimal(n: &Number) -> Option<Decimal> {
+    Decimal::parse(&n.to_string())
+}
+
+/// [`decimal`], or an error at `pointer`.
+fn exact(n: &Number, pointer: &str) -> Result<Decimal, Invalid> {
+    decimal(n).ok_or_else(|| {
+        Invalid::new(
+            pointer,
+            "is out of range (at most 18 digits, 12 after the point)",
+        )
+    })
+}
+
+fn number(d: Decimal) -> Option<Number> {
+    serde_json::from_str(&d.to_text()).ok()
+}
+
+fn is_negative(n: &Number) -> bool {
+    n.as_f64().is_some_and(|f| f < 0.0)
+}
+
+/// A string of the input: not blank, at most 100 KB (Klaviyo's limit per string).
+fn text_field(s: &str, pointer: &str) -> Result<(), Invalid> {
+    if text::is_blank(s) {
+        return Err(Invalid::new(pointer, "must be a non-empty string"));
+    }
+    validate::property_string("", s).map_err(|e| Invalid::new(pointer, e.reason))
+}
+
+fn optional_text(s: &Option<String>, base: &str, key: &str) -> Result<(), Invalid> {
+    match s {
+        Some(s) => text_field(s, &at(base, key)),
+        None => Ok(()),
+    }
+}
+
+/// One order line, checked, with its row total.
+struct Line<'a> {
+    item: &'a ItemIn,
+    product_id: &'a StringOrNumber,
+    name: &'a str,
+    quantity: &'a Number,
+    price: &'a Number,
+    row_total: Number,
+}
+
+fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
+    let product_id = required(&item.product_id, base, "product_id")?;
+    if let StringOrNumber::String(id) = product_id {
+        text_field(id, &at(base, "product_id"))?;
+    }
+    let name = required(&item.name, base, "name")?;
+    text_field(name, &at(base, "name"))?;
+    let quantity_n = required(&item.quantity, base, "quantity")?;
+    let quantity = exact(quantity_n, &at(base, "quantity"))?;
+    if quantity.is_zero() || is_negative(quantity_n) {
+        return Err(Invalid::new(&at(base, "quantity"), "must be above 0"));
+    }
+    let price_n = required(&item.price, base, "price")?;
+    let price = exact(price_n, &at(base, "price"))?;
+    if is_negative(price_n) {
+        return Err(Invalid::new(&at(base, "price"), "must not be negative"));
+    }
+    let row_total = price
+        .times(quantity)
+        .and_then(number)
+        .ok_or_else(|| Invalid::new(&at(base, "price"), "times quantity is out of range"))?;
+    optional_text(&item.sku, base, "sku")?;
+    optional_text(&item.url, base, "url")?;
+    optional_text(&item.image_url, base, "image_url")?;
+    optional_text(&item.brand, base, "brand")?;
+    if let Some(categories) = &item.categories {
+        let list_at = at(base, "categories");
+        for (i, c) in categories.iter().enumerate() {
+            text_field(c, &at_index(&list_at, i))?;
+        }
+    }
+    Ok(Line {
+        item,
+        product_id,
+        name,
+        quantity: quantity_n,
+        price: price_n,
+        row_total,
+    })
+}
+
+/// The event time: the order's (checked), else now.
+fn event_time(t: &Option<TimeIn>, now_ms: u64) -> Result<String, Invalid> {
+    let secs = match t {
+        None => return Ok(time::iso_from_secs((now_ms / 1000) as i64)),
+        Some(TimeIn::Iso(t)) => time::secs_from_iso(t)
+            .ok_or_else(|| Invalid::new("/time", "must be an ISO 8601 date-time with offset"))?,
+        Some(TimeIn::Millis(ms)) => i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+    };
+    rule("", validate::event_time("time", secs, now_ms))?;
+    Ok(time::iso_from_secs(secs))
+}
+
+/// The order total: exact, and negative only when cancelled.
+fn order_value(kind: OrderEvent, value: &Option<Number>) -> Result<&Number, Invalid> {
+    let value = required(value, "", "value")?;
+    exact(value, "/value")?;
+    if is_negative(value) && kind != OrderEvent::Cancelled {
+        return Err(Invalid::new(
+            "/value",
+            "must not be negative (only a cancelled order's may be)",
+        ));
+    }
+    Ok(value)
+}
+
+/// The order's lines, checked: 1 to 999 for a placed order, at most 999 otherwise.
+fn lines<'a>(
+    kind: OrderEvent,
+    order: &'a OrderIn,
+    order_id: &str,
+) -> Result<Vec<Line<'a>>, Invalid> {
+    let Some(items) = &order.items else {
+        if kind == OrderEvent::Placed {
+            return Err(Invalid::new("/items", "is required for a placed order"));
+        }
+        return Ok(Vec::new());
+    };
+    let fewest = usize::from(kind == OrderEvent::Placed);
+    if items.total() < fewest || items.total() > MAX_ITEMS {
+        let detail = if kind == OrderEvent::Placed {
+            "must hold 1 to 999 lines"
+        } else {
+            "must hold at most 999 lines"
+        };
+        return Err(Invalid::new("/items", detail));
+    }
+    let lines = items
+        .kept()
+        .iter()
+        .enumerate()
+        .map(|(i, item)| line(item, &at_index("/items", i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if kind == OrderEvent::Placed {
+        let mut last = order_id.to_string();
+        last.push('-');
+        text::push_u64(&mut last, lines.len().saturating_sub(1) as u64);
+        if validate::unique_id_text("order_id", &last).is_err() {
+            return Err(Invalid::new(
+                "/order_id",
+                "is too long to name each line: \"<order_id>-<line>\" must fit in 255 characters",
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// The extra properties, checked: not a name the order sets, no string over 100 KB,
+/// at most 400 properties with the order's own (`own` of them).
+fn extra_properties(extra: Option<&ExtraProperties>, own: usize) -> Result<(), Invalid> {
+    let Some(extra) = extra else {
+        return Ok(());
+    };
+    for (key, raw) in extra {
+        let pointer = at("/properties", key);
+        if OWN_PROPERTIES.contains(&key.as_str()) {
+            return Err(Invalid::new(&pointer, "is set from the order itself"));
+        }
+        if let Err(e) = bodies::parse_checked::<ShortStrings>(raw.get()) {
+            return Err(Invalid::new(&(pointer + &e.pointer), &e.detail));
+        }
+    }
+    if let Err(e) = validate::property_count("properties", own + extra.len()) {
+        return Err(Invalid::new(
+            "/properties",
+            &(e.reason.to_string() + " with the order's own"),
+        ));
+    }
+    Ok(())
+}
+
+/// Turns one order call into one `event-bulk-create-job` body (see the module docs for
+/// both formats). `now_ms` is the time when the order has none. Errors point into the
+/// order as it was sent (`/items/1/price`).
+pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, Invalid> {
+    let order = read(text)?;
+    let order_id = required(&order.order_id, "", "order_id")?;
+    rule("", validate::unique_id_text("order_id", order_id))?;
+    let time = event_time(&order.time, now_ms)?;
+    let value = order_value(kind, &order.value)?;
+    let currency = match &order.value_currency {
+        Some(c) => Some(rule("", validate::currency_code("value_currency", c))?),
+        None => None,
+    };
+    let profile = profile(required(&order.profile, "", "profile")?)?;
+    let lines = lines(kind, &order, order_id)?;
+    let own = if order.items.is_some() { 5 } else { 1 };
+    extra_properties(order.properties.as_ref(), own)?;
+
+    let job = job::Job {
+        kind,
+        order_id,
+        time: &time,
+        value,
+        currency: currency.as_deref(),
+        profile,
+        lines: order.items.is_some().then_some(&lines[..]),
+        extra: order.properties.as_ref(),
+    };
+    let body = job::to_text(&job)
+        .ok_or_else(|| Invalid::new("", "makes an event job larger than Klaviyo's 5 MB"))?;
+    // What the order makes must pass the same checks as a job sent as it is.
+    if let Err(e) = api_rules::bulk_create_events(&body, now_ms) {
+        let mut detail = String::from("makes an event job Klaviyo would refuse: ");
+        detail.push_str(&e.detail);
+        return Err(Invalid::new("", &detail));
+    }
+    Ok(body)
+}
+
+/// The job's one profile: the identifiers given, checked with the core's rules.
+fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
+    if let Some(e) = &p.email {
+        rule("/profile", validate::email("email", e))?;
+    }
+    if let Some(n) = &p.phone_number {
+        rule("/profile", validate::phone("phone_number", n))?;
+    }
+    for (key, v) in [
+        ("external_id", &p.external_id),
+        ("anonymous_id", &p.anonymous_id),
+    ] {
+        if let Some(s) = v {
+            text_field(s, &at("/profile", key))?;
+        }
+    }
+    let out = job::Profile {
+        email: p.email.as_deref(),
+        phone_number: p.phone_number.as_deref(),
+        external_id: p.external_id.as_deref(),
+        anonymous_id: p.anonymous_id.as_deref(),
+    };
+    if out.is_empty() {
+        return Err(Invalid::new(
+            "/profile",
+            "needs at least one identifier: email, phone_number, external_id, anonymous_id",
+        ));
+    }
+    Ok(out)
+}
+
+/// The job, written straight from the checked order (borrowed, never a tree).
+mod job;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Talking to the runtime cheaply: header names and fixed values made JS strings once
+//! per isolate, headers read and written by them, `env` bindings, `ctx.waitUntil`, and
+//! the URL's path and query.
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `Headers` that takes its names (and fixed values) as JS strings made once by
+    /// [`fixed`]: `web_sys::Headers` takes `&str`, copied out of wasm memory and
+    /// decoded afresh on every call.
+    #[wasm_bindgen(js_name = Headers)]
+    pub(crate) type FixedHeaders;
+    #[wasm_bindgen(method, js_name = get)]
+    pub(crate) fn get_fixed(this: &FixedHeaders, name: &JsValue) -> Option<String>;
+    #[wasm_bindgen(method, catch, js_name = append)]
+    pub(crate) fn append_fixed(
+        this: &FixedHeaders,
+        name: &JsValue,
+        value: &JsValue,
+    ) -> Result<(), JsValue>;
+    /// `RequestInit.method` from a JS string made once.
+    #[wasm_bindgen(js_name = Object)]
+    pub(crate) type FixedInit;
+    #[wasm_bindgen(method, setter = method)]
+    pub(crate) fn set_method_fixed(this: &FixedInit, method: &JsValue);
+}
+
+pub(crate) fn fixed_headers(headers: &web_sys::Headers) -> &FixedHeaders {
+    headers.unchecked_ref()
+}
+
+thread_local! {
+    /// Header names and fixed values as JS strings, made once per isolate, in the
+    /// slots [`fixed_slot`] gives them.
+    static FIXED: RefCell<[Option<JsValue>; FIXED_SLOTS]> =
+        const { RefCell::new([const { None }; FIXED_SLOTS]) };
+}
+
+/// `text` as a JS string: the one made once when [`fixed_slot`] knows it, else a new one.
+pub(crate) fn fixed(text: &str) -> JsValue {
+    let Some(slot) = fixed_slot(text) else {
+        return JsValue::from_str(text);
+    };
+    FIXED.with(|f| {
+        let mut f = f.borrow_mut();
+        match f.get_mut(slot) {
+            None => JsValue::from_str(text),
+            Some(Some(js)) => js.clone(),
+            Some(empty) => empty.insert(JsValue::from_str(text)).clone(),
+        }
+    })
+}
+
+/// `headers.get(name)`.
+pub(crate) fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
+    fixed_headers(headers).get_fixed(&fixed(name))
+}
+
+/// `headers.append(name, value)`.
+pub(crate) fn append(headers: &web_sys::Headers, name: &str, value: &str) -> Result<(), JsValue> {
+    fixed_headers(headers).append_fixed(&fixed(name), &fixed(value))
+}
+
+/// `env[name]` when it is an object with a method `method`.
+pub(crate) fn binding(env: &JsValue, name: &str, method: &str) -> Option<(JsValue, Function)> {
+    let obj = Reflect::get(env, &JsValue::from_str(name))
+        .ok()
+        .filter(JsValue::is_object)?;
+    let f = Reflect::get(&obj, &JsValue::from_str(method))
+        .ok()?
+        .dyn_into::<Function>()
+        .ok()?;
+    Some((obj, f))
+}
+
+/// `ctx.waitUntil(promise)` where the runtime has it (workerd); elsewhere the promise
+/// simply runs on.
+pub(crate) fn wait_until(ctx: &JsValue, promise: &Promise) {
+    let f = Reflect::get(ctx, &"waitUntil".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    if let Some(f) = f {
+        let _ = f.call1(ctx, promise);
+    }
+}
+
+/// `https://host/a/b?x=1` -> (`/a/b`, `x=1`).
+pub(crate) fn split_url(url: &str) -> (&str, &str) {
+    // Byte scans: `str::find` with a `&str` pattern builds a two-way searcher per call.
+    let after_scheme = url
+        .as_bytes()
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let path_and_query = rest.find('/').map_or("/", |i| &rest[i..]);
+    let path_and_query = path_and_query.split('#').next().unwrap_or("/");
+    match path_and_query.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (path_and_query, ""),
+    }
+}
+
+/// The headers the router reads on this route, as `(name, value)` pairs.
+pub(crate) fn header_pairs(headers: &web_sys::Headers, names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|name| Some((name.to_string(), header(headers, name)?)))
+        .collect()
+}

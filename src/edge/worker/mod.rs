@@ -1,0 +1,317 @@
+//! The worker's I/O, for any fetch-handler runtime (workerd, Node, Deno, Bun): an async
+//! `handle(request, env, ctx, options)` that reads the request and `env`, asks `router`
+//! what to do, and does it: the head first, then (rate gate passed) the body, read
+//! into wasm memory once. Upstream calls use gloo-net (the global `fetch`) and never
+//! follow a redirect. Nothing here decides, logs, or puts a setting's value in an
+//! answer.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Object, Promise, Reflect};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use web_sys::{Request, Response, ResponseInit};
+
+use super::config::{ConfigError, EdgeConfig, Settings};
+use super::delivery::{self, Plan};
+use super::executor::{self, settled};
+use super::fixed::{fixed_slot, FIXED_SLOTS};
+use super::ratelimit::{ClientKey, Peer};
+use super::reply::{self, error, Reply};
+use super::router::{
+    self, Action, Admission, Body, Decision, EdgeState, Forward, Head, Next, Payload, Upstream,
+};
+use super::shared_replay;
+
+mod fetch;
+mod gates;
+mod js;
+
+pub(crate) use fetch::call;
+use fetch::{forward, read_body};
+use gates::{enqueue, rate_allowed, replay_checked};
+pub(crate) use js::{append, binding, header, split_url};
+use js::{fixed, header_pairs, wait_until};
+
+thread_local! {
+    /// The isolate's memory (replays, browser clients' buckets).
+    static STATE: RefCell<EdgeState> = RefCell::new(EdgeState::default());
+    /// `env` as last read, and what it gave: workerd hands the same object to every
+    /// request of an isolate, so it is read once.
+    static CONFIG: RefCell<Option<(JsValue, Settled)>> = const { RefCell::new(None) };
+}
+
+/// What an `env` gave, shared by the requests that bring the same `env`.
+type Settled = Rc<Result<EdgeConfig, ConfigError>>;
+
+pub(super) fn config(env: &JsValue) -> Settled {
+    CONFIG.with(|c| {
+        if let Some((seen, cfg)) = &*c.borrow() {
+            if Object::is(seen, env) {
+                return Rc::clone(cfg);
+            }
+        }
+        let cfg = Rc::new(
+            match Settings::deserialize(serde_wasm_bindgen::Deserializer::from(env.clone())) {
+                Ok(s) => EdgeConfig::from_settings(&s),
+                Err(_) => Err(ConfigError {
+                    setting: "env",
+                    reason: "must be an object of settings",
+                }),
+            },
+        );
+        *c.borrow_mut() = Some((env.clone(), Rc::clone(&cfg)));
+        cfg
+    })
+}
+
+/// The fetch handler: `export default { fetch: handle }` (see `js/edge/worker.mjs`).
+/// Resolves to a `Response`; a failure of its own is a 500 JSON:API error. It rejects
+/// only if the runtime cannot even make a `Response`.
+///
+/// `options` (optional): `{ clientAddress }`, the caller's IP address as the host knows
+/// it, for runtimes other than Cloudflare's (Node, Deno, Bun). On Cloudflare, where
+/// every request carries the runtime's `cf` object, the address is `cf-connecting-ip`,
+/// which Cloudflare's edge sets.
+#[wasm_bindgen]
+pub fn handle(request: Request, env: JsValue, ctx: JsValue, options: JsValue) -> Promise {
+    executor::spawn(async move {
+        // The script-tag files, from the head alone (script.rs).
+        if let Ok(cfg) = &*config(&env) {
+            if let Some(r) = super::script_files::answer(&request, cfg)? {
+                return Ok(r.into());
+            }
+        }
+        let reply = match serve(&request, &env, &ctx, &options).await {
+            Ok(r) => r,
+            Err(_) => error(
+                500,
+                "worker_error",
+                "The worker failed.",
+                "the worker could not handle this request",
+                None,
+            ),
+        };
+        respond(reply).map(JsValue::from)
+    })
+}
+
+/// The address the host passed in `options.clientAddress`, if any.
+fn given_address(options: &JsValue) -> Option<String> {
+    if !options.is_object() {
+        return None;
+    }
+    Reflect::get(options, &"clientAddress".into())
+        .ok()
+        .and_then(|v| v.as_string())
+}
+
+/// Whether the request came through Cloudflare's edge: workerd gives each request its
+/// `cf` object there; a request a host made itself has none.
+fn through_cloudflare(request: &Request) -> bool {
+    Reflect::get(request, &"cf".into()).is_ok_and(|cf| cf.is_object())
+}
+
+/// Whether this runtime is Cloudflare's (workerd says `Cloudflare-Workers` as its
+/// `navigator.userAgent`), asked once per isolate.
+fn on_cloudflare() -> bool {
+    thread_local! {
+        static ON: bool = Reflect::get(&js_sys::global(), &"navigator".into())
+            .and_then(|n| Reflect::get(&n, &"userAgent".into()))
+            .ok()
+            .and_then(|ua| ua.as_string())
+            .is_some_and(|ua| ua == "Cloudflare-Workers");
+    }
+    ON.with(|on| *on)
+}
+
+/// Cloudflare's bot score (`request.cf.botManagement.score`, 1 to 99), where Bot
+/// Management gives one.
+fn bot_score(request: &Request) -> Option<u8> {
+    let cf = Reflect::get(request, &"cf".into()).ok()?;
+    let bm = Reflect::get(&cf, &"botManagement".into()).ok()?;
+    let score = Reflect::get(&bm, &"score".into()).ok()?.as_f64()?;
+    (1.0..=99.0).contains(&score).then_some(score as u8)
+}
+
+async fn serve(
+    request: &Request,
+    env: &JsValue,
+    ctx: &JsValue,
+    options: &JsValue,
+) -> Result<Reply, JsValue> {
+    let settled_cfg = config(env);
+    let cfg = &*settled_cfg;
+    let url = request.url();
+    let (path, query) = split_url(&url);
+    // One `Headers` for every read: each `request.headers()` is a call into the runtime.
+    let request_headers = request.headers();
+    let names = router::headers_for(path, cfg);
+    let headers = header_pairs(&request_headers, names);
+    let declared =
+        header(&request_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    // Only the routes that read an address ask the runtime for one.
+    let given = names
+        .contains(&"cf-connecting-ip")
+        .then(|| given_address(options))
+        .flatten();
+    // A page's `/client` call: the runtime says whether this is Cloudflare, once per
+    // isolate. Reading a request's `cf` object costs workerd a parse of it per request,
+    // and the address serves only as `location.ip` there, which the page could as well
+    // have written into its body. The signed and rate-limited routes check `cf` itself.
+    let client_route = names.contains(&"user-agent");
+    let peer = match &given {
+        Some(a) => Peer::Given(Some(a)),
+        None if client_route && on_cloudflare() => Peer::Cloudflare,
+        None if !client_route
+            && names.contains(&"cf-connecting-ip")
+            && through_cloudflare(request) =>
+        {
+            Peer::Cloudflare
+        }
+        None => Peer::Given(None),
+    };
+    let method = request.method();
+    let head = Head {
+        method: &method,
+        path,
+        query,
+        headers: &headers,
+        peer,
+        declared_length: declared,
+        // Only where a score is asked for (`BOT_SCORE_MIN`), on the `/client` routes.
+        bot_score: match cfg {
+            Ok(c) if client_route && c.filter_bots && c.bot_score_min.is_some() => {
+                bot_score(request)
+            }
+            _ => None,
+        },
+        now_ms: js_sys::Date::now() as u64,
+    };
+    let route = match router::admit(&head, cfg) {
+        Admission::Reply(r) => return Ok(r),
+        Admission::ReadBody(route) => route,
+    };
+    let Ok(cfg) = cfg else {
+        // admit() answers a configuration error itself.
+        return Ok(no_key());
+    };
+    // The rate gate before the body is read: a client over its rate costs no read.
+    if let Some(key) = route.rate_key {
+        if !rate_allowed(key, cfg, env, head.now_ms).await? {
+            return Ok(router::rate_limited(route.cors.as_deref()));
+        }
+    }
+    let (body, received, too_large) = read_body(request, declared, cfg.max_body_bytes).await?;
+    let Decision { action, gate } = router::decide_body(
+        &head,
+        &route,
+        Body {
+            bytes: &body,
+            too_large,
+        },
+        cfg,
+    );
+    // With a queue bound, a signed call or a verified webhook is handed to it
+    // (delivery.rs); the messages are made before the body is let go.
+    let queued = match (&gate.replay_key, binding(env, "DELIVERY_QUEUE", "send")) {
+        (Some(tag), Some(queue)) => {
+            delivery::plan(&action, tag, &body, cfg, head.now_ms).map(|p| (p, queue, *tag))
+        }
+        _ => None,
+    };
+    // Decided: the wasm copy of the body is no longer needed while upstream answers.
+    drop(body);
+    if let Some(denied) = replay_checked(&gate, env, head.now_ms).await? {
+        return Ok(denied);
+    }
+    if let Some((Plan::Enqueue(messages), (queue, send), tag)) = queued {
+        let cors = gate.cors.as_deref().or(match &action {
+            router::Action::Forward(f) => f.cors.as_deref(),
+            _ => None,
+        });
+        if !enqueue(&queue, &send, &messages).await {
+            return Ok(delivery::queue_unavailable(cors));
+        }
+        return Ok(match action {
+            // Klaviyo's webhook is answered as before: it was verified and is kept.
+            router::Action::ReplyAndNotify { reply, .. } => reply,
+            _ => delivery::queued(&tag, messages.len(), cors),
+        });
+    }
+    match action {
+        Action::Reply(r) => Ok(r),
+        Action::ReplyAndNotify { reply, notify } => {
+            let sent = executor::spawn(async move {
+                let _ = call(&notify, &received).await;
+                Ok(JsValue::UNDEFINED)
+            });
+            wait_until(ctx, &sent);
+            Ok(reply)
+        }
+        Action::Forward(f) => {
+            let r = forward(&f, &received).await?;
+            Ok(router::first_party_mark(r, path, cfg))
+        }
+        Action::AddToList {
+            list_id,
+            members,
+            cors,
+        } => {
+            let mut ids = members.ids;
+            for (at, body) in &members.imports {
+                let Some(f) = router::import_request(cfg, body, cors.as_deref()) else {
+                    return Ok(no_key());
+                };
+                let answer = forward(&f, &received).await?;
+                if !answer.is_success() {
+                    return Ok(answer);
+                }
+                match router::imported_id(&answer.body, cors.as_deref()) {
+                    Ok(id) => {
+                        if let Some(slot) = ids.get_mut(*at) {
+                            *slot = Some(id);
+                        }
+                    }
+                    Err(r) => return Ok(r),
+                }
+            }
+            let ids: Vec<String> = ids.into_iter().flatten().collect();
+            match router::add_to_list_request(cfg, &list_id, &ids, cors.as_deref()) {
+                Some(f) => forward(&f, &received).await,
+                None => Ok(no_key()),
+            }
+        }
+    }
+}
+
+fn no_key() -> Reply {
+    error(
+        500,
+        "missing_setting",
+        "The worker is not configured.",
+        "KLAVIYO_PRIVATE_KEY is not set",
+        None,
+    )
+}
+
+pub(super) fn respond(r: Reply) -> Result<Response, JsValue> {
+    let init = ResponseInit::new();
+    init.set_status(r.status);
+    let headers = web_sys::Headers::new()?;
+    for (k, v) in r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(reply::ALWAYS.iter().copied())
+    {
+        append(&headers, k, v)?;
+    }
+    init.set_headers(&headers);
+    if r.status == 204 || r.body.is_empty() {
+        Response::new_with_opt_str_and_init(None, &init)
+    } else {
+        Response::new_with_opt_str_and_init(Some(&r.body), &init)
+    }
+}
