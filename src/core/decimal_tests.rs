@@ -1,0 +1,55 @@
+use super::*;
+
+fn d(s: &str) -> Decimal {
+    Decimal::parse(s).unwrap()
+}
+
+#[test]
+fn multiplies_prices_exactly() {
+    assert_eq!(d("19.99").times(d("3")).unwrap().to_text(), "59.97");
+    assert_eq!(d("0.1").times(d("3")).unwrap().to_text(), "0.3");
+    assert_eq!(d("2.50").times(d("2")).unwrap().to_text(), "5");
+    assert_eq!(d("-1.5").times(d("2")).unwrap().to_text(), "-3");
+    assert_eq!(d("0.05").times(d("0.5")).unwrap().to_text(), "0.025");
+}
+
+#[test]
+fn understands_exponents() {
+    assert_eq!(d("1.5e2").to_text(), "150");
+    assert_eq!(d("15E-3").to_text(), "0.015");
+    assert_eq!(d("0").to_text(), "0");
+}
+
+#[test]
+fn refuses_what_it_cannot_hold_exactly() {
+    assert_eq!(Decimal::parse("1e30"), None);
+    assert_eq!(Decimal::parse("1e-20"), None);
+    assert_eq!(Decimal::parse("x"), None);
+    assert_eq!(d("9999999999").times(d("9999999999")), None);
+}
+
+#[test]
+fn extreme_exponents_are_refused_at_once() {
+    // These used to loop once per unit of exponent (seconds natively) or overflow.
+    for text in [
+        "0e-2147483647",
+        "0e2147483647",
+        "1e-2147483648",
+        "1e2147483647",
+        "0.5e-2147483648",
+        "1e99999999999",
+    ] {
+        let t0 = std::time::Instant::now();
+        let _ = Decimal::parse(text);
+        assert!(
+            t0.elapsed().as_millis() < 50,
+            "{text} took {:?}",
+            t0.elapsed()
+        );
+    }
+    assert_eq!(d("0e2147483647").to_text(), "0");
+    assert!(d("0e-2147483647").is_zero());
+    assert_eq!(Decimal::parse("1e-2147483648"), None);
+    assert_eq!(d("1e18").to_text(), "1000000000000000000");
+    assert_eq!(Decimal::parse("1e19"), None);
+}

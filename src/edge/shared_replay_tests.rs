@@ -1,0 +1,35 @@
+use super::*;
+
+#[test]
+fn tags_spread_over_256_objects_by_their_first_byte() {
+    let mut tag = [7u8; 32];
+    assert_eq!(shard(&tag), "replay-07");
+    tag[0] = 0xff;
+    assert_eq!(shard(&tag), "replay-ff");
+    tag[1] = 0;
+    assert_eq!(
+        shard(&tag),
+        "replay-ff",
+        "only the first byte picks the object"
+    );
+}
+
+#[test]
+fn a_claim_is_the_tag_in_hex_and_nothing_else_is_read() {
+    let tag = [0xab; 32];
+    assert_eq!(read_claim(&claim(&tag)), Some(&*"ab".repeat(32)));
+    for bad in ["", "ab", &"zz".repeat(32), &"ab".repeat(33)] {
+        assert_eq!(read_claim(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn a_tag_is_fresh_until_claimed_and_again_once_its_window_is_past() {
+    let now = 1_800_000_000;
+    assert!(first_use(None, now));
+    let expires = (now + KEEP_S) as f64;
+    assert!(!first_use(Some(expires), now));
+    assert!(!first_use(Some(expires), now + KEEP_S - 1));
+    assert!(first_use(Some(expires), now + KEEP_S));
+    assert_eq!(KEEP_S, 600, "twice the signature window");
+}
