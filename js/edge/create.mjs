@@ -19,7 +19,7 @@ function ownSettings(settings) {
 
 /**
  * Settings merged over each `env`. The wasm reads its settings once per `env` OBJECT
- * (src/edge/worker.rs `config()` compares by identity), so the merge of one env must be
+ * (src/edge/worker/mod.rs `config()` compares by identity), so the merge of one env must be
  * the same object every time: one merged object per env, kept as long as the env lives.
  */
 function settingsFor(settings) {

@@ -2,7 +2,7 @@
 //! `Klaviyo.create({ consent })` at every page load, then `kl.setConsent(state)` when
 //! the visitor answers. The page is the source of truth; we keep no record of it.
 //!
-//! What each state lets the client do (the rules live in `client.rs` and `queue.rs`):
+//! What each state lets the client do (the rules live in `client/` and `queue/`):
 //!
 //! - [`Consent::Granted`] (the default): everything works as documented.
 //! - [`Consent::Pending`]: calls are validated (bad input throws as ever) and held in

@@ -8,7 +8,7 @@
 //!   cookie may hold for 24 hours. A cookie that is missing, too long, not base64, not
 //!   JSON or of another shape is ignored, never an error.
 //! - `__kla_off=true`: Klaviyo's documented switch to stop tracking a visitor. While it
-//!   is set, this tracker acts as if consent were denied (`client.rs`).
+//!   is set, this tracker acts as if consent were denied (`client/`).
 //!
 //! Nothing here is ever written back: the cookies are Klaviyo's. What is read is held in
 //! memory for the page (`identity.rs`), under what our own calls say.

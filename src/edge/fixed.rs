@@ -1,6 +1,6 @@
 //! The texts that cross into the runtime on every request (header names the router
 //! reads or writes, and values that never change), each made a JS string once per
-//! isolate by `worker.rs`. One list, by name: the slots, the table and the lookup all
+//! isolate by `worker/js.rs`. One list, by name: the slots, the table and the lookup all
 //! come from it, so none can be added on one side and forgotten on another.
 
 use super::reply;

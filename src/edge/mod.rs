@@ -1,17 +1,17 @@
 //! The edge worker: a first-party proxy on the shop's own domain that holds the
-//! private key. Everything here but `worker.rs` is plain Rust, tested natively:
+//! private key. Everything here but `worker/` and the other I/O modules below is plain Rust, tested natively:
 //!
 //! - `config.rs`: settings from the worker's `env` (serde), checked once
-//! - `router.rs`: what to answer or forward, in two steps (the head, then the body),
-//!   and the isolate's gate (replays, browser rate); `router_tests.rs`,
-//!   `router_fuzz.rs` (proptest)
+//! - `router/`: what to answer or forward, in two steps (the head, then the body),
+//!   and the isolate's gate (replays, browser rate); by route in `client.rs`, `api.rs`,
+//!   `webhook.rs`; `tests.rs`, `fuzz.rs` (proptest)
 //! - `upstream.rs`: Klaviyo's answer: retry, or what to pass back
 //! - `auth.rs`: signed backend requests and Klaviyo webhook signatures (RustCrypto),
 //!   replay memory
 //! - `bodies.rs`: bodies parsed with serde_json, duplicate keys refused, JSON pointers
 //! - `bounded.rs`: members read without building trees, so memory follows body size
-//! - `api_rules.rs`: the `/api` bodies' rules, and what the unsigned browser path may carry
-//! - `orders.rs`: server-side order events (Placed / Fulfilled / Cancelled / Refunded)
+//! - `api_rules/`: the `/api` bodies' rules, and what the unsigned browser path may carry
+//! - `orders/`: server-side order events (Placed / Fulfilled / Cancelled / Refunded)
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
 //! - `delivery.rs`: durable delivery through a queue: the messages a call becomes, and
 //!   what the consumer does with each answer; `consumer.rs` is its I/O
@@ -26,7 +26,7 @@
 //! - `script.rs`: the script-tag files served first-party (`/script/…`);
 //!   `script_files.rs` holds them
 //! - `reply.rs`: JSON:API errors and CORS headers
-//! - `worker.rs`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
+//! - `worker/`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
 //! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken;
 //!   its tables and slots in `slots.rs`, tested natively
 //!

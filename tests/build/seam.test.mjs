@@ -52,7 +52,7 @@ test("the ctl() codes of js/runtime.js are src/browser/exports.rs's, name for na
   assert.equal(new Set(rust.values()).size, rust.size, "no code twice");
 });
 
-test("the Op codes of js/index.js are src/core/client.rs's, name for name", () => {
+test("the Op codes of js/index.js are src/core/client/mod.rs's, name for name", () => {
   const rust = rustOps(read("src/core/client/mod.rs"));
   const js = jsConstants(read("js/index.js"), "IDENTIFY");
   // Not an Op: the loading window's own marker of a reset(), which no Op code may take.

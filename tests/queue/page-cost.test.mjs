@@ -272,7 +272,7 @@ test('a page closed before its wasm loaded loses nothing: a later page delivers 
   await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
 
   // A later visit: the pre-ready record is adopted once stale (EARLY_STALE_MS, 60 s in
-  // src/core/client.rs), so this page's clock starts 65 s on and runs normally from there.
+  // src/core/client/), so this page's clock starts 65 s on and runs normally from there.
   const later = await shop.context.newPage();
   await later.clock.install({ time: Date.now() + 65_000 });
   await later.goto(new URL(`/tests/queue/page.html?companyId=${companyId}&apiBase=${encodeURIComponent(env.emu.url)}`, env.site.url).href);

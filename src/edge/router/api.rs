@@ -121,17 +121,14 @@ pub(super) fn signed(
         path,
         body,
     };
-    let tag = match auth::verify_backend(
+    let verified = auth::verify_backend(
         head.header("x-klaviyo-edge-signature"),
         what,
         secret,
         (head.now_ms / 1000) as i64,
-    ) {
-        Ok(tag) => tag,
-        Err(e) => return Action::Reply(unauthorized(e)).into(),
-    };
-    let text = match text(body) {
-        Ok(t) => t,
+    );
+    let (tag, text) = match verified_text(verified, body) {
+        Ok(v) => v,
         Err(r) => return Action::Reply(r).into(),
     };
     let action = match own {

@@ -10,7 +10,7 @@
 //!    replay key to check.
 //!
 //! Given what upstream answered, [`after_upstream`] says whether to retry or what to
-//! answer. `worker.rs` only carries these out, checking the gate between the steps:
+//! answer. `worker/` only carries these out, checking the gate between the steps:
 //! the rate before the body is read, replays before anything is sent.
 
 use super::api_rules::{self, Refusal};
@@ -367,6 +367,16 @@ fn not_found() -> Reply {
 /// The body as text: UTF-8 decoded fatally (a BOM stays, and then is not JSON).
 fn text(body: &[u8]) -> Result<&str, Reply> {
     std::str::from_utf8(body).map_err(|_| not_utf8())
+}
+
+/// A signature's verdict, then the signed body as text: the tag and the text, or the
+/// answer (401 for the signature, 400 for bytes that are not UTF-8).
+fn verified_text(
+    verified: Result<[u8; 32], AuthError>,
+    body: &[u8],
+) -> Result<([u8; 32], &str), Reply> {
+    let tag = verified.map_err(unauthorized)?;
+    Ok((tag, text(body)?))
 }
 
 /// What to do before the body is read.

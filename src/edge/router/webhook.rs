@@ -47,18 +47,15 @@ pub(super) fn webhook(head: &Head, cfg: &EdgeConfig, body: &[u8]) -> Decision {
     let Some(secret) = &cfg.webhook_secret else {
         return Action::Reply(missing("KLAVIYO_WEBHOOK_SECRET")).into();
     };
-    let tag = match auth::verify_webhook(
+    let verified = auth::verify_webhook(
         head.header("klaviyo-signature"),
         head.header("klaviyo-timestamp"),
         body,
         secret,
         (head.now_ms / 1000) as i64,
-    ) {
-        Ok(tag) => tag,
-        Err(e) => return Action::Reply(unauthorized(e)).into(),
-    };
-    let text = match text(body) {
-        Ok(t) => t,
+    );
+    let (tag, text) = match verified_text(verified, body) {
+        Ok(v) => v,
         Err(r) => return Action::Reply(r).into(),
     };
     if let Err(e) = bodies::check(text) {
