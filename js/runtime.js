@@ -2,7 +2,7 @@
 // facilities (fetch, localStorage, timers, page lifecycle, Web Locks) and no policy:
 // what to store, what to send, when, and what to retry are the core's answers.
 
-// ctl() codes: the table in src/browser/exports.rs (`mod what`); tests/build/seam.test.mjs
+// control() codes: the table in src/browser/exports.rs (`mod what`); tests/build/seam.test.mjs
 // fails if the two differ.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
   STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
@@ -71,7 +71,7 @@ export function attach(exports) {
 function input(need) {
   if (need > room) {
     room = Math.max(need, 4096);
-    at = wasm.buf(room);
+    at = wasm.input_buffer(room);
     view = null;
   }
   // Any call may grow the memory, which detaches the old view.
@@ -97,16 +97,16 @@ function put(...strings) {
 }
 /** The answer of the last export, `len` bytes long. */
 function answer(len) {
-  return len ? text.decode(new Uint8Array(memory.buffer, wasm.outp(), len)) : "";
+  return len ? text.decode(new Uint8Array(memory.buffer, wasm.answer_ptr(), len)) : "";
 }
 function open(options, stored, query, fresh, cookies, now) {
   return wasm.open(...put(options, stored, query, fresh, cookies), now);
 }
-function ctl(h, what, n, a = "", b) {
-  return answer(wasm.ctl(h, what, n, ...put(a, b)));
+function control(h, what, n, a = "", b) {
+  return answer(wasm.control(h, what, n, ...put(a, b)));
 }
-function done(h, tx, status, retryAfter, body, now, jitter) {
-  wasm.done(h, tx, status, ...put(retryAfter, body), now, jitter);
+function tellAnswer(h, tx, status, retryAfter, body, now, jitter) {
+  wasm.answered(h, tx, status, ...put(retryAfter, body), now, jitter);
 }
 
 /** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
@@ -141,11 +141,11 @@ export class Runtime {
     const fresh = crypto.randomUUID();
     const h = open(JSON.stringify(options), storage.scan(NS), location.search, fresh,
       cookies(options), Date.now());
-    if (h < 0) throw new Error(answer(wasm.outn())); // u32::MAX: refused
+    if (h < 0) throw new Error(answer(wasm.answer_len())); // u32::MAX: refused
     this.#h = h;
     this.#options = options;
     let due;
-    [this.#prefix, this.#revision, due] = ctl(h, INFO, 0, "").split(SEP);
+    [this.#prefix, this.#revision, due] = control(h, INFO, 0, "").split(SEP);
     this.#adoptAt(due);
     this.#onError = onError;
     this.#debug = debug;
@@ -177,10 +177,10 @@ export class Runtime {
     if (!this.#edge || !how) return;
     if (how === "GET") this.#fresh = false;
     const init = { method: how, credentials: "include", keepalive: true };
-    if (how === "POST") init.body = ctl(this.#h, ANON, 1, "");
+    if (how === "POST") init.body = control(this.#h, ANON, 1, "");
     fetch(this.#id, init).then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
       if (v?.anonymous_id && !this.#closed) {
-        ctl(this.#h, VISITOR, 0, v.anonymous_id, v._kx || "");
+        control(this.#h, VISITOR, 0, v.anonymous_id, v._kx || "");
         this.#atEndOfTask();
       }
       if (how === "GET") this.#visitor("POST");
@@ -218,13 +218,13 @@ export class Runtime {
   #sync() {
     for (;;) {
       let failed = false;
-      for (const op of ctl(this.#h, SYNC, Date.now(), "").split(SEP)) {
+      for (const op of control(this.#h, SYNC, Date.now(), "").split(SEP)) {
         if (!op) continue;
         const i = op.indexOf(SUB);
         if (i < 0) storage.del(op);
         else if (!i) storage.erase(op.slice(1));
         else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
-          ctl(this.#h, FAILED, 0, op.slice(0, i));
+          control(this.#h, FAILED, 0, op.slice(0, i));
           failed = true;
         }
       }
@@ -234,7 +234,7 @@ export class Runtime {
   }
 
   #reports() {
-    for (const r of ctl(this.#h, REPORTS, 0, "").split(SEP)) {
+    for (const r of control(this.#h, REPORTS, 0, "").split(SEP)) {
       if (!r) continue;
       const [kind, status, count, message, text] = r.split(SUB);
       let detail;
@@ -258,15 +258,15 @@ export class Runtime {
     // before the page's first send.
     if (!this.#reread) {
       this.#reread = true;
-      ctl(this.#h, COOKIES, 0, cookies(this.#options));
+      control(this.#h, COOKIES, 0, cookies(this.#options));
     }
     while (!this.#busy) {
-      const t = ctl(this.#h, NEXT, Date.now(), "");
+      const t = control(this.#h, NEXT, Date.now(), "");
       if (!t) break;
       this.#send(t, false);
     }
     if (this.#busy) return;
-    const at = ctl(this.#h, WAKE, 0, "");
+    const at = control(this.#h, WAKE, 0, "");
     if (at) this.#wakeAt(+at);
     const waiters = this.#waiters;
     this.#waiters = [];
@@ -304,7 +304,7 @@ export class Runtime {
       if (keepalive) this.#kaBytes -= +bytes;
       if (!hiding) this.#busy = false;
       this.#log(path, "->", status);
-      done(this.#h, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
+      tellAnswer(this.#h, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
     };
     fetch(url, {
@@ -334,18 +334,18 @@ export class Runtime {
     this.#sync();
     const now = Date.now();
     for (;;) {
-      const t = ctl(this.#h, NEXT, now, "", String(Math.max(0, KEEPALIVE - this.#kaBytes)));
+      const t = control(this.#h, NEXT, now, "", String(Math.max(0, KEEPALIVE - this.#kaBytes)));
       if (!t) break;
       this.#send(t, true);
     }
-    ctl(this.#h, HIDE, now, "");
+    control(this.#h, HIDE, now, "");
     this.#sync();
   }
 
   #watch() {
     const opt = { signal: this.#stop.signal };
     const online = (on) => {
-      ctl(this.#h, ONLINE, 0, on ? "1" : "0");
+      control(this.#h, ONLINE, 0, on ? "1" : "0");
       this.#log(on ? "online" : "offline");
       if (on) this.syncAndSend();
     };
@@ -357,9 +357,9 @@ export class Runtime {
       if (document.visibilityState === "hidden") this.#hide();
     }, opt);
     addEventListener("storage", (e) => {
-      if (e.key === null) ctl(this.#h, RESYNC, 0, storage.scan(this.#prefix));
+      if (e.key === null) control(this.#h, RESYNC, 0, storage.scan(this.#prefix));
       else if (e.key.startsWith(this.#prefix)) {
-        ctl(this.#h, STORAGE, 0, e.key, e.newValue);
+        control(this.#h, STORAGE, 0, e.key, e.newValue);
         this.consent(); // another tab's withdrawal reaches the core this way
       } else return;
       this.#atEndOfTask();
@@ -375,7 +375,7 @@ export class Runtime {
    */
   consent(set = 3) {
     const was = this.state;
-    this.state = +ctl(this.#h, CONSENT, set, crypto.randomUUID());
+    this.state = +control(this.#h, CONSENT, set, crypto.randomUUID());
     if (this.state !== was) {
       this.#log("consent", this.state);
       this.#ballot?.abort();
@@ -416,7 +416,7 @@ export class Runtime {
     const me = crypto.randomUUID();
     const key = this.#prefix + "lease";
     const beat = () => {
-      const v = ctl(this.#h, LEASE, Date.now(), me, storage.get(key));
+      const v = control(this.#h, LEASE, Date.now(), me, storage.get(key));
       if (v) storage.set(key, v);
       if (this.#electing || !!v !== this.#sender) this.#became(!!v);
     };
@@ -429,16 +429,16 @@ export class Runtime {
     if (this.#closed) return;
     this.#electing = false;
     this.#sender = sender;
-    ctl(this.#h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.#prefix) : "");
+    control(this.#h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.#prefix) : "");
     this.#log(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
 
   flush() {
-    const [sent0, failed0] = ctl(this.#h, TOTALS, 0, "").split(" ");
+    const [sent0, failed0] = control(this.#h, TOTALS, 0, "").split(" ");
     return new Promise((resolve) => {
       this.#waiters.push(() => {
-        const [sent, failed] = ctl(this.#h, TOTALS, 0, "").split(" ");
+        const [sent, failed] = control(this.#h, TOTALS, 0, "").split(" ");
         resolve({ sent: sent - sent0, failed: failed - failed0, pending: this.pending() });
       });
       this.syncAndSend();
@@ -446,11 +446,11 @@ export class Runtime {
   }
 
   pending() {
-    return +ctl(this.#h, PENDING, 0, "");
+    return +control(this.#h, PENDING, 0, "");
   }
 
   identified() {
-    return ctl(this.#h, IDENTIFIED, 0, "") === "1";
+    return control(this.#h, IDENTIFIED, 0, "") === "1";
   }
 
   /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh at
@@ -458,17 +458,17 @@ export class Runtime {
   #adoptAt(due) {
     if (!due) return;
     this.#adopting = setTimeout(() => {
-      this.#adoptAt(ctl(this.#h, ADOPT, Date.now(), storage.scan(this.#prefix + "pre:")));
+      this.#adoptAt(control(this.#h, ADOPT, Date.now(), storage.scan(this.#prefix + "pre:")));
       this.#atEndOfTask();
     }, Math.max(0, due - Date.now()));
   }
 
   anonymousId() {
-    return ctl(this.#h, ANON, 0, "");
+    return control(this.#h, ANON, 0, "");
   }
 
   reset() {
-    ctl(this.#h, RESET, 0, crypto.randomUUID());
+    control(this.#h, RESET, 0, crypto.randomUUID());
     if (this.state === 1) this.#visitor("POST");
     this.#atEndOfTask();
   }
@@ -481,6 +481,6 @@ export class Runtime {
     clearTimeout(this.#timer);
     clearTimeout(this.#adopting);
     this.#release?.();
-    ctl(this.#h, CLOSE, 0, "");
+    control(this.#h, CLOSE, 0, "");
   }
 }

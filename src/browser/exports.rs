@@ -1,8 +1,8 @@
 //! The wasm-bindgen surface of the browser build: numbers only. Text goes through two
-//! buffers in the wasm memory: the runtime writes its strings into [`buf`] with
+//! buffers in the wasm memory: the runtime writes its strings into [`input_buffer`] with
 //! `TextEncoder.encodeInto` (no allocation, no copy per character in JS) and passes
 //! their byte lengths; an export that answers with text leaves it in the out buffer
-//! ([`outp`]) and returns its length. So js/runtime.js calls these exports directly
+//! ([`answer_ptr`]) and returns its length. So js/runtime.js calls these exports directly
 //! (no generated JS glue in the package), and the hot path, [`call`], moves no string
 //! back.
 
@@ -83,9 +83,9 @@ fn answer(s: String) -> u32 {
 }
 
 /// The address of a buffer of at least `len` bytes for an export's text (valid until
-/// the next `buf`; the runtime asks again when it needs more room).
+/// the next `input_buffer`; the runtime asks again when it needs more room).
 #[wasm_bindgen]
-pub fn buf(len: usize) -> *mut u8 {
+pub fn input_buffer(len: usize) -> *mut u8 {
     let b = INPUT.get();
     if b.len() < len {
         b.resize(len, 0);
@@ -95,13 +95,13 @@ pub fn buf(len: usize) -> *mut u8 {
 
 /// Where the last answer is (valid until the next export call).
 #[wasm_bindgen]
-pub fn outp() -> *const u8 {
+pub fn answer_ptr() -> *const u8 {
     OUT.get().as_ptr()
 }
 
 /// The length of the last answer (for `open`, whose result is the handle).
 #[wasm_bindgen]
-pub fn outn() -> u32 {
+pub fn answer_len() -> u32 {
     OUT.get().len() as u32
 }
 
@@ -163,7 +163,7 @@ pub fn call(h: u32, op: u32, len: u32) -> u32 {
 /// timeout); the input holds the `Retry-After` header as received ("" when absent)
 /// and the response body.
 #[wasm_bindgen]
-pub fn done(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64, jitter: u16) {
+pub fn answered(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64, jitter: u16) {
     let [retry_after, body] = texts([retry_after, body]);
     let Some(c) = client(h) else { return };
     let outcome = if status == 0 {
@@ -182,7 +182,7 @@ pub fn done(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64,
     c.on_outcome(tx, outcome, now as u64, jitter);
 }
 
-/// What [`ctl`] does, by number. js/runtime.js names the same codes;
+/// What [`control`] does, by number. js/runtime.js names the same codes;
 /// tests/build/seam.test.mjs fails if the two tables differ.
 pub(crate) mod what {
     pub const SYNC: u32 = 1;
@@ -213,12 +213,13 @@ pub(crate) mod what {
 /// input holds two texts `a` and `b` of the given lengths (`b` may be absent,
 /// `u32::MAX`). Returns the length of the answer ("" when there is nothing to say).
 #[wasm_bindgen]
-pub fn ctl(h: u32, what: u32, n: f64, a: u32, b: u32) -> u32 {
+pub fn control(h: u32, what: u32, n: f64, a: u32, b: u32) -> u32 {
     let [a, b] = texts([a, b]);
-    answer(control(h, what, n, a.unwrap_or(""), b))
+    answer(control_text(h, what, n, a.unwrap_or(""), b))
 }
 
-fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
+/// [`control`] with its texts read: the answer.
+fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
     let mut out = String::new();
     match what {
         what::LEASE => {
@@ -411,14 +412,14 @@ pub mod text_api {
         }
     }
 
-    pub fn ctl(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
+    pub fn control(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         let l = put(&[Some(a), b]);
-        let len = super::ctl(h, what, n, l[0], l[1]);
+        let len = super::control(h, what, n, l[0], l[1]);
         out(len)
     }
 
-    pub fn done(h: u32, tx: u32, status: u16, now: f64) {
+    pub fn answered(h: u32, tx: u32, status: u16, now: f64) {
         let l = put(&[Some(""), Some("")]);
-        super::done(h, tx, status, l[0], l[1], now, 0);
+        super::answered(h, tx, status, l[0], l[1], now, 0);
     }
 }

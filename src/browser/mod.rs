@@ -7,7 +7,7 @@
 //! writes and requests out, as strings with `\u{1}`/`\u{2}` separators (neither can
 //! appear in them: JSON escapes control characters).
 //!
-//! - `exports.rs`: `open`, `call`, `done`, `ctl` and `error`, the whole surface
+//! - `exports.rs`: `open`, `call`, `answered`, `control` and `error`, the whole surface
 
 mod exports;
 

@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
-use super::exports::text_api::{call, ctl, done, open};
+use super::exports::text_api::{answered, call, control, open};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -20,7 +20,7 @@ const EMULATOR: &str = match option_env!("KLAVIYO_EMULATOR") {
     None => "http://127.0.0.1:8787",
 };
 
-// ctl() codes: the table itself, not a copy.
+// control() codes: the table itself, not a copy.
 use super::exports::what::{ANON, CONSENT, INFO, NEXT, PENDING, REPORTS, SYNC};
 
 fn window() -> web_sys::Window {
@@ -134,7 +134,7 @@ async fn send(h: u32, t: &str, revision: &str) -> u16 {
         .expect("fetch");
     let resp: web_sys::Response = resp.unchecked_into();
     let status = resp.status();
-    done(h, tx, status, now());
+    answered(h, tx, status, now());
     status
 }
 
@@ -176,14 +176,14 @@ fn a_refused_call_names_the_field_and_queues_nothing() {
         call(h, 2, &args),
         Err("track: value must be a finite number".into())
     );
-    assert_eq!(ctl(h, PENDING, 0.0, "", None), "0");
+    assert_eq!(control(h, PENDING, 0.0, "", None), "0");
 }
 
 #[wasm_bindgen_test]
 async fn one_task_is_one_record_and_its_request_is_accepted_by_the_emulator() {
     let company = company("E1");
     let h = open(&options(&company), &scan(), "?_kx=K%C3%A9", &uuid(), now()).unwrap();
-    let info = ctl(h, INFO, 0.0, "", None);
+    let info = control(h, INFO, 0.0, "", None);
     // The storage prefix, the API revision, and when to adopt other pages' calls.
     let mut info = info.split('\u{1}');
     let (prefix, revision) = (info.next().expect("prefix"), info.next().expect("revision"));
@@ -203,20 +203,20 @@ async fn one_task_is_one_record_and_its_request_is_accepted_by_the_emulator() {
         ids.push(id);
     }
     assert_eq!(
-        ctl(h, NEXT, now(), "", None),
+        control(h, NEXT, now(), "", None),
         "",
         "nothing is sent before the task's record is written"
     );
     // The identity and one record for the three calls.
-    assert_eq!(apply(&ctl(h, SYNC, now(), "", None)), 2);
-    let t = ctl(h, NEXT, now(), "", None);
+    assert_eq!(apply(&control(h, SYNC, now(), "", None)), 2);
+    let t = control(h, NEXT, now(), "", None);
     assert!(!t.is_empty());
     assert_eq!(send(h, &t, revision).await, 202);
     // The record goes once Klaviyo accepted its calls.
-    assert_eq!(apply(&ctl(h, SYNC, now(), "", None)), 1);
-    assert_eq!(ctl(h, PENDING, 0.0, "", None), "0");
+    assert_eq!(apply(&control(h, SYNC, now(), "", None)), 1);
+    assert_eq!(control(h, PENDING, 0.0, "", None), "0");
     assert!(!scan().contains(&format!("{prefix}q:")));
-    assert_eq!(ctl(h, REPORTS, 0.0, "", None), "");
+    assert_eq!(control(h, REPORTS, 0.0, "", None), "");
     let reqs = received(&company).await;
     assert_eq!(reqs.len(), 1);
     assert_eq!(get(&reqs[0], "accepted").as_bool(), Some(true));
@@ -244,15 +244,15 @@ async fn one_task_is_one_record_and_its_request_is_accepted_by_the_emulator() {
 fn a_reload_restores_the_queue_and_the_anonymous_id_from_local_storage() {
     let company = company("L1");
     let h = open(&options(&company), &scan(), "", &uuid(), now()).unwrap();
-    let anon = ctl(h, ANON, 0.0, "", None);
+    let anon = control(h, ANON, 0.0, "", None);
     let args = format!(r#"["{}",{},"Kept",{{}},null]"#, uuid(), now());
     assert_eq!(call(h, 2, &args), Ok(()));
-    apply(&ctl(h, SYNC, now(), "", None));
+    apply(&control(h, SYNC, now(), "", None));
     // A new page: everything comes from what storage holds.
     let again = open(&options(&company), &scan(), "", &uuid(), now()).unwrap();
-    assert_eq!(ctl(again, ANON, 0.0, "", None), anon);
-    assert_eq!(ctl(again, PENDING, 0.0, "", None), "1");
-    let t = ctl(again, NEXT, now(), "", None);
+    assert_eq!(control(again, ANON, 0.0, "", None), anon);
+    assert_eq!(control(again, PENDING, 0.0, "", None), "1");
+    let t = control(again, NEXT, now(), "", None);
     assert!(t.contains(r#""name":"Kept""#), "{t}");
 }
 
@@ -265,18 +265,22 @@ fn consent_pending_holds_then_denied_erases_real_local_storage() {
         .expect("setItem");
     let pending = format!(r#"{{"companyId":"{company}","apiBase":"{EMULATOR}","consent":0}}"#);
     let h = open(&pending, &scan(), "", &uuid(), now()).unwrap();
-    assert_eq!(ctl(h, CONSENT, 3.0, "", None), "0", "pending; 3 only asks");
+    assert_eq!(
+        control(h, CONSENT, 3.0, "", None),
+        "0",
+        "pending; 3 only asks"
+    );
     let args = format!(r#"["{}",{},"Held",{{}},null]"#, uuid(), now());
     assert_eq!(call(h, 2, &args), Ok(()));
     assert_eq!(
-        ctl(h, SYNC, now(), "", None),
+        control(h, SYNC, now(), "", None),
         "",
         "nothing written while pending"
     );
-    assert_eq!(ctl(h, NEXT, now(), "", None), "", "nothing sent");
-    assert_eq!(ctl(h, PENDING, 0.0, "", None), "1");
-    assert_eq!(ctl(h, CONSENT, 2.0, &uuid(), None), "2");
-    let ops = ctl(h, SYNC, now(), "", None);
+    assert_eq!(control(h, NEXT, now(), "", None), "", "nothing sent");
+    assert_eq!(control(h, PENDING, 0.0, "", None), "1");
+    assert_eq!(control(h, CONSENT, 2.0, &uuid(), None), "2");
+    let ops = control(h, SYNC, now(), "", None);
     assert_eq!(
         ops,
         format!("\u{1}{prefix}consent\u{2}denied\u{1}\u{2}{prefix}"),
@@ -284,10 +288,10 @@ fn consent_pending_holds_then_denied_erases_real_local_storage() {
     );
     apply(&ops);
     assert!(!scan().contains(&prefix), "every key of ours is gone");
-    assert_eq!(ctl(h, PENDING, 0.0, "", None), "0");
-    assert_eq!(ctl(h, ANON, 0.0, "", None), "");
-    assert!(ctl(h, REPORTS, 0.0, "", None).starts_with("\u{1}consent\u{2}0\u{2}1\u{2}"));
+    assert_eq!(control(h, PENDING, 0.0, "", None), "0");
+    assert_eq!(control(h, ANON, 0.0, "", None), "");
+    assert!(control(h, REPORTS, 0.0, "", None).starts_with("\u{1}consent\u{2}0\u{2}1\u{2}"));
     assert_eq!(call(h, 2, &args), Ok(()), "validated, dropped, no throw");
-    assert_eq!(ctl(h, SYNC, now(), "", None), "");
-    assert_eq!(ctl(h, NEXT, now(), "", None), "");
+    assert_eq!(control(h, SYNC, now(), "", None), "");
+    assert_eq!(control(h, NEXT, now(), "", None), "");
 }

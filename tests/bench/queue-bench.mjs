@@ -118,10 +118,10 @@ function installBench() {
         (imports[imp.module] ??= {})[imp.name] = () => { throw new Error(`wasm import ${imp.name} called`); };
       }
       const { exports } = await WebAssembly.instantiate(mod, imports);
-      if (typeof exports.call !== 'function' || typeof exports.buf !== 'function' || exports.call.length !== 3) {
+      if (typeof exports.call !== 'function' || typeof exports.input_buffer !== 'function' || exports.call.length !== 3) {
         return 'the wasm has no call(handle, op, len) and buf(len) exports';
       }
-      const at = exports.buf(scratch.length) >>> 0;
+      const at = exports.input_buffer(scratch.length) >>> 0;
       wasm = { call: exports.call, view: new Uint8Array(exports.memory.buffer, at, scratch.length) };
       return exports.call(NO_TRACKER, 2, utf8.encodeInto(args(0), wasm.view).written) === 0 ? null : 'call() with no tracker did not return 0';
     },

@@ -44,7 +44,7 @@ function rustOps(text) {
   return ops;
 }
 
-test("the ctl() codes of js/runtime.js are src/browser/exports.rs's, name for name", () => {
+test("the control() codes of js/runtime.js are src/browser/exports.rs's, name for name", () => {
   const rust = rustWhat(read("src/browser/exports.rs"));
   const js = jsConstants(read("js/runtime.js"), "SYNC");
   assert.ok(rust.size >= 20, `${rust.size} codes`);
