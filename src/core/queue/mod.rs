@@ -68,80 +68,6 @@ pub struct Transmit {
     pub items: usize,
 }
 
-/// Something the shop should hear about through `onError`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Report {
-    pub kind: ReportKind,
-    pub status: u16,
-    /// The server's JSON:API error body, as received.
-    pub detail: String,
-    pub count: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportKind {
-    /// Klaviyo refused the request (4xx): it has been removed.
-    Rejected,
-    /// A retryable failure; the request stays queued.
-    WillRetry,
-    /// The stored queue was full: the oldest calls left storage. This page still
-    /// sends them; they are lost only if it closes first.
-    Evicted,
-    /// The page's memory bound was reached: the oldest calls were dropped.
-    Dropped,
-    /// Too many attempts or too old: dropped.
-    GaveUp,
-    /// Storage refused a write (quota): calls are kept in memory only.
-    Storage,
-    /// Calls made before a closed page's tracker was ready, adopted by this page, were
-    /// refused by the rules (`detail` says why).
-    Invalid,
-    /// Consent is denied: calls are dropped (reported once per denial).
-    Consent,
-}
-
-impl ReportKind {
-    /// The name `onError` sees (`error.kind`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ReportKind::Rejected => "rejected",
-            ReportKind::WillRetry => "retry",
-            ReportKind::Evicted => "evicted",
-            ReportKind::Dropped => "dropped",
-            ReportKind::GaveUp => "gave_up",
-            ReportKind::Storage => "storage",
-            ReportKind::Invalid => "invalid",
-            ReportKind::Consent => "consent",
-        }
-    }
-
-    /// The message of the `Error` `onError` gets.
-    pub fn message(self) -> &'static str {
-        match self {
-            ReportKind::Rejected => {
-                "klaviyo: Klaviyo rejected a request; it was removed from the queue"
-            }
-            ReportKind::WillRetry => {
-                "klaviyo: sending failed; the request stays queued and will be retried"
-            }
-            ReportKind::Evicted => {
-                "klaviyo: the stored queue is full; the oldest requests left storage and are kept in memory until sent"
-            }
-            ReportKind::Dropped => {
-                "klaviyo: the page's queue is full; the oldest requests were dropped"
-            }
-            ReportKind::GaveUp => "klaviyo: requests were dropped after too many failed attempts",
-            ReportKind::Storage => {
-                "klaviyo: localStorage refused a write; requests are kept in memory for this page"
-            }
-            ReportKind::Invalid => "klaviyo: calls made before the tracker was ready were refused",
-            ReportKind::Consent => {
-                "klaviyo: consent is denied; calls are dropped, nothing is stored or sent"
-            }
-        }
-    }
-}
-
 /// Bounds of the queue. Give-up policy: a call is dropped (and reported) after
 /// `max_attempts` failed attempts or once it is older than `max_age_ms`. Attempts only
 /// count while online, so a long offline period costs nothing; the age bound keeps a
@@ -493,15 +419,6 @@ impl Queue {
 
     // ---------------------------------------------------------------- state
 
-    pub fn report(&mut self, kind: ReportKind, status: u16, detail: String, count: usize) {
-        self.reports.push(Report {
-            kind,
-            status,
-            detail,
-            count,
-        });
-    }
-
     /// Calls waiting to be delivered (in flight included).
     pub fn len(&self) -> usize {
         self.items.len()
@@ -543,10 +460,6 @@ impl Queue {
     pub fn take_ops(&mut self) -> Vec<StorageOp> {
         std::mem::take(&mut self.ops)
     }
-
-    pub fn take_reports(&mut self) -> Vec<Report> {
-        std::mem::take(&mut self.reports)
-    }
 }
 
 fn key(prefix: &str, id: &str) -> String {
@@ -580,8 +493,11 @@ fn event_pointers(body: &str) -> Vec<usize> {
     out
 }
 
+mod report;
 mod storage;
 mod transmit;
+
+pub use report::{Report, ReportKind};
 
 #[cfg(test)]
 mod tests;

@@ -242,24 +242,6 @@ impl EdgeState {
     }
 }
 
-/// The answer to a browser client over its rate.
-pub fn rate_limited(cors: Option<&str>) -> Reply {
-    error(
-        429,
-        "throttled",
-        "Request was throttled.",
-        "too many unsigned calls from this client; retry later",
-        None,
-    )
-    .header("retry-after", "60")
-    .cors(cors)
-}
-
-/// The answer to a signature already used within its window.
-pub fn replayed(cors: Option<&str>) -> Reply {
-    unauthorized(AuthError::Replayed).cors(cors)
-}
-
 const CLIENT_ROUTES: &[&str] = &[
     "/client/events",
     "/client/profiles",
@@ -297,86 +279,6 @@ fn own_route(path: &str) -> Option<Own> {
         .strip_prefix("/api/lists/")?
         .strip_suffix("/profiles")?;
     Some(Own::List(id.to_string()))
-}
-
-pub(super) fn missing(setting: &str) -> Reply {
-    let mut d = String::from(setting);
-    d.push_str(" is not set");
-    error(
-        500,
-        "missing_setting",
-        "The worker is not configured.",
-        &d,
-        None,
-    )
-}
-
-/// A setting that is present but unusable: a 500 naming the setting, never its value.
-pub fn config_error(e: &ConfigError) -> Reply {
-    let mut d = String::from(e.setting);
-    d.push(' ');
-    d.push_str(e.reason);
-    error(
-        500,
-        "bad_setting",
-        "The worker is not configured.",
-        &d,
-        None,
-    )
-}
-
-pub(super) fn forbidden_origin() -> Reply {
-    error(
-        403,
-        "forbidden_origin",
-        "Forbidden.",
-        "this origin is not in ALLOWED_ORIGINS",
-        None,
-    )
-}
-
-/// A refused body: 400 with the JSON pointer of the field ("" is the whole body).
-fn invalid(e: Invalid) -> Reply {
-    error(
-        400,
-        "invalid",
-        "Invalid input.",
-        &e.detail,
-        Some(&e.pointer),
-    )
-}
-
-fn unauthorized(e: AuthError) -> Reply {
-    error(401, "unauthorized", "Unauthorized.", e.detail(), None)
-}
-
-fn not_utf8() -> Reply {
-    error(
-        400,
-        "malformed",
-        "Malformed body.",
-        "the body is not valid UTF-8",
-        None,
-    )
-}
-
-fn not_found() -> Reply {
-    error(404, "not_found", "Not found.", "no such route", None)
-}
-
-/// The body as text: UTF-8 decoded fatally (a BOM stays, and then is not JSON).
-fn text(body: &[u8]) -> Result<&str, Reply> {
-    std::str::from_utf8(body).map_err(|_| not_utf8())
-}
-
-/// A signature's verdict, then the signed body as text: the tag and the text, or the
-/// answer (401 for the signature, 400 for bytes that are not UTF-8).
-fn verified_text(
-    verified: Result<[u8; 32], AuthError>,
-    body: &[u8],
-) -> Result<([u8; 32], &str), Reply> {
-    let tag = verified.map_err(unauthorized)?;
-    Ok((tag, text(body)?))
 }
 
 /// What to do before the body is read.
@@ -502,16 +404,6 @@ fn browser_client(head: &Head, cfg: &EdgeConfig, allowed: Option<&str>) -> Optio
     })
 }
 
-fn too_large() -> Reply {
-    error(
-        413,
-        "too_large",
-        "Request body too large.",
-        "the body is larger than MAX_BODY_BYTES",
-        None,
-    )
-}
-
 /// Step 2: what to do with the body of a request [`admit`] let through. The gate holds
 /// the replay key of a signature acted on (a refused body spends none); the rate was
 /// checked before the body was read.
@@ -573,7 +465,12 @@ pub fn decide(req: &Incoming, cfg: &Result<EdgeConfig, ConfigError>) -> Decision
 
 mod api;
 mod client;
+mod refusals;
 mod webhook;
+
+pub use refusals::{config_error, rate_limited, replayed};
+pub(crate) use refusals::{forbidden_origin, missing};
+use refusals::{invalid, not_found, text, too_large, unauthorized, verified_text};
 
 pub use api::{add_to_list_request, import_request, imported_id, private_call};
 use api::{api_head, browser_event, signed};
