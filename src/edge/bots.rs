@@ -38,9 +38,17 @@ pub fn check(user_agent: Option<&str>, score: Option<u8>, score_min: Option<u8>)
         return Some(Bot::Score);
     }
     let ua = user_agent?.as_bytes();
-    entries()
-        .any(|(pattern, _)| contains_ignoring_case(ua, pattern.as_bytes()))
+    patterns()
+        .iter()
+        .any(|pattern| contains_ignoring_case(ua, pattern.as_bytes()))
         .then_some(Bot::UserAgent)
+}
+
+/// The patterns of the list, read from its text once per isolate rather than on every
+/// `/client` call.
+fn patterns() -> &'static [&'static str] {
+    static PATTERNS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| entries().map(|(pattern, _)| pattern).collect())
 }
 
 /// Whether `hay` holds `needle` (lower-case ASCII), letter case ignored. A plain scan:
