@@ -24,7 +24,7 @@
 //!   the identity of the first-party cookie); `visitor_id.rs`: that cookie and `/id`
 //! - `bots.rs` (data: `bots.txt`): `/client` calls of crawlers and monitors, dropped
 //! - `script.rs`: the script-tag files served first-party (`/script/…`);
-//!   `script_files.rs` holds them
+//!   `worker/script_files.rs` holds them
 //! - `reply.rs`: JSON:API errors and CORS headers
 //! - `worker/`: the async fetch handler (wasm-bindgen-futures, gloo-net, web-sys)
 //! - `executor.rs`: runs the handler's future to a `Promise`, resuming it where it is woken;
@@ -58,7 +58,5 @@ pub mod visitor_id;
 mod consumer;
 #[cfg(target_arch = "wasm32")]
 mod executor;
-#[cfg(target_arch = "wasm32")]
-mod script_files;
 #[cfg(target_arch = "wasm32")]
 mod worker;

@@ -87,6 +87,28 @@ pub fn ok(status: u16, extra: &[(&str, &str)]) -> Reply {
     Reply::new(status, body.to_string())
 }
 
+pub fn missing(setting: &str) -> Reply {
+    let mut d = String::from(setting);
+    d.push_str(" is not set");
+    error(
+        500,
+        "missing_setting",
+        "The worker is not configured.",
+        &d,
+        None,
+    )
+}
+
+pub fn forbidden_origin() -> Reply {
+    error(
+        403,
+        "forbidden_origin",
+        "Forbidden.",
+        "this origin is not in ALLOWED_ORIGINS",
+        None,
+    )
+}
+
 #[cfg(test)]
 #[path = "reply_tests.rs"]
 mod tests;

@@ -14,8 +14,7 @@ use serde::Deserialize;
 
 use super::auth;
 use super::config::EdgeConfig;
-use super::reply::{error, Reply};
-use super::router::{forbidden_origin, missing};
+use super::reply::{error, forbidden_origin, missing, Reply};
 
 /// The route, below the worker's route prefix.
 pub const ROUTE: &str = "/id";

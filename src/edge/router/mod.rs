@@ -468,8 +468,8 @@ mod client;
 mod refusals;
 mod webhook;
 
+pub(crate) use super::reply::{forbidden_origin, missing};
 pub use refusals::{config_error, rate_limited, replayed};
-pub(crate) use refusals::{forbidden_origin, missing};
 use refusals::{invalid, not_found, text, too_large, unauthorized, verified_text};
 
 pub use api::{add_to_list_request, import_request, imported_id, private_call};

@@ -21,18 +21,6 @@ pub fn replayed(cors: Option<&str>) -> Reply {
     unauthorized(AuthError::Replayed).cors(cors)
 }
 
-pub(crate) fn missing(setting: &str) -> Reply {
-    let mut d = String::from(setting);
-    d.push_str(" is not set");
-    error(
-        500,
-        "missing_setting",
-        "The worker is not configured.",
-        &d,
-        None,
-    )
-}
-
 /// A setting that is present but unusable: a 500 naming the setting, never its value.
 pub fn config_error(e: &ConfigError) -> Reply {
     let mut d = String::from(e.setting);
@@ -43,16 +31,6 @@ pub fn config_error(e: &ConfigError) -> Reply {
         "bad_setting",
         "The worker is not configured.",
         &d,
-        None,
-    )
-}
-
-pub(crate) fn forbidden_origin() -> Reply {
-    error(
-        403,
-        "forbidden_origin",
-        "Forbidden.",
-        "this origin is not in ALLOWED_ORIGINS",
         None,
     )
 }

@@ -27,6 +27,7 @@ use super::shared_replay;
 mod fetch;
 mod gates;
 mod js;
+mod script_files;
 
 pub(crate) use fetch::call;
 use fetch::{forward, read_body};
@@ -79,7 +80,7 @@ pub fn handle(request: Request, env: JsValue, ctx: JsValue, options: JsValue) ->
     executor::spawn(async move {
         // The script-tag files, from the head alone (script.rs).
         if let Ok(cfg) = &*config(&env) {
-            if let Some(r) = super::script_files::answer(&request, cfg)? {
+            if let Some(r) = script_files::answer(&request, cfg)? {
                 return Ok(r.into());
             }
         }

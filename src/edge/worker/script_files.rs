@@ -9,9 +9,9 @@ use js_sys::{JsString, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response, ResponseInit};
 
-use super::config::EdgeConfig;
-use super::script::{self, Built, ScriptFile, Served};
-use super::worker::{append, header, respond, split_url};
+use super::{append, header, respond, split_url};
+use crate::edge::config::EdgeConfig;
+use crate::edge::script::{self, Built, ScriptFile, Served};
 
 struct Files {
     built: Built,
@@ -89,7 +89,7 @@ pub fn answer(request: &Request, cfg: &EdgeConfig) -> Result<Option<Response>, J
                 for (k, v) in headers
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .chain(super::reply::ALWAYS.iter().copied())
+                    .chain(crate::edge::reply::ALWAYS.iter().copied())
                 {
                     append(&h, k, v)?;
                 }
