@@ -184,9 +184,13 @@ test('a worker that answers /id slowly or not at all delays no call', async () =
     const mark = shop.log.length;
     const page = await openShop(context);
     await track(page, 'While Id Hangs');
+    // /id is asked once the first answer shows the worker, so it may reach the shop just after.
+    const idReq = await waitFor(() => {
+      const asked = shop.log.slice(mark).filter((r) => r.path === `${PREFIX}/id`);
+      return asked.length ? asked : null;
+    }, { what: '/id asked' });
+    assert.ok(idReq.every((r) => r.end === 0), '/id is still unanswered');
     const mine = shop.log.slice(mark);
-    const idReq = mine.filter((r) => r.path === `${PREFIX}/id`);
-    assert.ok(idReq.length >= 1 && idReq.every((r) => r.end === 0), '/id was asked and is still unanswered');
     const sent = mine.find((r) => r.path === `${PREFIX}/client/events` && r.end > 0);
     assert.ok(sent, 'the event went while /id hung');
   } finally {
