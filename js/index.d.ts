@@ -42,7 +42,11 @@ export interface KlaviyoOptions {
    * Change it later with `setConsent`.
    */
   consent?: ConsentState;
-  /** Where to load the `.wasm` from, if not next to this module. */
+  /**
+   * Where to load the `.wasm` from, if not next to this module. The download of the one
+   * next to it starts when this module is evaluated; a tracker created in a later task
+   * with another `wasmUrl` aborts it (call `preload(wasmUrl)` early instead).
+   */
   wasmUrl?: string | URL;
   /**
    * `"auto"` (default): an `Active on Site` on each page view and each single-page route
@@ -281,5 +285,12 @@ export class Klaviyo {
   /** The consent state in force. */
   readonly consent: ConsentState;
 }
+
+/**
+ * Starts downloading and compiling the `.wasm` now, before any tracker exists (the one
+ * next to this module is started this way when the module is evaluated). Does nothing
+ * outside a page, or once a load has started.
+ */
+export function preload(wasmUrl?: string | URL): void;
 
 export default Klaviyo;

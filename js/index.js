@@ -60,16 +60,36 @@ const seed = crypto.randomUUID() + "-";
 let count = 0;
 const nextId = () => seed + ++count;
 
-/** Fetches and compiles the wasm once per page, however many trackers exist. */
+/** The wasm beside this module; a bundler sees this literal and ships the file. A
+ * classic-script bundle has no import.meta.url: js/script/main.js names the URL. */
+const BESIDE = import.meta.url && new URL("klaviyo_wasm_bg.wasm", import.meta.url).href;
+/** The URL being loaded; the abort of a load started ahead that no tracker awaits yet;
+ * whether a tracker was created (its own load then starts at the end of its task). */
+let loadingUrl, ahead, created;
+
+/** Fetches and compiles the wasm once per page, however many trackers exist. A load
+ * started ahead (`preload`) for another URL than the first tracker's is dropped. */
 function load(url) {
-  loading ??= (async () => {
-    const u = url || new URL("klaviyo_wasm_bg.wasm", import.meta.url);
+  const u = String(url || BESIDE);
+  if (loading && (u === loadingUrl || !ahead)) {
+    ahead = null;
+    return loading;
+  }
+  ahead?.abort();
+  ahead = null;
+  return start(u);
+}
+
+function start(u, signal) {
+  loadingUrl = u;
+  loading = (async () => {
     try {
       let module;
       try {
         // Compiles while it downloads, off the main thread; needs `application/wasm`.
-        module = await WebAssembly.compileStreaming(fetch(u));
-      } catch {
+        module = await WebAssembly.compileStreaming(fetch(u, { signal }));
+      } catch (e) {
+        if (signal?.aborted) throw e;
         const res = await fetch(u);
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         module = await WebAssembly.compile(await res.arrayBuffer());
@@ -81,8 +101,29 @@ function load(url) {
       throw loadError(e, u);
     }
   })();
+  loading.catch(() => {}); // a tracker that awaits it reports it
   return loading;
 }
+
+/** Starts the download before any tracker exists, so that `create` finds it under way.
+ * At the end of the current task (the last URL asked wins): a tracker created in this
+ * task loads what it names itself; one created later with another `wasmUrl` aborts it. */
+let wanted;
+export function preload(url = BESIDE) {
+  if (!url || !globalThis.document) return; // not a page (server-side rendering, a test)
+  if (!wanted) {
+    queueMicrotask(() => {
+      const u = String(wanted);
+      wanted = null;
+      if (created || (loading && (!ahead || u === loadingUrl))) return;
+      ahead?.abort();
+      ahead = new AbortController();
+      start(u, ahead.signal);
+    });
+  }
+  wanted = url;
+}
+preload();
 
 /** `JSON.stringify([id, now, ...args])`; a value JSON cannot hold becomes `?`, which the
  * core refuses naming the argument. */
@@ -139,11 +180,13 @@ export class Klaviyo {
       throw new Error('init: activeOnSite must be "auto" or "manual"');
     }
     this.#options = options;
+    created = true;
     this.#consent = consentCode(options.consent ?? "granted", "init");
     this.#earlyKey = `${NS}${options.companyId}:pre:${crypto.randomUUID()}`;
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
-    // The download starts at the end of this task, not here: a first fetch() costs
-    // milliseconds, and the calls the page makes right after create() should not wait.
+    // The download starts at the end of this task (if `preload` has not started it): a
+    // first fetch() costs milliseconds, and the calls the page makes right after
+    // create() should not wait.
     this.ready = Promise.resolve()
       .then(() => load(options.wasmUrl))
       .then(() => this.#start(), (e) => {

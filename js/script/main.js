@@ -4,7 +4,7 @@
 // option `wasmUrl`) and turns `window.klaviyoWasm` into a command queue that runs at
 // once. It never touches `window.klaviyo` or `window._learnq`: those belong to
 // Klaviyo's own onsite script. See docs/script-tag.md.
-import { Klaviyo } from "../index.js";
+import { Klaviyo, preload } from "../index.js";
 import { runner, fromData } from "./run.js";
 
 const queued = window.klaviyoWasm;
@@ -12,7 +12,10 @@ if (!queued?.loaded) {
   // currentScript is only set while this script runs for the first time.
   const el = document.currentScript || document.querySelector('script[src*="klaviyo-wasm"]');
   const warn = (e) => console.warn("klaviyo-wasm:", e?.message ?? e);
-  const r = runner((o) => Klaviyo.create(o), warn, fromData(el?.dataset ?? {}, el?.src || location.href));
+  const defaults = fromData(el?.dataset ?? {}, el?.src || location.href);
+  // The .wasm downloads while the page goes on to its `init` (which may come later).
+  preload(defaults.wasmUrl);
+  const r = runner((o) => Klaviyo.create(o), warn, defaults);
   window.klaviyoWasm = r.api;
   // The snippet's queue: commands in order, their push times in `t` (a plain array
   // made by the page itself has none: those calls take the time they run).
