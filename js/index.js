@@ -234,20 +234,20 @@ export class Klaviyo {
     // The window's calls, in order, with the id and time they were given.
     const early = this.#early;
     this.#early = [];
-    for (let i = 0; i < early.length; i += 3) {
-      let err;
-      try {
-        if (early[i] === EARLY_RESET) rt.reset();
-        else rt.call(early[i], early[i + 1]);
-      } catch (e) {
-        err = e;
-        rt.emit(report("invalid", e.message));
+    rt.replay(this.#earlyKey, () => {
+      for (let i = 0; i < early.length; i += 3) {
+        let err;
+        try {
+          if (early[i] === EARLY_RESET) rt.reset();
+          else rt.call(early[i], early[i + 1]);
+        } catch (e) {
+          err = e;
+          rt.emit(report("invalid", e.message));
+        }
+        early[i + 2]?.(err);
       }
-      early[i + 2]?.(err);
-    }
+    });
     this.#rt = rt;
-    rt.syncAndSend(); // writes the window's calls as one record, then the early key can go
-    storage.del(this.#earlyKey);
     return this;
   }
 

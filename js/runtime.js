@@ -136,7 +136,7 @@ export function cookies(options) {
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
-  #h; #prefix; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting; #id; #fresh; #edge;
+  #h; #prefix; #early; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting; #id; #fresh; #edge;
   constructor(options, onError, debug) {
     const fresh = crypto.randomUUID();
     const h = open(JSON.stringify(options), storage.scan(NS), location.search, fresh,
@@ -198,6 +198,19 @@ export class Runtime {
     this.#atEndOfTask();
   }
 
+  /**
+   * The calls of the loading window, kept under storage key `early` until the core's own
+   * record holds them: `run` hands them to the core now; they are written and sent in
+   * the next task, off the path to ready. A call made before then writes them with its
+   * own at the end of its task, as any call does. The key goes with the first write.
+   */
+  replay(early, run) {
+    this.#early = early;
+    this.#queued = true; // no end-of-task write for the replayed calls: the key holds them
+    try { run(); } finally { this.#queued = false; }
+    setTimeout(() => this.syncAndSend());
+  }
+
   /** The end of the current task: persist its calls as one record, then send. */
   #atEndOfTask() {
     if (this.#queued) return;
@@ -229,6 +242,10 @@ export class Runtime {
         }
       }
       if (!failed) break;
+    }
+    if (this.#early) {
+      storage.del(this.#early);
+      this.#early = "";
     }
     this.#reports();
   }
@@ -344,18 +361,25 @@ export class Runtime {
 
   #watch() {
     const opt = { signal: this.#stop.signal };
-    const online = (on) => {
-      control(this.#h, ONLINE, 0, on ? "1" : "0");
-      this.#log(on ? "online" : "offline");
-      if (on) this.syncAndSend();
-    };
-    if (navigator.onLine === false) online(false);
-    addEventListener("online", () => online(true), opt);
-    addEventListener("offline", () => online(false), opt);
-    addEventListener("pagehide", () => this.#hide(), opt);
-    document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "hidden") this.#hide();
-    }, opt);
+    // The network and the page's visibility are watched from the next task, off the
+    // path to ready (registering costs about a millisecond): every call is stored by
+    // then, and the next page sends what a page hidden sooner leaves.
+    setTimeout(() => {
+      const online = (on) => {
+        control(this.#h, ONLINE, 0, on ? "1" : "0");
+        this.#log(on ? "online" : "offline");
+        if (on) this.syncAndSend();
+      };
+      if (this.#closed) return;
+      if (navigator.onLine === false) online(false);
+      addEventListener("online", () => online(true), opt);
+      addEventListener("offline", () => online(false), opt);
+      addEventListener("pagehide", () => this.#hide(), opt);
+      document.addEventListener("visibilitychange", () => {
+        if (document.visibilityState === "hidden") this.#hide();
+      }, opt);
+    });
+    // Other tabs' writes from the start: what this tab's queue knows must stay true.
     addEventListener("storage", (e) => {
       if (e.key === null) control(this.#h, RESYNC, 0, storage.scan(this.#prefix));
       else if (e.key.startsWith(this.#prefix)) {
