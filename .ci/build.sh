@@ -186,6 +186,14 @@ terser_again() {
   mv "$f.min" "$f"
 }
 
+# The --mangle-props regex from .ci/mangled-props.txt: names only our own files use
+# (tests/build/mangle.test.mjs keeps it that way), renamed to a letter or two: 30 B gzip.
+mangle_props() {
+  local names
+  names="$(grep -v -E '^[[:space:]]*(#|$)' "$ROOT/.ci/mangled-props.txt" | paste -sd'|')"
+  [ -n "$names" ] && printf -- '--mangle-props=^(%s)$' "$names"
+}
+
 # bundle_web STAGE: js/index.js + js/runtime.js + the wasm-bindgen glue -> one minified
 # ES module, index.js, so a page loads two files from us (it and the .wasm) and a
 # bundler sees one module. The glue's unused parts (its own fetch/instantiate) go.
@@ -196,7 +204,7 @@ bundle_web() {
   cp "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$src/"
   # es2022: private fields stay native (lowering them would cost bytes and speed).
   if ! "$ROOT/node_modules/.bin/esbuild" "$src/index.js" --bundle --format=esm \
-        --minify --target=es2022 --legal-comments=none --log-level=warning \
+        --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
         --outfile="$stage/index.js"; then
     die "esbuild failed to bundle js/index.js"
   fi
@@ -217,7 +225,7 @@ bundle_script() {
   # IIFE, so the .wasm URL always comes from the script element (js/script/main.js passes
   # wasmUrl); esbuild's note about it is moot.
   if ! "$ROOT/node_modules/.bin/esbuild" "$src/script/main.js" --bundle --format=iife \
-        --minify --target=es2022 --legal-comments=none --log-level=warning \
+        --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
         --banner:js='"use strict";' --log-override:empty-import-meta=silent \
         --outfile="$stage/klaviyo-wasm.js"; then
     die "esbuild failed to bundle js/script/main.js"

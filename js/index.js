@@ -234,7 +234,7 @@ export class Klaviyo {
     // The window's calls, in order, with the id and time they were given.
     const early = this.#early;
     this.#early = [];
-    rt.replay(this.#earlyKey, () => {
+    rt.replayWindow(this.#earlyKey, () => {
       for (let i = 0; i < early.length; i += 3) {
         let err;
         try {

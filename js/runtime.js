@@ -36,7 +36,7 @@ export const storage = {
   },
   /** Removes every key starting with `prefix` (consent was denied): listed first, as
    * removing while walking the indices may skip keys. */
-  erase(prefix) {
+  dropPrefix(prefix) {
     for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0]);
   },
   /** `key SUB value SEP ...` of every key starting with `prefix` */
@@ -204,7 +204,7 @@ export class Runtime {
    * the next task, off the path to ready. A call made before then writes them with its
    * own at the end of its task, as any call does. The key goes with the first write.
    */
-  replay(early, run) {
+  replayWindow(early, run) {
     this.#early = early;
     this.#queued = true; // no end-of-task write for the replayed calls: the key holds them
     try { run(); } finally { this.#queued = false; }
@@ -235,7 +235,7 @@ export class Runtime {
         if (!op) continue;
         const i = op.indexOf(SUB);
         if (i < 0) storage.del(op);
-        else if (!i) storage.erase(op.slice(1));
+        else if (!i) storage.dropPrefix(op.slice(1));
         else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
           control(this.#h, FAILED, 0, op.slice(0, i));
           failed = true;
