@@ -407,7 +407,9 @@ export class Runtime {
       this.#electing = false;
       if (this.state === 1) this.#elect((this.#ballot = new AbortController()).signal);
       this.#visitor(this.state === 2 ? "DELETE" : this.state && (this.#fresh ? "GET" : "POST"));
-      this.syncAndSend();
+      // At start, only a denial's erasure is written at once; the rest waits for the
+      // loading window's write in the next task (replayWindow), off the path to ready.
+      if (was !== undefined || this.state === 2) this.syncAndSend();
     }
   }
 
