@@ -3,7 +3,7 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach, cookies } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs } from "./runtime.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
 // fails if they differ). EARLY_RESET is no Op: it marks a reset() in the loading window.
@@ -87,7 +87,9 @@ function start(u, signal) {
       let module;
       try {
         // Compiles while it downloads, off the main thread; needs `application/wasm`.
-        module = await WebAssembly.compileStreaming(fetch(u, { signal }));
+        const response = fetch(u, { signal });
+        listenToOtherTabs(); // while it downloads: off the path to ready
+        module = await WebAssembly.compileStreaming(response);
       } catch (e) {
         if (signal?.aborted) throw e;
         const res = await fetch(u);

@@ -134,6 +134,17 @@ export function cookies(options) {
   try { return options.klaviyoCookie === false ? "" : document.cookie; } catch { return ""; }
 }
 
+/** The open trackers, told of other tabs' storage writes by one listener. */
+const trackers = new Set();
+let listening;
+/** Adds that listener, once. Registering it costs about a millisecond in Chromium, so
+ * index.js calls this while the wasm downloads, before any tracker needs it. */
+export function listenToOtherTabs() {
+  if (listening) return;
+  listening = true;
+  addEventListener("storage", (e) => trackers.forEach((t) => t.otherTab(e)));
+}
+
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
   #h; #prefix; #early; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting; #id; #fresh; #edge;
@@ -379,15 +390,19 @@ export class Runtime {
         if (document.visibilityState === "hidden") this.#hide();
       }, opt);
     });
-    // Other tabs' writes from the start: what this tab's queue knows must stay true.
-    addEventListener("storage", (e) => {
-      if (e.key === null) control(this.#h, RESYNC, 0, storage.scan(this.#prefix));
-      else if (e.key.startsWith(this.#prefix)) {
-        control(this.#h, STORAGE, 0, e.key, e.newValue);
-        this.consent(); // another tab's withdrawal reaches the core this way
-      } else return;
-      this.#atEndOfTask();
-    }, opt);
+    // Other tabs' writes, from the start: what this tab's queue knows must stay true.
+    trackers.add(this);
+    listenToOtherTabs();
+  }
+
+  /** Another tab wrote to storage (a `storage` event). */
+  otherTab(e) {
+    if (e.key === null) control(this.#h, RESYNC, 0, storage.scan(this.#prefix));
+    else if (e.key.startsWith(this.#prefix)) {
+      control(this.#h, STORAGE, 0, e.key, e.newValue);
+      this.consent(); // another tab's withdrawal reaches the core this way
+    } else return;
+    this.#atEndOfTask();
   }
 
   /**
@@ -502,6 +517,7 @@ export class Runtime {
   close() {
     if (this.#closed) return;
     this.#closed = true;
+    trackers.delete(this);
     this.#stop.abort();
     this.#ballot?.abort();
     clearTimeout(this.#timer);
