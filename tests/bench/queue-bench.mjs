@@ -1,4 +1,4 @@
-// Queue benchmark (a script, not a test): node tests/bench/queue-bench.mjs [--reps 7] [--loads 15]
+// Queue benchmark (a script, not a test): node tests/bench/queue-bench.mjs [--reps 7] [--loads 15] [--startup-only]
 // (`npm run bench` builds first). One Debian Chromium run against the Klaviyo emulator
 // (answering 202, so the library's own sending runs on the page's main thread too).
 // Prints tables and writes every number to target/bench/queue-bench.json:
@@ -10,7 +10,9 @@
 //      microtask where the library writes its record and sends.
 //  (b) the floor: what any call must do before the core runs.
 //  (c) the longest main-thread task: the 10,000 calls' task, and while the queue drains.
-//  (d) script start -> first track() returned, and -> ready (--loads fresh page loads).
+//  (d) script start -> first track() returned, and -> ready (--loads fresh page loads), with and
+//      without preload hints, with create() 20 ms after the import, and the floor: the .wasm
+//      alone fetched, compiled and instantiated.
 //  (e) gzip -9 bytes a page downloads.
 //  (f) 1,000 events queued offline, then online: requests, bytes and chars per event.
 //  (g) track, then navigate or close the tab 0..30 ms later: lost, sent twice.
@@ -26,6 +28,8 @@ const arg = (name, fallback) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const REPS = arg('reps', 7);
+/** `--startup-only`: section (d) alone, printed, nothing written. */
+const STARTUP_ONLY = process.argv.includes('--startup-only');
 const LOADS = arg('loads', 15);
 const SIZES = [1000, 10_000];
 const MODES = ['cold', 'warm'];
@@ -281,8 +285,10 @@ async function benchStartup(env) {
   const variants = [
     { name: 'plain', file: '/tests/queue/startup.html', label: 'no hints' },
     { name: 'preload', file: '/tests/queue/startup-preload.html', label: 'modulepreload index.js + preload wasm' },
+    { name: 'later', file: '/tests/queue/startup-later.html', label: 'no hints, create() 20 ms after the import' },
+    { name: 'floor', file: '/tests/queue/startup-floor.html', label: 'the .wasm alone: fetch, compile, instantiate (no tracker)' },
   ];
-  const samples = { plain: [], preload: [] };
+  const samples = Object.fromEntries(variants.map((v) => [v.name, []]));
   const errors = [];
   for (let i = 0; i < LOADS; i += 1) {
     for (const v of variants) { // interleaved, so drift hits both alike
@@ -299,6 +305,8 @@ async function benchStartup(env) {
         const at = (file, k) => s.resources.find((r) => r.file === file)?.[k] ?? null;
         samples[v.name].push({
           t0: s.t0, track: s.t1 - s.t0, ready: s.t2 - s.t0, moduleTrack: s.t1 - s.tm, moduleReady: s.t2 - s.tm,
+          createTrack: s.tc === undefined ? null : s.t1 - s.tc, createReady: s.tc === undefined ? null : s.t2 - s.tc,
+          wasmBeforeCreate: s.tc === undefined ? null : s.tc - at('klaviyo_wasm_bg.wasm', 'start'),
           indexJsStart: at('index.js', 'start') - s.t0, indexJsEnd: at('index.js', 'end') - s.t0,
           wasmStart: at('klaviyo_wasm_bg.wasm', 'start') - s.t0, wasmEnd: at('klaviyo_wasm_bg.wasm', 'end') - s.t0,
         });
@@ -315,6 +323,9 @@ async function benchStartup(env) {
     readyMs: median(samples[v.name].map((s) => s.ready)),
     moduleTrackMs: median(samples[v.name].map((s) => s.moduleTrack)),
     moduleReadyMs: median(samples[v.name].map((s) => s.moduleReady)),
+    createTrackMs: median(samples[v.name].map((s) => s.createTrack)),
+    createReadyMs: median(samples[v.name].map((s) => s.createReady)),
+    wasmBeforeCreateMs: median(samples[v.name].map((s) => s.wasmBeforeCreate)),
     /** Medians, ms after t0 (negative: before the first script ran). */
     t0Ms: median(samples[v.name].map((s) => s.t0)),
     indexJs: [median(samples[v.name].map((s) => s.indexJsStart)), median(samples[v.name].map((s) => s.indexJsEnd))],
@@ -443,6 +454,25 @@ async function keepaliveTiming(env, runs = 5) {
 
 // ---------- report ----------
 
+/** Section (d)'s tables and notes. */
+function printStartup(d) {
+  heading(`(d) start-up, median of ${LOADS} fresh page loads (ms)`);
+  table([
+    ['page', 'module start -> identify+track returned', 'module start -> ready', 'first HTML script -> track returned', 'first HTML script -> ready'],
+    ['create() + identify() + track(), no hints', fmt(d.plain.moduleTrackMs, 2), fmt(d.plain.moduleReadyMs, 1), fmt(d.plain.trackMs, 1), fmt(d.plain.readyMs, 1)],
+    ['same with <link rel=modulepreload index.js> + <link rel=preload wasm as=fetch crossorigin>', fmt(d.preload.moduleTrackMs, 2), fmt(d.preload.moduleReadyMs, 1), fmt(d.preload.trackMs, 1), fmt(d.preload.readyMs, 1)],
+  ]);
+  note('module start: the first line of the page\'s module script, once index.js is fetched and evaluated (what bundled storefront code sees); first HTML script: a classic script at the top of <head>, so the column includes fetching index.js.');
+  note(`targets without hints (issue 20): module start -> ready <= 14 ms: ${d.plain.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.plain.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleTrackMs, 2)})`);
+  note(`${d.floor.label}: module start -> instantiated ${fmt(d.floor.moduleReadyMs, 1)} ms, the floor of any tracker that loads a .wasm on this machine; ours adds ${fmt(d.plain.moduleReadyMs - d.floor.moduleReadyMs, 1)} ms (the core opening, the window's calls)`);
+  note(`${d.later.label}: create() -> identify+track returned ${fmt(d.later.createTrackMs, 2)} ms, create() -> ready ${fmt(d.later.createReadyMs, 1)} ms; the .wasm request started ${fmt(d.later.wasmBeforeCreateMs, 1)} ms before create()`);
+  for (const v of [d.plain, d.preload, d.later, d.floor]) {
+    note(`${v.label}: t0 at ${fmt(v.t0Ms, 1)} ms after navigation start; index.js fetched ${fmt(v.indexJs[0], 1)}..${fmt(v.indexJs[1], 1)} ms, wasm ${fmt(v.wasm[0], 1)}..${fmt(v.wasm[1], 1)} ms after t0`);
+  }
+  note('pages: tests/queue/startup.html and startup-preload.html; localhost, no-store (no cache, no network latency).');
+  if (d.errors.length) note(`errors: ${d.errors.join('; ')}`);
+}
+
 function report(R) {
   const { a, d, e, f, g } = R;
   const c = (w, n, m) => a[`${w}:${n}:${m}`];
@@ -494,18 +524,7 @@ function report(R) {
   ]);
   note('the longest task of the whole run is the calls\' own task; the drain\'s tasks are shorter (a longtask entry exists only for tasks of 50 ms or more; the timer-gap column bounds the rest).');
 
-  heading(`(d) start-up, median of ${LOADS} fresh page loads (ms)`);
-  table([
-    ['page', 'module start -> identify+track returned', 'module start -> ready', 'first HTML script -> track returned', 'first HTML script -> ready'],
-    ['create() + identify() + track(), no hints', fmt(d.plain.moduleTrackMs, 2), fmt(d.plain.moduleReadyMs, 1), fmt(d.plain.trackMs, 1), fmt(d.plain.readyMs, 1)],
-    ['same with <link rel=modulepreload index.js> + <link rel=preload wasm as=fetch crossorigin>', fmt(d.preload.moduleTrackMs, 2), fmt(d.preload.moduleReadyMs, 1), fmt(d.preload.trackMs, 1), fmt(d.preload.readyMs, 1)],
-  ]);
-  note('module start: the first line of the page\'s module script, once index.js is fetched and evaluated (what bundled storefront code sees); first HTML script: a classic script at the top of <head>, so the column includes fetching index.js.');
-  for (const v of [d.plain, d.preload]) {
-    note(`${v.label}: t0 at ${fmt(v.t0Ms, 1)} ms after navigation start; index.js fetched ${fmt(v.indexJs[0], 1)}..${fmt(v.indexJs[1], 1)} ms, wasm ${fmt(v.wasm[0], 1)}..${fmt(v.wasm[1], 1)} ms after t0`);
-  }
-  note('pages: tests/queue/startup.html and startup-preload.html; localhost, no-store (no cache, no network latency).');
-  if (d.errors.length) note(`errors: ${d.errors.join('; ')}`);
+  printStartup(d);
 
   heading('(e) page download, gzip -9 (as .ci/size.mjs)');
   table([
@@ -574,6 +593,13 @@ async function main() {
   const load = (part) => { R.machine.loadAverage1m[part] = os.loadavg()[0]; };
   try {
     load('start');
+    if (STARTUP_ONLY) {
+      process.stderr.write('(d) start-up only...\n');
+      R.d = await benchStartup(env);
+      load('d');
+      printStartup(R.d);
+      return;
+    }
     process.stderr.write('(a)-(c) calls...\n');
     R.a = await benchCalls(env);
     load('a-c');
