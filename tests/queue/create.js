@@ -1,6 +1,7 @@
 // Page for the create() tests (tests/queue/page-cost.test.mjs): `Klaviyo.create` right
 // after the import, so `window.kl` takes calls before the wasm has loaded.
 //   ?companyId=QuE001&apiBase=http://127.0.0.1:1234&maxQueueEvents=&maxQueueBytes=&flushDelayMs=
+//    &createDelayMs=&wasmUrl=
 // body[data-ready="1"] as soon as `window.kl` exists (the wasm may still be loading);
 // body[data-wasm="1"] once `kl.ready` resolved ("error" if it rejected).
 // Exposes window.kl, window.Klaviyo, window.reports (onError), window.readyAt (Date.now()
@@ -23,6 +24,10 @@ options.onError = (e) => {
 };
 
 window.Klaviyo = Klaviyo;
+// ?createDelayMs=N: the tracker is created N ms after the import; ?wasmUrl= names its .wasm.
+if (q.get('wasmUrl')) options.wasmUrl = q.get('wasmUrl');
+if (q.has('createDelayMs')) await new Promise((resolve) => setTimeout(resolve, Number(q.get('createDelayMs'))));
+window.createdAt = performance.now();
 window.kl = Klaviyo.create(options);
 document.body.dataset.ready = '1';
 window.kl.ready.then(

@@ -304,3 +304,33 @@ test('a server that sends the wasm without application/wasm: compileStreaming fa
   await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
   assertNoPageErrors(shop);
 });
+
+test('the download starts when the package is evaluated; a tracker created later with its own wasmUrl aborts it and loads its own', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
+  const asked = []; // which .wasm was asked, in order
+  const aborted = [];
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  // The package's own .wasm is held, so the later tracker finds its download under way.
+  await shop.context.route('**/dist/web/klaviyo_wasm_bg.wasm*', async (route) => {
+    const own = new URL(route.request().url()).search === '?own=1';
+    asked.push(own ? 'own' : 'beside');
+    if (!own) await gate;
+    await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': 'application/wasm', 'cache-control': 'no-store' } })
+      .catch(() => {}); // aborted by the page
+  });
+  shop.context.on('requestfailed', (r) => { if (r.url().includes('.wasm')) aborted.push(new URL(r.url()).search); });
+  const page = await openCreatePage(shop, { companyId, createDelayMs: 20, wasmUrl: '/dist/web/klaviyo_wasm_bg.wasm?own=1' });
+  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.wasm), '1', `ready: ${await page.evaluate(() => window.initError)}`);
+  assert.deepEqual(asked, ['beside', 'own'], 'the package\'s .wasm was asked first (at evaluation), then the tracker\'s own');
+  await waitFor(() => aborted.length === 1, { what: 'the download started ahead aborted' });
+  assert.deepEqual(aborted, [''], 'the one aborted is the package\'s');
+  release();
+  const id = await page.evaluate(() => window.kl.track('Own Wasm'));
+  await delivered([id]);
+  await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
+  assertNoPageErrors(shop);
+});
