@@ -202,8 +202,11 @@ impl Queue {
                 (self.records.len() - 1) as u32
             }
         };
+        // New calls go in by creation time, in line order, where they are read: no
+        // second list of them.
+        let at = self.items.partition_point(|i| i.created_ms <= created_ms);
+        let mut added = 0;
         let mut profile = NO_PROFILE;
-        let mut new = Vec::new();
         for line in lines {
             let (idx, p, endpoint, text) = match line {
                 Line::Profile(p) => {
@@ -217,7 +220,12 @@ impl Queue {
                     body,
                 } => (idx, NO_PROFILE, endpoint, body),
             };
-            if self.items.iter().any(|it| it.rec == rec && it.idx == idx) {
+            // Held already (those just added are not compared: as before, a line is
+            // checked against what was held when the record was read).
+            let held = self.items.iter().enumerate().any(|(j, it)| {
+                (j < at || j >= at + added) && it.rec == rec && it.idx == idx
+            });
+            if held {
                 continue;
             }
             let r = &mut self.records[rec as usize];
@@ -225,25 +233,27 @@ impl Queue {
             self.bytes += text.len();
             self.stored_events += 1;
             self.stored_bytes += text.len();
-            new.push(Item {
-                rec,
-                idx,
-                profile: p,
-                endpoint,
-                text: text.to_string(),
-                created_ms,
-                attempts: 0,
-                not_before_ms: 0,
-                tx: 0,
-                batch_cap: u32::MAX,
-                stored: true,
-            });
+            self.items.insert(
+                at + added,
+                Item {
+                    rec,
+                    idx,
+                    profile: p,
+                    endpoint,
+                    text: text.to_string(),
+                    created_ms,
+                    attempts: 0,
+                    not_before_ms: 0,
+                    tx: 0,
+                    batch_cap: u32::MAX,
+                    stored: true,
+                },
+            );
+            added += 1;
         }
-        if new.is_empty() {
+        if added == 0 {
             return;
         }
-        let at = self.items.partition_point(|i| i.created_ms <= created_ms);
-        self.items.splice(at..at, new);
         let marks: Vec<(u64, Vec<u32>)> = self
             .marks
             .iter()
