@@ -80,7 +80,7 @@ impl Queue {
             evicted += 1;
         }
         if evicted > 0 {
-            self.report(ReportKind::Evicted, 0, String::new(), evicted);
+            self.report(ReportKind::Evicted, 0, "", evicted);
         }
     }
 
@@ -222,9 +222,11 @@ impl Queue {
             };
             // Held already (those just added are not compared: as before, a line is
             // checked against what was held when the record was read).
-            let held = self.items.iter().enumerate().any(|(j, it)| {
-                (j < at || j >= at + added) && it.rec == rec && it.idx == idx
-            });
+            let held = self
+                .items
+                .iter()
+                .enumerate()
+                .any(|(j, it)| (j < at || j >= at + added) && it.rec == rec && it.idx == idx);
             if held {
                 continue;
             }
@@ -354,7 +356,7 @@ impl Queue {
         }
         if !self.storage_warned {
             self.storage_warned = true;
-            self.report(ReportKind::Storage, 0, String::new(), 1);
+            self.report(ReportKind::Storage, 0, "", 1);
         }
     }
 
