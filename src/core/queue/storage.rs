@@ -256,35 +256,21 @@ impl Queue {
         if added == 0 {
             return;
         }
-        let marks: Vec<(u64, Vec<u32>)> = self
-            .marks
-            .iter()
-            .filter(|(m, _, _)| m == id)
-            .map(|(_, u, i)| (*u, i.clone()))
-            .collect();
-        for (until, idx) in marks {
-            self.hold(rec, until, &idx);
+        // The marks read before their record: they hold its calls now.
+        for (m, until, idx) in &self.marks {
+            if m == id {
+                self.records[rec as usize].marked = true;
+                hold(&mut self.items, rec, *until, idx);
+            }
         }
     }
 
     pub(super) fn apply_mark(&mut self, id: &str, until: u64, idx: Vec<u32>) {
         if let Some(r) = self.find_record(id) {
             self.records[r as usize].marked = true;
-            self.hold(r, until, &idx);
+            hold(&mut self.items, r, until, &idx);
         }
         self.marks.push((id.to_string(), until, idx));
-    }
-
-    /// Holds the listed calls of `rec` back until `until`.
-    pub(super) fn hold(&mut self, rec: u32, until: u64, idx: &[u32]) {
-        self.records[rec as usize].marked = true;
-        for it in self
-            .items
-            .iter_mut()
-            .filter(|it| it.rec == rec && idx.contains(&it.idx))
-        {
-            it.not_before_ms = it.not_before_ms.max(until);
-        }
     }
 
     /// Makes memory match storage after other tabs may have changed it (on becoming
@@ -379,5 +365,15 @@ impl Queue {
                 value: record::mark(until, &idx),
             });
         }
+    }
+}
+
+/// Holds the listed calls of record `rec` back until `until`.
+fn hold(items: &mut [Item], rec: u32, until: u64, idx: &[u32]) {
+    for it in items
+        .iter_mut()
+        .filter(|it| it.rec == rec && idx.contains(&it.idx))
+    {
+        it.not_before_ms = it.not_before_ms.max(until);
     }
 }
