@@ -88,7 +88,6 @@ impl Queue {
         let profile_id = self.items[first].profile;
         let profile = &self.profiles[profile_id as usize];
         let mut picked: Vec<usize> = Vec::new();
-        let mut events: Vec<Event> = Vec::new();
         // Sorted, for a cheap duplicate check in batches of up to 1000.
         let mut uids: Vec<&str> = Vec::new();
         let mut cap = self.limits.batch_events;
@@ -114,14 +113,19 @@ impl Queue {
             bytes += size;
             uids.insert(slot, e.unique_id);
             picked.push(n);
-            events.push(e);
         }
+        // The picked events, read again from their lines (no list of them kept).
+        let mut events = picked
+            .iter()
+            .filter_map(|&n| record::read_event(&self.items[n].text));
         let mut body = String::with_capacity(bytes);
-        let endpoint = if let [e] = events.as_slice() {
-            payload::client_event(e, profile, &mut body);
+        let endpoint = if picked.len() == 1 {
+            if let Some(e) = events.next() {
+                payload::client_event(&e, profile, &mut body);
+            }
             Endpoint::Events
         } else {
-            payload::bulk_client_events(profile, events.into_iter(), &mut body);
+            payload::bulk_client_events(profile, events, &mut body);
             Endpoint::BulkEvents
         };
         (endpoint, body, picked)
