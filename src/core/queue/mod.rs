@@ -35,7 +35,7 @@
 
 use super::consent::Consent;
 use super::limiter::Limiter;
-use super::payload::{self, Event};
+use super::payload;
 use super::record::{self, Line};
 pub use super::record::{Endpoint, ENDPOINTS};
 use super::retry::{self, Outcome, Verdict};
