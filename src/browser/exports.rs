@@ -15,7 +15,6 @@ use crate::core::config::Config;
 use crate::core::consent::Consent;
 use crate::core::lease;
 use crate::core::queue::StorageOp;
-use crate::core::retry::Outcome;
 use crate::core::text::{self, push_u64};
 
 /// Separates the parts of an answer, and a key from its value. JSON escapes control
@@ -166,20 +165,19 @@ pub fn call(h: u32, op: u32, len: u32) -> u32 {
 pub fn answered(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64, jitter: u16) {
     let [retry_after, body] = texts([retry_after, body]);
     let Some(c) = client(h) else { return };
-    let outcome = if status == 0 {
-        Outcome::Network
-    } else {
-        Outcome::Status {
-            status,
-            // Seconds: the runtime turns an HTTP-date into the seconds until it with the
-            // browser's own Date (the core's date reader stays out of this wasm).
-            retry_after_s: retry_after
-                .and_then(|r| text::parse_u64(r.trim_ascii()))
-                .map(|s| s.min(u64::from(u32::MAX)) as u32),
-            body: body.unwrap_or("").to_string(),
-        }
-    };
-    c.on_outcome(tx, outcome, now as u64, jitter);
+    // Seconds: the runtime turns an HTTP-date into the seconds until it with the
+    // browser's own Date (the core's date reader stays out of this wasm).
+    let retry_after_s = retry_after
+        .and_then(|r| text::parse_u64(r.trim_ascii()))
+        .map(|s| s.min(u64::from(u32::MAX)) as u32);
+    c.on_answer(
+        tx,
+        status,
+        retry_after_s,
+        body.unwrap_or(""),
+        now as u64,
+        jitter,
+    );
 }
 
 /// What [`control`] does, by number. js/runtime.js names the same codes;

@@ -1,7 +1,7 @@
 use super::*;
 
 fn field(r: Result<impl std::fmt::Debug>) -> String {
-    r.unwrap_err().field
+    r.unwrap_err().field.clone()
 }
 
 #[test]

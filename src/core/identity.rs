@@ -66,6 +66,13 @@ impl Identity {
     /// Adds what `identify` said (a checked object): identifiers and attributes replace
     /// earlier ones, `null` removes one, custom `properties` merge key by key.
     pub fn merge(&mut self, attrs: &str) {
+        let (profile, attributes) = self.merged(attrs);
+        self.take_merged(profile, attributes);
+    }
+
+    /// What [`Identity::merge`] would make of `attrs`, this identity left as it is:
+    /// the new profile and the attributes requests would then carry.
+    pub fn merged(&self, attrs: &str) -> (String, String) {
         let mut profile = self.profile.clone();
         for (k, v) in jt::entries(attrs) {
             let Some(key) = jt::unescape(k) else { continue };
@@ -85,8 +92,14 @@ impl Identity {
             };
             profile = jt::with(&profile, &key, merged.as_deref());
         }
+        let attributes = self.attributes_of(&profile);
+        (profile, attributes)
+    }
+
+    /// Becomes what [`Identity::merged`] gave.
+    pub fn take_merged(&mut self, profile: String, attributes: String) {
         self.profile = profile;
-        self.refresh();
+        self.attributes = attributes;
     }
 
     /// The visitor the shop's first-party cookie kept (the edge worker's `GET /id`), on a
@@ -116,10 +129,16 @@ impl Identity {
     }
 
     fn refresh(&mut self) {
-        let mut a = self.profile.clone();
+        self.attributes = self.attributes_of(&self.profile);
+    }
+
+    /// The attributes requests carry for `profile`: it, the onsite script's visitor
+    /// under it, the anonymous id and `_kx`.
+    fn attributes_of(&self, profile: &str) -> String {
+        let mut a = profile.to_string();
         let named = ["email", "phone_number", "external_id"]
             .iter()
-            .any(|k| jt::get(&self.profile, k).is_some());
+            .any(|k| jt::get(profile, k).is_some());
         for (k, v) in jt::entries(&self.onsite) {
             // The onsite script's `_kx` only without ours; its identifiers only while
             // ours name nobody.
@@ -138,7 +157,7 @@ impl Identity {
         if let Some(kx) = &self.kx {
             a = jt::with(&a, "_kx", Some(&jt::quote(kx)));
         }
-        self.attributes = a;
+        a
     }
 
     /// Whether the visitor is known: an email, a phone number, an external id or a

@@ -66,21 +66,16 @@ pub fn split_array(text: &str) -> Option<Vec<&str>> {
     }
     let mut items = Vec::new();
     match scan(text, Some(&mut items)) {
-        Ok((0, end, false)) if end == text.len() => Some(
-            items
-                .into_iter()
-                .filter_map(|(s, e)| text.get(s..e))
-                .collect(),
-        ),
+        Ok((0, end, false)) if end == text.len() => Some(items),
         _ => None,
     }
 }
 
-/// The checker: the value's `(start, end, spaced)`; with `items`, also the byte ranges
-/// of the elements of the top-level container.
-fn scan(
-    text: &str,
-    mut items: Option<&mut Vec<(usize, usize)>>,
+/// The checker: the value's `(start, end, spaced)`; with `items`, also the elements
+/// of the top-level container, as slices of `text`.
+fn scan<'a>(
+    text: &'a str,
+    mut items: Option<&mut Vec<&'a str>>,
 ) -> Result<(usize, usize, bool), usize> {
     let b = text.as_bytes();
     // Open containers: true for an object. A fixed array keeps the checker iterative.
@@ -131,7 +126,10 @@ fn scan(
         loop {
             if depth == 1 {
                 if let (Some(s), Some(out)) = (element.take(), items.as_deref_mut()) {
-                    out.push((s, i));
+                    // Token boundaries are ASCII: always a whole slice.
+                    if let Some(e) = text.get(s..i) {
+                        out.push(e);
+                    }
                 }
             }
             let j = ws(b, i);

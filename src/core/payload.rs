@@ -2,7 +2,7 @@
 //! describes them, written as text from parts that are already checked JSON. Builders
 //! only: the inputs were validated when the call was made.
 
-use super::jsontext::{self as jt, ObjWriter};
+use super::jsontext as jt;
 use super::time;
 
 /// One event as the queue keeps it: every field fixed at call time, the body built
@@ -51,7 +51,7 @@ fn profile_data(attributes: &str, out: &mut String) {
 
 /// `POST /client/events` (schema EventCreateQueryV2).
 pub fn client_event(e: &Event, profile: &str, out: &mut String) {
-    out.push_str(r#"{"data":{"type":"event","attributes":{"#);
+    open_resource("event", out);
     event_members(e, out);
     out.push_str(r#","profile":"#);
     profile_data(profile, out);
@@ -64,7 +64,8 @@ pub fn bulk_client_events<'a>(
     events: impl Iterator<Item = Event<'a>>,
     out: &mut String,
 ) {
-    out.push_str(r#"{"data":{"type":"event-bulk-create","attributes":{"profile":"#);
+    open_resource("event-bulk-create", out);
+    out.push_str(r#""profile":"#);
     profile_data(profile, out);
     out.push_str(r#","events":{"data":["#);
     for (i, e) in events.enumerate() {
@@ -90,80 +91,81 @@ pub fn client_profile(attributes: &str) -> String {
     out
 }
 
-/// `{"data":{"type":kind,"id":id}}`, a relationship.
-fn relationship(kind: &str, id: &str) -> String {
-    let mut w = ObjWriter::new();
-    w.raw("type", &jt::quote(kind)).raw("id", &jt::quote(id));
-    let mut d = ObjWriter::new();
-    d.raw("data", &w.finish());
-    d.finish()
-}
-
 /// `POST /client/subscriptions` (schema OnsiteSubscriptionCreateQuery): consent for
-/// marketing on each channel, to one list. `profile` is an object of identifiers.
+/// marketing on each channel, to one list. `profile` is an object of identifiers
+/// (never with `subscriptions` of its own: the channels' consent is added to it).
 pub fn client_subscription(
     list_id: &str,
     profile: &str,
     channels: &[&str],
     custom_source: Option<&str>,
 ) -> String {
-    let mut subs = ObjWriter::new();
-    for ch in channels {
-        subs.raw(ch, r#"{"marketing":{"consent":"SUBSCRIBED"}}"#);
-    }
-    let profile = jt::with(profile, "subscriptions", Some(&subs.finish()));
-    let mut attrs = ObjWriter::new();
+    let mut out = String::with_capacity(profile.len() + 320);
+    open_resource("subscription", &mut out);
     if let Some(src) = custom_source {
-        attrs.raw("custom_source", &jt::quote(src));
+        out.push_str(r#""custom_source":"#);
+        jt::write_str(src, &mut out);
+        out.push(',');
     }
-    let mut p = String::new();
-    profile_data(&profile, &mut p);
-    attrs.raw("profile", &p);
-    resource(
-        "subscription",
-        &attrs.finish(),
-        "list",
-        &relationship("list", list_id),
-    )
+    out.push_str(r#""profile":{"data":{"type":"profile","attributes":"#);
+    // The identifiers, then `subscriptions`: the object is reopened at its brace.
+    let members = profile.strip_suffix("}").unwrap_or("{");
+    out.push_str(members);
+    if members.len() > 1 {
+        out.push(',');
+    }
+    out.push_str(r#""subscriptions":{"#);
+    for (i, ch) in channels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        jt::write_str(ch, &mut out);
+        out.push_str(r#":{"marketing":{"consent":"SUBSCRIBED"}}"#);
+    }
+    out.push_str("}}}}");
+    close_resource("list", "list", list_id, &mut out);
+    out
 }
 
 /// `POST /client/back-in-stock-subscriptions` (schema ClientBISSubscriptionCreateQuery).
 pub fn client_back_in_stock(variant_id: &str, profile: &str, channels: &[&str]) -> String {
-    let mut chans = String::from("[");
+    let mut out = String::with_capacity(profile.len() + 320);
+    open_resource("back-in-stock-subscription", &mut out);
+    out.push_str(r#""channels":["#);
     for (i, c) in channels.iter().enumerate() {
         if i > 0 {
-            chans.push(',');
+            out.push(',');
         }
-        chans.push_str(if *c == "sms" {
+        out.push_str(if *c == "sms" {
             r#""SMS""#
         } else {
             r#""EMAIL""#
         });
     }
-    chans.push(']');
-    let mut p = String::new();
-    profile_data(profile, &mut p);
-    let mut attrs = ObjWriter::new();
-    attrs.raw("channels", &chans).raw("profile", &p);
-    resource(
-        "back-in-stock-subscription",
-        &attrs.finish(),
-        "variant",
-        &relationship("catalog-variant", variant_id),
-    )
+    out.push_str(r#"],"profile":"#);
+    profile_data(profile, &mut out);
+    close_resource("variant", "catalog-variant", variant_id, &mut out);
+    out
 }
 
-/// `{"data":{"type":kind,"attributes":...,"relationships":{rel: ...}}}`
-fn resource(kind: &str, attributes: &str, rel: &str, related: &str) -> String {
-    let mut rels = ObjWriter::new();
-    rels.raw(rel, related);
-    let mut r = ObjWriter::new();
-    r.raw("type", &jt::quote(kind))
-        .raw("attributes", attributes)
-        .raw("relationships", &rels.finish());
-    let mut d = ObjWriter::new();
-    d.raw("data", &r.finish());
-    d.finish()
+/// `{"data":{"type":kind,"attributes":{`: how every request body starts; its
+/// members follow.
+fn open_resource(kind: &str, out: &mut String) {
+    out.push_str(r#"{"data":{"type":""#);
+    out.push_str(kind);
+    out.push_str(r#"","attributes":{"#);
+}
+
+/// Closes what [`open_resource`] opened, with one relationship:
+/// `},"relationships":{rel:{"data":{"type":kind,"id":id}}}}}`.
+fn close_resource(rel: &str, kind: &str, id: &str, out: &mut String) {
+    out.push_str(r#"},"relationships":{""#);
+    out.push_str(rel);
+    out.push_str(r#"":{"data":{"type":""#);
+    out.push_str(kind);
+    out.push_str(r#"","id":"#);
+    jt::write_str(id, out);
+    out.push_str("}}}}}");
 }
 
 #[cfg(test)]

@@ -6,19 +6,35 @@ use super::text;
 use super::time::{MAX_AHEAD_S, MIN_TIME_S};
 
 /// A rejected input: `field` is the path the caller used (`email`, `properties.Price`).
+/// One pointer wide, so a `Result<(), ValidationError>` is one word and `?` passes it
+/// on without copying: the details are boxed, and only a refusal allocates them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidationError {
+pub struct ValidationError(Box<Refusal>);
+
+/// What a [`ValidationError`] says (read through it: `e.field`, `e.reason`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
     pub field: String,
     pub reason: &'static str,
+}
+
+impl std::ops::Deref for ValidationError {
+    type Target = Refusal;
+
+    fn deref(&self) -> &Refusal {
+        &self.0
+    }
 }
 
 impl ValidationError {
     #[inline(never)]
     pub fn new(field: &str, reason: &'static str) -> ValidationError {
-        ValidationError {
-            field: field.to_string(),
-            reason,
-        }
+        ValidationError::owned(field.to_string(), reason)
+    }
+
+    /// A refusal of a field path built by the caller.
+    pub fn owned(field: String, reason: &'static str) -> ValidationError {
+        ValidationError(Box::new(Refusal { field, reason }))
     }
 
     /// `track: value must be a finite number`
@@ -141,10 +157,7 @@ pub fn properties(field: &str, raw: &str) -> Result<()> {
         Some(path) => {
             let mut field = field.to_string();
             field.push_str(&path);
-            Err(ValidationError {
-                field,
-                reason: TOO_LONG,
-            })
+            Err(ValidationError::owned(field, TOO_LONG))
         }
         None => Ok(()),
     }

@@ -119,9 +119,8 @@ impl Client {
                 "needs at least one of email, phone_number, external_id or an attribute",
             ));
         }
-        let mut next = self.identity.clone();
-        next.merge(attrs);
-        let body = payload::client_profile(next.attributes());
+        let (profile, attributes) = self.identity.merged(attrs);
+        let body = payload::client_profile(&attributes);
         validate::body_size(body.len())?;
         // Identity only grows, so this body says everything a queued one for the same
         // anonymous profile did: send one, not both.
@@ -130,7 +129,7 @@ impl Client {
         self.queue.drop_superseded(Endpoint::Profiles, &marker);
         // Consent denied: dropped, and the page forgets it too.
         if self.queue.push_body(id, Endpoint::Profiles, body, now_ms) {
-            std::mem::swap(&mut self.identity, &mut next);
+            self.identity.take_merged(profile, attributes);
             self.save_identity();
         }
         Ok(())

@@ -299,7 +299,7 @@ impl Client {
             }
         }
         if refused > 0 {
-            self.queue.report(ReportKind::Invalid, 0, first, refused);
+            self.queue.report(ReportKind::Invalid, 0, &first, refused);
         }
         self.queue.ops.push(StorageOp::Remove {
             key: key.to_string(),
@@ -390,6 +390,28 @@ impl Client {
 
     pub fn on_outcome(&mut self, tx: u32, outcome: Outcome, now_ms: u64, jitter: u16) {
         self.queue.on_outcome(tx, outcome, now_ms, jitter);
+    }
+
+    /// The answer to transmit `tx` as the browser passes it: `status` 0 for none (a
+    /// network error), the body borrowed, not copied.
+    pub fn on_answer(
+        &mut self,
+        tx: u32,
+        status: u16,
+        retry_after_s: Option<u32>,
+        body: &str,
+        now_ms: u64,
+        jitter: u16,
+    ) {
+        let outcome = match status {
+            0 => Outcome::Network,
+            _ => Outcome::Status {
+                status,
+                retry_after_s,
+                body: String::new(),
+            },
+        };
+        self.queue.on_answer(tx, &outcome, body, now_ms, jitter);
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {

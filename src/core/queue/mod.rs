@@ -35,7 +35,7 @@
 
 use super::consent::Consent;
 use super::limiter::Limiter;
-use super::payload::{self, Event};
+use super::payload;
 use super::record::{self, Line};
 pub use super::record::{Endpoint, ENDPOINTS};
 use super::retry::{self, Outcome, Verdict};
@@ -269,7 +269,7 @@ impl Queue {
     /// shop hears of it.
     fn drop_for_consent(&mut self, n: usize) {
         if n > 0 && !std::mem::replace(&mut self.consent_reported, true) {
-            self.report(ReportKind::Consent, 0, String::new(), n);
+            self.report(ReportKind::Consent, 0, "", n);
         }
     }
 
@@ -371,7 +371,7 @@ impl Queue {
             drop
         });
         if dropped > 0 {
-            self.report(ReportKind::Dropped, 0, String::new(), dropped);
+            self.report(ReportKind::Dropped, 0, "", dropped);
         }
     }
 

@@ -78,11 +78,12 @@ impl ReportKind {
 }
 
 impl Queue {
-    pub fn report(&mut self, kind: ReportKind, status: u16, detail: String, count: usize) {
+    /// `detail` is copied only here, for the report that keeps it.
+    pub fn report(&mut self, kind: ReportKind, status: u16, detail: &str, count: usize) {
         self.reports.push(Report {
             kind,
             status,
-            detail,
+            detail: detail.to_string(),
             count,
         });
     }

@@ -80,7 +80,7 @@ impl Queue {
             evicted += 1;
         }
         if evicted > 0 {
-            self.report(ReportKind::Evicted, 0, String::new(), evicted);
+            self.report(ReportKind::Evicted, 0, "", evicted);
         }
     }
 
@@ -202,8 +202,11 @@ impl Queue {
                 (self.records.len() - 1) as u32
             }
         };
+        // New calls go in by creation time, in line order, where they are read: no
+        // second list of them.
+        let at = self.items.partition_point(|i| i.created_ms <= created_ms);
+        let mut added = 0;
         let mut profile = NO_PROFILE;
-        let mut new = Vec::new();
         for line in lines {
             let (idx, p, endpoint, text) = match line {
                 Line::Profile(p) => {
@@ -217,7 +220,14 @@ impl Queue {
                     body,
                 } => (idx, NO_PROFILE, endpoint, body),
             };
-            if self.items.iter().any(|it| it.rec == rec && it.idx == idx) {
+            // Held already (those just added are not compared: as before, a line is
+            // checked against what was held when the record was read).
+            let held = self
+                .items
+                .iter()
+                .enumerate()
+                .any(|(j, it)| (j < at || j >= at + added) && it.rec == rec && it.idx == idx);
+            if held {
                 continue;
             }
             let r = &mut self.records[rec as usize];
@@ -225,54 +235,42 @@ impl Queue {
             self.bytes += text.len();
             self.stored_events += 1;
             self.stored_bytes += text.len();
-            new.push(Item {
-                rec,
-                idx,
-                profile: p,
-                endpoint,
-                text: text.to_string(),
-                created_ms,
-                attempts: 0,
-                not_before_ms: 0,
-                tx: 0,
-                batch_cap: u32::MAX,
-                stored: true,
-            });
+            self.items.insert(
+                at + added,
+                Item {
+                    rec,
+                    idx,
+                    profile: p,
+                    endpoint,
+                    text: text.to_string(),
+                    created_ms,
+                    attempts: 0,
+                    not_before_ms: 0,
+                    tx: 0,
+                    batch_cap: u32::MAX,
+                    stored: true,
+                },
+            );
+            added += 1;
         }
-        if new.is_empty() {
+        if added == 0 {
             return;
         }
-        let at = self.items.partition_point(|i| i.created_ms <= created_ms);
-        self.items.splice(at..at, new);
-        let marks: Vec<(u64, Vec<u32>)> = self
-            .marks
-            .iter()
-            .filter(|(m, _, _)| m == id)
-            .map(|(_, u, i)| (*u, i.clone()))
-            .collect();
-        for (until, idx) in marks {
-            self.hold(rec, until, &idx);
+        // The marks read before their record: they hold its calls now.
+        for (m, until, idx) in &self.marks {
+            if m == id {
+                self.records[rec as usize].marked = true;
+                hold(&mut self.items, rec, *until, idx);
+            }
         }
     }
 
     pub(super) fn apply_mark(&mut self, id: &str, until: u64, idx: Vec<u32>) {
         if let Some(r) = self.find_record(id) {
             self.records[r as usize].marked = true;
-            self.hold(r, until, &idx);
+            hold(&mut self.items, r, until, &idx);
         }
         self.marks.push((id.to_string(), until, idx));
-    }
-
-    /// Holds the listed calls of `rec` back until `until`.
-    pub(super) fn hold(&mut self, rec: u32, until: u64, idx: &[u32]) {
-        self.records[rec as usize].marked = true;
-        for it in self
-            .items
-            .iter_mut()
-            .filter(|it| it.rec == rec && idx.contains(&it.idx))
-        {
-            it.not_before_ms = it.not_before_ms.max(until);
-        }
     }
 
     /// Makes memory match storage after other tabs may have changed it (on becoming
@@ -344,7 +342,7 @@ impl Queue {
         }
         if !self.storage_warned {
             self.storage_warned = true;
-            self.report(ReportKind::Storage, 0, String::new(), 1);
+            self.report(ReportKind::Storage, 0, "", 1);
         }
     }
 
@@ -367,5 +365,15 @@ impl Queue {
                 value: record::mark(until, &idx),
             });
         }
+    }
+}
+
+/// Holds the listed calls of record `rec` back until `until`.
+fn hold(items: &mut [Item], rec: u32, until: u64, idx: &[u32]) {
+    for it in items
+        .iter_mut()
+        .filter(|it| it.rec == rec && idx.contains(&it.idx))
+    {
+        it.not_before_ms = it.not_before_ms.max(until);
     }
 }

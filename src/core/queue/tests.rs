@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::core::jsontext as jt;
+use crate::core::payload::Event;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 

@@ -88,7 +88,6 @@ impl Queue {
         let profile_id = self.items[first].profile;
         let profile = &self.profiles[profile_id as usize];
         let mut picked: Vec<usize> = Vec::new();
-        let mut events: Vec<Event> = Vec::new();
         // Sorted, for a cheap duplicate check in batches of up to 1000.
         let mut uids: Vec<&str> = Vec::new();
         let mut cap = self.limits.batch_events;
@@ -114,14 +113,19 @@ impl Queue {
             bytes += size;
             uids.insert(slot, e.unique_id);
             picked.push(n);
-            events.push(e);
         }
+        // The picked events, read again from their lines (no list of them kept).
+        let mut events = picked
+            .iter()
+            .filter_map(|&n| record::read_event(&self.items[n].text));
         let mut body = String::with_capacity(bytes);
-        let endpoint = if let [e] = events.as_slice() {
-            payload::client_event(e, profile, &mut body);
+        let endpoint = if picked.len() == 1 {
+            if let Some(e) = events.next() {
+                payload::client_event(&e, profile, &mut body);
+            }
             Endpoint::Events
         } else {
-            payload::bulk_client_events(profile, events.into_iter(), &mut body);
+            payload::bulk_client_events(profile, events, &mut body);
             Endpoint::BulkEvents
         };
         (endpoint, body, picked)
@@ -143,22 +147,32 @@ impl Queue {
         });
         if n > 0 {
             self.failed += n;
-            self.report(ReportKind::GaveUp, 0, String::new(), n);
+            self.report(ReportKind::GaveUp, 0, "", n);
         }
     }
 
     /// Feeds back what happened to transmit `tx`. `jitter` comes from the caller's RNG.
     pub fn on_outcome(&mut self, tx: u32, outcome: Outcome, now_ms: u64, jitter: u16) {
+        let body = match &outcome {
+            Outcome::Status { body, .. } => body.as_str(),
+            Outcome::Network => "",
+        };
+        self.on_answer(tx, &outcome, body, now_ms, jitter);
+    }
+
+    /// [`Queue::on_outcome`] with the answer's body apart (borrowed from the adapter's
+    /// input: `outcome`'s own is not read).
+    pub fn on_answer(&mut self, tx: u32, outcome: &Outcome, body: &str, now_ms: u64, jitter: u16) {
         let Some(pos) = self.in_flight.iter().position(|id| *id == tx) else {
             return;
         };
         self.in_flight.swap_remove(pos);
         let count = self.items.iter().filter(|i| i.tx == tx).count();
-        let (status, body) = match &outcome {
-            Outcome::Status { status, body, .. } => (*status, body.clone()),
-            Outcome::Network => (0, String::new()),
+        let status = match outcome {
+            Outcome::Status { status, .. } => *status,
+            Outcome::Network => 0,
         };
-        match retry::verdict(&outcome) {
+        match retry::verdict(outcome) {
             Verdict::Delivered => {
                 self.remove_in_tx(tx, |_| true);
                 self.delivered += count;
@@ -176,7 +190,7 @@ impl Queue {
                 let mut wait = 0;
                 for item in self.items.iter_mut().filter(|i| i.tx == tx) {
                     item.tx = 0;
-                    let d = retry::delay_ms(item.attempts, &outcome, jitter);
+                    let d = retry::delay_ms(item.attempts, outcome, jitter);
                     wait = wait.max(d);
                     item.not_before_ms = now_ms + d;
                     if online {
@@ -212,8 +226,8 @@ impl Queue {
     /// A bulk request was refused. Klaviyo's error pointers name the bad events
     /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
     /// now. Without usable pointers, halve the batch until the bad event is alone.
-    pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: String) {
-        let bad: Vec<usize> = event_pointers(&body)
+    pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: &str) {
+        let bad: Vec<usize> = event_pointers(body)
             .into_iter()
             .filter(|i| *i < count)
             .collect();
