@@ -13,7 +13,7 @@ use std::rc::Rc;
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
-use web_sys::{Request, Response, ResponseInit};
+use web_sys::{Request, Response};
 
 use super::config::{ConfigError, EdgeConfig, Settings};
 use super::delivery::{self, Plan};
@@ -28,6 +28,7 @@ use super::shared_replay;
 
 mod fetch;
 mod gates;
+mod inits;
 mod js;
 mod script_files;
 
@@ -352,18 +353,7 @@ fn no_key() -> Reply {
 }
 
 pub(super) fn respond(r: Reply) -> Result<Response, JsValue> {
-    let init = ResponseInit::new();
-    init.set_status(r.status);
-    let headers = web_sys::Headers::new()?;
-    for (k, v) in r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(reply::ALWAYS.iter().copied())
-    {
-        append(&headers, k, v)?;
-    }
-    init.set_headers(&headers);
+    let init = inits::answer_init(r.status, &r.headers)?;
     if r.status == 204 || r.body.is_empty() {
         Response::new_with_opt_str_and_init(None, &init)
     } else {
