@@ -266,7 +266,7 @@ try {
     ...st, bad, accepted,
     added: Object.fromEntries(LAT_PATHS.filter((p) => p !== 'direct').map((p) => [p, { p50: added(p, 'p50'), p99: added(p, 'p99'), mean: added(p, 'mean') }])),
     ratioP50: ratio('p50'), ratioP99: ratio('p99'), ratioP50Interval: interval,
-    samejsRatioP50: overJs('ours'), samejsRatioP50Interval: overJsInterval,
+    oursOverSamejsP50: overJs('ours'), oursOverSamejsP50Interval: overJsInterval,
   };
   const row = (p) => [LABEL[p], ms(st[p].p50), ms(st[p].p99), ms(st[p].mean), ms(st[p].min), ms(st[p].max)];
   table(`1. Latency, ${N} sequential POST /client/events per path (interleaved, rotating order; ${WARMUP} warm-up each; emulator accepted ${accepted}/${LAT_PATHS.length * N}; non-202: ${LAT_PATHS.map((p) => `${p} ${bad[p]}`).join(', ')})`,
@@ -303,7 +303,7 @@ try {
     const againstOverJs = bootstrapRatio(samples, 'against', 'samejs');
     results.latency.against = {
       dir: AGAINST,
-      samejsRatioP50: overJs('against'), samejsRatioP50Interval: againstOverJs,
+      overSamejsP50: overJs('against'), overSamejsP50Interval: againstOverJs,
       oursOverAgainstP50: addedRatio(st.ours.p50, st.against.p50, d.p50), oursOverAgainstP50Interval: vs,
     };
     console.log(`   --against build added / the same work in JS added at p50: ${times(overJs('against'))} (95% interval ${span(againstOverJs)});`
@@ -313,7 +313,7 @@ try {
       const eAgainstOverJs = bootstrapRatio(early, 'against', 'samejs');
       Object.assign(results.latency.against, {
         early: {
-          samejsRatioP50: overJs('against', e), samejsRatioP50Interval: eAgainstOverJs,
+          overSamejsP50: overJs('against', e), overSamejsP50Interval: eAgainstOverJs,
           oursOverAgainstP50: addedRatio(e.ours.p50, e.against.p50, e.direct.p50), oursOverAgainstP50Interval: eVs,
         },
       });
