@@ -6,6 +6,9 @@
 //! [`settled`] awaits a promise through one callback made once per isolate (the body
 //! read); the other awaits (gloo-net's fetch, KV, the rate-limit binding, timers) stay
 //! `wasm_bindgen_futures::JsFuture`.
+//!
+//! What a request's path can reuse, it does: a task id keeps its waker and an awaited
+//! slot its bound callbacks, for the next task or promise (no `bind` per await).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -67,7 +70,7 @@ where
                 job: RefCell::new(Some(job)),
                 polling: Cell::new(false),
                 again: Cell::new(false),
-                waker: Waker::from(Arc::new(Wakes(id as u32))),
+                waker: waker_of(id),
                 resolve,
                 reject,
             })
@@ -75,6 +78,27 @@ where
     }) as u32;
     run(id);
     promise
+}
+
+/// The waker of task id `id`, made the first time the id is used (ids are handed out
+/// lowest free first, so a new id is the next index).
+fn waker_of(id: usize) -> Waker {
+    WAKERS.with(|w| {
+        let mut w = w.borrow_mut();
+        if let Some(kept) = w.get(id) {
+            return kept.clone();
+        }
+        let waker = Waker::from(Arc::new(Wakes(id as u32)));
+        if w.len() == id {
+            w.push(waker.clone());
+        }
+        waker
+    })
+}
+
+thread_local! {
+    /// Task ids' wakers, by id (see [`waker_of`]).
+    static WAKERS: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
 }
 
 fn run(id: u32) {
@@ -116,12 +140,32 @@ fn run(id: u32) {
 /// stays a `JsFuture`.
 pub fn settled(promise: &Promise) -> Settling {
     let slot = SLOTS.with(|s| s.borrow_mut().claim());
-    let at = JsValue::from(slot as u32);
-    let on_settle = ON_SETTLE.with(|f| f.clone());
-    let ok: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::TRUE).into();
-    let err: JsValue = on_settle.bind2(&JsValue::NULL, &at, &JsValue::FALSE).into();
+    let (ok, err) = callbacks_of(slot);
     let _ = promise.unchecked_ref::<Thenable>().then_with(&ok, &err);
     Settling { slot, done: false }
+}
+
+/// `ON_SETTLE` bound to `slot`, fulfilled and rejected, made the first time the slot is
+/// used (slots too are handed out lowest free first). A slot serves one promise at a
+/// time (an abandoned one stays taken until its promise settles), so its callbacks can
+/// serve the next one.
+fn callbacks_of(slot: usize) -> (JsValue, JsValue) {
+    CALLBACKS.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(kept) = c.get(slot) {
+            return kept.clone();
+        }
+        let at = JsValue::from(slot as u32);
+        let on_settle = ON_SETTLE.with(|f| f.clone());
+        let pair: (JsValue, JsValue) = (
+            on_settle.bind2(&JsValue::NULL, &at, &JsValue::TRUE).into(),
+            on_settle.bind2(&JsValue::NULL, &at, &JsValue::FALSE).into(),
+        );
+        if c.len() == slot {
+            c.push(pair.clone());
+        }
+        pair
+    })
 }
 
 #[wasm_bindgen]
@@ -136,6 +180,8 @@ extern "C" {
 thread_local! {
     /// The promises awaited through [`settled`] (slots.rs: their life-cycle).
     static SLOTS: RefCell<Slots<Result<JsValue, JsValue>>> = RefCell::new(Slots::default());
+    /// Each slot's callbacks, by slot (see [`callbacks_of`]).
+    static CALLBACKS: RefCell<Vec<(JsValue, JsValue)>> = const { RefCell::new(Vec::new()) };
     /// `(slot, fulfilled, value)`, called by the promise (bound to its slot).
     static ON_SETTLE: Function = wasm_bindgen::closure::Closure::<dyn Fn(u32, bool, JsValue)>::new(
         |slot: u32, ok: bool, value: JsValue| {

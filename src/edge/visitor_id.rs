@@ -127,6 +127,7 @@ fn cookie_line(value: &str, max_age: u32, path: &str) -> String {
 /// the cookie: an `Origin` in `ALLOWED_ORIGINS` (browsers send one with every POST and
 /// DELETE). `GET` is for the page's own origin too, which sends none; another origin's
 /// page cannot read the answer (no CORS headers), and gets 403.
+#[inline(never)] // not on the `/client` path (see router/mod.rs)
 pub fn admit(
     method: &str,
     cookie: Option<&str>,
@@ -180,6 +181,7 @@ pub fn admit(
 }
 
 /// `POST /id`: sets the cookie to the body's visitor. `cors`: the allowed origin.
+#[inline(never)] // not on the `/client` path (see router/mod.rs)
 pub fn post(body: &[u8], cfg: &EdgeConfig, cors: Option<&str>) -> Reply {
     let Some(secret) = cfg.signing_secret.as_deref() else {
         return missing("EDGE_SIGNING_SECRET");

@@ -2,7 +2,10 @@
 // and against a trivial JavaScript pass-through worker in the same workerd.
 //   node tests/bench/edge-bench.mjs [--n 1000] [--warmup 5000] [--concurrency 20] [--seconds 2]
 //                                   [--rounds 3] [--max 100000] [--cold 5] [--orders 300]
-// (needs `bash .ci/build.sh edge`; EDGE_DIST=<dir> benches another build)
+//                                   [--against <dir>]
+// (needs `bash .ci/build.sh edge`; EDGE_DIST=<dir> benches another build; --against <dir> adds
+// that other build of the worker, e.g. a copy of dist/edge before a change, as one more
+// latency path in the same workerd, so a change is measured side by side with its baseline)
 //
 // Three paths to the same emulator route (POST /client/events?company_id=<public key>, a valid
 // body, an allowed Origin):
@@ -11,6 +14,7 @@
 //   trivial  node -> `fetch(new Request(env.UPSTREAM + path + search, request))` in the same
 //            workerd (one Miniflare, two workers) -> the emulator
 //   samejs   (latency only, for reference) the same work as ours written in plain JavaScript
+//   against  (latency only, with --against) another build of ours, with the same bindings
 // Every worker is reached on its own socket (Miniflare's unsafeDirectSockets), so neither
 // pays for Miniflare's entry worker. Only the HTTP behaviour of ours matters here: any worker
 // that forwards that request and answers 202 can be benched.
@@ -18,8 +22,10 @@
 //  1. latency: after a warm-up to steady state (--warmup, 5000 rounds), N sequential requests
 //     on each path, interleaved one by one in the same run (drift hits all alike, the order
 //     rotates); p50 / p99 of each, what each worker adds over direct, and ours-added /
-//     trivial-added (with a bootstrap 95% interval). Also the same ratio over requests 51-550
-//     of the warm-up: a fresh isolate, before V8 has tiered the worker's code up.
+//     trivial-added and ours-added / samejs-added (each with a bootstrap 95% interval). Also
+//     the same ratios over requests 51-550 of the warm-up: a fresh isolate, before V8 has
+//     tiered the worker's code up. With --against, the other build's ratios too, and
+//     ours-added / against-added.
 //  2. throughput: `concurrency` requests in flight for `seconds` on each path, `rounds` times in
 //     rotating order (at most `max` requests per run); req/s summed over the rounds.
 //     Then the issue's acceptance lines, PASS or FAIL (the bench exits 0 either way).
@@ -30,7 +36,7 @@
 //     (tests/bench/edge-queued.mjs; `--orders` per path and condition, 0 skips it).
 import os from 'node:os';
 import path from 'node:path';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { gzipSync, constants as zc } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { execFileSync } from 'node:child_process';
@@ -38,7 +44,7 @@ import { Miniflare } from 'miniflare';
 import { sample } from '../emulator/fixtures.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { TRIVIAL_WORKER, SAME_WORK_JS_WORKER } from './reference-workers.mjs';
-import { numberOption } from './options.mjs';
+import { numberOption, stringOption } from './options.mjs';
 import { benchQueued } from './edge-queued.mjs';
 import {
   miniflareOptions, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
@@ -52,6 +58,8 @@ const ROUNDS = Math.max(1, numberOption('rounds', 3));
 const MAX = numberOption('max', 100_000);
 const COLD = numberOption('cold', 5);
 const ORDERS = numberOption('orders', 300);
+/** Another build of the worker (a dist/edge copy) to bench beside ours, or null. */
+const AGAINST = stringOption('against', null) && path.resolve(stringOption('against', null));
 // Steady state: V8 tiers each function up on its own count of calls, and the wasm
 // worker runs about fifty small glue functions, call wrappers and wasm functions once a
 // request, so it reaches its top tiers only after a few thousand requests (measured on
@@ -65,6 +73,10 @@ const EARLY_N = 500;
 
 if (!isEdgeBuilt()) {
   console.error(NOT_BUILT);
+  process.exit(1);
+}
+if (AGAINST && !existsSync(path.join(AGAINST, 'worker.mjs'))) {
+  console.error(`--against ${AGAINST}: no worker.mjs there (a copy of a built dist/edge)`);
   process.exit(1);
 }
 
@@ -154,13 +166,18 @@ async function startPaths() {
           bindings: { UPSTREAM: emu.url, ORIGIN: SHOP_ORIGIN, REVISION },
           unsafeDirectSockets: socket,
         },
+        // The other build: its own files, the same bindings.
+        ...(AGAINST ? [{ ...ours, name: 'against', scriptPath: path.join(AGAINST, 'worker.mjs'), modulesRoot: AGAINST, unsafeDirectSockets: socket }] : []),
       ],
     });
     await mf.ready;
     const url = async (name) => String(await mf.unsafeGetDirectURL(name)).replace(/\/$/, '');
     return {
       emu, secrets, mf,
-      paths: { direct: emu.url, ours: await url('ours'), trivial: await url('trivial'), samejs: await url('samejs') },
+      paths: {
+        direct: emu.url, ours: await url('ours'), trivial: await url('trivial'), samejs: await url('samejs'),
+        ...(AGAINST ? { against: await url('against') } : {}),
+      },
       close: async () => { await mf.dispose().catch(() => {}); await emu.close(); },
     };
   } catch (e) {
@@ -171,26 +188,33 @@ async function startPaths() {
 }
 
 const PATHS = ['direct', 'ours', 'trivial'];
-/** Latency also runs the same-work JS worker, for reference (not in the targets). */
-const LAT_PATHS = [...PATHS, 'samejs'];
-const LABEL = { direct: 'direct to emulator', ours: 'through our worker', trivial: 'through the trivial worker', samejs: 'through the same work in JS' };
+/** Latency also runs the same-work JS worker (and the --against build), for reference. */
+const LAT_PATHS = [...PATHS, 'samejs', ...(AGAINST ? ['against'] : [])];
+const LABEL = {
+  direct: 'direct to emulator', ours: 'through our worker', trivial: 'through the trivial worker',
+  samejs: 'through the same work in JS', against: 'through the --against build',
+};
 /** The order of round `i`: each path goes first, second, ... equally often. */
 const rotation = (i, paths = LAT_PATHS) => paths.map((_, k) => paths[(i + k) % paths.length]);
 
-/** A bootstrap 95% interval of ours-added / trivial-added at p50 over the interleaved triples. */
-function bootstrapRatio(samples, resamples = 1000) {
+/**
+ * A bootstrap 95% interval of `of`-added / `over`-added at p50 over the interleaved rounds
+ * (each resample keeps a round's requests together).
+ */
+function bootstrapRatio(samples, of = 'ours', over = 'trivial', resamples = 1000) {
   const n = samples.direct.length;
   const ratios = [];
   let seed = 0x9e3779b9;
   const rand = () => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) / 2 ** 32; };
   const p50 = (xs) => quantile(xs.sort((a, b) => a - b), 0.5);
+  const used = ['direct', of, over];
   for (let r = 0; r < resamples; r += 1) {
-    const pick = { direct: [], ours: [], trivial: [] };
+    const pick = { direct: [], [of]: [], [over]: [] };
     for (let i = 0; i < n; i += 1) {
       const k = Math.floor(rand() * n);
-      for (const p of PATHS) pick[p].push(samples[p][k]);
+      for (const p of used) pick[p].push(samples[p][k]);
     }
-    const v = addedRatio(p50(pick.ours), p50(pick.trivial), p50(pick.direct));
+    const v = addedRatio(p50(pick[of]), p50(pick[over]), p50(pick.direct));
     if (!Number.isNaN(v)) ratios.push(v);
   }
   ratios.sort((a, b) => a - b);
@@ -202,13 +226,14 @@ const edge = await startPaths();
 const results = {};
 try {
   const { emu, secrets, paths } = edge;
-  const secretsOf = (name) => (name === 'ours' ? secrets : null);
+  const secretsOf = (name) => (name === 'ours' || name === 'against' ? secrets : null);
   console.log(`edge build ${edgeBuildId()} (${path.relative(ROOT, EDGE_DIR) || EDGE_DIR})`);
+  if (AGAINST) console.log(`against build ${edgeBuildId(AGAINST)} (${AGAINST})`);
   console.log(`node ${process.version}, ${workerdVersion()}, miniflare ${JSON.parse(readFileSync(path.join(ROOT, 'node_modules/miniflare/package.json'), 'utf8')).version}`);
   console.log(`${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${os.platform()} ${os.release()}, load average ${os.loadavg()[0].toFixed(1)}`);
 
   // ---------- 1. latency ----------
-  const early = { direct: [], ours: [], trivial: [], samejs: [] };
+  const early = Object.fromEntries(LAT_PATHS.map((p) => [p, []]));
   for (let i = 0; i < WARMUP; i += 1) {
     const timed = i >= EARLY_FROM && i < EARLY_FROM + EARLY_N;
     for (const name of rotation(i)) {
@@ -217,8 +242,8 @@ try {
     }
   }
   emu.reset();
-  const samples = { direct: [], ours: [], trivial: [], samejs: [] };
-  const bad = { direct: 0, ours: 0, trivial: 0, samejs: 0 };
+  const samples = Object.fromEntries(LAT_PATHS.map((p) => [p, []]));
+  const bad = Object.fromEntries(LAT_PATHS.map((p) => [p, 0]));
   for (let i = 0; i < N; i += 1) {
     // Rotate which goes first so none always gets the warmer connection / cache.
     for (const name of rotation(i)) {
@@ -234,10 +259,14 @@ try {
   const added = (p, k) => st[p][k] - d[k];
   const ratio = (k) => addedRatio(st.ours[k], st.trivial[k], d[k]);
   const interval = bootstrapRatio(samples);
+  // The same work in JavaScript is the bar at p50: ours-added / samejs-added.
+  const overJs = (p, from = st) => addedRatio(from[p].p50, from.samejs.p50, from.direct.p50);
+  const overJsInterval = bootstrapRatio(samples, 'ours', 'samejs');
   results.latency = {
     ...st, bad, accepted,
-    added: Object.fromEntries(['ours', 'trivial', 'samejs'].map((p) => [p, { p50: added(p, 'p50'), p99: added(p, 'p99'), mean: added(p, 'mean') }])),
+    added: Object.fromEntries(LAT_PATHS.filter((p) => p !== 'direct').map((p) => [p, { p50: added(p, 'p50'), p99: added(p, 'p99'), mean: added(p, 'mean') }])),
     ratioP50: ratio('p50'), ratioP99: ratio('p99'), ratioP50Interval: interval,
+    oursOverSamejsP50: overJs('ours'), oursOverSamejsP50Interval: overJsInterval,
   };
   const row = (p) => [LABEL[p], ms(st[p].p50), ms(st[p].p99), ms(st[p].mean), ms(st[p].min), ms(st[p].max)];
   table(`1. Latency, ${N} sequential POST /client/events per path (interleaved, rotating order; ${WARMUP} warm-up each; emulator accepted ${accepted}/${LAT_PATHS.length * N}; non-202: ${LAT_PATHS.map((p) => `${p} ${bad[p]}`).join(', ')})`,
@@ -247,17 +276,50 @@ try {
       ['added by our worker', signedMs(added('ours', 'p50')), signedMs(added('ours', 'p99')), signedMs(added('ours', 'mean')), '', ''],
       ['added by the trivial worker', signedMs(added('trivial', 'p50')), signedMs(added('trivial', 'p99')), signedMs(added('trivial', 'mean')), '', ''],
       ['added by the same work in JS', signedMs(added('samejs', 'p50')), signedMs(added('samejs', 'p99')), signedMs(added('samejs', 'mean')), '', ''],
+      ...(AGAINST ? [['added by the --against build', signedMs(added('against', 'p50')), signedMs(added('against', 'p99')), signedMs(added('against', 'mean')), '', '']] : []),
       ['ours added / trivial added', times(ratio('p50')), times(ratio('p99')), times(ratio('mean')), '', ''],
       ['same work in JS added / trivial added', ...['p50', 'p99', 'mean'].map((k) => times(addedRatio(st.samejs[k], st.trivial[k], d[k]))), '', ''],
       ['our worker / direct', times(st.ours.p50 / d.p50), times(st.ours.p99 / d.p99), times(st.ours.mean / d.mean), '', ''],
     ]);
-  console.log(`   ours added / trivial added at p50, bootstrap 95% interval (1000 resamples of the ${N} triples): ${times(interval[0])} .. ${times(interval[1])}`);
+  const span = (iv) => `${times(iv[0])} .. ${times(iv[1])}`;
+  console.log(`   ours added / trivial added at p50, bootstrap 95% interval (1000 resamples of the ${N} rounds): ${span(interval)}`);
+  console.log(`   ours added / the same work in JS added at p50: ${times(overJs('ours'))} (95% interval ${span(overJsInterval)})`);
+  let e = null;
   if (early.ours.length) {
-    const e = Object.fromEntries(LAT_PATHS.map((p) => [p, stats(early[p])]));
+    e = Object.fromEntries(LAT_PATHS.map((p) => [p, stats(early[p])]));
     const eRatio = (p) => addedRatio(e[p].p50, e.trivial.p50, e.direct.p50);
-    results.latency.early = { ...e, ratioP50: eRatio('ours'), samejsRatioP50: eRatio('samejs') };
+    const eOverJsInterval = bootstrapRatio(early, 'ours', 'samejs');
+    results.latency.early = {
+      ...e, ratioP50: eRatio('ours'), samejsRatioP50: eRatio('samejs'),
+      oursOverSamejsP50: overJs('ours', e), oursOverSamejsP50Interval: eOverJsInterval,
+    };
     console.log(`   fresh isolate (requests ${EARLY_FROM + 1}-${EARLY_FROM + early.ours.length} of the warm-up, before V8 has tiered the worker up): ours added / trivial added at p50 ${times(eRatio('ours'))}`
       + ` (ours ${signedMs(e.ours.p50 - e.direct.p50)}, trivial ${signedMs(e.trivial.p50 - e.direct.p50)}); the same work in JS ${times(eRatio('samejs'))}`);
+    console.log(`   fresh isolate: ours added / the same work in JS added at p50: ${times(overJs('ours', e))} (95% interval ${span(eOverJsInterval)})`);
+  }
+  if (AGAINST) {
+    // The other build beside ours: each over the same work in JS, and ours over it.
+    const vs = bootstrapRatio(samples, 'ours', 'against');
+    const againstOverJs = bootstrapRatio(samples, 'against', 'samejs');
+    results.latency.against = {
+      dir: AGAINST,
+      overSamejsP50: overJs('against'), overSamejsP50Interval: againstOverJs,
+      oursOverAgainstP50: addedRatio(st.ours.p50, st.against.p50, d.p50), oursOverAgainstP50Interval: vs,
+    };
+    console.log(`   --against build added / the same work in JS added at p50: ${times(overJs('against'))} (95% interval ${span(againstOverJs)});`
+      + ` ours added / --against added: ${times(results.latency.against.oursOverAgainstP50)} (95% interval ${span(vs)})`);
+    if (e) {
+      const eVs = bootstrapRatio(early, 'ours', 'against');
+      const eAgainstOverJs = bootstrapRatio(early, 'against', 'samejs');
+      Object.assign(results.latency.against, {
+        early: {
+          overSamejsP50: overJs('against', e), overSamejsP50Interval: eAgainstOverJs,
+          oursOverAgainstP50: addedRatio(e.ours.p50, e.against.p50, e.direct.p50), oursOverAgainstP50Interval: eVs,
+        },
+      });
+      console.log(`   fresh isolate: --against build added / the same work in JS added at p50: ${times(overJs('against', e))} (95% interval ${span(eAgainstOverJs)});`
+        + ` ours added / --against added: ${times(results.latency.against.early.oursOverAgainstP50)} (95% interval ${span(eVs)})`);
+    }
   }
   if ([ratio('p50'), ratio('p99'), ratio('mean'), ...interval].some(Number.isNaN)) {
     console.log('   n/a: the trivial worker added nothing measurable there (noise at that quantile: raise --n)');

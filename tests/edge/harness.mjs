@@ -39,14 +39,14 @@ export function isEdgeBuilt() {
 export const NOT_BUILT = 'dist/edge/worker.mjs is missing: run `bash .ci/build.sh edge` first';
 
 /** sha256 (first 12 hex) and mtime of the built worker + wasm: which build a run tested. */
-export function edgeBuildId() {
+export function edgeBuildId(dir = EDGE_DIR) {
   try {
     const h = createHash('sha256');
     for (const f of ['worker.mjs', 'klaviyo_edge_bg.wasm']) {
-      const p = path.join(EDGE_DIR, f);
+      const p = path.join(dir, f);
       if (existsSync(p)) h.update(readFileSync(p));
     }
-    return `${h.digest('hex').slice(0, 12)} (${statSync(WORKER_PATH).mtime.toISOString()})`;
+    return `${h.digest('hex').slice(0, 12)} (${statSync(path.join(dir, 'worker.mjs')).mtime.toISOString()})`;
   } catch {
     return 'none';
   }

@@ -32,6 +32,7 @@ pub fn private_call(
 /// `/api/*` before the body: the private key, then who is asking. A page of the shop
 /// (an allowed `Origin`, no signature) may only send to `/api/events`; anyone else must
 /// sign, and an unsigned call is refused here, its body unread.
+#[inline(never)]
 pub(super) fn api_head(
     path: &str,
     head: &Head,
@@ -66,6 +67,7 @@ pub(super) fn api_head(
 
 /// `/api/events` from a page: only listed metrics, identifiers only (see
 /// [`api_rules::browser_event`]); forwarded byte for byte with the private key.
+#[inline(never)]
 pub(super) fn browser_event(
     head: &Head,
     cfg: &EdgeConfig,
@@ -100,6 +102,7 @@ pub(super) fn browser_event(
 
 /// `/api/*` from the backend: the signature over the method, the path and the exact
 /// bytes first, then the body's rules.
+#[inline(never)]
 pub(super) fn signed(
     head: &Head,
     cfg: &EdgeConfig,

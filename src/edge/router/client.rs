@@ -4,6 +4,7 @@
 
 use super::*;
 
+#[inline(never)]
 pub(super) fn preflight(allowed: Option<&str>, known: bool) -> Reply {
     match allowed {
         Some(o) if known => Reply::empty(204)

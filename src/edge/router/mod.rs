@@ -9,6 +9,9 @@
 //!    built as a tree) and the body's rules; what to answer or send upstream, and the
 //!    replay key to check.
 //!
+//! The routes but `/client` are `#[inline(never)]`: a fresh isolate compiles, and V8
+//! tiers up, only the code of the route it serves, not one function holding them all.
+//!
 //! Given what upstream answered, [`after_upstream`] says whether to retry or what to
 //! answer. `worker/` only carries these out, checking the gate between the steps:
 //! the rate before the body is read, replays before anything is sent.

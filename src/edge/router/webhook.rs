@@ -5,6 +5,7 @@ use super::*;
 
 /// `/webhooks/klaviyo` before the body: the secret is set, and the signature, its
 /// timestamp and the webhook id were all sent.
+#[inline(never)]
 pub(super) fn webhook_head(head: &Head, cfg: &EdgeConfig) -> Result<RouteKind, Reply> {
     if cfg.webhook_secret.is_none() {
         return Err(missing("KLAVIYO_WEBHOOK_SECRET"));
@@ -43,6 +44,7 @@ pub(super) struct WebhookMeta {
 
 /// `/webhooks/klaviyo`: Klaviyo's system webhooks, verified as Klaviyo signs them, and
 /// bound to their id: the body's `meta.klaviyo_webhook_id` must equal the header.
+#[inline(never)]
 pub(super) fn webhook(head: &Head, cfg: &EdgeConfig, body: &[u8]) -> Decision {
     let Some(secret) = &cfg.webhook_secret else {
         return Action::Reply(missing("KLAVIYO_WEBHOOK_SECRET")).into();

@@ -8,6 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Request;
 
+use super::inits::upstream_init;
 use super::js::FixedInit;
 
 use super::*;
@@ -71,26 +72,37 @@ pub(crate) async fn call(f: &Forward, received: &Uint8Array) -> Upstream {
 }
 
 pub(crate) fn upstream_request(f: &Forward, received: &Uint8Array) -> Result<Request, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (k, v) in &f.headers {
-        append(&headers, k, v)?;
-    }
-    let init = web_sys::RequestInit::new();
-    init.unchecked_ref::<FixedInit>()
-        .set_method_fixed(&fixed("POST"));
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    init.set_headers(&headers);
+    // A timed call gets an init of its own: its signal is for this request only.
+    let init = match f.timeout_ms {
+        None => upstream_init(&f.headers)?,
+        Some(ms) => {
+            let init = fresh_init(&f.headers)?;
+            let ms = ms.min(u64::from(u32::MAX)) as u32;
+            init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(ms)));
+            init
+        }
+    };
     // As bytes: no UTF-8 -> UTF-16 -> UTF-8 round trip through a JS string. The
     // request's own bytes go as the runtime holds them: no copy back out of wasm.
     match &f.body {
         Payload::AsReceived => init.set_body(received),
         Payload::Text(t) => init.set_body(&Uint8Array::from(t.as_bytes())),
     }
-    if let Some(ms) = f.timeout_ms {
-        let ms = ms.min(u64::from(u32::MAX)) as u32;
-        init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(ms)));
-    }
     Request::new_with_str_and_init(&f.url, &init)
+}
+
+/// A new init of an upstream POST with `headers` that never follows a redirect.
+fn fresh_init(headers: &[(&'static str, String)]) -> Result<web_sys::RequestInit, JsValue> {
+    let h = web_sys::Headers::new()?;
+    for (k, v) in headers {
+        append(&h, k, v)?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.unchecked_ref::<FixedInit>()
+        .set_method_fixed(&fixed("POST"));
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    init.set_headers(&h);
+    Ok(init)
 }
 
 pub(crate) async fn sleep(ms: u64) -> Result<(), JsValue> {

@@ -6,12 +6,14 @@
 //! answer.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Promise, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
-use web_sys::{Request, Response, ResponseInit};
+use web_sys::{Request, Response};
 
 use super::config::{ConfigError, EdgeConfig, Settings};
 use super::delivery::{self, Plan};
@@ -26,6 +28,7 @@ use super::shared_replay;
 
 mod fetch;
 mod gates;
+mod inits;
 mod js;
 mod script_files;
 
@@ -47,24 +50,28 @@ thread_local! {
 type Settled = Rc<Result<EdgeConfig, ConfigError>>;
 
 pub(super) fn config(env: &JsValue) -> Settled {
-    CONFIG.with(|c| {
-        if let Some((seen, cfg)) = &*c.borrow() {
-            if Object::is(seen, env) {
-                return Rc::clone(cfg);
-            }
-        }
-        let cfg = Rc::new(
-            match Settings::deserialize(serde_wasm_bindgen::Deserializer::from(env.clone())) {
-                Ok(s) => EdgeConfig::from_settings(&s),
-                Err(_) => Err(ConfigError {
-                    setting: "env",
-                    reason: "must be an object of settings",
-                }),
-            },
-        );
-        *c.borrow_mut() = Some((env.clone(), Rc::clone(&cfg)));
-        cfg
-    })
+    let seen = CONFIG.with(|c| match &*c.borrow() {
+        Some((seen, cfg)) if Object::is(seen, env) => Some(Rc::clone(cfg)),
+        _ => None,
+    });
+    seen.unwrap_or_else(|| read_config(env))
+}
+
+/// Reads `env` (once per isolate): its own function, so the per-request check above
+/// stays small for V8 to compile.
+#[inline(never)]
+fn read_config(env: &JsValue) -> Settled {
+    let cfg = Rc::new(
+        match Settings::deserialize(serde_wasm_bindgen::Deserializer::from(env.clone())) {
+            Ok(s) => EdgeConfig::from_settings(&s),
+            Err(_) => Err(ConfigError {
+                setting: "env",
+                reason: "must be an object of settings",
+            }),
+        },
+    );
+    CONFIG.with(|c| *c.borrow_mut() = Some((env.clone(), Rc::clone(&cfg))));
+    cfg
 }
 
 /// The fetch handler: `export default { fetch: handle }` (see `js/edge/worker.mjs`).
@@ -78,13 +85,15 @@ pub(super) fn config(env: &JsValue) -> Settled {
 #[wasm_bindgen]
 pub fn handle(request: Request, env: JsValue, ctx: JsValue, options: JsValue) -> Promise {
     executor::spawn(async move {
+        let cfg = config(&env);
+        let method = request.method();
         // The script-tag files, from the head alone (script.rs).
-        if let Ok(cfg) = &*config(&env) {
-            if let Some(r) = script_files::answer(&request, cfg)? {
+        if let (Ok(c), "GET" | "HEAD") = (&*cfg, method.as_str()) {
+            if let Some(r) = script_files::answer(&request, c, &method)? {
                 return Ok(r.into());
             }
         }
-        let reply = match serve(&request, &env, &ctx, &options).await {
+        let reply = match serve(&request, &cfg, &method, &env, &ctx, &options).await {
             Ok(r) => r,
             Err(_) => error(
                 500,
@@ -138,12 +147,12 @@ fn bot_score(request: &Request) -> Option<u8> {
 
 async fn serve(
     request: &Request,
+    cfg: &Result<EdgeConfig, ConfigError>,
+    method: &str,
     env: &JsValue,
     ctx: &JsValue,
     options: &JsValue,
 ) -> Result<Reply, JsValue> {
-    let settled_cfg = config(env);
-    let cfg = &*settled_cfg;
     let url = request.url();
     let (path, query) = split_url(&url);
     // One `Headers` for every read: each `request.headers()` is a call into the runtime.
@@ -173,9 +182,8 @@ async fn serve(
         }
         None => Peer::Given(None),
     };
-    let method = request.method();
     let head = Head {
-        method: &method,
+        method,
         path,
         query,
         headers: &headers,
@@ -200,12 +208,12 @@ async fn serve(
     };
     // The rate gate before the body is read: a client over its rate costs no read.
     if let Some(key) = route.rate_key {
-        if !rate_allowed(key, cfg, env, head.now_ms).await? {
+        if !out_of_line(rate_allowed(key, cfg, env, head.now_ms)).await? {
             return Ok(router::rate_limited(route.cors.as_deref()));
         }
     }
     let (body, received, too_large) = read_body(request, declared, cfg.max_body_bytes).await?;
-    let Decision { action, gate } = router::decide_body(
+    let decision = router::decide_body(
         &head,
         &route,
         Body {
@@ -214,17 +222,52 @@ async fn serve(
         },
         cfg,
     );
+    if decision.gate.replay_key.is_some() {
+        return out_of_line(gated(decision, body, &received, &head, cfg, env, ctx)).await;
+    }
+    // Decided: the wasm copy of the body is no longer needed while upstream answers.
+    drop(body);
+    match decision.action {
+        Action::Reply(r) => Ok(r),
+        Action::Forward(f) => {
+            let r = forward(&f, &received).await?;
+            Ok(router::first_party_mark(r, path, cfg))
+        }
+        other => out_of_line(carry_out(other, &received, path, cfg, ctx)).await,
+    }
+}
+
+/// `step` as a boxed `dyn` future: its code stays its own function, called through a
+/// table, which neither LLVM nor wasm-opt inlines. Every step `/client` does not take
+/// goes through it, so the `/client` path's state machine holds only its own steps and
+/// a fresh isolate compiles (and V8 tiers up) little to answer it.
+fn out_of_line<'a, T>(step: impl Future<Output = T> + 'a) -> Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(step)
+}
+
+/// A signed call or a verified webhook: its signature's first use, then the delivery
+/// queue where one is bound, else what it asks.
+async fn gated(
+    Decision { action, gate }: Decision,
+    body: Vec<u8>,
+    received: &Uint8Array,
+    head: &Head<'_>,
+    cfg: &EdgeConfig,
+    env: &JsValue,
+    ctx: &JsValue,
+) -> Result<Reply, JsValue> {
+    let now_ms = head.now_ms;
     // With a queue bound, a signed call or a verified webhook is handed to it
     // (delivery.rs); the messages are made before the body is let go.
     let queued = match (&gate.replay_key, binding(env, "DELIVERY_QUEUE", "send")) {
         (Some(tag), Some(queue)) => {
-            delivery::plan(&action, tag, &body, cfg, head.now_ms).map(|p| (p, queue, *tag))
+            delivery::plan(&action, tag, &body, cfg, now_ms).map(|p| (p, queue, *tag))
         }
         _ => None,
     };
     // Decided: the wasm copy of the body is no longer needed while upstream answers.
     drop(body);
-    if let Some(denied) = replay_checked(&gate, env, head.now_ms).await? {
+    if let Some(denied) = replay_checked(&gate, env, now_ms).await? {
         return Ok(denied);
     }
     if let Some((Plan::Enqueue(messages), (queue, send), tag)) = queued {
@@ -241,9 +284,21 @@ async fn serve(
             _ => delivery::queued(&tag, messages.len(), cors),
         });
     }
+    carry_out(action, received, head.path, cfg, ctx).await
+}
+
+/// Does what the router decided.
+async fn carry_out(
+    action: Action,
+    received: &Uint8Array,
+    path: &str,
+    cfg: &EdgeConfig,
+    ctx: &JsValue,
+) -> Result<Reply, JsValue> {
     match action {
         Action::Reply(r) => Ok(r),
         Action::ReplyAndNotify { reply, notify } => {
+            let received = received.clone();
             let sent = executor::spawn(async move {
                 let _ = call(&notify, &received).await;
                 Ok(JsValue::UNDEFINED)
@@ -252,7 +307,7 @@ async fn serve(
             Ok(reply)
         }
         Action::Forward(f) => {
-            let r = forward(&f, &received).await?;
+            let r = forward(&f, received).await?;
             Ok(router::first_party_mark(r, path, cfg))
         }
         Action::AddToList {
@@ -265,7 +320,7 @@ async fn serve(
                 let Some(f) = router::import_request(cfg, body, cors.as_deref()) else {
                     return Ok(no_key());
                 };
-                let answer = forward(&f, &received).await?;
+                let answer = forward(&f, received).await?;
                 if !answer.is_success() {
                     return Ok(answer);
                 }
@@ -280,7 +335,7 @@ async fn serve(
             }
             let ids: Vec<String> = ids.into_iter().flatten().collect();
             match router::add_to_list_request(cfg, &list_id, &ids, cors.as_deref()) {
-                Some(f) => forward(&f, &received).await,
+                Some(f) => forward(&f, received).await,
                 None => Ok(no_key()),
             }
         }
@@ -298,18 +353,7 @@ fn no_key() -> Reply {
 }
 
 pub(super) fn respond(r: Reply) -> Result<Response, JsValue> {
-    let init = ResponseInit::new();
-    init.set_status(r.status);
-    let headers = web_sys::Headers::new()?;
-    for (k, v) in r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(reply::ALWAYS.iter().copied())
-    {
-        append(&headers, k, v)?;
-    }
-    init.set_headers(&headers);
+    let init = inits::answer_init(r.status, &r.headers)?;
     if r.status == 204 || r.body.is_empty() {
         Response::new_with_opt_str_and_init(None, &init)
     } else {

@@ -45,8 +45,12 @@ pub fn set_script_files(js: JsString, wasm: Uint8Array, snippet: JsString) {
 
 /// The answer to a `GET` or `HEAD` of `/script/…` when the worker serves the script,
 /// else `None` (the request is routed as any other).
-pub fn answer(request: &Request, cfg: &EdgeConfig) -> Result<Option<Response>, JsValue> {
-    let method = request.method();
+#[inline(never)] // not on the `/client` path
+pub fn answer(
+    request: &Request,
+    cfg: &EdgeConfig,
+    method: &str,
+) -> Result<Option<Response>, JsValue> {
     if !cfg.serve_script || !(method == "GET" || method == "HEAD") {
         return Ok(None);
     }
