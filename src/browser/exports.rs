@@ -14,13 +14,8 @@ use crate::core::client::{Client, Op};
 use crate::core::config::Config;
 use crate::core::consent::Consent;
 use crate::core::lease;
-use crate::core::queue::StorageOp;
+use crate::core::queue::{SEP, SUB};
 use crate::core::text::{self, push_u64};
-
-/// Separates the parts of an answer, and a key from its value. JSON escapes control
-/// characters, so neither appears in what they separate.
-const SEP: char = '\u{1}';
-const SUB: char = '\u{2}';
 
 /// A global of the single-threaded wasm. Each export takes what it needs for its own
 /// duration; exports never call each other, and the three globals are apart, so no
@@ -238,24 +233,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
     let Some(c) = client(h) else { return out };
     let now = n as u64;
     match what {
-        what::SYNC => {
-            for op in c.take_storage_ops(now) {
-                out.push(SEP);
-                match op {
-                    StorageOp::Put { key, value } => {
-                        out.push_str(&key);
-                        out.push(SUB);
-                        out.push_str(&value);
-                    }
-                    StorageOp::Remove { key } => out.push_str(&key),
-                    // An empty key: every key under the prefix.
-                    StorageOp::Erase { prefix } => {
-                        out.push(SUB);
-                        out.push_str(&prefix);
-                    }
-                }
-            }
-        }
+        what::SYNC => c.sync_storage(now, &mut out),
         what::FAILED => c.on_storage_failed(a),
         what::NEXT => {
             // With a budget (`b`): the page is going away; keepalive requests only.

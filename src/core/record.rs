@@ -193,14 +193,12 @@ pub fn read_event(fields: &str) -> Option<Event<'_>> {
 
 /// Keepalive marks (`k:<record id>`): `<until_ms> <idx>,<idx>,...`, the calls of that
 /// record that were in a request the page could not wait for.
-pub fn mark(until_ms: u64, idx: &[u32]) -> String {
-    let mut out = String::new();
-    push_u64(&mut out, until_ms);
+pub fn mark(until_ms: u64, idx: &[u32], out: &mut String) {
+    push_u64(out, until_ms);
     for (n, i) in idx.iter().enumerate() {
         out.push(if n == 0 { ' ' } else { ',' });
-        push_u64(&mut out, u64::from(*i));
+        push_u64(out, u64::from(*i));
     }
-    out
 }
 
 pub fn read_mark(value: &str) -> Option<(u64, Vec<u32>)> {

@@ -2,7 +2,7 @@
 //!
 //! The adapter feeds it calls, answers, storage changes and the current time, and pulls
 //! out what to send ([`Queue::poll_transmit`]), what to write to storage
-//! ([`Queue::sync`] then [`Queue::take_ops`]) and when to call back
+//! ([`Queue::sync`] then [`Queue::ops`]) and when to call back
 //! ([`Queue::poll_timeout`]). It never sleeps, reads a clock or does I/O, so every rule
 //! is a fast native test.
 //!
@@ -40,22 +40,6 @@ use super::record::{self, Line};
 pub use super::record::{Endpoint, ENDPOINTS};
 use super::retry::{self, Outcome, Verdict};
 use super::text;
-
-/// A write the adapter must make to durable storage, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageOp {
-    Put {
-        key: String,
-        value: String,
-    },
-    Remove {
-        key: String,
-    },
-    /// Remove every key that starts with `prefix` (consent was denied).
-    Erase {
-        prefix: String,
-    },
-}
 
 /// A request to send now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +165,7 @@ pub struct Queue {
     in_flight: Vec<u32>,
     next_tx: u32,
     /// Storage writes to make, in order (the client adds its own: the identity, ...).
-    pub ops: Vec<StorageOp>,
+    pub ops: StorageOps,
     reports: Vec<Report>,
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
@@ -223,7 +207,7 @@ impl Queue {
             marks: Vec::new(),
             in_flight: Vec::new(),
             next_tx: 1,
-            ops: Vec::new(),
+            ops: StorageOps::default(),
             reports: Vec::new(),
             limiters: [
                 limiter(Endpoint::Events),
@@ -456,17 +440,13 @@ impl Queue {
         self.sender
     }
 
-    /// Storage writes to make, in order.
+    /// Storage writes to make, in order, read back.
+    #[cfg(test)]
     pub fn take_ops(&mut self) -> Vec<StorageOp> {
-        std::mem::take(&mut self.ops)
+        let mut text = String::new();
+        self.ops.move_to(&mut text);
+        StorageOp::read_all(&text)
     }
-}
-
-fn key(prefix: &str, id: &str) -> String {
-    let mut k = String::with_capacity(prefix.len() + id.len());
-    k.push_str(prefix);
-    k.push_str(id);
-    k
 }
 
 fn line_idx(line: &Line) -> Option<u32> {
@@ -493,10 +473,14 @@ fn event_pointers(body: &str) -> Vec<usize> {
     out
 }
 
+mod ops;
 mod report;
 mod storage;
 mod transmit;
 
+#[cfg(test)]
+pub use ops::StorageOp;
+pub use ops::{StorageOps, SEP, SUB};
 pub use report::{Report, ReportKind};
 
 #[cfg(test)]

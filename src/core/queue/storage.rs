@@ -53,9 +53,7 @@ impl Queue {
                 .find_record(&id)
                 .is_some_and(|r| self.records[r as usize].written);
             if !live {
-                self.ops.push(StorageOp::Remove {
-                    key: key(&self.mark_prefix, &id),
-                });
+                self.ops.remove(&self.mark_prefix, &id);
             }
         }
     }
@@ -84,61 +82,45 @@ impl Queue {
         }
     }
 
-    /// Writes every dirty record again from its stored calls, or removes it.
+    /// Writes every dirty record again from its stored calls, or removes it. Each is
+    /// written straight into the storage writes, from a pass over the items.
     pub(super) fn rewrite_dirty(&mut self) {
-        if !self.records.iter().any(|r| r.dirty) {
-            return;
-        }
-        // One pass over the items: each dirty record's text, in line order.
-        let mut text: Vec<Option<(String, u32)>> = vec![None; self.records.len()];
-        for it in self.items.iter().filter(|it| it.stored) {
-            let r = &self.records[it.rec as usize];
-            if !r.dirty {
+        for (r, rec) in self.records.iter_mut().enumerate() {
+            if !std::mem::take(&mut rec.dirty) {
                 continue;
             }
-            let (out, last) = text[it.rec as usize].get_or_insert_with(|| {
-                let mut s = String::new();
-                record::header(r.created_ms, &mut s);
-                (s, NO_PROFILE)
-            });
-            if it.profile == NO_PROFILE {
-                record::push_body(it.idx, it.endpoint, &it.text, out);
-            } else {
-                if *last != it.profile {
-                    record::push_profile(&self.profiles[it.profile as usize], out);
-                    *last = it.profile;
-                }
-                record::push_event(it.idx, &it.text, out);
-            }
-        }
-        let mut unmarked = Vec::new();
-        for (r, t) in self.records.iter_mut().zip(text) {
-            if !r.dirty {
-                continue;
-            }
-            r.dirty = false;
-            let k = key(&self.prefix, &r.id);
-            match t {
-                Some((value, _)) => {
-                    r.replaced = r.written;
-                    r.written = true;
-                    self.ops.push(StorageOp::Put { key: k, value });
-                }
-                None if r.written => {
-                    r.written = false;
-                    self.ops.push(StorageOp::Remove { key: k });
-                    if std::mem::take(&mut r.marked) {
-                        self.ops.push(StorageOp::Remove {
-                            key: key(&self.mark_prefix, &r.id),
-                        });
-                        unmarked.push(r.id.clone());
+            let mut lines = self
+                .items
+                .iter()
+                .filter(|it| it.stored && it.rec as usize == r)
+                .peekable();
+            if lines.peek().is_some() {
+                rec.replaced = rec.written;
+                rec.written = true;
+                let out = self.ops.put(&self.prefix, &rec.id);
+                record::header(rec.created_ms, out);
+                let mut last = NO_PROFILE;
+                for it in lines {
+                    if it.profile == NO_PROFILE {
+                        record::push_body(it.idx, it.endpoint, &it.text, out);
+                    } else {
+                        if last != it.profile {
+                            record::push_profile(&self.profiles[it.profile as usize], out);
+                            last = it.profile;
+                        }
+                        record::push_event(it.idx, &it.text, out);
                     }
                 }
-                None => {}
+            } else if rec.written {
+                rec.written = false;
+                self.ops.remove(&self.prefix, &rec.id);
+                if std::mem::take(&mut rec.marked) {
+                    self.ops.remove(&self.mark_prefix, &rec.id);
+                    // Its mark is gone with it: nothing left to expire.
+                    self.marks.retain(|(id, _, _)| *id != rec.id);
+                }
             }
         }
-        // Their marks are gone with them: nothing left to expire.
-        self.marks.retain(|(id, _, _)| !unmarked.contains(id));
     }
 
     /// A stored record or keepalive mark under our prefixes (at start, or on taking
@@ -153,9 +135,7 @@ impl Queue {
         } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {
             match record::read_mark(value) {
                 Some((until, idx)) => self.apply_mark(id, until, idx),
-                None => self.ops.push(StorageOp::Remove {
-                    key: key.to_string(),
-                }),
+                None => self.ops.remove(key, ""),
             }
         }
     }
@@ -171,9 +151,7 @@ impl Queue {
     /// forgets stored calls it no longer lists (another tab delivered them).
     pub(super) fn insert_record(&mut self, id: &str, value: &str) {
         let Some((created_ms, lines)) = record::read(value).filter(|(_, l)| !l.is_empty()) else {
-            self.ops.push(StorageOp::Remove {
-                key: key(&self.prefix, id),
-            });
+            self.ops.remove(&self.prefix, id);
             return;
         };
         let rec = match self.find_record(id) {
@@ -330,9 +308,7 @@ impl Queue {
             if rec.replaced {
                 // A rewrite failed: the older version must not stay behind, or the next
                 // page would send again what was delivered since.
-                self.ops.push(StorageOp::Remove {
-                    key: key.to_string(),
-                });
+                self.ops.remove(key, "");
             }
             for it in self.items.iter_mut().filter(|it| it.rec == r && it.stored) {
                 it.stored = false;
@@ -360,10 +336,7 @@ impl Queue {
         for (r, idx) in marks {
             let rec = &mut self.records[r as usize];
             rec.marked = true;
-            self.ops.push(StorageOp::Put {
-                key: key(&self.mark_prefix, &rec.id),
-                value: record::mark(until, &idx),
-            });
+            record::mark(until, &idx, self.ops.put(&self.mark_prefix, &rec.id));
         }
     }
 }

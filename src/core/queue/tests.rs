@@ -1011,7 +1011,9 @@ fn removing_a_record_also_removes_its_mark() {
 #[test]
 fn a_mark_for_an_unknown_record_expires_and_its_key_is_removed() {
     let mut q = queue();
-    q.load("klaviyo:AbC123:k:gone", &record::mark(T0 + 100, &[0]));
+    let mut mark = String::new();
+    record::mark(T0 + 100, &[0], &mut mark);
+    q.load("klaviyo:AbC123:k:gone", &mark);
     q.sync(T0 + 99);
     assert!(q.take_ops().is_empty());
     q.sync(T0 + 100);
