@@ -39,22 +39,21 @@ impl Queue {
 
     /// Marks whose wait is over are forgotten; a mark whose record is gone is removed
     /// from storage too (a record's own removal takes its mark with it).
+    /// Removed in place, with the one `Vec::remove` marks use (no copy of their ids).
     pub(super) fn forget_expired_marks(&mut self, now_ms: u64) {
-        let mut expired = Vec::new();
-        self.marks.retain(|(id, until, _)| {
-            let keep = *until > now_ms;
-            if !keep {
-                expired.push(id.clone());
+        let mut i = 0;
+        while let Some((id, until, _)) = self.marks.get(i) {
+            if *until > now_ms {
+                i += 1;
+                continue;
             }
-            keep
-        });
-        for id in expired {
             let live = self
-                .find_record(&id)
+                .find_record(id)
                 .is_some_and(|r| self.records[r as usize].written);
             if !live {
-                self.ops.remove(&self.mark_prefix, &id);
+                self.ops.remove(&self.mark_prefix, id);
             }
+            self.marks.remove(i);
         }
     }
 
@@ -117,7 +116,14 @@ impl Queue {
                 if std::mem::take(&mut rec.marked) {
                     self.ops.remove(&self.mark_prefix, &rec.id);
                     // Its mark is gone with it: nothing left to expire.
-                    self.marks.retain(|(id, _, _)| *id != rec.id);
+                    let mut i = 0;
+                    while let Some((id, _, _)) = self.marks.get(i) {
+                        if *id == rec.id {
+                            self.marks.remove(i);
+                        } else {
+                            i += 1;
+                        }
+                    }
                 }
             }
         }
@@ -326,17 +332,20 @@ impl Queue {
     /// still unanswered, so the next page waits before sending them again.
     pub fn on_hide(&mut self, now_ms: u64) {
         let until = now_ms + KEEPALIVE_WAIT_MS;
-        let mut marks: Vec<(u32, Vec<u32>)> = Vec::new();
-        for it in self.items.iter().filter(|it| it.in_flight() && it.stored) {
-            match marks.iter_mut().find(|(r, _)| *r == it.rec) {
-                Some((_, idx)) => idx.push(it.idx),
-                None => marks.push((it.rec, vec![it.idx])),
+        // One list of idx, refilled for each record (no list of lists).
+        let mut idx = Vec::new();
+        for (r, rec) in self.records.iter_mut().enumerate() {
+            idx.clear();
+            idx.extend(
+                self.items
+                    .iter()
+                    .filter(|it| it.in_flight() && it.stored && it.rec as usize == r)
+                    .map(|it| it.idx),
+            );
+            if !idx.is_empty() {
+                rec.marked = true;
+                record::mark(until, &idx, self.ops.put(&self.mark_prefix, &rec.id));
             }
-        }
-        for (r, idx) in marks {
-            let rec = &mut self.records[r as usize];
-            rec.marked = true;
-            record::mark(until, &idx, self.ops.put(&self.mark_prefix, &rec.id));
         }
     }
 }
