@@ -260,18 +260,15 @@ impl Queue {
     /// Makes memory match storage after other tabs may have changed it (on becoming
     /// the sender): adds what is new, forgets stored calls whose record is gone.
     pub fn resync(&mut self, stored: &[(&str, &str)]) {
-        let ids: Vec<&str> = stored
-            .iter()
-            .filter_map(|(k, _)| k.strip_prefix(self.prefix.as_str()))
-            .collect();
-        let gone: Vec<u32> = (0..self.records.len() as u32)
-            .filter(|r| {
-                let rec = &self.records[*r as usize];
-                rec.written && !ids.contains(&rec.id.as_str())
-            })
-            .collect();
-        for r in gone {
-            self.record_removed(r);
+        // Each written record looked up among the stored keys (no lists of ids).
+        for r in 0..self.records.len() {
+            let rec = &self.records[r];
+            let listed = stored
+                .iter()
+                .any(|(k, _)| k.strip_prefix(self.prefix.as_str()) == Some(rec.id.as_str()));
+            if rec.written && !listed {
+                self.record_removed(r as u32);
+            }
         }
         for (k, v) in stored {
             self.load(k, v);
