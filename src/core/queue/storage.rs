@@ -162,10 +162,10 @@ impl Queue {
         };
         let rec = match self.find_record(id) {
             Some(r) => {
-                let listed: Vec<u32> = lines.iter().filter_map(line_idx).collect();
                 let was_dirty = self.records[r as usize].dirty;
+                let listed = |idx| lines.iter().any(|l| line_idx(l) == Some(idx));
                 self.remove_where(|it| {
-                    it.rec == r && it.stored && !it.in_flight() && !listed.contains(&it.idx)
+                    it.rec == r && it.stored && !it.in_flight() && !listed(it.idx)
                 });
                 // Those removals were another tab's doing: nothing to rewrite for them.
                 let rec = &mut self.records[r as usize];
