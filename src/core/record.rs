@@ -201,12 +201,23 @@ pub fn mark(until_ms: u64, idx: &[u32], out: &mut String) {
     }
 }
 
-pub fn read_mark(value: &str) -> Option<(u64, Vec<u32>)> {
+/// A mark's time and its list of idx, checked and kept as text (read with
+/// [`mark_lists`]): no list of numbers to build for a mark.
+pub fn read_mark(value: &str) -> Option<(u64, &str)> {
     let (until, list) = text::cut(value, b' ')?;
-    let idx = text::parts(list, b',')
-        .map(|i| text::parse_u64(i).and_then(|n| u32::try_from(n).ok()))
-        .collect::<Option<Vec<u32>>>()?;
-    Some((text::parse_u64(until)?, idx))
+    if !text::parts(list, b',').all(|i| mark_idx(i).is_some()) {
+        return None;
+    }
+    Some((text::parse_u64(until)?, list))
+}
+
+/// Whether a mark's list (as [`read_mark`] gives it) names call `idx`.
+pub fn mark_lists(list: &str, idx: u32) -> bool {
+    text::parts(list, b',').any(|i| mark_idx(i) == Some(idx))
+}
+
+fn mark_idx(i: &str) -> Option<u32> {
+    text::parse_u64(i).and_then(|n| u32::try_from(n).ok())
 }
 
 #[cfg(test)]

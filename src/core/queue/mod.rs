@@ -159,8 +159,8 @@ pub struct Queue {
     bytes: usize,
     stored_events: usize,
     stored_bytes: usize,
-    /// Keepalive marks read from storage: (record id, until, idx).
-    marks: Vec<(String, u64, Vec<u32>)>,
+    /// Keepalive marks read from storage: (record id, until, list of idx as stored).
+    marks: Vec<(String, u64, String)>,
     /// Transmits sent and not answered yet.
     in_flight: Vec<u32>,
     next_tx: u32,

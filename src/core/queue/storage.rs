@@ -140,7 +140,7 @@ impl Queue {
             self.insert_record(id, value);
         } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {
             match record::read_mark(value) {
-                Some((until, idx)) => self.apply_mark(id, until, idx),
+                Some((until, list)) => self.apply_mark(id, until, list),
                 None => self.ops.remove(key, ""),
             }
         }
@@ -241,20 +241,20 @@ impl Queue {
             return;
         }
         // The marks read before their record: they hold its calls now.
-        for (m, until, idx) in &self.marks {
+        for (m, until, list) in &self.marks {
             if m == id {
                 self.records[rec as usize].marked = true;
-                hold(&mut self.items, rec, *until, idx);
+                hold(&mut self.items, rec, *until, list);
             }
         }
     }
 
-    pub(super) fn apply_mark(&mut self, id: &str, until: u64, idx: Vec<u32>) {
+    pub(super) fn apply_mark(&mut self, id: &str, until: u64, list: &str) {
         if let Some(r) = self.find_record(id) {
             self.records[r as usize].marked = true;
-            hold(&mut self.items, r, until, &idx);
+            hold(&mut self.items, r, until, list);
         }
-        self.marks.push((id.to_string(), until, idx));
+        self.marks.push((id.to_string(), until, list.to_string()));
     }
 
     /// Makes memory match storage after other tabs may have changed it (on becoming
@@ -347,11 +347,11 @@ impl Queue {
     }
 }
 
-/// Holds the listed calls of record `rec` back until `until`.
-fn hold(items: &mut [Item], rec: u32, until: u64, idx: &[u32]) {
+/// Holds the calls of record `rec` that a mark's `list` names back until `until`.
+fn hold(items: &mut [Item], rec: u32, until: u64, list: &str) {
     for it in items
         .iter_mut()
-        .filter(|it| it.rec == rec && idx.contains(&it.idx))
+        .filter(|it| it.rec == rec && record::mark_lists(list, it.idx))
     {
         it.not_before_ms = it.not_before_ms.max(until);
     }

@@ -920,7 +920,7 @@ fn on_hide_marks_the_stored_calls_still_in_flight() {
     assert_eq!(ops, vec![put("klaviyo:AbC123:k:a-0", "1795669349005 0,1")]);
     assert_eq!(
         record::read_mark(puts(&ops)[0].1),
-        Some((T0 + 5 + KEEPALIVE_WAIT_MS, vec![0, 1]))
+        Some((T0 + 5 + KEEPALIVE_WAIT_MS, "0,1"))
     );
     // Nothing in flight, nothing to mark.
     let mut idle = queue();
