@@ -190,9 +190,8 @@ impl Client {
     /// Writes the identity, once consent is granted (pending: at the grant).
     fn save_identity(&mut self) {
         if self.consent() == Consent::Granted {
-            let value = self.identity.to_storage();
             let key = self.config.identity_key();
-            self.queue.ops.put(&key, "").push_str(&value);
+            self.identity.write_storage(self.queue.ops.put(&key, ""));
         }
     }
 
@@ -327,12 +326,7 @@ impl Client {
     /// `{"anonymous_id":…,"_kx":…}` (`_kx` where there is one): what the shop's
     /// first-party cookie keeps (the edge worker's `POST /id`).
     pub fn visitor_json(&self, out: &mut String) {
-        out.push_str("{\"anonymous_id\":");
-        out.push_str(&jt::quote(&self.identity.anonymous_id));
-        if let Some(kx) = &self.identity.kx {
-            out.push_str(",\"_kx\":");
-            out.push_str(&jt::quote(kx));
-        }
+        self.identity.write_ids(out);
         out.push('}');
     }
 
