@@ -275,20 +275,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::ANON if n == 1.0 => c.visitor_json(&mut out),
         what::ANON => out.push_str(c.anonymous_id()),
         what::RESET => c.reset(a),
-        what::REPORTS => {
-            for r in c.take_reports() {
-                out.push(SEP);
-                out.push_str(r.kind.name());
-                out.push(SUB);
-                push_u64(&mut out, u64::from(r.status));
-                out.push(SUB);
-                push_u64(&mut out, r.count as u64);
-                out.push(SUB);
-                out.push_str(r.kind.message());
-                out.push(SUB);
-                out.push_str(&r.detail);
-            }
-        }
+        what::REPORTS => c.move_reports(&mut out),
         what::TOTALS => {
             let (sent, failed) = c.totals();
             push_u64(&mut out, sent as u64);

@@ -19,8 +19,10 @@ use super::jsontext::{self as jt, Kind};
 use super::onsite;
 use super::payload::{self, Event};
 #[cfg(test)]
+use super::queue::Report;
+#[cfg(test)]
 use super::queue::StorageOp;
-use super::queue::{Endpoint, Queue, Report, ReportKind, StorageOps, Transmit};
+use super::queue::{Endpoint, Queue, ReportKind, StorageOps, Transmit};
 use super::record;
 use super::retry::Outcome;
 use super::text;
@@ -466,6 +468,13 @@ impl Client {
         (self.queue.delivered, self.queue.failed)
     }
 
+    /// The reports since the last time, added to `out` as the adapter reads them
+    /// (`queue::report`).
+    pub fn move_reports(&mut self, out: &mut String) {
+        self.queue.move_reports(out);
+    }
+
+    #[cfg(test)]
     pub fn take_reports(&mut self) -> Vec<Report> {
         self.queue.take_reports()
     }

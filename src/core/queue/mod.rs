@@ -166,7 +166,7 @@ pub struct Queue {
     next_tx: u32,
     /// Storage writes to make, in order (the client adds its own: the identity, ...).
     pub ops: StorageOps,
-    reports: Vec<Report>,
+    reports: String,
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
     paused_until_ms: u64,
@@ -208,7 +208,7 @@ impl Queue {
             in_flight: Vec::new(),
             next_tx: 1,
             ops: StorageOps::default(),
-            reports: Vec::new(),
+            reports: String::new(),
             limiters: [
                 limiter(Endpoint::Events),
                 limiter(Endpoint::BulkEvents),
@@ -481,7 +481,9 @@ mod transmit;
 #[cfg(test)]
 pub use ops::StorageOp;
 pub use ops::{StorageOps, SEP, SUB};
-pub use report::{Report, ReportKind};
+#[cfg(test)]
+pub use report::Report;
+pub use report::ReportKind;
 
 #[cfg(test)]
 mod tests;
