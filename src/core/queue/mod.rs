@@ -456,8 +456,8 @@ fn line_idx(line: &Line) -> Option<u32> {
     }
 }
 
-/// Indices of the events named by JSON:API error pointers in `body`.
-fn event_pointers(body: &str) -> Vec<usize> {
+/// Indices below `count` of the events named by JSON:API error pointers in `body`.
+fn event_pointers(body: &str, count: usize) -> Vec<usize> {
     const P: &str = "/data/attributes/events/data/";
     let mut out = Vec::new();
     let mut rest = body;
@@ -465,7 +465,7 @@ fn event_pointers(body: &str) -> Vec<usize> {
         rest = &rest[at + P.len()..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if let Some(n) = text::parse_u64(&rest[..digits]).map(|n| n as usize) {
-            if !out.contains(&n) {
+            if n < count && !out.contains(&n) {
                 out.push(n);
             }
         }

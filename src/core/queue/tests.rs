@@ -641,8 +641,9 @@ fn a_bulk_400_without_a_pointer_bisects_to_the_bad_event() {
 #[test]
 fn pointers_are_read_from_jsonapi_errors() {
     let body = r#"{"errors":[{"source":{"pointer":"/data/attributes/events/data/12/attributes/time"}},{"source":{"pointer":"/data/attributes/events/data/3"}},{"source":{"pointer":"/data/attributes/events/data/3/x"}},{"source":{"pointer":"/data/attributes/profile"}}]}"#;
-    assert_eq!(event_pointers(body), vec![12, 3]);
-    assert!(event_pointers("").is_empty());
+    assert_eq!(event_pointers(body, 13), vec![12, 3]);
+    assert_eq!(event_pointers(body, 12), vec![3]);
+    assert!(event_pointers("", 13).is_empty());
 }
 
 #[test]

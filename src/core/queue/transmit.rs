@@ -227,10 +227,7 @@ impl Queue {
     /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
     /// now. Without usable pointers, halve the batch until the bad event is alone.
     pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: &str) {
-        let bad: Vec<usize> = event_pointers(body)
-            .into_iter()
-            .filter(|i| *i < count)
-            .collect();
+        let bad = event_pointers(body, count);
         if bad.is_empty() {
             let half = count.div_ceil(2) as u32;
             for item in self.items.iter_mut().filter(|i| i.tx == tx) {
