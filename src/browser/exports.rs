@@ -244,7 +244,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             if let Some(t) = t {
                 push_u64(&mut out, u64::from(t.id));
                 out.push(SEP);
-                out.push_str(&c.config.url(t.endpoint.path()));
+                c.config.write_url(t.endpoint.path(), &mut out);
                 out.push(SEP);
                 push_u64(&mut out, t.items as u64);
                 out.push(SEP);

@@ -57,12 +57,17 @@ impl Config {
 
     /// `<apiBase><path>?company_id=<id>`
     pub fn url(&self, path: &str) -> String {
-        let mut u = String::with_capacity(self.api_base.len() + path.len() + 20);
-        u.push_str(&self.api_base);
-        u.push_str(path);
-        u.push_str("?company_id=");
-        u.push_str(&self.company_id);
+        let mut u = String::new();
+        self.write_url(path, &mut u);
         u
+    }
+
+    /// [`Config::url`] written into `out` (straight into the NEXT answer).
+    pub fn write_url(&self, path: &str, out: &mut String) {
+        out.push_str(&self.api_base);
+        out.push_str(path);
+        out.push_str("?company_id=");
+        out.push_str(&self.company_id);
     }
 
     /// Storage keys are namespaced by company, so two shops on one domain never mix.
