@@ -22,7 +22,7 @@ use super::payload::{self, Event};
 use super::queue::Report;
 #[cfg(test)]
 use super::queue::StorageOp;
-use super::queue::{Endpoint, Queue, ReportKind, StorageOps, Transmit};
+use super::queue::{Endpoint, Queue, ReportKind, StorageOps, Stored, Transmit};
 use super::record;
 use super::retry::Outcome;
 use super::text;
@@ -309,10 +309,10 @@ impl Client {
     /// [`Client::early_due`] (then the adapter scans the loading-window keys only).
     /// Queue records and marks are loaded; loading-window records are adopted once
     /// stale, and the rest wait again.
-    pub fn load_stored(&mut self, stored: &[(&str, &str)], now_ms: u64) {
+    pub fn load_stored(&mut self, stored: Stored, now_ms: u64) {
         self.early_due = None;
         let early = self.config.early_prefix();
-        for (key, value) in stored {
+        for (key, value) in stored.pairs() {
             if key.starts_with(&early) {
                 self.adopt_early(key, value, now_ms);
             } else {
@@ -454,7 +454,7 @@ impl Client {
     }
 
     /// Memory made to match storage (on becoming the sender tab).
-    pub fn resync(&mut self, stored: &[(&str, &str)]) {
+    pub fn resync(&mut self, stored: Stored) {
         self.queue.resync(stored);
     }
 

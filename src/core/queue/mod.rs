@@ -136,6 +136,8 @@ struct Record {
     created_ms: u64,
     /// Storage holds a value under its key.
     written: bool,
+    /// Its key was among those read by the current [`Queue::resync`].
+    listed: bool,
     /// Its stored lines changed: rewrite (or remove) it at the next sync.
     dirty: bool,
     /// A keepalive mark exists for it (removed with it).
@@ -304,6 +306,7 @@ impl Queue {
                     id: call_id.to_string(),
                     created_ms: now_ms,
                     written: false,
+                    listed: false,
                     dirty: false,
                     marked: false,
                     replaced: false,
@@ -480,7 +483,7 @@ mod transmit;
 
 #[cfg(test)]
 pub use ops::StorageOp;
-pub use ops::{StorageOps, SEP, SUB};
+pub use ops::{StorageOps, Stored, SEP, SUB};
 #[cfg(test)]
 pub use report::Report;
 pub use report::ReportKind;

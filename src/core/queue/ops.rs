@@ -12,6 +12,33 @@ pub const SEP: char = '\u{1}';
 /// Separates a key from its value.
 pub const SUB: char = '\u{2}';
 
+use super::text;
+
+/// What storage holds under our prefix, as the adapter hands it over:
+/// `key SUB value SEP key SUB value ...`, read pair by pair where it is used (no list
+/// of pairs built first).
+#[derive(Clone, Copy)]
+pub struct Stored<'a>(pub &'a str);
+
+impl<'a> Stored<'a> {
+    pub fn pairs(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        text::parts(self.0, SEP as u8).filter_map(|p| text::cut(p, SUB as u8))
+    }
+
+    /// The text of `pairs` (for the tests, which hold what storage has as pairs).
+    #[cfg(test)]
+    pub fn pack(pairs: &[(&str, &str)]) -> String {
+        let mut out = String::new();
+        for (k, v) in pairs {
+            out.push(SEP);
+            out.push_str(k);
+            out.push(SUB);
+            out.push_str(v);
+        }
+        out
+    }
+}
+
 /// Storage writes, in order, as text.
 #[derive(Default)]
 pub struct StorageOps(String);

@@ -178,6 +178,7 @@ impl Queue {
                     id: id.to_string(),
                     created_ms,
                     written: true,
+                    listed: false,
                     dirty: false,
                     marked: false,
                     replaced: false,
@@ -259,18 +260,25 @@ impl Queue {
 
     /// Makes memory match storage after other tabs may have changed it (on becoming
     /// the sender): adds what is new, forgets stored calls whose record is gone.
-    pub fn resync(&mut self, stored: &[(&str, &str)]) {
-        // Each written record looked up among the stored keys (no lists of ids).
+    pub fn resync(&mut self, stored: Stored) {
+        // The records whose keys are stored are flagged in one pass over the keys (no
+        // lists of ids); the written ones not flagged are gone.
+        for (k, _) in stored.pairs() {
+            let Some(id) = k.strip_prefix(self.prefix.as_str()) else {
+                continue;
+            };
+            for rec in self.records.iter_mut().filter(|r| r.id == id) {
+                rec.listed = true;
+            }
+        }
         for r in 0..self.records.len() {
-            let rec = &self.records[r];
-            let listed = stored
-                .iter()
-                .any(|(k, _)| k.strip_prefix(self.prefix.as_str()) == Some(rec.id.as_str()));
+            let rec = &mut self.records[r];
+            let listed = std::mem::take(&mut rec.listed);
             if rec.written && !listed {
                 self.record_removed(r as u32);
             }
         }
-        for (k, v) in stored {
+        for (k, v) in stored.pairs() {
             self.load(k, v);
         }
     }

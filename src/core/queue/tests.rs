@@ -1144,7 +1144,7 @@ fn resync_forgets_what_another_tab_delivered_and_adds_what_it_queued() {
         ("klaviyo:AbC123:id", "{}"),
     ];
     q.set_sender(true);
-    q.resync(&stored);
+    q.resync(Stored(&Stored::pack(&stored)));
     assert_eq!(q.len(), 2);
     assert_eq!(uids(&q.poll_transmit(T0 + 3, ALL).unwrap()), ["b-0", "c-0"]);
 }
@@ -1167,7 +1167,7 @@ fn a_failed_storage_write_keeps_the_calls_in_memory_and_warns_once() {
     assert_eq!(t.items, 3);
     // resync (becoming sender) must not forget calls that never reached storage.
     q.on_outcome(t.id, Outcome::Network, T0, 0);
-    q.resync(&[]);
+    q.resync(Stored(""));
     assert_eq!(q.len(), 3);
     q.sync(T0);
     assert!(q.take_ops().is_empty(), "nothing stored, nothing to remove");
