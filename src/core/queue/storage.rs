@@ -341,12 +341,12 @@ impl Queue {
         let mut idx = Vec::new();
         for (r, rec) in self.records.iter_mut().enumerate() {
             idx.clear();
-            idx.extend(
-                self.items
-                    .iter()
-                    .filter(|it| it.in_flight() && it.stored && it.rec as usize == r)
-                    .map(|it| it.idx),
-            );
+            // Pushed one by one: `extend`'s generic growth code is larger.
+            for it in &self.items {
+                if it.in_flight() && it.stored && it.rec as usize == r {
+                    idx.push(it.idx);
+                }
+            }
             if !idx.is_empty() {
                 rec.marked = true;
                 record::mark(until, &idx, self.ops.put(&self.mark_prefix, &rec.id));
