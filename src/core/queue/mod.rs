@@ -191,10 +191,6 @@ impl Queue {
     /// `prefix` namespaces the record keys (`klaviyo:AbC123:q:`), `mark_prefix` the
     /// keepalive marks (`klaviyo:AbC123:k:`).
     pub fn new(prefix: String, mark_prefix: String, limits: Limits) -> Queue {
-        let limiter = |e: Endpoint| {
-            let (burst, steady) = e.limits();
-            Limiter::new(burst, steady)
-        };
         Queue {
             prefix,
             mark_prefix,
@@ -211,13 +207,18 @@ impl Queue {
             next_tx: 1,
             ops: StorageOps::default(),
             reports: String::new(),
+            // One loop, not five inlined constructions.
             limiters: [
-                limiter(Endpoint::Events),
-                limiter(Endpoint::BulkEvents),
-                limiter(Endpoint::Profiles),
-                limiter(Endpoint::Subscriptions),
-                limiter(Endpoint::BackInStock),
-            ],
+                Endpoint::Events,
+                Endpoint::BulkEvents,
+                Endpoint::Profiles,
+                Endpoint::Subscriptions,
+                Endpoint::BackInStock,
+            ]
+            .map(|e| {
+                let (burst, steady) = e.limits();
+                Limiter::new(burst, steady)
+            }),
             paused_until_ms: 0,
             online: true,
             sender: true,
