@@ -39,7 +39,8 @@ impl Queue {
 
     /// Marks whose wait is over are forgotten; a mark whose record is gone is removed
     /// from storage too (a record's own removal takes its mark with it).
-    /// Removed in place, with the one `Vec::remove` marks use (no copy of their ids).
+    /// Removed in place, with the one `Vec::swap_remove` marks use (no copy of their
+    /// ids; their order does not matter).
     pub(super) fn forget_expired_marks(&mut self, now_ms: u64) {
         let mut i = 0;
         while let Some((id, until, _)) = self.marks.get(i) {
@@ -53,7 +54,7 @@ impl Queue {
             if !live {
                 self.ops.remove(&self.mark_prefix, id);
             }
-            self.marks.remove(i);
+            self.marks.swap_remove(i);
         }
     }
 
@@ -119,7 +120,7 @@ impl Queue {
                     let mut i = 0;
                     while let Some((id, _, _)) = self.marks.get(i) {
                         if *id == rec.id {
-                            self.marks.remove(i);
+                            self.marks.swap_remove(i);
                         } else {
                             i += 1;
                         }
