@@ -31,8 +31,10 @@ impl Config {
         let company_id = validate::non_empty("companyId", jt::get(&v, "companyId"))
             .map_err(|_| ValidationError::new("companyId", "is required"))?;
         validate::company_id(&company_id)?;
-        let api_base = text_or(&v, "apiBase", DEFAULT_API_BASE)?;
+        let mut api_base = text_or(&v, "apiBase", DEFAULT_API_BASE)?;
         validate::api_base(&api_base)?;
+        // Without trailing slashes, cut in place (no second copy).
+        api_base.truncate(trim_slashes(&api_base).len());
         let revision = text_or(&v, "revision", DEFAULT_REVISION)?;
         validate::revision(&revision)?;
         let mut limits = Limits::default();
@@ -48,7 +50,7 @@ impl Config {
         };
         Ok(Config {
             company_id,
-            api_base: trim_slashes(&api_base).to_string(),
+            api_base,
             revision,
             limits,
             consent,
