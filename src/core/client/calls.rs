@@ -149,7 +149,7 @@ impl Client {
         metric: &str,
         props: &str,
         opts: &str,
-        default_value: Option<String>,
+        default_value: Option<Cow<str>>,
     ) -> Result<()> {
         validate::properties("properties", props)?;
         let given = |k| jt::get(opts, k).filter(|v| jt::kind(v) != Kind::Null);
