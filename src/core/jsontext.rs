@@ -386,10 +386,13 @@ pub fn key_is(literal: &str, key: &str) -> bool {
 
 /// The raw value of `key` in a raw object (the last one, as Klaviyo reads duplicates).
 pub fn get<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
-    entries(obj)
-        .filter(|(k, _)| key_is(k, key))
-        .last()
-        .map(|(_, v)| v)
+    let mut found = None;
+    for (k, v) in entries(obj) {
+        if key_is(k, key) {
+            found = Some(v);
+        }
+    }
+    found
 }
 
 /// The text of a raw string value; `None` for anything else.
