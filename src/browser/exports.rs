@@ -14,13 +14,8 @@ use crate::core::client::{Client, Op};
 use crate::core::config::Config;
 use crate::core::consent::Consent;
 use crate::core::lease;
-use crate::core::queue::StorageOp;
+use crate::core::queue::{Stored, SEP};
 use crate::core::text::{self, push_u64};
-
-/// Separates the parts of an answer, and a key from its value. JSON escapes control
-/// characters, so neither appears in what they separate.
-const SEP: char = '\u{1}';
-const SUB: char = '\u{2}';
 
 /// A global of the single-threaded wasm. Each export takes what it needs for its own
 /// duration; exports never call each other, and the three globals are apart, so no
@@ -104,13 +99,6 @@ pub fn answer_len() -> u32 {
     OUT.get().len() as u32
 }
 
-/// `key SUB value SEP key SUB value ...` -> pairs.
-fn pairs(packed: &str) -> Vec<(&str, &str)> {
-    text::parts(packed, SEP as u8)
-        .filter_map(|p| text::cut(p, SUB as u8))
-        .collect()
-}
-
 /// Opens a tracker. The input holds the init options as JSON, everything in storage
 /// under `klaviyo:` (packed), the page's query string, a new random id (the anonymous
 /// id if none is stored) and the page's cookies (Klaviyo's onsite ones are read); `now`
@@ -126,9 +114,9 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
             return u32::MAX;
         }
     };
-    let stored = pairs(stored.unwrap_or(""));
+    let stored = Stored(stored.unwrap_or(""));
     let id_key = config.identity_key();
-    let identity = stored.iter().find(|(k, _)| *k == id_key).map(|(_, v)| *v);
+    let identity = stored.pairs().find(|(k, _)| *k == id_key).map(|(_, v)| v);
     let mut c = Client::new(
         config,
         identity,
@@ -136,7 +124,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
         fresh_id.unwrap_or(""),
     );
     c.read_cookies(cookies.unwrap_or(""));
-    c.load_stored(&stored, now as u64);
+    c.load_stored(stored, now as u64);
     let clients = CLIENTS.get();
     clients.push(Some(c));
     (clients.len() - 1) as u32
@@ -238,24 +226,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
     let Some(c) = client(h) else { return out };
     let now = n as u64;
     match what {
-        what::SYNC => {
-            for op in c.take_storage_ops(now) {
-                out.push(SEP);
-                match op {
-                    StorageOp::Put { key, value } => {
-                        out.push_str(&key);
-                        out.push(SUB);
-                        out.push_str(&value);
-                    }
-                    StorageOp::Remove { key } => out.push_str(&key),
-                    // An empty key: every key under the prefix.
-                    StorageOp::Erase { prefix } => {
-                        out.push(SUB);
-                        out.push_str(&prefix);
-                    }
-                }
-            }
-        }
+        what::SYNC => c.sync_storage(now, &mut out),
         what::FAILED => c.on_storage_failed(a),
         what::NEXT => {
             // With a budget (`b`): the page is going away; keepalive requests only.
@@ -266,7 +237,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             if let Some(t) = t {
                 push_u64(&mut out, u64::from(t.id));
                 out.push(SEP);
-                out.push_str(&c.config.url(t.endpoint.path()));
+                c.config.write_url(t.endpoint.path(), &mut out);
                 out.push(SEP);
                 push_u64(&mut out, t.items as u64);
                 out.push(SEP);
@@ -286,31 +257,18 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             let sender = a == "1";
             if sender && !c.is_sender() {
                 // Take over what the previous sender left, in flight or not.
-                c.resync(&pairs(b.unwrap_or("")));
+                c.resync(Stored(b.unwrap_or("")));
             }
             c.set_sender(sender);
         }
         what::STORAGE => c.on_storage_change(a, b),
-        what::RESYNC => c.resync(&pairs(a)),
+        what::RESYNC => c.resync(Stored(a)),
         what::PENDING => push_u64(&mut out, c.pending() as u64),
         // `n` 1: both ids as the body of the first-party cookie's `POST /id`.
         what::ANON if n == 1.0 => c.visitor_json(&mut out),
         what::ANON => out.push_str(c.anonymous_id()),
         what::RESET => c.reset(a),
-        what::REPORTS => {
-            for r in c.take_reports() {
-                out.push(SEP);
-                out.push_str(r.kind.name());
-                out.push(SUB);
-                push_u64(&mut out, u64::from(r.status));
-                out.push(SUB);
-                push_u64(&mut out, r.count as u64);
-                out.push(SUB);
-                out.push_str(r.kind.message());
-                out.push(SUB);
-                out.push_str(&r.detail);
-            }
-        }
+        what::REPORTS => c.move_reports(&mut out),
         what::TOTALS => {
             let (sent, failed) = c.totals();
             push_u64(&mut out, sent as u64);
@@ -343,7 +301,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::ADOPT => {
             // `a`: the loading-window records in storage now; the answer: when to ask
             // again ("" for never).
-            c.load_stored(&pairs(a), now);
+            c.load_stored(Stored(a), now);
             if let Some(due) = c.early_due() {
                 push_u64(&mut out, due);
             }

@@ -31,8 +31,10 @@ impl Config {
         let company_id = validate::non_empty("companyId", jt::get(&v, "companyId"))
             .map_err(|_| ValidationError::new("companyId", "is required"))?;
         validate::company_id(&company_id)?;
-        let api_base = text_or(&v, "apiBase", DEFAULT_API_BASE)?;
+        let mut api_base = text_or(&v, "apiBase", DEFAULT_API_BASE)?;
         validate::api_base(&api_base)?;
+        // Without trailing slashes, cut in place (no second copy).
+        api_base.truncate(trim_slashes(&api_base).len());
         let revision = text_or(&v, "revision", DEFAULT_REVISION)?;
         validate::revision(&revision)?;
         let mut limits = Limits::default();
@@ -48,7 +50,7 @@ impl Config {
         };
         Ok(Config {
             company_id,
-            api_base: trim_slashes(&api_base).to_string(),
+            api_base,
             revision,
             limits,
             consent,
@@ -57,12 +59,17 @@ impl Config {
 
     /// `<apiBase><path>?company_id=<id>`
     pub fn url(&self, path: &str) -> String {
-        let mut u = String::with_capacity(self.api_base.len() + path.len() + 20);
-        u.push_str(&self.api_base);
-        u.push_str(path);
-        u.push_str("?company_id=");
-        u.push_str(&self.company_id);
+        let mut u = String::new();
+        self.write_url(path, &mut u);
         u
+    }
+
+    /// [`Config::url`] written into `out` (straight into the NEXT answer).
+    pub fn write_url(&self, path: &str, out: &mut String) {
+        out.push_str(&self.api_base);
+        out.push_str(path);
+        out.push_str("?company_id=");
+        out.push_str(&self.company_id);
     }
 
     /// Storage keys are namespaced by company, so two shops on one domain never mix.

@@ -1,7 +1,10 @@
 //! The storefront events' property rules, as Klaviyo's own integrations send them
 //! (Klaviyo's storefront-events reference and its custom-integration guide). Each
 //! check reads the (checked, raw) properties object and returns the event's default
-//! `value` as JSON number text, where the event has one.
+//! `value` as JSON number text, where the event has one: borrowed from the properties
+//! unless it is computed.
+
+use std::borrow::Cow;
 
 use super::decimal::Decimal;
 use super::jsontext::{self as jt, Kind};
@@ -10,12 +13,12 @@ use super::validate::{self, ValidationError};
 type Result<T> = std::result::Result<T, ValidationError>;
 
 /// Viewed Product: `ProductID` and `ProductName` required; `value` defaults to `Price`.
-pub fn viewed_product(p: &str) -> Result<Option<String>> {
+pub fn viewed_product(p: &str) -> Result<Option<Cow<'_, str>>> {
     product(p)?;
     optional_strings(p, &["SKU", "URL", "ImageURL", "Brand"])?;
     list_of_strings(p, "Categories")?;
     optional_number(p, "CompareAtPrice")?;
-    Ok(optional_number(p, "Price")?.map(str::to_string))
+    Ok(optional_number(p, "Price")?.map(Cow::Borrowed))
 }
 
 /// The added item's properties: ours, or those of Klaviyo's custom-integration guide,
@@ -33,7 +36,7 @@ const GUIDE: [&str; 4] = [
 /// price is required; `value` is the cart total when given (`CartTotal`, or the
 /// guide's `$value`, which it says to set to the total of the cart's `Items`),
 /// otherwise price × quantity, in exact decimals.
-pub fn added_to_cart(p: &str) -> Result<Option<String>> {
+pub fn added_to_cart(p: &str) -> Result<Option<Cow<'_, str>>> {
     let guide = jt::get(p, GUIDE[0]).is_some();
     let [id, name, price_key, quantity_key] = if guide { GUIDE } else { OURS };
     id_like(p, id)?;
@@ -51,14 +54,14 @@ pub fn added_to_cart(p: &str) -> Result<Option<String>> {
     list(p, "Items")?;
     for total in &["CartTotal", "$value"] {
         if let Some(total) = optional_number(p, total)? {
-            return Ok(Some(total.to_string()));
+            return Ok(Some(Cow::Borrowed(total)));
         }
     }
     let value = Decimal::parse(price)
         .zip(Decimal::parse(quantity))
         .and_then(|(a, b)| a.times(b))
         .ok_or_else(|| ValidationError::new(price_key, "times Quantity is out of range"))?;
-    Ok(Some(value.to_text()))
+    Ok(Some(Cow::Owned(value.to_text())))
 }
 
 /// Viewed Collection: `CollectionID` required; `CollectionHandle`, `CollectionName` and
@@ -82,7 +85,7 @@ pub fn active_on_site(p: &str) -> Result<()> {
 
 /// Started Checkout: its `value` property becomes the event's value (and leaves the
 /// properties). Returns the properties to send and the value.
-pub fn started_checkout(p: &str) -> Result<(String, Option<String>)> {
+pub fn started_checkout(p: &str) -> Result<(String, Option<Cow<'_, str>>)> {
     optional_strings(p, &["CheckoutURL"])?;
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;
@@ -92,7 +95,7 @@ pub fn started_checkout(p: &str) -> Result<(String, Option<String>)> {
         Some(v) => {
             let value = match jt::kind(v) {
                 Kind::Null => None,
-                _ => Some(validate::number("value", v)?.to_string()),
+                _ => Some(Cow::Borrowed(validate::number("value", v)?)),
             };
             Ok((jt::with(p, "value", None), value))
         }

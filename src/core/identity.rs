@@ -54,13 +54,28 @@ impl Identity {
     }
 
     pub fn to_storage(&self) -> String {
-        let mut w = ObjWriter::new();
-        w.raw("anonymous_id", &jt::quote(&self.anonymous_id));
+        let mut out = String::new();
+        self.write_storage(&mut out);
+        out
+    }
+
+    /// [`Identity::to_storage`] written into `out` (straight into a storage write).
+    pub fn write_storage(&self, out: &mut String) {
+        self.write_ids(out);
+        out.push_str(",\"profile\":");
+        out.push_str(&self.profile);
+        out.push('}');
+    }
+
+    /// `{"anonymous_id":…,"_kx":…` (`_kx` where there is one), left open: the head of
+    /// the stored identity and of the first-party cookie's body.
+    pub fn write_ids(&self, out: &mut String) {
+        out.push_str("{\"anonymous_id\":");
+        jt::write_str(&self.anonymous_id, out);
         if let Some(kx) = &self.kx {
-            w.raw("_kx", &jt::quote(kx));
+            out.push_str(",\"_kx\":");
+            jt::write_str(kx, out);
         }
-        w.raw("profile", &self.profile);
-        w.finish()
     }
 
     /// Adds what `identify` said (a checked object): identifiers and attributes replace

@@ -244,26 +244,30 @@ fn hex4(b: &[u8], at: usize) -> Option<u32> {
         .try_fold(0u32, |v, &c| Some(v * 16 + (c as char).to_digit(16)?))
 }
 
-/// `raw` without whitespace between tokens (strings untouched).
+/// `raw` without whitespace between tokens (strings untouched). Read by byte and
+/// copied in runs: every byte it looks for is ASCII, so each cut is a char boundary.
 fn compact(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut in_str = false;
     let mut escaped = false;
-    for c in raw.chars() {
+    let mut from = 0;
+    for (i, &c) in raw.as_bytes().iter().enumerate() {
         if in_str {
-            out.push(c);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if c == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if c == b'"' {
                 in_str = false;
             }
-        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-            in_str = c == '"';
-            out.push(c);
+        } else if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push_str(&raw[from..i]);
+            from = i + 1;
+        } else {
+            in_str = c == b'"';
         }
     }
+    out.push_str(&raw[from..]);
     out
 }
 
@@ -382,10 +386,13 @@ pub fn key_is(literal: &str, key: &str) -> bool {
 
 /// The raw value of `key` in a raw object (the last one, as Klaviyo reads duplicates).
 pub fn get<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
-    entries(obj)
-        .filter(|(k, _)| key_is(k, key))
-        .last()
-        .map(|(_, v)| v)
+    let mut found = None;
+    for (k, v) in entries(obj) {
+        if key_is(k, key) {
+            found = Some(v);
+        }
+    }
+    found
 }
 
 /// The text of a raw string value; `None` for anything else.
@@ -447,27 +454,28 @@ pub fn unescape(raw: &str) -> Option<String> {
 pub fn write_str(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    // Most strings need no escape at all: copy them whole.
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(HEX[(c as usize) >> 4] as char);
-                out.push(HEX[(c as usize) & 15] as char);
-            }
-            c => out.push(c),
+    // Read by byte, copied in runs between escapes (every byte escaped is ASCII, so
+    // each cut is a char boundary): most strings are one run.
+    let mut from = 0;
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        let escape = match c {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "\\u00",
+            _ => continue,
+        };
+        out.push_str(&s[from..i]);
+        out.push_str(escape);
+        if escape.len() == 4 {
+            out.push(HEX[usize::from(c >> 4)] as char);
+            out.push(HEX[usize::from(c & 15)] as char);
         }
+        from = i + 1;
     }
+    out.push_str(&s[from..]);
     out.push('"');
 }
 

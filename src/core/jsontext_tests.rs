@@ -151,6 +151,7 @@ fn writes_string_literals_that_read_back() {
         assert_eq!(ok(&lit), lit);
         assert_eq!(unescape(&lit).as_deref(), Some(s));
     }
+    assert_eq!(quote("é\u{1f}\"\\\t"), r#""é\u001f\"\\\t""#);
 }
 
 #[test]

@@ -193,22 +193,31 @@ pub fn read_event(fields: &str) -> Option<Event<'_>> {
 
 /// Keepalive marks (`k:<record id>`): `<until_ms> <idx>,<idx>,...`, the calls of that
 /// record that were in a request the page could not wait for.
-pub fn mark(until_ms: u64, idx: &[u32]) -> String {
-    let mut out = String::new();
-    push_u64(&mut out, until_ms);
+pub fn mark(until_ms: u64, idx: &[u32], out: &mut String) {
+    push_u64(out, until_ms);
     for (n, i) in idx.iter().enumerate() {
         out.push(if n == 0 { ' ' } else { ',' });
-        push_u64(&mut out, u64::from(*i));
+        push_u64(out, u64::from(*i));
     }
-    out
 }
 
-pub fn read_mark(value: &str) -> Option<(u64, Vec<u32>)> {
+/// A mark's time and its list of idx, checked and kept as text (read with
+/// [`mark_lists`]): no list of numbers to build for a mark.
+pub fn read_mark(value: &str) -> Option<(u64, &str)> {
     let (until, list) = text::cut(value, b' ')?;
-    let idx = text::parts(list, b',')
-        .map(|i| text::parse_u64(i).and_then(|n| u32::try_from(n).ok()))
-        .collect::<Option<Vec<u32>>>()?;
-    Some((text::parse_u64(until)?, idx))
+    if !text::parts(list, b',').all(|i| mark_idx(i).is_some()) {
+        return None;
+    }
+    Some((text::parse_u64(until)?, list))
+}
+
+/// Whether a mark's list (as [`read_mark`] gives it) names call `idx`.
+pub fn mark_lists(list: &str, idx: u32) -> bool {
+    text::parts(list, b',').any(|i| mark_idx(i) == Some(idx))
+}
+
+fn mark_idx(i: &str) -> Option<u32> {
+    text::parse_u64(i).and_then(|n| u32::try_from(n).ok())
 }
 
 #[cfg(test)]

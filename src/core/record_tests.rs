@@ -67,10 +67,18 @@ fn anything_else_is_not_a_record() {
 
 #[test]
 fn marks_read_back() {
-    assert_eq!(
-        read_mark(&mark(99, &[0, 4, 12])),
-        Some((99, vec![0, 4, 12]))
-    );
+    let mut text = String::new();
+    mark(99, &[0, 4, 12], &mut text);
+    assert_eq!(text, "99 0,4,12");
+    assert_eq!(read_mark(&text), Some((99, "0,4,12")));
+    for idx in [0, 4, 12] {
+        assert!(mark_lists("0,4,12", idx));
+    }
+    assert!(!mark_lists("0,4,12", 1));
+    assert!(!mark_lists("0,4,12", 2));
     assert_eq!(read_mark("99 1,x"), None);
     assert_eq!(read_mark("99"), None);
+    assert_eq!(read_mark("99 "), None);
+    assert_eq!(read_mark("99 1,,2"), None);
+    assert_eq!(read_mark("99 4294967296"), None);
 }

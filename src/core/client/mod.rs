@@ -18,7 +18,11 @@ use super::identity::Identity;
 use super::jsontext::{self as jt, Kind};
 use super::onsite;
 use super::payload::{self, Event};
-use super::queue::{Endpoint, Queue, Report, ReportKind, StorageOp, Transmit};
+#[cfg(test)]
+use super::queue::Report;
+#[cfg(test)]
+use super::queue::StorageOp;
+use super::queue::{Endpoint, Queue, ReportKind, StorageOps, Stored, Transmit};
 use super::record;
 use super::retry::Outcome;
 use super::text;
@@ -132,7 +136,7 @@ pub struct Client {
     identity: Identity,
     queue: Queue,
     /// What a denial left to write (the marker, the erasure), whatever the consent now.
-    erasure: Vec<StorageOp>,
+    erasure: StorageOps,
     /// `__kla_off=true` was seen: denied for the rest of the page, whatever the page's
     /// consent manager says (the next page reads the cookie again).
     opted_out: bool,
@@ -172,7 +176,7 @@ impl Client {
             config,
             identity,
             queue,
-            erasure: Vec::new(),
+            erasure: StorageOps::default(),
             opted_out: false,
             last_page: String::new(),
             early_due: None,
@@ -188,10 +192,8 @@ impl Client {
     /// Writes the identity, once consent is granted (pending: at the grant).
     fn save_identity(&mut self) {
         if self.consent() == Consent::Granted {
-            self.queue.ops.push(StorageOp::Put {
-                key: self.config.identity_key(),
-                value: self.identity.to_storage(),
-            });
+            let key = self.config.identity_key();
+            self.identity.write_storage(self.queue.ops.put(&key, ""));
         }
     }
 
@@ -250,14 +252,10 @@ impl Client {
             return;
         }
         if tell {
-            self.erasure.push(StorageOp::Put {
-                key: self.config.consent_key(),
-                value: consent::DENIED.to_string(),
-            });
+            let key = self.config.consent_key();
+            self.erasure.put(&key, "").push_str(consent::DENIED);
         }
-        self.erasure.push(StorageOp::Erase {
-            prefix: self.config.storage_prefix(),
-        });
+        self.erasure.erase(&self.config.storage_prefix());
     }
 
     /// A key and value found in storage under our prefix (queue records, keepalive marks).
@@ -275,9 +273,7 @@ impl Client {
             return; // erased
         }
         let Ok(v) = jt::check(value) else {
-            return self.queue.ops.push(StorageOp::Remove {
-                key: key.to_string(),
-            });
+            return self.queue.ops.remove(key, "");
         };
         let mut parts = jt::items(&v);
         let saved = parts.next().and_then(text::parse_u64);
@@ -301,9 +297,7 @@ impl Client {
         if refused > 0 {
             self.queue.report(ReportKind::Invalid, 0, &first, refused);
         }
-        self.queue.ops.push(StorageOp::Remove {
-            key: key.to_string(),
-        });
+        self.queue.ops.remove(key, "");
     }
 
     /// When the first loading-window record seen still fresh becomes stale.
@@ -315,10 +309,10 @@ impl Client {
     /// [`Client::early_due`] (then the adapter scans the loading-window keys only).
     /// Queue records and marks are loaded; loading-window records are adopted once
     /// stale, and the rest wait again.
-    pub fn load_stored(&mut self, stored: &[(&str, &str)], now_ms: u64) {
+    pub fn load_stored(&mut self, stored: Stored, now_ms: u64) {
         self.early_due = None;
         let early = self.config.early_prefix();
-        for (key, value) in stored {
+        for (key, value) in stored.pairs() {
             if key.starts_with(&early) {
                 self.adopt_early(key, value, now_ms);
             } else {
@@ -334,12 +328,7 @@ impl Client {
     /// `{"anonymous_id":…,"_kx":…}` (`_kx` where there is one): what the shop's
     /// first-party cookie keeps (the edge worker's `POST /id`).
     pub fn visitor_json(&self, out: &mut String) {
-        out.push_str("{\"anonymous_id\":");
-        out.push_str(&jt::quote(&self.identity.anonymous_id));
-        if let Some(kx) = &self.identity.kx {
-            out.push_str(",\"_kx\":");
-            out.push_str(&jt::quote(kx));
-        }
+        self.identity.write_ids(out);
         out.push('}');
     }
 
@@ -368,15 +357,23 @@ impl Client {
     }
 
     /// The end of a task: the storage writes to make now (the task's calls as one
-    /// record, records that shrank, the identity). None while consent is pending or
-    /// denied, but what a denial left (the erasure, once).
-    pub fn take_storage_ops(&mut self, now_ms: u64) -> Vec<StorageOp> {
-        let mut ops = std::mem::take(&mut self.erasure);
+    /// record, records that shrank, the identity), added to `out` as the adapter reads
+    /// them (`queue::StorageOps`). None while consent is pending or denied, but what a
+    /// denial left (the erasure, once).
+    pub fn sync_storage(&mut self, now_ms: u64, out: &mut String) {
+        self.erasure.move_to(out);
         if self.consent() == Consent::Granted {
             self.queue.sync(now_ms);
-            ops.append(&mut self.queue.ops);
+            self.queue.ops.move_to(out);
         }
-        ops
+    }
+
+    /// [`Client::sync_storage`]'s writes, read back.
+    #[cfg(test)]
+    pub fn take_storage_ops(&mut self, now_ms: u64) -> Vec<StorageOp> {
+        let mut text = String::new();
+        self.sync_storage(now_ms, &mut text);
+        StorageOp::read_all(&text)
     }
 
     pub fn poll_transmit(&mut self, now_ms: u64, max_body: usize) -> Option<Transmit> {
@@ -457,7 +454,7 @@ impl Client {
     }
 
     /// Memory made to match storage (on becoming the sender tab).
-    pub fn resync(&mut self, stored: &[(&str, &str)]) {
+    pub fn resync(&mut self, stored: Stored) {
         self.queue.resync(stored);
     }
 
@@ -471,6 +468,13 @@ impl Client {
         (self.queue.delivered, self.queue.failed)
     }
 
+    /// The reports since the last time, added to `out` as the adapter reads them
+    /// (`queue::report`).
+    pub fn move_reports(&mut self, out: &mut String) {
+        self.queue.move_reports(out);
+    }
+
+    #[cfg(test)]
     pub fn take_reports(&mut self) -> Vec<Report> {
         self.queue.take_reports()
     }

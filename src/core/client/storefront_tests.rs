@@ -317,10 +317,11 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
     let due = p.c.early_due().expect("a time to look again");
     assert_eq!(due, saved + EARLY_STALE_MS);
     // At that time, what storage still holds is adopted, once.
-    let stored = [(key, value.as_str())];
-    p.c.load_stored(&stored, due - 1);
+    let stored = Stored::pack(&[(key, value.as_str())]);
+    let stored = Stored(&stored);
+    p.c.load_stored(stored, due - 1);
     assert_eq!((p.c.pending(), p.c.early_due()), (0, Some(due)));
-    p.c.load_stored(&stored, due);
+    p.c.load_stored(stored, due);
     assert_eq!((p.c.pending(), p.c.early_due()), (1, None));
     assert!(p
         .end_task()

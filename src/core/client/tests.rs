@@ -25,8 +25,10 @@ struct Page {
 }
 
 /// What storage holds, as the adapter hands it over.
-fn pairs(disk: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
-    disk.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+/// What `disk` holds, as the adapter hands it over.
+fn pairs(disk: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<(&str, &str)> = disk.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Stored::pack(&pairs)
 }
 
 impl Page {
@@ -1364,7 +1366,7 @@ fn pending_keeps_what_storage_held_unsent_until_the_grant() {
         p.c.poll_transmit(LATER, ALL).is_none(),
         "the stored calls wait for the election"
     );
-    p.c.resync(&pairs(&p.disk));
+    p.c.resync(Stored(&pairs(&p.disk)));
     p.c.set_sender(true);
     let mut sent = 0;
     while let Some(t) = p.c.poll_transmit(LATER, ALL) {
@@ -1483,7 +1485,7 @@ fn a_withdrawal_in_another_tab_is_followed_and_not_echoed() {
             b.c.on_storage_change(&key, Some(&value));
         }
     }
-    b.c.resync(&pairs(&c.disk));
+    b.c.resync(Stored(&pairs(&c.disk)));
     assert_eq!(b.c.pending(), 0);
     // Only "denied" under the marker counts, and only the marker key.
     let mut d = Page::new();

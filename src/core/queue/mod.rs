@@ -2,7 +2,7 @@
 //!
 //! The adapter feeds it calls, answers, storage changes and the current time, and pulls
 //! out what to send ([`Queue::poll_transmit`]), what to write to storage
-//! ([`Queue::sync`] then [`Queue::take_ops`]) and when to call back
+//! ([`Queue::sync`] then [`Queue::ops`]) and when to call back
 //! ([`Queue::poll_timeout`]). It never sleeps, reads a clock or does I/O, so every rule
 //! is a fast native test.
 //!
@@ -40,22 +40,6 @@ use super::record::{self, Line};
 pub use super::record::{Endpoint, ENDPOINTS};
 use super::retry::{self, Outcome, Verdict};
 use super::text;
-
-/// A write the adapter must make to durable storage, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageOp {
-    Put {
-        key: String,
-        value: String,
-    },
-    Remove {
-        key: String,
-    },
-    /// Remove every key that starts with `prefix` (consent was denied).
-    Erase {
-        prefix: String,
-    },
-}
 
 /// A request to send now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +136,8 @@ struct Record {
     created_ms: u64,
     /// Storage holds a value under its key.
     written: bool,
+    /// Its key was among those read by the current [`Queue::resync`].
+    listed: bool,
     /// Its stored lines changed: rewrite (or remove) it at the next sync.
     dirty: bool,
     /// A keepalive mark exists for it (removed with it).
@@ -175,14 +161,14 @@ pub struct Queue {
     bytes: usize,
     stored_events: usize,
     stored_bytes: usize,
-    /// Keepalive marks read from storage: (record id, until, idx).
-    marks: Vec<(String, u64, Vec<u32>)>,
+    /// Keepalive marks read from storage: (record id, until, list of idx as stored).
+    marks: Vec<(String, u64, String)>,
     /// Transmits sent and not answered yet.
     in_flight: Vec<u32>,
     next_tx: u32,
     /// Storage writes to make, in order (the client adds its own: the identity, ...).
-    pub ops: Vec<StorageOp>,
-    reports: Vec<Report>,
+    pub ops: StorageOps,
+    reports: String,
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
     paused_until_ms: u64,
@@ -205,10 +191,6 @@ impl Queue {
     /// `prefix` namespaces the record keys (`klaviyo:AbC123:q:`), `mark_prefix` the
     /// keepalive marks (`klaviyo:AbC123:k:`).
     pub fn new(prefix: String, mark_prefix: String, limits: Limits) -> Queue {
-        let limiter = |e: Endpoint| {
-            let (burst, steady) = e.limits();
-            Limiter::new(burst, steady)
-        };
         Queue {
             prefix,
             mark_prefix,
@@ -223,15 +205,20 @@ impl Queue {
             marks: Vec::new(),
             in_flight: Vec::new(),
             next_tx: 1,
-            ops: Vec::new(),
-            reports: Vec::new(),
+            ops: StorageOps::default(),
+            reports: String::new(),
+            // One loop, not five inlined constructions.
             limiters: [
-                limiter(Endpoint::Events),
-                limiter(Endpoint::BulkEvents),
-                limiter(Endpoint::Profiles),
-                limiter(Endpoint::Subscriptions),
-                limiter(Endpoint::BackInStock),
-            ],
+                Endpoint::Events,
+                Endpoint::BulkEvents,
+                Endpoint::Profiles,
+                Endpoint::Subscriptions,
+                Endpoint::BackInStock,
+            ]
+            .map(|e| {
+                let (burst, steady) = e.limits();
+                Limiter::new(burst, steady)
+            }),
             paused_until_ms: 0,
             online: true,
             sender: true,
@@ -320,6 +307,7 @@ impl Queue {
                     id: call_id.to_string(),
                     created_ms: now_ms,
                     written: false,
+                    listed: false,
                     dirty: false,
                     marked: false,
                     replaced: false,
@@ -456,17 +444,13 @@ impl Queue {
         self.sender
     }
 
-    /// Storage writes to make, in order.
+    /// Storage writes to make, in order, read back.
+    #[cfg(test)]
     pub fn take_ops(&mut self) -> Vec<StorageOp> {
-        std::mem::take(&mut self.ops)
+        let mut text = String::new();
+        self.ops.move_to(&mut text);
+        StorageOp::read_all(&text)
     }
-}
-
-fn key(prefix: &str, id: &str) -> String {
-    let mut k = String::with_capacity(prefix.len() + id.len());
-    k.push_str(prefix);
-    k.push_str(id);
-    k
 }
 
 fn line_idx(line: &Line) -> Option<u32> {
@@ -476,8 +460,8 @@ fn line_idx(line: &Line) -> Option<u32> {
     }
 }
 
-/// Indices of the events named by JSON:API error pointers in `body`.
-fn event_pointers(body: &str) -> Vec<usize> {
+/// Indices below `count` of the events named by JSON:API error pointers in `body`.
+fn event_pointers(body: &str, count: usize) -> Vec<usize> {
     const P: &str = "/data/attributes/events/data/";
     let mut out = Vec::new();
     let mut rest = body;
@@ -485,7 +469,7 @@ fn event_pointers(body: &str) -> Vec<usize> {
         rest = &rest[at + P.len()..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if let Some(n) = text::parse_u64(&rest[..digits]).map(|n| n as usize) {
-            if !out.contains(&n) {
+            if n < count && !out.contains(&n) {
                 out.push(n);
             }
         }
@@ -493,11 +477,17 @@ fn event_pointers(body: &str) -> Vec<usize> {
     out
 }
 
+mod ops;
 mod report;
 mod storage;
 mod transmit;
 
-pub use report::{Report, ReportKind};
+#[cfg(test)]
+pub use ops::StorageOp;
+pub use ops::{StorageOps, Stored, SEP, SUB};
+#[cfg(test)]
+pub use report::Report;
+pub use report::ReportKind;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,16 @@
 //! What the shop hears through `onError`: each report's kind, its name and message, and
-//! the queue's list of them, taken by the adapter after each step.
+//! the queue's reports, taken by the adapter after each step. They are kept as the text
+//! the adapter reads (`control`'s REPORTS answer), written as they happen: no list of
+//! reports to build and drop.
+//!
+//! Each report: `SEP name SUB status SUB count SUB message SUB detail`.
 
+use super::ops::{SEP, SUB};
 use super::*;
 
-/// Something the shop should hear about through `onError`.
+/// Something the shop should hear about through `onError`, as the tests read the
+/// reports back (the adapter's reading of them).
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     pub kind: ReportKind,
@@ -36,6 +43,18 @@ pub enum ReportKind {
 }
 
 impl ReportKind {
+    #[cfg(test)]
+    const ALL: [ReportKind; 8] = [
+        ReportKind::Rejected,
+        ReportKind::WillRetry,
+        ReportKind::Evicted,
+        ReportKind::Dropped,
+        ReportKind::GaveUp,
+        ReportKind::Storage,
+        ReportKind::Invalid,
+        ReportKind::Consent,
+    ];
+
     /// The name `onError` sees (`error.kind`).
     pub fn name(self) -> &'static str {
         match self {
@@ -78,17 +97,57 @@ impl ReportKind {
 }
 
 impl Queue {
-    /// `detail` is copied only here, for the report that keeps it.
+    /// `detail` is copied only here, into the reports' text.
     pub fn report(&mut self, kind: ReportKind, status: u16, detail: &str, count: usize) {
-        self.reports.push(Report {
-            kind,
-            status,
-            detail: detail.to_string(),
-            count,
-        });
+        let out = &mut self.reports;
+        out.push(SEP);
+        out.push_str(kind.name());
+        out.push(SUB);
+        text::push_u64(out, u64::from(status));
+        out.push(SUB);
+        text::push_u64(out, count as u64);
+        out.push(SUB);
+        out.push_str(kind.message());
+        out.push(SUB);
+        out.push_str(detail);
     }
 
+    /// Moves the reports to the end of `out`.
+    pub fn move_reports(&mut self, out: &mut String) {
+        out.push_str(&self.reports);
+        self.reports.clear();
+    }
+
+    /// The reports, read back.
+    #[cfg(test)]
     pub fn take_reports(&mut self) -> Vec<Report> {
-        std::mem::take(&mut self.reports)
+        let mut text = String::new();
+        self.move_reports(&mut text);
+        Report::read_all(&text)
+    }
+}
+
+#[cfg(test)]
+impl Report {
+    /// The reports of a REPORTS answer, in order.
+    pub fn read_all(text: &str) -> Vec<Report> {
+        let mut reports = text.split(SEP);
+        assert_eq!(reports.next(), Some(""), "each report starts with SEP");
+        reports
+            .map(|r| {
+                let f: Vec<&str> = r.splitn(5, SUB).collect();
+                let kind = ReportKind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == f[0])
+                    .expect("a report's name");
+                assert_eq!(f[3], kind.message());
+                Report {
+                    kind,
+                    status: f[1].parse().expect("a status"),
+                    count: f[2].parse().expect("a count"),
+                    detail: f[4].to_string(),
+                }
+            })
+            .collect()
     }
 }

@@ -39,24 +39,22 @@ impl Queue {
 
     /// Marks whose wait is over are forgotten; a mark whose record is gone is removed
     /// from storage too (a record's own removal takes its mark with it).
+    /// Removed in place, with the one `Vec::swap_remove` marks use (no copy of their
+    /// ids; their order does not matter).
     pub(super) fn forget_expired_marks(&mut self, now_ms: u64) {
-        let mut expired = Vec::new();
-        self.marks.retain(|(id, until, _)| {
-            let keep = *until > now_ms;
-            if !keep {
-                expired.push(id.clone());
+        let mut i = 0;
+        while let Some((id, until, _)) = self.marks.get(i) {
+            if *until > now_ms {
+                i += 1;
+                continue;
             }
-            keep
-        });
-        for id in expired {
             let live = self
-                .find_record(&id)
+                .find_record(id)
                 .is_some_and(|r| self.records[r as usize].written);
             if !live {
-                self.ops.push(StorageOp::Remove {
-                    key: key(&self.mark_prefix, &id),
-                });
+                self.ops.remove(&self.mark_prefix, id);
             }
+            self.marks.swap_remove(i);
         }
     }
 
@@ -84,61 +82,52 @@ impl Queue {
         }
     }
 
-    /// Writes every dirty record again from its stored calls, or removes it.
+    /// Writes every dirty record again from its stored calls, or removes it. Each is
+    /// written straight into the storage writes, from a pass over the items.
     pub(super) fn rewrite_dirty(&mut self) {
-        if !self.records.iter().any(|r| r.dirty) {
-            return;
-        }
-        // One pass over the items: each dirty record's text, in line order.
-        let mut text: Vec<Option<(String, u32)>> = vec![None; self.records.len()];
-        for it in self.items.iter().filter(|it| it.stored) {
-            let r = &self.records[it.rec as usize];
-            if !r.dirty {
+        for (r, rec) in self.records.iter_mut().enumerate() {
+            if !std::mem::take(&mut rec.dirty) {
                 continue;
             }
-            let (out, last) = text[it.rec as usize].get_or_insert_with(|| {
-                let mut s = String::new();
-                record::header(r.created_ms, &mut s);
-                (s, NO_PROFILE)
-            });
-            if it.profile == NO_PROFILE {
-                record::push_body(it.idx, it.endpoint, &it.text, out);
-            } else {
-                if *last != it.profile {
-                    record::push_profile(&self.profiles[it.profile as usize], out);
-                    *last = it.profile;
-                }
-                record::push_event(it.idx, &it.text, out);
-            }
-        }
-        let mut unmarked = Vec::new();
-        for (r, t) in self.records.iter_mut().zip(text) {
-            if !r.dirty {
-                continue;
-            }
-            r.dirty = false;
-            let k = key(&self.prefix, &r.id);
-            match t {
-                Some((value, _)) => {
-                    r.replaced = r.written;
-                    r.written = true;
-                    self.ops.push(StorageOp::Put { key: k, value });
-                }
-                None if r.written => {
-                    r.written = false;
-                    self.ops.push(StorageOp::Remove { key: k });
-                    if std::mem::take(&mut r.marked) {
-                        self.ops.push(StorageOp::Remove {
-                            key: key(&self.mark_prefix, &r.id),
-                        });
-                        unmarked.push(r.id.clone());
+            let mut lines = self
+                .items
+                .iter()
+                .filter(|it| it.stored && it.rec as usize == r)
+                .peekable();
+            if lines.peek().is_some() {
+                rec.replaced = rec.written;
+                rec.written = true;
+                let out = self.ops.put(&self.prefix, &rec.id);
+                record::header(rec.created_ms, out);
+                let mut last = NO_PROFILE;
+                for it in lines {
+                    if it.profile == NO_PROFILE {
+                        record::push_body(it.idx, it.endpoint, &it.text, out);
+                    } else {
+                        if last != it.profile {
+                            record::push_profile(&self.profiles[it.profile as usize], out);
+                            last = it.profile;
+                        }
+                        record::push_event(it.idx, &it.text, out);
                     }
                 }
-                None => {}
+            } else if rec.written {
+                rec.written = false;
+                self.ops.remove(&self.prefix, &rec.id);
+                if std::mem::take(&mut rec.marked) {
+                    self.ops.remove(&self.mark_prefix, &rec.id);
+                    // Its mark is gone with it: nothing left to expire.
+                    let mut i = 0;
+                    while let Some((id, _, _)) = self.marks.get(i) {
+                        if *id == rec.id {
+                            self.marks.swap_remove(i);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
             }
         }
-        // Their marks are gone with them: nothing left to expire.
-        self.marks.retain(|(id, _, _)| !unmarked.contains(id));
     }
 
     /// A stored record or keepalive mark under our prefixes (at start, or on taking
@@ -152,10 +141,8 @@ impl Queue {
             self.insert_record(id, value);
         } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {
             match record::read_mark(value) {
-                Some((until, idx)) => self.apply_mark(id, until, idx),
-                None => self.ops.push(StorageOp::Remove {
-                    key: key.to_string(),
-                }),
+                Some((until, list)) => self.apply_mark(id, until, list),
+                None => self.ops.remove(key, ""),
             }
         }
     }
@@ -171,17 +158,15 @@ impl Queue {
     /// forgets stored calls it no longer lists (another tab delivered them).
     pub(super) fn insert_record(&mut self, id: &str, value: &str) {
         let Some((created_ms, lines)) = record::read(value).filter(|(_, l)| !l.is_empty()) else {
-            self.ops.push(StorageOp::Remove {
-                key: key(&self.prefix, id),
-            });
+            self.ops.remove(&self.prefix, id);
             return;
         };
         let rec = match self.find_record(id) {
             Some(r) => {
-                let listed: Vec<u32> = lines.iter().filter_map(line_idx).collect();
                 let was_dirty = self.records[r as usize].dirty;
+                let listed = |idx| lines.iter().any(|l| line_idx(l) == Some(idx));
                 self.remove_where(|it| {
-                    it.rec == r && it.stored && !it.in_flight() && !listed.contains(&it.idx)
+                    it.rec == r && it.stored && !it.in_flight() && !listed(it.idx)
                 });
                 // Those removals were another tab's doing: nothing to rewrite for them.
                 let rec = &mut self.records[r as usize];
@@ -194,6 +179,7 @@ impl Queue {
                     id: id.to_string(),
                     created_ms,
                     written: true,
+                    listed: false,
                     dirty: false,
                     marked: false,
                     replaced: false,
@@ -257,39 +243,43 @@ impl Queue {
             return;
         }
         // The marks read before their record: they hold its calls now.
-        for (m, until, idx) in &self.marks {
+        for (m, until, list) in &self.marks {
             if m == id {
                 self.records[rec as usize].marked = true;
-                hold(&mut self.items, rec, *until, idx);
+                hold(&mut self.items, rec, *until, list);
             }
         }
     }
 
-    pub(super) fn apply_mark(&mut self, id: &str, until: u64, idx: Vec<u32>) {
+    pub(super) fn apply_mark(&mut self, id: &str, until: u64, list: &str) {
         if let Some(r) = self.find_record(id) {
             self.records[r as usize].marked = true;
-            hold(&mut self.items, r, until, &idx);
+            hold(&mut self.items, r, until, list);
         }
-        self.marks.push((id.to_string(), until, idx));
+        self.marks.push((id.to_string(), until, list.to_string()));
     }
 
     /// Makes memory match storage after other tabs may have changed it (on becoming
     /// the sender): adds what is new, forgets stored calls whose record is gone.
-    pub fn resync(&mut self, stored: &[(&str, &str)]) {
-        let ids: Vec<&str> = stored
-            .iter()
-            .filter_map(|(k, _)| k.strip_prefix(self.prefix.as_str()))
-            .collect();
-        let gone: Vec<u32> = (0..self.records.len() as u32)
-            .filter(|r| {
-                let rec = &self.records[*r as usize];
-                rec.written && !ids.contains(&rec.id.as_str())
-            })
-            .collect();
-        for r in gone {
-            self.record_removed(r);
+    pub fn resync(&mut self, stored: Stored) {
+        // The records whose keys are stored are flagged in one pass over the keys (no
+        // lists of ids); the written ones not flagged are gone.
+        for (k, _) in stored.pairs() {
+            let Some(id) = k.strip_prefix(self.prefix.as_str()) else {
+                continue;
+            };
+            for rec in self.records.iter_mut().filter(|r| r.id == id) {
+                rec.listed = true;
+            }
         }
-        for (k, v) in stored {
+        for r in 0..self.records.len() {
+            let rec = &mut self.records[r];
+            let listed = std::mem::take(&mut rec.listed);
+            if rec.written && !listed {
+                self.record_removed(r as u32);
+            }
+        }
+        for (k, v) in stored.pairs() {
             self.load(k, v);
         }
     }
@@ -330,9 +320,7 @@ impl Queue {
             if rec.replaced {
                 // A rewrite failed: the older version must not stay behind, or the next
                 // page would send again what was delivered since.
-                self.ops.push(StorageOp::Remove {
-                    key: key.to_string(),
-                });
+                self.ops.remove(key, "");
             }
             for it in self.items.iter_mut().filter(|it| it.rec == r && it.stored) {
                 it.stored = false;
@@ -350,29 +338,29 @@ impl Queue {
     /// still unanswered, so the next page waits before sending them again.
     pub fn on_hide(&mut self, now_ms: u64) {
         let until = now_ms + KEEPALIVE_WAIT_MS;
-        let mut marks: Vec<(u32, Vec<u32>)> = Vec::new();
-        for it in self.items.iter().filter(|it| it.in_flight() && it.stored) {
-            match marks.iter_mut().find(|(r, _)| *r == it.rec) {
-                Some((_, idx)) => idx.push(it.idx),
-                None => marks.push((it.rec, vec![it.idx])),
+        // One list of idx, refilled for each record (no list of lists).
+        let mut idx = Vec::new();
+        for (r, rec) in self.records.iter_mut().enumerate() {
+            idx.clear();
+            // Pushed one by one: `extend`'s generic growth code is larger.
+            for it in &self.items {
+                if it.in_flight() && it.stored && it.rec as usize == r {
+                    idx.push(it.idx);
+                }
             }
-        }
-        for (r, idx) in marks {
-            let rec = &mut self.records[r as usize];
-            rec.marked = true;
-            self.ops.push(StorageOp::Put {
-                key: key(&self.mark_prefix, &rec.id),
-                value: record::mark(until, &idx),
-            });
+            if !idx.is_empty() {
+                rec.marked = true;
+                record::mark(until, &idx, self.ops.put(&self.mark_prefix, &rec.id));
+            }
         }
     }
 }
 
-/// Holds the listed calls of record `rec` back until `until`.
-fn hold(items: &mut [Item], rec: u32, until: u64, idx: &[u32]) {
+/// Holds the calls of record `rec` that a mark's `list` names back until `until`.
+fn hold(items: &mut [Item], rec: u32, until: u64, list: &str) {
     for it in items
         .iter_mut()
-        .filter(|it| it.rec == rec && idx.contains(&it.idx))
+        .filter(|it| it.rec == rec && record::mark_lists(list, it.idx))
     {
         it.not_before_ms = it.not_before_ms.max(until);
     }

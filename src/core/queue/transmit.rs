@@ -174,14 +174,14 @@ impl Queue {
         };
         match retry::verdict(outcome) {
             Verdict::Delivered => {
-                self.remove_in_tx(tx, |_| true);
+                self.remove_in_tx(tx, None);
                 self.delivered += count;
             }
             Verdict::Rejected if count > 1 && matches!(status, 400 | 422) => {
                 self.isolate(tx, count, status, body);
             }
             Verdict::Rejected => {
-                self.remove_in_tx(tx, |_| true);
+                self.remove_in_tx(tx, None);
                 self.failed += count;
                 self.report(ReportKind::Rejected, status, body, count);
             }
@@ -207,14 +207,14 @@ impl Queue {
         }
     }
 
-    /// Removes the items of transmit `tx` whose position in it (`0..count`, the order
-    /// they were sent in) `pick` accepts.
-    pub(super) fn remove_in_tx(&mut self, tx: u32, pick: impl Fn(usize) -> bool) {
+    /// Removes the items of transmit `tx`: all, or those whose position in it
+    /// (`0..count`, the order they were sent in) `only` lists. Not generic: one copy.
+    pub(super) fn remove_in_tx(&mut self, tx: u32, only: Option<&[usize]>) {
         let mut nth = 0;
         self.remove_where(|it| {
             it.tx == tx && {
                 nth += 1;
-                pick(nth - 1)
+                only.is_none_or(|o| o.contains(&(nth - 1)))
             }
         });
         // Calls left: try storage again at the next task, even when none of them was
@@ -227,10 +227,7 @@ impl Queue {
     /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
     /// now. Without usable pointers, halve the batch until the bad event is alone.
     pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: &str) {
-        let bad: Vec<usize> = event_pointers(body)
-            .into_iter()
-            .filter(|i| *i < count)
-            .collect();
+        let bad = event_pointers(body, count);
         if bad.is_empty() {
             let half = count.div_ceil(2) as u32;
             for item in self.items.iter_mut().filter(|i| i.tx == tx) {
@@ -239,7 +236,7 @@ impl Queue {
             }
             return;
         }
-        self.remove_in_tx(tx, |n| bad.contains(&n));
+        self.remove_in_tx(tx, Some(&bad));
         for item in self.items.iter_mut().filter(|i| i.tx == tx) {
             item.tx = 0;
         }
