@@ -43,8 +43,9 @@ pub enum ReportKind {
 }
 
 impl ReportKind {
+    /// Every kind, in declaration order (the tests read answers back with it).
     #[cfg(test)]
-    const ALL: [ReportKind; 8] = [
+    pub(crate) const ALL: [ReportKind; 8] = [
         ReportKind::Rejected,
         ReportKind::WillRetry,
         ReportKind::Evicted,

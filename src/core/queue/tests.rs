@@ -1204,23 +1204,16 @@ fn a_delivery_of_stored_calls_lets_storage_be_tried_again() {
 
 #[test]
 fn report_kinds_have_the_names_on_error_sees() {
-    let names: Vec<&str> = [
-        ReportKind::Rejected,
-        ReportKind::WillRetry,
-        ReportKind::Evicted,
-        ReportKind::Dropped,
-        ReportKind::GaveUp,
-        ReportKind::Storage,
-    ]
-    .iter()
-    .map(|k| {
-        assert!(k.message().starts_with("klaviyo: "));
-        k.name()
-    })
-    .collect();
+    let names: Vec<&str> = ReportKind::ALL
+        .iter()
+        .map(|k| {
+            assert!(k.message().starts_with("klaviyo: "));
+            k.name()
+        })
+        .collect();
     assert_eq!(
         names,
-        ["rejected", "retry", "evicted", "dropped", "gave_up", "storage"]
+        ["rejected", "retry", "evicted", "dropped", "gave_up", "storage", "invalid", "consent"]
     );
 }
 
