@@ -463,7 +463,7 @@ function printStartup(d) {
     ['same with <link rel=modulepreload index.js> + <link rel=preload wasm as=fetch crossorigin>', fmt(d.preload.moduleTrackMs, 2), fmt(d.preload.moduleReadyMs, 1), fmt(d.preload.trackMs, 1), fmt(d.preload.readyMs, 1)],
   ]);
   note('module start: the first line of the page\'s module script, once index.js is fetched and evaluated (what bundled storefront code sees); first HTML script: a classic script at the top of <head>, so the column includes fetching index.js.');
-  note(`targets without hints (issue 20): module start -> ready <= 14 ms: ${d.plain.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.plain.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleTrackMs, 2)})`);
+  note(`start-up targets without hints: module start -> ready <= 14 ms: ${d.plain.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.plain.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleTrackMs, 2)})`);
   note(`${d.floor.label}: module start -> instantiated ${fmt(d.floor.moduleReadyMs, 1)} ms, the floor of any tracker that loads a .wasm on this machine; ours adds ${fmt(d.plain.moduleReadyMs - d.floor.moduleReadyMs, 1)} ms (the core opening, the window's calls)`);
   note(`${d.later.label}: create() -> identify+track returned ${fmt(d.later.createTrackMs, 2)} ms, create() -> ready ${fmt(d.later.createReadyMs, 1)} ms; the .wasm request started ${fmt(d.later.wasmBeforeCreateMs, 1)} ms before create()`);
   for (const v of [d.plain, d.preload, d.later, d.floor]) {
