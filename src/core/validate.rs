@@ -122,6 +122,20 @@ pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
     }
 }
 
+/// A check of a field's text: `(field, text)`, a refusal naming `field`.
+pub type Rule = fn(&str, &str) -> Result<()>;
+
+/// [`non_empty`] for a string checked, not kept: `then` checks its text too. The text
+/// is freed here, once, not at every caller.
+pub fn non_empty_then(field: &str, raw: Option<&str>, then: Rule) -> Result<()> {
+    then(field, &non_empty(field, raw)?)
+}
+
+/// The [`Rule`] for text that only has to be there ([`non_empty_then`]).
+pub fn any_text(_: &str, _: &str) -> Result<()> {
+    Ok(())
+}
+
 /// A shop's own `unique_id`: 1 to 255 characters, no control characters. Returns the
 /// raw string literal, which is what the request carries.
 pub fn unique_id<'a>(field: &str, raw: &'a str) -> Result<&'a str> {

@@ -236,11 +236,11 @@ impl Client {
     pub(super) fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
         let mut profile = self.identity.identifiers(keys);
         for &(key, check) in &[
-            ("email", validate::email as fn(&str, &str) -> Result<()>),
+            ("email", validate::email as validate::Rule),
             ("phone_number", validate::phone),
         ] {
             if let Some(v) = jt::get(args, key).filter(|v| jt::kind(v) != Kind::Null) {
-                check(key, &validate::non_empty(key, Some(v))?)?;
+                validate::non_empty_then(key, Some(v), check)?;
                 profile = jt::with(&profile, key, Some(v));
             }
         }
@@ -357,16 +357,11 @@ pub(super) fn check_profile(attrs: &str) -> Result<()> {
             continue;
         }
         match *known {
-            "email" => validate::email("email", &validate::non_empty("email", Some(v))?)?,
-            "phone_number" => validate::phone(
-                "phone_number",
-                &validate::non_empty("phone_number", Some(v))?,
-            )?,
+            "email" => validate::non_empty_then("email", Some(v), validate::email)?,
+            "phone_number" => validate::non_empty_then("phone_number", Some(v), validate::phone)?,
             "properties" => validate::properties("properties", v)?,
             "location" => check_location(v)?,
-            key => {
-                validate::non_empty(key, Some(v))?;
-            }
+            key => validate::non_empty_then(key, Some(v), validate::any_text)?,
         }
     }
     Ok(())
