@@ -206,7 +206,7 @@ impl Client {
             s if jt::is_absent(s) => None,
             s => Some(validate::non_empty("customSource", s)?),
         };
-        let body = payload::client_subscription(&list_id, &profile, &channels, source.as_deref());
+        let body = payload::client_subscription(&list_id, &profile, channels, source.as_deref());
         self.queue
             .push_body(id, Endpoint::Subscriptions, body, now_ms);
         Ok(())
@@ -226,7 +226,7 @@ impl Client {
         if jt::get(&profile, "email").is_none() && jt::get(&profile, "phone_number").is_none() {
             return Err(ValidationError::new("email", "or phone_number is required"));
         }
-        let body = payload::client_back_in_stock(&variant, &profile, &channels);
+        let body = payload::client_back_in_stock(&variant, &profile, channels);
         self.queue
             .push_body(id, Endpoint::BackInStock, body, now_ms);
         Ok(())
@@ -307,7 +307,9 @@ pub(super) fn is_variant_id(v: &str) -> bool {
     }
 }
 
-pub(super) fn channels(a: &str) -> Result<Vec<&'static str>> {
+/// The channels named, in the order given, without repeats: one of four fixed lists
+/// (no list to build).
+pub(super) fn channels(a: &str) -> Result<&'static [&'static str]> {
     let list = jt::get(a, "channels").filter(|l| jt::kind(l) == Kind::Arr);
     let Some(list) = list else {
         return Err(ValidationError::new(
@@ -315,32 +317,36 @@ pub(super) fn channels(a: &str) -> Result<Vec<&'static str>> {
             "must be a list like [\"email\"]",
         ));
     };
-    let mut out = Vec::new();
+    // Bit 1 email, bit 2 sms; `first` is the bit named first.
+    let (mut seen, mut first) = (0u8, 0u8);
     for it in jt::items(list) {
-        let found = jt::unescape(it).and_then(|s| {
-            ["email", "sms"]
-                .iter()
-                .find(|c| c.eq_ignore_ascii_case(&s))
-                .copied()
-        });
-        match found {
-            Some(c) if !out.contains(&c) => out.push(c),
-            Some(_) => {}
-            None => {
+        let bit = match jt::unescape(it) {
+            Some(s) if s.eq_ignore_ascii_case("email") => 1,
+            Some(s) if s.eq_ignore_ascii_case("sms") => 2,
+            _ => {
                 return Err(ValidationError::new(
                     "channels",
                     "may only contain \"email\" and \"sms\"",
                 ))
             }
+        };
+        if seen == 0 {
+            first = bit;
         }
+        seen |= bit;
     }
-    if out.is_empty() {
-        return Err(ValidationError::new(
-            "channels",
-            "must name at least one channel",
-        ));
-    }
-    Ok(out)
+    Ok(match (seen, first) {
+        (0, _) => {
+            return Err(ValidationError::new(
+                "channels",
+                "must name at least one channel",
+            ))
+        }
+        (1, _) => &["email"],
+        (2, _) => &["sms"],
+        (_, 1) => &["email", "sms"],
+        _ => &["sms", "email"],
+    })
 }
 
 /// Checks every key `identify` got against Klaviyo's profile attributes.

@@ -915,6 +915,21 @@ fn subscribe_builds_consent_for_each_channel() {
 }
 
 #[test]
+fn subscribe_keeps_the_channels_in_the_order_given() {
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"a@b.co","phone_number":"+15005550006","channels":["Sms","email","sms"]}"#],
+    )
+    .unwrap();
+    let body = p.send().body;
+    assert!(
+        body.contains(r#""subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED"}},"email":"#),
+        "{body}"
+    );
+}
+
+#[test]
 fn bad_subscribe_input_names_the_field() {
     for (args, msg) in [
         (
