@@ -167,13 +167,11 @@ pub fn properties(field: &str, raw: &str) -> Result<()> {
     if raw.len() <= MAX_STRING_BYTES {
         return Ok(());
     }
-    match too_long(raw) {
-        Some(path) => {
-            let mut field = field.to_string();
-            field.push_str(&path);
-            Err(ValidationError::owned(field, TOO_LONG))
-        }
-        None => Ok(()),
+    let mut path = field.to_string();
+    if too_long(raw, &mut path) {
+        Err(ValidationError::owned(path, TOO_LONG))
+    } else {
+        Ok(())
     }
 }
 
@@ -198,22 +196,27 @@ pub fn property_string(field: &str, s: &str) -> Result<()> {
     }
 }
 
-/// The path (`.Items.Note`) of the first string over 100 KB; built only on failure.
-fn too_long(raw: &str) -> Option<String> {
+/// Whether `raw` holds a string over 100 KB; if so, `path` ends with where it is
+/// (`.Items.Note`). Each key is added on the way down and taken off again when
+/// nothing under it is too long: one text, no path built per level.
+fn too_long(raw: &str, path: &mut String) -> bool {
     match jt::kind(raw) {
-        Kind::Str if raw.len() > MAX_STRING_BYTES => jt::unescape(raw)
-            .filter(|s| s.len() > MAX_STRING_BYTES)
-            .map(|_| String::new()),
-        Kind::Arr => jt::items(raw).find_map(too_long),
-        Kind::Obj => jt::entries(raw).find_map(|(k, v)| {
-            too_long(v).map(|rest| {
-                let mut p = String::from(".");
-                p.push_str(&jt::unescape(k).unwrap_or_default());
-                p.push_str(&rest);
-                p
-            })
+        Kind::Str => {
+            raw.len() > MAX_STRING_BYTES
+                && jt::unescape(raw).is_some_and(|s| s.len() > MAX_STRING_BYTES)
+        }
+        Kind::Arr => jt::items(raw).any(|v| too_long(v, path)),
+        Kind::Obj => jt::entries(raw).any(|(k, v)| {
+            let at = path.len();
+            path.push('.');
+            path.push_str(&jt::unescape(k).unwrap_or_default());
+            let found = too_long(v, path);
+            if !found {
+                path.truncate(at);
+            }
+            found
         }),
-        _ => None,
+        _ => false,
     }
 }
 

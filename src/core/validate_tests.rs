@@ -98,6 +98,12 @@ fn no_string_over_100_kb_anywhere_and_the_field_is_named() {
         "properties.Items.Note"
     );
     assert!(properties("properties", &format!(r#"{{"D":{fits}}}"#)).is_ok());
+    // Keys passed on the way leave nothing in the path.
+    let after = format!(r#"{{"A":{{"B":[{fits}]}},"C":[1,{{"D":{long}}}]}}"#);
+    assert_eq!(
+        properties("properties", &after).unwrap_err().field,
+        "properties.C.D"
+    );
     // Escapes count as the characters they stand for.
     let escaped = jt::quote(&"\n".repeat(MAX_STRING_BYTES / 2));
     assert!(escaped.len() > MAX_STRING_BYTES);
