@@ -15,11 +15,7 @@ impl Client {
             _ => (item_list(text), false),
         };
         // Our ids have no escapes: borrowed from the text.
-        let id = match parts.first() {
-            Some(p) if p.len() >= 2 && !text::has(p, b'\\') => Cow::Borrowed(&p[1..p.len() - 1]),
-            Some(p) => Cow::Owned(jt::unescape(p).unwrap_or_default()),
-            None => Cow::Borrowed(""),
-        };
+        let id = string(parts.first().copied().unwrap_or(""));
         let at = parts
             .get(1)
             .and_then(|t| text::parse_u64(t))
