@@ -63,15 +63,15 @@ impl Client {
                     return Err(ValidationError::new("metric", "must be a string"));
                 }
                 validate::metric_name("metric", &string(metric))?;
-                let props = object(op, 1, arg(1))?;
-                self.event(id, now_ms, metric, props, object(op, 2, arg(2))?, None)
+                let props = object(op, args, 1)?;
+                self.event(id, now_ms, metric, props, object(op, args, 2)?, None)
             }
-            Op::Identify => self.identify(object(op, 0, arg(0))?, id, now_ms),
-            Op::Subscribe => self.subscribe(object(op, 0, arg(0))?, id, now_ms),
-            Op::BackInStock => self.back_in_stock(object(op, 0, arg(0))?, id, now_ms),
+            Op::Identify => self.identify(object(op, args, 0)?, id, now_ms),
+            Op::Subscribe => self.subscribe(object(op, args, 0)?, id, now_ms),
+            Op::BackInStock => self.back_in_stock(object(op, args, 0)?, id, now_ms),
             _ => {
-                let props = object(op, 0, arg(0))?;
-                let opts = object(op, 1, arg(1))?;
+                let props = object(op, args, 0)?;
+                let opts = object(op, args, 1)?;
                 let checkout;
                 let (metric, props, value) = match op {
                     Op::ViewedProduct => (
@@ -264,8 +264,9 @@ pub(super) fn string(raw: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// An argument that must be an object; `null` (omitted) reads as `{}`.
-pub(super) fn object(op: Op, n: usize, raw: &str) -> Result<&str> {
+/// Argument `n`, which must be an object; `null` or omitted reads as `{}`.
+pub(super) fn object<'a>(op: Op, args: &[&'a str], n: usize) -> Result<&'a str> {
+    let raw = args.get(n).copied().unwrap_or("null");
     match jt::kind(raw) {
         Kind::Obj => Ok(raw),
         Kind::Null => Ok("{}"),
