@@ -40,7 +40,7 @@ pub fn added_to_cart(p: &str) -> Result<Option<Cow<'_, str>>> {
     let guide = jt::get(p, GUIDE[0]).is_some();
     let [id, name, price_key, quantity_key] = if guide { GUIDE } else { OURS };
     id_like(p, id)?;
-    validate::non_empty_then(name, jt::get(p, name), validate::any_text)?;
+    required_text(p, name)?;
     let price = optional_number(p, price_key)?
         .ok_or_else(|| ValidationError::new(price_key, "is required and must be a number"))?;
     let quantity = optional_number(p, quantity_key)?.unwrap_or("1");
@@ -73,7 +73,7 @@ pub fn viewed_collection(p: &str) -> Result<()> {
 
 /// Submitted Search: `SearchTerm` required; `ResultCount` a number, `URL` text.
 pub fn submitted_search(p: &str) -> Result<()> {
-    validate::non_empty_then("SearchTerm", jt::get(p, "SearchTerm"), validate::any_text)?;
+    required_text(p, "SearchTerm")?;
     optional_number(p, "ResultCount")?;
     optional_strings(p, &["URL"])
 }
@@ -104,7 +104,12 @@ pub fn started_checkout(p: &str) -> Result<(String, Option<Cow<'_, str>>)> {
 
 fn product(p: &str) -> Result<()> {
     id_like(p, "ProductID")?;
-    validate::non_empty_then("ProductName", jt::get(p, "ProductName"), validate::any_text)
+    required_text(p, "ProductName")
+}
+
+/// A property that must be a non-blank string.
+fn required_text(p: &str, key: &str) -> Result<()> {
+    validate::non_empty_then(key, jt::get(p, key), validate::any_text)
 }
 
 /// An id: a number, or a non-empty string.
