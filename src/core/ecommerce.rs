@@ -131,9 +131,9 @@ fn id_like(p: &str, key: &str) -> Result<()> {
 }
 
 fn optional_number<'a>(p: &'a str, key: &str) -> Result<Option<&'a str>> {
-    match jt::get(p, key) {
-        Some(v) if jt::kind(v) != Kind::Null => validate::number(key, v).map(Some),
-        _ => Ok(None),
+    match validate::given(p, key) {
+        Some(v) => validate::number(key, v).map(Some),
+        None => Ok(None),
     }
 }
 

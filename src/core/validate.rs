@@ -122,6 +122,12 @@ pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
     }
 }
 
+/// The member `key` of a raw object when it is there and not `null` (an option or
+/// property left out either way).
+pub fn given<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
+    jt::get(obj, key).filter(|v| jt::kind(v) != Kind::Null)
+}
+
 /// A check of a field's text: `(field, text)`, a refusal naming `field`.
 pub type Rule = fn(&str, &str) -> Result<()>;
 

@@ -148,22 +148,21 @@ impl Client {
         default_value: Option<Cow<str>>,
     ) -> Result<()> {
         validate::properties("properties", props)?;
-        let given = |k| jt::get(opts, k).filter(|v| jt::kind(v) != Kind::Null);
-        let value = match given("value") {
+        let value = match validate::given(opts, "value") {
             Some(v) => validate::number("value", v)?,
             None => default_value.as_deref().unwrap_or(""),
         };
-        let currency = match given("valueCurrency") {
+        let currency = match validate::given(opts, "valueCurrency") {
             Some(c) => validate::currency("valueCurrency", c)?,
             None => String::new(),
         };
-        let time_s = match given("time") {
+        let time_s = match validate::given(opts, "time") {
             None => (now_ms / 1000) as i64,
             Some(t) => event_secs(t)?,
         };
         validate::event_time("time", time_s, now_ms)?;
         let own_id;
-        let unique_id = match given("uniqueId") {
+        let unique_id = match validate::given(opts, "uniqueId") {
             Some(u) => validate::unique_id("uniqueId", u)?,
             None => {
                 own_id = jt::quote(id);
@@ -235,7 +234,7 @@ impl Client {
             ("email", validate::email as validate::Rule),
             ("phone_number", validate::phone),
         ] {
-            if let Some(v) = jt::get(args, key).filter(|v| jt::kind(v) != Kind::Null) {
+            if let Some(v) = validate::given(args, key) {
                 validate::non_empty_then(key, Some(v), check)?;
                 profile = jt::with(&profile, key, Some(v));
             }
