@@ -84,20 +84,21 @@ pub fn active_on_site(p: &str) -> Result<()> {
 }
 
 /// Started Checkout: its `value` property becomes the event's value (and leaves the
-/// properties). Returns the properties to send and the value.
-pub fn started_checkout(p: &str) -> Result<(String, Option<Cow<'_, str>>)> {
+/// properties). Returns the properties to send (those given, unless a `value` left
+/// them) and the value.
+pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)> {
     optional_strings(p, &["CheckoutURL"])?;
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;
     list(p, "Items")?;
     match jt::get(p, "value") {
-        None => Ok((p.to_string(), None)),
+        None => Ok((Cow::Borrowed(p), None)),
         Some(v) => {
             let value = match jt::kind(v) {
                 Kind::Null => None,
                 _ => Some(Cow::Borrowed(validate::number("value", v)?)),
             };
-            Ok((jt::with(p, "value", None), value))
+            Ok((Cow::Owned(jt::with(p, "value", None)), value))
         }
     }
 }

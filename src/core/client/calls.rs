@@ -85,7 +85,7 @@ impl Client {
                     Op::StartedCheckout => {
                         let value;
                         (checkout, value) = ecommerce::started_checkout(props)?;
-                        ("\"Started Checkout\"", checkout.as_str(), value)
+                        ("\"Started Checkout\"", &*checkout, value)
                     }
                     Op::ViewedCollection => {
                         ecommerce::viewed_collection(props)?;
