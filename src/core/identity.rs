@@ -92,7 +92,9 @@ impl Identity {
         for (k, v) in jt::entries(attrs) {
             let Some(key) = jt::unescape(k) else { continue };
             let old = jt::get(&profile, "properties").filter(|p| jt::kind(p) == Kind::Obj);
-            let merged = match (key.as_str(), old, jt::kind(v)) {
+            // The value borrowed from `attrs`, unless properties are merged.
+            let merged;
+            let raw = match (key.as_str(), old, jt::kind(v)) {
                 ("properties", Some(old), Kind::Obj) => {
                     let mut props = old.to_string();
                     for (pk, pv) in jt::entries(v) {
@@ -100,12 +102,13 @@ impl Identity {
                             props = jt::with(&props, &pk, Some(pv));
                         }
                     }
-                    Some(props)
+                    merged = props;
+                    Some(merged.as_str())
                 }
                 (_, _, Kind::Null) => None,
-                _ => Some(v.to_string()),
+                _ => Some(v),
             };
-            profile = jt::with(&profile, &key, merged.as_deref());
+            profile = jt::with(&profile, &key, raw);
         }
         let attributes = self.attributes_of(&profile);
         (profile, attributes)
