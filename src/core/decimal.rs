@@ -38,7 +38,13 @@ impl Decimal {
             if !c.is_ascii_digit() {
                 return None;
             }
-            mant = mant.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+            // `mant * 10 + d` fits exactly when `mant <= (MAX - d) / 10`: the same
+            // test as checked arithmetic, without its 128-bit multiply on wasm32.
+            let d = i64::from(c - b'0');
+            if mant > (i64::MAX - d) / 10 {
+                return None;
+            }
+            mant = mant * 10 + d;
         }
         if mant == 0 {
             // Zero is exact whatever the exponent (`0e-2147483647`).
