@@ -53,10 +53,16 @@ impl Decimal {
         // i64: `frac.len() - exp` cannot overflow even for exp = i32::MIN.
         let scale = frac.len() as i64 - i64::from(exp);
         if scale < 0 {
-            // One multiplication by 10^-scale: an i64 holds 10^18 at most, so a larger
-            // exponent fails at once instead of looping once per unit.
+            // Times 10, -scale times: an i64 holds 10^18 at most, so a larger
+            // exponent fails at once instead of looping once per unit. Each step
+            // fails exactly where `mant * 10^-scale` would overflow.
             let shift = u32::try_from(-scale).ok().filter(|s| *s <= 18)?;
-            mant = mant.checked_mul(10i64.pow(shift))?;
+            for _ in 0..shift {
+                if mant > i64::MAX / 10 {
+                    return None;
+                }
+                mant *= 10;
+            }
         }
         let mut d = Decimal {
             mant: if neg { -mant } else { mant },

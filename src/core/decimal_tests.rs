@@ -57,7 +57,10 @@ fn extreme_exponents_are_refused_at_once() {
 #[test]
 fn the_largest_mantissa_fits_and_one_more_does_not() {
     assert_eq!(d("9223372036854775807").to_text(), "9223372036854775807");
-    assert_eq!(d("-922337203685477580.7").to_text(), "-922337203685477580.7");
+    assert_eq!(
+        d("-922337203685477580.7").to_text(),
+        "-922337203685477580.7"
+    );
     assert_eq!(Decimal::parse("9223372036854775808"), None);
     assert_eq!(Decimal::parse("92233720368547758.10"), None);
 }
