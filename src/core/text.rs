@@ -10,12 +10,11 @@ pub fn parse_u64(s: &str) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
+    // `n * 10 + d` fits exactly when `n <= (MAX - d) / 10`: checked arithmetic's
+    // answer without its 128-bit multiply on wasm32.
     s.bytes().try_fold(0u64, |n, b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
+        let d = u64::from(b.wrapping_sub(b'0'));
+        (d <= 9 && n <= (u64::MAX - d) / 10).then(|| n * 10 + d)
     })
 }
 
