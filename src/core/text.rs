@@ -154,12 +154,14 @@ fn hex_digit(c: u8) -> Option<u8> {
 /// is what it is: ASCII whitespace and controls, C1 controls, and Unicode's other
 /// spaces (the `White_Space` set), matched on their UTF-8 bytes (no Unicode tables).
 fn blank_at(b: &[u8], i: usize) -> Option<usize> {
-    match (b[i], b.get(i + 1), b.get(i + 2)) {
+    // Past the end reads as 0, which no multi-byte pattern below matches.
+    let at = |k: usize| b.get(i + k).copied().unwrap_or(0);
+    match (at(0), at(1), at(2)) {
         (0..=0x20 | 0x7F, ..) => Some(1),
-        (0xC2, Some(0x80..=0xA0), _) => Some(2),
-        (0xE1, Some(0x9A), Some(0x80)) | (0xE3, Some(0x80), Some(0x80)) => Some(3),
-        (0xE2, Some(0x80), Some(0x80..=0x8A | 0xA8 | 0xA9 | 0xAF)) => Some(3),
-        (0xE2, Some(0x81), Some(0x9F)) => Some(3),
+        (0xC2, 0x80..=0xA0, _) => Some(2),
+        (0xE1, 0x9A, 0x80) | (0xE3, 0x80, 0x80) => Some(3),
+        (0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF) => Some(3),
+        (0xE2, 0x81, 0x9F) => Some(3),
         _ => None,
     }
 }
