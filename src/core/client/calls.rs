@@ -316,9 +316,11 @@ pub(super) fn channels(a: &str) -> Result<&'static [&'static str]> {
     // Bit 1 email, bit 2 sms; `first` is the bit named first.
     let (mut seen, mut first) = (0u8, 0u8);
     for it in jt::items(list) {
-        let bit = match jt::unescape(it) {
-            Some(s) if s.eq_ignore_ascii_case("email") => 1,
-            Some(s) if s.eq_ignore_ascii_case("sms") => 2,
+        // Read without a copy unless escaped (no other JSON value reads as a channel).
+        let name = string(it);
+        let bit = match name {
+            s if s.eq_ignore_ascii_case("email") => 1,
+            s if s.eq_ignore_ascii_case("sms") => 2,
             _ => {
                 return Err(ValidationError::new(
                     "channels",
