@@ -115,8 +115,7 @@ impl Client {
 
     /// `identify({ email, phone_number, external_id, first_name, ..., location, properties })`
     pub(super) fn identify(&mut self, attrs: &str, id: &str, now_ms: u64) -> Result<()> {
-        check_profile(attrs)?;
-        if jt::entries(attrs).all(|(_, v)| jt::kind(v) == Kind::Null) {
+        if !check_profile(attrs)? {
             return Err(ValidationError::new(
                 "profile",
                 "needs at least one of email, phone_number, external_id or an attribute",
@@ -347,8 +346,10 @@ pub(super) fn channels(a: &str) -> Result<&'static [&'static str]> {
     })
 }
 
-/// Checks every key `identify` got against Klaviyo's profile attributes.
-pub(super) fn check_profile(attrs: &str) -> Result<()> {
+/// Checks every key `identify` got against Klaviyo's profile attributes; true when
+/// one of them has a value (not `null`).
+pub(super) fn check_profile(attrs: &str) -> Result<bool> {
+    let mut any = false;
     for (k, v) in jt::entries(attrs) {
         let key = string(k);
         let Some(known) = PROFILE_KEYS.iter().find(|p| **p == key) else {
@@ -360,6 +361,7 @@ pub(super) fn check_profile(attrs: &str) -> Result<()> {
         if jt::kind(v) == Kind::Null {
             continue;
         }
+        any = true;
         match *known {
             "email" => validate::non_empty_then("email", Some(v), validate::email)?,
             "phone_number" => validate::non_empty_then("phone_number", Some(v), validate::phone)?,
@@ -368,7 +370,7 @@ pub(super) fn check_profile(attrs: &str) -> Result<()> {
             key => validate::non_empty_then(key, Some(v), validate::any_text)?,
         }
     }
-    Ok(())
+    Ok(any)
 }
 
 pub(super) fn check_location(v: &str) -> Result<()> {
