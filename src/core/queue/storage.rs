@@ -89,18 +89,14 @@ impl Queue {
             if !std::mem::take(&mut rec.dirty) {
                 continue;
             }
-            let mut lines = self
-                .items
-                .iter()
-                .filter(|it| it.stored && it.rec as usize == r)
-                .peekable();
-            if lines.peek().is_some() {
+            let of_rec = |it: &&Item| it.stored && it.rec as usize == r;
+            if self.items.iter().any(|it| of_rec(&it)) {
                 rec.replaced = rec.written;
                 rec.written = true;
                 let out = self.ops.put(&self.prefix, &rec.id);
                 record::header(rec.created_ms, out);
                 let mut last = NO_PROFILE;
-                for it in lines {
+                for it in self.items.iter().filter(of_rec) {
                     if it.profile == NO_PROFILE {
                         record::push_body(it.idx, it.endpoint, &it.text, out);
                     } else {
