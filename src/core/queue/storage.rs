@@ -264,8 +264,8 @@ impl Queue {
             let Some(id) = k.strip_prefix(self.prefix.as_str()) else {
                 continue;
             };
-            for rec in self.records.iter_mut().filter(|r| r.id == id) {
-                rec.listed = true;
+            for rec in &mut self.records {
+                rec.listed |= rec.id == id;
             }
         }
         for r in 0..self.records.len() {
