@@ -228,17 +228,22 @@ impl Queue {
     /// now. Without usable pointers, halve the batch until the bad event is alone.
     pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: &str) {
         let bad = event_pointers(body, count);
-        if bad.is_empty() {
-            let half = count.div_ceil(2) as u32;
-            for item in self.items.iter_mut().filter(|i| i.tx == tx) {
-                item.tx = 0;
-                item.batch_cap = half;
-            }
-            return;
+        let halve = bad.is_empty();
+        if !halve {
+            self.remove_in_tx(tx, Some(&bad));
         }
-        self.remove_in_tx(tx, Some(&bad));
-        for item in self.items.iter_mut().filter(|i| i.tx == tx) {
-            item.tx = 0;
+        // The rest go again now (one loop for both cases).
+        let half = count.div_ceil(2) as u32;
+        for item in &mut self.items {
+            if item.tx == tx {
+                item.tx = 0;
+                if halve {
+                    item.batch_cap = half;
+                }
+            }
+        }
+        if halve {
+            return;
         }
         self.failed += bad.len();
         self.report(ReportKind::Rejected, status, body, bad.len());
