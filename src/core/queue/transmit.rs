@@ -268,20 +268,18 @@ impl Queue {
                 .max(i.created_ms + self.limits.flush_delay_ms);
             earliest[class] = earliest[class].min(at);
         }
-        let limiter = |e: Endpoint, at: u64| self.limiters[e as usize].ready_at(at);
-        (0..ENDPOINTS)
-            .filter(|c| earliest[*c] != u64::MAX)
-            .map(|c| {
-                let at = earliest[c];
-                if c == Endpoint::Events as usize {
-                    // Alone or in bulk is decided at send time: wait for both limits.
-                    at.max(limiter(Endpoint::Events, at))
-                        .max(limiter(Endpoint::BulkEvents, at))
-                } else {
-                    at.max(self.limiters[c].ready_at(at))
-                }
-            })
-            .min()
-            .map(|t| t.max(self.paused_until_ms))
+        let mut next = None;
+        for (c, &at) in earliest.iter().enumerate() {
+            if at == u64::MAX {
+                continue;
+            }
+            let mut t = at.max(self.limiters[c].ready_at(at));
+            if c == Endpoint::Events as usize {
+                // Alone or in bulk is decided at send time: wait for both limits.
+                t = t.max(self.limiters[Endpoint::BulkEvents as usize].ready_at(at));
+            }
+            next = Some(next.map_or(t, |n: u64| n.min(t)));
+        }
+        next.map(|t| t.max(self.paused_until_ms))
     }
 }
