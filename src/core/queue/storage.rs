@@ -160,10 +160,7 @@ impl Queue {
         let rec = match self.find_record(id) {
             Some(r) => {
                 let was_dirty = self.records[r as usize].dirty;
-                let listed = |idx| lines.iter().any(|l| line_idx(l) == Some(idx));
-                self.remove_where(|it| {
-                    it.rec == r && it.stored && !it.in_flight() && !listed(it.idx)
-                });
+                self.forget_stored(r, &lines);
                 // Those removals were another tab's doing: nothing to rewrite for them.
                 let rec = &mut self.records[r as usize];
                 rec.dirty = was_dirty;
@@ -297,10 +294,21 @@ impl Queue {
 
     /// Another tab removed record `r`: forget its stored calls (not ours to send).
     pub(super) fn record_removed(&mut self, r: u32) {
-        self.remove_where(|it| it.rec == r && it.stored && !it.in_flight());
+        self.forget_stored(r, &[]);
         let rec = &mut self.records[r as usize];
         rec.written = false;
         rec.dirty = false;
+    }
+
+    /// Forgets the stored calls of record `r` that are not in flight and whose line
+    /// `listed` does not hold (one removal for a record gone and one shrunk).
+    fn forget_stored(&mut self, r: u32, listed: &[Line]) {
+        self.remove_where(|it| {
+            it.rec == r
+                && it.stored
+                && !it.in_flight()
+                && !listed.iter().any(|l| line_idx(l) == Some(it.idx))
+        });
     }
 
     /// The adapter could not write `key` (quota exceeded, storage gone): its calls stay
