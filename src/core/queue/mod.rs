@@ -271,7 +271,11 @@ impl Queue {
         }
         if consent == Consent::Denied {
             let n = self.items.len();
-            self.remove_where(|_| true);
+            // All calls go, so the records go too (no removal pass needed).
+            self.items.clear();
+            self.bytes = 0;
+            self.stored_events = 0;
+            self.stored_bytes = 0;
             self.forget_records();
             self.marks.clear();
             self.in_flight.clear();
