@@ -121,6 +121,8 @@ struct Item {
     batch_cap: u32,
     /// Its line is in storage.
     stored: bool,
+    /// Chosen by the removal under way (see `Queue::remove_where`).
+    gone: bool,
 }
 
 impl Item {
@@ -337,6 +339,7 @@ impl Queue {
             tx: 0,
             batch_cap: u32::MAX,
             stored: false,
+            gone: false,
         });
         if self.bytes > self.limits.max_memory_bytes {
             self.drop_oldest();
@@ -383,18 +386,21 @@ impl Queue {
         });
     }
 
-    /// Removes the items `pick` chooses, in one pass; their records are rewritten at
-    /// the next sync.
+    /// Removes the items `pick` chooses; their records are rewritten at the next
+    /// sync. Each criterion only marks (a plain loop in its caller); one sweep removes.
     fn remove_where(&mut self, mut pick: impl FnMut(&Item) -> bool) {
-        self.remove_dyn(&mut pick);
+        for it in &mut self.items {
+            it.gone = pick(it);
+        }
+        self.sweep();
     }
 
-    /// One copy of the removal loop, whatever the criterion (code size).
-    fn remove_dyn(&mut self, pick: &mut dyn FnMut(&Item) -> bool) {
+    /// Removes the items marked `gone`, in one pass (one copy, whatever the criterion).
+    #[inline(never)]
+    fn sweep(&mut self) {
         let mut items = std::mem::take(&mut self.items);
         items.retain(|it| {
-            let drop = pick(it);
-            if drop {
+            if it.gone {
                 self.bytes -= it.text.len();
                 if it.stored {
                     self.stored_events -= 1;
@@ -404,7 +410,7 @@ impl Queue {
                     self.records[it.rec as usize].dirty |= self.sender;
                 }
             }
-            !drop
+            !it.gone
         });
         self.items = items;
     }

@@ -228,6 +228,7 @@ impl Queue {
                     tx: 0,
                     batch_cap: u32::MAX,
                     stored: true,
+                    gone: false,
                 },
             );
             added += 1;
