@@ -308,17 +308,7 @@ impl Queue {
         let rec = match self.open {
             Some(r) => r,
             None => {
-                let r = self.records.len() as u32;
-                self.records.push(Record {
-                    id: call_id.to_string(),
-                    created_ms: now_ms,
-                    written: false,
-                    listed: false,
-                    dirty: false,
-                    marked: false,
-                    replaced: false,
-                    next_idx: 0,
-                });
+                let r = self.new_record(call_id, now_ms, false);
                 self.open = Some(r);
                 r
             }
@@ -345,6 +335,23 @@ impl Queue {
             self.drop_oldest();
         }
         true
+    }
+
+    /// Adds a record (written: read from storage); returns its index. One copy of
+    /// the construction for new and read records.
+    #[inline(never)]
+    fn new_record(&mut self, id: &str, created_ms: u64, written: bool) -> u32 {
+        self.records.push(Record {
+            id: id.to_string(),
+            created_ms,
+            written,
+            listed: false,
+            dirty: false,
+            marked: false,
+            replaced: false,
+            next_idx: 0,
+        });
+        (self.records.len() - 1) as u32
     }
 
     /// Over the memory bound: drops the oldest calls not in flight until a tenth of

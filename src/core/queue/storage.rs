@@ -167,19 +167,7 @@ impl Queue {
                 rec.written = true;
                 r
             }
-            None => {
-                self.records.push(Record {
-                    id: id.to_string(),
-                    created_ms,
-                    written: true,
-                    listed: false,
-                    dirty: false,
-                    marked: false,
-                    replaced: false,
-                    next_idx: 0,
-                });
-                (self.records.len() - 1) as u32
-            }
+            None => self.new_record(id, created_ms, true),
         };
         // New calls go in by creation time, in line order, where they are read: no
         // second list of them.
