@@ -316,21 +316,8 @@ impl Queue {
         let record = &mut self.records[rec as usize];
         let idx = record.next_idx;
         record.next_idx += 1;
-        self.bytes += text.len();
-        self.items.push(Item {
-            rec,
-            idx,
-            profile,
-            endpoint,
-            text,
-            created_ms: now_ms,
-            attempts: 0,
-            not_before_ms: 0,
-            tx: 0,
-            batch_cap: u32::MAX,
-            stored: false,
-            gone: false,
-        });
+        let at = self.items.len();
+        self.add_item(at, rec, idx, profile, endpoint, text, now_ms, false);
         if self.bytes > self.limits.max_memory_bytes {
             self.drop_oldest();
         }
@@ -352,6 +339,45 @@ impl Queue {
             next_idx: 0,
         });
         (self.records.len() - 1) as u32
+    }
+
+    /// Holds a call at position `at` of the queue (stored: read from storage). One
+    /// copy of the construction for new and read calls.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn add_item(
+        &mut self,
+        at: usize,
+        rec: u32,
+        idx: u32,
+        profile: u32,
+        endpoint: Endpoint,
+        text: String,
+        created_ms: u64,
+        stored: bool,
+    ) {
+        self.bytes += text.len();
+        if stored {
+            self.stored_events += 1;
+            self.stored_bytes += text.len();
+        }
+        self.items.insert(
+            at,
+            Item {
+                rec,
+                idx,
+                profile,
+                endpoint,
+                text,
+                created_ms,
+                attempts: 0,
+                not_before_ms: 0,
+                tx: 0,
+                batch_cap: u32::MAX,
+                stored,
+                gone: false,
+            },
+        );
     }
 
     /// Over the memory bound: drops the oldest calls not in flight until a tenth of

@@ -199,25 +199,15 @@ impl Queue {
             }
             let r = &mut self.records[rec as usize];
             r.next_idx = r.next_idx.max(idx + 1);
-            self.bytes += text.len();
-            self.stored_events += 1;
-            self.stored_bytes += text.len();
-            self.items.insert(
+            self.add_item(
                 at + added,
-                Item {
-                    rec,
-                    idx,
-                    profile: p,
-                    endpoint,
-                    text: text.to_string(),
-                    created_ms,
-                    attempts: 0,
-                    not_before_ms: 0,
-                    tx: 0,
-                    batch_cap: u32::MAX,
-                    stored: true,
-                    gone: false,
-                },
+                rec,
+                idx,
+                p,
+                endpoint,
+                text.to_string(),
+                created_ms,
+                true,
             );
             added += 1;
         }
