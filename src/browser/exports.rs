@@ -112,7 +112,13 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
     };
     let stored = Stored(stored.unwrap_or(""));
     let id_key = config.identity_key();
-    let identity = stored.pairs().find(|(k, _)| *k == id_key).map(|(_, v)| v);
+    let mut identity = None;
+    for (k, v) in stored.pairs() {
+        if k == id_key {
+            identity = Some(v);
+            break;
+        }
+    }
     let mut c = Client::new(
         config,
         identity,
