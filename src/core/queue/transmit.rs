@@ -167,7 +167,10 @@ impl Queue {
             return;
         };
         self.in_flight.swap_remove(pos);
-        let count = self.items.iter().filter(|i| i.tx == tx).count();
+        let mut count = 0;
+        for i in &self.items {
+            count += usize::from(i.tx == tx);
+        }
         let status = match outcome {
             Outcome::Status { status, .. } => *status,
             Outcome::Network => 0,
