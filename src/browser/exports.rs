@@ -44,17 +44,9 @@ fn client(h: u32) -> Option<&'static mut Client> {
     CLIENTS.get().get_mut(h as usize)?.as_mut()
 }
 
-/// The input buffer cut into strings of the given byte lengths (`u32::MAX`: absent).
-fn texts<const N: usize>(lens: [u32; N]) -> [Option<&'static str>; N] {
-    let mut at = 0;
-    let mut out = [None; N];
-    for (o, &len) in out.iter_mut().zip(&lens) {
-        *o = text_at(&mut at, len);
-    }
-    out
-}
-
-/// One of [`texts`], from byte `at` on; moves `at` past it. Not generic: one copy.
+/// The next of the input buffer's texts, of `len` bytes (`u32::MAX`: absent), from
+/// byte `at` on; moves `at` past it. Each export reads its texts in order with it
+/// (one copy of the code, no array of them).
 #[inline(never)]
 fn text_at(at: &mut usize, len: u32) -> Option<&'static str> {
     if len == u32::MAX {
@@ -105,8 +97,12 @@ pub fn answer_len() -> u32 {
 /// is the time. Returns the handle, or `u32::MAX` with the message as the answer.
 #[wasm_bindgen]
 pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, now: f64) -> u32 {
-    let [options, stored, query, fresh_id, cookies] =
-        texts([options, stored, query, fresh_id, cookies]);
+    let at = &mut 0;
+    let options = text_at(at, options);
+    let stored = text_at(at, stored);
+    let query = text_at(at, query);
+    let fresh_id = text_at(at, fresh_id);
+    let cookies = text_at(at, cookies);
     let config = match Config::from_json(options.unwrap_or("")) {
         Ok(c) => c,
         Err(e) => {
@@ -116,7 +112,13 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
     };
     let stored = Stored(stored.unwrap_or(""));
     let id_key = config.identity_key();
-    let identity = stored.pairs().find(|(k, _)| *k == id_key).map(|(_, v)| v);
+    let mut identity = None;
+    for (k, v) in stored.pairs() {
+        if k == id_key {
+            identity = Some(v);
+            break;
+        }
+    }
     let mut c = Client::new(
         config,
         identity,
@@ -135,7 +137,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
 /// of the message (the answer).
 #[wasm_bindgen]
 pub fn call(h: u32, op: u32, len: u32) -> u32 {
-    let [args] = texts([len]);
+    let args = text_at(&mut 0, len);
     let (Some(c), Some(op)) = (client(h), Op::from_code(op)) else {
         return 0;
     };
@@ -151,7 +153,9 @@ pub fn call(h: u32, op: u32, len: u32) -> u32 {
 /// and the response body.
 #[wasm_bindgen]
 pub fn answered(h: u32, tx: u32, status: u16, retry_after: u32, body: u32, now: f64, jitter: u16) {
-    let [retry_after, body] = texts([retry_after, body]);
+    let at = &mut 0;
+    let retry_after = text_at(at, retry_after);
+    let body = text_at(at, body);
     let Some(c) = client(h) else { return };
     // Seconds: the runtime turns an HTTP-date into the seconds until it with the
     // browser's own Date (the core's date reader stays out of this wasm).
@@ -200,7 +204,9 @@ pub(crate) mod what {
 /// `u32::MAX`). Returns the length of the answer ("" when there is nothing to say).
 #[wasm_bindgen]
 pub fn control(h: u32, what: u32, n: f64, a: u32, b: u32) -> u32 {
-    let [a, b] = texts([a, b]);
+    let at = &mut 0;
+    let a = text_at(at, a);
+    let b = text_at(at, b);
     answer(control_text(h, what, n, a.unwrap_or(""), b))
 }
 

@@ -121,6 +121,8 @@ struct Item {
     batch_cap: u32,
     /// Its line is in storage.
     stored: bool,
+    /// Chosen by the removal under way (see `Queue::remove_where`).
+    gone: bool,
 }
 
 impl Item {
@@ -271,7 +273,11 @@ impl Queue {
         }
         if consent == Consent::Denied {
             let n = self.items.len();
-            self.remove_where(|_| true);
+            // All calls go, so the records go too (no removal pass needed).
+            self.items.clear();
+            self.bytes = 0;
+            self.stored_events = 0;
+            self.stored_bytes = 0;
             self.forget_records();
             self.marks.clear();
             self.in_flight.clear();
@@ -302,17 +308,7 @@ impl Queue {
         let rec = match self.open {
             Some(r) => r,
             None => {
-                let r = self.records.len() as u32;
-                self.records.push(Record {
-                    id: call_id.to_string(),
-                    created_ms: now_ms,
-                    written: false,
-                    listed: false,
-                    dirty: false,
-                    marked: false,
-                    replaced: false,
-                    next_idx: 0,
-                });
+                let r = self.new_record(call_id, now_ms, false);
                 self.open = Some(r);
                 r
             }
@@ -320,24 +316,68 @@ impl Queue {
         let record = &mut self.records[rec as usize];
         let idx = record.next_idx;
         record.next_idx += 1;
-        self.bytes += text.len();
-        self.items.push(Item {
-            rec,
-            idx,
-            profile,
-            endpoint,
-            text,
-            created_ms: now_ms,
-            attempts: 0,
-            not_before_ms: 0,
-            tx: 0,
-            batch_cap: u32::MAX,
-            stored: false,
-        });
+        let at = self.items.len();
+        self.add_item(at, rec, idx, profile, endpoint, text, now_ms, false);
         if self.bytes > self.limits.max_memory_bytes {
             self.drop_oldest();
         }
         true
+    }
+
+    /// Adds a record (written: read from storage); returns its index. One copy of
+    /// the construction for new and read records.
+    #[inline(never)]
+    fn new_record(&mut self, id: &str, created_ms: u64, written: bool) -> u32 {
+        self.records.push(Record {
+            id: id.to_string(),
+            created_ms,
+            written,
+            listed: false,
+            dirty: false,
+            marked: false,
+            replaced: false,
+            next_idx: 0,
+        });
+        (self.records.len() - 1) as u32
+    }
+
+    /// Holds a call at position `at` of the queue (stored: read from storage). One
+    /// copy of the construction for new and read calls.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn add_item(
+        &mut self,
+        at: usize,
+        rec: u32,
+        idx: u32,
+        profile: u32,
+        endpoint: Endpoint,
+        text: String,
+        created_ms: u64,
+        stored: bool,
+    ) {
+        self.bytes += text.len();
+        if stored {
+            self.stored_events += 1;
+            self.stored_bytes += text.len();
+        }
+        self.items.insert(
+            at,
+            Item {
+                rec,
+                idx,
+                profile,
+                endpoint,
+                text,
+                created_ms,
+                attempts: 0,
+                not_before_ms: 0,
+                tx: 0,
+                batch_cap: u32::MAX,
+                stored,
+                gone: false,
+            },
+        );
     }
 
     /// Over the memory bound: drops the oldest calls not in flight until a tenth of
@@ -379,18 +419,21 @@ impl Queue {
         });
     }
 
-    /// Removes the items `pick` chooses, in one pass; their records are rewritten at
-    /// the next sync.
+    /// Removes the items `pick` chooses; their records are rewritten at the next
+    /// sync. Each criterion only marks (a plain loop in its caller); one sweep removes.
     fn remove_where(&mut self, mut pick: impl FnMut(&Item) -> bool) {
-        self.remove_dyn(&mut pick);
+        for it in &mut self.items {
+            it.gone = pick(it);
+        }
+        self.sweep();
     }
 
-    /// One copy of the removal loop, whatever the criterion (code size).
-    fn remove_dyn(&mut self, pick: &mut dyn FnMut(&Item) -> bool) {
+    /// Removes the items marked `gone`, in one pass (one copy, whatever the criterion).
+    #[inline(never)]
+    fn sweep(&mut self) {
         let mut items = std::mem::take(&mut self.items);
         items.retain(|it| {
-            let drop = pick(it);
-            if drop {
+            if it.gone {
                 self.bytes -= it.text.len();
                 if it.stored {
                     self.stored_events -= 1;
@@ -400,7 +443,7 @@ impl Queue {
                     self.records[it.rec as usize].dirty |= self.sender;
                 }
             }
-            !drop
+            !it.gone
         });
         self.items = items;
     }

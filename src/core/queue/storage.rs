@@ -89,18 +89,14 @@ impl Queue {
             if !std::mem::take(&mut rec.dirty) {
                 continue;
             }
-            let mut lines = self
-                .items
-                .iter()
-                .filter(|it| it.stored && it.rec as usize == r)
-                .peekable();
-            if lines.peek().is_some() {
+            let of_rec = |it: &&Item| it.stored && it.rec as usize == r;
+            if self.items.iter().any(|it| of_rec(&it)) {
                 rec.replaced = rec.written;
                 rec.written = true;
                 let out = self.ops.put(&self.prefix, &rec.id);
                 record::header(rec.created_ms, out);
                 let mut last = NO_PROFILE;
-                for it in lines {
+                for it in self.items.iter().filter(of_rec) {
                     if it.profile == NO_PROFILE {
                         record::push_body(it.idx, it.endpoint, &it.text, out);
                     } else {
@@ -164,29 +160,14 @@ impl Queue {
         let rec = match self.find_record(id) {
             Some(r) => {
                 let was_dirty = self.records[r as usize].dirty;
-                let listed = |idx| lines.iter().any(|l| line_idx(l) == Some(idx));
-                self.remove_where(|it| {
-                    it.rec == r && it.stored && !it.in_flight() && !listed(it.idx)
-                });
+                self.forget_stored(r, &lines);
                 // Those removals were another tab's doing: nothing to rewrite for them.
                 let rec = &mut self.records[r as usize];
                 rec.dirty = was_dirty;
                 rec.written = true;
                 r
             }
-            None => {
-                self.records.push(Record {
-                    id: id.to_string(),
-                    created_ms,
-                    written: true,
-                    listed: false,
-                    dirty: false,
-                    marked: false,
-                    replaced: false,
-                    next_idx: 0,
-                });
-                (self.records.len() - 1) as u32
-            }
+            None => self.new_record(id, created_ms, true),
         };
         // New calls go in by creation time, in line order, where they are read: no
         // second list of them.
@@ -218,24 +199,15 @@ impl Queue {
             }
             let r = &mut self.records[rec as usize];
             r.next_idx = r.next_idx.max(idx + 1);
-            self.bytes += text.len();
-            self.stored_events += 1;
-            self.stored_bytes += text.len();
-            self.items.insert(
+            self.add_item(
                 at + added,
-                Item {
-                    rec,
-                    idx,
-                    profile: p,
-                    endpoint,
-                    text: text.to_string(),
-                    created_ms,
-                    attempts: 0,
-                    not_before_ms: 0,
-                    tx: 0,
-                    batch_cap: u32::MAX,
-                    stored: true,
-                },
+                rec,
+                idx,
+                p,
+                endpoint,
+                text.to_string(),
+                created_ms,
+                true,
             );
             added += 1;
         }
@@ -268,8 +240,8 @@ impl Queue {
             let Some(id) = k.strip_prefix(self.prefix.as_str()) else {
                 continue;
             };
-            for rec in self.records.iter_mut().filter(|r| r.id == id) {
-                rec.listed = true;
+            for rec in &mut self.records {
+                rec.listed |= rec.id == id;
             }
         }
         for r in 0..self.records.len() {
@@ -301,10 +273,21 @@ impl Queue {
 
     /// Another tab removed record `r`: forget its stored calls (not ours to send).
     pub(super) fn record_removed(&mut self, r: u32) {
-        self.remove_where(|it| it.rec == r && it.stored && !it.in_flight());
+        self.forget_stored(r, &[]);
         let rec = &mut self.records[r as usize];
         rec.written = false;
         rec.dirty = false;
+    }
+
+    /// Forgets the stored calls of record `r` that are not in flight and whose line
+    /// `listed` does not hold (one removal for a record gone and one shrunk).
+    fn forget_stored(&mut self, r: u32, listed: &[Line]) {
+        self.remove_where(|it| {
+            it.rec == r
+                && it.stored
+                && !it.in_flight()
+                && !listed.iter().any(|l| line_idx(l) == Some(it.idx))
+        });
     }
 
     /// The adapter could not write `key` (quota exceeded, storage gone): its calls stay

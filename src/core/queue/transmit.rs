@@ -167,7 +167,10 @@ impl Queue {
             return;
         };
         self.in_flight.swap_remove(pos);
-        let count = self.items.iter().filter(|i| i.tx == tx).count();
+        let mut count = 0;
+        for i in &self.items {
+            count += usize::from(i.tx == tx);
+        }
         let status = match outcome {
             Outcome::Status { status, .. } => *status,
             Outcome::Network => 0,
@@ -228,17 +231,22 @@ impl Queue {
     /// now. Without usable pointers, halve the batch until the bad event is alone.
     pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: &str) {
         let bad = event_pointers(body, count);
-        if bad.is_empty() {
-            let half = count.div_ceil(2) as u32;
-            for item in self.items.iter_mut().filter(|i| i.tx == tx) {
-                item.tx = 0;
-                item.batch_cap = half;
-            }
-            return;
+        let halve = bad.is_empty();
+        if !halve {
+            self.remove_in_tx(tx, Some(&bad));
         }
-        self.remove_in_tx(tx, Some(&bad));
-        for item in self.items.iter_mut().filter(|i| i.tx == tx) {
-            item.tx = 0;
+        // The rest go again now (one loop for both cases).
+        let half = count.div_ceil(2) as u32;
+        for item in &mut self.items {
+            if item.tx == tx {
+                item.tx = 0;
+                if halve {
+                    item.batch_cap = half;
+                }
+            }
+        }
+        if halve {
+            return;
         }
         self.failed += bad.len();
         self.report(ReportKind::Rejected, status, body, bad.len());
@@ -263,20 +271,18 @@ impl Queue {
                 .max(i.created_ms + self.limits.flush_delay_ms);
             earliest[class] = earliest[class].min(at);
         }
-        let limiter = |e: Endpoint, at: u64| self.limiters[e as usize].ready_at(at);
-        (0..ENDPOINTS)
-            .filter(|c| earliest[*c] != u64::MAX)
-            .map(|c| {
-                let at = earliest[c];
-                if c == Endpoint::Events as usize {
-                    // Alone or in bulk is decided at send time: wait for both limits.
-                    at.max(limiter(Endpoint::Events, at))
-                        .max(limiter(Endpoint::BulkEvents, at))
-                } else {
-                    at.max(self.limiters[c].ready_at(at))
-                }
-            })
-            .min()
-            .map(|t| t.max(self.paused_until_ms))
+        let mut next = None;
+        for (c, &at) in earliest.iter().enumerate() {
+            if at == u64::MAX {
+                continue;
+            }
+            let mut t = at.max(self.limiters[c].ready_at(at));
+            if c == Endpoint::Events as usize {
+                // Alone or in bulk is decided at send time: wait for both limits.
+                t = t.max(self.limiters[Endpoint::BulkEvents as usize].ready_at(at));
+            }
+            next = Some(next.map_or(t, |n: u64| n.min(t)));
+        }
+        next.map(|t| t.max(self.paused_until_ms))
     }
 }
