@@ -14,6 +14,9 @@ export const NS = "klaviyo:";
 /** Browsers allow 64 KB of keepalive request bodies in flight; stay under it. */
 const KEEPALIVE = 60 * 1024;
 const LEASE_MS = 1000;
+/** The time and a random UUID, each one short call for the bundle. */
+export const now = () => Date.now();
+export const uuid = () => crypto.randomUUID();
 
 // localStorage that never throws: null when missing or refused (sandbox, privacy mode).
 let store;
@@ -99,24 +102,18 @@ function put(...strings) {
 function answer(len) {
   return len ? text.decode(new Uint8Array(memory.buffer, wasm.answer_ptr(), len)) : "";
 }
-function open(options, stored, query, fresh, cookies, now) {
-  return wasm.open(...put(options, stored, query, fresh, cookies), now);
-}
-function tellAnswer(h, tx, status, retryAfter, body, now, jitter) {
-  wasm.answered(h, tx, status, ...put(retryAfter, body), now, jitter);
-}
 
 /** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
  * browser's own `Date` ("" when absent, hidden by CORS, or unreadable). */
 function seconds(header) {
   if (!header || /^\s*\d+\s*$/.test(header)) return header || "";
   const at = Date.parse(header);
-  return Number.isNaN(at) ? "" : String(Math.max(0, Math.ceil((at - Date.now()) / 1000)));
+  return Number.isNaN(at) ? "" : String(Math.max(0, Math.ceil((at - now()) / 1000)));
 }
 
 /** An Error carrying the fields onError documents. */
 export function report(kind, message, status = 0, count = 1, detail) {
-  const e = new Error(message);
+  const e = Error(message);
   e.kind = kind;
   e.status = status;
   e.count = count;
@@ -145,10 +142,10 @@ export function listenToOtherTabs() {
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
   constructor(options, onError, debug) {
-    const fresh = crypto.randomUUID();
-    const h = open(JSON.stringify(options), storage.scan(NS), location.search, fresh,
-      cookies(options), Date.now());
-    if (h < 0) throw new Error(answer(wasm.answer_len())); // u32::MAX: refused
+    const fresh = uuid();
+    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
+      cookies(options)), now());
+    if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
     this.h_ = h;
     this.options_ = options;
     let due;
@@ -204,7 +201,7 @@ export class Runtime {
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
     const refused = wasm.call(this.h_, op, put1(text));
-    if (refused) throw new Error(answer(refused));
+    if (refused) throw Error(answer(refused));
     this.atEndOfTask_();
   }
 
@@ -241,7 +238,7 @@ export class Runtime {
   sync_() {
     for (;;) {
       let failed = false;
-      for (const op of this.control_(SYNC, Date.now()).split(SEP)) {
+      for (const op of this.control_(SYNC, now()).split(SEP)) {
         if (!op) continue;
         const i = op.indexOf(SUB);
         if (i < 0) storage.del(op);
@@ -288,7 +285,7 @@ export class Runtime {
       this.control_(COOKIES, 0, cookies(this.options_));
     }
     while (!this.busy_) {
-      const t = this.control_(NEXT, Date.now());
+      const t = this.control_(NEXT, now());
       if (!t) break;
       this.send_(t, false);
     }
@@ -302,14 +299,14 @@ export class Runtime {
 
   /** Wakes the loop by `at` (never sooner than 10 ms: no busy loop, whatever happens). */
   wakeAt_(at) {
-    at = Math.max(at, Date.now() + 10);
+    at = Math.max(at, now() + 10);
     if (this.timerAt_ <= at) return;
     clearTimeout(this.timer_);
     this.timerAt_ = at;
     this.timer_ = setTimeout(() => {
       this.timerAt_ = Infinity;
       this.syncAndSend();
-    }, at - Date.now());
+    }, at - now());
   }
 
   /**
@@ -331,7 +328,7 @@ export class Runtime {
       if (keepalive) this.kaBytes_ -= +bytes;
       if (!hiding) this.busy_ = false;
       this.log_(path, "->", status);
-      tellAnswer(this.h_, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
+      wasm.answered(this.h_, +tx, status, ...put(seconds(retryAfter), text), now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
     };
     fetch(url, {
@@ -359,13 +356,13 @@ export class Runtime {
   hide_() {
     if (this.closed_) return;
     this.sync_();
-    const now = Date.now();
+    const t0 = now();
     for (;;) {
-      const t = this.control_(NEXT, now, "", String(Math.max(0, KEEPALIVE - this.kaBytes_)));
+      const t = this.control_(NEXT, t0, "", String(Math.max(0, KEEPALIVE - this.kaBytes_)));
       if (!t) break;
       this.send_(t, true);
     }
-    this.control_(HIDE, now);
+    this.control_(HIDE, t0);
     this.sync_();
   }
 
@@ -413,7 +410,7 @@ export class Runtime {
    */
   consent(set = 3) {
     const was = this.state;
-    this.state = +this.control_(CONSENT, set, crypto.randomUUID());
+    this.state = +this.control_(CONSENT, set, uuid());
     if (this.state !== was) {
       this.log_("consent", this.state);
       this.ballot_?.abort();
@@ -453,10 +450,10 @@ export class Runtime {
       }).catch(() => this.became_(true));
       return;
     }
-    const me = crypto.randomUUID();
+    const me = uuid();
     const key = this.prefix_ + "lease";
     const beat = () => {
-      const v = this.control_(LEASE, Date.now(), me, storage.get(key));
+      const v = this.control_(LEASE, now(), me, storage.get(key));
       if (v) storage.set(key, v);
       if (this.electing_ || !!v !== this.sender_) this.became_(!!v);
     };
@@ -498,9 +495,9 @@ export class Runtime {
   adoptAt_(due) {
     if (!due) return;
     this.adopting_ = setTimeout(() => {
-      this.adoptAt_(this.control_(ADOPT, Date.now(), storage.scan(this.prefix_ + "pre:")));
+      this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:")));
       this.atEndOfTask_();
-    }, Math.max(0, due - Date.now()));
+    }, Math.max(0, due - now()));
   }
 
   anonymousId() {
@@ -508,7 +505,7 @@ export class Runtime {
   }
 
   reset() {
-    this.control_(RESET, 0, crypto.randomUUID());
+    this.control_(RESET, 0, uuid());
     if (this.state === 1) this.visitor_("POST");
     this.atEndOfTask_();
   }
