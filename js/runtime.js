@@ -195,7 +195,7 @@ export class Runtime {
   }
 
   log_(...parts) {
-    if (this.debug_) console.debug("klaviyo:", ...parts);
+    if (this.debug_) console.debug(NS, ...parts);
   }
 
   /** A call of the API; throws the core's Error when it refuses it. */
