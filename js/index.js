@@ -135,7 +135,7 @@ function encode(id, now, args) {
     if (a && typeof a === "object") {
       for (const k of NUMBERS) {
         const v = a[k];
-        if (typeof v === "number" && !isFinite(v)) nonFinite = finite;
+        if (finite(k, v) !== v) nonFinite = finite; // only a non-finite number changes
       }
     }
   }

@@ -373,7 +373,7 @@ export class Runtime {
     // then, and the next page sends what a page hidden sooner leaves.
     setTimeout(() => {
       const online = (on) => {
-        this.control_(ONLINE, 0, on ? "1" : "0");
+        this.control_(ONLINE, 0, +on + ""); // "1" or "0"
         this.log_(on ? "online" : "offline");
         if (on) this.syncAndSend();
       };
@@ -466,7 +466,7 @@ export class Runtime {
     if (this.closed_) return;
     this.electing_ = false;
     this.sender_ = sender;
-    this.control_(SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.prefix_) : "");
+    this.control_(SENDER, 0, +sender + "", sender ? storage.scan(this.prefix_) : "");
     this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
