@@ -3,7 +3,7 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, now, uuid } from "./runtime.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
 // fails if they differ). EARLY_RESET is no Op: it marks a reset() in the loading window.
@@ -20,7 +20,7 @@ const GRANTED = 1;
 /** The code of a consent state; throws, naming `who`, for anything else. */
 function consentCode(state, who) {
   const code = CONSENT.indexOf(state);
-  if (code < 0) throw new Error(`${who}: consent must be "pending", "granted" or "denied"`);
+  if (code < 0) throw Error(`${who}: consent must be "pending", "granted" or "denied"`);
   return code;
 }
 
@@ -56,7 +56,7 @@ function watchRoutes() {
 
 // Ids: one random UUID per page and a counter: unique across pages (the UUID) and
 // within the page (the counter), and far cheaper than a crypto.randomUUID() per call.
-const seed = crypto.randomUUID() + "-";
+const seed = uuid() + "-";
 let count = 0;
 const nextId = () => seed + ++count;
 
@@ -93,7 +93,7 @@ function start(u, signal) {
       } catch (e) {
         if (signal?.aborted) throw e;
         const res = await fetch(u);
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        if (!res.ok) throw Error(`HTTP ${res.status}`);
         module = await WebAssembly.compile(await res.arrayBuffer());
       }
       // Its exports are called as they are (see js/runtime.js): it imports nothing, so
@@ -135,7 +135,7 @@ function encode(id, now, args) {
     if (a && typeof a === "object") {
       for (const k of NUMBERS) {
         const v = a[k];
-        if (typeof v === "number" && !isFinite(v)) nonFinite = finite;
+        if (finite(k, v) !== v) nonFinite = finite; // only a non-finite number changes
       }
     }
   }
@@ -151,11 +151,13 @@ function encode(id, now, args) {
 const TOKEN = Symbol("klaviyo");
 
 export class Klaviyo {
-  #rt = null;
+  /** The Runtime once the core is ready (undefined until then). */
+  #rt;
   /** Calls made before the core is ready: [op, text, settle], in order. */
   #early = [];
   #earlyKey;
-  #saving = false;
+  /** A save is due at the end of this task (undefined: none). */
+  #saving;
   #options;
   /** The consent state's code until the core holds it. */
   #consent;
@@ -172,19 +174,19 @@ export class Klaviyo {
 
   constructor(token, options) {
     if (token !== TOKEN) {
-      throw new Error("klaviyo: use Klaviyo.create(options) or await Klaviyo.init(options)");
+      throw Error("klaviyo: use Klaviyo.create(options) or await Klaviyo.init(options)");
     }
     if (options.onError !== undefined && typeof options.onError !== "function") {
-      throw new Error("init: onError must be a function");
+      throw Error("init: onError must be a function");
     }
     const auto = options.activeOnSite ?? "auto";
     if (auto !== "auto" && auto !== "manual") {
-      throw new Error('init: activeOnSite must be "auto" or "manual"');
+      throw Error('init: activeOnSite must be "auto" or "manual"');
     }
     this.#options = options;
     created = true;
     this.#consent = consentCode(options.consent ?? "granted", "init");
-    this.#earlyKey = `${NS}${options.companyId}:pre:${crypto.randomUUID()}`;
+    this.#earlyKey = `${NS}${options.companyId}:pre:${uuid()}`;
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
     // The download starts at the end of this task (if `preload` has not started it): a
     // first fetch() costs milliseconds, and the calls the page makes right after
@@ -256,7 +258,7 @@ export class Klaviyo {
   /** A call: to the core when it is ready, else kept (and saved) until it is. */
   #call(op, args, settle) {
     const id = nextId();
-    const text = encode(id, Date.now(), args);
+    const text = encode(id, now(), args);
     if (this.#rt) this.#rt.call(op, text);
     else this.#keep(op, text, settle);
     return id;
@@ -278,7 +280,7 @@ export class Klaviyo {
       const off = /(^|; *)__kla_off=true(;|$)/.test(cookies(this.#options));
       if (!this.#rt && this.#consent === GRANTED && !off && this.#early.length) {
         const calls = this.#early.filter((_, i) => i % 3 !== 2);
-        storage.set(this.#earlyKey, JSON.stringify([Date.now(), ...calls]));
+        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]));
       }
     });
   }

@@ -14,6 +14,9 @@ export const NS = "klaviyo:";
 /** Browsers allow 64 KB of keepalive request bodies in flight; stay under it. */
 const KEEPALIVE = 60 * 1024;
 const LEASE_MS = 1000;
+/** The time and a random UUID, each one short call for the bundle. */
+export const now = () => Date.now();
+export const uuid = () => crypto.randomUUID();
 
 // localStorage that never throws: null when missing or refused (sandbox, privacy mode).
 let store;
@@ -99,27 +102,18 @@ function put(...strings) {
 function answer(len) {
   return len ? text.decode(new Uint8Array(memory.buffer, wasm.answer_ptr(), len)) : "";
 }
-function open(options, stored, query, fresh, cookies, now) {
-  return wasm.open(...put(options, stored, query, fresh, cookies), now);
-}
-function control(h, what, n, a = "", b) {
-  return answer(wasm.control(h, what, n, ...put(a, b)));
-}
-function tellAnswer(h, tx, status, retryAfter, body, now, jitter) {
-  wasm.answered(h, tx, status, ...put(retryAfter, body), now, jitter);
-}
 
 /** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
  * browser's own `Date` ("" when absent, hidden by CORS, or unreadable). */
 function seconds(header) {
   if (!header || /^\s*\d+\s*$/.test(header)) return header || "";
   const at = Date.parse(header);
-  return Number.isNaN(at) ? "" : String(Math.max(0, Math.ceil((at - Date.now()) / 1000)));
+  return Number.isNaN(at) ? "" : String(Math.max(0, Math.ceil((at - now()) / 1000)));
 }
 
 /** An Error carrying the fields onError documents. */
 export function report(kind, message, status = 0, count = 1, detail) {
-  const e = new Error(message);
+  const e = Error(message);
   e.kind = kind;
   e.status = status;
   e.count = count;
@@ -147,36 +141,38 @@ export function listenToOtherTabs() {
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
-  #h; #prefix; #early; #closed; #electing; #kaBytes; #busy; #waiters; #timerAt; #timer; #queued; #stop; #release; #ballot; #sender; #revision; #reread; #options; #onError; #debug; #adopting; #id; #fresh; #edge;
   constructor(options, onError, debug) {
-    const fresh = crypto.randomUUID();
-    const h = open(JSON.stringify(options), storage.scan(NS), location.search, fresh,
-      cookies(options), Date.now());
-    if (h < 0) throw new Error(answer(wasm.answer_len())); // u32::MAX: refused
-    this.#h = h;
-    this.#options = options;
+    const fresh = uuid();
+    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
+      cookies(options)), now());
+    if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
+    this.h_ = h;
+    this.options_ = options;
     let due;
-    [this.#prefix, this.#revision, due] = control(h, INFO, 0, "").split(SEP);
-    this.#adoptAt(due);
-    this.#onError = onError;
-    this.#debug = debug;
-    this.#busy = false; // a request is in flight (one at a time, keepalive ones aside)
-    this.#kaBytes = 0; // keepalive body bytes in flight
-    this.#electing = false; // learning whether this tab sends
-    this.#waiters = []; // flush() promises, resolved when the loop runs dry
-    this.#timer = 0;
-    this.#timerAt = Infinity;
-    this.#queued = false;
-    this.#closed = false;
-    this.#stop = new AbortController();
+    [this.prefix_, this.revision_, due] = this.control_(INFO).split(SEP);
+    this.adoptAt_(due);
+    this.onError_ = onError;
+    this.debug_ = debug;
+    // Left undefined (false) until set: busy_ (a request is in flight: one at a time,
+    // keepalive ones aside), electing_ (learning whether this tab sends), queued_ (an
+    // end-of-task send is due), closed_, timer_ and timerAt_ (none set: a comparison
+    // with undefined is false, as with Infinity).
+    this.kaBytes_ = 0; // keepalive body bytes in flight
+    this.waiters_ = []; // flush() promises, resolved when the loop runs dry
+    this.stop_ = new AbortController();
     // The first-party visitor cookie of the shop's edge worker: used once apiBase has
-    // answered as that worker (#edge: remembered in storage, read before a denial erases it).
+    // answered as that worker (edge_: remembered in storage, read before a denial erases it).
     const base = options.apiBase;
-    this.#id = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
-    this.#edge = this.#id && storage.get(this.#prefix + "edge");
-    this.#fresh = this.anonymousId() === fresh; // storage held no identity
-    this.#watch();
+    this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
+    this.edge_ = this.id_ && storage.get(this.prefix_ + "edge");
+    this.fresh_ = this.anonymousId() === fresh; // storage held no identity
+    this.watch_();
     this.consent();
+  }
+
+  /** control() of the core (src/browser/exports.rs): `what` with `n` and strings `a`, `b`. */
+  control_(what, n = 0, a = "", b) {
+    return answer(wasm.control(this.h_, what, n, ...put(a, b)));
   }
 
   /**
@@ -184,29 +180,29 @@ export class Runtime {
    * storage (Safari wipes it), written with ours once consent is granted, cleared on a
    * denial. No call waits on it; a failure leaves things as they are.
    */
-  #visitor(how) {
-    if (!this.#edge || !how) return;
-    if (how === "GET") this.#fresh = false;
+  visitor_(how) {
+    if (!this.edge_ || !how) return;
+    if (how === "GET") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
-    if (how === "POST") init.body = control(this.#h, ANON, 1, "");
-    fetch(this.#id, init).then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
-      if (v?.anonymous_id && !this.#closed) {
-        control(this.#h, VISITOR, 0, v.anonymous_id, v._kx || "");
-        this.#atEndOfTask();
+    if (how === "POST") init.body = this.control_(ANON, 1);
+    fetch(this.id_, init).then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
+      if (v?.anonymous_id && !this.closed_) {
+        this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
+        this.atEndOfTask_();
       }
-      if (how === "GET") this.#visitor("POST");
+      if (how === "GET") this.visitor_("POST");
     }).catch(() => {});
   }
 
-  #log(...parts) {
-    if (this.#debug) console.debug("klaviyo:", ...parts);
+  log_(...parts) {
+    if (this.debug_) console.debug(NS, ...parts);
   }
 
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
-    const refused = wasm.call(this.#h, op, put1(text));
-    if (refused) throw new Error(answer(refused));
-    this.#atEndOfTask();
+    const refused = wasm.call(this.h_, op, put1(text));
+    if (refused) throw Error(answer(refused));
+    this.atEndOfTask_();
   }
 
   /**
@@ -216,53 +212,53 @@ export class Runtime {
    * own at the end of its task, as any call does. The key goes with the first write.
    */
   replayWindow(early, run) {
-    this.#early = early;
-    this.#queued = true; // no end-of-task write for the replayed calls: the key holds them
-    try { run(); } finally { this.#queued = false; }
+    this.early_ = early;
+    this.queued_ = true; // no end-of-task write for the replayed calls: the key holds them
+    try { run(); } finally { this.queued_ = false; }
     setTimeout(() => this.syncAndSend());
   }
 
   /** The end of the current task: persist its calls as one record, then send. */
-  #atEndOfTask() {
-    if (this.#queued) return;
-    this.#queued = true;
+  atEndOfTask_() {
+    if (this.queued_) return;
+    this.queued_ = true;
     queueMicrotask(() => {
-      this.#queued = false;
+      this.queued_ = false;
       this.syncAndSend();
     });
   }
 
   syncAndSend() {
-    if (this.#closed) return;
-    this.#sync();
-    this.#sendDue();
+    if (this.closed_) return;
+    this.sync_();
+    this.sendDue_();
   }
 
   /** Carries out the core's storage writes; hands failures back, then the reports. */
-  #sync() {
+  sync_() {
     for (;;) {
       let failed = false;
-      for (const op of control(this.#h, SYNC, Date.now(), "").split(SEP)) {
+      for (const op of this.control_(SYNC, now()).split(SEP)) {
         if (!op) continue;
         const i = op.indexOf(SUB);
         if (i < 0) storage.del(op);
         else if (!i) storage.dropPrefix(op.slice(1));
         else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
-          control(this.#h, FAILED, 0, op.slice(0, i));
+          this.control_(FAILED, 0, op.slice(0, i));
           failed = true;
         }
       }
       if (!failed) break;
     }
-    if (this.#early) {
-      storage.del(this.#early);
-      this.#early = "";
+    if (this.early_) {
+      storage.del(this.early_);
+      this.early_ = "";
     }
-    this.#reports();
+    this.reports_();
   }
 
-  #reports() {
-    for (const r of control(this.#h, REPORTS, 0, "").split(SEP)) {
+  reports_() {
+    for (const r of this.control_(REPORTS).split(SEP)) {
       if (!r) continue;
       const [kind, status, count, message, text] = r.split(SUB);
       let detail;
@@ -275,42 +271,42 @@ export class Runtime {
 
   /** onError, which may not throw into us. */
   emit(e) {
-    this.#log(e.message);
-    try { this.#onError?.(e); } catch { /* the shop's handler failed: nothing to do */ }
+    this.log_(e.message);
+    try { this.onError_?.(e); } catch { /* the shop's handler failed: nothing to do */ }
   }
 
   /** Sends what is due, one request at a time; then sets the timer. */
-  #sendDue() {
-    if (this.#closed || this.#electing) return;
+  sendDue_() {
+    if (this.closed_ || this.electing_) return;
     // The onsite script may have set its cookies since we started: read them again
     // before the page's first send.
-    if (!this.#reread) {
-      this.#reread = true;
-      control(this.#h, COOKIES, 0, cookies(this.#options));
+    if (!this.reread_) {
+      this.reread_ = true;
+      this.control_(COOKIES, 0, cookies(this.options_));
     }
-    while (!this.#busy) {
-      const t = control(this.#h, NEXT, Date.now(), "");
+    while (!this.busy_) {
+      const t = this.control_(NEXT, now());
       if (!t) break;
-      this.#send(t, false);
+      this.send_(t, false);
     }
-    if (this.#busy) return;
-    const at = control(this.#h, WAKE, 0, "");
-    if (at) this.#wakeAt(+at);
-    const waiters = this.#waiters;
-    this.#waiters = [];
+    if (this.busy_) return;
+    const at = this.control_(WAKE);
+    if (at) this.wakeAt_(+at);
+    const waiters = this.waiters_;
+    this.waiters_ = [];
     for (const w of waiters) w();
   }
 
   /** Wakes the loop by `at` (never sooner than 10 ms: no busy loop, whatever happens). */
-  #wakeAt(at) {
-    at = Math.max(at, Date.now() + 10);
-    if (this.#timerAt <= at) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timerAt = Infinity;
+  wakeAt_(at) {
+    at = Math.max(at, now() + 10);
+    if (this.timerAt_ <= at) return;
+    clearTimeout(this.timer_);
+    this.timerAt_ = at;
+    this.timer_ = setTimeout(() => {
+      this.timerAt_ = Infinity;
       this.syncAndSend();
-    }, at - Date.now());
+    }, at - now());
   }
 
   /**
@@ -318,35 +314,35 @@ export class Runtime {
    * keepalive allowance go with `keepalive`, so a page that closes mid-request does not
    * cancel it. `hiding`: sent while the page goes away, beside the one in flight.
    */
-  #send(t, hiding) {
+  send_(t, hiding) {
     const [tx, url, items, bytes] = t.split(SEP, 4);
     const body = t.slice(tx.length + url.length + items.length + bytes.length + 4);
-    const keepalive = +bytes <= KEEPALIVE - this.#kaBytes;
-    if (keepalive) this.#kaBytes += +bytes;
-    if (!hiding) this.#busy = true;
+    const keepalive = +bytes <= KEEPALIVE - this.kaBytes_;
+    if (keepalive) this.kaBytes_ += +bytes;
+    if (!hiding) this.busy_ = true;
     const path = url.slice(url.indexOf("/client"), url.indexOf("?"));
-    this.#log("POST", path, `(${items}${keepalive ? ", keepalive" : ""})`);
+    this.log_("POST", path, `(${items}${keepalive ? ", keepalive" : ""})`);
     let signal;
     try { signal = AbortSignal.timeout(30000); } catch { /* older browsers: no timeout */ }
     const answered = (status, retryAfter, text) => {
-      if (keepalive) this.#kaBytes -= +bytes;
-      if (!hiding) this.#busy = false;
-      this.#log(path, "->", status);
-      tellAnswer(this.#h, +tx, status, seconds(retryAfter), text, Date.now(), (Math.random() * 65536) | 0);
+      if (keepalive) this.kaBytes_ -= +bytes;
+      if (!hiding) this.busy_ = false;
+      this.log_(path, "->", status);
+      wasm.answered(this.h_, +tx, status, ...put(seconds(retryAfter), text), now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
     };
     fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/vnd.api+json", revision: this.#revision },
+      headers: { "content-type": "application/vnd.api+json", revision: this.revision_ },
       body,
       keepalive,
       signal,
     }).then(
       (r) => {
         const ra = r.headers.get("retry-after");
-        if (this.#id && !this.#edge && r.headers.get("x-klaviyo-edge")) {
-          this.#edge = storage.set(this.#prefix + "edge", "1") || 1;
-          this.#visitor(this.#fresh ? "GET" : "POST");
+        if (this.id_ && !this.edge_ && r.headers.get("x-klaviyo-edge")) {
+          this.edge_ = storage.set(this.prefix_ + "edge", "1") || 1;
+          this.visitor_(this.fresh_ ? "GET" : "POST");
         }
         // The body is read only for failures, where onError reports it.
         if (r.status < 300) answered(r.status, ra, "");
@@ -357,37 +353,37 @@ export class Runtime {
   }
 
   /** The page is hidden or going away: hand what fits to keepalive requests now. */
-  #hide() {
-    if (this.#closed) return;
-    this.#sync();
-    const now = Date.now();
+  hide_() {
+    if (this.closed_) return;
+    this.sync_();
+    const t0 = now();
     for (;;) {
-      const t = control(this.#h, NEXT, now, "", String(Math.max(0, KEEPALIVE - this.#kaBytes)));
+      const t = this.control_(NEXT, t0, "", String(Math.max(0, KEEPALIVE - this.kaBytes_)));
       if (!t) break;
-      this.#send(t, true);
+      this.send_(t, true);
     }
-    control(this.#h, HIDE, now, "");
-    this.#sync();
+    this.control_(HIDE, t0);
+    this.sync_();
   }
 
-  #watch() {
-    const opt = { signal: this.#stop.signal };
+  watch_() {
+    const opt = { signal: this.stop_.signal };
     // The network and the page's visibility are watched from the next task, off the
     // path to ready (registering costs about a millisecond): every call is stored by
     // then, and the next page sends what a page hidden sooner leaves.
     setTimeout(() => {
       const online = (on) => {
-        control(this.#h, ONLINE, 0, on ? "1" : "0");
-        this.#log(on ? "online" : "offline");
+        this.control_(ONLINE, 0, +on + ""); // "1" or "0"
+        this.log_(on ? "online" : "offline");
         if (on) this.syncAndSend();
       };
-      if (this.#closed) return;
+      if (this.closed_) return;
       if (navigator.onLine === false) online(false);
       addEventListener("online", () => online(true), opt);
       addEventListener("offline", () => online(false), opt);
-      addEventListener("pagehide", () => this.#hide(), opt);
+      addEventListener("pagehide", () => this.hide_(), opt);
       document.addEventListener("visibilitychange", () => {
-        if (document.visibilityState === "hidden") this.#hide();
+        if (document.visibilityState === "hidden") this.hide_();
       }, opt);
     });
     // Other tabs' writes, from the start: what this tab's queue knows must stay true.
@@ -397,12 +393,12 @@ export class Runtime {
 
   /** Another tab wrote to storage (a `storage` event). */
   otherTab(e) {
-    if (e.key === null) control(this.#h, RESYNC, 0, storage.scan(this.#prefix));
-    else if (e.key.startsWith(this.#prefix)) {
-      control(this.#h, STORAGE, 0, e.key, e.newValue);
+    if (e.key === null) this.control_(RESYNC, 0, storage.scan(this.prefix_));
+    else if (e.key.startsWith(this.prefix_)) {
+      this.control_(STORAGE, 0, e.key, e.newValue);
       this.consent(); // another tab's withdrawal reaches the core this way
     } else return;
-    this.#atEndOfTask();
+    this.atEndOfTask_();
   }
 
   /**
@@ -414,14 +410,14 @@ export class Runtime {
    */
   consent(set = 3) {
     const was = this.state;
-    this.state = +control(this.#h, CONSENT, set, crypto.randomUUID());
+    this.state = +this.control_(CONSENT, set, uuid());
     if (this.state !== was) {
-      this.#log("consent", this.state);
-      this.#ballot?.abort();
-      this.#release?.();
-      this.#electing = false;
-      if (this.state === 1) this.#elect((this.#ballot = new AbortController()).signal);
-      this.#visitor(this.state === 2 ? "DELETE" : this.state && (this.#fresh ? "GET" : "POST"));
+      this.log_("consent", this.state);
+      this.ballot_?.abort();
+      this.release_?.();
+      this.electing_ = false;
+      if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
+      this.visitor_(this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST"));
       // At start, only a denial's erasure is written at once; the rest waits for the
       // loading window's write in the next task (replayWindow), off the path to ready.
       if (was !== undefined || this.state === 2) this.syncAndSend();
@@ -430,56 +426,56 @@ export class Runtime {
 
   /** Which tab sends: the holder of a Web Lock, else of a lease in storage, until
    * `signal` aborts (consent withdrawn, or closed). */
-  #elect(signal) {
+  elect_(signal) {
     if (!store) {
-      this.#log("no localStorage: this tab sends its own requests");
-      return this.#became(true);
+      this.log_("no localStorage: this tab sends its own requests");
+      return this.became_(true);
     }
-    this.#electing = true;
-    const name = this.#prefix + "sender";
+    this.electing_ = true;
+    const name = this.prefix_ + "sender";
     const locks = navigator.locks;
     if (locks) {
       const hold = () => {
         if (signal.aborted) return undefined;
-        this.#became(true);
-        return new Promise((r) => (this.#release = r));
+        this.became_(true);
+        return new Promise((r) => (this.release_ = r));
       };
       locks.request(name, { ifAvailable: true }, (lock) => {
         if (lock) return hold();
         if (signal.aborted) return undefined;
-        this.#became(false);
+        this.became_(false);
         // Waits its turn; an abort withdraws it (the rejection is expected).
         locks.request(name, { signal }, hold).catch(() => {});
         return undefined;
-      }).catch(() => this.#became(true));
+      }).catch(() => this.became_(true));
       return;
     }
-    const me = crypto.randomUUID();
-    const key = this.#prefix + "lease";
+    const me = uuid();
+    const key = this.prefix_ + "lease";
     const beat = () => {
-      const v = control(this.#h, LEASE, Date.now(), me, storage.get(key));
+      const v = this.control_(LEASE, now(), me, storage.get(key));
       if (v) storage.set(key, v);
-      if (this.#electing || !!v !== this.#sender) this.#became(!!v);
+      if (this.electing_ || !!v !== this.sender_) this.became_(!!v);
     };
     beat();
     const id = setInterval(beat, LEASE_MS);
     signal.addEventListener("abort", () => clearInterval(id));
   }
 
-  #became(sender) {
-    if (this.#closed) return;
-    this.#electing = false;
-    this.#sender = sender;
-    control(this.#h, SENDER, 0, sender ? "1" : "0", sender ? storage.scan(this.#prefix) : "");
-    this.#log(sender ? "this tab sends" : "this tab queues; another tab sends");
+  became_(sender) {
+    if (this.closed_) return;
+    this.electing_ = false;
+    this.sender_ = sender;
+    this.control_(SENDER, 0, +sender + "", sender ? storage.scan(this.prefix_) : "");
+    this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
 
   flush() {
-    const [sent0, failed0] = control(this.#h, TOTALS, 0, "").split(" ");
+    const [sent0, failed0] = this.control_(TOTALS).split(" ");
     return new Promise((resolve) => {
-      this.#waiters.push(() => {
-        const [sent, failed] = control(this.#h, TOTALS, 0, "").split(" ");
+      this.waiters_.push(() => {
+        const [sent, failed] = this.control_(TOTALS).split(" ");
         resolve({ sent: sent - sent0, failed: failed - failed0, pending: this.pending() });
       });
       this.syncAndSend();
@@ -487,42 +483,42 @@ export class Runtime {
   }
 
   pending() {
-    return +control(this.#h, PENDING, 0, "");
+    return +this.control_(PENDING);
   }
 
   identified() {
-    return control(this.#h, IDENTIFIED, 0, "") === "1";
+    return this.control_(IDENTIFIED) === "1";
   }
 
   /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh at
    * start, are stale; those storage still holds are adopted. */
-  #adoptAt(due) {
+  adoptAt_(due) {
     if (!due) return;
-    this.#adopting = setTimeout(() => {
-      this.#adoptAt(control(this.#h, ADOPT, Date.now(), storage.scan(this.#prefix + "pre:")));
-      this.#atEndOfTask();
-    }, Math.max(0, due - Date.now()));
+    this.adopting_ = setTimeout(() => {
+      this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:")));
+      this.atEndOfTask_();
+    }, Math.max(0, due - now()));
   }
 
   anonymousId() {
-    return control(this.#h, ANON, 0, "");
+    return this.control_(ANON);
   }
 
   reset() {
-    control(this.#h, RESET, 0, crypto.randomUUID());
-    if (this.state === 1) this.#visitor("POST");
-    this.#atEndOfTask();
+    this.control_(RESET, 0, uuid());
+    if (this.state === 1) this.visitor_("POST");
+    this.atEndOfTask_();
   }
 
   close() {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.closed_) return;
+    this.closed_ = true;
     trackers.delete(this);
-    this.#stop.abort();
-    this.#ballot?.abort();
-    clearTimeout(this.#timer);
-    clearTimeout(this.#adopting);
-    this.#release?.();
-    control(this.#h, CLOSE, 0, "");
+    this.stop_.abort();
+    this.ballot_?.abort();
+    clearTimeout(this.timer_);
+    clearTimeout(this.adopting_);
+    this.release_?.();
+    this.control_(CLOSE);
   }
 }

@@ -50,7 +50,7 @@ export function runner(create, warn, defaults = {}) {
   function run(cmd, time) {
     try {
       if (!Array.isArray(cmd) || typeof cmd[0] !== "string") {
-        throw new Error('a command is an array like ["track", "Metric", { ... }]');
+        throw Error('a command is an array like ["track", "Metric", { ... }]');
       }
       if (cmd[0] === "init") return init(cmd[1]);
       // Klaviyo's `["account", "AbC123"]`: init with that company id.
@@ -67,8 +67,8 @@ export function runner(create, warn, defaults = {}) {
   }
 
   function init(given = {}) {
-    if (kl) throw new Error("init: already initialised; this one is ignored");
-    if (!isObject(given)) throw new Error("init: options must be an object");
+    if (kl) throw Error("init: already initialised; this one is ignored");
+    if (!isObject(given)) throw Error("init: options must be an object");
     const o = { ...defaults, ...given };
     // Calls the core refuses before it is ready reach onError (kind `invalid`) instead
     // of throwing: warn about those always, about the rest (network...) with debug. A
@@ -92,7 +92,7 @@ export function runner(create, warn, defaults = {}) {
 
   function exec(cmd, time) {
     if (cmd[0] === "consent") {
-      if (typeof kl.setConsent !== "function") throw new Error("consent: this build has no setConsent");
+      if (typeof kl.setConsent !== "function") throw Error("consent: this build has no setConsent");
       return kl.setConsent(cmd[1]);
     }
     const { method, args, viewedItem } = translate(cmd);

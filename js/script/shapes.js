@@ -221,5 +221,5 @@ export function translate(cmd) {
   if (name === "track" && isObject(args[1])) return { method: name, args: [args[0], ...specials({ ...args[1] }, args[2])] };
   if (name === "trackViewedItem") return { method: "viewedProduct", args: [viewedItem(args[0])], viewedItem: true };
   if (METHODS.includes(name)) return { method: name, args };
-  throw new Error(`unknown command ${typeof name === "string" ? JSON.stringify(name.slice(0, 40)) : typeof name}`);
+  throw Error(`unknown command ${typeof name === "string" ? JSON.stringify(name.slice(0, 40)) : typeof name}`);
 }
