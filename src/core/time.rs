@@ -144,11 +144,11 @@ pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
 }
 
 fn days_in_month(y: u32, m: u32) -> u32 {
-    match m {
-        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    if m == 2 {
+        28 + u32::from((y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400))
+    } else {
+        // 31 for odd months up to July and even ones from August on.
+        30 | ((m ^ (m >> 3)) & 1)
     }
 }
 

@@ -43,3 +43,15 @@ fn refuses_invalid_dates_and_missing_offsets() {
     }
     assert!(secs_from_iso("2024-02-29").is_some());
 }
+
+#[test]
+fn month_lengths() {
+    let common = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    for (i, &n) in common.iter().enumerate() {
+        let m = i as u32 + 1;
+        assert_eq!(days_in_month(2023, m), n, "month {m}");
+        assert_eq!(days_in_month(2024, m), n + u32::from(m == 2), "month {m}");
+    }
+    assert_eq!(days_in_month(1900, 2), 28);
+    assert_eq!(days_in_month(2000, 2), 29);
+}
