@@ -8,15 +8,16 @@ pub const MIN_TIME_S: i64 = 631_152_000;
 /// Klaviyo accepts times up to one year in the future.
 pub const MAX_AHEAD_S: i64 = 366 * 86_400;
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian), for years 0..=9999.
+fn days_from_civil(y: u32, m: u32, d: u32) -> i64 {
+    // One 400-year era later, so that the year before year 0 (for January and February,
+    // counted with the year before) is no negative number: all unsigned.
+    let y = y + 400 - u32::from(m <= 2);
+    let (era, yoe) = (y / 400, y % 400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    i64::from(era * 146_097 + doe) - 719_468 - 146_097
 }
 
 /// The civil date of a day count since 1970-01-01.
@@ -92,7 +93,7 @@ pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
     if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
         return None;
     }
-    let day = days_from_civil(i64::from(y), mo, d) * 86_400;
+    let day = days_from_civil(y, mo, d) * 86_400;
     if b.len() == 10 {
         return Some(day);
     }
