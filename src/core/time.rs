@@ -120,28 +120,28 @@ pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
     if h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
-        Some(&sign @ (b'+' | b'-')) => {
-            let oh = num(i + 1, 2)?;
-            let (om, end) = if b.get(i + 3) == Some(&b':') {
-                (num(i + 4, 2)?, i + 6)
-            } else {
-                (num(i + 3, 2)?, i + 5)
-            };
-            if end != b.len() || oh > 23 || om > 59 {
+    let local = day + i64::from(h * 3600 + mi * 60 + sec.min(59));
+    match b.get(i..)? {
+        [b'Z' | b'z'] => Some(local),
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            // `+HH:MM` or `+HHMM`, and nothing after it.
+            let colon = usize::from(rest.get(2) == Some(&b':'));
+            if rest.len() != 4 + colon {
+                return None;
+            }
+            let (oh, om) = (num(i + 1, 2)?, num(i + 3 + colon, 2)?);
+            if oh > 23 || om > 59 {
                 return None;
             }
             let off = i64::from(oh * 3600 + om * 60);
-            if sign == b'+' {
-                off
+            Some(if *sign == b'+' {
+                local - off
             } else {
-                -off
-            }
+                local + off
+            })
         }
-        _ => return None,
-    };
-    Some(day + i64::from(h * 3600 + mi * 60 + sec.min(59)) - offset)
+        _ => None,
+    }
 }
 
 fn days_in_month(y: u32, m: u32) -> u32 {
