@@ -86,19 +86,18 @@ pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
         }
         Some(v)
     };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+    let [_, _, _, _, b'-', _, _, b'-', _, _, time @ ..] = b else {
         return None;
-    }
+    };
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
         return None;
     }
     let day = days_from_civil(y, mo, d) * 86_400;
-    if b.len() == 10 {
-        return Some(day);
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
-        return None;
+    match time {
+        [] => return Some(day),
+        [b'T' | b't' | b' ', _, _, b':', ..] => {}
+        _ => return None,
     }
     let (h, mi) = (num(11, 2)?, num(14, 2)?);
     let mut i = 16;
