@@ -56,7 +56,9 @@ impl Client {
     /// [`jt::split_array`] gives them): the hot path reads the text once.
     pub fn call_checked(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
         let arg = |n: usize| args.get(n).copied().unwrap_or("null");
-        match op {
+        let checkout;
+        // One call of `event` for all the event calls.
+        let (metric, props, opts, value) = match op {
             Op::Track => {
                 let metric = arg(0);
                 if jt::kind(metric) != Kind::Str {
@@ -64,15 +66,14 @@ impl Client {
                 }
                 validate::metric_name("metric", &string(metric))?;
                 let props = object(op, args, 1)?;
-                self.event(id, now_ms, metric, props, object(op, args, 2)?, None)
+                (metric, props, object(op, args, 2)?, None)
             }
-            Op::Identify => self.identify(object(op, args, 0)?, id, now_ms),
-            Op::Subscribe => self.subscribe(object(op, args, 0)?, id, now_ms),
-            Op::BackInStock => self.back_in_stock(object(op, args, 0)?, id, now_ms),
+            Op::Identify => return self.identify(object(op, args, 0)?, id, now_ms),
+            Op::Subscribe => return self.subscribe(object(op, args, 0)?, id, now_ms),
+            Op::BackInStock => return self.back_in_stock(object(op, args, 0)?, id, now_ms),
             _ => {
                 let props = object(op, args, 0)?;
                 let opts = object(op, args, 1)?;
-                let checkout;
                 let (metric, props, value) = match op {
                     Op::ViewedProduct => (
                         "\"Viewed Product\"",
@@ -108,9 +109,10 @@ impl Client {
                         ("\"Active on Site\"", props, None)
                     }
                 };
-                self.event(id, now_ms, metric, props, opts, value)
+                (metric, props, opts, value)
             }
-        }
+        };
+        self.event(id, now_ms, metric, props, opts, value)
     }
 
     /// `identify({ email, phone_number, external_id, first_name, ..., location, properties })`
