@@ -209,7 +209,7 @@ impl Identity {
 const IDENTIFIERS: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
 
 /// Whether object `obj` has one of `keys`.
-fn has_any(obj: &str, keys: &[&str]) -> bool {
+pub(crate) fn has_any(obj: &str, keys: &[&str]) -> bool {
     keys.iter().any(|k| jt::get(obj, k).is_some())
 }
 

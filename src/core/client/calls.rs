@@ -219,7 +219,7 @@ impl Client {
         }
         let channels = channels(a)?;
         let profile = self.contact(a, &["email", "phone_number", "external_id"])?;
-        if jt::get(&profile, "email").is_none() && jt::get(&profile, "phone_number").is_none() {
+        if !crate::core::identity::has_any(&profile, &["email", "phone_number"]) {
             return Err(ValidationError::new("email", "or phone_number is required"));
         }
         let body = payload::client_back_in_stock(&variant, &profile, channels);
