@@ -206,7 +206,7 @@ impl Identity {
 }
 
 /// The keys that name a person: ours (the first three), then the onsite script's `_kx`.
-const IDENTIFIERS: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
+pub(crate) const IDENTIFIERS: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
 
 /// Whether object `obj` has one of `keys`.
 pub(crate) fn has_any(obj: &str, keys: &[&str]) -> bool {
