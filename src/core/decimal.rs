@@ -78,7 +78,7 @@ impl Decimal {
 
     pub fn times(self, other: Decimal) -> Option<Decimal> {
         let mut d = Decimal {
-            mant: self.mant.checked_mul(other.mant)?,
+            mant: mul_exact(self.mant, other.mant)?,
             scale: self.scale + other.scale,
         };
         d.trim();
@@ -116,6 +116,32 @@ impl Decimal {
         }
         out
     }
+}
+
+/// `a * b` when it fits an i64: `i64::checked_mul`, from 32-bit halves (a plain
+/// 64-bit multiply per half), not the 128-bit multiply it takes on wasm32.
+fn mul_exact(a: i64, b: i64) -> Option<i64> {
+    let (x, y) = (a.unsigned_abs(), b.unsigned_abs());
+    let (xh, xl, yh, yl) = (x >> 32, x & 0xffff_ffff, y >> 32, y & 0xffff_ffff);
+    if xh != 0 && yh != 0 {
+        return None;
+    }
+    // One of the two cross products is zero, so the sum is below 2^64.
+    let cross = xh * yl + xl * yh;
+    if cross >> 32 != 0 {
+        return None;
+    }
+    let m = (cross << 32).checked_add(xl * yl)?;
+    // The magnitude of a negative product may be one more than i64::MAX.
+    let neg = (a < 0) != (b < 0);
+    if m > i64::MAX as u64 + u64::from(neg) {
+        return None;
+    }
+    Some(if neg {
+        (m as i64).wrapping_neg()
+    } else {
+        m as i64
+    })
 }
 
 #[cfg(test)]

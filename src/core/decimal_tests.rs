@@ -64,3 +64,56 @@ fn the_largest_mantissa_fits_and_one_more_does_not() {
     assert_eq!(Decimal::parse("9223372036854775808"), None);
     assert_eq!(Decimal::parse("92233720368547758.10"), None);
 }
+
+#[test]
+fn mul_exact_is_checked_mul() {
+    let edges = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        3,
+        10,
+        -10,
+        0xffff_ffff,
+        0x1_0000_0000,
+        -0x1_0000_0000,
+        0x1_0000_0001,
+        0xb504_f333,
+        0xb504_f334,
+        3_037_000_499,
+        3_037_000_500,
+        -3_037_000_500,
+        i64::MAX / 2,
+        i64::MAX / 2 + 1,
+        i64::MIN / 2,
+        i64::MIN / 2 - 1,
+        i64::MAX / 3,
+        i64::MAX,
+        i64::MIN,
+        i64::MIN + 1,
+        4_294_967_296 * 2,
+        1 << 62,
+        -(1 << 62),
+        1 << 31,
+        -(1 << 31),
+        1 << 33,
+        -(1 << 30),
+    ];
+    for &a in &edges {
+        for &b in &edges {
+            assert_eq!(mul_exact(a, b), a.checked_mul(b), "{a} * {b}");
+        }
+    }
+    // A pseudo-random walk over magnitudes of every size.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let a = (x as i64) >> (x % 64);
+        let b = ((x.rotate_left(29)) as i64) >> ((x >> 6) % 64);
+        assert_eq!(mul_exact(a, b), a.checked_mul(b), "{a} * {b}");
+    }
+}

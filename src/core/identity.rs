@@ -154,9 +154,7 @@ impl Identity {
     /// under it, the anonymous id and `_kx`.
     fn attributes_of(&self, profile: &str) -> String {
         let mut a = profile.to_string();
-        let named = ["email", "phone_number", "external_id"]
-            .iter()
-            .any(|k| jt::get(profile, k).is_some());
+        let named = has_any(profile, &IDENTIFIERS[..3]);
         for (k, v) in jt::entries(&self.onsite) {
             // The onsite script's `_kx` only without ours; its identifiers only while
             // ours name nobody.
@@ -181,9 +179,7 @@ impl Identity {
     /// Whether the visitor is known: an email, a phone number, an external id or a
     /// `_kx` (ours or the onsite script's).
     pub fn is_identified(&self) -> bool {
-        ["email", "phone_number", "external_id", "_kx"]
-            .iter()
-            .any(|k| jt::get(&self.attributes, k).is_some())
+        has_any(&self.attributes, &IDENTIFIERS)
     }
 
     /// The profile attributes sent with every event and profile request (JSON object).
@@ -207,6 +203,14 @@ impl Identity {
         }
         w.finish()
     }
+}
+
+/// The keys that name a person: ours (the first three), then the onsite script's `_kx`.
+pub(crate) const IDENTIFIERS: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
+
+/// Whether object `obj` has one of `keys`.
+pub(crate) fn has_any(obj: &str, keys: &[&str]) -> bool {
+    keys.iter().any(|k| jt::get(obj, k).is_some())
 }
 
 #[cfg(test)]

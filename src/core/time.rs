@@ -8,15 +8,16 @@ pub const MIN_TIME_S: i64 = 631_152_000;
 /// Klaviyo accepts times up to one year in the future.
 pub const MAX_AHEAD_S: i64 = 366 * 86_400;
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian), for years 0..=9999.
+fn days_from_civil(y: u32, m: u32, d: u32) -> i64 {
+    // One 400-year era later, so that the year before year 0 (for January and February,
+    // counted with the year before) is no negative number: all unsigned.
+    let y = y + 400 - u32::from(m <= 2);
+    let (era, yoe) = (y / 400, y % 400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    i64::from(era * 146_097 + doe) - 719_468 - 146_097
 }
 
 /// The civil date of a day count since 1970-01-01.
@@ -85,19 +86,18 @@ pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
         }
         Some(v)
     };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+    let [_, _, _, _, b'-', _, _, b'-', _, _, time @ ..] = b else {
         return None;
-    }
+    };
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
         return None;
     }
-    let day = days_from_civil(i64::from(y), mo, d) * 86_400;
-    if b.len() == 10 {
-        return Some(day);
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
-        return None;
+    let day = days_from_civil(y, mo, d) * 86_400;
+    match time {
+        [] => return Some(day),
+        [b'T' | b't' | b' ', _, _, b':', ..] => {}
+        _ => return None,
     }
     let (h, mi) = (num(11, 2)?, num(14, 2)?);
     let mut i = 16;
@@ -119,36 +119,36 @@ pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
     if h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
-        Some(&sign @ (b'+' | b'-')) => {
-            let oh = num(i + 1, 2)?;
-            let (om, end) = if b.get(i + 3) == Some(&b':') {
-                (num(i + 4, 2)?, i + 6)
-            } else {
-                (num(i + 3, 2)?, i + 5)
-            };
-            if end != b.len() || oh > 23 || om > 59 {
+    let local = day + i64::from(h * 3600 + mi * 60 + sec.min(59));
+    match b.get(i..)? {
+        [b'Z' | b'z'] => Some(local),
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            // `+HH:MM` or `+HHMM`, and nothing after it.
+            let colon = usize::from(rest.get(2) == Some(&b':'));
+            if rest.len() != 4 + colon {
+                return None;
+            }
+            let (oh, om) = (num(i + 1, 2)?, num(i + 3 + colon, 2)?);
+            if oh > 23 || om > 59 {
                 return None;
             }
             let off = i64::from(oh * 3600 + om * 60);
-            if sign == b'+' {
-                off
+            Some(if *sign == b'+' {
+                local - off
             } else {
-                -off
-            }
+                local + off
+            })
         }
-        _ => return None,
-    };
-    Some(day + i64::from(h * 3600 + mi * 60 + sec.min(59)) - offset)
+        _ => None,
+    }
 }
 
 fn days_in_month(y: u32, m: u32) -> u32 {
-    match m {
-        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    if m == 2 {
+        28 + u32::from((y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400))
+    } else {
+        // 31 for odd months up to July and even ones from August on.
+        30 | ((m ^ (m >> 3)) & 1)
     }
 }
 

@@ -43,3 +43,27 @@ fn refuses_invalid_dates_and_missing_offsets() {
     }
     assert!(secs_from_iso("2024-02-29").is_some());
 }
+
+#[test]
+fn month_lengths() {
+    let common = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    for (i, &n) in common.iter().enumerate() {
+        let m = i as u32 + 1;
+        assert_eq!(days_in_month(2023, m), n, "month {m}");
+        assert_eq!(days_in_month(2024, m), n + u32::from(m == 2), "month {m}");
+    }
+    assert_eq!(days_in_month(1900, 2), 28);
+    assert_eq!(days_in_month(2000, 2), 29);
+}
+
+#[test]
+fn day_counts_round_trip_over_years_0_to_9999() {
+    let first = -719_528; // 0000-01-01
+    let last = 2_932_896; // 9999-12-31
+    assert_eq!(civil_from_days(first), (0, 1, 1));
+    assert_eq!(civil_from_days(last), (9999, 12, 31));
+    for z in first..=last {
+        let (y, m, d) = civil_from_days(z);
+        assert_eq!(days_from_civil(y as u32, m, d), z, "{y}-{m}-{d}");
+    }
+}

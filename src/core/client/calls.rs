@@ -3,6 +3,7 @@
 //! `ecommerce.rs` hold those shared with other modules.
 
 use super::*;
+use crate::core::identity::IDENTIFIERS;
 
 impl Client {
     /// One call as the adapter hands it over: `JSON.stringify([id, time, ...args])`
@@ -56,7 +57,9 @@ impl Client {
     /// [`jt::split_array`] gives them): the hot path reads the text once.
     pub fn call_checked(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
         let arg = |n: usize| args.get(n).copied().unwrap_or("null");
-        match op {
+        let checkout;
+        // One call of `event` for all the event calls.
+        let (metric, props, opts, value) = match op {
             Op::Track => {
                 let metric = arg(0);
                 if jt::kind(metric) != Kind::Str {
@@ -64,15 +67,14 @@ impl Client {
                 }
                 validate::metric_name("metric", &string(metric))?;
                 let props = object(op, args, 1)?;
-                self.event(id, now_ms, metric, props, object(op, args, 2)?, None)
+                (metric, props, object(op, args, 2)?, None)
             }
-            Op::Identify => self.identify(object(op, args, 0)?, id, now_ms),
-            Op::Subscribe => self.subscribe(object(op, args, 0)?, id, now_ms),
-            Op::BackInStock => self.back_in_stock(object(op, args, 0)?, id, now_ms),
+            Op::Identify => return self.identify(object(op, args, 0)?, id, now_ms),
+            Op::Subscribe => return self.subscribe(object(op, args, 0)?, id, now_ms),
+            Op::BackInStock => return self.back_in_stock(object(op, args, 0)?, id, now_ms),
             _ => {
                 let props = object(op, args, 0)?;
                 let opts = object(op, args, 1)?;
-                let checkout;
                 let (metric, props, value) = match op {
                     Op::ViewedProduct => (
                         "\"Viewed Product\"",
@@ -108,9 +110,10 @@ impl Client {
                         ("\"Active on Site\"", props, None)
                     }
                 };
-                self.event(id, now_ms, metric, props, opts, value)
+                (metric, props, opts, value)
             }
-        }
+        };
+        self.event(id, now_ms, metric, props, opts, value)
     }
 
     /// `identify({ email, phone_number, external_id, first_name, ..., location, properties })`
@@ -187,7 +190,7 @@ impl Client {
     pub(super) fn subscribe(&mut self, a: &str, id: &str, now_ms: u64) -> Result<()> {
         let list_id = validate::non_empty("listId", jt::get(a, "listId"))?;
         let channels = channels(a)?;
-        let profile = self.contact(a, &["email", "phone_number", "external_id", "_kx"])?;
+        let profile = self.contact(a, &IDENTIFIERS)?;
         for &(ch, key) in &[("email", "email"), ("sms", "phone_number")] {
             if channels.contains(&ch) && jt::get(&profile, key).is_none() {
                 return Err(ValidationError::new(
@@ -216,8 +219,8 @@ impl Client {
             ));
         }
         let channels = channels(a)?;
-        let profile = self.contact(a, &["email", "phone_number", "external_id"])?;
-        if jt::get(&profile, "email").is_none() && jt::get(&profile, "phone_number").is_none() {
+        let profile = self.contact(a, &IDENTIFIERS[..3])?;
+        if !crate::core::identity::has_any(&profile, &IDENTIFIERS[..2]) {
             return Err(ValidationError::new("email", "or phone_number is required"));
         }
         let body = payload::client_back_in_stock(&variant, &profile, channels);
