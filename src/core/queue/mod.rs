@@ -512,12 +512,23 @@ fn event_pointers(body: &str, count: usize) -> Vec<usize> {
         rest = &rest[at + P.len()..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if let Some(n) = text::parse_u64(&rest[..digits]).map(|n| n as usize) {
-            if n < count && !out.contains(&n) {
+            if n < count && !lists(&out, n) {
                 out.push(n);
             }
         }
     }
     out
+}
+
+/// Whether `list` holds `n`: a plain loop, smaller than the slice's unrolled
+/// `contains`.
+fn lists(list: &[usize], n: usize) -> bool {
+    for &x in list {
+        if x == n {
+            return true;
+        }
+    }
+    false
 }
 
 mod ops;

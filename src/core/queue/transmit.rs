@@ -217,7 +217,7 @@ impl Queue {
         self.remove_where(|it| {
             it.tx == tx && {
                 nth += 1;
-                only.is_none_or(|o| o.contains(&(nth - 1)))
+                only.is_none_or(|o| lists(o, nth - 1))
             }
         });
         // Calls left: try storage again at the next task, even when none of them was
