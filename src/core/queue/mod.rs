@@ -431,8 +431,11 @@ impl Queue {
     /// Removes the items marked `gone`, in one pass (one copy, whatever the criterion).
     #[inline(never)]
     fn sweep(&mut self) {
-        let mut items = std::mem::take(&mut self.items);
-        items.retain(|it| {
+        // Kept items move down over the gone ones (which end up past `kept`, and go
+        // with the truncation), in order: no `retain` instance.
+        let mut kept = 0;
+        for n in 0..self.items.len() {
+            let it = &self.items[n];
             if it.gone {
                 self.bytes -= it.text.len();
                 if it.stored {
@@ -442,10 +445,12 @@ impl Queue {
                     // copy (the sender rewrites the record when it is done with it).
                     self.records[it.rec as usize].dirty |= self.sender;
                 }
+            } else {
+                self.items.swap(kept, n);
+                kept += 1;
             }
-            !it.gone
-        });
-        self.items = items;
+        }
+        self.items.truncate(kept);
     }
 
     // ---------------------------------------------------------------- state
