@@ -404,8 +404,13 @@ impl Queue {
     }
 
     fn intern(&mut self, profile: &str) -> u32 {
-        if let Some(i) = self.profiles.iter().rposition(|p| p == profile) {
-            return i as u32;
+        // The newest first (a plain loop: no `rposition` instance).
+        let mut i = self.profiles.len();
+        while i > 0 {
+            i -= 1;
+            if self.profiles[i] == profile {
+                return i as u32;
+            }
         }
         self.profiles.push(profile.to_string());
         (self.profiles.len() - 1) as u32
