@@ -294,9 +294,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             out.push(SEP);
             out.push_str(&c.config.revision);
             out.push(SEP);
-            if let Some(due) = c.early_due() {
-                push_u64(&mut out, due);
-            }
+            // Then when to ask again, as for ADOPT (below).
         }
         what::COOKIES => c.read_cookies(a),
         what::IDENTIFIED => {
@@ -306,15 +304,18 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         }
         what::ADOPT => {
             // `a`: the loading-window records in storage now; the answer: when to ask
-            // again ("" for never).
+            // again ("" for never), below.
             c.load_stored(Stored(a), now);
-            if let Some(due) = c.early_due() {
-                push_u64(&mut out, due);
-            }
         }
         // `a`, `b`: the first-party cookie's anonymous id and `_kx`.
         what::VISITOR => c.adopt_visitor(a, b.unwrap_or("")),
         _ => {}
+    }
+    // INFO and ADOPT end with when to ask again (one copy of it).
+    if what == what::INFO || what == what::ADOPT {
+        if let Some(due) = c.early_due() {
+            push_u64(&mut out, due);
+        }
     }
     out
 }

@@ -404,8 +404,13 @@ impl Queue {
     }
 
     fn intern(&mut self, profile: &str) -> u32 {
-        if let Some(i) = self.profiles.iter().rposition(|p| p == profile) {
-            return i as u32;
+        // The newest first (a plain loop: no `rposition` instance).
+        let mut i = self.profiles.len();
+        while i > 0 {
+            i -= 1;
+            if self.profiles[i] == profile {
+                return i as u32;
+            }
         }
         self.profiles.push(profile.to_string());
         (self.profiles.len() - 1) as u32
@@ -431,8 +436,11 @@ impl Queue {
     /// Removes the items marked `gone`, in one pass (one copy, whatever the criterion).
     #[inline(never)]
     fn sweep(&mut self) {
-        let mut items = std::mem::take(&mut self.items);
-        items.retain(|it| {
+        // Kept items move down over the gone ones (which end up past `kept`, and go
+        // with the truncation), in order: no `retain` instance.
+        let mut kept = 0;
+        for n in 0..self.items.len() {
+            let it = &self.items[n];
             if it.gone {
                 self.bytes -= it.text.len();
                 if it.stored {
@@ -442,10 +450,12 @@ impl Queue {
                     // copy (the sender rewrites the record when it is done with it).
                     self.records[it.rec as usize].dirty |= self.sender;
                 }
+            } else {
+                self.items.swap(kept, n);
+                kept += 1;
             }
-            !it.gone
-        });
-        self.items = items;
+        }
+        self.items.truncate(kept);
     }
 
     // ---------------------------------------------------------------- state
@@ -512,12 +522,23 @@ fn event_pointers(body: &str, count: usize) -> Vec<usize> {
         rest = &rest[at + P.len()..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if let Some(n) = text::parse_u64(&rest[..digits]).map(|n| n as usize) {
-            if n < count && !out.contains(&n) {
+            if n < count && !lists(&out, n) {
                 out.push(n);
             }
         }
     }
     out
+}
+
+/// Whether `list` holds `n`: a plain loop, smaller than the slice's unrolled
+/// `contains`.
+fn lists(list: &[usize], n: usize) -> bool {
+    for &x in list {
+        if x == n {
+            return true;
+        }
+    }
+    false
 }
 
 mod ops;

@@ -175,18 +175,23 @@ impl Queue {
             Outcome::Status { status, .. } => *status,
             Outcome::Network => 0,
         };
-        match retry::verdict(outcome) {
+        // What to report, made once below (one call for every verdict).
+        let report = match retry::verdict(outcome) {
             Verdict::Delivered => {
                 self.remove_in_tx(tx, None);
                 self.delivered += count;
+                return;
             }
             Verdict::Rejected if count > 1 && matches!(status, 400 | 422) => {
-                self.isolate(tx, count, status, body);
+                let Some(bad) = self.isolate(tx, count, body) else {
+                    return;
+                };
+                (ReportKind::Rejected, bad)
             }
             Verdict::Rejected => {
                 self.remove_in_tx(tx, None);
                 self.failed += count;
-                self.report(ReportKind::Rejected, status, body, count);
+                (ReportKind::Rejected, count)
             }
             Verdict::Retry => {
                 let online = self.online;
@@ -205,9 +210,10 @@ impl Queue {
                     self.paused_until_ms = self.paused_until_ms.max(now_ms + wait);
                 }
                 self.failed += count;
-                self.report(ReportKind::WillRetry, status, body, count);
+                (ReportKind::WillRetry, count)
             }
-        }
+        };
+        self.report(report.0, status, body, report.1);
     }
 
     /// Removes the items of transmit `tx`: all, or those whose position in it
@@ -217,7 +223,7 @@ impl Queue {
         self.remove_where(|it| {
             it.tx == tx && {
                 nth += 1;
-                only.is_none_or(|o| o.contains(&(nth - 1)))
+                only.is_none_or(|o| lists(o, nth - 1))
             }
         });
         // Calls left: try storage again at the next task, even when none of them was
@@ -227,9 +233,10 @@ impl Queue {
     }
 
     /// A bulk request was refused. Klaviyo's error pointers name the bad events
-    /// (`/data/attributes/events/data/3/...`): drop and report those, resend the rest
+    /// (`/data/attributes/events/data/3/...`): drop those, resend the rest
     /// now. Without usable pointers, halve the batch until the bad event is alone.
-    pub(super) fn isolate(&mut self, tx: u32, count: usize, status: u16, body: &str) {
+    /// The number of bad events, to report as rejected, when pointers named them.
+    pub(super) fn isolate(&mut self, tx: u32, count: usize, body: &str) -> Option<usize> {
         let bad = event_pointers(body, count);
         let halve = bad.is_empty();
         if !halve {
@@ -246,10 +253,10 @@ impl Queue {
             }
         }
         if halve {
-            return;
+            return None;
         }
         self.failed += bad.len();
-        self.report(ReportKind::Rejected, status, body, bad.len());
+        Some(bad.len())
     }
 
     /// When the adapter should next call [`Queue::poll_transmit`]: the earliest time a
