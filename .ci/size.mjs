@@ -4,11 +4,12 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 31.05; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 29.60; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
-// Why 31.05: the measured size + 0.5 KB, so no later change grows the page silently. The
-// page measured 34.54 KB before the core stopped copying text between steps; 30.55 KB after.
+// Why 29.60: the measured size + 0.5 KB, so no later change grows the page silently. The
+// page measured 34.54 KB before the core stopped copying text between steps, 30.55 KB after,
+// and 29.10 KB after a second round (plain loops for the queue, shared rule helpers).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -33,7 +34,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 31.05);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 29.60);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
