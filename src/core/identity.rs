@@ -154,7 +154,7 @@ impl Identity {
     /// under it, the anonymous id and `_kx`.
     fn attributes_of(&self, profile: &str) -> String {
         let mut a = profile.to_string();
-        let named = has_any(profile, &IDENTIFIERS[..3]);
+        let named = has_any(profile, OWN_IDENTIFIERS);
         for (k, v) in jt::entries(&self.onsite) {
             // The onsite script's `_kx` only without ours; its identifiers only while
             // ours name nobody.
@@ -179,7 +179,7 @@ impl Identity {
     /// Whether the visitor is known: an email, a phone number, an external id or a
     /// `_kx` (ours or the onsite script's).
     pub fn is_identified(&self) -> bool {
-        has_any(&self.attributes, &IDENTIFIERS)
+        has_any(&self.attributes, IDENTIFIERS)
     }
 
     /// The profile attributes sent with every event and profile request (JSON object).
@@ -205,8 +205,13 @@ impl Identity {
     }
 }
 
-/// The keys that name a person: ours (the first three), then the onsite script's `_kx`.
-pub(crate) const IDENTIFIERS: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
+/// The keys that name a person: the shop's own, then the onsite script's `_kx`. One
+/// list: the shorter ones below are its beginnings.
+pub(crate) const IDENTIFIERS: &[&str] = &["email", "phone_number", "external_id", "_kx"];
+/// The identifiers a shop gives (no `_kx`).
+pub(crate) const OWN_IDENTIFIERS: &[&str] = IDENTIFIERS.split_at(3).0;
+/// The identifiers a message can reach: email and phone number.
+pub(crate) const REACHABLE: &[&str] = IDENTIFIERS.split_at(2).0;
 
 /// Whether object `obj` has one of `keys`.
 pub(crate) fn has_any(obj: &str, keys: &[&str]) -> bool {

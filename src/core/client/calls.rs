@@ -3,7 +3,7 @@
 //! `ecommerce.rs` hold those shared with other modules.
 
 use super::*;
-use crate::core::identity::IDENTIFIERS;
+use crate::core::identity::{has_any, IDENTIFIERS, OWN_IDENTIFIERS, REACHABLE};
 
 impl Client {
     /// One call as the adapter hands it over: `JSON.stringify([id, time, ...args])`
@@ -190,7 +190,7 @@ impl Client {
     pub(super) fn subscribe(&mut self, a: &str, id: &str, now_ms: u64) -> Result<()> {
         let list_id = validate::non_empty("listId", jt::get(a, "listId"))?;
         let channels = channels(a)?;
-        let profile = self.contact(a, &IDENTIFIERS)?;
+        let profile = self.contact(a, IDENTIFIERS)?;
         for &(ch, key) in &[("email", "email"), ("sms", "phone_number")] {
             if channels.contains(&ch) && jt::get(&profile, key).is_none() {
                 return Err(ValidationError::new(
@@ -219,8 +219,8 @@ impl Client {
             ));
         }
         let channels = channels(a)?;
-        let profile = self.contact(a, &IDENTIFIERS[..3])?;
-        if !crate::core::identity::has_any(&profile, &IDENTIFIERS[..2]) {
+        let profile = self.contact(a, OWN_IDENTIFIERS)?;
+        if !has_any(&profile, REACHABLE) {
             return Err(ValidationError::new("email", "or phone_number is required"));
         }
         let body = payload::client_back_in_stock(&variant, &profile, channels);
