@@ -1,5 +1,6 @@
 // Where the edge worker's CPU goes, per request, at steady state: `perf` samples of workerd
-// with V8's JIT symbols, our worker beside the same work written in JavaScript.
+// with V8's JIT symbols, our worker beside the same steps written in JavaScript
+// (tests/bench/same-steps-worker.mjs, with ours' settings).
 //   node tests/bench/edge-profile.mjs [--n 6000] [--warmup 6000] [--hz 20000] [--top 15] [--detail]
 // Needs Linux `perf` (Debian: linux-perf) and `bash .ci/build.sh edge`; EDGE_DIST=<dir>
 // profiles another build. A diagnostic, not a test: no verdict, exit 0.
@@ -24,7 +25,7 @@ import {
   fullBindings, makeSecrets, isEdgeBuilt, NOT_BUILT, EDGE_DIR, ROOT,
   COMPANY_ID, REVISION, SHOP_ORIGIN, JSON_API, COMPATIBILITY_DATE,
 } from '../edge/harness.mjs';
-import { SAME_WORK_JS_WORKER } from './reference-workers.mjs';
+import { SAME_STEPS_JS_WORKER } from './reference-workers.mjs';
 import { numberOption, flag } from './options.mjs';
 
 const N = numberOption('n', 6000);
@@ -82,9 +83,11 @@ function namedWasm(out) {
     console.log('(wasm functions unnamed: wasm-opt failed on the intermediate output)');
   }
 }
-writeFileSync(path.join(dir, 'samejs.mjs'), SAME_WORK_JS_WORKER);
+writeFileSync(path.join(dir, 'samejs.mjs'), SAME_STEPS_JS_WORKER);
 const text = (o) => Object.entries(o).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)})`).join(', ');
 const ports = { ours: await freePort(), samejs: await freePort() };
+// Both workers get the same settings.
+const bindings = fullBindings({ emu: { url: upstreamUrl }, secrets: makeSecrets() });
 writeFileSync(path.join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
@@ -95,11 +98,11 @@ const config :Workerd.Config = (
       (name = "script/klaviyo_wasm_bg.wasm.bin", data = embed "script/klaviyo_wasm_bg.wasm.bin"),
       (name = "script/snippet.min.js.txt", text = embed "script/snippet.min.js.txt")],
       compatibilityDate = "${COMPATIBILITY_DATE}",
-      bindings = [${text(fullBindings({ emu: { url: upstreamUrl }, secrets: makeSecrets() }))}],
+      bindings = [${text(bindings)}],
       globalOutbound = "net")),
     (name = "samejs", worker = (modules = [(name = "samejs.mjs", esModule = embed "samejs.mjs")],
       compatibilityDate = "${COMPATIBILITY_DATE}",
-      bindings = [${text({ UPSTREAM: upstreamUrl, ORIGIN: SHOP_ORIGIN, REVISION })}],
+      bindings = [${text(bindings)}],
       globalOutbound = "net")),
     (name = "net", network = (allow = ["public", "private", "local"])),
   ],
@@ -113,7 +116,8 @@ const config :Workerd.Config = (
 const workerd = spawn(path.join(ROOT, 'node_modules/.bin/workerd'), ['serve', '--experimental', path.join(dir, 'config.capnp')], { stdio: ['ignore', 'inherit', 'inherit'] });
 const base = { ours: `http://127.0.0.1:${ports.ours}`, samejs: `http://127.0.0.1:${ports.samejs}` };
 const raw = JSON.stringify(sample('clientEvent'));
-const headers = { 'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN };
+// As on Cloudflare, where its edge sets `cf-connecting-ip` on every request (as the bench does).
+const headers = { 'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN, 'cf-connecting-ip': '198.51.100.7' };
 async function once(name) {
   const res = await fetch(`${base[name]}/client/events?company_id=${COMPANY_ID}`, { method: 'POST', headers, body: raw });
   await res.text();

@@ -1,5 +1,6 @@
 // The JavaScript workers the edge benches compare ours with (tests/bench/edge-bench.mjs,
 // tests/bench/edge-profile.mjs), as module sources.
+import { readFileSync } from 'node:fs';
 
 // A trivial pass-through worker: what any fetch-handler proxy costs in this workerd.
 export const TRIVIAL_WORKER = `export default {
@@ -9,7 +10,18 @@ export const TRIVIAL_WORKER = `export default {
   },
 };`;
 
-// For reference only (no target): the same work as ours in plain JavaScript: read the body,
+// Every step ours takes on a `/client` call, in plain JavaScript (tests/bench/same-steps-worker.mjs,
+// with the bot patterns of src/edge/bots.txt put in as ours compiles them in). Its bindings are
+// ours. tests/edge/reference-parity.test.mjs shows it answers and forwards as ours does. The
+// target of `ours ÷ JavaScript` is read against this one.
+const BOT_PATTERNS = readFileSync(new URL('../../src/edge/bots.txt', import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l && !l.startsWith('#') && l.includes('\t'))
+  .map((l) => l.slice(0, l.indexOf('\t')));
+export const SAME_STEPS_JS_WORKER = readFileSync(new URL('./same-steps-worker.mjs', import.meta.url), 'utf8')
+  .replace('/* BOT_PATTERNS */ []', JSON.stringify(BOT_PATTERNS));
+
+// A floor, not the same work: fewer steps than ours in plain JavaScript: read the body,
 // decode it fatally, parse it, check the origin, build a new upstream request (two headers,
 // no redirects), await it, and answer with the CORS headers. It cannot refuse duplicate keys
 // (JSON.parse keeps the last) and checks no field: a floor for this route's work in workerd,
