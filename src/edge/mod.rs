@@ -36,6 +36,7 @@
 pub mod api_rules;
 pub mod auth;
 pub mod bodies;
+pub mod body_scan;
 pub mod bots;
 pub mod bounded;
 pub mod config;

@@ -9,8 +9,9 @@
 //!   script storage was wiped (Safari deletes it after 7 days without a visit) stays the
 //!   profile it was from its first call on.
 //!
-//! The body was checked before (UTF-8, JSON, no duplicate key); only the profile's
-//! attributes object is touched, by inserting members that are absent (so no key is
+//! The body is checked (UTF-8, JSON, no duplicate key) in the same pass that finds the
+//! profile ([`checked_facts`]: `body_scan.rs` for the ordinary body, serde_json for the
+//! rest); only the profile's attributes object is touched, by inserting members that are absent (so no key is
 //! ever doubled) or replacing the one value of `anonymous_id`. Every other byte stays
 //! as the page sent it.
 
@@ -19,6 +20,8 @@ use std::net::IpAddr;
 use serde::de::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use super::bodies::{self, Invalid};
+use super::body_scan;
 use super::visitor_id::VisitorId;
 
 /// What there is to add to a call.
@@ -34,10 +37,60 @@ impl Additions<'_> {
     }
 }
 
-/// The profile's attributes object in a route's body (one pass: every other member is
-/// skipped), and whether Klaviyo takes a `location` there (the back-in-stock profile
-/// holds identifiers only).
-fn profile_attributes<'a>(route: &str, body: &'a str) -> Option<(&'a RawValue, bool)> {
+/// Where a route's body keeps the profile's attributes, and whether Klaviyo takes a
+/// `location` there (the back-in-stock profile holds identifiers only).
+fn profile_path(route: &str) -> Option<(&'static [&'static str], bool)> {
+    const NESTED: &[&str] = &["data", "attributes", "profile", "data", "attributes"];
+    match route {
+        "/client/events" | "/client/subscriptions" | "/client/event-bulk-create" => {
+            Some((NESTED, true))
+        }
+        "/client/profiles" => Some((&["data", "attributes"], true)),
+        "/client/back-in-stock-subscriptions" => Some((NESTED, false)),
+        _ => None,
+    }
+}
+
+/// What the profile's attributes object holds of what the additions touch, by byte
+/// offsets into the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts<'a> {
+    /// The attributes object's `{`.
+    pub open: usize,
+    pub empty: bool,
+    /// `anonymous_id`'s value: its span, and its text when it is a string without escapes.
+    pub anonymous_id: Option<(usize, usize, Option<&'a str>)>,
+    pub kx: bool,
+    pub location: Option<LocationSeen>,
+}
+
+/// The attributes' `location`: an object (its `{`, whether it is empty, whether it has
+/// `ip`), or another kind of value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocationSeen {
+    Object {
+        open: usize,
+        empty: bool,
+        has_ip: bool,
+    },
+    Other,
+}
+
+/// A `/client` body checked (UTF-8 text, one JSON value, no duplicate key) and the facts
+/// of its profile (`None`: no attributes object where the route keeps one). One pass
+/// (`body_scan.rs`) for the ordinary body; serde_json for the rest, and for the error.
+pub fn checked_facts<'a>(route: &str, body: &'a str) -> Result<Option<Facts<'a>>, Invalid> {
+    let Some((path, _)) = profile_path(route) else {
+        return bodies::check(body).map(|()| None);
+    };
+    match body_scan::scan(body, path) {
+        Some(facts) => Ok(facts),
+        None => bodies::check(body).map(|()| slow_facts(route, body)),
+    }
+}
+
+/// The facts the slow way: serde_json finds the attributes, then reads their members.
+pub fn slow_facts<'a>(route: &str, body: &'a str) -> Option<Facts<'a>> {
     #[derive(serde::Deserialize)]
     struct Data<T> {
         data: T,
@@ -51,21 +104,52 @@ fn profile_attributes<'a>(route: &str, body: &'a str) -> Option<(&'a RawValue, b
         profile: T,
     }
     type Nested<'a> = Data<Attrs<Profile<Data<Attrs<&'a RawValue>>>>>;
-    let nested = |body: &'a str| {
-        serde_json::from_str::<Nested<'a>>(body)
-            .ok()
-            .map(|d| d.data.attributes.profile.data.attributes)
-    };
-    match route {
-        "/client/events" | "/client/subscriptions" | "/client/event-bulk-create" => {
-            nested(body).map(|a| (a, true))
-        }
+    let attrs = match route {
         "/client/profiles" => serde_json::from_str::<Data<Attrs<&'a RawValue>>>(body)
             .ok()
-            .map(|d| (d.data.attributes, true)),
-        "/client/back-in-stock-subscriptions" => nested(body).map(|a| (a, false)),
-        _ => None,
+            .map(|d| d.data.attributes),
+        _ => serde_json::from_str::<Nested<'a>>(body)
+            .ok()
+            .map(|d| d.data.attributes.profile.data.attributes),
+    }?
+    .get();
+    if !attrs.starts_with('{') {
+        return None;
     }
+    let known: Known = serde_json::from_str(attrs).ok()?;
+    Some(Facts {
+        open: offset(body, attrs),
+        empty: empty_object(attrs),
+        anonymous_id: known.anonymous_id.0.map(|v| {
+            let at = offset(body, v.get());
+            (
+                at,
+                at + v.get().len(),
+                serde_json::from_str::<&str>(v.get()).ok(),
+            )
+        }),
+        kx: known.kx.0.is_some(),
+        location: known.location.0.map(|loc| {
+            let loc = loc.get();
+            if loc.starts_with('{') {
+                LocationSeen::Object {
+                    open: offset(body, loc),
+                    empty: empty_object(loc),
+                    has_ip: serde_json::from_str::<Location>(loc)
+                        .map(|l| l.ip.0.is_some())
+                        .unwrap_or(true),
+                }
+            } else {
+                LocationSeen::Other
+            }
+        }),
+    })
+}
+
+/// Whether a raw object is `{}` (whitespace inside allowed).
+fn empty_object(raw: &str) -> bool {
+    raw.strip_prefix('{')
+        .is_some_and(|inner| inner.trim_start().starts_with('}'))
 }
 
 /// The body with the additions made, or `None` when it stays as received (nothing to
@@ -75,45 +159,54 @@ pub fn enrich(route: &str, body: &str, add: &Additions) -> Option<String> {
     if add.is_empty() {
         return None;
     }
-    let (attrs, takes_location) = profile_attributes(route, body)?;
-    let attrs = attrs.get();
-    if !attrs.starts_with('{') {
-        return None;
-    }
-    let known: Known = serde_json::from_str(attrs).ok()?;
+    let facts = match profile_path(route).and_then(|(path, _)| body_scan::scan(body, path)) {
+        Some(facts) => facts,
+        None => slow_facts(route, body),
+    }?;
+    apply(route, body, &facts, add)
+}
+
+/// The additions made where `facts` say (`None`: the body stays as received).
+pub fn apply(route: &str, body: &str, facts: &Facts, add: &Additions) -> Option<String> {
+    let takes_location = profile_path(route)?.1;
     let mut edits: Vec<Edit> = Vec::new();
     // Members inserted at the start of the attributes object.
     let mut front = String::new();
     if let Some(id) = add.id {
-        match known.anonymous_id.0 {
+        match facts.anonymous_id {
             None => push_member(&mut front, "anonymous_id", &quote(&id.anonymous_id)),
-            Some(v) if serde_json::from_str::<&str>(v.get()).ok() != Some(&id.anonymous_id) => {
-                edits.push(Edit::replace(body, v.get(), quote(&id.anonymous_id)));
-            }
+            Some((at, end, text)) if text != Some(id.anonymous_id.as_str()) => edits.push(Edit {
+                at,
+                cut: end - at,
+                text: quote(&id.anonymous_id),
+            }),
             Some(_) => {}
         }
-        if let (Some(kx), None) = (&id.kx, known.kx.0) {
+        if let (Some(kx), false) = (&id.kx, facts.kx) {
             push_member(&mut front, "_kx", &quote(kx));
         }
     }
     if let (Some(ip), true) = (add.ip, takes_location) {
-        let ip = quote(&ip.to_string());
-        match known.location.0 {
-            None => push_member(&mut front, "location", &format!("{{\"ip\":{ip}}}")),
-            Some(loc) if loc.get().starts_with('{') => {
-                let has_ip = serde_json::from_str::<Location>(loc.get())
-                    .map(|l| l.ip.0.is_some())
-                    .unwrap_or(true);
-                if !has_ip {
-                    edits.push(Edit::open(body, loc.get(), "ip", &ip));
-                }
+        let ip = quote(&ip_text(ip));
+        match facts.location {
+            None => {
+                let mut loc = String::with_capacity(ip.len() + 7);
+                loc.push_str("{\"ip\":");
+                loc.push_str(&ip);
+                loc.push('}');
+                push_member(&mut front, "location", &loc);
             }
-            // `null` or another kind: the page's own word, left as it is.
+            Some(LocationSeen::Object {
+                open,
+                empty,
+                has_ip: false,
+            }) => edits.push(Edit::front(open, empty, member("ip", &ip))),
+            // Given, or `null` or another kind: the page's own word, left as it is.
             Some(_) => {}
         }
     }
     if !front.is_empty() {
-        edits.push(Edit::front(body, attrs, front));
+        edits.push(Edit::front(facts.open, facts.empty, front));
     }
     if edits.is_empty() {
         return None;
@@ -122,11 +215,11 @@ pub fn enrich(route: &str, body: &str, add: &Additions) -> Option<String> {
     let mut out = String::with_capacity(body.len() + 96);
     let mut from = 0;
     for e in &edits {
-        out.push_str(&body[from..e.at]);
+        out.push_str(body.get(from..e.at)?);
         out.push_str(&e.text);
         from = e.at + e.cut;
     }
-    out.push_str(&body[from..]);
+    out.push_str(body.get(from..)?);
     Some(out)
 }
 
@@ -138,34 +231,42 @@ struct Edit {
 }
 
 impl Edit {
-    /// `value`, a sub-slice of `body`, replaced by `text`.
-    fn replace(body: &str, value: &str, text: String) -> Edit {
-        Edit {
-            at: offset(body, value),
-            cut: value.len(),
-            text,
-        }
-    }
-
-    /// `members` (`"k":v,...` without the last comma) at the start of `object`.
-    fn front(body: &str, object: &str, members: String) -> Edit {
-        let empty = object[1..].trim_start().starts_with('}');
+    /// `members` (`"k":v,...` without the last comma) at the start of the object whose
+    /// `{` is at `open`.
+    fn front(open: usize, empty: bool, members: String) -> Edit {
         let mut text = members;
         if !empty {
             text.push(',');
         }
         Edit {
-            at: offset(body, object) + 1,
+            at: open + 1,
             cut: 0,
             text,
         }
     }
+}
 
-    /// The member `key: value` at the start of `object`.
-    fn open(body: &str, object: &str, key: &str, value: &str) -> Edit {
-        let mut members = String::new();
-        push_member(&mut members, key, value);
-        Edit::front(body, object, members)
+fn member(key: &str, value: &str) -> String {
+    let mut m = String::new();
+    push_member(&mut m, key, value);
+    m
+}
+
+/// An address as text: IPv4 written out directly (the usual case, on every call), IPv6
+/// by the standard library.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (k, octet) in v4.octets().into_iter().enumerate() {
+                if k > 0 {
+                    s.push('.');
+                }
+                crate::core::text::push_u64(&mut s, u64::from(octet));
+            }
+            s
+        }
+        IpAddr::V6(v6) => v6.to_string(),
     }
 }
 

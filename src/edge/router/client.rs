@@ -51,7 +51,8 @@ pub(super) fn client_head(
 }
 
 /// `/client/*`: the first-party proxy for the browser package (public key only). The
-/// body is checked in one pass (UTF-8, JSON, no duplicate key) and sent as received.
+/// body is checked (UTF-8, JSON, no duplicate key) in the pass that finds its profile,
+/// and sent as received but for the visitor's additions.
 pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&str>) -> Action {
     let Some(public) = &cfg.public_key else {
         return Action::Reply(missing("KLAVIYO_PUBLIC_KEY"));
@@ -60,13 +61,15 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
         Ok(t) => t,
         Err(r) => return Action::Reply(r),
     };
-    if let Err(e) = bodies::check(body) {
-        return Action::Reply(invalid(e));
-    }
     let path = head
         .path
         .strip_prefix(cfg.route_prefix.as_str())
         .unwrap_or(head.path);
+    // Checked, and the profile found for the additions, in one pass.
+    let facts = match visitor::checked_facts(path, body) {
+        Ok(f) => f,
+        Err(e) => return Action::Reply(invalid(e)),
+    };
     let mut url = String::from(&cfg.api_base);
     url.push_str(path);
     url.push_str("?company_id=");
@@ -90,7 +93,11 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
             .flatten(),
         id: id.as_ref(),
     };
-    let body = match visitor::enrich(path, body, &add) {
+    let enriched = match (&facts, add.is_empty()) {
+        (Some(f), false) => visitor::apply(path, body, f, &add),
+        _ => None,
+    };
+    let body = match enriched {
         Some(text) => Payload::Text(text),
         None => Payload::AsReceived,
     };

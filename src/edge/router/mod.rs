@@ -485,4 +485,4 @@ use webhook::{webhook, webhook_head};
 mod tests;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod fuzz;
+pub(crate) mod fuzz;

@@ -1,0 +1,339 @@
+//! The `/client` path's one pass over a body: checked (JSON, no duplicate key, within
+//! serde_json's limits) and the profile's attributes found, in one loop over the bytes.
+//! It runs on every page call, so it replaces two serde passes there (the duplicate-key
+//! walk of `bodies.rs` and the profile's look-up of `visitor.rs`) for the ordinary body.
+//!
+//! It only ever accepts: on anything it does not take whole (a syntax error, an escaped
+//! key, a number past `f64`, 128 levels, a crowded object, a path through an array) it
+//! answers `None`, and the caller asks serde_json, which names the error or reads the
+//! body the slow way. So what this accepts is a subset of what serde_json accepts, and
+//! what it finds is what the serde look-up finds (`body_scan_tests.rs` checks both).
+
+use super::visitor::{Facts, LocationSeen};
+
+/// serde_json refuses the 128th level of nested arrays and objects.
+const MAX_DEPTH: usize = 128;
+
+/// Objects with more keys than this go to serde_json, whose key set is not quadratic.
+const MAX_KEYS: usize = 32;
+
+/// What a value is to the look-up, by the keys that lead to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Reached by the first `n` keys of the profile's path.
+    Path(usize),
+    /// The profile's attributes.
+    Attrs,
+    /// `location` in the attributes.
+    Location,
+    /// `anonymous_id` in the attributes.
+    AnonymousId,
+    Other,
+}
+
+struct Frame {
+    object: bool,
+    role: Role,
+    /// Where this object's keys start in the shared list.
+    keys_from: usize,
+}
+
+/// `Some(facts)` when `text` is one JSON value that serde_json accepts with no duplicate
+/// key, with the facts about the object at `path` (`None` inside when there is none);
+/// `None` when serde_json must decide.
+pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
+    let b = text.as_bytes();
+    let mut stack: Vec<Frame> = Vec::with_capacity(12);
+    let mut keys: Vec<&'a str> = Vec::with_capacity(32);
+    let mut facts: Option<Facts<'a>> = None;
+    let mut role = if path.is_empty() {
+        Role::Attrs
+    } else {
+        Role::Path(0)
+    };
+    let mut i = ws(b, 0);
+    loop {
+        // A value, whose role is `role`.
+        let start = i;
+        match *b.get(i)? {
+            open @ (b'{' | b'[') => {
+                if stack.len() + 1 >= MAX_DEPTH {
+                    return None;
+                }
+                let object = open == b'{';
+                match (role, object) {
+                    // serde reads a struct from an array too: the slow way decides.
+                    (Role::Path(_) | Role::AnonymousId, false) | (Role::AnonymousId, true) => {
+                        return None
+                    }
+                    (Role::Attrs, true) => {
+                        facts = Some(Facts {
+                            open: i,
+                            empty: true,
+                            anonymous_id: None,
+                            kx: false,
+                            location: None,
+                        });
+                    }
+                    (Role::Location, _) => {
+                        if let Some(f) = facts.as_mut() {
+                            f.location = Some(if object {
+                                LocationSeen::Object {
+                                    open: i,
+                                    empty: true,
+                                    has_ip: false,
+                                }
+                            } else {
+                                LocationSeen::Other
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                stack.push(Frame {
+                    object,
+                    role,
+                    keys_from: keys.len(),
+                });
+                i = ws(b, i + 1);
+                let close = if object { b'}' } else { b']' };
+                if b.get(i) == Some(&close) {
+                    stack.pop();
+                    i += 1;
+                } else if object {
+                    i = member(
+                        b, text, i, &mut stack, &mut keys, &mut facts, path, &mut role,
+                    )?;
+                    continue;
+                } else {
+                    role = Role::Other;
+                    continue;
+                }
+            }
+            b'"' => {
+                let end = string_end(b, i)?;
+                if role == Role::AnonymousId {
+                    let inner = &text[i + 1..end - 1];
+                    let plain = (!inner.contains('\\')).then_some(inner);
+                    if let Some(f) = facts.as_mut() {
+                        f.anonymous_id = Some((start, end, plain));
+                    }
+                } else if role == Role::Location {
+                    if let Some(f) = facts.as_mut() {
+                        f.location = Some(LocationSeen::Other);
+                    }
+                }
+                i = end;
+            }
+            _ => {
+                let end = scalar_end(b, i)?;
+                if let Some(f) = facts.as_mut() {
+                    match role {
+                        Role::AnonymousId => f.anonymous_id = Some((start, end, None)),
+                        Role::Location => f.location = Some(LocationSeen::Other),
+                        _ => {}
+                    }
+                }
+                i = end;
+            }
+        }
+        // After a value: the next member or element, or the end of containers.
+        loop {
+            i = ws(b, i);
+            let Some(top) = stack.last() else {
+                return (i == b.len()).then_some(facts);
+            };
+            match (b.get(i)?, top.object) {
+                (b',', true) => {
+                    i = ws(b, i + 1);
+                    i = member(
+                        b, text, i, &mut stack, &mut keys, &mut facts, path, &mut role,
+                    )?;
+                    break;
+                }
+                (b',', false) => {
+                    i = ws(b, i + 1);
+                    role = Role::Other;
+                    break;
+                }
+                (b'}', true) | (b']', false) => {
+                    if let Some(f) = stack.pop().filter(|f| f.object) {
+                        keys.truncate(f.keys_from);
+                    }
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A member's key and colon at `i` in the innermost object: the key checked against the
+/// object's others, `role` set for its value. The index of the value.
+#[allow(clippy::too_many_arguments)]
+fn member<'a>(
+    b: &[u8],
+    text: &'a str,
+    i: usize,
+    stack: &mut [Frame],
+    keys: &mut Vec<&'a str>,
+    facts: &mut Option<Facts<'a>>,
+    path: &[&str],
+    role: &mut Role,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let end = string_end(b, i)?;
+    let key = &text[i + 1..end - 1];
+    let frame = stack.last_mut()?;
+    let mine = &keys[frame.keys_from..];
+    // An escaped key may equal another spelt plainly: serde_json compares them.
+    if key.contains('\\') || mine.len() >= MAX_KEYS || mine.contains(&key) {
+        return None;
+    }
+    keys.push(key);
+    *role = match frame.role {
+        Role::Path(n) if path.get(n) == Some(&key) => {
+            if n + 1 == path.len() {
+                Role::Attrs
+            } else {
+                Role::Path(n + 1)
+            }
+        }
+        Role::Attrs => {
+            if let Some(f) = facts.as_mut() {
+                f.empty = false;
+                f.kx |= key == "_kx";
+            }
+            match key {
+                "anonymous_id" => Role::AnonymousId,
+                "location" => Role::Location,
+                _ => Role::Other,
+            }
+        }
+        Role::Location => {
+            if let Some(LocationSeen::Object { empty, has_ip, .. }) =
+                facts.as_mut().and_then(|f| f.location.as_mut())
+            {
+                *empty = false;
+                *has_ip |= key == "ip";
+            }
+            Role::Other
+        }
+        _ => Role::Other,
+    };
+    colon(b, end)
+}
+
+/// After a key ending before `i`: the colon, then the value's index.
+fn colon(b: &[u8], i: usize) -> Option<usize> {
+    let i = ws(b, i);
+    (b.get(i) == Some(&b':')).then(|| ws(b, i + 1))
+}
+
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The index after the string opening at `i`: escapes valid, surrogates paired, no
+/// control character.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    let u = hex4(b, i + 2)?;
+                    i += 6;
+                    if (0xDC00..0xE000).contains(&u) {
+                        return None;
+                    }
+                    if (0xD800..0xDC00).contains(&u) {
+                        if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
+                            return None;
+                        }
+                        if !(0xDC00..0xE000).contains(&hex4(b, i + 2)?) {
+                            return None;
+                        }
+                        i += 6;
+                    }
+                }
+                _ => return None,
+            },
+            0..=0x1F => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+fn hex4(b: &[u8], i: usize) -> Option<u32> {
+    let mut v = 0;
+    for &c in b.get(i..i + 4)? {
+        v = v * 16 + char::from(c).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// The index after the number or literal at `i`; a number must be within `f64`.
+fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
+    for lit in [&b"true"[..], b"false", b"null"] {
+        if b.get(i..i + lit.len()) == Some(lit) {
+            return Some(i + lit.len());
+        }
+    }
+    let mut j = i;
+    if b.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match b.get(j)? {
+        b'0' => j += 1,
+        b'1'..=b'9' => j = digits(b, j),
+        _ => return None,
+    }
+    let mut exponent = false;
+    if b.get(j) == Some(&b'.') {
+        let k = digits(b, j + 1);
+        if k == j + 1 {
+            return None;
+        }
+        j = k;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        exponent = true;
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let k = digits(b, j);
+        if k == j {
+            return None;
+        }
+        j = k;
+    }
+    // Without an exponent, fewer than 309 digits are always within f64.
+    if exponent || j - i > 300 {
+        let n: f64 = std::str::from_utf8(&b[i..j]).ok()?.parse().ok()?;
+        if !n.is_finite() {
+            return None;
+        }
+    }
+    Some(j)
+}
+
+fn digits(b: &[u8], mut j: usize) -> usize {
+    while matches!(b.get(j), Some(b'0'..=b'9')) {
+        j += 1;
+    }
+    j
+}
+
+// Native only: the comparison is fuzzed with proptest.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[path = "body_scan_tests.rs"]
+mod tests;
