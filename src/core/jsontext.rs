@@ -177,7 +177,8 @@ fn key(b: &[u8], i: usize, spaced: &mut bool) -> Result<usize, usize> {
     Ok(k)
 }
 
-fn ws(b: &[u8], mut i: usize) -> usize {
+/// The index of the first byte at or after `i` that is not JSON whitespace.
+pub(crate) fn ws(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
         i += 1;
     }

@@ -10,6 +10,7 @@
 //! what it finds is what the serde look-up finds (`body_scan_tests.rs` checks both).
 
 use super::visitor::{Facts, LocationSeen};
+use crate::core::jsontext::ws;
 
 /// serde_json refuses the 128th level of nested arrays and objects.
 const MAX_DEPTH: usize = 128;
@@ -232,15 +233,9 @@ fn colon(b: &[u8], i: usize) -> Option<usize> {
     (b.get(i) == Some(&b':')).then(|| ws(b, i + 1))
 }
 
-fn ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
 /// The index after the string opening at `i`: escapes valid, surrogates paired, no
-/// control character.
+/// control character. Stricter than `core::jsontext`'s, which takes a lone surrogate
+/// escape as `JSON.stringify` may write one: serde_json refuses it.
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {

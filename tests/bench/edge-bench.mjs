@@ -52,7 +52,7 @@ import { TRIVIAL_WORKER, SAME_WORK_JS_WORKER, SAME_STEPS_JS_WORKER } from './ref
 import { numberOption, stringOption } from './options.mjs';
 import { benchQueued } from './edge-queued.mjs';
 import {
-  miniflareOptions, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
+  miniflareOptions, besideOurs, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
   EDGE_DIR, ROOT, COMPANY_ID, REVISION, SHOP_ORIGIN, JSON_API,
 } from '../edge/harness.mjs';
 
@@ -150,43 +150,16 @@ async function startPaths() {
   const secrets = makeSecrets();
   let mf;
   try {
-    // Ours exactly as the edge tests run it; host and port are Miniflare-wide options.
+    // Ours exactly as the edge tests run it, beside the JavaScript workers in one workerd.
     const bindings = fullBindings({ emu, secrets });
     const { host: _host, port: _port, ...ours } = miniflareOptions(bindings);
-    const socket = [{ host: '127.0.0.1', port: 0 }];
-    mf = new Miniflare({
-      host: '127.0.0.1',
-      port: 0,
-      workers: [
-        { ...ours, name: 'ours', unsafeDirectSockets: socket },
-        {
-          name: 'trivial',
-          modules: true,
-          script: TRIVIAL_WORKER,
-          compatibilityDate: ours.compatibilityDate,
-          bindings: { UPSTREAM: emu.url },
-          unsafeDirectSockets: socket,
-        },
-        {
-          name: 'samesteps',
-          modules: true,
-          script: SAME_STEPS_JS_WORKER,
-          compatibilityDate: ours.compatibilityDate,
-          bindings,
-          unsafeDirectSockets: socket,
-        },
-        {
-          name: 'samejs',
-          modules: true,
-          script: SAME_WORK_JS_WORKER,
-          compatibilityDate: ours.compatibilityDate,
-          bindings: { UPSTREAM: emu.url, ORIGIN: SHOP_ORIGIN, REVISION },
-          unsafeDirectSockets: socket,
-        },
-        // The other build: its own files, the same bindings.
-        ...(AGAINST ? [{ ...ours, name: 'against', scriptPath: path.join(AGAINST, 'worker.mjs'), modulesRoot: AGAINST, unsafeDirectSockets: socket }] : []),
-      ],
-    });
+    mf = new Miniflare(besideOurs(bindings, [
+      { name: 'trivial', modules: true, script: TRIVIAL_WORKER, bindings: { UPSTREAM: emu.url } },
+      { name: 'samesteps', modules: true, script: SAME_STEPS_JS_WORKER, bindings },
+      { name: 'samejs', modules: true, script: SAME_WORK_JS_WORKER, bindings: { UPSTREAM: emu.url, ORIGIN: SHOP_ORIGIN, REVISION } },
+      // The other build: its own files, the same bindings.
+      ...(AGAINST ? [{ ...ours, name: 'against', scriptPath: path.join(AGAINST, 'worker.mjs'), modulesRoot: AGAINST }] : []),
+    ]));
     await mf.ready;
     const url = async (name) => String(await mf.unsafeGetDirectURL(name)).replace(/\/$/, '');
     return {

@@ -286,6 +286,24 @@ export function miniflareOptions(bindings, { port = 0, extra = {} } = {}) {
 }
 
 /**
+ * Miniflare options for one workerd running ours (with `bindings`) and `others` (more
+ * workers' options), each on a socket of its own (no entry worker in between), as the
+ * benches and the parity test compare them. `ours` is the name of ours.
+ */
+export function besideOurs(bindings, others) {
+  const { host: _host, port: _port, ...ours } = miniflareOptions(bindings);
+  const socket = [{ host: '127.0.0.1', port: 0 }];
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    workers: [
+      { ...ours, name: 'ours', unsafeDirectSockets: socket },
+      ...others.map((w) => ({ compatibilityDate: ours.compatibilityDate, ...w, unsafeDirectSockets: socket })),
+    ],
+  };
+}
+
+/**
  * A Miniflare instance running the worker. `url` is its origin (no trailing slash);
  * `call(path, init)` fetches it over real HTTP and returns a logged snapshot.
  */

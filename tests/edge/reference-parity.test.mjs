@@ -12,7 +12,7 @@ import { sample } from '../emulator/fixtures.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { SAME_STEPS_JS_WORKER } from '../bench/reference-workers.mjs';
 import {
-  miniflareOptions, fullBindings, makeSecrets, isEdgeBuilt, NOT_BUILT, COMPANY_ID, SHOP_ORIGIN, JSON_API, REVISION,
+  besideOurs, fullBindings, makeSecrets, isEdgeBuilt, NOT_BUILT, COMPANY_ID, SHOP_ORIGIN, JSON_API, REVISION,
 } from './harness.mjs';
 
 let emu;
@@ -25,19 +25,7 @@ before(async () => {
   emu = await startEmulator({ port: 0 });
   secrets = makeSecrets();
   const bindings = fullBindings({ emu, secrets });
-  const { host: _h, port: _p, ...ours } = miniflareOptions(bindings);
-  const socket = [{ host: '127.0.0.1', port: 0 }];
-  mf = new Miniflare({
-    host: '127.0.0.1',
-    port: 0,
-    workers: [
-      { ...ours, name: 'ours', unsafeDirectSockets: socket },
-      {
-        name: 'samesteps', modules: true, script: SAME_STEPS_JS_WORKER,
-        compatibilityDate: ours.compatibilityDate, bindings, unsafeDirectSockets: socket,
-      },
-    ],
-  });
+  mf = new Miniflare(besideOurs(bindings, [{ name: 'samesteps', modules: true, script: SAME_STEPS_JS_WORKER, bindings }]));
   await mf.ready;
   for (const name of ['ours', 'samesteps']) base[name] = String(await mf.unsafeGetDirectURL(name)).replace(/\/$/, '');
 });
