@@ -49,7 +49,7 @@ import { Miniflare } from 'miniflare';
 import { sample } from '../emulator/fixtures.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { TRIVIAL_WORKER, SAME_WORK_JS_WORKER, SAME_STEPS_JS_WORKER } from './reference-workers.mjs';
-import { numberOption, stringOption } from './options.mjs';
+import { numberOption, stringOption, flag } from './options.mjs';
 import { benchQueued } from './edge-queued.mjs';
 import {
   miniflareOptions, besideOurs, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
@@ -123,7 +123,11 @@ const raw = JSON.stringify(sample('clientEvent'));
 // On Cloudflare every request carries `cf-connecting-ip` (Cloudflare's edge sets it); Miniflare's
 // direct sockets add none, so it is sent here, and ours and the same steps in JS add the
 // visitor's address to the profile as they would there.
-const headers = { 'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN, 'cf-connecting-ip': '198.51.100.7' };
+// `--no-visitor` sends the request without it, as the bench did before (no address to add).
+const headers = {
+  'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN,
+  ...(flag('no-visitor') ? {} : { 'cf-connecting-ip': '198.51.100.7' }),
+};
 const query = `/client/events?company_id=${COMPANY_ID}`;
 
 /** One POST /client/events; returns [ms, status]. Reads the whole answer. */
