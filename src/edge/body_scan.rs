@@ -9,8 +9,32 @@
 //! body the slow way. So what this accepts is a subset of what serde_json accepts, and
 //! what it finds is what the serde look-up finds (`body_scan_tests.rs` checks both).
 
-use super::visitor::{Facts, LocationSeen};
 use crate::core::jsontext::ws;
+
+/// What the profile's attributes object holds of what the additions touch, by byte
+/// offsets into the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts<'a> {
+    /// The attributes object's `{`.
+    pub open: usize,
+    pub empty: bool,
+    /// `anonymous_id`'s value: its span, and its text when it is a string without escapes.
+    pub anonymous_id: Option<(usize, usize, Option<&'a str>)>,
+    pub kx: bool,
+    pub location: Option<LocationSeen>,
+}
+
+/// The attributes' `location`: an object (its `{`, whether it is empty, whether it has
+/// `ip`), or another kind of value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocationSeen {
+    Object {
+        open: usize,
+        empty: bool,
+        has_ip: bool,
+    },
+    Other,
+}
 
 /// serde_json refuses the 128th level of nested arrays and objects.
 const MAX_DEPTH: usize = 128;

@@ -21,7 +21,7 @@ use serde::de::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::bodies::{self, Invalid};
-use super::body_scan;
+use super::body_scan::{self, Facts, LocationSeen};
 use super::visitor_id::VisitorId;
 
 /// What there is to add to a call.
@@ -49,31 +49,6 @@ fn profile_path(route: &str) -> Option<(&'static [&'static str], bool)> {
         "/client/back-in-stock-subscriptions" => Some((NESTED, false)),
         _ => None,
     }
-}
-
-/// What the profile's attributes object holds of what the additions touch, by byte
-/// offsets into the body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Facts<'a> {
-    /// The attributes object's `{`.
-    pub open: usize,
-    pub empty: bool,
-    /// `anonymous_id`'s value: its span, and its text when it is a string without escapes.
-    pub anonymous_id: Option<(usize, usize, Option<&'a str>)>,
-    pub kx: bool,
-    pub location: Option<LocationSeen>,
-}
-
-/// The attributes' `location`: an object (its `{`, whether it is empty, whether it has
-/// `ip`), or another kind of value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LocationSeen {
-    Object {
-        open: usize,
-        empty: bool,
-        has_ip: bool,
-    },
-    Other,
 }
 
 /// A `/client` body checked (UTF-8 text, one JSON value, no duplicate key) and the facts
