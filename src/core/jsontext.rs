@@ -209,7 +209,8 @@ fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// The index after the JSON number at `i` (its grammar only; no range).
+pub(crate) fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |b: &[u8], mut i: usize| {
         let s = i;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
@@ -239,7 +240,8 @@ fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// Four hex digits at `at`, exactly (no sign, unlike `from_str_radix`).
-fn hex4(b: &[u8], at: usize) -> Option<u32> {
+/// The value of the four hex digits at `at`.
+pub(crate) fn hex4(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4)?
         .iter()
         .try_fold(0u32, |v, &c| Some(v * 16 + (c as char).to_digit(16)?))

@@ -9,7 +9,7 @@
 //! body the slow way. So what this accepts is a subset of what serde_json accepts, and
 //! what it finds is what the serde look-up finds (`body_scan_tests.rs` checks both).
 
-use crate::core::jsontext::ws;
+use crate::core::jsontext::{hex4, number_end, ws};
 
 /// What the profile's attributes object holds of what the additions touch, by byte
 /// offsets into the body.
@@ -63,14 +63,28 @@ struct Frame {
     keys_from: usize,
 }
 
+/// The pass's state: the open containers, the keys of the open objects (one list, each
+/// object's from its frame's `keys_from`), and what was found on the profile's path.
+struct Walk<'a, 'p> {
+    text: &'a str,
+    path: &'p [&'p str],
+    stack: Vec<Frame>,
+    keys: Vec<&'a str>,
+    facts: Option<Facts<'a>>,
+}
+
 /// `Some(facts)` when `text` is one JSON value that serde_json accepts with no duplicate
 /// key, with the facts about the object at `path` (`None` inside when there is none);
 /// `None` when serde_json must decide.
 pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
     let b = text.as_bytes();
-    let mut stack: Vec<Frame> = Vec::with_capacity(12);
-    let mut keys: Vec<&'a str> = Vec::with_capacity(32);
-    let mut facts: Option<Facts<'a>> = None;
+    let mut w = Walk {
+        text,
+        path,
+        stack: Vec::with_capacity(12),
+        keys: Vec::with_capacity(32),
+        facts: None,
+    };
     let mut role = if path.is_empty() {
         Role::Attrs
     } else {
@@ -82,7 +96,7 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
         let start = i;
         match *b.get(i)? {
             open @ (b'{' | b'[') => {
-                if stack.len() + 1 >= MAX_DEPTH {
+                if w.stack.len() + 1 >= MAX_DEPTH {
                     return None;
                 }
                 let object = open == b'{';
@@ -92,7 +106,7 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                         return None
                     }
                     (Role::Attrs, true) => {
-                        facts = Some(Facts {
+                        w.facts = Some(Facts {
                             open: i,
                             empty: true,
                             anonymous_id: None,
@@ -101,7 +115,7 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                         });
                     }
                     (Role::Location, _) => {
-                        if let Some(f) = facts.as_mut() {
+                        if let Some(f) = w.facts.as_mut() {
                             f.location = Some(if object {
                                 LocationSeen::Object {
                                     open: i,
@@ -115,20 +129,18 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                     }
                     _ => {}
                 }
-                stack.push(Frame {
+                w.stack.push(Frame {
                     object,
                     role,
-                    keys_from: keys.len(),
+                    keys_from: w.keys.len(),
                 });
                 i = ws(b, i + 1);
                 let close = if object { b'}' } else { b']' };
                 if b.get(i) == Some(&close) {
-                    stack.pop();
+                    w.stack.pop();
                     i += 1;
                 } else if object {
-                    i = member(
-                        b, text, i, &mut stack, &mut keys, &mut facts, path, &mut role,
-                    )?;
+                    (i, role) = w.member(i)?;
                     continue;
                 } else {
                     role = Role::Other;
@@ -137,22 +149,22 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
             }
             b'"' => {
                 let end = string_end(b, i)?;
-                if role == Role::AnonymousId {
-                    let inner = &text[i + 1..end - 1];
-                    let plain = (!inner.contains('\\')).then_some(inner);
-                    if let Some(f) = facts.as_mut() {
-                        f.anonymous_id = Some((start, end, plain));
-                    }
-                } else if role == Role::Location {
-                    if let Some(f) = facts.as_mut() {
-                        f.location = Some(LocationSeen::Other);
+                if let Some(f) = w.facts.as_mut() {
+                    match role {
+                        Role::AnonymousId => {
+                            let inner = &text[i + 1..end - 1];
+                            f.anonymous_id =
+                                Some((start, end, (!inner.contains('\\')).then_some(inner)));
+                        }
+                        Role::Location => f.location = Some(LocationSeen::Other),
+                        _ => {}
                     }
                 }
                 i = end;
             }
             _ => {
                 let end = scalar_end(b, i)?;
-                if let Some(f) = facts.as_mut() {
+                if let Some(f) = w.facts.as_mut() {
                     match role {
                         Role::AnonymousId => f.anonymous_id = Some((start, end, None)),
                         Role::Location => f.location = Some(LocationSeen::Other),
@@ -165,15 +177,12 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
         // After a value: the next member or element, or the end of containers.
         loop {
             i = ws(b, i);
-            let Some(top) = stack.last() else {
-                return (i == b.len()).then_some(facts);
+            let Some(top) = w.stack.last() else {
+                return (i == b.len()).then_some(w.facts);
             };
             match (b.get(i)?, top.object) {
                 (b',', true) => {
-                    i = ws(b, i + 1);
-                    i = member(
-                        b, text, i, &mut stack, &mut keys, &mut facts, path, &mut role,
-                    )?;
+                    (i, role) = w.member(ws(b, i + 1))?;
                     break;
                 }
                 (b',', false) => {
@@ -182,8 +191,8 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                     break;
                 }
                 (b'}', true) | (b']', false) => {
-                    if let Some(f) = stack.pop().filter(|f| f.object) {
-                        keys.truncate(f.keys_from);
+                    if let Some(f) = w.stack.pop().filter(|f| f.object) {
+                        w.keys.truncate(f.keys_from);
                     }
                     i += 1;
                 }
@@ -193,68 +202,57 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
     }
 }
 
-/// A member's key and colon at `i` in the innermost object: the key checked against the
-/// object's others, `role` set for its value. The index of the value.
-#[allow(clippy::too_many_arguments)]
-fn member<'a>(
-    b: &[u8],
-    text: &'a str,
-    i: usize,
-    stack: &mut [Frame],
-    keys: &mut Vec<&'a str>,
-    facts: &mut Option<Facts<'a>>,
-    path: &[&str],
-    role: &mut Role,
-) -> Option<usize> {
-    if b.get(i) != Some(&b'"') {
-        return None;
+impl<'a> Walk<'a, '_> {
+    /// A member's key and colon at `i` in the innermost object, the key checked against
+    /// the object's others: the index of its value, and the value's role.
+    fn member(&mut self, i: usize) -> Option<(usize, Role)> {
+        let b = self.text.as_bytes();
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let end = string_end(b, i)?;
+        let key = &self.text[i + 1..end - 1];
+        let frame = self.stack.last()?;
+        let mine = &self.keys[frame.keys_from..];
+        // An escaped key may equal another spelt plainly: serde_json compares them.
+        if key.contains('\\') || mine.len() >= MAX_KEYS || mine.contains(&key) {
+            return None;
+        }
+        self.keys.push(key);
+        let role = match frame.role {
+            Role::Path(n) if self.path.get(n) == Some(&key) => {
+                if n + 1 == self.path.len() {
+                    Role::Attrs
+                } else {
+                    Role::Path(n + 1)
+                }
+            }
+            Role::Attrs => {
+                if let Some(f) = self.facts.as_mut() {
+                    f.empty = false;
+                    f.kx |= key == "_kx";
+                }
+                match key {
+                    "anonymous_id" => Role::AnonymousId,
+                    "location" => Role::Location,
+                    _ => Role::Other,
+                }
+            }
+            Role::Location => {
+                if let Some(LocationSeen::Object { empty, has_ip, .. }) =
+                    self.facts.as_mut().and_then(|f| f.location.as_mut())
+                {
+                    *empty = false;
+                    *has_ip |= key == "ip";
+                }
+                Role::Other
+            }
+            _ => Role::Other,
+        };
+        // The colon, then the value.
+        let i = ws(b, end);
+        (b.get(i) == Some(&b':')).then(|| (ws(b, i + 1), role))
     }
-    let end = string_end(b, i)?;
-    let key = &text[i + 1..end - 1];
-    let frame = stack.last_mut()?;
-    let mine = &keys[frame.keys_from..];
-    // An escaped key may equal another spelt plainly: serde_json compares them.
-    if key.contains('\\') || mine.len() >= MAX_KEYS || mine.contains(&key) {
-        return None;
-    }
-    keys.push(key);
-    *role = match frame.role {
-        Role::Path(n) if path.get(n) == Some(&key) => {
-            if n + 1 == path.len() {
-                Role::Attrs
-            } else {
-                Role::Path(n + 1)
-            }
-        }
-        Role::Attrs => {
-            if let Some(f) = facts.as_mut() {
-                f.empty = false;
-                f.kx |= key == "_kx";
-            }
-            match key {
-                "anonymous_id" => Role::AnonymousId,
-                "location" => Role::Location,
-                _ => Role::Other,
-            }
-        }
-        Role::Location => {
-            if let Some(LocationSeen::Object { empty, has_ip, .. }) =
-                facts.as_mut().and_then(|f| f.location.as_mut())
-            {
-                *empty = false;
-                *has_ip |= key == "ip";
-            }
-            Role::Other
-        }
-        _ => Role::Other,
-    };
-    colon(b, end)
-}
-
-/// After a key ending before `i`: the colon, then the value's index.
-fn colon(b: &[u8], i: usize) -> Option<usize> {
-    let i = ws(b, i);
-    (b.get(i) == Some(&b':')).then(|| ws(b, i + 1))
 }
 
 /// The index after the string opening at `i`: escapes valid, surrogates paired, no
@@ -291,14 +289,6 @@ fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-fn hex4(b: &[u8], i: usize) -> Option<u32> {
-    let mut v = 0;
-    for &c in b.get(i..i + 4)? {
-        v = v * 16 + char::from(c).to_digit(16)?;
-    }
-    Some(v)
-}
-
 /// The index after the number or literal at `i`; a number must be within `f64`.
 fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
     for lit in [&b"true"[..], b"false", b"null"] {
@@ -306,53 +296,18 @@ fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
             return Some(i + lit.len());
         }
     }
-    let mut j = i;
-    if b.get(j) == Some(&b'-') {
-        j += 1;
-    }
-    match b.get(j)? {
-        b'0' => j += 1,
-        b'1'..=b'9' => j = digits(b, j),
-        _ => return None,
-    }
-    let mut exponent = false;
-    if b.get(j) == Some(&b'.') {
-        let k = digits(b, j + 1);
-        if k == j + 1 {
-            return None;
-        }
-        j = k;
-    }
-    if matches!(b.get(j), Some(b'e' | b'E')) {
-        exponent = true;
-        j += 1;
-        if matches!(b.get(j), Some(b'+' | b'-')) {
-            j += 1;
-        }
-        let k = digits(b, j);
-        if k == j {
-            return None;
-        }
-        j = k;
-    }
+    let end = number_end(b, i)?;
+    let number = b.get(i..end)?;
     // Without an exponent, fewer than 309 digits are always within f64.
-    if exponent || j - i > 300 {
-        let n: f64 = std::str::from_utf8(&b[i..j]).ok()?.parse().ok()?;
+    if number.len() > 300 || number.iter().any(|c| matches!(c, b'e' | b'E')) {
+        let n: f64 = std::str::from_utf8(number).ok()?.parse().ok()?;
         if !n.is_finite() {
             return None;
         }
     }
-    Some(j)
+    Some(end)
 }
 
-fn digits(b: &[u8], mut j: usize) -> usize {
-    while matches!(b.get(j), Some(b'0'..=b'9')) {
-        j += 1;
-    }
-    j
-}
-
-// Native only: the comparison is fuzzed with proptest.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 #[path = "body_scan_tests.rs"]
 mod tests;

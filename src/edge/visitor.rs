@@ -129,15 +129,12 @@ fn empty_object(raw: &str) -> bool {
 
 /// The body with the additions made, or `None` when it stays as received (nothing to
 /// add, or all of it already there, or not the shape the route takes: Klaviyo answers
-/// that one itself).
+/// that one itself). [`checked_facts`] then [`apply`], as the `/client` route does.
 pub fn enrich(route: &str, body: &str, add: &Additions) -> Option<String> {
     if add.is_empty() {
         return None;
     }
-    let facts = match profile_path(route).and_then(|(path, _)| body_scan::scan(body, path)) {
-        Some(facts) => facts,
-        None => slow_facts(route, body),
-    }?;
+    let facts = checked_facts(route, body).ok()??;
     apply(route, body, &facts, add)
 }
 
