@@ -8,7 +8,9 @@
 //!   400 keys, no string over 100 KB at any depth) and then forgotten;
 //! - [`AnyObject`]: a member that must be an object and is otherwise Klaviyo's to judge;
 //! - [`Capped`]: an array of which only the first `N` elements are kept (the rest are
-//!   counted and skipped), for lists whose rules refuse more than `N` anyway.
+//!   counted and skipped), for lists whose rules refuse more than `N` anyway;
+//! - [`Checked`]: a member that no rule reads, read as its type for the error a wrong
+//!   one gets, and dropped: a kept list element holds only what its rules read.
 //!
 //! Errors are raised as serde errors inside the value, so `serde_path_to_error` gives
 //! them the JSON pointer of the member (`/data/attributes/properties/a/0`), and their
@@ -131,6 +133,24 @@ impl<'de> de::Deserialize<'de> for AnyObject {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A member read as a `T`, so a wrong type is refused with `T`'s own message and the
+/// member's pointer, and then dropped. Kept list elements are held until their rules
+/// run, and a list's storage doubles as it grows: an element that kept every member it
+/// was read for would cost several times its text, so members no rule reads are these.
+pub struct Checked<T>(PhantomData<T>);
+
+impl<T> fmt::Debug for Checked<T> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Checked")
+    }
+}
+
+impl<'de, T: de::Deserialize<'de>> de::Deserialize<'de> for Checked<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|_| Checked(PhantomData))
     }
 }
 

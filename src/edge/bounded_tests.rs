@@ -64,3 +64,36 @@ fn a_capped_array_keeps_n_and_counts_the_rest() {
     let e = parse::<List>(r#"{"data":{}}"#).unwrap_err();
     assert_eq!(e, Invalid::new("/data", "must be an array"));
 }
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Kept {
+    name: String,
+    nick: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Dropped {
+    name: Checked<String>,
+    nick: Option<Checked<String>>,
+}
+
+#[test]
+fn checked_members_are_refused_as_their_type_is_and_hold_nothing() {
+    for text in [
+        r#"{"name":5}"#,
+        r#"{"name":"a","nick":[]}"#,
+        r#"{"nick":"b"}"#,
+        r#"{"name":"a","nick":"\ud800"}"#,
+    ] {
+        assert_eq!(
+            parse::<Dropped>(text).unwrap_err(),
+            parse::<Kept>(text).unwrap_err(),
+            "{text}"
+        );
+    }
+    assert!(parse::<Dropped>(r#"{"name":"a","nick":null}"#).is_ok());
+    assert!(parse::<Dropped>(r#"{"name":"a"}"#).is_ok());
+    assert_eq!(std::mem::size_of::<Option<Checked<String>>>(), 1);
+}

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 pub use super::bodies::Invalid;
 use super::bodies::{self, at, at_index, rule, StringOrNumber};
-use super::bounded::{AnyObject, Capped, Properties};
+use super::bounded::{AnyObject, Capped, Checked, Properties};
 use crate::core::{time, validate};
 
 /// Klaviyo's limit on profiles per bulk call and on events per bulk job.
@@ -45,7 +45,8 @@ tag!(EventBulkCreateType, "event-bulk-create");
 tag!(SubscriptionJobType, "profile-subscription-bulk-create-job");
 
 // The shapes below follow the spec's schemas. Fields that no rule reads are typed all
-// the same, for the pointer a wrong type gets (hence `allow(dead_code)`). Free-form
+// the same, for the pointer a wrong type gets (hence `allow(dead_code)`), and those of
+// list elements are `Checked`: read, then dropped, as list elements are kept. Free-form
 // members are checked as they stream past and not kept, and lists keep no more
 // elements than their rules allow (`bounded`): a body costs memory by its size only.
 
@@ -98,7 +99,7 @@ struct MetricResource {
 #[allow(dead_code)]
 struct MetricAttributes {
     name: String,
-    service: Option<String>,
+    service: Option<Checked<String>>,
 }
 
 #[derive(Deserialize)]
@@ -126,13 +127,13 @@ struct ProfileAttributes {
     external_id: Option<String>,
     anonymous_id: Option<String>,
     _kx: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    organization: Option<String>,
-    locale: Option<String>,
-    title: Option<String>,
-    image: Option<String>,
-    location: Option<Location>,
+    first_name: Option<Checked<String>>,
+    last_name: Option<Checked<String>>,
+    organization: Option<Checked<String>>,
+    locale: Option<Checked<String>>,
+    title: Option<Checked<String>>,
+    image: Option<Checked<String>>,
+    location: Option<Checked<Location>>,
     properties: Option<AnyObject>,
 }
 
@@ -235,7 +236,7 @@ struct SubscriptionJobAttributes {
 struct SubscriptionProfile {
     #[serde(rename = "type")]
     _type: ProfileType,
-    id: Option<String>,
+    id: Option<Checked<String>>,
     attributes: SubscriptionProfileAttributes,
 }
 
@@ -245,7 +246,7 @@ struct SubscriptionProfileAttributes {
     email: Option<String>,
     phone_number: Option<String>,
     subscriptions: SubscriptionChannels,
-    age_gated_date_of_birth: Option<String>,
+    age_gated_date_of_birth: Option<Checked<String>>,
 }
 
 /// `SubscriptionChannels`.
