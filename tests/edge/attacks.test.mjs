@@ -239,10 +239,19 @@ test('slash-padded and case-varied spellings of the shop origin share one rate b
     assert.equal(emu.requests().requests.filter((r) => r.accepted).length, ok, `${where}: forwarded once per token`);
   }
   // Over its rate, a page is refused from the head alone: not a byte of its body is read.
-  // The bucket gained a token a second since workerd's loop: take them, until a 429.
+  // The bucket gains a token a second, continuously: take them, until a 429. A token can
+  // still mature between that 429 and the head's arrival; then the head is admitted and
+  // waits for its body, as it should, so the probe is made again after a new drain.
   const drain = () => cf.send('/api/events', { headers: page({ origin: `${SHOP_ORIGIN}//` }), body: event('{}') }, { clientAddress: '198.51.100.1' });
-  for (let i = 0; i < 60 && (await drain()).status !== 429; i++);
-  const over = await headOnly(`${cf.url}/api/events`, { headers: page({ origin: `${SHOP_ORIGIN}//`, 'cf-connecting-ip': '198.51.100.1' }) });
+  let over;
+  for (let attempt = 1; !over; attempt++) {
+    for (let i = 0; i < 60 && (await drain()).status !== 429; i++);
+    try {
+      over = await headOnly(`${cf.url}/api/events`, { headers: page({ origin: `${SHOP_ORIGIN}//`, 'cf-connecting-ip': '198.51.100.1' }), timeout: 2000 });
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
   assert.equal(over.status, 429);
   assert.equal(over.headers['retry-after'], '60');
 });
