@@ -161,7 +161,8 @@ copy_wrapper() {
 }
 
 # minify_js STAGE: every .js in the package through terser (npm devDependency): the
-# wasm-bindgen glue is verbose, and script-tag users get our files as they are.
+# wasm-bindgen glue is verbose, and script-tag users get our files as they are. Not
+# index.js and inline.js, minified as they are bundled (terser would escape the bytes).
 # Roughly 8 KB -> 5 KB gzipped.
 minify_js() {
   local f
@@ -171,7 +172,7 @@ minify_js() {
       die "terser failed on ${f#"$ROOT"/}"
     fi
     mv "$f.min" "$f"
-  done < <(find "$1" -name '*.js' -type f ! -name index.js)
+  done < <(find "$1" -name '*.js' -type f ! -name index.js ! -name inline.js)
 }
 
 # terser_again FILE [--module]: terser over esbuild's minified bundle finds what esbuild leaves
@@ -180,7 +181,7 @@ minify_js() {
 terser_again() {
   local f=$1; shift
   if ! node "$ROOT/node_modules/terser/bin/terser" "$f" "$@" --ecma 2020 \
-        --compress passes=2 --mangle -o "$f.min"; then
+        --compress "${TERSER_COMPRESS:-passes=2}" --mangle -o "$f.min"; then
     die "terser failed on ${f#"$ROOT"/}"
   fi
   mv "$f.min" "$f"
@@ -201,7 +202,7 @@ bundle_web() {
   local stage=$1 src="$1/src"
   mkdir -p "$src"
   mv "$stage/$OUT_NAME.js" "$src/"
-  cp "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$src/"
+  cp "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$ROOT/js/wasm-source.js" "$src/"
   # es2022: private fields stay native (lowering them would cost bytes and speed).
   if ! "$ROOT/node_modules/.bin/esbuild" "$src/index.js" --bundle --format=esm \
         --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
@@ -209,6 +210,18 @@ bundle_web() {
     die "esbuild failed to bundle js/index.js"
   fi
   terser_again "$stage/index.js" --module
+  # inline.js (`klaviyo-wasm/inline`): the same modules with the .wasm's bytes inside,
+  # one file and no second request (js/wasm-source-inline.js in wasm-source.js's place).
+  cp "$ROOT/js/wasm-source.js" "$src/wasm-fetch.js"
+  cp "$ROOT/js/wasm-source-inline.js" "$src/wasm-source.js"
+  if ! "$ROOT/node_modules/.bin/esbuild" "$src/index.js" --bundle --format=esm \
+        --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
+        --outfile="$stage/inline.js"; then
+    die "esbuild failed to bundle the inline build"
+  fi
+  # evaluate=false: terser would read the placeholder's length as the bytes' length.
+  TERSER_COMPRESS=passes=2,evaluate=false terser_again "$stage/inline.js" --module
+  node "$ROOT/.ci/inline-wasm.mjs" "$stage/inline.js" "$stage/${OUT_NAME}_bg.wasm" || die "the inline build has no place for the bytes"
   rm -rf "$src" "$stage/$OUT_NAME.d.ts" "$stage/${OUT_NAME}_bg.wasm.d.ts"
 }
 
@@ -218,7 +231,7 @@ bundle_web() {
 bundle_script() {
   local from=$1 stage="$ROOT/dist/script.tmp" src="$ROOT/dist/script.tmp/src"
   rm -rf "$stage"; mkdir -p "$src/script"
-  cp "$from/$OUT_NAME.js" "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$src/"
+  cp "$from/$OUT_NAME.js" "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$ROOT/js/wasm-source.js" "$src/"
   cp "$ROOT"/js/script/*.js "$src/script/"
   cp "$from/${OUT_NAME}_bg.wasm" "$stage/"
   # A classic script, strict like the modules it is made of. import.meta is empty in an

@@ -4,6 +4,7 @@
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
 import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, now, uuid } from "./runtime.js";
+import { WASM_URL, wasmModule } from "./wasm-source.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
 // fails if they differ). EARLY_RESET is no Op: it marks a reset() in the loading window.
@@ -60,9 +61,6 @@ const seed = uuid() + "-";
 let count = 0;
 const nextId = () => seed + ++count;
 
-/** The wasm beside this module; a bundler sees this literal and ships the file. A
- * classic-script bundle has no import.meta.url: js/script/main.js names the URL. */
-const BESIDE = import.meta.url && new URL("klaviyo_wasm_bg.wasm", import.meta.url).href;
 /** The URL being loaded; the abort of a load started ahead that no tracker awaits yet;
  * whether a tracker was created (its own load then starts at the end of its task). */
 let loadingUrl, ahead, created;
@@ -70,7 +68,7 @@ let loadingUrl, ahead, created;
 /** Fetches and compiles the wasm once per page, however many trackers exist. A load
  * started ahead (`preload`) for another URL than the first tracker's is dropped. */
 function load(url) {
-  const u = String(url || BESIDE);
+  const u = String(url || WASM_URL);
   if (loading && (u === loadingUrl || !ahead)) {
     ahead = null;
     return loading;
@@ -84,21 +82,11 @@ function start(u, signal) {
   loadingUrl = u;
   loading = (async () => {
     try {
-      let module;
-      try {
-        // Compiles while it downloads, off the main thread; needs `application/wasm`.
-        const response = fetch(u, { signal });
-        listenToOtherTabs(); // while it downloads: off the path to ready
-        module = await WebAssembly.compileStreaming(response);
-      } catch (e) {
-        if (signal?.aborted) throw e;
-        const res = await fetch(u);
-        if (!res.ok) throw Error(`HTTP ${res.status}`);
-        module = await WebAssembly.compile(await res.arrayBuffer());
-      }
+      const module = wasmModule(u, signal);
+      listenToOtherTabs(); // while it downloads: off the path to ready
       // Its exports are called as they are (see js/runtime.js): it imports nothing, so
       // no import object, and wasm-bindgen's generated wrappers are not needed.
-      attach(new WebAssembly.Instance(module).exports);
+      attach(new WebAssembly.Instance(await module).exports);
     } catch (e) {
       throw loadError(e, u);
     }
@@ -111,7 +99,7 @@ function start(u, signal) {
  * At the end of the current task (the last URL asked wins): a tracker created in this
  * task loads what it names itself; one created later with another `wasmUrl` aborts it. */
 let wanted;
-export function preload(url = BESIDE) {
+export function preload(url = WASM_URL) {
   if (!url || !globalThis.document) return; // not a page (server-side rendering, a test)
   if (!wanted) {
     queueMicrotask(() => {

@@ -175,7 +175,7 @@ test('the page with the renaming sends, stores and shows what it does without it
 });
 
 test('the shipped bundles carry none of the renamed names', () => {
-  for (const file of ['dist/web/index.js', 'dist/script/klaviyo-wasm.js']) {
+  for (const file of ['dist/web/index.js', 'dist/web/inline.js', 'dist/script/klaviyo-wasm.js']) {
     const text = read(file);
     for (const name of NAMES) assert.ok(!new RegExp(`\\.${name}\\b|\\b${name}\\(`).test(text), `${file} still has .${name}`);
   }

@@ -10,6 +10,7 @@
 //                      application/octet-stream (compileStreaming's MIME check)
 //   &control=URL       a plain fetch (no keepalive) to URL as the page goes (see leaving())
 //   &cookie=TEXT       document.cookie is set to TEXT first (Klaviyo's __kla_id, __kla_off)
+//   &build=inline      import the inline build (dist/web/inline.js) instead of index.js
 //   &activeOnSite=auto the tracker sends Active on Site itself (the matrix's default is
 //                      "manual", so the other scenarios count only their own events)
 //
@@ -136,7 +137,8 @@ async function main() {
     return;
   }
   try {
-    const { Klaviyo } = await import('/dist/web/index.js');
+    // ?build=inline: the inline build (klaviyo-wasm/inline), the .wasm's bytes inside it.
+    const { Klaviyo } = await import(q.get('build') === 'inline' ? '/dist/web/inline.js' : '/dist/web/index.js');
     window.Klaviyo = Klaviyo;
     window.kl = await Klaviyo.init(options());
     document.body.dataset.ready = '1';

@@ -305,6 +305,30 @@ test('a server that sends the wasm without application/wasm: compileStreaming fa
   assertNoPageErrors(shop);
 });
 
+test('the inline build (klaviyo-wasm/inline): one file, no .wasm request, and its calls reach Klaviyo', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const wasmRequests = [];
+  shop.context.on('request', (r) => { if (new URL(r.url()).pathname.endsWith('.wasm')) wasmRequests.push(r.url()); });
+  const u = new URL('/tests/queue/create-inline.html', env.site.url);
+  u.searchParams.set('companyId', companyId);
+  u.searchParams.set('apiBase', env.emu.url);
+  const page = await shop.context.newPage();
+  await page.goto(u.href);
+  await shop.ready(page);
+  const early = await page.evaluate(() => window.kl.track('Inline Build', { n: 1 }));
+  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.wasm), '1', `ready: ${await page.evaluate(() => window.initError)}`);
+  const later = await page.evaluate(() => window.kl.track('Inline Build', { n: 2 }));
+  const files = await page.evaluate(() => performance.getEntriesByType('resource')
+    .map((e) => new URL(e.name).pathname).filter((p) => p.startsWith('/dist/web/')));
+  assert.deepEqual(files, ['/dist/web/inline.js'], 'the package is one file');
+  assert.deepEqual(wasmRequests, [], 'no .wasm was asked for');
+  await delivered([early, later]);
+  t.diagnostic(`files from the package: ${files.join(', ')}; wire: ${wireLine(summary())}`);
+  assertNoPageErrors(shop);
+});
+
 test('the download starts when the package is evaluated; a tracker created later with its own wasmUrl aborts it and loads its own', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
