@@ -175,13 +175,13 @@ minify_js() {
   done < <(find "$1" -name '*.js' -type f ! -name index.js ! -name inline.js)
 }
 
-# terser_again FILE [--module]: terser over esbuild's minified bundle finds what esbuild leaves
+# terser_again FILE COMPRESS [--module]: terser over esbuild's minified bundle finds what esbuild leaves
 # (joined declarations and conditions, a second pass): the npm page's index.js 4494 ->
 # 4338 B gzipped. Names stay: terser mangles locals, never properties.
 terser_again() {
-  local f=$1; shift
+  local f=$1 compress=$2; shift 2
   if ! node "$ROOT/node_modules/terser/bin/terser" "$f" "$@" --ecma 2020 \
-        --compress "${TERSER_COMPRESS:-passes=2}" --mangle -o "$f.min"; then
+        --compress "$compress" --mangle -o "$f.min"; then
     die "terser failed on ${f#"$ROOT"/}"
   fi
   mv "$f.min" "$f"
@@ -209,7 +209,7 @@ bundle_web() {
         --outfile="$stage/index.js"; then
     die "esbuild failed to bundle js/index.js"
   fi
-  terser_again "$stage/index.js" --module
+  terser_again "$stage/index.js" passes=2 --module
   # inline.js (`klaviyo-wasm/inline`): the same modules with the .wasm's bytes inside,
   # one file and no second request (js/wasm-source-inline.js in wasm-source.js's place).
   cp "$ROOT/js/wasm-source.js" "$src/wasm-fetch.js"
@@ -220,8 +220,8 @@ bundle_web() {
     die "esbuild failed to bundle the inline build"
   fi
   # evaluate=false: terser would read the placeholder's length as the bytes' length.
-  TERSER_COMPRESS=passes=2,evaluate=false terser_again "$stage/inline.js" --module
-  node "$ROOT/.ci/inline-wasm.mjs" "$stage/inline.js" "$stage/${OUT_NAME}_bg.wasm" || die "the inline build has no place for the bytes"
+  terser_again "$stage/inline.js" passes=2,evaluate=false --module
+  node "$ROOT/.ci/inline-wasm.mjs" "$stage/inline.js" "$stage/${OUT_NAME}_bg.wasm" || die "the inline build failed: its bytes not written (see above)"
   rm -rf "$src" "$stage/$OUT_NAME.d.ts" "$stage/${OUT_NAME}_bg.wasm.d.ts"
 }
 
@@ -243,7 +243,7 @@ bundle_script() {
         --outfile="$stage/klaviyo-wasm.js"; then
     die "esbuild failed to bundle js/script/main.js"
   fi
-  terser_again "$stage/klaviyo-wasm.js"
+  terser_again "$stage/klaviyo-wasm.js" passes=2
   if ! node "$ROOT/node_modules/terser/bin/terser" "$ROOT/js/script/snippet.js" --ecma 5 \
         --compress passes=2 --mangle -o "$stage/snippet.min.js"; then
     die "terser failed on js/script/snippet.js"

@@ -102,7 +102,7 @@ install_all() {
 }
 
 run_matrix() {
-  if [ ! -f dist/web/index.js ] || [ ! -f dist/web/klaviyo_wasm_bg.wasm ]; then
+  if [ ! -f dist/web/index.js ] || [ ! -f dist/web/inline.js ] || [ ! -f dist/web/klaviyo_wasm_bg.wasm ]; then
     log "dist/web missing: bash .ci/build.sh"
     bash .ci/build.sh
   fi

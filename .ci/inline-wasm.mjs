@@ -5,7 +5,8 @@
 //   `${` and CR (a template literal reads CR and CRLF as LF);
 // - the decoder's bytes (js/latin1-decoder.wat, assembled here by binaryen's wasm-as), as
 //   an array literal.
-// Fails unless each placeholder is there exactly once, in quotes.
+// Fails unless each placeholder is there exactly once, in quotes, and unless the literal,
+// read back as JavaScript reads it, is the .wasm's bytes.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,14 @@ const put = (placeholder, literal) => {
   const [spot] = spots;
   text = text.slice(0, spot.index) + literal + text.slice(spot.index + spot[0].length);
 };
+const wasm = readFileSync(wasmPath);
+const literal = latin1Literal(wasm);
+// The literal read back as JavaScript reads it must be the bytes, one character each.
+const back = new Function(`return ${literal}`)();
+if (back.length !== wasm.length || wasm.some((b, i) => back.charCodeAt(i) !== b)) {
+  console.error(`inline-wasm: the literal does not read back as ${wasmPath}`);
+  process.exit(1);
+}
 put('__KLAVIYO_LATIN1_DECODER__', `[${[...assemble(path.join(ROOT, 'js/latin1-decoder.wat'))].join(',')}]`);
-put('__KLAVIYO_WASM_BYTES__', latin1Literal(readFileSync(wasmPath)));
+put('__KLAVIYO_WASM_BYTES__', literal);
 writeFileSync(modulePath, text, 'utf8');

@@ -45,7 +45,9 @@ export interface KlaviyoOptions {
   /**
    * Where to load the `.wasm` from, if not next to this module. The download of the one
    * next to it starts when this module is evaluated; a tracker created in a later task
-   * with another `wasmUrl` aborts it (call `preload(wasmUrl)` early instead).
+   * with another `wasmUrl` aborts it (call `preload(wasmUrl)` early instead). With
+   * `klaviyo-wasm/inline` the `.wasm` is inside the module, compiled at the end of the
+   * task that evaluates it; a `wasmUrl` is fetched all the same.
    */
   wasmUrl?: string | URL;
   /**
@@ -288,8 +290,9 @@ export class Klaviyo {
 
 /**
  * Starts downloading and compiling the `.wasm` now, before any tracker exists (the one
- * next to this module is started this way when the module is evaluated). Does nothing
- * outside a page, or once a load has started.
+ * next to this module is started this way when the module is evaluated; with
+ * `klaviyo-wasm/inline`, the copy inside it is compiled then). Does nothing outside a
+ * page, or once a load has started.
  */
 export function preload(wasmUrl?: string | URL): void;
 

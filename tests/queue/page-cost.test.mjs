@@ -316,7 +316,7 @@ test('the inline build (klaviyo-wasm/inline): one file, no .wasm request, and it
   const page = await shop.context.newPage();
   await page.goto(u.href);
   await shop.ready(page);
-  const early = await page.evaluate(() => window.kl.track('Inline Build', { n: 1 }));
+  const first = await page.evaluate(() => window.kl.track('Inline Build', { n: 1 }));
   await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
   assert.equal(await page.evaluate(() => document.body.dataset.wasm), '1', `ready: ${await page.evaluate(() => window.initError)}`);
   const later = await page.evaluate(() => window.kl.track('Inline Build', { n: 2 }));
@@ -324,7 +324,7 @@ test('the inline build (klaviyo-wasm/inline): one file, no .wasm request, and it
     .map((e) => new URL(e.name).pathname).filter((p) => p.startsWith('/dist/web/')));
   assert.deepEqual(files, ['/dist/web/inline.js'], 'the package is one file');
   assert.deepEqual(wasmRequests, [], 'no .wasm was asked for');
-  await delivered([early, later]);
+  await delivered([first, later]);
   t.diagnostic(`files from the package: ${files.join(', ')}; wire: ${wireLine(summary())}`);
   assertNoPageErrors(shop);
 });

@@ -8,7 +8,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const WASM = path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm');
 
 export function isBuilt() {
-  return existsSync(path.join(ROOT, 'dist/web/index.js')) && existsSync(WASM);
+  return existsSync(path.join(ROOT, 'dist/web/index.js')) && existsSync(path.join(ROOT, 'dist/web/inline.js')) && existsSync(WASM);
 }
 
 /** sha256 (first 12 hex) and mtime of the built wasm: which build a run tested. */
