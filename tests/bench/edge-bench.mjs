@@ -50,6 +50,7 @@ import { sample } from '../emulator/fixtures.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { TRIVIAL_WORKER, SAME_WORK_JS_WORKER, SAME_STEPS_JS_WORKER } from './reference-workers.mjs';
 import { numberOption, stringOption, flag } from './options.mjs';
+import { median } from './median.mjs';
 import { benchQueued } from './edge-queued.mjs';
 import {
   miniflareOptions, besideOurs, fullBindings, makeSecrets, isEdgeBuilt, edgeBuildId, findSecrets, NOT_BUILT,
@@ -222,18 +223,32 @@ function bootstrapRatio(samples, of = 'ours', over = 'trivial', resamples = 1000
   return ratios.length >= resamples * 0.95 ? [quantile(ratios, 0.025), quantile(ratios, 0.975)] : [NaN, NaN];
 }
 
-/** Requests EARLY_FROM+1 .. EARLY_FROM+EARLY_N on a new workerd, per path. */
+/** The secrets to look for in each path's answers: ours and the workers given them. */
+const secretsFor = (secrets) => (name) => (name === 'ours' || name === 'against' || name === 'samesteps' ? secrets : null);
+
+/**
+ * `rounds` rounds of one request per path, in rotating order, on a workerd that has just
+ * started; returns the fresh-isolate window: each path's times in rounds
+ * EARLY_FROM+1 .. EARLY_FROM+EARLY_N.
+ */
+async function warmUp({ paths, secrets }, rounds) {
+  const secretsOf = secretsFor(secrets);
+  const window = Object.fromEntries(LAT_PATHS.map((p) => [p, []]));
+  for (let i = 0; i < rounds; i += 1) {
+    const timed = i >= EARLY_FROM && i < EARLY_FROM + EARLY_N;
+    for (const name of rotation(i)) {
+      const [dt] = await once(paths[name], secretsOf(name));
+      if (timed) window[name].push(dt);
+    }
+  }
+  return window;
+}
+
+/** The fresh-isolate window of a workerd started for it alone. */
 async function freshWindow() {
   const started = await startPaths();
   try {
-    const window = Object.fromEntries(LAT_PATHS.map((p) => [p, []]));
-    for (let i = 0; i < EARLY_FROM + EARLY_N; i += 1) {
-      for (const name of rotation(i)) {
-        const [dt] = await once(started.paths[name], null);
-        if (i >= EARLY_FROM) window[name].push(dt);
-      }
-    }
-    return window;
+    return await warmUp(started, EARLY_FROM + EARLY_N);
   } finally {
     await started.close();
   }
@@ -247,24 +262,17 @@ const edge = await startPaths();
 const results = {};
 try {
   const { emu, secrets, paths } = edge;
-  const secretsOf = (name) => (name === 'ours' || name === 'against' || name === 'samesteps' ? secrets : null);
+  const secretsOf = secretsFor(secrets);
   console.log(`edge build ${edgeBuildId()} (${path.relative(ROOT, EDGE_DIR) || EDGE_DIR})`);
   if (AGAINST) console.log(`against build ${edgeBuildId(AGAINST)} (${AGAINST})`);
   console.log(`node ${process.version}, ${workerdVersion()}, miniflare ${JSON.parse(readFileSync(path.join(ROOT, 'node_modules/miniflare/package.json'), 'utf8')).version}`);
   console.log(`${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${os.platform()} ${os.release()}, load average ${os.loadavg()[0].toFixed(1)}`);
 
   // ---------- 1. latency ----------
-  const early = Object.fromEntries(LAT_PATHS.map((p) => [p, []]));
-  for (let i = 0; i < WARMUP; i += 1) {
-    const timed = i >= EARLY_FROM && i < EARLY_FROM + EARLY_N;
-    for (const name of rotation(i)) {
-      const [dt] = await once(paths[name], secretsOf(name));
-      if (timed) early[name].push(dt);
-    }
-  }
+  freshWindows.push(await warmUp(edge, WARMUP));
   emu.reset();
-  freshWindows.push(Object.fromEntries(LAT_PATHS.map((p) => [p, [...early[p]]])));
-  for (const w of freshWindows.slice(0, -1)) for (const p of LAT_PATHS) early[p].push(...w[p]);
+  // The fresh-isolate window, pooled over every isolate's.
+  const early = Object.fromEntries(LAT_PATHS.map((p) => [p, freshWindows.flatMap((w) => w[p])]));
   const samples = Object.fromEntries(LAT_PATHS.map((p) => [p, []]));
   const bad = Object.fromEntries(LAT_PATHS.map((p) => [p, 0]));
   for (let i = 0; i < N; i += 1) {
@@ -332,7 +340,7 @@ try {
     console.log(`   fresh isolate (requests ${EARLY_FROM + 1}-${EARLY_FROM + EARLY_N} of each warm-up, before V8 has tiered the worker up, on ${FRESH} isolates pooled): ours added / trivial added at p50 ${times(eRatio('ours'))}`
       + ` (ours ${signedMs(e.ours.p50 - e.direct.p50)}, trivial ${signedMs(e.trivial.p50 - e.direct.p50)}); the same steps in JS ${times(eRatio('samesteps'))}, the floor in JS ${times(eRatio('samejs'))}`);
     console.log(`   fresh isolate: ours added / the same steps in JS added at p50: ${times(overJs('ours', e))} (95% interval ${span(eOverJsInterval)}); target <= 1.05x`);
-    console.log(`   fresh isolate, each isolate alone: ${each.map(times).join(', ')} (median ${times([...each].sort((a, b) => a - b)[Math.floor((each.length - 1) / 2)])})`);
+    console.log(`   fresh isolate, each isolate alone: ${each.map(times).join(', ')} (median ${times(median(each))})`);
     console.log(`   fresh isolate: ours added / the floor in JS added at p50: ${times(overJs('ours', e, 'samejs'))} (95% interval ${span(eOverFloorInterval)})`);
   }
   if (AGAINST) {

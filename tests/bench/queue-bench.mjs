@@ -22,6 +22,7 @@ import path from 'node:path';
 import { gzipSync, constants } from 'node:zlib';
 import { ROOT, startEnv, newShop, waitFor, storedEntries } from '../queue/harness.mjs';
 import { trackThenNavigate, trackThenClose, DELAYS } from '../queue/scenarios.mjs';
+import { median } from './median.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -38,12 +39,6 @@ const OUT = path.join(ROOT, 'target/bench/queue-bench.json');
 
 // ---------- small helpers ----------
 
-const median = (xs) => {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
 const fmt = (n, d = 2) => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null);
 const x = (r) => (r === null ? 'n/a' : `${r.toFixed(r >= 100 ? 0 : r >= 10 ? 1 : 2)}×`);
@@ -287,7 +282,7 @@ async function benchStartup(env) {
     { name: 'preload', file: '/tests/queue/startup-preload.html', label: 'modulepreload index.js + preload wasm' },
     { name: 'later', file: '/tests/queue/startup-later.html', label: 'no hints, create() 20 ms after the import' },
     { name: 'floor', file: '/tests/queue/startup-floor.html', label: 'the .wasm alone: fetch, compile, instantiate (no tracker)' },
-    { name: 'inline', file: '/tests/queue/startup-inline.html', label: 'the inline build (klaviyo-wasm/inline), no hints' },
+    { name: 'inline', file: '/tests/queue/startup.html?build=inline', label: 'the inline build (klaviyo-wasm/inline), no hints' },
   ];
   const samples = Object.fromEntries(variants.map((v) => [v.name, []]));
   const errors = [];
@@ -476,7 +471,7 @@ function printStartup(d) {
     const wasm = v.wasm[0] === null ? 'no wasm request' : `wasm ${fmt(v.wasm[0], 1)}..${fmt(v.wasm[1], 1)} ms`;
     note(`${v.label}: t0 at ${fmt(v.t0Ms, 1)} ms after navigation start; ${v === d.inline ? 'inline.js' : 'index.js'} fetched ${fmt(v.indexJs[0], 1)}..${fmt(v.indexJs[1], 1)} ms, ${wasm} after t0`);
   }
-  note('pages: tests/queue/startup.html, startup-preload.html and startup-inline.html; localhost, no-store (no cache, no network latency).');
+  note('pages: tests/queue/startup.html (?build=inline for the inline build) and startup-preload.html; localhost, no-store (no cache, no network latency).');
   if (d.errors.length) note(`errors: ${d.errors.join('; ')}`);
 }
 
