@@ -195,6 +195,16 @@ mangle_props() {
   [ -n "$names" ] && printf -- '--mangle-props=^(%s)$' "$names"
 }
 
+# esbuild_esm ENTRY OUT: one minified ES module from ENTRY and what it imports.
+# es2022: private fields stay native (lowering them would cost bytes and speed).
+esbuild_esm() {
+  if ! "$ROOT/node_modules/.bin/esbuild" "$1" --bundle --format=esm \
+        --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
+        --outfile="$2"; then
+    die "esbuild failed to bundle ${2#"$ROOT"/}"
+  fi
+}
+
 # bundle_web STAGE: js/index.js + js/runtime.js + the wasm-bindgen glue -> one minified
 # ES module, index.js, so a page loads two files from us (it and the .wasm) and a
 # bundler sees one module. The glue's unused parts (its own fetch/instantiate) go.
@@ -203,22 +213,13 @@ bundle_web() {
   mkdir -p "$src"
   mv "$stage/$OUT_NAME.js" "$src/"
   cp "$ROOT/js/index.js" "$ROOT/js/runtime.js" "$ROOT/js/wasm-source.js" "$src/"
-  # es2022: private fields stay native (lowering them would cost bytes and speed).
-  if ! "$ROOT/node_modules/.bin/esbuild" "$src/index.js" --bundle --format=esm \
-        --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
-        --outfile="$stage/index.js"; then
-    die "esbuild failed to bundle js/index.js"
-  fi
+  esbuild_esm "$src/index.js" "$stage/index.js"
   terser_again "$stage/index.js" passes=2 --module
   # inline.js (`klaviyo-wasm/inline`): the same modules with the .wasm's bytes inside,
   # one file and no second request (js/wasm-source-inline.js in wasm-source.js's place).
   cp "$ROOT/js/wasm-source.js" "$src/wasm-fetch.js"
   cp "$ROOT/js/wasm-source-inline.js" "$src/wasm-source.js"
-  if ! "$ROOT/node_modules/.bin/esbuild" "$src/index.js" --bundle --format=esm \
-        --minify --target=es2022 --legal-comments=none --log-level=warning "$(mangle_props)" \
-        --outfile="$stage/inline.js"; then
-    die "esbuild failed to bundle the inline build"
-  fi
+  esbuild_esm "$src/index.js" "$stage/inline.js"
   # evaluate=false: terser would read the placeholder's length as the bytes' length.
   terser_again "$stage/inline.js" passes=2,evaluate=false --module
   node "$ROOT/.ci/inline-wasm.mjs" "$stage/inline.js" "$stage/${OUT_NAME}_bg.wasm" || die "the inline build failed: its bytes not written (see above)"

@@ -461,27 +461,26 @@ export const SCENARIOS = [
       return details.join('; ');
     },
   },
-];
-
-SCENARIOS.push({
-  name: 'inline build',
-  what: 'klaviyo-wasm/inline: one file, no .wasm asked for, no compileStreaming; identify and 2 events accepted once each',
-  async run(ctx) {
-    const page = await ctx.open({ build: 'inline' });
-    await page.eval(() => window.kl.identify({ email: 'engine.inline@example.com' }));
-    const ids = await trackMany(page, 2, { metric: 'Engine Matrix Inline' });
-    const s = await delivered(ctx, ids);
-    onceEach(s, ids);
-    const seen = await page.eval(() => ({
-      files: performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => p.startsWith('/dist/web/')),
-      streaming: window.probe.streaming.length,
-    }));
-    assert.deepEqual(seen.files, ['/dist/web/inline.js'], 'the package is one file');
-    assert.equal(seen.streaming, 0, 'no compileStreaming: nothing to stream');
-    await noPageErrors(page);
-    return `files from the package: ${seen.files.join(', ')}; ${ids.length} events accepted once each`;
+  {
+    name: 'inline-build',
+    what: 'klaviyo-wasm/inline: one file, no .wasm asked for, no compileStreaming; identify and 2 events accepted once each',
+    async run(ctx) {
+      const page = await ctx.open({ build: 'inline' });
+      await page.eval(() => window.kl.identify({ email: 'engine.inline@example.com' }));
+      const ids = await trackMany(page, 2, { metric: 'Engine Matrix Inline' });
+      const s = await delivered(ctx, ids);
+      onceEach(s, ids);
+      const seen = await page.eval(() => ({
+        files: performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => p.startsWith('/dist/web/')),
+        streaming: window.probe.streaming.length,
+      }));
+      assert.deepEqual(seen.files, ['/dist/web/inline.js'], 'the package is one file');
+      assert.equal(seen.streaming, 0, 'no compileStreaming: nothing to stream');
+      await noPageErrors(page);
+      return `files from the package: ${seen.files.join(', ')}; ${ids.length} events accepted once each`;
+    },
   },
-});
+];
 
 // ---------------------------------------------------------------- offline variants
 
