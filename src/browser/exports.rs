@@ -53,10 +53,7 @@ fn text_at(at: &mut usize, len: u32) -> Option<&'static str> {
         return None;
     }
     let end = *at + len as usize;
-    let s = INPUT
-        .get()
-        .get(*at..end)
-        .and_then(|b| std::str::from_utf8(b).ok());
+    let s = INPUT.get().get(*at..end).and_then(text::utf8);
     *at = end;
     Some(s.unwrap_or(""))
 }

@@ -57,7 +57,7 @@ fn visitor(value: &str) -> String {
         .and_then(base64)
         .unwrap_or_default();
     // Anything but an object has none of these fields.
-    if let Ok(Ok(obj)) = std::str::from_utf8(&bytes).map(jt::check) {
+    if let Some(Ok(obj)) = text::utf8(&bytes).map(jt::check) {
         for &(from, to) in &[
             ("$exchange_id", "_kx"),
             ("$email", "email"),

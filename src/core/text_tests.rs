@@ -123,3 +123,51 @@ fn blanks_are_found_without_unicode_tables() {
         assert_eq!(has_control(&s), c.is_control(), "{:x}", c as u32);
     }
 }
+
+#[test]
+fn utf8_agrees_with_std_at_every_boundary_of_the_encoding() {
+    // Every lead byte, then each continuation byte at the edges of every range that
+    // decides validity (overlongs, surrogates, past U+10FFFF), whole and cut short.
+    let edges = [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF];
+    for lead in 0..=255u8 {
+        for &a in &edges {
+            for &b in &edges {
+                for &c in &edges {
+                    let bytes = [lead, a, b, c];
+                    for end in 0..=bytes.len() {
+                        let s = &bytes[..end];
+                        assert_eq!(utf8(s), std::str::from_utf8(s).ok(), "{s:x?}");
+                    }
+                }
+            }
+        }
+    }
+    for s in [
+        "",
+        "plain",
+        "é",
+        "😀",
+        "\u{FFFF}",
+        "\u{10FFFF}",
+        "a\u{0}b",
+        "x😀é\u{7FF}",
+    ] {
+        assert_eq!(utf8(s.as_bytes()), Some(s));
+        assert_eq!(utf8_string(s.as_bytes().to_vec()).as_deref(), Some(s));
+    }
+    assert_eq!(utf8_string(vec![b'a', 0xED, 0xA0, 0x80]), None); // a lone surrogate
+}
+
+// proptest runs natively (a dev-dependency of native targets only).
+#[cfg(not(target_arch = "wasm32"))]
+proptest::proptest! {
+    #[test]
+    fn utf8_agrees_with_std_on_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+        proptest::prop_assert_eq!(utf8(&bytes), std::str::from_utf8(&bytes).ok());
+    }
+
+    #[test]
+    fn utf8_accepts_any_text(s in ".{0,40}") {
+        proptest::prop_assert_eq!(utf8(s.as_bytes()), Some(s.as_str()));
+    }
+}
