@@ -23,6 +23,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
 const refusal = 'return Err(ValidationError::new("cut", "off")),';
+/** A cut that makes the method with this signature return at once. */
+const returnAtOnce = (file, signature) => ({
+  file,
+  from: `    ${signature} {\n`,
+  to: `    #[allow(unreachable_code)]\n    ${signature} {\n        return;\n`,
+});
 
 /** A cut: in `file`, the text `from` (exactly once) becomes `to`; or, with `until`,
  * everything from `from` up to (not including) `until`. */
@@ -47,10 +53,7 @@ const FEATURES = [
   {
     name: 'onsite cookie',
     what: "klaviyo.js's __kla_id visitor and __kla_off",
-    cuts: [
-      { file: 'src/core/client/mod.rs', from: '    pub fn read_cookies(&mut self, cookies: &str) {\n',
-        to: '    #[allow(unreachable_code)]\n    pub fn read_cookies(&mut self, cookies: &str) {\n        return;\n' },
-    ],
+    cuts: [returnAtOnce('src/core/client/mod.rs', 'pub fn read_cookies(&mut self, cookies: &str)')],
   },
   {
     name: 'time option as text',
@@ -62,10 +65,7 @@ const FEATURES = [
   {
     name: 'calls before ready',
     what: "the loading window's calls kept in storage and adopted after a crash",
-    cuts: [
-      { file: 'src/core/client/mod.rs', from: '    pub fn adopt_early(&mut self, key: &str, value: &str, now_ms: u64) {\n',
-        to: '    #[allow(unreachable_code)]\n    pub fn adopt_early(&mut self, key: &str, value: &str, now_ms: u64) {\n        return;\n' },
-    ],
+    cuts: [returnAtOnce('src/core/client/mod.rs', 'pub fn adopt_early(&mut self, key: &str, value: &str, now_ms: u64)')],
   },
   {
     name: 'storage lease',
