@@ -2,7 +2,8 @@
 // inline build's minified module (js/wasm-source-inline.js):
 // - the .wasm's bytes, as a template literal of Latin-1 characters, one a byte (UTF-8 in
 //   the file: a byte under 0x80 is one byte of text, the rest two). Escaped: `\`, `` ` ``,
-//   `${` and CR (a template literal reads CR and CRLF as LF);
+//   `${` and CR (a template literal reads CR and CRLF as LF). The literal opens the file,
+//   as a variable the placeholder's place then names (see below);
 // - the decoder's bytes (js/latin1-decoder.wat, assembled here by binaryen's wasm-as), as
 //   an array literal.
 // Fails unless each placeholder is there exactly once, in quotes, and unless the literal,
@@ -60,5 +61,14 @@ if (back.length !== wasm.length || wasm.some((b, i) => back.charCodeAt(i) !== b)
   process.exit(1);
 }
 put('__KLAVIYO_LATIN1_DECODER__', `[${[...assemble(path.join(ROOT, 'js/latin1-decoder.wat'))].join(',')}]`);
-put('__KLAVIYO_WASM_BYTES__', literal);
+// The bytes go first in the file, read through a module-scope variable: gzip then packs
+// the page 1.25 KB smaller than with them in the middle of the code, where the minifier
+// leaves them (measured at levels 6 and 9; brotli is the same either way).
+const NAME = '__klaviyoWasmBytes';
+if (text.includes(NAME)) {
+  console.error(`inline-wasm: ${modulePath} already holds the name ${NAME}`);
+  process.exit(1);
+}
+put('__KLAVIYO_WASM_BYTES__', NAME);
+text = `var ${NAME}=${literal};${text}`;
 writeFileSync(modulePath, text, 'utf8');
