@@ -10,7 +10,7 @@
 
 const SECTION = { custom: 0, import: 2, export: 7, code: 10, data: 11 };
 
-class Reader {
+export class Reader {
   constructor(bytes, pos = 0, end = bytes.length) {
     this.b = bytes;
     this.pos = pos;
