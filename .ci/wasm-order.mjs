@@ -12,7 +12,7 @@
 // exports, the start function, the table's elements).
 //
 // The search is deterministic (a fixed seed and a fixed number of moves, --evals, 12,000
-// by default), so a build gives the same bytes on every machine. It scores an order by the
+// by default), so a build gives the same bytes wherever Node's zlib is the same. It scores an order by the
 // gzipped file with the bodies as they are, without renumbering their calls; the module
 // written is then checked: it must validate, keep every export, and pack smaller than the
 // input, or the input is left as it was (exit 0 with a warning: a bigger .wasm, never a
