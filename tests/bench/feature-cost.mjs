@@ -1,6 +1,6 @@
 // tests/bench/feature-cost.mjs — what each storefront feature costs on the npm page.
 //
-//   node tests/bench/feature-cost.mjs [--only NAME,NAME]      (about a minute a row)
+//   node tests/bench/feature-cost.mjs [--only NAME,NAME]      (about 25 s a row)
 //
 // Builds the browser package again in a scratch worktree of HEAD (target/feature-cost/),
 // once as it is and once per row below with that feature's core code cut off where the
