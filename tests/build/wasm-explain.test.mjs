@@ -3,17 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { explainWasm, shortName } from "../../.ci/wasm-explain.mjs";
+import { leb } from "../../.ci/wasm-order.mjs";
 
-const leb = (n) => {
-  const out = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-};
 const str = (s) => {
   const b = [...new TextEncoder().encode(s)];
   return [...leb(b.length), ...b];
