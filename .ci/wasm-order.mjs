@@ -5,9 +5,10 @@
 //
 // Why: gzip finds repeats only within its last 32 KB, and our code section is about 46 KB,
 // so where a function sits decides which of its look-alikes gzip can refer back to.
-// wasm-opt orders functions for other ends (its own passes, call counts). A search that
-// moves runs of functions and keeps each move that packs smaller took 230-270 B off the
-// gzipped .wasm (also smaller at gzip -6 and with brotli, by less). Nothing runs
+// wasm-opt orders functions for other ends (its own passes, call counts). A chain of
+// look-alikes, then a search that moves runs of functions and keeps each move that packs
+// smaller, took about 240 B off the gzipped .wasm (also smaller at gzip -6 and with
+// brotli, by less). Nothing runs
 // differently: only function indices change, rewritten wherever the module names one (calls,
 // exports, the start function, the table's elements).
 //
@@ -18,7 +19,7 @@
 // input, or the input is left as it was (exit 0 with a warning: a bigger .wasm, never a
 // broken one). An instruction this reader does not know leaves the input as it was too.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { deflateRawSync, gzipSync } from 'node:zlib';
 import { Reader } from './wasm-explain.mjs';
 
 const SEC = { type: 1, import: 2, func: 3, export: 7, start: 8, elem: 9, code: 10 };
@@ -185,11 +186,36 @@ export function reorderer(bytes) {
 
 const gz = (b) => gzipSync(b, { level: 9 }).length;
 
-/** The order found by a deterministic search: runs of 1-8 functions moved elsewhere, each
- * move kept when the module written in that order packs smaller. */
+/** A first order: from the largest function, each next the one that deflates best right
+ * after the last (about 30 B better at the end of the search than starting from
+ * wasm-opt's order, over three seeds). */
+function chainOfLookAlikes(bodies) {
+  const deflated = (b) => deflateRawSync(b, { level: 9 }).length;
+  const alone = bodies.map(deflated);
+  const left = new Set(bodies.keys());
+  let last = 0;
+  for (const k of left) if (bodies[k].length > bodies[last].length) last = k;
+  const chain = [last];
+  left.delete(last);
+  while (left.size) {
+    let next = -1, cost = Infinity;
+    for (const k of left) {
+      const c = deflated(Buffer.concat([bodies[last], bodies[k]])) - alone[last] - alone[k];
+      if (c < cost) { cost = c; next = k; }
+    }
+    chain.push(next);
+    left.delete(next);
+    last = next;
+  }
+  return chain;
+}
+
+/** The order found by a deterministic search: from a chain of look-alikes, runs of 1-8
+ * functions moved elsewhere, each move kept when the module written in that order packs
+ * smaller. */
 export function searchOrder(bytes, evals) {
   const write = reorderer(bytes);
-  let order = readModule(bytes).bodies.map((_, k) => k);
+  let order = chainOfLookAlikes(readModule(bytes).bodies);
   let best = gz(write(order));
   let seed = 20201;
   const rnd = (n) => { seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; return seed % n; };
