@@ -168,7 +168,11 @@ export function reorderer(bytes) {
           const flags = s.uleb();
           if (flags !== 0) throw new Error(`element segment kind ${flags} is not read here`);
           const start = s.pos;
-          while (s.byte() !== 0x0b) { /* the offset expression, up to its end */ }
+          const op = s.byte(); // the offset: i32.const N or global.get G, then end
+          if (op === 0x41) s.skipLeb();
+          else if (op === 0x23) s.uleb();
+          else throw new Error(`element segment offset 0x${op.toString(16)} is not read here`);
+          if (s.byte() !== 0x0b) throw new Error('element segment offset longer than one instruction');
           parts.push(u(0), raw.subarray(start, s.pos));
           let k = s.uleb();
           parts.push(u(k));

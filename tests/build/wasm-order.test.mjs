@@ -98,3 +98,21 @@ test("an instruction the reader does not know stops it (a SIMD v128.const)", () 
   ]);
   assert.throws(() => reorderer(bytes), /unknown instruction 0xfd/);
 });
+
+test("a table offset whose number is the byte of `end` (i32.const 11) is read whole", () => {
+  const section = (id, body) => [id, ...leb(body.length), ...body];
+  const code = [0x00, 0x0b];
+  const bytes = Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [1, 0x60, 0, 0]),
+    ...section(3, [2, 0, 0]),
+    ...section(4, [1, 0x70, 0x00, 12]), // a funcref table of 12
+    ...section(9, [1, 0x00, 0x41, 11, 0x0b, 2, 0, 1]), // at 11: functions 0 and 1
+    ...section(10, [2, ...leb(code.length), ...code, ...leb(code.length), ...code]),
+  ]);
+  assert.ok(WebAssembly.validate(bytes));
+  const swapped = reorderer(bytes)([1, 0]);
+  assert.ok(WebAssembly.validate(swapped));
+  const elem = readModule(swapped).sections.find((sec) => sec.id === 9);
+  assert.deepEqual([...elem.bytes], [1, 0x00, 0x41, 11, 0x0b, 2, 1, 0]); // the two, renumbered
+});
