@@ -8,16 +8,15 @@
 // wasm-opt orders functions for other ends (its own passes, call counts). A chain of
 // look-alikes, then a search that moves runs of functions and keeps each move that packs
 // smaller, took about 240 B off the gzipped .wasm (also smaller at gzip -6 and with
-// brotli, by less). Nothing runs
-// differently: only function indices change, rewritten wherever the module names one (calls,
-// exports, the start function, the table's elements).
+// brotli, by less). Nothing runs differently: only function indices change, rewritten
+// wherever the module names one (calls, exports, the start function, the table's elements).
 //
 // The search is deterministic (a fixed seed and a fixed number of moves, --evals, 12,000
-// by default), so a build gives the same bytes wherever Node's zlib is the same. It scores an order by the
-// gzipped file with the bodies as they are, without renumbering their calls; the module
-// written is then checked: it must validate, keep every export, and pack smaller than the
-// input, or the input is left as it was (exit 0 with a warning: a bigger .wasm, never a
-// broken one). An instruction this reader does not know leaves the input as it was too.
+// by default), so a build gives the same bytes wherever Node's zlib is the same. It scores
+// each order by the module written in it, gzipped. The module kept is then checked: it
+// must validate, keep every export, and pack smaller than the input, or the input is left
+// as it was (exit 0 with a warning: a bigger .wasm, never a broken one). An instruction
+// this reader does not know leaves the input as it was too.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, gzipSync } from 'node:zlib';
 import { Reader } from './wasm-explain.mjs';
