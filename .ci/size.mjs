@@ -9,9 +9,9 @@
 //
 // Why 29.21: the measured size + 0.5 KB, so no later change grows the page silently. The
 // page measured 34.54 KB before the core stopped copying text between steps, 30.55 KB after,
-// 29.10 KB after a second round (plain loops for the queue, shared rule helpers), and
-// 28.94 KB with a UTF-8 check of our own instead of std's, and 28.71 KB with the .wasm's
-// functions in the order gzip packs smallest (.ci/wasm-order.mjs).
+// 29.10 KB after a second round (plain loops for the queue, shared rule helpers), 28.94 KB
+// with a UTF-8 check of our own instead of std's, and 28.71 KB with the .wasm's functions
+// in the order gzip packs smallest (.ci/wasm-order.mjs).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the

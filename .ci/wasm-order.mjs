@@ -117,16 +117,14 @@ function splitBody(body) {
   return { pieces, callees };
 }
 
-const vec = (items) => [...leb(items.length), ...items.flat()];
-
-/** A function that writes the module with its defined functions in a given order (the
- * old index at each new place). The module is read once; each order only joins. */
+/** The module read once: its function bodies, and `write(order)`, the module with its
+ * defined functions in that order (the old index at each new place), which only joins. */
 export function reorderer(bytes) {
   const { sections, funcTypes, bodies } = readModule(bytes);
   const split = bodies.map(splitBody);
   const n = bodies.length;
   const u = (x) => Uint8Array.from(leb(x));
-  return (order) => {
+  const write = (order) => {
     const map = new Array(n);
     order.forEach((old, now) => { map[old] = now; });
     if (order.length !== n || map.includes(undefined)) throw new Error('the order is not a permutation of the functions');
@@ -185,6 +183,7 @@ export function reorderer(bytes) {
     }
     return new Uint8Array(Buffer.concat(out));
   };
+  return { bodies, write };
 }
 
 const gz = (b) => gzipSync(b, { level: 9 }).length;
@@ -216,9 +215,8 @@ function chainOfLookAlikes(bodies) {
 /** The order found by a deterministic search: from a chain of look-alikes, runs of 1-8
  * functions moved elsewhere, each move kept when the module written in that order packs
  * smaller. */
-export function searchOrder(bytes, evals) {
-  const write = reorderer(bytes);
-  let order = chainOfLookAlikes(readModule(bytes).bodies);
+export function searchOrder({ bodies, write }, evals) {
+  let order = chainOfLookAlikes(bodies);
   let best = gz(write(order));
   let seed = 20201;
   const rnd = (n) => { seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; return seed % n; };
@@ -242,7 +240,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const evals = i > 0 ? Number(process.argv[i + 1]) : 12000;
   const input = new Uint8Array(readFileSync(path));
   try {
-    const output = reorderer(input)(searchOrder(input, evals));
+    const module = reorderer(input);
+    const output = module.write(searchOrder(module, evals));
     if (!WebAssembly.validate(output)) throw new Error('the reordered module does not validate');
     if (exportsOf(output) !== exportsOf(input)) throw new Error('the reordered module exports something else');
     const was = gz(input), now = gz(output);

@@ -1,9 +1,10 @@
 // The inline build's wasm source (dist/web/inline.js, `klaviyo-wasm/inline`): the .wasm's
 // bytes travel inside the module as a Latin-1 string, one character a byte, so the page
 // makes no second request, and the module is compiled as soon as the package is
-// evaluated. .ci/inline-wasm.mjs writes the bytes, and the decoder's, over the two
-// placeholders after minification (a minifier would escape them), and refuses a build
-// where either is not there exactly once.
+// evaluated. After minification (a minifier would escape them), .ci/inline-wasm.mjs
+// writes the decoder's bytes over their placeholder, and the .wasm's at the top of the
+// file as a variable that its placeholder's place then names; it refuses a build where
+// either placeholder is not there exactly once.
 import { wasmModule as fetched } from "./wasm-fetch.js";
 
 /** Not a URL: the bytes below. A `wasmUrl` given to create() is fetched as usual. */

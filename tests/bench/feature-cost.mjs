@@ -82,6 +82,7 @@ const rows = FEATURES.filter((f) => !only || only.includes(f.name));
 if (!only) rows.push({ name: 'all of the above', what: 'every cut at once', cuts: FEATURES.flatMap((f) => f.cuts) });
 
 const tree = join(root, 'target/feature-cost/tree');
+const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root }).toString().trim();
 const sh = (cmd, argv, opts = {}) => execFileSync(cmd, argv, { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'], ...opts }).toString();
 
 function checkout() {
@@ -92,7 +93,7 @@ function checkout() {
     execFileSync('git', ['worktree', 'add', '--detach', '--force', tree, 'HEAD'], { cwd: root, stdio: 'ignore' });
     symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'));
   }
-  sh('git', ['checkout', '--detach', '--force', execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root }).toString().trim()]);
+  sh('git', ['checkout', '--detach', '--force', head]);
   sh('git', ['checkout', '--', '.']);
 }
 

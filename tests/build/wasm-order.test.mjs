@@ -52,14 +52,14 @@ function drive(bytes) {
 }
 
 test("the reorderer writes the same bytes for the order it was given", { skip }, () => {
-  const write = reorderer(built);
-  const same = write(readModule(built).bodies.map((_, k) => k));
+  const { bodies, write } = reorderer(built);
+  const same = write(bodies.map((_, k) => k));
   assert.deepEqual(Buffer.from(same), Buffer.from(built));
 });
 
 test("the built .wasm with its functions in reverse order validates and answers the same, byte for byte", { skip }, () => {
-  const n = readModule(built).bodies.length;
-  const reversed = reorderer(built)(Array.from({ length: n }, (_, k) => n - 1 - k));
+  const { bodies, write } = reorderer(built);
+  const reversed = write(bodies.map((_, k) => bodies.length - 1 - k));
   assert.ok(WebAssembly.validate(reversed));
   assert.notDeepEqual(Buffer.from(reversed), Buffer.from(built));
   const before = drive(built), after = drive(reversed);
@@ -69,7 +69,7 @@ test("the built .wasm with its functions in reverse order validates and answers 
 });
 
 test("the search is deterministic, and the step never leaves a bigger file", { skip }, () => {
-  assert.deepEqual(searchOrder(built, 300), searchOrder(built, 300));
+  assert.deepEqual(searchOrder(reorderer(built), 300), searchOrder(reorderer(built), 300));
   // The built file is ordered already: a short search from its own first order does
   // worse, and the step must then keep the file as it was.
   const dir = mkdtempSync(join(tmpdir(), "wasm-order-"));
@@ -111,7 +111,7 @@ test("a table offset whose number is the byte of `end` (i32.const 11) is read wh
     ...section(10, [2, ...leb(code.length), ...code, ...leb(code.length), ...code]),
   ]);
   assert.ok(WebAssembly.validate(bytes));
-  const swapped = reorderer(bytes)([1, 0]);
+  const swapped = reorderer(bytes).write([1, 0]);
   assert.ok(WebAssembly.validate(swapped));
   const elem = readModule(swapped).sections.find((sec) => sec.id === 9);
   assert.deepEqual([...elem.bytes], [1, 0x00, 0x41, 11, 0x0b, 2, 1, 0]); // the two, renumbered
