@@ -94,8 +94,9 @@ export interface KlaviyoError extends Error {
    *   when consent was withdrawn, or 1).
    * - `load`: the wasm could not be fetched or compiled (a Content-Security-Policy
    *   without `'wasm-unsafe-eval'` in `script-src`, a 404, offline). The message names
-   *   the cause; `ready` rejects with the same error. The page's calls stay stored, and
-   *   a later page of the shop sends them.
+   *   the cause; `ready` rejects with the same error, and so do the promises of
+   *   `identify`, `subscribe`, `backInStock` and `flush` (made before or after it). The
+   *   page's calls stay stored, and a later page of the shop sends them, once.
    */
   kind: "rejected" | "retry" | "evicted" | "dropped" | "gave_up" | "storage" | "invalid" | "consent" | "load";
   /** HTTP status, or 0 for a network error or a local decision. */
@@ -242,7 +243,10 @@ export class Klaviyo {
   static init(options: KlaviyoOptions): Promise<Klaviyo>;
   /** Resolves to this tracker once its core runs; rejects if it refused the options. */
   readonly ready: Promise<Klaviyo>;
-  /** Adds identifiers and attributes to this visitor's profile and to later events. */
+  /** Adds identifiers and attributes to this visitor's profile and to later events.
+   * Resolves once queued; rejects on bad input, or with the `load` error if the wasm
+   * did not load (the call is kept for a later page). Like every promise here, a
+   * rejection left unhandled never reaches the page as `unhandledrejection`. */
   identify(profile: Profile): Promise<void>;
   /** Queues an event; returns its `unique_id`. Once ready, throws an Error naming the
    * field on bad input (before, see `create`). */
@@ -265,6 +269,8 @@ export class Klaviyo {
    * Sends what is due now. Never rejects on network errors (they go to `onError`).
    * Tabs of one shop share a queue and one of them sends: in the other tabs `flush()`
    * resolves at once, with `pending` counting what the sending tab will deliver.
+   * After `close()` it resolves at once with zeros; if the wasm did not load, it
+   * rejects with that error.
    */
   flush(): Promise<FlushResult>;
   /** Requests queued and not yet accepted. */
@@ -277,11 +283,13 @@ export class Klaviyo {
   readonly anonymousId: string | null;
   /**
    * Tells the tracker the visitor's new answer (call it from your consent manager's
-   * change event); works before `ready` too. `"granted"` stores and sends what was held
-   * while pending. `"denied"` erases what is stored under `klaviyo:<companyId>:` at once
-   * (before this returns, once ready), drops what is queued, and tells the shop's other
-   * open tabs, which stop too. A grant after a denial starts a new anonymous profile.
-   * Throws an Error on anything but the three states.
+   * change event); works before `ready` too, with the same effect. `"granted"` stores
+   * and sends what was held while pending. `"denied"` erases what is stored under
+   * `klaviyo:<companyId>:` before this returns (before `ready` as well), drops what is
+   * queued, and tells the shop's other open tabs, which stop too (a tab still loading its
+   * wasm included). A call made while denied, or queued before the denial, is never sent,
+   * even if consent is granted again; a grant after a denial starts a new anonymous
+   * profile. Throws an Error on anything but the three states.
    */
   setConsent(state: ConsentState): void;
   /** The consent state in force. */

@@ -3,21 +3,23 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, now, uuid } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid } from "./runtime.js";
 import { WASM_URL, wasmModule } from "./wasm-source.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
-// fails if they differ). EARLY_RESET is no Op: it marks a reset() in the loading window.
+// fails if they differ). The EARLY_ codes are no Op: they mark, in the loading window,
+// a reset(), a change of consent to pending or granted, and a denial (this page's, at
+// once carried out here, or another tab's), so that the core replays them in order.
 const IDENTIFY = 1, TRACK = 2, VIEWED_PRODUCT = 3, ADDED_TO_CART = 4, STARTED_CHECKOUT = 5,
   SUBSCRIBE = 6, BACK_IN_STOCK = 7, VIEWED_COLLECTION = 8, SUBMITTED_SEARCH = 9,
-  ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0;
+  ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0, EARLY_CONSENT = -1, EARLY_DENIED = -2;
 /** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
  * the core refuses them by name. */
 const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
 const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v);
 /** Consent states, by the code the core takes (src/core/consent.rs has the rules). */
 const CONSENT = ["pending", "granted", "denied"];
-const GRANTED = 1;
+const PENDING = 0, GRANTED = 1, DENIED = 2;
 /** The code of a consent state; throws, naming `who`, for anything else. */
 function consentCode(state, who) {
   const code = CONSENT.indexOf(state);
@@ -86,7 +88,9 @@ function start(u, signal) {
       listenToOtherTabs(); // while it downloads: off the path to ready
       // Its exports are called as they are (see js/runtime.js): it imports nothing, so
       // no import object, and wasm-bindgen's generated wrappers are not needed.
-      attach(new WebAssembly.Instance(await module).exports);
+      const compiled = await module;
+      if (signal?.aborted) return; // another URL was asked for: its load attaches
+      attach(new WebAssembly.Instance(compiled).exports);
     } catch (e) {
       throw loadError(e, u);
     }
@@ -143,12 +147,21 @@ export class Klaviyo {
   #rt;
   /** Calls made before the core is ready: [op, text, settle], in order. */
   #early = [];
+  /** Where in #early the calls the core will keep start: those made since consent was
+   * last given back after a denial (Infinity while denied). Only they are stored. */
+  #from = 0;
   #earlyKey;
   /** A save is due at the end of this task (undefined: none). */
   #saving;
   #options;
-  /** The consent state's code until the core holds it. */
+  /** The consent state's code until the core holds it; the one it starts with. */
   #consent;
+  #consent0;
+  /** Why the wasm did not load (then the window's calls stay stored). */
+  #failed;
+  /** While the wasm loads, or after it failed: hears another tab's withdrawal, and
+   * another page adopting the saved calls (js/runtime.js `trackers`). */
+  #listener;
 
   /** Starts a tracker now and returns it; calls are accepted at once. */
   static create(options = {}) {
@@ -173,8 +186,21 @@ export class Klaviyo {
     }
     this.#options = options;
     created = true;
-    this.#consent = consentCode(options.consent ?? "granted", "init");
-    this.#earlyKey = `${NS}${options.companyId}:pre:${uuid()}`;
+    const consent = consentCode(options.consent ?? "granted", "init");
+    // A denial at create is replayed as one made in the window (the core then does not
+    // tell the other tabs again: it was done here).
+    this.#consent = this.#consent0 = consent === DENIED ? PENDING : consent;
+    this.#prefix = `${NS}${options.companyId}:`;
+    this.#earlyKey = `${this.#prefix}pre:${uuid()}`;
+    if (consent === DENIED) this.#deny(true);
+    this.#listener = {
+      otherTab: (e) => {
+        if (e.newValue === "denied" && e.key === this.#prefix + "consent") this.#deny();
+        // (A denial's erasure removes it too: the marker came first, and the core drops them.)
+        else if (e.newValue === null && e.key === this.#earlyKey && this.#consent !== DENIED) this.#adopted(e.oldValue);
+      },
+    };
+    trackers.add(this.#listener);
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
     // The download starts at the end of this task (if `preload` has not started it): a
     // first fetch() costs milliseconds, and the calls the page makes right after
@@ -182,7 +208,10 @@ export class Klaviyo {
     this.ready = Promise.resolve()
       .then(() => load(options.wasmUrl))
       .then(() => this.#start(), (e) => {
-        // The window's calls stay stored: a later page of the shop adopts them.
+        // The window's calls stay stored: a later page of the shop adopts them. Those
+        // that promise an answer get this one, as do the later ones.
+        this.#failed = e;
+        this.#early.forEach((settle, i) => i % 3 > 1 && settle?.(e));
         this.#emit(e);
         throw e;
       });
@@ -203,6 +232,33 @@ export class Klaviyo {
   }
 
   #pageView;
+  #prefix;
+  #edge;
+
+  /** Consent is withdrawn in the loading window: by this page (`tell`: as the core would,
+   * the other tabs are told through the marker first) or by another tab. Everything we
+   * stored is erased at once; the core replays the denial in its place among the calls
+   * (those before it are dropped, and reported, there). */
+  #deny(tell) {
+    if (this.#consent === DENIED) return;
+    this.#consent = DENIED;
+    this.#from = Infinity;
+    this.#early.push(EARLY_DENIED, "", undefined);
+    this.#edge ||= storage.get(this.#prefix + "edge"); // the core's denial forgets the worker's cookie too
+    if (tell) storage.set(this.#prefix + "consent", "denied");
+    storage.dropPrefix(this.#prefix);
+  }
+
+  /** Another page adopted the saved calls (`old`, the record it removed; a page adopts
+   * those of a page still loading after a minute, or whose wasm failed): they are its
+   * to send, so they leave the window. The rest are saved again. */
+  #adopted(old) {
+    const early = this.#early;
+    for (let i = this.#from; i < early.length; i += 3) {
+      if (early[i] > 0 && String(old).includes(JSON.stringify(early[i + 1]))) early.splice(i, 3)[2]?.(), i -= 3;
+    }
+    this.#save();
+  }
 
   /** onError, which may not throw into us. */
   #emit(e) {
@@ -211,10 +267,11 @@ export class Klaviyo {
 
   #start() {
     const { onError, debug, wasmUrl, ...rest } = this.#options;
-    rest.consent = this.#consent; // setConsent() may have changed it since
+    rest.consent = this.#consent0; // the window's changes are replayed in order
+    trackers.delete(this.#listener);
     let rt;
     try {
-      rt = new Runtime(rest, onError, debug === true);
+      rt = new Runtime(rest, onError, debug === true, this.#edge);
     } catch (e) {
       const early = this.#early;
       this.#early = [];
@@ -230,8 +287,11 @@ export class Klaviyo {
       for (let i = 0; i < early.length; i += 3) {
         let err;
         try {
-          if (early[i] === EARLY_RESET) rt.reset();
-          else rt.call(early[i], early[i + 1]);
+          const op = early[i];
+          if (op === EARLY_RESET) rt.reset();
+          else if (op === EARLY_CONSENT) rt.consent(+early[i + 1]);
+          else if (op === EARLY_DENIED) rt.withdrawn();
+          else rt.call(op, early[i + 1]);
         } catch (e) {
           err = e;
           rt.emit(report("invalid", e.message));
@@ -257,29 +317,34 @@ export class Klaviyo {
     this.#save();
   }
 
-  /** Once per task: the window's calls survive a tab closed before the wasm loads. Only
-   * with consent granted and no `__kla_off`: otherwise they stay in memory (the core
-   * decides their fate once it runs). */
+  /** Once per task: the window's calls survive a tab closed before the wasm loads (or
+   * a page whose wasm failed). Only with consent granted and no `__kla_off`, and only
+   * those made since the last denial: the rest stay in memory (the core decides their
+   * fate once it runs). A reset is saved as op 0, which adoption skips. */
   #save() {
     if (this.#saving) return;
     this.#saving = true;
     queueMicrotask(() => {
       this.#saving = false;
       const off = /(^|; *)__kla_off=true(;|$)/.test(cookies(this.#options));
-      if (!this.#rt && this.#consent === GRANTED && !off && this.#early.length) {
-        const calls = this.#early.filter((_, i) => i % 3 !== 2);
-        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]));
+      if (this.#rt || this.#consent !== GRANTED || off) return;
+      const calls = [];
+      for (let i = this.#from; i < this.#early.length; i += 3) {
+        if (this.#early[i] >= 0) calls.push(this.#early[i], this.#early[i + 1]);
       }
+      if (calls.length) storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]));
+      else storage.del(this.#earlyKey);
     });
   }
 
   /** Async calls: resolve once queued; before ready, once the core accepted them. Bad
    * input rejects (the executor catches what #call throws). */
   #async(op, args) {
-    const rt = this.#rt;
+    const rt = this.#rt, failed = this.#failed;
     const p = new Promise((resolve, reject) => {
-      this.#call(op, args, rt ? undefined : (e) => (e ? reject(e) : resolve()));
+      this.#call(op, args, rt || failed ? undefined : (e) => (e ? reject(e) : resolve()));
       if (rt) resolve();
+      else if (failed) reject(failed); // kept, for a later page to send
     });
     if (!rt) p.catch(() => {}); // also reported through onError
     return p;
@@ -328,11 +393,17 @@ export class Klaviyo {
   }
   /** Sends what is due; resolves to `{ sent, pending, failed }` for this flush. */
   flush() {
-    return this.#rt ? this.#rt.flush() : this.ready.then(() => this.#rt.flush());
+    if (this.#rt) return this.#rt.flush();
+    const p = this.ready.then(() => this.#rt.flush());
+    p.catch(() => {}); // rejects as `ready` did, reported through onError
+    return p;
   }
   /** Calls queued and not yet accepted by Klaviyo. */
   pending() {
-    return this.#rt ? this.#rt.pending() : this.#early.length / 3;
+    if (this.#rt) return this.#rt.pending();
+    let n = 0;
+    for (let i = this.#from; i < this.#early.length; i += 3) n += this.#early[i] > 0;
+    return n;
   }
   /** On logout: later calls belong to a new anonymous profile. */
   reset() {
@@ -357,9 +428,12 @@ export class Klaviyo {
   setConsent(state) {
     const code = consentCode(state, "setConsent");
     if (this.#rt) return void this.#rt.consent(code);
+    if (code === DENIED) return this.#deny(true);
+    if (code === this.#consent) return;
+    if (this.#consent === DENIED) this.#from = this.#early.length + 3;
     this.#consent = code;
-    if (code === GRANTED) this.#save();
-    else storage.del(this.#earlyKey); // at once, as the core's erasure would be
+    this.#early.push(EARLY_CONSENT, code, undefined);
+    this.#save();
   }
   /** The consent state in force. */
   get consent() {

@@ -128,8 +128,9 @@ export function cookies(options) {
   try { return options.klaviyoCookie === false ? "" : document.cookie; } catch { return ""; }
 }
 
-/** The open trackers, told of other tabs' storage writes by one listener. */
-const trackers = new Set();
+/** The open trackers (and those whose wasm is loading: js/index.js), told of other
+ * tabs' storage writes by one listener. */
+export const trackers = new Set();
 let listening;
 /** Adds that listener, once. Registering it costs about a millisecond in Chromium, so
  * index.js calls this while the wasm downloads, before any tracker needs it. */
@@ -141,7 +142,9 @@ export function listenToOtherTabs() {
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
-  constructor(options, onError, debug) {
+  /** `edge`: the loading window's denial erased the storage key that remembers the edge
+   * worker; its value then. */
+  constructor(options, onError, debug, edge) {
     const fresh = uuid();
     const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
       cookies(options)), now());
@@ -164,7 +167,7 @@ export class Runtime {
     // answered as that worker (edge_: remembered in storage, read before a denial erases it).
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
-    this.edge_ = this.id_ && storage.get(this.prefix_ + "edge");
+    this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
     this.fresh_ = this.anonymousId() === fresh; // storage held no identity
     this.watch_();
     this.consent();
@@ -213,14 +216,16 @@ export class Runtime {
    */
   replayWindow(early, run) {
     this.early_ = early;
-    this.queued_ = true; // no end-of-task write for the replayed calls: the key holds them
-    try { run(); } finally { this.queued_ = false; }
+    // No write before all are replayed (a consent change among them would sync): the
+    // key holds them until the core's records do.
+    this.replaying_ = true;
+    try { run(); } finally { this.replaying_ = false; }
     setTimeout(() => this.syncAndSend());
   }
 
   /** The end of the current task: persist its calls as one record, then send. */
   atEndOfTask_() {
-    if (this.queued_) return;
+    if (this.queued_ || this.replaying_) return;
     this.queued_ = true;
     queueMicrotask(() => {
       this.queued_ = false;
@@ -229,7 +234,7 @@ export class Runtime {
   }
 
   syncAndSend() {
-    if (this.closed_) return;
+    if (this.closed_ || this.replaying_) return;
     this.sync_();
     this.sendDue_();
   }
@@ -401,6 +406,14 @@ export class Runtime {
     this.atEndOfTask_();
   }
 
+  /** The loading window's denial, replayed: the page (or another tab) told the other
+   * tabs and erased our storage then; the core now drops what it holds, as for another
+   * tab's withdrawal. */
+  withdrawn() {
+    this.control_(STORAGE, 0, this.prefix_ + "consent", "denied");
+    this.consent();
+  }
+
   /**
    * Sets the core's consent state to `set` (0 pending, 1 granted, 2 denied; 3 only
    * asks) and keeps the one it holds in `state`. On a change, this tab takes part in
@@ -472,6 +485,7 @@ export class Runtime {
   }
 
   flush() {
+    if (this.closed_) return Promise.resolve({ sent: 0, failed: 0, pending: 0 });
     const [sent0, failed0] = this.control_(TOTALS).split(" ");
     return new Promise((resolve) => {
       this.waiters_.push(() => {

@@ -375,8 +375,10 @@ test('the loading window: pending keeps the calls made before the wasm off disk 
   assert.equal(await pending.evaluate(() => window.kl.pending()), 3);
   assert.deepEqual(await onDisk(pending, pendingCo), [], 'no pre: key while pending');
   assert.deepEqual(await writes(pending, pendingCo), []);
+  // Its pre: key while granted; then the marker that tells the other tabs (erased with
+  // the rest at once).
   const deniedPre = (await writes(denied, deniedCo)).filter(([op]) => op === 'set');
-  assert.ok(deniedPre.every(([, k]) => k.includes(':pre:')), 'granted until withdrawn');
+  assert.deepEqual(deniedPre.map(([, k]) => k.split(':')[2]), ['pre', 'consent'], 'granted until withdrawn, then the marker');
   assert.deepEqual(await onDisk(denied, deniedCo), [], 'its pre: key went with the withdrawal');
 
   release();
@@ -386,12 +388,111 @@ test('the loading window: pending keeps the calls made before the wasm off disk 
   assert.deepEqual(await writes(pending, pendingCo), []);
   assert.equal(await sentCount(pending), 0);
   assert.equal(await sentCount(denied), 0);
-  assert.deepEqual((await consentReports(denied)).map((r) => r.count), [1], 'the dropped calls, reported once');
+  assert.deepEqual((await consentReports(denied)).map((r) => r.count), [2], 'the two dropped calls, reported once');
   const early = await pending.evaluate(() => window.earlyIds);
   await pending.evaluate(() => window.kl.setConsent('granted'));
   const s = await delivered([...early, ...await granted.evaluate(() => window.earlyIds)]);
   assert.equal(s.duplicateUniqueIds, 0);
   assert.deepEqual(await onDisk(denied, deniedCo), []);
+});
+
+/** Opens the consent page in a new tab whose wasm waits for `release()` (other tabs of the
+ * context get theirs at once); `fail: true` answers it with a 404 instead. */
+async function openLoading(context, { fail = false, ...opts }) {
+  const page = await context.newPage();
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
+  await page.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
+    if (fail) return route.fulfill({ status: 404, body: 'gone' });
+    await gate;
+    await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': 'application/wasm' } }).catch(() => {});
+  });
+  const u = new URL('/tests/consent/page.html', site.url);
+  u.searchParams.set('apiBase', emu.url);
+  for (const [k, v] of Object.entries(opts)) u.searchParams.set(k, String(v));
+  await page.goto(u.href);
+  await ready(page, false);
+  return { page, release: () => { release(); return ready(page); } };
+}
+
+/** Asserts that none of `ids` reached Klaviyo, once `sent` (ids of later calls of the same
+ * queue, so sent after them) were accepted. */
+async function neverSent(ids, sent, what) {
+  const s = await delivered(sent, `${what}: the later calls accepted`);
+  for (const id of ids) assert.equal(s.uniqueIdCounts[id], undefined, `${what}: ${id} was sent`);
+  assert.equal(s.duplicateUniqueIds, 0);
+}
+
+test('the loading window: a call made while denied, or before a withdrawal, is not sent after a later grant', { timeout: TEST_TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const deniedCo = nextCompanyId(), withdrawnCo = nextCompanyId();
+  // Denied at create, two calls, then granted: only what follows the grant goes.
+  const denied = await openLoading(context, { companyId: deniedCo, consent: 'denied', early: 2 });
+  // Granted, two calls, withdrawn, granted again, as a consent manager may do.
+  const withdrawn = await openLoading(context, { companyId: withdrawnCo, early: 2 });
+  await withdrawn.page.evaluate(() => { window.kl.setConsent('denied'); window.kl.setConsent('granted'); });
+  const after = {};
+  for (const [name, { page }] of Object.entries({ denied, withdrawn })) {
+    if (name === 'denied') await page.evaluate(() => window.kl.setConsent('granted'));
+    after[name] = await track(page, 1, 'After The Grant');
+    assert.equal(await page.evaluate(() => window.kl.pending()), 1, `${name}: only the call after the grant is pending`);
+  }
+  // Only the call after the grant is saved for a later page (the wasm is still loading).
+  for (const [co, { page }] of [[deniedCo, denied], [withdrawnCo, withdrawn]]) {
+    const stored = await page.evaluate((p) => Object.entries(localStorage).filter(([k]) => k.startsWith(p)), prefix(co));
+    assert.equal(stored.length, 1);
+    assert.match(stored[0][0], /:pre:/);
+    const saved = JSON.parse(stored[0][1]);
+    assert.equal(saved.length, 3, 'one call saved');
+    assert.equal(JSON.parse(saved[2])[0], after[co === deniedCo ? 'denied' : 'withdrawn'][0]);
+  }
+
+  await Promise.all([denied.release(), withdrawn.release()]);
+  const early = [...await denied.page.evaluate(() => window.earlyIds), ...await withdrawn.page.evaluate(() => window.earlyIds)];
+  await neverSent(early, [...after.denied, ...after.withdrawn], 'granted after a denial');
+  // Reported once per denial, with the calls it dropped then: the first call made while
+  // denied, or the two held when consent was withdrawn (src/core/queue/).
+  for (const [{ page }, count] of [[denied, 1], [withdrawn, 2]]) {
+    assert.deepEqual((await consentReports(page)).map((r) => r.count), [count], 'once');
+    assert.equal(await page.evaluate(() => window.kl.consent), 'granted');
+  }
+});
+
+test('the loading window: a denial erases all we stored at once and tells the other tabs, even when the wasm never loads', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const context = await shop(t);
+  const running = await open(context, { companyId });
+  unavailable();
+  await track(running, 2, 'Queued');
+  await waitFor(async () => (await onDisk(running, companyId)).some((k) => k.includes(':q:')), { what: 'the queued calls on disk' });
+  const { page } = await openLoading(context, { companyId, early: 1, fail: true });
+  await page.waitForSelector('body[data-wasm="error"]', { state: 'attached' });
+  assert.ok((await onDisk(page, companyId)).some((k) => k.includes(':pre:')), 'its call saved for a later page');
+
+  await page.evaluate(() => window.kl.setConsent('denied'));
+  assert.deepEqual(await onDisk(page, companyId), [], 'the identity, the queue and the window erased at once');
+  await waitFor(() => running.evaluate(() => window.kl.consent === 'denied'), { what: 'the running tab to follow the withdrawal' });
+  assert.equal(await running.evaluate(() => window.kl.pending()), 0);
+  assert.deepEqual(await onDisk(running, companyId), []);
+});
+
+test('the loading window: a tab whose wasm is still loading follows another tab\'s withdrawal', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const context = await shop(t);
+  const loading = await openLoading(context, { companyId, early: 2 });
+  const running = await open(context, { companyId });
+  await running.evaluate(() => window.kl.setConsent('denied'));
+  await waitFor(() => loading.page.evaluate(() => window.kl.consent === 'denied'), { what: 'the loading tab to follow the withdrawal' });
+  assert.equal(await loading.page.evaluate(() => window.kl.pending()), 0);
+  assert.deepEqual(await onDisk(loading.page, companyId), [], 'its window\'s key went with the erasure');
+  // Its own consent manager grants again: only what follows is sent.
+  await loading.page.evaluate(() => window.kl.setConsent('granted'));
+  const after = await track(loading.page, 1, 'After The Grant');
+  await loading.release();
+  await neverSent(await loading.page.evaluate(() => window.earlyIds), after, 'withdrawn by another tab');
+  assert.deepEqual((await consentReports(loading.page)).map((r) => r.count), [2], 'the two dropped calls, reported once');
+  assert.equal(await running.evaluate(() => window.kl.consent), 'denied', 'the replay did not tell the other tab again');
 });
 
 test('consent values are checked by name: create() throws (init() rejects) on a bad option, setConsent on a bad state', { timeout: TEST_TIMEOUT }, async (t) => {

@@ -8,6 +8,9 @@
 //   &storage=throw     localStorage throws on access (storage disabled, sandboxed iframe)
 //   &wasmMime=octet    fetch the .wasm from a URL the server answers as
 //                      application/octet-stream (compileStreaming's MIME check)
+//   &wasm=missing      the .wasm is a 404: the tracker is created, not awaited (its
+//                      loading window, for good); window.loadFailed resolves to the
+//                      kind `ready` rejected with
 //   &control=URL       a plain fetch (no keepalive) to URL as the page goes (see leaving())
 //   &cookie=TEXT       document.cookie is set to TEXT first (Klaviyo's __kla_id, __kla_off)
 //   &build=inline      import the inline build (dist/web/inline.js) instead of index.js
@@ -125,6 +128,7 @@ function options() {
   if (q.has('flushDelayMs')) o.flushDelayMs = Number(q.get('flushDelayMs'));
   if (q.has('debug')) o.debug = q.get('debug') === '1';
   if (q.get('wasmMime') === 'octet') o.wasmUrl = new URL('/dist/web/klaviyo_wasm_bg.wasm?mime=octet', location.href).href;
+  if (q.get('wasm') === 'missing') o.wasmUrl = new URL('/dist/web/missing.wasm', location.href).href;
   o.onError = (e) => {
     window.reports.push({ kind: e && e.kind, status: e && e.status, count: e && e.count, message: String(e && e.message), isError: e instanceof Error });
   };
@@ -140,7 +144,12 @@ async function main() {
     // ?build=inline: the inline build (klaviyo-wasm/inline), the .wasm's bytes inside it.
     const { Klaviyo } = await import(q.get('build') === 'inline' ? '/dist/web/inline.js' : '/dist/web/index.js');
     window.Klaviyo = Klaviyo;
-    window.kl = await Klaviyo.init(options());
+    if (q.get('wasm') === 'missing') {
+      window.kl = Klaviyo.create(options());
+      window.loadFailed = window.kl.ready.then(() => 'ready', (e) => e.kind);
+    } else {
+      window.kl = await Klaviyo.init(options());
+    }
     document.body.dataset.ready = '1';
   } catch (e) {
     window.initError = String((e && e.stack) || e);

@@ -379,6 +379,39 @@ export const SCENARIOS = [
   },
 
   {
+    name: 'wasm-never-loads',
+    what: "a page whose .wasm is a 404: identify and flush settle with the load error (none reaches the page unhandled), its calls stay stored; a denial there erases our storage at once and stops the other window",
+    async run(ctx) {
+      ctx.emu.addFault({ path: '/client/', status: 503, retryAfter: 60, count: 100_000, name: 'unavailable' });
+      const prefix = `klaviyo:${ctx.companyId}:`;
+      const keys = (page) => page.eval((p) => Object.keys(localStorage).filter((k) => k.startsWith(p)), prefix);
+      const running = await ctx.open();
+      await trackMany(running, 2, { metric: 'Engine Matrix Queued' });
+      await waitFor(async () => (await keys(running)).some((k) => k.includes(':q:')), { what: 'the queued calls on disk' });
+      const failed = await ctx.open({ wasm: 'missing' });
+      const settled = await failed.eval(() => {
+        const kl = window.kl;
+        const kind = (p) => p.then(() => 'resolved', (e) => e.kind);
+        kl.track('Engine Matrix Early', {});
+        const early = kind(kl.identify({ email: 'early@example.com' }));
+        return window.loadFailed.then(async (ready) => {
+          const after = await kind(kl.identify({ email: 'after@example.com' }));
+          kl.flush(); // left unhandled, as a shop may
+          return { ready, early: await early, after, flush: await kind(kl.flush()) };
+        });
+      });
+      assert.deepEqual(settled, { ready: 'load', early: 'load', after: 'load', flush: 'load' });
+      assert.ok((await keys(failed)).some((k) => k.includes(':pre:')), 'its calls kept for a later page');
+      await failed.eval(() => window.kl.setConsent('denied'));
+      assert.deepEqual(await keys(failed), [], 'the identity, the queue and the window erased at once');
+      await waitFor(() => running.eval(() => window.kl.consent === 'denied'), { what: 'the other window to follow the withdrawal' });
+      assert.equal(await pendingOf(running), 0);
+      await noPageErrors(running, failed);
+      return 'ready, identify before and after, flush: all rejected with kind load, none unhandled; the pre: record kept; a denial erased every key at once and the other window followed';
+    },
+  },
+
+  {
     name: 'active-on-site',
     what: 'Active on Site on the page view and on 3 single-page route changes: 4 events, each URL once (a same-URL pushState and a same-path replaceState add none)',
     async run(ctx) {
