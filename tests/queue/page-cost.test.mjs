@@ -286,6 +286,81 @@ test('a page closed before its wasm loaded loses nothing: a later page delivers 
   assertNoPageErrors(shop);
 });
 
+/** A later visit: its clock starts `ahead` ms on, so it adopts the loading-window
+ * records (stale after EARLY_STALE_MS, 60 s, in src/core/client/) and runs normally from
+ * there. (Playwright's clock is the context's: the other pages' clocks jump with it.) */
+async function laterPage(shop, companyId, ahead = 65_000) {
+  const later = await shop.context.newPage();
+  await later.clock.install({ time: Date.now() + ahead });
+  await later.goto(new URL(`/tests/queue/page.html?companyId=${companyId}&apiBase=${encodeURIComponent(env.emu.url)}`, env.site.url).href);
+  return shop.ready(later);
+}
+
+/** The calls saved under the page's `pre:` key: [op, [id, time, ...args]] each. */
+async function savedWindow(page, companyId) {
+  const values = Object.values(await storedEntries(page, `klaviyo:${companyId}:pre:`));
+  return values.map((v) => JSON.parse(v)).flatMap(([, ...calls]) => calls.flatMap((c, i) => (i % 2 ? [] : [[c, JSON.parse(calls[i + 1])]])));
+}
+
+test('a page whose wasm failed: its promises settle with the load error, and while it stays open a later page sends its calls once', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  // Its .wasm is a 404, answered once the test has made calls in the loading window.
+  let fail;
+  const failing = new Promise((resolve) => { fail = resolve; });
+  const page = await shop.context.newPage();
+  await page.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
+    await failing;
+    await route.fulfill({ status: 404, body: 'gone' }).catch(() => {});
+  });
+  await page.addInitScript(() => {
+    window.unhandled = [];
+    addEventListener('unhandledrejection', (e) => window.unhandled.push(String(e.reason?.message ?? e.reason)));
+  });
+  await page.goto(new URL(`/tests/queue/create.html?companyId=${companyId}&apiBase=${encodeURIComponent(env.emu.url)}`, env.site.url).href);
+  await shop.ready(page);
+  const ids = await page.evaluate(() => {
+    const kind = (p) => p.then(() => 'resolved', (e) => e.kind);
+    window.early = kind(window.kl.identify({ email: 'early@example.com' }));
+    return [0, 1].map((n) => window.kl.track('Before The Failure', { n }));
+  });
+  fail();
+  const settled = await page.evaluate(async () => {
+    const kl = window.kl;
+    const kind = (p) => p.then(() => 'resolved', (e) => e.kind);
+    const ready = await kind(kl.ready);
+    const after = await kind(kl.identify({ email: 'after@example.com' }));
+    kl.flush(); // left unhandled, as a shop may
+    return { ready, early: await window.early, after, flush: await kind(kl.flush()) };
+  });
+  assert.deepEqual(settled, { ready: 'load', early: 'load', after: 'load', flush: 'load' }, 'every promise settles, with the load error');
+  const saved = await savedWindow(page, companyId);
+  assert.deepEqual(saved.map(([op]) => op), [1, 2, 2, 1], 'the identify, the two tracks and the later identify, kept for a later page');
+
+  // A later page adopts the record; the failed page, still open, lets go of those calls.
+  const later = await laterPage(shop, companyId);
+  await delivered(ids, { what: 'the failed page\'s tracks, sent by a later page' });
+  await waitFor(() => page.evaluate(() => window.kl.pending() === 0), { what: 'the failed page to drop the adopted calls' });
+  await later.close();
+  // Its next call is saved alone: the adopted ones are not saved (and sent) again.
+  const [next] = await page.evaluate(() => [window.kl.track('After The Adoption', {})]);
+  await waitFor(async () => (await savedWindow(page, companyId)).length > 0, { what: 'the next call saved' });
+  assert.deepEqual((await savedWindow(page, companyId)).map(([, args]) => args[0]), [next]);
+  const last = await laterPage(shop, companyId, 130_000); // the failed page's clock is 65 s on now
+  const s = await delivered([next], { what: 'the next call, sent by another later page' });
+  for (const id of ids) assert.equal(s.uniqueIdCounts[id], 1, `${id} sent once`);
+  assert.equal(s.duplicateUniqueIds, 0);
+  assert.deepEqual(await page.evaluate(() => window.unhandled), [], 'no unhandled rejection');
+
+  // flush() after close() resolves at once (it never settled).
+  const closed = await last.evaluate(() => {
+    window.kl.close();
+    return Promise.race([window.kl.flush(), new Promise((resolve) => setTimeout(() => resolve('never settled'), 5000))]);
+  });
+  assert.deepEqual(closed, { sent: 0, failed: 0, pending: 0 });
+  assertNoPageErrors(shop);
+});
+
 test('a server that sends the wasm without application/wasm: compileStreaming fails, the plain compile takes over', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
