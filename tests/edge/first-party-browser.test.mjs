@@ -177,6 +177,21 @@ test('consent denied clears the cookie', async () => {
   }
 });
 
+test('a page that starts denied clears the cookie too (its denial is carried out before the wasm loads)', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    await track(page, 'Before A Denied Page');
+    await waitFor(() => visitorCookie(context), { what: 'the cookie' });
+    await page.close(); // (an open tab would clear it on hearing the withdrawal)
+    const denied = await openShop(context, '&consent=denied');
+    assert.equal(await denied.evaluate(() => window.kl.consent), 'denied');
+    await waitFor(async () => !(await visitorCookie(context)), { what: 'the cookie cleared' });
+  } finally {
+    await context.close();
+  }
+});
+
 test('a worker that answers /id slowly or not at all delays no call', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   shop.hold(`${PREFIX}/id`);

@@ -1,5 +1,5 @@
 // Test page for tests/edge/browser.test.mjs: Klaviyo.init with the worker as apiBase.
-//   ?companyId=AbC123&apiBase=http://127.0.0.1:<worker port>
+//   ?companyId=AbC123&apiBase=http://127.0.0.1:<worker port>&consent=denied
 // Exposes window.kl and window.reports (what onError received).
 const q = new URLSearchParams(location.search);
 window.reports = [];
@@ -11,6 +11,7 @@ async function main() {
       companyId: q.get('companyId') || 'AbC123',
       apiBase: q.get('apiBase'),
       activeOnSite: 'manual', // these tests count only their own events
+      consent: q.get('consent') || 'granted',
       onError: (e) => window.reports.push({ kind: e?.kind, status: e?.status, detail: e?.detail, message: String(e?.message ?? e) }),
     });
     document.body.dataset.ready = '1';
