@@ -147,11 +147,13 @@ export class Runtime {
   constructor(options, onError, debug, edge) {
     const fresh = uuid();
     const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
-      cookies(options)));
+      cookies(options)), now());
     if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
     this.h_ = h;
     this.options_ = options;
-    [this.prefix_, this.revision_] = this.control_(INFO).split(SEP);
+    let due;
+    [this.prefix_, this.revision_, due] = this.control_(INFO).split(SEP);
+    this.adoptAt_(due);
     this.onError_ = onError;
     this.debug_ = debug;
     // Left undefined (false) until set: busy_ (a request is in flight: one at a time,
@@ -477,8 +479,7 @@ export class Runtime {
     if (this.closed_) return;
     this.electing_ = false;
     this.sender_ = sender;
-    // The sender adopts the loading-window records of pages that never got ready.
-    this.adoptAt_(this.control_(SENDER, now(), +sender + "", sender ? storage.scan(this.prefix_) : ""));
+    this.control_(SENDER, 0, +sender + "", sender ? storage.scan(this.prefix_) : "");
     this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
@@ -503,10 +504,9 @@ export class Runtime {
     return this.control_(IDENTIFIED) === "1";
   }
 
-  /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh by
-   * the sender, are stale; those storage still holds are adopted (if it still sends). */
+  /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh at
+   * start, are stale; those storage still holds are adopted. */
   adoptAt_(due) {
-    clearTimeout(this.adopting_);
     if (!due) return;
     this.adopting_ = setTimeout(() => {
       this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:")));

@@ -361,41 +361,6 @@ test('a page whose wasm failed: its promises settle with the load error, and whi
   assertNoPageErrors(shop);
 });
 
-test('trackers starting together (tabs of a restored session, two trackers in a page) adopt a closed page\'s loading-window record once: the sender takes it', { timeout: TEST_TIMEOUT }, async (t) => {
-  const companyId = nextCompanyId();
-  const shop = await scenario(t);
-  // A page closed before its wasm loaded left its calls, long enough ago to be stale.
-  const home = await shop.open({ companyId, init: false });
-  const saved = Date.now() - 120_000;
-  const ids = ['restored-1', 'restored-2'];
-  await home.evaluate(({ key, record }) => localStorage.setItem(key, record), {
-    key: `klaviyo:${companyId}:pre:closed-page`,
-    record: JSON.stringify([saved, ...ids.flatMap((id) => [2, JSON.stringify([id, saved, 'Restored', {}, null])])]),
-  });
-  // Their cores start together: each sees the record before any removes it (certainly
-  // the two trackers of one page, whose cores start in one task).
-  const wasm = await holdWasm(shop.context);
-  const tabs = await Promise.all([0, 1, 2].map(() => openCreatePage(shop, { companyId })));
-  await tabs[0].evaluate(() => { window.kl2 = window.Klaviyo.create({ companyId: new URLSearchParams(location.search).get('companyId'), apiBase: new URLSearchParams(location.search).get('apiBase'), activeOnSite: 'manual' }); });
-  await waitFor(() => wasm.requested.length >= 3, { what: 'the wasm requests (held)' });
-  // Each tracker's own calls of its loading window.
-  const own = [];
-  for (const [i, tab] of tabs.entries()) {
-    own.push(...await tab.evaluate((i) => [window.kl, window.kl2].filter(Boolean).map((kl, j) => kl.track('Own Window', { tab: i, tracker: j })), i));
-  }
-  wasm.release();
-  await delivered([...ids, ...own], { what: 'the closed page\'s calls and each tracker\'s own' });
-  // Every tab holds nothing more (so nothing is left to send twice), then the counts.
-  for (const tab of tabs) {
-    await waitFor(() => tab.evaluate(() => window.kl.pending() === 0 && (window.kl2?.pending() ?? 0) === 0), { what: 'each tracker drained' });
-  }
-  await waitFor(async () => Object.keys(await storedEntries(home, `klaviyo:${companyId}:q:`)).length === 0, { what: 'no queue record left' });
-  const s = summary();
-  for (const id of [...ids, ...own]) assert.equal(s.uniqueIdCounts[id], 1, `${id}: sent once (${wireLine(s)})`);
-  assert.equal(Object.keys(await storedEntries(home, `klaviyo:${companyId}:pre:`)).length, 0, 'the record is gone');
-  assertNoPageErrors(shop);
-});
-
 test('a server that sends the wasm without application/wasm: compileStreaming fails, the plain compile takes over', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);

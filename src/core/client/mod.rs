@@ -143,7 +143,7 @@ pub struct Client {
     /// The `URL` of the last automatic page view.
     last_page: String,
     /// When the first calls of another page's loading window, seen but still fresh,
-    /// become stale (then [`Client::adopt_stored`] takes them).
+    /// become stale (then [`Client::load_stored`] takes them).
     early_due: Option<u64>,
 }
 
@@ -305,29 +305,18 @@ impl Client {
         self.early_due
     }
 
-    /// What storage holds under our prefix, at start: queue records and keepalive marks
-    /// are loaded (the queue takes only its own keys). Loading-window records wait for
-    /// [`Client::adopt_stored`].
-    pub fn load_stored(&mut self, stored: Stored) {
-        for (key, value) in stored.pairs() {
-            self.load(key, value);
-        }
-    }
-
-    /// The loading-window records among `stored`, adopted by the sender tab only (on
-    /// becoming it, and again at [`Client::early_due`]): tabs opened together, as a
-    /// restored session opens them, would otherwise each adopt the same record and send
-    /// its calls twice. Stale ones are adopted; the rest wait again. In a tab that is not
-    /// the sender, nothing: the sender takes them.
-    pub fn adopt_stored(&mut self, stored: Stored, now_ms: u64) {
+    /// What storage holds under our prefix: at start, and again at
+    /// [`Client::early_due`] (then the adapter scans the loading-window keys only).
+    /// Queue records and marks are loaded; loading-window records are adopted once
+    /// stale, and the rest wait again.
+    pub fn load_stored(&mut self, stored: Stored, now_ms: u64) {
         self.early_due = None;
-        if !self.is_sender() {
-            return;
-        }
         let early = self.config.early_prefix();
         for (key, value) in stored.pairs() {
             if key.starts_with(&early) {
                 self.adopt_early(key, value, now_ms);
+            } else {
+                self.load(key, value);
             }
         }
     }

@@ -319,9 +319,9 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
     // At that time, what storage still holds is adopted, once.
     let stored = Stored::pack(&[(key, value.as_str())]);
     let stored = Stored(&stored);
-    p.c.adopt_stored(stored, due - 1);
+    p.c.load_stored(stored, due - 1);
     assert_eq!((p.c.pending(), p.c.early_due()), (0, Some(due)));
-    p.c.adopt_stored(stored, due);
+    p.c.load_stored(stored, due);
     assert_eq!((p.c.pending(), p.c.early_due()), (1, None));
     assert!(p
         .end_task()
@@ -329,41 +329,4 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
         .any(|op| matches!(op, StorageOp::Remove { key: k } if k == key)));
     let t = p.c.poll_transmit(due, ALL).expect("sent");
     assert_eq!(attrs(&t)["unique_id"], "early-9");
-}
-
-#[test]
-fn only_the_sender_tab_adopts_a_loading_window_record() {
-    // Tabs opened together (a restored session) all see the same stale record: only the
-    // one elected to send adopts it, so its calls are queued once.
-    let key = "klaviyo:AbC123:pre:page-3";
-    let saved = NOW - EARLY_STALE_MS - 1;
-    let value = super::early_record(
-        saved,
-        &[(
-            Op::Track as u32,
-            &format!(r#"["early-7",{saved},"Early",null,null]"#),
-        )],
-    );
-    let stored = Stored::pack(&[(key, value.as_str())]);
-    let stored = Stored(&stored);
-    let mut p = Page::new();
-    // At start, nothing is adopted: the tab does not know yet whether it sends.
-    p.c.load_stored(stored);
-    assert_eq!(p.c.pending(), 0);
-    p.c.set_sender(false);
-    p.c.adopt_stored(stored, NOW);
-    assert_eq!((p.c.pending(), p.c.early_due()), (0, None));
-    assert!(
-        !p.end_task()
-            .iter()
-            .any(|op| matches!(op, StorageOp::Remove { key: k } if k == key)),
-        "the record is left to the sender"
-    );
-    p.c.set_sender(true);
-    p.c.adopt_stored(stored, NOW);
-    assert_eq!(p.c.pending(), 1);
-    assert!(p
-        .end_task()
-        .iter()
-        .any(|op| matches!(op, StorageOp::Remove { key: k } if k == key)));
 }
