@@ -211,7 +211,7 @@ export class Klaviyo {
         // The window's calls stay stored: a later page of the shop adopts them. Those
         // that promise an answer get this one, as do the later ones.
         this.#failed = e;
-        this.#early.forEach((settle, i) => i % 3 > 1 && settle?.(e));
+        this.#settleAll(e);
         this.#emit(e);
         throw e;
       });
@@ -244,7 +244,8 @@ export class Klaviyo {
     this.#consent = DENIED;
     this.#from = Infinity;
     this.#early.push(EARLY_DENIED, "", undefined);
-    this.#edge ||= storage.get(this.#prefix + "edge"); // the core's denial forgets the worker's cookie too
+    // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
+    this.#edge ||= storage.get(this.#prefix + "edge");
     if (tell) storage.set(this.#prefix + "consent", "denied");
     storage.dropPrefix(this.#prefix);
   }
@@ -260,6 +261,11 @@ export class Klaviyo {
     this.#save();
   }
 
+  /** The window's promises get `e`: the core refused the options, or never loaded. */
+  #settleAll(e) {
+    for (let i = 2; i < this.#early.length; i += 3) this.#early[i]?.(e);
+  }
+
   /** onError, which may not throw into us. */
   #emit(e) {
     try { this.#options.onError?.(e); } catch { /* the shop's handler: ignored */ }
@@ -273,9 +279,8 @@ export class Klaviyo {
     try {
       rt = new Runtime(rest, onError, debug === true, this.#edge);
     } catch (e) {
-      const early = this.#early;
+      this.#settleAll(e);
       this.#early = [];
-      for (let i = 0; i < early.length; i += 3) early[i + 2]?.(e);
       storage.del(this.#earlyKey);
       this.#emit(report("invalid", e.message));
       throw e;
