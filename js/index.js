@@ -8,11 +8,10 @@ import { WASM_URL, wasmModule } from "./wasm-source.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
 // fails if they differ). The EARLY_ codes are no Op: they mark, in the loading window,
-// a reset(), a change of consent to pending or granted, and a denial (this page's, at
-// once carried out here, or another tab's), so that the core replays them in order.
+// a reset() and a change of consent, so that the core replays them in order.
 const IDENTIFY = 1, TRACK = 2, VIEWED_PRODUCT = 3, ADDED_TO_CART = 4, STARTED_CHECKOUT = 5,
   SUBSCRIBE = 6, BACK_IN_STOCK = 7, VIEWED_COLLECTION = 8, SUBMITTED_SEARCH = 9,
-  ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0, EARLY_CONSENT = -1, EARLY_DENIED = -2;
+  ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0, EARLY_CONSENT = -1;
 /** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
  * the core refuses them by name. */
 const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
@@ -20,6 +19,9 @@ const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v)
 /** Consent states, by the code the core takes (src/core/consent.rs has the rules). */
 const CONSENT = ["pending", "granted", "denied"];
 const PENDING = 0, GRANTED = 1, DENIED = 2;
+/** The core's code for a denial carried out here (told, erased) before it ran: it drops
+ * what it holds without erasing again (src/browser/exports.rs, CONSENT). */
+const DENIED_HERE = 4;
 /** The code of a consent state; throws, naming `who`, for anything else. */
 function consentCode(state, who) {
   const code = CONSENT.indexOf(state);
@@ -238,12 +240,12 @@ export class Klaviyo {
   /** Consent is withdrawn in the loading window: by this page (`tell`: as the core would,
    * the other tabs are told through the marker first) or by another tab. Everything we
    * stored is erased at once; the core replays the denial in its place among the calls
-   * (those before it are dropped, and reported, there). */
+   * (those before it are dropped, and reported, there; storage is not erased again). */
   #deny(tell) {
     if (this.#consent === DENIED) return;
     this.#consent = DENIED;
     this.#from = Infinity;
-    this.#early.push(EARLY_DENIED, "", undefined);
+    this.#early.push(EARLY_CONSENT, DENIED_HERE, undefined);
     // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
     this.#edge ||= storage.get(this.#prefix + "edge");
     if (tell) storage.set(this.#prefix + "consent", "denied");
@@ -277,25 +279,30 @@ export class Klaviyo {
     trackers.delete(this.#listener);
     let rt;
     try {
-      rt = new Runtime(rest, onError, debug === true, this.#edge);
+      rt = new Runtime(rest, onError, debug === true, this.#edge, this.#earlyKey);
     } catch (e) {
+      // Refused: this tracker never runs. Its promises, now and later, get the refusal;
+      // its calls are neither kept nor saved (no later page could send them either).
+      this.#failed = e;
       this.#settleAll(e);
       this.#early = [];
       storage.del(this.#earlyKey);
+      this.#earlyKey = "";
       this.#emit(report("invalid", e.message));
       throw e;
     }
-    // The window's calls, in order, with the id and time they were given.
+    // The window's calls, in order, with the id and time they were given. The core is
+    // ready for calls made meanwhile (from onError, hearing a refused one): in order.
     const early = this.#early;
     this.#early = [];
-    rt.replayWindow(this.#earlyKey, () => {
+    this.#rt = rt;
+    rt.replayWindow(() => {
       for (let i = 0; i < early.length; i += 3) {
         let err;
         try {
           const op = early[i];
           if (op === EARLY_RESET) rt.reset();
-          else if (op === EARLY_CONSENT) rt.consent(+early[i + 1]);
-          else if (op === EARLY_DENIED) rt.withdrawn();
+          else if (op === EARLY_CONSENT) rt.consent(early[i + 1]);
           else rt.call(op, early[i + 1]);
         } catch (e) {
           err = e;
@@ -304,7 +311,6 @@ export class Klaviyo {
         early[i + 2]?.(err);
       }
     });
-    this.#rt = rt;
     return this;
   }
 
@@ -318,6 +324,7 @@ export class Klaviyo {
   }
 
   #keep(op, text, settle) {
+    if (!this.#earlyKey) return; // the core refused the options
     this.#early.push(op, text, settle);
     this.#save();
   }
@@ -332,7 +339,7 @@ export class Klaviyo {
     queueMicrotask(() => {
       this.#saving = false;
       const off = /(^|; *)__kla_off=true(;|$)/.test(cookies(this.#options));
-      if (this.#rt || this.#consent !== GRANTED || off) return;
+      if (this.#rt || !this.#earlyKey || this.#consent !== GRANTED || off) return;
       const calls = [];
       for (let i = this.#from; i < this.#early.length; i += 3) {
         if (this.#early[i] >= 0) calls.push(this.#early[i], this.#early[i + 1]);
@@ -419,7 +426,7 @@ export class Klaviyo {
   close() {
     routes.delete(this.#pageView);
     if (this.#rt) this.#rt.close();
-    else this.ready.then(() => this.#rt.close(), () => {});
+    else this.ready.then(() => this.#rt.close(), () => trackers.delete(this.#listener));
   }
   /** The anonymous profile id (null until the core is ready, and while denied). */
   get anonymousId() {

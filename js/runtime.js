@@ -42,13 +42,13 @@ export const storage = {
   dropPrefix(prefix) {
     for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0]);
   },
-  /** `key SUB value SEP ...` of every key starting with `prefix` */
-  scan(prefix) {
+  /** `key SUB value SEP ...` of every key starting with `prefix`, but `skip` */
+  scan(prefix, skip) {
     let out = "";
     try {
       for (let i = 0; store && i < store.length; i++) {
         const k = store.key(i);
-        if (k !== null && k.startsWith(prefix)) out += SEP + k + SUB + store.getItem(k);
+        if (k !== null && k !== skip && k.startsWith(prefix)) out += SEP + k + SUB + store.getItem(k);
       }
     } catch { /* what we have so far */ }
     return out;
@@ -143,10 +143,12 @@ export function listenToOtherTabs() {
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
 export class Runtime {
   /** `edge`: the loading window's denial erased the storage key that remembers the edge
-   * worker; its value then. */
-  constructor(options, onError, debug, edge) {
+   * worker; its value then. `early`: the storage key of this tracker's loading window,
+   * which the core does not read (it is replayed, not adopted: see replayWindow). */
+  constructor(options, onError, debug, edge, early) {
     const fresh = uuid();
-    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
+    this.early_ = early;
+    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS, early), location.search, fresh,
       cookies(options)), now());
     if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
     this.h_ = h;
@@ -209,13 +211,12 @@ export class Runtime {
   }
 
   /**
-   * The calls of the loading window, kept under storage key `early` until the core's own
-   * record holds them: `run` hands them to the core now; they are written and sent in
-   * the next task, off the path to ready. A call made before then writes them with its
-   * own at the end of its task, as any call does. The key goes with the first write.
+   * The calls of the loading window, kept under storage key `early_` until the core's
+   * own record holds them: `run` hands them to the core now; they are written and sent
+   * in the next task, off the path to ready. A call made before then writes them with
+   * its own at the end of its task, as any call does. The key goes with the first write.
    */
-  replayWindow(early, run) {
-    this.early_ = early;
+  replayWindow(run) {
     // No write before all are replayed (a consent change among them would sync): the
     // key holds them until the core's records do.
     this.replaying_ = true;
@@ -406,17 +407,10 @@ export class Runtime {
     this.atEndOfTask_();
   }
 
-  /** The loading window's denial, replayed: the page (or another tab) told the other
-   * tabs and erased our storage then; the core now drops what it holds, as for another
-   * tab's withdrawal. */
-  withdrawn() {
-    this.control_(STORAGE, 0, this.prefix_ + "consent", "denied");
-    this.consent();
-  }
-
   /**
    * Sets the core's consent state to `set` (0 pending, 1 granted, 2 denied; 3 only
-   * asks) and keeps the one it holds in `state`. On a change, this tab takes part in
+   * asks; 4 the loading window's denial, replayed: told and erased then, so the core
+   * only drops what it holds) and keeps the one it holds in `state`. On a change, this tab takes part in
    * choosing the sender only while granted (a pending or denied tab holding the lock
    * would stall the others' queue), and the core's storage writes (a denial's
    * erasure) are made at once.

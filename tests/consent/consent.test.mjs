@@ -495,6 +495,61 @@ test('the loading window: a tab whose wasm is still loading follows another tab\
   assert.equal(await running.evaluate(() => window.kl.consent), 'denied', 'the replay did not tell the other tab again');
 });
 
+test('the loading window: the denial, replayed once the wasm loads, erases nothing that later tabs stored since', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const context = await shop(t);
+  // Denied at create: told and erased at once, while its wasm still loads.
+  const denied = await openLoading(context, { companyId, consent: 'denied', early: 1 });
+  // Then a granted tab queues two calls (Klaviyo unavailable: they stay on disk), and a
+  // third tab, still loading, saves its window for a later page.
+  const running = await open(context, { companyId });
+  unavailable();
+  await track(running, 2, 'Queued Since');
+  const loading = await openLoading(context, { companyId, early: 1 });
+  const theirs = (keys) => keys.some((k) => k.includes(':q:')) && keys.some((k) => k.includes(':pre:'));
+  await waitFor(async () => theirs(await onDisk(denied.page, companyId)), { what: 'the denied tab to see the others\' keys' });
+  const before = await onDisk(denied.page, companyId);
+
+  await denied.release();
+  await flush(denied.page); // the replay's storage writes are made by now
+  assert.deepEqual(await onDisk(denied.page, companyId), before, 'the later tabs\' queue, identity and window stay');
+  assert.deepEqual((await consentReports(denied.page)).map((r) => r.count), [1], 'its own call, reported once');
+  assert.equal(await denied.page.evaluate(() => window.kl.pending()), 0);
+  assert.equal(await running.evaluate(() => window.kl.consent), 'granted', 'the others are not told again');
+  assert.equal(await running.evaluate(() => window.kl.pending()), 2);
+  assert.equal(await loading.page.evaluate(() => window.kl.pending()), 1, 'the loading tab\'s window is not taken for adopted');
+});
+
+test('the loading window: a call the shop makes from onError while the window is replayed is sent, in its place', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const context = await shop(t);
+  const { page, release } = await openLoading(context, { companyId, echo: 1 });
+  // Refused by the core only when it replays the window: onError hears it then.
+  const ids = await page.evaluate(() => { window.kl.track(7); return [window.kl.track('After The Bad One', {})]; });
+  await release();
+  const echo = await page.evaluate(() => window.echoIds);
+  assert.equal(echo.length, 1, 'onError heard the refused call and tracked');
+  await delivered([...ids, ...echo], 'the window\'s call and the one made from onError');
+});
+
+test('a tracker whose wasm failed stops listening once closed: another tab\'s later denial writes nothing in its page', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const context = await shop(t);
+  const { page } = await openLoading(context, { companyId, early: 1, fail: true });
+  await page.waitForSelector('body[data-wasm="error"]', { state: 'attached' });
+  await page.evaluate(() => {
+    window.kl.close();
+    window.heard = 0;
+    // Added after the library's listener: it runs after it, for the same event.
+    addEventListener('storage', (e) => { if (e.key?.endsWith(':consent')) window.heard += 1; });
+  });
+  const before = await writeCount(page);
+  const running = await open(context, { companyId });
+  await running.evaluate(() => window.kl.setConsent('denied'));
+  await waitFor(() => page.evaluate(() => window.heard > 0), { what: 'the closed page to hear the denial' });
+  assert.equal(await writeCount(page), before, 'no erasure, no save: it no longer listens');
+});
+
 test('consent values are checked by name: create() throws (init() rejects) on a bad option, setConsent on a bad state', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const context = await shop(t);

@@ -302,6 +302,33 @@ async function savedWindow(page, companyId) {
   return values.map((v) => JSON.parse(v)).flatMap(([, ...calls]) => calls.flatMap((c, i) => (i % 2 ? [] : [[c, JSON.parse(calls[i + 1])]])));
 }
 
+test('a page whose wasm took over a minute to load sends its window once: its own saved calls are replayed, not adopted as well', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const wasm = await holdWasm(shop.context);
+  const page = await openCreatePage(shop, { companyId });
+  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  const ids = await page.evaluate(() => [0, 1].map((n) => window.kl.track('Slow Load', { n })));
+  await waitFor(async () => (await savedWindow(page, companyId)).length === 2, { what: 'the window saved' });
+  // As if the download had taken two minutes: the page's own saved window is stale now,
+  // as a closed page's would be.
+  await page.evaluate((p) => {
+    for (const k of Object.keys(localStorage).filter((k) => k.startsWith(p))) {
+      const v = JSON.parse(localStorage.getItem(k));
+      v[0] -= 120_000;
+      localStorage.setItem(k, JSON.stringify(v));
+    }
+  }, `klaviyo:${companyId}:pre:`);
+  wasm.release();
+  await page.waitForSelector('body[data-wasm="1"]', { state: 'attached', timeout: 15_000 });
+  await delivered(ids);
+  await page.evaluate(() => window.kl.flush());
+  assert.equal(await page.evaluate(() => window.kl.pending()), 0);
+  const s = summary();
+  for (const id of ids) assert.equal(s.uniqueIdCounts[id], 1, `${id} sent once (${wireLine(s)})`);
+  assertNoPageErrors(shop);
+});
+
 test('a page whose wasm failed: its promises settle with the load error, and while it stays open a later page sends its calls once', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
@@ -358,6 +385,35 @@ test('a page whose wasm failed: its promises settle with the load error, and whi
     return Promise.race([window.kl.flush(), new Promise((resolve) => setTimeout(() => resolve('never settled'), 5000))]);
   });
   assert.deepEqual(closed, { sent: 0, failed: 0, pending: 0 });
+  assertNoPageErrors(shop);
+});
+
+test('a tracker whose options the core refuses: every promise, made before or after, rejects with the refusal, and nothing is stored', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await openCreatePage(shop, { companyId, maxQueueEvents: -5 });
+  const out = await page.evaluate(async () => {
+    const kl = window.kl;
+    // A deadline, so that a promise that never settles fails the test rather than hangs it.
+    const settled = (p) => Promise.race([p.then(() => 'resolved', (e) => e.message),
+      new Promise((resolve) => setTimeout(() => resolve('never settled'), 5000))]);
+    const early = settled(kl.identify({ email: 'early@example.com' }));
+    kl.track('Before The Refusal', {});
+    const ready = await settled(kl.ready);
+    const ids = [kl.track('After The Refusal', {})];
+    return {
+      ready, early: await early,
+      identify: await settled(kl.identify({ email: 'after@example.com' })),
+      subscribe: await settled(kl.subscribe({ listId: 'Ab12Cd', email: 'after@example.com' })),
+      flush: await settled(kl.flush()),
+      pending: kl.pending(),
+      returned: typeof ids[0],
+    };
+  });
+  const refusal = out.ready;
+  assert.match(refusal, /maxQueueEvents/, 'ready rejects naming the option');
+  assert.deepEqual(out, { ready: refusal, early: refusal, identify: refusal, subscribe: refusal, flush: refusal, pending: 0, returned: 'string' });
+  assert.deepEqual(await storedEntries(page, `klaviyo:${companyId}:`), {}, 'no call kept for a later page: none could send it');
   assertNoPageErrors(shop);
 });
 

@@ -131,6 +131,18 @@ const LOCATION_KEYS: &[&str] = &[
     "ip",
 ];
 
+/// Who tells the other tabs of a change of consent (only a denial travels, through
+/// the marker key) and erases our storage for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Told {
+    /// This page's own answer: tell them, then erase.
+    Now,
+    /// Another tab's: it told them; erase what this tab wrote since.
+    ByOtherTab,
+    /// The adapter told them and erased, before this core ran.
+    Already,
+}
+
 pub struct Client {
     pub config: Config,
     identity: Identity,
@@ -182,7 +194,7 @@ impl Client {
             early_due: None,
         };
         // Denied: the identity read above is dropped with everything else.
-        client.change(consent, "", true);
+        client.change(consent, "", Told::Now);
         if stored_identity != Some(client.identity.to_storage().as_str()) {
             client.save_identity();
         }
@@ -206,8 +218,17 @@ impl Client {
     /// earlier identity was erased with everything else).
     pub fn set_consent(&mut self, consent: Consent, fresh_id: &str) {
         if !self.opted_out {
-            self.change(consent, fresh_id, true);
+            self.change(consent, fresh_id, Told::Now);
         }
+    }
+
+    /// A denial the adapter carried out before this core ran (js/index.js, the loading
+    /// window): it told the other tabs and erased our storage then. This page's calls
+    /// are dropped (and reported); what storage holds now was written since, by other
+    /// tabs (their queue, a loading page's window): it is forgotten, not erased again.
+    pub fn denied_before_start(&mut self) {
+        self.queue.forget_other_tabs_calls();
+        self.change(Consent::Denied, "", Told::Already);
     }
 
     /// Reads Klaviyo's onsite cookies (`document.cookie`): at start, and again before
@@ -218,7 +239,7 @@ impl Client {
         let onsite = onsite::read(cookies);
         if onsite.off && !self.opted_out {
             self.opted_out = true;
-            self.change(Consent::Denied, "", true);
+            self.change(Consent::Denied, "", Told::Now);
         }
         if self.consent() != Consent::Denied {
             self.identity.set_onsite(onsite.visitor);
@@ -231,11 +252,11 @@ impl Client {
     }
 
     /// Consent becomes `consent`. Denied: drop what the page holds (identity included)
-    /// and erase every key under our prefix. When the denial is this page's (`tell`),
-    /// the other tabs are told first, through the marker key, which the erasure removes
-    /// at once: so they drop their calls as refused ones before they see the erasure.
-    /// A grant or pending after a denial starts a new profile (`fresh_id`).
-    fn change(&mut self, consent: Consent, fresh_id: &str, tell: bool) {
+    /// and erase every key under our prefix. When the denial is this page's
+    /// ([`Told::Now`]), the other tabs are told first, through the marker key, which the
+    /// erasure removes at once: so they drop their calls as refused ones before they
+    /// see the erasure. A grant or pending after a denial starts a new profile (`fresh_id`).
+    fn change(&mut self, consent: Consent, fresh_id: &str, told: Told) {
         let was = self.consent();
         if consent == was {
             return;
@@ -248,10 +269,10 @@ impl Client {
         }
         // Granted: the identity is written with the calls held while pending.
         self.save_identity();
-        if !denied {
+        if !denied || told == Told::Already {
             return;
         }
-        if tell {
+        if told == Told::Now {
             let key = self.config.consent_key();
             self.erasure.put(&key, "").push_str(consent::DENIED);
         }
@@ -439,7 +460,7 @@ impl Client {
             return;
         }
         if value.unwrap_or("") == consent::DENIED && key == self.config.consent_key() {
-            return self.change(Consent::Denied, "", false);
+            return self.change(Consent::Denied, "", Told::ByOtherTab);
         }
         if key == self.config.identity_key() {
             // Another tab identified or reset: follow it, so all tabs send one profile.

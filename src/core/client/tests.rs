@@ -1537,6 +1537,25 @@ fn a_grant_after_a_denial_starts_a_new_profile() {
 }
 
 #[test]
+fn a_denial_carried_out_before_the_core_ran_drops_what_it_holds_and_erases_nothing() {
+    // The page denied while its wasm loaded: the adapter told the other tabs and erased
+    // then. A later tab queued a call since; this core opens over it, then replays
+    // the denial among the window's calls.
+    let disk = granted_disk();
+    let mut p = page_with("pending", &disk);
+    p.call(Op::Track, &[r#""Before The Denial""#]).unwrap();
+    p.c.denied_before_start();
+    assert_eq!(p.c.consent(), Consent::Denied);
+    assert_eq!(p.c.pending(), 0, "what it held is dropped");
+    assert_eq!(consent_reports(&mut p.c), [1], "and reported as refused");
+    assert_eq!(p.end_task(), vec![], "no marker, no second erasure");
+    assert_eq!(p.disk, disk, "the later tab's queue and identity stay");
+    // The window's grant after it starts a new profile, as any grant after a denial.
+    p.c.set_consent(Consent::Granted, "id-new");
+    assert_eq!(p.c.anonymous_id(), "id-new");
+}
+
+#[test]
 fn denied_then_pending_in_one_task_still_erases() {
     let mut p = Page::new();
     p.call(Op::Track, &[r#""A""#]).unwrap();

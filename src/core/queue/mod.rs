@@ -424,6 +424,12 @@ impl Queue {
         });
     }
 
+    /// Forgets the calls read from storage, keeping this page's own not yet written:
+    /// what storage holds is another tab's to send (see `Client::denied_before_start`).
+    pub fn forget_other_tabs_calls(&mut self) {
+        self.remove_where(|it| it.stored);
+    }
+
     /// Removes the items `pick` chooses; their records are rewritten at the next
     /// sync. Each criterion only marks (a plain loop in its caller); one sweep removes.
     fn remove_where(&mut self, mut pick: impl FnMut(&Item) -> bool) {
