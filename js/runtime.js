@@ -144,18 +144,16 @@ export function listenToOtherTabs() {
 export class Runtime {
   /** `edge`: the loading window's denial erased the storage key that remembers the edge
    * worker; its value then. `early`: the storage key of this tracker's loading window,
-   * which the core does not read (it is replayed, not adopted: see replayWindow). */
+   * never adopted by its own core (it is replayed: see replayWindow). */
   constructor(options, onError, debug, edge, early) {
     const fresh = uuid();
     this.early_ = early;
-    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS, early), location.search, fresh,
-      cookies(options)), now());
+    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
+      cookies(options)));
     if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
     this.h_ = h;
     this.options_ = options;
-    let due;
-    [this.prefix_, this.revision_, due] = this.control_(INFO).split(SEP);
-    this.adoptAt_(due);
+    [this.prefix_, this.revision_] = this.control_(INFO).split(SEP);
     this.onError_ = onError;
     this.debug_ = debug;
     // Left undefined (false) until set: busy_ (a request is in flight: one at a time,
@@ -401,7 +399,7 @@ export class Runtime {
   otherTab(e) {
     if (e.key === null) this.control_(RESYNC, 0, storage.scan(this.prefix_));
     else if (e.key.startsWith(this.prefix_)) {
-      this.control_(STORAGE, 0, e.key, e.newValue);
+      this.adoptAt_(this.control_(STORAGE, now(), e.key, e.newValue));
       this.consent(); // another tab's withdrawal reaches the core this way
     } else return;
     this.atEndOfTask_();
@@ -473,7 +471,8 @@ export class Runtime {
     if (this.closed_) return;
     this.electing_ = false;
     this.sender_ = sender;
-    this.control_(SENDER, 0, +sender + "", sender ? storage.scan(this.prefix_) : "");
+    // The sender adopts the loading-window records of pages that never got ready.
+    this.adoptAt_(this.control_(SENDER, now(), +sender + "", sender ? storage.scan(this.prefix_, this.early_) : ""));
     this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
@@ -498,12 +497,13 @@ export class Runtime {
     return this.control_(IDENTIFIED) === "1";
   }
 
-  /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh at
-   * start, are stale; those storage still holds are adopted. */
+  /** At `due` (ms, "" for never): another page's loading-window calls, seen fresh by
+   * the sender, are stale; those storage still holds are adopted (if it still sends). */
   adoptAt_(due) {
+    clearTimeout(this.adopting_);
     if (!due) return;
     this.adopting_ = setTimeout(() => {
-      this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:")));
+      this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:", this.early_)));
       this.atEndOfTask_();
     }, Math.max(0, due - now()));
   }

@@ -90,10 +90,10 @@ pub fn answer_len() -> u32 {
 
 /// Opens a tracker. The input holds the init options as JSON, everything in storage
 /// under `klaviyo:` (packed), the page's query string, a new random id (the anonymous
-/// id if none is stored) and the page's cookies (Klaviyo's onsite ones are read); `now`
-/// is the time. Returns the handle, or `u32::MAX` with the message as the answer.
+/// id if none is stored) and the page's cookies (Klaviyo's onsite ones are read).
+/// Returns the handle, or `u32::MAX` with the message as the answer.
 #[wasm_bindgen]
-pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, now: f64) -> u32 {
+pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32) -> u32 {
     let at = &mut 0;
     let options = text_at(at, options);
     let stored = text_at(at, stored);
@@ -123,7 +123,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32, 
         fresh_id.unwrap_or(""),
     );
     c.read_cookies(cookies.unwrap_or(""));
-    c.load_stored(stored, now as u64);
+    c.load_stored(stored);
     let clients = CLIENTS.get();
     clients.push(Some(c));
     (clients.len() - 1) as u32
@@ -257,14 +257,21 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::HIDE => c.on_hide(now),
         what::ONLINE => c.set_online(a == "1"),
         what::SENDER => {
+            // `a` "1": this tab sends; `b`: all we store then; `n`: the time. The answer:
+            // when to look at the loading-window records again (below).
             let sender = a == "1";
+            let stored = Stored(b.unwrap_or(""));
             if sender && !c.is_sender() {
                 // Take over what the previous sender left, in flight or not.
-                c.resync(Stored(b.unwrap_or("")));
+                c.resync(stored);
             }
             c.set_sender(sender);
+            c.adopt_stored(stored, now);
         }
-        what::STORAGE => c.on_storage_change(a, b),
+        what::STORAGE => {
+            c.on_storage_change(a, b);
+            c.early_written(a, b, now);
+        }
         what::RESYNC => c.resync(Stored(a)),
         what::PENDING => push_u64(&mut out, c.pending() as u64),
         // `n` 1: both ids as the body of the first-party cookie's `POST /id`.
@@ -292,8 +299,6 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             out.push_str(&c.config.storage_prefix());
             out.push(SEP);
             out.push_str(&c.config.revision);
-            out.push(SEP);
-            // Then when to ask again, as for ADOPT (below).
         }
         what::COOKIES => c.read_cookies(a),
         what::IDENTIFIED => {
@@ -304,14 +309,15 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::ADOPT => {
             // `a`: the loading-window records in storage now; the answer: when to ask
             // again ("" for never), below.
-            c.load_stored(Stored(a), now);
+            c.adopt_stored(Stored(a), now);
         }
         // `a`, `b`: the first-party cookie's anonymous id and `_kx`.
         what::VISITOR => c.adopt_visitor(a, b.unwrap_or("")),
         _ => {}
     }
-    // INFO and ADOPT end with when to ask again (one copy of it).
-    if what == what::INFO || what == what::ADOPT {
+    // SENDER, STORAGE and ADOPT end with when to look at the loading-window records
+    // again (one copy of it).
+    if what == what::SENDER || what == what::STORAGE || what == what::ADOPT {
         if let Some(due) = c.early_due() {
             push_u64(&mut out, due);
         }
@@ -345,13 +351,7 @@ pub mod text_api {
     }
 
     /// The handle, or the refusal's message.
-    pub fn open(
-        options: &str,
-        stored: &str,
-        query: &str,
-        fresh: &str,
-        now: f64,
-    ) -> Result<u32, String> {
+    pub fn open(options: &str, stored: &str, query: &str, fresh: &str) -> Result<u32, String> {
         let l = put(&[
             Some(options),
             Some(stored),
@@ -359,7 +359,7 @@ pub mod text_api {
             Some(fresh),
             Some(""),
         ]);
-        match super::open(l[0], l[1], l[2], l[3], l[4], now) {
+        match super::open(l[0], l[1], l[2], l[3], l[4]) {
             u32::MAX => Err(OUT.get().clone()),
             h => Ok(h),
         }

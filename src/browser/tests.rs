@@ -156,16 +156,16 @@ async fn received(company: &str) -> Vec<JsValue> {
 
 #[wasm_bindgen_test]
 fn bad_options_are_refused_with_a_message_naming_the_field() {
-    let msg = open(r#"{"companyId":"abc"}"#, "", "", "f", now()).unwrap_err();
+    let msg = open(r#"{"companyId":"abc"}"#, "", "", "f").unwrap_err();
     assert!(msg.starts_with("init: companyId"), "{msg}");
-    let msg = open("not json", "", "", "f", now()).unwrap_err();
+    let msg = open("not json", "", "", "f").unwrap_err();
     assert_eq!(msg, "init: options must be an object");
 }
 
 #[wasm_bindgen_test]
 fn a_refused_call_names_the_field_and_queues_nothing() {
     let company = company("R1");
-    let h = open(&options(&company), "", "", &uuid(), now()).unwrap();
+    let h = open(&options(&company), "", "", &uuid()).unwrap();
     let args = format!(r#"["{}",{},"",{{}},null]"#, uuid(), now());
     assert_eq!(
         call(h, 2, &args),
@@ -182,9 +182,9 @@ fn a_refused_call_names_the_field_and_queues_nothing() {
 #[wasm_bindgen_test]
 async fn one_task_is_one_record_and_its_request_is_accepted_by_the_emulator() {
     let company = company("E1");
-    let h = open(&options(&company), &scan(), "?_kx=K%C3%A9", &uuid(), now()).unwrap();
+    let h = open(&options(&company), &scan(), "?_kx=K%C3%A9", &uuid()).unwrap();
     let info = control(h, INFO, 0.0, "", None);
-    // The storage prefix, the API revision, and when to adopt other pages' calls.
+    // The storage prefix and the API revision.
     let mut info = info.split('\u{1}');
     let (prefix, revision) = (info.next().expect("prefix"), info.next().expect("revision"));
     assert_eq!(prefix, format!("klaviyo:{company}:"));
@@ -243,13 +243,13 @@ async fn one_task_is_one_record_and_its_request_is_accepted_by_the_emulator() {
 #[wasm_bindgen_test]
 fn a_reload_restores_the_queue_and_the_anonymous_id_from_local_storage() {
     let company = company("L1");
-    let h = open(&options(&company), &scan(), "", &uuid(), now()).unwrap();
+    let h = open(&options(&company), &scan(), "", &uuid()).unwrap();
     let anon = control(h, ANON, 0.0, "", None);
     let args = format!(r#"["{}",{},"Kept",{{}},null]"#, uuid(), now());
     assert_eq!(call(h, 2, &args), Ok(()));
     apply(&control(h, SYNC, now(), "", None));
     // A new page: everything comes from what storage holds.
-    let again = open(&options(&company), &scan(), "", &uuid(), now()).unwrap();
+    let again = open(&options(&company), &scan(), "", &uuid()).unwrap();
     assert_eq!(control(again, ANON, 0.0, "", None), anon);
     assert_eq!(control(again, PENDING, 0.0, "", None), "1");
     let t = control(again, NEXT, now(), "", None);
@@ -264,7 +264,7 @@ fn consent_pending_holds_then_denied_erases_real_local_storage() {
         .set_item(&format!("{prefix}q:old"), "left by an earlier page")
         .expect("setItem");
     let pending = format!(r#"{{"companyId":"{company}","apiBase":"{EMULATOR}","consent":0}}"#);
-    let h = open(&pending, &scan(), "", &uuid(), now()).unwrap();
+    let h = open(&pending, &scan(), "", &uuid()).unwrap();
     assert_eq!(
         control(h, CONSENT, 3.0, "", None),
         "0",

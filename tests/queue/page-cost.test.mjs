@@ -329,6 +329,35 @@ test('a page whose wasm took over a minute to load sends its window once: its ow
   assertNoPageErrors(shop);
 });
 
+test('tabs starting together (a restored session) over a closed page\'s loading-window record: one adopts it, each sends its own, each call once', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  // A page closed before its wasm loaded left its calls, long enough ago to be stale.
+  const home = await shop.open({ companyId, init: false });
+  const saved = Date.now() - 120_000;
+  const ids = ['restored-1', 'restored-2'];
+  await home.evaluate(({ key, record }) => localStorage.setItem(key, record), {
+    key: `klaviyo:${companyId}:pre:closed-page`,
+    record: JSON.stringify([saved, ...ids.flatMap((id) => [2, JSON.stringify([id, saved, 'Restored', {}, null])])]),
+  });
+  // Their cores start together, each over storage that still holds the record.
+  const wasm = await holdWasm(shop.context);
+  const tabs = await Promise.all([0, 1, 2].map(() => openCreatePage(shop, { companyId })));
+  await waitFor(() => wasm.requested.length >= 3, { what: 'the wasm requests (held)' });
+  // Each tab's own calls of its loading window.
+  const own = [];
+  for (const [i, tab] of tabs.entries()) own.push(...await tab.evaluate((i) => [window.kl.track('Own Window', { tab: i })], i));
+  wasm.release();
+  await delivered([...ids, ...own], { what: 'the closed page\'s calls and each tab\'s own' });
+  // Every tab holds nothing more (so nothing is left to send twice), then the counts.
+  for (const tab of tabs) await waitFor(() => tab.evaluate(() => window.kl.pending() === 0), { what: 'each tab drained' });
+  await waitFor(async () => Object.keys(await storedEntries(home, `klaviyo:${companyId}:q:`)).length === 0, { what: 'no queue record left' });
+  const s = summary();
+  for (const id of [...ids, ...own]) assert.equal(s.uniqueIdCounts[id], 1, `${id}: sent once (${wireLine(s)})`);
+  assert.equal(Object.keys(await storedEntries(home, `klaviyo:${companyId}:pre:`)).length, 0, 'the record is gone');
+  assertNoPageErrors(shop);
+});
+
 test('a page whose wasm failed: its promises settle with the load error, and while it stays open a later page sends its calls once', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);

@@ -32,7 +32,7 @@ use super::validate::{self, ValidationError};
 type Result<T> = std::result::Result<T, ValidationError>;
 
 /// A page keeps the calls made before its tracker is ready in storage (`pre:<page>`)
-/// until its core has them. If it closes first, another page adopts them once they are
+/// until its core has them. If it closes first, the sending tab adopts them once they are
 /// this old (the page that wrote them would have been ready long before).
 pub const EARLY_STALE_MS: u64 = 60_000;
 
@@ -155,7 +155,7 @@ pub struct Client {
     /// The `URL` of the last automatic page view.
     last_page: String,
     /// When the first calls of another page's loading window, seen but still fresh,
-    /// become stale (then [`Client::load_stored`] takes them).
+    /// become stale (then [`Client::adopt_stored`] takes them).
     early_due: Option<u64>,
 }
 
@@ -326,18 +326,39 @@ impl Client {
         self.early_due
     }
 
-    /// What storage holds under our prefix: at start, and again at
-    /// [`Client::early_due`] (then the adapter scans the loading-window keys only).
-    /// Queue records and marks are loaded; loading-window records are adopted once
-    /// stale, and the rest wait again.
-    pub fn load_stored(&mut self, stored: Stored, now_ms: u64) {
+    /// What storage holds under our prefix, at start: queue records and keepalive marks
+    /// are loaded (the queue takes only its own keys). Loading-window records wait for
+    /// the sender ([`Client::adopt_stored`]).
+    pub fn load_stored(&mut self, stored: Stored) {
+        for (key, value) in stored.pairs() {
+            self.load(key, value);
+        }
+    }
+
+    /// The loading-window records among `stored`, adopted by the sender tab only: on
+    /// becoming it, and again at [`Client::early_due`]. Tabs that open together (a
+    /// restored session) would otherwise each adopt the same record: each writes it,
+    /// one write lands after the sender sent and removed it, and its calls go twice.
+    /// Stale ones are adopted; the rest wait again. In a tab that does not send, nothing.
+    pub fn adopt_stored(&mut self, stored: Stored, now_ms: u64) {
         self.early_due = None;
+        if !self.is_sender() {
+            return;
+        }
         let early = self.config.early_prefix();
         for (key, value) in stored.pairs() {
             if key.starts_with(&early) {
                 self.adopt_early(key, value, now_ms);
-            } else {
-                self.load(key, value);
+            }
+        }
+    }
+
+    /// Another tab wrote `key`: when it is a loading-window record (that page's wasm is
+    /// still loading), the sender adopts it once stale, if it is left by then.
+    pub fn early_written(&mut self, key: &str, value: Option<&str>, now_ms: u64) {
+        if let Some(v) = value {
+            if self.is_sender() && key.starts_with(&self.config.early_prefix()) {
+                self.adopt_early(key, v, now_ms);
             }
         }
     }

@@ -310,18 +310,26 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
             &format!(r#"["early-9",{saved},"Early",null,null]"#),
         )],
     );
-    // This page opened before they were stale: not adopted yet, but due.
+    let stored = Stored::pack(&[(key, value.as_str())]);
+    let stored = Stored(&stored);
+    // A tab that does not send leaves it to the sender, at start and later.
+    let mut other = Page::new();
+    other.c.set_sender(false);
+    other.c.load_stored(stored);
+    other.c.adopt_stored(stored, NOW + EARLY_STALE_MS);
+    other.c.early_written(key, Some(&value), NOW);
+    assert_eq!((other.c.pending(), other.c.early_due()), (0, None));
+    // The sender saw them before they were stale: not adopted yet, but due.
     let mut p = Page::new();
-    p.c.adopt_early(key, &value, NOW);
+    p.c.set_sender(true); // the adapter's election
+    p.c.adopt_stored(stored, NOW);
     assert_eq!(p.c.pending(), 0);
     let due = p.c.early_due().expect("a time to look again");
     assert_eq!(due, saved + EARLY_STALE_MS);
     // At that time, what storage still holds is adopted, once.
-    let stored = Stored::pack(&[(key, value.as_str())]);
-    let stored = Stored(&stored);
-    p.c.load_stored(stored, due - 1);
+    p.c.adopt_stored(stored, due - 1);
     assert_eq!((p.c.pending(), p.c.early_due()), (0, Some(due)));
-    p.c.load_stored(stored, due);
+    p.c.adopt_stored(stored, due);
     assert_eq!((p.c.pending(), p.c.early_due()), (1, None));
     assert!(p
         .end_task()
@@ -329,4 +337,16 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
         .any(|op| matches!(op, StorageOp::Remove { key: k } if k == key)));
     let t = p.c.poll_transmit(due, ALL).expect("sent");
     assert_eq!(attrs(&t)["unique_id"], "early-9");
+    // A page that starts later saves its window while its wasm loads: the sender hears
+    // the write and looks again once that window is stale (its page may never load).
+    let held = p.c.pending(); // early-9, in flight
+    let later = super::early_record(
+        due,
+        &[(Op::Track as u32, r#"["early-10",0,"Later",null,null]"#)],
+    );
+    p.c.early_written("klaviyo:AbC123:pre:page-3", Some(&later), due);
+    assert_eq!(p.c.early_due(), Some(due + EARLY_STALE_MS));
+    assert_eq!(p.c.pending(), held);
+    p.c.early_written("klaviyo:AbC123:q:x", Some(&later), due + EARLY_STALE_MS);
+    assert_eq!(p.c.pending(), held, "only loading-window keys");
 }
