@@ -185,10 +185,15 @@ export class Runtime {
    */
   visitor_(how) {
     if (!this.edge_ || !how) return;
-    if (how === "GET") this.fresh_ = false;
+    // Asked once, and never after a denial: that cookie's visitor was to be forgotten.
+    if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
-    fetch(this.id_, init).then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
+    const send = () => fetch(this.id_, init);
+    // A denial's DELETE goes at once; what follows it waits for it, so a grant's POST
+    // made in the same task cannot reach the worker first and be cleared.
+    (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(this.deleting_).then(send, send))
+      .then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
       if (v?.anonymous_id && !this.closed_) {
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();

@@ -19,7 +19,8 @@ let browser;
 
 /**
  * The shop: its files, and /klaviyo/* passed to the worker as a route of the shop's zone
- * would be. `hold(path)` keeps requests to a path unanswered until `release()`; `log`
+ * would be. `hold(path)` keeps requests to a path (or `METHOD path`) unanswered until
+ * `release()`; `log`
  * records when each request to the worker began and ended.
  */
 async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
@@ -50,7 +51,7 @@ async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
     log.push(entry);
     const chunks = [];
     for await (const c of req) chunks.push(c);
-    if (held.has(url.pathname)) await new Promise((resolve) => waiting.push(resolve));
+    if (held.has(url.pathname) || held.has(`${req.method} ${url.pathname}`)) await new Promise((resolve) => waiting.push(resolve));
     const headers = {};
     for (const k of ['cookie', 'origin', 'content-type', 'user-agent', 'revision']) {
       if (req.headers[k]) headers[k] = req.headers[k];
@@ -188,6 +189,40 @@ test('a page that starts denied clears the cookie too (its denial is carried out
     assert.equal(await denied.evaluate(() => window.kl.consent), 'denied');
     await waitFor(async () => !(await visitorCookie(context)), { what: 'the cookie cleared' });
   } finally {
+    await context.close();
+  }
+});
+
+test('a denial and a grant in one task: the cookie ends with the new visitor (the grant\'s POST waits for the denial\'s DELETE)', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    await track(page, 'Before The Change Of Mind');
+    await waitFor(() => visitorCookie(context), { what: 'the cookie' });
+    const before = await page.evaluate(() => window.kl.anonymousId);
+    // The worker is slow to clear the cookie: a POST sent beside the DELETE would be
+    // answered first, and then cleared.
+    shop.hold(`DELETE ${PREFIX}/id`);
+    const after = await page.evaluate(() => { window.kl.setConsent('denied'); window.kl.setConsent('granted'); return window.kl.anonymousId; });
+    assert.notEqual(after, before, 'a grant after a denial is a new profile');
+    const del = await waitFor(() => shop.log.find((e) => e.method === 'DELETE' && e.path === `${PREFIX}/id`), { what: 'the DELETE at the shop' });
+    // A POST sent beside the DELETE reaches the shop within milliseconds: give it a
+    // second to show up (the fixed library sends none before the DELETE is answered).
+    await waitFor(() => shop.log.some((e) => e.method === 'POST' && e.start >= del.start), { timeout: 1000, what: 'a POST' }).catch(() => {});
+    shop.release();
+    const stored = () => page.evaluate(async (url) => {
+      const r = await fetch(url, { credentials: 'include' });
+      return r.ok ? (await r.json()).anonymous_id : null;
+    }, `${shop.origin}${PREFIX}/id`);
+    await waitFor(async () => (await stored()) === after, { what: 'the cookie to hold the new visitor' });
+    // Settled: the grant's POST started once the DELETE was answered, and nothing
+    // cleared the cookie afterwards.
+    await waitFor(() => shop.log.filter((e) => e.path === `${PREFIX}/id`).every((e) => e.end), { what: 'every /id answered' });
+    const posts = shop.log.filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id` && e.start >= del.start);
+    assert.ok(posts.length > 0 && posts.every((e) => e.start >= del.end), `the POST waited for the DELETE: ${JSON.stringify(shop.log.slice(-4))}`);
+    assert.equal(await stored(), after);
+  } finally {
+    shop.release();
     await context.close();
   }
 });
