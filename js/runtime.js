@@ -147,7 +147,7 @@ export class Runtime {
    * never adopted by its own core (it is replayed: see replayWindow). */
   constructor(options, onError, debug, edge, early) {
     const fresh = uuid();
-    this.early_ = early;
+    this.own_ = early;
     const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
       cookies(options)));
     if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
@@ -220,6 +220,7 @@ export class Runtime {
    * its own at the end of its task, as any call does. The key goes with the first write.
    */
   replayWindow(run) {
+    this.early_ = this.own_; // from now on, the first write removes it
     // No write before all are replayed (a consent change among them would sync): the
     // key holds them until the core's records do.
     this.replaying_ = true;
@@ -467,7 +468,9 @@ export class Runtime {
       if (v) storage.set(key, v);
       if (this.electing_ || !!v !== this.sender_) this.became_(!!v);
     };
-    beat();
+    // The first beat in the next task: never a write or a send before the loading
+    // window is replayed (the constructor elects).
+    setTimeout(() => signal.aborted || beat());
     const id = setInterval(beat, LEASE_MS);
     signal.addEventListener("abort", () => clearInterval(id));
   }
@@ -477,7 +480,7 @@ export class Runtime {
     this.electing_ = false;
     this.sender_ = sender;
     // The sender adopts the loading-window records of pages that never got ready.
-    this.adoptAt_(this.control_(SENDER, now(), +sender + "", sender ? storage.scan(this.prefix_, this.early_) : ""));
+    this.adoptAt_(this.control_(SENDER, now(), +sender + "", sender ? storage.scan(this.prefix_, this.own_) : ""));
     this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");
     this.syncAndSend();
   }
@@ -508,7 +511,7 @@ export class Runtime {
     clearTimeout(this.adopting_);
     if (!due) return;
     this.adopting_ = setTimeout(() => {
-      this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:", this.early_)));
+      this.adoptAt_(this.control_(ADOPT, now(), storage.scan(this.prefix_ + "pre:", this.own_)));
       this.atEndOfTask_();
     }, Math.max(0, due - now()));
   }

@@ -398,8 +398,10 @@ test('the loading window: pending keeps the calls made before the wasm off disk 
 
 /** Opens the consent page in a new tab whose wasm waits for `release()` (other tabs of the
  * context get theirs at once); `fail: true` answers it with a 404 instead. */
-async function openLoading(context, { fail = false, ...opts }) {
+async function openLoading(context, { fail = false, noLocks = false, ...opts }) {
   const page = await context.newPage();
+  // As in an engine without Web Locks: the tabs choose the sender by a lease in storage.
+  if (noLocks) await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined }));
   let release;
   const gate = new Promise((resolve) => { release = resolve; });
   const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
@@ -548,6 +550,17 @@ test('a tracker whose wasm failed stops listening once closed: another tab\'s la
   await running.evaluate(() => window.kl.setConsent('denied'));
   await waitFor(() => page.evaluate(() => window.heard > 0), { what: 'the closed page to hear the denial' });
   assert.equal(await writeCount(page), before, 'no erasure, no save: it no longer listens');
+});
+
+test('the loading window without Web Locks: a page denied while loading stores nothing once its wasm runs (the lease waits for the replay)', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const context = await shop(t);
+  const { page, release } = await openLoading(context, { companyId, early: 1, noLocks: true });
+  await page.evaluate(() => window.kl.setConsent('denied'));
+  await release();
+  await flush(page);
+  assert.deepEqual(await onDisk(page, companyId), [], 'no identity, no lease, no queue');
+  assert.equal(await page.evaluate(() => window.sent.length), 0, 'nothing sent');
 });
 
 test('consent values are checked by name: create() throws (init() rejects) on a bad option, setConsent on a bad state', { timeout: TEST_TIMEOUT }, async (t) => {
