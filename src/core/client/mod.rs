@@ -342,19 +342,14 @@ impl Client {
     /// Stale ones are adopted; the rest wait again. In a tab that does not send, nothing.
     pub fn adopt_stored(&mut self, stored: Stored, now_ms: u64) {
         self.early_due = None;
-        if !self.is_sender() {
-            return;
-        }
-        let early = self.config.early_prefix();
         for (key, value) in stored.pairs() {
-            if key.starts_with(&early) {
-                self.adopt_early(key, value, now_ms);
-            }
+            self.early_written(key, Some(value), now_ms);
         }
     }
 
-    /// Another tab wrote `key`: when it is a loading-window record (that page's wasm is
-    /// still loading), the sender adopts it once stale, if it is left by then.
+    /// Another tab wrote `key` (heard as it happens, or found by a scan): when it is a
+    /// loading-window record (that page's wasm may still be loading), the sender adopts
+    /// it once stale, if it is left by then.
     pub fn early_written(&mut self, key: &str, value: Option<&str>, now_ms: u64) {
         if let Some(v) = value {
             if self.is_sender() && key.starts_with(&self.config.early_prefix()) {
