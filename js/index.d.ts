@@ -269,8 +269,9 @@ export class Klaviyo {
    * Sends what is due now. Never rejects on network errors (they go to `onError`).
    * Tabs of one shop share a queue and one of them sends: in the other tabs `flush()`
    * resolves at once, with `pending` counting what the sending tab will deliver.
-   * After `close()` it resolves at once with zeros; if the wasm did not load, it
-   * rejects with that error.
+   * After `close()` it resolves at once with zeros, and one still waiting when
+   * `close()` comes resolves then, with what is still pending; if the wasm did not
+   * load, it rejects with that error.
    */
   flush(): Promise<FlushResult>;
   /** Requests queued and not yet accepted. */

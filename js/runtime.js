@@ -528,6 +528,8 @@ export class Runtime {
 
   close() {
     if (this.closed_) return;
+    // flush() promises settle now: the loop that would have settled them stops.
+    this.waiters_.forEach((w) => w());
     this.closed_ = true;
     trackers.delete(this);
     this.stop_.abort();

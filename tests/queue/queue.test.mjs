@@ -427,6 +427,30 @@ test('a page closed while its request is held: a new page of the shop delivers t
   assertNoPageErrors(shop);
 });
 
+test('flush() settles when close() comes while its request is in flight: the call is still pending, kept for the next page', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await shop.open({ companyId });
+  env.emu.addFault({ path: '/client/', hold: true, count: 1 });
+  const [id] = await page.evaluate(() => {
+    const ids = [window.kl.track('Flushed Then Closed', {})];
+    window.flushed = window.kl.flush();
+    return ids;
+  });
+  await waitFor(() => summary().requests.some((r) => r.held), { what: 'the held request' });
+  // The answer never reaches the closed tracker's loop, which settled flush() before.
+  const settled = await page.evaluate(() => {
+    window.kl.close();
+    return Promise.race([window.flushed, new Promise((resolve) => setTimeout(() => resolve('never settled'), 5000))]);
+  });
+  assert.deepEqual(settled, { sent: 0, failed: 0, pending: 1 });
+  assert.equal(Object.keys(await storedEntries(page, qPrefix(companyId))).length, 1, 'its record stays in storage');
+  env.emu.release();
+  await delivered([id]);
+  trace(t);
+  assertNoPageErrors(shop);
+});
+
 test('the sending tab closes: another open tab takes over and delivers both tabs\' events', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
