@@ -190,15 +190,19 @@ export class Runtime {
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
     const send = () => fetch(this.id_, init);
+    const before = this.deleting_;
     // A denial's DELETE goes at once; what follows it waits for it, so a grant's POST
     // made in the same task cannot reach the worker first and be cleared.
-    (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(this.deleting_).then(send, send))
+    (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(before).then(send, send))
       .then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
-      if (v?.anonymous_id && !this.closed_) {
+      // A denial since the GET went: its visitor is the one forgotten, and the cookie
+      // stays cleared (a grant since then wrote the new one).
+      if (how !== "GET" || this.deleting_ !== before || this.closed_) return;
+      if (v?.anonymous_id) {
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();
       }
-      if (how === "GET") this.visitor_("POST");
+      if (this.state === 1) this.visitor_("POST");
     }).catch(() => {});
   }
 

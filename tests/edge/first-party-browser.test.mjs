@@ -227,6 +227,75 @@ test('a denial and a grant in one task: the cookie ends with the new visitor (th
   }
 });
 
+/** The visitor in the cookie (its value is `v1|anonymous_id|_kx|tag`), or null. */
+const cookieVisitor = async (context) => (await visitorCookie(context))?.value.split('|')[1] ?? null;
+
+/**
+ * A returning visitor whose identity Safari wiped: the page asks the worker's cookie for
+ * it (`GET /id`), and the shop holds that request. Returns the page, the visitor the
+ * cookie holds, and the held request's log entry.
+ */
+async function askingTheCookie(context, metric) {
+  const page = await openShop(context);
+  const first = await track(page, metric);
+  await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+  // The identity goes; what the page learnt of the worker stays.
+  await page.evaluate((k) => localStorage.removeItem(k), `klaviyo:${COMPANY_ID}:id`);
+  shop.hold(`GET ${PREFIX}/id`);
+  const mark = shop.log.length;
+  await page.reload();
+  await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+  const get = await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'GET' && e.path === `${PREFIX}/id`), { what: 'the GET /id (held)' });
+  return { page, old: first.anonymous_id, get, mark };
+}
+
+/** `/id` requests at the shop since `mark` that started after `entry` was answered. */
+const idAfter = (mark, entry) => shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id` && e !== entry && e.start >= entry.end);
+
+test('a denial while the page asks the cookie for its visitor: the answer is dropped, and the cookie stays cleared', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { page, get, mark } = await askingTheCookie(context, 'Before A Denial In Flight');
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    // The worker answers the GET now, with the visitor the denial forgot. (Chromium's
+    // cache holds the DELETE to the same URL until then.)
+    shop.release();
+    const del = await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'DELETE' && e.end), { what: 'the DELETE answered' });
+    await waitFor(() => get.end, { what: 'the GET answered' });
+    // A POST would follow the answer within milliseconds: a second to show up.
+    await waitFor(() => idAfter(mark, del).some((e) => e.method === 'POST'), { timeout: 1000, what: 'a POST' }).catch(() => {});
+    assert.deepEqual(idAfter(mark, del).map((e) => e.method), [], 'nothing written after the denial');
+    assert.equal(await cookieVisitor(context), null, 'still cleared');
+    assert.equal(await page.evaluate(() => window.kl.anonymousId), null);
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('a denial and a grant while the page asks the cookie for its visitor: the forgotten visitor is not taken back', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { page, old, get } = await askingTheCookie(context, 'Before A Change Of Mind In Flight');
+    const fresh = await page.evaluate(() => { window.kl.setConsent('denied'); window.kl.setConsent('granted'); return window.kl.anonymousId; });
+    assert.notEqual(fresh, old);
+    // The worker answers the GET now, with the visitor the denial forgot. (Chromium's
+    // cache holds the DELETE, and so the grant's POST, until then.)
+    shop.release();
+    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+    await waitFor(() => get.end, { what: 'the GET answered' });
+    // Taking it would change the page's visitor within milliseconds: a second to show up.
+    await waitFor(() => page.evaluate((f) => window.kl.anonymousId !== f, fresh), { timeout: 1000, what: 'another visitor' }).catch(() => {});
+    assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'the page keeps the new visitor');
+    const after = await track(page, 'After The Change Of Mind');
+    assert.equal(after.anonymous_id, fresh);
+    assert.equal(await cookieVisitor(context), fresh, 'and so does the cookie');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a worker that answers /id slowly or not at all delays no call', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   shop.hold(`${PREFIX}/id`);
