@@ -19,6 +19,9 @@ const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v)
 /** Consent states, by the code the core takes (src/core/consent.rs has the rules). */
 const CONSENT = ["pending", "granted", "denied"];
 const PENDING = 0, GRANTED = 1, DENIED = 2;
+/** A third of EARLY_STALE_MS (src/core/client/mod.rs), after which the sender tab adopts
+ * a saved loading window as a closed page's. */
+const ALIVE_MS = 20_000;
 /** The core's code for a denial carried out here (told, erased) before it ran: it drops
  * what it holds without erasing again (src/browser/exports.rs, CONSENT). */
 const DENIED_HERE = 4;
@@ -155,6 +158,8 @@ export class Klaviyo {
   #earlyKey;
   /** A save is due at the end of this task (undefined: none). */
   #saving;
+  /** The timer that keeps the saved window fresh while the wasm loads. */
+  #alive;
   #options;
   /** The consent state's code until the core holds it; the one it starts with. */
   #consent;
@@ -344,8 +349,12 @@ export class Klaviyo {
       for (let i = this.#from; i < this.#early.length; i += 3) {
         if (this.#early[i] >= 0) calls.push(this.#early[i], this.#early[i + 1]);
       }
-      if (calls.length) storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]));
-      else storage.del(this.#earlyKey);
+      if (calls.length) {
+        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]));
+        // Saved again while the wasm loads, so that it is stale only once this page is
+        // gone or its load failed: the sender never adopts what this page may replay.
+        this.#alive ||= !this.#failed && setInterval(() => (this.#rt || this.#failed ? clearInterval(this.#alive) : this.#save()), ALIVE_MS);
+      } else storage.del(this.#earlyKey);
     });
   }
 

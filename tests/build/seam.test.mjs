@@ -68,3 +68,12 @@ test("the parsers see a changed code", () => {
   assert.equal(rustOps(text).get("RENAMED"), 2);
   assert.notDeepEqual(Object.fromEntries(rustOps(text)), Object.fromEntries(rustOps(read("src/core/client/mod.rs"))));
 });
+
+test("a loading page saves its window again well within the time after which the sender adopts it", () => {
+  const stale = /pub const EARLY_STALE_MS: u64 = ([\d_]+);/.exec(read("src/core/client/mod.rs"));
+  const alive = /const ALIVE_MS = ([\d_]+);/.exec(read("js/index.js"));
+  assert.ok(stale && alive, "EARLY_STALE_MS and ALIVE_MS found");
+  const [s, a] = [stale[1], alive[1]].map((n) => Number(n.replaceAll("_", "")));
+  // Two saves may be missed (a busy or throttled page) before the record looks abandoned.
+  assert.ok(a * 3 <= s, `ALIVE_MS ${a} × 3 <= EARLY_STALE_MS ${s}`);
+});

@@ -329,6 +329,37 @@ test('a page whose wasm took over a minute to load sends its window once: its ow
   assertNoPageErrors(shop);
 });
 
+test('a page still loading its wasm after a minute keeps its window: the sending tab leaves it, and the page sends its calls once', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  // Every page's clock is the context's, moved on by the test below.
+  await shop.context.clock.install();
+  const sender = await shop.open({ companyId });
+  const wasm = await holdWasm(shop.context);
+  const page = await openCreatePage(shop, { companyId });
+  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  const ids = await page.evaluate(() => [0, 1].map((n) => window.kl.track('Still Loading', { n })));
+  const savedAt = async () => Object.values(await storedEntries(page, `klaviyo:${companyId}:pre:`)).map((v) => JSON.parse(v)[0])[0];
+  await waitFor(async () => (await savedWindow(page, companyId)).length === 2, { what: 'the window saved' });
+  // 80 s pass while the download hangs, 20 s at a time: the sending tab looks at the
+  // record once it would be stale (60 s), and finds it saved again since.
+  for (let step = 0; step < 4; step++) {
+    const was = await savedAt();
+    await shop.context.clock.fastForward(20_000);
+    await waitFor(async () => (await savedAt()) > was, { what: `the window saved again (${20 * (step + 1)} s on)` });
+  }
+  await sender.evaluate(() => window.kl.flush());
+  assert.deepEqual(ids.filter((id) => summary().uniqueIdCounts[id]), [], 'nothing of the loading page sent by the sending tab');
+  wasm.release();
+  await page.waitForSelector('body[data-wasm="1"]', { state: 'attached', timeout: 15_000 });
+  await delivered(ids);
+  for (const tab of [page, sender]) await waitFor(() => tab.evaluate(() => window.kl.pending() === 0), { what: 'each tab drained' });
+  const s = summary();
+  for (const id of ids) assert.equal(s.uniqueIdCounts[id], 1, `${id} sent once (${wireLine(s)})`);
+  assert.equal(await savedAt(), undefined, 'the record is gone');
+  assertNoPageErrors(shop);
+});
+
 test('tabs starting together (a restored session) over a closed page\'s loading-window record: one adopts it, each sends its own, each call once', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
