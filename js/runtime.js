@@ -183,21 +183,24 @@ export class Runtime {
    * storage (Safari wipes it), written with ours once consent is granted, cleared on a
    * denial. No call waits on it; a failure leaves things as they are.
    */
-  visitor_(how) {
-    if (!this.edge_ || !how) return;
+  visitor_(how = this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST")) {
+    if (!this.edge_) return;
+    // Every change (a reset, a change of consent, even one that sends nothing) makes an
+    // older GET's answer moot.
+    const n = (this.asked_ = (this.asked_ | 0) + 1);
+    if (!how) return;
     // Asked once, and never after a denial: that cookie's visitor was to be forgotten.
     if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
     const send = () => fetch(this.id_, init);
-    const before = this.deleting_;
     // A denial's DELETE goes at once; what follows it waits for it, so a grant's POST
     // made in the same task cannot reach the worker first and be cleared.
-    (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(before).then(send, send))
+    (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(this.deleting_).then(send, send))
       .then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
-      // A denial since the GET went: its visitor is the one forgotten, and the cookie
-      // stays cleared (a grant since then wrote the new one).
-      if (how !== "GET" || this.deleting_ !== before || this.closed_) return;
+      // The page's later word on its visitor stands: the cookie's older answer is then
+      // neither taken nor written back.
+      if (how !== "GET" || this.asked_ !== n || this.closed_) return;
       if (v?.anonymous_id) {
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();
@@ -355,8 +358,10 @@ export class Runtime {
       (r) => {
         const ra = r.headers.get("retry-after");
         if (this.id_ && !this.edge_ && r.headers.get("x-klaviyo-edge")) {
-          this.edge_ = storage.set(this.prefix_ + "edge", "1") || 1;
-          this.visitor_(this.fresh_ ? "GET" : "POST");
+          // Remembered, and the cookie written, only while granted (a denial made while
+          // this request was out clears the cookie instead).
+          this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1")) || 1;
+          this.visitor_();
         }
         // The body is read only for failures, where onError reports it.
         if (r.status < 300) answered(r.status, ra, "");
@@ -432,7 +437,7 @@ export class Runtime {
       this.release_?.();
       this.electing_ = false;
       if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
-      this.visitor_(this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST"));
+      this.visitor_();
       // At start, only a denial's erasure is written at once; the rest waits for the
       // loading window's write in the next task (replayWindow), off the path to ready.
       if (was !== undefined || this.state === 2) this.syncAndSend();
@@ -526,7 +531,7 @@ export class Runtime {
 
   reset() {
     this.control_(RESET, 0, uuid());
-    if (this.state === 1) this.visitor_("POST");
+    this.visitor_(this.state === 1 && "POST");
     this.atEndOfTask_();
   }
 

@@ -296,6 +296,49 @@ test('a denial and a grant while the page asks the cookie for its visitor: the f
   }
 });
 
+test('a logout (reset) while the page asks the cookie for its visitor: the logged-out visitor is not taken back', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { page, old, get } = await askingTheCookie(context, 'Before A Logout In Flight');
+    const fresh = await page.evaluate(() => { window.kl.reset(); return window.kl.anonymousId; });
+    assert.notEqual(fresh, old);
+    // The worker answers the GET now, with the visitor who logged out.
+    shop.release();
+    await waitFor(() => get.end, { what: 'the GET answered' });
+    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+    // Taking it would change the page's visitor within milliseconds: a second to show up.
+    await waitFor(() => page.evaluate((f) => window.kl.anonymousId !== f, fresh), { timeout: 1000, what: 'another visitor' }).catch(() => {});
+    assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'the page keeps the new visitor');
+    assert.equal((await track(page, 'After The Logout')).anonymous_id, fresh);
+    assert.equal(await cookieVisitor(context), fresh, 'and so does the cookie');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('a denial while the first answer that shows the worker is on its way: nothing of the worker is stored, and no cookie is written', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  shop.hold(`${PREFIX}/client/events`);
+  try {
+    const mark = shop.log.length;
+    const page = await openShop(context);
+    await page.evaluate(() => window.kl.track('Before The Worker Is Known', {}));
+    const first = await waitFor(() => shop.log.slice(mark).find((e) => e.path.startsWith(`${PREFIX}/client/`)), { what: 'the first /client request (held)' });
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    shop.release();
+    await waitFor(() => first.end, { what: 'the first /client request answered' });
+    // The page would write the cookie within milliseconds of that answer: a second to show up.
+    await waitFor(() => shop.log.slice(mark).some((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), { timeout: 1000, what: 'a POST /id' }).catch(() => {});
+    assert.deepEqual(shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id` && e.method !== 'DELETE').map((e) => e.method), [], 'no /id written or asked after the denial');
+    assert.equal(await cookieVisitor(context), null, 'no cookie');
+    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:') && !k.endsWith(':consent'))), [], 'nothing stored but the denial');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a worker that answers /id slowly or not at all delays no call', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   shop.hold(`${PREFIX}/id`);
