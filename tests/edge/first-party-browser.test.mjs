@@ -273,49 +273,42 @@ test('a denial while the page asks the cookie for its visitor: the answer is dro
   }
 });
 
-test('a denial and a grant while the page asks the cookie for its visitor: the forgotten visitor is not taken back', async () => {
+/**
+ * While the page's GET /id is held, `change` (run in the page) gives the visitor a new
+ * anonymous id; the worker then answers the GET with the old one. The page and the
+ * cookie must keep the new visitor.
+ */
+async function keepsTheNewVisitor(metric, change) {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const { page, old, get } = await askingTheCookie(context, 'Before A Change Of Mind In Flight');
-    const fresh = await page.evaluate(() => { window.kl.setConsent('denied'); window.kl.setConsent('granted'); return window.kl.anonymousId; });
+    const { page, old, get } = await askingTheCookie(context, `Before ${metric}`);
+    const fresh = await page.evaluate(change);
     assert.notEqual(fresh, old);
-    // The worker answers the GET now, with the visitor the denial forgot. (Chromium's
-    // cache holds the DELETE, and so the grant's POST, until then.)
+    // (Chromium's cache holds a DELETE, and so a grant's POST, until the GET is answered.)
     shop.release();
-    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
     await waitFor(() => get.end, { what: 'the GET answered' });
-    // Taking it would change the page's visitor within milliseconds: a second to show up.
+    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+    // Taking the answer would change the page's visitor within milliseconds: a second to show up.
     await waitFor(() => page.evaluate((f) => window.kl.anonymousId !== f, fresh), { timeout: 1000, what: 'another visitor' }).catch(() => {});
     assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'the page keeps the new visitor');
-    const after = await track(page, 'After The Change Of Mind');
-    assert.equal(after.anonymous_id, fresh);
+    assert.equal((await track(page, `After ${metric}`)).anonymous_id, fresh);
     assert.equal(await cookieVisitor(context), fresh, 'and so does the cookie');
   } finally {
     shop.release();
     await context.close();
   }
-});
+}
 
-test('a logout (reset) while the page asks the cookie for its visitor: the logged-out visitor is not taken back', async () => {
-  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
-  try {
-    const { page, old, get } = await askingTheCookie(context, 'Before A Logout In Flight');
-    const fresh = await page.evaluate(() => { window.kl.reset(); return window.kl.anonymousId; });
-    assert.notEqual(fresh, old);
-    // The worker answers the GET now, with the visitor who logged out.
-    shop.release();
-    await waitFor(() => get.end, { what: 'the GET answered' });
-    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
-    // Taking it would change the page's visitor within milliseconds: a second to show up.
-    await waitFor(() => page.evaluate((f) => window.kl.anonymousId !== f, fresh), { timeout: 1000, what: 'another visitor' }).catch(() => {});
-    assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'the page keeps the new visitor');
-    assert.equal((await track(page, 'After The Logout')).anonymous_id, fresh);
-    assert.equal(await cookieVisitor(context), fresh, 'and so does the cookie');
-  } finally {
-    shop.release();
-    await context.close();
-  }
-});
+test('a denial and a grant while the page asks the cookie for its visitor: the forgotten visitor is not taken back', () => keepsTheNewVisitor('A Change Of Mind', () => {
+  window.kl.setConsent('denied');
+  window.kl.setConsent('granted');
+  return window.kl.anonymousId;
+}));
+
+test('a logout (reset) while the page asks the cookie for its visitor: the logged-out visitor is not taken back', () => keepsTheNewVisitor('A Logout', () => {
+  window.kl.reset();
+  return window.kl.anonymousId;
+}));
 
 test('a denial while the first answer that shows the worker is on its way: nothing of the worker is stored, and no cookie is written', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
