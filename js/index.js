@@ -253,8 +253,8 @@ export class Klaviyo {
     this.#early.push(EARLY_CONSENT, DENIED_HERE, undefined);
     // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
     this.#edge ||= storage.get(this.#prefix + "edge");
-    if (tell) storage.set(this.#prefix + "consent", "denied");
-    storage.dropPrefix(this.#prefix);
+    if (tell) storage.set(this.#prefix + "consent", "denied", this.#listener);
+    storage.dropPrefix(this.#prefix, this.#listener);
   }
 
   /** Another page adopted the saved calls (`old`, the record it removed; a page adopts
@@ -291,7 +291,7 @@ export class Klaviyo {
       this.#failed = e;
       this.#settleAll(e);
       this.#early = [];
-      storage.del(this.#earlyKey);
+      storage.del(this.#earlyKey, this.#listener);
       this.#earlyKey = "";
       this.#emit(report("invalid", e.message));
       throw e;
@@ -350,11 +350,11 @@ export class Klaviyo {
         if (this.#early[i] >= 0) calls.push(this.#early[i], this.#early[i + 1]);
       }
       if (calls.length) {
-        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]));
+        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]), this.#listener);
         // Saved again while the wasm loads, so that it is stale only once this page is
         // gone or its load failed: the sender never adopts what this page may replay.
         this.#alive ||= !this.#failed && setInterval(() => (this.#rt || this.#failed ? clearInterval(this.#alive) : this.#save()), ALIVE_MS);
-      } else storage.del(this.#earlyKey);
+      } else storage.del(this.#earlyKey, this.#listener);
     });
   }
 

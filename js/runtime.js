@@ -26,21 +26,30 @@ try {
 } catch {
   store = null;
 }
+/** Tells the page's other trackers of a write by tracker `from`, as a `storage` event
+ * tells other tabs: a page hears none for its own writes, and a second tracker of the
+ * shop in it (the script tag beside the npm package) would wait for a sender that never
+ * hears its calls. A window event, as each copy of this module has its own `trackers`;
+ * in a microtask, as a storage event comes later too. */
+const tell = (from, key, newValue, oldValue) =>
+  queueMicrotask(() => dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue })));
+/** Writes and removals name their tracker (`from`: it is not told of its own). */
 export const storage = {
   get(k) {
     try { return store ? store.getItem(k) : null; } catch { return null; }
   },
   /** false when the write failed (quota exceeded, storage gone) */
-  set(k, v) {
-    try { store.setItem(k, v); return true; } catch { return false; }
+  set(k, v, from) {
+    try { store.setItem(k, v); tell(from, k, v); return true; } catch { return false; }
   },
-  del(k) {
-    try { store && store.removeItem(k); } catch { /* nothing to do */ }
+  del(k, from) {
+    const old = this.get(k);
+    try { old !== null && (store.removeItem(k), tell(from, k, null, old)); } catch { /* nothing to do */ }
   },
   /** Removes every key starting with `prefix` (consent was denied): listed first, as
    * removing while walking the indices may skip keys. */
-  dropPrefix(prefix) {
-    for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0]);
+  dropPrefix(prefix, from) {
+    for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0], from);
   },
   /** `key SUB value SEP ...` of every key starting with `prefix`, but `skip` */
   scan(prefix, skip) {
@@ -129,7 +138,7 @@ export function cookies(options) {
 }
 
 /** The open trackers (and those whose wasm is loading: js/index.js), told of other
- * tabs' storage writes by one listener. */
+ * tabs' storage writes, and of this page's other trackers' (`tell`), by one listener. */
 export const trackers = new Set();
 let listening;
 /** Adds that listener, once. Registering it costs about a millisecond in Chromium, so
@@ -138,6 +147,7 @@ export function listenToOtherTabs() {
   if (listening) return;
   listening = true;
   addEventListener("storage", (e) => trackers.forEach((t) => t.otherTab(e)));
+  addEventListener(NS, (e) => trackers.forEach((t) => t !== e.from && t.otherTab(e)));
 }
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
@@ -258,9 +268,9 @@ export class Runtime {
       for (const op of this.control_(SYNC, now()).split(SEP)) {
         if (!op) continue;
         const i = op.indexOf(SUB);
-        if (i < 0) storage.del(op);
-        else if (!i) storage.dropPrefix(op.slice(1));
-        else if (!storage.set(op.slice(0, i), op.slice(i + 1))) {
+        if (i < 0) storage.del(op, this);
+        else if (!i) storage.dropPrefix(op.slice(1), this);
+        else if (!storage.set(op.slice(0, i), op.slice(i + 1), this)) {
           this.control_(FAILED, 0, op.slice(0, i));
           failed = true;
         }
@@ -268,7 +278,7 @@ export class Runtime {
       if (!failed) break;
     }
     if (this.early_) {
-      storage.del(this.early_);
+      storage.del(this.early_, this);
       this.early_ = "";
     }
     this.reports_();
@@ -360,7 +370,7 @@ export class Runtime {
         if (this.id_ && !this.edge_ && r.headers.get("x-klaviyo-edge")) {
           // Remembered, and the cookie written, only while granted (a denial made while
           // this request was out clears the cookie instead).
-          this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1")) || 1;
+          this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1", this)) || 1;
           this.visitor_();
         }
         // The body is read only for failures, where onError reports it.
@@ -474,7 +484,7 @@ export class Runtime {
     const key = this.prefix_ + "lease";
     const beat = () => {
       const v = this.control_(LEASE, now(), me, storage.get(key));
-      if (v) storage.set(key, v);
+      if (v) storage.set(key, v, this);
       if (this.electing_ || !!v !== this.sender_) this.became_(!!v);
     };
     // The first beat in the next task: never a write or a send before the loading

@@ -513,6 +513,33 @@ export const SCENARIOS = [
       return `files from the package: ${seen.files.join(', ')}; ${ids.length} events accepted once each`;
     },
   },
+  {
+    name: 'same-page-trackers',
+    what: 'a second tracker of the shop in the page, from the inline build (its own copy of the module): both trackers\' events accepted once each, and a denial on it stops the first',
+    async run(ctx) {
+      const page = await ctx.open();
+      await page.eval(async () => {
+        const q = new URLSearchParams(location.search);
+        const { Klaviyo } = await import('/dist/web/inline.js');
+        window.other = await Klaviyo.init({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual' });
+      });
+      const ids = [
+        ...await trackMany(page, 2, { metric: 'Engine Matrix Same Page' }),
+        ...await page.eval(() => [0, 1, 2].map((n) => window.other.track('Engine Matrix Same Page Other', { n }))),
+      ];
+      const s = await delivered(ctx, ids);
+      onceEach(s, ids);
+      await page.eval(() => window.other.setConsent('denied'));
+      await waitFor(() => page.eval(() => window.kl.consent === 'denied'), { what: 'the first tracker to follow the denial', interval: 50 });
+      const sent = ctx.summary().requests.length;
+      await trackMany(page, 2, { metric: 'Engine Matrix After Denial' });
+      const flushed = await page.eval(() => window.kl.flush());
+      assert.equal(flushed.sent, 0, 'nothing sent after the denial');
+      assert.equal(ctx.summary().requests.length, sent, 'Klaviyo received nothing more');
+      await noPageErrors(page);
+      return `${ids.length} events of two trackers (npm + inline build) accepted once each; the first followed the second's denial`;
+    },
+  },
 ];
 
 // ---------------------------------------------------------------- offline variants

@@ -1,0 +1,130 @@
+// Trackers of one shop in one page: two components each creating one, or the script
+// tag beside the npm package (two copies of the module). A page hears no `storage`
+// event for its own writes, so without the page's own word (js/runtime.js `tell`) the
+// tracker that does not send would wait for a sender that never hears its calls, and
+// a denial or a logout made on one would not reach the others.
+// Standalone: `node --test tests/queue/same-page.test.mjs` (needs a built dist/web).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEnv, newShop, waitFor, storedEntries } from './harness.mjs';
+
+const TEST_TIMEOUT = 60_000;
+let env;
+
+before(async () => {
+  env = await startEnv();
+});
+after(async () => {
+  await env?.close();
+});
+
+let shopNo = 0;
+const nextCompanyId = () => `SaP${String(++shopNo).padStart(3, '0')}`;
+
+/**
+ * A page of the shop with three trackers: `kl` (the page's own), a second from the same
+ * module, and a third from another copy of the module (another URL: its own module
+ * instance, as the script-tag build beside the npm package). In the page they are
+ * `window.all[0..2]`.
+ */
+async function pageWithThree(t, companyId) {
+  env.emu.reset();
+  const shop = await newShop(env);
+  t.after(() => shop.close());
+  const page = await shop.open({ companyId, flushDelayMs: 50 });
+  await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    const o = { companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', flushDelayMs: 50 };
+    const copy = await import('/dist/web/index.js?another-copy');
+    if (copy.Klaviyo === window.Klaviyo) throw new Error('the second import is the same module instance');
+    window.all = [window.kl, await window.Klaviyo.init(o), await copy.Klaviyo.init(o)];
+  });
+  return { shop, page };
+}
+
+/** `n` events from tracker `i` of the page; their unique_ids. */
+const trackFrom = (page, i, n, metric) => page.evaluate(({ i, n, metric }) => {
+  const ids = [];
+  for (let k = 0; k < n; k += 1) ids.push(window.all[i].track(metric, { k }));
+  return ids;
+}, { i, n, metric });
+
+/** Accepted events: {uid, anonymousId, email}. */
+function acceptedEvents() {
+  return env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
+    const a = r.body?.data?.attributes;
+    const profile = a?.profile?.data?.attributes ?? {};
+    const one = (uid) => ({ uid, anonymousId: profile.anonymous_id, email: profile.email });
+    if (r.path === '/client/events') return [one(a?.unique_id)];
+    if (r.path === '/client/event-bulk-create') return (a?.events?.data ?? []).map((e) => one(e?.attributes?.unique_id));
+    return [];
+  });
+}
+
+async function deliveredOnce(ids) {
+  await waitFor(() => {
+    const got = new Set(acceptedEvents().map((e) => e.uid));
+    return ids.every((id) => got.has(id));
+  }, { timeout: 20_000, what: `${ids.length} events accepted`, interval: 50 }).catch((e) => {
+    const got = new Set(acceptedEvents().map((e) => e.uid));
+    e.message += ` (missing: ${ids.filter((id) => !got.has(id)).length})`;
+    throw e;
+  });
+  const counts = {};
+  for (const e of acceptedEvents()) counts[e.uid] = (counts[e.uid] ?? 0) + 1;
+  assert.deepEqual(ids.filter((id) => counts[id] !== 1), [], 'each accepted exactly once');
+}
+
+test('three trackers of one shop in one page, one from another copy of the module: each one\'s calls are delivered once while the page stays open', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await pageWithThree(t, companyId);
+  const ids = [];
+  for (const i of [0, 1, 2]) ids.push(...await trackFrom(page, i, 5, `Same page ${i}`));
+  await deliveredOnce(ids);
+  await waitFor(async () => (await page.evaluate(() => window.all.map((k) => k.pending()))).every((n) => n === 0),
+    { what: 'every tracker\'s pending() back to 0' });
+  await waitFor(async () => Object.keys(await storedEntries(page, `klaviyo:${companyId}:q:`)).length === 0,
+    { what: 'no queue record left in storage' });
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a logout (reset) and a login on one tracker of the page: the others follow, so the page sends one profile', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await pageWithThree(t, companyId);
+  const first = await page.evaluate(() => window.all.map((k) => k.anonymousId));
+  assert.equal(new Set(first).size, 1, 'one visitor at the start (read from storage)');
+
+  await page.evaluate(() => window.all[0].reset());
+  const fresh = await waitFor(async () => {
+    const ids = await page.evaluate(() => window.all.map((k) => k.anonymousId));
+    return ids[0] !== first[0] && ids.every((id) => id === ids[0]) && ids[0];
+  }, { what: 'the other trackers to take the new anonymous id' });
+
+  await page.evaluate(() => window.all[2].identify({ email: 'same.page@example.com' }));
+  await waitFor(() => page.evaluate(() => window.all.every((k) => k.isIdentified())), { what: 'every tracker to know the login' });
+  const ids = [...await trackFrom(page, 0, 1, 'After login 0'), ...await trackFrom(page, 1, 1, 'After login 1')];
+  await deliveredOnce(ids);
+  for (const e of acceptedEvents().filter((e) => ids.includes(e.uid))) {
+    assert.equal(e.anonymousId, fresh, 'the new visitor');
+    assert.equal(e.email, 'same.page@example.com', 'the login reached the tracker that did not make it');
+  }
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a denial on one tracker of the page stops the others: nothing sent or stored after it', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await pageWithThree(t, companyId);
+  await page.evaluate(() => window.all[2].setConsent('denied'));
+  await waitFor(() => page.evaluate(() => window.all.every((k) => k.consent === 'denied')),
+    { what: 'every tracker of the page to follow the denial' });
+  const before = env.emu.requests().requests.length;
+  const later = [...await trackFrom(page, 0, 3, 'After denial 0'), ...await trackFrom(page, 1, 3, 'After denial 1')];
+  const flushed = await page.evaluate(() => Promise.all(window.all.map((k) => k.flush())));
+  assert.deepEqual(flushed.map((f) => f.sent), [0, 0, 0], 'nothing sent by any tracker');
+  assert.deepEqual(await page.evaluate(() => window.all.map((k) => k.pending())), [0, 0, 0], 'nothing held');
+  assert.deepEqual(Object.keys(await storedEntries(page, `klaviyo:${companyId}:`)).filter((k) => !k.endsWith(':consent')), [],
+    'nothing of ours stored but the denial');
+  assert.equal(env.emu.requests().requests.length, before, 'Klaviyo received nothing more');
+  assert.ok(later.length === 6);
+  assert.deepEqual(shop.pageErrors, []);
+});
