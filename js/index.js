@@ -201,6 +201,7 @@ export class Klaviyo {
     this.#earlyKey = `${this.#prefix}pre:${uuid()}`;
     if (consent === DENIED) this.#deny(true);
     this.#listener = {
+      own_: this.#earlyKey, // its name in js/runtime.js `tell`, as its core's will be
       otherTab: (e) => {
         if (e.newValue === "denied" && e.key === this.#prefix + "consent") this.#deny();
         // (A denial's erasure removes it too: the marker came first, and the core drops them.)
@@ -243,9 +244,11 @@ export class Klaviyo {
   #edge;
 
   /** Consent is withdrawn in the loading window: by this page (`tell`: as the core would,
-   * the other tabs are told through the marker first) or by another tab. Everything we
-   * stored is erased at once; the core replays the denial in its place among the calls
-   * (those before it are dropped, and reported, there; storage is not erased again). */
+   * the other tabs are told through the marker first, and everything we stored is
+   * erased at once) or by another tab (which erased it all: this page's saved window
+   * goes, nothing else, as that tab may have granted again since). The core replays the
+   * denial in its place among the calls (those before it are dropped, and reported,
+   * there; storage is not erased again). */
   #deny(tell) {
     if (this.#consent === DENIED) return;
     this.#consent = DENIED;
@@ -253,8 +256,10 @@ export class Klaviyo {
     this.#early.push(EARLY_CONSENT, DENIED_HERE, undefined);
     // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
     this.#edge ||= storage.get(this.#prefix + "edge");
-    if (tell) storage.set(this.#prefix + "consent", "denied", this.#listener);
-    storage.dropPrefix(this.#prefix, this.#listener);
+    if (tell) {
+      storage.set(this.#prefix + "consent", "denied", this.#earlyKey);
+      storage.dropPrefix(this.#prefix, this.#earlyKey);
+    } else storage.del(this.#earlyKey, this.#earlyKey);
   }
 
   /** Another page adopted the saved calls (`old`, the record it removed; a page adopts
@@ -291,7 +296,7 @@ export class Klaviyo {
       this.#failed = e;
       this.#settleAll(e);
       this.#early = [];
-      storage.del(this.#earlyKey, this.#listener);
+      storage.del(this.#earlyKey, this.#earlyKey);
       this.#earlyKey = "";
       this.#emit(report("invalid", e.message));
       throw e;
@@ -350,11 +355,11 @@ export class Klaviyo {
         if (this.#early[i] >= 0) calls.push(this.#early[i], this.#early[i + 1]);
       }
       if (calls.length) {
-        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]), this.#listener);
+        storage.set(this.#earlyKey, JSON.stringify([now(), ...calls]), this.#earlyKey);
         // Saved again while the wasm loads, so that it is stale only once this page is
         // gone or its load failed: the sender never adopts what this page may replay.
         this.#alive ||= !this.#failed && setInterval(() => (this.#rt || this.#failed ? clearInterval(this.#alive) : this.#save()), ALIVE_MS);
-      } else storage.del(this.#earlyKey, this.#listener);
+      } else storage.del(this.#earlyKey, this.#earlyKey);
     });
   }
 

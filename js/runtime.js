@@ -26,14 +26,16 @@ try {
 } catch {
   store = null;
 }
-/** Tells the page's other trackers of a write by tracker `from`, as a `storage` event
- * tells other tabs: a page hears none for its own writes, and a second tracker of the
- * shop in it (the script tag beside the npm package) would wait for a sender that never
- * hears its calls. A window event, as each copy of this module has its own `trackers`;
- * in a microtask, as a storage event comes later too. */
+/** Tells the page's other trackers of a write by the tracker named `from`, as a `storage`
+ * event tells other tabs: a page hears none for its own writes, and a second tracker of
+ * the shop in it (the script tag beside the npm package) would wait for a sender that
+ * never hears its calls. A window event, as each copy of this module has its own
+ * `trackers`; in a microtask, as a storage event comes later too. A tracker is named by
+ * its loading window's key (`own_`), the same before and after its core starts, so it
+ * never hears its own writes; a name, not the object, so no page script gets a hold of it. */
 const tell = (from, key, newValue, oldValue) =>
   queueMicrotask(() => dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue })));
-/** Writes and removals name their tracker (`from`: it is not told of its own). */
+/** Writes and removals name their tracker (`from`, its `own_`: it is not told of its own). */
 export const storage = {
   get(k) {
     try { return store ? store.getItem(k) : null; } catch { return null; }
@@ -147,7 +149,7 @@ export function listenToOtherTabs() {
   if (listening) return;
   listening = true;
   addEventListener("storage", (e) => trackers.forEach((t) => t.otherTab(e)));
-  addEventListener(NS, (e) => trackers.forEach((t) => t !== e.from && t.otherTab(e)));
+  addEventListener(NS, (e) => trackers.forEach((t) => t.own_ !== e.from && t.otherTab(e)));
 }
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
@@ -268,9 +270,9 @@ export class Runtime {
       for (const op of this.control_(SYNC, now()).split(SEP)) {
         if (!op) continue;
         const i = op.indexOf(SUB);
-        if (i < 0) storage.del(op, this);
-        else if (!i) storage.dropPrefix(op.slice(1), this);
-        else if (!storage.set(op.slice(0, i), op.slice(i + 1), this)) {
+        if (i < 0) storage.del(op, this.own_);
+        else if (!i) storage.dropPrefix(op.slice(1), this.own_);
+        else if (!storage.set(op.slice(0, i), op.slice(i + 1), this.own_)) {
           this.control_(FAILED, 0, op.slice(0, i));
           failed = true;
         }
@@ -278,7 +280,7 @@ export class Runtime {
       if (!failed) break;
     }
     if (this.early_) {
-      storage.del(this.early_, this);
+      storage.del(this.early_, this.own_);
       this.early_ = "";
     }
     this.reports_();
@@ -370,7 +372,7 @@ export class Runtime {
         if (this.id_ && !this.edge_ && r.headers.get("x-klaviyo-edge")) {
           // Remembered, and the cookie written, only while granted (a denial made while
           // this request was out clears the cookie instead).
-          this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1", this)) || 1;
+          this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1", this.own_)) || 1;
           this.visitor_();
         }
         // The body is read only for failures, where onError reports it.
@@ -443,6 +445,9 @@ export class Runtime {
     this.state = +this.control_(CONSENT, set, uuid());
     if (this.state !== was) {
       this.log_("consent", this.state);
+      // A denial heard from another tab erases only what this tab wrote: these two are
+      // the adapter's (the core's are its records, marks and the identity).
+      if (this.state === 2) for (const k of ["lease", "edge"]) storage.del(this.prefix_ + k, this.own_);
       this.ballot_?.abort();
       this.release_?.();
       this.electing_ = false;
@@ -484,7 +489,7 @@ export class Runtime {
     const key = this.prefix_ + "lease";
     const beat = () => {
       const v = this.control_(LEASE, now(), me, storage.get(key));
-      if (v) storage.set(key, v, this);
+      if (v) storage.set(key, v, this.own_);
       if (this.electing_ || !!v !== this.sender_) this.became_(!!v);
     };
     // The first beat in the next task: never a write or a send before the loading

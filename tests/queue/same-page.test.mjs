@@ -128,3 +128,103 @@ test('a denial on one tracker of the page stops the others: nothing sent or stor
   assert.ok(later.length === 6);
   assert.deepEqual(shop.pageErrors, []);
 });
+
+// A tracker never hears its own writes, whether it made them before its core ran (its
+// loading window) or after: hearing its own denial marker would deny it again.
+
+test('a tracker does not hear its own denial: denied at create, granted in the same task, its call is sent', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  env.emu.reset();
+  const shop = await newShop(env);
+  t.after(() => shop.close());
+  const page = await shop.open({ companyId, init: false });
+  const id = await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    const { Klaviyo } = await import('/dist/web/index.js');
+    const kl = (window.kl = Klaviyo.create({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', consent: 'denied' }));
+    kl.setConsent('granted');
+    return kl.track('Granted At Once', {});
+  });
+  await page.evaluate(() => window.kl.ready);
+  await deliveredOnce([id]);
+  assert.equal(await page.evaluate(() => window.kl.consent), 'granted');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a tracker does not hear its own writes across its core\'s start: a denial and a grant made just before it stay granted', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  env.emu.reset();
+  const shop = await newShop(env);
+  t.after(() => shop.close());
+  const page = await shop.open({ companyId, init: false });
+  // Once the wasm is loaded (a first tracker, closed), a new tracker's core starts a few
+  // microtasks after create(): the denial and the grant land before, at or after that.
+  const states = await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    const o = { companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual' };
+    const { Klaviyo } = await import('/dist/web/index.js');
+    const first = Klaviyo.create(o);
+    await first.ready;
+    first.close();
+    const out = [];
+    for (let d = 0; d < 10; d += 1) {
+      const kl = Klaviyo.create(o);
+      for (let i = 0; i < d; i += 1) await null;
+      kl.setConsent('denied');
+      kl.setConsent('granted');
+      await kl.ready;
+      await new Promise((r) => setTimeout(r, 0)); // the task after: every announced write heard
+      out.push(kl.consent);
+      kl.close();
+    }
+    return out;
+  });
+  assert.deepEqual(states, Array(10).fill('granted'));
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+// A denial heard from another tracker erases what the hearer wrote, not the whole
+// prefix: the denier erased it all already, and may have granted again since, with new
+// calls the hearer has not heard of yet (in one page, always: it hears in a microtask).
+
+/** On tracker `i`, in one task: a call, a denial, a grant, a call. The last one's id. */
+const denyGrantTrack = (page, i) => page.evaluate((i) => {
+  const kl = window.all[i];
+  kl.track('Before The Denial', {});
+  kl.setConsent('denied');
+  kl.setConsent('granted');
+  return kl.track('After The Grant', {});
+}, i);
+
+test('a denial and a grant in one task on one tracker: the others follow the denial, and the call made after the grant is delivered, the visitor kept', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await pageWithThree(t, companyId);
+  const id = await denyGrantTrack(page, 0);
+  await deliveredOnce([id]);
+  assert.ok(!acceptedEvents().some((e) => e.uid !== id), 'nothing from before the denial');
+  assert.deepEqual(await page.evaluate(() => window.all.map((k) => k.consent)), ['granted', 'denied', 'denied']);
+  const anon = await page.evaluate(() => window.all[0].anonymousId);
+  await waitFor(async () => JSON.parse((await storedEntries(page, `klaviyo:${companyId}:id`))[`klaviyo:${companyId}:id`] ?? '{}').anonymous_id === anon,
+    { what: 'the granted tracker\'s visitor in storage' });
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a denial and a grant in one task beside a tracker still loading its wasm: it drops only its own saved calls', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await pageWithThree(t, companyId);
+  // A fourth tracker, from yet another copy of the module, whose .wasm never comes.
+  await page.route('**/klaviyo_wasm_bg.wasm?held', () => {});
+  const loading = await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    const { Klaviyo } = await import('/dist/web/index.js?loading-copy');
+    window.loading = Klaviyo.create({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', wasmUrl: new URL('/dist/web/klaviyo_wasm_bg.wasm?held', location.href).href });
+    return window.loading.track('While Loading', {});
+  });
+  await waitFor(async () => Object.keys(await storedEntries(page, `klaviyo:${companyId}:pre:`)).length === 1, { what: 'its window saved' });
+  const id = await denyGrantTrack(page, 0);
+  await deliveredOnce([id]);
+  assert.ok(!acceptedEvents().some((e) => e.uid === loading), 'the loading tracker\'s call, made before the denial, is not sent');
+  assert.equal(await page.evaluate(() => window.loading.consent), 'denied');
+  assert.deepEqual(Object.keys(await storedEntries(page, `klaviyo:${companyId}:pre:`)), [], 'its saved window is gone');
+  assert.deepEqual(shop.pageErrors, []);
+});
