@@ -21,6 +21,15 @@ after(async () => {
 let shopNo = 0;
 const nextCompanyId = () => `SaP${String(++shopNo).padStart(3, '0')}`;
 
+/** A fresh emulator record and browser context, and one page of the shop (`opts`: the
+ * test page's, `init: false` for a page with no tracker). */
+async function shopPage(t, opts) {
+  env.emu.reset();
+  const shop = await newShop(env);
+  t.after(() => shop.close());
+  return { shop, page: await shop.open(opts) };
+}
+
 /**
  * A page of the shop with three trackers: `kl` (the page's own), a second from the same
  * module, and a third from another copy of the module (another URL: its own module
@@ -28,10 +37,7 @@ const nextCompanyId = () => `SaP${String(++shopNo).padStart(3, '0')}`;
  * `window.all[0..2]`.
  */
 async function pageWithThree(t, companyId) {
-  env.emu.reset();
-  const shop = await newShop(env);
-  t.after(() => shop.close());
-  const page = await shop.open({ companyId, flushDelayMs: 50 });
+  const { shop, page } = await shopPage(t, { companyId, flushDelayMs: 50 });
   await page.evaluate(async () => {
     const q = new URLSearchParams(location.search);
     const o = { companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', flushDelayMs: 50 };
@@ -133,11 +139,7 @@ test('a denial on one tracker of the page stops the others: nothing sent or stor
 // loading window) or after: hearing its own denial marker would deny it again.
 
 test('a tracker does not hear its own denial: denied at create, granted in the same task, its call is sent', { timeout: TEST_TIMEOUT }, async (t) => {
-  const companyId = nextCompanyId();
-  env.emu.reset();
-  const shop = await newShop(env);
-  t.after(() => shop.close());
-  const page = await shop.open({ companyId, init: false });
+  const { shop, page } = await shopPage(t, { companyId: nextCompanyId(), init: false });
   const id = await page.evaluate(async () => {
     const q = new URLSearchParams(location.search);
     const { Klaviyo } = await import('/dist/web/index.js');
@@ -152,11 +154,7 @@ test('a tracker does not hear its own denial: denied at create, granted in the s
 });
 
 test('a tracker does not hear its own writes across its core\'s start: a denial and a grant made just before it stay granted', { timeout: TEST_TIMEOUT }, async (t) => {
-  const companyId = nextCompanyId();
-  env.emu.reset();
-  const shop = await newShop(env);
-  t.after(() => shop.close());
-  const page = await shop.open({ companyId, init: false });
+  const { shop, page } = await shopPage(t, { companyId: nextCompanyId(), init: false });
   // Once the wasm is loaded (a first tracker, closed), a new tracker's core starts a few
   // microtasks after create(): the denial and the grant land before, at or after that.
   const states = await page.evaluate(async () => {
