@@ -244,11 +244,9 @@ export class Klaviyo {
   #edge;
 
   /** Consent is withdrawn in the loading window: by this page (`tell`: as the core would,
-   * the other tabs are told through the marker first, and everything we stored is
-   * erased at once) or by another tab (which erased it all: this page's saved window
-   * goes, nothing else, as that tab may have granted again since). The core replays the
-   * denial in its place among the calls (those before it are dropped, and reported,
-   * there; storage is not erased again). */
+   * the other tabs are told through the marker first) or by another tab. Everything we
+   * stored is erased at once; the core replays the denial in its place among the calls
+   * (those before it are dropped, and reported, there; storage is not erased again). */
   #deny(tell) {
     if (this.#consent === DENIED) return;
     this.#consent = DENIED;
@@ -256,10 +254,8 @@ export class Klaviyo {
     this.#early.push(EARLY_CONSENT, DENIED_HERE, undefined);
     // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
     this.#edge ||= storage.get(this.#prefix + "edge");
-    if (tell) {
-      storage.set(this.#prefix + "consent", "denied", this.#earlyKey);
-      storage.dropPrefix(this.#prefix, this.#earlyKey);
-    } else storage.del(this.#earlyKey, this.#earlyKey);
+    if (tell) storage.set(this.#prefix + "consent", "denied", this.#earlyKey);
+    storage.dropPrefix(this.#prefix, this.#earlyKey);
   }
 
   /** Another page adopted the saved calls (`old`, the record it removed; a page adopts

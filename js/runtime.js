@@ -30,11 +30,17 @@ try {
  * event tells other tabs: a page hears none for its own writes, and a second tracker of
  * the shop in it (the script tag beside the npm package) would wait for a sender that
  * never hears its calls. A window event, as each copy of this module has its own
- * `trackers`; in a microtask, as a storage event comes later too. A tracker is named by
- * its loading window's key (`own_`), the same before and after its core starts, so it
- * never hears its own writes; a name, not the object, so no page script gets a hold of it. */
-const tell = (from, key, newValue, oldValue) =>
-  queueMicrotask(() => dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue })));
+ * `trackers`; in a microtask, as a storage event comes later too (a denial aside). A
+ * tracker is named by its loading window's key (`own_`), the same before and after its
+ * core starts, so it never hears its own writes; a name, not the object, so no page
+ * script gets a hold of it. */
+const tell = (from, key, newValue, oldValue) => {
+  const say = () => dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue }));
+  // A denial's marker at once: the page's other trackers stop and erase before the
+  // denying one can grant again and write calls of its own, which their erase of the
+  // whole prefix would take (and the denying tracker would forget them as delivered).
+  newValue === "denied" ? say() : queueMicrotask(say);
+};
 /** Writes and removals name their tracker (`from`, its `own_`: it is not told of its own). */
 export const storage = {
   get(k) {
@@ -445,9 +451,6 @@ export class Runtime {
     this.state = +this.control_(CONSENT, set, uuid());
     if (this.state !== was) {
       this.log_("consent", this.state);
-      // A denial heard from another tab erases only what this tab wrote: these two are
-      // the adapter's (the core's are its records, marks and the identity).
-      if (this.state === 2) for (const k of ["lease", "edge"]) storage.del(this.prefix_ + k, this.own_);
       this.ballot_?.abort();
       this.release_?.();
       this.electing_ = false;

@@ -24,13 +24,8 @@
 //! [`DENIED`] under the marker key (`klaviyo:<companyId>:consent`) just before it
 //! erases (which removes the marker again, in the same task). Every other tab's
 //! `storage` event carries it: that tab becomes denied (its calls dropped and reported
-//! as refused, not taken for delivered by the erasure that follows) and removes what it
-//! wrote (the records and marks it knows of, the identity; its adapter the lease and
-//! the worker's mark), so a write it made in the meantime goes as well. Only that, not
-//! the whole prefix: the denying page may have granted again before this tab heard,
-//! and the calls it made since are its own. A tab that did not deny and hears the
-//! identity removed writes its own again for the same reason. It does not tell the
-//! others again.
+//! as refused, not taken for delivered by the erasure that follows) and erases too, so
+//! a write it made in the meantime goes as well. It does not tell the others again.
 //!
 //! Why a marker in storage and not a record of the refusal: the marker holds no
 //! personal data and does not stay, so "denied" still means nothing of ours is stored.

@@ -181,9 +181,9 @@ test('a tracker does not hear its own writes across its core\'s start: a denial 
   assert.deepEqual(shop.pageErrors, []);
 });
 
-// A denial heard from another tracker erases what the hearer wrote, not the whole
-// prefix: the denier erased it all already, and may have granted again since, with new
-// calls the hearer has not heard of yet (in one page, always: it hears in a microtask).
+// A tracker that hears a denial erases all of the shop's keys. In one page it hears it at
+// once (the marker's announcement is not left to a microtask), so a grant and a call the
+// denying tracker makes right after are not caught in that erase.
 
 /** On tracker `i`, in one task: a call, a denial, a grant, a call. The last one's id. */
 const denyGrantTrack = (page, i) => page.evaluate((i) => {

@@ -137,7 +137,7 @@ const LOCATION_KEYS: &[&str] = &[
 enum Told {
     /// This page's own answer: tell them, then erase.
     Now,
-    /// Another tab's: it told them and erased; erase what this tab wrote since.
+    /// Another tab's: it told them; erase what this tab wrote since.
     ByOtherTab,
     /// The adapter told them and erased, before this core ran.
     Already,
@@ -261,15 +261,6 @@ impl Client {
         if consent == was {
             return;
         }
-        if told == Told::ByOtherTab {
-            // That tab erased all of ours before it told us. What can be left is what this
-            // tab wrote before it heard: the records and marks it knows of and the
-            // identity (the adapter removes its lease and worker mark: js/runtime.js
-            // `consent`). Not the whole prefix: that tab may have granted again since,
-            // and its new calls, which this tab has not heard of yet, are not ours.
-            self.queue.remove_known(&mut self.erasure);
-            self.erasure.remove(&self.config.identity_key(), "");
-        }
         self.queue.set_consent(consent);
         let denied = consent == Consent::Denied;
         if denied || was == Consent::Denied {
@@ -284,8 +275,8 @@ impl Client {
         if told == Told::Now {
             let key = self.config.consent_key();
             self.erasure.put(&key, "").push_str(consent::DENIED);
-            self.erasure.erase(&self.config.storage_prefix());
         }
+        self.erasure.erase(&self.config.storage_prefix());
     }
 
     /// A key and value found in storage under our prefix (queue records, keepalive marks).
@@ -493,10 +484,6 @@ impl Client {
                 // Klaviyo's cookie still describes this visitor: it stays under theirs.
                 let old = std::mem::replace(&mut self.identity, id);
                 self.identity.set_onsite(old.onsite);
-            } else if value.is_none() {
-                // Removed while this tab is not denied: by a tab that heard a denial made
-                // here, before this tab granted again. This tab's visitor stands.
-                self.save_identity();
             }
             return;
         }

@@ -1291,77 +1291,6 @@ fn denial(tell: bool) -> Vec<StorageOp> {
     ops
 }
 
-/// What a tab that hears another's denial removes: the records it knows of, then the
-/// identity. Never the whole prefix.
-fn heard_denial(records: &[String]) -> Vec<StorageOp> {
-    records
-        .iter()
-        .chain([IDENTITY_KEY.to_string()].iter())
-        .map(|key| StorageOp::Remove { key: key.clone() })
-        .collect()
-}
-
-#[test]
-fn a_denial_heard_late_erases_what_this_tab_wrote_not_what_the_denier_wrote_after_granting_again() {
-    // One storage, two tabs (or two trackers of one page): A denies, grants again and
-    // tracks, all before B hears the marker.
-    let mut a = Page::new();
-    a.end_task();
-    let mut b = page_with("granted", &a.disk);
-    b.call(Op::Track, &[r#""B""#]).unwrap();
-    b.end_task();
-    let b_record: Vec<String> = b
-        .disk
-        .keys()
-        .filter(|k| k.contains(":q:"))
-        .cloned()
-        .collect();
-    a.c.set_consent(Consent::Denied, "");
-    let denial_ops = a.end_task();
-    a.c.set_consent(Consent::Granted, "id-again");
-    a.ids = 100; // record ids of its own, not B's
-    a.call(Op::Track, &[r#""After the grant""#]).unwrap();
-    a.end_task();
-    let a_record: Vec<String> = a
-        .disk
-        .keys()
-        .filter(|k| k.contains(":q:"))
-        .cloned()
-        .collect();
-    assert_eq!(a_record.len(), 1);
-    // B hears the denial's writes now, and answers with its own.
-    for op in &denial_ops {
-        if let StorageOp::Put { key, value } = op {
-            b.c.on_storage_change(key, Some(value));
-        }
-    }
-    let b_ops = b.end_task();
-    assert_eq!(b_ops, heard_denial(&b_record));
-    // A hears B's removals: its record is not among them; its identity is written again.
-    for op in &b_ops {
-        if let StorageOp::Remove { key } = op {
-            a.disk.remove(key);
-            a.c.on_storage_change(key, None);
-        }
-    }
-    assert!(
-        a.disk.contains_key(&a_record[0]),
-        "the call made after the grant stays stored"
-    );
-    assert_eq!(a.c.pending(), 1, "and held");
-    a.end_task();
-    assert!(
-        a.disk
-            .get(IDENTITY_KEY)
-            .is_some_and(|v| v.contains("id-again")),
-        "A's visitor is written again: {:?}",
-        a.disk.get(IDENTITY_KEY)
-    );
-    a.c.set_sender(true); // the adapter's election, as after any grant
-    let sent = a.c.poll_transmit(NOW, ALL).expect("A sends its call");
-    assert!(sent.body.contains("After the grant"));
-}
-
 #[test]
 fn pending_holds_calls_in_memory_writes_nothing_and_sends_nothing() {
     let mut p = page_with("pending", &BTreeMap::new());
@@ -1558,13 +1487,7 @@ fn a_withdrawal_in_another_tab_is_followed_and_not_echoed() {
     }
     assert_eq!(b.c.consent(), Consent::Denied);
     assert_eq!(consent_reports(&mut b.c), [1], "its call, refused");
-    let b_record = b.disk.keys().find(|k| k.contains(":q:")).cloned();
-    assert_eq!(
-        b.end_task(),
-        heard_denial(b_record.as_slice()),
-        "erases what it wrote (its record, the identity), tells no one"
-    );
-    assert!(b.disk.is_empty(), "nothing of ours left in B's view");
+    assert_eq!(b.end_task(), denial(false), "erases too, tells no one");
     assert_eq!(b.c.pending(), 0);
     b.call(Op::Track, &[r#""Later""#]).unwrap();
     assert!(b.end_task().is_empty());

@@ -28,17 +28,6 @@ impl Queue {
         self.forget_records();
     }
 
-    /// The records and marks this tab knows to be stored, removed (a denial heard from
-    /// another tab: see `Client::change`).
-    pub fn remove_known(&self, out: &mut StorageOps) {
-        for r in self.records.iter().filter(|r| r.written) {
-            out.remove(&self.prefix, &r.id);
-        }
-        for (id, ..) in &self.marks {
-            out.remove(&self.mark_prefix, id);
-        }
-    }
-
     /// With no call held, nothing refers to the records and profiles any more.
     pub(super) fn forget_records(&mut self) {
         if self.items.is_empty() {
