@@ -14,7 +14,7 @@
 // in the order gzip packs smallest (.ci/wasm-order.mjs). Fixes of the loading window and
 // of the first-party cookie then took that 0.5 KB back (29.22 KB): 29.23 since the last of
 // them (a cookie written after a denial), which did not fit the margin left; 29.35 since
-// trackers of one shop in one page hear each other's writes (124 B: a tracker that did
+// trackers of one shop in one page hear each other's writes (125 B: a tracker that did
 // not send waited for the next page, and ignored the other's denial until then).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
