@@ -154,7 +154,13 @@ let listening;
 export function listenToOtherTabs() {
   if (listening) return;
   listening = true;
-  addEventListener("storage", (e) => trackers.forEach((t) => t.otherTab(e)));
+  addEventListener("storage", (e) => {
+    // Another tab's denial, told at once to every copy of this module in the page: the
+    // browser runs microtasks between their listeners, and the erase of the first would
+    // reach the others first (their calls forgotten as if delivered, not reported).
+    if (e.newValue === "denied") tell("", e.key, "denied");
+    trackers.forEach((t) => t.otherTab(e));
+  });
   addEventListener(NS, (e) => trackers.forEach((t) => t.own_ !== e.from && t.otherTab(e)));
 }
 

@@ -226,3 +226,28 @@ test('a denial and a grant in one task beside a tracker still loading its wasm: 
   assert.deepEqual(Object.keys(await storedEntries(page, `klaviyo:${companyId}:pre:`)), [], 'its saved window is gone');
   assert.deepEqual(shop.pageErrors, []);
 });
+
+test('another tab\'s denial reaches every copy of the module in a tab before any of them erases: the second copy\'s queued calls are reported as refused', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await shopPage(t, { companyId });
+  // Klaviyo unavailable for a minute: the calls stay queued (and stored) until the denial.
+  env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 });
+  await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    const { Klaviyo } = await import('/dist/web/index.js?another-copy');
+    window.copyReports = [];
+    window.copy = await Klaviyo.init({
+      companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual',
+      onError: (e) => window.copyReports.push({ kind: e.kind, count: e.count }),
+    });
+    window.copy.track('Queued In The Copy', { n: 1 });
+    window.copy.track('Queued In The Copy', { n: 2 });
+  });
+  await waitFor(async () => Object.keys(await storedEntries(page, `klaviyo:${companyId}:q:`)).length >= 1, { what: 'the copy\'s calls stored' });
+  const other = await shop.open({ companyId });
+  await other.evaluate(() => window.kl.setConsent('denied'));
+  await waitFor(() => page.evaluate(() => window.copy.consent === 'denied'), { what: 'the copy to follow the denial' });
+  assert.deepEqual(await page.evaluate(() => window.copyReports.filter((r) => r.kind === 'consent')), [{ kind: 'consent', count: 2 }],
+    'its two calls, reported as refused (not forgotten as if delivered)');
+  assert.deepEqual(shop.pageErrors, []);
+});
