@@ -26,6 +26,11 @@ try {
 } catch {
   store = null;
 }
+/** Announces a write to the page's trackers (see `tell`). */
+const say = (from, key, newValue, oldValue) =>
+  dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue }));
+/** A denial's marker, told once the denying tracker's erase is done (`dropPrefix`). */
+let denial;
 /** Tells the page's other trackers of a write by the tracker named `from`, as a `storage`
  * event tells other tabs: a page hears none for its own writes, and a second tracker of
  * the shop in it (the script tag beside the npm package) would wait for a sender that
@@ -34,13 +39,12 @@ try {
  * tracker is named by its loading window's key (`own_`), the same before and after its
  * core starts, so it never hears its own writes; a name, not the object, so no page
  * script gets a hold of it. */
-const tell = (from, key, newValue, oldValue) => {
-  const say = () => dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue }));
-  // A denial's marker at once: the page's other trackers stop and erase before the
-  // denying one can grant again and write calls of its own, which their erase of the
-  // whole prefix would take (and the denying tracker would forget them as delivered).
-  newValue === "denied" ? say() : queueMicrotask(say);
-};
+const tell = (...write) =>
+  // A denial's marker before the call returns: the page's other trackers stop and erase
+  // before the denying one can grant again and write calls of its own, which their erase
+  // of the whole prefix would take (and it would forget them as delivered). After its
+  // own erase: what they do on hearing it (an onError granting again) is not erased.
+  write[2] === "denied" ? (denial = write) : queueMicrotask(() => say(...write));
 /** Writes and removals name their tracker (`from`, its `own_`: it is not told of its own). */
 export const storage = {
   get(k) {
@@ -58,6 +62,9 @@ export const storage = {
    * removing while walking the indices may skip keys. */
   dropPrefix(prefix, from) {
     for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0], from);
+    const d = denial;
+    denial = 0;
+    if (d) say(...d);
   },
   /** `key SUB value SEP ...` of every key starting with `prefix`, but `skip` */
   scan(prefix, skip) {
@@ -158,7 +165,7 @@ export function listenToOtherTabs() {
     // Another tab's denial, told at once to every copy of this module in the page: the
     // browser runs microtasks between their listeners, and the erase of the first would
     // reach the others first (their calls forgotten as if delivered, not reported).
-    if (e.newValue === "denied") tell("", e.key, "denied");
+    if (e.newValue === "denied") say("", e.key, "denied");
     trackers.forEach((t) => t.otherTab(e));
   });
   addEventListener(NS, (e) => trackers.forEach((t) => t.own_ !== e.from && t.otherTab(e)));

@@ -251,3 +251,25 @@ test('another tab\'s denial reaches every copy of the module in a tab before any
     'its two calls, reported as refused (not forgotten as if delivered)');
   assert.deepEqual(shop.pageErrors, []);
 });
+
+test('the page\'s other trackers hear a denial once the denying tracker has erased: a grant made from their onError keeps its visitor', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await shopPage(t, { companyId });
+  env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 }); // B's call stays queued
+  await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    const b = (window.b = await window.Klaviyo.init({
+      companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual',
+      // A shop whose handler asks again at once (its consent manager said yes meanwhile).
+      onError: (e) => { if (e.kind === 'consent') b.setConsent('granted'); },
+    }));
+    b.track('Held', {});
+  });
+  await waitFor(async () => Object.keys(await storedEntries(page, `klaviyo:${companyId}:q:`)).length >= 1, { what: 'B\'s call stored' });
+  await page.evaluate(() => window.kl.setConsent('denied'));
+  await waitFor(() => page.evaluate(() => window.b.consent === 'granted' && window.b.anonymousId !== null), { what: 'B granted again' });
+  const anon = await page.evaluate(() => window.b.anonymousId);
+  await waitFor(async () => JSON.parse((await storedEntries(page, `klaviyo:${companyId}:id`))[`klaviyo:${companyId}:id`] ?? '{}').anonymous_id === anon,
+    { what: 'B\'s new visitor in storage' });
+  assert.deepEqual(shop.pageErrors, []);
+});
