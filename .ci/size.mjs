@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 29.37; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 29.38; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -13,8 +13,8 @@
 // with a UTF-8 check of our own instead of std's, and 28.71 KB with the .wasm's functions
 // in the order gzip packs smallest (.ci/wasm-order.mjs). Fixes of the loading window and
 // of the first-party cookie then took that 0.5 KB back (29.22 KB): 29.23 since the last of
-// them (a cookie written after a denial), which did not fit the margin left; 29.37 since
-// trackers of one shop in one page hear each other's writes (153 B: a tracker that did
+// them (a cookie written after a denial), which did not fit the margin left; 29.38 since
+// trackers of one shop in one page hear each other's writes (155 B: a tracker that did
 // not send waited for the next page, and ignored the other's denial until then).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
@@ -46,7 +46,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 29.37);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 29.38);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;

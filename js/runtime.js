@@ -50,9 +50,10 @@ export const storage = {
   get(k) {
     try { return store ? store.getItem(k) : null; } catch { return null; }
   },
-  /** false when the write failed (quota exceeded, storage gone) */
+  /** false when the write failed (quota exceeded, storage gone). A denial's marker is
+   * told in the page even then: the page's other trackers must stop all the same. */
   set(k, v, from) {
-    try { store.setItem(k, v); tell(from, k, v); return true; } catch { return false; }
+    try { store.setItem(k, v); tell(from, k, v); return true; } catch { v === "denied" && tell(from, k, v); return false; }
   },
   del(k, from) {
     const old = this.get(k);

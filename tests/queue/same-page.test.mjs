@@ -273,3 +273,22 @@ test('the page\'s other trackers hear a denial once the denying tracker has eras
     { what: 'B\'s new visitor in storage' });
   assert.deepEqual(shop.pageErrors, []);
 });
+
+test('without localStorage (refused by the browser), a denial on one tracker still stops the page\'s others', { timeout: TEST_TIMEOUT }, async (t) => {
+  const { shop, page } = await shopPage(t, {
+    companyId: nextCompanyId(),
+    initScript: () => {
+      Object.defineProperty(window, 'localStorage', { configurable: true, get() { throw new DOMException('refused', 'SecurityError'); } });
+    },
+  });
+  await page.evaluate(async () => {
+    const q = new URLSearchParams(location.search);
+    window.b = await window.Klaviyo.init({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual' });
+  });
+  await page.evaluate(() => window.kl.setConsent('denied'));
+  await waitFor(() => page.evaluate(() => window.b.consent === 'denied'), { what: 'the other tracker to follow the denial' });
+  const before = env.emu.requests().requests.length;
+  await page.evaluate(() => { window.b.track('After The Denial', {}); return window.b.flush(); });
+  assert.equal(env.emu.requests().requests.length, before, 'nothing sent after it');
+  assert.deepEqual(shop.pageErrors, []);
+});
