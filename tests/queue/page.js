@@ -1,7 +1,8 @@
 // Minimal page for the queue tests: Klaviyo.init with options from the query string.
 //   ?companyId=QuE001&apiBase=http://127.0.0.1:1234&maxQueueEvents=&maxQueueBytes=&flushDelayMs=&debug=1
 //   &init=0  loads nothing (lets a test prepare localStorage first)
-// Exposes window.kl, window.reports (onError), window.debugLog (console.debug lines).
+// Exposes window.kl, window.reports (onError), window.debugLog (console.debug lines),
+// window.shopOptions(more) (options for another tracker of the shop).
 const q = new URLSearchParams(location.search);
 window.reports = [];
 window.debugLog = [];
@@ -28,6 +29,12 @@ function options() {
   };
   return o;
 }
+
+/** The shop's options for another tracker a test creates in this page (its company and
+ * Klaviyo as the page's own, no onError), with `more` on top. */
+window.shopOptions = (more) => ({
+  companyId: q.get('companyId') || 'QuE001', apiBase: q.get('apiBase') || undefined, activeOnSite: 'manual', ...more,
+});
 
 async function main() {
   if (q.get('init') === '0') {

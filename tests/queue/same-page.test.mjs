@@ -39,8 +39,7 @@ async function shopPage(t, opts) {
 async function pageWithThree(t, companyId) {
   const { shop, page } = await shopPage(t, { companyId, flushDelayMs: 50 });
   await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
-    const o = { companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', flushDelayMs: 50 };
+    const o = window.shopOptions({ flushDelayMs: 50 });
     const copy = await import('/dist/web/index.js?another-copy');
     if (copy.Klaviyo === window.Klaviyo) throw new Error('the second import is the same module instance');
     window.all = [window.kl, await window.Klaviyo.init(o), await copy.Klaviyo.init(o)];
@@ -141,9 +140,8 @@ test('a denial on one tracker of the page stops the others: nothing sent or stor
 test('a tracker does not hear its own denial: denied at create, granted in the same task, its call is sent', { timeout: TEST_TIMEOUT }, async (t) => {
   const { shop, page } = await shopPage(t, { companyId: nextCompanyId(), init: false });
   const id = await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
     const { Klaviyo } = await import('/dist/web/index.js');
-    const kl = (window.kl = Klaviyo.create({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', consent: 'denied' }));
+    const kl = (window.kl = Klaviyo.create(window.shopOptions({ consent: 'denied' })));
     kl.setConsent('granted');
     return kl.track('Granted At Once', {});
   });
@@ -158,8 +156,7 @@ test('a tracker does not hear its own writes across its core\'s start: a denial 
   // Once the wasm is loaded (a first tracker, closed), a new tracker's core starts a few
   // microtasks after create(): the denial and the grant land before, at or after that.
   const states = await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
-    const o = { companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual' };
+    const o = window.shopOptions();
     const { Klaviyo } = await import('/dist/web/index.js');
     const first = Klaviyo.create(o);
     await first.ready;
@@ -213,9 +210,8 @@ test('a denial and a grant in one task beside a tracker still loading its wasm: 
   // A fourth tracker, from yet another copy of the module, whose .wasm never comes.
   await page.route('**/klaviyo_wasm_bg.wasm?held', () => {});
   const loading = await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
     const { Klaviyo } = await import('/dist/web/index.js?loading-copy');
-    window.loading = Klaviyo.create({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual', wasmUrl: new URL('/dist/web/klaviyo_wasm_bg.wasm?held', location.href).href });
+    window.loading = Klaviyo.create(window.shopOptions({ wasmUrl: new URL('/dist/web/klaviyo_wasm_bg.wasm?held', location.href).href }));
     return window.loading.track('While Loading', {});
   });
   await waitFor(async () => Object.keys(await storedEntries(page, `klaviyo:${companyId}:pre:`)).length === 1, { what: 'its window saved' });
@@ -233,13 +229,11 @@ test('another tab\'s denial reaches every copy of the module in a tab before any
   // Klaviyo unavailable for a minute: the calls stay queued (and stored) until the denial.
   env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 });
   await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
     const { Klaviyo } = await import('/dist/web/index.js?another-copy');
     window.copyReports = [];
-    window.copy = await Klaviyo.init({
-      companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual',
+    window.copy = await Klaviyo.init(window.shopOptions({
       onError: (e) => window.copyReports.push({ kind: e.kind, count: e.count }),
-    });
+    }));
     window.copy.track('Queued In The Copy', { n: 1 });
     window.copy.track('Queued In The Copy', { n: 2 });
   });
@@ -257,12 +251,10 @@ test('the page\'s other trackers hear a denial once the denying tracker has eras
   const { shop, page } = await shopPage(t, { companyId });
   env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 }); // B's call stays queued
   await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
-    const b = (window.b = await window.Klaviyo.init({
-      companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual',
+    const b = (window.b = await window.Klaviyo.init(window.shopOptions({
       // A shop whose handler asks again at once (its consent manager said yes meanwhile).
       onError: (e) => { if (e.kind === 'consent') b.setConsent('granted'); },
-    }));
+    })));
     b.track('Held', {});
   });
   await waitFor(async () => Object.keys(await storedEntries(page, `klaviyo:${companyId}:q:`)).length >= 1, { what: 'B\'s call stored' });
@@ -282,8 +274,7 @@ test('without localStorage (refused by the browser), a denial on one tracker sti
     },
   });
   await page.evaluate(async () => {
-    const q = new URLSearchParams(location.search);
-    window.b = await window.Klaviyo.init({ companyId: q.get('companyId'), apiBase: q.get('apiBase'), activeOnSite: 'manual' });
+    window.b = await window.Klaviyo.init(window.shopOptions());
   });
   await page.evaluate(() => window.kl.setConsent('denied'));
   await waitFor(() => page.evaluate(() => window.b.consent === 'denied'), { what: 'the other tracker to follow the denial' });
