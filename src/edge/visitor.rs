@@ -5,7 +5,8 @@
 //!   zone: "send at the recipient's local time") by the address of the request until an
 //!   order gives one; through the worker, every request would come from Cloudflare's.
 //! - The identity of the first-party cookie (`visitor_id.rs`): its `anonymous_id` in
-//!   place of the body's, and its `_kx` where the body has none, so that a browser whose
+//!   place of the body's, and its `_kx` where the body has none (each only where the
+//!   route's profile takes it: [`profile_path`]), so that a browser whose
 //!   script storage was wiped (Safari deletes it after 7 days without a visit) stays the
 //!   profile it was from its first call on.
 //!
@@ -37,16 +38,35 @@ impl Additions<'_> {
     }
 }
 
-/// Where a route's body keeps the profile's attributes, and whether Klaviyo takes a
-/// `location` there (the back-in-stock profile holds identifiers only).
-fn profile_path(route: &str) -> Option<(&'static [&'static str], bool)> {
+/// Which of the additions a route's profile takes. Klaviyo refuses a member its schema
+/// does not define (400 "'anonymous_id' is not a valid field for the resource
+/// 'profile'"), and a refused call is final for the page's queue: a subscription's
+/// profile takes `_kx` and `location` but no `anonymous_id`.
+#[derive(Clone, Copy)]
+struct Takes {
+    anonymous_id: bool,
+    location: bool,
+}
+
+/// Where a route's body keeps the profile's attributes, and what that profile takes
+/// (every one takes `_kx`). The back-in-stock profile holds identifiers only (email,
+/// phone, external id): nothing is added there.
+fn profile_path(route: &str) -> Option<(&'static [&'static str], Takes)> {
     const NESTED: &[&str] = &["data", "attributes", "profile", "data", "attributes"];
+    const ALL: Takes = Takes {
+        anonymous_id: true,
+        location: true,
+    };
     match route {
-        "/client/events" | "/client/subscriptions" | "/client/event-bulk-create" => {
-            Some((NESTED, true))
-        }
-        "/client/profiles" => Some((&["data", "attributes"], true)),
-        "/client/back-in-stock-subscriptions" => Some((NESTED, false)),
+        "/client/events" | "/client/event-bulk-create" => Some((NESTED, ALL)),
+        "/client/profiles" => Some((&["data", "attributes"], ALL)),
+        "/client/subscriptions" => Some((
+            NESTED,
+            Takes {
+                anonymous_id: false,
+                location: true,
+            },
+        )),
         _ => None,
     }
 }
@@ -140,12 +160,13 @@ pub fn enrich(route: &str, body: &str, add: &Additions) -> Option<String> {
 
 /// The additions made where `facts` say (`None`: the body stays as received).
 pub fn apply(route: &str, body: &str, facts: &Facts, add: &Additions) -> Option<String> {
-    let takes_location = profile_path(route)?.1;
+    let takes = profile_path(route)?.1;
     let mut edits: Vec<Edit> = Vec::new();
     // Members inserted at the start of the attributes object.
     let mut front = String::new();
     if let Some(id) = add.id {
         match facts.anonymous_id {
+            _ if !takes.anonymous_id => {}
             None => push_member(&mut front, "anonymous_id", &quote(&id.anonymous_id)),
             Some((at, end, text)) if text != Some(id.anonymous_id.as_str()) => edits.push(Edit {
                 at,
@@ -158,7 +179,7 @@ pub fn apply(route: &str, body: &str, facts: &Facts, add: &Additions) -> Option<
             push_member(&mut front, "_kx", &quote(kx));
         }
     }
-    if let (Some(ip), true) = (add.ip, takes_location) {
+    if let (Some(ip), true) = (add.ip, takes.location) {
         let ip = quote(&ip_text(ip));
         match facts.location {
             None => {

@@ -173,6 +173,56 @@ fn the_cookies_identity_replaces_the_anonymous_id_and_fills_a_missing_kx() {
 }
 
 #[test]
+fn each_route_gets_only_the_members_its_profile_takes() {
+    // Klaviyo refuses a member the profile's schema does not define, and the page's
+    // queue drops a refused call: a subscription would be lost.
+    let id = VisitorId::new("anon-from-cookie", Some("kx-from-cookie")).unwrap();
+    let add = Additions {
+        ip: ip("203.0.113.7"),
+        id: Some(&id),
+    };
+    let profile = r#"{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}"#;
+    let subscription = format!(
+        r#"{{"data":{{"type":"subscription","attributes":{{"profile":{profile}}},"relationships":{{"list":{{"data":{{"type":"list","id":"Xy12"}}}}}}}}}}"#
+    );
+    let out = enrich("/client/subscriptions", &subscription, &add).expect("changed");
+    checked("/client/subscriptions", &subscription, &out);
+    assert_eq!(
+        attrs_of("/client/subscriptions", &out),
+        serde_json::json!({"_kx": "kx-from-cookie", "location": {"ip": "203.0.113.7"}, "email": "a@b.co"})
+    );
+    // An anonymous_id the page put there itself is the page's word: left as it is.
+    let own = subscription.replace(
+        r#""email":"a@b.co""#,
+        r#""email":"a@b.co","anonymous_id":"p""#,
+    );
+    let out = enrich("/client/subscriptions", &own, &add).expect("changed");
+    assert_eq!(attrs_of("/client/subscriptions", &out)["anonymous_id"], "p");
+    // Back in stock: identifiers only, so nothing at all.
+    let bis = format!(
+        r#"{{"data":{{"type":"back-in-stock-subscription","attributes":{{"channels":["EMAIL"],"profile":{profile}}}}}}}"#
+    );
+    assert_eq!(
+        enrich("/client/back-in-stock-subscriptions", &bis, &add),
+        None
+    );
+    assert_eq!(
+        checked_facts("/client/back-in-stock-subscriptions", &bis).map(|f| f.is_none()),
+        Ok(true)
+    );
+    // Events and profiles take all three.
+    for (route, body) in [
+        ("/client/profiles", profile.to_string()),
+        ("/client/events", event(r#"{"email":"a@b.co"}"#)),
+    ] {
+        let a = attrs_of(route, &enrich(route, &body, &add).expect("changed"));
+        assert_eq!(a["anonymous_id"], "anon-from-cookie", "{route}");
+        assert_eq!(a["_kx"], "kx-from-cookie", "{route}");
+        assert_eq!(a["location"]["ip"], "203.0.113.7", "{route}");
+    }
+}
+
+#[test]
 fn both_at_once_and_escaped_keys_are_found() {
     let id = VisitorId::new("anon-1", None).unwrap();
     let add = Additions {

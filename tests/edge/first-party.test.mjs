@@ -36,9 +36,14 @@ const bodies = {
     profile: profile(attrs),
     events: { data: [{ type: 'event', attributes: { properties: {}, metric: { data: { type: 'metric', attributes: { name: 'Viewed Product' } } } } }] },
   } } }),
-  '/client/subscriptions': (attrs) => ({ data: { type: 'subscription', attributes: {
+  // A subscription's profile takes no anonymous_id (the page's core leaves it out).
+  '/client/subscriptions': ({ anonymous_id, ...attrs }) => ({ data: { type: 'subscription', attributes: {
     profile: { data: { type: 'profile', attributes: { ...attrs, subscriptions: { email: { marketing: { consent: 'SUBSCRIBED' } } } } } },
   }, relationships: { list: { data: { type: 'list', id: 'Xy12Ab' } } } } }),
+  // Identifiers only.
+  '/client/back-in-stock-subscriptions': ({ email }) => ({ data: { type: 'back-in-stock-subscription', attributes: {
+    channels: ['EMAIL'], profile: profile({ email }),
+  }, relationships: { variant: { data: { type: 'catalog-variant', id: '$custom:::$default:::SKU-1' } } } } }),
 };
 
 /** What the emulator received on `route`: the profile attributes of each accepted body. */
@@ -57,7 +62,7 @@ async function page(route, attrs, headers = {}, worker = w) {
 }
 
 test('the visitor address reaches Klaviyo as location.ip on every /client route with a profile', async () => {
-  for (const route of Object.keys(bodies)) {
+  for (const route of Object.keys(bodies).filter((r) => !r.includes('back-in-stock'))) {
     const res = await page(route, { email: 'ann@example.com', anonymous_id: 'a-1' }, { 'cf-connecting-ip': '203.0.113.7' });
     assert.equal(res.status, 202, `${route}: ${res.text}`);
     const [attrs] = received(route);
@@ -138,6 +143,28 @@ test('/id sets a signed first-party cookie; the next /client calls carry its vis
   assert.equal(evil.status, 403);
   assert.equal(evil.headers['set-cookie'], undefined);
   assert.equal((await w.call('/id', { headers: { origin: 'https://evil.example', cookie } })).status, 403);
+});
+
+test("the cookie's visitor is added only where the route's profile takes it: Klaviyo accepts every call", async () => {
+  const set = await w.call('/id', {
+    method: 'POST',
+    headers: { origin: SHOP_ORIGIN, 'content-type': 'text/plain' },
+    body: JSON.stringify({ anonymous_id: 'anon-kept-2', _kx: 'kx.kept.2' }),
+  });
+  const cookie = set.headers['set-cookie'].split(';')[0];
+  for (const route of Object.keys(bodies)) {
+    const res = await page(route, { email: 'ann@example.com', anonymous_id: 'fresh' }, { cookie, 'cf-connecting-ip': '203.0.113.7' });
+    assert.equal(res.status, 202, `${route}: ${res.text}`);
+  }
+  // received() fails on any call the emulator refused (an unknown member is a 400, as at Klaviyo).
+  for (const route of ['/client/events', '/client/profiles', '/client/event-bulk-create']) {
+    const [attrs] = received(route);
+    assert.deepEqual([attrs.anonymous_id, attrs._kx, attrs.location?.ip], ['anon-kept-2', 'kx.kept.2', '203.0.113.7'], route);
+  }
+  const [sub] = received('/client/subscriptions');
+  assert.deepEqual([sub.anonymous_id, sub._kx, sub.location?.ip], [undefined, 'kx.kept.2', '203.0.113.7']);
+  const bis = edge.emu.requests({ path: '/client/back-in-stock-subscriptions' }).requests;
+  assert.deepEqual(bis.map((r) => [r.status, r.body.data.attributes.profile.data.attributes]), [[202, { email: 'ann@example.com' }]]);
 });
 
 test('the script-tag files are served first-party: types, ETag, cache, the version path, 304', async () => {

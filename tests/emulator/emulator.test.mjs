@@ -195,6 +195,32 @@ describe('invalid requests', () => {
     assert.equal((await postClient('/client/events', ev)).status, 202);
   });
 
+  test('a member a resource does not define -> 400 naming it, as Klaviyo answers (at any depth)', async () => {
+    // A subscription's profile takes no anonymous_id; a back-in-stock profile takes
+    // identifiers only (no _kx, no location).
+    const sub = sample('clientSubscription');
+    sub.data.attributes.profile.data.attributes.anonymous_id = 'a-1';
+    let errs = assertJsonApiErrors(await postClient('/client/subscriptions', sub), 400);
+    assert.equal(errs[0].source.pointer, '/data/attributes/profile/data/attributes/anonymous_id');
+    assert.equal(errs[0].detail, "'anonymous_id' is not a valid field for the resource 'profile'.");
+    delete sub.data.attributes.profile.data.attributes.anonymous_id;
+    sub.data.attributes.profile.data.attributes._kx = 'kx';
+    assert.equal((await postClient('/client/subscriptions', sub)).status, 202);
+    for (const extra of [{ _kx: 'kx' }, { anonymous_id: 'a-1' }, { location: { ip: '203.0.113.9' } }]) {
+      const bis = sample('backInStock');
+      Object.assign(bis.data.attributes.profile.data.attributes, extra);
+      errs = assertJsonApiErrors(await postClient('/client/back-in-stock-subscriptions', bis), 400);
+      assert.match(errs[0].detail, /is not a valid field for the resource 'profile'/, JSON.stringify(extra));
+    }
+    // The event resource's own attributes are closed too; its free-form `properties` are not.
+    const ev = sample('clientEvent');
+    ev.data.attributes.properties = { anything: 1, nested: { deep: true } };
+    assert.equal((await postClient('/client/events', ev)).status, 202);
+    ev.data.attributes.colour = 'red';
+    errs = assertJsonApiErrors(await postClient('/client/events', ev), 400);
+    assert.equal(errs[0].detail, "'colour' is not a valid field for the resource 'event'.");
+  });
+
   test('bad identifiers and times -> 400', async () => {
     const ev = sample('clientEvent');
     ev.data.attributes.profile.data.attributes = { phone_number: '5005550006' };

@@ -143,7 +143,7 @@ export async function startEmulator({
       if (body === undefined) {
         return reject(req, res, record, 400, [{ code: 'parse_error', title: 'Malformed request.', pointer: '/', detail: `JSON parse error - ${parsed.message}` }]);
       }
-      if (!route.validate(body)) return reject(req, res, record, 400, describeErrors(route.validate.errors));
+      if (!route.validate(body)) return reject(req, res, record, 400, describeErrors(route.validate.errors, body));
       const prose = proseChecks(route.operationId, body);
       if (prose.length) return reject(req, res, record, 400, prose);
     }

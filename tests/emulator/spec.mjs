@@ -13,6 +13,9 @@ export const defaultSpecPath = () =>
   path.resolve(repoRoot, '../shared/klaviyo-openapi/klaviyo-openapi-subset.json');
 
 const SPEC_ID = 'urn:klaviyo-emulator:spec';
+// The same components with every resource's `attributes` closed (closeAttributes): what
+// request bodies are checked against. Answers are checked against the spec as it is.
+const REQUEST_SPEC_ID = 'urn:klaviyo-emulator:request-spec';
 const JSON_API = 'application/vnd.api+json';
 const METHODS = ['get', 'post', 'patch', 'put', 'delete'];
 // Marks the schema nodes this module adds, so their errors can be dropped as noise.
@@ -47,14 +50,34 @@ function rewriteNullable(node) {
   return { [NOISE]: true, anyOf: [{ type: 'null', [NOISE]: true }, inner] };
 }
 
-// Operation schemas live outside the components document: point their local
-// refs at it.
-function absoluteRefs(node) {
-  if (Array.isArray(node)) return node.map(absoluteRefs);
+// Klaviyo answers 400 "'x' is not a valid field for the resource 'profile'" for a
+// member a resource's `attributes` does not define (at any depth: a profile inside a
+// subscription too), though the spec never says `additionalProperties: false`. Every
+// object schema held by a property named `attributes` that lists its members is closed
+// here. Free-form members (an event's `properties`) list none and stay open.
+function closeAttributes(node, key) {
+  if (Array.isArray(node)) return node.map((n) => closeAttributes(n));
   if (!node || typeof node !== 'object') return node;
   const out = {};
   for (const [k, v] of Object.entries(node)) {
-    out[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? SPEC_ID + v : absoluteRefs(v);
+    out[k] = k === 'properties'
+      ? Object.fromEntries(Object.entries(v).map(([p, s]) => [p, closeAttributes(s, p)]))
+      : k === 'example' || k === 'default' ? v : closeAttributes(v);
+  }
+  if (key === 'attributes' && out.properties && out.additionalProperties === undefined) {
+    out.additionalProperties = false;
+  }
+  return out;
+}
+
+// Operation schemas live outside the components document: point their local
+// refs at it (`id`: which one).
+function absoluteRefs(node, id) {
+  if (Array.isArray(node)) return node.map((n) => absoluteRefs(n, id));
+  if (!node || typeof node !== 'object') return node;
+  const out = {};
+  for (const [k, v] of Object.entries(node)) {
+    out[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? id + v : absoluteRefs(v, id);
   }
   return out;
 }
@@ -83,8 +106,15 @@ const show = (v) => {
   return t.length > 60 ? `${t.slice(0, 57)}...` : t;
 };
 
+/** The `type` of the resource object whose `attributes` are at `pointer` in `body`. */
+function resourceType(body, pointer) {
+  let node = body;
+  for (const part of pointer.split('/').slice(1, -1)) node = node?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return typeof node?.type === 'string' ? node.type : 'resource';
+}
+
 /** Ajv errors -> [{pointer, detail}] with the nullable-wrapper noise removed. */
-export function describeErrors(errors = []) {
+export function describeErrors(errors = [], body = undefined) {
   const out = [];
   const seen = new Set();
   for (const e of errors) {
@@ -104,6 +134,10 @@ export function describeErrors(errors = []) {
         break;
       case 'format':
         detail = `${show(e.data)} is not a valid '${e.params.format}'`;
+        break;
+      case 'additionalProperties':
+        pointer = `${pointer}/${e.params.additionalProperty}`;
+        detail = `'${e.params.additionalProperty}' is not a valid field for the resource '${resourceType(body, e.instancePath)}'.`;
         break;
       default:
         detail = `${pointer || '/'} ${e.message}`;
@@ -129,8 +163,11 @@ export function loadSpec(specPath = defaultSpecPath(), { optional = false } = {}
   if (optional && !existsSync(specPath)) return withoutSpec(specPath);
   const spec = JSON.parse(readFileSync(specPath, 'utf8'));
   const ajv = createAjv();
-  ajv.addSchema({ $id: SPEC_ID, components: rewriteNullable(spec.components) });
-  const compile = (schema) => ajv.compile(absoluteRefs(rewriteNullable(schema)));
+  const components = rewriteNullable(spec.components);
+  ajv.addSchema({ $id: SPEC_ID, components });
+  ajv.addSchema({ $id: REQUEST_SPEC_ID, components: closeAttributes(components) });
+  const compile = (schema) => ajv.compile(absoluteRefs(rewriteNullable(schema), SPEC_ID));
+  const compileRequest = (schema) => ajv.compile(absoluteRefs(closeAttributes(rewriteNullable(schema)), REQUEST_SPEC_ID));
 
   const routes = [];
   for (const [template, item] of Object.entries(spec.paths)) {
@@ -155,7 +192,7 @@ export function loadSpec(specPath = defaultSpecPath(), { optional = false } = {}
         requiredHeaders: params.filter((p) => p.in === 'header' && p.required).map((p) => p.name.toLowerCase()),
         bodyRequired: Boolean(op.requestBody?.required),
         bodySchemaName: body?.$ref?.split('/').pop() ?? null,
-        validate: body ? compile(body) : null,
+        validate: body ? compileRequest(body) : null,
       });
     }
   }
