@@ -37,12 +37,13 @@ use crate::core::time;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// How far (in seconds, either way) a signed timestamp may be from the worker's clock,
-/// and how long [`ReplayGuard`] remembers a signature.
+/// How far (in seconds, either way) a signed timestamp may be from the worker's clock.
 pub const WINDOW_S: u64 = 300;
 
-/// [`WINDOW_S`] as a signed number of seconds, for clock arithmetic.
-const WINDOW_I64: i64 = WINDOW_S as i64;
+/// How long [`ReplayGuard`] remembers a signature after accepting it, this second
+/// included: a timestamp up to [`WINDOW_S`] ahead stays fresh through [`WINDOW_S`]
+/// after it, so twice the window.
+pub const KEEP_S: i64 = 2 * WINDOW_S as i64;
 
 /// `Klaviyo-Timestamp` values above this are milliseconds (it is the year 5138 in
 /// seconds).
@@ -350,16 +351,23 @@ pub fn verify_webhook(
     Ok(tag_of(&sig))
 }
 
-/// Signatures already accepted within the last [`WINDOW_S`] seconds, so a captured
-/// request cannot be sent again while its timestamp is still fresh.
+/// Signatures already accepted, each kept [`KEEP_S`] seconds (that last second
+/// included), so a captured request
+/// cannot be sent again while its timestamp is still fresh.
+///
+/// Why [`KEEP_S`] and not [`WINDOW_S`]: a timestamp is fresh within [`WINDOW_S`] either
+/// way, so one signed up to [`WINDOW_S`] ahead of the clock, accepted at once, stays
+/// fresh for up to `2 × WINDOW_S` after it was accepted. Keeping every tag that long
+/// from its acceptance outlives any signature's freshness, and keeps the entries in
+/// acceptance order, so expiry still pops from the front.
 ///
 /// Best-effort, per isolate: each workerd isolate has its own guard, and a replay that
 /// lands on another isolate (or after an isolate restart) is not caught. Memory is
-/// bounded: entries older than the window are dropped as time passes, and past
+/// bounded: entries are dropped [`KEEP_S`] after their acceptance, and past
 /// `max_entries` the oldest are forgotten early. A forgotten signature can be replayed
 /// until its timestamp goes stale; that is the trade-off for bounded memory under a
 /// flood of valid requests, so size `max_entries` above the expected signed requests
-/// per window.
+/// per [`KEEP_S`].
 ///
 /// Each call costs O(1) amortised: entries sit in a queue in the order they were
 /// accepted, and expiry and eviction pop from its front. Keys are 32-byte tags, so
@@ -385,13 +393,13 @@ impl ReplayGuard {
         }
     }
 
-    /// True, and remembers `key`, the first time; false if `key` was accepted less than
-    /// [`WINDOW_S`] seconds before `now_s` (a replay). A key remembered from a time
+    /// True, and remembers `key`, the first time; false if `key` was accepted at most
+    /// [`KEEP_S`] seconds before `now_s` (a replay). A key remembered from a time
     /// after `now_s` (the clock went backwards) also counts as a replay.
     pub fn first_use(&mut self, key: &[u8; 32], now_s: i64) -> bool {
         self.expire(now_s);
         if let Some(&at) = self.seen.get(key) {
-            if now_s.saturating_sub(at) < WINDOW_I64 {
+            if now_s.saturating_sub(at) <= KEEP_S {
                 return false;
             }
         }
@@ -429,10 +437,10 @@ impl ReplayGuard {
         )
     }
 
-    /// Drops the entries, from the oldest, that are at least [`WINDOW_S`] old.
+    /// Drops the entries, from the oldest, that are more than [`KEEP_S`] old.
     fn expire(&mut self, now_s: i64) {
         while let Some(&(at, _)) = self.order.front() {
-            if now_s.saturating_sub(at) < WINDOW_I64 {
+            if now_s.saturating_sub(at) <= KEEP_S {
                 break;
             }
             self.forget_oldest();

@@ -485,16 +485,81 @@ fn a_second_use_within_the_window_is_a_replay() {
 }
 
 #[test]
-fn a_signature_is_accepted_again_once_the_window_has_passed() {
+fn a_signature_is_accepted_again_only_once_it_was_kept_twice_the_window() {
     let mut guard = ReplayGuard::new(100);
     assert!(guard.first_use(&k("abc"), NOW));
     assert!(guard.first_use(&k("def"), NOW + 100));
-    assert!(guard.first_use(&k("abc"), NOW + 300));
+    // Still kept past one window: a timestamp signed ahead is fresh that long.
+    assert!(!guard.first_use(&k("abc"), NOW + 300));
+    assert!(!guard.first_use(&k("abc"), NOW + 600));
+    assert!(guard.first_use(&k("abc"), NOW + 601));
     // "def" is still remembered; the old "abc" entry was dropped, the new kept.
     assert_eq!(guard.len(), 2);
-    assert!(!guard.first_use(&k("abc"), NOW + 301));
-    assert!(!guard.first_use(&k("def"), NOW + 399));
-    assert!(guard.first_use(&k("def"), NOW + 400));
+    assert!(!guard.first_use(&k("abc"), NOW + 602));
+    assert!(!guard.first_use(&k("def"), NOW + 700));
+    assert!(guard.first_use(&k("def"), NOW + 701));
+}
+
+/// A backend call signed `ahead` seconds into the future, accepted at `NOW`, then sent
+/// again at each of `later` (seconds after `NOW`): whether verify + guard took it.
+fn replayed_at(ahead: i64, later: &[i64]) -> Vec<Result<bool, AuthError>> {
+    let body = br#"{"data":{}}"#;
+    let header = sign_backend(to_events(body), SECRET, NOW + ahead);
+    let mut guard = ReplayGuard::new(100);
+    let mut take = |now: i64| {
+        verify_backend(Some(&header), to_events(body), SECRET, now)
+            .map(|tag| guard.first_use(&tag, now))
+    };
+    assert_eq!(take(NOW), Ok(true), "accepted the first time");
+    later.iter().map(|d| take(NOW + d)).collect()
+}
+
+#[test]
+fn a_future_dated_signature_replayed_after_one_window_is_refused() {
+    // Signed 250 s ahead: fresh from acceptance until NOW + 550. Every replay in that
+    // time must be refused by the guard, at +301 s too (past one window since it was
+    // accepted), and after that the timestamp itself is stale.
+    let got = replayed_at(250, &[1, 299, 300, 301, 450, 540, 550, 551]);
+    assert_eq!(
+        got,
+        vec![
+            Ok(false),
+            Ok(false),
+            Ok(false),
+            Ok(false),
+            Ok(false),
+            Ok(false),
+            Ok(false),
+            Err(AuthError::Stale),
+        ]
+    );
+}
+
+#[test]
+fn a_signature_dated_a_full_window_ahead_is_refused_until_it_goes_stale() {
+    // The worst case: t = NOW + 300 is fresh until NOW + 600, twice the window after
+    // it was accepted. The guard keeps it exactly that long.
+    let got = replayed_at(300, &[301, 599, 600, 601]);
+    assert_eq!(
+        got,
+        vec![Ok(false), Ok(false), Ok(false), Err(AuthError::Stale)]
+    );
+}
+
+#[test]
+fn the_guard_keeps_every_signature_as_long_as_any_timestamp_can_stay_fresh() {
+    // A timestamp accepted at NOW (|t - NOW| <= WINDOW_S) is fresh until t + WINDOW_S,
+    // at most NOW + KEEP_S: the guard must still hold the tag at that last second.
+    for ahead in [-300_i64, -1, 0, 1, 150, 299, 300] {
+        let t = NOW + ahead;
+        let last_fresh = t + WINDOW_S as i64;
+        let mut guard = ReplayGuard::new(10);
+        assert!(guard.first_use(&k("x"), NOW));
+        assert!(
+            !guard.first_use(&k("x"), last_fresh),
+            "t = now{ahead:+}: replay at its last fresh second accepted"
+        );
+    }
 }
 
 #[test]
@@ -504,8 +569,10 @@ fn expired_signatures_are_dropped_from_memory() {
         assert!(guard.first_use(&k(&format!("k{i}")), NOW));
     }
     assert_eq!(guard.len(), 50);
-    assert!(guard.first_use(&k("late"), NOW + 300));
-    assert_eq!(guard.len(), 1);
+    assert!(guard.first_use(&k("mid"), NOW + 300));
+    assert_eq!(guard.len(), 51, "kept past one window");
+    assert!(guard.first_use(&k("late"), NOW + 601));
+    assert_eq!(guard.len(), 2);
 }
 
 #[test]
@@ -551,13 +618,13 @@ fn the_guard_stays_bounded_when_the_clock_goes_backwards() {
 fn the_guard_does_constant_work_per_call_under_a_long_stream() {
     // 200,000 distinct keys, one per second, through the guard: each call
     // pops at most what it pushed, so this runs in linear time and memory stays at
-    // the window's worth of entries.
+    // KEEP_S seconds' worth of entries.
     let mut guard = ReplayGuard::new(1_000);
     for i in 0..200_000_i64 {
         assert!(guard.first_use(&k(&i.to_string()), NOW + i));
-        assert!(guard.order.len() <= 300);
+        assert!(guard.order.len() <= 601);
     }
-    assert_eq!(guard.len(), 300);
+    assert_eq!(guard.len(), 601);
 }
 
 #[cfg(not(target_arch = "wasm32"))]

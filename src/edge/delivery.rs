@@ -15,6 +15,7 @@
 //! and list membership.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -32,6 +33,26 @@ pub const VERSION: u8 = 1;
 /// Cloudflare Queues takes messages of up to 128 KB (KB = 1000 B), about 100 B of which
 /// are its own.
 pub const MAX_MESSAGE_BYTES: usize = 120_000;
+
+/// Cloudflare Queues takes at most this many messages in one `sendBatch`.
+pub const MAX_BATCH_MESSAGES: usize = 100;
+
+/// Cloudflare Queues takes at most 256 KB (KB = 1000 B) in one `sendBatch`; this leaves
+/// a margin, and each message is counted with [`MESSAGE_OVERHEAD`] more. Two messages of
+/// [`MAX_MESSAGE_BYTES`] still make one batch.
+pub const MAX_BATCH_BYTES: usize = 250_000;
+
+/// The internal metadata Queues counts toward the limits, per message (about 100 B).
+pub const MESSAGE_OVERHEAD: usize = 100;
+
+// Within Queues' limits (100 messages and 256 KB a batch, 128 KB a message), and two
+// of the largest messages make one batch.
+const _: () = assert!(
+    MAX_BATCH_MESSAGES <= 100
+        && MAX_BATCH_BYTES <= 256_000
+        && MAX_MESSAGE_BYTES + MESSAGE_OVERHEAD <= 128_000
+        && 2 * (MAX_MESSAGE_BYTES + MESSAGE_OVERHEAD) <= MAX_BATCH_BYTES
+);
 
 /// What the consumer waits at most before a retry (Queues allows 24 hours): with 100
 /// retries a message is tried for about four days before it is dead-lettered.
@@ -68,11 +89,35 @@ pub enum Work {
     Forward { body: Box<RawValue> },
 }
 
+/// One message of a call, as JSON text, and how far into the call it and the messages
+/// before it reach.
+#[derive(Debug)]
+pub struct Part {
+    pub text: String,
+    pub upto: Reach,
+}
+
+/// How much of a call some leading messages hold, in the caller's terms: what to send
+/// again when only they were queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// All of it (the call is one message).
+    Whole,
+    /// A bulk job's first `events` events, in the order sent, and its first `entries`
+    /// entries whole (the next entry's leading events are the rest of `events`).
+    Events { entries: usize, events: usize },
+    /// The first `events` events of the job an order makes. Every one of them has a
+    /// `unique_id`, so the order is sent again whole.
+    Order { events: usize },
+    /// A list call's first `profiles` members.
+    Profiles(usize),
+}
+
 /// What becomes of a call when a queue is bound.
 #[derive(Debug)]
 pub enum Plan {
-    /// These messages, as JSON text, to be sent to the queue (at least one).
-    Enqueue(Vec<String>),
+    /// These messages, to be sent to the queue in order (at least one).
+    Enqueue(Vec<Part>),
     /// Too large for a message and not divisible: sent at once, as without a queue.
     Direct,
 }
@@ -94,11 +139,11 @@ pub fn plan(
         Action::Reply(_) => return None,
         Action::Forward(f) => {
             let path = f.url.strip_prefix(cfg.api_base.as_str())?;
-            let body = match &f.body {
-                Payload::AsReceived => text,
-                Payload::Text(t) => t.as_str(),
-            };
-            plan_call(&id, path, body, now_ms)
+            match &f.body {
+                Payload::AsReceived => plan_call(&id, path, text, now_ms),
+                // A body of the worker's own on a signed route: an order's job.
+                Payload::Text(t) => as_order(plan_call(&id, path, t, now_ms)),
+            }
         }
         Action::AddToList {
             list_id, members, ..
@@ -118,6 +163,99 @@ pub fn queued(tag: &[u8; 32], parts: usize, cors: Option<&str>) -> Reply {
         }
     });
     Reply::new(202, body.to_string()).cors(cors)
+}
+
+/// The answer when the queue took only the first `sent` of `parts` (0: none): the
+/// caller must know what to send again, and that nothing else was queued.
+pub fn not_all_queued(tag: &[u8; 32], parts: &[Part], sent: usize, cors: Option<&str>) -> Reply {
+    match sent.checked_sub(1).and_then(|last| parts.get(last)) {
+        None => queue_unavailable(cors),
+        Some(_) if sent >= parts.len() => queued(tag, parts.len(), cors),
+        Some(p) => queue_partial(tag, p.upto, sent, parts.len(), cors),
+    }
+}
+
+/// `409 queue_partial`: the leading `sent` of `parts` messages are on the queue (and
+/// will be delivered); `upto` says what of the call they hold. A 4xx, not a 5xx:
+/// clients (`signedFetch` among them) repeat a 5xx as it was, which would queue the
+/// leading part twice; this call must not be sent again as it is.
+pub fn queue_partial(
+    tag: &[u8; 32],
+    upto: Reach,
+    sent: usize,
+    parts: usize,
+    cors: Option<&str>,
+) -> Reply {
+    use serde_json::json;
+    let head = format!("the delivery queue took the first {sent} of {parts} parts");
+    let (queued, resend, detail) = match upto {
+        Reach::Events { entries, events } => (
+            json!({ "events": events, "entries": entries }),
+            "rest",
+            format!(
+                "{head}: the job's first {events} events (its first {entries} entries whole) \
+                 are queued; send a job of the rest alone, signed anew"
+            ),
+        ),
+        Reach::Order { events } => (
+            json!({ "events": events }),
+            "whole",
+            format!(
+                "{head}: {events} of the order's events are queued; send the order again \
+                 whole, signed anew (its events carry unique ids, so none is kept twice)"
+            ),
+        ),
+        Reach::Profiles(profiles) => (
+            json!({ "profiles": profiles }),
+            "rest",
+            format!(
+                "{head}: the first {profiles} profiles are queued; send the rest alone, \
+                 signed anew"
+            ),
+        ),
+        // Only a call of one message reaches whole, and then nothing is left over.
+        Reach::Whole => (json!({}), "rest", head),
+    };
+    let body = json!({ "errors": [{
+        "status": "409",
+        "code": "queue_partial",
+        "title": "The call was queued in part.",
+        "detail": detail,
+        "meta": {
+            "delivery": delivery_id(tag),
+            "parts": parts,
+            "queued_parts": sent,
+            "queued": queued,
+            "resend": resend,
+        },
+    }]});
+    Reply::new(409, body.to_string())
+        .header("retry-after", "1")
+        .cors(cors)
+}
+
+/// The plan's messages, by their lengths, as consecutive runs for `sendBatch` within
+/// Queues' limits. Each batch is all or nothing, so fewer batches leave fewer places to
+/// stop part-way: greedy filling in order gives the fewest runs. A message too large
+/// for any batch (never one of ours) goes alone, for the queue to refuse.
+pub fn batches(lens: &[usize]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (at, len) in lens.iter().enumerate() {
+        let cost = len.saturating_add(MESSAGE_OVERHEAD);
+        let full = at - start >= MAX_BATCH_MESSAGES || bytes + cost > MAX_BATCH_BYTES;
+        if at > start && full {
+            out.push(start..at);
+            start = at;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(cost);
+    }
+    if start < lens.len() {
+        out.push(start..lens.len());
+    }
+    out
 }
 
 /// The queue did not take the call: nothing was sent; the caller retries (signed anew).
@@ -147,22 +285,38 @@ pub fn plan_call(id: &str, path: &str, body: &str, now_ms: u64) -> Plan {
     let bodies = match path {
         "/api/event-bulk-create-jobs" => match bulk_parts(body, now_s) {
             Some(parts) => parts,
-            None => vec![body.to_string()],
+            None => vec![(body.to_string(), Reach::Whole)],
         },
-        "/api/events" => vec![single_event(body, now_s).into_owned()],
-        _ => vec![body.to_string()],
+        "/api/events" => vec![(single_event(body, now_s).into_owned(), Reach::Whole)],
+        _ => vec![(body.to_string(), Reach::Whole)],
     };
     let mut works = Vec::with_capacity(bodies.len());
-    for b in bodies {
+    for (b, upto) in bodies {
         let Ok(body) = RawValue::from_string(b) else {
             return Plan::Direct;
         };
-        works.push(Work::Call {
+        let work = Work::Call {
             path: path.to_string(),
             body,
-        });
+        };
+        works.push((work, upto));
     }
     messages(id, works)
+}
+
+/// An order's plan: its parts' reach counted as the order's events.
+fn as_order(plan: Plan) -> Plan {
+    match plan {
+        Plan::Enqueue(mut parts) => {
+            for p in &mut parts {
+                if let Reach::Events { events, .. } = p.upto {
+                    p.upto = Reach::Order { events };
+                }
+            }
+            Plan::Enqueue(parts)
+        }
+        direct => direct,
+    }
 }
 
 /// The messages for list membership: one, or the members divided among several.
@@ -186,11 +340,12 @@ pub fn plan_list(id: &str, list_id: &str, members: &Members) -> Plan {
                 };
                 imports.push((at - start, raw));
             }
-            works.push(Work::List {
+            let work = Work::List {
                 list_id: list_id.to_string(),
                 ids: members.ids[start..end].to_vec(),
                 imports,
-            });
+            };
+            works.push((work, Reach::Profiles(end)));
             start = end;
         }
         match messages(id, works) {
@@ -203,15 +358,15 @@ pub fn plan_list(id: &str, list_id: &str, members: &Members) -> Plan {
 /// The message for a webhook forward.
 pub fn plan_forward(id: &str, body: &str) -> Plan {
     match RawValue::from_string(body.to_string()) {
-        Ok(body) => messages(id, vec![Work::Forward { body }]),
+        Ok(body) => messages(id, vec![(Work::Forward { body }, Reach::Whole)]),
         Err(_) => Plan::Direct,
     }
 }
 
-fn messages(id: &str, works: Vec<Work>) -> Plan {
+fn messages(id: &str, works: Vec<(Work, Reach)>) -> Plan {
     let parts = works.len() as u32;
     let mut out = Vec::with_capacity(works.len());
-    for (part, work) in works.into_iter().enumerate() {
+    for (part, (work, upto)) in works.into_iter().enumerate() {
         let m = Message {
             v: VERSION,
             id: id.to_string(),
@@ -220,7 +375,7 @@ fn messages(id: &str, works: Vec<Work>) -> Plan {
             work,
         };
         match serde_json::to_string(&m) {
-            Ok(text) if text.len() <= MAX_MESSAGE_BYTES => out.push(text),
+            Ok(text) if text.len() <= MAX_MESSAGE_BYTES => out.push(Part { text, upto }),
             _ => return Plan::Direct,
         }
     }
@@ -380,10 +535,11 @@ fn splice(whole: &str, part: &str, by: &str) -> String {
 }
 
 /// An `event-bulk-create-job` body as jobs that each fit a message, its profiles'
-/// events divided among them in order (each event given a stable time as above).
+/// events divided among them in order (each event given a stable time as above), each
+/// with how far into the job it and those before it reach.
 /// `None` when the body has members this reading does not know (then it travels whole,
 /// or directly when too large), or when one event alone is too large.
-fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<String>> {
+fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Job<'a> {
@@ -439,6 +595,9 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<String>> {
     // The entries of the part being filled, and which entry of the job is open in it.
     let mut part = String::new();
     let mut open: Option<usize> = None;
+    // Events, and entries whole, placed so far (in the parts made and the open one).
+    let mut reach = (0, 0);
+    let upto = |(entries, events)| Reach::Events { entries, events };
     for (at, entry) in job.data.attributes.entries.data.iter().enumerate() {
         let profile = entry.attributes.profile.get();
         let events: Vec<Option<Cow<str>>> = if entry.attributes.events.data.is_empty() {
@@ -449,7 +608,9 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<String>> {
                 .map(|e| Some(stable_event(e.get(), now_s)))
                 .collect()
         };
-        for event in events {
+        let last = events.len().saturating_sub(1);
+        for (n, event) in events.into_iter().enumerate() {
+            let counted = usize::from(event.is_some());
             let event = event.as_deref().unwrap_or("");
             loop {
                 let cost = if open == Some(at) {
@@ -469,7 +630,7 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<String>> {
                     return None; // one event and its profile are too large on their own
                 }
                 part.push_str(ENTRY_END);
-                parts.push(format!("{HEAD}{part}{TAIL}"));
+                parts.push((format!("{HEAD}{part}{TAIL}"), upto(reach)));
                 part.clear();
                 open = None;
             }
@@ -486,12 +647,16 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<String>> {
                 open = Some(at);
             }
             part.push_str(event);
+            reach.1 += counted;
+            if n == last {
+                reach.0 = at + 1;
+            }
         }
     }
     if open.is_some() {
         part.push_str(ENTRY_END);
     }
-    parts.push(format!("{HEAD}{part}{TAIL}"));
+    parts.push((format!("{HEAD}{part}{TAIL}"), upto(reach)));
     Some(parts)
 }
 

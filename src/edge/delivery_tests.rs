@@ -70,11 +70,15 @@ fn planned(path: &str, body: &str) -> Option<Plan> {
     )
 }
 
-fn messages_of(plan: Option<Plan>) -> Vec<String> {
+fn parts_of(plan: Option<Plan>) -> Vec<Part> {
     match plan {
         Some(Plan::Enqueue(m)) => m,
         other => panic!("expected messages, got {other:?}"),
     }
+}
+
+fn messages_of(plan: Option<Plan>) -> Vec<String> {
+    parts_of(plan).into_iter().map(|p| p.text).collect()
 }
 
 fn call_of(text: &str) -> (String, serde_json::Value) {
@@ -412,6 +416,275 @@ fn only_plain_api_paths_reach_the_key() {
     ] {
         assert!(!api_path_ok(bad), "{bad}");
     }
+}
+
+// ------------------------------------------------------------------ batches and partial sends
+
+/// Checks `runs` against Queues' limits for `lens`: consecutive, covering every message
+/// once, each batch within 100 messages and the byte budget.
+fn check_runs(lens: &[usize], runs: &[Range<usize>]) {
+    let mut next = 0;
+    for r in runs {
+        assert_eq!(r.start, next, "consecutive");
+        assert!(r.end > r.start, "no empty batch");
+        assert!(r.len() <= MAX_BATCH_MESSAGES, "{} messages", r.len());
+        let bytes: usize = lens[r.clone()].iter().map(|l| l + MESSAGE_OVERHEAD).sum();
+        assert!(r.len() == 1 || bytes <= MAX_BATCH_BYTES, "{bytes} bytes");
+        next = r.end;
+    }
+    assert_eq!(next, lens.len(), "every message");
+}
+
+#[test]
+fn messages_that_fit_one_batch_make_one_batch() {
+    assert_eq!(batches(&[]), Vec::<Range<usize>>::new());
+    assert_eq!(batches(&[500]), vec![0..1]);
+    assert_eq!(batches(&[MAX_MESSAGE_BYTES; 2]), vec![0..2]);
+    assert_eq!(batches(&[2_000; 100]), vec![0..100]);
+}
+
+#[test]
+fn more_than_a_batch_holds_is_the_fewest_batches_in_order() {
+    assert_eq!(batches(&[MAX_MESSAGE_BYTES; 5]), vec![0..2, 2..4, 4..5]);
+    assert_eq!(batches(&[100; 250]), vec![0..100, 100..200, 200..250]);
+    let lens = [100_000, 100_000, 60_000, 10_000, 120_000, 1, 1];
+    let runs = batches(&lens);
+    check_runs(&lens, &runs);
+    assert_eq!(runs, vec![0..2, 2..7]);
+    // A message too large for any batch goes alone (the queue refuses it).
+    assert_eq!(batches(&[10, 300_000, 10]), vec![0..1, 1..2, 2..3]);
+}
+
+#[test]
+fn batches_always_respect_the_limits_and_are_fewest() {
+    // A cheap deterministic spread of sizes (no RNG crate needed).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..300 {
+        let n = 1 + round % 160;
+        let lens: Vec<usize> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % (MAX_MESSAGE_BYTES as u64 + 1)) as usize / (1 + round % 50)
+            })
+            .collect();
+        let runs = batches(&lens);
+        check_runs(&lens, &runs);
+        // Fewest: no batch could also have taken the next message.
+        for pair in runs.windows(2) {
+            let grown = pair[0].start..pair[0].end + 1;
+            let bytes: usize = lens[grown.clone()]
+                .iter()
+                .map(|l| l + MESSAGE_OVERHEAD)
+                .sum();
+            assert!(grown.len() > MAX_BATCH_MESSAGES || bytes > MAX_BATCH_BYTES);
+        }
+    }
+}
+
+/// The events of a job, counted per entry.
+fn events_per_entry(job: &serde_json::Value) -> Vec<usize> {
+    job["data"]["attributes"]["events-bulk-create"]["data"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            e["attributes"]["events"]["data"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .collect()
+}
+
+#[test]
+fn each_part_of_a_bulk_job_says_how_many_leading_events_and_entries_it_completes() {
+    let body = bulk(8, 30, 800); // about 200 KB: several parts
+    let parts = parts_of(planned("/api/event-bulk-create-jobs", &body));
+    assert!(parts.len() >= 2);
+    let mut events = Vec::new();
+    for p in &parts {
+        events.extend(events_of(&call_of(&p.text).1));
+        // Entries whole: those whose 30 events are all in this part or an earlier one.
+        let whole = events.len() / 30;
+        assert_eq!(
+            p.upto,
+            Reach::Events {
+                entries: whole,
+                events: events.len()
+            }
+        );
+    }
+    assert_eq!(
+        parts.last().map(|p| p.upto),
+        Some(Reach::Events {
+            entries: 8,
+            events: 240
+        })
+    );
+}
+
+#[test]
+fn an_entry_without_events_counts_as_whole_once_placed() {
+    let body = r#"{"data":{"type":"event-bulk-create-job","attributes":{"events-bulk-create":{"data":[
+        {"type":"event-bulk-create","attributes":{"profile":{"data":{"type":"profile","attributes":{"email":"a@b.co"}}},"events":{"data":[]}}}]}}}}"#;
+    let parts = parts_of(Some(plan_call(
+        "dlv_x",
+        "/api/event-bulk-create-jobs",
+        body,
+        NOW_MS,
+    )));
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        parts[0].upto,
+        Reach::Events {
+            entries: 1,
+            events: 0
+        }
+    );
+}
+
+#[test]
+fn list_parts_say_how_many_leading_profiles_they_hold_and_one_message_calls_are_whole() {
+    let profiles: Vec<String> = (0..1000)
+        .map(|n| format!(r#"{{"email":"member{n}@{}.example.com"}}"#, "m".repeat(100)))
+        .collect();
+    let body = format!(r#"{{"profiles":[{}]}}"#, profiles.join(","));
+    let parts = parts_of(planned("/api/lists/Xy12Ab/profiles", &body));
+    assert!(parts.len() >= 2);
+    let mut seen = 0;
+    for p in &parts {
+        match read(&p.text).expect("readable").work {
+            Work::List { ids, .. } => seen += ids.len(),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.upto, Reach::Profiles(seen));
+    }
+    assert_eq!(seen, 1000);
+    let one = parts_of(planned("/api/events", &event(r#""unique_id":"u-1","#)));
+    assert_eq!(one[0].upto, Reach::Whole);
+    assert_eq!(
+        parts_of(planned("/api/orders", ORDER))[0].upto,
+        Reach::Order { events: 3 }
+    );
+}
+
+/// A placed order of `lines` lines with long names: large enough to divide.
+fn big_order(lines: usize) -> String {
+    let items: Vec<String> = (0..lines)
+        .map(|n| {
+            format!(
+                r#"{{"product_id":"p-{n}","name":"{}","quantity":1,"price":1.5,"url":"https://shop.example/p/{}"}}"#,
+                "n".repeat(200),
+                "u".repeat(200)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"order_id":"o-big","value":{},"profile":{{"email":"ann@example.com"}},"items":[{}]}}"#,
+        1.5 * lines as f64,
+        items.join(",")
+    )
+}
+
+#[test]
+fn an_order_divided_into_parts_is_counted_in_its_events_and_sent_again_whole() {
+    let parts = parts_of(planned("/api/orders", &big_order(150)));
+    assert!(parts.len() >= 2, "{} parts", parts.len());
+    assert!(matches!(parts[0].upto, Reach::Order { events } if events > 0));
+    assert_eq!(
+        parts.last().map(|p| p.upto),
+        Some(Reach::Order { events: 151 })
+    );
+    let r = not_all_queued(&[9; 32], &parts, 1, None);
+    assert_eq!(r.status, 409);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(v["errors"][0]["code"], "queue_partial");
+    assert_eq!(v["errors"][0]["meta"]["resend"], "whole");
+}
+
+#[test]
+fn nothing_taken_is_queue_unavailable_and_everything_taken_is_queued() {
+    let parts = parts_of(planned("/api/event-bulk-create-jobs", &bulk(8, 30, 800)));
+    let none = not_all_queued(&[1; 32], &parts, 0, None);
+    assert_eq!(none.status, 503);
+    assert!(none.body.contains("\"queue_unavailable\""));
+    let all = not_all_queued(&[1; 32], &parts, parts.len(), None);
+    assert_eq!(all.status, 202);
+}
+
+#[test]
+fn a_partial_send_names_the_leading_events_queued_and_the_rest_completes_the_job_once() {
+    let body = bulk(12, 30, 900); // about 330 KB: several parts, entries split across them
+    let whole: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let parts = parts_of(planned("/api/event-bulk-create-jobs", &body));
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    for sent in 1..parts.len() {
+        let r = not_all_queued(&[5; 32], &parts, sent, Some("https://shop.example"));
+        // Not a 5xx: a client repeats those as they were.
+        assert_eq!(r.status, 409);
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "retry-after" && v == "1"));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, _)| k == "access-control-allow-origin"));
+        no_secret(&r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+        let e = &v["errors"][0];
+        assert_eq!(e["status"], "409");
+        assert_eq!(e["code"], "queue_partial");
+        assert_eq!(e["meta"]["delivery"], delivery_id(&[5; 32]));
+        assert_eq!(e["meta"]["parts"], parts.len());
+        assert_eq!(e["meta"]["queued_parts"], sent);
+        assert_eq!(e["meta"]["resend"], "rest");
+        let n = e["meta"]["queued"]["events"].as_u64().expect("events") as usize;
+        let entries = e["meta"]["queued"]["entries"].as_u64().expect("entries") as usize;
+        assert!(e["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("first {n} events"))));
+        // What the caller resends: the entries from `entries` on, the first of them
+        // without its events already counted. Queued + rest = the job, each event once.
+        let per = events_per_entry(&whole);
+        let before: usize = per[..entries].iter().sum();
+        let mut rest = whole.clone();
+        let list = rest["data"]["attributes"]["events-bulk-create"]["data"]
+            .as_array_mut()
+            .expect("entries");
+        list.drain(..entries);
+        if let Some(first) = list.first_mut() {
+            let evs = first["attributes"]["events"]["data"]
+                .as_array_mut()
+                .expect("events");
+            evs.drain(..n - before);
+        }
+        let mut got: Vec<(String, String)> = parts[..sent]
+            .iter()
+            .flat_map(|p| events_of(&call_of(&p.text).1))
+            .collect();
+        assert_eq!(got.len(), n, "the count is what was queued");
+        got.extend(events_of(&rest));
+        assert_eq!(got, events_of(&whole), "after {sent} parts");
+    }
+}
+
+#[test]
+fn a_partial_list_send_names_the_leading_profiles_queued() {
+    let profiles: Vec<String> = (0..1000)
+        .map(|n| format!(r#"{{"email":"member{n}@{}.example.com"}}"#, "m".repeat(100)))
+        .collect();
+    let body = format!(r#"{{"profiles":[{}]}}"#, profiles.join(","));
+    let parts = parts_of(planned("/api/lists/Xy12Ab/profiles", &body));
+    let r = not_all_queued(&[3; 32], &parts, 1, None);
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(v["errors"][0]["code"], "queue_partial");
+    let Reach::Profiles(first) = parts[0].upto else {
+        panic!("{:?}", parts[0].upto)
+    };
+    assert_eq!(v["errors"][0]["meta"]["queued"]["profiles"], first);
+    assert_eq!(v["errors"][0]["meta"]["resend"], "rest");
 }
 
 // ------------------------------------------------------------------ the consumer's verdicts

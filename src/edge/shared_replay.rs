@@ -13,8 +13,9 @@
 use super::auth::WINDOW_S;
 
 /// How long an object remembers a tag: a signature is accepted within `WINDOW_S` of its
-/// time on either side, so a tag seen now can come back for at most twice that.
-pub const KEEP_S: i64 = 2 * WINDOW_S as i64;
+/// time on either side (that last second included), so a tag seen now can come back
+/// until twice that: it is forgotten one second later.
+pub const KEEP_S: i64 = 2 * WINDOW_S as i64 + 1;
 
 /// The object (by name) that holds `tag`.
 pub fn shard(tag: &[u8; 32]) -> String {

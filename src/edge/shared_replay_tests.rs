@@ -31,5 +31,12 @@ fn a_tag_is_fresh_until_claimed_and_again_once_its_window_is_past() {
     assert!(!first_use(Some(expires), now));
     assert!(!first_use(Some(expires), now + KEEP_S - 1));
     assert!(first_use(Some(expires), now + KEEP_S));
-    assert_eq!(KEEP_S, 600, "twice the signature window");
+    assert_eq!(
+        KEEP_S, 601,
+        "twice the signature window, and its last second"
+    );
+    // A signature dated a whole window ahead stays fresh until accept + 600 s: still held.
+    let (accepted, t) = (now, now + WINDOW_S as i64);
+    let last_fresh = t + WINDOW_S as i64;
+    assert!(!first_use(Some((accepted + KEEP_S) as f64), last_fresh));
 }

@@ -74,7 +74,7 @@ pub(crate) async fn replay_checked(
         Reflect::set(
             &opts,
             &"expirationTtl".into(),
-            &JsValue::from(2 * crate::edge::auth::WINDOW_S as u32),
+            &JsValue::from(shared_replay::KEEP_S as u32),
         )?;
         JsFuture::from(Promise::from(put.call3(&kv, &key, &"1".into(), &opts)?)).await?;
     }
@@ -111,20 +111,65 @@ pub(crate) fn replay_guard_unavailable(cors: Option<&str>) -> Reply {
     .cors(cors)
 }
 
-/// Sends each message to the queue (as text: bodies stay raw JSON inside). `false` if
-/// the queue refused one (over its rate, its backlog full): the caller is told to retry.
-pub(crate) async fn enqueue(queue: &JsValue, send: &Function, messages: &[String]) -> bool {
+/// Puts a call's messages on the queue, as text (bodies stay raw JSON inside), in as
+/// few `sendBatch` calls as Queues' limits allow: each batch is taken whole or not at
+/// all. A binding without `sendBatch` gets them one `send` at a time. Stops at the
+/// first refusal (over its rate, its backlog full) and returns how many leading
+/// messages the queue took.
+pub(crate) async fn enqueue(queue: &JsValue, send: &Function, parts: &[delivery::Part]) -> usize {
+    let send_batch = Reflect::get(queue, &"sendBatch".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    match send_batch {
+        Some(send_batch) => by_batches(queue, &send_batch, parts).await,
+        None => one_by_one(queue, send, parts).await,
+    }
+}
+
+async fn by_batches(queue: &JsValue, send_batch: &Function, parts: &[delivery::Part]) -> usize {
+    let lens: Vec<usize> = parts.iter().map(|p| p.text.len()).collect();
+    let mut taken = 0;
+    for run in delivery::batches(&lens) {
+        let list = js_sys::Array::new();
+        for p in parts.get(run.clone()).unwrap_or_default() {
+            let Ok(m) = text_message(&p.text) else {
+                return taken;
+            };
+            list.push(&m);
+        }
+        if !settles(send_batch.call1(queue, &list)).await {
+            return taken;
+        }
+        taken = run.end;
+    }
+    taken
+}
+
+/// `{ body, contentType: "text" }`: one message of a `sendBatch`.
+fn text_message(text: &str) -> Result<Object, JsValue> {
+    let m = Object::new();
+    Reflect::set(&m, &"body".into(), &JsValue::from_str(text))?;
+    Reflect::set(&m, &"contentType".into(), &"text".into())?;
+    Ok(m)
+}
+
+async fn one_by_one(queue: &JsValue, send: &Function, parts: &[delivery::Part]) -> usize {
     let opts = Object::new();
     if Reflect::set(&opts, &"contentType".into(), &"text".into()).is_err() {
-        return false;
+        return 0;
     }
-    for m in messages {
-        let Ok(p) = send.call2(queue, &JsValue::from_str(m), &opts) else {
-            return false;
-        };
-        if JsFuture::from(Promise::from(p)).await.is_err() {
-            return false;
+    for (taken, p) in parts.iter().enumerate() {
+        if !settles(send.call2(queue, &JsValue::from_str(&p.text), &opts)).await {
+            return taken;
         }
     }
-    true
+    parts.len()
+}
+
+/// Whether a binding call neither threw nor rejected.
+async fn settles(called: Result<JsValue, JsValue>) -> bool {
+    match called {
+        Ok(p) => JsFuture::from(Promise::resolve(&p)).await.is_ok(),
+        Err(_) => false,
+    }
 }

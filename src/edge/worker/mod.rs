@@ -270,18 +270,20 @@ async fn gated(
     if let Some(denied) = replay_checked(&gate, env, now_ms).await? {
         return Ok(denied);
     }
-    if let Some((Plan::Enqueue(messages), (queue, send), tag)) = queued {
+    if let Some((Plan::Enqueue(parts), (queue, send), tag)) = queued {
         let cors = gate.cors.as_deref().or(match &action {
             router::Action::Forward(f) => f.cors.as_deref(),
             _ => None,
         });
-        if !enqueue(&queue, &send, &messages).await {
-            return Ok(delivery::queue_unavailable(cors));
+        let taken = enqueue(&queue, &send, &parts).await;
+        if taken < parts.len() {
+            // None taken: "nothing was queued"; some: which leading part was.
+            return Ok(delivery::not_all_queued(&tag, &parts, taken, cors));
         }
         return Ok(match action {
             // Klaviyo's webhook is answered as before: it was verified and is kept.
             router::Action::ReplyAndNotify { reply, .. } => reply,
-            _ => delivery::queued(&tag, messages.len(), cors),
+            _ => delivery::queued(&tag, parts.len(), cors),
         });
     }
     carry_out(action, received, head.path, cfg, ctx).await
