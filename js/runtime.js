@@ -5,7 +5,7 @@
 // control() codes: the table in src/browser/exports.rs (`mod what`); tests/build/seam.test.mjs
 // fails if the two differ.
 const SYNC = 1, FAILED = 2, NEXT = 3, WAKE = 4, HIDE = 5, ONLINE = 6, SENDER = 7,
-  STORAGE = 8, RESYNC = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
+  STORAGE = 8, CLEARED = 9, PENDING = 10, ANON = 11, RESET = 12, REPORTS = 13,
   TOTALS = 14, LEASE = 15, CLOSE = 16, INFO = 17, CONSENT = 18, COOKIES = 19,
   IDENTIFIED = 20, ADOPT = 21, VISITOR = 22;
 const SEP = "\u0001", SUB = "\u0002";
@@ -224,12 +224,17 @@ export class Runtime {
     // Asked once, and never after a denial: that cookie's visitor was to be forgotten.
     if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
-    if (how === "POST") init.body = this.control_(ANON, 1);
+    // Until the worker has the page's visitor, the cookie may still name the one before
+    // (a logout's reset): the worker would put it in place of ours on /client calls.
+    if (how === "POST") init.body = this.control_(ANON, 1), this.stale_ = 1;
     const send = () => fetch(this.id_, init);
     // A denial's DELETE goes at once; what follows it waits for it, so a grant's POST
     // made in the same task cannot reach the worker first and be cleared.
     (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(this.deleting_).then(send, send))
-      .then((r) => (how === "GET" && r.ok ? r.json() : 0)).then((v) => {
+      .then((r) => {
+        if (r.ok && this.asked_ === n) this.stale_ = 0;
+        return how === "GET" && r.ok ? r.json() : 0;
+      }).then((v) => {
       // The page's later word on its visitor stands: the cookie's older answer is then
       // neither taken nor written back.
       if (how !== "GET" || this.asked_ !== n || this.closed_) return;
@@ -332,6 +337,9 @@ export class Runtime {
     if (!this.reread_) {
       this.reread_ = true;
       this.control_(COOKIES, 0, cookies(this.options_));
+      // A `__kla_off` set since denies the core: the page's state follows (kl.consent,
+      // the sender lock, the erase).
+      this.consent();
     }
     while (!this.busy_) {
       const t = this.control_(NEXT, now());
@@ -386,6 +394,7 @@ export class Runtime {
       body,
       keepalive,
       signal,
+      credentials: this.stale_ ? "omit" : undefined, // undefined: the default
     }).then(
       (r) => {
         const ra = r.headers.get("retry-after");
@@ -444,7 +453,7 @@ export class Runtime {
 
   /** Another tab wrote to storage (a `storage` event). */
   otherTab(e) {
-    if (e.key === null) this.control_(RESYNC, 0, storage.scan(this.prefix_));
+    if (e.key === null) this.control_(CLEARED, 0, storage.scan(this.prefix_)); // storage.clear(): nothing delivered
     else if (e.key.startsWith(this.prefix_)) {
       this.adoptAt_(this.control_(STORAGE, now(), e.key, e.newValue));
       this.consent(); // another tab's withdrawal reaches the core this way

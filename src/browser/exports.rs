@@ -180,7 +180,7 @@ pub(crate) mod what {
     pub const ONLINE: u32 = 6;
     pub const SENDER: u32 = 7;
     pub const STORAGE: u32 = 8;
-    pub const RESYNC: u32 = 9;
+    pub const CLEARED: u32 = 9;
     pub const PENDING: u32 = 10;
     pub const ANON: u32 = 11;
     pub const RESET: u32 = 12;
@@ -272,7 +272,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
             c.on_storage_change(a, b);
             c.early_written(a, b, now);
         }
-        what::RESYNC => c.resync(Stored(a)),
+        what::CLEARED => c.storage_cleared(Stored(a)),
         what::PENDING => push_u64(&mut out, c.pending() as u64),
         // `n` 1: both ids as the body of the first-party cookie's `POST /id`.
         what::ANON if n == 1.0 => c.visitor_json(&mut out),

@@ -46,7 +46,15 @@ pub const UNREADABLE_429_MS: u64 = 10_000;
 /// and `jitter` in `0..=u16::MAX` from the injected random source.
 pub fn delay_ms(attempt: u32, outcome: &Outcome, jitter: u16) -> u64 {
     let exp = BASE_MS.saturating_mul(1u64 << attempt.min(20)).min(CAP_MS);
-    let server = match outcome {
+    // Up to a quarter of the backoff on top; never subtracted, so Retry-After holds.
+    let spread = exp / 4 * u64::from(jitter) / u64::from(u16::MAX);
+    server_ms(outcome).max(exp) + spread
+}
+
+/// The wait the server asked for (`Retry-After`; a 429 whose header the page cannot
+/// read gets [`UNREADABLE_429_MS`]), 0 when it asked for none.
+pub fn server_ms(outcome: &Outcome) -> u64 {
+    match outcome {
         Outcome::Status {
             status: 429,
             retry_after_s: None,
@@ -57,10 +65,7 @@ pub fn delay_ms(attempt: u32, outcome: &Outcome, jitter: u16) -> u64 {
             ..
         } => u64::from(*s) * 1000,
         _ => 0,
-    };
-    // Up to a quarter of the backoff on top; never subtracted, so Retry-After holds.
-    let spread = exp / 4 * u64::from(jitter) / u64::from(u16::MAX);
-    server.max(exp) + spread
+    }
 }
 
 /// `Retry-After` in seconds, from the header as received ("" when absent or hidden by

@@ -310,6 +310,37 @@ test('a logout (reset) while the page asks the cookie for its visitor: the logge
   return window.kl.anonymousId;
 }));
 
+test('a logout (reset) and a new login: the next events are the new visitor\'s, though the cookie still names the old one until the worker has it', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context, '&_kx=KX.of.the.first');
+    const first = await track(page, 'Before The Logout');
+    assert.equal(first._kx, 'KX.of.the.first');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    // The worker is slow to take the new visitor: its cookie names the first one meanwhile.
+    shop.hold(`POST ${PREFIX}/id`);
+    const fresh = await page.evaluate(async () => {
+      window.kl.reset();
+      window.kl.identify({ email: 'second@example.com' });
+      window.kl.track('After The Logout', {});
+      await window.kl.flush();
+      return window.kl.anonymousId;
+    });
+    assert.notEqual(fresh, first.anonymous_id);
+    const after = await waitFor(() => eventsOf('After The Logout')[0], { what: 'the event at Klaviyo' });
+    assert.equal(after.email, 'second@example.com');
+    assert.equal(after.anonymous_id, fresh, "the new visitor's id, not the cookie's");
+    assert.equal(after._kx, undefined, "nor the first visitor's email click");
+    shop.release();
+    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+    // Once it does, the calls carry it again.
+    assert.equal((await track(page, 'Once The Cookie Knows')).anonymous_id, fresh);
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a denial while the first answer that shows the worker is on its way: nothing of the worker is stored, and no cookie is written', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   shop.hold(`${PREFIX}/client/events`);

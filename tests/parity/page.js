@@ -5,6 +5,8 @@
 //   &onsite=1          a <script> like Klaviyo's onsite script's is on the page
 //   &activeOnSite=manual|auto, &klaviyoCookie=false
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
+//   &cookieAtReady=<text>  document.cookie set to it as kl.ready resolves (the onsite
+//                      script setting one late: before this page's first send)
 // body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
 // ("error" if it rejected). window.reports: what onError heard; window.writes and
 // window.sent: every localStorage write and fetch to /client (tests/support/recorder.js).
@@ -31,7 +33,10 @@ async function main() {
   for (let i = 0; i < Number(q.get('early') || 0); i += 1) kl.track('Early', { n: i });
   document.body.dataset.ready = '1';
   kl.ready.then(
-    () => { document.body.dataset.wasm = '1'; },
+    () => {
+      if (q.has('cookieAtReady')) document.cookie = q.get('cookieAtReady');
+      document.body.dataset.wasm = '1';
+    },
     (e) => { window.initError = { kind: e?.kind, message: String(e?.message ?? e) }; document.body.dataset.wasm = 'error'; },
   );
 }

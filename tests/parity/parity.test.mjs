@@ -139,6 +139,25 @@ test('__kla_off=true: nothing stored, nothing sent, onError kind consent once, a
   await waitFor(() => events(companyId).find(metric('Tracked Again')), { what: 'the next page\'s event' });
 });
 
+test('__kla_off=true set after ready, before the first send: the page says denied as the core does', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, activeOnSite: 'manual', cookieAtReady: '__kla_off=true; path=/' });
+  const seen = await page.evaluate(async () => {
+    window.kl.track('After The Opt-Out', {});
+    await window.kl.flush();
+    return {
+      consent: window.kl.consent,
+      stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:') && !k.endsWith(':consent')),
+      reports: window.reports.map((r) => r.kind),
+    };
+  });
+  assert.equal(seen.consent, 'denied', 'kl.consent follows the core');
+  assert.deepEqual(seen.stored, []);
+  assert.deepEqual(seen.reports, ['consent']);
+  assert.equal(emu.requests({ companyId }).count, 0);
+});
+
 test('a single-page app with 3 route changes sends 4 Active on Site, each URL once', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const companyId = nextCompanyId();

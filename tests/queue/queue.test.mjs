@@ -493,6 +493,28 @@ test('the sending tab closes: another open tab takes over and delivers both tabs
   assertNoPageErrors(shop);
 });
 
+test('another tab\'s localStorage.clear() (a logout) delivers nothing: the held calls are stored again and delivered once', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const a = await shop.open({ companyId });
+  // The first request is refused with a wait: the calls are held, stored, between tries.
+  env.emu.addFault({ path: '/client/', status: 503, retryAfter: 2, count: 1 });
+  const ids = await trackMany(a, 3, { metric: 'Before The Clear' });
+  await waitFor(() => summary().requests.some((r) => r.status === 503), { what: 'the 503' });
+  assert.equal(Object.keys(await storedEntries(a, qPrefix(companyId))).length > 0, true, 'stored while held');
+  const b = await shop.open({ companyId });
+  await b.evaluate(() => localStorage.clear());
+  // Written again by the tab that holds them (a crash now would not lose them).
+  await waitFor(async () => Object.keys(await storedEntries(a, qPrefix(companyId))).length > 0, { what: 'the calls stored again' });
+  assert.equal(await a.evaluate(() => window.kl.pending()), 3);
+  const s = await delivered(ids);
+  assertOnceEach(s, ids);
+  await drained(a, companyId);
+  assert.deepEqual((await reportsOf(a)).filter((r) => r.kind !== 'retry'), [], 'nothing reported lost');
+  trace(t);
+  assertNoPageErrors(shop);
+});
+
 test('without navigator.locks (lease in localStorage): 2 tabs deliver 100 distinct events', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);

@@ -304,6 +304,8 @@ impl Client {
             return;
         }
         let (mut refused, mut first) = (0, String::new());
+        // That page's views follow its own "same URL in a row" rule, not this page's.
+        let own_page = std::mem::take(&mut self.last_page);
         while let (Some(op), Some(args)) = (parts.next(), parts.next()) {
             let op = text::parse_u64(op).and_then(|n| Op::from_code(n as u32));
             let args = jt::unescape(args).unwrap_or_default();
@@ -315,6 +317,7 @@ impl Client {
                 }
             }
         }
+        self.last_page = own_page;
         if refused > 0 {
             self.queue.report(ReportKind::Invalid, 0, &first, refused);
         }
@@ -492,6 +495,13 @@ impl Client {
 
     /// Memory made to match storage (on becoming the sender tab).
     pub fn resync(&mut self, stored: Stored) {
+        self.queue.resync(stored);
+    }
+
+    /// Storage was cleared (a `storage` event without a key): nothing was delivered by
+    /// it; what is stored now (written since) is read.
+    pub fn storage_cleared(&mut self, stored: Stored) {
+        self.queue.on_storage_cleared();
         self.queue.resync(stored);
     }
 

@@ -1217,6 +1217,31 @@ fn a_closed_pages_early_calls_are_adopted_once_stale_with_their_ids_and_times() 
 }
 
 #[test]
+fn an_adopted_page_view_does_not_stand_for_this_pages_own_view_of_that_url() {
+    let key = "klaviyo:AbC123:pre:closed";
+    let at = NOW - EARLY_STALE_MS - 5_000;
+    let view = |url: &str, id: &str| {
+        (
+            Op::PageView as u32,
+            format!(r#"["{id}",{at},{{"URL":"https://shop.example{url}"}}]"#),
+        )
+    };
+    let (a, b) = (view("/b", "closed-1"), view("/b", "closed-2"));
+    let value = early_record(at, &[(a.0, a.1.as_str()), (b.0, b.1.as_str())]);
+    let mut p = Page::new();
+    p.call(Op::PageView, &[r#"{"URL":"https://shop.example/a"}"#])
+        .unwrap();
+    p.c.adopt_early(key, &value, NOW);
+    assert_eq!(p.c.pending(), 2, "that page's /b once (its own rule)");
+    p.call(Op::PageView, &[r#"{"URL":"https://shop.example/b"}"#])
+        .unwrap();
+    assert_eq!(p.c.pending(), 3, "this page's own /b is its own view");
+    p.call(Op::PageView, &[r#"{"URL":"https://shop.example/b"}"#])
+        .unwrap();
+    assert_eq!(p.c.pending(), 3, "and then not twice in a row");
+}
+
+#[test]
 fn an_unreadable_early_record_is_removed() {
     let mut p = Page::new();
     p.c.adopt_early("klaviyo:AbC123:pre:x", "{{", NOW);

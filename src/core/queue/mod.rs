@@ -98,6 +98,10 @@ pub const KEEPALIVE_BUDGET: usize = 60 * 1024;
 /// keepalive request (see the module notes and the README for the measurement).
 pub const KEEPALIVE_WAIT_MS: u64 = 10_000;
 
+/// The key (under the keepalive marks' prefix, in a mark's form) of a 429's pause: no
+/// record has this id (record ids hold a `-`).
+const PAUSE: &str = "pause";
+
 /// `Item::profile` of a non-event request.
 const NO_PROFILE: u32 = u32::MAX;
 
@@ -114,6 +118,9 @@ struct Item {
     created_ms: u64,
     attempts: u32,
     not_before_ms: u64,
+    /// Until when the server's last `Retry-After` holds it: coming back online ends the
+    /// backoff, not that.
+    server_until_ms: u64,
     /// The transmit carrying it, 0 when not in flight.
     tx: u32,
     /// Most events this one may share a request with: halved when a bulk request
@@ -174,6 +181,8 @@ pub struct Queue {
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
     paused_until_ms: u64,
+    /// Storage holds a pause (`PAUSE`), to remove once it is over.
+    pause_stored: bool,
     online: bool,
     sender: bool,
     /// Whether a storage warning was already reported (one per page is enough).
@@ -222,6 +231,7 @@ impl Queue {
                 Limiter::new(burst, steady)
             }),
             paused_until_ms: 0,
+            pause_stored: false,
             online: true,
             sender: true,
             storage_warned: false,
@@ -372,6 +382,7 @@ impl Queue {
                 created_ms,
                 attempts: 0,
                 not_before_ms: 0,
+                server_until_ms: 0,
                 tx: 0,
                 batch_cap: u32::MAX,
                 stored,
@@ -487,7 +498,7 @@ impl Queue {
         if online && !self.online {
             for item in &mut self.items {
                 if item.attempts > 0 {
-                    item.not_before_ms = 0;
+                    item.not_before_ms = item.server_until_ms;
                 }
             }
         }

@@ -25,6 +25,10 @@ impl Queue {
         self.evict_from_storage();
         self.rewrite_dirty();
         self.forget_expired_marks(now_ms);
+        if self.pause_stored && self.paused_until_ms <= now_ms {
+            self.pause_stored = false;
+            self.ops.remove(&self.mark_prefix, PAUSE);
+        }
         self.forget_records();
     }
 
@@ -137,10 +141,18 @@ impl Queue {
             self.insert_record(id, value);
         } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {
             match record::read_mark(value) {
+                Some((until, _)) if id == PAUSE => self.pause(until),
                 Some((until, list)) => self.apply_mark(id, until, list),
                 None => self.ops.remove(key, ""),
             }
         }
+    }
+
+    /// Every request waits until `until` (a 429 here, or one another page stored under
+    /// [`PAUSE`]); the stored pause is removed once the latest one is over.
+    pub(super) fn pause(&mut self, until: u64) {
+        self.paused_until_ms = self.paused_until_ms.max(until);
+        self.pause_stored = true;
     }
 
     pub(super) fn find_record(&self, id: &str) -> Option<u32> {
@@ -258,6 +270,18 @@ impl Queue {
         }
         for (k, v) in stored.pairs() {
             self.load(k, v);
+        }
+    }
+
+    /// Another tab (or a script of this page) cleared the whole storage: no call was
+    /// delivered by it. Every call held stays, and each record is written again at the
+    /// next sync, by every tab that holds it (the same lines, so the same value).
+    pub fn on_storage_cleared(&mut self) {
+        for rec in &mut self.records {
+            if std::mem::take(&mut rec.written) {
+                rec.dirty = true;
+                rec.marked = false;
+            }
         }
     }
 

@@ -563,6 +563,49 @@ fn a_429_pauses_every_request_until_retry_after() {
 }
 
 #[test]
+fn a_429s_pause_outlives_the_page_and_reaches_the_other_tabs_then_its_mark_goes() {
+    let mut q = queue();
+    let mut other = queue();
+    let mut disk = Disk::default();
+    let ops = task(&mut q, "a", 1, ANON, T0);
+    disk.apply(&ops);
+    mirror(&ops, &mut other);
+    let t = q.poll_transmit(T0, ALL).unwrap();
+    let answer = Outcome::Status {
+        status: 429,
+        retry_after_s: Some(30),
+        body: String::new(),
+    };
+    q.on_outcome(t.id, answer, T0, 0);
+    q.sync(T0);
+    let ops = q.take_ops();
+    let until = format!("{} 0", T0 + 30_000);
+    assert_eq!(puts(&ops), [("klaviyo:AbC123:k:pause", until.as_str())]);
+    disk.apply(&ops);
+    mirror(&ops, &mut other);
+    // A reload (or a tab that becomes the sender) waits for the rest of it.
+    let mut next = disk.reload();
+    assert!(
+        next.poll_transmit(T0 + 1_000, ALL).is_none(),
+        "the next page"
+    );
+    assert_eq!(next.poll_timeout(), Some(T0 + 30_000));
+    other.set_sender(true);
+    task(&mut other, "b", 1, ANN, T0 + 1_000);
+    assert!(
+        other.poll_transmit(T0 + 1_000, ALL).is_none(),
+        "another tab"
+    );
+    assert!(next.poll_transmit(T0 + 30_000, ALL).is_some());
+    // Over: its mark is removed as any mark, never a newer pause's.
+    next.sync(T0 + 30_000);
+    assert_eq!(next.take_ops(), [remove("klaviyo:AbC123:k:pause")]);
+    q.pause(T0 + 60_000);
+    q.sync(T0 + 31_000);
+    assert!(q.take_ops().is_empty(), "the newer pause stays");
+}
+
+#[test]
 fn a_429_without_a_readable_retry_after_waits_ten_seconds() {
     let mut q = queue();
     task(&mut q, "a", 1, ANON, T0);
@@ -717,6 +760,27 @@ fn offline_sends_nothing_and_online_sends_at_once() {
         q.poll_transmit(T0 + 10, ALL).is_some(),
         "the backoff waited for the network"
     );
+}
+
+#[test]
+fn coming_back_online_ends_the_backoff_but_not_a_servers_retry_after() {
+    let mut q = queue();
+    task(&mut q, "a", 1, ANON, T0);
+    let t = q.poll_transmit(T0, ALL).unwrap();
+    let unavailable = Outcome::Status {
+        status: 503,
+        retry_after_s: Some(30),
+        body: String::new(),
+    };
+    q.on_outcome(t.id, unavailable, T0, 0);
+    q.set_online(false);
+    q.set_online(true);
+    assert!(
+        q.poll_transmit(T0 + 1_000, ALL).is_none(),
+        "Klaviyo asked for 30 s"
+    );
+    assert_eq!(q.poll_timeout(), Some(T0 + 30_000));
+    assert!(q.poll_transmit(T0 + 30_000, ALL).is_some());
 }
 
 #[test]
@@ -1147,6 +1211,37 @@ fn resync_forgets_what_another_tab_delivered_and_adds_what_it_queued() {
     q.resync(Stored(&Stored::pack(&stored)));
     assert_eq!(q.len(), 2);
     assert_eq!(uids(&q.poll_transmit(T0 + 3, ALL).unwrap()), ["b-0", "c-0"]);
+}
+
+#[test]
+fn a_cleared_storage_delivered_nothing_every_call_held_is_written_again_and_sent() {
+    // The sender holds its own calls and another tab's; a script (a logout) clears all.
+    let mut follower = queue();
+    follower.set_sender(false);
+    let theirs = task(&mut follower, "f", 2, ANON, T0);
+    let mut sender = queue();
+    mirror(&theirs, &mut sender);
+    let mine = task(&mut sender, "s", 1, ANN, T0 + 1);
+    let mut disk = Disk::default();
+    disk.apply(&theirs);
+    disk.apply(&mine);
+    let before = disk.0.clone();
+    let t = sender.poll_transmit(T0 + 1, ALL).expect("a request");
+    disk.0.clear();
+    for (q, held) in [(&mut sender, 3), (&mut follower, 2)] {
+        q.on_storage_cleared();
+        q.resync(Stored(""));
+        assert_eq!(q.len(), held, "nothing forgotten");
+        q.sync(T0 + 2);
+        disk.apply(&q.take_ops());
+    }
+    assert_eq!(disk.0, before, "each record written again, as it was");
+    // The answer to the request in flight still counts; the rest is sent, once.
+    sender.on_outcome(t.id, ok(), T0 + 2, 0);
+    let (sizes, _) = drain(&mut sender, T0 + 2);
+    assert_eq!(sizes.iter().sum::<usize>() + t.items, 3);
+    disk.apply(&sender.take_ops());
+    assert!(disk.0.is_empty(), "then removed as delivered");
 }
 
 // ------------------------------------------------------------ broken storage

@@ -201,13 +201,17 @@ impl Queue {
                     let d = retry::delay_ms(item.attempts, outcome, jitter);
                     wait = wait.max(d);
                     item.not_before_ms = now_ms + d;
+                    item.server_until_ms = now_ms + retry::server_ms(outcome);
                     if online {
                         item.attempts += 1;
                     }
                 }
                 if status == 429 {
                     // Klaviyo throttles the account, not one request: everything waits.
-                    self.paused_until_ms = self.paused_until_ms.max(now_ms + wait);
+                    self.pause(now_ms + wait);
+                    // Stored: the shop's next page and its other tabs wait as well.
+                    let at = self.ops.put(&self.mark_prefix, PAUSE);
+                    record::mark(self.paused_until_ms, &[0], at);
                 }
                 self.failed += count;
                 (ReportKind::WillRetry, count)
