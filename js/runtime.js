@@ -224,15 +224,15 @@ export class Runtime {
     // Asked once, and never after a denial: that cookie's visitor was to be forgotten.
     if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
-    // Until the worker has the page's visitor, the cookie may still name the one before
-    // (a logout's reset): the worker would put it in place of ours on /client calls.
-    if (how === "POST") init.body = this.control_(ANON, 1), this.stale_ = 1;
+    if (how === "POST") init.body = this.control_(ANON, 1);
     const send = () => fetch(this.id_, init);
+    // Answered or failed, the latest request settles what reset() started.
+    const settled = () => this.asked_ === n && (this.stale_ = 0);
     // A denial's DELETE goes at once; what follows it waits for it, so a grant's POST
     // made in the same task cannot reach the worker first and be cleared.
     (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(this.deleting_).then(send, send))
       .then((r) => {
-        if (r.ok && this.asked_ === n) this.stale_ = 0;
+        settled();
         return how === "GET" && r.ok ? r.json() : 0;
       }).then((v) => {
       // The page's later word on its visitor stands: the cookie's older answer is then
@@ -243,7 +243,7 @@ export class Runtime {
         this.atEndOfTask_();
       }
       if (this.state === 1) this.visitor_("POST");
-    }).catch(() => {});
+    }).catch(settled);
   }
 
   log_(...parts) {
@@ -363,7 +363,7 @@ export class Runtime {
     this.timer_ = setTimeout(() => {
       this.timerAt_ = Infinity;
       this.syncAndSend();
-    }, at - now());
+    }, Math.min(at - now(), 2e9)); // past 2^31 ms a timer fires at once: wake, look again
   }
 
   /**
@@ -572,6 +572,9 @@ export class Runtime {
 
   reset() {
     this.control_(RESET, 0, uuid());
+    // Until the worker has the new visitor, its cookie names the logged-out one, which
+    // it would put in place of ours: the /client calls go without cookies meanwhile.
+    if (this.edge_ && this.state === 1) this.stale_ = 1;
     this.visitor_(this.state === 1 && "POST");
     this.atEndOfTask_();
   }

@@ -25,6 +25,7 @@ let browser;
  */
 async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
   const held = new Set();
+  const failing = new Set();
   let waiting = [];
   const log = [];
   let html = '';
@@ -47,11 +48,17 @@ async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
       }
       return;
     }
-    const entry = { path: url.pathname, method: req.method, start: Date.now(), end: 0 };
+    const entry = { path: url.pathname, method: req.method, start: Date.now(), end: 0, cookie: Boolean(req.headers.cookie) };
     log.push(entry);
     const chunks = [];
     for await (const c of req) chunks.push(c);
     if (held.has(url.pathname) || held.has(`${req.method} ${url.pathname}`)) await new Promise((resolve) => waiting.push(resolve));
+    if (failing.has(`${req.method} ${url.pathname}`)) {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('down');
+      entry.end = Date.now();
+      return;
+    }
     const headers = {};
     for (const k of ['cookie', 'origin', 'content-type', 'user-agent', 'revision']) {
       if (req.headers[k]) headers[k] = req.headers[k];
@@ -74,9 +81,11 @@ async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
     origin,
     log,
     hold: (p) => held.add(p),
+    /** `METHOD path` answered 500 by the shop, until `release()`. */
+    fail: (p) => failing.add(p),
     /** The page at /shop.html. */
     setPage: (text) => { html = text; },
-    release: () => { held.clear(); waiting.forEach((r) => r()); waiting = []; },
+    release: () => { held.clear(); failing.clear(); waiting.forEach((r) => r()); waiting = []; },
     close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
@@ -335,6 +344,27 @@ test('a logout (reset) and a new login: the next events are the new visitor\'s, 
     await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
     // Once it does, the calls carry it again.
     assert.equal((await track(page, 'Once The Cookie Knows')).anonymous_id, fresh);
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('a logout whose POST /id fails: the calls carry the shop\'s cookies again once it has failed', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    const first = await track(page, 'Before A Failed Logout');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    shop.fail(`POST ${PREFIX}/id`);
+    const mark = shop.log.length;
+    await page.evaluate(() => window.kl.reset());
+    await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'POST' && e.path === `${PREFIX}/id` && e.end), { what: 'the failed POST /id' });
+    await track(page, 'After A Failed Id');
+    const sent = shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`));
+    assert.ok(sent.length >= 1);
+    // Without cookies for good, a shop behind a challenge (cf_clearance) would lose its calls.
+    assert.ok(sent.every((e) => e.cookie), JSON.stringify(sent));
   } finally {
     shop.release();
     await context.close();

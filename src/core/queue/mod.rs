@@ -102,6 +102,10 @@ pub const KEEPALIVE_WAIT_MS: u64 = 10_000;
 /// record has this id (record ids hold a `-`).
 const PAUSE: &str = "pause";
 
+/// The longest a 429 pauses the whole shop (a Retry-After of days, or a stored pause
+/// from a clock far ahead, would stop every page that long): then one request asks again.
+pub const MAX_PAUSE_MS: u64 = 3_600_000;
+
 /// `Item::profile` of a non-event request.
 const NO_PROFILE: u32 = u32::MAX;
 
@@ -181,7 +185,7 @@ pub struct Queue {
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
     paused_until_ms: u64,
-    /// Storage holds a pause (`PAUSE`), to remove once it is over.
+    /// This tab stored a pause (`PAUSE`): it removes it once over.
     pause_stored: bool,
     online: bool,
     sender: bool,

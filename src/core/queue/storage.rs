@@ -25,6 +25,10 @@ impl Queue {
         self.evict_from_storage();
         self.rewrite_dirty();
         self.forget_expired_marks(now_ms);
+        // A stored pause from a clock far ahead, or a bad value, holds no longer than this.
+        self.paused_until_ms = self.paused_until_ms.min(now_ms + MAX_PAUSE_MS);
+        // The tab that stored the pause removes it once over (another tab's newer one is
+        // read into `paused_until_ms` first).
         if self.pause_stored && self.paused_until_ms <= now_ms {
             self.pause_stored = false;
             self.ops.remove(&self.mark_prefix, PAUSE);
@@ -149,10 +153,9 @@ impl Queue {
     }
 
     /// Every request waits until `until` (a 429 here, or one another page stored under
-    /// [`PAUSE`]); the stored pause is removed once the latest one is over.
+    /// [`PAUSE`]; at most [`MAX_PAUSE_MS`] from the next sync, whatever the value says).
     pub(super) fn pause(&mut self, until: u64) {
         self.paused_until_ms = self.paused_until_ms.max(until);
-        self.pause_stored = true;
     }
 
     pub(super) fn find_record(&self, id: &str) -> Option<u32> {
@@ -273,13 +276,14 @@ impl Queue {
         }
     }
 
-    /// Another tab (or a script of this page) cleared the whole storage: no call was
-    /// delivered by it. Every call held stays, and each record is written again at the
-    /// next sync, by every tab that holds it (the same lines, so the same value).
+    /// Another tab cleared the whole storage: no call was delivered by it. Every call
+    /// held stays. The sender, which holds every stored call and alone removes delivered
+    /// ones, writes each record again at the next sync; another tab writing what it last
+    /// knew could bring back a record the sender has just delivered.
     pub fn on_storage_cleared(&mut self) {
         for rec in &mut self.records {
             if std::mem::take(&mut rec.written) {
-                rec.dirty = true;
+                rec.dirty = self.sender;
                 rec.marked = false;
             }
         }

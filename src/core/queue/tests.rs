@@ -597,12 +597,41 @@ fn a_429s_pause_outlives_the_page_and_reaches_the_other_tabs_then_its_mark_goes(
         "another tab"
     );
     assert!(next.poll_transmit(T0 + 30_000, ALL).is_some());
-    // Over: its mark is removed as any mark, never a newer pause's.
+    // Over: the tab that stored it removes it, once the newest pause it knows is over; a
+    // page that only read it leaves it (it could be another tab's newer one).
     next.sync(T0 + 30_000);
-    assert_eq!(next.take_ops(), [remove("klaviyo:AbC123:k:pause")]);
-    q.pause(T0 + 60_000);
+    assert!(next.take_ops().is_empty());
+    let newer = format!("{} 0", T0 + 60_000);
+    q.on_storage_change("klaviyo:AbC123:k:pause", Some(&newer));
     q.sync(T0 + 31_000);
-    assert!(q.take_ops().is_empty(), "the newer pause stays");
+    assert!(q.take_ops().is_empty(), "another tab's newer pause stays");
+    q.sync(T0 + 60_000);
+    assert_eq!(q.take_ops(), [remove("klaviyo:AbC123:k:pause")]);
+}
+
+#[test]
+fn a_pause_holds_the_shop_an_hour_at_most_whatever_the_answer_or_storage_says() {
+    let mut q = queue();
+    task(&mut q, "a", 1, ANON, T0);
+    let t = q.poll_transmit(T0, ALL).unwrap();
+    let days = Outcome::Status {
+        status: 429,
+        retry_after_s: Some(30 * 24 * 3600),
+        body: String::new(),
+    };
+    q.on_outcome(t.id, days, T0, 0);
+    q.sync(T0);
+    let until = format!("{} 0", T0 + MAX_PAUSE_MS);
+    assert_eq!(
+        puts(&q.take_ops()),
+        [("klaviyo:AbC123:k:pause", until.as_str())]
+    );
+    // A value far ahead in storage (a clock a year ahead, a bad write).
+    let mut next = queue();
+    next.load("klaviyo:AbC123:k:pause", "99999999999999 0");
+    task(&mut next, "b", 1, ANON, T0);
+    assert!(next.poll_transmit(T0 + MAX_PAUSE_MS - 1, ALL).is_none());
+    assert!(next.poll_transmit(T0 + MAX_PAUSE_MS, ALL).is_some());
 }
 
 #[test]
@@ -1228,12 +1257,16 @@ fn a_cleared_storage_delivered_nothing_every_call_held_is_written_again_and_sent
     let before = disk.0.clone();
     let t = sender.poll_transmit(T0 + 1, ALL).expect("a request");
     disk.0.clear();
-    for (q, held) in [(&mut sender, 3), (&mut follower, 2)] {
+    for (q, held) in [(&mut follower, 2), (&mut sender, 3)] {
         q.on_storage_cleared();
         q.resync(Stored(""));
         assert_eq!(q.len(), held, "nothing forgotten");
         q.sync(T0 + 2);
-        disk.apply(&q.take_ops());
+        let ops = q.take_ops();
+        // Only the sender writes: it alone removes delivered calls, so a follower's
+        // copy could bring back one it has just delivered.
+        assert_eq!(ops.is_empty(), held == 2, "the follower writes nothing");
+        disk.apply(&ops);
     }
     assert_eq!(disk.0, before, "each record written again, as it was");
     // The answer to the request in flight still counts; the rest is sent, once.
