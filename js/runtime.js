@@ -455,8 +455,11 @@ export class Runtime {
   otherTab(e) {
     if (e.key === null) this.control_(CLEARED, 0, storage.scan(this.prefix_)); // storage.clear(): nothing delivered
     else if (e.key.startsWith(this.prefix_)) {
+      const anon = this.anonymousId();
       this.adoptAt_(this.control_(STORAGE, now(), e.key, e.newValue));
       this.consent(); // another tab's withdrawal reaches the core this way
+      // Another tab's reset (this one follows its visitor): this tab sends its calls too.
+      if (anon !== this.anonymousId()) this.renewed_();
     } else return;
     this.atEndOfTask_();
   }
@@ -572,11 +575,16 @@ export class Runtime {
 
   reset() {
     this.control_(RESET, 0, uuid());
-    // Until the worker has the new visitor, its cookie names the logged-out one, which
-    // it would put in place of ours: the /client calls go without cookies meanwhile.
-    if (this.edge_ && this.state === 1) this.stale_ = 1;
-    this.visitor_(this.state === 1 && "POST");
+    this.renewed_();
     this.atEndOfTask_();
+  }
+
+  /** A new visitor (a reset, here or in another tab). Until the worker has it, its
+   * cookie names the one before, which it would put in place of ours: the /client
+   * calls go without cookies until the POST settles (pending: the grant's). */
+  renewed_() {
+    if (this.edge_) this.stale_ = 1;
+    this.visitor_(this.state === 1 && "POST");
   }
 
   close() {

@@ -51,10 +51,15 @@ pub fn delay_ms(attempt: u32, outcome: &Outcome, jitter: u16) -> u64 {
     server_ms(outcome).max(exp) + spread
 }
 
-/// The wait the server asked for (`Retry-After`; a 429 whose header the page cannot
-/// read gets [`UNREADABLE_429_MS`]), 0 when it asked for none.
+/// The longest wait a server's `Retry-After` gets (one of days would hold the calls,
+/// and with a 429 every page of the shop, that long): then one request asks again.
+pub const MAX_SERVER_WAIT_MS: u64 = 3_600_000;
+
+/// The wait the server asked for (`Retry-After`, at most [`MAX_SERVER_WAIT_MS`]; a 429
+/// whose header the page cannot read gets [`UNREADABLE_429_MS`]), 0 when it asked for
+/// none.
 pub fn server_ms(outcome: &Outcome) -> u64 {
-    match outcome {
+    let asked = match outcome {
         Outcome::Status {
             status: 429,
             retry_after_s: None,
@@ -65,7 +70,8 @@ pub fn server_ms(outcome: &Outcome) -> u64 {
             ..
         } => u64::from(*s) * 1000,
         _ => 0,
-    }
+    };
+    asked.min(MAX_SERVER_WAIT_MS)
 }
 
 /// `Retry-After` in seconds, from the header as received ("" when absent or hidden by

@@ -102,9 +102,9 @@ pub const KEEPALIVE_WAIT_MS: u64 = 10_000;
 /// record has this id (record ids hold a `-`).
 const PAUSE: &str = "pause";
 
-/// The longest a 429 pauses the whole shop (a Retry-After of days, or a stored pause
-/// from a clock far ahead, would stop every page that long): then one request asks again.
-pub const MAX_PAUSE_MS: u64 = 3_600_000;
+/// The longest a 429 pauses the whole shop: `retry::MAX_SERVER_WAIT_MS`. A stored pause
+/// further ahead than that is a bad value (a clock far ahead): dropped.
+pub const MAX_PAUSE_MS: u64 = retry::MAX_SERVER_WAIT_MS;
 
 /// `Item::profile` of a non-event request.
 const NO_PROFILE: u32 = u32::MAX;
@@ -185,7 +185,7 @@ pub struct Queue {
     limiters: [Limiter; ENDPOINTS],
     /// No request goes out before this (a 429's Retry-After applies to all of them).
     paused_until_ms: u64,
-    /// This tab stored a pause (`PAUSE`): it removes it once over.
+    /// Storage holds a pause (`PAUSE`): removed once over.
     pause_stored: bool,
     online: bool,
     sender: bool,
@@ -509,8 +509,15 @@ impl Queue {
         self.online = online;
     }
 
-    /// Only the sender tab sends stored calls; the others only queue.
+    /// Only the sender tab sends stored calls; the others only queue. A new sender writes
+    /// again the records a clear took from storage (`on_storage_cleared`: a follower only
+    /// forgot they were written; the sender that cleared heard nothing of it).
     pub fn set_sender(&mut self, sender: bool) {
+        if sender && !self.sender {
+            for rec in &mut self.records {
+                rec.dirty |= !rec.written;
+            }
+        }
         self.sender = sender;
     }
 

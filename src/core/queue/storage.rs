@@ -25,10 +25,13 @@ impl Queue {
         self.evict_from_storage();
         self.rewrite_dirty();
         self.forget_expired_marks(now_ms);
-        // A stored pause from a clock far ahead, or a bad value, holds no longer than this.
-        self.paused_until_ms = self.paused_until_ms.min(now_ms + MAX_PAUSE_MS);
-        // The tab that stored the pause removes it once over (another tab's newer one is
-        // read into `paused_until_ms` first).
+        // No 429 pauses longer: a stored pause further ahead is a bad value (a clock far
+        // ahead when it was written), dropped, and removed below.
+        if self.paused_until_ms > now_ms + MAX_PAUSE_MS {
+            self.paused_until_ms = 0;
+        }
+        // Over: removed (another tab's newer pause, heard, is in `paused_until_ms`; one
+        // written in the same instant may go, and then the next page does not wait).
         if self.pause_stored && self.paused_until_ms <= now_ms {
             self.pause_stored = false;
             self.ops.remove(&self.mark_prefix, PAUSE);
@@ -153,9 +156,10 @@ impl Queue {
     }
 
     /// Every request waits until `until` (a 429 here, or one another page stored under
-    /// [`PAUSE`]; at most [`MAX_PAUSE_MS`] from the next sync, whatever the value says).
+    /// [`PAUSE`]); whichever tab or page holds it once it is over removes it.
     pub(super) fn pause(&mut self, until: u64) {
         self.paused_until_ms = self.paused_until_ms.max(until);
+        self.pause_stored = true;
     }
 
     pub(super) fn find_record(&self, id: &str) -> Option<u32> {

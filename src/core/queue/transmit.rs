@@ -210,7 +210,6 @@ impl Queue {
                     // Klaviyo throttles the account, not one request: everything waits.
                     self.pause(now_ms + wait.min(MAX_PAUSE_MS));
                     // Stored: the shop's next page and its other tabs wait as well.
-                    self.pause_stored = true;
                     let at = self.ops.put(&self.mark_prefix, PAUSE);
                     record::mark(self.paused_until_ms, &[0], at);
                 }
