@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 29.74; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 29.76; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -15,8 +15,8 @@
 // of the first-party cookie then took that 0.5 KB back (29.22 KB): 29.23 since the last of
 // them (a cookie written after a denial), which did not fit the margin left; 29.38 since
 // trackers of one shop in one page hear each other's writes (155 B: a tracker that did
-// not send waited for the next page, and ignored the other's denial until then); 29.74
-// since four reviews' faults (367 B: another tab's localStorage.clear() taken for a
+// not send waited for the next page, and ignored the other's denial until then); 29.76
+// since five reviews' faults (390 B: another tab's localStorage.clear() taken for a
 // delivery, a 429's pause forgotten by the next page and the other tabs, online ending a
 // 503's Retry-After, the cookie after a logout, an adopted page view, __kla_off's state).
 //
@@ -31,7 +31,7 @@
 // inside) is listed beside the npm page, with the difference, and has a budget of its
 // own: INLINE_BUDGET_KB (default 30.69: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
-// of four reviews' faults; exit 1 if over).
+// of five reviews' faults; exit 1 if over).
 //
 // --explain (`npm run size -- --explain`): then also what the wasm is made of. The build's
 // wasm-pack output is run again through wasm-opt with the shipped flags (saved by build.sh)
@@ -49,7 +49,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 29.74);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 29.76);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;

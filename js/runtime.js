@@ -579,11 +579,13 @@ export class Runtime {
     this.atEndOfTask_();
   }
 
-  /** A new visitor (a reset, here or in another tab). Until the worker has it, its
-   * cookie names the one before, which it would put in place of ours: the /client
-   * calls go without cookies until the POST settles (pending: the grant's). */
+  /** A new visitor (a reset, here or in another tab). The worker's cookie names the one
+   * before: it is never asked for it (GET), and until the worker has the new one (POST)
+   * it would put it in place of ours, so the /client calls go without cookies until
+   * that settles (pending: the grant's; the worker not known yet: once it is). */
   renewed_() {
-    if (this.edge_) this.stale_ = 1;
+    this.fresh_ = false;
+    if (this.id_) this.stale_ = 1;
     this.visitor_(this.state === 1 && "POST");
   }
 

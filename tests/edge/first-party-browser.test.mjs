@@ -375,6 +375,33 @@ test('a logout while consent is pending, then the grant: the held calls are the 
   }
 });
 
+test('storage wiped, then a logout before the worker has answered: the cookie\'s visitor is neither sent nor taken back', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context, '&_kx=KX.of.the.first');
+    const first = await track(page, 'Before The Wipe');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    await page.evaluate(() => localStorage.clear());
+    await page.reload();
+    await page.waitForSelector('body[data-ready]', { state: 'attached' });
+    // The page knows nothing of the worker yet (that was in storage): it logs out at once.
+    const fresh = await page.evaluate(async () => {
+      window.kl.reset();
+      window.kl.track('Logged Out After The Wipe', {});
+      await window.kl.flush();
+      return window.kl.anonymousId;
+    });
+    const after = await waitFor(() => eventsOf('Logged Out After The Wipe')[0], { what: 'the event at Klaviyo' });
+    assert.equal(after.anonymous_id, fresh, "the new visitor's id, not the cookie's");
+    assert.equal(after._kx, undefined);
+    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+    assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'not taken back from the cookie');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a logout whose POST /id fails: the calls carry the shop\'s cookies again once it has failed', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {

@@ -509,15 +509,8 @@ impl Queue {
         self.online = online;
     }
 
-    /// Only the sender tab sends stored calls; the others only queue. A new sender writes
-    /// again the records a clear took from storage (`on_storage_cleared`: a follower only
-    /// forgot they were written; the sender that cleared heard nothing of it).
+    /// Only the sender tab sends stored calls; the others only queue.
     pub fn set_sender(&mut self, sender: bool) {
-        if sender && !self.sender {
-            for rec in &mut self.records {
-                rec.dirty |= !rec.written;
-            }
-        }
         self.sender = sender;
     }
 

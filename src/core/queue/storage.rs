@@ -280,15 +280,24 @@ impl Queue {
         }
     }
 
-    /// Another tab cleared the whole storage: no call was delivered by it. Every call
-    /// held stays. The sender, which holds every stored call and alone removes delivered
-    /// ones, writes each record again at the next sync; another tab writing what it last
-    /// knew could bring back a record the sender has just delivered.
+    /// Another tab cleared the whole storage: no call was delivered by it. The sender,
+    /// which holds every stored call and alone removes delivered ones, keeps them and
+    /// writes each record again at the next sync. Another tab forgets its copies, as for
+    /// a removal: it would never hear of their delivery now (the sender's removal of a
+    /// key already gone makes no event), and would send them again on taking over. It
+    /// holds them again from the sender's writes.
     pub fn on_storage_cleared(&mut self) {
-        for rec in &mut self.records {
-            if std::mem::take(&mut rec.written) {
-                rec.dirty = self.sender;
+        for r in 0..self.records.len() {
+            let rec = &mut self.records[r];
+            if !rec.written {
+                continue;
+            }
+            if self.sender {
+                rec.written = false;
+                rec.dirty = true;
                 rec.marked = false;
+            } else {
+                self.record_removed(r as u32);
             }
         }
     }
