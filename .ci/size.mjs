@@ -16,7 +16,7 @@
 // them (a cookie written after a denial), which did not fit the margin left; 29.38 since
 // trackers of one shop in one page hear each other's writes (155 B: a tracker that did
 // not send waited for the next page, and ignored the other's denial until then); 29.76
-// since five reviews' faults (390 B: another tab's localStorage.clear() taken for a
+// since five reviews' faults (377 B: another tab's localStorage.clear() taken for a
 // delivery, a 429's pause forgotten by the next page and the other tabs, online ending a
 // 503's Retry-After, the cookie after a logout, an adopted page view, __kla_off's state).
 //

@@ -404,6 +404,8 @@ export class Runtime {
           this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1", this.own_)) || 1;
           this.visitor_();
         }
+        // Not the worker: no cookie of its puts another visitor in our calls.
+        if (!this.edge_) this.stale_ = 0;
         // The body is read only for failures, where onError reports it.
         if (r.status < 300) answered(r.status, ra, "");
         else r.text().then((b) => answered(r.status, ra, b), () => answered(r.status, ra, ""));
@@ -585,7 +587,7 @@ export class Runtime {
    * that settles (pending: the grant's; the worker not known yet: once it is). */
   renewed_() {
     this.fresh_ = false;
-    if (this.id_) this.stale_ = 1;
+    if (this.id_) this.stale_ = 1; // ends at an answer that is not the worker's (send_)
     this.visitor_(this.state === 1 && "POST");
   }
 

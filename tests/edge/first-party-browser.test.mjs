@@ -23,7 +23,7 @@ let browser;
  * `release()`; `log`
  * records when each request to the worker began and ended.
  */
-async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
+async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/* goes; plainUrl(): /plain/* (a proxy that is not the worker)
   const held = new Set();
   const failing = new Set();
   let waiting = [];
@@ -36,7 +36,8 @@ async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
       res.end(html);
       return;
     }
-    if (!url.pathname.startsWith(`${PREFIX}/`)) {
+    const plain = url.pathname.startsWith('/plain/');
+    if (!url.pathname.startsWith(`${PREFIX}/`) && !plain) {
       const file = repoFile(url.pathname, ['/tests/edge/', '/dist/web/']);
       try {
         const data = await readFile(file);
@@ -64,7 +65,7 @@ async function startShop(workerUrl) { // workerUrl(): where /klaviyo/* goes
       if (req.headers[k]) headers[k] = req.headers[k];
     }
     const body = ['GET', 'HEAD'].includes(req.method) ? undefined : Buffer.concat(chunks);
-    const answer = await fetch(workerUrl() + req.url, { method: req.method, headers, body });
+    const answer = await fetch(plain ? plainUrl() + req.url.slice('/plain'.length) : workerUrl() + req.url, { method: req.method, headers, body });
     const out = {};
     answer.headers.forEach((v, k) => { if (k !== 'set-cookie' && k !== 'content-length' && k !== 'content-encoding') out[k] = v; });
     const cookies = answer.headers.getSetCookie();
@@ -95,7 +96,7 @@ before(async () => {
   edge = await startEdge();
   // The shop listens first, so that the worker can allow its origin.
   let target = '';
-  shop = await startShop(() => target);
+  shop = await startShop(() => target, () => edge.emu.url);
   edge.worker = await edge.start({ ROUTE_PREFIX: PREFIX, ALLOWED_ORIGINS: shop.origin }, [], 'shop');
   target = edge.worker.url;
   browser = await launchChromium();
@@ -398,6 +399,28 @@ test('storage wiped, then a logout before the worker has answered: the cookie\'s
     assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'not taken back from the cookie');
   } finally {
     shop.release();
+    await context.close();
+  }
+});
+
+test('a logout on a page whose apiBase is a proxy but not the worker: the calls carry the shop\'s cookies again at its first answer', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${shop.origin}/tests/edge/page.html?companyId=${COMPANY_ID}&apiBase=${encodeURIComponent(`${shop.origin}/plain`)}`);
+    await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+    await page.evaluate(() => { document.cookie = 'shop_session=1; path=/'; });
+    await track(page, 'Through A Plain Proxy');
+    const mark = shop.log.length;
+    await page.evaluate(() => window.kl.reset());
+    // The first call after the reset may go without cookies; once the proxy has answered
+    // as no worker does, they carry them again (before, never again on that page).
+    let n = 0;
+    await waitFor(async () => {
+      await track(page, `After A Logout Through A Plain Proxy ${n += 1}`);
+      return shop.log.slice(mark).filter((e) => e.path.startsWith('/plain/client/')).at(-1)?.cookie;
+    }, { timeout: 10_000, what: 'a /client call with the shop\'s cookies' });
+  } finally {
     await context.close();
   }
 });

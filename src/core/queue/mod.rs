@@ -509,8 +509,15 @@ impl Queue {
         self.online = online;
     }
 
-    /// Only the sender tab sends stored calls; the others only queue.
+    /// Only the sender tab sends stored calls; the others only queue. A new sender writes
+    /// again the records a clear took (`on_storage_cleared`: a follower only forgot they
+    /// were written).
     pub fn set_sender(&mut self, sender: bool) {
+        if sender && !self.sender {
+            for rec in &mut self.records {
+                rec.dirty |= !rec.written;
+            }
+        }
         self.sender = sender;
     }
 

@@ -280,24 +280,17 @@ impl Queue {
         }
     }
 
-    /// Another tab cleared the whole storage: no call was delivered by it. The sender,
-    /// which holds every stored call and alone removes delivered ones, keeps them and
-    /// writes each record again at the next sync. Another tab forgets its copies, as for
-    /// a removal: it would never hear of their delivery now (the sender's removal of a
-    /// key already gone makes no event), and would send them again on taking over. It
-    /// holds them again from the sender's writes.
+    /// Another tab cleared the whole storage: no call was delivered by it. Every tab keeps
+    /// what it holds. The sender, which holds every stored call and alone removes
+    /// delivered ones, writes each record again at the next sync; another tab writes its
+    /// copies only if it becomes the sender (`set_sender`), as there may be none now.
+    /// The cost: a sender that cleared storage itself (no event for it) and delivered
+    /// meanwhile leaves a tab that takes over copies to send again, with their ids.
     pub fn on_storage_cleared(&mut self) {
-        for r in 0..self.records.len() {
-            let rec = &mut self.records[r];
-            if !rec.written {
-                continue;
-            }
-            if self.sender {
-                rec.written = false;
-                rec.dirty = true;
+        for rec in &mut self.records {
+            if std::mem::take(&mut rec.written) {
+                rec.dirty = self.sender;
                 rec.marked = false;
-            } else {
-                self.record_removed(r as u32);
             }
         }
     }
