@@ -64,6 +64,15 @@ fn ok() -> Outcome {
     status(202)
 }
 
+/// An answer `s` whose `Retry-After` asks for `secs` seconds.
+fn waiting(s: u16, secs: u32) -> Outcome {
+    Outcome::Status {
+        status: s,
+        retry_after_s: Some(secs),
+        body: String::new(),
+    }
+}
+
 fn refused(s: u16, body: &str) -> Outcome {
     Outcome::Status {
         status: s,
@@ -544,11 +553,7 @@ fn a_429_pauses_every_request_until_retry_after() {
     push(&mut q, "b", 1, ANN, T0);
     q.sync(T0);
     let t = q.poll_transmit(T0, ALL).unwrap();
-    let answer = Outcome::Status {
-        status: 429,
-        retry_after_s: Some(3),
-        body: String::new(),
-    };
+    let answer = waiting(429, 3);
     q.on_outcome(t.id, answer, T0, 0);
     assert!(
         q.poll_transmit(T0 + 2_999, ALL).is_none(),
@@ -571,11 +576,7 @@ fn a_429s_pause_outlives_the_page_and_reaches_the_other_tabs_then_its_mark_goes(
     disk.apply(&ops);
     mirror(&ops, &mut other);
     let t = q.poll_transmit(T0, ALL).unwrap();
-    let answer = Outcome::Status {
-        status: 429,
-        retry_after_s: Some(30),
-        body: String::new(),
-    };
+    let answer = waiting(429, 30);
     q.on_outcome(t.id, answer, T0, 0);
     q.sync(T0);
     let ops = q.take_ops();
@@ -612,11 +613,7 @@ fn a_servers_wait_is_an_hour_at_most_and_a_stored_pause_further_ahead_is_dropped
     let mut q = queue();
     task(&mut q, "a", 1, ANON, T0);
     let t = q.poll_transmit(T0, ALL).unwrap();
-    let days = Outcome::Status {
-        status: 429,
-        retry_after_s: Some(30 * 24 * 3600),
-        body: String::new(),
-    };
+    let days = waiting(429, 30 * 24 * 3600);
     q.on_outcome(t.id, days, T0, 0);
     q.sync(T0);
     let until = format!("{} 0", T0 + MAX_PAUSE_MS);
@@ -801,11 +798,7 @@ fn coming_back_online_ends_the_backoff_but_not_a_servers_retry_after() {
     let mut q = queue();
     task(&mut q, "a", 1, ANON, T0);
     let t = q.poll_transmit(T0, ALL).unwrap();
-    let unavailable = Outcome::Status {
-        status: 503,
-        retry_after_s: Some(30),
-        body: String::new(),
-    };
+    let unavailable = waiting(503, 30);
     q.on_outcome(t.id, unavailable, T0, 0);
     q.set_online(false);
     q.set_online(true);
