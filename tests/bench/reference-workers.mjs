@@ -36,6 +36,8 @@ export const SAME_WORK_JS_WORKER = `export default {
     const headers = new Headers();
     headers.append('content-type', 'application/vnd.api+json');
     headers.append('revision', request.headers.get('revision') ?? env.REVISION);
+    const ua = request.headers.get('user-agent');
+    if (ua !== null) headers.append('user-agent', ua);
     const res = await fetch(new Request(env.UPSTREAM + url.pathname + url.search,
       { method: 'POST', headers, body: bytes, redirect: 'manual' }));
     const out = new Headers();

@@ -435,6 +435,8 @@ async function client(request, cfg, route, origin, allowed, url) {
   const headers = new Headers();
   headers.append('content-type', JSONAPI);
   headers.append('revision', request.headers.get('revision') ?? cfg.revision);
+  const ua = request.headers.get('user-agent');
+  if (ua !== null) headers.append('user-agent', ua);
   const reply = await forward(`${cfg.apiBase}${route}?company_id=${cfg.publicKey}`, headers, enriched ?? bytes, allowed);
   if (cfg.secret) reply.headers.push(['x-klaviyo-edge', 'id']);
   return reply;

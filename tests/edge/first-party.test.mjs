@@ -74,6 +74,18 @@ test('the visitor address reaches Klaviyo as location.ip on every /client route 
   assert.deepEqual(received('/client/events').at(-1).location, { ip: '2001:db8::7', zip: '02110' });
 });
 
+test("the visitor's browser reaches Klaviyo as the call's user-agent on every /client route, and nothing else of the page's request", async () => {
+  for (const route of Object.keys(bodies)) {
+    const res = await page(route, { email: 'ann@example.com' }, { 'accept-language': 'de-CH', cookie: 'shop_session=1' });
+    assert.equal(res.status, 202, `${route}: ${res.text}`);
+    const [r] = edge.emu.requests({ path: route }).requests.slice(-1);
+    // Not the worker's own (workerd's fetch names none): Klaviyo sees the shopper's browser.
+    assert.equal(r.headers['user-agent'], SAFARI, route);
+    assert.equal(r.headers['accept-language'], undefined, route);
+    assert.equal(r.headers.cookie, undefined, route);
+  }
+});
+
 test('never when the body has a location.ip, nor with FORWARD_VISITOR_IP=false', async () => {
   await page('/client/events', { anonymous_id: 'a-1', location: { ip: '198.51.100.4' } }, { 'cf-connecting-ip': '203.0.113.7' });
   assert.equal(received('/client/events')[0].location.ip, '198.51.100.4');

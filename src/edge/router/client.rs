@@ -101,9 +101,14 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
         Some(text) => Payload::Text(text),
         None => Payload::AsReceived,
     };
+    let mut headers = vec![("content-type", JSONAPI.into()), ("revision", revision)];
+    // The visitor's browser, as a direct call would have named it (not the worker's).
+    if let Some(ua) = head.header("user-agent") {
+        headers.push(("user-agent", ua.to_string()));
+    }
     Action::Forward(Forward {
         url,
-        headers: vec![("content-type", JSONAPI.into()), ("revision", revision)],
+        headers,
         body,
         cors: cors.map(str::to_string),
         timeout_ms: None,

@@ -225,14 +225,17 @@ fn preflight_answers_allowed_origins_only() {
 }
 
 #[test]
-fn client_requests_are_proxied_with_the_revision_and_nothing_else() {
+fn client_requests_are_proxied_with_the_revision_and_the_visitors_user_agent_and_nothing_else() {
+    const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
     let f = forward(
         post("/client/events", &event_body("Viewed Product"))
             .query("company_id=AbC123")
             .header("origin", SHOP)
             .header("revision", "2026-07-15")
+            .header("user-agent", SAFARI)
             .header("cookie", "session=abc")
             .header("authorization", "Bearer x")
+            .header("accept-language", "de-CH")
             .run(),
     );
     assert_eq!(
@@ -243,10 +246,18 @@ fn client_requests_are_proxied_with_the_revision_and_nothing_else() {
         f.headers,
         vec![
             ("content-type", "application/vnd.api+json".to_string()),
-            ("revision", "2026-07-15".to_string())
+            ("revision", "2026-07-15".to_string()),
+            ("user-agent", SAFARI.to_string())
         ]
     );
     assert_eq!(f.cors.as_deref(), Some(SHOP));
+    // A caller that names no browser is forwarded without one (not the worker's).
+    let bare = forward(
+        post("/client/events", &event_body("Viewed Product"))
+            .query("company_id=AbC123")
+            .run(),
+    );
+    assert!(bare.headers.iter().all(|(k, _)| *k != "user-agent"));
 }
 
 #[test]
