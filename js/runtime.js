@@ -128,6 +128,12 @@ function answer(len) {
   return len ? text.decode(new Uint8Array(memory.buffer, wasm.answer_ptr(), len)) : "";
 }
 
+/** A signal that aborts after `ms`; none in browsers without `AbortSignal.timeout`
+ * (Safari before 16), whose requests then go with no timeout. */
+function deadline(ms) {
+  try { return AbortSignal.timeout(ms); } catch { /* no timeout */ }
+}
+
 /** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
  * browser's own `Date` ("" when absent, hidden by CORS, or unreadable). */
 function seconds(header) {
@@ -225,12 +231,19 @@ export class Runtime {
     if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
-    const send = () => fetch(this.id_, init);
-    // Answered or failed, the latest request settles what reset() started.
+    // None waits past 10 s: a hung request would hold the ones behind it, and the
+    // cookies of the calls after a reset, for the rest of the page.
+    const send = () => fetch(this.id_, { ...init, signal: deadline(1e4) });
+    // Answered, failed or timed out, the latest request settles what reset() started.
     const settled = () => this.asked_ === n && (this.stale_ = 0);
-    // A denial's DELETE goes at once; what follows it waits for it, so a grant's POST
-    // made in the same task cannot reach the worker first and be cleared.
-    (how === "DELETE" ? (this.deleting_ = send()) : Promise.resolve(this.deleting_).then(send, send))
+    // The worker writes the cookie in the page's order: each request waits for the write
+    // before it (two resets: the second visitor's POST lands last). A denial's DELETE
+    // goes at once (the page may be closing) and again after the write before it, so
+    // that a write still out cannot bring the cookie back.
+    const prev = this.writing_;
+    const req = how !== "DELETE" ? Promise.resolve(prev).then(send, send) : prev ? (send(), prev.then(send, send)) : send();
+    if (how !== "GET") this.writing_ = req;
+    req
       .then((r) => {
         settled();
         return how === "GET" && r.ok ? r.json() : 0;
@@ -379,8 +392,7 @@ export class Runtime {
     if (!hiding) this.busy_ = true;
     const path = url.slice(url.indexOf("/client"), url.indexOf("?"));
     this.log_("POST", path, `(${items}${keepalive ? ", keepalive" : ""})`);
-    let signal;
-    try { signal = AbortSignal.timeout(30000); } catch { /* older browsers: no timeout */ }
+    const signal = deadline(30000);
     const answered = (status, retryAfter, text) => {
       if (keepalive) this.kaBytes_ -= +bytes;
       if (!hiding) this.busy_ = false;

@@ -87,6 +87,8 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     /** The page at /shop.html. */
     setPage: (text) => { html = text; },
     release: () => { held.clear(); failing.clear(); waiting.forEach((r) => r()); waiting = []; },
+    /** Passes on the latest held request alone; the others, and the hold, stay. */
+    releaseNewest: () => waiting.pop()?.(),
     close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
@@ -443,6 +445,81 @@ test('a logout whose POST /id fails: the calls carry the shop\'s cookies again o
       await track(page, `After A Failed Id ${n += 1}`);
       return shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`)).at(-1)?.cookie;
     }, { timeout: 10_000, what: 'a /client call with the shop\'s cookies' });
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('a logout whose POST /id never answers: the calls carry the shop\'s cookies again once it has timed out (10 s)', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    const first = await track(page, 'Before A Hung Logout');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    shop.hold(`POST ${PREFIX}/id`);
+    const mark = shop.log.length;
+    await page.evaluate(() => window.kl.reset());
+    await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), { what: 'the POST /id (held)' });
+    // Before, a request that never ends left the page's calls without cookies for good.
+    let n = 0;
+    await waitFor(async () => {
+      await track(page, `After A Hung Id ${n += 1}`);
+      return shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`)).at(-1)?.cookie;
+    }, { timeout: 25_000, interval: 500, what: 'a /client call with the shop\'s cookies' });
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('two logouts in quick succession: the cookie ends with the second visitor, whichever POST /id the shop passes on first', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context, '&_kx=KX.of.the.first');
+    const first = await track(page, 'Before Two Logouts');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    shop.hold(`POST ${PREFIX}/id`);
+    const mark = shop.log.length;
+    const last = await page.evaluate(() => { window.kl.reset(); window.kl.reset(); return window.kl.anonymousId; });
+    const posts = () => shop.log.slice(mark).filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`);
+    await waitFor(() => posts().length, { what: 'a POST /id (held)' });
+    // Before, the second went at once too: a second for it to show up (now it waits).
+    await waitFor(() => posts().length >= 2, { timeout: 1000 }).catch(() => {});
+    // The newest held one goes first: before, that was the second visitor's, and the
+    // first's, passed on after it, left the cookie naming a visitor the page had dropped.
+    const released = posts().at(-1);
+    shop.releaseNewest();
+    await waitFor(() => released.end, { what: 'the released POST /id answered' });
+    shop.release();
+    await waitFor(async () => posts().length >= 2 && posts().every((e) => e.end), { what: 'both POST /id answered' });
+    assert.equal(await cookieVisitor(context), last, "the cookie names the page's visitor");
+    const after = await track(page, 'After Two Logouts');
+    assert.equal(after.anonymous_id, last);
+    assert.equal(after._kx, undefined, "no email click of a visitor logged out");
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('a denial while a POST /id is still out: the cookie stays cleared when that write lands after the DELETE', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    const first = await track(page, 'Before A Late Write');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    shop.hold(`POST ${PREFIX}/id`);
+    const mark = shop.log.length;
+    await page.evaluate(() => window.kl.reset());
+    const post = await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), { what: 'the POST /id (held)' });
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'DELETE' && e.end), { what: 'the DELETE answered' });
+    assert.equal(await cookieVisitor(context), null, 'cleared by the DELETE');
+    shop.release();
+    await waitFor(() => post.end, { what: 'the late POST /id answered' });
+    // The write the page made before its denial lands last; the page clears it again.
+    await waitFor(async () => (await cookieVisitor(context)) === null && shop.log.slice(mark).filter((e) => e.method === 'DELETE' && e.end).length === 2, { what: 'the cookie cleared again' });
   } finally {
     shop.release();
     await context.close();
