@@ -235,7 +235,10 @@ export class Klaviyo {
       };
       routes.add(this.#pageView);
       watchRoutes();
-      this.#pageView();
+      // Klaviyo's tag often comes after ours (the end of the body, added on load by the
+      // shop's platform or a tag manager): the first view is decided once the page loaded.
+      if (document.readyState === "complete") this.#pageView();
+      else addEventListener("load", () => setTimeout(this.#pageView));
     }
   }
 

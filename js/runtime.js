@@ -231,18 +231,26 @@ export class Runtime {
     if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
-    // None waits past 10 s: a hung request would hold the ones behind it, and the
-    // cookies of the calls after a reset, for the rest of the page.
-    const send = () => fetch(this.id_, { ...init, signal: deadline(1e4) });
+    // Answered, failed, or 10 s after it went (hung: it must not hold the writes behind
+    // it, nor keep the calls after a reset without cookies, for the rest of the page).
+    const send = () => new Promise((ok, no) => {
+      fetch(this.id_, init).then(ok, no);
+      setTimeout(no, 1e4);
+    });
     // Answered, failed or timed out, the latest request settles what reset() started.
     const settled = () => this.asked_ === n && (this.stale_ = 0);
-    // The worker writes the cookie in the page's order: each request waits for the write
-    // before it (two resets: the second visitor's POST lands last). A denial's DELETE
-    // goes at once (the page may be closing) and again after the write before it, so
-    // that a write still out cannot bring the cookie back.
+    // The worker writes the cookie in the page's order: each request goes once the write
+    // before it has settled (two resets: the second visitor's POST lands last). A
+    // denial's DELETE goes at once (the page may be closing) and, if a write is still
+    // out, again after it, so that the write cannot bring the cookie back.
     const prev = this.writing_;
-    const req = how !== "DELETE" ? Promise.resolve(prev).then(send, send) : prev ? (send(), prev.then(send, send)) : send();
-    if (how !== "GET") this.writing_ = req;
+    const now = how === "DELETE" && send();
+    const req = now && !prev ? now : Promise.resolve(prev).then(send);
+    if (how !== "GET") {
+      // What the next one waits for: every request of this write (never rejects).
+      const w = (this.writing_ = Promise.allSettled([now, req]));
+      w.then(() => this.writing_ === w && (this.writing_ = 0));
+    }
     req
       .then((r) => {
         settled();

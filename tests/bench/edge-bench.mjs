@@ -130,10 +130,12 @@ const raw = JSON.stringify(sample('clientEvent'));
 // direct sockets add none, so it is sent here, and ours and the same steps in JS add the
 // visitor's address to the profile as they would there.
 // `--no-visitor` sends the request without it, as the bench did before (no address to add).
-// A browser's user-agent, which ours and the JS references forward to Klaviyo.
+// A browser's user-agent, which ours and the JS references forward to Klaviyo; each
+// request another (as real visitors' are), so no path keeps one upstream request set-up.
+const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+let visitors = 0;
 const headers = {
   'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN,
-  'user-agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
   ...(flag('no-visitor') ? {} : { 'cf-connecting-ip': '198.51.100.7' }),
 };
 const query = `/client/events?company_id=${COMPANY_ID}`;
@@ -141,6 +143,7 @@ const query = `/client/events?company_id=${COMPANY_ID}`;
 /** One POST /client/events; returns [ms, status]. Reads the whole answer. */
 async function once(base, secrets) {
   const t0 = performance.now();
+  headers['user-agent'] = `${BROWSER} v${visitors += 1}`;
   const res = await fetch(base + query, { method: 'POST', headers, body: raw });
   const text = await res.text();
   const dt = performance.now() - t0;

@@ -22,7 +22,7 @@ export const SAME_STEPS_JS_WORKER = readFileSync(new URL('./same-steps-worker.mj
   .replace('/* BOT_PATTERNS */ []', JSON.stringify(BOT_PATTERNS));
 
 // A floor, not the same work: fewer steps than ours in plain JavaScript: read the body,
-// decode it fatally, parse it, check the origin, build a new upstream request (two headers,
+// decode it fatally, parse it, check the origin, build a new upstream request (three headers,
 // no redirects), await it, and answer with the CORS headers. It cannot refuse duplicate keys
 // (JSON.parse keeps the last) and checks no field: a floor for this route's work in workerd,
 // showing how much of ours is the work itself and how much is running it from wasm.

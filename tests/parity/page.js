@@ -3,6 +3,8 @@
 //   ?companyId=PaR001&apiBase=http://127.0.0.1:1234
 //   &cookie=<text>     document.cookie is set to it first (repeatable: cookie=a&cookie=b)
 //   &onsite=1          a <script> like Klaviyo's onsite script's is on the page
+//   &onsite=load       that <script> added on the window's load, as shop platforms add it
+//   &holdLoad=1        an image (held by the test until it answers) keeps the load back
 //   &activeOnSite=manual|auto, &klaviyoCookie=false
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
 //   &cookieAtReady=<text>  document.cookie set to it as kl.ready resolves (the onsite
@@ -17,12 +19,15 @@ window.errors = [];
 
 async function main() {
   for (const c of q.getAll('cookie')) document.cookie = c;
-  if (q.get('onsite') === '1') {
+  const onsite = () => {
     const s = document.createElement('script');
     s.async = true;
     s.src = `https://static.klaviyo.com/onsite/js/${q.get('companyId') || 'PaR001'}/klaviyo.js`;
     document.head.append(s);
-  }
+  };
+  if (q.get('onsite') === '1') onsite();
+  if (q.get('onsite') === 'load') addEventListener('load', onsite);
+  if (q.has('holdLoad')) document.body.append(Object.assign(document.createElement('img'), { src: '/tests/parity/held.png' }));
   const { Klaviyo } = await import('/dist/web/index.js');
   const options = { companyId: q.get('companyId') || 'PaR001' };
   for (const k of ['apiBase', 'activeOnSite']) if (q.has(k)) options[k] = q.get(k);

@@ -52,14 +52,14 @@ async function shop(t) {
   return context;
 }
 
-async function open(context, params, { wasm = '1' } = {}) {
+async function open(context, params, { wasm = '1', waitUntil = 'load' } = {}) {
   const u = new URL('/tests/parity/page.html', site.url);
   u.searchParams.set('apiBase', emu.url);
   for (const [k, v] of Object.entries(params)) {
     for (const one of [].concat(v)) u.searchParams.append(k, String(one));
   }
   const page = await context.newPage();
-  await page.goto(u.href);
+  await page.goto(u.href, { waitUntil });
   await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
   await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
   assert.equal(await page.evaluate(() => document.body.dataset.wasm), wasm,
@@ -204,6 +204,31 @@ test('beside Klaviyo\'s onsite script, no Active on Site of ours (klaviyo.js sen
   // With activeOnSite: "manual" the shop sends them itself.
   const manual = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual' });
   assert.equal(await manual.evaluate(() => typeof window.kl.activeOnSite({ page: 'Home' })), 'string');
+});
+
+test('Klaviyo\'s onsite script added on the window\'s load, after ours started: still no Active on Site of ours', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  // The page's load waits for this image, which answers once our tracker runs.
+  let answer;
+  const held = new Promise((resolve) => { answer = resolve; });
+  await context.route('**/tests/parity/held.png', async (route) => {
+    await held;
+    await route.fulfill({ status: 404, body: '' });
+  });
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, onsite: 'load', holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
+  assert.equal(await page.evaluate(() => document.readyState), 'interactive', 'our tracker ran before the load');
+  answer();
+  await page.evaluate(() => (document.readyState === 'complete' ? 0 : new Promise((r) => addEventListener('load', r, { once: true }))));
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0))); // our decision runs in the task after the load's
+  await page.evaluate(() => { window.kl.track('Marker After Load', {}); return window.kl.flush(); });
+  await waitFor(() => events(companyId).find(metric('Marker After Load')), { what: 'the marker event' });
+  // Before, ours looked for Klaviyo's tag only as it started, and both sent one.
+  assert.deepEqual(events(companyId).filter(metric('Active on Site')), []);
+  // Without Klaviyo's tag, the same page sends its own once loaded.
+  const alone = nextCompanyId();
+  await open(context, { companyId: alone });
+  await waitFor(() => events(alone).find(metric('Active on Site')), { what: 'our Active on Site without Klaviyo\'s tag' });
 });
 
 test('a Content-Security-Policy without wasm-unsafe-eval: nothing thrown into the page, onError kind load names the directive, and a later page delivers the calls once', { timeout: TIMEOUT }, async (t) => {
