@@ -16,14 +16,19 @@ if (!queued?.loaded) {
   // The .wasm downloads while the page goes on to its `init` (which may come later).
   preload(defaults.wasmUrl);
   const r = runner((o) => Klaviyo.create(o), warn, defaults);
+  // `data-wait-for-init` (the edge worker sets it where it gave the company id): an
+  // `init` anywhere in the HTML still wins, though this async script ran before it.
+  const parsed = el && "waitForInit" in el.dataset
+    ? (f) => (document.readyState === "loading" ? addEventListener("DOMContentLoaded", f) : f())
+    : undefined;
   window.klaviyoWasm = r.api;
   // The snippet's queue: commands in order, their push times in `t` (a plain array
   // made by the page itself has none: those calls take the time they run).
   if (Array.isArray(queued)) {
     // Code that kept a reference to the old queue still reaches the tracker.
     queued.push = r.api.push;
-    r.start(queued, Array.isArray(queued.t) ? queued.t : []);
+    r.start(queued, Array.isArray(queued.t) ? queued.t : [], parsed);
   } else {
-    r.start();
+    r.start([], [], parsed);
   }
 }

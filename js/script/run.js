@@ -12,6 +12,8 @@ const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout
 /** A product's ProductID as text, or undefined. */
 const productId = (p) => (isObject(p) && p.ProductID != null ? String(p.ProductID) : undefined);
 const isInit = (c) => Array.isArray(c) && (c[0] === "init" || c[0] === "account");
+/** Commands after which a waiting `trackViewedItem` would name another visitor. */
+const CHANGES_VISITOR = new Set(["identify", "reset"]);
 
 /**
  * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
@@ -39,6 +41,9 @@ export function runner(create, warn, defaults = {}) {
   let options;
   /** Whether the tracker's core runs (its `ready` resolved). */
   let ready = false;
+  /** What onError has heard, by message: a refusal until its rejection comes (a count),
+   * a load failure for good (every waiting call rejects with it). */
+  const told = {};
   /** [command, push time] pairs waiting for `init`. */
   let held = [];
   /** ProductIDs with a Viewed Product on this page (a `trackViewedItem` of one is dropped). */
@@ -73,10 +78,14 @@ export function runner(create, warn, defaults = {}) {
     // Calls the core refuses before it is ready reach onError (kind `invalid`) instead
     // of throwing: warn about those always, about the rest (network...) with debug. A
     // `ready` that fails otherwise (the wasm did not load) is warned too.
+    // A refused async call also rejects: warned once, by whichever hears it first.
     let refused;
-    o.onError ??= (e) => {
-      if (e.kind === "invalid") refused = e.message;
-      if (o.debug === true || e.kind === "invalid") warn(e);
+    const own = o.onError;
+    o.onError = (e) => {
+      if (e?.kind === "invalid") refused = e.message;
+      told[e?.message] = e?.kind === "invalid" ? (told[e.message] | 0) + 1 : Infinity;
+      if (own) own(e);
+      else if (o.debug === true || e?.kind === "invalid") warn(e);
     };
     kl = create(o);
     options = o;
@@ -92,9 +101,13 @@ export function runner(create, warn, defaults = {}) {
 
   function exec(cmd, time) {
     if (cmd[0] === "consent") {
+      drain();
       if (typeof kl.setConsent !== "function") throw Error("consent: this build has no setConsent");
       return kl.setConsent(cmd[1]);
     }
+    // A page view of Klaviyo's trackViewedItem belongs to the visitor and consent it
+    // was pushed under: it goes before a command that changes them.
+    if (CHANGES_VISITOR.has(cmd[0])) drain();
     const { method, args, viewedItem } = translate(cmd);
     const at = OPTIONS_AT[method];
     if (time !== undefined && at !== undefined) {
@@ -105,10 +118,13 @@ export function runner(create, warn, defaults = {}) {
     if (viewedItem) return later(args);
     if (method === "viewedProduct") viewed.add(productId(args[0]));
     // Before the core is ready, an async call it refuses also reaches onError (warned
-    // there); after, the rejection is the only word of it.
+    // there); after, the rejection is the only word of it. Calls made as the core
+    // starts (from a callback of an earlier call) go to it directly: only the rejection.
     const wasReady = ready;
     const out = kl[method](...args);
-    if (out && typeof out.then === "function") out.then(undefined, (e) => wasReady && warn(e));
+    if (out && typeof out.then === "function") {
+      out.then(undefined, (e) => (wasReady || !(told[e?.message] > 0 && told[e.message]--)) && warn(e));
+    }
     return out;
   }
 
@@ -120,36 +136,42 @@ export function runner(create, warn, defaults = {}) {
   function later(args) {
     if (!items) {
       items = [];
-      queueMicrotask(() => {
-        const list = items;
-        items = null;
-        for (const a of list) {
-          try {
-            const id = productId(a[0]);
-            if (id !== undefined && viewed.has(id)) continue;
-            viewed.add(id);
-            kl.viewedProduct(...a);
-          } catch (e) {
-            warn(e);
-          }
-        }
-      });
+      queueMicrotask(drain);
     }
     items.push(args);
     return undefined;
+  }
+
+  /** The `trackViewedItem` calls waiting, now. */
+  function drain() {
+    const list = items || [];
+    items = null;
+    for (const a of list) {
+      try {
+        const id = productId(a[0]);
+        if (id !== undefined && viewed.has(id)) continue;
+        viewed.add(id);
+        kl.viewedProduct(...a);
+      } catch (e) {
+        warn(e);
+      }
+    }
   }
 
   return {
     /**
      * Runs what the page queued before the script loaded, in order; `times[i]` is when
      * `queue[i]` was pushed (the snippet records it; undefined: now). Without an `init`
-     * in the queue, a `data-company-id` starts the tracker first.
+     * in the queue, a `data-company-id` starts the tracker first (with `parsed`, once
+     * the HTML is parsed, unless an `init` came by then).
      */
-    start(queue = [], times = []) {
+    start(queue = [], times = [], parsed) {
       const n = queue.length;
       let given = false;
       for (let i = 0; i < n; i++) given ||= isInit(queue[i]);
-      if (!given && defaults.companyId) run(["init"]);
+      // `parsed(f)`: f once the page's HTML is parsed (`data-wait-for-init`), so that an
+      // `init` anywhere in it wins over the attributes; commands until then wait for it.
+      if (!given && defaults.companyId) (parsed || ((f) => f()))(() => kl || run(["init"]));
       for (let i = 0; i < n; i++) run(queue[i], times[i]);
     },
     run,

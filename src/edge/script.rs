@@ -175,14 +175,17 @@ pub fn serve(
 }
 
 /// `data-company-id` and `data-api-base` for the `<script>` element running the
-/// script, where the page gave none.
+/// script, where the page gave none. Where the company id is the worker's, the tracker
+/// waits for the HTML to be parsed (`data-wait-for-init`): the snippet's tag takes no
+/// attributes, so an `init` (its consent above all) is the page's only word, and it may
+/// come after this async script ran.
 fn first_statement(base: &str, company: Option<&str>) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let mut s = String::from("(function(d){if(d){");
     if let Some(c) = company {
-        s.push_str("d.companyId=d.companyId||");
+        s.push_str("if(!d.companyId){d.companyId=");
         s.push_str(&q(c));
-        s.push(';');
+        s.push_str(";d.waitForInit=\"\";}");
     }
     s.push_str("d.apiBase=d.apiBase||");
     s.push_str(&q(base));

@@ -124,7 +124,7 @@ fn the_script_knows_the_worker_and_its_etag_follows_what_it_says() {
     ));
     assert_eq!(
         prefix,
-        "(function(d){if(d){d.companyId=d.companyId||\"AbC123\";d.apiBase=d.apiBase||\"https://shop.example/klaviyo\";}})(document.currentScript&&document.currentScript.dataset);\n"
+        "(function(d){if(d){if(!d.companyId){d.companyId=\"AbC123\";d.waitForInit=\"\";}d.apiBase=d.apiBase||\"https://shop.example/klaviyo\";}})(document.currentScript&&document.currentScript.dataset);\n"
     );
     let (_, _, h2) = file(serve(
         &w,

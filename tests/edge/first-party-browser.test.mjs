@@ -26,6 +26,7 @@ let browser;
 async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/* goes; plainUrl(): /plain/* (a proxy that is not the worker)
   const held = new Set();
   const failing = new Set();
+  const dropping = new Set();
   let waiting = [];
   const log = [];
   let html = '';
@@ -54,6 +55,11 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     const chunks = [];
     for await (const c of req) chunks.push(c);
     if (held.has(url.pathname) || held.has(`${req.method} ${url.pathname}`)) await new Promise((resolve) => waiting.push(resolve));
+    if (dropping.has(`${req.method} ${url.pathname}`)) {
+      req.socket.destroy(); // the page's fetch fails (a network error, not an answer)
+      entry.end = Date.now();
+      return;
+    }
     if (failing.has(`${req.method} ${url.pathname}`)) {
       res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('down');
@@ -86,9 +92,13 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     fail: (p) => failing.add(p),
     /** The page at /shop.html. */
     setPage: (text) => { html = text; },
-    release: () => { held.clear(); failing.clear(); waiting.forEach((r) => r()); waiting = []; },
+    /** `METHOD path`: the connection dropped, unanswered, until `release()`. */
+    drop: (p) => dropping.add(p),
+    release: () => { held.clear(); failing.clear(); dropping.clear(); waiting.forEach((r) => r()); waiting = []; },
     /** Passes on the latest held request alone; the others, and the hold, stay. */
     releaseNewest: () => waiting.pop()?.(),
+    /** Passes on the earliest held request alone. */
+    releaseOldest: () => waiting.shift()?.(),
     close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
@@ -451,8 +461,10 @@ test('a logout whose POST /id fails: the calls carry the shop\'s cookies again o
   }
 });
 
-test('a logout whose POST /id never answers: the calls carry the shop\'s cookies again once it has timed out (10 s)', async () => {
+test('a logout whose POST /id never answers: the calls carry the shop\'s cookies again once it has timed out (10 s), in a browser without AbortSignal.timeout too', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  // As in Safari 15.4 to 15.6, which the package supports.
+  await context.addInitScript(() => { delete AbortSignal.timeout; });
   try {
     const page = await openShop(context);
     const first = await track(page, 'Before A Hung Logout');
@@ -526,6 +538,80 @@ test('a denial while a POST /id is still out: the cookie stays cleared when that
   }
 });
 
+test('a denial long after the last write sends one DELETE; a grant right after it waits for every DELETE of the denial', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    const first = await track(page, 'Before Deny And Grant');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    const settledPosts = shop.log.filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`);
+    await waitFor(() => settledPosts.every((e) => e.end), { what: 'every POST /id answered' });
+    // No write out: the denial's DELETE goes once (before, twice on every denial).
+    let mark = shop.log.length;
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'DELETE' && e.end), { what: 'the DELETE answered' });
+    await page.evaluate(() => { window.kl.setConsent('granted'); window.kl.track('After The Grant', {}); return window.kl.flush(); });
+    const granted = await page.evaluate(() => window.kl.anonymousId);
+    await waitFor(async () => (await cookieVisitor(context)) === granted, { what: 'the cookie naming the granted visitor' });
+    assert.deepEqual(shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id`).map((e) => e.method), ['DELETE', 'POST']);
+    // A write out at the denial: two DELETEs (at once, and after that write). The shop
+    // passes on the newest first; the grant's POST must wait for the other one too.
+    shop.hold(`POST ${PREFIX}/id`);
+    shop.hold(`DELETE ${PREFIX}/id`);
+    mark = shop.log.length;
+    await page.evaluate(() => window.kl.reset());
+    const ids = () => shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id`);
+    await waitFor(() => ids().length === 1, { what: 'the reset\'s POST /id (held)' });
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    await waitFor(() => ids().length === 2, { what: 'the first DELETE (held)' });
+    shop.releaseOldest(); // the reset's POST; the first DELETE stays held
+    const [post] = ids();
+    await waitFor(() => post.end && ids().length === 3, { what: 'the POST answered, the second DELETE (held)' });
+    await page.evaluate(() => window.kl.setConsent('granted'));
+    const last = await page.evaluate(() => window.kl.anonymousId);
+    shop.releaseNewest(); // the second DELETE; the first is still held
+    await waitFor(() => ids()[2].end, { what: 'the second DELETE answered' });
+    // The grant's POST waits for both: before, it went now, and the first DELETE,
+    // passed on after it, cleared the granted visitor's cookie.
+    await waitFor(() => ids().length >= 4, { timeout: 1000 }).catch(() => {});
+    assert.deepEqual(ids().map((e) => e.method), ['POST', 'DELETE', 'DELETE'], 'no POST before every DELETE is answered');
+    shop.release();
+    await waitFor(async () => ids().length === 4 && ids().every((e) => e.end) && (await cookieVisitor(context)) === last, { what: 'the cookie naming the granted visitor' });
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('a denial\'s DELETE that fails (the connection dropped) throws nothing into the page', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  const errors = [];
+  try {
+    const page = await openShop(context);
+    page.on('pageerror', (e) => errors.push(e.message));
+    const first = await track(page, 'Before A Dropped Delete');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    shop.hold(`POST ${PREFIX}/id`);
+    shop.drop(`DELETE ${PREFIX}/id`);
+    const mark = shop.log.length;
+    await page.evaluate(() => window.kl.reset());
+    await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'POST'), { what: 'the reset\'s POST /id (held)' });
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'DELETE' && e.end), { what: 'the first DELETE dropped' });
+    // The second DELETE goes once the POST is answered: by then the first one's failure
+    // has been handled, or reported as an unhandled rejection.
+    shop.releaseNewest();
+    const post = shop.log.slice(mark).find((e) => e.method === 'POST');
+    // (Chromium may try a dropped DELETE twice itself.)
+    await waitFor(() => post.end && shop.log.slice(mark).some((e) => e.method === 'DELETE' && e.end && e.start >= post.end), { what: 'the second DELETE dropped' });
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+    assert.deepEqual(errors, [], 'no unhandled rejection');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a denial while the first answer that shows the worker is on its way: nothing of the worker is stored, and no cookie is written', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   shop.hold(`${PREFIX}/client/events`);
@@ -564,6 +650,42 @@ test('a worker that answers /id slowly or not at all delays no call', async () =
     const mine = shop.log.slice(mark);
     const sent = mine.find((r) => r.path === `${PREFIX}/client/events` && r.end > 0);
     assert.ok(sent, 'the event went while /id hung');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('the snippet of the worker: an init pushed after the async script ran still wins (consent pending: nothing sent until the grant)', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const snippet = await (await fetch(`${shop.origin}${PREFIX}/script/snippet.min.js`)).text();
+    const src = `${shop.origin}${PREFIX}/script/klaviyo-wasm.js`;
+    const pasted = snippet.replace(/"\/klaviyo-wasm\/klaviyo-wasm\.js"\)\s*;?\s*$/, `${JSON.stringify(src)});`);
+    // A parser-blocking script the shop holds keeps the page's next script back until
+    // ours has run, as a slow theme script or a large page does.
+    shop.hold(`GET ${PREFIX}/health`);
+    shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script>${pasted}</script>
+<script src="${PREFIX}/health"></script>
+<script>klaviyoWasm.push(["init", { consent: "pending", activeOnSite: "manual" }]); klaviyoWasm.push(["track", "Before The Consent", {}]);</script>
+</head><body>shop</body></html>`);
+    const page = await context.newPage();
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    const mark = shop.log.length;
+    await page.goto(`${shop.origin}/shop.html`, { waitUntil: 'commit' });
+    await waitFor(() => page.evaluate(() => window.klaviyoWasm?.loaded === true), { timeout: 15_000, what: 'our script ran' });
+    shop.release();
+    await page.waitForFunction(() => document.readyState !== 'loading');
+    assert.equal(await page.evaluate(() => window.klaviyoWasm.tracker?.consent), 'pending', 'the init\'s consent');
+    await page.evaluate(() => window.klaviyoWasm.tracker.ready.then(() => window.klaviyoWasm.tracker.flush()));
+    assert.deepEqual(shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`)), [], 'nothing sent while pending');
+    await page.evaluate(() => window.klaviyoWasm.push(['consent', 'granted']));
+    await waitFor(() => eventsOf('Before The Consent')[0], { timeout: 15_000, what: 'the event once granted' });
+    await page.evaluate(() => window.klaviyoWasm.tracker.flush());
+    assert.deepEqual(eventsOf('Active on Site'), [], 'activeOnSite manual, as the init said');
+    assert.deepEqual(warnings.filter((w) => w.includes('already initialised')), []);
   } finally {
     shop.release();
     await context.close();
