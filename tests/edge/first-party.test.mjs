@@ -84,6 +84,18 @@ test("the visitor's browser reaches Klaviyo as the call's user-agent on every /c
     assert.equal(r.headers['accept-language'], undefined, route);
     assert.equal(r.headers.cookie, undefined, route);
   }
+  // Each call its own visitor's, though the worker keeps one upstream set-up between
+  // calls: another browser, then none (never the one before).
+  const firefox = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
+  for (const ua of [firefox, null, SAFARI]) {
+    const headers = { 'content-type': JSON_API, revision: REVISION, origin: SHOP_ORIGIN, ...(ua ? { 'user-agent': ua } : {}) };
+    const body = JSON.stringify(bodies['/client/events']({ email: 'ann@example.com' }));
+    // node:http names no user agent of its own, where fetch would.
+    const res = await w.raw('/client/events' + q, { headers, body });
+    assert.equal(res.status, 202, res.text);
+    const [r] = edge.emu.requests({ path: '/client/events' }).requests.slice(-1);
+    assert.equal(r.headers['user-agent'], ua ?? undefined, String(ua));
+  }
 });
 
 test('never when the body has a location.ip, nor with FORWARD_VISITOR_IP=false', async () => {

@@ -20,9 +20,31 @@ type AnswerInit = (u16, Vec<(String, String)>, ResponseInit);
 thread_local! {
     /// The last answer's status, headers and init.
     static ANSWER: RefCell<Option<AnswerInit>> = const { RefCell::new(None) };
-    /// The last upstream request's headers and init (its body set per request).
-    static UPSTREAM: RefCell<Option<(UpstreamHeaders, RequestInit)>> =
-        const { RefCell::new(None) };
+    /// The last upstream request's headers, init (its body set per request) and the
+    /// init's `Headers`.
+    static UPSTREAM: RefCell<Option<KeptUpstream>> = const { RefCell::new(None) };
+}
+
+type KeptUpstream = (UpstreamHeaders, RequestInit, web_sys::Headers);
+
+/// The one upstream header that changes with the visitor (`/client` calls carry the
+/// caller's): set in the kept init's `Headers` in place, so that every new visitor does
+/// not cost a new init.
+const PER_VISITOR: &str = "user-agent";
+
+fn visitor_of(headers: &UpstreamHeaders) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(k, _)| *k == PER_VISITOR)
+        .map(|(_, v)| v.as_str())
+}
+
+fn but_visitor(h: &UpstreamHeaders) -> impl Iterator<Item = &(&'static str, String)> {
+    h.iter().filter(|(k, _)| *k != PER_VISITOR)
+}
+
+fn same_but_visitor(a: &UpstreamHeaders, b: &UpstreamHeaders) -> bool {
+    but_visitor(a).eq(but_visitor(b))
 }
 
 /// The init of an answer with `status` and `headers` (and [`reply::ALWAYS`]).
@@ -56,10 +78,26 @@ pub(crate) fn answer_init(
 /// body not set yet. Each call sets the body it sends, so the kept init holds the
 /// last body sent until the next (at most `MAX_BODY_BYTES`).
 pub(crate) fn upstream_init(headers: &UpstreamHeaders) -> Result<RequestInit, JsValue> {
-    let kept = UPSTREAM.with(|u| match &*u.borrow() {
-        Some((h, init)) if h == headers => Some(init.clone()),
-        _ => None,
-    });
+    let kept = UPSTREAM.with(|u| -> Result<Option<RequestInit>, JsValue> {
+        let mut u = u.borrow_mut();
+        let Some((kept, init, h)) = u.as_mut() else {
+            return Ok(None);
+        };
+        if !same_but_visitor(kept, headers) {
+            return Ok(None);
+        }
+        let visitor = visitor_of(headers);
+        if visitor_of(kept) != visitor {
+            // A request copies its init's headers when made: changing them now leaves
+            // every request already made as it was.
+            match visitor {
+                Some(v) => h.set(PER_VISITOR, v)?,
+                None => h.delete(PER_VISITOR)?,
+            }
+            *kept = headers.clone();
+        }
+        Ok(Some(init.clone()))
+    })?;
     if let Some(init) = kept {
         return Ok(init);
     }
@@ -72,6 +110,6 @@ pub(crate) fn upstream_init(headers: &UpstreamHeaders) -> Result<RequestInit, Js
         .set_method_fixed(&fixed("POST"));
     init.set_redirect(web_sys::RequestRedirect::Manual);
     init.set_headers(&h);
-    UPSTREAM.with(|u| *u.borrow_mut() = Some((headers.clone(), init.clone())));
+    UPSTREAM.with(|u| *u.borrow_mut() = Some((headers.clone(), init.clone(), h)));
     Ok(init)
 }
