@@ -227,18 +227,23 @@ export class Klaviyo {
     if (auto === "auto") {
       // One Active on Site per page view and per route change (never two in a row for
       // one URL, the core sees to it), unless Klaviyo's onsite script sends its own.
-      this.#pageView = () => {
+      this.#pageView = (view = [{ URL: location.href.split("#")[0] }]) => {
         // Klaviyo's onsite script (static.klaviyo.com/onsite/js/, it loads its modules
         // from there too) sends its own.
         if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) return;
-        try { this.#call(PAGE_VIEW, [{ URL: location.href.split("#")[0] }]); } catch { /* never into the page */ }
+        try { this.#call(PAGE_VIEW, view); } catch { /* never into the page */ }
       };
       routes.add(this.#pageView);
       watchRoutes();
       // Klaviyo's tag often comes after ours (the end of the body, added on load by the
-      // shop's platform or a tag manager): the first view is decided once the page loaded.
+      // shop's platform or a tag manager): the first view is decided once the page
+      // loaded, as the landing page's, at the time it was shown (a route change before
+      // the load sends its own at once).
       if (document.readyState === "complete") this.#pageView();
-      else addEventListener("load", () => setTimeout(this.#pageView));
+      else {
+        const landing = [{ URL: location.href.split("#")[0] }, { time: now() }];
+        addEventListener("load", () => setTimeout(this.#pageView, 0, landing));
+      }
     }
   }
 

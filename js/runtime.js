@@ -128,10 +128,11 @@ function answer(len) {
   return len ? text.decode(new Uint8Array(memory.buffer, wasm.answer_ptr(), len)) : "";
 }
 
-/** A signal that aborts after `ms`; none in browsers without `AbortSignal.timeout`
- * (Safari before 16), whose requests then go with no timeout. */
+/** A signal that aborts after `ms` (not `AbortSignal.timeout`: Safari 15 has none). */
 function deadline(ms) {
-  try { return AbortSignal.timeout(ms); } catch { /* no timeout */ }
+  const c = new AbortController();
+  setTimeout(() => c.abort(), ms);
+  return c.signal;
 }
 
 /** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
@@ -231,12 +232,11 @@ export class Runtime {
     if (how !== "POST") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
-    // Answered, failed, or 10 s after it went (hung: it must not hold the writes behind
-    // it, nor keep the calls after a reset without cookies, for the rest of the page).
-    const send = () => new Promise((ok, no) => {
-      fetch(this.id_, init).then(ok, no);
-      setTimeout(no, 1e4);
-    });
+    // Answered, failed, or aborted 10 s after it went: a hung one must not hold the
+    // writes behind it, nor keep the calls after a reset without cookies, for the rest
+    // of the page. (Chromium goes on with an aborted keepalive request: its late answer
+    // may still set the cookie.)
+    const send = () => fetch(this.id_, { ...init, signal: deadline(1e4) });
     // Answered, failed or timed out, the latest request settles what reset() started.
     const settled = () => this.asked_ === n && (this.stale_ = 0);
     // The worker writes the cookie in the page's order: each request goes once the write

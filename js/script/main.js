@@ -18,8 +18,13 @@ if (!queued?.loaded) {
   const r = runner((o) => Klaviyo.create(o), warn, defaults);
   // `data-wait-for-init` (the edge worker sets it where it gave the company id): an
   // `init` anywhere in the HTML still wins, though this async script ran before it.
+  // "interactive" comes before the deferred and module scripts have run, and so before
+  // DOMContentLoaded: an `init` there must still win (no navigation entry: taken as past).
+  const nav = performance.getEntriesByType?.("navigation")[0];
   const parsed = el && "waitForInit" in el.dataset
-    ? (f) => (document.readyState === "loading" ? addEventListener("DOMContentLoaded", f) : f())
+    ? (f) => (document.readyState === "loading" || (nav && !nav.domContentLoadedEventStart)
+      ? addEventListener("DOMContentLoaded", f)
+      : f())
     : undefined;
   window.klaviyoWasm = r.api;
   // The snippet's queue: commands in order, their push times in `t` (a plain array

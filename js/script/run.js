@@ -12,8 +12,7 @@ const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout
 /** A product's ProductID as text, or undefined. */
 const productId = (p) => (isObject(p) && p.ProductID != null ? String(p.ProductID) : undefined);
 const isInit = (c) => Array.isArray(c) && (c[0] === "init" || c[0] === "account");
-/** Commands after which a waiting `trackViewedItem` would name another visitor. */
-const CHANGES_VISITOR = new Set(["identify", "reset"]);
+
 
 /**
  * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
@@ -41,8 +40,8 @@ export function runner(create, warn, defaults = {}) {
   let options;
   /** Whether the tracker's core runs (its `ready` resolved). */
   let ready = false;
-  /** What onError has heard, by message: a refusal until its rejection comes (a count),
-   * a load failure for good (every waiting call rejects with it). */
+  /** The messages onError has heard: a waiting call that rejects with one of them was
+   * warned there (a refused option or a load failure rejects every waiting call). */
   const told = {};
   /** [command, push time] pairs waiting for `init`. */
   let held = [];
@@ -83,7 +82,7 @@ export function runner(create, warn, defaults = {}) {
     const own = o.onError;
     o.onError = (e) => {
       if (e?.kind === "invalid") refused = e.message;
-      told[e?.message] = e?.kind === "invalid" ? (told[e.message] | 0) + 1 : Infinity;
+      told[e?.message] = 1;
       if (own) own(e);
       else if (o.debug === true || e?.kind === "invalid") warn(e);
     };
@@ -105,9 +104,10 @@ export function runner(create, warn, defaults = {}) {
       if (typeof kl.setConsent !== "function") throw Error("consent: this build has no setConsent");
       return kl.setConsent(cmd[1]);
     }
-    // A page view of Klaviyo's trackViewedItem belongs to the visitor and consent it
-    // was pushed under: it goes before a command that changes them.
-    if (CHANGES_VISITOR.has(cmd[0])) drain();
+    // A page view of Klaviyo's trackViewedItem belongs to the visitor it was pushed
+    // under: it goes before a reset (an identify names the same visitor, and a "Viewed
+    // Product" of the same product after it still makes it one event).
+    if (cmd[0] === "reset") drain();
     const { method, args, viewedItem } = translate(cmd);
     const at = OPTIONS_AT[method];
     if (time !== undefined && at !== undefined) {
@@ -123,7 +123,7 @@ export function runner(create, warn, defaults = {}) {
     const wasReady = ready;
     const out = kl[method](...args);
     if (out && typeof out.then === "function") {
-      out.then(undefined, (e) => (wasReady || !(told[e?.message] > 0 && told[e.message]--)) && warn(e));
+      out.then(undefined, (e) => (wasReady || !told[e?.message]) && warn(e));
     }
     return out;
   }

@@ -74,11 +74,11 @@ function events(companyId) {
     const d = r.body?.data;
     if (r.path === '/client/events') {
       const a = d.attributes;
-      out.push({ metric: a.metric.data.attributes.name, properties: a.properties, profile: a.profile.data.attributes });
+      out.push({ metric: a.metric.data.attributes.name, properties: a.properties, profile: a.profile.data.attributes, time: a.time });
     } else if (r.path === '/client/event-bulk-create') {
       const profile = d.attributes.profile.data.attributes;
       for (const e of d.attributes.events.data) {
-        out.push({ metric: e.attributes.metric.data.attributes.name, properties: e.attributes.properties, profile });
+        out.push({ metric: e.attributes.metric.data.attributes.name, properties: e.attributes.properties, profile, time: e.attributes.time });
       }
     }
   }
@@ -229,6 +229,32 @@ test('Klaviyo\'s onsite script added on the window\'s load, after ours started: 
   const alone = nextCompanyId();
   await open(context, { companyId: alone });
   await waitFor(() => events(alone).find(metric('Active on Site')), { what: 'our Active on Site without Klaviyo\'s tag' });
+});
+
+test('a route change before the load: the landing page keeps its Active on Site, at the time it was shown, and the route gets its own', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  let answer;
+  const held = new Promise((resolve) => { answer = resolve; });
+  await context.route('**/tests/parity/held.png', async (route) => {
+    await held;
+    await route.fulfill({ status: 404, body: '' });
+  });
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
+  const shown = await page.evaluate(() => { const at = Date.now(); history.pushState({}, '', '/tests/parity/second'); return at; });
+  answer();
+  await page.evaluate(() => (document.readyState === 'complete' ? 0 : new Promise((r) => addEventListener('load', r, { once: true }))));
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+  await page.evaluate(() => window.kl.flush());
+  // Before, the view made at the load read the address then (the route's), and the
+  // core dropped it as a second view of that URL: the landing page had none.
+  const views = await waitFor(() => {
+    const all = events(companyId).filter(metric('Active on Site'));
+    return all.length >= 2 && all;
+  }, { what: 'two Active on Site' });
+  const byPath = Object.fromEntries(views.map((e) => [new URL(e.properties.URL).pathname, e]));
+  assert.deepEqual(Object.keys(byPath).sort(), ['/tests/parity/page.html', '/tests/parity/second']);
+  assert.ok(Date.parse(byPath['/tests/parity/page.html'].time) <= shown, 'the landing view keeps the time it was shown, not the load\'s');
 });
 
 test('a Content-Security-Policy without wasm-unsafe-eval: nothing thrown into the page, onError kind load names the directive, and a later page delivers the calls once', { timeout: TIMEOUT }, async (t) => {

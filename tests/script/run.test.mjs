@@ -259,7 +259,7 @@ test("a wasm that fails to load is warned once, not once more for every call wai
   assert.deepEqual(warnings, ["Failed to fetch"]);
 });
 
-test("a trackViewedItem goes before a later reset, identify or consent of the same task (its visitor's view)", async () => {
+test("a trackViewedItem goes before a later reset or consent of the same task (its visitor's view)", async () => {
   const s = stub({ ready: true });
   const r = s.runner({ companyId: "AbC123" });
   r.start();
@@ -275,6 +275,30 @@ test("a trackViewedItem goes before a later reset, identify or consent of the sa
   assert.deepEqual(s.calls.map((c) => (c[0] === "identify" ? `identify ${c[1].email}` : c[0] === "viewedProduct" ? `view ${c[1].ProductID}` : c[0])), [
     "identify a@example.com", "view 9", "reset", "identify b@example.com", "view 10", "setConsent",
   ]);
+  // An identify names the same visitor: the item still waits, and a Viewed Product of
+  // the same product after it makes it one event.
+  const t = stub({ ready: true });
+  const q = t.runner({ companyId: "AbC123" });
+  q.start();
+  q.api.push(["trackViewedItem", { ItemId: "42", Title: "Forty-two" }], ["identify", { email: "a@example.com" }], ["track", "Viewed Product", { ProductID: "42", ProductName: "Forty-two" }]);
+  await tick();
+  assert.deepEqual(t.calls.map((c) => c[0]), ["identify", "viewedProduct"]);
+});
+
+test("options the tracker refuses reject every waiting call: warned once, not once per call", async () => {
+  const warnings = [];
+  const r = runner((o) => {
+    const e = new Error("companyId must be your 6-character Klaviyo public API key");
+    const ready = Promise.reject(e);
+    // As the tracker does: every waiting promise rejects, then onError hears it once.
+    const waiting = [];
+    const call = () => { const p = new Promise((_, no) => waiting.push(no)); return p; };
+    queueMicrotask(() => { waiting.forEach((no) => no(e)); o.onError(Object.assign(new Error(e.message), { kind: "invalid" })); });
+    return { ready, identify: call, subscribe: call };
+  }, (e) => warnings.push(e.message), { companyId: "bad" });
+  r.start([["identify", { email: "a@example.com" }], ["identify", { email: "b@example.com" }], ["subscribe", { listId: "L1", email: "a@example.com" }]], []);
+  await tick();
+  assert.deepEqual(warnings, ["companyId must be your 6-character Klaviyo public API key"]);
 });
 
 test("with data-wait-for-init (parsed), the attributes wait for the HTML: an init pushed by then wins", () => {

@@ -97,6 +97,31 @@ test('commands queued before load run in order after it, with their push times; 
   await context.close();
 });
 
+test('data-wait-for-init: an init in a module script, run after ours though the HTML was parsed before, still wins (consent pending)', { timeout: TIMEOUT }, async () => {
+  // The async script runs once the HTML is parsed ("interactive") but before the module
+  // (held back by a slow import), and DOMContentLoaded waits for the module.
+  const { context, page, errors, logs } = await open(h.page(html({
+    head: `<script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"
+  data-active-on-site="manual" data-wait-for-init></script>
+<script type="module">
+  import "/dist/script/snippet.min.js?delay=1500";
+  window.ranAt = document.readyState;
+  klaviyoWasm.push(["init", { consent: "pending" }]);
+  klaviyoWasm.push(["track", "From The Module", {}]);
+</script>`,
+  })));
+  await page.waitForFunction(() => window.klaviyoWasm.tracker !== null && window.ranAt !== undefined);
+  assert.equal(await page.evaluate(() => window.klaviyoWasm.tracker.consent), 'pending', "the module's init");
+  await page.evaluate(() => window.klaviyoWasm.tracker.ready.then(() => window.klaviyoWasm.tracker.flush()));
+  assert.deepEqual(events((await h.emulator.requests()).requests), [], 'nothing sent while pending');
+  await page.evaluate(() => window.klaviyoWasm.push(['consent', 'granted']));
+  const requests = await accepted('the event once granted', (rs) => events(rs).length >= 1);
+  assert.deepEqual(events(requests).map((e) => e.metric), ['From The Module']);
+  assert.deepEqual(logs.warning.filter((w) => w.includes('already initialised')), []);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('data attributes on the script tag instead of init (company id, API base, revision, debug, wasm URL)', { timeout: TIMEOUT }, async () => {
   const { context, page, errors, logs } = await open(h.page(html({
     head: `<script>
