@@ -206,21 +206,32 @@ test('beside Klaviyo\'s onsite script, no Active on Site of ours (klaviyo.js sen
   assert.equal(await manual.evaluate(() => typeof window.kl.activeOnSite({ page: 'Home' })), 'string');
 });
 
-test('Klaviyo\'s onsite script added on the window\'s load, after ours started: still no Active on Site of ours', { timeout: TIMEOUT }, async (t) => {
-  const context = await shop(t);
-  // The page's load waits for this image, which answers once our tracker runs.
+/** The page's load (with `holdLoad`) waits for an image that answers when the returned
+ * function is called, so a test acts while our tracker runs before the load. */
+async function holdingTheLoad(context) {
   let answer;
   const held = new Promise((resolve) => { answer = resolve; });
   await context.route('**/tests/parity/held.png', async (route) => {
     await held;
     await route.fulfill({ status: 404, body: '' });
   });
+  return answer;
+}
+
+/** Until the page has loaded and the task after the load's has run (our first view's). */
+async function loaded(page) {
+  await page.evaluate(() => (document.readyState === 'complete' ? 0 : new Promise((r) => addEventListener('load', r, { once: true }))));
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+}
+
+test('Klaviyo\'s onsite script added on the window\'s load, after ours started: still no Active on Site of ours', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const answer = await holdingTheLoad(context);
   const companyId = nextCompanyId();
   const page = await open(context, { companyId, onsite: 'load', holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
   assert.equal(await page.evaluate(() => document.readyState), 'interactive', 'our tracker ran before the load');
   answer();
-  await page.evaluate(() => (document.readyState === 'complete' ? 0 : new Promise((r) => addEventListener('load', r, { once: true }))));
-  await page.evaluate(() => new Promise((r) => setTimeout(r, 0))); // our decision runs in the task after the load's
+  await loaded(page);
   await page.evaluate(() => { window.kl.track('Marker After Load', {}); return window.kl.flush(); });
   await waitFor(() => events(companyId).find(metric('Marker After Load')), { what: 'the marker event' });
   // Before, ours looked for Klaviyo's tag only as it started, and both sent one.
@@ -233,18 +244,12 @@ test('Klaviyo\'s onsite script added on the window\'s load, after ours started: 
 
 test('a route change before the load: the landing page keeps its Active on Site, at the time it was shown, and the route gets its own', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
-  let answer;
-  const held = new Promise((resolve) => { answer = resolve; });
-  await context.route('**/tests/parity/held.png', async (route) => {
-    await held;
-    await route.fulfill({ status: 404, body: '' });
-  });
+  const answer = await holdingTheLoad(context);
   const companyId = nextCompanyId();
   const page = await open(context, { companyId, holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
   const shown = await page.evaluate(() => { const at = Date.now(); history.pushState({}, '', '/tests/parity/second'); return at; });
   answer();
-  await page.evaluate(() => (document.readyState === 'complete' ? 0 : new Promise((r) => addEventListener('load', r, { once: true }))));
-  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+  await loaded(page);
   await page.evaluate(() => window.kl.flush());
   // Before, the view made at the load read the address then (the route's), and the
   // core dropped it as a second view of that URL: the landing page had none.
