@@ -20,10 +20,13 @@ if (!queued?.loaded) {
   // `init` anywhere in the HTML still wins, though this async script ran before it.
   // "interactive" comes before the deferred and module scripts have run, and so before
   // DOMContentLoaded: an `init` there must still win (no navigation entry: taken as past).
+  // `load` too, in case the entry read 0 for an event already past (timestamps rounded
+  // down; `f` starts the tracker once).
   const nav = performance.getEntriesByType?.("navigation")[0];
+  const state = document.readyState;
   const parsed = el && "waitForInit" in el.dataset
-    ? (f) => (document.readyState === "loading" || (nav && !nav.domContentLoadedEventStart)
-      ? addEventListener("DOMContentLoaded", f)
+    ? (f) => (state === "loading" || (state === "interactive" && nav && !nav.domContentLoadedEventStart)
+      ? (addEventListener("DOMContentLoaded", f), addEventListener("load", f))
       : f())
     : undefined;
   window.klaviyoWasm = r.api;

@@ -122,6 +122,25 @@ test('data-wait-for-init: an init in a module script, run after ours though the 
   await context.close();
 });
 
+test('data-wait-for-init on a script added after the load starts at once, whatever the navigation entry says', { timeout: TIMEOUT }, async () => {
+  // A navigation entry whose DOMContentLoaded reads 0 (rounded down, or a written
+  // document's): before, a tracker added after the load waited for that event forever.
+  const { context, page, errors } = await open(h.page(html({
+    head: `<script>performance.getEntriesByType = () => [{ domContentLoadedEventStart: 0 }];</script>`,
+  })));
+  await page.evaluate(() => (document.readyState === 'complete' ? 0 : new Promise((r) => addEventListener('load', r, { once: true }))));
+  await page.evaluate(({ src, companyId, api }) => {
+    window.klaviyoWasm = [['track', 'Added Late', {}]];
+    const s = Object.assign(document.createElement('script'), { async: true, src });
+    Object.assign(s.dataset, { companyId, apiBase: api, activeOnSite: 'manual', waitForInit: '' });
+    document.head.append(s);
+  }, { src: SCRIPT, companyId: COMPANY_ID, api: h.emulator.url });
+  const requests = await accepted('the event', (rs) => events(rs).length >= 1);
+  assert.deepEqual(events(requests).map((e) => e.metric), ['Added Late']);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('data attributes on the script tag instead of init (company id, API base, revision, debug, wasm URL)', { timeout: TIMEOUT }, async () => {
   const { context, page, errors, logs } = await open(h.page(html({
     head: `<script>
