@@ -244,11 +244,11 @@ export class Runtime {
     // denial's DELETE goes at once (the page may be closing) and, if a write is still
     // out, again after it, so that the write cannot bring the cookie back.
     const prev = this.writing_;
-    const now = how === "DELETE" && send();
-    const req = now && !prev ? now : Promise.resolve(prev).then(send);
+    const atOnce = how === "DELETE" && send();
+    const req = atOnce && !prev ? atOnce : Promise.resolve(prev).then(send);
     if (how !== "GET") {
       // What the next one waits for: every request of this write (never rejects).
-      const w = (this.writing_ = Promise.allSettled([now, req]));
+      const w = (this.writing_ = Promise.allSettled([atOnce, req]));
       w.then(() => this.writing_ === w && (this.writing_ = 0));
     }
     req

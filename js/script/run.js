@@ -13,7 +13,6 @@ const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout
 const productId = (p) => (isObject(p) && p.ProductID != null ? String(p.ProductID) : undefined);
 const isInit = (c) => Array.isArray(c) && (c[0] === "init" || c[0] === "account");
 
-
 /**
  * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
  * `data-revision`, `data-consent`, `data-active-on-site`, `data-debug` (present and not

@@ -145,6 +145,15 @@ async function track(page, metric) {
   return waitFor(() => eventsOf(metric)[0], { timeout: 10_000, what: `${metric} at Klaviyo` });
 }
 
+/** The snippet as the worker serves it, its only setting the worker's URL of the script. */
+async function workerSnippet() {
+  const snippet = await (await fetch(`${shop.origin}${PREFIX}/script/snippet.min.js`)).text();
+  const src = `${shop.origin}${PREFIX}/script/klaviyo-wasm.js`;
+  const pasted = snippet.replace(/"\/klaviyo-wasm\/klaviyo-wasm\.js"\)\s*;?\s*$/, `${JSON.stringify(src)});`);
+  assert.notEqual(pasted, snippet, 'the snippet ends with the script URL to replace');
+  return pasted;
+}
+
 // Unfiltered: the cookie's path is the worker's prefix, and it is Secure.
 const visitorCookie = async (context) => (await context.cookies()).find((c) => c.name === 'kw_visitor');
 
@@ -659,9 +668,7 @@ test('a worker that answers /id slowly or not at all delays no call', async () =
 test('the snippet of the worker: an init pushed after the async script ran still wins (consent pending: nothing sent until the grant)', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const snippet = await (await fetch(`${shop.origin}${PREFIX}/script/snippet.min.js`)).text();
-    const src = `${shop.origin}${PREFIX}/script/klaviyo-wasm.js`;
-    const pasted = snippet.replace(/"\/klaviyo-wasm\/klaviyo-wasm\.js"\)\s*;?\s*$/, `${JSON.stringify(src)});`);
+    const pasted = await workerSnippet();
     // A parser-blocking script the shop holds keeps the page's next script back until
     // ours has run, as a slow theme script or a large page does.
     shop.hold(`GET ${PREFIX}/health`);
@@ -695,11 +702,7 @@ test('the snippet of the worker: an init pushed after the async script ran still
 test('the script-tag page loads both files from the worker: two requests, the right types, from cache the next time', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    // The snippet as the worker serves it, its only setting the worker's URL of the script.
-    const snippet = await (await fetch(`${shop.origin}${PREFIX}/script/snippet.min.js`)).text();
-    const src = `${shop.origin}${PREFIX}/script/klaviyo-wasm.js`;
-    const pasted = snippet.replace(/"\/klaviyo-wasm\/klaviyo-wasm\.js"\)\s*;?\s*$/, `${JSON.stringify(src)});`);
-    assert.notEqual(pasted, snippet, 'the snippet ends with the script URL to replace');
+    const pasted = await workerSnippet();
     shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <script>${pasted}</script>
 <script>klaviyoWasm.push(["track", "Script Tag Event", { n: 1 }]);</script>
