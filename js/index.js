@@ -230,7 +230,8 @@ export class Klaviyo {
       this.#pageView = (view = [{ URL: location.href.split("#")[0] }]) => {
         // Klaviyo's onsite script (static.klaviyo.com/onsite/js/, it loads its modules
         // from there too) sends its own.
-        if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) return;
+        // Nor a tracker closed before the load (close() takes it out of routes).
+        if (!routes.has(this.#pageView) || document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) return;
         try { this.#call(PAGE_VIEW, view); } catch { /* never into the page */ }
       };
       routes.add(this.#pageView);

@@ -207,7 +207,8 @@ export class Runtime {
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
     this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
-    this.fresh_ = this.anonymousId() === fresh; // storage held no identity
+    // Storage held no identity: the worker's cookie may know the visitor (until it answers).
+    this.fresh_ = this.anonymousId() === fresh;
     this.watch_();
     this.consent();
   }
@@ -228,8 +229,8 @@ export class Runtime {
     // older GET's answer moot.
     const n = (this.asked_ = (this.asked_ | 0) + 1);
     if (!how) return;
-    // Asked once, and never after a denial: that cookie's visitor was to be forgotten.
-    if (how !== "POST") this.fresh_ = false;
+    // Never asked after a denial: that cookie's visitor was to be forgotten.
+    if (how === "DELETE") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
     // Answered, failed, or aborted 10 s after it went: a hung one must not hold the
@@ -259,6 +260,9 @@ export class Runtime {
       // The page's later word on its visitor stands: the cookie's older answer is then
       // neither taken nor written back.
       if (how !== "GET" || this.asked_ !== n || this.closed_) return;
+      // The worker has answered (a failure leaves the cookie the better word): from
+      // now on the page's visitor is its own.
+      this.fresh_ = !v;
       if (v?.anonymous_id) {
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();
@@ -408,7 +412,10 @@ export class Runtime {
       wasm.answered(this.h_, +tx, status, ...put(seconds(retryAfter), text), now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
     };
-    fetch(url, {
+    // visitor=page: the worker keeps the page's visitor, not the cookie's (which may
+    // name one a logout dropped, its POST /id failed); only a page that started with
+    // empty storage, until the worker has told it, lets the cookie's stand.
+    fetch(this.edge_ && !this.fresh_ ? url + "&visitor=page" : url, {
       method: "POST",
       headers: { "content-type": "application/vnd.api+json", revision: this.revision_ },
       body,

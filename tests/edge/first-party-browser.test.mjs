@@ -446,15 +446,15 @@ test('a logout on a page whose apiBase is a proxy but not the worker: the calls 
   }
 });
 
-test('a logout whose POST /id fails: the calls carry the shop\'s cookies again once it has failed', async () => {
+test('a logout whose POST /id fails: the calls carry the shop\'s cookies again once it has failed, and the new visitor\'s, not the cookie\'s', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const page = await openShop(context);
+    const page = await openShop(context, '&_kx=KX.of.the.first');
     const first = await track(page, 'Before A Failed Logout');
     await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
     shop.fail(`POST ${PREFIX}/id`);
     const mark = shop.log.length;
-    await page.evaluate(() => window.kl.reset());
+    const fresh = await page.evaluate(() => { window.kl.reset(); return window.kl.anonymousId; });
     await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'POST' && e.path === `${PREFIX}/id` && e.end), { what: 'the failed POST /id' });
     // The page reads the failure a moment after the shop sent it: calls until then may
     // still go without cookies. Without cookies for good, a shop behind a challenge
@@ -464,23 +464,29 @@ test('a logout whose POST /id fails: the calls carry the shop\'s cookies again o
       await track(page, `After A Failed Id ${n += 1}`);
       return shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`)).at(-1)?.cookie;
     }, { timeout: 10_000, what: 'a /client call with the shop\'s cookies' });
+    // The cookie still names the logged-out visitor; the calls are the new one's
+    // (before, the worker put the cookie's ids in them until a later POST /id landed).
+    assert.equal(await cookieVisitor(context), first.anonymous_id);
+    const after = eventsOf(`After A Failed Id ${n}`)[0];
+    assert.equal(after.anonymous_id, fresh, "the new visitor's id, not the cookie's");
+    assert.equal(after._kx, undefined, "nor the logged-out visitor's email click");
   } finally {
     shop.release();
     await context.close();
   }
 });
 
-test('a logout whose POST /id never answers: the calls carry the shop\'s cookies again once it has timed out (10 s), in a browser without AbortSignal.timeout too', async () => {
+test('a logout whose POST /id never answers: the calls carry the shop\'s cookies again once it has timed out (10 s), and the new visitor\'s, in a browser without AbortSignal.timeout too', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   // As in Safari 15.4 to 15.6, which the package supports.
   await context.addInitScript(() => { delete AbortSignal.timeout; });
   try {
-    const page = await openShop(context);
+    const page = await openShop(context, '&_kx=KX.of.the.first');
     const first = await track(page, 'Before A Hung Logout');
     await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
     shop.hold(`POST ${PREFIX}/id`);
     const mark = shop.log.length;
-    await page.evaluate(() => window.kl.reset());
+    const fresh = await page.evaluate(() => { window.kl.reset(); return window.kl.anonymousId; });
     await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), { what: 'the POST /id (held)' });
     // Before, a request that never ends left the page's calls without cookies for good.
     let n = 0;
@@ -488,6 +494,9 @@ test('a logout whose POST /id never answers: the calls carry the shop\'s cookies
       await track(page, `After A Hung Id ${n += 1}`);
       return shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`)).at(-1)?.cookie;
     }, { timeout: 25_000, interval: 500, what: 'a /client call with the shop\'s cookies' });
+    const after = eventsOf(`After A Hung Id ${n}`)[0];
+    assert.equal(after.anonymous_id, fresh, "the new visitor's id, not the cookie's");
+    assert.equal(after._kx, undefined, "nor the logged-out visitor's email click");
   } finally {
     shop.release();
     await context.close();

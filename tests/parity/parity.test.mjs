@@ -260,6 +260,43 @@ test('a route change before the load: the landing page keeps its Active on Site,
   const byPath = Object.fromEntries(views.map((e) => [new URL(e.properties.URL).pathname, e]));
   assert.deepEqual(Object.keys(byPath).sort(), ['/tests/parity/page.html', '/tests/parity/second']);
   assert.ok(Date.parse(byPath['/tests/parity/page.html'].time) <= shown, 'the landing view keeps the time it was shown, not the load\'s');
+  // Straight back to the landing page: a view of its own. Before, the landing view made
+  // at the load was taken as the page the visitor was on, and this one as its repeat.
+  await page.evaluate(() => new Promise((resolve) => {
+    addEventListener('popstate', () => resolve(), { once: true });
+    history.back();
+  }));
+  await page.evaluate(() => window.kl.flush());
+  const back = await waitFor(() => {
+    const all = events(companyId).filter(metric('Active on Site'));
+    return all.length >= 3 && all;
+  }, { what: 'the view of the return to the landing page' });
+  assert.deepEqual(back.map((e) => new URL(e.properties.URL).pathname).filter((p) => p === '/tests/parity/page.html').length, 2);
+});
+
+test('a tracker closed before the load (and before its wasm) makes no Active on Site: none sent, none left on disk for a later page', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const answer = await holdingTheLoad(context);
+  let wasm;
+  const wasmHeld = new Promise((resolve) => { wasm = resolve; });
+  await context.route('**/klaviyo_wasm_bg.wasm', async (route) => { await wasmHeld; await route.continue(); });
+  const companyId = nextCompanyId();
+  const u = new URL('/tests/parity/page.html', site.url);
+  for (const [k, v] of Object.entries({ apiBase: emu.url, companyId, holdLoad: 1 })) u.searchParams.set(k, v);
+  const page = await context.newPage();
+  await page.goto(u.href, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+  await page.evaluate(() => window.kl.close());
+  answer();
+  await loaded(page);
+  wasm();
+  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+  await loaded(page);
+  // Before, the closed tracker's load listener still made the landing view: kept in the
+  // loading window's record on disk, which a later page adopts once stale (60 s).
+  const kept = await page.evaluate(() => Object.entries(localStorage).filter(([k]) => k.includes(':pre:')));
+  assert.deepEqual(kept, []);
+  assert.deepEqual(await page.evaluate(() => window.sent.length), 0, 'nothing sent');
 });
 
 test('a Content-Security-Policy without wasm-unsafe-eval: nothing thrown into the page, onError kind load names the directive, and a later page delivers the calls once', { timeout: TIMEOUT }, async (t) => {

@@ -101,11 +101,17 @@ impl Client {
                         ecommerce::active_on_site(props)?;
                         if op == Op::PageView {
                             // One page, one Active on Site: not again for the same URL.
+                            // The landing page's view, sent at the load with the time it
+                            // was shown, is no repeat; after a route change it is not
+                            // the page the visitor is on, so it leaves the last one be.
                             let url = jt::get(props, "URL").unwrap_or("");
-                            if url == self.last_page {
+                            let landing = jt::get(opts, "time").is_some();
+                            if !landing && url == self.last_page {
                                 return Ok(());
                             }
-                            self.last_page = url.to_string();
+                            if !landing || self.last_page.is_empty() {
+                                self.last_page = url.to_string();
+                            }
                         }
                         ("\"Active on Site\"", props, None)
                     }

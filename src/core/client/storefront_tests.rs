@@ -218,6 +218,37 @@ fn storefront_events_carry_klaviyos_names_and_refuse_bad_input_by_name() {
 }
 
 #[test]
+fn the_landing_views_late_send_leaves_the_route_the_visitor_is_on_as_the_last_page() {
+    let view = |url: &str| format!(r#"{{"URL":"https://shop.example{url}"}}"#);
+    let landing = r#"{"time":1700000000000}"#;
+    // Landed on /a, a route change to /b before the load, the load (/a's view, late),
+    // then back to /a: each is a view.
+    let mut p = Page::new();
+    p.call(Op::PageView, &[&view("/b")]).unwrap();
+    p.call(Op::PageView, &[&view("/a"), landing]).unwrap();
+    p.call(Op::PageView, &[&view("/a")]).unwrap();
+    assert_eq!(p.c.pending(), 3, "/b, /a landed, /a again");
+    p.call(Op::PageView, &[&view("/a")]).unwrap();
+    assert_eq!(p.c.pending(), 3, "then not twice in a row");
+    // No route change before the load: the landing view is the last page.
+    let mut p = Page::new();
+    p.call(Op::PageView, &[&view("/a"), landing]).unwrap();
+    p.call(Op::PageView, &[&view("/a")]).unwrap();
+    assert_eq!(
+        p.c.pending(),
+        1,
+        "a replaceState of the same URL sends none"
+    );
+    // Landed on /a, to /b and back to /a before the load: the landing view is one more.
+    let mut p = Page::new();
+    p.call(Op::PageView, &[&view("/b")]).unwrap();
+    p.call(Op::PageView, &[&view("/a")]).unwrap();
+    p.call(Op::PageView, &[&view("/a"), landing]).unwrap();
+    p.call(Op::PageView, &[&view("/a")]).unwrap();
+    assert_eq!(p.c.pending(), 3, "/b, /a, /a landed; the next /a a repeat");
+}
+
+#[test]
 fn page_views_send_one_active_on_site_per_url_in_a_row() {
     let mut p = Page::new();
     for url in ["/a", "/a", "/b", "/b", "/a", "/c"] {

@@ -75,9 +75,14 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
     url.push_str("?company_id=");
     url.push_str(public);
     let revision = head.header("revision").unwrap_or(&cfg.revision).to_string();
+    // `visitor=page`: the page knows its visitor (from its storage, a reset, or this
+    // cookie already), and the cookie may name one it has dropped (a logout whose
+    // POST /id failed). The cookie speaks only for a page that started with nothing.
+    let own = query_param(head.query, "visitor").is_some_and(|v| v == "page");
     let id = cfg
         .signing_secret
         .as_deref()
+        .filter(|_| !own)
         .and_then(|secret| visitor_id::read(head.header("cookie"), secret));
     let add = Additions {
         ip: cfg

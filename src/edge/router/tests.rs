@@ -1174,6 +1174,28 @@ fn the_cookies_visitor_is_restored_on_a_page_call_and_a_forged_one_ignored() {
 }
 
 #[test]
+fn a_page_that_knows_its_visitor_keeps_it_whatever_the_cookie_names() {
+    // After a logout whose POST /id failed, the cookie still names the visitor before.
+    let cookie = visitor_cookie("anon-logged-out", Some("kx-logged-out"), SIGNING);
+    let own = page_event()
+        .query("company_id=AbC123&visitor=page")
+        .header("cookie", &cookie)
+        .run();
+    let f = forward(own);
+    assert_eq!(f.body, Payload::AsReceived, "the page's own ids, as sent");
+    assert!(!f.url.contains("visitor"), "not passed on: {}", f.url);
+    // Any other value is no such word: the cookie's visitor is restored as before.
+    let other = page_event()
+        .query("company_id=AbC123&visitor=cookie")
+        .header("cookie", &cookie)
+        .run();
+    assert_eq!(
+        sent_profile(other)["anonymous_id"].as_str(),
+        Some("anon-logged-out")
+    );
+}
+
+#[test]
 fn id_sets_reads_and_clears_the_cookie_for_the_shops_pages_only() {
     let post_id = |body: &str| post("/id", body).header("origin", SHOP);
     let set = match post_id(r#"{"anonymous_id":"a-1","_kx":"k-1"}"#).run() {
