@@ -207,8 +207,10 @@ export class Runtime {
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
     this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
-    // Storage held no identity: the worker's cookie may know the visitor (until it answers).
+    // Storage held no identity: the worker's cookie may know the visitor (until it
+    // answers), also for every call made with the id made up for them (madeUp_).
     this.fresh_ = this.anonymousId() === fresh;
+    this.madeUp_ = this.fresh_ && fresh;
     this.watch_();
     this.consent();
   }
@@ -260,8 +262,8 @@ export class Runtime {
       // The page's later word on its visitor stands: the cookie's older answer is then
       // neither taken nor written back.
       if (how !== "GET" || this.asked_ !== n || this.closed_) return;
-      // The worker has answered (a failure leaves the cookie the better word): from
-      // now on the page's visitor is its own.
+      // The worker has answered: from now on the page's visitor is its own (after a
+      // failure the calls stay unmarked, until the POST below writes the page's).
       this.fresh_ = !v;
       if (v?.anonymous_id) {
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
@@ -413,9 +415,11 @@ export class Runtime {
       this.syncAndSend();
     };
     // visitor=page: the worker keeps the page's visitor, not the cookie's (which may
-    // name one a logout dropped, its POST /id failed); only a page that started with
-    // empty storage, until the worker has told it, lets the cookie's stand.
-    fetch(this.edge_ && !this.fresh_ ? url + "&visitor=page" : url, {
+    // name one a logout dropped, its POST /id failed). The cookie's stands for a page
+    // that started with empty storage until the worker has answered its GET /id, and
+    // for the calls made with the id it made up meanwhile, whenever they go.
+    const own = this.edge_ && !this.fresh_ && !(this.madeUp_ && body.includes(this.madeUp_));
+    fetch(own ? url + "&visitor=page" : url, {
       method: "POST",
       headers: { "content-type": "application/vnd.api+json", revision: this.revision_ },
       body,

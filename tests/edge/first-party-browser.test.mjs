@@ -283,6 +283,28 @@ async function askingTheCookie(context, metric) {
 /** `/id` requests at the shop since `mark` that started after `entry` was answered. */
 const idAfter = (mark, entry) => shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id` && e !== entry && e.start >= entry.end);
 
+test('storage wiped: a call made while the page asks the cookie for its visitor, sent after the answer (the shop failed it first), is the cookie\'s visitor\'s', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { page, old, mark } = await askingTheCookie(context, 'Before A Retried Call');
+    for (const route of ['events', 'event-bulk-create']) shop.fail(`POST ${PREFIX}/client/${route}`);
+    const madeUp = await page.evaluate(() => { window.kl.track('Made Before The Answer', {}); return window.kl.anonymousId; });
+    assert.notEqual(madeUp, old);
+    await waitFor(() => shop.log.slice(mark).find((e) => e.path.startsWith(`${PREFIX}/client/`) && e.end), { what: 'the call failed once' });
+    // The GET is answered (and the shop's calls again); the page takes the cookie's
+    // visitor, and the call goes again after its backoff, its body as it was made.
+    shop.release();
+    await waitFor(() => page.evaluate((a) => window.kl.anonymousId === a, old), { what: 'the page taking the cookie\'s visitor' });
+    const sent = await waitFor(() => eventsOf('Made Before The Answer')[0], { timeout: 15_000, what: 'the retried call at Klaviyo' });
+    // Before, the page marked it as its own visitor's once the GET had answered, and the
+    // worker kept the made-up id: the returning visitor's event on a profile of its own.
+    assert.equal(sent.anonymous_id, old, "the cookie's visitor");
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a denial while the page asks the cookie for its visitor: the answer is dropped, and the cookie stays cleared', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {

@@ -274,6 +274,25 @@ test('a route change before the load: the landing page keeps its Active on Site,
   assert.deepEqual(back.map((e) => new URL(e.properties.URL).pathname).filter((p) => p === '/tests/parity/page.html').length, 2);
 });
 
+test('a hash change or a pushState of the same URL before the load: one Active on Site for the landing page', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  for (const change of ['hash', 'push']) {
+    const answer = await holdingTheLoad(context); // the newest route handles the image
+    const companyId = nextCompanyId();
+    const page = await open(context, { companyId, holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
+    await page.evaluate((c) => new Promise((resolve) => {
+      if (c === 'push') { history.pushState({}, '', location.href); resolve(); return; }
+      addEventListener('popstate', () => resolve(), { once: true });
+      location.hash = 'reviews'; // an anchor on the page
+    }), change);
+    answer();
+    await loaded(page);
+    await page.evaluate(() => { window.kl.track('Marker After Load', {}); return window.kl.flush(); });
+    await waitFor(() => events(companyId).find(metric('Marker After Load')), { what: 'the marker event' });
+    assert.equal(events(companyId).filter(metric('Active on Site')).length, 1, change);
+  }
+});
+
 test('a tracker closed before the load (and before its wasm) makes no Active on Site: none sent, none left on disk for a later page', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const answer = await holdingTheLoad(context);

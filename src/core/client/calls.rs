@@ -102,14 +102,13 @@ impl Client {
                         if op == Op::PageView {
                             // One page, one Active on Site: not again for the same URL.
                             // The landing page's view, sent at the load with the time it
-                            // was shown, is no repeat; after a route change it is not
-                            // the page the visitor is on, so it leaves the last one be.
+                            // was shown, is not the page the visitor is on after a route
+                            // change: it leaves that one as the last.
                             let url = jt::get(props, "URL").unwrap_or("");
-                            let landing = jt::get(opts, "time").is_some();
-                            if !landing && url == self.last_page {
+                            if url == self.last_page {
                                 return Ok(());
                             }
-                            if !landing || self.last_page.is_empty() {
+                            if jt::get(opts, "time").is_none() || self.last_page.is_empty() {
                                 self.last_page = url.to_string();
                             }
                         }
