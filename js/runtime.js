@@ -207,10 +207,8 @@ export class Runtime {
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
     this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
-    // Storage held no identity: the worker's cookie may know the visitor (until it
-    // answers), also for every call made with the id made up for them (madeUp_).
+    // Storage held no identity: the worker's cookie may know the visitor (until it answers).
     this.fresh_ = this.anonymousId() === fresh;
-    this.madeUp_ = this.fresh_ && fresh;
     this.watch_();
     this.consent();
   }
@@ -266,6 +264,8 @@ export class Runtime {
       // failure the calls stay unmarked, until the POST below writes the page's).
       this.fresh_ = !v;
       if (v?.anonymous_id) {
+        // The id made up for the visitor meanwhile: its calls are the cookie's visitor's.
+        this.madeUp_ = this.anonymousId();
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();
       }
@@ -416,8 +416,9 @@ export class Runtime {
     };
     // visitor=page: the worker keeps the page's visitor, not the cookie's (which may
     // name one a logout dropped, its POST /id failed). The cookie's stands for a page
-    // that started with empty storage until the worker has answered its GET /id, and
-    // for the calls made with the id it made up meanwhile, whenever they go.
+    // that started with empty storage until the worker has answered its GET /id, and,
+    // if it gave the visitor, for the calls made with the id the page made up meanwhile
+    // (until a reset: the cookie may name the next visitor by then).
     const own = this.edge_ && !this.fresh_ && !(this.madeUp_ && body.includes(this.madeUp_));
     fetch(own ? url + "&visitor=page" : url, {
       method: "POST",
@@ -617,7 +618,7 @@ export class Runtime {
    * it would put it in place of ours, so the /client calls go without cookies until
    * that settles (pending: the grant's; the worker not known yet: once it is). */
   renewed_() {
-    this.fresh_ = false;
+    this.fresh_ = this.madeUp_ = false;
     if (this.id_) this.stale_ = 1; // ends at an answer that is not the worker's (send_)
     this.visitor_(this.state === 1 && "POST");
   }

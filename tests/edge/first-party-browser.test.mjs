@@ -468,6 +468,30 @@ test('a logout on a page whose apiBase is a proxy but not the worker: the calls 
   }
 });
 
+test('a first visit: a call made before a logout and retried after the worker has the new visitor keeps the visitor it was made with', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    const first = await track(page, 'First Call Of A First Visit');
+    await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+    for (const route of ['events', 'event-bulk-create']) shop.fail(`POST ${PREFIX}/client/${route}`);
+    const mark = shop.log.length;
+    await page.evaluate(() => { window.kl.identify({ email: 'first@example.com' }); window.kl.track('Logged In, Retried', {}); });
+    await waitFor(() => shop.log.slice(mark).find((e) => e.path.startsWith(`${PREFIX}/client/`) && e.end), { what: 'the call failed once' });
+    const next = await page.evaluate(() => { window.kl.reset(); return window.kl.anonymousId; });
+    await waitFor(async () => (await cookieVisitor(context)) === next, { what: 'the cookie to hold the new visitor' });
+    shop.release();
+    const sent = await waitFor(() => eventsOf('Logged In, Retried')[0], { timeout: 15_000, what: 'the retried call at Klaviyo' });
+    // Unmarked, the worker would put the cookie's visitor (the next one) in it, with the
+    // logged-out customer's email.
+    assert.equal(sent.anonymous_id, first.anonymous_id);
+    assert.equal(sent.email, 'first@example.com');
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
 test('a logout whose POST /id fails: the calls carry the shop\'s cookies again once it has failed, and the new visitor\'s, not the cookie\'s', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
