@@ -78,7 +78,9 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
     // `visitor=page`: the page knows its visitor (from its storage, a reset, or this
     // cookie already), and the cookie may name one it has dropped (a logout whose
     // POST /id failed). The cookie speaks only for a page that started with nothing.
-    let own = query_param(head.query, "visitor").is_some_and(|v| v == "page");
+    // (Looked for before it is decoded: most calls have no such parameter.)
+    let own = head.query.contains("visitor")
+        && query_param(head.query, "visitor").is_some_and(|v| v == "page");
     let id = cfg
         .signing_secret
         .as_deref()
