@@ -222,7 +222,7 @@ fn the_landing_views_late_send_leaves_the_route_the_visitor_is_on_as_the_last_pa
     let view = |url: &str| format!(r#"{{"URL":"https://shop.example{url}"}}"#);
     let landing = r#"{"time":1700000000000}"#;
     // Landed on /a, a route change to /b before the load, the load (/a's view, late),
-    // then back to /a: each is a view.
+    // then back to /a after it: each is a view.
     let mut p = Page::new();
     p.call(Op::PageView, &[&view("/b")]).unwrap();
     p.call(Op::PageView, &[&view("/a"), landing]).unwrap();
@@ -234,11 +234,7 @@ fn the_landing_views_late_send_leaves_the_route_the_visitor_is_on_as_the_last_pa
     let mut p = Page::new();
     p.call(Op::PageView, &[&view("/a"), landing]).unwrap();
     p.call(Op::PageView, &[&view("/a")]).unwrap();
-    assert_eq!(
-        p.c.pending(),
-        1,
-        "a replaceState of the same URL sends none"
-    );
+    assert_eq!(p.c.pending(), 1, "a pushState of the same URL sends none");
     // A hash change (popstate) or a pushState of the same URL before the load: the
     // landing view is that page's, once.
     let mut p = Page::new();
