@@ -223,14 +223,16 @@ export class Runtime {
    * storage (Safari wipes it), written with ours once consent is granted, cleared on a
    * denial. No call waits on it; a failure leaves things as they are.
    */
-  visitor_(how = this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST")) {
-    if (!this.edge_) return;
+  visitor_(how = this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST"), told) {
+    // Never asked after a denial: that cookie's visitor was to be forgotten.
+    if (how === "DELETE") this.fresh_ = false;
+    // A worker not known yet is asked nothing, but a denial told on this page clears
+    // its cookie even so (storage wiped): a later grant would take that visitor back.
+    if (!this.edge_ && !(told && how === "DELETE" && this.id_)) return;
     // Every change (a reset, a change of consent, even one that sends nothing) makes an
     // older GET's answer moot.
     const n = (this.asked_ = (this.asked_ | 0) + 1);
     if (!how) return;
-    // Never asked after a denial: that cookie's visitor was to be forgotten.
-    if (how === "DELETE") this.fresh_ = false;
     const init = { method: how, credentials: "include", keepalive: true };
     if (how === "POST") init.body = this.control_(ANON, 1);
     // Answered, failed, or aborted 10 s after it went: a hung one must not hold the
@@ -515,7 +517,9 @@ export class Runtime {
       this.release_?.();
       this.electing_ = false;
       if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
-      this.visitor_();
+      // A grant after a denial is a new visitor (the core made one), as after a reset.
+      if (was === 2 && this.state === 1) this.renewed_();
+      else this.visitor_(undefined, was !== undefined);
       // At start, only a denial's erasure is written at once; the rest waits for the
       // loading window's write in the next task (replayWindow), off the path to ready.
       if (was !== undefined || this.state === 2) this.syncAndSend();

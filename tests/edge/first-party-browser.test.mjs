@@ -492,6 +492,56 @@ test('a first visit: a call made before a logout and retried after the worker ha
   }
 });
 
+/** A page whose whole storage was wiped (the worker's mark too), reloaded: it knows
+ * nothing of the worker until a call is answered. Returns the page and the cookie's visitor. */
+async function wipedWhole(context, metric) {
+  const page = await openShop(context, '&_kx=KX.of.the.forgotten');
+  const first = await track(page, metric);
+  await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+  return { page, old: first.anonymous_id };
+}
+
+test('storage wiped whole, then a denial before the page knows the worker: the cookie is cleared all the same', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { page } = await wipedWhole(context, 'Before A Denial Of A Wiped Page');
+    await page.evaluate(() => window.kl.setConsent('denied'));
+    // Before, no DELETE went (the page did not know the worker): a later grant took the
+    // forgotten visitor back from the cookie.
+    await waitFor(async () => (await cookieVisitor(context)) === null, { what: 'the cookie cleared' });
+  } finally {
+    await context.close();
+  }
+});
+
+test('storage wiped whole, then a denial and a grant before the page knows the worker: the events and the cookie are the new visitor\'s', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { page, old } = await wipedWhole(context, 'Before A Change Of Mind On A Wiped Page');
+    const fresh = await page.evaluate(async () => {
+      window.kl.setConsent('denied');
+      window.kl.setConsent('granted');
+      window.kl.track('After A Change Of Mind On A Wiped Page', {});
+      await window.kl.flush();
+      return window.kl.anonymousId;
+    });
+    assert.notEqual(fresh, old);
+    const sent = await waitFor(() => eventsOf('After A Change Of Mind On A Wiped Page')[0], { what: 'the event at Klaviyo' });
+    // Before, the worker put the cookie's visitor in the call, the page then asked the
+    // cookie (GET /id), took that visitor back and wrote it again.
+    assert.equal(sent.anonymous_id, fresh, "the new visitor's id, not the forgotten one's");
+    assert.equal(sent._kx, undefined);
+    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+    assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'not taken back');
+    assert.equal((await track(page, 'Later On A Wiped Page')).anonymous_id, fresh);
+  } finally {
+    await context.close();
+  }
+});
+
 test('a logout whose POST /id fails: the calls carry the shop\'s cookies again once it has failed, and the new visitor\'s, not the cookie\'s', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
