@@ -223,12 +223,11 @@ export class Runtime {
    * storage (Safari wipes it), written with ours once consent is granted, cleared on a
    * denial. No call waits on it; a failure leaves things as they are.
    */
-  visitor_(how = this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST"), told) {
-    // Never asked after a denial: that cookie's visitor was to be forgotten.
+  visitor_(how = this.state === 2 ? "DELETE" : this.state && (this.fresh_ ? "GET" : "POST")) {
+    // Never asked after a denial, even one made before the worker was known (storage
+    // wiped whole): that cookie's visitor was to be forgotten.
     if (how === "DELETE") this.fresh_ = false;
-    // A worker not known yet is asked nothing, but a denial told on this page clears
-    // its cookie even so (storage wiped): a later grant would take that visitor back.
-    if (!this.edge_ && !(told && how === "DELETE" && this.id_)) return;
+    if (!this.edge_) return;
     // Every change (a reset, a change of consent, even one that sends nothing) makes an
     // older GET's answer moot.
     const n = (this.asked_ = (this.asked_ | 0) + 1);
@@ -519,7 +518,7 @@ export class Runtime {
       if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
       // A grant after a denial is a new visitor (the core made one), as after a reset.
       if (was === 2 && this.state === 1) this.renewed_();
-      else this.visitor_(undefined, was !== undefined);
+      else this.visitor_();
       // At start, only a denial's erasure is written at once; the rest waits for the
       // loading window's write in the next task (replayWindow), off the path to ready.
       if (was !== undefined || this.state === 2) this.syncAndSend();
