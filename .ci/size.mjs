@@ -27,8 +27,8 @@
 // since the page marks its calls visitor=page when its visitor is its own (a logout
 // whose POST /id failed gave the worker's cookie the calls), the landing view at the
 // load leaves a route change's page as the last, and a tracker closed before the load
-// makes no view: 78 B; 29.93 (30,640 B) since a denial ends the asking of the cookie even
-// before the page knows the worker, and a grant after a denial is a new visitor: 10 B.
+// makes no view: 78 B; 29.93 (30,637 B) since a denial ends the asking of the cookie even
+// before the page knows the worker, and leaving a denial is a new visitor: 7 B.
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the

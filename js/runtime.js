@@ -494,7 +494,8 @@ export class Runtime {
       this.adoptAt_(this.control_(STORAGE, now(), e.key, e.newValue));
       this.consent(); // another tab's withdrawal reaches the core this way
       // Another tab's reset (this one follows its visitor): this tab sends its calls too.
-      if (anon !== this.anonymousId()) this.renewed_();
+      // (Denied here, no visitor: consent() took the way out of the denial as one.)
+      if (anon && anon !== this.anonymousId()) this.renewed_();
     } else return;
     this.atEndOfTask_();
   }
@@ -516,8 +517,8 @@ export class Runtime {
       this.release_?.();
       this.electing_ = false;
       if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
-      // A grant after a denial is a new visitor (the core made one), as after a reset.
-      if (was === 2 && this.state === 1) this.renewed_();
+      // Out of a denial is a new visitor (the core made one), as after a reset.
+      if (was === 2) this.renewed_();
       else this.visitor_();
       // At start, only a denial's erasure is written at once; the rest waits for the
       // loading window's write in the next task (replayWindow), off the path to ready.

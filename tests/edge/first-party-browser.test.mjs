@@ -504,30 +504,32 @@ async function wipedWhole(context, metric) {
   return { page, old: first.anonymous_id };
 }
 
-test('storage wiped whole, then a denial and a grant before the page knows the worker: the events and the cookie are the new visitor\'s', async () => {
-  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
-  try {
-    const { page, old } = await wipedWhole(context, 'Before A Change Of Mind On A Wiped Page');
-    const fresh = await page.evaluate(async () => {
-      window.kl.setConsent('denied');
-      window.kl.setConsent('granted');
-      window.kl.track('After A Change Of Mind On A Wiped Page', {});
-      await window.kl.flush();
-      return window.kl.anonymousId;
-    });
-    assert.notEqual(fresh, old);
-    const sent = await waitFor(() => eventsOf('After A Change Of Mind On A Wiped Page')[0], { what: 'the event at Klaviyo' });
-    // Before, the worker put the cookie's visitor in the call, the page then asked the
-    // cookie (GET /id), took that visitor back and wrote it again. (The denial could not
-    // clear the cookie: the page did not know the worker, and sends no DELETE to an
-    // apiBase that may be none.)
-    assert.equal(sent.anonymous_id, fresh, "the new visitor's id, not the forgotten one's");
-    assert.equal(sent._kx, undefined);
-    await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
-    assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'not taken back');
-    assert.equal((await track(page, 'Later On A Wiped Page')).anonymous_id, fresh);
-  } finally {
-    await context.close();
+test('storage wiped whole, then a denial and a grant (straight, or through pending) before the page knows the worker: the events and the cookie are the new visitor\'s', async () => {
+  for (const [how, answers] of [['', ['denied', 'granted']], [' Through Pending', ['denied', 'pending', 'granted']]]) {
+    const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+    try {
+      const { page, old } = await wipedWhole(context, `Before A Change Of Mind On A Wiped Page${how}`);
+      const metric = `After A Change Of Mind On A Wiped Page${how}`;
+      const fresh = await page.evaluate(async ([m, all]) => {
+        for (const a of all) window.kl.setConsent(a);
+        window.kl.track(m, {});
+        await window.kl.flush();
+        return window.kl.anonymousId;
+      }, [metric, answers]);
+      assert.notEqual(fresh, old);
+      const sent = await waitFor(() => eventsOf(metric)[0], { what: 'the event at Klaviyo' });
+      // Before, the worker put the cookie's visitor in the call, the page then asked the
+      // cookie (GET /id), took that visitor back and wrote it again. (The denial could not
+      // clear the cookie: the page did not know the worker, and sends no DELETE to an
+      // apiBase that may be none.)
+      assert.equal(sent.anonymous_id, fresh, `the new visitor's id, not the forgotten one's${how}`);
+      assert.equal(sent._kx, undefined);
+      await waitFor(async () => (await cookieVisitor(context)) === fresh, { what: 'the cookie to hold the new visitor' });
+      assert.equal(await page.evaluate(() => window.kl.anonymousId), fresh, 'not taken back');
+      assert.equal((await track(page, `Later On A Wiped Page${how}`)).anonymous_id, fresh);
+    } finally {
+      await context.close();
+    }
   }
 });
 
