@@ -207,8 +207,13 @@ export class Runtime {
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
     this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
-    // Storage held no identity: the worker's cookie may know the visitor (until it answers).
-    this.fresh_ = this.anonymousId() === fresh;
+    // Storage held no identity, or only the one another page made up while it asked the
+    // cookie and had no answer (a tab opened beside it, a page closed before it): the
+    // worker's cookie may know the visitor (until it answers).
+    // The storage key of the id made up while the cookie is asked (see madeUp_).
+    this.made_ = this.prefix_ + "madeUp";
+    const anon = this.anonymousId();
+    this.fresh_ = anon === fresh || anon === this.madeUp_();
     this.watch_();
     this.consent();
   }
@@ -227,6 +232,9 @@ export class Runtime {
     // Never asked after a denial, even one made before the worker was known (storage
     // wiped whole): that cookie's visitor was to be forgotten.
     if (how === "DELETE") this.fresh_ = false;
+    // The id made up meanwhile, kept before the identity is written (consent granted),
+    // so that every tab and page knows it for one the cookie may replace.
+    if (how === "GET" && this.id_) storage.set(this.made_, this.anonymousId(), this.own_);
     if (!this.edge_) return;
     // Every change (a reset, a change of consent, even one that sends nothing) makes an
     // older GET's answer moot.
@@ -265,11 +273,12 @@ export class Runtime {
       // failure the calls stay unmarked, until the POST below writes the page's).
       this.fresh_ = !v;
       if (v?.anonymous_id) {
-        // The id made up for the visitor meanwhile: its calls are the cookie's visitor's.
-        this.madeUp_ = this.anonymousId();
+        // The made-up id's calls stay the cookie's visitor's (it stays in storage).
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();
       }
+      // The cookie knew no one (or the made-up id): that id is the visitor's own.
+      if (v && this.anonymousId() === this.madeUp_()) storage.del(this.made_, this.own_);
       if (this.state === 1) this.visitor_("POST");
     }).catch(settled);
   }
@@ -418,9 +427,10 @@ export class Runtime {
     // visitor=page: the worker keeps the page's visitor, not the cookie's (which may
     // name one a logout dropped, its POST /id failed). The cookie's stands for a page
     // that started with empty storage until the worker has answered its GET /id, and,
-    // if it gave the visitor, for the calls made with the id the page made up meanwhile
-    // (until a reset: the cookie may name the next visitor by then).
-    const own = this.edge_ && !this.fresh_ && !(this.madeUp_ && body.includes(this.madeUp_));
+    // if it gave the visitor, for the calls made with the id made up meanwhile, by any
+    // tab or page (until a reset: the cookie may name the next visitor by then).
+    const madeUp = this.madeUp_();
+    const own = this.edge_ && !this.fresh_ && !(madeUp && body.includes(madeUp));
     fetch(own ? url + "&visitor=page" : url, {
       method: "POST",
       headers: { "content-type": "application/vnd.api+json", revision: this.revision_ },
@@ -491,11 +501,19 @@ export class Runtime {
     if (e.key === null) this.control_(CLEARED, 0, storage.scan(this.prefix_)); // storage.clear(): nothing delivered
     else if (e.key.startsWith(this.prefix_)) {
       const anon = this.anonymousId();
-      this.adoptAt_(this.control_(STORAGE, now(), e.key, e.newValue));
+      // The identity: the one stored now, after this tab's own write still to come. Two
+      // tabs that start together each write theirs, and each heard the other's: they
+      // swapped, and the tab that wrote last kept another visitor than storage.
+      const id = e.key === this.prefix_ + "id";
+      if (id) this.sync_();
+      this.adoptAt_(this.control_(STORAGE, now(), e.key, id ? storage.get(e.key) : e.newValue));
       this.consent(); // another tab's withdrawal reaches the core this way
       // Another tab's reset (this one follows its visitor): this tab sends its calls too.
-      // (Denied here, no visitor: consent() took the way out of the denial as one.)
-      if (anon && anon !== this.anonymousId()) this.renewed_();
+      // (Denied here, no visitor: consent() took the way out of the denial as one.) Not
+      // while this tab and another still ask the cookie (a made-up id is kept: a reset
+      // removes it): the other's made-up id, or the cookie's visitor it was given, is
+      // no new visitor, and a POST would write a made-up id over the cookie's.
+      if (anon && anon !== this.anonymousId() && !(this.fresh_ && this.madeUp_())) this.renewed_();
     } else return;
     this.atEndOfTask_();
   }
@@ -611,8 +629,15 @@ export class Runtime {
     return this.control_(ANON);
   }
 
+  /** The id a page made up while it asked the worker's cookie for the visitor (null:
+   * none, or the cookie knew no one): a call that carries it is the cookie's visitor's. */
+  madeUp_() {
+    return this.id_ && storage.get(this.made_);
+  }
+
   reset() {
     this.control_(RESET, 0, uuid());
+    storage.del(this.made_, this.own_);
     this.renewed_();
     this.atEndOfTask_();
   }
@@ -622,7 +647,7 @@ export class Runtime {
    * it would put it in place of ours, so the /client calls go without cookies until
    * that settles (pending: the grant's; the worker not known yet: once it is). */
   renewed_() {
-    this.fresh_ = this.madeUp_ = false;
+    this.fresh_ = false;
     if (this.id_) this.stale_ = 1; // ends at an answer that is not the worker's (send_)
     this.visitor_(this.state === 1 && "POST");
   }

@@ -39,6 +39,7 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     }
     const plain = url.pathname.startsWith('/plain/');
     if (!url.pathname.startsWith(`${PREFIX}/`) && !plain) {
+      if (held.has(url.pathname)) await new Promise((resolve) => waiting.push(resolve));
       const file = repoFile(url.pathname, ['/tests/edge/', '/dist/web/']);
       try {
         const data = await readFile(file);
@@ -99,6 +100,8 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     releaseNewest: () => waiting.pop()?.(),
     /** Passes on the earliest held request alone. */
     releaseOldest: () => waiting.shift()?.(),
+    /** How many requests are held. */
+    heldCount: () => waiting.length,
     close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
@@ -820,6 +823,97 @@ test('the script-tag page loads both files from the worker: two requests, the ri
     await waitFor(() => eventsOf('Script Tag Event').length >= 2, { timeout: 15_000, what: 'the second page\'s event' });
     assert.deepEqual(shop.log.slice(again).filter((r) => r.path.startsWith(`${PREFIX}/script/`)), [], 'served from cache');
   } finally {
+    await context.close();
+  }
+});
+
+/** A returning visitor's identity, wiped as Safari wipes it (the worker's cookie keeps
+ * it): a first page tracks, then its identity is removed and the page closed. Returns
+ * the visitor and the URL of the shop's page. */
+async function wipedVisitor(context, metric) {
+  const page = await openShop(context, '&_kx=KX.of.the.returning');
+  const first = await track(page, metric);
+  await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
+  await page.evaluate((k) => localStorage.removeItem(k), `klaviyo:${COMPANY_ID}:id`);
+  await page.close();
+  return { old: first.anonymous_id, url: `${shop.origin}/tests/edge/page.html?companyId=${COMPANY_ID}&apiBase=${encodeURIComponent(shop.origin + PREFIX)}` };
+}
+
+const ready = (page) => page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+const storedId = (page) => page.evaluate((k) => JSON.parse(localStorage.getItem(k) || 'null')?.anonymous_id, `klaviyo:${COMPANY_ID}:id`);
+
+test('storage wiped: a tab opened while another asks the cookie for the visitor takes the made-up id for no visitor of its own: it writes nothing over the cookie, and both tabs\' events are the cookie\'s visitor\'s', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { old, url } = await wipedVisitor(context, 'Before A Second Tab');
+    shop.hold(`GET ${PREFIX}/id`);
+    const mark = shop.log.length;
+    const first = await context.newPage();
+    await first.goto(url);
+    await ready(first);
+    // The first tab has stored the id it made up meanwhile; its question is unanswered.
+    const madeUp = await waitFor(() => storedId(first), { what: 'the made-up id stored' });
+    assert.notEqual(madeUp, old);
+    const second = await context.newPage();
+    await second.goto(url);
+    await ready(second);
+    assert.equal(await second.evaluate(() => window.kl.anonymousId), madeUp);
+    for (const [i, p] of [first, second].entries()) await p.evaluate((m) => window.kl.track(m, {}), `Wiped, Tab ${i}`);
+    // Both go while the question is out, unmarked: the worker puts the cookie's visitor
+    // in them. Before, the second tab took the made-up id for its visitor: it wrote it
+    // to the cookie (POST /id; the returning visitor was gone for good if the first
+    // tab's question reached the worker after it) and marked its calls as its own.
+    for (const i of [0, 1]) assert.equal((await waitFor(() => eventsOf(`Wiped, Tab ${i}`)[0], { what: `tab ${i}'s event` })).anonymous_id, old);
+    assert.deepEqual(shop.log.slice(mark).filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), [], 'no POST /id while the cookie is asked');
+    assert.equal(await cookieVisitor(context), old);
+    shop.release();
+    for (const p of [first, second]) await waitFor(() => p.evaluate((a) => window.kl.anonymousId === a, old), { what: 'both tabs taking the cookie\'s visitor' });
+    await waitFor(() => shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id`).every((e) => e.end), { what: 'every /id answered' });
+    assert.equal(await cookieVisitor(context), old);
+    assert.equal((await track(second, 'Wiped, Tab 1, Later')).anonymous_id, old);
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('storage wiped: two trackers that start together (as two tabs of a restored session) end with one visitor, the cookie\'s, write no made-up id over it, and their events are its visitor\'s', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { old } = await wipedVisitor(context, 'Before A Restored Session');
+    shop.hold(`GET ${PREFIX}/id`);
+    const mark = shop.log.length;
+    // Two trackers of the shop made in one task: each starts before the other has
+    // written the id it made up, and each hears the other's write (as two tabs do).
+    shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script type="module">
+const { Klaviyo } = await import('/dist/web/index.js');
+const o = { companyId: ${JSON.stringify(COMPANY_ID)}, apiBase: ${JSON.stringify(shop.origin + PREFIX)}, activeOnSite: 'manual' };
+window.all = [Klaviyo.create(o), Klaviyo.create(o)];
+await Promise.all(window.all.map((k) => k.ready));
+window.all.forEach((k, i) => k.track('Restored, Tracker ' + i, {}));
+document.body.dataset.ready = '1';
+</script></head><body></body></html>`);
+    const page = await context.newPage();
+    await page.goto(`${shop.origin}/shop.html`);
+    await ready(page);
+    const ids = () => page.evaluate(() => window.all.map((k) => k.anonymousId));
+    // One visitor in both and in storage (before, they swapped ids: the tracker that
+    // wrote last kept another visitor than storage, for good).
+    await waitFor(async () => {
+      const [a, b] = await ids();
+      return a === b && a === (await storedId(page));
+    }, { what: 'one visitor in both trackers and storage' });
+
+    for (const i of [0, 1]) assert.equal((await waitFor(() => eventsOf(`Restored, Tracker ${i}`)[0], { what: `tracker ${i}'s event` })).anonymous_id, old);
+    assert.deepEqual(shop.log.slice(mark).filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), [], 'no POST /id while the cookie is asked');
+    assert.equal(await cookieVisitor(context), old);
+    shop.release();
+    await waitFor(async () => (await ids()).every((a) => a === old), { what: 'both taking the cookie\'s visitor' });
+    await waitFor(() => shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id`).every((e) => e.end), { what: 'every /id answered' });
+    assert.equal(await cookieVisitor(context), old);
+  } finally {
+    shop.release();
     await context.close();
   }
 });

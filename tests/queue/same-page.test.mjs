@@ -93,6 +93,28 @@ test('three trackers of one shop in one page, one from another copy of the modul
   assert.deepEqual(shop.pageErrors, []);
 });
 
+test('two trackers made in one task on empty storage (as two tabs of a restored session start): they end with one visitor, the one stored, and send one profile', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const { shop, page } = await shopPage(t, { companyId, init: false });
+  // Each starts before the other has written the id it made up, and hears the other's
+  // write with its own still to come. Before, each took the other's: they swapped, and
+  // the one that wrote last kept another visitor than storage, for the rest of the page.
+  await page.evaluate(async () => {
+    const { Klaviyo } = await import('/dist/web/index.js');
+    const o = window.shopOptions({ flushDelayMs: 50 });
+    window.all = [Klaviyo.create(o), Klaviyo.create(o)];
+    await Promise.all(window.all.map((k) => k.ready));
+  });
+  const one = await waitFor(() => page.evaluate((k) => {
+    const stored = JSON.parse(localStorage.getItem(k) || 'null')?.anonymous_id;
+    return window.all.every((t) => t.anonymousId === stored) && stored;
+  }, `klaviyo:${companyId}:id`), { what: 'both trackers on the stored visitor' });
+  const ids = [...await trackFrom(page, 0, 1, 'Together 0'), ...await trackFrom(page, 1, 1, 'Together 1')];
+  await deliveredOnce(ids);
+  assert.deepEqual(acceptedEvents().filter((e) => ids.includes(e.uid)).map((e) => e.anonymousId), [one, one]);
+  assert.deepEqual(shop.pageErrors, []);
+});
+
 test('a logout (reset) and a login on one tracker of the page: the others follow, so the page sends one profile', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const { shop, page } = await pageWithThree(t, companyId);
