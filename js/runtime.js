@@ -207,13 +207,13 @@ export class Runtime {
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
     this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
-    // Storage held no identity, or only the one another page made up while it asked the
+    // Storage held no identity, or only one another page made up while it asked the
     // cookie and had no answer (a tab opened beside it, a page closed before it): the
     // worker's cookie may know the visitor (until it answers).
-    // The storage key of the id made up while the cookie is asked (see madeUp_).
+    // The storage key of the ids made up while the cookie is asked (see madeUp_).
     this.made_ = this.prefix_ + "madeUp";
     const anon = this.anonymousId();
-    this.fresh_ = anon === fresh || anon === this.madeUp_();
+    this.fresh_ = anon === fresh || this.madeUp_().includes(anon);
     this.watch_();
     this.consent();
   }
@@ -232,10 +232,9 @@ export class Runtime {
     // Never asked after a denial, even one made before the worker was known (storage
     // wiped whole): that cookie's visitor was to be forgotten.
     if (how === "DELETE") this.fresh_ = false;
-    // The id made up meanwhile, kept before the identity is written (consent granted),
-    // so that every tab and page knows it for one the cookie may replace.
-    if (how === "GET" && this.id_) storage.set(this.made_, this.anonymousId(), this.own_);
     if (!this.edge_) return;
+    // The id made up meanwhile is stored with the next writes (see sync_).
+    if (how === "GET") this.ask_ = 1;
     // Every change (a reset, a change of consent, even one that sends nothing) makes an
     // older GET's answer moot.
     const n = (this.asked_ = (this.asked_ | 0) + 1);
@@ -267,18 +266,20 @@ export class Runtime {
         return how === "GET" && r.ok ? r.json() : 0;
       }).then((v) => {
       // The page's later word on its visitor stands: the cookie's older answer is then
-      // neither taken nor written back.
-      if (how !== "GET" || this.asked_ !== n || this.closed_) return;
-      // The worker has answered: from now on the page's visitor is its own (after a
-      // failure the calls stay unmarked, until the POST below writes the page's).
-      this.fresh_ = !v;
-      if (v?.anonymous_id) {
+      // neither taken nor written back. A failure (an error status) leaves things as they
+      // are: the calls stay unmarked (the cookie's visitor stands), nothing is written
+      // over the cookie, and the next page asks again (the made-up id is stored).
+      if (how !== "GET" || this.asked_ !== n || this.closed_ || !v) return;
+      // The worker has answered: from now on the page's visitor is its own.
+      this.fresh_ = false;
+      if (v.anonymous_id) {
         // The made-up id's calls stay the cookie's visitor's (it stays in storage).
         this.control_(VISITOR, 0, v.anonymous_id, v._kx || "");
         this.atEndOfTask_();
       }
-      // The cookie knew no one (or the made-up id): that id is the visitor's own.
-      if (v && this.anonymousId() === this.madeUp_()) storage.del(this.made_, this.own_);
+      // The cookie knew no one (or a made-up id): that id is the visitor's own (a call
+      // made with another of them keeps it, marked: the visitor is not known to be its).
+      if (this.madeUp_().includes(this.anonymousId())) storage.del(this.made_, this.own_);
       if (this.state === 1) this.visitor_("POST");
     }).catch(settled);
   }
@@ -344,6 +345,15 @@ export class Runtime {
     if (this.early_) {
       storage.del(this.early_, this.own_);
       this.early_ = "";
+    }
+    // The id made up while the worker's cookie is asked, added to the others with the
+    // identity (so never before a grant, nor after a denial replayed from the loading
+    // window): every tab and later page then knows it for one the cookie's visitor may
+    // replace. Tabs that start together each made one up, and one identity stays.
+    if (this.ask_) {
+      this.ask_ = 0;
+      const a = this.anonymousId(), m = this.madeUp_();
+      if (this.fresh_ && this.state === 1 && !m.includes(a)) storage.set(this.made_, m.concat(a).join(" ").trim(), this.own_);
     }
     this.reports_();
   }
@@ -429,8 +439,7 @@ export class Runtime {
     // that started with empty storage until the worker has answered its GET /id, and,
     // if it gave the visitor, for the calls made with the id made up meanwhile, by any
     // tab or page (until a reset: the cookie may name the next visitor by then).
-    const madeUp = this.madeUp_();
-    const own = this.edge_ && !this.fresh_ && !(madeUp && body.includes(madeUp));
+    const own = this.edge_ && !this.fresh_ && !this.madeUp_().some((m) => m && body.includes(m));
     fetch(own ? url + "&visitor=page" : url, {
       method: "POST",
       headers: { "content-type": "application/vnd.api+json", revision: this.revision_ },
@@ -513,7 +522,7 @@ export class Runtime {
       // while this tab and another still ask the cookie (a made-up id is kept: a reset
       // removes it): the other's made-up id, or the cookie's visitor it was given, is
       // no new visitor, and a POST would write a made-up id over the cookie's.
-      if (anon && anon !== this.anonymousId() && !(this.fresh_ && this.madeUp_())) this.renewed_();
+      if (anon && anon !== this.anonymousId() && !(this.fresh_ && this.madeUp_()[0])) this.renewed_();
     } else return;
     this.atEndOfTask_();
   }
@@ -629,10 +638,11 @@ export class Runtime {
     return this.control_(ANON);
   }
 
-  /** The id a page made up while it asked the worker's cookie for the visitor (null:
-   * none, or the cookie knew no one): a call that carries it is the cookie's visitor's. */
+  /** The ids pages made up while they asked the worker's cookie for the visitor
+   * (stored space-separated; [""]: none, or the cookie knew no one): a call that
+   * carries one is the cookie's visitor's. */
   madeUp_() {
-    return this.id_ && storage.get(this.made_);
+    return ((this.id_ && storage.get(this.made_)) || "").split(" ");
   }
 
   reset() {

@@ -877,21 +877,24 @@ test('storage wiped: a tab opened while another asks the cookie for the visitor 
   }
 });
 
-test('storage wiped: two trackers that start together (as two tabs of a restored session) end with one visitor, the cookie\'s, write no made-up id over it, and their events are its visitor\'s', async () => {
+test('storage wiped: two trackers that start together (as two tabs of a restored session) end with one visitor, the cookie\'s: neither they nor a tab opened next write a made-up id over it, and their calls, retried after the answer, are its visitor\'s', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const { old } = await wipedVisitor(context, 'Before A Restored Session');
+    const { old, url } = await wipedVisitor(context, 'Before A Restored Session');
     shop.hold(`GET ${PREFIX}/id`);
+    // Klaviyo fails the calls until the question is answered: they go again after it.
+    for (const route of ['events', 'event-bulk-create']) shop.fail(`POST ${PREFIX}/client/${route}`);
     const mark = shop.log.length;
     // Two trackers of the shop made in one task: each starts before the other has
-    // written the id it made up, and each hears the other's write (as two tabs do).
+    // written the id it made up, and each hears the other's write (as two tabs do). Each
+    // tracks at once, with its own made-up id.
     shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <script type="module">
 const { Klaviyo } = await import('/dist/web/index.js');
 const o = { companyId: ${JSON.stringify(COMPANY_ID)}, apiBase: ${JSON.stringify(shop.origin + PREFIX)}, activeOnSite: 'manual' };
 window.all = [Klaviyo.create(o), Klaviyo.create(o)];
-await Promise.all(window.all.map((k) => k.ready));
 window.all.forEach((k, i) => k.track('Restored, Tracker ' + i, {}));
+await Promise.all(window.all.map((k) => k.ready));
 document.body.dataset.ready = '1';
 </script></head><body></body></html>`);
     const page = await context.newPage();
@@ -904,16 +907,78 @@ document.body.dataset.ready = '1';
       const [a, b] = await ids();
       return a === b && a === (await storedId(page));
     }, { what: 'one visitor in both trackers and storage' });
-
-    for (const i of [0, 1]) assert.equal((await waitFor(() => eventsOf(`Restored, Tracker ${i}`)[0], { what: `tracker ${i}'s event` })).anonymous_id, old);
+    await waitFor(() => shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`) && e.end).length >= 1, { what: 'the calls failed once' });
+    // A tab opened now finds a made-up id as its identity: it asks too.
+    const next = await context.newPage();
+    await next.goto(url);
+    await ready(next);
+    assert.equal(await next.evaluate(() => window.kl.anonymousId), (await ids())[0]);
     assert.deepEqual(shop.log.slice(mark).filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), [], 'no POST /id while the cookie is asked');
     assert.equal(await cookieVisitor(context), old);
     shop.release();
-    await waitFor(async () => (await ids()).every((a) => a === old), { what: 'both taking the cookie\'s visitor' });
+    // Retried after the answer, each call (made with either made-up id) is the cookie's
+    // visitor's: before, the one made with the id storage no longer named went marked.
+    for (const i of [0, 1]) {
+      const sent = await waitFor(() => eventsOf(`Restored, Tracker ${i}`)[0], { timeout: 20_000, what: `tracker ${i}'s event` });
+      assert.equal(sent.anonymous_id, old, `tracker ${i}'s event`);
+    }
+    await waitFor(async () => (await ids()).every((a) => a === old), { what: 'both trackers taking the cookie\'s visitor' });
+    await waitFor(() => next.evaluate((a) => window.kl.anonymousId === a, old), { what: 'the next tab too' });
     await waitFor(() => shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id`).every((e) => e.end), { what: 'every /id answered' });
     assert.equal(await cookieVisitor(context), old);
   } finally {
     shop.release();
+    await context.close();
+  }
+});
+
+test('storage wiped: a GET /id that fails writes nothing over the cookie, the calls are still the cookie\'s visitor\'s, and the next page asks again', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const { old, url } = await wipedVisitor(context, 'Before A Failed Question');
+    shop.fail(`GET ${PREFIX}/id`);
+    const mark = shop.log.length;
+    const page = await context.newPage();
+    await page.goto(url);
+    await ready(page);
+    const get = await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'GET' && e.path === `${PREFIX}/id` && e.end), { what: 'the GET /id failed' });
+    assert.equal((await track(page, 'After A Failed Question')).anonymous_id, old);
+    // Before, the page wrote its made-up id to the cookie once the question failed: the
+    // returning visitor was gone. A POST would follow within milliseconds: a second to show up.
+    await waitFor(() => idAfter(mark, get).some((e) => e.method === 'POST'), { timeout: 1000, what: 'a POST' }).catch(() => {});
+    assert.deepEqual(idAfter(mark, get).map((e) => e.method), [], 'nothing written');
+    assert.equal(await cookieVisitor(context), old);
+    shop.release();
+    // The next page finds the made-up id as its identity: it asks, and takes the visitor.
+    await page.reload();
+    await ready(page);
+    await waitFor(() => page.evaluate((a) => window.kl.anonymousId === a, old), { what: 'the next page taking the cookie\'s visitor' });
+    assert.equal((await track(page, 'After The Next Question')).anonymous_id, old);
+  } finally {
+    shop.release();
+    await context.close();
+  }
+});
+
+test('storage wiped: a page denied before its wasm has loaded stores nothing, not even the id it would have asked the cookie about', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    await wipedVisitor(context, 'Before A Denial While Loading');
+    shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script type="module">
+const { Klaviyo } = await import('/dist/web/index.js');
+window.kl = Klaviyo.create({ companyId: ${JSON.stringify(COMPANY_ID)}, apiBase: ${JSON.stringify(shop.origin + PREFIX)}, activeOnSite: 'manual' });
+window.kl.setConsent('denied'); // the loading window: the core starts granted, then replays this
+await window.kl.ready;
+await window.kl.flush();
+document.body.dataset.ready = '1';
+</script></head><body></body></html>`);
+    const page = await context.newPage();
+    await page.goto(`${shop.origin}/shop.html`);
+    await ready(page);
+    await waitFor(async () => !(await visitorCookie(context)), { what: 'the cookie cleared' });
+    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:'))), []);
+  } finally {
     await context.close();
   }
 });
