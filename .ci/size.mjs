@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 30.08; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 30.12; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -28,11 +28,11 @@
 // whose POST /id failed gave the worker's cookie the calls), the landing view at the
 // load leaves a route change's page as the last, and a tracker closed before the load
 // makes no view: 78 B; 29.93 (30,637 B) since a denial ends the asking of the cookie even
-// before the page knows the worker, and leaving a denial is a new visitor: 7 B; 30.08
-// (30,793 B, 30.071 KB) since a page that asks the cookie for its visitor stores the ids
+// before the page knows the worker, and leaving a denial is a new visitor: 7 B; 30.12
+// (30,832 B, 30.109 KB) since a page that asks the cookie for its visitor stores the ids
 // made up meanwhile (a tab opened beside it took such an id for its visitor and wrote it
 // over the cookie), a failed question writes nothing over the cookie, and tabs that start
-// together follow the identity stored, not the event's (they swapped ids for good): 156 B.
+// together follow the identity stored, not the event's (they swapped ids for good): 195 B.
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -43,7 +43,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 31.01: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 31.04: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked; exit 1 if over).
@@ -64,7 +64,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 30.08);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 30.12);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -143,7 +143,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 31.01);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 31.04);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);

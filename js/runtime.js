@@ -232,9 +232,11 @@ export class Runtime {
     // Never asked after a denial, even one made before the worker was known (storage
     // wiped whole): that cookie's visitor was to be forgotten.
     if (how === "DELETE") this.fresh_ = false;
+    // The id made up meanwhile is stored with the next writes (see sync_), before the
+    // worker is known too (storage wiped whole, its mark with it): a tab that starts
+    // before the first answer must not take that id for a visitor it knows.
+    if (how === "GET" && this.id_) this.ask_ = 1;
     if (!this.edge_) return;
-    // The id made up meanwhile is stored with the next writes (see sync_).
-    if (how === "GET") this.ask_ = 1;
     // Every change (a reset, a change of consent, even one that sends nothing) makes an
     // older GET's answer moot.
     const n = (this.asked_ = (this.asked_ | 0) + 1);
@@ -456,8 +458,15 @@ export class Runtime {
           this.edge_ = (this.state === 1 && storage.set(this.prefix_ + "edge", "1", this.own_)) || 1;
           this.visitor_();
         }
-        // Not the worker: no cookie of its puts another visitor in our calls.
-        if (!this.edge_) this.stale_ = 0;
+        // Not the worker: no cookie of its puts another visitor in our calls, and none
+        // knows another visitor than the one this page made up.
+        if (!this.edge_) {
+          this.stale_ = 0;
+          if (r.ok && this.fresh_ && this.id_) {
+            this.fresh_ = this.ask_ = 0;
+            storage.del(this.made_, this.own_);
+          }
+        }
         // The body is read only for failures, where onError reports it.
         if (r.status < 300) answered(r.status, ra, "");
         else r.text().then((b) => answered(r.status, ra, b), () => answered(r.status, ra, ""));
@@ -508,6 +517,9 @@ export class Runtime {
   /** Another tab wrote to storage (a `storage` event). */
   otherTab(e) {
     if (e.key === null) this.control_(CLEARED, 0, storage.scan(this.prefix_)); // storage.clear(): nothing delivered
+    // The made-up ids removed (a reset, or the cookie knew no one): this tab's is not
+    // added back by its next write.
+    else if (e.key === this.made_ && e.newValue === null) this.ask_ = 0;
     else if (e.key.startsWith(this.prefix_)) {
       const anon = this.anonymousId();
       // The identity: the one stored now, after this tab's own write still to come. Two

@@ -877,23 +877,29 @@ test('storage wiped: a tab opened while another asks the cookie for the visitor 
   }
 });
 
-test('storage wiped: two trackers that start together (as two tabs of a restored session) end with one visitor, the cookie\'s: neither they nor a tab opened next write a made-up id over it, and their calls, retried after the answer, are its visitor\'s', async () => {
+/**
+ * Two trackers of the shop made in one task on a page whose identity was wiped (`whole`:
+ * the whole storage, the worker's mark too): each starts before the other has written
+ * the id it made up, and each hears the other's write (as two tabs of a restored session
+ * do). Each tracks at once, with its own made-up id. The cookie's GET /id is held; with
+ * the mark kept, Klaviyo fails the calls until it is answered (they go again after it);
+ * without it, the calls go and their answers show the worker. A tab opened next must ask
+ * too, and all must end on the cookie's visitor without writing over it.
+ */
+async function restoredSession(whole) {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const { old, url } = await wipedVisitor(context, 'Before A Restored Session');
+    const { old, url } = await wipedVisitor(context, `Before A Restored Session${whole ? ', Wiped Whole' : ''}`);
     shop.hold(`GET ${PREFIX}/id`);
-    // Klaviyo fails the calls until the question is answered: they go again after it.
-    for (const route of ['events', 'event-bulk-create']) shop.fail(`POST ${PREFIX}/client/${route}`);
+    if (!whole) for (const route of ['events', 'event-bulk-create']) shop.fail(`POST ${PREFIX}/client/${route}`);
     const mark = shop.log.length;
-    // Two trackers of the shop made in one task: each starts before the other has
-    // written the id it made up, and each hears the other's write (as two tabs do). Each
-    // tracks at once, with its own made-up id.
     shop.setPage(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <script type="module">
+${whole ? 'localStorage.clear();' : ''}
 const { Klaviyo } = await import('/dist/web/index.js');
 const o = { companyId: ${JSON.stringify(COMPANY_ID)}, apiBase: ${JSON.stringify(shop.origin + PREFIX)}, activeOnSite: 'manual' };
 window.all = [Klaviyo.create(o), Klaviyo.create(o)];
-window.all.forEach((k, i) => k.track('Restored, Tracker ' + i, {}));
+window.all.forEach((k, i) => k.track('Restored, Tracker ' + i + ${JSON.stringify(whole ? ', Whole' : '')}, {}));
 await Promise.all(window.all.map((k) => k.ready));
 document.body.dataset.ready = '1';
 </script></head><body></body></html>`);
@@ -907,7 +913,10 @@ document.body.dataset.ready = '1';
       const [a, b] = await ids();
       return a === b && a === (await storedId(page));
     }, { what: 'one visitor in both trackers and storage' });
-    await waitFor(() => shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`) && e.end).length >= 1, { what: 'the calls failed once' });
+    // The calls have been answered (failed; or delivered, showing the worker) and the
+    // cookie asked.
+    await waitFor(() => shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`) && e.end).length >= 1, { what: 'a call answered' });
+    await waitFor(() => shop.log.slice(mark).some((e) => e.method === 'GET' && e.path === `${PREFIX}/id`), { what: 'the cookie asked' });
     // A tab opened now finds a made-up id as its identity: it asks too.
     const next = await context.newPage();
     await next.goto(url);
@@ -916,11 +925,12 @@ document.body.dataset.ready = '1';
     assert.deepEqual(shop.log.slice(mark).filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), [], 'no POST /id while the cookie is asked');
     assert.equal(await cookieVisitor(context), old);
     shop.release();
-    // Retried after the answer, each call (made with either made-up id) is the cookie's
-    // visitor's: before, the one made with the id storage no longer named went marked.
+    // Each call (made with either made-up id, retried after the answer where Klaviyo
+    // failed it) is the cookie's visitor's.
     for (const i of [0, 1]) {
-      const sent = await waitFor(() => eventsOf(`Restored, Tracker ${i}`)[0], { timeout: 20_000, what: `tracker ${i}'s event` });
-      assert.equal(sent.anonymous_id, old, `tracker ${i}'s event`);
+      const metric = `Restored, Tracker ${i}${whole ? ', Whole' : ''}`;
+      const sent = await waitFor(() => eventsOf(metric)[0], { timeout: 20_000, what: `tracker ${i}'s event` });
+      assert.equal(sent.anonymous_id, old, metric);
     }
     await waitFor(async () => (await ids()).every((a) => a === old), { what: 'both trackers taking the cookie\'s visitor' });
     await waitFor(() => next.evaluate((a) => window.kl.anonymousId === a, old), { what: 'the next tab too' });
@@ -930,7 +940,11 @@ document.body.dataset.ready = '1';
     shop.release();
     await context.close();
   }
-});
+}
+
+test('storage wiped: two trackers that start together (as two tabs of a restored session) end with one visitor, the cookie\'s: neither they nor a tab opened next write a made-up id over it, and their calls, retried after the answer, are its visitor\'s', () => restoredSession(false));
+
+test('storage wiped whole (the worker\'s mark too): two trackers that start together and a tab opened next write no made-up id over the cookie, once their calls\' answers show the worker, and end on its visitor', () => restoredSession(true));
 
 test('storage wiped: a GET /id that fails writes nothing over the cookie, the calls are still the cookie\'s visitor\'s, and the next page asks again', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
