@@ -517,9 +517,9 @@ export class Runtime {
   /** Another tab wrote to storage (a `storage` event). */
   otherTab(e) {
     if (e.key === null) this.control_(CLEARED, 0, storage.scan(this.prefix_)); // storage.clear(): nothing delivered
-    // The made-up ids removed (a reset, or the cookie knew no one): this tab's is not
-    // added back by its next write.
-    else if (e.key === this.made_ && e.newValue === null) this.ask_ = 0;
+    // The made-up ids removed (a reset, the cookie knew no one, apiBase is no worker):
+    // this tab's is not added back by its next write, and it asks no more.
+    else if (e.key === this.made_ && e.newValue === null) this.fresh_ = this.ask_ = 0;
     else if (e.key.startsWith(this.prefix_)) {
       const anon = this.anonymousId();
       // The identity: the one stored now, after this tab's own write still to come. Two

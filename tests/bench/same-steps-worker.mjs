@@ -410,7 +410,7 @@ async function client(request, cfg, route, origin, allowed, url) {
         if (BOT_PATTERNS.some((p) => lower.includes(p))) bot = 'user-agent';
       }
     }
-    if (bot) return withCors(empty(202, [['x-klaviyo-edge-bot', bot]]), allowed);
+    if (bot) return withCors(empty(202, [['x-klaviyo-edge-bot', bot], ...(cfg.secret ? [['x-klaviyo-edge', 'id']] : [])]), allowed);
   }
   const bytes = new Uint8Array(await request.arrayBuffer());
   if (bytes.length > cfg.maxBody) return withCors(tooLarge(), allowed);

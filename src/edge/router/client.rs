@@ -43,8 +43,10 @@ pub(super) fn client_head(
     if cfg.filter_bots {
         if let Some(bot) = bots::check(head.header("user-agent"), head.bot_score, cfg.bot_score_min)
         {
-            // Answered as Klaviyo would, and not sent on.
-            return Err(Reply::empty(202).header("x-klaviyo-edge-bot", bot.name()));
+            // Answered as Klaviyo would, and not sent on; marked as a forwarded answer
+            // is: a page told otherwise would take the worker for a plain proxy.
+            let r = Reply::empty(202).header("x-klaviyo-edge-bot", bot.name());
+            return Err(marked(r, cfg));
         }
     }
     Ok(RouteKind::Client)
@@ -126,7 +128,16 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
 /// cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one.
 pub fn first_party_mark(r: Reply, path: &str, cfg: &EdgeConfig) -> Reply {
     let route = path.strip_prefix(cfg.route_prefix.as_str()).unwrap_or(path);
-    if route.starts_with("/client/") && cfg.signing_secret.is_some() {
+    if route.starts_with("/client/") {
+        marked(r, cfg)
+    } else {
+        r
+    }
+}
+
+/// A `/client` answer with the mark ([`first_party_mark`]), where the cookie can be signed.
+fn marked(r: Reply, cfg: &EdgeConfig) -> Reply {
+    if cfg.signing_secret.is_some() {
         r.header(reply::FIRST_PARTY, "id")
     } else {
         r

@@ -1302,6 +1302,12 @@ fn a_crawlers_call_is_answered_and_not_sent_on() {
                 .headers
                 .iter()
                 .any(|(k, _)| k == "access-control-allow-origin"));
+            // The worker's mark, as on a forwarded answer: without it a page whose
+            // storage was wiped whole took the worker for a plain proxy and forgot the
+            // ids it made up while it asked the visitor cookie.
+            assert!(r
+                .headers
+                .contains(&(reply::FIRST_PARTY.into(), "id".into())));
         }
         other => panic!("a bot's call was sent on: {other:?}"),
     }
