@@ -207,11 +207,11 @@ export class Runtime {
     const base = options.apiBase;
     this.id_ = base && options.firstPartyId !== false ? base.replace(/\/+$/, "") + "/id" : "";
     this.edge_ = this.id_ && (edge || storage.get(this.prefix_ + "edge"));
+    // The storage key of the ids made up while the cookie is asked (see madeUp_).
+    this.made_ = this.prefix_ + "madeUp";
     // Storage held no identity, or only one another page made up while it asked the
     // cookie and had no answer (a tab opened beside it, a page closed before it): the
     // worker's cookie may know the visitor (until it answers).
-    // The storage key of the ids made up while the cookie is asked (see madeUp_).
-    this.made_ = this.prefix_ + "madeUp";
     const anon = this.anonymousId();
     this.fresh_ = anon === fresh || this.madeUp_().includes(anon);
     this.watch_();
