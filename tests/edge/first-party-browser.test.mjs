@@ -39,7 +39,6 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     }
     const plain = url.pathname.startsWith('/plain/');
     if (!url.pathname.startsWith(`${PREFIX}/`) && !plain) {
-      if (held.has(url.pathname)) await new Promise((resolve) => waiting.push(resolve));
       const file = repoFile(url.pathname, ['/tests/edge/', '/dist/web/']);
       try {
         const data = await readFile(file);
@@ -100,8 +99,6 @@ async function startShop(workerUrl, plainUrl) { // workerUrl(): where /klaviyo/*
     releaseNewest: () => waiting.pop()?.(),
     /** Passes on the earliest held request alone. */
     releaseOldest: () => waiting.shift()?.(),
-    /** How many requests are held. */
-    heldCount: () => waiting.length,
     close: () => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
@@ -829,14 +826,14 @@ test('the script-tag page loads both files from the worker: two requests, the ri
 
 /** A returning visitor's identity, wiped as Safari wipes it (the worker's cookie keeps
  * it): a first page tracks, then its identity is removed and the page closed. Returns
- * the visitor and the URL of the shop's page. */
+ * the visitor. */
 async function wipedVisitor(context, metric) {
   const page = await openShop(context, '&_kx=KX.of.the.returning');
   const first = await track(page, metric);
   await waitFor(async () => (await cookieVisitor(context)) === first.anonymous_id, { what: 'the cookie' });
   await page.evaluate((k) => localStorage.removeItem(k), `klaviyo:${COMPANY_ID}:id`);
   await page.close();
-  return { old: first.anonymous_id, url: `${shop.origin}/tests/edge/page.html?companyId=${COMPANY_ID}&apiBase=${encodeURIComponent(shop.origin + PREFIX)}` };
+  return { old: first.anonymous_id };
 }
 
 const ready = (page) => page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
@@ -845,18 +842,14 @@ const storedId = (page) => page.evaluate((k) => JSON.parse(localStorage.getItem(
 test('storage wiped: a tab opened while another asks the cookie for the visitor takes the made-up id for no visitor of its own: it writes nothing over the cookie, and both tabs\' events are the cookie\'s visitor\'s', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const { old, url } = await wipedVisitor(context, 'Before A Second Tab');
+    const { old } = await wipedVisitor(context, 'Before A Second Tab');
     shop.hold(`GET ${PREFIX}/id`);
     const mark = shop.log.length;
-    const first = await context.newPage();
-    await first.goto(url);
-    await ready(first);
+    const first = await openShop(context);
     // The first tab has stored the id it made up meanwhile; its question is unanswered.
     const madeUp = await waitFor(() => storedId(first), { what: 'the made-up id stored' });
     assert.notEqual(madeUp, old);
-    const second = await context.newPage();
-    await second.goto(url);
-    await ready(second);
+    const second = await openShop(context);
     assert.equal(await second.evaluate(() => window.kl.anonymousId), madeUp);
     for (const [i, p] of [first, second].entries()) await p.evaluate((m) => window.kl.track(m, {}), `Wiped, Tab ${i}`);
     // Both go while the question is out, unmarked: the worker puts the cookie's visitor
@@ -889,7 +882,7 @@ test('storage wiped: a tab opened while another asks the cookie for the visitor 
 async function restoredSession(whole) {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const { old, url } = await wipedVisitor(context, `Before A Restored Session${whole ? ', Wiped Whole' : ''}`);
+    const { old } = await wipedVisitor(context, `Before A Restored Session${whole ? ', Wiped Whole' : ''}`);
     shop.hold(`GET ${PREFIX}/id`);
     if (!whole) for (const route of ['events', 'event-bulk-create']) shop.fail(`POST ${PREFIX}/client/${route}`);
     const mark = shop.log.length;
@@ -918,9 +911,7 @@ document.body.dataset.ready = '1';
     await waitFor(() => shop.log.slice(mark).filter((e) => e.path.startsWith(`${PREFIX}/client/`) && e.end).length >= 1, { what: 'a call answered' });
     await waitFor(() => shop.log.slice(mark).some((e) => e.method === 'GET' && e.path === `${PREFIX}/id`), { what: 'the cookie asked' });
     // A tab opened now finds a made-up id as its identity: it asks too.
-    const next = await context.newPage();
-    await next.goto(url);
-    await ready(next);
+    const next = await openShop(context);
     assert.equal(await next.evaluate(() => window.kl.anonymousId), (await ids())[0]);
     assert.deepEqual(shop.log.slice(mark).filter((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), [], 'no POST /id while the cookie is asked');
     assert.equal(await cookieVisitor(context), old);
@@ -949,12 +940,10 @@ test('storage wiped whole (the worker\'s mark too): two trackers that start toge
 test('storage wiped: a GET /id that fails writes nothing over the cookie, the calls are still the cookie\'s visitor\'s, and the next page asks again', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
-    const { old, url } = await wipedVisitor(context, 'Before A Failed Question');
+    const { old } = await wipedVisitor(context, 'Before A Failed Question');
     shop.fail(`GET ${PREFIX}/id`);
     const mark = shop.log.length;
-    const page = await context.newPage();
-    await page.goto(url);
-    await ready(page);
+    const page = await openShop(context);
     const get = await waitFor(() => shop.log.slice(mark).find((e) => e.method === 'GET' && e.path === `${PREFIX}/id` && e.end), { what: 'the GET /id failed' });
     assert.equal((await track(page, 'After A Failed Question')).anonymous_id, old);
     // Before, the page wrote its made-up id to the cookie once the question failed: the
