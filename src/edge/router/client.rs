@@ -46,7 +46,7 @@ pub(super) fn client_head(
             // Answered as Klaviyo would, and not sent on; marked as a forwarded answer
             // is: a page told otherwise would take the worker for a plain proxy.
             let r = Reply::empty(202).header("x-klaviyo-edge-bot", bot.name());
-            return Err(marked(r, cfg));
+            return Err(first_party_mark(r, head.path, cfg));
         }
     }
     Ok(RouteKind::Client)
@@ -124,20 +124,11 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
     })
 }
 
-/// A forwarded `/client` answer, marked as the edge worker's that keeps the visitor
-/// cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one.
+/// A `/client` answer (forwarded, or a bot's), marked as the edge worker's that keeps
+/// the visitor cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one.
 pub fn first_party_mark(r: Reply, path: &str, cfg: &EdgeConfig) -> Reply {
     let route = path.strip_prefix(cfg.route_prefix.as_str()).unwrap_or(path);
-    if route.starts_with("/client/") {
-        marked(r, cfg)
-    } else {
-        r
-    }
-}
-
-/// A `/client` answer with the mark ([`first_party_mark`]), where the cookie can be signed.
-fn marked(r: Reply, cfg: &EdgeConfig) -> Reply {
-    if cfg.signing_secret.is_some() {
+    if route.starts_with("/client/") && cfg.signing_secret.is_some() {
         r.header(reply::FIRST_PARTY, "id")
     } else {
         r
