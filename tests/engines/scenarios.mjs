@@ -540,6 +540,34 @@ export const SCENARIOS = [
       return `${ids.length} events of two trackers (npm + inline build) accepted once each; the first followed the second's denial`;
     },
   },
+  {
+    name: 'trackers-start-together',
+    what: 'two trackers of the shop made in one task on empty storage (as the tabs of a restored session start, each hearing the other\'s write before its own): both follow the one visitor stored, and their events are accepted once each',
+    async run(ctx) {
+      const page = await ctx.open({ init: 0 });
+      await page.eval(async (companyId, apiBase) => {
+        const { Klaviyo } = await import('/dist/web/index.js');
+        const o = { companyId, apiBase, activeOnSite: 'manual' };
+        window.kl = Klaviyo.create(o);
+        window.other = Klaviyo.create(o);
+        await Promise.all([window.kl.ready, window.other.ready]);
+      }, ctx.companyId, ctx.emu.url);
+      // Before, each took the other's id from the event: they swapped for good.
+      const visitor = await waitFor(() => page.eval((key) => {
+        const stored = JSON.parse(localStorage.getItem(key) || 'null');
+        const id = stored && stored.anonymous_id;
+        return id && window.kl.anonymousId === id && window.other.anonymousId === id ? id : null;
+      }, `klaviyo:${ctx.companyId}:id`), { what: 'both trackers on the stored visitor', interval: 50 });
+      const ids = [
+        ...await trackMany(page, 2, { metric: 'Engine Matrix Together' }),
+        ...await page.eval(() => [0, 1].map((n) => window.other.track('Engine Matrix Together Other', { n }))),
+      ];
+      const s = await delivered(ctx, ids);
+      onceEach(s, ids);
+      await noPageErrors(page);
+      return `one visitor (${visitor.slice(0, 8)}…) in both trackers and storage; ${ids.length} events accepted once each`;
+    },
+  },
 ];
 
 // ---------------------------------------------------------------- offline variants
