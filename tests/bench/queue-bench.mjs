@@ -12,7 +12,9 @@
 //  (c) the longest main-thread task: the 10,000 calls' task, and while the queue drains.
 //  (d) script start -> first track() returned, and -> ready (--loads fresh page loads), with and
 //      without preload hints, with create() 20 ms after the import, and the floor: the .wasm
-//      alone fetched, compiled and instantiated.
+//      alone fetched, compiled and instantiated; then pages 2-4 of a visit (each page loads
+//      the next in the same tab); beside each, Amplitude's browser SDK (pure JavaScript, a
+//      devDependency) making the same calls: the baseline, run in the same process.
 //  (e) gzip -9 bytes a page downloads.
 //  (f) 1,000 events queued offline, then online: requests, bytes and chars per event.
 //  (g) track, then navigate or close the tab 0..30 ms later: lost, sent twice.
@@ -20,6 +22,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync, constants } from 'node:zlib';
+import { buildSync } from 'esbuild';
 import { ROOT, startEnv, newShop, waitFor, storedEntries } from '../queue/harness.mjs';
 import { trackThenNavigate, trackThenClose, DELAYS } from '../queue/scenarios.mjs';
 import { median } from './median.mjs';
@@ -276,13 +279,47 @@ async function benchCalls(env) {
 
 // ---------- (d) start-up ----------
 
+/**
+ * The pure-JavaScript baseline of section (d): Amplitude's browser SDK (a devDependency at
+ * an exact version), bundled as a shop's bundler would (esbuild, minified, the three calls
+ * the page makes) into target/bench/peer/, which the harness serves. Null when it is not
+ * installed: its rows are then left out.
+ */
+function bundlePeer() {
+  let version;
+  try {
+    version = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@amplitude/analytics-browser/package.json'), 'utf8')).version;
+  } catch {
+    return null;
+  }
+  const outfile = path.join(ROOT, 'target/bench/peer/amplitude.js');
+  buildSync({
+    stdin: { contents: "export { init, setUserId, track } from '@amplitude/analytics-browser';", resolveDir: ROOT },
+    bundle: true, format: 'esm', minify: true, target: 'es2022', outfile, logLevel: 'warning',
+  });
+  return { name: `Amplitude ${version}`, gzip: gzipSync(readFileSync(outfile), { level: constants.Z_BEST_COMPRESSION }).length };
+}
+
+/** Pages of one visit: each load of a `visit` variant runs this many pages in one tab and
+ * keeps all but the first (a fresh tab's, as the other rows measure). */
+const VISIT_PAGES = 4;
+
 async function benchStartup(env) {
+  const peer = bundlePeer();
+  const amplitude = '/tests/queue/startup-amplitude.html';
   const variants = [
     { name: 'plain', file: '/tests/queue/startup.html', label: 'no hints' },
     { name: 'preload', file: '/tests/queue/startup-preload.html', label: 'modulepreload index.js + preload wasm' },
     { name: 'later', file: '/tests/queue/startup-later.html', label: 'no hints, create() 20 ms after the import' },
     { name: 'floor', file: '/tests/queue/startup-floor.html', label: 'the .wasm alone: fetch, compile, instantiate (no tracker)' },
     { name: 'inline', file: '/tests/queue/startup.html?build=inline', label: 'the inline build (klaviyo-wasm/inline), no hints' },
+    { name: 'visit', file: '/tests/queue/startup.html', visit: true, label: 'no hints, pages 2-4 of a visit in one tab' },
+    ...(peer ? [
+      { name: 'peer', file: amplitude, label: `${peer.name}, no hints` },
+      { name: 'peerLite', file: `${amplitude}?autocapture=0`, label: `${peer.name} with autocapture off, no hints` },
+      { name: 'peerVisit', file: amplitude, visit: true, label: `${peer.name}, pages 2-4 of a visit in one tab` },
+      { name: 'peerLiteVisit', file: `${amplitude}?autocapture=0`, visit: true, label: `${peer.name} with autocapture off, pages 2-4 of a visit` },
+    ] : []),
   ];
   const samples = Object.fromEntries(variants.map((v) => [v.name, []]));
   const errors = [];
@@ -295,20 +332,26 @@ async function benchStartup(env) {
         const u = new URL(v.file, env.site.url);
         u.searchParams.set('companyId', 'BnSt01');
         u.searchParams.set('apiBase', env.emu.url);
+        if (v.visit) u.searchParams.set('chain', String(VISIT_PAGES));
         await page.goto(u.href);
-        const s = await (await page.waitForFunction(() => window.startup, null, { timeout: 15_000 })).jsonValue();
-        if (s.error || shop.pageErrors.length) errors.push(`${v.name}: ${s.error || shop.pageErrors.join('; ')}`);
-        const at = (file, k) => s.resources.find((r) => r.file === file)?.[k] ?? null;
-        // The package's module: index.js, or inline.js for the inline build (no .wasm then).
-        const js = s.resources.some((r) => r.file === 'inline.js') ? 'inline.js' : 'index.js';
-        const rel = (v) => (v === null ? null : v - s.t0);
-        samples[v.name].push({
-          t0: s.t0, track: s.t1 - s.t0, ready: s.t2 - s.t0, moduleTrack: s.t1 - s.tm, moduleReady: s.t2 - s.tm,
-          createTrack: s.tc === undefined ? null : s.t1 - s.tc, createReady: s.tc === undefined ? null : s.t2 - s.tc,
-          wasmBeforeCreate: s.tc === undefined ? null : s.tc - at('klaviyo_wasm_bg.wasm', 'start'),
-          indexJsStart: rel(at(js, 'start')), indexJsEnd: rel(at(js, 'end')),
-          wasmStart: rel(at('klaviyo_wasm_bg.wasm', 'start')), wasmEnd: rel(at('klaviyo_wasm_bg.wasm', 'end')),
-        });
+        const pages = v.visit
+          ? (await (await page.waitForFunction(() => window.startupChain, null, { timeout: 30_000 })).jsonValue()).slice(1)
+          : [await (await page.waitForFunction(() => window.startup, null, { timeout: 15_000 })).jsonValue()];
+        for (const s of pages) {
+          if (s.error || shop.pageErrors.length) errors.push(`${v.name}: ${s.error || shop.pageErrors.join('; ')}`);
+          const at = (file, k) => s.resources.find((r) => r.file === file)?.[k] ?? null;
+          // The tracker's module: index.js, inline.js for the inline build (no .wasm then), or
+          // the baseline's bundle.
+          const js = s.resources.find((r) => r.file.endsWith('.js'))?.file ?? 'index.js';
+          const rel = (v) => (v === null ? null : v - s.t0);
+          samples[v.name].push({
+            t0: s.t0, track: s.t1 - s.t0, ready: s.t2 - s.t0, moduleTrack: s.t1 - s.tm, moduleReady: s.t2 - s.tm,
+            createTrack: s.tc === undefined ? null : s.t1 - s.tc, createReady: s.tc === undefined ? null : s.t2 - s.tc,
+            wasmBeforeCreate: s.tc === undefined ? null : s.tc - at('klaviyo_wasm_bg.wasm', 'start'),
+            indexJsStart: rel(at(js, 'start')), indexJsEnd: rel(at(js, 'end')),
+            wasmStart: rel(at('klaviyo_wasm_bg.wasm', 'start')), wasmEnd: rel(at('klaviyo_wasm_bg.wasm', 'end')),
+          });
+        }
       } finally {
         await shop.close();
       }
@@ -330,7 +373,7 @@ async function benchStartup(env) {
     indexJs: [median(samples[v.name].map((s) => s.indexJsStart)), median(samples[v.name].map((s) => s.indexJsEnd))],
     wasm: [median(samples[v.name].map((s) => s.wasmStart)), median(samples[v.name].map((s) => s.wasmEnd))],
     samples: samples[v.name],
-  }]).concat([['errors', errors]]));
+  }]).concat([['errors', errors], ['peerBundle', peer]]));
 }
 
 // ---------- (e) size ----------
@@ -464,9 +507,21 @@ function printStartup(d) {
     ['create() + identify() + track(), no hints', fmt(d.plain.moduleTrackMs, 2), fmt(d.plain.moduleReadyMs, 1), fmt(d.plain.trackMs, 1), fmt(d.plain.readyMs, 1)],
     ['same with <link rel=modulepreload index.js> + <link rel=preload wasm as=fetch crossorigin>', fmt(d.preload.moduleTrackMs, 2), fmt(d.preload.moduleReadyMs, 1), fmt(d.preload.trackMs, 1), fmt(d.preload.readyMs, 1)],
     ['the inline build (klaviyo-wasm/inline: one file, the bytes inside), no hints', fmt(d.inline.moduleTrackMs, 2), fmt(d.inline.moduleReadyMs, 1), fmt(d.inline.trackMs, 1), fmt(d.inline.readyMs, 1)],
+    ...[d.peer, d.peerLite].filter(Boolean).map((v) => [`${v.label} (pure JavaScript: the baseline)`, fmt(v.moduleTrackMs, 2), fmt(v.moduleReadyMs, 1), fmt(v.trackMs, 1), fmt(v.readyMs, 1)]),
   ]);
+  const visits = [d.visit, d.peerVisit, d.peerLiteVisit].filter(Boolean);
+  heading(`(d) start-up on pages 2-${VISIT_PAGES} of a visit: each page loads the next in the same tab, as a shopper's clicks do (median of ${visits[0].loads} pages, ms)`);
+  table([
+    ['page', 'module start -> calls returned', 'module start -> ready', 'first HTML script -> calls returned', 'first HTML script -> ready'],
+    ...visits.map((v) => [v.label, fmt(v.moduleTrackMs, 2), fmt(v.moduleReadyMs, 1), fmt(v.trackMs, 1), fmt(v.readyMs, 1)]),
+  ]);
+  if (d.peer) {
+    const ratio = (a, b) => `${fmt(a.moduleReadyMs / b.moduleReadyMs, 2)}x`;
+    note(`${d.peer.label.split(',')[0]} (${fmt(d.peerBundle.gzip / 1024, 1)} KB gzipped as bundled here) is the pure-JavaScript tracker of the issue's target: its calls are the same three (init, setUserId, track; its ready is init's promise). Ours / it, module start -> ready, no hints: a fresh tab ${ratio(d.plain, d.peer)} (${ratio(d.plain, d.peerLite)} against autocapture off), pages of a visit ${ratio(d.visit, d.peerVisit)} (${ratio(d.visit, d.peerLiteVisit)})`);
+  }
   note('module start: the first line of the page\'s module script, once index.js is fetched and evaluated (what bundled storefront code sees); first HTML script: a classic script at the top of <head>, so the column includes fetching index.js.');
   note(`start-up targets without hints: module start -> ready <= 14 ms: ${d.plain.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.plain.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleTrackMs, 2)})`);
+  note(`the same on pages 2-${VISIT_PAGES} of a visit (one tab): module start -> ready <= 14 ms: ${d.visit.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.visit.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.visit.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.visit.moduleTrackMs, 2)})`);
   note(`the inline build without hints: module start -> ready <= 14 ms: ${d.inline.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.inline.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.inline.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.inline.moduleTrackMs, 2)}); it downloads one file, its bytes decoded and compiled on the main thread at the end of the importing task`);
   note(`${d.floor.label}: module start -> instantiated ${fmt(d.floor.moduleReadyMs, 1)} ms, the floor of any tracker that loads a .wasm on this machine; ours adds ${fmt(d.plain.moduleReadyMs - d.floor.moduleReadyMs, 1)} ms (the core opening, the window's calls)`);
   note(`${d.later.label}: create() -> identify+track returned ${fmt(d.later.createTrackMs, 2)} ms, create() -> ready ${fmt(d.later.createReadyMs, 1)} ms; the .wasm request started ${fmt(d.later.wasmBeforeCreateMs, 1)} ms before create()`);
@@ -474,7 +529,7 @@ function printStartup(d) {
     const wasm = v.wasm[0] === null ? 'no wasm request' : `wasm ${fmt(v.wasm[0], 1)}..${fmt(v.wasm[1], 1)} ms`;
     note(`${v.label}: t0 at ${fmt(v.t0Ms, 1)} ms after navigation start; ${v === d.inline ? 'inline.js' : 'index.js'} fetched ${fmt(v.indexJs[0], 1)}..${fmt(v.indexJs[1], 1)} ms, ${wasm} after t0`);
   }
-  note('pages: tests/queue/startup.html (?build=inline for the inline build) and startup-preload.html; localhost, no-store (no cache, no network latency).');
+  note('pages: tests/queue/startup.html (?build=inline for the inline build; ?chain=N for N pages in one tab), startup-preload.html, startup-later.html, startup-floor.html and startup-amplitude.html; localhost, no-store (no cache, no network latency).');
   if (d.errors.length) note(`errors: ${d.errors.join('; ')}`);
 }
 

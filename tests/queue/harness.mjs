@@ -12,8 +12,9 @@ import { repoFile, mimeFor, serveRepo } from '../support/static.mjs';
 export { ROOT } from '../support/static.mjs';
 import { launchChromium } from '../support/browser.mjs';
 
-/** Only these trees are served: the test page and the built package. */
-const SERVED = ['/tests/queue/', '/dist/web/'];
+/** Only these trees are served: the test pages, the built package and the bench's pure-JS
+ * baseline tracker (bundled there by tests/bench/queue-bench.mjs). */
+const SERVED = ['/tests/queue/', '/dist/web/', '/target/bench/peer/'];
 
 /** Maps a URL path to a file under ROOT, or null when it is not ours to serve. */
 export const fileFor = (urlPath) => repoFile(urlPath, SERVED);
