@@ -15,20 +15,20 @@ if (!queued?.loaded) {
   const defaults = fromData(el?.dataset ?? {}, el?.src || location.href);
   // The .wasm downloads while the page goes on to its `init` (which may come later).
   preload(defaults.wasmUrl);
-  const r = runner((o) => Klaviyo.create(o), warn, defaults);
-  // `data-wait-for-init` (the edge worker sets it where it gave the company id): an
-  // `init` anywhere in the HTML still wins, though this async script ran before it.
-  // "interactive" comes before the deferred and module scripts have run, and so before
-  // DOMContentLoaded: an `init` there must still win (no navigation entry: taken as past).
-  // `load` too, in case the entry read 0 for an event already past (timestamps rounded
-  // down; `f` starts the tracker once).
+  // `f` once the page's HTML is parsed: for `data-wait-for-init` (the edge worker sets it
+  // where it gave the company id) and Klaviyo's `account`, so that an `init` anywhere in
+  // the HTML still wins, though this async script ran before it. "interactive" comes
+  // before the deferred and module scripts have run, and so before DOMContentLoaded: an
+  // `init` there must still win (no navigation entry: taken as past). `load` too, in case
+  // the entry read 0 for an event already past (timestamps rounded down; `f` starts the
+  // tracker once).
   const nav = performance.getEntriesByType?.("navigation")[0];
-  const state = document.readyState;
-  const parsed = el && "waitForInit" in el.dataset
-    ? (f) => (state === "loading" || (state === "interactive" && nav && !nav.domContentLoadedEventStart)
+  const whenParsed = (f, state = document.readyState) =>
+    state === "loading" || (state === "interactive" && nav && !nav.domContentLoadedEventStart)
       ? (addEventListener("DOMContentLoaded", f), addEventListener("load", f))
-      : f())
-    : undefined;
+      : f();
+  const r = runner((o) => Klaviyo.create(o), warn, defaults, whenParsed);
+  const parsed = el && "waitForInit" in el.dataset ? whenParsed : undefined;
   window.klaviyoWasm = r.api;
   // The snippet's queue: commands in order, their push times in `t` (a plain array
   // made by the page itself has none: those calls take the time they run).

@@ -32,11 +32,15 @@ export function fromData(data, scriptUrl) {
  * @param create   `(options) => tracker` (Klaviyo.create)
  * @param warn     `(error) => void`: how a failing command is reported (never thrown)
  * @param defaults options from the script element's data attributes
+ * @param parsed   `(f) => void`: f once the page's HTML is parsed (an `account` waits for
+ *                 it); none: at once
  * @returns `{ start(queue, times), run(command, time), api }`
  */
-export function runner(create, warn, defaults = {}) {
+export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
   let kl = null;
   let options;
+  /** The company id of Klaviyo's `["account", id]` while no tracker runs. */
+  let account;
   /** Whether the tracker's core runs (its `ready` resolved). */
   let ready = false;
   /** The messages onError has heard: a waiting call that rejects with one of them was
@@ -56,8 +60,16 @@ export function runner(create, warn, defaults = {}) {
         throw Error('a command is an array like ["track", "Metric", { ... }]');
       }
       if (cmd[0] === "init") return init(cmd[1]);
-      // Klaviyo's `["account", "AbC123"]`: init with that company id.
-      if (cmd[0] === "account") return kl && options.companyId === cmd[1] ? undefined : init({ companyId: cmd[1] });
+      // Klaviyo's `["account", "AbC123"]`: init with that company id, once the page's HTML
+      // is parsed, so that an `init` of the page's (with its consent, apiBase, ...) wins
+      // and takes the id; commands until then wait for the tracker, with their push time.
+      if (cmd[0] === "account") {
+        if (kl) return options.companyId === cmd[1] ? undefined : init({ companyId: cmd[1] });
+        const first = !account;
+        account = cmd[1];
+        if (first) parsed(() => kl || run(["init"]));
+        return undefined;
+      }
       if (!kl) {
         held.push([cmd, time ?? Date.now()]); // kept until init, with its push time
         return undefined;
@@ -72,7 +84,7 @@ export function runner(create, warn, defaults = {}) {
   function init(given = {}) {
     if (kl) throw Error("init: already initialised; this one is ignored");
     if (!isObject(given)) throw Error("init: options must be an object");
-    const o = { ...defaults, ...given };
+    const o = { ...defaults, ...(account && { companyId: account }), ...given };
     // Calls the core refuses before it is ready reach onError (kind `invalid`) instead
     // of throwing: warn about those always, about the rest (network...) with debug. A
     // `ready` that fails otherwise (the wasm did not load) is warned too.

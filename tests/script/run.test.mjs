@@ -33,7 +33,9 @@ function stub({ ready = false, consent = true } = {}) {
     return kl;
   };
   const warnings = [];
-  return { calls, made, warnings, runner: (defaults) => runner(tracker, (e) => warnings.push(e.message ?? String(e)), defaults) };
+  const out = { calls, made, warnings };
+  out.runner = (defaults, parsed) => (out.api = runner(tracker, (e) => warnings.push(e.message ?? String(e)), defaults, parsed));
+  return out;
 }
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -131,6 +133,34 @@ test("a second init is ignored with a warning; Klaviyo's account command inits o
   assert.equal(s.made.length, 1);
   assert.equal(s.made[0].options.companyId, "AbC123");
   assert.deepEqual(s.warnings, ["init: already initialised; this one is ignored"]);
+});
+
+test("Klaviyo's account waits for the parsed HTML: a later init's options win and take its id; alone, it starts the tracker then", () => {
+  let s = stub();
+  let parsed = [];
+  s.runner({}, (f) => parsed.push(f)).start([["account", "AbC123"], ["track", "A", {}]], [1, 2]);
+  assert.equal(s.made.length, 0, "no tracker before the HTML is parsed");
+  s.api.run(["init", { consent: "pending", apiBase: "https://shop.example/klaviyo" }]);
+  assert.equal(s.made.length, 1);
+  const { companyId, consent, apiBase } = s.made[0].options;
+  assert.deepEqual({ companyId, consent, apiBase }, { companyId: "AbC123", consent: "pending", apiBase: "https://shop.example/klaviyo" });
+  for (const f of parsed) f();
+  assert.equal(s.made.length, 1, "the parsed HTML starts no second one");
+  assert.deepEqual(s.calls, [["track", "A", {}, { time: 2 }]]);
+  assert.deepEqual(s.warnings, []);
+
+  s = stub();
+  parsed = [];
+  s.runner({}, (f) => parsed.push(f)).start([["account", "AbC123"], ["track", "A", {}], ["account", "AbC123"]], [1, 2, 3]);
+  assert.equal(parsed.length, 1, "one start, however many accounts");
+  assert.equal(s.made.length, 0);
+  parsed[0]();
+  assert.equal(s.made.length, 1);
+  assert.equal(s.made[0].options.companyId, "AbC123");
+  assert.deepEqual(s.calls, [["track", "A", {}, { time: 2 }]]);
+  parsed[0]();
+  assert.equal(s.made.length, 1);
+  assert.deepEqual(s.warnings, []);
 });
 
 test("consent maps to setConsent, in order; without setConsent it only warns", () => {

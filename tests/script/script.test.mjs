@@ -122,6 +122,42 @@ test('data-wait-for-init: an init in a module script, run after ours though the 
   await context.close();
 });
 
+test("Klaviyo's account before the page's init: the init's options hold (consent pending, apiBase) and it takes the account's id", { timeout: TIMEOUT }, async () => {
+  // Klaviyo's classic snippet opens with `account`; the shop's init comes later in the HTML.
+  // The parser-blocking script in the body (a second copy of ours: it does nothing) holds the
+  // init back while the first runs. Before, the
+  // account started a tracker at once with its id alone: the init was ignored, and the page
+  // tracked as granted, to Klaviyo itself, while it asked for consent pending.
+  const { context, page, errors, logs } = await open(h.page(html({
+    head: `<script>${snippet(SCRIPT)}</script>
+<script>
+  klaviyoWasm.push(["account", ${JSON.stringify(COMPANY_ID)}]);
+  klaviyoWasm.push(["track", "Before Init", {}]);
+</script>`,
+    body: `<script src="${SCRIPT}?delay=1500"></script>
+<script>
+  window.loadedBeforeInit = window.klaviyoWasm.loaded === true;
+  klaviyoWasm.push(["init", { apiBase: ${JSON.stringify(h.emulator.url)}, consent: "pending", activeOnSite: "manual" }]);
+</script>`,
+  })));
+  const elsewhere = [];
+  page.on('request', (r) => { if (!r.url().startsWith(h.emulator.url) && !r.url().startsWith(h.url)) elsewhere.push(r.url()); });
+  await page.waitForFunction(() => window.klaviyoWasm.tracker !== null && window.loadedBeforeInit !== undefined);
+  assert.equal(await page.evaluate(() => window.loadedBeforeInit), true, 'our script ran before the init');
+  assert.equal(await page.evaluate(() => window.klaviyoWasm.tracker.consent), 'pending', "the init's consent");
+  await page.evaluate(() => window.klaviyoWasm.tracker.ready.then(() => window.klaviyoWasm.tracker.flush()));
+  assert.deepEqual(events((await h.emulator.requests()).requests), [], 'nothing sent while pending');
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:'))), [], 'nothing stored while pending');
+  await page.evaluate(() => window.klaviyoWasm.push(['consent', 'granted']));
+  const requests = await accepted('the event once granted', (rs) => events(rs).length >= 1);
+  assert.deepEqual(events(requests).map((e) => e.metric), ['Before Init']);
+  assert.ok(requests.every((r) => r.accepted && r.query.company_id === COMPANY_ID), "to the init's apiBase, with the account's id");
+  assert.deepEqual(elsewhere, [], 'nothing went anywhere else');
+  assert.deepEqual(logs.warning.filter((w) => w.includes('already initialised')), []);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('data-wait-for-init on a script added after the load starts at once, whatever the navigation entry says', { timeout: TIMEOUT }, async () => {
   // A navigation entry whose DOMContentLoaded reads 0 (rounded down, or a written
   // document's): before, a tracker added after the load waited for that event forever.
