@@ -7,6 +7,8 @@ use super::*;
 pub struct Job<'a> {
     pub kind: OrderEvent,
     pub order_id: &'a str,
+    /// The order event's (see `unique_id` in the module above).
+    pub unique_id: &'a str,
     pub time: &'a str,
     pub value: &'a Number,
     pub currency: Option<&'a str>,
@@ -149,7 +151,7 @@ impl Serialize for Events<'_, '_> {
             j.kind.metric(),
             OrderProperties { job: j },
             j.value,
-            j.order_id.to_string(),
+            j.unique_id.to_string(),
         ))?;
         if j.kind == OrderEvent::Placed {
             for (i, l) in lines.iter().enumerate() {

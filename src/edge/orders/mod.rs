@@ -9,6 +9,8 @@
 //! ```json
 //! {
 //!   "order_id": "1001",                      // 1 to 255 characters, no control characters
+//!   "event_id": "refund-2",                  // optional, not when placed: this shipment's,
+//!                                            // cancellation's or refund's own id
 //!   "time": "2026-11-20T10:00:00+01:00",     // optional: ISO 8601 with offset, or epoch ms; else now
 //!   "value": 84.97,                          // the order total; negative only when cancelled
 //!   "value_currency": "USD",                 // optional, ISO 4217
@@ -34,7 +36,9 @@
 //!   `ProductBrand`).
 //! - Fulfilled, Cancelled, Refunded: one `Fulfilled Order`, `Cancelled Order` or
 //!   `Refunded Order` with the same order properties, value = the total, unique_id =
-//!   order_id.
+//!   order_id, or `<order_id>:<event_id>` with an `event_id`: Klaviyo keeps one event per
+//!   unique_id, metric and profile, so a second partial refund or shipment of one order
+//!   needs its own.
 //!
 //! Klaviyo takes at most 1000 events per job: a placed order of 999 lines makes 1000.
 //! Optional members left out (or null) are left out of the events too.
@@ -107,6 +111,7 @@ type ExtraProperties = BTreeMap<String, Box<RawValue>>;
 #[serde(deny_unknown_fields)]
 struct OrderIn {
     order_id: Option<String>,
+    event_id: Option<String>,
     time: Option<TimeIn>,
     value: Option<Number>,
     value_currency: Option<String>,
@@ -167,7 +172,7 @@ impl<'de> Deserialize<'de> for TimeIn {
 }
 
 const ORDER_MEMBERS: &str =
-    "is not a member of an order (order_id, time, value, value_currency, profile, items, properties)";
+    "is not a member of an order (order_id, event_id, time, value, value_currency, profile, items, properties)";
 const PROFILE_MEMBERS: &str =
     "is not a member of an order's profile (email, phone_number, external_id, anonymous_id)";
 const ITEM_MEMBERS: &str = "is not a member of an order line (product_id, name, quantity, \
@@ -384,6 +389,7 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
     let order = read(text)?;
     let order_id = required(&order.order_id, "", "order_id")?;
     rule("", validate::unique_id_text("order_id", order_id))?;
+    let unique_id = unique_id(kind, order_id, order.event_id.as_deref())?;
     let time = event_time(&order.time, now_ms)?;
     let value = order_value(kind, &order.value)?;
     let currency = match &order.value_currency {
@@ -398,6 +404,7 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
     let job = job::Job {
         kind,
         order_id,
+        unique_id: &unique_id,
         time: &time,
         value,
         currency: currency.as_deref(),
@@ -414,6 +421,32 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
         return Err(Invalid::new("", &detail));
     }
     Ok(body)
+}
+
+/// The order event's `unique_id`: the order's id, or with an `event_id` (one shipment,
+/// cancellation or refund of several) `<order_id>:<event_id>`. A placed order is one
+/// event per order: an `event_id` there is refused.
+fn unique_id(kind: OrderEvent, order_id: &str, event_id: Option<&str>) -> Result<String, Invalid> {
+    let Some(e) = event_id else {
+        return Ok(order_id.to_string());
+    };
+    if kind == OrderEvent::Placed {
+        return Err(Invalid::new(
+            "/event_id",
+            "is for fulfilled, cancelled and refunded orders only: a placed order is one event per order_id",
+        ));
+    }
+    rule("", validate::unique_id_text("event_id", e))?;
+    let mut id = order_id.to_string();
+    id.push(':');
+    id.push_str(e);
+    if validate::unique_id_text("event_id", &id).is_err() {
+        return Err(Invalid::new(
+            "/event_id",
+            "is too long: \"<order_id>:<event_id>\" must fit in 255 characters",
+        ));
+    }
+    Ok(id)
 }
 
 /// The job's one profile: the identifiers given, checked with the core's rules.

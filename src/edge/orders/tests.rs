@@ -249,6 +249,71 @@ fn fulfilled_cancelled_and_refunded_make_one_event_with_the_order_properties() {
 }
 
 #[test]
+fn an_event_id_makes_each_shipment_or_refund_of_one_order_its_own_event() {
+    // Klaviyo keeps one event per unique_id, metric and profile: two partial refunds of
+    // one order, both with the order's id, would be one refund there.
+    let refund = |event_id: &str, value: &str| {
+        format!(
+            r#"{{"order_id":"1001","event_id":{event_id},"value":{value},"profile":{{"email":"a@b.co"}}}}"#
+        )
+    };
+    let unique = |v: &Value| {
+        v.pointer("/data/attributes/events-bulk-create/data/0/attributes/events/data/0/attributes/unique_id")
+            .unwrap()
+            .clone()
+    };
+    for kind in [
+        OrderEvent::Fulfilled,
+        OrderEvent::Cancelled,
+        OrderEvent::Refunded,
+    ] {
+        let first = job(kind, &refund(r#""r-1""#, "5"));
+        let second = job(kind, &refund(r#""r-2""#, "7"));
+        assert_eq!(unique(&first), "1001:r-1");
+        assert_eq!(unique(&second), "1001:r-2");
+        // The same call again (a retry) is the same event; none: the order's id, as before.
+        assert_eq!(unique(&job(kind, &refund(r#""r-1""#, "5"))), "1001:r-1");
+        let bare = r#"{"order_id":"1001","value":5,"profile":{"email":"a@b.co"}}"#;
+        assert_eq!(unique(&job(kind, bare)), "1001");
+    }
+    let long = format!(r#""{}""#, "e".repeat(251));
+    let cases = [
+        (OrderEvent::Placed, placed_with_event_id(), "/event_id"),
+        (OrderEvent::Refunded, refund(r#""""#, "5"), "/event_id"),
+        (OrderEvent::Refunded, refund("7", "5"), "/event_id"),
+        (
+            OrderEvent::Refunded,
+            refund(r#""a\u0001""#, "5"),
+            "/event_id",
+        ),
+        (OrderEvent::Refunded, refund(&long, "5"), "/event_id"),
+    ];
+    for (kind, text, pointer) in cases {
+        let e = err(kind, &text);
+        assert_eq!(e.pointer, pointer, "{text}: {}", e.detail);
+    }
+    assert!(err(OrderEvent::Placed, &placed_with_event_id())
+        .detail
+        .contains("placed order is one event"));
+    assert!(err(OrderEvent::Refunded, &refund(&long, "5"))
+        .detail
+        .contains("must fit in 255"));
+    // 250 + ":" + 4 = 255: fits.
+    let fits = format!(
+        r#"{{"order_id":"{}","event_id":"r-12","value":5,"profile":{{"email":"a@b.co"}}}}"#,
+        "o".repeat(250)
+    );
+    assert!(order_job(OrderEvent::Refunded, &fits, NOW).is_ok());
+}
+
+fn placed_with_event_id() -> String {
+    TWO_LINES.replace(
+        r#""order_id": "1001","#,
+        r#""order_id": "1001", "event_id": "r-1","#,
+    )
+}
+
+#[test]
 fn only_a_cancelled_order_may_have_a_negative_value() {
     let negative = TWO_LINES.replace("84.97", "-84.97");
     let v = job(OrderEvent::Cancelled, &negative);
