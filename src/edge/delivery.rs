@@ -15,6 +15,7 @@
 //! and list membership.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -495,22 +496,27 @@ fn stable_event(event: &str, now_s: i64) -> Cow<'_, str> {
     #[derive(Deserialize)]
     struct Keys<'a> {
         #[serde(borrow, default)]
-        unique_id: Option<&'a RawValue>,
+        unique_id: Member<'a>,
         #[serde(borrow, default)]
-        time: Option<&'a RawValue>,
+        time: Member<'a>,
     }
     let Ok(e) = serde_json::from_str::<Event>(event) else {
         return Cow::Borrowed(event);
     };
     let attrs = e.attributes.get();
-    let named = serde_json::from_str::<Keys>(attrs)
-        .map(|k| {
-            let given = |v: Option<&RawValue>| v.is_some_and(|v| v.get() != "null");
-            given(k.unique_id) || given(k.time)
-        })
-        .unwrap_or(true);
-    if named || !attrs.starts_with('{') {
+    let given = |v: Member| v.0.is_some_and(|v| v.get() != "null");
+    let Ok(k) = serde_json::from_str::<Keys>(attrs) else {
         return Cow::Borrowed(event);
+    };
+    if given(k.unique_id) || given(k.time) || !attrs.starts_with('{') {
+        return Cow::Borrowed(event);
+    }
+    if k.time.0.is_some() {
+        // `"time": null`: replaced, never written beside (a second `time` member would
+        // be read as the last one, null, and the redelivery a new event again).
+        return without_null_time(attrs, now_s).map_or(Cow::Borrowed(event), |with| {
+            Cow::Owned(splice(event, attrs, &with))
+        });
     }
     let mut with = String::with_capacity(attrs.len() + 32);
     with.push_str("{\"time\":\"");
@@ -522,6 +528,91 @@ fn stable_event(event: &str, now_s: i64) -> Cow<'_, str> {
     }
     with.push_str(rest);
     Cow::Owned(splice(event, attrs, &with))
+}
+
+/// A member as sent, null included (`Option<&RawValue>` reads a null as no member);
+/// absent: the default, `None`.
+#[derive(Clone, Copy, Default)]
+struct Member<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Member<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|v| Member(Some(v)))
+    }
+}
+
+/// Event attributes whose `time` is null, with `time` set to `now_s` in its place (the
+/// members otherwise as they came, in key order: duplicate keys were refused before).
+fn without_null_time(attrs: &str, now_s: i64) -> Option<String> {
+    let mut members: BTreeMap<String, Box<RawValue>> = serde_json::from_str(attrs).ok()?;
+    let mut iso = String::from("\"");
+    time::push_iso(&mut iso, now_s);
+    iso.push('"');
+    members.insert("time".to_string(), RawValue::from_string(iso).ok()?);
+    serde_json::to_string(&members).ok()
+}
+
+/// A call's body as the worker forwards it directly (no queue, or a body the queue does
+/// not take): its events given the time the worker accepted them, as a queued call's
+/// are, so that a retry after a timeout or a 5xx is the same event to Klaviyo. `None`:
+/// the body as received.
+pub fn stable_direct(path: &str, body: &str, now_ms: u64) -> Option<String> {
+    let now_s = (now_ms / 1000) as i64;
+    match path {
+        "/api/events" => match single_event(body, now_s) {
+            Cow::Owned(b) => Some(b),
+            Cow::Borrowed(_) => None,
+        },
+        "/api/event-bulk-create-jobs" => stable_bulk(body, now_s),
+        _ => None,
+    }
+}
+
+/// An `event-bulk-create-job` with each of its events made stable (see [`stable_event`]);
+/// `None` when none changed or the body is not read as a job.
+fn stable_bulk(body: &str, now_s: i64) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Job<'a> {
+        #[serde(borrow)]
+        data: Attributes<JobAttributes<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Attributes<T> {
+        attributes: T,
+    }
+    #[derive(Deserialize)]
+    struct JobAttributes<'a> {
+        #[serde(rename = "events-bulk-create", borrow)]
+        entries: List<Attributes<Events<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct List<T> {
+        data: Vec<T>,
+    }
+    #[derive(Deserialize)]
+    struct Events<'a> {
+        #[serde(borrow)]
+        events: List<&'a RawValue>,
+    }
+    let job: Job = serde_json::from_str(body).ok()?;
+    let mut out = String::new();
+    let mut from = 0;
+    for entry in &job.data.attributes.entries.data {
+        for e in &entry.attributes.events.data {
+            let e = e.get();
+            if let Cow::Owned(stable) = stable_event(e, now_s) {
+                let start = e.as_ptr() as usize - body.as_ptr() as usize;
+                out.push_str(&body[from..start]);
+                out.push_str(&stable);
+                from = start + e.len();
+            }
+        }
+    }
+    if from == 0 {
+        return None;
+    }
+    out.push_str(&body[from..]);
+    Some(out)
 }
 
 /// `whole` with its sub-slice `part` replaced by `by`.

@@ -178,6 +178,76 @@ fn a_null_unique_id_does_not_count_as_one() {
     );
 }
 
+#[test]
+fn a_null_time_is_replaced_never_written_beside() {
+    // A second `time` member would be read as the last one: null, and the redelivery a
+    // new event to Klaviyo again.
+    let e = stable_event(
+        r#"{"type":"event","attributes":{"time":null,"properties":{"a":1},"unique_id":null}}"#,
+        NOW_S,
+    );
+    assert_eq!(
+        e,
+        r#"{"type":"event","attributes":{"properties":{"a":1},"time":"2026-11-26T05:02:19Z","unique_id":null}}"#
+    );
+    let m = messages_of(planned("/api/events", &event(r#""time":null,"#)));
+    let (_, body) = call_of(&m[0]);
+    assert_eq!(body["data"]["attributes"]["time"], "2026-11-26T05:02:19Z");
+    let Work::Call { body: raw, .. } = read(&m[0]).expect("readable").work else {
+        panic!("a call")
+    };
+    assert_eq!(raw.get().matches("\"time\"").count(), 1, "{}", raw.get());
+}
+
+#[test]
+fn a_direct_call_gives_its_events_the_time_it_was_accepted_so_a_retry_is_the_same_event() {
+    // Without a queue (or for a body it does not take) the worker forwards the call
+    // itself, and retries it after a timeout or a 5xx: the same time as a queued one's.
+    let one = stable_direct("/api/events", &event(""), NOW_MS).expect("changed");
+    let v: serde_json::Value = serde_json::from_str(&one).expect("json");
+    assert_eq!(v["data"]["attributes"]["time"], "2026-11-26T05:02:19Z");
+    assert_eq!(
+        stable_direct("/api/events", &event(r#""unique_id":"u-7","#), NOW_MS),
+        None
+    );
+    let job = bulk(2, 2, 0).replace(r#""unique_id":"e-1-0","#, "");
+    let stable = stable_direct("/api/event-bulk-create-jobs", &job, NOW_MS).expect("changed");
+    let v: serde_json::Value = serde_json::from_str(&stable).expect("json");
+    let entries = v["data"]["attributes"]["events-bulk-create"]["data"]
+        .as_array()
+        .expect("entries");
+    let times: Vec<&serde_json::Value> = entries
+        .iter()
+        .flat_map(|e| {
+            e["attributes"]["events"]["data"]
+                .as_array()
+                .expect("events")
+        })
+        .map(|e| &e["attributes"]["time"])
+        .collect();
+    assert_eq!(times.len(), 4);
+    assert_eq!(
+        times
+            .iter()
+            .filter(|t| **t == "2026-11-26T05:02:19Z")
+            .count(),
+        1,
+        "{stable}"
+    );
+    assert_eq!(
+        stable.len(),
+        job.len() + r#""time":"2026-11-26T05:02:19Z","#.len()
+    );
+    assert_eq!(
+        stable_direct("/api/event-bulk-create-jobs", &bulk(2, 2, 0), NOW_MS),
+        None
+    );
+    assert_eq!(
+        stable_direct("/api/profile-import", &event(""), NOW_MS),
+        None
+    );
+}
+
 /// A bulk job of `profiles` profiles with `per` events each, each event `pad` bytes of
 /// properties, with unique ids `e-<profile>-<n>`.
 fn bulk(profiles: usize, per: usize, pad: usize) -> String {

@@ -699,13 +699,23 @@ test('upstream 503 twice then 202: retried -> 202, the emulator saw 3 identical 
   }
 });
 
-test('upstream 500 once on /api/events (signed): retried with the key -> 202', async () => {
+test('upstream 500 once on /api/events (signed): retried with the key -> 202, both attempts the same event (the time the worker accepted it)', async () => {
+  // The event has neither unique_id nor time: had the first attempt reached Klaviyo, a
+  // retry without a time would be a second event, timed when it arrived.
   edge.emu.addFault({ path: '/api/events', status: 500 });
+  const before = Math.floor(Date.now() / 1000);
   const res = await apiPost('events', body('apiEvent'));
+  const after = Math.ceil(Date.now() / 1000);
   assert.equal(res.status, 202, res.text);
   const seen = upstream({ path: '/api/events' });
   assert.deepEqual(seen.requests.map((r) => r.status), [500, 202]);
   for (const r of seen.requests) assert.equal(r.authKeyHash, sha256(S.KLAVIYO_PRIVATE_KEY));
+  const [first, second] = seen.requests.map((r) => r.body);
+  assert.deepEqual(second, first, 'the retry is the same body');
+  const time = Date.parse(first.data.attributes.time) / 1000;
+  assert.ok(time >= before && time <= after, `timed when accepted: ${first.data.attributes.time}`);
+  const { time: _, ...rest } = first.data.attributes;
+  assert.deepEqual(rest, sample('apiEvent').data.attributes, 'the rest as sent');
 });
 
 test('upstream 503 on every attempt: 502 JSON:API error after a bounded number of attempts', async () => {

@@ -86,7 +86,7 @@ pub(super) fn browser_event(
             cfg,
             private,
             "/api/events",
-            Payload::AsReceived,
+            stable("/api/events", text, head.now_ms),
             cors,
         )),
         Err(Refusal::Invalid(e)) => Action::Reply(invalid(e)),
@@ -162,9 +162,13 @@ pub(super) fn signed(
                 _ => api_rules::bulk_subscribe(text),
             };
             match checked {
-                Ok(()) => {
-                    Action::Forward(private_call(cfg, private, path, Payload::AsReceived, cors))
-                }
+                Ok(()) => Action::Forward(private_call(
+                    cfg,
+                    private,
+                    path,
+                    stable(path, text, head.now_ms),
+                    cors,
+                )),
                 Err(e) => Action::Reply(invalid(e)),
             }
         }
@@ -180,6 +184,17 @@ pub(super) fn signed(
                 ..Gate::default()
             },
         }
+    }
+}
+
+/// What a call to Klaviyo's `path` forwards: its events given the time the worker
+/// accepted them where they have neither `unique_id` nor `time` (a retry after a timeout
+/// or a 5xx is then the same event to Klaviyo, as a queued one is), else the bytes as
+/// received.
+fn stable(path: &str, text: &str, now_ms: u64) -> Payload {
+    match crate::edge::delivery::stable_direct(path, text, now_ms) {
+        Some(body) => Payload::Text(body),
+        None => Payload::AsReceived,
     }
 }
 

@@ -328,10 +328,29 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
         .headers
         .contains(&("authorization", format!("Klaviyo-API-Key {PRIVATE}"))));
     assert!(f.headers.contains(&("revision", "2026-07-15".into())));
+    // The validated bytes, with the time the worker accepted the event (it has neither a
+    // unique_id nor a time): a retry after a timeout or a 5xx is the same event.
+    let Payload::Text(sent) = &f.body else {
+        panic!("the event made stable: {:?}", f.body)
+    };
     assert_eq!(
-        f.body,
+        sent,
+        &event_body("Placed Order").replacen(
+            r#""attributes":{"#,
+            r#""attributes":{"time":"2026-11-26T05:02:19Z","#,
+            1
+        )
+    );
+    let named = event_body("Placed Order").replacen(
+        r#""attributes":{"#,
+        r#""attributes":{"unique_id":"o-1","#,
+        1,
+    );
+    let d = post("/api/events", &named).signed().run_with(&config());
+    assert_eq!(
+        forward(d.action).body,
         Payload::AsReceived,
-        "exactly the validated bytes go on"
+        "with a unique_id, exactly the validated bytes go on"
     );
 }
 
