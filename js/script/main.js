@@ -8,25 +8,19 @@ import { Klaviyo, preload } from "../index.js";
 import { runner, fromData } from "./run.js";
 
 const queued = window.klaviyoWasm;
-if (!queued?.loaded) {
-  // currentScript is only set while this script runs for the first time.
-  const el = document.currentScript || document.querySelector('script[src*="klaviyo-wasm"]');
+// currentScript is only set while this script runs for the first time.
+const el = document.currentScript || document.querySelector('script[src*="klaviyo-wasm"]');
+if (queued?.loaded) {
+  // A second copy (the snippet's and a tag of the shop's): the first runs the queue, and
+  // takes this tag's data attributes if its own had none (it tracked nothing, silently).
+  if (el && "companyId" in el.dataset) {
+    queued.tag?.(fromData(el.dataset, el.src), "waitForInit" in el.dataset ? whenParsed : undefined);
+  }
+} else {
   const warn = (e) => console.warn("klaviyo-wasm:", e?.message ?? e);
   const defaults = fromData(el?.dataset ?? {}, el?.src || location.href);
   // The .wasm downloads while the page goes on to its `init` (which may come later).
   preload(defaults.wasmUrl);
-  // `f` once the page's HTML is parsed: for `data-wait-for-init` (the edge worker sets it
-  // where it gave the company id) and Klaviyo's `account`, so that an `init` anywhere in
-  // the HTML still wins, though this async script ran before it. "interactive" comes
-  // before the deferred and module scripts have run, and so before DOMContentLoaded: an
-  // `init` there must still win (no navigation entry: taken as past). `load` too, in case
-  // the entry read 0 for an event already past (timestamps rounded down; `f` starts the
-  // tracker once).
-  const nav = performance.getEntriesByType?.("navigation")[0];
-  const whenParsed = (f, state = document.readyState) =>
-    state === "loading" || (state === "interactive" && nav && !nav.domContentLoadedEventStart)
-      ? (addEventListener("DOMContentLoaded", f), addEventListener("load", f))
-      : f();
   const r = runner((o) => Klaviyo.create(o), warn, defaults, whenParsed);
   const parsed = el && "waitForInit" in el.dataset ? whenParsed : undefined;
   window.klaviyoWasm = r.api;
@@ -39,4 +33,20 @@ if (!queued?.loaded) {
   } else {
     r.start([], [], parsed);
   }
+}
+
+/**
+ * `f` once the page's HTML is parsed: for `data-wait-for-init` (the edge worker sets it
+ * where it gave the company id) and Klaviyo's `account`, so that an `init` anywhere in
+ * the HTML still wins, though this async script ran before it. "interactive" comes
+ * before the deferred and module scripts have run, and so before DOMContentLoaded: an
+ * `init` there must still win (no navigation entry: taken as past). `load` too, in case
+ * the entry read 0 for an event already past (timestamps rounded down; `f` starts the
+ * tracker once).
+ */
+function whenParsed(f, state = document.readyState) {
+  const nav = performance.getEntriesByType?.("navigation")[0];
+  return state === "loading" || (state === "interactive" && nav && !nav.domContentLoadedEventStart)
+    ? (addEventListener("DOMContentLoaded", f), addEventListener("load", f))
+    : f();
 }

@@ -189,6 +189,15 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     /** What `window.klaviyoWasm` becomes once the script runs: push runs at once. */
     api: {
       loaded: true,
+      /**
+       * A second copy of the script ran (the snippet's and a tag of the shop's): its tag's
+       * data attributes start the tracker as this copy's own would have, unless one runs.
+       */
+      tag(data, parsed) {
+        if (kl) return warn(Error("a second klaviyo-wasm script is ignored: a tracker already runs"));
+        Object.assign(defaults, data);
+        (parsed || ((f) => f()))(() => kl || run(["init"]));
+      },
       push(...cmds) {
         let out;
         for (const c of cmds) out = run(c);

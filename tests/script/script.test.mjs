@@ -177,6 +177,31 @@ test('data-wait-for-init on a script added after the load starts at once, whatev
   await context.close();
 });
 
+test("the snippet and a tag of the shop's with data attributes: the tag's attributes start the tracker, whichever copy ran first", { timeout: TIMEOUT }, async () => {
+  // The snippet's copy runs first (the tag's is held back 800 ms) and has no attributes of
+  // its own; the tag's copy finds the queue running. Before, it was skipped, and the page
+  // tracked nothing, without a word.
+  const { context, page, errors, logs } = await open(h.page(html({
+    head: `<script>${snippet(SCRIPT)}</script>
+<script>klaviyoWasm.push(["track", "Queued", {}]);</script>`,
+    body: `<script async src="${SCRIPT}?delay=800" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"
+  data-active-on-site="manual"></script>`,
+  })));
+  const requests = await accepted('the event', (rs) => events(rs).length >= 1);
+  assert.deepEqual(events(requests).map((e) => e.metric), ['Queued']);
+  assert.ok(requests.every((r) => r.accepted && r.query.company_id === COMPANY_ID));
+  assert.equal(h.ours().filter((e) => e.path.endsWith('.js')).length, 2, 'both copies loaded');
+  // A third copy, once a tracker runs, is named and ignored.
+  await page.evaluate(({ src, companyId }) => {
+    const s = Object.assign(document.createElement('script'), { src });
+    s.dataset.companyId = companyId;
+    document.head.append(s);
+  }, { src: `${SCRIPT}?third`, companyId: COMPANY_ID });
+  await waitFor(() => logs.warning.some((w) => w.includes('a second klaviyo-wasm script is ignored')), { what: 'the warning' });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('data attributes on the script tag instead of init (company id, API base, revision, debug, wasm URL)', { timeout: TIMEOUT }, async () => {
   const { context, page, errors, logs } = await open(h.page(html({
     head: `<script>
