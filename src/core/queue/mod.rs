@@ -469,7 +469,9 @@ impl Queue {
                     self.stored_bytes -= it.text.len();
                     // Storage is the sender's to change; another tab only forgets its
                     // copy (the sender rewrites the record when it is done with it).
-                    self.records[it.rec as usize].dirty |= self.sender;
+                    // A call this tab sent is its own to take out, sender or no longer
+                    // (it went pending before the answer).
+                    self.records[it.rec as usize].dirty |= self.sender | (it.tx > 0);
                 }
             } else {
                 self.items.swap(kept, n);
