@@ -15,7 +15,6 @@
 //! and list membership.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -471,23 +470,75 @@ fn delay_s(attempts: u32, outcome: &retry::Outcome, jitter: u16) -> u32 {
 /// `{"data": <event>}`: the event given the time the worker accepted it when it has
 /// neither `unique_id` nor `time`, so that a redelivery is the same event to Klaviyo.
 fn single_event(body: &str, now_s: i64) -> Cow<'_, str> {
+    apply(
+        body,
+        &single_event_edit(body, now_s)
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// [`single_event`]'s one edit, if any.
+fn single_event_edit(body: &str, now_s: i64) -> Option<Edit> {
     #[derive(Deserialize)]
     struct One<'a> {
         #[serde(borrow)]
         data: &'a RawValue,
     }
-    let Ok(one) = serde_json::from_str::<One>(body) else {
-        return Cow::Borrowed(body);
-    };
-    match stable_event(one.data.get(), now_s) {
-        Cow::Borrowed(_) => Cow::Borrowed(body),
-        Cow::Owned(event) => Cow::Owned(splice(body, one.data.get(), &event)),
-    }
+    let one = serde_json::from_str::<One>(body).ok()?;
+    let event = one.data.get();
+    time_edit(event, now_s).map(|e| e.within(body, event))
 }
 
 /// An event object (`{"type": "event", "attributes": {...}}`) with `time` set to `now_s`
 /// when its attributes have neither `unique_id` nor `time`.
 fn stable_event(event: &str, now_s: i64) -> Cow<'_, str> {
+    apply(
+        event,
+        &time_edit(event, now_s).into_iter().collect::<Vec<_>>(),
+    )
+}
+
+/// A change to a text: at byte `at`, `len` bytes replaced by `by`.
+struct Edit {
+    at: usize,
+    len: usize,
+    by: String,
+}
+
+impl Edit {
+    /// This edit of `part` (a sub-slice of `whole`) as one of `whole`.
+    fn within(self, whole: &str, part: &str) -> Edit {
+        Edit {
+            at: self.at + (part.as_ptr() as usize - whole.as_ptr() as usize),
+            ..self
+        }
+    }
+}
+
+/// `text` with `edits` (in order, not overlapping) made, in one allocation: a body
+/// near the size limit is copied once, never more.
+fn apply<'a>(text: &'a str, edits: &[Edit]) -> Cow<'a, str> {
+    if edits.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let grow: usize = edits.iter().map(|e| e.by.len()).sum();
+    let mut out = String::with_capacity(text.len() + grow);
+    let mut from = 0;
+    for e in edits {
+        out.push_str(&text[from..e.at]);
+        out.push_str(&e.by);
+        from = e.at + e.len;
+    }
+    out.push_str(&text[from..]);
+    Cow::Owned(out)
+}
+
+/// Where an event's stable time goes: inserted first in its attributes, or in place of
+/// a `"time": null` (written beside it, a second `time` member would be read as the
+/// last one, null, and the redelivery a new event again). None when the event has a
+/// `unique_id` or a `time`, or is not read as one.
+fn time_edit(event: &str, now_s: i64) -> Option<Edit> {
     #[derive(Deserialize)]
     struct Event<'a> {
         #[serde(borrow)]
@@ -500,34 +551,33 @@ fn stable_event(event: &str, now_s: i64) -> Cow<'_, str> {
         #[serde(borrow, default)]
         time: Member<'a>,
     }
-    let Ok(e) = serde_json::from_str::<Event>(event) else {
-        return Cow::Borrowed(event);
-    };
+    let e = serde_json::from_str::<Event>(event).ok()?;
     let attrs = e.attributes.get();
+    let k = serde_json::from_str::<Keys>(attrs).ok()?;
     let given = |v: Member| v.0.is_some_and(|v| v.get() != "null");
-    let Ok(k) = serde_json::from_str::<Keys>(attrs) else {
-        return Cow::Borrowed(event);
-    };
     if given(k.unique_id) || given(k.time) || !attrs.starts_with('{') {
-        return Cow::Borrowed(event);
+        return None;
     }
-    if k.time.0.is_some() {
-        // `"time": null`: replaced, never written beside (a second `time` member would
-        // be read as the last one, null, and the redelivery a new event again).
-        return without_null_time(attrs, now_s).map_or(Cow::Borrowed(event), |with| {
-            Cow::Owned(splice(event, attrs, &with))
+    let mut by = String::with_capacity(32);
+    if let Some(null) = k.time.0 {
+        by.push('"');
+        time::push_iso(&mut by, now_s);
+        by.push('"');
+        let at = null.get().as_ptr() as usize - event.as_ptr() as usize;
+        return Some(Edit {
+            at,
+            len: null.get().len(),
+            by,
         });
     }
-    let mut with = String::with_capacity(attrs.len() + 32);
-    with.push_str("{\"time\":\"");
-    time::push_iso(&mut with, now_s);
-    with.push('"');
-    let rest = attrs[1..].trim_start();
-    if !rest.starts_with('}') {
-        with.push(',');
+    by.push_str("\"time\":\"");
+    time::push_iso(&mut by, now_s);
+    by.push('"');
+    if !attrs[1..].trim_start().starts_with('}') {
+        by.push(',');
     }
-    with.push_str(rest);
-    Cow::Owned(splice(event, attrs, &with))
+    let at = attrs.as_ptr() as usize - event.as_ptr() as usize + 1;
+    Some(Edit { at, len: 0, by })
 }
 
 /// A member as sent, null included (`Option<&RawValue>` reads a null as no member);
@@ -541,36 +591,25 @@ impl<'de: 'a, 'a> Deserialize<'de> for Member<'a> {
     }
 }
 
-/// Event attributes whose `time` is null, with `time` set to `now_s` in its place (the
-/// members otherwise as they came, in key order: duplicate keys were refused before).
-fn without_null_time(attrs: &str, now_s: i64) -> Option<String> {
-    let mut members: BTreeMap<String, Box<RawValue>> = serde_json::from_str(attrs).ok()?;
-    let mut iso = String::from("\"");
-    time::push_iso(&mut iso, now_s);
-    iso.push('"');
-    members.insert("time".to_string(), RawValue::from_string(iso).ok()?);
-    serde_json::to_string(&members).ok()
-}
-
 /// A call's body as the worker forwards it directly (no queue, or a body the queue does
 /// not take): its events given the time the worker accepted them, as a queued call's
 /// are, so that a retry after a timeout or a 5xx is the same event to Klaviyo. `None`:
 /// the body as received.
 pub fn stable_direct(path: &str, body: &str, now_ms: u64) -> Option<String> {
     let now_s = (now_ms / 1000) as i64;
-    match path {
-        "/api/events" => match single_event(body, now_s) {
-            Cow::Owned(b) => Some(b),
-            Cow::Borrowed(_) => None,
-        },
-        "/api/event-bulk-create-jobs" => stable_bulk(body, now_s),
-        _ => None,
+    let edits = match path {
+        "/api/events" => single_event_edit(body, now_s).into_iter().collect(),
+        "/api/event-bulk-create-jobs" => bulk_edits(body, now_s),
+        _ => Vec::new(),
+    };
+    match apply(body, &edits) {
+        Cow::Owned(b) => Some(b),
+        Cow::Borrowed(_) => None,
     }
 }
 
-/// An `event-bulk-create-job` with each of its events made stable (see [`stable_event`]);
-/// `None` when none changed or the body is not read as a job.
-fn stable_bulk(body: &str, now_s: i64) -> Option<String> {
+/// The edits that make each event of an `event-bulk-create-job` stable, in order.
+fn bulk_edits(body: &str, now_s: i64) -> Vec<Edit> {
     #[derive(Deserialize)]
     struct Job<'a> {
         #[serde(borrow)]
@@ -594,35 +633,18 @@ fn stable_bulk(body: &str, now_s: i64) -> Option<String> {
         #[serde(borrow)]
         events: List<&'a RawValue>,
     }
-    let job: Job = serde_json::from_str(body).ok()?;
-    let mut out = String::new();
-    let mut from = 0;
+    let Ok(job) = serde_json::from_str::<Job>(body) else {
+        return Vec::new();
+    };
+    let mut edits = Vec::new();
     for entry in &job.data.attributes.entries.data {
         for e in &entry.attributes.events.data {
-            let e = e.get();
-            if let Cow::Owned(stable) = stable_event(e, now_s) {
-                let start = e.as_ptr() as usize - body.as_ptr() as usize;
-                out.push_str(&body[from..start]);
-                out.push_str(&stable);
-                from = start + e.len();
+            if let Some(edit) = time_edit(e.get(), now_s) {
+                edits.push(edit.within(body, e.get()));
             }
         }
     }
-    if from == 0 {
-        return None;
-    }
-    out.push_str(&body[from..]);
-    Some(out)
-}
-
-/// `whole` with its sub-slice `part` replaced by `by`.
-fn splice(whole: &str, part: &str, by: &str) -> String {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    let mut out = String::with_capacity(whole.len() + by.len());
-    out.push_str(&whole[..start]);
-    out.push_str(by);
-    out.push_str(&whole[start + part.len()..]);
-    out
+    edits
 }
 
 /// An `event-bulk-create-job` body as jobs that each fit a message, its profiles'

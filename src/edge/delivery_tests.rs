@@ -174,7 +174,7 @@ fn a_null_unique_id_does_not_count_as_one() {
     let empty = stable_event(r#"{"type":"event","attributes":{ }}"#, NOW_S);
     assert_eq!(
         empty,
-        r#"{"type":"event","attributes":{"time":"2026-11-26T05:02:19Z"}}"#
+        r#"{"type":"event","attributes":{"time":"2026-11-26T05:02:19Z" }}"#
     );
 }
 
@@ -188,7 +188,7 @@ fn a_null_time_is_replaced_never_written_beside() {
     );
     assert_eq!(
         e,
-        r#"{"type":"event","attributes":{"properties":{"a":1},"time":"2026-11-26T05:02:19Z","unique_id":null}}"#
+        r#"{"type":"event","attributes":{"time":"2026-11-26T05:02:19Z","properties":{"a":1},"unique_id":null}}"#
     );
     let m = messages_of(planned("/api/events", &event(r#""time":null,"#)));
     let (_, body) = call_of(&m[0]);

@@ -162,13 +162,11 @@ pub(super) fn signed(
                 _ => api_rules::bulk_subscribe(text),
             };
             match checked {
-                Ok(()) => Action::Forward(private_call(
-                    cfg,
-                    private,
-                    path,
-                    stable(path, text, head.now_ms),
-                    cors,
-                )),
+                // As received: queued, its events are made stable by the plan; sent
+                // by the worker itself, by `direct`.
+                Ok(()) => {
+                    Action::Forward(private_call(cfg, private, path, Payload::AsReceived, cors))
+                }
                 Err(e) => Action::Reply(invalid(e)),
             }
         }
@@ -184,6 +182,22 @@ pub(super) fn signed(
                 ..Gate::default()
             },
         }
+    }
+}
+
+/// A signed call the worker sends itself (no queue bound, or too large for one): its
+/// events given the time the worker accepted them, as a queued call's are (see
+/// [`stable`]). An order's job (the worker's own text) has its times already.
+pub fn direct(action: Action, body: &[u8], cfg: &EdgeConfig, now_ms: u64) -> Action {
+    match action {
+        Action::Forward(mut f) if f.body == Payload::AsReceived => {
+            let path = f.url.strip_prefix(cfg.api_base.as_str());
+            if let (Some(path), Ok(text)) = (path, std::str::from_utf8(body)) {
+                f.body = stable(path, text, now_ms);
+            }
+            Action::Forward(f)
+        }
+        other => other,
     }
 }
 

@@ -475,7 +475,7 @@ pub(crate) use super::reply::{forbidden_origin, missing};
 pub use refusals::{config_error, rate_limited, replayed};
 use refusals::{invalid, not_found, text, too_large, unauthorized, verified_text};
 
-pub use api::{add_to_list_request, import_request, imported_id, private_call};
+pub use api::{add_to_list_request, direct, import_request, imported_id, private_call};
 use api::{api_head, browser_event, signed};
 pub use client::first_party_mark;
 use client::{client, client_head, preflight};

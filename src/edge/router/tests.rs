@@ -328,29 +328,49 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
         .headers
         .contains(&("authorization", format!("Klaviyo-API-Key {PRIVATE}"))));
     assert!(f.headers.contains(&("revision", "2026-07-15".into())));
-    // The validated bytes, with the time the worker accepted the event (it has neither a
-    // unique_id nor a time): a retry after a timeout or a 5xx is the same event.
-    let Payload::Text(sent) = &f.body else {
-        panic!("the event made stable: {:?}", f.body)
+    assert_eq!(
+        f.body,
+        Payload::AsReceived,
+        "exactly the validated bytes go on (to the queue's plan, which makes them stable)"
+    );
+    // Sent by the worker itself: the event (neither a unique_id nor a time) with the time
+    // the worker accepted it, so that a retry after a timeout or a 5xx is the same event.
+    let body = event_body("Placed Order");
+    let d = post("/api/events", &body).signed().run_with(&config());
+    let Action::Forward(direct) = super::direct(
+        d.action,
+        body.as_bytes(),
+        &config().expect("config"),
+        NOW_MS,
+    ) else {
+        panic!("a forward")
     };
     assert_eq!(
-        sent,
-        &event_body("Placed Order").replacen(
+        direct.body,
+        Payload::Text(body.replacen(
             r#""attributes":{"#,
             r#""attributes":{"time":"2026-11-26T05:02:19Z","#,
             1
-        )
+        ))
     );
-    let named = event_body("Placed Order").replacen(
+    let named = body.replacen(
         r#""attributes":{"#,
         r#""attributes":{"unique_id":"o-1","#,
         1,
     );
     let d = post("/api/events", &named).signed().run_with(&config());
+    let Action::Forward(direct) = super::direct(
+        d.action,
+        named.as_bytes(),
+        &config().expect("config"),
+        NOW_MS,
+    ) else {
+        panic!("a forward")
+    };
     assert_eq!(
-        forward(d.action).body,
+        direct.body,
         Payload::AsReceived,
-        "with a unique_id, exactly the validated bytes go on"
+        "with a unique_id, as received"
     );
 }
 

@@ -265,6 +265,12 @@ async fn gated(
         }
         _ => None,
     };
+    // Sent here, not queued: its events get the time they were accepted, so that the
+    // retries of `forward` are the same events to Klaviyo.
+    let action = match queued {
+        Some((Plan::Enqueue(_), ..)) => action,
+        _ => router::direct(action, &body, cfg, now_ms),
+    };
     // Decided: the wasm copy of the body is no longer needed while upstream answers.
     drop(body);
     if let Some(denied) = replay_checked(&gate, env, now_ms).await? {
