@@ -335,40 +335,31 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
     );
     // Sent by the worker itself: the event (neither a unique_id nor a time) with the time
     // the worker accepted it, so that a retry after a timeout or a 5xx is the same event.
-    let body = event_body("Placed Order");
-    let d = post("/api/events", &body).signed().run_with(&config());
-    let Action::Forward(direct) = super::direct(
-        d.action,
-        body.as_bytes(),
-        &config().expect("config"),
-        NOW_MS,
-    ) else {
-        panic!("a forward")
+    let direct = |body: &str| {
+        let d = post("/api/events", body).signed().run_with(&config());
+        match super::direct(
+            d.action,
+            body.as_bytes(),
+            &config().expect("config"),
+            NOW_MS,
+        ) {
+            Action::Forward(f) => f.body,
+            other => panic!("a forward: {other:?}"),
+        }
     };
+    let body = event_body("Placed Order");
+    let stamped = r#""attributes":{"time":"2026-11-26T05:02:19Z","#;
     assert_eq!(
-        direct.body,
-        Payload::Text(body.replacen(
-            r#""attributes":{"#,
-            r#""attributes":{"time":"2026-11-26T05:02:19Z","#,
-            1
-        ))
+        direct(&body),
+        Payload::Text(body.replacen(r#""attributes":{"#, stamped, 1))
     );
     let named = body.replacen(
         r#""attributes":{"#,
         r#""attributes":{"unique_id":"o-1","#,
         1,
     );
-    let d = post("/api/events", &named).signed().run_with(&config());
-    let Action::Forward(direct) = super::direct(
-        d.action,
-        named.as_bytes(),
-        &config().expect("config"),
-        NOW_MS,
-    ) else {
-        panic!("a forward")
-    };
     assert_eq!(
-        direct.body,
+        direct(&named),
         Payload::AsReceived,
         "with a unique_id, as received"
     );
