@@ -13,9 +13,7 @@ const el = document.currentScript || document.querySelector('script[src*="klaviy
 if (queued?.loaded) {
   // A second copy (the snippet's and a tag of the shop's): the first runs the queue, and
   // takes this tag's data attributes if its own had none (it tracked nothing, silently).
-  if (el && "companyId" in el.dataset) {
-    queued.tag?.(fromData(el.dataset, el.src), "waitForInit" in el.dataset ? whenParsed : undefined);
-  }
+  if (el && "companyId" in el.dataset) queued.tag?.(fromData(el.dataset, el.src));
 } else {
   const warn = (e) => console.warn("klaviyo-wasm:", e?.message ?? e);
   const defaults = fromData(el?.dataset ?? {}, el?.src || location.href);

@@ -32,8 +32,8 @@ export function fromData(data, scriptUrl) {
  * @param create   `(options) => tracker` (Klaviyo.create)
  * @param warn     `(error) => void`: how a failing command is reported (never thrown)
  * @param defaults options from the script element's data attributes
- * @param parsed   `(f) => void`: f once the page's HTML is parsed (an `account` waits for
- *                 it); none: at once
+ * @param parsed   `(f) => void`: f once the page's HTML is parsed (an `account`, and a
+ *                 second copy's attributes, wait for it); none: at once
  * @returns `{ start(queue, times), run(command, time), api }`
  */
 export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
@@ -190,13 +190,15 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     api: {
       loaded: true,
       /**
-       * A second copy of the script ran (the snippet's and a tag of the shop's): its tag's
-       * data attributes start the tracker as this copy's own would have, unless one runs.
+       * A second copy of the script ran (the snippet's and a tag of the shop's): when this
+       * copy's tag had no company id, the second's data attributes are taken as its own,
+       * and start the tracker once the page's HTML is parsed (an `init` of the page's, as
+       * ever, wins), unless one runs by then.
        */
-      tag(data, parsed) {
-        if (kl) return warn(Error("a second klaviyo-wasm script is ignored: a tracker already runs"));
+      tag(data) {
+        if (kl || defaults.companyId) return warn(Error("a second klaviyo-wasm script is ignored"));
         Object.assign(defaults, data);
-        (parsed || ((f) => f()))(() => kl || run(["init"]));
+        parsed(() => kl || run(["init"]));
       },
       push(...cmds) {
         let out;

@@ -163,6 +163,29 @@ test("Klaviyo's account waits for the parsed HTML: a later init's options win an
   assert.deepEqual(s.warnings, []);
 });
 
+test("a second copy's data attributes count when the first copy's tag had none, and wait for the parsed HTML: a later init wins", () => {
+  let s = stub();
+  let parsed = [];
+  s.runner({ wasmUrl: "/first.wasm" }, (f) => parsed.push(f)).start([["track", "A", {}]], [1]);
+  s.api.api.tag({ companyId: "AbC123", apiBase: "https://shop.example/klaviyo", wasmUrl: "/second.wasm" });
+  assert.equal(s.made.length, 0, "no tracker before the HTML is parsed");
+  s.api.run(["init", { consent: "pending" }]);
+  assert.equal(s.made.length, 1);
+  const { companyId, apiBase, consent } = s.made[0].options;
+  assert.deepEqual({ companyId, apiBase, consent }, { companyId: "AbC123", apiBase: "https://shop.example/klaviyo", consent: "pending" });
+  for (const f of parsed) f();
+  assert.equal(s.made.length, 1);
+  assert.deepEqual(s.warnings, []);
+  // The first copy's own company id stands: the second copy is named and ignored.
+  s = stub();
+  parsed = [];
+  s.runner({ companyId: "XyZ789" }, (f) => parsed.push(f)).start([], []);
+  s.api.api.tag({ companyId: "AbC123" });
+  assert.deepEqual(s.warnings, ["a second klaviyo-wasm script is ignored"]);
+  for (const f of parsed) f();
+  assert.equal(s.made[0].options.companyId, "XyZ789");
+});
+
 test("consent maps to setConsent, in order; without setConsent it only warns", () => {
   let s = stub();
   s.runner({}).start([["consent", "pending"], ["init", { companyId: "AbC123" }], ["track", "A", {}], ["consent", "granted"]], []);
