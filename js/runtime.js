@@ -435,8 +435,6 @@ export class Runtime {
       this.log_(path, "->", status);
       wasm.answered(this.h_, +tx, status, ...put(seconds(retryAfter), text), now(), (Math.random() * 65536) | 0);
       this.syncAndSend();
-      // Written what the answer settled: a tab that went pending meanwhile lets go.
-      if (!hiding && !this.state) this.release_?.();
     };
     // visitor=page: the worker keeps the page's visitor, not the cookie's (which may
     // name one a logout dropped, its POST /id failed). The cookie's stands for a page
@@ -555,10 +553,7 @@ export class Runtime {
     if (this.state !== was) {
       this.log_("consent", this.state);
       this.ballot_?.abort();
-      // Pending with a request out: the sender's lock goes once it is answered (see
-      // send_), else the next sender reads its calls from storage and sends them again.
-      // A denial drops them: at once.
-      if (!this.busy_ || this.state) this.release_?.();
+      this.release_?.();
       this.electing_ = false;
       if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
       // Out of a denial is a new visitor (the core made one), as after a reset.

@@ -352,40 +352,6 @@ test('a pending tab does not take the sender role from a granted one', { timeout
   await delivered([held]);
 });
 
-test('a sending tab that goes pending with a request out keeps the sender role until it is answered: no other tab sends its calls again', { timeout: TEST_TIMEOUT }, async (t) => {
-  // Before, the tab let its lock go at once; the tab that took it read the stored calls,
-  // the one out included, and sent them again (a profile call, which has no unique_id,
-  // reached Klaviyo twice).
-  const companyId = nextCompanyId();
-  const context = await shop(t);
-  const a = await open(context, { companyId }); // opened first: the sender
-  const b = await open(context, { companyId });
-  await delivered(await track(a, 1, 'A first'));
-  emu.addFault({ path: '/client/', hold: true, count: 1 });
-  await a.evaluate(() => window.kl.identify({ email: 'held@example.com' }));
-  const ids = await track(a, 2, 'A after the held one');
-  await waitFor(() => emu.requests().requests.some((r) => r.held), { what: 'the held request' });
-  const lock = `${prefix(companyId)}sender`;
-  // The change, then a task later the lock manager's view (the release, if any, is
-  // handed to it before).
-  const waiting = await a.evaluate(async (name) => {
-    window.kl.setConsent('pending');
-    await new Promise((r) => setTimeout(r, 0));
-    const q = await navigator.locks.query();
-    return q.pending.filter((l) => l.name === name).length;
-  }, lock);
-  assert.equal(waiting, 1, 'tab B still waits for the sender lock while the request is out');
-  emu.release();
-  await delivered(ids, "A's events, sent once the held request was answered");
-  await waitFor(async () => (await b.evaluate((name) => navigator.locks.query(), lock)).pending.every((l) => l.name !== lock),
-    { what: 'tab B to hold the sender lock' });
-  await flush(b);
-  const s = emu.requests();
-  const profiles = s.requests.filter((r) => r.path === '/client/profiles' && r.body?.data?.attributes?.email === 'held@example.com');
-  assert.equal(profiles.length, 1, 'the profile call reached Klaviyo once');
-  for (const id of ids) assert.equal(s.uniqueIdCounts[id], 1, `${id} sent once`);
-});
-
 test('the loading window: pending keeps the calls made before the wasm off disk (granted saves them under pre:)', { timeout: TEST_TIMEOUT }, async (t) => {
   const context = await shop(t);
   let release;

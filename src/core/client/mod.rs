@@ -398,12 +398,11 @@ impl Client {
 
     /// The end of a task: the storage writes to make now (the task's calls as one
     /// record, records that shrank, the identity), added to `out` as the adapter reads
-    /// them (`queue::StorageOps`). Nothing new while consent is pending or denied: what
-    /// a denial left (the erasure, once), and while pending the records that answers to
-    /// requests sent before shrank (the next sender would send those calls again).
+    /// them (`queue::StorageOps`). None while consent is pending or denied, but what a
+    /// denial left (the erasure, once).
     pub fn sync_storage(&mut self, now_ms: u64, out: &mut String) {
         self.erasure.move_to(out);
-        if self.consent() != Consent::Denied {
+        if self.consent() == Consent::Granted {
             self.queue.sync(now_ms);
             self.queue.ops.move_to(out);
         }

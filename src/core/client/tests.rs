@@ -1616,31 +1616,6 @@ fn pending_after_a_grant_stops_writing_and_sending() {
     assert_eq!(p.c.pending(), 3);
 }
 
-#[test]
-fn an_answer_heard_while_pending_takes_the_delivered_calls_out_of_storage_and_writes_nothing_new() {
-    // The tab that sent them went pending before the answer: left in storage, its calls
-    // would be read and sent again by the tab that sends next (a profile call has no
-    // unique_id for Klaviyo to drop the second).
-    let mut p = Page::new();
-    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
-        .unwrap();
-    let t = p.send();
-    let stored = p.disk.clone();
-    assert!(stored.keys().any(|k| k.contains(":q:")), "{stored:?}");
-    p.c.set_consent(Consent::Pending, "");
-    p.call(Op::Track, &[r#""Held""#]).unwrap();
-    p.c.on_outcome(t.id, ok(), NOW, 0);
-    let ops = p.end_task();
-    assert!(
-        ops.iter().all(|op| matches!(op, StorageOp::Remove { .. })),
-        "only removals: {ops:?}"
-    );
-    assert!(!p.disk.keys().any(|k| k.contains(":q:")), "{:?}", p.disk);
-    assert_eq!(p.c.pending(), 1, "the held call, in memory");
-    p.c.set_consent(Consent::Granted, "");
-    assert_eq!(queue_puts(&p.end_task()), 1, "written once granted");
-}
-
 #[path = "storefront_tests.rs"]
 mod storefront;
 

@@ -469,9 +469,7 @@ impl Queue {
                     self.stored_bytes -= it.text.len();
                     // Storage is the sender's to change; another tab only forgets its
                     // copy (the sender rewrites the record when it is done with it).
-                    // A call this tab sent is its own to take out, sender or no longer
-                    // (it went pending before the answer).
-                    self.records[it.rec as usize].dirty |= self.sender | (it.tx > 0);
+                    self.records[it.rec as usize].dirty |= self.sender;
                 }
             } else {
                 self.items.swap(kept, n);

@@ -8,11 +8,10 @@ impl Queue {
 
     /// The end of a task: writes its calls as one new record, keeps storage within its
     /// bounds, and rewrites or removes records whose calls left. Then [`Queue::take_ops`].
-    /// Not while consent is denied (the client sees to it). While pending nothing new is
-    /// written (its calls stay in the open record until a grant), but records still
-    /// shrink as the answers to requests sent before take their calls out.
+    /// Only while consent is granted (the client sees to it): pending calls stay in
+    /// the open record until then.
     pub fn sync(&mut self, now_ms: u64) {
-        if let Some(open) = self.open.take_if(|_| self.consent == Consent::Granted) {
+        if let Some(open) = self.open.take() {
             let store = !self.storage_full;
             for it in self.items.iter_mut().filter(|it| it.rec == open) {
                 it.stored = store;
