@@ -12,6 +12,8 @@ const OPTIONS_AT = { track: 2, viewedProduct: 1, addedToCart: 1, startedCheckout
 /** A product's ProductID as text, or undefined. */
 const productId = (p) => (isObject(p) && p.ProductID != null ? String(p.ProductID) : undefined);
 const isInit = (c) => Array.isArray(c) && (c[0] === "init" || c[0] === "account");
+/** The page's URL (none under node --test). */
+const here = () => globalThis.location?.href ?? "";
 
 /**
  * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
@@ -48,8 +50,9 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
   const told = {};
   /** [command, push time] pairs waiting for `init`. */
   let held = [];
-  /** ProductIDs with a Viewed Product on this page (a `trackViewedItem` of one is dropped). */
-  const viewed = new Set();
+  /** ProductID -> the URL of its Viewed Product on this page: a `trackViewedItem` of it at
+   * that URL is dropped (after a route change, or a reset, it is a new view). */
+  const viewed = new Map();
   /** `trackViewedItem` calls waiting for the end of the task. */
   let items = null;
 
@@ -118,8 +121,14 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     // A page view of Klaviyo's trackViewedItem belongs to the visitor it was pushed
     // under: it goes before a reset (an identify names the same visitor, and a "Viewed
     // Product" of the same product after it still makes it one event).
-    if (cmd[0] === "reset") drain();
+    if (cmd[0] === "reset") {
+      drain();
+      viewed.clear(); // the next visitor's views are their own
+    }
     const { method, args, viewedItem } = translate(cmd);
+    // Klaviyo's own "Active on Site" beside ours ("auto": one a page view and a route)
+    // would be the page's second.
+    if (method === "activeOnSite" && cmd[0] === "track" && options.activeOnSite !== "manual") return undefined;
     const at = OPTIONS_AT[method];
     if (time !== undefined && at !== undefined) {
       const o = args[at];
@@ -127,7 +136,7 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
       else if (isObject(o) && o.time === undefined) args[at] = { ...o, time };
     }
     if (viewedItem) return later(args);
-    if (method === "viewedProduct") viewed.add(productId(args[0]));
+    if (method === "viewedProduct") viewed.set(productId(args[0]), here());
     // Before the core is ready, an async call it refuses also reaches onError (warned
     // there); after, the rejection is the only word of it. Calls made as the core
     // starts (from a callback of an earlier call) go to it directly: only the rejection.
@@ -160,8 +169,8 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     for (const a of list) {
       try {
         const id = productId(a[0]);
-        if (id !== undefined && viewed.has(id)) continue;
-        viewed.add(id);
+        if (id !== undefined && viewed.get(id) === here()) continue;
+        viewed.set(id, here());
         kl.viewedProduct(...a);
       } catch (e) {
         warn(e);

@@ -23,6 +23,7 @@ function stub({ ready = false, consent = true } = {}) {
       viewedProduct: (p, o) => (calls.push(["viewedProduct", p, o]), "v"),
       addedToCart: (p, o) => (calls.push(["addedToCart", p, o]), "a"),
       startedCheckout: (p, o) => (calls.push(["startedCheckout", p, o]), "c"),
+      activeOnSite: (p, o) => (calls.push(["activeOnSite", p, o]), "s"),
       subscribe: (o) => (calls.push(["subscribe", o]), Promise.reject(new Error("subscribe: listId is required"))),
       backInStock: (o) => (calls.push(["backInStock", o]), Promise.resolve()),
       reset: () => calls.push(["reset"]),
@@ -219,6 +220,41 @@ test("trackViewedItem beside a Viewed Product of the same product, in either ord
   // Explicit Viewed Product calls are never dropped.
   api.push(["viewedProduct", { ProductName: "Q", ProductID: "2" }]);
   assert.equal(s.calls.length, 4);
+});
+
+test("a trackViewedItem of a product viewed before is a new view after a route change or a reset", async () => {
+  const s = stub();
+  const r = s.runner({ companyId: "AbC123" });
+  r.start([], []);
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "location");
+  try {
+    Object.defineProperty(globalThis, "location", { value: { href: "https://shop.example/a" }, configurable: true });
+    r.api.push(["track", "Viewed Product", { ProductName: "P", ProductID: "1" }]);
+    r.api.push(["trackViewedItem", { ItemId: "1", Title: "P" }]);
+    await tick();
+    assert.equal(s.calls.length, 1, "its pair on the same page: one view");
+    // A single-page shop's route change: the same product viewed again, by trackViewedItem alone.
+    Object.defineProperty(globalThis, "location", { value: { href: "https://shop.example/b" }, configurable: true });
+    r.api.push(["trackViewedItem", { ItemId: "1", Title: "P" }]);
+    await tick();
+    assert.equal(s.calls.length, 2, "a new view after the route change");
+    r.api.push(["reset"]);
+    r.api.push(["trackViewedItem", { ItemId: "1", Title: "P" }]);
+    await tick();
+    assert.deepEqual(s.calls.slice(2).map((c) => c[0]), ["reset", "viewedProduct"], "the next visitor's own view");
+  } finally {
+    if (saved) Object.defineProperty(globalThis, "location", saved);
+    else delete globalThis.location;
+  }
+});
+
+test("Klaviyo's own \"Active on Site\" is not sent beside ours (activeOnSite auto); with manual it is the page's", () => {
+  let s = stub();
+  s.runner({ companyId: "AbC123" }).start([["track", "Active on Site", { URL: "https://shop.example/" }]], [1]);
+  assert.deepEqual(s.calls, [], "ours sends the page's one");
+  s = stub();
+  s.runner({ companyId: "AbC123", activeOnSite: "manual" }).start([["track", "Active on Site", { URL: "https://shop.example/" }]], [1]);
+  assert.deepEqual(s.calls.map((c) => c[0]), ["activeOnSite"]);
 });
 
 test("a trackViewedItem alone is a Viewed Product with its push time", async () => {
