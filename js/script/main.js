@@ -20,16 +20,16 @@ if (queued?.loaded) {
   // The .wasm downloads while the page goes on to its `init` (which may come later).
   preload(defaults.wasmUrl);
   const r = runner((o) => Klaviyo.create(o), warn, defaults, whenParsed);
-  const parsed = el && "waitForInit" in el.dataset ? whenParsed : undefined;
+  const wait = !!el && "waitForInit" in el.dataset;
   window.klaviyoWasm = r.api;
   // The snippet's queue: commands in order, their push times in `t` (a plain array
   // made by the page itself has none: those calls take the time they run).
   if (Array.isArray(queued)) {
     // Code that kept a reference to the old queue still reaches the tracker.
     queued.push = r.api.push;
-    r.start(queued, Array.isArray(queued.t) ? queued.t : [], parsed);
+    r.start(queued, Array.isArray(queued.t) ? queued.t : [], wait);
   } else {
-    r.start([], [], parsed);
+    r.start([], [], wait);
   }
 }
 

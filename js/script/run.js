@@ -34,7 +34,7 @@ export function fromData(data, scriptUrl) {
  * @param create   `(options) => tracker` (Klaviyo.create)
  * @param warn     `(error) => void`: how a failing command is reported (never thrown)
  * @param defaults options from the script element's data attributes
- * @param parsed   `(f) => void`: f once the page's HTML is parsed (an `account`, and a
+ * @param parsed   `(f) => void`: f once the page's HTML is parsed (`start`'s `wait`, an `account`, and a
  *                 second copy's attributes, wait for it); none: at once
  * @returns `{ start(queue, times), run(command, time), api }`
  */
@@ -55,6 +55,9 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
   const viewed = new Map();
   /** `trackViewedItem` calls waiting for the end of the task. */
   let items = null;
+  /** Starts the tracker from the defaults (the tag's attributes, an `account`'s id),
+   * unless one runs by then. */
+  const fromDefaults = () => kl || run(["init"]);
 
   /** One command; returns what the tracker's method returned. Never throws. */
   function run(cmd, time) {
@@ -70,7 +73,7 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
         if (kl) return options.companyId === cmd[1] ? undefined : init({ companyId: cmd[1] });
         const first = !account;
         account = cmd[1];
-        if (first) parsed(() => kl || run(["init"]));
+        if (first) parsed(fromDefaults);
         return undefined;
       }
       if (!kl) {
@@ -182,16 +185,16 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     /**
      * Runs what the page queued before the script loaded, in order; `times[i]` is when
      * `queue[i]` was pushed (the snippet records it; undefined: now). Without an `init`
-     * in the queue, a `data-company-id` starts the tracker first (with `parsed`, once
-     * the HTML is parsed, unless an `init` came by then).
+     * in the queue, a `data-company-id` starts the tracker first (with `wait`, once the
+     * HTML is parsed, unless an `init` came by then).
      */
-    start(queue = [], times = [], parsed) {
+    start(queue = [], times = [], wait = false) {
       const n = queue.length;
       let given = false;
       for (let i = 0; i < n; i++) given ||= isInit(queue[i]);
-      // `parsed(f)`: f once the page's HTML is parsed (`data-wait-for-init`), so that an
-      // `init` anywhere in it wins over the attributes; commands until then wait for it.
-      if (!given && defaults.companyId) (parsed || ((f) => f()))(() => kl || run(["init"]));
+      // `wait` (`data-wait-for-init`): an `init` anywhere in the HTML wins over the
+      // attributes; commands until then wait for it.
+      if (!given && defaults.companyId) (wait ? parsed : (f) => f())(fromDefaults);
       for (let i = 0; i < n; i++) run(queue[i], times[i]);
     },
     run,
@@ -207,7 +210,7 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
       tag(data) {
         if (kl || defaults.companyId) return warn(Error("a second klaviyo-wasm script is ignored"));
         Object.assign(defaults, data);
-        parsed(() => kl || run(["init"]));
+        parsed(fromDefaults);
       },
       push(...cmds) {
         let out;

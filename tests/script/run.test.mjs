@@ -393,8 +393,8 @@ test("options the tracker refuses reject every waiting call: warned once, not on
 test("with data-wait-for-init (parsed), the attributes wait for the HTML: an init pushed by then wins", () => {
   const s = stub();
   let parsed;
-  const r = s.runner({ companyId: "AbC123" });
-  r.start([], [], (f) => { parsed = f; });
+  const r = s.runner({ companyId: "AbC123" }, (f) => { parsed = f; });
+  r.start([], [], true);
   assert.equal(s.made.length, 0, "not started from the attributes yet");
   r.api.push(["track", "Before Init", {}]);
   r.api.push(["init", { consent: "pending", activeOnSite: "manual" }]);
@@ -407,7 +407,7 @@ test("with data-wait-for-init (parsed), the attributes wait for the HTML: an ini
   // Without an init by then, the attributes start it.
   const t = stub();
   let done;
-  t.runner({ companyId: "AbC123" }).start([["track", "Held", {}]], [7], (f) => { done = f; });
+  t.runner({ companyId: "AbC123" }, (f) => { done = f; }).start([["track", "Held", {}]], [7], true);
   assert.equal(t.made.length, 0);
   done();
   assert.equal(t.made.length, 1);
