@@ -470,33 +470,23 @@ fn delay_s(attempts: u32, outcome: &retry::Outcome, jitter: u16) -> u32 {
 /// `{"data": <event>}`: the event given the time the worker accepted it when it has
 /// neither `unique_id` nor `time`, so that a redelivery is the same event to Klaviyo.
 fn single_event(body: &str, now_s: i64) -> Cow<'_, str> {
-    apply(
-        body,
-        &single_event_edit(body, now_s)
-            .into_iter()
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// [`single_event`]'s one edit, if any.
-fn single_event_edit(body: &str, now_s: i64) -> Option<Edit> {
     #[derive(Deserialize)]
     struct One<'a> {
         #[serde(borrow)]
         data: &'a RawValue,
     }
-    let one = serde_json::from_str::<One>(body).ok()?;
+    let Ok(one) = serde_json::from_str::<One>(body) else {
+        return Cow::Borrowed(body);
+    };
     let event = one.data.get();
-    time_edit(event, now_s).map(|e| e.within(body, event))
+    let edit = time_edit(event, now_s).map(|e| e.within(body, event));
+    apply(body, edit.as_slice())
 }
 
 /// An event object (`{"type": "event", "attributes": {...}}`) with `time` set to `now_s`
 /// when its attributes have neither `unique_id` nor `time`.
 fn stable_event(event: &str, now_s: i64) -> Cow<'_, str> {
-    apply(
-        event,
-        &time_edit(event, now_s).into_iter().collect::<Vec<_>>(),
-    )
+    apply(event, time_edit(event, now_s).as_slice())
 }
 
 /// A change to a text: at byte `at`, `len` bytes replaced by `by`.
@@ -597,12 +587,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Member<'a> {
 /// the body as received.
 pub fn stable_direct(path: &str, body: &str, now_ms: u64) -> Option<String> {
     let now_s = (now_ms / 1000) as i64;
-    let edits = match path {
-        "/api/events" => single_event_edit(body, now_s).into_iter().collect(),
-        "/api/event-bulk-create-jobs" => bulk_edits(body, now_s),
-        _ => Vec::new(),
+    let stable = match path {
+        "/api/events" => single_event(body, now_s),
+        "/api/event-bulk-create-jobs" => apply(body, &bulk_edits(body, now_s)),
+        _ => return None,
     };
-    match apply(body, &edits) {
+    match stable {
         Cow::Owned(b) => Some(b),
         Cow::Borrowed(_) => None,
     }
