@@ -7,6 +7,7 @@ use crate::edge::auth;
 use crate::edge::config::{ConfigError, Settings};
 use crate::edge::ratelimit::Peer;
 use crate::edge::router::{decide, Incoming};
+use crate::edge::stable_time::stable_direct;
 
 const NOW_MS: u64 = 1_795_669_339_000;
 const NOW_S: i64 = 1_795_669_339;

@@ -15,6 +15,8 @@
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
 //! - `delivery.rs`: durable delivery through a queue: the messages a call becomes, and
 //!   what the consumer does with each answer; `consumer.rs` is its I/O
+//! - `stable_time.rs`: events without `unique_id` or `time` given the time the worker
+//!   accepted them, so that a redelivery or a retry is the same event
 //! - `heap.rs`: what the isolate's maps hold, to state their bounds in bytes
 //! - `shared_replay.rs`: the replay guard as a Durable Object (`REPLAY_GUARD`), one
 //!   answer for every isolate and location
@@ -51,6 +53,7 @@ pub mod router;
 pub mod script;
 pub mod shared_replay;
 pub mod slots;
+pub mod stable_time;
 pub mod upstream;
 pub mod visitor;
 pub mod visitor_id;

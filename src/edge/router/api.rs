@@ -206,7 +206,7 @@ pub fn direct(action: Action, body: &[u8], cfg: &EdgeConfig, now_ms: u64) -> Act
 /// or a 5xx is then the same event to Klaviyo, as a queued one is), else the bytes as
 /// received.
 fn stable(path: &str, text: &str, now_ms: u64) -> Payload {
-    match crate::edge::delivery::stable_direct(path, text, now_ms) {
+    match crate::edge::stable_time::stable_direct(path, text, now_ms) {
         Some(body) => Payload::Text(body),
         None => Payload::AsReceived,
     }
