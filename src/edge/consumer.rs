@@ -58,9 +58,8 @@ async fn one(
         .map_or(1, |n| n.max(1.0) as u32);
     let text = Reflect::get(m, &"body".into())?.as_string();
     let Some(msg) = text.as_deref().and_then(delivery::read) else {
-        log("a message this worker cannot read was dead-lettered");
-        dead_letter(env, text.as_deref().unwrap_or(""), 0).await;
-        return settle(m, "ack", None);
+        log("a message this worker cannot read is dead-lettered");
+        return dead_lettered(m, env, text.as_deref().unwrap_or(""), 0).await;
     };
     let cfg = match settled {
         Ok(cfg) => cfg,
@@ -73,6 +72,13 @@ async fn one(
             return settle(m, "retry", Some(delivery::MAX_DELAY_S));
         }
     };
+    if let Some(setting) = delivery::missing_setting(&msg.work, cfg) {
+        log(&format!(
+            "delivery {} waits: setting {setting} is not set",
+            msg.id
+        ));
+        return settle(m, "retry", Some(delivery::MAX_DELAY_S));
+    }
     let route = route(&msg);
     let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
     let (verdict, throttle) = match held {
@@ -105,8 +111,7 @@ async fn one(
                 route,
                 status
             ));
-            dead_letter(env, text.as_deref().unwrap_or(""), status).await;
-            settle(m, "ack", None)
+            dead_lettered(m, env, text.as_deref().unwrap_or(""), status).await
         }
     }
 }
@@ -184,8 +189,9 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
     }
 }
 
-/// A message that cannot be carried out as it is (a setting it needs is gone, a path
-/// that is not an API path): refused, so that it is dead-lettered rather than retried.
+/// A message that cannot be carried out as it is (a path that is not an API path; a
+/// setting it needs is gone, which `one` has made wait before): refused, so that it is
+/// dead-lettered rather than retried.
 fn refused() -> Upstream {
     Upstream::Answered {
         status: 400,
@@ -218,11 +224,26 @@ fn settle(m: &JsValue, how: &str, delay_s: Option<u32>) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// How long a refused message waits when the dead-letter queue did not take it: the
+/// attempt and the dead letter are then made again.
+const DEAD_LETTER_RETRY_S: u32 = 60;
+
+/// Acknowledges message `m` once its dead letter is taken (or none is bound); else it is
+/// retried: the call it holds is never dropped with no trace but a log line.
+async fn dead_lettered(m: &JsValue, env: &JsValue, text: &str, status: u16) -> Result<(), JsValue> {
+    if dead_letter(env, text, status).await {
+        settle(m, "ack", None)
+    } else {
+        log("the dead-letter queue did not take a refused message: retried");
+        settle(m, "retry", Some(DEAD_LETTER_RETRY_S))
+    }
+}
+
 /// Sends a refused message to `DELIVERY_DEAD_LETTERS` (as received, with the status
-/// that refused it), where bound. Best effort: the log line stays either way.
-async fn dead_letter(env: &JsValue, text: &str, status: u16) {
+/// that refused it), where bound. False when the queue refused the letter.
+async fn dead_letter(env: &JsValue, text: &str, status: u16) -> bool {
     let Some((queue, send)) = binding(env, "DELIVERY_DEAD_LETTERS", "send") else {
-        return;
+        return true;
     };
     let mut letter = String::with_capacity(text.len() + 40);
     letter.push_str("{\"status\":");
@@ -237,8 +258,9 @@ async fn dead_letter(env: &JsValue, text: &str, status: u16) {
     letter.push('}');
     let opts = Object::new();
     let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
-    if let Ok(p) = send.call2(&queue, &JsValue::from_str(&letter), &opts) {
-        let _ = JsFuture::from(Promise::from(p)).await;
+    match send.call2(&queue, &JsValue::from_str(&letter), &opts) {
+        Ok(p) => JsFuture::from(Promise::from(p)).await.is_ok(),
+        Err(_) => false,
     }
 }
 

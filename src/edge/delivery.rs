@@ -24,7 +24,7 @@ use super::config::EdgeConfig;
 use super::lists::Members;
 use super::reply::{error, Reply};
 use super::router::{Action, Payload};
-use super::stable_time::{single_event, stable_event};
+use super::stable_time::{single_event, stable_direct, stable_event};
 use super::upstream::Upstream;
 use crate::core::retry;
 
@@ -55,8 +55,11 @@ const _: () = assert!(
         && 2 * (MAX_MESSAGE_BYTES + MESSAGE_OVERHEAD) <= MAX_BATCH_BYTES
 );
 
-/// What the consumer waits at most before a retry (Queues allows 24 hours): with 100
-/// retries a message is tried for about four days before it is dead-lettered.
+/// What the consumer waits at most before a retry (Queues allows 24 hours). The
+/// backoff reaches it at the 13th attempt; `max_retries` in `wrangler.toml` is chosen so
+/// that the whole schedule, jitter included, ends inside the queue's retention, and a
+/// message that never got through reaches the dead-letter queue rather than expiring
+/// (`delivery_tests.rs` checks the shipped file).
 pub const MAX_DELAY_S: u32 = 3_600;
 
 /// One unit of work on the queue.
@@ -286,7 +289,11 @@ pub fn plan_call(id: &str, path: &str, body: &str, now_ms: u64) -> Plan {
     let bodies = match path {
         "/api/event-bulk-create-jobs" => match bulk_parts(body, now_s) {
             Some(parts) => parts,
-            None => vec![(body.to_string(), Reach::Whole)],
+            // Whole, and its events still given their stable time.
+            None => vec![(
+                stable_direct(path, body, now_ms).unwrap_or_else(|| body.to_string()),
+                Reach::Whole,
+            )],
         },
         "/api/events" => vec![(single_event(body, now_s).into_owned(), Reach::Whole)],
         _ => vec![(body.to_string(), Reach::Whole)],
@@ -405,6 +412,20 @@ pub fn api_path_ok(path: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'))
 }
 
+/// The setting a message's work needs and this deployment lacks: the operator's to
+/// put back (a secret rotated by delete then put, a deploy without a variable), so the
+/// message waits for it, as for a malformed setting, rather than being refused.
+pub fn missing_setting(work: &Work, cfg: &EdgeConfig) -> Option<&'static str> {
+    match work {
+        Work::Call { .. } | Work::List { .. } if cfg.private_key.is_none() => {
+            Some("KLAVIYO_PRIVATE_KEY")
+        }
+        Work::Forward { .. } if cfg.webhook_forward_url.is_none() => Some("WEBHOOK_FORWARD_URL"),
+        Work::Forward { .. } if cfg.signing_secret.is_none() => Some("EDGE_SIGNING_SECRET"),
+        _ => None,
+    }
+}
+
 // ------------------------------------------------------------------ the answers
 
 /// What the consumer does with a message after an attempt.
@@ -510,6 +531,9 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct EntryAttributes<'a> {
+        // Kept as sent (a null too) in each part the entry's events go to.
+        #[serde(borrow, default)]
+        backfill: Option<&'a RawValue>,
         #[serde(borrow)]
         profile: &'a RawValue,
         #[serde(borrow)]
@@ -518,7 +542,7 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
     const HEAD: &str =
         r#"{"data":{"type":"event-bulk-create-job","attributes":{"events-bulk-create":{"data":["#;
     const TAIL: &str = "]}}}}";
-    const ENTRY: &str = r#"{"type":"event-bulk-create","attributes":{"profile":"#;
+    const ENTRY: &str = r#"{"type":"event-bulk-create","attributes":{"#;
     const EVENTS: &str = r#","events":{"data":["#;
     const ENTRY_END: &str = "]}}}";
     // Room for the body in a message (its id, part, path and kind take the rest).
@@ -533,7 +557,15 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
     let mut reach = (0, 0);
     let upto = |(entries, events)| Reach::Events { entries, events };
     for (at, entry) in job.data.attributes.entries.data.iter().enumerate() {
-        let profile = entry.attributes.profile.get();
+        // The entry's members before its events, as each part writes them.
+        let mut members = String::new();
+        if let Some(backfill) = entry.attributes.backfill {
+            members.push_str("\"backfill\":");
+            members.push_str(backfill.get());
+            members.push(',');
+        }
+        members.push_str("\"profile\":");
+        members.push_str(entry.attributes.profile.get());
         let events: Vec<Option<Cow<str>>> = if entry.attributes.events.data.is_empty() {
             vec![None] // an entry without events stays one
         } else {
@@ -555,7 +587,7 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
                     } else {
                         0
                     };
-                    close + ENTRY.len() + profile.len() + EVENTS.len() + event.len()
+                    close + ENTRY.len() + members.len() + EVENTS.len() + event.len()
                 };
                 if part.len() + cost <= room {
                     break;
@@ -576,7 +608,7 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
                     part.push(',');
                 }
                 part.push_str(ENTRY);
-                part.push_str(profile);
+                part.push_str(&members);
                 part.push_str(EVENTS);
                 open = Some(at);
             }

@@ -154,14 +154,103 @@ fn an_event_without_unique_id_or_time_is_given_the_time_it_was_accepted() {
 }
 
 #[test]
-fn an_event_with_unique_id_or_time_travels_byte_for_byte() {
-    for attrs in [r#""unique_id":"u-7","#, r#""time":"2026-01-02T03:04:05Z","#] {
+fn an_event_with_a_time_travels_byte_for_byte() {
+    for attrs in [
+        r#""time":"2026-01-02T03:04:05Z","#,
+        r#""unique_id":"u-7","time":"2026-01-02T03:04:05Z","#,
+    ] {
         let body = event(attrs);
         let m = messages_of(planned("/api/events", &body));
         match read(&m[0]).expect("readable").work {
             Work::Call { body: b, .. } => assert_eq!(b.get(), body),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[test]
+fn an_event_with_a_unique_id_and_no_time_keeps_the_time_it_was_accepted() {
+    // Its unique_id keeps a redelivery from counting twice, but Klaviyo stamps an event
+    // without a time when it arrives: one delivered after an hour-long outage would
+    // carry the hour it was delivered.
+    let body = event(r#""unique_id":"u-7","#);
+    let m = messages_of(planned("/api/events", &body));
+    let (_, queued) = call_of(&m[0]);
+    assert_eq!(queued["data"]["attributes"]["time"], "2026-11-26T05:02:19Z");
+    assert_eq!(queued["data"]["attributes"]["unique_id"], "u-7");
+    // Sent directly (no queue), the same bytes as queued.
+    let Work::Call { body: raw, .. } = read(&m[0]).expect("readable").work else {
+        panic!("a call")
+    };
+    assert_eq!(
+        stable_direct("/api/events", &body, NOW_MS).as_deref(),
+        Some(raw.get())
+    );
+}
+
+#[test]
+fn a_bulk_entrys_backfill_goes_with_each_of_its_parts_and_its_events_keep_their_time() {
+    // `backfill` (recorded without triggering flows) is a member of an entry: the plan
+    // read entries without it, so such a job travelled whole, its events unstamped, and
+    // a redelivery made them again, at the time of delivery.
+    let job = bulk(2, 6, 40_000).replacen(
+        r#""attributes":{"profile""#,
+        r#""attributes":{"backfill":true,"profile""#,
+        1,
+    );
+    let m = messages_of(planned("/api/event-bulk-create-jobs", &job));
+    assert!(m.len() > 2, "the job is divided: {} parts", m.len());
+    let mut seen = Vec::new();
+    for text in &m {
+        let (_, part) = call_of(text);
+        for entry in part["data"]["attributes"]["events-bulk-create"]["data"]
+            .as_array()
+            .expect("entries")
+        {
+            let email = &entry["attributes"]["profile"]["data"]["attributes"]["email"];
+            let backfill = &entry["attributes"]["backfill"];
+            assert_eq!(
+                *backfill,
+                if email == "p0@b.co" {
+                    serde_json::json!(true)
+                } else {
+                    serde_json::Value::Null
+                },
+                "{email}"
+            );
+            for e in entry["attributes"]["events"]["data"]
+                .as_array()
+                .expect("events")
+            {
+                assert_eq!(e["attributes"]["time"], "2026-11-26T05:02:19Z");
+            }
+        }
+        seen.extend(events_of(&part));
+    }
+    let whole: serde_json::Value = serde_json::from_str(&job).expect("json");
+    assert_eq!(seen, events_of(&whole), "every event once, in order");
+}
+
+#[test]
+fn a_bulk_job_the_plan_cannot_divide_travels_whole_with_its_events_stable() {
+    // A member the plan does not know (Klaviyo's API ignores it): the job goes as one
+    // message, its events still given the time the worker accepted them.
+    let job = bulk(1, 2, 0).replacen(
+        r#"{"data":{"type":"event-bulk-create-job","#,
+        r#"{"data":{"id":"j-1","type":"event-bulk-create-job","#,
+        1,
+    );
+    let m = messages_of(planned("/api/event-bulk-create-jobs", &job));
+    assert_eq!(m.len(), 1);
+    let (_, whole) = call_of(&m[0]);
+    assert_eq!(whole["data"]["id"], "j-1");
+    let events = whole["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"]
+        ["events"]["data"]
+        .as_array()
+        .expect("events");
+    assert_eq!(events.len(), 2);
+    for e in events {
+        assert_eq!(e["attributes"]["time"], "2026-11-26T05:02:19Z");
     }
 }
 
@@ -208,10 +297,18 @@ fn a_direct_call_gives_its_events_the_time_it_was_accepted_so_a_retry_is_the_sam
     let v: serde_json::Value = serde_json::from_str(&one).expect("json");
     assert_eq!(v["data"]["attributes"]["time"], "2026-11-26T05:02:19Z");
     assert_eq!(
-        stable_direct("/api/events", &event(r#""unique_id":"u-7","#), NOW_MS),
+        stable_direct(
+            "/api/events",
+            &event(r#""time":"2026-01-02T03:04:05Z","#),
+            NOW_MS
+        ),
         None
     );
-    let job = bulk(2, 2, 0).replace(r#""unique_id":"e-1-0","#, "");
+    // One event of the job has a time: the three others are given the accepted one.
+    let job = bulk(2, 2, 0).replace(
+        r#""unique_id":"e-1-0","#,
+        r#""time":"2026-01-02T03:04:05Z","#,
+    );
     let stable = stable_direct("/api/event-bulk-create-jobs", &job, NOW_MS).expect("changed");
     let v: serde_json::Value = serde_json::from_str(&stable).expect("json");
     let entries = v["data"]["attributes"]["events-bulk-create"]["data"]
@@ -232,15 +329,19 @@ fn a_direct_call_gives_its_events_the_time_it_was_accepted_so_a_retry_is_the_sam
             .iter()
             .filter(|t| **t == "2026-11-26T05:02:19Z")
             .count(),
-        1,
+        3,
         "{stable}"
     );
     assert_eq!(
         stable.len(),
-        job.len() + r#""time":"2026-11-26T05:02:19Z","#.len()
+        job.len() + 3 * r#""time":"2026-11-26T05:02:19Z","#.len()
+    );
+    let timed = bulk(1, 2, 0).replace(
+        r#""unique_id":"#,
+        r#""time":"2026-01-02T03:04:05Z","unique_id":"#,
     );
     assert_eq!(
-        stable_direct("/api/event-bulk-create-jobs", &bulk(2, 2, 0), NOW_MS),
+        stable_direct("/api/event-bulk-create-jobs", &timed, NOW_MS),
         None
     );
     assert_eq!(
@@ -879,5 +980,91 @@ fn a_429_waits_at_least_its_retry_after_in_seconds_or_as_a_date() {
     assert_eq!(
         after_attempt(&answer(429, Some("999999")), 1, NOW_MS, 0),
         Verdict::Retry { delay_s: 86_400 }
+    );
+}
+
+/// The longest a message is retried with `retries` retries: every attempt answered 503
+/// without `Retry-After`, each backoff with its largest jitter.
+fn worst_schedule_s(retries: u32) -> u64 {
+    let down = Upstream::Answered {
+        status: 503,
+        retry_after: None,
+        content_type: None,
+        body: String::new(),
+    };
+    (1..=retries)
+        .map(
+            |attempts| match after_attempt(&down, attempts, NOW_MS, u16::MAX) {
+                Verdict::Retry { delay_s } => u64::from(delay_s),
+                other => panic!("{other:?}"),
+            },
+        )
+        .sum()
+}
+
+/// The number after `max_retries = ` on the first line of `text` that has it.
+fn retries_in(text: &str) -> u32 {
+    let at = text.find("max_retries = ").expect("max_retries") + "max_retries = ".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a number")
+}
+
+#[test]
+fn the_shipped_retry_schedule_ends_inside_the_queues_retention() {
+    // Queues deletes a message at the end of its retention, retried or not: one still
+    // waiting for its next attempt then is lost, without reaching the dead-letter queue.
+    let toml = include_str!("../../js/edge/wrangler.toml");
+    let shipped = toml
+        .lines()
+        .find(|l| l.starts_with("max_retries"))
+        .map(retries_in)
+        .expect("max_retries in wrangler.toml");
+    let worst = worst_schedule_s(shipped);
+    assert!(
+        worst < 4 * 86_400,
+        "{shipped} retries take up to {worst} s, past the default 4 days"
+    );
+    // The figure its comment gives, and the Free plan's (retention 24 h).
+    assert!(toml.contains(&format!("{:.1} days", worst as f64 / 86_400.0)));
+    let free = toml
+        .lines()
+        .find(|l| l.contains("Free plan (retention 24 h)"))
+        .map(retries_in)
+        .expect("the Free plan's max_retries");
+    let worst_free = worst_schedule_s(free);
+    assert!(worst_free < 86_400, "{free} retries: {worst_free} s");
+    assert!(toml.contains(&format!("({:.1} h)", worst_free as f64 / 3_600.0)));
+}
+
+#[test]
+fn a_message_whose_setting_is_gone_waits_for_it() {
+    let cfg = config().expect("config");
+    let call = Work::Call {
+        path: "/api/events".into(),
+        body: RawValue::from_string("{}".into()).expect("json"),
+    };
+    let forward = Work::Forward {
+        body: RawValue::from_string("{}".into()).expect("json"),
+    };
+    assert_eq!(missing_setting(&call, &cfg), None);
+    assert_eq!(missing_setting(&forward, &cfg), None);
+    let mut no_key = config().expect("config");
+    no_key.private_key = None;
+    assert_eq!(missing_setting(&call, &no_key), Some("KLAVIYO_PRIVATE_KEY"));
+    assert_eq!(missing_setting(&forward, &no_key), None);
+    let mut no_url = config().expect("config");
+    no_url.webhook_forward_url = None;
+    assert_eq!(
+        missing_setting(&forward, &no_url),
+        Some("WEBHOOK_FORWARD_URL")
+    );
+    let mut no_secret = config().expect("config");
+    no_secret.signing_secret = None;
+    assert_eq!(
+        missing_setting(&forward, &no_secret),
+        Some("EDGE_SIGNING_SECRET")
     );
 }

@@ -1,8 +1,10 @@
-//! Events given the time the worker accepted them, where they have neither `unique_id`
-//! nor `time`: Klaviyo keeps one event per profile, metric and second without a
-//! `unique_id`, so a redelivery (a queued call's, `delivery.rs`) or a retry (a call the
-//! worker sends itself, `router::direct`) is then the same event. The edits are made in
-//! one copy of the body, whatever its size.
+//! Events given the time the worker accepted them, where they have no `time`. Klaviyo
+//! otherwise stamps an event when the request reaches it: a queued call delivered
+//! after an outage would carry the hour it was delivered, and an event without a
+//! `unique_id` is kept once per profile, metric and second, so a redelivery (a queued
+//! call's, `delivery.rs`) or a retry (a call the worker sends itself, `router::direct`)
+//! would be a second event. The edits are made in one copy of the body, whatever its
+//! size.
 
 use std::borrow::Cow;
 
@@ -11,8 +13,8 @@ use serde_json::value::RawValue;
 
 use crate::core::time;
 
-/// `{"data": <event>}`: the event given the time the worker accepted it when it has
-/// neither `unique_id` nor `time`, so that a redelivery is the same event to Klaviyo.
+/// `{"data": <event>}`: the event given the time the worker accepted it when it has no
+/// `time`, so that a redelivery is the same event to Klaviyo, at the time it happened.
 pub(super) fn single_event(body: &str, now_s: i64) -> Cow<'_, str> {
     #[derive(Deserialize)]
     struct One<'a> {
@@ -28,7 +30,7 @@ pub(super) fn single_event(body: &str, now_s: i64) -> Cow<'_, str> {
 }
 
 /// An event object (`{"type": "event", "attributes": {...}}`) with `time` set to `now_s`
-/// when its attributes have neither `unique_id` nor `time`.
+/// when its attributes have none.
 pub(super) fn stable_event(event: &str, now_s: i64) -> Cow<'_, str> {
     apply(event, time_edit(event, now_s).as_slice())
 }
@@ -71,7 +73,7 @@ fn apply<'a>(text: &'a str, edits: &[Edit]) -> Cow<'a, str> {
 /// Where an event's stable time goes: inserted first in its attributes, or in place of
 /// a `"time": null` (written beside it, a second `time` member would be read as the
 /// last one, null, and the redelivery a new event again). None when the event has a
-/// `unique_id` or a `time`, or is not read as one.
+/// `time`, or is not read as one.
 fn time_edit(event: &str, now_s: i64) -> Option<Edit> {
     #[derive(Deserialize)]
     struct Event<'a> {
@@ -81,15 +83,12 @@ fn time_edit(event: &str, now_s: i64) -> Option<Edit> {
     #[derive(Deserialize)]
     struct Keys<'a> {
         #[serde(borrow, default)]
-        unique_id: Member<'a>,
-        #[serde(borrow, default)]
         time: Member<'a>,
     }
     let e = serde_json::from_str::<Event>(event).ok()?;
     let attrs = e.attributes.get();
     let k = serde_json::from_str::<Keys>(attrs).ok()?;
-    let given = |v: Member| v.0.is_some_and(|v| v.get() != "null");
-    if given(k.unique_id) || given(k.time) || !attrs.starts_with('{') {
+    if k.time.0.is_some_and(|v| v.get() != "null") || !attrs.starts_with('{') {
         return None;
     }
     let mut by = String::with_capacity(32);

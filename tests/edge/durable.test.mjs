@@ -195,6 +195,52 @@ test('a message Klaviyo refuses with 400 is not retried and lands in the dead-le
   assert.equal(emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).count, 1, 'tried once');
 });
 
+test('a refused message the dead-letter queue does not take is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
+  await mf.dispose();
+  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
+  const consumerState = async (body) => {
+    const w = await mf.getWorker('edge-0');
+    const res = await w.fetch('https://shop.example/__consumer', body ? { method: 'POST', body: JSON.stringify(body) } : {});
+    return res.json();
+  };
+  const settledFor = (s, id) => s.settled.filter((x) => x.body.includes(id));
+  try {
+    // Klaviyo refuses the order (400) and the dead-letter queue refuses the letter: the
+    // message is the only trace of the call, so it stays queued.
+    emu.reset();
+    dead.clear();
+    await consumerState({ refuseDeadLetters: 1 });
+    emu.addFault({ status: 400, count: 1, path: '/api/event-bulk-create-jobs' });
+    const refusedId = `o-dlq-${randomBytes(3).toString('hex')}`;
+    assert.equal((await signedCall(1, '/api/orders', orderBody(refusedId))).status, 202);
+    const s1 = await waitFor(async () => {
+      const s = await consumerState();
+      return settledFor(s, refusedId).length ? s : null;
+    }, { timeout: 30_000, interval: 200, what: 'the refused message settled' });
+    assert.equal(s1.refused, 1, 'the dead-letter queue refused the letter');
+    assert.deepEqual(settledFor(s1, refusedId).map((x) => [x.how, x.delaySeconds]), [['retry', 60]], 'retried in 60 s, never acknowledged');
+    assert.equal(dead.received.length, 0);
+
+    // The private key deleted from the consumer's settings: the order waits an hour for
+    // it; nothing is sent, nothing is dead-lettered.
+    emu.reset();
+    await consumerState({ drop: ['KLAVIYO_PRIVATE_KEY'] });
+    const waitingId = `o-key-${randomBytes(3).toString('hex')}`;
+    assert.equal((await signedCall(2, '/api/orders', orderBody(waitingId))).status, 202);
+    const s2 = await waitFor(async () => {
+      const s = await consumerState();
+      return settledFor(s, waitingId).length ? s : null;
+    }, { timeout: 30_000, interval: 200, what: 'the keyless message settled' });
+    assert.deepEqual(settledFor(s2, waitingId).map((x) => [x.how, x.delaySeconds]), [['retry', 3600]]);
+    assert.equal(emu.requests({ pathPrefix: '/api/' }).count, 0, 'nothing sent without the key');
+    assert.equal(dead.received.length, 0, 'not dead-lettered');
+  } finally {
+    // Disposed: the retried messages do not come back into the next tests.
+    await mf.dispose();
+    mf = await startWorkers();
+  }
+});
+
 test('an error thrown in the consumer mid-batch: the rest is delivered again, nothing twice at Klaviyo', { timeout: 120_000 }, async () => {
   await mf.dispose();
   mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/crashing-consumer.mjs') });

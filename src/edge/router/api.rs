@@ -202,9 +202,8 @@ pub fn direct(action: Action, body: &[u8], cfg: &EdgeConfig, now_ms: u64) -> Act
 }
 
 /// What a call to Klaviyo's `path` forwards: its events given the time the worker
-/// accepted them where they have neither `unique_id` nor `time` (a retry after a timeout
-/// or a 5xx is then the same event to Klaviyo, as a queued one is), else the bytes as
-/// received.
+/// accepted them where they have no `time` (a retry after a timeout or a 5xx is then
+/// the same event to Klaviyo, as a queued one is), else the bytes as received.
 fn stable(path: &str, text: &str, now_ms: u64) -> Payload {
     match crate::edge::stable_time::stable_direct(path, text, now_ms) {
         Some(body) => Payload::Text(body),

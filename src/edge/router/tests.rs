@@ -333,8 +333,8 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
         Payload::AsReceived,
         "exactly the validated bytes go on (to the queue's plan, which makes them stable)"
     );
-    // Sent by the worker itself: the event (neither a unique_id nor a time) with the time
-    // the worker accepted it, so that a retry after a timeout or a 5xx is the same event.
+    // Sent by the worker itself: the event (no time) with the time the worker accepted
+    // it, so that a retry after a timeout or a 5xx is the same event.
     let direct = |body: &str| {
         let d = post("/api/events", body).signed().run_with(&config());
         match super::direct(
@@ -360,8 +360,18 @@ fn signed_api_requests_carry_the_private_key_upstream_and_are_gated_for_replay()
     );
     assert_eq!(
         direct(&named),
+        Payload::Text(named.replacen(r#""attributes":{"#, stamped, 1)),
+        "with a unique_id and no time: given the time too"
+    );
+    let timed = body.replacen(
+        r#""attributes":{"#,
+        r#""attributes":{"time":"2026-01-02T03:04:05Z","#,
+        1,
+    );
+    assert_eq!(
+        direct(&timed),
         Payload::AsReceived,
-        "with a unique_id, as received"
+        "with a time, as received"
     );
 }
 

@@ -1,0 +1,59 @@
+// The worker with its queue consumer watched (tests/edge/durable.test.mjs): every ack()
+// and retry() it makes is recorded with the message's body, its DELIVERY_DEAD_LETTERS
+// binding can refuse the next sends as Queues does over its rate, and settings can be
+// taken out of the consumer's env (a secret deleted before it is put again).
+//   POST /__consumer {"refuseDeadLetters": n, "drop": ["KLAVIYO_PRIVATE_KEY"]}  set; clears the record
+//   GET  /__consumer  {"settled": [{"how": "ack"|"retry", "delaySeconds", "body"}], "refused": n}
+import worker, { ReplayGuard } from "../../dist/edge/worker.mjs";
+
+export { ReplayGuard };
+
+const state = { refuseDeadLetters: 0, drop: [], settled: [], refused: 0 };
+
+function watched(m) {
+  const record = (how) => (options) => {
+    state.settled.push({ how, delaySeconds: options?.delaySeconds ?? null, body: m.body });
+    return how === "ack" ? m.ack() : m.retry(options);
+  };
+  return new Proxy(m, {
+    get(target, key) {
+      if (key === "ack" || key === "retry") return record(key);
+      const v = Reflect.get(target, key);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+function consumerEnv(env) {
+  const out = { ...env };
+  for (const k of state.drop) delete out[k];
+  const real = env.DELIVERY_DEAD_LETTERS;
+  out.DELIVERY_DEAD_LETTERS = {
+    send(body, options) {
+      if (state.refuseDeadLetters > 0) {
+        state.refuseDeadLetters -= 1;
+        state.refused += 1;
+        return Promise.reject(new Error("Queue send failed: Too Many Requests"));
+      }
+      return real.send(body, options);
+    },
+  };
+  return out;
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    if (new URL(request.url).pathname === "/__consumer") {
+      if (request.method === "POST") {
+        const { refuseDeadLetters = 0, drop = [] } = await request.json();
+        Object.assign(state, { refuseDeadLetters, drop, settled: [], refused: 0 });
+      }
+      return Response.json({ settled: state.settled, refused: state.refused });
+    }
+    return worker.fetch(request, env, ctx);
+  },
+  queue(batch, env, ctx) {
+    const messages = batch.messages.map(watched);
+    return worker.queue({ queue: batch.queue, messages }, consumerEnv(env), ctx);
+  },
+};
