@@ -263,7 +263,10 @@ export class Klaviyo {
   /** Whether the visitor is known: an email, a phone number, an external id or a `_kx`
    * (from our calls, the page URL, or Klaviyo's onsite script); false until ready. */
   isIdentified(): boolean;
+  /** Email and/or SMS subscription. For a visitor nothing named yet, its email and
+   * phone number name them from then on, as Klaviyo's signup form identifies the browser. */
   subscribe(options: SubscribeOptions): Promise<void>;
+  /** A back-in-stock alert; names a visitor nothing named yet, as `subscribe` does. */
   backInStock(options: BackInStockOptions): Promise<void>;
   /**
    * Sends what is due now. Never rejects on network errors (they go to `onError`).

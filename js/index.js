@@ -228,10 +228,12 @@ export class Klaviyo {
       // One Active on Site per page view and per route change (never two in a row for
       // one URL, the core sees to it), unless Klaviyo's onsite script sends its own.
       this.#pageView = (view = [{ URL: location.href.split("#")[0] }]) => {
+        // Not for a tracker closed before the load (close() takes it out of routes).
+        if (!routes.has(this.#pageView)) return;
         // Klaviyo's onsite script (static.klaviyo.com/onsite/js/, it loads its modules
-        // from there too) sends its own.
-        // Nor a tracker closed before the load (close() takes it out of routes).
-        if (!routes.has(this.#pageView) || document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) return;
+        // from there too) sends its own for a visitor it knows: the core then sends ours
+        // only for one our calls named and it does not know.
+        if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) view = [view[0], { ...view[1], onsite: 1 }];
         try { this.#call(PAGE_VIEW, view); } catch { /* never into the page */ }
       };
       routes.add(this.#pageView);
@@ -240,7 +242,9 @@ export class Klaviyo {
       // shop's platform or a tag manager): the first view is decided once the page
       // loaded, as the landing page's, at the time it was shown (a route change before
       // the load sends its own at once).
-      if (document.readyState === "complete") this.#pageView();
+      // Created after the load: at the end of this task, after an identify made right
+      // after create (beside klaviyo.js, the core decides by who our calls named).
+      if (document.readyState === "complete") queueMicrotask(this.#pageView);
       else {
         const landing = [{ URL: location.href.split("#")[0] }, { time: now() }];
         addEventListener("load", () => setTimeout(this.#pageView, 0, landing));

@@ -94,7 +94,8 @@ function specials(props, options, valueKey) {
     if (isObject(opts) && opts[k] === undefined) opts[k] = v;
   };
   const value = money(props.$value);
-  if (value !== undefined) {
+  // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
+  if (value !== undefined && valueKey !== "$value") {
     if (!valueKey) set("value", value);
     else if (!has(props, valueKey)) props[valueKey] = value;
     delete props.$value;
@@ -139,31 +140,32 @@ export function profile(p) {
   return out;
 }
 
+/** Shopify's `Name` also as the `ProductName` the core requires; `Name` stays, as
+ * templates and segments written for Klaviyo's onsite script read it. */
+function named(item) {
+  const p = { ...item };
+  if (!has(p, "ProductName") && has(p, "Name")) p.ProductName = p.Name;
+  return p;
+}
+
 /** Klaviyo's Viewed Product item (`Name` or `ProductName`, money text prices) -> our
  * `viewedProduct` product and options. */
 export function viewedProduct(item, options) {
   if (!isObject(item)) return [item, options];
-  const p = amounts(rename(item, { Name: "ProductName" }), ["Price", "CompareAtPrice"], []);
-  return specials(p, options);
+  return specials(amounts(named(item), ["Price", "CompareAtPrice"], []), options);
 }
 
-/** Klaviyo's Added to Cart properties (`AddedItemProductID`, `AddedItemPrice`, ...,
- * `$value` the cart total) -> our `addedToCart` item and options. */
+/** Klaviyo's Added to Cart properties -> our `addedToCart` item and options. The
+ * guide's (`AddedItemProductID`, `AddedItemPrice`, ..., `$value` the cart total) keep
+ * their names, which Klaviyo's Added to Cart flow templates read: the core takes that
+ * shape as it is; only money text becomes numbers. */
 export function addedToCart(item, options) {
   if (!isObject(item)) return [item, options];
-  const p = rename(item, {
-    AddedItemProductID: "ProductID",
-    AddedItemProductName: "ProductName",
-    AddedItemSKU: "SKU",
-    AddedItemCategories: "Categories",
-    AddedItemImageURL: "ImageURL",
-    AddedItemURL: "URL",
-    AddedItemBrand: "Brand",
-    AddedItemPrice: "Price",
-    AddedItemQuantity: "Quantity",
-    Name: "ProductName",
-  });
-  amounts(p, ["CompareAtPrice", "CartTotal"], ["Price", "Quantity"]);
+  if (has(item, "AddedItemProductID")) {
+    const p = amounts({ ...item }, ["$value", "CompareAtPrice"], ["AddedItemPrice", "AddedItemQuantity"]);
+    return specials(p, options, "$value");
+  }
+  const p = amounts(named(item), ["CompareAtPrice", "CartTotal"], ["Price", "Quantity"]);
   return specials(p, options, "CartTotal");
 }
 
@@ -211,7 +213,12 @@ export const METHODS = ["identify", "track", "viewedProduct", "addedToCart", "st
  */
 export function translate(cmd) {
   let [name, ...args] = cmd;
-  if (name === "track" && has(METRICS, args[0])) {
+  // Klaviyo's own Added to Cart without an added item (its Shopify snippet on a page with
+  // no product: the cart's `total_price`, `items`, `$value`) is a plain track, as its
+  // onsite script sends it; the cart call needs the item.
+  const cart = args[1];
+  const itemless = name === "track" && args[0] === "Added to Cart" && isObject(cart) && !has(cart, "AddedItemProductID") && !has(cart, "ProductID");
+  if (name === "track" && has(METRICS, args[0]) && !itemless) {
     [name, ...args] = [METRICS[args[0]], ...args.slice(1)];
     // Klaviyo's `$value` / `$event_id` for the storefront events without a value rule.
     if (!has(ECOMMERCE, name) && isObject(args[0])) return { method: name, args: specials({ ...args[0] }, args[1]) };

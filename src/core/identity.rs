@@ -114,6 +114,17 @@ impl Identity {
         (profile, attributes)
     }
 
+    /// Takes the email and phone number of `contact` (a checked object) into the
+    /// profile: a subscription's, for a visitor nothing named yet.
+    pub fn take_contact(&mut self, contact: &str) {
+        for k in REACHABLE {
+            if let Some(v) = jt::get(contact, k) {
+                self.profile = jt::with(&self.profile, k, Some(v));
+            }
+        }
+        self.refresh();
+    }
+
     /// Becomes what [`Identity::merged`] gave.
     pub fn take_merged(&mut self, profile: String, attributes: String) {
         self.profile = profile;
@@ -174,6 +185,15 @@ impl Identity {
             a = jt::with(&a, "_kx", Some(&jt::quote(kx)));
         }
         a
+    }
+
+    /// Whether our own calls name the visitor (an email, a phone number or an external
+    /// id) while Klaviyo's onsite script does not know them (no `_kx`, and its cookie
+    /// names no one): it sends Active on Site only for a browser it has identified.
+    pub fn named_only_by_us(&self) -> bool {
+        has_any(&self.profile, OWN_IDENTIFIERS)
+            && self.kx.is_none()
+            && !has_any(&self.onsite, IDENTIFIERS)
     }
 
     /// Whether the visitor is known: an email, a phone number, an external id or a

@@ -7,6 +7,7 @@
 //   &holdLoad=1        an image (held by the test until it answers) keeps the load back
 //   &activeOnSite=manual|auto, &klaviyoCookie=false
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
+//   &email=<address>   kl.identify({ email }) right after Klaviyo.create (a signed-in shopper)
 //   &cookieAtReady=<text>  document.cookie set to it as kl.ready resolves (the onsite
 //                      script setting one late: before this page's first send)
 // body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
@@ -35,6 +36,7 @@ async function main() {
   options.onError = (e) => { window.reports.push({ kind: e?.kind, count: e?.count, message: String(e?.message ?? e) }); };
   const kl = Klaviyo.create(options);
   window.kl = kl;
+  if (q.has('email')) kl.identify({ email: q.get('email') });
   for (let i = 0; i < Number(q.get('early') || 0); i += 1) kl.track('Early', { n: i });
   document.body.dataset.ready = '1';
   kl.ready.then(

@@ -190,7 +190,28 @@ test('a single-page app with 3 route changes sends 4 Active on Site, each URL on
   await waitFor(() => events(companyId).filter(metric('Active on Site')).length === 5, { what: 'the popstate page view' });
 });
 
-test('beside Klaviyo\'s onsite script, no Active on Site of ours (klaviyo.js sends its own)', { timeout: TIMEOUT }, async (t) => {
+test('beside Klaviyo\'s onsite script, a shopper only our identify named gets our Active on Site; one its cookie names gets none of ours', { timeout: TIMEOUT }, async (t) => {
+  // klaviyo.js sends Active on Site only for a browser it has identified: a signed-in
+  // shopper the shop named through us, and never through it, had none at all.
+  const context = await shop(t);
+  const ours = nextCompanyId();
+  const page = await open(context, { companyId: ours, onsite: 1, email: 'ann@example.com' });
+  await page.evaluate(() => window.kl.flush());
+  const view = await waitFor(() => events(ours).find(metric('Active on Site')), { what: 'our Active on Site' });
+  assert.equal(view.profile.email, 'ann@example.com');
+  // The same shopper, known to klaviyo.js by its cookie: its own goes, ours does not.
+  const theirs = nextCompanyId();
+  const known = await open(context, {
+    companyId: theirs, onsite: 1, email: 'ann@example.com',
+    cookie: klaId({ cid: 'ZjQ5', $exchange_id: 'KX-from-klaviyo-js' }),
+  });
+  await loaded(known); // the page view is decided in the task after the load
+  await known.evaluate(() => { window.kl.track('Marker', {}); return window.kl.flush(); });
+  await waitFor(() => events(theirs).find(metric('Marker')), { what: 'the marker event' });
+  assert.deepEqual(events(theirs).filter(metric('Active on Site')), []);
+});
+
+test('beside Klaviyo\'s onsite script, no Active on Site of ours for a visitor nobody named (klaviyo.js sends none either)', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const companyId = nextCompanyId();
   const page = await open(context, { companyId, onsite: 1 });

@@ -213,7 +213,7 @@ test("trackViewedItem beside a Viewed Product of the same product, in either ord
   api.push(["trackViewedItem", { ItemId: 3, Title: "R" }]);
   await tick();
   assert.deepEqual(s.calls, [
-    ["viewedProduct", { ProductName: "P", ProductID: 1, Price: 9.99 }, { time: 200 }],
+    ["viewedProduct", { Name: "P", ProductName: "P", ProductID: 1, Price: 9.99 }, { time: 200 }],
     ["viewedProduct", { ProductName: "Q", ProductID: "2" }, undefined],
     ["viewedProduct", { ProductID: 3, ProductName: "R" }, undefined],
   ]);

@@ -228,10 +228,12 @@ test('data attributes on the script tag instead of init (company id, API base, r
 test("beside Klaviyo's onsite script: ours reach only us, theirs only them; window.klaviyo and _learnq are never touched; no Active on Site of ours", { timeout: TIMEOUT }, async () => {
   const { context, page, errors } = await open(h.page(html({
     // The stand-in: what Klaviyo's onsite script leaves on the page, recording every
-    // command it gets and, with a stack, every read or write of its globals; and its
-    // script tag, so that ours leaves Active on Site to it (the default "auto").
+    // command it gets and, with a stack, every read or write of its globals; its script
+    // tag and its cookie naming the visitor its identify named, so that ours leaves
+    // Active on Site to it (the default "auto": it sends its own for a browser it knows).
     head: `<script async src="https://static.klaviyo.com/onsite/js/${COMPANY_ID}/klaviyo.js"></script>
 <script>
+  document.cookie = "__kla_id=" + btoa(JSON.stringify({ cid: "c1", $email: "theirs@hundredacre.example" })) + "; path=/";
   window.theirs = [];
   window.touched = [];
   const standIn = (name, value) => {
@@ -316,25 +318,33 @@ test("Klaviyo's own command shapes become the right Klaviyo events", { timeout: 
       $event_id: 'cart-42-1700000000', $value: '29,97 €', ItemNames: ['Winnie the Pooh', 'Piglet'],
       CheckoutURL: 'https://shop.example/checkout', Items: [{ ProductID: '1111' }, { ProductID: '2' }],
     }]);
+    // Klaviyo's Shopify snippet adding to the cart from a page with no product.
+    klaviyoWasm.push(['track', 'Added to Cart', { total_price: 2997, $value: 29.97, items: [{ id: 1111, quantity: 3 }] }]);
     klaviyoWasm.push(['trackViewedItem', { Title: 'Piglet', ItemId: 2, Metadata: { Price: 4.5 } }]);
   });
-  const requests = await accepted('four events and the profile', (rs) => events(rs).length >= 4 && profiles(rs).length >= 1);
+  const requests = await accepted('five events and the profile', (rs) => events(rs).length >= 5 && profiles(rs).length >= 1);
   await page.evaluate(() => klaviyoWasm.tracker.flush());
   const { requests: all } = await h.emulator.requests();
   assert.ok(all.every((r) => r.accepted), 'every request valid against the spec');
   const got = events(all);
-  assert.deepEqual(got.map((e) => e.metric), ['Viewed Product', 'Added to Cart', 'Started Checkout', 'Viewed Product']);
-  const [viewed, added, checkout, piglet] = got;
+  assert.deepEqual(got.map((e) => e.metric), ['Viewed Product', 'Added to Cart', 'Started Checkout', 'Added to Cart', 'Viewed Product']);
+  const [viewed, added, checkout, cartOnly, piglet] = got;
+  assert.deepEqual(cartOnly.properties, { total_price: 2997, items: [{ id: 1111, quantity: 3 }] });
+  assert.equal(cartOnly.value, 29.97);
   assert.deepEqual(viewed.properties, {
-    ProductName: 'Winnie the Pooh', ProductID: 1111, Categories: ['Kids'], ImageURL: 'https://shop.example/pooh.png',
+    Name: 'Winnie the Pooh', ProductName: 'Winnie the Pooh', ProductID: 1111, Categories: ['Kids'], ImageURL: 'https://shop.example/pooh.png',
     URL: 'https://shop.example/pooh', Brand: 'Kids Books', Price: 9.99, CompareAtPrice: 12,
   });
   assert.equal(viewed.value, 9.99);
   assert.equal(added.value, 29.97);
-  assert.equal(added.properties.ProductID, '1111');
-  assert.equal(added.properties.Price, 9.99);
-  assert.equal(added.properties.Quantity, 2);
-  assert.equal(added.properties.SKU, 'POOH-1');
+  // Klaviyo's names, which its Added to Cart flow templates read, as sent.
+  assert.equal(added.properties.AddedItemProductID, '1111');
+  assert.equal(added.properties.AddedItemProductName, 'Winnie the Pooh');
+  assert.equal(added.properties.AddedItemImageURL, 'https://shop.example/pooh.png');
+  assert.equal(added.properties.AddedItemPrice, 9.99);
+  assert.equal(added.properties.AddedItemQuantity, 2);
+  assert.equal(added.properties.AddedItemSKU, 'POOH-1');
+  assert.equal(added.properties.ProductName, undefined, 'not renamed');
   assert.equal(checkout.unique_id, 'cart-42-1700000000');
   assert.equal(checkout.value, 29.97);
   assert.deepEqual(piglet.properties, { Price: 4.5, ProductName: 'Piglet', ProductID: 2 });

@@ -62,8 +62,10 @@ test("Viewed Product: Klaviyo's item (Shopify's Name, money text) -> our product
     Name: "Winnie the Pooh", ProductID: 1111, Categories: ["Kids"], ImageURL: "https://img.example/p.png",
     URL: "https://shop.example/p", Brand: "Kids Books", Price: "$9.99", CompareAtPrice: "$12.00",
   };
+  // Name stays (templates and segments written for Klaviyo's onsite script read it),
+  // and is the ProductName too.
   assert.deepEqual(viewedProduct(item), [{
-    ProductName: "Winnie the Pooh", ProductID: 1111, Categories: ["Kids"], ImageURL: "https://img.example/p.png",
+    Name: "Winnie the Pooh", ProductName: "Winnie the Pooh", ProductID: 1111, Categories: ["Kids"], ImageURL: "https://img.example/p.png",
     URL: "https://shop.example/p", Brand: "Kids Books", Price: 9.99, CompareAtPrice: 12,
   }, undefined]);
   assert.equal(item.Price, "$9.99", "the page's object is not changed");
@@ -76,22 +78,26 @@ test("Viewed Product: Klaviyo's item (Shopify's Name, money text) -> our product
   assert.deepEqual(viewedProduct({ ProductName: "P", ProductID: "1", Price: "call us" }), [{ ProductName: "P", ProductID: "1" }, undefined]);
 });
 
-test("Added to Cart: Klaviyo's AddedItem* properties -> our cart item; $value is the cart total", () => {
+test("Added to Cart: Klaviyo's AddedItem* properties keep their names (its flow templates read them); money text -> numbers", () => {
   const props = {
-    $value: 29.98, AddedItemProductName: "A Thousand Splendid Suns", AddedItemProductID: "1112",
+    $value: "$29.98", AddedItemProductName: "A Thousand Splendid Suns", AddedItemProductID: "1112",
     AddedItemSKU: "TALEOFTWO", AddedItemCategories: ["Fiction"], AddedItemImageURL: "https://img.example/2.png",
     AddedItemURL: "https://shop.example/2", AddedItemPrice: "$19.99", AddedItemQuantity: "1",
     ItemNames: ["Winnie the Pooh", "A Thousand Splendid Suns"], CheckoutURL: "https://shop.example/checkout",
-    Items: [{ ProductID: "1111", ItemPrice: 9.99, Quantity: 1 }],
+    Items: [{ ProductID: "1111", ItemPrice: 9.99, Quantity: 1 }], $event_id: "cart-7",
   };
   assert.deepEqual(addedToCart(props), [{
-    ProductName: "A Thousand Splendid Suns", ProductID: "1112", SKU: "TALEOFTWO", Categories: ["Fiction"],
-    ImageURL: "https://img.example/2.png", URL: "https://shop.example/2", Price: 19.99, Quantity: 1,
+    $value: 29.98, AddedItemProductName: "A Thousand Splendid Suns", AddedItemProductID: "1112",
+    AddedItemSKU: "TALEOFTWO", AddedItemCategories: ["Fiction"], AddedItemImageURL: "https://img.example/2.png",
+    AddedItemURL: "https://shop.example/2", AddedItemPrice: 19.99, AddedItemQuantity: 1,
     ItemNames: ["Winnie the Pooh", "A Thousand Splendid Suns"], CheckoutURL: "https://shop.example/checkout",
-    Items: [{ ProductID: "1111", ItemPrice: 9.99, Quantity: 1 }], CartTotal: 29.98,
-  }, undefined]);
-  // A required price that is no amount stays, so the core's error names Price.
-  assert.equal(addedToCart({ AddedItemProductID: "1", AddedItemProductName: "P", AddedItemPrice: "free" })[0].Price, "free");
+    Items: [{ ProductID: "1111", ItemPrice: 9.99, Quantity: 1 }],
+  }, { uniqueId: "cart-7" }]);
+  assert.equal(props.AddedItemPrice, "$19.99", "the page's object is not changed");
+  // A required price that is no amount stays, so the core's error names AddedItemPrice.
+  assert.equal(addedToCart({ AddedItemProductID: "1", AddedItemProductName: "P", AddedItemPrice: "free" })[0].AddedItemPrice, "free");
+  // Shopify's Name in our shape stays beside the ProductName.
+  assert.deepEqual(addedToCart({ Name: "P", ProductID: "1", Price: "$2" })[0], { Name: "P", ProductName: "P", ProductID: "1", Price: 2 });
   // Ours passes; a given CartTotal wins over $value.
   const ours = { ProductID: "1", ProductName: "P", Price: 2, Quantity: 3, CartTotal: 9 };
   assert.deepEqual(addedToCart({ ...ours, $value: 1 }), [ours, undefined]);
@@ -117,7 +123,11 @@ test("trackViewedItem: Klaviyo's recently-viewed item -> our product", () => {
 test("translate: commands in both shapes -> the tracker's method and arguments", () => {
   assert.deepEqual(translate(["identify", { $email: "a@example.com" }]), { method: "identify", args: [{ email: "a@example.com" }] });
   assert.deepEqual(translate(["track", "Viewed Product", { Name: "P", ProductID: 1 }]),
-    { method: "viewedProduct", args: [{ ProductName: "P", ProductID: 1 }, undefined] });
+    { method: "viewedProduct", args: [{ Name: "P", ProductID: 1, ProductName: "P" }, undefined] });
+  // Klaviyo's Shopify Added to Cart snippet on a page with no product: the cart alone,
+  // sent as a plain track (the cart call needs an added item).
+  assert.deepEqual(translate(["track", "Added to Cart", { total_price: 2998, $value: 29.98, items: [{ id: 1 }] }]),
+    { method: "track", args: ["Added to Cart", { total_price: 2998, items: [{ id: 1 }] }, { value: 29.98 }] });
   assert.equal(translate(["track", "Added to Cart", { AddedItemProductID: 1 }]).method, "addedToCart");
   assert.equal(translate(["track", "Started Checkout", {}]).method, "startedCheckout");
   assert.deepEqual(translate(["trackViewedItem", { ItemId: 1, Title: "P" }]),

@@ -100,6 +100,14 @@ impl Client {
                     _ => {
                         ecommerce::active_on_site(props)?;
                         if op == Op::PageView {
+                            // Beside Klaviyo's onsite script (`onsite`), which sends its
+                            // own for a visitor it knows and none for others: ours only
+                            // for one our own calls named and it does not know.
+                            if jt::get(opts, "onsite").is_some()
+                                && !self.identity.named_only_by_us()
+                            {
+                                return Ok(());
+                            }
                             // One page, one Active on Site: not again for the same URL.
                             // The landing page's view, sent at the load with the time it
                             // was shown, is not the page the visitor is on after a route
@@ -209,8 +217,12 @@ impl Client {
             s => Some(validate::non_empty("customSource", s)?),
         };
         let body = payload::client_subscription(&list_id, &profile, channels, source.as_deref());
-        self.queue
-            .push_body(id, Endpoint::Subscriptions, body, now_ms);
+        if self
+            .queue
+            .push_body(id, Endpoint::Subscriptions, body, now_ms)
+        {
+            self.named_by(&profile);
+        }
         Ok(())
     }
 
@@ -229,9 +241,23 @@ impl Client {
             return Err(ValidationError::new("email", "or phone_number is required"));
         }
         let body = payload::client_back_in_stock(&variant, &profile, channels);
-        self.queue
-            .push_body(id, Endpoint::BackInStock, body, now_ms);
+        if self
+            .queue
+            .push_body(id, Endpoint::BackInStock, body, now_ms)
+        {
+            self.named_by(&profile);
+        }
         Ok(())
+    }
+
+    /// A subscription's email and phone number name a visitor nothing named yet, as
+    /// Klaviyo's signup form identifies the browser: the calls after it (a cart, a
+    /// browse) then reach the subscriber's profile, with the anonymous one's history.
+    fn named_by(&mut self, contact: &str) {
+        if !self.identity.is_identified() {
+            self.identity.take_contact(contact);
+            self.save_identity();
+        }
     }
 
     /// The identifiers for a subscription: given ones (validated) over identified ones.

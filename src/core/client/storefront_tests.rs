@@ -244,6 +244,43 @@ fn the_landing_views_late_send_leaves_the_route_the_visitor_is_on_as_the_last_pa
 }
 
 #[test]
+fn beside_klaviyos_onsite_script_a_page_view_goes_only_for_a_visitor_we_alone_named() {
+    // Klaviyo's onsite script sends Active on Site for a browser it has identified (its
+    // cookie, an email click's `_kx`) and none for any other: ours fills that gap for a
+    // visitor the shop's identify named, and stays out of its way otherwise.
+    let beside = r#"{"onsite":1}"#;
+    let view = |url: &str| format!(r#"{{"URL":"https://shop.example{url}"}}"#);
+    // Nobody knows the visitor: neither sends one.
+    let mut p = Page::new();
+    p.call(Op::PageView, &[&view("/a"), beside]).unwrap();
+    assert_eq!(p.c.pending(), 0);
+    // Our identify named them and the onsite script does not know them: ours goes.
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(Op::PageView, &[&view("/a"), beside]).unwrap();
+    assert_eq!(p.c.pending(), 2, "the profile and the page view");
+    // Its cookie names a visitor: it sends its own.
+    let mut known = Page::new();
+    known.c.read_cookies(&kla_id(KNOWN));
+    known
+        .call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    known.call(Op::PageView, &[&view("/a"), beside]).unwrap();
+    assert_eq!(known.c.pending(), 1, "the profile only");
+    // An email click's `_kx` in the URL: the onsite script identifies the browser too.
+    let mut clicked = Page::with(config(), "?_kx=KX-click");
+    clicked
+        .call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    clicked.call(Op::PageView, &[&view("/a"), beside]).unwrap();
+    assert_eq!(clicked.c.pending(), 1, "the profile only");
+    // Without the onsite script, every page view goes, as before.
+    let mut alone = Page::new();
+    alone.call(Op::PageView, &[&view("/a")]).unwrap();
+    assert_eq!(alone.c.pending(), 1);
+}
+
+#[test]
 fn page_views_send_one_active_on_site_per_url_in_a_row() {
     let mut p = Page::new();
     for url in ["/a", "/a", "/b", "/b", "/a", "/c"] {

@@ -996,6 +996,74 @@ fn subscribe_uses_the_identified_email() {
 }
 
 #[test]
+fn a_subscription_names_a_visitor_nothing_named_yet_as_klaviyos_form_does() {
+    // Klaviyo's signup form identifies the browser it is submitted in: a new subscriber's
+    // cart and browsing after it must reach their profile (abandoned-cart and browse
+    // flows), with the anonymous profile's history merged in.
+    let mut p = Page::new();
+    assert!(!p.c.is_identified());
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"new@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    assert!(p.c.is_identified());
+    assert_eq!(p.send().endpoint, Endpoint::Subscriptions);
+    assert!(p.disk[IDENTITY_KEY].contains(r#""email":"new@example.com""#));
+    p.call(Op::Track, &[r#""Added to Cart""#]).unwrap();
+    p.end_task();
+    let t = p.c.poll_transmit(NOW, ALL).expect("the event");
+    let prof = profile(&t);
+    assert_eq!(prof.get("email"), Some(&Json::from("new@example.com")));
+    assert_eq!(prof.get("anonymous_id"), Some(&Json::from("id-0")));
+    // The next page knows them too.
+    assert!(p.reload().c.is_identified());
+
+    // A back-in-stock request does the same, with its phone number.
+    let mut b = Page::new();
+    b.call(
+        Op::BackInStock,
+        &[r#"{"variantId":"$custom:::$default:::SKU-1","phone_number":"+15005550006","channels":["sms"]}"#],
+    )
+    .unwrap();
+    b.call(Op::Track, &[r#""Viewed""#]).unwrap();
+    b.send();
+    let t = b.c.poll_transmit(NOW, ALL).expect("the event");
+    assert_eq!(
+        profile(&t).get("phone_number"),
+        Some(&Json::from("+15005550006"))
+    );
+}
+
+#[test]
+fn a_subscription_never_renames_a_known_visitor() {
+    // Someone signed in subscribes a friend: the page's visitor stays who they are.
+    let mut p = Page::new();
+    p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+        .unwrap();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"friend@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    p.call(Op::Track, &[r#""Viewed""#]).unwrap();
+    p.end_task();
+    let mut sent = Vec::new();
+    while let Some(t) = p.c.poll_transmit(NOW, ALL) {
+        sent.push(t);
+    }
+    let event = sent
+        .iter()
+        .find(|t| t.endpoint == Endpoint::Events)
+        .expect("the event");
+    assert_eq!(
+        profile(event).get("email"),
+        Some(&Json::from("ann@example.com"))
+    );
+    assert!(!p.disk[IDENTITY_KEY].contains("friend@"));
+}
+
+#[test]
 fn back_in_stock_names_the_variant_and_channels() {
     let mut p = Page::new();
     p.call(
@@ -1031,7 +1099,8 @@ fn back_in_stock_names_the_variant_and_channels() {
             r#"backInStock: channels must be a list like ["email"]"#,
         ),
     ] {
-        assert_eq!(p.refused(Op::BackInStock, &[args]), msg, "{args}");
+        // A fresh page: the request above named the visitor, whose email would do.
+        assert_eq!(Page::new().refused(Op::BackInStock, &[args]), msg, "{args}");
     }
 }
 
