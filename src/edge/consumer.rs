@@ -80,11 +80,14 @@ async fn one(
         return settle(m, "retry", Some(delivery::MAX_DELAY_S));
     }
     let route = route(&msg);
+    // A list's members whose profile-import Klaviyo refused (position, status): the
+    // others are added, these alone dead-lettered.
+    let mut refused = Vec::new();
     let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
     let (verdict, throttle) = match held {
         Some(delay_s) => (Verdict::Retry { delay_s }, false),
         None => {
-            let outcome = attempt(&msg, cfg).await;
+            let outcome = attempt(&msg, cfg, &mut refused).await;
             let now = js_sys::Date::now() as u64;
             let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
             let throttle = matches!(outcome, Upstream::Answered { status: 429, .. });
@@ -95,6 +98,21 @@ async fn one(
         }
     };
     match verdict {
+        Verdict::Ack if !refused.is_empty() => {
+            let at: Vec<usize> = refused.iter().map(|(at, _)| *at).collect();
+            let status = refused[0].1;
+            log(&format!(
+                "delivery {} part {}/{} to {}: {} of its members refused ({}): dead-lettered, the rest added",
+                msg.id,
+                msg.part + 1,
+                msg.parts,
+                route,
+                at.len(),
+                status
+            ));
+            let letter = delivery::refused_members(&msg, &at).unwrap_or_default();
+            dead_lettered(m, env, &letter, status).await
+        }
         Verdict::Ack => settle(m, "ack", None),
         Verdict::Retry { delay_s } => {
             if throttle {
@@ -125,13 +143,15 @@ fn route(msg: &Message) -> String {
     }
 }
 
-/// One attempt at a message's work: the last answer it got.
-async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
+/// One attempt at a message's work: the last answer it got. A list member whose import
+/// Klaviyo refuses (a 4xx: a phone number it does not take) is left out and named in
+/// `left_out`, so that one bad member does not keep the others off the list.
+async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut Vec<(usize, u16)>) -> Upstream {
     let none = Uint8Array::new_with_length(0);
     match &msg.work {
         Work::Call { path, body } => {
             let (Some(key), true) = (&cfg.private_key, delivery::api_path_ok(path)) else {
-                return refused();
+                return refusal(400);
             };
             let f = router::private_call(cfg, key, path, Payload::Text(body.get().into()), None);
             call(&f, &none).await
@@ -144,7 +164,7 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
             let mut ids = ids.clone();
             for (at, body) in imports {
                 let Some(f) = router::import_request(cfg, body.get(), None) else {
-                    return refused();
+                    return refusal(400);
                 };
                 let answer = call(&f, &none).await;
                 let Upstream::Answered {
@@ -153,6 +173,10 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
                     ..
                 } = &answer
                 else {
+                    if let Verdict::Refused { status } = delivery::after_attempt(&answer, 1, 0, 0) {
+                        left_out.push((*at, status));
+                        continue;
+                    }
                     return answer;
                 };
                 match (router::imported_id(body, None), ids.get_mut(*at)) {
@@ -162,14 +186,20 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
                 }
             }
             let ids: Vec<String> = ids.into_iter().flatten().collect();
+            if ids.is_empty() {
+                // Every member refused: the message is refused whole.
+                let status = left_out.first().map_or(400, |r| r.1);
+                left_out.clear();
+                return refusal(status);
+            }
             match router::add_to_list_request(cfg, list_id, &ids, None) {
                 Some(f) => call(&f, &none).await,
-                None => refused(),
+                None => refusal(400),
             }
         }
         Work::Forward { body } => {
             let (Some(url), Some(secret)) = (&cfg.webhook_forward_url, &cfg.signing_secret) else {
-                return refused();
+                return refusal(400);
             };
             let now_s = (js_sys::Date::now() / 1000.0) as i64;
             // Signed now: the receiver's window counts from this attempt.
@@ -189,12 +219,12 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig) -> Upstream {
     }
 }
 
-/// A message that cannot be carried out as it is (a path that is not an API path; a
-/// setting it needs is gone, which `one` has made wait before): refused, so that it is
-/// dead-lettered rather than retried.
-fn refused() -> Upstream {
+/// A refusal with `status`: a message that cannot be carried out as it is (a path that
+/// is not an API path; a setting it needs is gone, which `one` has made wait before), or
+/// a list whose every member Klaviyo refused. Dead-lettered rather than retried.
+fn refusal(status: u16) -> Upstream {
     Upstream::Answered {
-        status: 400,
+        status,
         retry_after: None,
         content_type: None,
         body: String::new(),

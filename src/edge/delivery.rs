@@ -394,6 +394,40 @@ fn messages(id: &str, works: Vec<(Work, Reach)>) -> Plan {
     }
 }
 
+/// A list message holding only the members at `refused` (positions in its `ids`, whose
+/// profile-imports Klaviyo refused): for the dead-letter queue, to be looked at and sent
+/// again by hand, while the others are added to the list. `None` when nothing is left
+/// out (or the message is no list's).
+pub fn refused_members(msg: &Message, refused: &[usize]) -> Option<String> {
+    let Work::List {
+        list_id, imports, ..
+    } = &msg.work
+    else {
+        return None;
+    };
+    let mut kept = Vec::new();
+    for (at, body) in imports {
+        if refused.contains(at) {
+            kept.push((kept.len(), body.clone()));
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    let m = Message {
+        v: VERSION,
+        id: msg.id.clone(),
+        part: msg.part,
+        parts: msg.parts,
+        work: Work::List {
+            list_id: list_id.clone(),
+            ids: vec![None; kept.len()],
+            imports: kept,
+        },
+    };
+    serde_json::to_string(&m).ok()
+}
+
 /// A message from the queue; `None` for one this consumer cannot read.
 pub fn read(text: &str) -> Option<Message> {
     serde_json::from_str::<Message>(text)

@@ -455,6 +455,40 @@ fn one_event_too_large_for_a_message_goes_direct() {
 }
 
 #[test]
+fn a_list_messages_refused_members_make_a_message_of_their_own() {
+    // Klaviyo refused two members' profile-imports (a phone number it does not take):
+    // the others are added, and these two alone go to the dead-letter queue, as a list
+    // message that can be sent again by hand once mended.
+    let body = r#"{"profiles":[{"id":"01KEPT"},{"email":"a@b.co"},{"phone_number":"+15005550006"},{"email":"c@d.co"}]}"#;
+    let m = messages_of(planned("/api/lists/Xy12Ab/profiles", body));
+    let msg = read(&m[0]).expect("readable");
+    assert_eq!(refused_members(&msg, &[]), None, "nothing left out");
+    let letter = refused_members(&msg, &[2, 3]).expect("a message");
+    no_secret(&letter);
+    let out = read(&letter).expect("a message this consumer reads");
+    assert_eq!(
+        (out.id.as_str(), out.part, out.parts),
+        (msg.id.as_str(), 0, 1)
+    );
+    let Work::List {
+        list_id,
+        ids,
+        imports,
+    } = out.work
+    else {
+        panic!("a list message")
+    };
+    assert_eq!(list_id, "Xy12Ab");
+    assert_eq!(ids, vec![None, None]);
+    let bodies: Vec<&str> = imports.iter().map(|(_, b)| b.get()).collect();
+    assert_eq!(
+        imports.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(bodies[0].contains("+15005550006") && bodies[1].contains("c@d.co"));
+}
+
+#[test]
 fn list_members_are_divided_into_messages_each_with_its_own_imports() {
     let profiles: Vec<String> = (0..1000)
         .map(|n| {

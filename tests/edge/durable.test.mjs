@@ -195,6 +195,28 @@ test('a message Klaviyo refuses with 400 is not retried and lands in the dead-le
   assert.equal(emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).count, 1, 'tried once');
 });
 
+test('a queued list call one of whose members Klaviyo refuses: the others are added, that one alone is dead-lettered', { timeout: 60_000 }, async () => {
+  emu.reset();
+  dead.clear();
+  const run = randomBytes(3).toString('hex');
+  const emails = [0, 1, 2].map((n) => `member-${run}-${n}@example.com`);
+  // The first profile-import is refused (as Klaviyo refuses a phone number it does not take).
+  emu.addFault({ status: 400, count: 1, path: '/api/profile-import' });
+  const answer = await signedCall(3, '/api/lists/Y6nRLr/profiles', JSON.stringify({ profiles: emails.map((email) => ({ email })) }));
+  assert.equal(answer.status, 202, answer.text);
+  await waitFor(() => dead.received.length === 1, { timeout: 30_000, interval: 200, what: 'the dead letter' });
+  const letter = JSON.parse(dead.received[0].body);
+  assert.equal(letter.status, 400);
+  assert.equal(letter.message.id, answer.json.data.id, 'the delivery the caller was told of');
+  const left = letter.message.work.list;
+  assert.equal(left.list_id, 'Y6nRLr');
+  assert.deepEqual(left.imports.map(([, body]) => body.data.attributes.email), [emails[0]], 'the refused member alone');
+  const [add] = emu.requests({ pathPrefix: '/api/lists/Y6nRLr/relationships/profiles' }).requests;
+  assert.ok(add?.accepted, 'the rest were added');
+  assert.equal(add.body.data.length, 2, 'the two others');
+  // Before, the one refusal dead-lettered the whole message: nobody was added.
+});
+
 test('a refused message the dead-letter queue does not take is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
   await mf.dispose();
   mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
