@@ -264,7 +264,9 @@ export class Klaviyo {
    * (from our calls, the page URL, or Klaviyo's onsite script); false until ready. */
   isIdentified(): boolean;
   /** Email and/or SMS subscription. For a visitor nothing named yet, its email and
-   * phone number name them from then on, as Klaviyo's signup form identifies the browser. */
+   * phone number name them from then on, as Klaviyo's signup form identifies the browser;
+   * provisionally: a sign-in (`identify` with an identifier) or a later subscription
+   * replaces that name, never joins it. */
   subscribe(options: SubscribeOptions): Promise<void>;
   /** A back-in-stock alert; names a visitor nothing named yet, as `subscribe` does. */
   backInStock(options: BackInStockOptions): Promise<void>;

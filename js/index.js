@@ -231,9 +231,14 @@ export class Klaviyo {
         // Not for a tracker closed before the load (close() takes it out of routes).
         if (!routes.has(this.#pageView)) return;
         // Klaviyo's onsite script (static.klaviyo.com/onsite/js/, it loads its modules
-        // from there too) sends its own for a visitor it knows: the core then sends ours
-        // only for one our calls named and it does not know.
-        if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) view = [view[0], { ...view[1], onsite: 1 }];
+        // from there too) sends its own for a visitor it knows (its cookie, which it may
+        // have written since we read it, or an email click's _kx in this URL): the core
+        // then sends ours only for one we know and it does not.
+        if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) {
+          if (/[?&]_kx=/.test(view[0].URL)) return;
+          this.#rt?.cookies_();
+          view = [view[0], { ...view[1], onsite: 1 }];
+        }
         try { this.#call(PAGE_VIEW, view); } catch { /* never into the page */ }
       };
       routes.add(this.#pageView);

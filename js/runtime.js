@@ -378,6 +378,13 @@ export class Runtime {
     try { this.onError_?.(e); } catch { /* the shop's handler failed: nothing to do */ }
   }
 
+  /** Klaviyo's cookies read again. A `__kla_off` set since denies the core: the page's
+   * state follows (kl.consent, the sender lock, the erase). */
+  cookies_() {
+    this.control_(COOKIES, 0, cookies(this.options_));
+    this.consent();
+  }
+
   /** Sends what is due, one request at a time; then sets the timer. */
   sendDue_() {
     if (this.closed_ || this.electing_) return;
@@ -385,10 +392,7 @@ export class Runtime {
     // before the page's first send.
     if (!this.reread_) {
       this.reread_ = true;
-      this.control_(COOKIES, 0, cookies(this.options_));
-      // A `__kla_off` set since denies the core: the page's state follows (kl.consent,
-      // the sender lock, the erase).
-      this.consent();
+      this.cookies_();
     }
     while (!this.busy_) {
       const t = this.control_(NEXT, now());

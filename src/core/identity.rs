@@ -20,6 +20,10 @@ pub struct Identity {
     /// What the onsite script's cookie knows (`onsite::Onsite::visitor`): used where
     /// ours say nothing; never stored, and dropped with this identity on a reset.
     pub onsite: String,
+    /// The profile's email and phone number came from a subscription, not `identify`:
+    /// a sign-in replaces them rather than joining them (another person on a shared
+    /// device), and so does a later subscription.
+    pub provisional: bool,
 }
 
 impl Identity {
@@ -34,6 +38,7 @@ impl Identity {
             profile,
             attributes: String::new(),
             onsite: String::from("{}"),
+            provisional: false,
         };
         id.refresh();
         id
@@ -50,7 +55,9 @@ impl Identity {
             Some(p) if jt::kind(p) == Kind::Obj => p.to_string(),
             _ => String::from("{}"),
         };
-        Some(Identity::with_profile(anonymous_id, kx, profile))
+        let mut id = Identity::with_profile(anonymous_id, kx, profile);
+        id.provisional = jt::get(&v, "provisional") == Some("true");
+        Some(id)
     }
 
     pub fn to_storage(&self) -> String {
@@ -64,6 +71,9 @@ impl Identity {
         self.write_ids(out);
         out.push_str(",\"profile\":");
         out.push_str(&self.profile);
+        if self.provisional {
+            out.push_str(",\"provisional\":true");
+        }
         out.push('}');
     }
 
@@ -88,7 +98,11 @@ impl Identity {
     /// What [`Identity::merge`] would make of `attrs`, this identity left as it is:
     /// the new profile and the attributes requests would then carry.
     pub fn merged(&self, attrs: &str) -> (String, String) {
-        let mut profile = self.profile.clone();
+        let mut profile = if self.provisional && has_any(attrs, OWN_IDENTIFIERS) {
+            self.without_identifiers()
+        } else {
+            self.profile.clone()
+        };
         for (k, v) in jt::entries(attrs) {
             let Some(key) = jt::unescape(k) else { continue };
             let old = jt::get(&profile, "properties").filter(|p| jt::kind(p) == Kind::Obj);
@@ -114,14 +128,26 @@ impl Identity {
         (profile, attributes)
     }
 
-    /// Takes the email and phone number of `contact` (a checked object) into the
-    /// profile: a subscription's, for a visitor nothing named yet.
+    /// The profile without its email, phone number and external id.
+    fn without_identifiers(&self) -> String {
+        let mut p = self.profile.clone();
+        for k in OWN_IDENTIFIERS {
+            p = jt::with(&p, k, None);
+        }
+        p
+    }
+
+    /// Names the visitor by a subscription's email and phone number (`contact`, a
+    /// checked object), in place of any a subscription gave before: provisionally.
     pub fn take_contact(&mut self, contact: &str) {
+        let mut p = self.without_identifiers();
         for k in REACHABLE {
             if let Some(v) = jt::get(contact, k) {
-                self.profile = jt::with(&self.profile, k, Some(v));
+                p = jt::with(&p, k, Some(v));
             }
         }
+        self.profile = p;
+        self.provisional = true;
         self.refresh();
     }
 
@@ -187,12 +213,12 @@ impl Identity {
         a
     }
 
-    /// Whether our own calls name the visitor (an email, a phone number or an external
-    /// id) while Klaviyo's onsite script does not know them (no `_kx`, and its cookie
-    /// names no one): it sends Active on Site only for a browser it has identified.
-    pub fn named_only_by_us(&self) -> bool {
-        has_any(&self.profile, OWN_IDENTIFIERS)
-            && self.kx.is_none()
+    /// Whether we know the visitor (our calls named them, or an earlier email click's
+    /// `_kx`) while Klaviyo's onsite script does not (its cookie names no one: it sends
+    /// Active on Site only for a browser it has identified). This page's URL `_kx` is
+    /// the adapter's to see: the onsite script identifies the browser by it too.
+    pub fn known_only_to_us(&self) -> bool {
+        (has_any(&self.profile, OWN_IDENTIFIERS) || self.kx.is_some())
             && !has_any(&self.onsite, IDENTIFIERS)
     }
 

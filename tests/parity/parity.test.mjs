@@ -263,6 +263,31 @@ test('Klaviyo\'s onsite script added on the window\'s load, after ours started: 
   await waitFor(() => events(alone).find(metric('Active on Site')), { what: 'our Active on Site without Klaviyo\'s tag' });
 });
 
+test('beside Klaviyo\'s onsite script, a shopper it learns of on this page (its cookie written after our first send, or an email click\'s _kx in the URL) gets its Active on Site, not ours', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const answer = await holdingTheLoad(context);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, onsite: 1, email: 'ann@example.com', holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
+  // Our identify has gone (our first send: the core read Klaviyo's cookies then), and
+  // klaviyo.js identifies the shopper too, writing its cookie, before the load.
+  await waitFor(() => emu.requests({ companyId, pathPrefix: '/client/profiles', accepted: true }).count >= 1, { what: 'our identify sent' });
+  await page.evaluate((c) => { document.cookie = c; }, klaId({ cid: 'ZjQ5', $exchange_id: 'KX-late' }));
+  answer();
+  await loaded(page);
+  await page.evaluate(() => { window.kl.track('Marker', {}); return window.kl.flush(); });
+  await waitFor(() => events(companyId).find(metric('Marker')), { what: 'the marker event' });
+  assert.deepEqual(events(companyId).filter(metric('Active on Site')), [], 'the cookie read again when the view is decided');
+  // An email click: klaviyo.js identifies the browser by the URL's _kx.
+  const fresh = await shop(t);
+  const clicked = nextCompanyId();
+  const landing = await open(fresh, { companyId: clicked, onsite: 1, email: 'ann@example.com', _kx: 'KX-click' });
+  await loaded(landing);
+  await landing.evaluate(() => { window.kl.track('Marker', {}); return window.kl.flush(); });
+  const marker = await waitFor(() => events(clicked).find(metric('Marker')), { what: 'the marker event' });
+  assert.equal(marker.profile._kx, 'KX-click');
+  assert.deepEqual(events(clicked).filter(metric('Active on Site')), []);
+});
+
 test('a route change before the load: the landing page keeps its Active on Site, at the time it was shown, and the route gets its own', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const answer = await holdingTheLoad(context);

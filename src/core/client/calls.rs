@@ -102,9 +102,9 @@ impl Client {
                         if op == Op::PageView {
                             // Beside Klaviyo's onsite script (`onsite`), which sends its
                             // own for a visitor it knows and none for others: ours only
-                            // for one our own calls named and it does not know.
+                            // for one we know and it does not.
                             if jt::get(opts, "onsite").is_some()
-                                && !self.identity.named_only_by_us()
+                                && !self.identity.known_only_to_us()
                             {
                                 return Ok(());
                             }
@@ -148,6 +148,8 @@ impl Client {
         // Consent denied: dropped, and the page forgets it too.
         if self.queue.push_body(id, Endpoint::Profiles, body, now_ms) {
             self.identity.take_merged(profile, attributes);
+            // Named by identify now, not by a subscription.
+            self.identity.provisional &= !has_any(attrs, OWN_IDENTIFIERS);
             self.save_identity();
         }
         Ok(())
@@ -250,19 +252,26 @@ impl Client {
         Ok(())
     }
 
-    /// A subscription's email and phone number name a visitor nothing named yet, as
-    /// Klaviyo's signup form identifies the browser: the calls after it (a cart, a
-    /// browse) then reach the subscriber's profile, with the anonymous one's history.
+    /// A subscription's email and phone number name a visitor nothing named yet (or only
+    /// an earlier subscription), as Klaviyo's signup form identifies the browser: the
+    /// calls after it (a cart, a browse) then reach the subscriber's profile, with the
+    /// anonymous one's history.
     fn named_by(&mut self, contact: &str) {
-        if !self.identity.is_identified() {
+        if !self.identity.is_identified() || self.identity.provisional {
             self.identity.take_contact(contact);
             self.save_identity();
         }
     }
 
-    /// The identifiers for a subscription: given ones (validated) over identified ones.
+    /// The identifiers for a subscription: given ones (validated) over identified ones;
+    /// given ones alone while a subscription named the visitor (they may be another
+    /// person's: a shared device).
     pub(super) fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
-        let mut profile = self.identity.identifiers(keys);
+        let mut profile = if self.identity.provisional && has_any(args, REACHABLE) {
+            String::from("{}")
+        } else {
+            self.identity.identifiers(keys)
+        };
         for &(key, check) in &[
             ("email", validate::email as validate::Rule),
             ("phone_number", validate::phone),

@@ -1036,6 +1036,80 @@ fn a_subscription_names_a_visitor_nothing_named_yet_as_klaviyos_form_does() {
 }
 
 #[test]
+fn a_sign_in_replaces_a_subscriptions_name_and_never_joins_it() {
+    // A shared device: someone subscribed their phone, then someone else signs in (no
+    // logout came between). The sign-in's profile and events must not carry the phone.
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","phone_number":"+15005550006","channels":["sms"]}"#],
+    )
+    .unwrap();
+    assert!(p.send().body.contains("+15005550006"));
+    assert!(p.disk[IDENTITY_KEY].contains(r#""provisional":true"#));
+    // A name alone (no identifier) keeps the subscription's.
+    p.call(Op::Identify, &[r#"{"first_name":"Pat"}"#]).unwrap();
+    p.end_task();
+    assert!(p.disk[IDENTITY_KEY].contains(r#""provisional":true"#));
+    assert!(p.reload().c.is_identified(), "a restored identity keeps it");
+    p.call(Op::Identify, &[r#"{"email":"bo@example.com"}"#])
+        .unwrap();
+    p.call(Op::Track, &[r#""Viewed""#]).unwrap();
+    p.end_task();
+    let stored = &p.disk[IDENTITY_KEY];
+    assert!(
+        !stored.contains("+15005550006") && !stored.contains("provisional"),
+        "{stored}"
+    );
+    let mut sent = Vec::new();
+    while let Some(t) = p.c.poll_transmit(NOW, ALL) {
+        sent.push(t);
+    }
+    for t in &sent {
+        assert!(!t.body.contains("+15005550006"), "{}", t.body);
+    }
+    let event = sent
+        .iter()
+        .find(|t| t.endpoint == Endpoint::Events)
+        .expect("the event");
+    assert_eq!(
+        profile(event).get("email"),
+        Some(&Json::from("bo@example.com"))
+    );
+    assert_eq!(profile(event).get("first_name"), Some(&Json::from("Pat")));
+}
+
+#[test]
+fn a_second_subscription_names_the_visitor_in_place_of_the_first() {
+    // Named by a subscription only: a later one with its own email goes with that email
+    // alone (not the first's phone), and names the visitor in its place.
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","phone_number":"+15005550006","channels":["sms"]}"#],
+    )
+    .unwrap();
+    p.send();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"friend@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    p.end_task();
+    let mut bodies = Vec::new();
+    while let Some(t) = p.c.poll_transmit(NOW, ALL) {
+        bodies.push(t.body);
+    }
+    let second = bodies
+        .iter()
+        .find(|b| b.contains("friend@example.com"))
+        .expect("the second subscription");
+    assert!(!second.contains("+15005550006"), "{second}");
+    let stored = &p.disk[IDENTITY_KEY];
+    assert!(stored.contains("friend@example.com") && !stored.contains("+15005550006"));
+}
+
+#[test]
 fn a_subscription_never_renames_a_known_visitor() {
     // Someone signed in subscribes a friend: the page's visitor stays who they are.
     let mut p = Page::new();
