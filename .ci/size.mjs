@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 30.52; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 30.55; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -33,12 +33,13 @@
 // made up meanwhile (a tab opened beside it took such an id for its visitor and wrote it
 // over the cookie), a failed question writes nothing over the cookie, and tabs that start
 // together follow the identity stored, not the event's (they swapped ids for good): 195 B;
-// 30.52 (31,243 B, 30.511 KB) since Active on Site beside Klaviyo's onsite script goes for
+// 30.55 (31,278 B, 30.545 KB) since Active on Site beside Klaviyo's onsite script goes for
 // a shopper we know and it does not (klaviyo.js sends none for a browser it has not
 // identified, so a signed-in shopper had none), and a subscription or back-in-stock
 // request names a visitor nothing named yet, as Klaviyo's signup form does (a new
 // subscriber's cart and browsing went to an anonymous profile), provisionally: a
-// sign-in or a later subscription replaces that name, never joins it: 411 B.
+// sign-in or a later subscription replaces that name, never joins it: 446 B (the last
+// 35 B of them the .wasm's function order: that last step made the module 62 B smaller raw).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -49,7 +50,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 31.48: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 31.50: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked, Active on
@@ -72,7 +73,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 30.52);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 30.55);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -151,7 +152,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 31.48);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 31.50);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);

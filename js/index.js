@@ -234,12 +234,14 @@ export class Klaviyo {
         // from there too) sends its own for a visitor it knows (its cookie, which it may
         // have written since we read it, or an email click's _kx in this URL): the core
         // then sends ours only for one we know and it does not.
-        if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) {
-          if (/[?&]_kx=/.test(view[0].URL)) return;
-          this.#rt?.cookies_();
-          view = [view[0], { ...view[1], onsite: 1 }];
-        }
-        try { this.#call(PAGE_VIEW, view); } catch { /* never into the page */ }
+        try {
+          if (document.querySelector('script[src*="//static.klaviyo.com/onsite/js/"]')) {
+            if (/[?&]_kx=/.test(view[0].URL)) return;
+            this.#rt?.cookies_();
+            view = [view[0], { ...view[1], onsite: 1 }];
+          }
+          this.#call(PAGE_VIEW, view);
+        } catch { /* never into the page (it runs inside the router's pushState) */ }
       };
       routes.add(this.#pageView);
       watchRoutes();

@@ -98,8 +98,10 @@ impl Identity {
     /// What [`Identity::merge`] would make of `attrs`, this identity left as it is:
     /// the new profile and the attributes requests would then carry.
     pub fn merged(&self, attrs: &str) -> (String, String) {
+        // A sign-in after a subscription named the visitor: nothing of that profile
+        // (its name, its attributes) passes to the person signing in.
         let mut profile = if self.provisional && has_any(attrs, OWN_IDENTIFIERS) {
-            self.without_identifiers()
+            String::from("{}")
         } else {
             self.profile.clone()
         };
@@ -128,19 +130,13 @@ impl Identity {
         (profile, attributes)
     }
 
-    /// The profile without its email, phone number and external id.
-    fn without_identifiers(&self) -> String {
+    /// Names the visitor by a subscription's email and phone number (`contact`, a
+    /// checked object), in place of any a subscription gave before: provisionally.
+    pub fn take_contact(&mut self, contact: &str) {
         let mut p = self.profile.clone();
         for k in OWN_IDENTIFIERS {
             p = jt::with(&p, k, None);
         }
-        p
-    }
-
-    /// Names the visitor by a subscription's email and phone number (`contact`, a
-    /// checked object), in place of any a subscription gave before: provisionally.
-    pub fn take_contact(&mut self, contact: &str) {
-        let mut p = self.without_identifiers();
         for k in REACHABLE {
             if let Some(v) = jt::get(contact, k) {
                 p = jt::with(&p, k, Some(v));

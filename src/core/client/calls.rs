@@ -267,7 +267,8 @@ impl Client {
     /// given ones alone while a subscription named the visitor (they may be another
     /// person's: a shared device).
     pub(super) fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
-        let mut profile = if self.identity.provisional && has_any(args, REACHABLE) {
+        let gives = REACHABLE.iter().any(|k| validate::given(args, k).is_some());
+        let mut profile = if self.identity.provisional && gives {
             String::from("{}")
         } else {
             self.identity.identifiers(keys)

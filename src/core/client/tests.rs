@@ -1076,7 +1076,25 @@ fn a_sign_in_replaces_a_subscriptions_name_and_never_joins_it() {
         profile(event).get("email"),
         Some(&Json::from("bo@example.com"))
     );
-    assert_eq!(profile(event).get("first_name"), Some(&Json::from("Pat")));
+    // Nothing of the subscriber's profile passes to the person signing in.
+    assert_eq!(profile(event).get("first_name"), None);
+}
+
+#[test]
+fn a_null_email_while_a_subscription_named_the_visitor_is_none_given() {
+    // `email: null` gives no email: the subscription named the visitor, and that
+    // email is the one the second subscription goes with.
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"sub@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"M","email":null,"channels":["email"]}"#],
+    )
+    .unwrap();
 }
 
 #[test]
