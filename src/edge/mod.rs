@@ -15,8 +15,8 @@
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
 //! - `delivery.rs`: durable delivery through a queue: the messages a call becomes, and
 //!   what the consumer does with each answer; `consumer.rs` is its I/O
-//! - `stable_time.rs`: events without `unique_id` or `time` given the time the worker
-//!   accepted them, so that a redelivery or a retry is the same event
+//! - `stable_time.rs`: events without a `time` given the time the worker accepted them,
+//!   so that a redelivery or a retry is the same event, at the time it happened
 //! - `heap.rs`: what the isolate's maps hold, to state their bounds in bytes
 //! - `shared_replay.rs`: the replay guard as a Durable Object (`REPLAY_GUARD`), one
 //!   answer for every isolate and location

@@ -225,7 +225,13 @@ test('a refused message the dead-letter queue does not take is retried, not ackn
     const res = await w.fetch('https://shop.example/__consumer', body ? { method: 'POST', body: JSON.stringify(body) } : {});
     return res.json();
   };
-  const settledFor = (s, id) => s.settled.filter((x) => x.body.includes(id));
+  /** How the consumer settled the message of order `id`, once it has: [how, delaySeconds]
+   * each time, and how many dead letters were refused by then. */
+  const settledOf = (id, what) => waitFor(async () => {
+    const s = await consumerState();
+    const mine = s.settled.filter((x) => x.body.includes(id)).map((x) => [x.how, x.delaySeconds]);
+    return mine.length ? { mine, refused: s.refused } : null;
+  }, { timeout: 30_000, interval: 200, what });
   try {
     // Klaviyo refuses the order (400) and the dead-letter queue refuses the letter: the
     // message is the only trace of the call, so it stays queued.
@@ -235,12 +241,9 @@ test('a refused message the dead-letter queue does not take is retried, not ackn
     emu.addFault({ status: 400, count: 1, path: '/api/event-bulk-create-jobs' });
     const refusedId = `o-dlq-${randomBytes(3).toString('hex')}`;
     assert.equal((await signedCall(1, '/api/orders', orderBody(refusedId))).status, 202);
-    const s1 = await waitFor(async () => {
-      const s = await consumerState();
-      return settledFor(s, refusedId).length ? s : null;
-    }, { timeout: 30_000, interval: 200, what: 'the refused message settled' });
+    const s1 = await settledOf(refusedId, 'the refused message settled');
     assert.equal(s1.refused, 1, 'the dead-letter queue refused the letter');
-    assert.deepEqual(settledFor(s1, refusedId).map((x) => [x.how, x.delaySeconds]), [['retry', 60]], 'retried in 60 s, never acknowledged');
+    assert.deepEqual(s1.mine, [['retry', 60]], 'retried in 60 s, never acknowledged');
     assert.equal(dead.received.length, 0);
 
     // The private key deleted from the consumer's settings: the order waits an hour for
@@ -249,11 +252,8 @@ test('a refused message the dead-letter queue does not take is retried, not ackn
     await consumerState({ drop: ['KLAVIYO_PRIVATE_KEY'] });
     const waitingId = `o-key-${randomBytes(3).toString('hex')}`;
     assert.equal((await signedCall(2, '/api/orders', orderBody(waitingId))).status, 202);
-    const s2 = await waitFor(async () => {
-      const s = await consumerState();
-      return settledFor(s, waitingId).length ? s : null;
-    }, { timeout: 30_000, interval: 200, what: 'the keyless message settled' });
-    assert.deepEqual(settledFor(s2, waitingId).map((x) => [x.how, x.delaySeconds]), [['retry', 3600]]);
+    const s2 = await settledOf(waitingId, 'the keyless message settled');
+    assert.deepEqual(s2.mine, [['retry', 3600]]);
     assert.equal(emu.requests({ pathPrefix: '/api/' }).count, 0, 'nothing sent without the key');
     assert.equal(dead.received.length, 0, 'not dead-lettered');
   } finally {
