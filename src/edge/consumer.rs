@@ -14,6 +14,7 @@ use super::auth;
 use super::config::EdgeConfig;
 use super::delivery::{self, Message, Verdict, Work};
 use super::executor;
+use super::refused_events;
 use super::router::{self, Forward, Payload};
 use super::upstream::Upstream;
 use super::worker::{binding, call, config};
@@ -59,7 +60,7 @@ async fn one(
     let text = Reflect::get(m, &"body".into())?.as_string();
     let Some(msg) = text.as_deref().and_then(delivery::read) else {
         log("a message this worker cannot read is dead-lettered");
-        return dead_lettered(m, env, text.as_deref().unwrap_or(""), 0).await;
+        return dead_lettered(m, env, &[(text.unwrap_or_default(), 0)]).await;
     };
     let cfg = match settled {
         Ok(cfg) => cfg,
@@ -80,14 +81,13 @@ async fn one(
         return settle(m, "retry", Some(delivery::MAX_DELAY_S));
     }
     let route = route(&msg);
-    // A list's members whose profile-import Klaviyo refused (position, status): the
-    // others are added, these alone dead-lettered.
-    let mut refused = Vec::new();
+    // What Klaviyo refused while the rest went through: dead-lettered alone.
+    let mut left_out = LeftOut::default();
     let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
     let (verdict, throttle) = match held {
         Some(delay_s) => (Verdict::Retry { delay_s }, false),
         None => {
-            let outcome = attempt(&msg, cfg, &mut refused).await;
+            let outcome = attempt(&msg, cfg, &mut left_out).await;
             let now = js_sys::Date::now() as u64;
             let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
             let throttle = matches!(outcome, Upstream::Answered { status: 429, .. });
@@ -98,22 +98,21 @@ async fn one(
         }
     };
     match verdict {
-        Verdict::Ack if !refused.is_empty() => {
-            let at: Vec<usize> = refused.iter().map(|(at, _)| *at).collect();
-            let status = refused[0].1;
+        Verdict::Ack if !left_out.is_empty() => {
             log(&format!(
-                "delivery {} part {}/{} to {}: {} of its members refused ({}): dead-lettered, the rest added",
+                "delivery {} part {}/{} to {}: {} refused ({}): dead-lettered, the rest delivered",
                 msg.id,
                 msg.part + 1,
                 msg.parts,
                 route,
-                at.len(),
-                status
+                left_out.what(),
+                left_out.status()
             ));
-            let letter = delivery::refused_members(&msg, &at).unwrap_or_default();
-            dead_lettered(m, env, &letter, status).await
+            let letters = left_out.letters(&msg);
+            dead_lettered(m, env, &letters).await
         }
         Verdict::Ack => settle(m, "ack", None),
+        // What was left out is refused again, and left out again, on the next attempt.
         Verdict::Retry { delay_s } => {
             if throttle {
                 throttled.push((route, delay_s));
@@ -129,8 +128,56 @@ async fn one(
                 route,
                 status
             ));
-            dead_lettered(m, env, text.as_deref().unwrap_or(""), status).await
+            let letter = (text.unwrap_or_default(), status);
+            dead_lettered(m, env, &[letter]).await
         }
+    }
+}
+
+/// What Klaviyo refused of a message while the rest went through: list members
+/// (their positions in the message, the status), or a bulk job's events (a job of
+/// them, the status).
+#[derive(Default)]
+struct LeftOut {
+    members: Vec<(usize, u16)>,
+    events: Vec<(String, usize, u16)>,
+}
+
+impl LeftOut {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.events.is_empty()
+    }
+
+    /// What was left out, for the log: counts, never bodies.
+    fn what(&self) -> String {
+        if self.members.is_empty() {
+            let n: usize = self.events.iter().map(|(_, n, _)| n).sum();
+            format!("{n} of its events")
+        } else {
+            format!("{} of its members", self.members.len())
+        }
+    }
+
+    fn status(&self) -> u16 {
+        let first = self.members.first().map(|m| m.1);
+        first.or(self.events.first().map(|e| e.2)).unwrap_or(400)
+    }
+
+    /// The dead letters: one message of the refused members, or one per refused job.
+    fn letters(self, msg: &Message) -> Vec<(String, u16)> {
+        let status = self.status();
+        let mut out = Vec::new();
+        if !self.members.is_empty() {
+            let at: Vec<usize> = self.members.iter().map(|(at, _)| *at).collect();
+            out.push((
+                delivery::refused_members(msg, &at).unwrap_or_default(),
+                status,
+            ));
+        }
+        for (job, _, status) in self.events {
+            out.push((delivery::refused_call(msg, job).unwrap_or_default(), status));
+        }
+        out
     }
 }
 
@@ -143,18 +190,57 @@ fn route(msg: &Message) -> String {
     }
 }
 
-/// One attempt at a message's work: the last answer it got. A list member whose import
-/// Klaviyo refuses (a 4xx: a phone number it does not take) is left out and named in
-/// `left_out`, so that one bad member does not keep the others off the list.
-async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut Vec<(usize, u16)>) -> Upstream {
+/// How many times a bulk job Klaviyo refused for some of its events is divided and the
+/// rest sent again in one attempt (Klaviyo names every bad event in one answer; a
+/// second refusal of the rest is rare, a third ends the attempt).
+const DIVISIONS: usize = 3;
+
+/// One attempt at a message's work: the last answer it got. What Klaviyo refuses of it
+/// while taking the rest is named in `left_out`, so that one bad member or event keeps
+/// no other off the list or out of Klaviyo: a list member whose import it refuses (a 4xx:
+/// a phone number it does not take), or the events of a bulk job its error pointers name.
+async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Upstream {
     let none = Uint8Array::new_with_length(0);
     match &msg.work {
         Work::Call { path, body } => {
             let (Some(key), true) = (&cfg.private_key, delivery::api_path_ok(path)) else {
                 return refusal(400);
             };
-            let f = router::private_call(cfg, key, path, Payload::Text(body.get().into()), None);
-            call(&f, &none).await
+            let mut body = body.get().to_string();
+            let mut divisions = 0;
+            loop {
+                let payload = Payload::Text(std::mem::take(&mut body));
+                let f = router::private_call(cfg, key, path, payload, None);
+                let answer = call(&f, &none).await;
+                let divided = match &answer {
+                    Upstream::Answered {
+                        status,
+                        body: errors,
+                        ..
+                    } if path == refused_events::BULK_EVENTS_PATH
+                        && divisions < DIVISIONS
+                        && refused(&answer) =>
+                    {
+                        let sent = match &f.body {
+                            Payload::Text(t) => t.as_str(),
+                            Payload::AsReceived => "",
+                        };
+                        refused_events::divide(sent, errors).map(|d| (d, *status))
+                    }
+                    _ => None,
+                };
+                let Some((d, status)) = divided else {
+                    // Refused with nothing named: the message is refused whole (nothing
+                    // of it went through), and what was left out goes with it.
+                    if refused(&answer) {
+                        left_out.events.clear();
+                    }
+                    return answer;
+                };
+                left_out.events.push((d.refused, d.events, status));
+                body = d.kept;
+                divisions += 1;
+            }
         }
         Work::List {
             list_id,
@@ -174,7 +260,7 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut Vec<(usize, u16
                 } = &answer
                 else {
                     if let Verdict::Refused { status } = delivery::after_attempt(&answer, 1, 0, 0) {
-                        left_out.push((*at, status));
+                        left_out.members.push((*at, status));
                         continue;
                     }
                     return answer;
@@ -188,8 +274,8 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut Vec<(usize, u16
             let ids: Vec<String> = ids.into_iter().flatten().collect();
             if ids.is_empty() {
                 // Every member refused: the message is refused whole.
-                let status = left_out.first().map_or(400, |r| r.1);
-                left_out.clear();
+                let status = left_out.status();
+                left_out.members.clear();
                 return refusal(status);
             }
             match router::add_to_list_request(cfg, list_id, &ids, None) {
@@ -217,6 +303,14 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut Vec<(usize, u16
             call(&f, &none).await
         }
     }
+}
+
+/// Whether Klaviyo refused the call for good (a 4xx other than 408 and 429).
+fn refused(answer: &Upstream) -> bool {
+    matches!(
+        delivery::after_attempt(answer, 1, 0, 0),
+        Verdict::Refused { .. }
+    )
 }
 
 /// A refusal with `status`: a message that cannot be carried out as it is (a path that
@@ -258,10 +352,19 @@ fn settle(m: &JsValue, how: &str, delay_s: Option<u32>) -> Result<(), JsValue> {
 /// attempt and the dead letter are then made again.
 const DEAD_LETTER_RETRY_S: u32 = 60;
 
-/// Acknowledges message `m` once its dead letter is taken (or none is bound); else it is
-/// retried: the call it holds is never dropped with no trace but a log line.
-async fn dead_lettered(m: &JsValue, env: &JsValue, text: &str, status: u16) -> Result<(), JsValue> {
-    if dead_letter(env, text, status).await {
+/// Acknowledges message `m` once its dead letters (text, status) are taken (or none is
+/// bound); else it is retried: the call it holds is never dropped with no trace but a
+/// log line.
+async fn dead_lettered(
+    m: &JsValue,
+    env: &JsValue,
+    letters: &[(String, u16)],
+) -> Result<(), JsValue> {
+    let mut taken = true;
+    for (text, status) in letters {
+        taken &= dead_letter(env, text, *status).await;
+    }
+    if taken {
         settle(m, "ack", None)
     } else {
         log("the dead-letter queue did not take a refused message: retried");

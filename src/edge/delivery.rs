@@ -20,6 +20,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::bulk_job;
 use super::config::EdgeConfig;
 use super::lists::Members;
 use super::reply::{error, Reply};
@@ -428,6 +429,26 @@ pub fn refused_members(msg: &Message, refused: &[usize]) -> Option<String> {
     serde_json::to_string(&m).ok()
 }
 
+/// A call message holding `body` in place of the message's own (the events of a bulk
+/// job Klaviyo refused, taken out by `refused_events::divide`): for the dead-letter
+/// queue, while the rest are sent again. `None` for a message that is no call.
+pub fn refused_call(msg: &Message, body: String) -> Option<String> {
+    let Work::Call { path, .. } = &msg.work else {
+        return None;
+    };
+    let m = Message {
+        v: VERSION,
+        id: msg.id.clone(),
+        part: msg.part,
+        parts: msg.parts,
+        work: Work::Call {
+            path: path.clone(),
+            body: RawValue::from_string(body).ok()?,
+        },
+    };
+    serde_json::to_string(&m).ok()
+}
+
 /// A message from the queue; `None` for one this consumer cannot read.
 pub fn read(text: &str) -> Option<Message> {
     serde_json::from_str::<Message>(text)
@@ -529,60 +550,11 @@ fn delay_s(attempts: u32, outcome: &retry::Outcome, jitter: u16) -> u32 {
 /// `None` when the body has members this reading does not know (then it travels whole,
 /// or directly when too large), or when one event alone is too large.
 fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Job<'a> {
-        #[serde(borrow)]
-        data: JobData<'a>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct JobData<'a> {
-        #[serde(rename = "type")]
-        _kind: &'a str,
-        #[serde(borrow)]
-        attributes: JobAttributes<'a>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct JobAttributes<'a> {
-        #[serde(rename = "events-bulk-create", borrow)]
-        entries: List<Entry<'a>>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct List<T> {
-        data: Vec<T>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Entry<'a> {
-        #[serde(rename = "type")]
-        _kind: &'a str,
-        #[serde(borrow)]
-        attributes: EntryAttributes<'a>,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct EntryAttributes<'a> {
-        // Kept as sent (a null too) in each part the entry's events go to.
-        #[serde(borrow, default)]
-        backfill: Option<&'a RawValue>,
-        #[serde(borrow)]
-        profile: &'a RawValue,
-        #[serde(borrow)]
-        events: List<&'a RawValue>,
-    }
-    const HEAD: &str =
-        r#"{"data":{"type":"event-bulk-create-job","attributes":{"events-bulk-create":{"data":["#;
-    const TAIL: &str = "]}}}}";
-    const ENTRY: &str = r#"{"type":"event-bulk-create","attributes":{"#;
-    const EVENTS: &str = r#","events":{"data":["#;
-    const ENTRY_END: &str = "]}}}";
+    use super::bulk_job::{ENTRY, ENTRY_END, EVENTS, HEAD, TAIL};
     // Room for the body in a message (its id, part, path and kind take the rest).
     let room = MAX_MESSAGE_BYTES - 200 - HEAD.len() - TAIL.len() - ENTRY_END.len();
 
-    let job: Job = serde_json::from_str(body).ok()?;
+    let entries = bulk_job::read(body)?;
     let mut parts = Vec::new();
     // The entries of the part being filled, and which entry of the job is open in it.
     let mut part = String::new();
@@ -590,22 +562,15 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
     // Events, and entries whole, placed so far (in the parts made and the open one).
     let mut reach = (0, 0);
     let upto = |(entries, events)| Reach::Events { entries, events };
-    for (at, entry) in job.data.attributes.entries.data.iter().enumerate() {
-        // The entry's members before its events, as each part writes them.
-        let mut members = String::new();
-        if let Some(backfill) = entry.attributes.backfill {
-            members.push_str("\"backfill\":");
-            members.push_str(backfill.get());
-            members.push(',');
-        }
-        members.push_str("\"profile\":");
-        members.push_str(entry.attributes.profile.get());
-        let events: Vec<Option<Cow<str>>> = if entry.attributes.events.data.is_empty() {
+    for (at, entry) in entries.iter().enumerate() {
+        let members = &entry.members;
+        let events: Vec<Option<Cow<str>>> = if entry.events.is_empty() {
             vec![None] // an entry without events stays one
         } else {
-            let e = &entry.attributes.events.data;
-            e.iter()
-                .map(|e| Some(stable_event(e.get(), now_s)))
+            entry
+                .events
+                .iter()
+                .map(|e| Some(stable_event(e, now_s)))
                 .collect()
         };
         let last = events.len().saturating_sub(1);
@@ -642,7 +607,7 @@ fn bulk_parts(body: &str, now_s: i64) -> Option<Vec<(String, Reach)>> {
                     part.push(',');
                 }
                 part.push_str(ENTRY);
-                part.push_str(&members);
+                part.push_str(members);
                 part.push_str(EVENTS);
                 open = Some(at);
             }

@@ -217,6 +217,76 @@ test('a queued list call one of whose members Klaviyo refuses: the others are ad
   // Before, the one refusal dead-lettered the whole message: nobody was added.
 });
 
+test('a queued bulk job Klaviyo refuses for one profile: the other profiles\' events are delivered, that profile\'s alone dead-lettered', { timeout: 60_000 }, async () => {
+  emu.reset();
+  dead.clear();
+  const run = randomBytes(3).toString('hex');
+  const uid = (p, e) => `bulk-${run}-${p}-${e}`;
+  const body = JSON.stringify({
+    data: {
+      type: 'event-bulk-create-job',
+      attributes: {
+        'events-bulk-create': {
+          data: [0, 1, 2].map((p) => ({
+            type: 'event-bulk-create',
+            attributes: {
+              profile: { data: { type: 'profile', attributes: { email: `p${p}-${run}@example.com` } } },
+              events: {
+                data: [0, 1].map((e) => ({
+                  type: 'event',
+                  attributes: {
+                    properties: { value: 12.5 },
+                    metric: { data: { type: 'metric', attributes: { name: 'Viewed Product' } } },
+                    unique_id: uid(p, e),
+                  },
+                })),
+              },
+            },
+          })),
+        },
+      },
+    },
+  });
+  // As Klaviyo refuses a phone number or email it does not take: one error, its pointer
+  // at the second profile (and one at an event of the third).
+  const pointer = (p, rest) => `/data/attributes/events-bulk-create/data/${p}/attributes/${rest}`;
+  emu.addFault({
+    status: 400,
+    count: 1,
+    path: '/api/event-bulk-create-jobs',
+    body: {
+      errors: [
+        { id: 'a', code: 'invalid', title: 'Invalid input.', detail: 'Invalid email address', source: { pointer: pointer(1, 'profile/data/attributes/email') } },
+        { id: 'b', code: 'invalid', title: 'Invalid input.', detail: 'Invalid metric', source: { pointer: pointer(2, 'events/data/1/attributes/metric') } },
+      ],
+    },
+  });
+  const answer = await signedCall(0, '/api/event-bulk-create-jobs', body);
+  assert.equal(answer.status, 202, answer.text);
+  await waitFor(() => dead.received.length === 1, { timeout: 30_000, interval: 200, what: 'the dead letter' });
+  const letter = JSON.parse(dead.received[0].body);
+  assert.equal(letter.status, 400);
+  assert.equal(letter.message.id, answer.json.data.id, 'the delivery the caller was told of');
+  const refused = letter.message.work.call.body.data.attributes['events-bulk-create'].data;
+  assert.deepEqual(
+    refused.map((e) => e.attributes.events.data.map((ev) => ev.attributes.unique_id)),
+    [[uid(1, 0), uid(1, 1)], [uid(2, 1)]],
+    'the refused profile\'s events and the refused event alone, each with its profile',
+  );
+  assert.equal(refused[0].attributes.profile.data.attributes.email, `p1-${run}@example.com`);
+  for (const e of refused.flatMap((r) => r.attributes.events.data)) {
+    assert.match(e.attributes.time, /^\d{4}-/, 'each keeps the time the worker accepted it');
+  }
+  const tries = emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).requests;
+  assert.deepEqual(tries.map((t) => t.status), [400, 202], 'refused, then the rest sent again at once');
+  assert.deepEqual(
+    accepted('/api/event-bulk-create-jobs').sort(),
+    [uid(0, 0), uid(0, 1), uid(2, 0)].sort(),
+    'every other event delivered, once',
+  );
+  // Before, the one refusal dead-lettered the job whole: none of the six reached Klaviyo.
+});
+
 test('a refused message the dead-letter queue does not take is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
   await mf.dispose();
   mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
