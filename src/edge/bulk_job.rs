@@ -1,7 +1,7 @@
 //! An `event-bulk-create-job` body as the queue reads it: each entry's members (its
 //! `backfill` if given, its profile) and its events, borrowed from the body as sent, and
 //! how a job is written again from such pieces. `delivery.rs` divides a job into parts
-//! that fit a message; `refused_events.rs` takes out the events Klaviyo refused.
+//! that fit a message; `refused_in_bulk.rs` takes out the events Klaviyo refused.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

@@ -14,7 +14,7 @@ use super::auth;
 use super::config::EdgeConfig;
 use super::delivery::{self, Message, Verdict, Work};
 use super::executor;
-use super::refused_events;
+use super::refused_in_bulk;
 use super::router::{self, Forward, Payload};
 use super::upstream::Upstream;
 use super::worker::{binding, call, config};
@@ -135,24 +135,24 @@ async fn one(
 }
 
 /// What Klaviyo refused of a message while the rest went through: list members
-/// (their positions in the message, the status), or a bulk job's events (a job of
-/// them, the status).
+/// (their positions in the message, the status), or a bulk job's events or profiles
+/// (a job of them, how many, the status).
 #[derive(Default)]
 struct LeftOut {
     members: Vec<(usize, u16)>,
-    events: Vec<(String, usize, u16)>,
+    parts: Vec<(String, usize, u16)>,
 }
 
 impl LeftOut {
     fn is_empty(&self) -> bool {
-        self.members.is_empty() && self.events.is_empty()
+        self.members.is_empty() && self.parts.is_empty()
     }
 
     /// What was left out, for the log: counts, never bodies.
     fn what(&self) -> String {
         if self.members.is_empty() {
-            let n: usize = self.events.iter().map(|(_, n, _)| n).sum();
-            format!("{n} of its events")
+            let n: usize = self.parts.iter().map(|(_, n, _)| n).sum();
+            format!("{n} of its events or profiles")
         } else {
             format!("{} of its members", self.members.len())
         }
@@ -160,7 +160,7 @@ impl LeftOut {
 
     fn status(&self) -> u16 {
         let first = self.members.first().map(|m| m.1);
-        first.or(self.events.first().map(|e| e.2)).unwrap_or(400)
+        first.or(self.parts.first().map(|e| e.2)).unwrap_or(400)
     }
 
     /// The dead letters: one message of the refused members, or one per refused job.
@@ -174,7 +174,7 @@ impl LeftOut {
                 status,
             ));
         }
-        for (job, _, status) in self.events {
+        for (job, _, status) in self.parts {
             out.push((delivery::refused_call(msg, job).unwrap_or_default(), status));
         }
         out
@@ -190,15 +190,16 @@ fn route(msg: &Message) -> String {
     }
 }
 
-/// How many times a bulk job Klaviyo refused for some of its events is divided and the
-/// rest sent again in one attempt (Klaviyo names every bad event in one answer; a
-/// second refusal of the rest is rare, a third ends the attempt).
+/// How many times a bulk job Klaviyo refused for some of its events or profiles is
+/// divided and the rest sent again in one attempt (Klaviyo names every bad one in one
+/// answer; a second refusal of the rest is rare, a third ends the attempt).
 const DIVISIONS: usize = 3;
 
 /// One attempt at a message's work: the last answer it got. What Klaviyo refuses of it
 /// while taking the rest is named in `left_out`, so that one bad member or event keeps
 /// no other off the list or out of Klaviyo: a list member whose import it refuses (a 4xx:
-/// a phone number it does not take), or the events of a bulk job its error pointers name.
+/// a phone number it does not take), or the events or profiles of a bulk job its error
+/// pointers name (`refused_in_bulk.rs`).
 async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Upstream {
     let none = Uint8Array::new_with_length(0);
     match &msg.work {
@@ -217,15 +218,12 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
                         status,
                         body: errors,
                         ..
-                    } if path == refused_events::BULK_EVENTS_PATH
-                        && divisions < DIVISIONS
-                        && refused(&answer) =>
-                    {
+                    } if divisions < DIVISIONS && refused(&answer) => {
                         let sent = match &f.body {
                             Payload::Text(t) => t.as_str(),
                             Payload::AsReceived => "",
                         };
-                        refused_events::divide(sent, errors).map(|d| (d, *status))
+                        refused_in_bulk::divide(path, sent, errors).map(|d| (d, *status))
                     }
                     _ => None,
                 };
@@ -233,11 +231,11 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
                     // Refused with nothing named: the message is refused whole (nothing
                     // of it went through), and what was left out goes with it.
                     if refused(&answer) {
-                        left_out.events.clear();
+                        left_out.parts.clear();
                     }
                     return answer;
                 };
-                left_out.events.push((d.refused, d.events, status));
+                left_out.parts.push((d.refused, d.count, status));
                 body = d.kept;
                 divisions += 1;
             }

@@ -15,8 +15,9 @@
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
 //! - `delivery.rs`: durable delivery through a queue: the messages a call becomes, and
 //!   what the consumer does with each answer; `consumer.rs` is its I/O; `bulk_job.rs`:
-//!   a bulk event job read as entries and written again; `refused_events.rs`: the events
-//!   of a queued job Klaviyo refused, taken out by its error pointers, the rest sent again
+//!   a bulk event job read as entries and written again; `refused_in_bulk.rs`: the events
+//!   or subscriptions of a queued bulk job Klaviyo refused, taken out by its error
+//!   pointers, the rest sent again
 //! - `stable_time.rs`: events without a `time` given the time the worker accepted them,
 //!   so that a redelivery or a retry is the same event, at the time it happened
 //! - `heap.rs`: what the isolate's maps hold, to state their bounds in bytes
@@ -51,7 +52,7 @@ pub mod heap;
 pub mod lists;
 pub mod orders;
 pub mod ratelimit;
-pub mod refused_events;
+pub mod refused_in_bulk;
 pub mod reply;
 pub mod router;
 pub mod script;

@@ -287,6 +287,49 @@ test('a queued bulk job Klaviyo refuses for one profile: the other profiles\' ev
   // Before, the one refusal dead-lettered the job whole: none of the six reached Klaviyo.
 });
 
+test('a queued subscription job Klaviyo refuses for one profile: the others are subscribed to the list, that one alone is dead-lettered', { timeout: 60_000 }, async () => {
+  emu.reset();
+  dead.clear();
+  const run = randomBytes(3).toString('hex');
+  const emails = [0, 1, 2].map((n) => `sub-${run}-${n}@example.com`);
+  const body = JSON.stringify({
+    data: {
+      type: 'profile-subscription-bulk-create-job',
+      attributes: {
+        custom_source: 'Footer form',
+        profiles: {
+          data: emails.map((email) => ({
+            type: 'profile',
+            attributes: { email, subscriptions: { email: { marketing: { consent: 'SUBSCRIBED' } } } },
+          })),
+        },
+      },
+      relationships: { list: { data: { type: 'list', id: 'Y6nRLr' } } },
+    },
+  });
+  emu.addFault({
+    status: 400,
+    count: 1,
+    path: '/api/profile-subscription-bulk-create-jobs',
+    body: { errors: [{ id: 'a', code: 'invalid', title: 'Invalid input.', detail: 'Invalid email address', source: { pointer: '/data/attributes/profiles/data/0/attributes/email' } }] },
+  });
+  const answer = await signedCall(1, '/api/profile-subscription-bulk-create-jobs', body);
+  assert.equal(answer.status, 202, answer.text);
+  await waitFor(() => dead.received.length === 1, { timeout: 30_000, interval: 200, what: 'the dead letter' });
+  const letter = JSON.parse(dead.received[0].body);
+  assert.equal(letter.status, 400);
+  const left = letter.message.work.call.body.data;
+  assert.deepEqual(left.attributes.profiles.data.map((p) => p.attributes.email), [emails[0]], 'the refused profile alone');
+  assert.equal(left.relationships.list.data.id, 'Y6nRLr', 'with its list');
+  const tries = emu.requests({ pathPrefix: '/api/profile-subscription-bulk-create-jobs' }).requests;
+  assert.deepEqual(tries.map((t) => t.status), [400, 202], 'refused, then the rest sent again at once');
+  const sent = tries[1].body.data;
+  assert.deepEqual(sent.attributes.profiles.data.map((p) => p.attributes.email), emails.slice(1), 'the two others subscribed');
+  assert.equal(sent.relationships.list.data.id, 'Y6nRLr');
+  assert.equal(sent.attributes.custom_source, 'Footer form');
+  // Before, the one refusal dead-lettered the job whole: nobody's consent reached Klaviyo.
+});
+
 test('a refused message the dead-letter queue does not take is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
   await mf.dispose();
   mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });

@@ -1,38 +1,49 @@
-//! A queued bulk job Klaviyo refused (a 4xx) for some of its events: its JSON:API
-//! error pointers (`/data/attributes/events-bulk-create/data/2/attributes/events/data/0/…`
-//! for one event, `…/data/2/attributes/profile/…` for an entry's every event) say which.
-//! The consumer sends the rest again at once and dead-letters the named ones alone, so
-//! that one phone number Klaviyo does not take keeps no other profile's events away.
-//! Plain Rust: `consumer.rs` does the I/O.
+//! A queued bulk job Klaviyo refused (a 4xx) for some of what it holds: its JSON:API
+//! error pointers say which. In an event job, `…/events-bulk-create/data/2/attributes/
+//! events/data/0/…` names one event and `…/events-bulk-create/data/2/attributes/profile/…`
+//! an entry's every event; in a subscription job, `/data/attributes/profiles/data/3/…`
+//! one profile. The consumer sends the rest again at once and dead-letters the named
+//! ones alone, so that one email or phone number Klaviyo does not take keeps no other
+//! profile's events or consent away. Plain Rust: `consumer.rs` does the I/O.
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::bulk_job;
 
-/// The queue's API path for bulk event jobs, the one this applies to.
+/// The API paths of the bulk jobs this applies to.
 pub const BULK_EVENTS_PATH: &str = "/api/event-bulk-create-jobs";
+pub const BULK_SUBSCRIBE_PATH: &str = "/api/profile-subscription-bulk-create-jobs";
 
 /// A refused job divided by its error pointers.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Divided {
-    /// The events no error named, as a job to send again.
+    /// What no error named, as a job to send again.
     pub kept: String,
-    /// The named events, each with its entry's members, as a job of their own.
+    /// What was named (events each with its entry's members), as a job of its own.
     pub refused: String,
-    /// How many events `refused` holds.
-    pub events: usize,
+    /// How many events, or profiles, `refused` holds.
+    pub count: usize,
 }
 
-/// Job `body` divided by Klaviyo's error answer `errors`; `None` when the answer does not
-/// name events of this job in every error (an error of the request as a whole, an error
-/// without a pointer, a pointer past the job) or names all of them: then the job is
-/// refused whole, as before.
-pub fn divide(body: &str, errors: &str) -> Option<Divided> {
+/// Job `body`, sent to `path`, divided by Klaviyo's error answer `errors`; `None` for
+/// another path, or when the answer does not name parts of this job in every error (an
+/// error of the request as a whole, an error without a pointer, a pointer past the
+/// job) or names all of them: then the job is refused whole, as before.
+pub fn divide(path: &str, body: &str, errors: &str) -> Option<Divided> {
+    match path {
+        BULK_EVENTS_PATH => divide_events(body, errors),
+        BULK_SUBSCRIBE_PATH => divide_profiles(body, errors),
+        _ => None,
+    }
+}
+
+fn divide_events(body: &str, errors: &str) -> Option<Divided> {
     let entries = bulk_job::read(body)?;
     // Per entry, which of its events were named (`None`: the whole entry).
     let mut named: Vec<Option<Vec<usize>>> = vec![Some(Vec::new()); entries.len()];
     for pointer in pointers(errors)? {
-        let (entry, event) = parse(&pointer)?;
+        let (entry, event) = parse_events(&pointer)?;
         let events = entries.get(entry)?.events.len();
         match (named.get_mut(entry)?, event) {
             (Some(list), Some(e)) if e < events => {
@@ -65,7 +76,45 @@ pub fn divide(body: &str, errors: &str) -> Option<Divided> {
     Some(Divided {
         kept: bulk_job::write(kept),
         refused: bulk_job::write(refused),
-        events: count,
+        count,
+    })
+}
+
+/// A subscription job's profiles divided: each job keeps the rest of the body (its
+/// list, `custom_source`, `historical_import`) as sent. Its bodies hold no numbers
+/// whose decimals a tree could change.
+fn divide_profiles(body: &str, errors: &str) -> Option<Divided> {
+    const LIST: &str = "/data/attributes/profiles/data";
+    let job: Value = serde_json::from_str(body).ok()?;
+    let profiles = job.pointer(LIST)?.as_array()?;
+    let mut named = Vec::new();
+    for pointer in pointers(errors)? {
+        let rest = pointer.strip_prefix(LIST)?.strip_prefix('/')?;
+        let (n, _) = index(rest)?;
+        if n >= profiles.len() {
+            return None;
+        }
+        if !named.contains(&n) {
+            named.push(n);
+        }
+    }
+    let (out, keep): (Vec<_>, Vec<_>) = (0..profiles.len()).partition(|n| named.contains(n));
+    if keep.is_empty() || out.is_empty() {
+        return None;
+    }
+    let with = |at: &[usize]| -> Option<String> {
+        let mut part = job.clone();
+        let list = part.pointer_mut(LIST)?.as_array_mut()?;
+        *list = at
+            .iter()
+            .filter_map(|&n| profiles.get(n).cloned())
+            .collect();
+        serde_json::to_string(&part).ok()
+    };
+    Some(Divided {
+        kept: with(&keep)?,
+        refused: with(&out)?,
+        count: out.len(),
     })
 }
 
@@ -98,9 +147,9 @@ fn pointers(errors: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The entry, and the event if one is named, of a pointer into a bulk job; `None` for
+/// The entry, and the event if one is named, of a pointer into a bulk event job; `None` for
 /// a pointer elsewhere (the job's list itself, its type).
-fn parse(pointer: &str) -> Option<(usize, Option<usize>)> {
+fn parse_events(pointer: &str) -> Option<(usize, Option<usize>)> {
     let rest = pointer.strip_prefix("/data/attributes/events-bulk-create/data/")?;
     let (entry, rest) = index(rest)?;
     let event = rest
@@ -119,5 +168,5 @@ fn index(text: &str) -> Option<(usize, &str)> {
 }
 
 #[cfg(test)]
-#[path = "refused_events_tests.rs"]
+#[path = "refused_in_bulk_tests.rs"]
 mod tests;
