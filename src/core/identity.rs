@@ -171,9 +171,9 @@ impl Identity {
     }
 
     /// What Klaviyo's onsite script knows of the visitor. Its `$exchange_id` is the
-    /// `_kx` unless the page's URL gave one; its email and phone number are used only
-    /// while our own calls name nobody (no email, phone number or external id), so two
-    /// people are never merged into one profile.
+    /// `_kx` unless the page's URL gave one; all of it is used only while our own calls
+    /// name nobody (no email, phone number or external id), so two people are never
+    /// merged into one profile.
     pub fn set_onsite(&mut self, visitor: String) {
         self.onsite = visitor;
         self.refresh();
@@ -183,30 +183,27 @@ impl Identity {
         self.attributes = self.attributes_of(&self.profile);
     }
 
-    /// The attributes requests carry for `profile`: it, the onsite script's visitor
-    /// under it, the anonymous id and `_kx`.
+    /// The attributes requests carry for `profile`: it, the anonymous id, and while it
+    /// names nobody (no email, phone number or external id) our `_kx` and the onsite
+    /// script's visitor under it. A `_kx` names a person too (an email click's, on a
+    /// shared device perhaps another's): a call never carries two people's identifiers,
+    /// which would merge their profiles.
     fn attributes_of(&self, profile: &str) -> String {
         let mut a = profile.to_string();
-        let named = has_any(profile, OWN_IDENTIFIERS);
-        for (k, v) in jt::entries(&self.onsite) {
-            // The onsite script's `_kx` only without ours; its identifiers only while
-            // ours name nobody.
-            let skip = if jt::key_is(k, "_kx") {
-                self.kx.is_some()
-            } else {
-                named
-            };
-            if !skip {
-                if let Some(k) = jt::unescape(k) {
-                    a = jt::with(&a, &k, Some(v));
+        if !has_any(profile, OWN_IDENTIFIERS) {
+            for (k, v) in jt::entries(&self.onsite) {
+                // The onsite script's `_kx` only without ours.
+                if !(jt::key_is(k, "_kx") && self.kx.is_some()) {
+                    if let Some(k) = jt::unescape(k) {
+                        a = jt::with(&a, &k, Some(v));
+                    }
                 }
             }
+            if let Some(kx) = &self.kx {
+                a = jt::with(&a, "_kx", Some(&jt::quote(kx)));
+            }
         }
-        a = jt::with(&a, "anonymous_id", Some(&jt::quote(&self.anonymous_id)));
-        if let Some(kx) = &self.kx {
-            a = jt::with(&a, "_kx", Some(&jt::quote(kx)));
-        }
-        a
+        jt::with(&a, "anonymous_id", Some(&jt::quote(&self.anonymous_id)))
     }
 
     /// Whether we know the visitor (our calls named them, or an earlier email click's

@@ -9,15 +9,21 @@ fn merge_replaces_identifiers_and_merges_properties() {
         id.profile(),
         r#"{"email":"c@d.co","properties":{"x":1,"y":3,"z":4}}"#
     );
+    // An email click's `_kx` names a person too: not beside an email we were given.
     id.set_kx("KX".into());
     assert_eq!(
         id.attributes(),
-        r#"{"email":"c@d.co","properties":{"x":1,"y":3,"z":4},"anonymous_id":"anon-1","_kx":"KX"}"#
+        r#"{"email":"c@d.co","properties":{"x":1,"y":3,"z":4},"anonymous_id":"anon-1"}"#
     );
     id.merge(r#"{"email":null,"first_name":"Ann"}"#);
     assert_eq!(
         id.profile(),
         r#"{"properties":{"x":1,"y":3,"z":4},"first_name":"Ann"}"#
+    );
+    assert_eq!(
+        id.attributes(),
+        r#"{"properties":{"x":1,"y":3,"z":4},"first_name":"Ann","_kx":"KX","anonymous_id":"anon-1"}"#,
+        "named by nobody again: the _kx links the visit"
     );
 }
 

@@ -21,6 +21,8 @@ pub struct Facts<'a> {
     /// `anonymous_id`'s value: its span, and its text when it is a string without escapes.
     pub anonymous_id: Option<(usize, usize, Option<&'a str>)>,
     pub kx: bool,
+    /// An email, phone number or external id other than `null`: the body names someone.
+    pub named: bool,
     pub location: Option<LocationSeen>,
 }
 
@@ -53,6 +55,8 @@ enum Role {
     Location,
     /// `anonymous_id` in the attributes.
     AnonymousId,
+    /// `email`, `phone_number` or `external_id` in the attributes.
+    Identifier,
     Other,
 }
 
@@ -111,8 +115,14 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                             empty: true,
                             anonymous_id: None,
                             kx: false,
+                            named: false,
                             location: None,
                         });
+                    }
+                    (Role::Identifier, _) => {
+                        if let Some(f) = w.facts.as_mut() {
+                            f.named = true;
+                        }
                     }
                     (Role::Location, _) => {
                         if let Some(f) = w.facts.as_mut() {
@@ -157,6 +167,7 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                                 Some((start, end, (!inner.contains('\\')).then_some(inner)));
                         }
                         Role::Location => f.location = Some(LocationSeen::Other),
+                        Role::Identifier => f.named = true,
                         _ => {}
                     }
                 }
@@ -168,6 +179,7 @@ pub fn scan<'a>(text: &'a str, path: &[&str]) -> Option<Option<Facts<'a>>> {
                     match role {
                         Role::AnonymousId => f.anonymous_id = Some((start, end, None)),
                         Role::Location => f.location = Some(LocationSeen::Other),
+                        Role::Identifier => f.named |= &text[start..end] != "null",
                         _ => {}
                     }
                 }
@@ -235,6 +247,7 @@ impl<'a> Walk<'a, '_> {
                 match key {
                     "anonymous_id" => Role::AnonymousId,
                     "location" => Role::Location,
+                    "email" | "phone_number" | "external_id" => Role::Identifier,
                     _ => Role::Other,
                 }
             }

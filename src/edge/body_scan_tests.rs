@@ -47,6 +47,13 @@ fn ordinary_bodies_are_taken_in_one_pass_and_found_as_serde_finds_them() {
         r#"{"location":"Oslo","anonymous_id":"a\"b"}"#,
         r#"{ "email" : "a@example.com" , "location" : [ 1 ] }"#,
         r#"{"properties":{"location":{"ip":1}},"anonymous_id":null}"#,
+        // Who the body names: an identifier other than null.
+        r#"{"email":null}"#,
+        r#"{ "email" : null , "phone_number" : "+15005550006" }"#,
+        r#"{"external_id":7}"#,
+        r#"{"email":{"a":null}}"#,
+        r#"{"phone_number":[]}"#,
+        r#"{"properties":{"email":"a@b.co"},"external_id":null}"#,
         r#"["not", "an", "object"]"#,
         r#""text""#,
     ] {

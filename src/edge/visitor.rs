@@ -124,6 +124,9 @@ pub fn slow_facts<'a>(route: &str, body: &'a str) -> Option<Facts<'a>> {
             )
         }),
         kx: known.kx.0.is_some(),
+        named: [known.email, known.phone_number, known.external_id]
+            .iter()
+            .any(|v| v.0.is_some_and(|v| v.get() != "null")),
         location: known.location.0.map(|loc| {
             let loc = loc.get();
             if loc.starts_with('{') {
@@ -175,7 +178,10 @@ pub fn apply(route: &str, body: &str, facts: &Facts, add: &Additions) -> Option<
             }),
             Some(_) => {}
         }
-        if let (Some(kx), false) = (&id.kx, facts.kx) {
+        // The cookie's `_kx` (an earlier email click, on a shared device perhaps
+        // another person's) only where the page's body names nobody: a call never
+        // carries two people's identifiers, which would merge their profiles.
+        if let (Some(kx), false, false) = (&id.kx, facts.kx, facts.named) {
             push_member(&mut front, "_kx", &quote(kx));
         }
     }
@@ -299,6 +305,12 @@ struct Known<'a> {
     anonymous_id: Present<'a>,
     #[serde(borrow, default, rename = "_kx")]
     kx: Present<'a>,
+    #[serde(borrow, default)]
+    email: Present<'a>,
+    #[serde(borrow, default)]
+    phone_number: Present<'a>,
+    #[serde(borrow, default)]
+    external_id: Present<'a>,
     #[serde(borrow, default)]
     location: Present<'a>,
 }

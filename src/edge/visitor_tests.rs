@@ -153,13 +153,13 @@ fn the_cookies_identity_replaces_the_anonymous_id_and_fills_a_missing_kx() {
         ip: None,
         id: Some(&id),
     };
-    let body = event(r#"{"anonymous_id":"fresh-after-wipe","email":"a@b.co"}"#);
+    let body = event(r#"{"anonymous_id":"fresh-after-wipe","first_name":"Ann"}"#);
     let out = enrich("/client/events", &body, &add).expect("changed");
     checked("/client/events", &body, &out);
     let a = attrs_of("/client/events", &out);
     assert_eq!(a["anonymous_id"], "anon-from-cookie");
     assert_eq!(a["_kx"], "kx-from-cookie");
-    assert_eq!(a["email"], "a@b.co");
+    assert_eq!(a["first_name"], "Ann");
     // A _kx the page has (a newer email click) stays.
     let body = event(r#"{"anonymous_id":"x","_kx":"kx-from-the-url"}"#);
     let a = attrs_of(
@@ -170,6 +170,37 @@ fn the_cookies_identity_replaces_the_anonymous_id_and_fills_a_missing_kx() {
     // The same identity: sent as received.
     let body = event(r#"{"anonymous_id":"anon-from-cookie","_kx":"k"}"#);
     assert_eq!(enrich("/client/events", &body, &add), None);
+}
+
+#[test]
+fn the_cookies_kx_never_goes_beside_an_identifier_the_page_sent() {
+    // A shared device: the cookie keeps Ann's email click; Bob's call names him.
+    let id = VisitorId::new("anon-from-cookie", Some("kx-of-ann")).unwrap();
+    let add = Additions {
+        ip: None,
+        id: Some(&id),
+    };
+    for named in [
+        r#"{"email":"bob@example.com"}"#,
+        r#"{"phone_number":"+15005550006"}"#,
+        r#"{"external_id":"c-7"}"#,
+        r#"{"first_name":"Bob","external_id":"c-7","email":null}"#,
+    ] {
+        let a = attrs_of(
+            "/client/events",
+            &enrich("/client/events", &event(named), &add).unwrap(),
+        );
+        assert_eq!(a.get("_kx"), None, "{named}");
+        assert_eq!(a["anonymous_id"], "anon-from-cookie", "{named}");
+    }
+    // `null` names nobody: the _kx links the visit.
+    for anonymous in [r#"{"email":null}"#, r#"{"email":null,"phone_number":null}"#] {
+        let a = attrs_of(
+            "/client/events",
+            &enrich("/client/events", &event(anonymous), &add).unwrap(),
+        );
+        assert_eq!(a["_kx"], "kx-of-ann", "{anonymous}");
+    }
 }
 
 #[test]
@@ -187,9 +218,10 @@ fn each_route_gets_only_the_members_its_profile_takes() {
     );
     let out = enrich("/client/subscriptions", &subscription, &add).expect("changed");
     checked("/client/subscriptions", &subscription, &out);
+    // It names someone (an email): no _kx beside it.
     assert_eq!(
         attrs_of("/client/subscriptions", &out),
-        serde_json::json!({"_kx": "kx-from-cookie", "location": {"ip": "203.0.113.7"}, "email": "a@b.co"})
+        serde_json::json!({"location": {"ip": "203.0.113.7"}, "email": "a@b.co"})
     );
     // An anonymous_id the page put there itself is the page's word: left as it is.
     let own = subscription.replace(
@@ -211,9 +243,10 @@ fn each_route_gets_only_the_members_its_profile_takes() {
         Ok(true)
     );
     // Events and profiles take all three.
+    let anonymous = r#"{"data":{"type":"profile","attributes":{"first_name":"Ann"}}}"#;
     for (route, body) in [
-        ("/client/profiles", profile.to_string()),
-        ("/client/events", event(r#"{"email":"a@b.co"}"#)),
+        ("/client/profiles", anonymous.to_string()),
+        ("/client/events", event(r#"{"first_name":"Ann"}"#)),
     ] {
         let a = attrs_of(route, &enrich(route, &body, &add).expect("changed"));
         assert_eq!(a["anonymous_id"], "anon-from-cookie", "{route}");

@@ -59,7 +59,46 @@ fn a_kx_from_the_url_or_our_identify_wins_over_the_cookie() {
     let attrs = tracked(&mut p);
     assert_eq!(attrs["external_id"], "c-7");
     assert_eq!(attrs.get("email"), None);
-    assert_eq!(attrs["_kx"], "KX-onsite", "its _kx still links the visit");
+    assert_eq!(
+        attrs.get("_kx"),
+        None,
+        "nor its _kx, which names a person too"
+    );
+}
+
+#[test]
+fn on_a_shared_device_a_sign_in_never_carries_an_earlier_persons_kx() {
+    // Ann clicked a Klaviyo email on this computer: klaviyo.js's cookie names her, and
+    // the click's `_kx` is ours too. Bob signs in.
+    for (query, cookie) in [
+        ("", true),
+        ("?_kx=KX-ann-click", false),
+        ("?_kx=KX-ann-click", true),
+    ] {
+        let mut p = Page::with(config(), query);
+        if cookie {
+            p.c.read_cookies(&kla_id(KNOWN));
+        }
+        assert!(tracked(&mut p).get("_kx").is_some());
+        p.call(Op::Identify, &[r#"{"email":"bob@example.com"}"#])
+            .unwrap();
+        let attrs = tracked(&mut p);
+        assert_eq!(attrs["email"], "bob@example.com", "{query} {cookie}");
+        assert_eq!(attrs.get("_kx"), None, "{query} {cookie}: {attrs}");
+        // Nor on a later page, with the cookie still there.
+        let mut next = p.reload();
+        next.c.read_cookies(&kla_id(KNOWN));
+        next.call(Op::Track, &[r#""Next Page""#]).unwrap();
+        let sent = next.sent();
+        let t = sent.iter().find(|t| t.body.contains("Next Page")).unwrap();
+        let attrs = profile(t);
+        assert_eq!(attrs["email"], "bob@example.com");
+        assert_eq!(
+            attrs.get("_kx"),
+            None,
+            "{query} {cookie}: next page {attrs}"
+        );
+    }
 }
 
 #[test]

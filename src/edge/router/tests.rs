@@ -1196,6 +1196,25 @@ fn the_cookies_visitor_is_restored_on_a_page_call_and_a_forged_one_ignored() {
         )
         .run();
     let p = sent_profile(ok);
+    // The body names someone (an email): the cookie's _kx, perhaps another person's
+    // email click, is not added beside it.
+    assert_eq!(
+        (p["anonymous_id"].as_str(), p["_kx"].as_str()),
+        (Some("anon-kept"), None)
+    );
+    let anonymous = post(
+        "/client/events",
+        &event_with(r#""name":"Viewed Product""#, r#"{"anonymous_id":"fresh"}"#),
+    )
+    .query("company_id=AbC123")
+    .header("origin", SHOP)
+    .header("user-agent", BROWSER_UA)
+    .header(
+        "cookie",
+        &visitor_cookie("anon-kept", Some("kx-kept"), SIGNING),
+    )
+    .run();
+    let p = sent_profile(anonymous);
     assert_eq!(
         (p["anonymous_id"].as_str(), p["_kx"].as_str()),
         (Some("anon-kept"), Some("kx-kept"))
