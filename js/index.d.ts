@@ -61,7 +61,8 @@ export interface KlaviyoOptions {
    * Read Klaviyo's onsite cookies (default `true`): the visitor `klaviyo.js` knows
    * (`__kla_id`: its `$exchange_id` as `_kx`, and its email or phone while ours name
    * nobody) and its opt-out (`__kla_off=true` acts like consent `"denied"`). They are
-   * never written.
+   * never written; where the page has `window.klaviyo`, `identify`'s email or phone is
+   * handed to `klaviyo.identify` (with consent), which names the browser in its own.
    */
   klaviyoCookie?: boolean;
   /**
@@ -243,8 +244,9 @@ export class Klaviyo {
   static init(options: KlaviyoOptions): Promise<Klaviyo>;
   /** Resolves to this tracker once its core runs; rejects if it refused the options. */
   readonly ready: Promise<Klaviyo>;
-  /** Adds identifiers and attributes to this visitor's profile and to later events.
-   * Resolves once queued; rejects on bad input, or with the `load` error if the wasm
+  /** Adds identifiers and attributes to this visitor's profile and to later events
+   * (its email or phone also to `klaviyo.js`'s, where the page has it: see
+   * `klaviyoCookie`). Resolves once queued; rejects on bad input, or with the `load` error if the wasm
    * did not load (the call is kept for a later page). Like every promise here, a
    * rejection left unhandled never reaches the page as `unhandledrejection`. */
   identify(profile: Profile): Promise<void>;

@@ -398,8 +398,19 @@ export class Klaviyo {
     return options?.uniqueId ?? id;
   }
 
+  /** Also tells Klaviyo's onsite script, where the page has it (`window.klaviyo`, its
+   * snippet's queue too), whom the shop named by email or phone number: its own
+   * `identify` then names the browser in its cookie, so its forms and its tracking see
+   * the shopper we see. With consent granted, where Klaviyo's cookies are ours to read. */
   identify(profile) {
-    return this.#async(IDENTIFY, [profile]);
+    const p = this.#async(IDENTIFY, [profile]);
+    p.then(() => {
+      const k = globalThis.klaviyo, { email, phone_number } = profile;
+      if (k?.identify && this.#rt?.state === GRANTED && this.#options.klaviyoCookie !== false && (email || phone_number)) {
+        return k.identify(email ? phone_number ? { email, phone_number } : { email } : { phone_number });
+      }
+    }).catch(() => {});
+    return p;
   }
   track(metric, properties, options) {
     return this.#event(TRACK, [metric, properties, options], options);

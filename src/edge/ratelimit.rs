@@ -69,10 +69,11 @@ impl ClientNet {
     }
 }
 
-/// The caller's network as this runtime knows it: what the host passed, else (on
-/// Cloudflare) `cf-connecting-ip`, else, only when the shop trusts its own proxy, the
-/// last hop of `x-forwarded-for` (the one that proxy added; earlier hops are the
-/// caller's own words).
+/// The caller's network as this runtime knows it. On Cloudflare `cf-connecting-ip`,
+/// else, only when the shop trusts its own proxy, the last hop of `x-forwarded-for`
+/// (the one that proxy added; earlier hops are the caller's own words). Elsewhere that
+/// trusted hop first (the host's address is then the proxy's), else what the host
+/// passed.
 pub fn client_net(
     peer: Peer,
     cf_connecting_ip: Option<&str>,
@@ -91,16 +92,18 @@ pub fn client_ip(
     trust_forwarded_for: bool,
 ) -> Option<IpAddr> {
     let parse = |t: &str| t.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
-    let seen = match peer {
-        Peer::Given(given) => given,
-        Peer::Cloudflare => cf_connecting_ip,
-    };
-    seen.and_then(parse).or_else(|| {
+    let forwarded = || {
         forwarded_for
             .filter(|_| trust_forwarded_for)
             .and_then(|f| f.rsplit(',').next())
             .and_then(parse)
-    })
+    };
+    match peer {
+        Peer::Cloudflare => cf_connecting_ip.and_then(parse).or_else(forwarded),
+        // Behind the shop's own proxy, the host's address is that proxy's: the hop it
+        // added comes first.
+        Peer::Given(given) => forwarded().or_else(|| given.and_then(parse)),
+    }
 }
 
 /// One client: a network (or none known: then all callers of that origin share one

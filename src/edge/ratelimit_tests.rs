@@ -114,6 +114,22 @@ fn the_address_is_the_runtimes_view_not_the_callers_headers() {
         client_net(Peer::Given(None), None, Some("junk"), true),
         None
     );
+    // Behind the shop's own load balancer, the host's address is the balancer's: the
+    // hop it added is the visitor (before, every visitor was the balancer).
+    assert_eq!(
+        client_net(Peer::Given(Some("10.0.0.5")), None, xff, true),
+        v4("192.0.2.1")
+    );
+    assert_eq!(
+        client_net(Peer::Given(Some("10.0.0.5")), None, Some("junk"), true),
+        v4("10.0.0.5"),
+        "a hop that is no address: the host's"
+    );
+    // On Cloudflare its edge's header still decides.
+    assert_eq!(
+        client_net(Peer::Cloudflare, cf, xff, true),
+        v4("203.0.113.7")
+    );
 }
 
 #[test]

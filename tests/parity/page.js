@@ -8,6 +8,8 @@
 //   &activeOnSite=manual|auto, &klaviyoCookie=false
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
 //   &email=<address>   kl.identify({ email }) right after Klaviyo.create (a signed-in shopper)
+//   &klaviyoObject=1   window.klaviyo defined first, as Klaviyo's object snippet does, its
+//                      identify recorded in window.handedOff (=reject: it rejects)
 //   &cookieAtReady=<text>  document.cookie set to it as kl.ready resolves (the onsite
 //                      script setting one late: before this page's first send)
 // body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
@@ -20,6 +22,15 @@ window.errors = [];
 
 async function main() {
   for (const c of q.getAll('cookie')) document.cookie = c;
+  window.handedOff = [];
+  if (q.has('klaviyoObject')) {
+    window.klaviyo = {
+      identify(p) {
+        window.handedOff.push(p);
+        return q.get('klaviyoObject') === 'reject' ? Promise.reject(new Error('klaviyo.js refused')) : Promise.resolve(p);
+      },
+    };
+  }
   const onsite = () => {
     const s = document.createElement('script');
     s.async = true;

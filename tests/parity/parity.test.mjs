@@ -392,3 +392,28 @@ test('a Content-Security-Policy without wasm-unsafe-eval: nothing thrown into th
   assert.ok(Object.values(counts).every((n) => n === 1), `once each: ${JSON.stringify(counts)}`);
   assert.equal(await later.evaluate((k) => localStorage.getItem(k), kept), null, 'and removed');
 });
+
+test('our identify is handed to klaviyo.js (window.klaviyo.identify) with consent, so its cookie names the shopper too; never with klaviyoCookie: false or __kla_off', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const handedOff = async (params) => {
+    const page = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: '1', ...params });
+    // Made after ready; the hand-off runs as the call is accepted, before this await ends.
+    return page.evaluate(async () => {
+      await window.kl.identify({ phone_number: '+15005550006', first_name: 'Ann' });
+      await Promise.resolve();
+      return window.handedOff;
+    });
+  };
+  // The email given right after create (before ready), then a phone number after.
+  assert.deepEqual(
+    await handedOff({ email: 'ann@example.com' }),
+    [{ email: 'ann@example.com' }, { phone_number: '+15005550006' }],
+    'identifiers only: klaviyo.js gets no other attribute',
+  );
+  // Not where the shop turned Klaviyo's cookies off, nor under klaviyo.js's own opt-out.
+  assert.deepEqual(await handedOff({ email: 'ann@example.com', klaviyoCookie: 'false' }), []);
+  assert.deepEqual(await handedOff({ email: 'ann@example.com', cookie: '__kla_off=true; path=/' }), []);
+  await context.clearCookies();
+  // A klaviyo.identify that rejects throws nothing into the page (shop() checks).
+  assert.equal((await handedOff({ email: 'ann@example.com', klaviyoObject: 'reject' })).length, 2);
+});
