@@ -293,7 +293,9 @@ function enrich(text, doc, found, route, ip, id) {
   if (id) {
     if (!Object.hasOwn(attrs, 'anonymous_id')) front.push(`"anonymous_id":${JSON.stringify(id.anon)}`);
     else if (attrs.anonymous_id !== id.anon && found.anon) edits.push([found.anon[0], found.anon[1] - found.anon[0], JSON.stringify(id.anon)]);
-    if (id.kx && !Object.hasOwn(attrs, '_kx')) front.push(`"_kx":${JSON.stringify(id.kx)}`);
+    // Only where the body names nobody: a call never carries two people's identifiers.
+    const named = ['email', 'phone_number', 'external_id'].some((k) => Object.hasOwn(attrs, k) && attrs[k] !== null);
+    if (id.kx && !Object.hasOwn(attrs, '_kx') && !named) front.push(`"_kx":${JSON.stringify(id.kx)}`);
   }
   if (ip && takesLocation) {
     const location = attrs.location;

@@ -112,10 +112,15 @@ test('the visitor\'s address: into a location without one, never over the page\'
   await same('subscription route', { path: `/client/subscriptions?company_id=${COMPANY_ID}`, body: json(sample('clientSubscription')) });
 });
 
-test('the first-party cookie: its id replaces the body\'s, its _kx goes in where there is none', async () => {
+test('the first-party cookie: its id replaces the body\'s, its _kx goes in where there is none and the body names nobody', async () => {
   const cookie = visitorCookie('anon-from-cookie', 'kx-from-cookie');
-  await same('cookie, body without ids', { headers: { cookie }, body: event('{"email":"a@example.com"}') },
+  await same('cookie, body without ids', { headers: { cookie }, body: event('{"first_name":"Ann"}') },
     (r) => assert.match(r.sent[0].body, /"anonymous_id":"anon-from-cookie","_kx":"kx-from-cookie"/));
+  // A body that names someone gets no _kx beside it (perhaps another person's click).
+  await same('cookie, body naming someone', { headers: { cookie }, body: event('{"email":"a@example.com"}') },
+    (r) => assert.doesNotMatch(r.sent[0].body, /_kx/));
+  await same('cookie, body naming nobody with a null email', { headers: { cookie }, body: event('{"email":null}') },
+    (r) => assert.match(r.sent[0].body, /"_kx":"kx-from-cookie"/));
   await same('cookie, body with another id', { headers: { cookie }, body: event('{"anonymous_id":"other","_kx":"k"}') },
     (r) => assert.match(r.sent[0].body, /"anonymous_id":"anon-from-cookie","_kx":"k"/));
   await same('cookie with a wrong tag', { headers: { cookie: `${cookie.slice(0, -2)}00` }, body: event('{"email":"a@example.com"}') },
