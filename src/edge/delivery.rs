@@ -415,36 +415,42 @@ pub fn refused_members(msg: &Message, refused: &[usize]) -> Option<String> {
     if kept.is_empty() {
         return None;
     }
-    let m = Message {
-        v: VERSION,
-        id: msg.id.clone(),
-        part: msg.part,
-        parts: msg.parts,
-        work: Work::List {
+    with_work(
+        msg,
+        Work::List {
             list_id: list_id.clone(),
             ids: vec![None; kept.len()],
             imports: kept,
         },
-    };
-    serde_json::to_string(&m).ok()
+    )
 }
 
-/// A call message holding `body` in place of the message's own (the events of a bulk
-/// job Klaviyo refused, taken out by `refused_events::divide`): for the dead-letter
-/// queue, while the rest are sent again. `None` for a message that is no call.
+/// A call message holding `body` in place of the message's own (the events or profiles
+/// of a bulk job Klaviyo refused, taken out by `refused_in_bulk::divide`): for the
+/// dead-letter queue, while the rest are sent again. `None` for a message that is no
+/// call.
 pub fn refused_call(msg: &Message, body: String) -> Option<String> {
     let Work::Call { path, .. } = &msg.work else {
         return None;
     };
+    let body = RawValue::from_string(body).ok()?;
+    with_work(
+        msg,
+        Work::Call {
+            path: path.clone(),
+            body,
+        },
+    )
+}
+
+/// Message `msg` (its delivery id and part) holding `work` instead, as JSON text.
+fn with_work(msg: &Message, work: Work) -> Option<String> {
     let m = Message {
         v: VERSION,
         id: msg.id.clone(),
         part: msg.part,
         parts: msg.parts,
-        work: Work::Call {
-            path: path.clone(),
-            body: RawValue::from_string(body).ok()?,
-        },
+        work,
     };
     serde_json::to_string(&m).ok()
 }
