@@ -265,8 +265,9 @@ export class Klaviyo {
   /** Whether the visitor is known: an email, a phone number, an external id or a `_kx`
    * (from our calls, the page URL, or Klaviyo's onsite script); false until ready. */
   isIdentified(): boolean;
-  /** Email and/or SMS subscription. For a visitor nothing named yet, its email and
-   * phone number name them from then on, as Klaviyo's signup form identifies the browser;
+  /** Email and/or SMS subscription. For a visitor our `identify` has not named (nobody,
+   * or only an email click's `_kx` or Klaviyo's cookie: the call then goes with its own
+   * email and phone alone), its email and phone number name them from then on, as Klaviyo's signup form identifies the browser;
    * provisionally: a sign-in (`identify` with an identifier) or a later subscription
    * replaces that name, never joins it. */
   subscribe(options: SubscribeOptions): Promise<void>;

@@ -401,12 +401,15 @@ export class Klaviyo {
   /** Also tells Klaviyo's onsite script, where the page has it (`window.klaviyo`, its
    * snippet's queue too), whom the shop named by email or phone number: its own
    * `identify` then names the browser in its cookie, so its forms and its tracking see
-   * the shopper we see. With consent granted, where Klaviyo's cookies are ours to read. */
+   * the shopper we see. With consent granted (when called, and when accepted), where
+   * Klaviyo's cookies are ours to read. */
   identify(profile) {
+    // Granted when called and still when accepted: a call made under a denial is dropped.
+    const granted = (this.#rt?.state ?? this.#consent) === GRANTED;
     const p = this.#async(IDENTIFY, [profile]);
     p.then(() => {
       const k = globalThis.klaviyo, { email, phone_number } = profile;
-      if (k?.identify && this.#rt?.state === GRANTED && this.#options.klaviyoCookie !== false && (email || phone_number)) {
+      if (k?.identify && granted && this.#rt?.state === GRANTED && this.#options.klaviyoCookie !== false && (email || phone_number)) {
         return k.identify(email ? phone_number ? { email, phone_number } : { email } : { phone_number });
       }
     }).catch(() => {});

@@ -2,8 +2,9 @@
 // js/index.js, js/runtime.js and the wasm-bindgen glue, bundled by esbuild as an IIFE).
 // It loads klaviyo_wasm_bg.wasm from beside itself (or `data-wasm-url`, or the init
 // option `wasmUrl`) and turns `window.klaviyoWasm` into a command queue that runs at
-// once. It never touches `window.klaviyo` or `window._learnq`: those belong to
-// Klaviyo's own onsite script. See docs/script-tag.md.
+// once. It never writes `window.klaviyo` or touches `window._learnq`: those belong to
+// Klaviyo's own onsite script (js/index.js reads `window.klaviyo` to hand it our
+// identify). See docs/script-tag.md.
 import { Klaviyo, preload } from "../index.js";
 import { runner, fromData } from "./run.js";
 

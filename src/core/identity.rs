@@ -215,6 +215,12 @@ impl Identity {
             && !has_any(&self.onsite, IDENTIFIERS)
     }
 
+    /// Whether our `identify` named the visitor (an email, a phone number or an external
+    /// id, not a subscription's provisional name).
+    pub fn named_for_good(&self) -> bool {
+        has_any(&self.profile, OWN_IDENTIFIERS) && !self.provisional
+    }
+
     /// Whether the visitor is known: an email, a phone number, an external id or a
     /// `_kx` (ours or the onsite script's).
     pub fn is_identified(&self) -> bool {

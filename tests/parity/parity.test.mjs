@@ -415,6 +415,17 @@ test('our identify is handed to klaviyo.js (window.klaviyo.identify) with consen
   assert.deepEqual(await handedOff({ email: 'ann@example.com', klaviyoCookie: 'false' }), []);
   assert.deepEqual(await handedOff({ email: 'ann@example.com', cookie: '__kla_off=true; path=/' }), []);
   await context.clearCookies();
+  // An identify made under a denial, the grant right after it: ours drops it, and so
+  // does the hand-off (before, klaviyo.js got it once the grant came).
+  const denied = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: '1' });
+  assert.deepEqual(await denied.evaluate(async () => {
+    window.kl.setConsent('denied');
+    const call = window.kl.identify({ email: 'bob@example.com' });
+    window.kl.setConsent('granted');
+    await call.catch(() => {});
+    await Promise.resolve();
+    return window.handedOff;
+  }), []);
   // A klaviyo.identify that rejects throws nothing into the page (shop() checks).
   assert.equal((await handedOff({ email: 'ann@example.com', klaviyoObject: 'reject' })).length, 2);
 });

@@ -252,23 +252,28 @@ impl Client {
         Ok(())
     }
 
-    /// A subscription's email and phone number name a visitor nothing named yet (or only
-    /// an earlier subscription), as Klaviyo's signup form identifies the browser: the
-    /// calls after it (a cart, a browse) then reach the subscriber's profile, with the
-    /// anonymous one's history.
+    /// A subscription's email and phone number name a visitor our calls did not name for
+    /// good (nobody, an earlier subscription, or only an email click's `_kx` or Klaviyo's
+    /// cookie, perhaps another person's), as Klaviyo's signup form identifies the
+    /// browser: the calls after it (a cart, a browse) then reach the subscriber's
+    /// profile, with the anonymous one's history.
     fn named_by(&mut self, contact: &str) {
-        if !self.identity.is_identified() || self.identity.provisional {
+        if !self.identity.named_for_good() {
             self.identity.take_contact(contact);
             self.save_identity();
         }
     }
 
     /// The identifiers for a subscription: given ones (validated) over identified ones;
-    /// given ones alone while a subscription named the visitor (they may be another
+    /// given ones alone unless `identify` named the visitor (they may be another
     /// person's: a shared device).
     pub(super) fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
         let gives = REACHABLE.iter().any(|k| validate::given(args, k).is_some());
-        let mut profile = if self.identity.provisional && gives {
+        // A call that gives an email or phone number goes with those alone unless our
+        // own calls named the visitor for good: what names them otherwise (a
+        // subscription's name, an email click's `_kx`, Klaviyo's cookie) may be another
+        // person on a shared device, and one call never joins two people.
+        let mut profile = if gives && !self.identity.named_for_good() {
             String::from("{}")
         } else {
             self.identity.identifiers(keys)

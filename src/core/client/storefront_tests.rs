@@ -460,3 +460,40 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
     p.c.early_written("klaviyo:AbC123:q:x", Some(&later), due + EARLY_STALE_MS);
     assert_eq!(p.c.pending(), held, "only loading-window keys");
 }
+
+#[test]
+fn on_a_shared_device_a_subscription_goes_with_its_own_email_alone_and_names_the_visitor() {
+    // Ann clicked a Klaviyo email here (the URL's `_kx`, or klaviyo.js's cookie with her
+    // email and phone); Bob signs up in the footer with his email.
+    let ann = r#"{"$exchange_id":"KX-onsite","$email":"ann@example.com","$phone_number":"+15005550006"}"#;
+    for (query, cookie) in [("?_kx=KX-ann-click", false), ("", true)] {
+        let mut p = Page::with(config(), query);
+        if cookie {
+            p.c.read_cookies(&kla_id(ann));
+        }
+        p.call(
+            Op::Subscribe,
+            &[r#"{"listId":"Y6nRLr","email":"bob@example.com","channels":["email"]}"#],
+        )
+        .unwrap();
+        let sent = p.sent();
+        let sub = sent
+            .iter()
+            .find(|t| t.endpoint == Endpoint::Subscriptions)
+            .unwrap();
+        let v = parse(sub);
+        let who = at(&v, &["data", "attributes", "profile", "data", "attributes"]);
+        assert_eq!(who["email"], "bob@example.com", "{query} {cookie}");
+        for other in ["_kx", "phone_number"] {
+            assert_eq!(who.get(other), None, "{query} {cookie}: {who}");
+        }
+        // His cart after it goes to him, without her click.
+        for t in &sent {
+            p.c.on_outcome(t.id, ok(), NOW, 0);
+        }
+        let attrs = tracked(&mut p);
+        assert_eq!(attrs["email"], "bob@example.com", "{query} {cookie}");
+        assert_eq!(attrs.get("_kx"), None, "{query} {cookie}: {attrs}");
+        assert_eq!(attrs.get("phone_number"), None, "{query} {cookie}: {attrs}");
+    }
+}
