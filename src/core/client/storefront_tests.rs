@@ -465,7 +465,8 @@ fn a_never_ready_pages_calls_are_adopted_as_soon_as_they_are_stale() {
 fn on_a_shared_device_a_subscription_goes_with_its_own_email_alone_and_names_the_visitor() {
     // Ann clicked a Klaviyo email here (the URL's `_kx`, or klaviyo.js's cookie with her
     // email and phone); Bob signs up in the footer with his email.
-    let ann = r#"{"$exchange_id":"KX-onsite","$email":"ann@example.com","$phone_number":"+15005550006"}"#;
+    let ann =
+        r#"{"$exchange_id":"KX-onsite","$email":"ann@example.com","$phone_number":"+15005550006"}"#;
     for (query, cookie) in [("?_kx=KX-ann-click", false), ("", true)] {
         let mut p = Page::with(config(), query);
         if cookie {
