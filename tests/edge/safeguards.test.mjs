@@ -239,7 +239,7 @@ test('orders: a placed order becomes Placed Order + Ordered Product per line in 
   assert.equal(events[0].attributes.value, 59.97);
   assert.equal(events[1].attributes.value, 59.97, 'row total 19.99 × 3, exact');
   assert.equal(events[0].attributes.properties.DiscountCode, 'WELCOME');
-  for (const [route, metric, value] of [['fulfilled', 'Fulfilled Order', 59.97], ['cancelled', 'Cancelled Order', -59.97], ['refunded', 'Refunded Order', 59.97]]) {
+  for (const [route, metric, value] of [['fulfilled', 'Fulfilled Order', 59.97], ['cancelled', 'Cancelled Order', 59.97], ['refunded', 'Refunded Order', 59.97]]) {
     edge.emu.reset();
     // A different body per call: a signature is spent once, whatever the path.
     const r = await signed(`/api/orders/${route}`, JSON.stringify({ ...order, value, properties: { Route: route } }));
@@ -249,8 +249,19 @@ test('orders: a placed order becomes Placed Order + Ordered Product per line in 
     const evs = j.body.data.attributes['events-bulk-create'].data[0].attributes.events.data;
     assert.deepEqual(evs.map((e) => [e.attributes.metric.data.attributes.name, e.attributes.value]), [[metric, value]]);
   }
+  // A past order imported: Klaviyo takes the job's backfill mark (no flow starts).
+  edge.emu.reset();
+  const past = await signed('/api/orders', JSON.stringify({ ...order, order_id: `${order.order_id}-old`, time: '2021-03-01T10:00:00Z', backfill: true }));
+  assert.equal(past.status, 202, past.text);
+  const [old] = upstream('/api/event-bulk-create-jobs');
+  assert.equal(old.accepted, true, JSON.stringify(old.errors));
+  const entry = old.body.data.attributes['events-bulk-create'].data[0].attributes;
+  assert.equal(entry.backfill, true);
+  assert.equal(entry.events.data[0].attributes.time, '2021-03-01T10:00:00Z');
   edge.emu.reset();
   assertError(await signed('/api/orders', JSON.stringify({ ...order, value: -1 })), 400);
+  assertError(await signed('/api/orders/cancelled', JSON.stringify({ ...order, value: -59.97 })), 400);
+  assertError(await signed('/api/orders', JSON.stringify({ ...order, time: '2026-11-20' })), 400);
   assertError(await post('/api/orders', JSON.stringify(order), { 'content-type': JSON_API, origin: SHOP_ORIGIN }), 403);
   assert.equal(upstreamCount(), 0);
 });

@@ -10,6 +10,8 @@ pub struct Job<'a> {
     /// The order event's (see `unique_id` in the module above).
     pub unique_id: &'a str,
     pub time: &'a str,
+    /// A past order imported: Klaviyo records its events without starting flows.
+    pub backfill: bool,
     pub value: &'a Number,
     pub currency: Option<&'a str>,
     pub profile: Profile<'a>,
@@ -123,7 +125,10 @@ impl Serialize for Entry<'_, '_> {
                 attributes: &self.job.profile,
             },
         };
-        let mut m = s.serialize_map(Some(2))?;
+        let mut m = s.serialize_map(Some(2 + usize::from(self.job.backfill)))?;
+        if self.job.backfill {
+            m.serialize_entry("backfill", &true)?;
+        }
         m.serialize_entry("profile", &profile)?;
         m.serialize_entry(
             "events",

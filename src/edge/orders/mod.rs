@@ -11,8 +11,12 @@
 //!   "order_id": "1001",                      // 1 to 255 characters, no control characters
 //!   "event_id": "refund-2",                  // optional, not when placed: this shipment's,
 //!                                            // cancellation's or refund's own id
-//!   "time": "2026-11-20T10:00:00+01:00",     // optional: ISO 8601 with offset, or epoch ms; else now
-//!   "value": 84.97,                          // the order total; negative only when cancelled
+//!   "time": "2026-11-20T10:00:00+01:00",     // optional: ISO 8601 date-time with offset, or
+//!                                            // epoch ms; else now
+//!   "backfill": true,                        // optional: a past order imported, which
+//!                                            // Klaviyo records without starting flows
+//!   "value": 84.97,                          // the order total (the amount cancelled or
+//!                                            // refunded), never negative
 //!   "value_currency": "USD",                 // optional, ISO 4217
 //!   "profile": {"email": "a@b.co"},          // at least one of email, phone_number (E.164),
 //!                                            // external_id, anonymous_id
@@ -113,6 +117,7 @@ struct OrderIn {
     order_id: Option<String>,
     event_id: Option<String>,
     time: Option<TimeIn>,
+    backfill: Option<bool>,
     value: Option<Number>,
     value_currency: Option<String>,
     profile: Option<ProfileIn>,
@@ -172,7 +177,7 @@ impl<'de> Deserialize<'de> for TimeIn {
 }
 
 const ORDER_MEMBERS: &str =
-    "is not a member of an order (order_id, event_id, time, value, value_currency, profile, items, properties)";
+    "is not a member of an order (order_id, event_id, time, backfill, value, value_currency, profile, items, properties)";
 const PROFILE_MEMBERS: &str =
     "is not a member of an order's profile (email, phone_number, external_id, anonymous_id)";
 const ITEM_MEMBERS: &str = "is not a member of an order line (product_id, name, quantity, \
@@ -296,7 +301,9 @@ fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
 fn event_time(t: &Option<TimeIn>, now_ms: u64) -> Result<String, Invalid> {
     let secs = match t {
         None => return Ok(time::iso_from_secs((now_ms / 1000) as i64)),
+        // A date alone would be midnight UTC: the evening before for a shop west of it.
         Some(TimeIn::Iso(t)) => time::secs_from_iso(t)
+            .filter(|_| t.len() > 10)
             .ok_or_else(|| Invalid::new("/time", "must be an ISO 8601 date-time with offset"))?,
         Some(TimeIn::Millis(ms)) => i64::try_from(ms / 1000).unwrap_or(i64::MAX),
     };
@@ -304,14 +311,16 @@ fn event_time(t: &Option<TimeIn>, now_ms: u64) -> Result<String, Invalid> {
     Ok(time::iso_from_secs(secs))
 }
 
-/// The order total: exact, and negative only when cancelled.
-fn order_value(kind: OrderEvent, value: &Option<Number>) -> Result<&Number, Invalid> {
+/// The order total: exact, never negative. A cancelled or refunded order's is the
+/// amount cancelled or refunded, as Klaviyo's integration guide sends it: a negative
+/// one would count as the opposite in every sum of that metric.
+fn order_value(value: &Option<Number>) -> Result<&Number, Invalid> {
     let value = required(value, "", "value")?;
     exact(value, "/value")?;
-    if is_negative(value) && kind != OrderEvent::Cancelled {
+    if is_negative(value) {
         return Err(Invalid::new(
             "/value",
-            "must not be negative (only a cancelled order's may be)",
+            "must not be negative (a cancelled or refunded order's is the amount, positive)",
         ));
     }
     Ok(value)
@@ -391,7 +400,7 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
     rule("", validate::unique_id_text("order_id", order_id))?;
     let unique_id = unique_id(kind, order_id, order.event_id.as_deref())?;
     let time = event_time(&order.time, now_ms)?;
-    let value = order_value(kind, &order.value)?;
+    let value = order_value(&order.value)?;
     let currency = match &order.value_currency {
         Some(c) => Some(rule("", validate::currency_code("value_currency", c))?),
         None => None,
@@ -406,6 +415,7 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
         order_id,
         unique_id: &unique_id,
         time: &time,
+        backfill: order.backfill == Some(true),
         value,
         currency: currency.as_deref(),
         profile,

@@ -314,25 +314,21 @@ fn placed_with_event_id() -> String {
 }
 
 #[test]
-fn only_a_cancelled_order_may_have_a_negative_value() {
+fn no_order_value_is_negative_not_even_a_cancelled_ones() {
+    // Klaviyo's integration guide sends a cancellation's amount as a positive value; a
+    // negative one counts as the opposite in every sum of Cancelled Order.
     let negative = TWO_LINES.replace("84.97", "-84.97");
-    let v = job(OrderEvent::Cancelled, &negative);
-    assert_eq!(
-        v.pointer(
-            "/data/attributes/events-bulk-create/data/0/attributes/events/data/0/attributes/value"
-        ),
-        Some(&json!(-84.97))
-    );
     for kind in [
         OrderEvent::Placed,
         OrderEvent::Fulfilled,
+        OrderEvent::Cancelled,
         OrderEvent::Refunded,
     ] {
         assert_eq!(
             err(kind, &negative),
             Invalid::new(
                 "/value",
-                "must not be negative (only a cancelled order's may be)"
+                "must not be negative (a cancelled or refunded order's is the amount, positive)"
             )
         );
     }
@@ -735,4 +731,58 @@ fn order_errors_never_repeat_personal_data() {
         let e = err(OrderEvent::Placed, &body);
         assert!(!e.detail.contains("secret"), "{e:?}");
     }
+}
+
+#[test]
+fn a_past_order_marked_backfill_starts_no_flow_and_others_are_not_marked() {
+    let past = TWO_LINES.replace(
+        r#""order_id": "1001","#,
+        r#""order_id": "1001", "backfill": true,"#,
+    );
+    for kind in [OrderEvent::Placed, OrderEvent::Refunded] {
+        let v = job(kind, &past);
+        let entry = &v["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"];
+        assert_eq!(entry["backfill"], json!(true), "{kind:?}");
+        // The job still passes the queue's reading: divided and re-sent with its mark.
+        let body = order_job(kind, &past, NOW).unwrap();
+        assert!(crate::edge::bulk_job::read(&body)
+            .is_some_and(|e| e[0].members.starts_with(r#""backfill":true,"#)));
+    }
+    for plain in [
+        TWO_LINES.to_string(),
+        TWO_LINES.replace(
+            r#""order_id": "1001","#,
+            r#""order_id": "1001", "backfill": false,"#,
+        ),
+    ] {
+        let v = job(OrderEvent::Placed, &plain);
+        let entry = &v["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"];
+        assert_eq!(entry.get("backfill"), None);
+    }
+    assert_eq!(
+        err(
+            OrderEvent::Placed,
+            &TWO_LINES.replace(
+                r#""order_id": "1001","#,
+                r#""order_id": "1001", "backfill": "yes","#
+            )
+        )
+        .pointer,
+        "/backfill"
+    );
+}
+
+#[test]
+fn an_order_time_is_a_date_time_never_a_date_alone() {
+    // A date alone would be midnight UTC: the evening before for a shop in the Americas.
+    for date in ["2026-11-20", "2026-11-19"] {
+        let t = TWO_LINES.replace("2026-11-20T10:00:00+01:00", date);
+        assert_eq!(
+            err(OrderEvent::Placed, &t),
+            Invalid::new("/time", "must be an ISO 8601 date-time with offset"),
+            "{date}"
+        );
+    }
+    let t = TWO_LINES.replace("2026-11-20T10:00:00+01:00", "2026-11-20T10:00:00Z");
+    assert!(order_job(OrderEvent::Placed, &t, NOW).is_ok());
 }
