@@ -222,7 +222,9 @@ test('orders: a placed order becomes Placed Order + Ordered Product per line in 
     order_id: `o-${randomBytes(4).toString('hex')}`,
     value: 59.97,
     value_currency: 'usd',
-    profile: { email: 'ann@example.com' },
+    // The buyer's name and address travel with the order (a guest's first order is often
+    // all Klaviyo learns of them).
+    profile: { email: 'ann@example.com', first_name: 'Ann', last_name: 'Hundred', location: { city: 'Hartfield', country: 'United Kingdom', zip: 'TN7 4AB' } },
     items: [
       { product_id: 'p1', name: 'Pooh', quantity: 3, price: 19.99, sku: 'SKU-1', categories: ['Kids'] },
       { product_id: 42, name: 'Piglet', quantity: 1, price: 0 },
@@ -234,6 +236,7 @@ test('orders: a placed order becomes Placed Order + Ordered Product per line in 
   const [job] = upstream('/api/event-bulk-create-jobs');
   assert.equal(job.accepted, true, JSON.stringify(job.errors));
   const events = job.body.data.attributes['events-bulk-create'].data[0].attributes.events.data;
+  assert.deepEqual(job.body.data.attributes['events-bulk-create'].data[0].attributes.profile.data.attributes, order.profile);
   assert.deepEqual(events.map((e) => e.attributes.metric.data.attributes.name), ['Placed Order', 'Ordered Product', 'Ordered Product']);
   assert.deepEqual(events.map((e) => e.attributes.unique_id), [order.order_id, `${order.order_id}-0`, `${order.order_id}-1`]);
   assert.equal(events[0].attributes.value, 59.97);

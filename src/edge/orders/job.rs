@@ -30,9 +30,16 @@ pub struct Profile<'a> {
     pub external_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anonymous_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<&'a LocationIn>,
 }
 
 impl Profile<'_> {
+    /// Whether it names nobody (names and an address identify no one).
     pub fn is_empty(&self) -> bool {
         self.email.is_none()
             && self.phone_number.is_none()

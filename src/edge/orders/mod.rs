@@ -19,7 +19,9 @@
 //!                                            // refunded), never negative
 //!   "value_currency": "USD",                 // optional, ISO 4217
 //!   "profile": {"email": "a@b.co"},          // at least one of email, phone_number (E.164),
-//!                                            // external_id, anonymous_id
+//!                                            // external_id, anonymous_id; optional
+//!                                            // first_name, last_name, location (address1,
+//!                                            // address2, city, region, country, zip)
 //!   "items": [                               // placed: 1 to 999; otherwise optional (0 to 999)
 //!     {"product_id": "P1", "name": "Tee", "quantity": 3, "price": 19.99,
 //!      "sku": "T-1", "url": "https://…", "image_url": "https://…",
@@ -132,6 +134,28 @@ struct ProfileIn {
     phone_number: Option<String>,
     external_id: Option<String>,
     anonymous_id: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    location: Option<LocationIn>,
+}
+
+/// The buyer's address, as Klaviyo's profile `location` names it: a guest's first
+/// order is often all Klaviyo learns of them (location segments, local send times).
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct LocationIn {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address2: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zip: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -178,8 +202,10 @@ impl<'de> Deserialize<'de> for TimeIn {
 
 const ORDER_MEMBERS: &str =
     "is not a member of an order (order_id, event_id, time, backfill, value, value_currency, profile, items, properties)";
-const PROFILE_MEMBERS: &str =
-    "is not a member of an order's profile (email, phone_number, external_id, anonymous_id)";
+const PROFILE_MEMBERS: &str = "is not a member of an order's profile (email, phone_number, \
+external_id, anonymous_id, first_name, last_name, location)";
+const LOCATION_MEMBERS: &str = "is not a member of an order's profile location (address1, \
+address2, city, region, country, zip)";
 const ITEM_MEMBERS: &str = "is not a member of an order line (product_id, name, quantity, \
 price, sku, url, image_url, categories, brand)";
 
@@ -194,6 +220,7 @@ fn read(text: &str) -> Result<OrderIn, Invalid> {
             e.detail = match depth {
                 1 => ORDER_MEMBERS,
                 2 => PROFILE_MEMBERS,
+                _ if e.pointer.starts_with("/profile/") => LOCATION_MEMBERS,
                 _ => ITEM_MEMBERS,
             }
             .to_string();
@@ -470,9 +497,23 @@ fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
     for (key, v) in [
         ("external_id", &p.external_id),
         ("anonymous_id", &p.anonymous_id),
+        ("first_name", &p.first_name),
+        ("last_name", &p.last_name),
     ] {
         if let Some(s) = v {
             text_field(s, &at("/profile", key))?;
+        }
+    }
+    if let Some(l) = &p.location {
+        for (key, v) in [
+            ("address1", &l.address1),
+            ("address2", &l.address2),
+            ("city", &l.city),
+            ("region", &l.region),
+            ("country", &l.country),
+            ("zip", &l.zip),
+        ] {
+            optional_text(v, "/profile/location", key)?;
         }
     }
     let out = job::Profile {
@@ -480,6 +521,9 @@ fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
         phone_number: p.phone_number.as_deref(),
         external_id: p.external_id.as_deref(),
         anonymous_id: p.anonymous_id.as_deref(),
+        first_name: p.first_name.as_deref(),
+        last_name: p.last_name.as_deref(),
+        location: p.location.as_ref(),
     };
     if out.is_empty() {
         return Err(Invalid::new(

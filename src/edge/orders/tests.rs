@@ -102,8 +102,8 @@ fn assert_job_shape(body: &str) {
         ],
         &[],
     );
-    for (_, id) in profile["data"]["attributes"].as_object().unwrap() {
-        assert!(id.is_string());
+    for (key, v) in profile["data"]["attributes"].as_object().unwrap() {
+        assert!(v.is_string() || key == "location" && v.is_object(), "{key}");
     }
     let events = &entry["attributes"]["events"];
     subset(events, &["data"], &["data"]);
@@ -497,8 +497,8 @@ fn order_errors_point_into_the_order() {
             "/profile/external_id",
         ),
         (
-            TWO_LINES.replace(r#""external_id": "c-1""#, r#""first_name": "A""#),
-            "/profile/first_name",
+            TWO_LINES.replace(r#""external_id": "c-1""#, r#""title": "A""#),
+            "/profile/title",
         ),
         (
             TWO_LINES.replace(
@@ -785,4 +785,41 @@ fn an_order_time_is_a_date_time_never_a_date_alone() {
     }
     let t = TWO_LINES.replace("2026-11-20T10:00:00+01:00", "2026-11-20T10:00:00Z");
     assert!(order_job(OrderEvent::Placed, &t, NOW).is_ok());
+}
+
+#[test]
+fn the_buyers_name_and_address_travel_with_the_order() {
+    // A guest's first order is often all Klaviyo learns of them: Klaviyo's integration
+    // guide sends the name and address on the order's profile.
+    let with_buyer = TWO_LINES.replace(
+        r#""external_id": "c-1"}"#,
+        r#""external_id": "c-1", "first_name": "Sarah", "last_name": "Mason",
+            "location": {"address1": "89 E 42nd St", "city": "New York", "region": "NY",
+                         "country": "United States", "zip": "10017"}}"#,
+    );
+    assert_ne!(with_buyer, TWO_LINES);
+    let v = job(OrderEvent::Placed, &with_buyer);
+    let p = &v["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"]["profile"]
+        ["data"]["attributes"];
+    assert_eq!(p["first_name"], "Sarah");
+    assert_eq!(p["last_name"], "Mason");
+    assert_eq!(
+        p["location"],
+        json!({"address1": "89 E 42nd St", "city": "New York", "region": "NY",
+               "country": "United States", "zip": "10017"})
+    );
+    // A name or an address names nobody: an identifier is still needed.
+    let only_name = r#"{"order_id": "1", "value": 1, "profile": {"first_name": "Sarah"},
+        "items": [{"product_id": "P", "name": "N", "quantity": 1, "price": 1}]}"#;
+    assert_eq!(err(OrderEvent::Placed, only_name).pointer, "/profile");
+    // Each is checked, and a member the location does not have is named as such.
+    let blank = with_buyer.replace(r#""city": "New York""#, r#""city": " ""#);
+    assert_eq!(
+        err(OrderEvent::Placed, &blank).pointer,
+        "/profile/location/city"
+    );
+    let unknown = with_buyer.replace(r#""zip": "10017""#, r#""zip": "10017", "street": "x""#);
+    let e = err(OrderEvent::Placed, &unknown);
+    assert_eq!(e.pointer, "/profile/location/street");
+    assert!(e.detail.contains("order's profile location"), "{e:?}");
 }
