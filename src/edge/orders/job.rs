@@ -35,7 +35,39 @@ pub struct Profile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<&'a LocationIn>,
+    pub location: Option<Location<'a>>,
+}
+
+/// The buyer's address members given (blank ones left out).
+#[derive(serde::Serialize, Default)]
+pub struct Location<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address1: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address2: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zip: Option<&'a str>,
+}
+
+impl Location<'_> {
+    pub fn is_empty(&self) -> bool {
+        [
+            self.address1,
+            self.address2,
+            self.city,
+            self.region,
+            self.country,
+            self.zip,
+        ]
+        .iter()
+        .all(Option::is_none)
+    }
 }
 
 impl Profile<'_> {

@@ -141,20 +141,14 @@ struct ProfileIn {
 
 /// The buyer's address, as Klaviyo's profile `location` names it: a guest's first
 /// order is often all Klaviyo learns of them (location segments, local send times).
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LocationIn {
-    #[serde(skip_serializing_if = "Option::is_none")]
     address1: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     address2: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     city: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     region: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     zip: Option<String>,
 }
 
@@ -497,33 +491,30 @@ fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
     for (key, v) in [
         ("external_id", &p.external_id),
         ("anonymous_id", &p.anonymous_id),
-        ("first_name", &p.first_name),
-        ("last_name", &p.last_name),
     ] {
         if let Some(s) = v {
             text_field(s, &at("/profile", key))?;
         }
     }
-    if let Some(l) = &p.location {
-        for (key, v) in [
-            ("address1", &l.address1),
-            ("address2", &l.address2),
-            ("city", &l.city),
-            ("region", &l.region),
-            ("country", &l.country),
-            ("zip", &l.zip),
-        ] {
-            optional_text(v, "/profile/location", key)?;
-        }
-    }
+    let location = match &p.location {
+        Some(l) => job::Location {
+            address1: buyer_text(&l.address1, "/profile/location", "address1")?,
+            address2: buyer_text(&l.address2, "/profile/location", "address2")?,
+            city: buyer_text(&l.city, "/profile/location", "city")?,
+            region: buyer_text(&l.region, "/profile/location", "region")?,
+            country: buyer_text(&l.country, "/profile/location", "country")?,
+            zip: buyer_text(&l.zip, "/profile/location", "zip")?,
+        },
+        None => job::Location::default(),
+    };
     let out = job::Profile {
         email: p.email.as_deref(),
         phone_number: p.phone_number.as_deref(),
         external_id: p.external_id.as_deref(),
         anonymous_id: p.anonymous_id.as_deref(),
-        first_name: p.first_name.as_deref(),
-        last_name: p.last_name.as_deref(),
-        location: p.location.as_ref(),
+        first_name: buyer_text(&p.first_name, "/profile", "first_name")?,
+        last_name: buyer_text(&p.last_name, "/profile", "last_name")?,
+        location: (!location.is_empty()).then_some(location),
     };
     if out.is_empty() {
         return Err(Invalid::new(
@@ -532,6 +523,23 @@ fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
         ));
     }
     Ok(out)
+}
+
+/// An optional name or address member of the buyer: a blank one is left out (shop
+/// platforms send an empty `address2` or `region`; an order is never refused for it),
+/// any other checked as a string of the input.
+fn buyer_text<'a>(
+    s: &'a Option<String>,
+    base: &str,
+    key: &str,
+) -> Result<Option<&'a str>, Invalid> {
+    match s.as_deref() {
+        Some(t) if !text::is_blank(t) => {
+            text_field(t, &at(base, key))?;
+            Ok(Some(t))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The job, written straight from the checked order (borrowed, never a tree).

@@ -812,11 +812,31 @@ fn the_buyers_name_and_address_travel_with_the_order() {
     let only_name = r#"{"order_id": "1", "value": 1, "profile": {"first_name": "Sarah"},
         "items": [{"product_id": "P", "name": "N", "quantity": 1, "price": 1}]}"#;
     assert_eq!(err(OrderEvent::Placed, only_name).pointer, "/profile");
-    // Each is checked, and a member the location does not have is named as such.
-    let blank = with_buyer.replace(r#""city": "New York""#, r#""city": " ""#);
+    // A blank member is left out, never a reason to refuse the order (platforms send
+    // an empty address2 or region); a location left with nothing is left out whole.
+    let blank = with_buyer
+        .replace(r#""city": "New York""#, r#""city": " ", "address2": """#)
+        .replace(r#""first_name": "Sarah""#, r#""first_name": """#);
+    let v = job(OrderEvent::Placed, &blank);
+    let p = &v["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"]["profile"]
+        ["data"]["attributes"];
+    assert_eq!(p.get("first_name"), None);
+    assert_eq!(p["location"].get("city"), None);
+    assert_eq!(p["location"].get("address2"), None);
+    assert_eq!(p["location"]["zip"], "10017");
+    let empty = TWO_LINES.replace(
+        r#""external_id": "c-1"}"#,
+        r#""external_id": "c-1", "location": {"address2": "", "region": null}}"#,
+    );
+    let v = job(OrderEvent::Placed, &empty);
+    let p = &v["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"]["profile"]
+        ["data"]["attributes"];
+    assert_eq!(p.get("location"), None, "{p}");
+    // A member that is no string, or one the location does not have, is named.
+    let number = with_buyer.replace(r#""zip": "10017""#, r#""zip": 10017"#);
     assert_eq!(
-        err(OrderEvent::Placed, &blank).pointer,
-        "/profile/location/city"
+        err(OrderEvent::Placed, &number).pointer,
+        "/profile/location/zip"
     );
     let unknown = with_buyer.replace(r#""zip": "10017""#, r#""zip": "10017", "street": "x""#);
     let e = err(OrderEvent::Placed, &unknown);
