@@ -213,24 +213,21 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
                 let payload = Payload::Text(std::mem::take(&mut body));
                 let f = router::private_call(cfg, key, path, payload, None);
                 let answer = call(&f, &none).await;
-                let divided = match &answer {
-                    Upstream::Answered {
-                        status,
-                        body: errors,
-                        ..
-                    } if divisions < DIVISIONS && refused(&answer) => {
-                        let sent = match &f.body {
-                            Payload::Text(t) => t.as_str(),
-                            Payload::AsReceived => "",
-                        };
-                        refused_in_bulk::divide(path, sent, errors).map(|d| (d, *status))
+                let refused = refused_status(&answer);
+                let divided = match (&answer, &f.body, refused) {
+                    (
+                        Upstream::Answered { body: errors, .. },
+                        Payload::Text(sent),
+                        Some(status),
+                    ) if divisions < DIVISIONS => {
+                        refused_in_bulk::divide(path, sent, errors).map(|d| (d, status))
                     }
                     _ => None,
                 };
                 let Some((d, status)) = divided else {
                     // Refused with nothing named: the message is refused whole (nothing
                     // of it went through), and what was left out goes with it.
-                    if refused(&answer) {
+                    if refused.is_some() {
                         left_out.parts.clear();
                     }
                     return answer;
@@ -257,7 +254,7 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
                     ..
                 } = &answer
                 else {
-                    if let Verdict::Refused { status } = delivery::after_attempt(&answer, 1, 0, 0) {
+                    if let Some(status) = refused_status(&answer) {
                         left_out.members.push((*at, status));
                         continue;
                     }
@@ -303,12 +300,13 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
     }
 }
 
-/// Whether Klaviyo refused the call for good (a 4xx other than 408 and 429).
-fn refused(answer: &Upstream) -> bool {
-    matches!(
-        delivery::after_attempt(answer, 1, 0, 0),
-        Verdict::Refused { .. }
-    )
+/// The status with which Klaviyo refused a call for good (a 4xx other than 408 and
+/// 429), if it did.
+fn refused_status(answer: &Upstream) -> Option<u16> {
+    match delivery::after_attempt(answer, 1, 0, 0) {
+        Verdict::Refused { status } => Some(status),
+        _ => None,
+    }
 }
 
 /// A refusal with `status`: a message that cannot be carried out as it is (a path that

@@ -1041,16 +1041,22 @@ fn a_subscription_names_a_visitor_nothing_named_yet_as_klaviyos_form_does() {
     );
 }
 
-#[test]
-fn a_sign_in_replaces_a_subscriptions_name_and_never_joins_it() {
-    // A shared device: someone subscribed their phone, then someone else signs in (no
-    // logout came between). The sign-in's profile and events must not carry the phone.
+/// A page whose visitor a subscription of a phone number named (its request not sent).
+fn subscribed_by_phone() -> Page {
     let mut p = Page::new();
     p.call(
         Op::Subscribe,
         &[r#"{"listId":"L","phone_number":"+15005550006","channels":["sms"]}"#],
     )
     .unwrap();
+    p
+}
+
+#[test]
+fn a_sign_in_replaces_a_subscriptions_name_and_never_joins_it() {
+    // A shared device: someone subscribed their phone, then someone else signs in (no
+    // logout came between). The sign-in's profile and events must not carry the phone.
+    let mut p = subscribed_by_phone();
     assert!(p.send().body.contains("+15005550006"));
     assert!(p.disk[IDENTITY_KEY].contains(r#""provisional":true"#));
     // A name alone (no identifier) keeps the subscription's.
@@ -1109,12 +1115,7 @@ fn a_null_email_while_a_subscription_named_the_visitor_is_none_given() {
 fn a_second_subscription_names_the_visitor_in_place_of_the_first() {
     // Named by a subscription only: a later one with its own email goes with that email
     // alone (not the first's phone), and names the visitor in its place.
-    let mut p = Page::new();
-    p.call(
-        Op::Subscribe,
-        &[r#"{"listId":"L","phone_number":"+15005550006","channels":["sms"]}"#],
-    )
-    .unwrap();
+    let mut p = subscribed_by_phone();
     p.send();
     p.call(
         Op::Subscribe,
