@@ -381,14 +381,16 @@ export class Klaviyo {
 
   /** Async calls: resolve once queued; before ready, once the core accepted them. Bad
    * input rejects (the executor catches what #call throws). */
-  #async(op, args) {
+  #async(op, args, accepted) {
     const rt = this.#rt, failed = this.#failed;
     const p = new Promise((resolve, reject) => {
-      this.#call(op, args, rt || failed ? undefined : (e) => (e ? reject(e) : resolve()));
-      if (rt) resolve();
+      this.#call(op, args, rt || failed ? undefined : (e) => (e ? reject(e) : resolve(accepted?.())));
+      if (rt) resolve(accepted?.());
       else if (failed) reject(failed); // kept, for a later page to send
     });
-    if (!rt) p.catch(() => {}); // also reported through onError
+    // Never an unhandled rejection in the page (index.d.ts promises it): before ready it
+    // is also reported through onError, after it the caller's await or catch hears it.
+    p.catch(() => {});
     return p;
   }
 
@@ -401,19 +403,33 @@ export class Klaviyo {
   /** Also tells Klaviyo's onsite script, where the page has it (`window.klaviyo`, its
    * snippet's queue too), whom the shop named by email or phone number: its own
    * `identify` then names the browser in its cookie, so its forms and its tracking see
-   * the shopper we see. With consent granted (when called, and when accepted), where
-   * Klaviyo's cookies are ours to read. */
+   * the shopper we see. */
   identify(profile) {
-    // Granted when called and still when accepted: a call made under a denial is dropped.
-    const granted = (this.#rt?.state ?? this.#consent) === GRANTED;
-    const p = this.#async(IDENTIFY, [profile]);
-    p.then(() => {
-      const k = globalThis.klaviyo, { email, phone_number } = profile;
-      if (k?.identify && granted && this.#rt?.state === GRANTED && this.#options.klaviyoCookie !== false && (email || phone_number)) {
-        return k.identify(email ? phone_number ? { email, phone_number } : { email } : { phone_number });
+    return this.#async(IDENTIFY, [profile], () => {
+      // Accepted: held with the visitor it named, and handed over once consent is granted
+      // (made while pending: at the grant), while that visitor is still ours (a denial or
+      // a reset since made another: the core dropped the call, or gave it the one before).
+      const anon = this.#rt?.anonymousId(), held = this.#held; // (none: another page adopted it)
+      this.#held = held && held[0] === anon ? [...held, profile] : [anon, profile];
+      queueMicrotask(() => this.#tell()); // in the loading window's replay: once it ends
+    });
+  }
+  /** [the visitor they named, ...the accepted identifies not yet handed over]. */
+  #held;
+  #tell() {
+    const rt = this.#rt, [anon, ...named] = this.#held || [], k = globalThis.klaviyo;
+    if (rt?.state !== GRANTED) return;
+    this.#held = 0;
+    if (anon === rt.anonymousId() && k?.identify && this.#options.klaviyoCookie !== false) {
+      for (const profile of named) {
+        try {
+          const { email, phone_number } = profile;
+          if (email || phone_number) {
+            Promise.resolve(k.identify(email ? phone_number ? { email, phone_number } : { email } : { phone_number })).catch(() => {});
+          }
+        } catch { /* Klaviyo's script (or a profile not ours to read): never into the page */ }
       }
-    }).catch(() => {});
-    return p;
+    }
   }
   track(metric, properties, options) {
     return this.#event(TRACK, [metric, properties, options], options);
@@ -483,7 +499,7 @@ export class Klaviyo {
    */
   setConsent(state) {
     const code = consentCode(state, "setConsent");
-    if (this.#rt) return void this.#rt.consent(code);
+    if (this.#rt) return void (this.#rt.consent(code), this.#tell());
     if (code === DENIED) return this.#deny(true);
     if (code === this.#consent) return;
     if (this.#consent === DENIED) this.#from = this.#early.length + 3;

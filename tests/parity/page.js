@@ -5,7 +5,7 @@
 //   &onsite=1          a <script> like Klaviyo's onsite script's is on the page
 //   &onsite=load       that <script> added on the window's load, as shop platforms add it
 //   &holdLoad=1        an image (held by the test until it answers) keeps the load back
-//   &activeOnSite=manual|auto, &klaviyoCookie=false
+//   &activeOnSite=manual|auto, &klaviyoCookie=false, &consent=pending|granted|denied
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
 //   &email=<address>   kl.identify({ email }) right after Klaviyo.create (a signed-in shopper)
 //   &klaviyoObject=1   window.klaviyo defined first, as Klaviyo's object snippet does, its
@@ -13,12 +13,15 @@
 //   &cookieAtReady=<text>  document.cookie set to it as kl.ready resolves (the onsite
 //                      script setting one late: before this page's first send)
 // body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
-// ("error" if it rejected). window.reports: what onError heard; window.writes and
+// ("error" if it rejected). window.reports: what onError heard; window.unhandled: rejections nobody handled; window.writes and
 // window.sent: every localStorage write and fetch to /client (tests/support/recorder.js).
 import '/tests/support/recorder.js';
 
 const q = new URLSearchParams(location.search);
 window.errors = [];
+// Rejections nobody handled (the listener keeps them from the console, and from pageerror).
+window.unhandled = [];
+addEventListener('unhandledrejection', (e) => { e.preventDefault(); window.unhandled.push(String(e.reason?.message ?? e.reason)); });
 
 async function main() {
   for (const c of q.getAll('cookie')) document.cookie = c;
@@ -42,7 +45,7 @@ async function main() {
   if (q.has('holdLoad')) document.body.append(Object.assign(document.createElement('img'), { src: '/tests/parity/held.png' }));
   const { Klaviyo } = await import('/dist/web/index.js');
   const options = { companyId: q.get('companyId') || 'PaR001' };
-  for (const k of ['apiBase', 'activeOnSite']) if (q.has(k)) options[k] = q.get(k);
+  for (const k of ['apiBase', 'activeOnSite', 'consent']) if (q.has(k)) options[k] = q.get(k);
   if (q.get('klaviyoCookie') === 'false') options.klaviyoCookie = false;
   options.onError = (e) => { window.reports.push({ kind: e?.kind, count: e?.count, message: String(e?.message ?? e) }); };
   const kl = Klaviyo.create(options);

@@ -429,3 +429,43 @@ test('our identify is handed to klaviyo.js (window.klaviyo.identify) with consen
   // A klaviyo.identify that rejects throws nothing into the page (shop() checks).
   assert.equal((await handedOff({ email: 'ann@example.com', klaviyoObject: 'reject' })).length, 2);
 });
+
+test('a refused identify, subscribe or backInStock left without a catch never reaches the page as an unhandled rejection', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const page = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: '1' });
+  const unhandled = await page.evaluate(async () => {
+    window.kl.identify(null);
+    window.kl.subscribe({});
+    window.kl.backInStock({});
+    // Ours, left unhandled on purpose after theirs: once the page heard it, it heard theirs.
+    Promise.reject(new Error('canary'));
+    const deadline = Date.now() + 5000;
+    while (!window.unhandled.includes('canary') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return window.unhandled;
+  });
+  assert.deepEqual(unhandled, ['canary']);
+});
+
+test('an identify made while consent is pending is handed to klaviyo.js at the grant, in order; never after a denial or a reset in between', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  // Pending at create: the email right after create (before ready), a phone number after.
+  const atGrant = async (between) => {
+    const page = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: '1', consent: 'pending', email: 'ann@example.com' });
+    return page.evaluate(async (between) => {
+      await window.kl.identify({ phone_number: '+15005550006', first_name: 'Ann' });
+      const before = window.handedOff.slice();
+      if (between) window.kl[between](...(between === 'setConsent' ? ['denied'] : []));
+      window.kl.setConsent('granted');
+      // One made after the grant: handed over at once, after those held.
+      await window.kl.identify({ email: 'cy@example.com' });
+      await Promise.resolve();
+      return { before, after: window.handedOff };
+    }, between);
+  };
+  const plain = await atGrant();
+  assert.deepEqual(plain.before, [], 'nothing while pending');
+  assert.deepEqual(plain.after, [{ email: 'ann@example.com' }, { phone_number: '+15005550006' }, { email: 'cy@example.com' }]);
+  // A denial in between: the core dropped both; a reset: they named the visitor before.
+  assert.deepEqual((await atGrant('setConsent')).after, [{ email: 'cy@example.com' }]);
+  assert.deepEqual((await atGrant('reset')).after, [{ email: 'cy@example.com' }]);
+});
