@@ -191,6 +191,13 @@ test('the unsigned browser path carries identifiers only, and each client is rat
   const attrs = await browser(eventWith('"name":"Started Checkout"', '{"email":"ann@example.com","first_name":"Eve"}'));
   assertError(attrs, 403);
   assert.match(attrs.json.errors[0].source.pointer, /first_name/);
+  // One identifier names the shopper; two would be joined by the private key (a victim's
+  // email beside the caller's phone number), which a /client event can never do.
+  const before = upstream('/api/events').length;
+  const joined = await browser(eventWith('"name":"Started Checkout"', '{"email":"ann@example.com","phone_number":"+15005550006"}'));
+  assertError(joined, 403);
+  assert.equal(joined.json.errors[0].source.pointer, '/data/attributes/profile/data/attributes/phone_number');
+  assert.equal(upstream('/api/events').length, before, 'nothing forwarded');
   const limited = await edge.start({ BROWSER_RATE_PER_MINUTE: '10' }, [], 'rate');
   try {
     const ip = { 'cf-connecting-ip': '203.0.113.7' };

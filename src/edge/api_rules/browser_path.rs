@@ -153,8 +153,9 @@ fn not_a_page_metric() -> Refusal {
 /// which any non-browser client can forge. So the event must pass [`create_event`], its
 /// metric name must be one of `allowed_metrics` (exactly), and it may carry only what a
 /// `/client` event could carry anyway: event properties, `time`, `value`,
-/// `value_currency`, `unique_id`, the metric name, and profile identifiers (`email`,
-/// `phone_number`, `external_id`, `anonymous_id`, `_kx`). No other profile attribute
+/// `value_currency`, `unique_id`, the metric name, and profile identifiers (one of
+/// `email`, `phone_number`, `external_id` and `_kx`, and `anonymous_id`: [`one_person`]).
+/// No other profile attribute
 /// (`first_name`, `properties`, `location`, the profile `id`, ...), no `backfill`, no
 /// metric `service`, no other member anywhere.
 ///
@@ -176,10 +177,30 @@ pub fn browser_event(text: &str, now_ms: u64, allowed_metrics: &[String]) -> Res
         return Err(not_a_page_metric());
     }
     match bodies::parse_checked::<BrowserBody>(text) {
-        Ok(_) => Ok(()),
+        Ok(_) => one_person(&body.data.attributes.profile.data.attributes),
         Err(e) if e.detail == bodies::UNKNOWN_MEMBER => {
             Err(Refusal::Forbidden(Invalid::new(&e.pointer, BROWSER_ONLY)))
         }
         Err(e) => Err(Refusal::Invalid(e)),
+    }
+}
+
+/// The identifiers that each name a person on their own. With the private key, Klaviyo
+/// joins those one event carries into one profile (a `/client` event cannot change an
+/// existing profile's identifiers): from a forged `Origin`, `{email: victim, phone_number:
+/// attacker}` would put the attacker's phone on the victim's profile, and its texts.
+const PERSON: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
+
+pub(super) const ONE_PERSON: &str = "may not be sent unsigned from a page beside another of email, phone_number, external_id and _kx: a page names the shopper by one of them (the anonymous_id may go with it); joining them takes the signed path";
+
+/// At most one of [`PERSON`] (and any `anonymous_id`), else 403 naming the second.
+fn one_person(profile: &ProfileAttributes) -> Result<(), Refusal> {
+    let mut named = PERSON.iter().filter(|k| profile.identifier(k).is_some());
+    match (named.next(), named.next()) {
+        (Some(_), Some(second)) => Err(Refusal::Forbidden(Invalid::new(
+            &format!("/data/attributes/profile/data/attributes/{second}"),
+            ONE_PERSON,
+        ))),
+        _ => Ok(()),
     }
 }

@@ -607,6 +607,49 @@ fn browsers_may_send_listed_metrics_with_identifiers_only() {
 }
 
 #[test]
+fn a_page_names_the_shopper_by_one_identifier_alone_never_joins_two() {
+    // With the private key Klaviyo joins an event's identifiers into one profile: from a
+    // forged Origin, a victim's email beside the caller's phone would take over the texts.
+    let send = |profile: &str| {
+        let body = event_with(r#""name":"Started Checkout""#, profile);
+        post("/api/events", &body).header("origin", SHOP).run()
+    };
+    for (profile, second) in [
+        (
+            r#"{"email":"victim@b.co","phone_number":"+15005550006"}"#,
+            "phone_number",
+        ),
+        (
+            r#"{"email":"victim@b.co","external_id":"caller"}"#,
+            "external_id",
+        ),
+        (
+            r#"{"phone_number":"+15005550006","_kx":"kx-of-someone"}"#,
+            "_kx",
+        ),
+    ] {
+        let a = send(profile);
+        assert_eq!(status(&a), 403, "{profile}");
+        let text = detail(&a);
+        assert!(
+            text.contains(&format!(
+                "/data/attributes/profile/data/attributes/{second}"
+            )),
+            "{text}"
+        );
+    }
+    // One of them, with the visitor's anonymous id or a null beside it: forwarded.
+    for profile in [
+        r#"{"email":"ann@b.co","anonymous_id":"a-1"}"#,
+        r#"{"phone_number":"+15005550006","email":null}"#,
+        r#"{"_kx":"kx-1","anonymous_id":"a-1"}"#,
+        r#"{"anonymous_id":"a-1"}"#,
+    ] {
+        forward(send(profile));
+    }
+}
+
+#[test]
 fn a_browser_client_is_rate_limited() {
     let cfg = config().unwrap();
     let mut state = EdgeState::default();
