@@ -115,7 +115,19 @@ async fn one(
         // What was left out is refused again, and left out again, on the next attempt.
         Verdict::Retry { delay_s } => {
             if throttle {
-                throttled.push((route, delay_s));
+                throttled.push((route.clone(), delay_s));
+            }
+            if let Some(next) = left_out.carried_on.take() {
+                if requeued(env, &next, delay_s).await {
+                    log(&format!(
+                        "delivery {} part {}/{} to {}: carried on in a new message, its imports kept",
+                        msg.id,
+                        msg.part + 1,
+                        msg.parts,
+                        route
+                    ));
+                    return settle(m, "ack", None);
+                }
             }
             settle(m, "retry", Some(delay_s))
         }
@@ -141,6 +153,9 @@ async fn one(
 struct LeftOut {
     members: Vec<(usize, u16)>,
     parts: Vec<(String, usize, u16)>,
+    /// A list message to send in this one's place when it is retried: the members it
+    /// imported before it stopped are not imported again (`delivery::list_carried_on`).
+    carried_on: Option<String>,
 }
 
 impl LeftOut {
@@ -258,6 +273,8 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
                         left_out.members.push((*at, status));
                         continue;
                     }
+                    // Throttled or failed: what was imported is kept for the next attempt.
+                    left_out.carried_on = delivery::list_carried_on(msg, &ids);
                     return answer;
                 };
                 match (router::imported_id(body, None), ids.get_mut(*at)) {
@@ -327,6 +344,21 @@ fn unreadable() -> Upstream {
         retry_after: None,
         content_type: None,
         body: String::new(),
+    }
+}
+
+/// Sends `text` to `DELIVERY_QUEUE` (the queue this consumer reads), after `delay_s`.
+/// False when it is not bound or refused the message: the one it replaces is retried.
+async fn requeued(env: &JsValue, text: &str, delay_s: u32) -> bool {
+    let Some((queue, send)) = binding(env, "DELIVERY_QUEUE", "send") else {
+        return false;
+    };
+    let opts = Object::new();
+    let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
+    let _ = Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(delay_s));
+    match send.call2(&queue, &JsValue::from_str(text), &opts) {
+        Ok(p) => JsFuture::from(Promise::from(p)).await.is_ok(),
+        Err(_) => false,
     }
 }
 

@@ -489,6 +489,57 @@ fn a_list_messages_refused_members_make_a_message_of_their_own() {
 }
 
 #[test]
+fn a_list_message_stopped_partway_carries_on_with_the_ids_it_found() {
+    // Entry 0 has its id; 1 was imported, 2 refused (left for the next attempt, which
+    // refuses it again and dead-letters it), then a 429 before 3.
+    let body = r#"{"profiles":[{"id":"01KEPT"},{"email":"a@b.co"},{"phone_number":"+15005550006"},{"email":"c@d.co"}]}"#;
+    let m = messages_of(planned("/api/lists/Xy12Ab/profiles", body));
+    let msg = read(&m[0]).expect("readable");
+    let before = [Some("01KEPT".to_string()), None, None, None];
+    assert_eq!(
+        list_carried_on(&msg, &before),
+        None,
+        "nothing found: retried as it is"
+    );
+    assert_eq!(
+        list_carried_on(&msg, &before[..2]),
+        None,
+        "not this message's ids"
+    );
+    let found = [Some("01KEPT".into()), Some("01FOUND".into()), None, None];
+    let next = list_carried_on(&msg, &found).expect("a message");
+    no_secret(&next);
+    let out = read(&next).expect("a message this consumer reads");
+    assert_eq!(
+        (out.id.as_str(), out.part, out.parts),
+        (msg.id.as_str(), 0, 1)
+    );
+    let Work::List {
+        list_id,
+        ids,
+        imports,
+    } = out.work
+    else {
+        panic!("a list message")
+    };
+    assert_eq!(list_id, "Xy12Ab");
+    assert_eq!(ids, found.to_vec());
+    assert_eq!(
+        imports.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(imports[0].1.get().contains("+15005550006") && imports[1].1.get().contains("c@d.co"));
+    let call = read(
+        &messages_of(planned(
+            "/api/profile-import",
+            r#"{"data":{"type":"profile","attributes":{"email":"a@b.co"}}}"#,
+        ))[0],
+    )
+    .expect("readable");
+    assert_eq!(list_carried_on(&call, &found), None, "no list");
+}
+
+#[test]
 fn list_members_are_divided_into_messages_each_with_its_own_imports() {
     let profiles: Vec<String> = (0..1000)
         .map(|n| {

@@ -217,6 +217,28 @@ test('a queued list call one of whose members Klaviyo refuses: the others are ad
   // Before, the one refusal dead-lettered the whole message: nobody was added.
 });
 
+test('a queued list call throttled partway through its imports carries on where it stopped: no member is imported twice, all are added', { timeout: 60_000 }, async () => {
+  emu.reset();
+  dead.clear();
+  const run = randomBytes(3).toString('hex');
+  const emails = [0, 1, 2, 3, 4, 5].map((n) => `member-${run}-${n}@example.com`);
+  // Three imports go through, the fourth meets Klaviyo's throttle.
+  emu.addFault({ delayMs: 1, count: 3, path: '/api/profile-import' });
+  emu.addFault({ status: 429, retryAfter: 1, count: 1, path: '/api/profile-import' });
+  const answer = await signedCall(3, '/api/lists/Y6nRLr/profiles', JSON.stringify({ profiles: emails.map((email) => ({ email })) }));
+  assert.equal(answer.status, 202, answer.text);
+  await waitFor(() => emu.requests({ pathPrefix: '/api/lists/Y6nRLr/relationships/profiles' }).requests.some((r) => r.accepted), { timeout: 30_000, interval: 200, what: 'the add to the list' });
+  const imports = emu.requests({ pathPrefix: '/api/profile-import' }).requests;
+  assert.equal(imports.filter((r) => r.status === 429).length, 1);
+  const imported = imports.filter((r) => r.accepted).map((r) => r.body.data.attributes.email);
+  // Before, the retry began again at the first member: three of them imported twice.
+  assert.deepEqual(imported.sort(), [...emails].sort(), 'each member imported once');
+  const adds = emu.requests({ pathPrefix: '/api/lists/Y6nRLr/relationships/profiles' }).requests;
+  assert.equal(adds.length, 1);
+  assert.equal(adds[0].body.data.length, 6, 'every member added, in one call');
+  assert.equal(dead.received.length, 0);
+});
+
 test('a queued bulk job Klaviyo refuses for one profile: the other profiles\' events are delivered, that profile\'s alone dead-lettered', { timeout: 60_000 }, async () => {
   emu.reset();
   dead.clear();
