@@ -43,6 +43,45 @@ tag!(ListType, "list");
 tag!(EventBulkCreateJobType, "event-bulk-create-job");
 tag!(EventBulkCreateType, "event-bulk-create");
 tag!(SubscriptionJobType, "profile-subscription-bulk-create-job");
+tag!(Subscribed, "SUBSCRIBED");
+
+/// A string member that must be one of a few values (an enum of the spec's), read in the
+/// body's order; the message names them all.
+macro_rules! one_of {
+    ($name:ident, $msg:literal, [$($lit:literal),+]) => {
+        #[doc = concat!("One of ", $msg, ".")]
+        struct $name;
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s: Cow<'de, str> = Deserialize::deserialize(d)?;
+                match s.as_ref() {
+                    $($lit)|+ => Ok($name),
+                    _ => Err(serde::de::Error::custom(concat!("must be ", $msg))),
+                }
+            }
+        }
+    };
+}
+
+one_of!(PushPlatform, r#""android" or "ios""#, ["android", "ios"]);
+one_of!(PushVendor, r#""apns" or "fcm""#, ["apns", "fcm"]);
+one_of!(
+    PushEnablement,
+    r#""AUTHORIZED", "DENIED", "NOT_DETERMINED", "PROVISIONAL" or "UNAUTHORIZED""#,
+    [
+        "AUTHORIZED",
+        "DENIED",
+        "NOT_DETERMINED",
+        "PROVISIONAL",
+        "UNAUTHORIZED"
+    ]
+);
+one_of!(
+    PushBackground,
+    r#""AVAILABLE", "DENIED" or "RESTRICTED""#,
+    ["AVAILABLE", "DENIED", "RESTRICTED"]
+);
 
 // The shapes below follow the spec's schemas. Fields that no rule reads are typed all
 // the same, for the pointer a wrong type gets (hence `allow(dead_code)`), and those of
@@ -249,14 +288,88 @@ struct SubscriptionProfileAttributes {
     age_gated_date_of_birth: Option<Checked<String>>,
 }
 
-/// `SubscriptionChannels`.
+/// `SubscriptionChannels`: no channel is required, and a null one is none.
+#[derive(Deserialize)]
+struct SubscriptionChannels {
+    email: Option<EmailChannel>,
+    sms: Option<PhoneChannel>,
+    whatsapp: Option<PhoneChannel>,
+    push: Option<PushChannel>,
+}
+
+/// `EmailSubscriptionParameters`.
 #[derive(Deserialize)]
 #[allow(dead_code)]
-struct SubscriptionChannels {
-    email: Option<AnyObject>,
-    sms: Option<AnyObject>,
-    whatsapp: Option<AnyObject>,
-    push: Option<AnyObject>,
+struct EmailChannel {
+    marketing: Option<SubscriptionParameters>,
+    open_tracking: Option<Checked<OpenTracking>>,
+}
+
+/// `SMSSubscriptionParameters` and `WhatsAppSubscriptionParameters`.
+#[derive(Deserialize)]
+struct PhoneChannel {
+    marketing: Option<SubscriptionParameters>,
+    transactional: Option<SubscriptionParameters>,
+}
+
+impl PhoneChannel {
+    /// Its `marketing` and `transactional` parameters, those given.
+    fn parameters(c: &Option<PhoneChannel>) -> [Option<&SubscriptionParameters>; 2] {
+        c.as_ref()
+            .map(|c| [c.marketing.as_ref(), c.transactional.as_ref()])
+            .unwrap_or_default()
+    }
+}
+
+/// `PushSubscriptionParameters`: `marketing` is required (and not nullable).
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PushChannel {
+    marketing: SubscriptionParameters,
+    tokens: Option<Checked<Vec<Checked<PushToken>>>>,
+    anonymous_id: Option<Checked<String>>,
+}
+
+/// `SubscriptionParameters`: `consent` is required and only `"SUBSCRIBED"` is taken;
+/// `consented_at` belongs to a historical import alone (see [`bulk_subscribe`]).
+#[derive(Deserialize)]
+struct SubscriptionParameters {
+    #[serde(rename = "consent")]
+    _consent: Subscribed,
+    consented_at: Option<DateTime>,
+}
+
+/// `OpenTrackingSubscriptionParameters`.
+#[derive(Deserialize)]
+struct OpenTracking {
+    #[serde(rename = "consent")]
+    _consent: Subscribed,
+}
+
+/// `PushTokenEntry`.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct PushToken {
+    token: String,
+    platform: PushPlatform,
+    vendor: PushVendor,
+    enablement_status: Option<PushEnablement>,
+    background: Option<PushBackground>,
+    device_metadata: Option<AnyObject>,
+}
+
+/// A `format: date-time` member: an ISO 8601 date-time with its offset (a date alone
+/// would be midnight UTC), read as UTC seconds.
+struct DateTime(i64);
+
+impl<'de> Deserialize<'de> for DateTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s: Cow<'de, str> = Deserialize::deserialize(d)?;
+        time::secs_from_iso(&s)
+            .filter(|_| s.len() > 10)
+            .map(DateTime)
+            .ok_or_else(|| serde::de::Error::custom("must be an ISO 8601 date-time with offset"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -409,11 +522,29 @@ pub fn profile_import(text: &str) -> Result<(), Invalid> {
 }
 
 /// `POST /api/profile-subscription-bulk-create-jobs` (`SubscriptionCreateJobCreateQuery`):
-/// 1 to 1000 profiles, each with an email or a phone number and its `subscriptions`.
+/// 1 to 1000 profiles, each with an email or a phone number and its `subscriptions`,
+/// typed as the spec's `SubscriptionChannels`: each channel's parameters need `consent`
+/// `"SUBSCRIBED"` (the one value Klaviyo takes), the email channel needs the profile's
+/// `email`, and sms and whatsapp its `phone_number`. `consented_at` is for a historical
+/// import alone: refused without `historical_import: true`, and with it required in
+/// every channel's parameters. It is not checked against a clock here: see
+/// [`bulk_subscribe_at`].
 pub fn bulk_subscribe(text: &str) -> Result<(), Invalid> {
+    subscribe_rules(text, None)
+}
+
+/// [`bulk_subscribe`], and each `consented_at` in the past at `now_ms` (Klaviyo refuses
+/// a historical import's consent given later than it receives the job).
+pub fn bulk_subscribe_at(text: &str, now_ms: u64) -> Result<(), Invalid> {
+    subscribe_rules(text, Some(now_ms))
+}
+
+fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
     let body: SubscriptionJob = bodies::parse(text)?;
     let list_at = "/data/attributes/profiles/data";
-    let profiles = &body.data.attributes.profiles.data;
+    let job = &body.data.attributes;
+    let historical = job.historical_import == Some(true);
+    let profiles = &job.profiles.data;
     if profiles.total() == 0 || profiles.total() > MAX_BULK {
         return Err(Invalid::new(list_at, "must hold 1 to 1000 profiles"));
     }
@@ -431,8 +562,83 @@ pub fn bulk_subscribe(text: &str) -> Result<(), Invalid> {
         if let Some(n) = &a.phone_number {
             rule(&attrs_at, validate::phone("phone_number", n))?;
         }
+        let s = &a.subscriptions;
+        // The channel's address is the profile's: Klaviyo has nothing to subscribe else.
+        let needs = [
+            (
+                s.email.is_some(),
+                &a.email,
+                "email",
+                "is required to subscribe on the email channel",
+            ),
+            (
+                s.sms.is_some(),
+                &a.phone_number,
+                "phone_number",
+                "is required to subscribe on the sms channel",
+            ),
+            (
+                s.whatsapp.is_some(),
+                &a.phone_number,
+                "phone_number",
+                "is required to subscribe on the whatsapp channel",
+            ),
+        ];
+        for (channel, address, name, detail) in needs {
+            if channel && !has(address) {
+                return Err(Invalid::new(&at(&attrs_at, name), detail));
+            }
+        }
+        let [sms_marketing, sms_transactional] = PhoneChannel::parameters(&s.sms);
+        let [whatsapp_marketing, whatsapp_transactional] = PhoneChannel::parameters(&s.whatsapp);
+        let parameters = [
+            (
+                "email/marketing",
+                s.email.as_ref().and_then(|c| c.marketing.as_ref()),
+            ),
+            ("sms/marketing", sms_marketing),
+            ("sms/transactional", sms_transactional),
+            ("whatsapp/marketing", whatsapp_marketing),
+            ("whatsapp/transactional", whatsapp_transactional),
+            ("push/marketing", s.push.as_ref().map(|c| &c.marketing)),
+        ];
+        for (channel, params) in parameters {
+            let Some(params) = params else { continue };
+            let mut consented_at = attrs_at.clone();
+            consented_at.push_str("/subscriptions/");
+            consented_at.push_str(channel);
+            consented_at.push_str("/consented_at");
+            consent_time(params, &consented_at, historical, now_ms)?;
+        }
     }
     Ok(())
+}
+
+/// A channel's `consented_at`: given exactly when the job is a historical import, and
+/// then in the past (when the time is known).
+fn consent_time(
+    params: &SubscriptionParameters,
+    pointer: &str,
+    historical: bool,
+    now_ms: Option<u64>,
+) -> Result<(), Invalid> {
+    match (&params.consented_at, historical) {
+        (Some(_), false) => Err(Invalid::new(
+            pointer,
+            "is allowed only when historical_import is true",
+        )),
+        (None, true) => Err(Invalid::new(
+            pointer,
+            "is required when historical_import is true",
+        )),
+        (Some(DateTime(secs)), true) => match now_ms {
+            Some(now) if *secs > (now / 1000) as i64 => {
+                Err(Invalid::new(pointer, "must be in the past"))
+            }
+            _ => Ok(()),
+        },
+        (None, false) => Ok(()),
+    }
 }
 
 mod browser_path;

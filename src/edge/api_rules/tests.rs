@@ -484,6 +484,214 @@ fn profile_import_and_bulk_subscribe() {
     );
 }
 
+/// A subscription job of one profile with `attrs`; `job` are extra members of the job's
+/// attributes (each followed by a comma).
+fn subscribe_job(job: &str, attrs: &str) -> String {
+    format!(
+        r#"{{"data":{{"type":"profile-subscription-bulk-create-job","attributes":{{{job}"profiles":{{"data":[{{"type":"profile","attributes":{attrs}}}]}}}}}}}}"#
+    )
+}
+
+const SUBSCRIBED: &str = r#"{"consent":"SUBSCRIBED"}"#;
+
+#[test]
+fn subscription_channels_take_what_klaviyo_takes() {
+    let ok = [
+        ("", format!(r#"{{"email":"a@b.co","subscriptions":{{"email":{{"marketing":{SUBSCRIBED}}}}}}}"#)),
+        ("", format!(r#"{{"email":"a@b.co","subscriptions":{{"email":{{"marketing":{SUBSCRIBED},"open_tracking":{SUBSCRIBED}}}}}}}"#)),
+        ("", format!(r#"{{"phone_number":"+15005550006","subscriptions":{{"sms":{{"marketing":{SUBSCRIBED},"transactional":{SUBSCRIBED}}}}}}}"#)),
+        ("", format!(r#"{{"phone_number":"+15005550006","subscriptions":{{"whatsapp":{{"marketing":{SUBSCRIBED},"transactional":{SUBSCRIBED}}}}}}}"#)),
+        ("", format!(r#"{{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{{"email":{{"marketing":{SUBSCRIBED}}},"sms":{{"marketing":{SUBSCRIBED}}}}}}}"#)),
+        // Nullable members may be null; a null channel is no channel.
+        ("", r#"{"phone_number":"+15005550006","subscriptions":{"email":null,"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null},"transactional":null}}}"#.to_string()),
+        ("\"historical_import\":false,", format!(r#"{{"email":"a@b.co","subscriptions":{{"email":{{"marketing":{SUBSCRIBED}}}}}}}"#)),
+        ("\"historical_import\":null,", format!(r#"{{"email":"a@b.co","subscriptions":{{"email":{{"marketing":{SUBSCRIBED}}}}}}}"#)),
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T10:00:00+01:00"}},"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}}}}"#.to_string(),
+        ),
+        (
+            "",
+            format!(r#"{{"email":"a@b.co","subscriptions":{{"push":{{"marketing":{SUBSCRIBED},"tokens":[{{"token":"abc","platform":"ios","vendor":"apns","enablement_status":"AUTHORIZED","background":null}}]}}}}}}"#),
+        ),
+        // SubscriptionChannels requires no channel: the spec lets the profile's email
+        // and phone number be set with no subscription.
+        ("", r#"{"email":"a@b.co","subscriptions":{}}"#.to_string()),
+    ];
+    for (job, attrs) in &ok {
+        assert_eq!(
+            bulk_subscribe(&subscribe_job(job, attrs)),
+            Ok(()),
+            "{job}{attrs}"
+        );
+    }
+
+    let p = "/data/attributes/profiles/data/0/attributes";
+    let cases = [
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{}}}}"#,
+            "/subscriptions/email/marketing/consent",
+            "is required",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"UNSUBSCRIBED"}}}}"#,
+            "/subscriptions/email/marketing/consent",
+            "must be \"SUBSCRIBED\"",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":null}}}}"#,
+            "/subscriptions/email/marketing/consent",
+            "must be \"SUBSCRIBED\"",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"open_tracking":{"consent":"NEVER_SUBSCRIBED"}}}}"#,
+            "/subscriptions/email/open_tracking/consent",
+            "must be \"SUBSCRIBED\"",
+        ),
+        (
+            "",
+            r#"{"phone_number":"+15005550006","subscriptions":{"sms":{"transactional":{}}}}"#,
+            "/subscriptions/sms/transactional/consent",
+            "is required",
+        ),
+        (
+            "",
+            r#"{"phone_number":"+15005550006","subscriptions":{"whatsapp":{"marketing":{"consent":"SUBSCRIBED"},"transactional":{"consent":"UNSUBSCRIBED"}}}}"#,
+            "/subscriptions/whatsapp/transactional/consent",
+            "must be \"SUBSCRIBED\"",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"push":{}}}"#,
+            "/subscriptions/push/marketing",
+            "is required",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"push":{"marketing":{"consent":"SUBSCRIBED"},"tokens":[{"token":"abc","platform":"windows","vendor":"apns"}]}}}"#,
+            "/subscriptions/push/tokens/0/platform",
+            "must be \"android\" or \"ios\"",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}"#,
+            "/phone_number",
+            "is required to subscribe on the sms channel",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"whatsapp":{"marketing":{"consent":"SUBSCRIBED"}}}}"#,
+            "/phone_number",
+            "is required to subscribe on the whatsapp channel",
+        ),
+        (
+            "",
+            r#"{"phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}"#,
+            "/email",
+            "is required to subscribe on the email channel",
+        ),
+        (
+            "",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}}}}"#,
+            "/subscriptions/email/marketing/consented_at",
+            "is allowed only when historical_import is true",
+        ),
+        (
+            "\"historical_import\":false,",
+            r#"{"phone_number":"+15005550006","subscriptions":{"sms":{"transactional":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}}}}"#,
+            "/subscriptions/sms/transactional/consented_at",
+            "is allowed only when historical_import is true",
+        ),
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}"#,
+            "/subscriptions/email/marketing/consented_at",
+            "is required when historical_import is true",
+        ),
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}},"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null}}}}"#,
+            "/subscriptions/sms/marketing/consented_at",
+            "is required when historical_import is true",
+        ),
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01"}}}}"#,
+            "/subscriptions/email/marketing/consented_at",
+            "must be an ISO 8601 date-time with offset",
+        ),
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00"}}}}"#,
+            "/subscriptions/email/marketing/consented_at",
+            "must be an ISO 8601 date-time with offset",
+        ),
+    ];
+    for (job, attrs, pointer, detail) in cases {
+        assert_eq!(
+            err(bulk_subscribe(&subscribe_job(job, attrs))),
+            Invalid::new(&format!("{p}{pointer}"), detail),
+            "{job}{attrs}"
+        );
+    }
+    // The second profile's own pointer.
+    let two = r#"{"data":{"type":"profile-subscription-bulk-create-job","attributes":{"profiles":{"data":[{"type":"profile","attributes":{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}},{"type":"profile","attributes":{"email":"b@b.co","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}]}}}}"#;
+    assert_eq!(
+        err(bulk_subscribe(two)).pointer,
+        "/data/attributes/profiles/data/1/attributes/phone_number"
+    );
+}
+
+#[test]
+fn a_historical_consent_was_given_in_the_past() {
+    let job = |at: &str| {
+        subscribe_job(
+            "\"historical_import\":true,",
+            &format!(
+                r#"{{"email":"a@b.co","subscriptions":{{"email":{{"marketing":{{"consent":"SUBSCRIBED","consented_at":"{at}"}}}}}}}}"#
+            ),
+        )
+    };
+    // NOW is 2026-11-26T05:02:19Z.
+    for past in [
+        "2026-11-26T05:02:19Z",
+        "2026-11-26T06:02:19+01:00",
+        "2019-01-01T00:00:00Z",
+    ] {
+        assert_eq!(bulk_subscribe_at(&job(past), NOW), Ok(()), "{past}");
+    }
+    for later in [
+        "2026-11-26T05:02:20Z",
+        "2026-11-26T05:02:19-00:01",
+        "2027-01-01T00:00:00Z",
+    ] {
+        assert_eq!(
+            err(bulk_subscribe_at(&job(later), NOW)),
+            Invalid::new(
+                "/data/attributes/profiles/data/0/attributes/subscriptions/email/marketing/consented_at",
+                "must be in the past"
+            ),
+            "{later}"
+        );
+    }
+    // Every other rule holds with the clock too.
+    assert_eq!(
+        err(bulk_subscribe_at(
+            &subscribe_job(
+                "",
+                r#"{"email":"a@b.co","subscriptions":{"email":{"marketing":{}}}}"#
+            ),
+            NOW
+        ))
+        .pointer,
+        "/data/attributes/profiles/data/0/attributes/subscriptions/email/marketing/consent"
+    );
+}
+
 fn metrics(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
