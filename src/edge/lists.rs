@@ -8,27 +8,38 @@
 //! ```
 //!
 //! 1 to 1000 entries, each with at least one of `id`, `email`, `phone_number`,
-//! `external_id` (nothing else). An entry with an `id` is used as it is (its other
-//! identifiers are checked but not sent); each other entry first goes through a
+//! `external_id` (nothing else). Entries that share an identifier name one person
+//! ([`members`]), imported and added once. A person with an `id` is used as it is (their
+//! other identifiers are checked but not sent); each other person first goes through a
 //! profile-import (`POST /api/profile-import`, `ProfileUpsertQuery`) whose 200/201
-//! answer carries the id ([`profile_id`]). Then [`add_to_list_body`] adds them all.
+//! answer carries the id ([`profile_id`]). Then [`add_to_list_body`] adds them all, each
+//! id once.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 
 use super::api_rules::MAX_BULK;
 use super::bodies::{self, at, at_index, rule, Invalid};
 use super::bounded::Capped;
 use crate::core::{text, validate};
 
-/// A list's members, in the order given: `ids[i]` is entry `i`'s profile id, `None`
-/// until the profile-import in `imports` for `i` has answered.
+/// A list's members: the people the entries name, in the order of the first entry that
+/// names each (so there are never more than entries, and the `n` first people are
+/// named within the `n` first entries). `ids[i]` is person `i`'s profile id, `None` until
+/// the profile-import in `imports` for `i` has answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Members {
     pub ids: Vec<Option<String>>,
     /// `(index into ids, profile-import body)`, in index order.
     pub imports: Vec<(usize, String)>,
 }
+
+/// An entry's or a person's identifiers, in the order of [`KINDS`].
+type Ids<'a> = [Option<&'a str>; 4];
+
+/// The identifiers an entry may carry; `id` first.
+const KINDS: [&str; 4] = ["id", "email", "phone_number", "external_id"];
 
 // Any other member is refused where it stands (`deny_unknown_fields`), never read.
 
@@ -65,6 +76,14 @@ pub fn list_id_ok(id: &str) -> bool {
 }
 
 /// Reads a `POST /api/lists/{id}/profiles` body (see the module docs).
+///
+/// Entries that share an identifier (the same `id`, `email`, `phone_number` or
+/// `external_id`, byte for byte) name one person: imported once with the identifiers of
+/// all those entries, as the imports one by one would have left the profile (each is an
+/// upsert), and added once. An entry whose identifiers disagree with the person it
+/// shares one with (another phone number for the same email, another `id`), or that
+/// names two people already told apart, stays a person of its own, imported as it is;
+/// [`add_to_list_body`] then leaves out an id that comes back twice.
 pub fn members(text: &str) -> Result<Members, Invalid> {
     let body: MembersIn = bodies::parse(text).map_err(|mut e| {
         if e.detail == bodies::UNKNOWN_MEMBER {
@@ -83,50 +102,109 @@ pub fn members(text: &str) -> Result<Members, Invalid> {
     if profiles.total() == 0 || profiles.total() > MAX_BULK {
         return Err(Invalid::new("/profiles", "must hold 1 to 1000 profiles"));
     }
-    let mut ids = Vec::with_capacity(profiles.total());
-    let mut imports = Vec::new();
+    let mut people: Vec<Ids> = Vec::new();
+    // (kind, value) -> the person it names.
+    let mut named: HashMap<(usize, &str), usize> = HashMap::new();
     for (i, m) in profiles.kept().iter().enumerate() {
-        let base = at_index("/profiles", i);
-        let mut attrs = Map::new();
-        if let Some(e) = &m.email {
-            rule(&base, validate::email("email", e))?;
-            attrs.insert("email".into(), json!(e));
-        }
-        if let Some(p) = &m.phone_number {
-            rule(&base, validate::phone("phone_number", p))?;
-            attrs.insert("phone_number".into(), json!(p));
-        }
-        if let Some(x) = &m.external_id {
-            if text::is_blank(x) {
-                return Err(Invalid::new(
-                    &at(&base, "external_id"),
-                    "must be a non-empty string",
-                ));
-            }
-            attrs.insert("external_id".into(), json!(x));
-        }
-        match &m.id {
-            Some(id) if list_id_ok(id) => ids.push(Some(id.clone())),
-            Some(_) => {
-                return Err(Invalid::new(
-                    &at(&base, "id"),
-                    "must be a Klaviyo profile id (1 to 64 letters and digits)",
-                ))
-            }
-            None if attrs.is_empty() => {
-                return Err(Invalid::new(
-                    &base,
-                    "needs at least one of: id, email, phone_number, external_id",
-                ))
+        let entry = checked_entry(m, &at_index("/profiles", i))?;
+        let person = same_person(&people, &named, &entry);
+        let p = match person {
+            Some(p) => {
+                if let Some(known) = people.get_mut(p) {
+                    for (slot, v) in known.iter_mut().zip(entry) {
+                        *slot = slot.or(v);
+                    }
+                }
+                p
             }
             None => {
-                let import = json!({"data": {"type": "profile", "attributes": attrs}});
-                imports.push((i, import.to_string()));
-                ids.push(None);
+                people.push(entry);
+                people.len() - 1
+            }
+        };
+        for (kind, v) in entry.iter().enumerate() {
+            if let Some(v) = v {
+                named.entry((kind, v)).or_insert(p);
             }
         }
     }
+    let mut ids = Vec::with_capacity(people.len());
+    let mut imports = Vec::new();
+    for (p, person) in people.iter().enumerate() {
+        if let Some(id) = person[0] {
+            ids.push(Some(id.to_string()));
+            continue;
+        }
+        let mut attrs = Map::new();
+        for (kind, v) in KINDS.iter().zip(person).skip(1) {
+            if let Some(v) = v {
+                attrs.insert((*kind).into(), json!(v));
+            }
+        }
+        let import = json!({"data": {"type": "profile", "attributes": attrs}});
+        imports.push((p, import.to_string()));
+        ids.push(None);
+    }
     Ok(Members { ids, imports })
+}
+
+/// An entry's identifiers, checked; `base` points at the entry.
+fn checked_entry<'a>(m: &'a MemberIn, base: &str) -> Result<Ids<'a>, Invalid> {
+    if let Some(e) = &m.email {
+        rule(base, validate::email("email", e))?;
+    }
+    if let Some(p) = &m.phone_number {
+        rule(base, validate::phone("phone_number", p))?;
+    }
+    if let Some(x) = &m.external_id {
+        if text::is_blank(x) {
+            return Err(Invalid::new(
+                &at(base, "external_id"),
+                "must be a non-empty string",
+            ));
+        }
+    }
+    let entry = [
+        m.id.as_deref(),
+        m.email.as_deref(),
+        m.phone_number.as_deref(),
+        m.external_id.as_deref(),
+    ];
+    match entry[0] {
+        Some(id) if !list_id_ok(id) => Err(Invalid::new(
+            &at(base, "id"),
+            "must be a Klaviyo profile id (1 to 64 letters and digits)",
+        )),
+        None if entry.iter().all(Option::is_none) => Err(Invalid::new(
+            base,
+            "needs at least one of: id, email, phone_number, external_id",
+        )),
+        _ => Ok(entry),
+    }
+}
+
+/// The one person already named whom `entry` names too, if its identifiers agree with
+/// theirs; `None` for a new person.
+fn same_person(
+    people: &[Ids],
+    named: &HashMap<(usize, &str), usize>,
+    entry: &Ids,
+) -> Option<usize> {
+    let mut found = None;
+    for (kind, v) in entry.iter().enumerate() {
+        if let Some(&p) = v.and_then(|v| named.get(&(kind, v))) {
+            match found {
+                Some(q) if q != p => return None,
+                _ => found = Some(p),
+            }
+        }
+    }
+    let person = people.get(found?)?;
+    let agree = person
+        .iter()
+        .zip(entry)
+        .all(|(a, b)| a.is_none() || b.is_none() || a == b);
+    found.filter(|_| agree)
 }
 
 /// The profile id in a profile-import answer (`PostProfileResponse`, `data.id`), if it
@@ -137,10 +215,14 @@ pub fn profile_id(import_answer: &str) -> Option<String> {
 }
 
 /// The `add_profiles_to_list` body (`ListMembersAddQuery`):
-/// `{"data":[{"type":"profile","id":"…"},…]}`.
+/// `{"data":[{"type":"profile","id":"…"},…]}`, each id once (two people of a call
+/// whose imports found one profile, or an id given beside an entry that imports as it),
+/// in the order given.
 pub fn add_to_list_body(ids: &[String]) -> String {
+    let mut seen = HashSet::with_capacity(ids.len());
     let data: Vec<Value> = ids
         .iter()
+        .filter(|id| seen.insert(id.as_str()))
         .map(|id| json!({"type": "profile", "id": id}))
         .collect();
     json!({ "data": data }).to_string()

@@ -56,6 +56,78 @@ fn ids_are_used_as_they_are_and_the_others_are_imported_first() {
 }
 
 #[test]
+fn a_person_named_twice_is_imported_and_added_once() {
+    let m = members(r#"{"profiles":[{"email":"a@b.co"},{"email":"a@b.co"}]}"#).unwrap();
+    assert_eq!(m.ids, vec![None]);
+    assert_eq!(m.imports.len(), 1);
+    let m = members(r#"{"profiles":[{"id":"01X"},{"id":"01X"},{"id":"01Y"}]}"#).unwrap();
+    assert_eq!(
+        m.ids,
+        vec![Some("01X".to_string()), Some("01Y".to_string())]
+    );
+    assert!(m.imports.is_empty());
+}
+
+#[test]
+fn entries_that_share_an_identifier_are_one_person_with_all_their_identifiers() {
+    let m = members(
+        r#"{"profiles":[{"email":"a@b.co"},{"phone_number":"+15005550006"},{"external_id":"c-1","email":"a@b.co"},{"id":"01X"},{"id":"01X","email":"z@b.co"},{"email":"b@c.co","phone_number":"+15005550006"},{"external_id":"c-1"},{"email":"z@b.co"}]}"#,
+    )
+    .unwrap();
+    // a@b.co and c-1; +15005550006 and b@c.co; 01X (and z@b.co, never sent: an entry
+    // with an id is used as it is).
+    assert_eq!(m.ids, vec![None, None, Some("01X".to_string())]);
+    let imports: Vec<(usize, Value)> = m
+        .imports
+        .iter()
+        .map(|(i, b)| (*i, serde_json::from_str(b).unwrap()))
+        .collect();
+    assert_eq!(
+        imports,
+        vec![
+            (
+                0,
+                json!({"data": {"type": "profile", "attributes": {"email": "a@b.co", "external_id": "c-1"}}})
+            ),
+            (
+                1,
+                json!({"data": {"type": "profile", "attributes": {"phone_number": "+15005550006", "email": "b@c.co"}}})
+            ),
+        ]
+    );
+    // Named by email first and by id later: the id, and no import.
+    let m = members(r#"{"profiles":[{"email":"a@b.co"},{"id":"01X","email":"a@b.co"}]}"#).unwrap();
+    assert_eq!(m.ids, vec![Some("01X".to_string())]);
+    assert!(m.imports.is_empty());
+}
+
+#[test]
+fn entries_that_disagree_on_an_identifier_stay_apart() {
+    // One email, two phone numbers (or two ids): no one profile holds both, so each
+    // entry is imported as before, and the add leaves out an id that comes back twice.
+    for body in [
+        r#"{"profiles":[{"email":"a@b.co","phone_number":"+15005550006"},{"email":"a@b.co","phone_number":"+15005550007"}]}"#,
+        r#"{"profiles":[{"id":"01X","email":"a@b.co"},{"id":"01Y","email":"a@b.co"}]}"#,
+    ] {
+        assert_eq!(members(body).unwrap().ids.len(), 2, "{body}");
+    }
+    // An entry that names two people already told apart is a third, as before.
+    let m = members(
+        r#"{"profiles":[{"email":"a@b.co"},{"phone_number":"+15005550006"},{"email":"a@b.co","phone_number":"+15005550006"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(m.imports.len(), 3);
+}
+
+#[test]
+fn the_add_to_list_body_names_each_profile_once() {
+    assert_eq!(
+        add_to_list_body(&["01A".to_string(), "01B".to_string(), "01A".to_string()]),
+        r#"{"data":[{"id":"01A","type":"profile"},{"id":"01B","type":"profile"}]}"#
+    );
+}
+
+#[test]
 fn identifiers_that_would_need_escaping_stay_json() {
     let m = members(r#"{"profiles":[{"external_id":"a\"b\\c\u2028"}]}"#).unwrap();
     let body: Value = serde_json::from_str(&m.imports[0].1).unwrap();
@@ -66,9 +138,12 @@ fn identifiers_that_would_need_escaping_stay_json() {
     );
 }
 
+/// `n` entries, each a person of its own.
 fn entries(n: usize) -> String {
-    let one = r#"{"email":"a@b.co"}"#;
-    format!(r#"{{"profiles":[{}]}}"#, vec![one; n].join(","))
+    let all: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"email":"a{i}@b.co"}}"#))
+        .collect();
+    format!(r#"{{"profiles":[{}]}}"#, all.join(","))
 }
 
 #[test]
