@@ -159,7 +159,7 @@ pub(super) fn signed(
                 "/api/events" => api_rules::create_event(text, head.now_ms),
                 "/api/event-bulk-create-jobs" => api_rules::bulk_create_events(text, head.now_ms),
                 "/api/profile-import" => api_rules::profile_import(text),
-                _ => api_rules::bulk_subscribe(text),
+                _ => api_rules::bulk_subscribe_at(text, head.now_ms),
             };
             match checked {
                 // As received: queued, its events are made stable by the plan; sent

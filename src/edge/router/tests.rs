@@ -699,6 +699,22 @@ fn every_api_route_validates_its_own_body() {
             .signed()
             .run(),
     );
+    // A historical consent given after the worker's clock: Klaviyo refuses it (a job
+    // queued with it would be dead-lettered), so the worker does at once.
+    let later = sub
+        .replace(
+            r#""attributes":{"profiles""#,
+            r#""attributes":{"historical_import":true,"profiles""#,
+        )
+        .replace(
+            r#""consent":"SUBSCRIBED""#,
+            r#""consent":"SUBSCRIBED","consented_at":"2099-01-01T00:00:00Z""#,
+        );
+    let a = post("/api/profile-subscription-bulk-create-jobs", &later)
+        .signed()
+        .run();
+    assert_eq!(status(&a), 400);
+    assert!(detail(&a).contains("consented_at"), "{}", detail(&a));
     let bad_bulk = r#"{"data":{"type":"event-bulk-create-job","attributes":{"events-bulk-create":{"data":[]}}}}"#;
     assert_eq!(
         status(&post("/api/event-bulk-create-jobs", bad_bulk).signed().run()),
