@@ -44,6 +44,8 @@ function loadError(e, url) {
 
 /** Trackers told of each single-page route change (`activeOnSite: "auto"`). */
 const routes = new Set();
+/** The URL of the page's last view, by shop (each tracker's core keeps its own). */
+const viewed = {};
 let watching;
 /** Wraps the History API once: `pushState`, and `replaceState` to another path, are
  * route changes, and so is `popstate`. */
@@ -97,6 +99,7 @@ function start(u, signal) {
       if (signal?.aborted) return; // another URL was asked for: its load attaches
       attach(new WebAssembly.Instance(compiled).exports);
     } catch (e) {
+      if (u === loadingUrl) loading = 0; // the next tracker created loads it again
       throw loadError(e, u);
     }
   })();
@@ -240,7 +243,13 @@ export class Klaviyo {
             this.#rt?.cookies_();
             view = [view[0], { ...view[1], onsite: 1 }];
           }
-          this.#call(PAGE_VIEW, view);
+          // One view of a URL in a row for the page, however many of the shop's trackers
+          // see it (a second one, or one created again after close(), as a component
+          // mounts again). A landing view made at the load for a page the visitor has
+          // left since stands for no view of where they are.
+          const url = view[0].URL;
+          if (viewed[this.#prefix] !== url) this.#call(PAGE_VIEW, view);
+          if (url === location.href.split("#")[0]) viewed[this.#prefix] = url;
         } catch { /* never into the page (it runs inside the router's pushState) */ }
       };
       routes.add(this.#pageView);

@@ -5,7 +5,7 @@
 //   &onsite=1          a <script> like Klaviyo's onsite script's is on the page
 //   &onsite=load       that <script> added on the window's load, as shop platforms add it
 //   &holdLoad=1        an image (held by the test until it answers) keeps the load back
-//   &activeOnSite=manual|auto, &klaviyoCookie=false, &consent=pending|granted|denied
+//   &activeOnSite=manual|auto, &klaviyoCookie=false, &consent=pending|granted|denied, &wasmUrl=<url>
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
 //   &email=<address>   kl.identify({ email }) right after Klaviyo.create (a signed-in shopper)
 //   &klaviyoObject=1   window.klaviyo defined first, as Klaviyo's object snippet does, its
@@ -45,11 +45,13 @@ async function main() {
   if (q.has('holdLoad')) document.body.append(Object.assign(document.createElement('img'), { src: '/tests/parity/held.png' }));
   const { Klaviyo } = await import('/dist/web/index.js');
   const options = { companyId: q.get('companyId') || 'PaR001' };
-  for (const k of ['apiBase', 'activeOnSite', 'consent']) if (q.has(k)) options[k] = q.get(k);
+  for (const k of ['apiBase', 'activeOnSite', 'consent', 'wasmUrl']) if (q.has(k)) options[k] = q.get(k);
   if (q.get('klaviyoCookie') === 'false') options.klaviyoCookie = false;
   options.onError = (e) => { window.reports.push({ kind: e?.kind, count: e?.count, message: String(e?.message ?? e) }); };
   const kl = Klaviyo.create(options);
   window.kl = kl;
+  window.Klaviyo = Klaviyo; // for a second tracker of the shop
+  window.options = options;
   if (q.has('email')) kl.identify({ email: q.get('email') });
   for (let i = 0; i < Number(q.get('early') || 0); i += 1) kl.track('Early', { n: i });
   document.body.dataset.ready = '1';

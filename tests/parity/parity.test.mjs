@@ -158,6 +158,47 @@ test('__kla_off=true set after ready, before the first send: the page says denie
   assert.equal(emu.requests({ companyId }).count, 0);
 });
 
+test('a .wasm that failed to load is loaded again by the next tracker created (another wasmUrl, or the same once the network is back)', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, activeOnSite: 'manual', wasmUrl: '/tests/parity/missing.wasm' }, { wasm: 'error' });
+  const after = await page.evaluate(async () => {
+    const again = await window.Klaviyo.init({ ...window.options, wasmUrl: new URL('/dist/web/klaviyo_wasm_bg.wasm', location.href) });
+    again.track('After a failed load');
+    await again.flush();
+    return window.initError.message;
+  });
+  assert.match(after, /missing\.wasm/, 'the first tracker heard why');
+  await waitFor(() => events(companyId).some(metric('After a failed load')), { what: 'the second tracker\'s event' });
+});
+
+test('a second tracker of the shop in the page, or one created again after close(), sends no second Active on Site for the same view; a route change makes one', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId });
+  const views = () => events(companyId).filter(metric('Active on Site'));
+  const arrived = (name) => waitFor(() => events(companyId).some(metric(name)), { what: name });
+  await waitFor(() => views().length === 1, { what: 'the landing view' });
+  await page.evaluate(async () => {
+    window.k2 = await window.Klaviyo.init(window.options); // another component's tracker
+    window.k2.track('Second');
+    window.kl.close(); // a component unmounted, then mounted again
+    window.k3 = await window.Klaviyo.init(window.options);
+    window.k3.track('Third');
+    await window.k3.flush();
+  });
+  await arrived('Second');
+  await arrived('Third');
+  assert.equal(views().length, 1, 'one view of the landing page');
+  await page.evaluate(async () => {
+    history.pushState({}, '', '/tests/parity/cart');
+    window.k3.track('Fourth');
+    await window.k3.flush();
+  });
+  await arrived('Fourth');
+  assert.deepEqual(views().map((e) => new URL(e.properties.URL).pathname), ['/tests/parity/page.html', '/tests/parity/cart']);
+});
+
 test('a single-page app with 3 route changes sends 4 Active on Site, each URL once', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const companyId = nextCompanyId();
