@@ -116,6 +116,8 @@ pub enum Reach {
     Order { events: usize },
     /// A list call's first `profiles` members.
     Profiles(usize),
+    /// A webhook's first `items` events (of its `data`), in order.
+    Items(usize),
 }
 
 /// What becomes of a call when a queue is bound.
@@ -217,6 +219,13 @@ pub fn queue_partial(
                 "{head}: the first {profiles} profiles are queued; send the rest alone, \
                  signed anew"
             ),
+        ),
+        // A webhook is Klaviyo's: it sends it again whole (the receiver de-duplicates by
+        // the webhook's id and each event's `external_id`).
+        Reach::Items(items) => (
+            json!({ "items": items }),
+            "whole",
+            format!("{head}: the webhook's first {items} events are queued"),
         ),
         // Only a call of one message reaches whole, and then nothing is left over.
         Reach::Whole => (json!({}), "rest", head),
@@ -364,12 +373,128 @@ pub fn plan_list(id: &str, list_id: &str, members: &Members) -> Plan {
     }
 }
 
-/// The message for a webhook forward.
+/// The messages for a webhook forward: one, the body as Klaviyo sent it; or, for a
+/// system webhook too large for a message (`{"data": [events], "meta": {...}}`), its
+/// events divided among several forwards, in order, each with the body's other members
+/// unchanged. The receiver de-duplicates by `meta.klaviyo_webhook_id` and each event's
+/// `external_id`, so a webhook in parts is the same events to it. `Direct` for a body
+/// that is too large and not of that shape, or has one event too large on its own:
+/// sent at once, as without a queue.
 pub fn plan_forward(id: &str, body: &str) -> Plan {
-    match RawValue::from_string(body.to_string()) {
-        Ok(body) => messages(id, vec![(Work::Forward { body }, Reach::Whole)]),
-        Err(_) => Plan::Direct,
+    let Ok(raw) = RawValue::from_string(body.to_string()) else {
+        return Plan::Direct;
+    };
+    match messages(id, vec![(Work::Forward { body: raw }, Reach::Whole)]) {
+        Plan::Direct => match webhook_parts(id, body) {
+            Some(works) => messages(id, works),
+            None => Plan::Direct,
+        },
+        plan => plan,
     }
+}
+
+/// A webhook body's top-level members, in order, their values as sent.
+struct TopLevel<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = TopLevel<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(TopLevel(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A system webhook's bodies, each holding a run of its `data` events (in order) and
+/// its other members as they were, each to fit a message; with the events each body
+/// and those before it hold. `None` when the body is not of that shape (an object with
+/// one `data` list and one `meta` object), or one event does not fit a message alone.
+fn webhook_parts(id: &str, body: &str) -> Option<Vec<(Work, Reach)>> {
+    let TopLevel(members) = serde_json::from_str(body).ok()?;
+    let named = |name: &str| members.iter().filter(|(k, _)| k == name).count();
+    if named("data") != 1 || named("meta") != 1 {
+        return None;
+    }
+    let meta = members.iter().find(|(k, _)| k == "meta")?.1;
+    if !meta.get().starts_with('{') {
+        return None;
+    }
+    let data = members.iter().find(|(k, _)| k == "data")?.1;
+    let events: Vec<&RawValue> = serde_json::from_str(data.get()).ok()?;
+    // The body around its events: before and after the `data` list's brackets.
+    let (mut head, mut tail) = (String::from("{"), String::new());
+    let mut after = false;
+    for (at, (k, v)) in members.iter().enumerate() {
+        let out = if after { &mut tail } else { &mut head };
+        if at > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k).ok()?);
+        out.push(':');
+        if k == "data" {
+            out.push('[');
+            after = true;
+        } else {
+            out.push_str(v.get());
+        }
+    }
+    tail.insert(0, ']');
+    tail.push('}');
+    // A message's own members, at their longest (part and parts of ten digits).
+    let envelope = serde_json::to_string(&Message {
+        v: VERSION,
+        id: id.to_string(),
+        part: u32::MAX,
+        parts: u32::MAX,
+        work: Work::Forward {
+            body: RawValue::from_string("{}".to_string()).ok()?,
+        },
+    })
+    .ok()?
+    .len()
+        - 2;
+    let room = MAX_MESSAGE_BYTES.checked_sub(envelope + head.len() + tail.len())?;
+    let mut works = Vec::new();
+    let mut run = String::new();
+    let mut held = 0;
+    let mut close = |run: &mut String, held: usize| -> Option<()> {
+        let body = RawValue::from_string(format!("{head}{run}{tail}")).ok()?;
+        works.push((Work::Forward { body }, Reach::Items(held)));
+        run.clear();
+        Some(())
+    };
+    for event in events {
+        let event = event.get();
+        if event.len() > room {
+            return None; // one event too large on its own
+        }
+        if !run.is_empty() && run.len() + 1 + event.len() > room {
+            close(&mut run, held)?;
+        }
+        if !run.is_empty() {
+            run.push(',');
+        }
+        run.push_str(event);
+        held += 1;
+    }
+    if held == 0 || !run.is_empty() {
+        close(&mut run, held)?;
+    }
+    Some(works)
 }
 
 fn messages(id: &str, works: Vec<(Work, Reach)>) -> Plan {

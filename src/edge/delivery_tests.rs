@@ -613,6 +613,147 @@ fn a_webhook_forward_carries_the_body_as_klaviyo_sent_it_and_no_signature() {
     }
 }
 
+/// A Klaviyo system webhook of `items` events, each with about `pad` bytes of payload.
+fn webhook_of(items: usize, pad: usize) -> String {
+    let data: Vec<serde_json::Value> = (0..items)
+        .map(|n| {
+            serde_json::json!({
+                "external_id": format!("ev-{n}"),
+                "payload": { "n": n, "pad": "x".repeat(pad) },
+                "topic": "event:klaviyo.sent_sms",
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "data": data,
+        "meta": { "klaviyo_webhook_id": "wh_big", "first_sent_at": "2026-01-01T00:00:00Z" },
+    })
+    .to_string()
+}
+
+/// The forward bodies of a plan's messages, in order.
+fn forward_bodies(m: &[String]) -> Vec<serde_json::Value> {
+    m.iter()
+        .map(|t| match read(t).expect("readable").work {
+            Work::Forward { body } => serde_json::from_str(body.get()).expect("json"),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_webhook_too_large_for_a_message_is_divided_by_its_events_each_once_in_order() {
+    let body = webhook_of(300, 1_000);
+    assert!(body.len() > 300_000, "{}", body.len());
+    let plan = plan_forward("dlv_big", &body);
+    let Plan::Enqueue(parts) = &plan else {
+        panic!("a large webhook must be queued, in parts: {plan:?}");
+    };
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let m: Vec<String> = parts.iter().map(|p| p.text.clone()).collect();
+    let whole: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let mut seen = Vec::new();
+    for (at, (text, b)) in m.iter().zip(forward_bodies(&m)).enumerate() {
+        assert!(text.len() <= MAX_MESSAGE_BYTES, "part {at}: {}", text.len());
+        let msg = read(text).expect("readable");
+        assert_eq!(
+            (msg.id.as_str(), msg.part, msg.parts),
+            ("dlv_big", at as u32, m.len() as u32)
+        );
+        // Every other member as it was.
+        assert_eq!(b["meta"], whole["meta"], "part {at}");
+        let obj = b.as_object().expect("object");
+        assert_eq!(obj.len(), 2, "part {at}");
+        let items = b["data"].as_array().expect("data");
+        assert!(!items.is_empty(), "part {at}");
+        seen.extend(items.iter().cloned());
+    }
+    assert_eq!(
+        &seen,
+        whole["data"].as_array().expect("data"),
+        "each once, in order"
+    );
+    // Each part's reach counts the events it and those before it hold.
+    let reach: Vec<Reach> = parts.iter().map(|p| p.upto).collect();
+    let mut total = 0;
+    for (r, b) in reach.iter().zip(forward_bodies(&m)) {
+        total += b["data"].as_array().map_or(0, Vec::len);
+        assert_eq!(*r, Reach::Items(total));
+    }
+    assert_eq!(total, 300);
+}
+
+#[test]
+fn a_divided_webhook_keeps_the_raw_bytes_of_each_event_and_of_its_other_members() {
+    // Spacing and member order as Klaviyo sent them, and a member after `data`.
+    let item = format!(
+        r#"{{ "external_id" : "e", "payload" : {{"pad":"{}"}} }}"#,
+        "y".repeat(50_000)
+    );
+    let body = format!(
+        r#"{{"meta" : {{"klaviyo_webhook_id":"wh_2"}}, "data":[{item},{item},{item}], "extra":[1, 2]}}"#
+    );
+    let Plan::Enqueue(parts) = plan_forward("dlv_2", &body) else {
+        panic!("queued in parts");
+    };
+    assert!(parts.len() >= 2);
+    for p in &parts {
+        let Work::Forward { body: b } = read(&p.text).expect("readable").work else {
+            panic!("a forward");
+        };
+        let text = b.get();
+        assert!(
+            text.starts_with(r#"{"meta":{"klaviyo_webhook_id":"wh_2"},"data":["#),
+            "{}",
+            &text[..80]
+        );
+        assert!(text.ends_with(r#"],"extra":[1, 2]}"#));
+        assert!(text.contains(&item));
+    }
+}
+
+#[test]
+fn a_webhook_with_one_event_too_large_alone_or_of_another_shape_stays_direct() {
+    let huge = webhook_of(1, MAX_MESSAGE_BYTES);
+    assert!(matches!(plan_forward("dlv_3", &huge), Plan::Direct));
+    // One huge event among small ones: not all of it can be queued, so none is.
+    let mut mixed: serde_json::Value = serde_json::from_str(&webhook_of(5, 100)).expect("json");
+    mixed["data"][2]["payload"]["pad"] = serde_json::json!("z".repeat(MAX_MESSAGE_BYTES));
+    assert!(matches!(
+        plan_forward("dlv_3", &mixed.to_string()),
+        Plan::Direct
+    ));
+    // Not a system webhook's shape: data not a list, no meta, a list at the top, data twice.
+    let pad = "p".repeat(MAX_MESSAGE_BYTES);
+    for other in [
+        format!(r#"{{"data":{{"pad":"{pad}"}},"meta":{{}}}}"#),
+        format!(r#"{{"data":[{{"a":"{pad}"}},{{"b":1}}]}}"#),
+        format!(r#"[{{"a":"{pad}"}},{{"b":1}}]"#),
+        format!(r#"{{"data":[{{"a":"{pad}"}},{{"b":1}}],"meta":{{}},"data":[]}}"#),
+    ] {
+        assert!(
+            matches!(plan_forward("dlv_3", &other), Plan::Direct),
+            "{}",
+            &other[..20]
+        );
+    }
+}
+
+#[test]
+fn a_webhook_that_fits_one_message_stays_one_byte_for_byte() {
+    let body = webhook_of(20, 1_000);
+    let m = messages_of(Some(plan_forward("dlv_4", &body)));
+    assert_eq!(m.len(), 1);
+    let Plan::Enqueue(parts) = plan_forward("dlv_4", &body) else {
+        panic!("queued");
+    };
+    assert_eq!(parts[0].upto, Reach::Whole);
+    match read(&m[0]).expect("readable").work {
+        Work::Forward { body: b } => assert_eq!(b.get(), body),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn what_is_answered_at_once_is_not_queued() {
     let cfg = config().expect("config");
