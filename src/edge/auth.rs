@@ -411,6 +411,27 @@ impl ReplayGuard {
         true
     }
 
+    /// Forgets `key` if it was accepted at `accepted_s` (the claim a call made, by
+    /// [`ReplayGuard::first_use`] at that second), so that the same call can be accepted
+    /// again: only for a call refused before any of it was acted on (the shared guard
+    /// unreachable, the queue taking none of it). A claim of another second (a later
+    /// call's) stays. True when it was forgotten.
+    pub fn release(&mut self, key: &[u8; 32], accepted_s: i64) -> bool {
+        if self.seen.get(key) != Some(&accepted_s) {
+            return false;
+        }
+        self.seen.remove(key);
+        // Claimed just now, so found from the back at once, as a rule.
+        if let Some(at) = self
+            .order
+            .iter()
+            .rposition(|(at, k)| *at == accepted_s && k == key)
+        {
+            self.order.remove(at);
+        }
+        true
+    }
+
     /// How many signatures are remembered.
     pub fn len(&self) -> usize {
         self.seen.len()

@@ -485,6 +485,47 @@ fn a_second_use_within_the_window_is_a_replay() {
 }
 
 #[test]
+fn a_claim_released_when_nothing_was_acted_on_is_accepted_again_once() {
+    let mut guard = ReplayGuard::new(100);
+    assert!(guard.first_use(&k("abc"), NOW));
+    assert!(guard.first_use(&k("def"), NOW));
+    // The queue took nothing: the claim made at NOW is released, and the same call,
+    // sent again, is accepted (once).
+    assert!(guard.release(&k("abc"), NOW));
+    assert_eq!(guard.len(), 1);
+    assert!(guard.first_use(&k("abc"), NOW + 1));
+    assert!(
+        !guard.first_use(&k("abc"), NOW + 2),
+        "a replay of the retry"
+    );
+    // A release names the claim it made: one of another time (a late or second
+    // release) leaves the newer claim standing, and an unknown key is no claim.
+    assert!(!guard.release(&k("abc"), NOW));
+    assert!(!guard.first_use(&k("abc"), NOW + 3));
+    assert!(!guard.release(&k("xyz"), NOW));
+    assert!(
+        !guard.first_use(&k("def"), NOW + 3),
+        "another claim untouched"
+    );
+    assert_eq!(guard.len(), 2);
+}
+
+#[test]
+fn a_released_claim_leaves_no_entry_behind_to_count_or_expire() {
+    let mut guard = ReplayGuard::new(2);
+    for n in 0..10 {
+        assert!(guard.first_use(&k("same"), NOW + n));
+        assert!(guard.release(&k("same"), NOW + n));
+    }
+    // Two others fill the guard; nothing released takes their room.
+    assert!(guard.first_use(&k("a"), NOW + 10));
+    assert!(guard.first_use(&k("b"), NOW + 10));
+    assert!(!guard.first_use(&k("a"), NOW + 11));
+    assert!(!guard.first_use(&k("b"), NOW + 11));
+    assert!(guard.heap_bytes() <= ReplayGuard::max_heap_bytes(2) + 64 * 10);
+}
+
+#[test]
 fn a_signature_is_accepted_again_only_once_it_was_kept_twice_the_window() {
     let mut guard = ReplayGuard::new(100);
     assert!(guard.first_use(&k("abc"), NOW));

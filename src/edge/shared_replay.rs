@@ -34,6 +34,36 @@ pub fn read_claim(body: &str) -> Option<&str> {
     (body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit())).then_some(body)
 }
 
+/// A fresh claim's answer: the expiry the object stored, for the claim's release.
+pub fn claimed(expires: f64) -> String {
+    format!("{}", expires as i64)
+}
+
+/// The expiry in a fresh claim's answer, else `None` (then the claim is not released).
+pub fn read_claimed(body: &str) -> Option<f64> {
+    body.parse::<i64>().ok().map(|e| e as f64)
+}
+
+/// A release, as the worker sends it to the object (`/release`): the tag in hex and the
+/// expiry its claim stored. The worker releases a claim only when it answered a 503 and
+/// nothing of the call was queued or sent, so the same call sent again is not refused.
+pub fn release(tag: &[u8; 32], expires: f64) -> String {
+    format!("{} {}", hex::encode(tag), expires as i64)
+}
+
+/// A release as the object reads it: the tag (64 hex digits) and the expiry.
+pub fn read_release(body: &str) -> Option<(&str, f64)> {
+    let (tag, expires) = body.split_once(' ')?;
+    Some((read_claim(tag)?, read_claimed(expires)?))
+}
+
+/// Whether a release of the claim that stored `expires` drops the entry the object
+/// has (`stored`): only that claim's own, never a later claim's, so a release sent late
+/// or twice cannot let a call that was accepted since be accepted again.
+pub fn releases(stored: Option<f64>, expires: f64) -> bool {
+    stored == Some(expires)
+}
+
 /// Whether a tag whose entry expires at `stored` (if the object has one) is used for
 /// the first time at `now_s`; when it is, the object stores `now_s + KEEP_S`.
 pub fn first_use(stored: Option<f64>, now_s: i64) -> bool {
@@ -55,7 +85,7 @@ mod object {
     use web_sys::{Request, Response, ResponseInit};
 
     use super::super::executor;
-    use super::{first_use, read_claim, FRESH, KEEP_S, SEEN};
+    use super::{claimed, first_use, read_claim, read_release, releases, FRESH, KEEP_S, SEEN};
 
     /// The Durable Object class: `export { ReplayGuard } from "./klaviyo_edge.mjs"`.
     #[wasm_bindgen(js_name = ReplayGuard)]
@@ -72,18 +102,30 @@ mod object {
             SharedReplayGuard { storage }
         }
 
-        /// A claim: `POST` with the tag in hex. 200 the first time, 409 after.
+        /// A claim: `POST` with the tag in hex. 200 the first time (the expiry stored,
+        /// as text), 409 after. A release (`POST /release`, the tag and that expiry):
+        /// 200 when that claim's entry was dropped, 409 when the entry is another's or
+        /// gone.
         pub fn fetch(&self, request: Request) -> Promise {
             let storage = self.storage.clone();
             executor::spawn(async move {
+                let releasing = request.url().ends_with("/release");
                 let text = JsFuture::from(request.text()?).await?;
-                let status = match text.as_string().as_deref().and_then(read_claim) {
-                    None => 400,
-                    Some(tag) => claim(&storage, tag).await?,
+                let text = text.as_string();
+                let (status, body) = if releasing {
+                    match text.as_deref().and_then(read_release) {
+                        None => (400, None),
+                        Some((tag, expires)) => (release(&storage, tag, expires).await?, None),
+                    }
+                } else {
+                    match text.as_deref().and_then(read_claim) {
+                        None => (400, None),
+                        Some(tag) => claim(&storage, tag).await?,
+                    }
                 };
                 let init = ResponseInit::new();
                 init.set_status(status);
-                Ok(Response::new_with_opt_str_and_init(None, &init)?.into())
+                Ok(Response::new_with_opt_str_and_init(body.as_deref(), &init)?.into())
             })
         }
 
@@ -108,14 +150,26 @@ mod object {
         JsFuture::from(Promise::resolve(&out)).await
     }
 
-    async fn claim(storage: &JsValue, tag: &str) -> Result<u16, JsValue> {
+    async fn release(storage: &JsValue, tag: &str, expires: f64) -> Result<u16, JsValue> {
+        let key = JsValue::from_str(tag);
+        let stored = call(storage, "get", std::slice::from_ref(&key))
+            .await?
+            .as_f64();
+        if !releases(stored, expires) {
+            return Ok(SEEN);
+        }
+        call(storage, "delete", &[key]).await?;
+        Ok(FRESH)
+    }
+
+    async fn claim(storage: &JsValue, tag: &str) -> Result<(u16, Option<String>), JsValue> {
         let key = JsValue::from_str(tag);
         let now = now_s();
         let stored = call(storage, "get", std::slice::from_ref(&key))
             .await?
             .as_f64();
         if !first_use(stored, now) {
-            return Ok(SEEN);
+            return Ok((SEEN, None));
         }
         let expires = (now + KEEP_S) as f64;
         call(storage, "put", &[key, JsValue::from(expires)]).await?;
@@ -123,7 +177,7 @@ mod object {
         if call(storage, "getAlarm", &[]).await?.is_null() {
             call(storage, "setAlarm", &[JsValue::from(expires * 1000.0)]).await?;
         }
-        Ok(FRESH)
+        Ok((FRESH, Some(claimed(expires))))
     }
 
     async fn sweep(storage: &JsValue) -> Result<(), JsValue> {

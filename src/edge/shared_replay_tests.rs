@@ -40,3 +40,31 @@ fn a_tag_is_fresh_until_claimed_and_again_once_its_window_is_past() {
     let last_fresh = t + WINDOW_S as i64;
     assert!(!first_use(Some((accepted + KEEP_S) as f64), last_fresh));
 }
+
+#[test]
+fn a_release_names_the_claim_it_undoes_and_nothing_else() {
+    let tag = [0xcd; 32];
+    let expires = 1_800_000_601.0;
+    let body = release(&tag, expires);
+    assert_eq!(body, format!("{} 1800000601", "cd".repeat(32)));
+    assert_eq!(
+        read_release(&body),
+        Some(("cd".repeat(32).as_str(), expires))
+    );
+    for bad in [
+        "",
+        &"cd".repeat(32),
+        &format!("{} x", "cd".repeat(32)),
+        "zz 1",
+    ] {
+        assert_eq!(read_release(bad), None, "{bad}");
+    }
+    // Only the entry the claim stored is dropped: a later claim (another expiry) stays,
+    // and a tag with no entry has nothing to release.
+    assert!(releases(Some(expires), expires));
+    assert!(!releases(Some(expires + 5.0), expires));
+    assert!(!releases(None, expires));
+    // A fresh claim's answer says the expiry it stored, for its release.
+    assert_eq!(read_claimed("1800000601"), Some(expires));
+    assert_eq!(read_claimed(""), None);
+}

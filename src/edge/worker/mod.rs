@@ -34,7 +34,7 @@ mod script_files;
 
 pub(crate) use fetch::call;
 use fetch::{forward, read_body};
-use gates::{enqueue, rate_allowed, replay_checked};
+use gates::{enqueue, rate_allowed, release, replay_checked, Checked};
 pub(crate) use js::{append, binding, header, split_url};
 use js::{fixed, header_pairs, wait_until};
 
@@ -273,15 +273,24 @@ async fn gated(
     };
     // Decided: the wasm copy of the body is no longer needed while upstream answers.
     drop(body);
-    if let Some(denied) = replay_checked(&gate, env, now_ms).await? {
-        return Ok(denied);
-    }
+    let claim = match replay_checked(&gate, env, now_ms).await? {
+        Checked::Refused(denied) => return Ok(denied),
+        Checked::Claimed(claim) => Some(claim),
+        Checked::Unkeyed => None,
+    };
     if let Some((Plan::Enqueue(parts), (queue, send), tag)) = queued {
         let cors = gate.cors.as_deref().or(match &action {
             router::Action::Forward(f) => f.cors.as_deref(),
             _ => None,
         });
         let taken = enqueue(&queue, &send, &parts).await;
+        if taken == 0 {
+            // Nothing queued (nor sent): the signature is let go, so that the same
+            // call sent again after the 503 is accepted, not refused as a replay.
+            if let Some(claim) = claim {
+                release(claim, env).await;
+            }
+        }
         if taken < parts.len() {
             // None taken: "nothing was queued"; some: which leading part was.
             return Ok(delivery::not_all_queued(&tag, &parts, taken, cors));
