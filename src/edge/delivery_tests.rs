@@ -454,6 +454,28 @@ fn one_event_too_large_for_a_message_goes_direct() {
     ));
 }
 
+type ListWork = (String, Vec<Option<String>>, Vec<(usize, Box<RawValue>)>);
+
+/// A list message made in place of `msg` (a dead letter, or one that carries it on): no
+/// secret, the same delivery and part, and its list, ids and imports.
+fn list_in_place_of(text: &str, msg: &Message) -> ListWork {
+    no_secret(text);
+    let out = read(text).expect("a message this consumer reads");
+    assert_eq!(
+        (out.id.as_str(), out.part, out.parts),
+        (msg.id.as_str(), msg.part, msg.parts)
+    );
+    let Work::List {
+        list_id,
+        ids,
+        imports,
+    } = out.work
+    else {
+        panic!("a list message")
+    };
+    (list_id, ids, imports)
+}
+
 #[test]
 fn a_list_messages_refused_members_make_a_message_of_their_own() {
     // Klaviyo refused two members' profile-imports (a phone number it does not take):
@@ -464,20 +486,7 @@ fn a_list_messages_refused_members_make_a_message_of_their_own() {
     let msg = read(&m[0]).expect("readable");
     assert_eq!(refused_members(&msg, &[]), None, "nothing left out");
     let letter = refused_members(&msg, &[2, 3]).expect("a message");
-    no_secret(&letter);
-    let out = read(&letter).expect("a message this consumer reads");
-    assert_eq!(
-        (out.id.as_str(), out.part, out.parts),
-        (msg.id.as_str(), 0, 1)
-    );
-    let Work::List {
-        list_id,
-        ids,
-        imports,
-    } = out.work
-    else {
-        panic!("a list message")
-    };
+    let (list_id, ids, imports) = list_in_place_of(&letter, &msg);
     assert_eq!(list_id, "Xy12Ab");
     assert_eq!(ids, vec![None, None]);
     let bodies: Vec<&str> = imports.iter().map(|(_, b)| b.get()).collect();
@@ -508,20 +517,7 @@ fn a_list_message_stopped_partway_carries_on_with_the_ids_it_found() {
     );
     let found = [Some("01KEPT".into()), Some("01FOUND".into()), None, None];
     let next = list_carried_on(&msg, &found).expect("a message");
-    no_secret(&next);
-    let out = read(&next).expect("a message this consumer reads");
-    assert_eq!(
-        (out.id.as_str(), out.part, out.parts),
-        (msg.id.as_str(), 0, 1)
-    );
-    let Work::List {
-        list_id,
-        ids,
-        imports,
-    } = out.work
-    else {
-        panic!("a list message")
-    };
+    let (list_id, ids, imports) = list_in_place_of(&next, &msg);
     assert_eq!(list_id, "Xy12Ab");
     assert_eq!(ids, found.to_vec());
     assert_eq!(
