@@ -283,17 +283,29 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
                     _ => return unreadable(),
                 }
             }
-            let ids: Vec<String> = ids.into_iter().flatten().collect();
-            if ids.is_empty() {
+            let found: Vec<String> = ids.iter().flatten().cloned().collect();
+            if found.is_empty() {
                 // Every member refused: the message is refused whole.
                 let status = left_out.status();
                 left_out.members.clear();
                 return refusal(status);
             }
-            match router::add_to_list_request(cfg, list_id, &ids, None) {
-                Some(f) => call(&f, &none).await,
-                None => refusal(400),
+            let Some(f) = router::add_to_list_request(cfg, list_id, &found, None) else {
+                return refusal(400);
+            };
+            let answer = call(&f, &none).await;
+            // The add throttled (150 a minute) or failed: the imports made are kept too.
+            if !matches!(
+                answer,
+                Upstream::Answered {
+                    status: 200..=299,
+                    ..
+                }
+            ) && refused_status(&answer).is_none()
+            {
+                left_out.carried_on = delivery::list_carried_on(msg, &ids);
             }
+            answer
         }
         Work::Forward { body } => {
             let (Some(url), Some(secret)) = (&cfg.webhook_forward_url, &cfg.signing_secret) else {

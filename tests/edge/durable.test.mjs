@@ -239,6 +239,24 @@ test('a queued list call throttled partway through its imports carries on where 
   assert.equal(dead.received.length, 0);
 });
 
+test('a queued list call whose add to the list is throttled after its imports: the retry adds them without importing anyone again', { timeout: 60_000 }, async () => {
+  emu.reset();
+  dead.clear();
+  const run = randomBytes(3).toString('hex');
+  const emails = [0, 1, 2].map((n) => `member-${run}-${n}@example.com`);
+  // Klaviyo's add to a list takes 150 a minute: the likeliest place for a 429.
+  emu.addFault({ status: 429, retryAfter: 1, count: 1, path: '/api/lists/Y6nRLr/relationships/profiles' });
+  const answer = await signedCall(3, '/api/lists/Y6nRLr/profiles', JSON.stringify({ profiles: emails.map((email) => ({ email })) }));
+  assert.equal(answer.status, 202, answer.text);
+  const adds = () => emu.requests({ pathPrefix: '/api/lists/Y6nRLr/relationships/profiles' }).requests;
+  await waitFor(() => adds().some((r) => r.accepted), { timeout: 30_000, interval: 200, what: 'the add after the 429' });
+  assert.deepEqual(adds().map((r) => r.status), [429, 204]);
+  assert.equal(adds()[1].body.data.length, 3);
+  const imported = emu.requests({ pathPrefix: '/api/profile-import' }).requests.filter((r) => r.accepted).map((r) => r.body.data.attributes.email);
+  // Before, the retry imported all three again.
+  assert.deepEqual(imported.sort(), [...emails].sort(), 'each member imported once');
+});
+
 test('a queued bulk job Klaviyo refuses for one profile: the other profiles\' events are delivered, that profile\'s alone dead-lettered', { timeout: 60_000 }, async () => {
   emu.reset();
   dead.clear();

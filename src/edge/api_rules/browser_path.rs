@@ -153,8 +153,8 @@ fn not_a_page_metric() -> Refusal {
 /// which any non-browser client can forge. So the event must pass [`create_event`], its
 /// metric name must be one of `allowed_metrics` (exactly), and it may carry only what a
 /// `/client` event could carry anyway: event properties, `time`, `value`,
-/// `value_currency`, `unique_id`, the metric name, and profile identifiers (one of
-/// `email`, `phone_number`, `external_id` and `_kx`, and `anonymous_id`: [`one_person`]).
+/// `value_currency`, `unique_id`, the metric name, and one profile identifier (`email`,
+/// `phone_number`, `external_id`, `anonymous_id` or `_kx`: [`one_person`]).
 /// No other profile attribute
 /// (`first_name`, `properties`, `location`, the profile `id`, ...), no `backfill`, no
 /// metric `service`, no other member anywhere.
@@ -185,15 +185,23 @@ pub fn browser_event(text: &str, now_ms: u64, allowed_metrics: &[String]) -> Res
     }
 }
 
-/// The identifiers that each name a person on their own. With the private key, Klaviyo
-/// joins those one event carries into one profile (a `/client` event cannot change an
-/// existing profile's identifiers): from a forged `Origin`, `{email: victim, phone_number:
-/// attacker}` would put the attacker's phone on the victim's profile, and its texts.
-const PERSON: [&str; 4] = ["email", "phone_number", "external_id", "_kx"];
+/// The identifiers. With the private key, Klaviyo joins those one event carries into one
+/// profile (a `/client` event cannot change an existing profile's identifiers): from a
+/// forged `Origin`, `{email: victim, phone_number: attacker}` would put the attacker's
+/// phone on the victim's profile, and its texts. An `anonymous_id` joins as well, across
+/// two calls: `{email: victim, anonymous_id: z}`, then `{anonymous_id: z, phone_number:
+/// attacker}`.
+const PERSON: [&str; 5] = [
+    "email",
+    "phone_number",
+    "external_id",
+    "anonymous_id",
+    "_kx",
+];
 
-pub(super) const ONE_PERSON: &str = "may not be sent unsigned from a page beside another of email, phone_number, external_id and _kx: a page names the shopper by one of them (the anonymous_id may go with it); joining them takes the signed path";
+pub(super) const ONE_PERSON: &str = "may not be sent unsigned from a page beside another of email, phone_number, external_id, anonymous_id and _kx: a page names the shopper by one of them; joining them takes the signed path";
 
-/// At most one of [`PERSON`] (and any `anonymous_id`), else 403 naming the second.
+/// At most one of [`PERSON`], else 403 naming the second.
 fn one_person(profile: &ProfileAttributes) -> Result<(), Refusal> {
     let mut named = PERSON.iter().filter(|k| profile.identifier(k).is_some());
     match (named.next(), named.next()) {

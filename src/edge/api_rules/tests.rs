@@ -708,13 +708,13 @@ fn the_browser_path_takes_an_allowed_metric_with_identifiers_only() {
     let allowed = metrics(&["Placed Order", "Viewed Product"]);
     let b = event_body(
         r#""properties":{"OrderId":"1","Nested":{"first_name":"x"}},"time":"2026-11-20T10:00:00Z","value":9.5,"value_currency":"EUR","unique_id":"o-1","#,
-        r#"{"email":"a@b.co","anonymous_id":"an-1"}"#,
+        r#"{"email":"a@b.co"}"#,
     );
     assert_eq!(browser_event(&b, NOW, &allowed), Ok(()));
     // Every identifier at once was taken before; the private key would join them.
     let all = b.replace(
         r#""email":"a@b.co""#,
-        r#""email":"a@b.co","phone_number":"+15005550006","external_id":"c-1","_kx":"kx""#,
+        r#""email":"a@b.co","phone_number":"+15005550006","external_id":"c-1","anonymous_id":"an-1","_kx":"kx""#,
     );
     assert_eq!(
         forbidden(browser_event(&all, NOW, &allowed)).pointer,

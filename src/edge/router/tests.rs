@@ -638,11 +638,16 @@ fn a_page_names_the_shopper_by_one_identifier_alone_never_joins_two() {
             "{text}"
         );
     }
-    // One of them, with the visitor's anonymous id or a null beside it: forwarded.
+    // An anonymous id joins too, across two calls: the victim's email beside it, then
+    // the caller's phone number.
+    let a = send(r#"{"email":"victim@b.co","anonymous_id":"z"}"#);
+    assert_eq!(status(&a), 403);
+    assert!(detail(&a).contains("/data/attributes/profile/data/attributes/anonymous_id"));
+    // One of them, or one with a null beside it: forwarded.
     for profile in [
-        r#"{"email":"ann@b.co","anonymous_id":"a-1"}"#,
+        r#"{"email":"ann@b.co"}"#,
         r#"{"phone_number":"+15005550006","email":null}"#,
-        r#"{"_kx":"kx-1","anonymous_id":"a-1"}"#,
+        r#"{"_kx":"kx-1"}"#,
         r#"{"anonymous_id":"a-1"}"#,
     ] {
         forward(send(profile));

@@ -284,11 +284,19 @@ async fn gated(
             _ => None,
         });
         let taken = enqueue(&queue, &send, &parts).await;
-        if taken == 0 {
-            // Nothing queued (nor sent): the signature is let go, so that the same
-            // call sent again after the 503 is accepted, not refused as a replay.
+        // Klaviyo retries a webhook only after a 429 or a 5xx, and no 409 tells it what
+        // was kept: one taken in part is answered 503, and sent again whole (the
+        // receiver de-duplicates the events queued twice by their `external_id`).
+        let webhook = matches!(action, router::Action::ReplyAndNotify { .. });
+        if taken == 0 || (webhook && taken < parts.len()) {
+            // Nothing queued (nor sent), or a webhook to be sent again: the signature
+            // is let go, so that the same call sent again after the 503 is accepted,
+            // not refused as a replay.
             if let Some(claim) = claim {
                 release(claim, env).await;
+            }
+            if webhook && taken < parts.len() {
+                return Ok(delivery::queue_unavailable(None));
             }
         }
         if taken < parts.len() {
