@@ -81,8 +81,9 @@ pub fn list_id_ok(id: &str) -> bool {
 /// `external_id`, byte for byte) name one person: imported once with the identifiers of
 /// all those entries, as the imports one by one would have left the profile (each is an
 /// upsert), and added once. An entry whose identifiers disagree with the person it
-/// shares one with (another phone number for the same email, another `id`), or that
-/// names two people already told apart, stays a person of its own, imported as it is;
+/// shares one with (another phone number for the same email, another `id`, an `id` where
+/// the person has none or the reverse), or that names two people already told apart,
+/// stays a person of its own, imported as it is;
 /// [`add_to_list_body`] then leaves out an id that comes back twice.
 pub fn members(text: &str) -> Result<Members, Invalid> {
     let body: MembersIn = bodies::parse(text).map_err(|mut e| {
@@ -200,10 +201,14 @@ fn same_person(
         }
     }
     let person = people.get(found?)?;
-    let agree = person
-        .iter()
-        .zip(entry)
-        .all(|(a, b)| a.is_none() || b.is_none() || a == b);
+    // An entry with an id and one without are never joined: a person with an id is not
+    // imported, so the other entry's identifiers would never reach the profile (and the
+    // id may not be that email's profile at all).
+    let agree = person[0].is_some() == entry[0].is_some()
+        && person
+            .iter()
+            .zip(entry)
+            .all(|(a, b)| a.is_none() || b.is_none() || a == b);
     found.filter(|_| agree)
 }
 

@@ -74,9 +74,10 @@ fn entries_that_share_an_identifier_are_one_person_with_all_their_identifiers() 
         r#"{"profiles":[{"email":"a@b.co"},{"phone_number":"+15005550006"},{"external_id":"c-1","email":"a@b.co"},{"id":"01X"},{"id":"01X","email":"z@b.co"},{"email":"b@c.co","phone_number":"+15005550006"},{"external_id":"c-1"},{"email":"z@b.co"}]}"#,
     )
     .unwrap();
-    // a@b.co and c-1; +15005550006 and b@c.co; 01X (and z@b.co, never sent: an entry
-    // with an id is used as it is).
-    assert_eq!(m.ids, vec![None, None, Some("01X".to_string())]);
+    // a@b.co and c-1; +15005550006 and b@c.co; 01X (its z@b.co never sent: an entry
+    // with an id is used as it is); z@b.co alone, imported (never joined to a person
+    // with an id, whose identifiers are not sent).
+    assert_eq!(m.ids, vec![None, None, Some("01X".to_string()), None]);
     let imports: Vec<(usize, Value)> = m
         .imports
         .iter()
@@ -93,12 +94,28 @@ fn entries_that_share_an_identifier_are_one_person_with_all_their_identifiers() 
                 1,
                 json!({"data": {"type": "profile", "attributes": {"phone_number": "+15005550006", "email": "b@c.co"}}})
             ),
+            (
+                3,
+                json!({"data": {"type": "profile", "attributes": {"email": "z@b.co"}}})
+            ),
         ]
     );
-    // Named by email first and by id later: the id, and no import.
-    let m = members(r#"{"profiles":[{"email":"a@b.co"},{"id":"01X","email":"a@b.co"}]}"#).unwrap();
-    assert_eq!(m.ids, vec![Some("01X".to_string())]);
-    assert!(m.imports.is_empty());
+    // Named by an id and by identifiers without one, in either order: two, so that the
+    // identifiers reach Klaviyo (a phone number beside the email was dropped before);
+    // the add leaves out the id if the import finds the same profile.
+    for body in [
+        r#"{"profiles":[{"email":"a@b.co","phone_number":"+15005550006"},{"id":"01X","email":"a@b.co"}]}"#,
+        r#"{"profiles":[{"id":"01X","email":"a@b.co"},{"email":"a@b.co","phone_number":"+15005550006"}]}"#,
+    ] {
+        let m = members(body).unwrap();
+        assert_eq!(
+            m.ids.iter().flatten().collect::<Vec<_>>(),
+            ["01X"],
+            "{body}"
+        );
+        assert_eq!(m.imports.len(), 1, "{body}");
+        assert!(m.imports[0].1.contains("+15005550006"), "{body}");
+    }
 }
 
 #[test]

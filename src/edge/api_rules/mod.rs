@@ -563,10 +563,13 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
             rule(&attrs_at, validate::phone("phone_number", n))?;
         }
         let s = &a.subscriptions;
-        // The channel's address is the profile's: Klaviyo has nothing to subscribe else.
+        // The channel's address is the profile's: Klaviyo has nothing to subscribe else,
+        // unless it looks the profile up by its `id`. An email channel with no marketing
+        // consent (open tracking alone, or nothing) subscribes no address.
+        let by_id = p.id.is_some();
         let needs = [
             (
-                s.email.is_some(),
+                s.email.as_ref().is_some_and(|c| c.marketing.is_some()),
                 &a.email,
                 "email",
                 "is required to subscribe on the email channel",
@@ -585,7 +588,7 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
             ),
         ];
         for (channel, address, name, detail) in needs {
-            if channel && !has(address) {
+            if channel && !by_id && !has(address) {
                 return Err(Invalid::new(&at(&attrs_at, name), detail));
             }
         }
@@ -602,42 +605,50 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
             ("whatsapp/transactional", whatsapp_transactional),
             ("push/marketing", s.push.as_ref().map(|c| &c.marketing)),
         ];
+        // A historical import's consent time: "provided for each profile" (the spec), so
+        // in one channel's parameters at least, each in the past; never without one.
+        let mut dated = false;
+        let mut first = None;
         for (channel, params) in parameters {
             let Some(params) = params else { continue };
             let mut consented_at = attrs_at.clone();
             consented_at.push_str("/subscriptions/");
             consented_at.push_str(channel);
             consented_at.push_str("/consented_at");
-            consent_time(params, &consented_at, historical, now_ms)?;
+            dated |= consent_time(params, &consented_at, historical, now_ms)?;
+            first.get_or_insert(consented_at);
+        }
+        if historical && !dated {
+            let pointer = first.unwrap_or_else(|| at(&attrs_at, "subscriptions"));
+            return Err(Invalid::new(
+                &pointer,
+                "is required when historical_import is true",
+            ));
         }
     }
     Ok(())
 }
 
-/// A channel's `consented_at`: given exactly when the job is a historical import, and
-/// then in the past (when the time is known).
+/// A channel's `consented_at`: never without a historical import, and in the past (when
+/// the time is known). True when it is given.
 fn consent_time(
     params: &SubscriptionParameters,
     pointer: &str,
     historical: bool,
     now_ms: Option<u64>,
-) -> Result<(), Invalid> {
+) -> Result<bool, Invalid> {
     match (&params.consented_at, historical) {
         (Some(_), false) => Err(Invalid::new(
             pointer,
             "is allowed only when historical_import is true",
         )),
-        (None, true) => Err(Invalid::new(
-            pointer,
-            "is required when historical_import is true",
-        )),
         (Some(DateTime(secs)), true) => match now_ms {
             Some(now) if *secs > (now / 1000) as i64 => {
                 Err(Invalid::new(pointer, "must be in the past"))
             }
-            _ => Ok(()),
+            _ => Ok(true),
         },
-        (None, false) => Ok(()),
+        (None, _) => Ok(false),
     }
 }
 

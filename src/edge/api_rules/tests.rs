@@ -517,6 +517,13 @@ fn subscription_channels_take_what_klaviyo_takes() {
         // SubscriptionChannels requires no channel: the spec lets the profile's email
         // and phone number be set with no subscription.
         ("", r#"{"email":"a@b.co","subscriptions":{}}"#.to_string()),
+        // An email channel with no marketing consent subscribes no address.
+        ("", format!(r#"{{"phone_number":"+15005550006","subscriptions":{{"email":{{}},"sms":{{"marketing":{SUBSCRIBED}}}}}}}"#)),
+        // A historical import's time "for each profile": in one of its channels at least.
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}},"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null},"transactional":{"consent":"SUBSCRIBED"}}}}"#.to_string(),
+        ),
     ];
     for (job, attrs) in &ok {
         assert_eq!(
@@ -614,8 +621,14 @@ fn subscription_channels_take_what_klaviyo_takes() {
         ),
         (
             "\"historical_import\":true,",
-            r#"{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}},"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null}}}}"#,
+            r#"{"phone_number":"+15005550006","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null},"transactional":{"consent":"SUBSCRIBED"}}}}"#,
             "/subscriptions/sms/marketing/consented_at",
+            "is required when historical_import is true",
+        ),
+        (
+            "\"historical_import\":true,",
+            r#"{"email":"a@b.co","subscriptions":{}}"#,
+            "/subscriptions",
             "is required when historical_import is true",
         ),
         (
@@ -638,6 +651,9 @@ fn subscription_channels_take_what_klaviyo_takes() {
             "{job}{attrs}"
         );
     }
+    // A profile looked up by its id: its email channel needs no address here.
+    let by_id = r#"{"data":{"type":"profile-subscription-bulk-create-job","attributes":{"profiles":{"data":[{"type":"profile","id":"01GDDKASAP8TKDDA2GRZDSVP4H","attributes":{"phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}}]}}}}"#;
+    assert_eq!(bulk_subscribe(by_id), Ok(()));
     // The second profile's own pointer.
     let two = r#"{"data":{"type":"profile-subscription-bulk-create-job","attributes":{"profiles":{"data":[{"type":"profile","attributes":{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}},{"type":"profile","attributes":{"email":"b@b.co","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}]}}}}"#;
     assert_eq!(
