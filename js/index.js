@@ -44,8 +44,10 @@ function loadError(e, url) {
 
 /** Trackers told of each single-page route change (`activeOnSite: "auto"`). */
 const routes = new Set();
-/** The URL of the page's last view, by shop (each tracker's core keeps its own). */
-const viewed = {};
+/** The page's last view of each shop (each tracker's core keeps its own), and whether
+ * the tracker that made it delivers: one map for every copy of this module in the page
+ * (the npm package beside the script tag, or the inline build). */
+const viewed = (globalThis[Symbol.for("klaviyo-wasm")] ||= {});
 let watching;
 /** Wraps the History API once: `pushState`, and `replaceState` to another path, are
  * route changes, and so is `popstate`. */
@@ -89,7 +91,8 @@ function load(url) {
 
 function start(u, signal) {
   loadingUrl = u;
-  loading = (async () => {
+  let me;
+  me = loading = (async () => {
     try {
       const module = wasmModule(u, signal);
       listenToOtherTabs(); // while it downloads: off the path to ready
@@ -99,7 +102,7 @@ function start(u, signal) {
       if (signal?.aborted) return; // another URL was asked for: its load attaches
       attach(new WebAssembly.Instance(compiled).exports);
     } catch (e) {
-      if (u === loadingUrl) loading = 0; // the next tracker created loads it again
+      if (loading === me) loading = 0; // the next tracker created loads it again
       throw loadError(e, u);
     }
   })();
@@ -246,10 +249,13 @@ export class Klaviyo {
           // One view of a URL in a row for the page, however many of the shop's trackers
           // see it (a second one, or one created again after close(), as a component
           // mounts again). A landing view made at the load for a page the visitor has
-          // left since stands for no view of where they are.
-          const url = view[0].URL;
-          if (viewed[this.#prefix] !== url) this.#call(PAGE_VIEW, view);
-          if (url === location.href.split("#")[0]) viewed[this.#prefix] = url;
+          // left since is kept apart: it stands for no view of where they are.
+          const url = view[0].URL, key = this.#prefix + (url !== location.href.split("#")[0]);
+          const [was, delivers] = viewed[key] || [];
+          // (Unless the tracker that made it will not deliver it: denied, failed, or
+          // closed while pending, which drops what it holds.)
+          if (was !== url || !delivers()) this.#call(PAGE_VIEW, view);
+          viewed[key] = [url, (c = this.#rt?.state ?? this.#consent) => !this.#failed && (c === GRANTED || c === PENDING && routes.has(this.#pageView))];
         } catch { /* never into the page (it runs inside the router's pushState) */ }
       };
       routes.add(this.#pageView);
@@ -414,31 +420,32 @@ export class Klaviyo {
    * `identify` then names the browser in its cookie, so its forms and its tracking see
    * the shopper we see. */
   identify(profile) {
+    // What klaviyo.js gets, made now: the shop may reuse the object.
+    let named;
+    try {
+      const { email, phone_number } = profile;
+      if (email || phone_number) named = email ? phone_number ? { email, phone_number } : { email } : { phone_number };
+    } catch { /* refused by the core, by name */ }
     return this.#async(IDENTIFY, [profile], () => {
       // Accepted: held with the visitor it named, and handed over once consent is granted
       // (made while pending: at the grant), while that visitor is still ours (a denial or
       // a reset since made another: the core dropped the call, or gave it the one before).
       const anon = this.#rt?.anonymousId(), held = this.#held; // (none: another page adopted it)
-      this.#held = held && held[0] === anon ? [...held, profile] : [anon, profile];
+      this.#held = [...(held?.[0] === anon && held || [anon]), named];
       queueMicrotask(() => this.#tell()); // in the loading window's replay: once it ends
     });
   }
-  /** [the visitor they named, ...the accepted identifies not yet handed over]. */
+  /** [the visitor they named, ...what the accepted identifies hand over, not yet]. */
   #held;
   #tell() {
-    const rt = this.#rt, [anon, ...named] = this.#held || [], k = globalThis.klaviyo;
-    if (rt?.state !== GRANTED) return;
-    this.#held = 0;
-    if (anon === rt.anonymousId() && k?.identify && this.#options.klaviyoCookie !== false) {
-      for (const profile of named) {
-        try {
-          const { email, phone_number } = profile;
-          if (email || phone_number) {
-            Promise.resolve(k.identify(email ? phone_number ? { email, phone_number } : { email } : { phone_number })).catch(() => {});
-          }
-        } catch { /* Klaviyo's script (or a profile not ours to read): never into the page */ }
+    try {
+      const rt = this.#rt, [anon, ...named] = this.#held || [], k = globalThis.klaviyo;
+      if (rt?.state !== GRANTED) return;
+      this.#held = 0;
+      if (anon === rt.anonymousId() && k?.identify && this.#options.klaviyoCookie !== false) {
+        for (const ids of named) ids && Promise.resolve(k.identify(ids)).catch(() => {});
       }
-    }
+    } catch { /* Klaviyo's script: never into the page */ }
   }
   track(metric, properties, options) {
     return this.#event(TRACK, [metric, properties, options], options);

@@ -158,6 +158,49 @@ test('__kla_off=true set after ready, before the first send: the page says denie
   assert.equal(emu.requests({ companyId }).count, 0);
 });
 
+test('one Active on Site per view across the shop\'s trackers: two trackers and a route change before the load send the landing view once; a denied tracker\'s view is made again by the next; another copy of the module shares it', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const answer = await holdingTheLoad(context);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId, holdLoad: 1 }, { waitUntil: 'domcontentloaded' });
+  await page.evaluate(async () => {
+    window.k2 = await window.Klaviyo.init(window.options);
+    history.pushState({}, '', '/tests/parity/second');
+  });
+  answer();
+  await loaded(page);
+  await page.evaluate(async () => { window.k2.track('Marker'); await window.k2.flush(); });
+  await waitFor(() => events(companyId).some(metric('Marker')), { what: 'the marker' });
+  const paths = (id) => events(id).filter(metric('Active on Site')).map((e) => new URL(e.properties.URL).pathname);
+  // Before, each tracker sent the landing view: [/second, /page.html, /page.html].
+  assert.deepEqual(paths(companyId).sort(), ['/tests/parity/page.html', '/tests/parity/second']);
+
+  // A tracker created denied sends nothing; the one created again after the grant does.
+  const denied = nextCompanyId();
+  const other = await open(context, { companyId: denied, consent: 'denied' });
+  await other.evaluate(async () => {
+    window.kl.close();
+    const again = await window.Klaviyo.init({ ...window.options, consent: 'granted' });
+    again.track('Marker');
+    await again.flush();
+  });
+  await waitFor(() => events(denied).some(metric('Marker')), { what: 'the marker' });
+  assert.deepEqual(paths(denied), ['/tests/parity/page.html'], 'the view, once granted');
+
+  // The inline build beside the npm one, for the same shop: one view between them.
+  const copies = nextCompanyId();
+  const both = await open(context, { companyId: copies });
+  await waitFor(() => paths(copies).length === 1, { what: 'the first copy\'s view' });
+  await both.evaluate(async () => {
+    const { Klaviyo } = await import('/dist/web/inline.js');
+    const inline = await Klaviyo.init(window.options);
+    inline.track('Marker');
+    await inline.flush();
+  });
+  await waitFor(() => events(copies).some(metric('Marker')), { what: 'the marker' });
+  assert.deepEqual(paths(copies), ['/tests/parity/page.html']);
+});
+
 test('a .wasm that failed to load is loaded again by the next tracker created (another wasmUrl, or the same once the network is back)', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const companyId = nextCompanyId();
@@ -509,4 +552,21 @@ test('an identify made while consent is pending is handed to klaviyo.js at the g
   // A denial in between: the core dropped both; a reset: they named the visitor before.
   assert.deepEqual((await atGrant('setConsent')).after, [{ email: 'cy@example.com' }]);
   assert.deepEqual((await atGrant('reset')).after, [{ email: 'cy@example.com' }]);
+  // The email as it was at the call, though the shop reuses the object (our core sent
+  // that one); and a window.klaviyo that throws when read throws nothing into the page.
+  const page = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: '1', consent: 'pending' });
+  assert.deepEqual(await page.evaluate(async () => {
+    const form = { email: 'ann@example.com' };
+    await window.kl.identify(form);
+    form.email = 'bob@example.com';
+    window.kl.setConsent('granted');
+    return window.handedOff;
+  }), [{ email: 'ann@example.com' }]);
+  const blocked = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', consent: 'pending' });
+  assert.equal(await blocked.evaluate(async () => {
+    Object.defineProperty(window, 'klaviyo', { configurable: true, get() { throw new Error('blocked'); } });
+    await window.kl.identify({ email: 'ann@example.com' });
+    window.kl.setConsent('granted');
+    return window.kl.consent;
+  }), 'granted');
 });
