@@ -47,7 +47,7 @@ const routes = new Set();
 /** The page's last view of each shop (each tracker's core keeps its own), and whether
  * the tracker that made it delivers: one map for every copy of this module in the page
  * (the npm package beside the script tag, or the inline build). */
-const viewed = (globalThis[Symbol.for("klaviyo-wasm")] ||= {});
+const viewed = (globalThis[Symbol.for("klaviyo-wasm views 1")] ||= {});
 let watching;
 /** Wraps the History API once: `pushState`, and `replaceState` to another path, are
  * route changes, and so is `popstate`. */
@@ -252,10 +252,12 @@ export class Klaviyo {
           // left since is kept apart: it stands for no view of where they are.
           const url = view[0].URL, key = this.#prefix + (url !== location.href.split("#")[0]);
           const [was, delivers] = viewed[key] || [];
-          // (Unless the tracker that made it will not deliver it: denied, failed, or
-          // closed while pending, which drops what it holds.)
-          if (was !== url || !delivers()) this.#call(PAGE_VIEW, view);
-          viewed[key] = [url, (c = this.#rt?.state ?? this.#consent) => !this.#failed && (c === GRANTED || c === PENDING && routes.has(this.#pageView))];
+          // (Unless the tracker that made it may not deliver it: not granted, or failed.
+          // A view made twice then is better than one lost.)
+          if (was !== url || !delivers()) {
+            this.#call(PAGE_VIEW, view);
+            viewed[key] = [url, () => !this.#failed && (this.#rt?.state ?? this.#consent) === GRANTED];
+          }
         } catch { /* never into the page (it runs inside the router's pushState) */ }
       };
       routes.add(this.#pageView);
@@ -443,7 +445,11 @@ export class Klaviyo {
       if (rt?.state !== GRANTED) return;
       this.#held = 0;
       if (anon === rt.anonymousId() && k?.identify && this.#options.klaviyoCookie !== false) {
-        for (const ids of named) ids && Promise.resolve(k.identify(ids)).catch(() => {});
+        for (const ids of named) {
+          try {
+            ids && Promise.resolve(k.identify(ids)).catch(() => {});
+          } catch { /* this one alone */ }
+        }
       }
     } catch { /* Klaviyo's script: never into the page */ }
   }

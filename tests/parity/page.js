@@ -9,7 +9,8 @@
 //   &early=N           N track calls right after Klaviyo.create, before the wasm loads
 //   &email=<address>   kl.identify({ email }) right after Klaviyo.create (a signed-in shopper)
 //   &klaviyoObject=1   window.klaviyo defined first, as Klaviyo's object snippet does, its
-//                      identify recorded in window.handedOff (=reject: it rejects)
+//                      identify recorded in window.handedOff (=reject: it rejects;
+//                      =throwOnce: its first call throws)
 //   &cookieAtReady=<text>  document.cookie set to it as kl.ready resolves (the onsite
 //                      script setting one late: before this page's first send)
 // body[data-ready="1"] once window.kl exists; body[data-wasm="1"] once kl.ready resolved
@@ -27,8 +28,10 @@ async function main() {
   for (const c of q.getAll('cookie')) document.cookie = c;
   window.handedOff = [];
   if (q.has('klaviyoObject')) {
+    let calls = 0;
     window.klaviyo = {
       identify(p) {
+        if (q.get('klaviyoObject') === 'throwOnce' && calls++ === 0) throw new Error('klaviyo.js threw');
         window.handedOff.push(p);
         return q.get('klaviyoObject') === 'reject' ? Promise.reject(new Error('klaviyo.js refused')) : Promise.resolve(p);
       },

@@ -187,6 +187,33 @@ test('one Active on Site per view across the shop\'s trackers: two trackers and 
   await waitFor(() => events(denied).some(metric('Marker')), { what: 'the marker' });
   assert.deepEqual(paths(denied), ['/tests/parity/page.html'], 'the view, once granted');
 
+  // A pending tracker's view is not relied on by a granted one (it may be closed before
+  // the grant, and drop it): the granted one makes its own, and it is the one delivered.
+  const pending = nextCompanyId();
+  const held = await open(context, { companyId: pending, consent: 'pending' });
+  await held.evaluate(async () => {
+    const granted = await window.Klaviyo.init({ ...window.options, consent: 'granted' });
+    window.kl.close();
+    granted.track('Marker');
+    await granted.flush();
+  });
+  await waitFor(() => events(pending).some(metric('Marker')), { what: 'the marker' });
+  assert.deepEqual(paths(pending), ['/tests/parity/page.html'], 'not lost');
+  // A tracker that skipped the view leaves the record of the one that made it: the next
+  // tracker skips it too.
+  const skipped = nextCompanyId();
+  const three = await open(context, { companyId: skipped });
+  await waitFor(() => paths(skipped).length === 1, { what: 'the first view' });
+  await three.evaluate(async () => {
+    const second = await window.Klaviyo.init({ ...window.options, consent: 'pending' });
+    second.close();
+    const third = await window.Klaviyo.init(window.options);
+    third.track('Marker');
+    await third.flush();
+  });
+  await waitFor(() => events(skipped).some(metric('Marker')), { what: 'the marker' });
+  assert.deepEqual(paths(skipped), ['/tests/parity/page.html'], 'once');
+
   // The inline build beside the npm one, for the same shop: one view between them.
   const copies = nextCompanyId();
   const both = await open(context, { companyId: copies });
@@ -562,6 +589,14 @@ test('an identify made while consent is pending is handed to klaviyo.js at the g
     window.kl.setConsent('granted');
     return window.handedOff;
   }), [{ email: 'ann@example.com' }]);
+  // A klaviyo.identify that throws once: the next hand-off still goes.
+  const once = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: 'throwOnce', consent: 'pending' });
+  assert.deepEqual(await once.evaluate(async () => {
+    await window.kl.identify({ email: 'ann@example.com' });
+    await window.kl.identify({ phone_number: '+15005550006' });
+    window.kl.setConsent('granted');
+    return window.handedOff;
+  }), [{ phone_number: '+15005550006' }]);
   const blocked = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', consent: 'pending' });
   assert.equal(await blocked.evaluate(async () => {
     Object.defineProperty(window, 'klaviyo', { configurable: true, get() { throw new Error('blocked'); } });

@@ -553,7 +553,9 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
         attrs_at.push_str("/attributes");
         let a = &p.attributes;
         let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-        if !has(&a.email) && !has(&a.phone_number) {
+        // Looked up by its `id`, the profile needs no address here (the spec).
+        let by_id = p.id.is_some();
+        if !by_id && !has(&a.email) && !has(&a.phone_number) {
             return Err(needs_identifier(&attrs_at, &["email", "phone_number"]));
         }
         if let Some(e) = &a.email {
@@ -566,7 +568,6 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
         // The channel's address is the profile's: Klaviyo has nothing to subscribe else,
         // unless it looks the profile up by its `id`. An email channel with no marketing
         // consent (open tracking alone, or nothing) subscribes no address.
-        let by_id = p.id.is_some();
         let needs = [
             (
                 s.email.as_ref().is_some_and(|c| c.marketing.is_some()),
@@ -605,50 +606,45 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
             ("whatsapp/transactional", whatsapp_transactional),
             ("push/marketing", s.push.as_ref().map(|c| &c.marketing)),
         ];
-        // A historical import's consent time: "provided for each profile" (the spec), so
-        // in one channel's parameters at least, each in the past; never without one.
-        let mut dated = false;
-        let mut first = None;
+        // A historical import's consent time, in each channel that takes one: the spec
+        // reads both ways ("required", "for each profile"), and a 400 now is loud where
+        // Klaviyo's refusal of a queued job would be a dead letter.
         for (channel, params) in parameters {
             let Some(params) = params else { continue };
             let mut consented_at = attrs_at.clone();
             consented_at.push_str("/subscriptions/");
             consented_at.push_str(channel);
             consented_at.push_str("/consented_at");
-            dated |= consent_time(params, &consented_at, historical, now_ms)?;
-            first.get_or_insert(consented_at);
-        }
-        if historical && !dated {
-            let pointer = first.unwrap_or_else(|| at(&attrs_at, "subscriptions"));
-            return Err(Invalid::new(
-                &pointer,
-                "is required when historical_import is true",
-            ));
+            consent_time(params, &consented_at, historical, now_ms)?;
         }
     }
     Ok(())
 }
 
-/// A channel's `consented_at`: never without a historical import, and in the past (when
-/// the time is known). True when it is given.
+/// A channel's `consented_at`: given exactly when the job is a historical import, and
+/// then in the past (when the time is known).
 fn consent_time(
     params: &SubscriptionParameters,
     pointer: &str,
     historical: bool,
     now_ms: Option<u64>,
-) -> Result<bool, Invalid> {
+) -> Result<(), Invalid> {
     match (&params.consented_at, historical) {
         (Some(_), false) => Err(Invalid::new(
             pointer,
             "is allowed only when historical_import is true",
         )),
+        (None, true) => Err(Invalid::new(
+            pointer,
+            "is required when historical_import is true",
+        )),
         (Some(DateTime(secs)), true) => match now_ms {
             Some(now) if *secs > (now / 1000) as i64 => {
                 Err(Invalid::new(pointer, "must be in the past"))
             }
-            _ => Ok(true),
+            _ => Ok(()),
         },
-        (None, _) => Ok(false),
+        (None, false) => Ok(()),
     }
 }
 

@@ -519,10 +519,10 @@ fn subscription_channels_take_what_klaviyo_takes() {
         ("", r#"{"email":"a@b.co","subscriptions":{}}"#.to_string()),
         // An email channel with no marketing consent subscribes no address.
         ("", format!(r#"{{"phone_number":"+15005550006","subscriptions":{{"email":{{}},"sms":{{"marketing":{SUBSCRIBED}}}}}}}"#)),
-        // A historical import's time "for each profile": in one of its channels at least.
+        // Open tracking alone takes no consent time, even in a historical import.
         (
             "\"historical_import\":true,",
-            r#"{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}},"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null},"transactional":{"consent":"SUBSCRIBED"}}}}"#.to_string(),
+            r#"{"email":"a@b.co","subscriptions":{"email":{"open_tracking":{"consent":"SUBSCRIBED"}}}}"#.to_string(),
         ),
     ];
     for (job, attrs) in &ok {
@@ -621,14 +621,8 @@ fn subscription_channels_take_what_klaviyo_takes() {
         ),
         (
             "\"historical_import\":true,",
-            r#"{"phone_number":"+15005550006","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null},"transactional":{"consent":"SUBSCRIBED"}}}}"#,
+            r#"{"email":"a@b.co","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED","consented_at":"2025-03-01T09:00:00Z"}},"sms":{"marketing":{"consent":"SUBSCRIBED","consented_at":null}}}}"#,
             "/subscriptions/sms/marketing/consented_at",
-            "is required when historical_import is true",
-        ),
-        (
-            "\"historical_import\":true,",
-            r#"{"email":"a@b.co","subscriptions":{}}"#,
-            "/subscriptions",
             "is required when historical_import is true",
         ),
         (
@@ -654,6 +648,11 @@ fn subscription_channels_take_what_klaviyo_takes() {
     // A profile looked up by its id: its email channel needs no address here.
     let by_id = r#"{"data":{"type":"profile-subscription-bulk-create-job","attributes":{"profiles":{"data":[{"type":"profile","id":"01GDDKASAP8TKDDA2GRZDSVP4H","attributes":{"phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}}]}}}}"#;
     assert_eq!(bulk_subscribe(by_id), Ok(()));
+    assert_eq!(
+        bulk_subscribe(&by_id.replace(r#""phone_number":"+15005550006","#, "")),
+        Ok(()),
+        "the id alone"
+    );
     // The second profile's own pointer.
     let two = r#"{"data":{"type":"profile-subscription-bulk-create-job","attributes":{"profiles":{"data":[{"type":"profile","attributes":{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}},{"type":"profile","attributes":{"email":"b@b.co","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}]}}}}"#;
     assert_eq!(
