@@ -53,7 +53,7 @@
 // 30.68 (31,408 B, 30.672 KB) since a second tracker of the shop in the page, or one
 // created again after close(), sends no second Active on Site for a view already sent,
 // and a .wasm whose load failed is loaded again by the next tracker created: 38 B;
-// 30.74 (31,469 B, 30.731 KB) for what a review of those found: one view map for every
+// 30.74 (31,468 B, 30.730 KB) for what a review of those found: one view map for every
 // copy of the module in the page, a landing view sent once by two trackers, a view made
 // again when the tracker that made it will not deliver it (denied, failed, closed while
 // pending), klaviyo.js given the identifiers as they were at the call, and no error of
