@@ -252,11 +252,11 @@ export class Klaviyo {
           // left since is kept apart: it stands for no view of where they are.
           const url = view[0].URL, key = this.#prefix + (url !== location.href.split("#")[0]);
           const [was, delivers] = viewed[key] || [];
-          // (Unless the tracker that made it may not deliver it: not granted, or failed.
-          // A view made twice then is better than one lost.)
+          // (Unless the tracker that made it will not deliver it: denied, failed, or
+          // closed while pending, which drops what it holds.)
           if (was !== url || !delivers()) {
             this.#call(PAGE_VIEW, view);
-            viewed[key] = [url, () => !this.#failed && (this.#rt?.state ?? this.#consent) === GRANTED];
+            viewed[key] = [url, (c = this.#rt?.state ?? this.#consent) => !this.#failed && (c === GRANTED || c === PENDING && routes.has(this.#pageView))];
           }
         } catch { /* never into the page (it runs inside the router's pushState) */ }
       };
@@ -507,6 +507,9 @@ export class Klaviyo {
   /** Stops sending and listening (the queue stays on disk for the next page). */
   close() {
     routes.delete(this.#pageView);
+    // Closed while pending, it drops the views it made: the shop's other trackers make
+    // the page's again (each skips one a tracker that delivers has made).
+    if (this.consent === "pending") routes.forEach((f) => f());
     if (this.#rt) this.#rt.close();
     else this.ready.then(() => this.#rt.close(), () => trackers.delete(this.#listener));
   }

@@ -680,6 +680,8 @@ export class Runtime {
 
   close() {
     if (this.closed_) return;
+    // The calls of this task are written now: the end-of-task write would find it closed.
+    if (!this.replaying_) this.sync_();
     // flush() promises settle now: the loop that would have settled them stops.
     this.waiters_.forEach((w) => w());
     this.closed_ = true;

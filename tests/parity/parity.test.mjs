@@ -214,6 +214,20 @@ test('one Active on Site per view across the shop\'s trackers: two trackers and 
   await waitFor(() => events(skipped).some(metric('Marker')), { what: 'the marker' });
   assert.deepEqual(paths(skipped), ['/tests/parity/page.html'], 'once');
 
+  // Two trackers created pending (a consent banner), then both granted: one view.
+  const banner = nextCompanyId();
+  const two = await open(context, { companyId: banner, consent: 'pending' });
+  await two.evaluate(async () => {
+    const other = await window.Klaviyo.init({ ...window.options, consent: 'pending' });
+    window.kl.setConsent('granted');
+    other.setConsent('granted');
+    other.track('Marker');
+    await other.flush();
+    await window.kl.flush();
+  });
+  await waitFor(() => events(banner).some(metric('Marker')), { what: 'the marker' });
+  assert.deepEqual(paths(banner), ['/tests/parity/page.html'], 'once, after the grant');
+
   // The inline build beside the npm one, for the same shop: one view between them.
   const copies = nextCompanyId();
   const both = await open(context, { companyId: copies });
@@ -226,6 +240,24 @@ test('one Active on Site per view across the shop\'s trackers: two trackers and 
   });
   await waitFor(() => events(copies).some(metric('Marker')), { what: 'the marker' });
   assert.deepEqual(paths(copies), ['/tests/parity/page.html']);
+});
+
+test('a call made right before close() in the same task is kept: the next tracker delivers it, and a route change\'s view made then too', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  const page = await open(context, { companyId });
+  await waitFor(() => events(companyId).some(metric('Active on Site')), { what: 'the landing view' });
+  await page.evaluate(async () => {
+    // A component that tracks, then unmounts on a route change and mounts again.
+    window.kl.track('Before close');
+    history.pushState({}, '', '/tests/parity/b');
+    window.kl.close();
+    const again = await window.Klaviyo.init(window.options);
+    await again.flush();
+  });
+  // Before, the end-of-task write found the tracker closed: both were lost.
+  await waitFor(() => events(companyId).some(metric('Before close')), { what: 'the call made before close()' });
+  await waitFor(() => events(companyId).some((e) => e.metric === 'Active on Site' && e.properties.URL.endsWith('/b')), { what: 'the route\'s view' });
 });
 
 test('a .wasm that failed to load is loaded again by the next tracker created (another wasmUrl, or the same once the network is back)', { timeout: TIMEOUT }, async (t) => {

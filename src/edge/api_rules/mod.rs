@@ -17,7 +17,7 @@ use std::borrow::Cow;
 pub use super::bodies::Invalid;
 use super::bodies::{self, at, at_index, rule, StringOrNumber};
 use super::bounded::{AnyObject, Capped, Checked, Properties};
-use crate::core::{time, validate};
+use crate::core::{text, time, validate};
 
 /// Klaviyo's limit on profiles per bulk call and on events per bulk job.
 pub const MAX_BULK: usize = 1000;
@@ -275,7 +275,7 @@ struct SubscriptionJobAttributes {
 struct SubscriptionProfile {
     #[serde(rename = "type")]
     _type: ProfileType,
-    id: Option<Checked<String>>,
+    id: Option<String>,
     attributes: SubscriptionProfileAttributes,
 }
 
@@ -554,7 +554,7 @@ fn subscribe_rules(text: &str, now_ms: Option<u64>) -> Result<(), Invalid> {
         let a = &p.attributes;
         let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
         // Looked up by its `id`, the profile needs no address here (the spec).
-        let by_id = p.id.is_some();
+        let by_id = p.id.as_deref().is_some_and(|id| !text::is_blank(id));
         if !by_id && !has(&a.email) && !has(&a.phone_number) {
             return Err(needs_identifier(&attrs_at, &["email", "phone_number"]));
         }

@@ -653,6 +653,14 @@ fn subscription_channels_take_what_klaviyo_takes() {
         Ok(()),
         "the id alone"
     );
+    // An empty id looks nobody up.
+    let empty = by_id
+        .replace("01GDDKASAP8TKDDA2GRZDSVP4H", "")
+        .replace(r#""phone_number":"+15005550006","#, "");
+    assert_eq!(
+        err(bulk_subscribe(&empty)).pointer,
+        "/data/attributes/profiles/data/0/attributes"
+    );
     // The second profile's own pointer.
     let two = r#"{"data":{"type":"profile-subscription-bulk-create-job","attributes":{"profiles":{"data":[{"type":"profile","attributes":{"email":"a@b.co","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}}}}},{"type":"profile","attributes":{"email":"b@b.co","subscriptions":{"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}]}}}}"#;
     assert_eq!(
