@@ -175,71 +175,57 @@ test('one Active on Site per view across the shop\'s trackers: two trackers and 
   // Before, each tracker sent the landing view: [/second, /page.html, /page.html].
   assert.deepEqual(paths(companyId).sort(), ['/tests/parity/page.html', '/tests/parity/second']);
 
+  /** The views of a new shop whose page (`params`) ran `act`, which ends with a Marker
+   * event; with `after`, `act` runs once the page's first view has arrived. */
+  const viewsAfter = async (params, act, after = false) => {
+    const id = nextCompanyId();
+    const tab = await open(context, { companyId: id, ...params });
+    if (after) await waitFor(() => paths(id).length === 1, { what: 'the first view' });
+    await tab.evaluate(act);
+    await waitFor(() => events(id).some(metric('Marker')), { what: 'the marker' });
+    return paths(id);
+  };
   // A tracker created denied sends nothing; the one created again after the grant does.
-  const denied = nextCompanyId();
-  const other = await open(context, { companyId: denied, consent: 'denied' });
-  await other.evaluate(async () => {
+  assert.deepEqual(await viewsAfter({ consent: 'denied' }, async () => {
     window.kl.close();
     const again = await window.Klaviyo.init({ ...window.options, consent: 'granted' });
     again.track('Marker');
     await again.flush();
-  });
-  await waitFor(() => events(denied).some(metric('Marker')), { what: 'the marker' });
-  assert.deepEqual(paths(denied), ['/tests/parity/page.html'], 'the view, once granted');
-
-  // A pending tracker's view is not relied on by a granted one (it may be closed before
-  // the grant, and drop it): the granted one makes its own, and it is the one delivered.
-  const pending = nextCompanyId();
-  const held = await open(context, { companyId: pending, consent: 'pending' });
-  await held.evaluate(async () => {
+  }), ['/tests/parity/page.html'], 'the view, once granted');
+  // A pending tracker made the view, and a granted one relied on it; the pending one is
+  // closed before the grant, dropping it: the granted one makes the page's view again.
+  assert.deepEqual(await viewsAfter({ consent: 'pending' }, async () => {
     const granted = await window.Klaviyo.init({ ...window.options, consent: 'granted' });
     window.kl.close();
     granted.track('Marker');
     await granted.flush();
-  });
-  await waitFor(() => events(pending).some(metric('Marker')), { what: 'the marker' });
-  assert.deepEqual(paths(pending), ['/tests/parity/page.html'], 'not lost');
+  }), ['/tests/parity/page.html'], 'not lost');
   // A tracker that skipped the view leaves the record of the one that made it: the next
   // tracker skips it too.
-  const skipped = nextCompanyId();
-  const three = await open(context, { companyId: skipped });
-  await waitFor(() => paths(skipped).length === 1, { what: 'the first view' });
-  await three.evaluate(async () => {
+  assert.deepEqual(await viewsAfter({}, async () => {
     const second = await window.Klaviyo.init({ ...window.options, consent: 'pending' });
     second.close();
     const third = await window.Klaviyo.init(window.options);
     third.track('Marker');
     await third.flush();
-  });
-  await waitFor(() => events(skipped).some(metric('Marker')), { what: 'the marker' });
-  assert.deepEqual(paths(skipped), ['/tests/parity/page.html'], 'once');
-
+  }, true), ['/tests/parity/page.html'], 'once');
   // Two trackers created pending (a consent banner), then both granted: one view.
-  const banner = nextCompanyId();
-  const two = await open(context, { companyId: banner, consent: 'pending' });
-  await two.evaluate(async () => {
+  assert.deepEqual(await viewsAfter({ consent: 'pending' }, async () => {
     const other = await window.Klaviyo.init({ ...window.options, consent: 'pending' });
     window.kl.setConsent('granted');
     other.setConsent('granted');
     other.track('Marker');
     await other.flush();
     await window.kl.flush();
-  });
-  await waitFor(() => events(banner).some(metric('Marker')), { what: 'the marker' });
-  assert.deepEqual(paths(banner), ['/tests/parity/page.html'], 'once, after the grant');
+  }), ['/tests/parity/page.html'], 'once, after the grant');
 
   // The inline build beside the npm one, for the same shop: one view between them.
-  const copies = nextCompanyId();
-  const both = await open(context, { companyId: copies });
-  await waitFor(() => paths(copies).length === 1, { what: 'the first copy\'s view' });
-  await both.evaluate(async () => {
+  assert.deepEqual(await viewsAfter({}, async () => {
     const { Klaviyo } = await import('/dist/web/inline.js');
     const inline = await Klaviyo.init(window.options);
     inline.track('Marker');
     await inline.flush();
-  });
-  await waitFor(() => events(copies).some(metric('Marker')), { what: 'the marker' });
-  assert.deepEqual(paths(copies), ['/tests/parity/page.html']);
+  }, true), ['/tests/parity/page.html']);
 });
 
 test('a call made right before close() in the same task is kept: the next tracker delivers it, and a route change\'s view made then too', { timeout: TIMEOUT }, async (t) => {
