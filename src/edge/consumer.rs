@@ -295,14 +295,10 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
             };
             let answer = call(&f, &none).await;
             // The add throttled (150 a minute) or failed: the imports made are kept too.
-            if !matches!(
-                answer,
-                Upstream::Answered {
-                    status: 200..=299,
-                    ..
-                }
-            ) && refused_status(&answer).is_none()
-            {
+            if matches!(
+                delivery::after_attempt(&answer, 1, 0, 0),
+                Verdict::Retry { .. }
+            ) {
                 left_out.carried_on = delivery::list_carried_on(msg, &ids);
             }
             answer
@@ -362,13 +358,20 @@ fn unreadable() -> Upstream {
 /// Sends `text` to `DELIVERY_QUEUE` (the queue this consumer reads), after `delay_s`.
 /// False when it is not bound or refused the message: the one it replaces is retried.
 async fn requeued(env: &JsValue, text: &str, delay_s: u32) -> bool {
-    let Some((queue, send)) = binding(env, "DELIVERY_QUEUE", "send") else {
-        return false;
-    };
+    match binding(env, "DELIVERY_QUEUE", "send") {
+        Some((queue, send)) => sent_as_text(&queue, &send, text, Some(delay_s)).await,
+        None => false,
+    }
+}
+
+/// `queue.send(text, { contentType: "text", delaySeconds })`: whether the queue took it.
+async fn sent_as_text(queue: &JsValue, send: &Function, text: &str, delay_s: Option<u32>) -> bool {
     let opts = Object::new();
     let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
-    let _ = Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(delay_s));
-    match send.call2(&queue, &JsValue::from_str(text), &opts) {
+    if let Some(d) = delay_s {
+        let _ = Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(d));
+    }
+    match send.call2(queue, &JsValue::from_str(text), &opts) {
         Ok(p) => JsFuture::from(Promise::from(p)).await.is_ok(),
         Err(_) => false,
     }
@@ -429,12 +432,7 @@ async fn dead_letter(env: &JsValue, text: &str, status: u16) -> bool {
         letter.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "null".into()));
     }
     letter.push('}');
-    let opts = Object::new();
-    let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
-    match send.call2(&queue, &JsValue::from_str(&letter), &opts) {
-        Ok(p) => JsFuture::from(Promise::from(p)).await.is_ok(),
-        Err(_) => false,
-    }
+    sent_as_text(&queue, &send, &letter, None).await
 }
 
 /// `console.log(line)`: what happened to a delivery, for the worker's logs.

@@ -288,20 +288,19 @@ async fn gated(
         // was kept: one taken in part is answered 503, and sent again whole (the
         // receiver de-duplicates the events queued twice by their `external_id`).
         let webhook = matches!(action, router::Action::ReplyAndNotify { .. });
-        if taken == 0 || (webhook && taken < parts.len()) {
+        if taken < parts.len() {
             // Nothing queued (nor sent), or a webhook to be sent again: the signature
             // is let go, so that the same call sent again after the 503 is accepted,
             // not refused as a replay.
-            if let Some(claim) = claim {
+            if let (true, Some(claim)) = (taken == 0 || webhook, claim) {
                 release(claim, env).await;
             }
-            if webhook && taken < parts.len() {
-                return Ok(delivery::queue_unavailable(None));
-            }
-        }
-        if taken < parts.len() {
             // None taken: "nothing was queued"; some: which leading part was.
-            return Ok(delivery::not_all_queued(&tag, &parts, taken, cors));
+            return Ok(if webhook {
+                delivery::queue_unavailable(None)
+            } else {
+                delivery::not_all_queued(&tag, &parts, taken, cors)
+            });
         }
         return Ok(match action {
             // Klaviyo's webhook is answered as before: it was verified and is kept.
