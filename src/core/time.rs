@@ -73,6 +73,12 @@ pub fn secs_from_iso(s: &str) -> Option<i64> {
     secs_from_iso_bytes(s.as_bytes())
 }
 
+/// [`secs_from_iso`] for a date-time alone: a date without a time is refused (it would
+/// be midnight UTC, the evening before west of Greenwich).
+pub fn secs_from_iso_date_time(s: &str) -> Option<i64> {
+    secs_from_iso(s).filter(|_| s.len() > "YYYY-MM-DD".len())
+}
+
 /// [`secs_from_iso`] of ASCII bytes.
 pub(crate) fn secs_from_iso_bytes(b: &[u8]) -> Option<i64> {
     let num = |from: usize, len: usize| -> Option<u32> {

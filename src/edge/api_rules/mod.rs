@@ -365,8 +365,7 @@ struct DateTime(i64);
 impl<'de> Deserialize<'de> for DateTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s: Cow<'de, str> = Deserialize::deserialize(d)?;
-        time::secs_from_iso(&s)
-            .filter(|_| s.len() > 10)
+        time::secs_from_iso_date_time(&s)
             .map(DateTime)
             .ok_or_else(|| serde::de::Error::custom("must be an ISO 8601 date-time with offset"))
     }
@@ -522,10 +521,11 @@ pub fn profile_import(text: &str) -> Result<(), Invalid> {
 }
 
 /// `POST /api/profile-subscription-bulk-create-jobs` (`SubscriptionCreateJobCreateQuery`):
-/// 1 to 1000 profiles, each with an email or a phone number and its `subscriptions`,
-/// typed as the spec's `SubscriptionChannels`: each channel's parameters need `consent`
-/// `"SUBSCRIBED"` (the one value Klaviyo takes), the email channel needs the profile's
-/// `email`, and sms and whatsapp its `phone_number`. `consented_at` is for a historical
+/// 1 to 1000 profiles, each with an email, a phone number or its `id`, and its
+/// `subscriptions`, typed as the spec's `SubscriptionChannels`: each channel's parameters
+/// need `consent` `"SUBSCRIBED"` (the one value Klaviyo takes), and, unless the profile
+/// is looked up by its `id`, email marketing needs the profile's `email`, and sms and
+/// whatsapp its `phone_number`. `consented_at` is for a historical
 /// import alone: refused without `historical_import: true`, and with it required in
 /// every channel's parameters. It is not checked against a clock here: see
 /// [`bulk_subscribe_at`].

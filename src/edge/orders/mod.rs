@@ -322,9 +322,7 @@ fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
 fn event_time(t: &Option<TimeIn>, now_ms: u64) -> Result<String, Invalid> {
     let secs = match t {
         None => return Ok(time::iso_from_secs((now_ms / 1000) as i64)),
-        // A date alone would be midnight UTC: the evening before for a shop west of it.
-        Some(TimeIn::Iso(t)) => time::secs_from_iso(t)
-            .filter(|_| t.len() > 10)
+        Some(TimeIn::Iso(t)) => time::secs_from_iso_date_time(t)
             .ok_or_else(|| Invalid::new("/time", "must be an ISO 8601 date-time with offset"))?,
         Some(TimeIn::Millis(ms)) => i64::try_from(ms / 1000).unwrap_or(i64::MAX),
     };
