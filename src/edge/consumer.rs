@@ -1,8 +1,8 @@
 //! The queue consumer's I/O: `export default { queue: consume }` (see
 //! `js/edge/worker.mjs`). Each message of `DELIVERY_QUEUE` is carried out with the
 //! private key (a forward signed now), and acknowledged, retried or refused as
-//! `delivery::after_attempt` says. A refused message goes to `DELIVERY_DEAD_LETTERS`
-//! when it is bound, with its status; messages that run out of retries reach the
+//! `delivery::after_attempt` says. A refused message goes to `DELIVERY_DEAD_LETTERS`,
+//! with its status (retried while that is not bound); messages that run out of retries reach the
 //! consumer's dead-letter queue through Queues itself. Logs name a delivery, its part,
 //! the route and the status: never a body.
 
@@ -59,8 +59,8 @@ async fn one(
         .map_or(1, |n| n.max(1.0) as u32);
     let text = Reflect::get(m, &"body".into())?.as_string();
     let Some(msg) = text.as_deref().and_then(delivery::read) else {
-        log("a message this worker cannot read is dead-lettered");
-        return dead_lettered(m, env, &[(text.unwrap_or_default(), 0)]).await;
+        let letter = (text.unwrap_or_default(), 0);
+        return dead_lettered(m, env, "a message this worker cannot read", &[letter]).await;
     };
     let cfg = match settled {
         Ok(cfg) => cfg,
@@ -99,17 +99,17 @@ async fn one(
     };
     match verdict {
         Verdict::Ack if !left_out.is_empty() => {
-            log(&format!(
-                "delivery {} part {}/{} to {}: {} refused ({}): dead-lettered, the rest delivered",
+            let what = format!(
+                "delivery {} part {}/{} to {}: the rest delivered, {} refused ({})",
                 msg.id,
                 msg.part + 1,
                 msg.parts,
                 route,
                 left_out.what(),
                 left_out.status()
-            ));
+            );
             let letters = left_out.letters(&msg);
-            dead_lettered(m, env, &letters).await
+            dead_lettered(m, env, &what, &letters).await
         }
         Verdict::Ack => settle(m, "ack", None),
         // What was left out is refused again, and left out again, on the next attempt.
@@ -132,16 +132,16 @@ async fn one(
             settle(m, "retry", Some(delay_s))
         }
         Verdict::Refused { status } => {
-            log(&format!(
-                "delivery {} part {}/{} to {} refused ({}): dead-lettered, not retried",
+            let what = format!(
+                "delivery {} part {}/{} to {} refused ({})",
                 msg.id,
                 msg.part + 1,
                 msg.parts,
                 route,
                 status
-            ));
+            );
             let letter = (text.unwrap_or_default(), status);
-            dead_lettered(m, env, &[letter]).await
+            dead_lettered(m, env, &what, &[letter]).await
         }
     }
 }
@@ -395,32 +395,40 @@ fn settle(m: &JsValue, how: &str, delay_s: Option<u32>) -> Result<(), JsValue> {
 /// attempt and the dead letter are then made again.
 const DEAD_LETTER_RETRY_S: u32 = 60;
 
-/// Acknowledges message `m` once its dead letters (text, status) are taken (or none is
-/// bound); else it is retried: the call it holds is never dropped with no trace but a
-/// log line.
+/// Acknowledges message `m` once its dead letters (text, status) are taken; else it is
+/// retried, so the call it holds is never dropped with no trace but a log line. `what`
+/// opens the log line. Without `DELIVERY_DEAD_LETTERS` it is retried as well: the fetch
+/// path queues nothing then, so this message was queued before the binding went; after
+/// `max_retries` Queues moves it to the consumer's own dead-letter queue.
 async fn dead_lettered(
     m: &JsValue,
     env: &JsValue,
+    what: &str,
     letters: &[(String, u16)],
 ) -> Result<(), JsValue> {
+    let Some((queue, send)) = binding(env, "DELIVERY_DEAD_LETTERS", "send") else {
+        log(&format!(
+            "{what}: DELIVERY_DEAD_LETTERS is not bound: retried"
+        ));
+        return settle(m, "retry", Some(DEAD_LETTER_RETRY_S));
+    };
     let mut taken = true;
     for (text, status) in letters {
-        taken &= dead_letter(env, text, *status).await;
+        taken &= sent_as_text(&queue, &send, &letter(text, *status), None).await;
     }
     if taken {
+        log(&format!("{what}: dead-lettered"));
         settle(m, "ack", None)
     } else {
-        log("the dead-letter queue did not take a refused message: retried");
+        log(&format!(
+            "{what}: the dead-letter queue did not take it: retried"
+        ));
         settle(m, "retry", Some(DEAD_LETTER_RETRY_S))
     }
 }
 
-/// Sends a refused message to `DELIVERY_DEAD_LETTERS` (as received, with the status
-/// that refused it), where bound. False when the queue refused the letter.
-async fn dead_letter(env: &JsValue, text: &str, status: u16) -> bool {
-    let Some((queue, send)) = binding(env, "DELIVERY_DEAD_LETTERS", "send") else {
-        return true;
-    };
+/// A dead letter: the refused message as received, with the status that refused it.
+fn letter(text: &str, status: u16) -> String {
     let mut letter = String::with_capacity(text.len() + 40);
     letter.push_str("{\"status\":");
     letter.push_str(&status.to_string());
@@ -432,7 +440,7 @@ async fn dead_letter(env: &JsValue, text: &str, status: u16) -> bool {
         letter.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "null".into()));
     }
     letter.push('}');
-    sent_as_text(&queue, &send, &letter, None).await
+    letter
 }
 
 /// `console.log(line)`: what happened to a delivery, for the worker's logs.

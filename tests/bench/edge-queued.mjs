@@ -46,7 +46,7 @@ async function startPair(emu, secrets, { batchTimeoutS }) {
         ...base,
         name: 'queued',
         unsafeDirectSockets: socket,
-        queueProducers: { DELIVERY_QUEUE: 'bench-deliveries' },
+        queueProducers: { DELIVERY_QUEUE: 'bench-deliveries', DELIVERY_DEAD_LETTERS: 'bench-deliveries-dead' },
         queueConsumers: { 'bench-deliveries': { maxBatchSize: 100, maxBatchTimeout: batchTimeoutS, maxRetries: 100 } },
       },
     ],

@@ -370,7 +370,7 @@ test('a queued subscription job Klaviyo refuses for one profile: the others are 
   // Before, the one refusal dead-lettered the job whole: nobody's consent reached Klaviyo.
 });
 
-test('a refused message the dead-letter queue does not take is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
+test('a refused message the dead-letter queue does not take, or with DELIVERY_DEAD_LETTERS unbound, is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
   await mf.dispose();
   mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
   const consumerState = async (body) => {
@@ -397,6 +397,17 @@ test('a refused message the dead-letter queue does not take is retried, not ackn
     const s1 = await settledOf(refusedId, 'the refused message settled');
     assert.equal(s1.refused, 1, 'the dead-letter queue refused the letter');
     assert.deepEqual(s1.mine, [['retry', 60]], 'retried in 60 s, never acknowledged');
+    assert.equal(dead.received.length, 0);
+
+    // DELIVERY_DEAD_LETTERS unbound by the time the consumer reads the message (the fetch
+    // path queues nothing without it): kept the same way, not acknowledged into nothing.
+    emu.reset();
+    await consumerState({ drop: ['DELIVERY_DEAD_LETTERS'] });
+    emu.addFault({ status: 400, count: 1, path: '/api/event-bulk-create-jobs' });
+    const unboundId = `o-nodlq-${randomBytes(3).toString('hex')}`;
+    assert.equal((await signedCall(3, '/api/orders', orderBody(unboundId))).status, 202);
+    const s3 = await settledOf(unboundId, 'the refused message settled without a dead-letter binding');
+    assert.deepEqual(s3.mine, [['retry', 60]], 'retried in 60 s, never acknowledged');
     assert.equal(dead.received.length, 0);
 
     // The private key deleted from the consumer's settings: the order waits an hour for

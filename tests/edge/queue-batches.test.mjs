@@ -30,7 +30,7 @@ before(async () => {
     ...miniflareOptions(fullBindings({ emu, secrets })),
     modulesRoot: ROOT,
     scriptPath: path.join(ROOT, 'tests/edge/queue-wrapper.mjs'),
-    queueProducers: { DELIVERY_QUEUE: QUEUE },
+    queueProducers: { DELIVERY_QUEUE: QUEUE, DELIVERY_DEAD_LETTERS: `${QUEUE}-dead` },
     queueConsumers: { [QUEUE]: { maxBatchSize: 100, maxBatchTimeout: 1 } },
   });
   url = await mf.ready;
@@ -43,9 +43,10 @@ after(async () => {
   await emu?.close();
 });
 
-/** The next run: the `failAt`-th binding call refused (0: none); sendBatch hidden or not. */
-async function arrange({ failAt = 0, noBatch = false } = {}) {
-  const r = await worker.fetch('https://shop.example/__queue', { method: 'POST', body: JSON.stringify({ failAt, noBatch }) });
+/** The next run: the `failAt`-th binding call refused (0: none); sendBatch hidden or not;
+ * DELIVERY_DEAD_LETTERS unbound or not. */
+async function arrange({ failAt = 0, noBatch = false, noDeadLetters = false } = {}) {
+  const r = await worker.fetch('https://shop.example/__queue', { method: 'POST', body: JSON.stringify({ failAt, noBatch, noDeadLetters }) });
   assert.equal(r.status, 200);
   await r.arrayBuffer();
 }
@@ -234,4 +235,19 @@ test('signedFetch does not send a call answered queue_partial again: its leading
   assert.equal(r.json.errors[0].code, 'queue_partial');
   // One attempt: the first batch taken, the second refused, and no second attempt.
   assert.deepEqual((await record()).calls.map((c) => [c.kind, c.ok]), [['sendBatch', true], ['sendBatch', false]]);
+});
+
+test('a queue bound without DELIVERY_DEAD_LETTERS: a signed call is a 500 naming it, nothing queued or sent (a refusal would have nowhere to go)', { timeout: 60_000 }, async () => {
+  emu.reset();
+  await arrange({ noDeadLetters: true });
+  const r = await send(job(1, 2, 10));
+  assert.equal(r.status, 500, r.text);
+  assert.equal(r.json.errors[0].code, 'missing_setting');
+  assert.equal(r.json.errors[0].detail, 'DELIVERY_DEAD_LETTERS is not set');
+  assert.deepEqual((await record()).calls, [], 'nothing handed to the queue');
+  assert.equal(emu.requests({ pathPrefix: '/api/' }).count, 0, 'nothing sent to Klaviyo');
+  // Bound again: calls are taken.
+  await arrange();
+  const again = await send(job(1, 2, 10));
+  assert.equal(again.status, 202, again.text);
 });

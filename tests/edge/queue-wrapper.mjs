@@ -4,13 +4,14 @@
 // test can also hide sendBatch, as on a binding without it. This worker consumes the
 // queue itself and only records what reached it: the test reads what was queued, not
 // what Klaviyo got.
-//   POST /__queue {"failAt": n, "noBatch": bool}  the n-th binding call of the next run fails (0: none); clears the calls
+//   POST /__queue {"failAt": n, "noBatch": bool, "noDeadLetters": bool}  the n-th binding call of the next run fails (0: none),
+//                  DELIVERY_DEAD_LETTERS unbound or not; clears the calls
 //   GET  /__queue                                  {"calls": [...], "received": [message bodies]}
 import worker, { ReplayGuard } from "../../dist/edge/worker.mjs";
 
 export { ReplayGuard };
 
-const state = { failAt: 0, noBatch: false, calls: [], received: [] };
+const state = { failAt: 0, noBatch: false, noDeadLetters: false, calls: [], received: [] };
 const wrappedEnvs = new WeakMap();
 
 function refused(kind, messages) {
@@ -42,6 +43,8 @@ function wrap(env) {
     },
   };
   wrapped = { ...env, DELIVERY_QUEUE: queue };
+  // A getter too: a run can unbind the dead-letter queue.
+  Object.defineProperty(wrapped, "DELIVERY_DEAD_LETTERS", { get: () => (state.noDeadLetters ? undefined : env.DELIVERY_DEAD_LETTERS) });
   wrappedEnvs.set(env, wrapped);
   return wrapped;
 }
@@ -50,8 +53,8 @@ export default {
   async fetch(request, env, ctx) {
     if (new URL(request.url).pathname === "/__queue") {
       if (request.method === "POST") {
-        const { failAt = 0, noBatch = false } = await request.json();
-        Object.assign(state, { failAt, noBatch, calls: [] });
+        const { failAt = 0, noBatch = false, noDeadLetters = false } = await request.json();
+        Object.assign(state, { failAt, noBatch, noDeadLetters, calls: [] });
       }
       return Response.json({ calls: state.calls, received: state.received });
     }

@@ -3,6 +3,7 @@
 // binding can refuse the next sends as Queues does over its rate, and settings can be
 // taken out of the consumer's env (a secret deleted before it is put again).
 //   POST /__consumer {"refuseDeadLetters": n, "drop": ["KLAVIYO_PRIVATE_KEY"]}  set; clears the record
+//   (a binding can be dropped too: "DELIVERY_DEAD_LETTERS")
 //   GET  /__consumer  {"settled": [{"how": "ack"|"retry", "delaySeconds", "body"}], "refused": n}
 import worker, { ReplayGuard } from "../../dist/edge/worker.mjs";
 
@@ -26,7 +27,6 @@ function watched(m) {
 
 function consumerEnv(env) {
   const out = { ...env };
-  for (const k of state.drop) delete out[k];
   const real = env.DELIVERY_DEAD_LETTERS;
   out.DELIVERY_DEAD_LETTERS = {
     send(body, options) {
@@ -38,6 +38,7 @@ function consumerEnv(env) {
       return real.send(body, options);
     },
   };
+  for (const k of state.drop) delete out[k];
   return out;
 }
 

@@ -37,7 +37,7 @@ before(async () => {
   // The worker as shipped, consuming its own queue (forwards go to the sink).
   plain = new Miniflare({
     ...miniflareOptions(bindings),
-    queueProducers: { DELIVERY_QUEUE: 'replay-test-deliveries' },
+    queueProducers: { DELIVERY_QUEUE: 'replay-test-deliveries', DELIVERY_DEAD_LETTERS: 'replay-test-dead' },
     queueConsumers: { 'replay-test-deliveries': { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 50 } },
     durableObjects: GUARD,
   });
@@ -47,7 +47,7 @@ before(async () => {
     ...miniflareOptions(bindings),
     modulesRoot: ROOT,
     scriptPath: path.join(ROOT, 'tests/edge/queue-wrapper.mjs'),
-    queueProducers: { DELIVERY_QUEUE: 'replay-test-wrapped' },
+    queueProducers: { DELIVERY_QUEUE: 'replay-test-wrapped', DELIVERY_DEAD_LETTERS: 'replay-test-wrapped-dead' },
     queueConsumers: { 'replay-test-wrapped': { maxBatchSize: 100, maxBatchTimeout: 1 } },
     durableObjects: GUARD,
   });

@@ -259,7 +259,16 @@ async fn gated(
     let now_ms = head.now_ms;
     // With a queue bound, a signed call or a verified webhook is handed to it
     // (delivery.rs); the messages are made before the body is let go.
-    let queued = match (&gate.replay_key, binding(env, "DELIVERY_QUEUE", "send")) {
+    let queue = binding(env, "DELIVERY_QUEUE", "send");
+    // A message Klaviyo refuses is kept in the dead-letter queue alone: with none bound
+    // nothing is queued (a 500 naming it), rather than a refusal later lost.
+    if queue.is_some()
+        && gate.replay_key.is_some()
+        && binding(env, "DELIVERY_DEAD_LETTERS", "send").is_none()
+    {
+        return Ok(reply::missing("DELIVERY_DEAD_LETTERS").cors(gate.cors.as_deref()));
+    }
+    let queued = match (&gate.replay_key, queue) {
         (Some(tag), Some(queue)) => {
             delivery::plan(&action, tag, &body, cfg, now_ms).map(|p| (p, queue, *tag))
         }
