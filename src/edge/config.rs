@@ -118,6 +118,17 @@ fn canonical_origin(o: &str) -> String {
     o.trim_end_matches('/').to_ascii_lowercase()
 }
 
+/// A page's origin as browsers send it: a scheme, `://` and a host (and port), nothing
+/// after. A path, a wildcard or a bare host would match no `Origin` header.
+fn is_origin(o: &str) -> bool {
+    let host = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    host.is_some_and(|h| {
+        !h.is_empty() && !h.contains(['/', '?', '#', '*', '@']) && !h.contains(char::is_whitespace)
+    })
+}
+
 /// A yes/no setting: `true`/`false` (any case), `1`/`0`, or absent for `default`.
 fn flag(setting: &'static str, v: Option<String>, default: bool) -> Result<bool, ConfigError> {
     match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -218,6 +229,20 @@ impl EdgeConfig {
         if !(route_prefix.is_empty() || route_prefix.starts_with('/')) {
             return Err(bad("ROUTE_PREFIX", "must start with /"));
         }
+        // A route's pattern pasted here (`/klaviyo/*`) would match no path at all.
+        if route_prefix.contains(['*', '?', '#', ' ']) {
+            return Err(bad("ROUTE_PREFIX", "must be a plain path like /klaviyo"));
+        }
+        let allowed_origins: Vec<String> = list(text_of("ALLOWED_ORIGINS", &s.allowed_origins)?)
+            .iter()
+            .map(|o| canonical_origin(o))
+            .collect();
+        if !allowed_origins.iter().all(|o| is_origin(o)) {
+            return Err(bad(
+                "ALLOWED_ORIGINS",
+                "must list origins like https://shop.example (no path, no wildcard)",
+            ));
+        }
         let bot_score_min = match text_of("BOT_SCORE_MIN", &s.bot_score_min)? {
             None => None,
             Some(v) => Some(
@@ -230,10 +255,7 @@ impl EdgeConfig {
         Ok(EdgeConfig {
             private_key: text_of("KLAVIYO_PRIVATE_KEY", &s.klaviyo_private_key)?,
             public_key,
-            allowed_origins: list(text_of("ALLOWED_ORIGINS", &s.allowed_origins)?)
-                .iter()
-                .map(|o| canonical_origin(o))
-                .collect(),
+            allowed_origins,
             api_base: api_base.trim_end_matches('/').to_string(),
             revision,
             signing_secret: text_of("EDGE_SIGNING_SECRET", &s.edge_signing_secret)?,

@@ -139,6 +139,17 @@ fn a_bad_setting_is_named_never_its_value() {
             "KLAVIYO_PRIVATE_KEY",
         ),
         (r#"{"ROUTE_PREFIX":"klaviyo"}"#, "ROUTE_PREFIX"),
+        (r#"{"ROUTE_PREFIX":"/klaviyo/*"}"#, "ROUTE_PREFIX"),
+        (r#"{"ALLOWED_ORIGINS":"*"}"#, "ALLOWED_ORIGINS"),
+        (r#"{"ALLOWED_ORIGINS":"shop.example"}"#, "ALLOWED_ORIGINS"),
+        (
+            r#"{"ALLOWED_ORIGINS":"https://a.example,https://shop.example/klaviyo"}"#,
+            "ALLOWED_ORIGINS",
+        ),
+        (
+            r#"{"ALLOWED_ORIGINS":"https://*.shop.example"}"#,
+            "ALLOWED_ORIGINS",
+        ),
         (
             r#"{"WEBHOOK_FORWARD_URL":"http://hooks.example/in"}"#,
             "WEBHOOK_FORWARD_URL",
@@ -148,6 +159,22 @@ fn a_bad_setting_is_named_never_its_value() {
         assert_eq!(e.setting, setting, "{json}");
         assert!(!e.reason.contains("secret") && !e.reason.contains("pk_live"));
     }
+}
+
+#[test]
+fn origins_as_browsers_send_them_are_taken() {
+    let c = config(
+        r#"{"ALLOWED_ORIGINS":" https://Shop.Example/ , http://localhost:8080,https://www.shop.example"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.allowed_origins,
+        [
+            "https://shop.example",
+            "http://localhost:8080",
+            "https://www.shop.example"
+        ]
+    );
 }
 
 #[test]

@@ -84,6 +84,8 @@ async fn one(
     // What Klaviyo refused while the rest went through: dead-lettered alone.
     let mut left_out = LeftOut::default();
     let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
+    // What the attempt got, for the log line of a retry: a status, or 0 for no answer.
+    let mut got = None;
     let (verdict, throttle) = match held {
         Some(delay_s) => (Verdict::Retry { delay_s }, false),
         None => {
@@ -91,6 +93,10 @@ async fn one(
             let now = js_sys::Date::now() as u64;
             let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
             let throttle = matches!(outcome, Upstream::Answered { status: 429, .. });
+            got = Some(match outcome {
+                Upstream::Answered { status, .. } => status,
+                Upstream::Failed => 0,
+            });
             (
                 delivery::after_attempt(&outcome, attempts, now, jitter),
                 throttle,
@@ -117,18 +123,30 @@ async fn one(
             if throttle {
                 throttled.push((route.clone(), delay_s));
             }
+            // The attempt's answer: a status, or none at all.
+            let answer = match got {
+                Some(0) => "got no answer".to_string(),
+                Some(status) => format!("answered {status}"),
+                None => "held by the batch's 429".to_string(),
+            };
+            let what = format!(
+                "delivery {} part {}/{} to {}: attempt {} {}",
+                msg.id,
+                msg.part + 1,
+                msg.parts,
+                route,
+                attempts,
+                answer
+            );
             if let Some(next) = left_out.carried_on.take() {
                 if requeued(env, &next, delay_s).await {
                     log(&format!(
-                        "delivery {} part {}/{} to {}: carried on in a new message, its imports kept",
-                        msg.id,
-                        msg.part + 1,
-                        msg.parts,
-                        route
+                        "{what}: carried on in a new message, its imports kept"
                     ));
                     return settle(m, "ack", None);
                 }
             }
+            log(&format!("{what}: retried in {delay_s} s"));
             settle(m, "retry", Some(delay_s))
         }
         Verdict::Refused { status } => {

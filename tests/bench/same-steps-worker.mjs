@@ -465,7 +465,9 @@ export default {
       if (request.method === 'OPTIONS') return respond(preflight(allowed, known));
       if (!known) return respond(withCors(notFound(), allowed));
       if (request.method !== 'POST') {
-        return respond(withCors(error(405, 'method_not_allowed', 'Method not allowed.', 'this route takes POST'), allowed));
+        const refused = error(405, 'method_not_allowed', 'Method not allowed.', 'this route takes POST');
+        refused.headers.push(['allow', 'POST']);
+        return respond(withCors(refused, allowed));
       }
       return respond(await client(request, cfg, route, origin, allowed, url));
     } catch {

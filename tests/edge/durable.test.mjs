@@ -383,7 +383,7 @@ test('a refused message the dead-letter queue does not take, or with DELIVERY_DE
   const settledOf = (id, what) => waitFor(async () => {
     const s = await consumerState();
     const mine = s.settled.filter((x) => x.body.includes(id)).map((x) => [x.how, x.delaySeconds]);
-    return mine.length ? { mine, refused: s.refused } : null;
+    return mine.length ? { mine, refused: s.refused, logs: s.logs } : null;
   }, { timeout: 30_000, interval: 200, what });
   try {
     // Klaviyo refuses the order (400) and the dead-letter queue refuses the letter: the
@@ -398,6 +398,7 @@ test('a refused message the dead-letter queue does not take, or with DELIVERY_DE
     assert.equal(s1.refused, 1, 'the dead-letter queue refused the letter');
     assert.deepEqual(s1.mine, [['retry', 60]], 'retried in 60 s, never acknowledged');
     assert.equal(dead.received.length, 0);
+    assert.ok(s1.logs.some((l) => /refused \(400\): the dead-letter queue did not take it: retried$/.test(l)), s1.logs.join('\n'));
 
     // DELIVERY_DEAD_LETTERS unbound by the time the consumer reads the message (the fetch
     // path queues nothing without it): kept the same way, not acknowledged into nothing.
@@ -409,6 +410,17 @@ test('a refused message the dead-letter queue does not take, or with DELIVERY_DE
     const s3 = await settledOf(unboundId, 'the refused message settled without a dead-letter binding');
     assert.deepEqual(s3.mine, [['retry', 60]], 'retried in 60 s, never acknowledged');
     assert.equal(dead.received.length, 0);
+    assert.ok(s3.logs.some((l) => /refused \(400\): DELIVERY_DEAD_LETTERS is not bound: retried$/.test(l)), s3.logs.join('\n'));
+    // A failed attempt is logged too, by delivery, route and status; never a body.
+    emu.reset();
+    await consumerState({});
+    emu.addFault({ status: 503, count: 1, path: '/api/event-bulk-create-jobs' });
+    const busyId = `o-503-${randomBytes(3).toString('hex')}`;
+    assert.equal((await signedCall(3, '/api/orders', orderBody(busyId))).status, 202);
+    const s4 = await settledOf(busyId, 'the 503 message settled');
+    assert.equal(s4.mine[0][0], 'retry');
+    assert.ok(s4.logs.some((l) => /to \/api\/event-bulk-create-jobs: attempt 1 answered 503: retried in \d+ s$/.test(l)), s4.logs.join('\n'));
+    for (const l of [...s1.logs, ...s3.logs, ...s4.logs]) assert.ok(!l.includes('ann@example.com') && !l.includes(busyId), `no body in a log line: ${l}`);
 
     // The private key deleted from the consumer's settings: the order waits an hour for
     // it; nothing is sent, nothing is dead-lettered.

@@ -145,13 +145,18 @@ test('unknown routes answer 404 (JSON:API) and forward nothing', async () => {
   assert.equal(upstreamCount(), 0);
 });
 
-test('wrong methods answer 405 (JSON:API) and forward nothing', async () => {
+test('wrong methods answer 405 (JSON:API) naming the methods the route takes, in the detail and Allow, and forward nothing', async () => {
   assertError(await call('/client/events?company_id=AbC123'), 405);
   assertError(await call('/api/events'), 405);
   assertError(await call('/api/profile-import', { method: 'DELETE' }), 405);
   assertError(await call('/api/events', { method: 'PUT', headers: signedHeaders(S.EDGE_SIGNING_SECRET, '{}'), body: '{}' }), 405);
   assertError(await call('/webhooks/klaviyo'), 405);
-  assertError(await call('/health', { method: 'POST', body: '{}' }), 405);
+  const health = await call('/health', { method: 'POST', body: '{}' });
+  assertError(health, 405, { detail: 'this route takes GET and HEAD' });
+  assert.equal(health.headers.allow, 'GET, HEAD');
+  const api = await call('/api/events');
+  assertError(api, 405, { detail: 'this route takes POST' });
+  assert.equal(api.headers.allow, 'POST');
   assert.equal(upstreamCount(), 0);
 });
 
@@ -654,6 +659,41 @@ for (const [setting, what, overrides, send] of MISSING) {
     try {
       const res = await send(v); // `call` already checked for secrets
       assertError(res, 500, { detail: setting });
+      assert.equal(upstreamCount(), 0);
+    } finally {
+      await v.close();
+    }
+  });
+}
+
+// A setting given but unusable: every route, /health too, is a 500 naming it and what it
+// must be, never its value. A binding given as a [vars] string of its name would
+// otherwise be taken as absent, its safeguard silently off.
+const UNUSABLE = [
+  ['DELIVERY_QUEUE', 'klaviyo-deliveries', /must be a Queue binding/],
+  ['DELIVERY_DEAD_LETTERS', 'klaviyo-deliveries-dead', /must be a Queue binding/],
+  ['REPLAY_GUARD', 'ReplayGuard', /must be a Durable Object namespace binding/],
+  ['REPLAY_KV', 'replay', /must be a KV namespace binding/],
+  ['BROWSER_RATE_LIMITER', '1001', /must be a rate-limit binding/],
+  ['ALLOWED_ORIGINS', '*', /must list origins like https:\/\/shop\.example/],
+  ['ALLOWED_ORIGINS', 'https://shop.example/klaviyo', /must list origins/],
+  ['ROUTE_PREFIX', '/klaviyo/*', /must be a plain path/],
+];
+
+for (const [setting, value, reason] of UNUSABLE) {
+  test(`${setting} = ${JSON.stringify(value)}: every route, /health too, -> 500 bad_setting naming it, nothing forwarded`, async () => {
+    const v = await edge.start({ [setting]: value }, [], `unusable ${setting}`);
+    try {
+      for (const res of [
+        await call('/health', { method: 'GET' }, v),
+        await clientPost('events', body('clientEvent'), { worker: v }),
+        await apiPost('events', body('apiEvent'), { worker: v }),
+      ]) {
+        assertError(res, 500, { detail: setting });
+        assert.equal(res.json.errors[0].code, 'bad_setting');
+        assert.match(res.json.errors[0].detail, reason);
+        assert.ok(!res.text.includes(value) || value === '*', `${res.label}: the value is not echoed`);
+      }
       assert.equal(upstreamCount(), 0);
     } finally {
       await v.close();

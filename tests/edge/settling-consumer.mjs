@@ -4,12 +4,19 @@
 // taken out of the consumer's env (a secret deleted before it is put again).
 //   POST /__consumer {"refuseDeadLetters": n, "drop": ["KLAVIYO_PRIVATE_KEY"]}  set; clears the record
 //   (a binding can be dropped too: "DELIVERY_DEAD_LETTERS")
-//   GET  /__consumer  {"settled": [{"how": "ack"|"retry", "delaySeconds", "body"}], "refused": n}
+//   GET  /__consumer  {"settled": [{"how": "ack"|"retry", "delaySeconds", "body"}], "refused": n, "logs": [lines]}
 import worker, { ReplayGuard } from "../../dist/edge/worker.mjs";
 
 export { ReplayGuard };
 
-const state = { refuseDeadLetters: 0, drop: [], settled: [], refused: 0 };
+const state = { refuseDeadLetters: 0, drop: [], settled: [], refused: 0, logs: [] };
+
+// The worker's log lines (it reads console.log at each line), kept for the test too.
+const print = console.log.bind(console);
+console.log = (...args) => {
+  state.logs.push(args.join(" "));
+  print(...args);
+};
 
 function watched(m) {
   const record = (how) => (options) => {
@@ -47,9 +54,9 @@ export default {
     if (new URL(request.url).pathname === "/__consumer") {
       if (request.method === "POST") {
         const { refuseDeadLetters = 0, drop = [] } = await request.json();
-        Object.assign(state, { refuseDeadLetters, drop, settled: [], refused: 0 });
+        Object.assign(state, { refuseDeadLetters, drop, settled: [], refused: 0, logs: [] });
       }
-      return Response.json({ settled: state.settled, refused: state.refused });
+      return Response.json({ settled: state.settled, refused: state.refused, logs: state.logs });
     }
     return worker.fetch(request, env, ctx);
   },

@@ -379,13 +379,21 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
                 }
             }
         }
-        _ if known || path == "/health" => reply(error(
-            405,
-            "method_not_allowed",
-            "Method not allowed.",
-            "this route takes POST",
-            None,
-        )),
+        _ if known || path == "/health" => {
+            let (detail, allow) = if known {
+                ("this route takes POST", "POST")
+            } else {
+                ("this route takes GET and HEAD", "GET, HEAD")
+            };
+            let refused = error(
+                405,
+                "method_not_allowed",
+                "Method not allowed.",
+                detail,
+                None,
+            );
+            reply(refused.header("allow", allow))
+        }
         _ => reply(not_found()),
     }
 }

@@ -889,6 +889,34 @@ fn size_routes_and_methods() {
     assert_eq!(status(&post("/health", "").method("GET").run()), 200);
 }
 
+#[test]
+fn a_wrong_method_is_answered_with_the_methods_the_route_takes() {
+    let api = post("/api/events", "").method("GET").run();
+    assert_eq!(status(&api), 405);
+    assert!(
+        detail(&api).contains("this route takes POST"),
+        "{}",
+        detail(&api)
+    );
+    let health = post("/health", "").run();
+    assert_eq!(status(&health), 405);
+    assert!(
+        detail(&health).contains("this route takes GET and HEAD"),
+        "{}",
+        detail(&health)
+    );
+    let allow = |a: &Action| match a {
+        Action::Reply(r) => r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "allow")
+            .map(|(_, v)| v.clone()),
+        _ => None,
+    };
+    assert_eq!(allow(&api).as_deref(), Some("POST"));
+    assert_eq!(allow(&health).as_deref(), Some("GET, HEAD"));
+}
+
 fn answered(status: u16, retry_after: Option<&str>) -> Upstream {
     Upstream::Answered {
         status,

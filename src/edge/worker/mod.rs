@@ -63,7 +63,7 @@ pub(super) fn config(env: &JsValue) -> Settled {
 fn read_config(env: &JsValue) -> Settled {
     let cfg = Rc::new(
         match Settings::deserialize(serde_wasm_bindgen::Deserializer::from(env.clone())) {
-            Ok(s) => EdgeConfig::from_settings(&s),
+            Ok(s) => EdgeConfig::from_settings(&s).and_then(|c| bindings_checked(env).map(|()| c)),
             Err(_) => Err(ConfigError {
                 setting: "env",
                 reason: "must be an object of settings",
@@ -72,6 +72,37 @@ fn read_config(env: &JsValue) -> Settled {
     );
     CONFIG.with(|c| *c.borrow_mut() = Some((env.clone(), Rc::clone(&cfg))));
     cfg
+}
+
+/// The optional bindings, each by the method the worker calls on it, and what it must
+/// be. One given as something else (a `[vars]` string of the same name, a KV namespace
+/// where a queue belongs) would be taken as absent and its safeguard silently off: it
+/// is a setting refused, named, like any other.
+const BINDINGS: [(&str, &str, &str); 5] = [
+    ("DELIVERY_QUEUE", "send", "must be a Queue binding"),
+    ("DELIVERY_DEAD_LETTERS", "send", "must be a Queue binding"),
+    (
+        "REPLAY_GUARD",
+        "idFromName",
+        "must be a Durable Object namespace binding",
+    ),
+    ("REPLAY_KV", "get", "must be a KV namespace binding"),
+    (
+        "BROWSER_RATE_LIMITER",
+        "limit",
+        "must be a rate-limit binding",
+    ),
+];
+
+fn bindings_checked(env: &JsValue) -> Result<(), ConfigError> {
+    for (setting, method, reason) in BINDINGS {
+        let given = Reflect::get(env, &JsValue::from_str(setting))
+            .is_ok_and(|v| !v.is_undefined() && !v.is_null());
+        if given && binding(env, setting, method).is_none() {
+            return Err(ConfigError { setting, reason });
+        }
+    }
+    Ok(())
 }
 
 /// The fetch handler: `export default { fetch: handle }` (see `js/edge/worker.mjs`).
