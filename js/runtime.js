@@ -16,7 +16,13 @@ const KEEPALIVE = 60 * 1024;
 const LEASE_MS = 1000;
 /** The time and a random UUID, each one short call for the bundle. */
 export const now = () => Date.now();
-export const uuid = () => crypto.randomUUID();
+/** A version-4 UUID of `getRandomValues`, which every page has: `crypto.randomUUID`
+ * exists in secure contexts only, and a page served over plain http (not localhost)
+ * must not fail to import the package. */
+export const uuid = () => [...crypto.getRandomValues(new Uint8Array(16))]
+  .map((b, i) => ((i === 6 ? b & 15 | 64 : i === 8 ? b & 63 | 128 : b) + 256).toString(16).slice(1))
+  .join("")
+  .replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
 
 // localStorage that never throws: null when missing or refused (sandbox, privacy mode).
 let store;
@@ -366,7 +372,10 @@ export class Runtime {
       const [kind, status, count, message, text] = r.split(SUB);
       let detail;
       if (text) {
-        try { detail = JSON.parse(text); } catch { detail = text; }
+        // Klaviyo's answer as it came, less what reads as an email or an E.164 phone number
+        // it may quote from the call: a shop's onError often feeds an error tracker.
+        const t = text.replace(/[^\s"'<>(),;:]+@[^\s"'<>(),;:]+|\+\d[\d ().-]{5,}\d/g, "[redacted]");
+        try { detail = JSON.parse(t); } catch { detail = t; }
       }
       this.emit(report(kind, message, +status, +count, detail));
     }

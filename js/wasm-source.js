@@ -11,15 +11,14 @@ function beside() {
   return import.meta.url && new URL("klaviyo_wasm_bg.wasm", import.meta.url).href;
 }
 
-/** The module at `url`. It calls fetch before it returns, so the download is under way. */
+/** The module at `url`. It calls fetch before it returns, so the download is under way;
+ * one request, whatever it answers (a server without the file is asked once). */
 export async function wasmModule(url, signal) {
-  try {
-    // Compiles while it downloads, off the main thread; needs `application/wasm`.
-    return await WebAssembly.compileStreaming(fetch(url, { signal }));
-  } catch (e) {
-    if (signal?.aborted) throw e;
-    const res = await fetch(url);
-    if (!res.ok) throw Error(`HTTP ${res.status}`);
-    return WebAssembly.compile(await res.arrayBuffer());
-  }
+  const res = await fetch(url, { signal });
+  if (!res.ok) throw Error(`HTTP ${res.status}`);
+  // Compiles while it downloads, off the main thread, when the server names the type
+  // compileStreaming needs; a server that names another is read whole, then compiled.
+  return /^application\/wasm\b/i.test(res.headers.get("content-type"))
+    ? WebAssembly.compileStreaming(res)
+    : WebAssembly.compile(await res.arrayBuffer());
 }

@@ -563,7 +563,7 @@ test('the loading window without Web Locks: a page denied while loading stores n
   assert.equal(await page.evaluate(() => window.sent.length), 0, 'nothing sent');
 });
 
-test('consent values are checked by name: create() throws (init() rejects) on a bad option, setConsent on a bad state', { timeout: TEST_TIMEOUT }, async (t) => {
+test('options and consent values are checked by name: create() throws (init() rejects) on options that are no object or a bad consent, setConsent on a bad state', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const context = await shop(t);
   const page = await open(context, { companyId, init: 0, wasm: false });
@@ -572,6 +572,8 @@ test('consent values are checked by name: create() throws (init() rejects) on a 
     const r = {};
     await Klaviyo.init({ companyId: 'CoNbad', apiBase, consent: 'yes' }).catch((e) => { r.init = e.message; });
     try { Klaviyo.create({ companyId: 'CoNbad', apiBase, consent: 'Denied' }); } catch (e) { r.create = e.message; }
+    try { Klaviyo.create(null); } catch (e) { r.none = e.message; }
+    await Klaviyo.init('CoNbad').catch((e) => { r.text = e.message; });
     const kl = await Klaviyo.init({ companyId: 'CoNok1', apiBase, consent: 'pending' });
     try { kl.setConsent('Granted'); } catch (e) { r.set = e.message; }
     r.still = kl.consent;
@@ -580,6 +582,8 @@ test('consent values are checked by name: create() throws (init() rejects) on a 
   assert.deepEqual(out, {
     init: 'init: consent must be "pending", "granted" or "denied"',
     create: 'init: consent must be "pending", "granted" or "denied"',
+    none: 'init: options must be an object',
+    text: 'init: options must be an object',
     set: 'setConsent: consent must be "pending", "granted" or "denied"',
     still: 'pending',
   });

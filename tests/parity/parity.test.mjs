@@ -246,10 +246,15 @@ test('a call made right before close() in the same task is kept: the next tracke
   await waitFor(() => events(companyId).some((e) => e.metric === 'Active on Site' && e.properties.URL.endsWith('/b')), { what: 'the route\'s view' });
 });
 
-test('a .wasm that failed to load is loaded again by the next tracker created (another wasmUrl, or the same once the network is back)', { timeout: TIMEOUT }, async (t) => {
+test('a .wasm that failed to load is asked for once, and loaded again by the next tracker created (another wasmUrl, or the same once the network is back)', { timeout: TIMEOUT }, async (t) => {
   const context = await shop(t);
   const companyId = nextCompanyId();
+  const asked = [];
+  context.on('request', (r) => { if (r.url().endsWith('/missing.wasm')) asked.push(r.url()); });
   const page = await open(context, { companyId, activeOnSite: 'manual', wasmUrl: '/tests/parity/missing.wasm' }, { wasm: 'error' });
+  const failure = await page.evaluate(() => window.initError.message);
+  assert.match(failure, /missing\.wasm \(HTTP 404\)/, 'ready names the URL and the status');
+  assert.equal(asked.length, 1, 'a .wasm the server does not have is asked for once (one error in the console)');
   const after = await page.evaluate(async () => {
     const again = await window.Klaviyo.init({ ...window.options, wasmUrl: new URL('/dist/web/klaviyo_wasm_bg.wasm', location.href) });
     again.track('After a failed load');
@@ -622,4 +627,31 @@ test('an identify made while consent is pending is handed to klaviyo.js at the g
     window.kl.setConsent('granted');
     return window.kl.consent;
   }), 'granted');
+});
+
+test('a page served over plain http (no secure context, so no crypto.randomUUID) imports the package, gets a version-4 anonymous id and tracks', { timeout: TIMEOUT }, async (t) => {
+  const context = await shop(t);
+  const companyId = nextCompanyId();
+  // http://shop.test is no secure context (it is not localhost); the repo and the emulator
+  // are reached through it, the emulator under /__emu.
+  await context.route('http://shop.test/**', async (route) => {
+    const u = new URL(route.request().url());
+    const target = u.pathname.startsWith('/__emu/')
+      ? `${emu.url}${u.pathname.slice('/__emu'.length)}${u.search}`
+      : `${new URL(u.pathname + u.search, site.url)}`;
+    await route.fulfill({ response: await route.fetch({ url: target }) });
+  });
+  const u = new URL('http://shop.test/tests/parity/page.html');
+  for (const [k, v] of Object.entries({ companyId, activeOnSite: 'manual', apiBase: 'http://shop.test/__emu' })) u.searchParams.set(k, v);
+  const page = await context.newPage();
+  await page.goto(u.href);
+  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+  const got = await page.evaluate(async () => {
+    window.kl.track('Over plain http');
+    await window.kl.flush();
+    return { secure: window.isSecureContext, hasRandomUUID: typeof crypto.randomUUID, wasm: document.body.dataset.wasm, id: window.kl.anonymousId };
+  });
+  assert.deepEqual([got.secure, got.hasRandomUUID, got.wasm], [false, 'undefined', '1'], JSON.stringify(got));
+  assert.match(got.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  await waitFor(() => events(companyId).some(metric('Over plain http')), { what: 'the event from the http page' });
 });

@@ -713,3 +713,25 @@ test('debug: true logs queue decisions without personal data', { timeout: TEST_T
   trace(t);
   assertNoPageErrors(shop);
 });
+
+test('a refusal whose body quotes an email or a phone number reaches onError without them (the pointer and the code kept)', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await shop.open({ companyId });
+  const echo = {
+    errors: [{
+      id: 'e1', status: 400, code: 'invalid', title: 'Invalid input.',
+      detail: "'ann.lee+shop@example.com' is not a valid email; +1 (555) 555-0123 is not a phone number",
+      source: { pointer: '/data/attributes/profile/data/attributes/email' },
+    }],
+  };
+  env.emu.addFault({ path: '/client/events', status: 400, count: 1, body: echo });
+  await trackMany(page, 1, { metric: 'Echoed Refusal' });
+  const rejected = await waitFor(async () => (await reportsOf(page)).find((r) => r.kind === 'rejected'), { what: 'the rejected report' });
+  const seen = JSON.stringify(rejected);
+  assert.ok(!seen.includes('example.com') && !seen.includes('555'), seen);
+  assert.equal(rejected.detail.errors[0].source.pointer, '/data/attributes/profile/data/attributes/email');
+  assert.equal(rejected.detail.errors[0].code, 'invalid');
+  assert.match(rejected.detail.errors[0].detail, /^'\[redacted\]' is not a valid email; \[redacted\] is not a phone number$/);
+  assertNoPageErrors(shop);
+});
