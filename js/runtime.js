@@ -14,6 +14,13 @@ export const NS = "klaviyo:";
 /** Browsers allow 64 KB of keepalive request bodies in flight; stay under it. */
 const KEEPALIVE = 60 * 1024;
 const LEASE_MS = 1000;
+/** Klaviyo's answer to a refused call as `onError`'s detail gets it: each string less
+ * what reads as an email address or a phone number (7 digits or more, not a date) that it
+ * may quote from the call, as a shop's onError often feeds an error tracker. */
+const redact = (v) => typeof v == "string"
+  ? v.replace(/\w[\w.%+'-]*@[\w-]+(?:\.[\w-]+)+|(?:\+|\b)(?!\d{4}-\d\d-\d\d)\d[\d ().-]{5,}\d/g, "[redacted]")
+  : v;
+
 /** The time and a random UUID, each one short call for the bundle. */
 export const now = () => Date.now();
 /** A version-4 UUID of `getRandomValues`, which every page has: `crypto.randomUUID`
@@ -372,10 +379,7 @@ export class Runtime {
       const [kind, status, count, message, text] = r.split(SUB);
       let detail;
       if (text) {
-        // Klaviyo's answer as it came, less what reads as an email or an E.164 phone number
-        // it may quote from the call: a shop's onError often feeds an error tracker.
-        const t = text.replace(/[^\s"'<>(),;:]+@[^\s"'<>(),;:]+|\+\d[\d ().-]{5,}\d/g, "[redacted]");
-        try { detail = JSON.parse(t); } catch { detail = t; }
+        try { detail = JSON.parse(text, (_, v) => redact(v)); } catch { detail = redact(text); }
       }
       this.emit(report(kind, message, +status, +count, detail));
     }

@@ -16,9 +16,10 @@ function beside() {
 export async function wasmModule(url, signal) {
   const res = await fetch(url, { signal });
   if (!res.ok) throw Error(`HTTP ${res.status}`);
-  // Compiles while it downloads, off the main thread, when the server names the type
-  // compileStreaming needs; a server that names another is read whole, then compiled.
-  return /^application\/wasm\b/i.test(res.headers.get("content-type"))
+  // Compiles while it downloads, off the main thread, where the engine has it and the
+  // server names exactly the type it takes (parameters, `; charset=...`, are refused);
+  // otherwise the bytes are read whole, then compiled.
+  return WebAssembly.compileStreaming && /^\s*application\/wasm\s*$/i.test(res.headers.get("content-type"))
     ? WebAssembly.compileStreaming(res)
     : WebAssembly.compile(await res.arrayBuffer());
 }

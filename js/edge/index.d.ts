@@ -105,7 +105,11 @@ export interface EdgeSettings {
    * consumer (`createQueueHandler`, or the ready-made worker's `queue`) sends them.
    */
   DELIVERY_QUEUE?: DeliveryQueue;
-  /** Binding: a queue for the messages Klaviyo refused (a 4xx other than 408 and 429). */
+  /**
+   * Binding: a queue for the messages Klaviyo refused (a 4xx other than 408 and 429).
+   * Required with `DELIVERY_QUEUE`: without it a call that would be queued is answered
+   * `500 missing_setting` naming it, and nothing is queued.
+   */
   DELIVERY_DEAD_LETTERS?: DeliveryQueue;
   /**
    * Binding: the Durable Object namespace of class `ReplayGuard`: each signature accepted
@@ -131,7 +135,8 @@ export interface DeliveryBatch {
 /**
  * A queue handler: `(batch, env, ctx) => Promise<void>`. Settles every message: `ack()`
  * once Klaviyo (or the forward's receiver) took it or refused it for good (then it is
- * logged, without personal data, and sent to `DELIVERY_DEAD_LETTERS` where bound),
+ * logged, without personal data, and sent to `DELIVERY_DEAD_LETTERS`; without that
+ * binding it is retried, or only its refused part is queued again),
  * `retry({ delaySeconds })` otherwise, after `Retry-After` or a backoff with jitter.
  */
 export type DeliveryHandler = (

@@ -114,19 +114,31 @@ fn list(s: Option<String>) -> Vec<String> {
 
 /// An origin as browsers serialise it: scheme and host are case-insensitive and are
 /// sent lower-case, with no trailing `/`.
+/// The default port is left out too, as browsers leave it out of `Origin`.
 fn canonical_origin(o: &str) -> String {
-    o.trim_end_matches('/').to_ascii_lowercase()
+    let o = o.trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if o.starts_with(scheme) && o.ends_with(port) {
+            return o[..o.len() - port.len()].to_string();
+        }
+    }
+    o
 }
 
-/// A page's origin as browsers send it: a scheme, `://` and a host (and port), nothing
-/// after. A path, a wildcard or a bare host would match no `Origin` header.
+/// A page's origin as browsers send it: a scheme (`https`, `http`, or an app's own, as
+/// `capacitor` or `chrome-extension`), `://` and a host (and port), nothing after. A
+/// path, a wildcard, a bare host or `null` (sandboxed frames, files: any page can be
+/// one) would match no page of the shop, or every page of anyone.
 fn is_origin(o: &str) -> bool {
-    let host = o
-        .strip_prefix("https://")
-        .or_else(|| o.strip_prefix("http://"));
-    host.is_some_and(|h| {
-        !h.is_empty() && !h.contains(['/', '?', '#', '*', '@']) && !h.contains(char::is_whitespace)
-    })
+    let Some((scheme, host)) = o.split_once("://") else {
+        return false;
+    };
+    let mut s = scheme.chars();
+    s.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !host.is_empty()
+        && !host.contains(['/', '?', '#', '*', '@'])
+        && !host.contains(char::is_whitespace)
 }
 
 /// A yes/no setting: `true`/`false` (any case), `1`/`0`, or absent for `default`.
@@ -240,7 +252,7 @@ impl EdgeConfig {
         if !allowed_origins.iter().all(|o| is_origin(o)) {
             return Err(bad(
                 "ALLOWED_ORIGINS",
-                "must list origins like https://shop.example (no path, no wildcard)",
+                "must list origins like https://shop.example (no path, no wildcard, not null)",
             ));
         }
         let bot_score_min = match text_of("BOT_SCORE_MIN", &s.bot_score_min)? {

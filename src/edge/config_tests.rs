@@ -150,6 +150,7 @@ fn a_bad_setting_is_named_never_its_value() {
             r#"{"ALLOWED_ORIGINS":"https://*.shop.example"}"#,
             "ALLOWED_ORIGINS",
         ),
+        (r#"{"ALLOWED_ORIGINS":"null"}"#, "ALLOWED_ORIGINS"),
         (
             r#"{"WEBHOOK_FORWARD_URL":"http://hooks.example/in"}"#,
             "WEBHOOK_FORWARD_URL",
@@ -164,7 +165,7 @@ fn a_bad_setting_is_named_never_its_value() {
 #[test]
 fn origins_as_browsers_send_them_are_taken() {
     let c = config(
-        r#"{"ALLOWED_ORIGINS":" https://Shop.Example/ , http://localhost:8080,https://www.shop.example"}"#,
+        r#"{"ALLOWED_ORIGINS":" https://Shop.Example/ , http://localhost:8080,https://www.shop.example:443,http://[::1]:8080,capacitor://localhost,chrome-extension://abcdefghijklmnop"}"#,
     )
     .unwrap();
     assert_eq!(
@@ -172,7 +173,10 @@ fn origins_as_browsers_send_them_are_taken() {
         [
             "https://shop.example",
             "http://localhost:8080",
-            "https://www.shop.example"
+            "https://www.shop.example",
+            "http://[::1]:8080",
+            "capacitor://localhost",
+            "chrome-extension://abcdefghijklmnop"
         ]
     );
 }

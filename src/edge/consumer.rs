@@ -60,7 +60,14 @@ async fn one(
     let text = Reflect::get(m, &"body".into())?.as_string();
     let Some(msg) = text.as_deref().and_then(delivery::read) else {
         let letter = (text.unwrap_or_default(), 0);
-        return dead_lettered(m, env, "a message this worker cannot read", &[letter]).await;
+        return dead_lettered(
+            m,
+            env,
+            "a message this worker cannot read",
+            false,
+            &[letter],
+        )
+        .await;
     };
     let cfg = match settled {
         Ok(cfg) => cfg,
@@ -115,7 +122,7 @@ async fn one(
                 left_out.status()
             );
             let letters = left_out.letters(&msg);
-            dead_lettered(m, env, &what, &letters).await
+            dead_lettered(m, env, &what, true, &letters).await
         }
         Verdict::Ack => settle(m, "ack", None),
         // What was left out is refused again, and left out again, on the next attempt.
@@ -159,7 +166,7 @@ async fn one(
                 status
             );
             let letter = (text.unwrap_or_default(), status);
-            dead_lettered(m, env, &what, &[letter]).await
+            dead_lettered(m, env, &what, false, &[letter]).await
         }
     }
 }
@@ -415,16 +422,27 @@ const DEAD_LETTER_RETRY_S: u32 = 60;
 
 /// Acknowledges message `m` once its dead letters (text, status) are taken; else it is
 /// retried, so the call it holds is never dropped with no trace but a log line. `what`
-/// opens the log line. Without `DELIVERY_DEAD_LETTERS` it is retried as well: the fetch
-/// path queues nothing then, so this message was queued before the binding went; after
-/// `max_retries` Queues moves it to the consumer's own dead-letter queue.
+/// opens the log line; `partly`: the rest of the message went through. Without
+/// `DELIVERY_DEAD_LETTERS` (the fetch path queues nothing then, so this message was
+/// queued before the binding went) it is retried as well, or only its refused part is,
+/// and after `max_retries` Queues moves it to the consumer's own dead-letter queue.
 async fn dead_lettered(
     m: &JsValue,
     env: &JsValue,
     what: &str,
+    partly: bool,
     letters: &[(String, u16)],
 ) -> Result<(), JsValue> {
     let Some((queue, send)) = binding(env, "DELIVERY_DEAD_LETTERS", "send") else {
+        // Part of the message went through: what was refused goes back on the queue
+        // alone (the rest is not sent again), to be refused and retried as a whole
+        // message until Queues moves it to the consumer's dead-letter queue.
+        if partly && requeued_alone(env, letters).await {
+            log(&format!(
+                "{what}: DELIVERY_DEAD_LETTERS is not bound: the refused part queued again alone"
+            ));
+            return settle(m, "ack", None);
+        }
         log(&format!(
             "{what}: DELIVERY_DEAD_LETTERS is not bound: retried"
         ));
@@ -443,6 +461,16 @@ async fn dead_lettered(
         ));
         settle(m, "retry", Some(DEAD_LETTER_RETRY_S))
     }
+}
+
+/// Each refused part sent to `DELIVERY_QUEUE` as a message of its own: whether the
+/// queue took them all (a part that could not be made counts as not taken).
+async fn requeued_alone(env: &JsValue, letters: &[(String, u16)]) -> bool {
+    let mut taken = true;
+    for (text, _) in letters {
+        taken &= !text.is_empty() && requeued(env, text, DEAD_LETTER_RETRY_S).await;
+    }
+    taken
 }
 
 /// A dead letter: the refused message as received, with the status that refused it.

@@ -170,13 +170,16 @@ pub fn admit(
                 .header("set-cookie", &clear_cookie(&cfg.route_prefix))
                 .header("cache-control", "no-store"),
         ),
-        _ => answer(error(
-            405,
-            "method_not_allowed",
-            "Method not allowed.",
-            "this route takes GET, POST and DELETE",
-            None,
-        )),
+        _ => answer(
+            error(
+                405,
+                "method_not_allowed",
+                "Method not allowed.",
+                "this route takes GET, POST and DELETE",
+                None,
+            )
+            .header("allow", "GET, POST, DELETE"),
+        ),
     }
 }
 

@@ -422,6 +422,35 @@ test('a refused message the dead-letter queue does not take, or with DELIVERY_DE
     assert.ok(s4.logs.some((l) => /to \/api\/event-bulk-create-jobs: attempt 1 answered 503: retried in \d+ s$/.test(l)), s4.logs.join('\n'));
     for (const l of [...s1.logs, ...s3.logs, ...s4.logs]) assert.ok(!l.includes('ann@example.com') && !l.includes(busyId), `no body in a log line: ${l}`);
 
+    // Unbound too, a bulk job Klaviyo refuses for one profile: the rest is delivered once
+    // and acknowledged, the refused part queued again alone (not the whole job resent).
+    emu.reset();
+    await consumerState({ drop: ['DELIVERY_DEAD_LETTERS'] });
+    const run = randomBytes(3).toString('hex');
+    const job = JSON.stringify({
+      data: { type: 'event-bulk-create-job', attributes: { 'events-bulk-create': { data: [0, 1].map((p) => ({
+        type: 'event-bulk-create',
+        attributes: {
+          profile: { data: { type: 'profile', attributes: { email: `p${p}-${run}@example.com` } } },
+          events: { data: [{ type: 'event', attributes: { properties: {}, metric: { data: { type: 'metric', attributes: { name: 'Viewed Product' } } }, unique_id: `part-${run}-${p}` } }] },
+        },
+      })) } } },
+    });
+    emu.addFault({
+      status: 400, count: 1, path: '/api/event-bulk-create-jobs',
+      body: { errors: [{ id: 'a', code: 'invalid', title: 'Invalid input.', detail: 'Invalid email address', source: { pointer: '/data/attributes/events-bulk-create/data/1/attributes/profile/data/attributes/email' } }] },
+    });
+    assert.equal((await signedCall(3, '/api/event-bulk-create-jobs', job)).status, 202);
+    const s5 = await settledOf(`part-${run}-0`, 'the partly refused job settled');
+    assert.deepEqual(s5.mine, [['ack', null]], 'acknowledged once the refused part was queued again');
+    assert.ok(s5.logs.some((l) => /DELIVERY_DEAD_LETTERS is not bound: the refused part queued again alone$/.test(l)), s5.logs.join('\n'));
+    // (The 503's order above may be delivered meanwhile: only this job's calls count.)
+    const ours = (id) => id.startsWith(`part-${run}`);
+    assert.deepEqual(accepted('/api/event-bulk-create-jobs').filter(ours), [`part-${run}-0`], 'the rest delivered once');
+    const calls = emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).requests.filter((r) => (r.uniqueIds ?? []).some(ours));
+    assert.deepEqual(calls.map((r) => [r.status, r.uniqueIds]), [[400, [`part-${run}-0`, `part-${run}-1`]], [202, [`part-${run}-0`]]]);
+    assert.equal(dead.received.length, 0);
+
     // The private key deleted from the consumer's settings: the order waits an hour for
     // it; nothing is sent, nothing is dead-lettered.
     emu.reset();

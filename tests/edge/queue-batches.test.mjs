@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import {
   ROOT, isEdgeBuilt, NOT_BUILT, makeSecrets, fullBindings, miniflareOptions, signedHeaders,
-  readResponse, edgeBuildId, findSecrets,
+  readResponse, edgeBuildId, findSecrets, webhookRequest,
 } from './harness.mjs';
 import { waitFor } from '../support/browser.mjs';
 import { startEmulator } from '../emulator/server.mjs';
@@ -246,6 +246,11 @@ test('a queue bound without DELIVERY_DEAD_LETTERS: a signed call is a 500 naming
   assert.equal(r.json.errors[0].detail, 'DELIVERY_DEAD_LETTERS is not set');
   assert.deepEqual((await record()).calls, [], 'nothing handed to the queue');
   assert.equal(emu.requests({ pathPrefix: '/api/' }).count, 0, 'nothing sent to Klaviyo');
+  // A verified webhook with nowhere to forward it queues nothing: answered 200 as ever
+  // (a 500 would have Klaviyo retry it for nothing).
+  const hook = webhookRequest(secrets.KLAVIYO_WEBHOOK_SECRET, { webhookId: `01JNODLQ${String(Date.now()).padStart(18, '0')}` });
+  const answered = await readResponse(await worker.fetch('https://shop.example/webhooks/klaviyo', { method: 'POST', headers: hook.headers, body: hook.body }), 'POST /webhooks/klaviyo');
+  assert.equal(answered.status, 200, answered.text);
   // Bound again: calls are taken.
   await arrange();
   const again = await send(job(1, 2, 10));

@@ -477,24 +477,33 @@ test('a tracker whose options the core refuses: every promise, made before or af
   assertNoPageErrors(shop);
 });
 
-test('a server that sends the wasm without application/wasm: compileStreaming fails, the plain compile takes over', { timeout: TEST_TIMEOUT }, async (t) => {
-  const companyId = nextCompanyId();
-  const shop = await scenario(t);
-  const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
-  let served = 0;
-  await shop.context.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
-    served += 1;
-    await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' } });
+// compileStreaming takes exactly `application/wasm` (no parameter): with any other type, or
+// in an engine without it, the bytes are compiled whole, from the one request.
+for (const [what, type, noStreaming] of [
+  ['application/octet-stream', 'application/octet-stream', false],
+  ['application/wasm; charset=utf-8', 'application/wasm; charset=utf-8', false],
+  ['application/wasm to an engine without compileStreaming', 'application/wasm', true],
+]) {
+  test(`a .wasm served as ${what}: compiled whole from one request, the tracker ready`, { timeout: TEST_TIMEOUT }, async (t) => {
+    const companyId = nextCompanyId();
+    const shop = await scenario(t);
+    const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
+    let served = 0;
+    await shop.context.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
+      served += 1;
+      await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': type, 'cache-control': 'no-store' } });
+    });
+    if (noStreaming) await shop.context.addInitScript(() => { delete WebAssembly.compileStreaming; });
+    const page = await openCreatePage(shop, { companyId });
+    await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.wasm), '1', `ready: ${await page.evaluate(() => window.initError)}`);
+    assert.equal(served, 1, 'one request');
+    const id = await page.evaluate(() => window.kl.track('Wrong Mime'));
+    await delivered([id]);
+    await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
+    assertNoPageErrors(shop);
   });
-  const page = await openCreatePage(shop, { companyId });
-  await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.wasm), '1', `ready: ${await page.evaluate(() => window.initError)}`);
-  assert.equal(served, 2, 'fetched once for streaming (refused: wrong type), once for the plain compile');
-  const id = await page.evaluate(() => window.kl.track('Wrong Mime'));
-  await delivered([id]);
-  await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
-  assertNoPageErrors(shop);
-});
+}
 
 test('the inline build (klaviyo-wasm/inline): one file, no .wasm request, and its calls reach Klaviyo', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();

@@ -915,6 +915,9 @@ fn a_wrong_method_is_answered_with_the_methods_the_route_takes() {
     };
     assert_eq!(allow(&api).as_deref(), Some("POST"));
     assert_eq!(allow(&health).as_deref(), Some("GET, HEAD"));
+    let id = post("/id", "").method("PUT").run();
+    assert_eq!(status(&id), 405);
+    assert_eq!(allow(&id).as_deref(), Some("GET, POST, DELETE"));
 }
 
 fn answered(status: u16, retry_after: Option<&str>) -> Upstream {

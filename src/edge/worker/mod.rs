@@ -96,8 +96,10 @@ const BINDINGS: [(&str, &str, &str); 5] = [
 
 fn bindings_checked(env: &JsValue) -> Result<(), ConfigError> {
     for (setting, method, reason) in BINDINGS {
-        let given = Reflect::get(env, &JsValue::from_str(setting))
-            .is_ok_and(|v| !v.is_undefined() && !v.is_null());
+        // Absent, null or a blank string (as for every setting) is unset.
+        let given = Reflect::get(env, &JsValue::from_str(setting)).is_ok_and(|v| {
+            !v.is_undefined() && !v.is_null() && v.as_string().is_none_or(|t| !t.trim().is_empty())
+        });
         if given && binding(env, setting, method).is_none() {
             return Err(ConfigError { setting, reason });
         }
@@ -290,21 +292,20 @@ async fn gated(
     let now_ms = head.now_ms;
     // With a queue bound, a signed call or a verified webhook is handed to it
     // (delivery.rs); the messages are made before the body is let go.
-    let queue = binding(env, "DELIVERY_QUEUE", "send");
-    // A message Klaviyo refuses is kept in the dead-letter queue alone: with none bound
-    // nothing is queued (a 500 naming it), rather than a refusal later lost.
-    if queue.is_some()
-        && gate.replay_key.is_some()
-        && binding(env, "DELIVERY_DEAD_LETTERS", "send").is_none()
-    {
-        return Ok(reply::missing("DELIVERY_DEAD_LETTERS").cors(gate.cors.as_deref()));
-    }
-    let queued = match (&gate.replay_key, queue) {
+    let queued = match (&gate.replay_key, binding(env, "DELIVERY_QUEUE", "send")) {
         (Some(tag), Some(queue)) => {
             delivery::plan(&action, tag, &body, cfg, now_ms).map(|p| (p, queue, *tag))
         }
         _ => None,
     };
+    // A message Klaviyo refuses is kept in the dead-letter queue alone: with none bound
+    // nothing is queued (a 500 naming it), rather than a refusal later lost. What would
+    // not be queued (a webhook with nowhere to forward it) is answered as ever.
+    if matches!(queued, Some((Plan::Enqueue(_), ..)))
+        && binding(env, "DELIVERY_DEAD_LETTERS", "send").is_none()
+    {
+        return Ok(reply::missing("DELIVERY_DEAD_LETTERS").cors(gate.cors.as_deref()));
+    }
     // Sent here, not queued: its events get the time they were accepted, so that the
     // retries of `forward` are the same events to Klaviyo.
     let action = match queued {
