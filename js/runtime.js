@@ -14,11 +14,14 @@ export const NS = "klaviyo:";
 /** Browsers allow 64 KB of keepalive request bodies in flight; stay under it. */
 const KEEPALIVE = 60 * 1024;
 const LEASE_MS = 1000;
-/** Klaviyo's answer to a refused call as `onError`'s detail gets it: each string less
- * what reads as an email address or a phone number (7 digits or more, not a date) that it
- * may quote from the call, as a shop's onError often feeds an error tracker. */
-const redact = (v) => typeof v == "string"
-  ? v.replace(/\w[\w.%+'-]*@[\w-]+(?:\.[\w-]+)+|(?:\+|\b)(?!\d{4}-\d\d-\d\d)\d[\d ().-]{5,}\d/g, "[redacted]")
+/** Klaviyo's answer to a refused call as `onError`'s detail gets it: each string (but
+ * an error's id, code and pointer) less what reads as an email address (any token with
+ * an `@`) or a phone number (7 digits or more, not where a date, a time or an id goes on)
+ * that it may quote from the call, as a shop's onError often feeds an error tracker.
+ * Every repeat is bounded, so a long answer costs linear time. */
+const redact = (v, k) => typeof v == "string" && !/^(id|code|pointer|parameter)$/.test(k)
+  ? v.replace(/[^\s"'<>(),;:@][^\s"<>(),;:@]{0,63}@[^\s"'<>(),;:]{1,255}|\+?\(?\d(?:[ ().-]{0,2}\d){6,15}/g,
+    (m, i) => m.includes("@") || !/[\w:.-]/.test(v[i - 1] || " ") && !/^\d{4}-\d\d-\d\d/.test(m) ? "[redacted]" : m)
   : v;
 
 /** The time and a random UUID, each one short call for the bundle. */
@@ -379,7 +382,9 @@ export class Runtime {
       const [kind, status, count, message, text] = r.split(SUB);
       let detail;
       if (text) {
-        try { detail = JSON.parse(text, (_, v) => redact(v)); } catch { detail = redact(text); }
+        // (Only Klaviyo's answers: a report of our own names a field, never a value.)
+        const clean = +status ? redact : (v) => v;
+        try { detail = JSON.parse(text, (k, v) => clean(v, k)); } catch { detail = clean(text); }
       }
       this.emit(report(kind, message, +status, +count, detail));
     }

@@ -17,9 +17,9 @@ export async function wasmModule(url, signal) {
   const res = await fetch(url, { signal });
   if (!res.ok) throw Error(`HTTP ${res.status}`);
   // Compiles while it downloads, off the main thread, where the engine has it and the
-  // server names exactly the type it takes (parameters, `; charset=...`, are refused);
-  // otherwise the bytes are read whole, then compiled.
-  return WebAssembly.compileStreaming && /^\s*application\/wasm\s*$/i.test(res.headers.get("content-type"))
+  // server names exactly the type it takes (a parameter, `; charset=...`, is refused, and
+  // engines differ on letter case); otherwise the bytes are read whole, then compiled.
+  return WebAssembly.compileStreaming && res.headers.get("content-type") === "application/wasm"
     ? WebAssembly.compileStreaming(res)
     : WebAssembly.compile(await res.arrayBuffer());
 }

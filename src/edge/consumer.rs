@@ -464,13 +464,15 @@ async fn dead_lettered(
 }
 
 /// Each refused part sent to `DELIVERY_QUEUE` as a message of its own: whether the
-/// queue took them all (a part that could not be made counts as not taken).
+/// queue took them all. It stops at the first it does not take (or that could not be
+/// made), so that the retry of the whole message queues as few of them twice as it can.
 async fn requeued_alone(env: &JsValue, letters: &[(String, u16)]) -> bool {
-    let mut taken = true;
     for (text, _) in letters {
-        taken &= !text.is_empty() && requeued(env, text, DEAD_LETTER_RETRY_S).await;
+        if text.is_empty() || !requeued(env, text, DEAD_LETTER_RETRY_S).await {
+            return false;
+        }
     }
-    taken
+    true
 }
 
 /// A dead letter: the refused message as received, with the status that refused it.
