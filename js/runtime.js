@@ -15,13 +15,14 @@ export const NS = "klaviyo:";
 const KEEPALIVE = 60 * 1024;
 const LEASE_MS = 1000;
 /** Klaviyo's answer to a refused call as `onError`'s detail gets it: each string (but
- * an error's id, code and pointer) less what reads as an email address (any token with
- * an `@`) or a phone number (7 digits or more, not where a date, a time or an id goes on)
- * that it may quote from the call, as a shop's onError often feeds an error tracker.
- * Every repeat is bounded, so a long answer costs linear time. */
+ * an error's id, code, pointer and parameter) less what reads as an email address (any
+ * token with an `@`) or a phone number (7 digits or more), that it may quote from the
+ * call, as a shop's onError often feeds an error tracker. A date, and digits that go on
+ * from a letter, `:`, `.` or `-` (a time, an id), are matched apart and kept, so they
+ * can neither be taken for a number nor run on into one. Linear in the text's length. */
 const redact = (v, k) => typeof v == "string" && !/^(id|code|pointer|parameter)$/.test(k)
-  ? v.replace(/[^\s"'<>(),;:@][^\s"<>(),;:@]{0,63}@[^\s"'<>(),;:]{1,255}|\+?\(?\d(?:[ ().-]{0,2}\d){6,15}/g,
-    (m, i) => m.includes("@") || !/[\w:.-]/.test(v[i - 1] || " ") && !/^\d{4}-\d\d-\d\d/.test(m) ? "[redacted]" : m)
+  ? v.replace(/[^\s"'<>(),;:@][^\s"<>(),;:@]{0,63}@[^\s"'<>(),;:]{1,255}|(\d{4}-\d\d-\d\d|[A-Za-z_:.-]\d+)|\+?\(?\d(?:[ ().-]{0,2}\d){6,}/g,
+    (m, keep) => keep || "[redacted]")
   : v;
 
 /** The time and a random UUID, each one short call for the bundle. */

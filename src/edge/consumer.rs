@@ -448,9 +448,13 @@ async fn dead_lettered(
         ));
         return settle(m, "retry", Some(DEAD_LETTER_RETRY_S));
     };
+    // Stopped at the first letter not taken: the retry sends as few of them twice as it can.
     let mut taken = true;
     for (text, status) in letters {
-        taken &= sent_as_text(&queue, &send, &letter(text, *status), None).await;
+        taken = sent_as_text(&queue, &send, &letter(text, *status), None).await;
+        if !taken {
+            break;
+        }
     }
     if taken {
         log(&format!("{what}: dead-lettered"));

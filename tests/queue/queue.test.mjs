@@ -727,6 +727,10 @@ test('a refusal whose body quotes an email or a phone number reaches onError wit
       id: '550e8400-e29b-41d4-a716-446655440000', status: 400, code: 'invalid', title: 'Invalid input.',
       detail: 'The email "ANN.O\'BRIEN@example.co.uk", \'zed@example\' or the number 555-555-0123 at 1985-01-01T00:00:00 and 2024-01-01 00:00:00.000000+00:00',
       source: { pointer: '/data/attributes/profile/data/attributes/phone_number' },
+    }, {
+      id: 'e3', status: 400, code: 'invalid', title: 'Invalid input.',
+      detail: 'refused on 2024-01-01 5551234567, order A1234 5559876543',
+      source: { pointer: '/data/attributes/profile/data/attributes/phone_number' },
     }],
   };
   env.emu.addFault({ path: '/client/events', status: 400, count: 1, body: echo });
@@ -741,5 +745,7 @@ test('a refusal whose body quotes an email or a phone number reaches onError wit
   // that is no E.164 one; dates and the error's id are kept.
   assert.equal(rejected.detail.errors[1].detail, 'The email "[redacted]", \'[redacted]\' or the number [redacted] at 1985-01-01T00:00:00 and 2024-01-01 00:00:00.000000+00:00');
   assert.equal(rejected.detail.errors[1].id, '550e8400-e29b-41d4-a716-446655440000', 'the error\'s id, which Klaviyo\'s support asks for, kept');
+  // A date or an id kept does not run on into the number right after it.
+  assert.equal(rejected.detail.errors[2].detail, 'refused on 2024-01-01 [redacted], order A1234 [redacted]');
   assertNoPageErrors(shop);
 });
