@@ -91,7 +91,18 @@ async fn one(
     // What Klaviyo refused while the rest went through: dead-lettered alone.
     let mut left_out = LeftOut::default();
     let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
-    // What the attempt got, for the log line of a retry: a status, or 0 for no answer.
+    // What each log line of this message opens with.
+    let heading = || {
+        format!(
+            "delivery {} part {}/{} to {}",
+            msg.id,
+            msg.part + 1,
+            msg.parts,
+            route
+        )
+    };
+    // What the attempt got, for the log line of a retry: its status, or no answer
+    // (`None`: no attempt, the batch's 429 held it).
     let mut got = None;
     let (verdict, throttle) = match held {
         Some(delay_s) => (Verdict::Retry { delay_s }, false),
@@ -101,8 +112,8 @@ async fn one(
             let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
             let throttle = matches!(outcome, Upstream::Answered { status: 429, .. });
             got = Some(match outcome {
-                Upstream::Answered { status, .. } => status,
-                Upstream::Failed => 0,
+                Upstream::Answered { status, .. } => Some(status),
+                Upstream::Failed => None,
             });
             (
                 delivery::after_attempt(&outcome, attempts, now, jitter),
@@ -113,11 +124,8 @@ async fn one(
     match verdict {
         Verdict::Ack if !left_out.is_empty() => {
             let what = format!(
-                "delivery {} part {}/{} to {}: the rest delivered, {} refused ({})",
-                msg.id,
-                msg.part + 1,
-                msg.parts,
-                route,
+                "{}: the rest delivered, {} refused ({})",
+                heading(),
                 left_out.what(),
                 left_out.status()
             );
@@ -130,21 +138,12 @@ async fn one(
             if throttle {
                 throttled.push((route.clone(), delay_s));
             }
-            // The attempt's answer: a status, or none at all.
             let answer = match got {
-                Some(0) => "got no answer".to_string(),
-                Some(status) => format!("answered {status}"),
+                Some(Some(status)) => format!("answered {status}"),
+                Some(None) => "got no answer".to_string(),
                 None => "held by the batch's 429".to_string(),
             };
-            let what = format!(
-                "delivery {} part {}/{} to {}: attempt {} {}",
-                msg.id,
-                msg.part + 1,
-                msg.parts,
-                route,
-                attempts,
-                answer
-            );
+            let what = format!("{}: attempt {attempts} {answer}", heading());
             if let Some(next) = left_out.carried_on.take() {
                 if requeued(env, &next, delay_s).await {
                     log(&format!(
@@ -157,14 +156,7 @@ async fn one(
             settle(m, "retry", Some(delay_s))
         }
         Verdict::Refused { status } => {
-            let what = format!(
-                "delivery {} part {}/{} to {} refused ({})",
-                msg.id,
-                msg.part + 1,
-                msg.parts,
-                route,
-                status
-            );
+            let what = format!("{} refused ({status})", heading());
             let letter = (text.unwrap_or_default(), status);
             dead_lettered(m, env, &what, false, &[letter]).await
         }

@@ -87,6 +87,14 @@ pub fn ok(status: u16, extra: &[(&str, &str)]) -> Reply {
     Reply::new(status, body.to_string())
 }
 
+/// A wrong method: a 405 naming the methods the route takes, in words (`takes`) and in
+/// `Allow` (RFC 9110 asks for it).
+pub fn method_not_allowed(takes: &str, allow: &str) -> Reply {
+    let mut d = String::from("this route takes ");
+    d.push_str(takes);
+    error(405, "method_not_allowed", "Method not allowed.", &d, None).header("allow", allow)
+}
+
 pub fn missing(setting: &str) -> Reply {
     let mut d = String::from(setting);
     d.push_str(" is not set");

@@ -152,9 +152,7 @@ mod object {
 
     async fn release(storage: &JsValue, tag: &str, expires: f64) -> Result<u16, JsValue> {
         let key = JsValue::from_str(tag);
-        let stored = call(storage, "get", std::slice::from_ref(&key))
-            .await?
-            .as_f64();
+        let stored = stored(storage, &key).await?;
         if !releases(stored, expires) {
             return Ok(SEEN);
         }
@@ -162,12 +160,17 @@ mod object {
         Ok(FRESH)
     }
 
+    /// The expiry stored for `key`, if any.
+    async fn stored(storage: &JsValue, key: &JsValue) -> Result<Option<f64>, JsValue> {
+        Ok(call(storage, "get", std::slice::from_ref(key))
+            .await?
+            .as_f64())
+    }
+
     async fn claim(storage: &JsValue, tag: &str) -> Result<(u16, Option<String>), JsValue> {
         let key = JsValue::from_str(tag);
         let now = now_s();
-        let stored = call(storage, "get", std::slice::from_ref(&key))
-            .await?
-            .as_f64();
+        let stored = stored(storage, &key).await?;
         if !first_use(stored, now) {
             return Ok((SEEN, None));
         }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::auth;
 use super::config::EdgeConfig;
-use super::reply::{error, forbidden_origin, missing, Reply};
+use super::reply::{error, forbidden_origin, method_not_allowed, missing, Reply};
 
 /// The route, below the worker's route prefix.
 pub const ROUTE: &str = "/id";
@@ -170,16 +170,10 @@ pub fn admit(
                 .header("set-cookie", &clear_cookie(&cfg.route_prefix))
                 .header("cache-control", "no-store"),
         ),
-        _ => answer(
-            error(
-                405,
-                "method_not_allowed",
-                "Method not allowed.",
-                "this route takes GET, POST and DELETE",
-                None,
-            )
-            .header("allow", "GET, POST, DELETE"),
-        ),
+        _ => answer(method_not_allowed(
+            "GET, POST and DELETE",
+            "GET, POST, DELETE",
+        )),
     }
 }
 

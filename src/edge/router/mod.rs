@@ -379,21 +379,8 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
                 }
             }
         }
-        _ if known || path == "/health" => {
-            let (detail, allow) = if known {
-                ("this route takes POST", "POST")
-            } else {
-                ("this route takes GET and HEAD", "GET, HEAD")
-            };
-            let refused = error(
-                405,
-                "method_not_allowed",
-                "Method not allowed.",
-                detail,
-                None,
-            );
-            reply(refused.header("allow", allow))
-        }
+        _ if known => reply(reply::method_not_allowed("POST", "POST")),
+        _ if path == "/health" => reply(reply::method_not_allowed("GET and HEAD", "GET, HEAD")),
         _ => reply(not_found()),
     }
 }

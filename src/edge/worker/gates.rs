@@ -135,8 +135,13 @@ async fn shared_checked(tag: &[u8; 32], env: &JsValue) -> Result<Option<Shared>,
     Ok(Some(Shared::None))
 }
 
+/// `tag`'s key in `REPLAY_KV`: its hex.
+fn kv_key(tag: &[u8; 32]) -> JsValue {
+    JsValue::from_str(&hex::encode(tag))
+}
+
 async fn kv_claim(kv: &JsValue, get: &Function, tag: &[u8; 32]) -> Result<Option<Shared>, JsValue> {
-    let key = JsValue::from_str(&hex::encode(tag));
+    let key = kv_key(tag);
     let seen = JsFuture::from(Promise::from(get.call1(kv, &key)?)).await?;
     if !seen.is_null() && !seen.is_undefined() {
         return Ok(None);
@@ -171,8 +176,7 @@ pub(crate) async fn release(claim: Claim, env: &JsValue) {
         }
         Shared::Kv => {
             if let Some((kv, delete)) = binding(env, "REPLAY_KV", "delete") {
-                let key = JsValue::from_str(&hex::encode(tag));
-                let _ = settles(delete.call1(&kv, &key)).await;
+                let _ = settles(delete.call1(&kv, &kv_key(&tag))).await;
             }
         }
     }

@@ -408,13 +408,7 @@ async fn carry_out(
 }
 
 fn no_key() -> Reply {
-    error(
-        500,
-        "missing_setting",
-        "The worker is not configured.",
-        "KLAVIYO_PRIVATE_KEY is not set",
-        None,
-    )
+    reply::missing("KLAVIYO_PRIVATE_KEY")
 }
 
 pub(super) fn respond(r: Reply) -> Result<Response, JsValue> {
