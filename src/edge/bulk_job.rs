@@ -1,6 +1,6 @@
 //! An `event-bulk-create-job` body as the queue reads it: each entry's members (its
 //! `backfill` if given, its profile) and its events, borrowed from the body as sent, and
-//! how a job is written again from such pieces. `delivery.rs` divides a job into parts
+//! how a job is written again from such pieces. `delivery/plan.rs` divides a job into parts
 //! that fit a message; `refused_in_bulk.rs` takes out the events Klaviyo refused.
 
 use serde::Deserialize;

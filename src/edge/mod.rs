@@ -10,11 +10,13 @@
 //!   replay memory
 //! - `bodies.rs`: bodies parsed with serde_json, duplicate keys refused, JSON pointers
 //! - `bounded.rs`: members read without building trees, so memory follows body size
-//! - `api_rules/`: the `/api` bodies' rules, and what the unsigned browser path may carry
+//! - `api_rules/`: the `/api` bodies' rules (subscription jobs in `subscriptions.rs`), and
+//!   what the unsigned browser path may carry
 //! - `orders/`: server-side order events (Placed / Fulfilled / Cancelled / Refunded)
 //! - `lists.rs`: list membership (profile-import, then add-to-list)
-//! - `delivery.rs`: durable delivery through a queue: the messages a call becomes, and
-//!   what the consumer does with each answer; `consumer.rs` is its I/O; `bulk_job.rs`:
+//! - `delivery/`: durable delivery through a queue: the messages a call becomes
+//!   (`plan.rs`), the caller's answer (`answer.rs`) and what the consumer does with each
+//!   answer of Klaviyo's (`attempt.rs`); `consumer.rs` is its I/O; `bulk_job.rs`:
 //!   a bulk event job read as entries and written again; `refused_in_bulk.rs`: the events
 //!   or subscriptions of a queued bulk job Klaviyo refused, taken out by its error
 //!   pointers, the rest sent again

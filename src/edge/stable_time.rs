@@ -2,7 +2,7 @@
 //! otherwise stamps an event when the request reaches it: a queued call delivered
 //! after an outage would carry the hour it was delivered, and an event without a
 //! `unique_id` is kept once per profile, metric and second, so a redelivery (a queued
-//! call's, `delivery.rs`) or a retry (a call the worker sends itself, `router::direct`)
+//! call's, `delivery/plan.rs`) or a retry (a call the worker sends itself, `router::direct`)
 //! would be a second event. The edits are made in one copy of the body, whatever its
 //! size.
 

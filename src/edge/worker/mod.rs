@@ -291,7 +291,7 @@ async fn gated(
 ) -> Result<Reply, JsValue> {
     let now_ms = head.now_ms;
     // With a queue bound, a signed call or a verified webhook is handed to it
-    // (delivery.rs); the messages are made before the body is let go.
+    // (delivery/plan.rs); the messages are made before the body is let go.
     let queued = match (&gate.replay_key, binding(env, "DELIVERY_QUEUE", "send")) {
         (Some(tag), Some(queue)) => {
             delivery::plan(&action, tag, &body, cfg, now_ms).map(|p| (p, queue, *tag))

@@ -2,12 +2,18 @@
 //! attempt, natively, with a fixed clock and fixed jitter. Calls go through the router
 //! first, as in the worker, so the messages are those of real decisions.
 
+use std::ops::Range;
+
 use super::*;
 use crate::edge::auth;
+use crate::edge::config::EdgeConfig;
 use crate::edge::config::{ConfigError, Settings};
 use crate::edge::ratelimit::Peer;
+use crate::edge::router::Action;
 use crate::edge::router::{decide, Incoming};
 use crate::edge::stable_time::stable_direct;
+use crate::edge::stable_time::stable_event;
+use crate::edge::upstream::Upstream;
 
 const NOW_MS: u64 = 1_795_669_339_000;
 const NOW_S: i64 = 1_795_669_339;
@@ -1238,7 +1244,7 @@ fn retries_in(text: &str) -> u32 {
 fn the_shipped_retry_schedule_ends_inside_the_queues_retention() {
     // Queues deletes a message at the end of its retention, retried or not: one still
     // waiting for its next attempt then is lost, without reaching the dead-letter queue.
-    let toml = include_str!("../../js/edge/wrangler.toml");
+    let toml = include_str!("../../../js/edge/wrangler.toml");
     let shipped = toml
         .lines()
         .find(|l| l.starts_with("max_retries"))

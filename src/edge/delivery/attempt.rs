@@ -1,0 +1,198 @@
+//! The consumer's side: a message read back, what Klaviyo's answer to an attempt makes
+//! of it (acknowledge, retry after a delay, refuse), and what is kept of a message
+//! refused in part, for the dead-letter queue or to carry on.
+
+use serde_json::value::RawValue;
+
+use super::{Message, Work, MAX_DELAY_S, VERSION};
+use crate::core::retry;
+use crate::edge::config::EdgeConfig;
+use crate::edge::upstream::Upstream;
+
+/// A list message holding only the members at `refused` (positions in its `ids`, whose
+/// profile-imports Klaviyo refused): for the dead-letter queue, to be looked at and sent
+/// again by hand, while the others are added to the list. `None` when nothing is left
+/// out (or the message is no list's).
+pub fn refused_members(msg: &Message, refused: &[usize]) -> Option<String> {
+    let Work::List {
+        list_id, imports, ..
+    } = &msg.work
+    else {
+        return None;
+    };
+    let mut kept = Vec::new();
+    for (at, body) in imports {
+        if refused.contains(at) {
+            kept.push((kept.len(), body.clone()));
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    with_work(
+        msg,
+        Work::List {
+            list_id: list_id.clone(),
+            ids: vec![None; kept.len()],
+            imports: kept,
+        },
+    )
+}
+
+/// A list message that carries on where an attempt stopped (a 429 or a 5xx after some
+/// members were imported): the ids found so far (`ids`, by position), and the imports of
+/// the members still without one. Sent in the message's place, so that the next attempt
+/// does not import them again: a message of 1,000 members to import, retried whole
+/// after each 429, began again every time and never got past Klaviyo's 750 imports a
+/// minute. `None` when the attempt found no id the message lacked (it is retried as it
+/// is), or the message is no list's.
+pub fn list_carried_on(msg: &Message, ids: &[Option<String>]) -> Option<String> {
+    let Work::List {
+        list_id,
+        ids: before,
+        imports,
+    } = &msg.work
+    else {
+        return None;
+    };
+    let found = |i: usize| ids.get(i).is_some_and(Option::is_some);
+    if ids.len() != before.len() || !imports.iter().any(|(at, _)| found(*at)) {
+        return None;
+    }
+    let imports = imports
+        .iter()
+        .filter(|(at, _)| !found(*at))
+        .map(|(at, body)| (*at, body.clone()))
+        .collect();
+    with_work(
+        msg,
+        Work::List {
+            list_id: list_id.clone(),
+            ids: ids.to_vec(),
+            imports,
+        },
+    )
+}
+
+/// A call message holding `body` in place of the message's own (the events or profiles
+/// of a bulk job Klaviyo refused, taken out by `refused_in_bulk::divide`): for the
+/// dead-letter queue, while the rest are sent again. `None` for a message that is no
+/// call.
+pub fn refused_call(msg: &Message, body: String) -> Option<String> {
+    let Work::Call { path, .. } = &msg.work else {
+        return None;
+    };
+    let body = RawValue::from_string(body).ok()?;
+    with_work(
+        msg,
+        Work::Call {
+            path: path.clone(),
+            body,
+        },
+    )
+}
+
+/// Message `msg` (its delivery id and part) holding `work` instead, as JSON text.
+fn with_work(msg: &Message, work: Work) -> Option<String> {
+    let m = Message {
+        v: VERSION,
+        id: msg.id.clone(),
+        part: msg.part,
+        parts: msg.parts,
+        work,
+    };
+    serde_json::to_string(&m).ok()
+}
+
+/// A message from the queue; `None` for one this consumer cannot read.
+pub fn read(text: &str) -> Option<Message> {
+    serde_json::from_str::<Message>(text)
+        .ok()
+        .filter(|m| m.v == VERSION)
+}
+
+/// Whether a message's API path may be appended to `KLAVIYO_API_BASE`: below `/api/`,
+/// letters, digits, `-`, `_` and single `/` only. A message is ours, but a path with `@`
+/// or `//` would move the key to another host, so the consumer checks again.
+pub fn api_path_ok(path: &str) -> bool {
+    path.starts_with("/api/")
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'))
+}
+
+/// The setting a message's work needs and this deployment lacks: the operator's to
+/// put back (a secret rotated by delete then put, a deploy without a variable), so the
+/// message waits for it, as for a malformed setting, rather than being refused.
+pub fn missing_setting(work: &Work, cfg: &EdgeConfig) -> Option<&'static str> {
+    match work {
+        Work::Call { .. } | Work::List { .. } if cfg.private_key.is_none() => {
+            Some("KLAVIYO_PRIVATE_KEY")
+        }
+        Work::Forward { .. } if cfg.webhook_forward_url.is_none() => Some("WEBHOOK_FORWARD_URL"),
+        Work::Forward { .. } if cfg.signing_secret.is_none() => Some("EDGE_SIGNING_SECRET"),
+        _ => None,
+    }
+}
+
+// ------------------------------------------------------------------ the answers
+
+/// What the consumer does with a message after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delivered: acknowledge.
+    Ack,
+    /// Try again in this many seconds (the message's own delay, not the batch's).
+    Retry { delay_s: u32 },
+    /// Refused for good (a 4xx other than 408 and 429, a redirect): acknowledge, report,
+    /// and dead-letter it where a dead-letter queue is bound.
+    Refused { status: u16 },
+}
+
+/// After attempt `attempts` (1 for the first, as Queues counts) had `outcome` at
+/// `now_ms`. `jitter` in `0..=u16::MAX` spreads retries: up to a quarter of the backoff.
+/// Network failures, timeouts, 408, 429 and 5xx are retried after
+/// `max(Retry-After, min(1 s × 2^(attempts-1), MAX_DELAY_S))`.
+pub fn after_attempt(outcome: &Upstream, attempts: u32, now_ms: u64, jitter: u16) -> Verdict {
+    let outcome = match outcome {
+        Upstream::Failed => retry::Outcome::Network,
+        Upstream::Answered {
+            status,
+            retry_after,
+            ..
+        } => retry::Outcome::Status {
+            status: *status,
+            retry_after_s: retry_after
+                .as_deref()
+                .and_then(|h| retry::retry_after_secs(h, now_ms)),
+            body: String::new(),
+        },
+    };
+    match (retry::verdict(&outcome), &outcome) {
+        (retry::Verdict::Delivered, _) => Verdict::Ack,
+        (retry::Verdict::Rejected, retry::Outcome::Status { status, .. }) => {
+            Verdict::Refused { status: *status }
+        }
+        (retry::Verdict::Rejected, retry::Outcome::Network) => Verdict::Refused { status: 0 },
+        (retry::Verdict::Retry, _) => Verdict::Retry {
+            delay_s: delay_s(attempts, &outcome, jitter),
+        },
+    }
+}
+
+fn delay_s(attempts: u32, outcome: &retry::Outcome, jitter: u16) -> u32 {
+    let cap = u64::from(MAX_DELAY_S);
+    let exp = 1u64 << attempts.saturating_sub(1).min(20);
+    let exp = exp.min(cap);
+    let server = match outcome {
+        retry::Outcome::Status {
+            retry_after_s: Some(s),
+            ..
+        } => u64::from(*s),
+        _ => 0,
+    };
+    // Never less than Retry-After; the spread only adds.
+    let spread = exp * u64::from(jitter) / u64::from(u16::MAX) / 4;
+    (server.max(exp) + spread).min(24 * 3600) as u32
+}
