@@ -251,7 +251,9 @@ export class Klaviyo {
    * rejection left unhandled never reaches the page as `unhandledrejection`. */
   identify(profile: Profile): Promise<void>;
   /** Queues an event; returns its `unique_id`. Once ready, throws an Error naming the
-   * field on bad input (before, see `create`). */
+   * field on bad input (before, see `create`): a number or a `time` JSON cannot hold
+   * (`NaN`, `Infinity`, an invalid `Date`) included. After `close()` nothing is kept:
+   * `onError` hears it (kind `invalid`) and this returns `""`. */
   track(metric: string, properties?: Record<string, unknown>, options?: EventOptions): string;
   viewedProduct(product: Product, options?: EventOptions): string;
   addedToCart(item: CartItem | GuideCartItem, options?: EventOptions): string;
@@ -286,7 +288,9 @@ export class Klaviyo {
   pending(): number;
   /** Starts a new anonymous profile (on logout). */
   reset(): void;
-  /** Stops sending, timers and listeners; lets another tab send. The queue stays on disk. */
+  /** Stops sending, timers and listeners; lets another tab send. The queue stays on disk.
+   * Later calls are not kept: each reaches `onError` (kind `invalid`, "tracker closed"),
+   * and the async ones reject. `setConsent("denied")` still erases what is stored. */
   close(): void;
   /** This visitor's anonymous id (null until ready, and while consent is denied). */
   readonly anonymousId: string | null;

@@ -14,8 +14,13 @@ const IDENTIFY = 1, TRACK = 2, VIEWED_PRODUCT = 3, ADDED_TO_CART = 4, STARTED_CH
   ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0, EARLY_CONSENT = -1;
 /** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
  * the core refuses them by name. */
-const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice"];
-const finite = (k, v) => (typeof v === "number" && !isFinite(v) ? String(v) : v);
+const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice", "time"];
+/** JSON.stringify's replacer: a number JSON cannot hold, or an invalid Date (which it
+ * would make `null`, "not given"), as text, which the core refuses naming the field. */
+function finite(k, v) {
+  const o = this[k];
+  return (typeof o === "number" || o instanceof Date) && !isFinite(o) ? String(o) : v;
+}
 /** Consent states, by the code the core takes (src/core/consent.rs has the rules). */
 const CONSENT = ["pending", "granted", "denied"];
 const PENDING = 0, GRANTED = 1, DENIED = 2;
@@ -133,20 +138,19 @@ preload();
 /** `JSON.stringify([id, now, ...args])`; a value JSON cannot hold becomes `?`, which the
  * core refuses naming the argument. */
 function encode(id, now, args) {
-  let nonFinite;
-  for (const a of args) {
-    if (a && typeof a === "object") {
-      for (const k of NUMBERS) {
-        const v = a[k];
-        if (finite(k, v) !== v) nonFinite = finite; // only a non-finite number changes
+  try {
+    // The replacer only where a field needs it (it slows every call); a getter that
+    // throws, or a revoked Proxy, is refused below like any value JSON cannot hold.
+    let nonFinite;
+    for (const a of args) {
+      if (a && typeof a === "object") {
+        for (const k of NUMBERS) if (finite.call(a, k, 0) !== 0) nonFinite = finite;
       }
     }
-  }
-  try {
     return JSON.stringify([id, now, ...args], nonFinite);
   } catch {
     return `["${id}",${now}${args.map((a) => {
-      try { return "," + (JSON.stringify(a, nonFinite) ?? "null"); } catch { return ",?"; }
+      try { return "," + (JSON.stringify(a, finite) ?? "null"); } catch { return ",?"; }
     }).join("")}]`;
   }
 }
@@ -398,10 +402,11 @@ export class Klaviyo {
   }
 
   /** Async calls: resolve once queued; before ready, once the core accepted them. Bad
-   * input rejects (the executor catches what #call throws). */
+   * input rejects (the executor catches what #call throws), and so does a closed tracker. */
   #async(op, args, accepted) {
     const rt = this.#rt, failed = this.#failed;
     const p = new Promise((resolve, reject) => {
+      if (this.#closed) throw this.#shut();
       this.#call(op, args, rt || failed ? undefined : (e) => (e ? reject(e) : resolve(accepted?.())));
       if (rt) resolve(accepted?.());
       else if (failed) reject(failed); // kept, for a later page to send
@@ -412,8 +417,17 @@ export class Klaviyo {
     return p;
   }
 
-  /** Events: their `unique_id`, the given one if any. */
+  /** After close(): nothing is kept or sent, and the shop hears it (onError). */
+  #closed;
+  #shut() {
+    const e = report("invalid", "tracker closed: call not kept");
+    this.#emit(e);
+    return e;
+  }
+
+  /** Events: their `unique_id`, the given one if any ("" once closed). */
   #event(op, args, options) {
+    if (this.#closed) return this.#shut() && "";
     const id = this.#call(op, args);
     return options?.uniqueId ?? id;
   }
@@ -502,11 +516,16 @@ export class Klaviyo {
   }
   /** On logout: later calls belong to a new anonymous profile. */
   reset() {
+    if (this.#closed) return;
     if (this.#rt) this.#rt.reset();
     else this.#keep(EARLY_RESET, "", undefined);
   }
   /** Stops sending and listening (the queue stays on disk for the next page). */
   close() {
+    // What consent is now stays this tracker's answer (kl.consent), and a denial made
+    // after close() still erases (setConsent).
+    if (!this.#closed) this.#consent = this.#rt?.state ?? this.#consent;
+    this.#closed = 1;
     routes.delete(this.#pageView);
     // Closed while pending, it drops the views it made: the shop's other trackers make
     // the page's again (each skips one a tracker that delivers has made).
@@ -525,6 +544,7 @@ export class Klaviyo {
    */
   setConsent(state) {
     const code = consentCode(state, "setConsent");
+    if (this.#closed) return void (code === DENIED ? this.#deny(true) : (this.#consent = code));
     if (this.#rt) return void (this.#rt.consent(code), this.#tell());
     if (code === DENIED) return this.#deny(true);
     if (code === this.#consent) return;
@@ -535,7 +555,7 @@ export class Klaviyo {
   }
   /** The consent state in force. */
   get consent() {
-    return CONSENT[this.#rt?.state ?? this.#consent];
+    return CONSENT[this.#closed || !this.#rt ? this.#consent : this.#rt.state];
   }
 }
 

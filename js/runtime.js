@@ -152,6 +152,10 @@ function deadline(ms) {
   return c.signal;
 }
 
+/** `fetch`, whose throw or non-Response (a page's wrapper of it) is a failed request:
+ * never an exception out of our task, nor a send loop left busy. */
+const request = (url, init) => new Promise((r) => r(fetch(url, init))).then((r) => (r.headers.get("x"), r));
+
 /** `Retry-After` as seconds: its delay-seconds as they are, an HTTP-date read by the
  * browser's own `Date` ("" when absent, hidden by CORS, or unreadable). */
 function seconds(header) {
@@ -264,7 +268,7 @@ export class Runtime {
     // writes behind it, nor keep the calls after a reset without cookies, for the rest
     // of the page. (Chromium goes on with an aborted keepalive request: its late answer
     // may still set the cookie.)
-    const send = () => fetch(this.id_, { ...init, signal: deadline(1e4) });
+    const send = () => request(this.id_, { ...init, signal: deadline(1e4) });
     // Answered, failed or timed out, the latest request settles what reset() started.
     const settled = () => this.asked_ === n && (this.stale_ = 0);
     // The worker writes the cookie in the page's order: each request goes once the write
@@ -465,7 +469,7 @@ export class Runtime {
     // if it gave the visitor, for the calls made with the id made up meanwhile, by any
     // tab or page (until a reset: the cookie may name the next visitor by then).
     const own = this.edge_ && !this.fresh_ && !this.madeUp_().some((m) => m && body.includes(m));
-    fetch(own ? url + "&visitor=page" : url, {
+    request(own ? url + "&visitor=page" : url, {
       method: "POST",
       headers: { "content-type": "application/vnd.api+json", revision: this.revision_ },
       body,
