@@ -252,8 +252,9 @@ export class Klaviyo {
   identify(profile: Profile): Promise<void>;
   /** Queues an event; returns its `unique_id`. Once ready, throws an Error naming the
    * field on bad input (before, see `create`): a number or a `time` JSON cannot hold
-   * (`NaN`, `Infinity`, an invalid `Date`) included. After `close()` nothing is kept:
-   * `onError` hears it (kind `invalid`) and this returns `""`. */
+   * (`NaN`, `Infinity`, an invalid `Date`) in `time` or a field the core reads as a
+   * number (not in `track`'s own properties, which go as JSON makes them). After
+   * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`. */
   track(metric: string, properties?: Record<string, unknown>, options?: EventOptions): string;
   viewedProduct(product: Product, options?: EventOptions): string;
   addedToCart(item: CartItem | GuideCartItem, options?: EventOptions): string;
@@ -289,8 +290,10 @@ export class Klaviyo {
   /** Starts a new anonymous profile (on logout). */
   reset(): void;
   /** Stops sending, timers and listeners; lets another tab send. The queue stays on disk.
-   * Later calls are not kept: each reaches `onError` (kind `invalid`, "tracker closed"),
-   * and the async ones reject. `setConsent("denied")` still erases what is stored. */
+   * Later calls are not kept: an event reaches `onError` (kind `invalid`, "tracker
+   * closed") and returns `""`, `identify`, `subscribe` and `backInStock` reject, `reset()`
+   * does nothing. `setConsent("denied")` still erases what is stored, and clears the
+   * worker's visitor cookie. */
   close(): void;
   /** This visitor's anonymous id (null until ready, and while consent is denied). */
   readonly anonymousId: string | null;

@@ -14,13 +14,9 @@ const IDENTIFY = 1, TRACK = 2, VIEWED_PRODUCT = 3, ADDED_TO_CART = 4, STARTED_CH
   ACTIVE_ON_SITE = 10, PAGE_VIEW = 11, EARLY_RESET = 0, EARLY_CONSENT = -1;
 /** Numbers that JSON would turn into null ("not given"): sent as strings instead, so
  * the core refuses them by name. */
-const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice", "time"];
-/** JSON.stringify's replacer: a number JSON cannot hold, or an invalid Date (which it
- * would make `null`, "not given"), as text, which the core refuses naming the field. */
-function finite(k, v) {
-  const o = this[k];
-  return (typeof o === "number" || o instanceof Date) && !isFinite(o) ? String(o) : v;
-}
+/** The fields the core reads as numbers (src/core/ecommerce.rs), and an event's time. */
+const NUMBERS = ["value", "Price", "Quantity", "CartTotal", "CompareAtPrice", "AddedItemPrice", "AddedItemQuantity", "$value", "ResultCount", "time"];
+
 /** Consent states, by the code the core takes (src/core/consent.rs has the rules). */
 const CONSENT = ["pending", "granted", "denied"];
 const PENDING = 0, GRANTED = 1, DENIED = 2;
@@ -137,7 +133,15 @@ preload();
 
 /** `JSON.stringify([id, now, ...args])`; a value JSON cannot hold becomes `?`, which the
  * core refuses naming the argument. */
-function encode(id, now, args) {
+function encode(id, now, args, free) {
+  // JSON.stringify's replacer: in those fields of the arguments (not of `free`, track's
+  // own properties), a number JSON cannot hold, or an invalid Date (it would make either
+  // `null`, "not given"), as text, which the core refuses naming the field. Nothing else
+  // is touched.
+  const finite = function (k, v) {
+    const o = this[k];
+    return args.includes(this) && this !== free && NUMBERS.includes(k) && (typeof o === "number" || o instanceof Date) && !isFinite(o) ? String(o) : v;
+  };
   try {
     // The replacer only where a field needs it (it slows every call); a getter that
     // throws, or a revoked Proxy, is refused below like any value JSON cannot hold.
@@ -365,7 +369,7 @@ export class Klaviyo {
   /** A call: to the core when it is ready, else kept (and saved) until it is. */
   #call(op, args, settle) {
     const id = nextId();
-    const text = encode(id, now(), args);
+    const text = encode(id, now(), args, op === TRACK && args[1]);
     if (this.#rt) this.#rt.call(op, text);
     else this.#keep(op, text, settle);
     return id;
@@ -406,7 +410,7 @@ export class Klaviyo {
   #async(op, args, accepted) {
     const rt = this.#rt, failed = this.#failed;
     const p = new Promise((resolve, reject) => {
-      if (this.#closed) throw this.#shut();
+      if (this.#closed) throw this.#shut(1); // the caller's catch hears it
       this.#call(op, args, rt || failed ? undefined : (e) => (e ? reject(e) : resolve(accepted?.())));
       if (rt) resolve(accepted?.());
       else if (failed) reject(failed); // kept, for a later page to send
@@ -417,11 +421,16 @@ export class Klaviyo {
     return p;
   }
 
-  /** After close(): nothing is kept or sent, and the shop hears it (onError). */
+  /** After close(): nothing is kept or sent, and the shop hears it (onError, not
+   * again for a call its onError makes: 2 while it runs). */
   #closed;
-  #shut() {
+  #shut(quiet) {
     const e = report("invalid", "tracker closed: call not kept");
-    this.#emit(e);
+    if (!quiet && this.#closed < 2) {
+      this.#closed = 2;
+      this.#emit(e);
+      this.#closed = 1;
+    }
     return e;
   }
 
@@ -429,7 +438,11 @@ export class Klaviyo {
   #event(op, args, options) {
     if (this.#closed) return this.#shut() && "";
     const id = this.#call(op, args);
-    return options?.uniqueId ?? id;
+    try {
+      return options?.uniqueId ?? id;
+    } catch {
+      return id; // options whose getter throws: refused by the core, by name
+    }
   }
 
   /** Also tells Klaviyo's onsite script, where the page has it (`window.klaviyo`, its
@@ -544,7 +557,13 @@ export class Klaviyo {
    */
   setConsent(state) {
     const code = consentCode(state, "setConsent");
-    if (this.#closed) return void (code === DENIED ? this.#deny(true) : (this.#consent = code));
+    // Closed once ready: a denial still erases, and clears the worker's cookie (closed
+    // before, the window replays it to the core as ever).
+    if (this.#closed && this.#rt) {
+      if (code !== DENIED) this.#consent = code;
+      else if (this.#consent !== DENIED) this.#deny(true), this.#rt.visitor_("DELETE");
+      return;
+    }
     if (this.#rt) return void (this.#rt.consent(code), this.#tell());
     if (code === DENIED) return this.#deny(true);
     if (code === this.#consent) return;

@@ -209,6 +209,19 @@ test('consent denied clears the cookie', async () => {
   }
 });
 
+test('a denial made after close() clears the cookie too', async () => {
+  const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
+  try {
+    const page = await openShop(context);
+    await track(page, 'Before Close And Denial');
+    await waitFor(() => visitorCookie(context), { what: 'the cookie' });
+    await page.evaluate(() => { window.kl.close(); window.kl.setConsent('denied'); });
+    await waitFor(async () => !(await visitorCookie(context)), { what: 'the cookie cleared' });
+  } finally {
+    await context.close();
+  }
+});
+
 test('a page that starts denied clears the cookie too (its denial is carried out before the wasm loads)', async () => {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   try {
