@@ -58,11 +58,13 @@ function watchRoutes() {
   const changed = () => routes.forEach((f) => f());
   for (const k of ["pushState", "replaceState"]) {
     const original = history[k];
-    history[k] = function (...args) {
-      const path = location.pathname;
-      original.apply(this, args); // returns nothing
-      if (k === "pushState" || location.pathname !== path) changed();
-    };
+    try {
+      history[k] = function (...args) {
+        const path = location.pathname;
+        original.apply(this, args); // returns nothing
+        if (k === "pushState" || location.pathname !== path) changed();
+      };
+    } catch { /* a page that froze history: its route changes are not seen, popstate is */ }
   }
   addEventListener("popstate", changed);
 }
@@ -230,14 +232,7 @@ export class Klaviyo {
     // create() should not wait.
     this.ready = Promise.resolve()
       .then(() => load(options.wasmUrl))
-      .then(() => this.#start(), (e) => {
-        // The window's calls stay stored: a later page of the shop adopts them. Those
-        // that promise an answer get this one, as do the later ones.
-        this.#failed = e;
-        this.#settleAll(e);
-        this.#emit(e);
-        throw e;
-      });
+      .then(() => this.#start(), (e) => this.#fail(e));
     this.ready.catch(() => {}); // reported through onError; never an unhandled rejection
     if (auto === "auto") {
       // One Active on Site per page view and per route change (never two in a row for
@@ -325,14 +320,27 @@ export class Klaviyo {
     try { this.#options.onError?.(e); } catch { /* the shop's handler: ignored */ }
   }
 
+  /** The wasm did not load, or the page's environment kept the core from starting: the
+   * window's calls stay stored (a later page of the shop adopts them). Those that promise
+   * an answer get this one, as do the later ones. */
+  #fail(e) {
+    this.#failed = e;
+    this.#settleAll(e);
+    this.#emit(e);
+    throw e;
+  }
+
   #start() {
     const { onError, debug, wasmUrl, ...rest } = this.#options;
     rest.consent = this.#consent0; // the window's changes are replayed in order
-    trackers.delete(this.#listener);
     let rt;
     try {
       rt = new Runtime(rest, onError, debug === true, this.#edge, this.#earlyKey);
+      trackers.delete(this.#listener);
     } catch (e) {
+      // Not the core's refusal of the options: the page broke something it needs.
+      if (e.kind !== "invalid") this.#fail(report("load", `klaviyo: the tracker could not start (${e.message})`));
+      trackers.delete(this.#listener);
       // Refused: this tracker never runs. Its promises, now and later, get the refusal;
       // its calls are neither kept nor saved (no later page could send them either).
       this.#failed = e;
@@ -340,7 +348,7 @@ export class Klaviyo {
       this.#early = [];
       storage.del(this.#earlyKey, this.#earlyKey);
       this.#earlyKey = "";
-      this.#emit(report("invalid", e.message));
+      this.#emit(e);
       throw e;
     }
     // The window's calls, in order, with the id and time they were given. The core is

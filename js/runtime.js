@@ -35,11 +35,12 @@ export const uuid = () => [...crypto.getRandomValues(new Uint8Array(16))]
   .join("")
   .replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
 
-// localStorage that never throws: null when missing or refused (sandbox, privacy mode).
+// localStorage that never throws: null when missing or refused (sandbox, privacy mode),
+// or a page's stand-in that cannot list its keys (a denial could not erase them).
 let store;
 try {
   store = globalThis.localStorage;
-  store.length;
+  store.key(store.length);
 } catch {
   store = null;
 }
@@ -210,7 +211,7 @@ export class Runtime {
     this.own_ = early;
     const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
       cookies(options)));
-    if (h < 0) throw Error(answer(wasm.answer_len())); // u32::MAX: refused
+    if (h < 0) throw report("invalid", answer(wasm.answer_len())); // u32::MAX: refused
     this.h_ = h;
     this.options_ = options;
     [this.prefix_, this.revision_] = this.control_(INFO).split(SEP);
@@ -280,7 +281,8 @@ export class Runtime {
     const req = atOnce && !prev ? atOnce : Promise.resolve(prev).then(send);
     if (how !== "GET") {
       // What the next one waits for: every request of this write (never rejects).
-      const w = (this.writing_ = Promise.allSettled([atOnce, req]));
+      // (Not Promise.allSettled: a page's Promise polyfill may lack it.)
+      const w = (this.writing_ = Promise.all([atOnce, req].map((p) => Promise.resolve(p).catch(() => {}))));
       w.then(() => this.writing_ === w && (this.writing_ = 0));
     }
     req
@@ -602,7 +604,8 @@ export class Runtime {
     this.electing_ = true;
     const name = this.prefix_ + "sender";
     const locks = navigator.locks;
-    if (locks) {
+    // (A page's Web Locks that throw at once: the lease in storage, as without them.)
+    if (locks) try {
       const hold = () => {
         if (signal.aborted) return undefined;
         this.became_(true);
@@ -617,7 +620,7 @@ export class Runtime {
         return undefined;
       }).catch(() => this.became_(true));
       return;
-    }
+    } catch { /* the lease */ }
     const me = uuid();
     const key = this.prefix_ + "lease";
     const beat = () => {

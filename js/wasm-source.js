@@ -19,7 +19,8 @@ export async function wasmModule(url, signal) {
   // Compiles while it downloads, off the main thread, where the engine has it and the
   // server names exactly the type it takes (a parameter, `; charset=...`, is refused, and
   // engines differ on letter case); otherwise the bytes are read whole, then compiled.
-  return WebAssembly.compileStreaming && res.headers.get("content-type") === "application/wasm"
+  // (A page's fetch may give a Response of a polyfill, which compileStreaming refuses.)
+  return WebAssembly.compileStreaming && res instanceof Response && res.headers.get("content-type") === "application/wasm"
     ? WebAssembly.compileStreaming(res)
     : WebAssembly.compile(await res.arrayBuffer());
 }

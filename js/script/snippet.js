@@ -39,7 +39,11 @@
   s = d.createElement("script");
   s.async = true;
   s.src = src;
-  s.setAttribute("data-wasm-url", wasm);
+  // The snippet's nonce, for a Content-Security-Policy that allows scripts by nonce.
+  i = d.currentScript;
+  s.nonce = (i && i.nonce) || "";
+  // Absolute (the preload's): a route change before the script runs must not move it.
+  s.setAttribute("data-wasm-url", l.href);
   d.head.appendChild(l);
   d.head.appendChild(s);
 })(window, document, "/klaviyo-wasm/klaviyo-wasm.js");

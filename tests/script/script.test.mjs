@@ -489,3 +489,28 @@ test('the snippet is under 1 KB minified and leaves window.klaviyo and _learnq a
   assert.match(bundle, /^"use strict";\n?\(\(\)=>\{/, 'a classic script, strict as its modules: one IIFE, no import/export');
   assert.doesNotMatch(bundle, /\bimport\s*\(|\bexport\s*\{/);
 });
+
+test("a Content-Security-Policy that allows scripts by nonce: the snippet gives its nonce to the script it loads, which then runs and sends", { timeout: TIMEOUT }, async () => {
+  const { context, page, errors } = await open(h.page(html({
+    head: `<meta http-equiv="Content-Security-Policy" content="script-src 'nonce-n0nce' 'wasm-unsafe-eval'">
+<script nonce="n0nce">${snippet(SCRIPT)}</script>
+<script nonce="n0nce">klaviyoWasm.push(${init()}, ["track", "Under A Nonce Policy", {}]);</script>`,
+  })));
+  await accepted('the event sent by the script the snippet loaded', (r) => events(r).some((e) => e.metric === 'Under A Nonce Policy'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a relative script URL and a route change before the script runs: the .wasm is still the one the snippet preloaded", { timeout: TIMEOUT }, async () => {
+  // The page is /page/<n>: `../dist/script/` is our folder from it, and no longer after the
+  // route change to a deeper path.
+  const { context, page, errors } = await open(h.page(html({
+    head: `<script>${snippet(`..${SCRIPT}?delay=300`)}</script>
+<script>history.replaceState(null, "", "/shop/products/deep/pooh"); klaviyoWasm.push(${init()}, ["track", "After A Route Change", {}]);</script>`,
+  })));
+  await accepted('the event', (r) => events(r).some((e) => e.metric === 'After A Route Change'));
+  const wasm = h.ours().filter((e) => e.path.endsWith('.wasm')).map((e) => e.path);
+  assert.deepEqual([...new Set(wasm)], ['/dist/script/klaviyo_wasm_bg.wasm']);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,0 +1,126 @@
+// A shop's page, changed by its other scripts (polyfills, wrappers, frozen objects),
+// before ours runs: the tracker keeps working, or says why it cannot and keeps the page's
+// calls. Each case sets the page up with an init script; the baseline is every other
+// suite, which runs the same pages unchanged.
+// Standalone: `node --test tests/queue/environment.test.mjs` (needs a built dist/web).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEnv, newShop, waitFor, storedEntries } from './harness.mjs';
+
+const TIMEOUT = 60_000;
+let env;
+
+before(async () => {
+  env = await startEnv();
+});
+after(async () => {
+  await env?.close();
+});
+
+let shopNo = 0;
+const nextCompanyId = () => `EnV${String(++shopNo).padStart(3, '0')}`;
+
+/** A tab whose page ran `initScript` first; the tracker is created by the test (`start`). */
+async function changedPage(t, initScript) {
+  env.emu.reset();
+  const shop = await newShop(env);
+  t.after(() => shop.close());
+  const companyId = nextCompanyId();
+  const page = await shop.open({ companyId, init: false, initScript });
+  return { shop, page, companyId };
+}
+
+/** Creates the tracker with the page's options and `more`; resolves to how `ready` ended. */
+function start(page, more = {}) {
+  return page.evaluate(async (more) => {
+    const { Klaviyo } = await import('/dist/web/index.js');
+    window.kl = Klaviyo.create(window.shopOptions({ onError: (e) => window.reports.push({ kind: e.kind, message: e.message }), ...more }));
+    return window.kl.ready.then(() => 'ready', (e) => `${e.kind}: ${e.message}`);
+  }, more);
+}
+
+const metrics = () => env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
+  const a = r.body?.data?.attributes ?? {};
+  return a.metric ? [a.metric.data.attributes.name] : (a.events?.data ?? []).map((e) => e.attributes.metric.data.attributes.name);
+});
+
+async function tracks(page, metric) {
+  await page.evaluate((m) => window.kl.track(m), metric);
+  await waitFor(() => metrics().includes(metric), { what: `${metric} delivered` });
+}
+
+test('a Promise polyfill without allSettled, on a shop whose worker is known: a logout and a denial work and erase', { timeout: TIMEOUT }, async (t) => {
+  const { shop, page, companyId } = await changedPage(t, () => { delete Promise.allSettled; });
+  // The page knows the shop's worker (a first-party apiBase answered as it before).
+  await page.evaluate((c) => localStorage.setItem(`klaviyo:${c}:edge`, '1'), companyId);
+  assert.equal(await start(page), 'ready');
+  await page.evaluate(() => window.kl.identify({ email: 'polyfill@example.com' }));
+  await page.evaluate(() => { window.kl.reset(); window.kl.setConsent('denied'); });
+  assert.deepEqual(Object.keys(await storedEntries(page, `klaviyo:${companyId}:`)), [], 'the denial erased everything');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('Web Locks that throw at once: the lease in storage picks the sender, and the calls go', { timeout: TIMEOUT }, async (t) => {
+  const { shop, page } = await changedPage(t, () => {
+    navigator.locks.request = () => { throw new Error('broken locks'); };
+  });
+  assert.equal(await start(page), 'ready');
+  await tracks(page, 'Without Locks');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a frozen history (activeOnSite "auto"): create() does not throw, and the tracker sends', { timeout: TIMEOUT }, async (t) => {
+  const { shop, page } = await changedPage(t, () => { Object.freeze(History.prototype); Object.freeze(history); });
+  assert.equal(await start(page, { activeOnSite: 'auto' }), 'ready');
+  await tracks(page, 'Frozen History');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test("a fetch that gives a polyfill's Response for the .wasm: it is compiled whole, and the tracker starts", { timeout: TIMEOUT }, async (t) => {
+  const { shop, page } = await changedPage(t, () => {
+    const real = window.fetch;
+    window.fetch = async (url, init) => {
+      const r = await real(url, init);
+      if (!String(url).endsWith('.wasm')) return r;
+      // What whatwg-fetch gives: the same members, not a native Response.
+      return { ok: r.ok, status: r.status, headers: r.headers, arrayBuffer: () => r.arrayBuffer() };
+    };
+  });
+  assert.equal(await start(page), 'ready');
+  await tracks(page, 'Polyfill Response');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a localStorage stand-in that cannot list its keys is not written to (a denial could not erase it)', { timeout: TIMEOUT }, async (t) => {
+  const { shop, page } = await changedPage(t, () => {
+    const kept = (window.standIn = {});
+    Object.defineProperty(window, 'localStorage', {
+      value: {
+        getItem: (k) => (k in kept ? kept[k] : null),
+        setItem: (k, v) => { kept[k] = String(v); },
+        removeItem: (k) => { delete kept[k]; },
+      },
+    });
+  });
+  assert.equal(await start(page), 'ready');
+  await page.evaluate(() => window.kl.identify({ email: 'standin@example.com' }));
+  await tracks(page, 'Stand-in Storage');
+  assert.deepEqual(await page.evaluate(() => Object.keys(window.standIn)), [], 'nothing of the visitor kept where a denial cannot reach');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test("a page that breaks what the core needs to start (TextEncoder without encodeInto): reported as load, the page's calls kept for a later page", { timeout: TIMEOUT }, async (t) => {
+  const { shop, page, companyId } = await changedPage(t, () => { delete TextEncoder.prototype.encodeInto; });
+  const ended = await page.evaluate(async () => {
+    const { Klaviyo } = await import('/dist/web/index.js');
+    window.kl = Klaviyo.create(window.shopOptions({ onError: (e) => window.reports.push({ kind: e.kind, message: e.message }) }));
+    window.kl.track('Kept For Later');
+    return window.kl.ready.then(() => 'ready', (e) => `${e.kind}: ${e.message}`);
+  });
+  assert.match(ended, /^load: klaviyo: the tracker could not start \(/);
+  assert.deepEqual((await page.evaluate(() => window.reports)).map((r) => r.kind), ['load']);
+  const kept = await storedEntries(page, `klaviyo:${companyId}:pre:`);
+  assert.equal(Object.keys(kept).length, 1, 'the call is stored for a later page');
+  assert.match(Object.values(kept)[0], /Kept For Later/);
+  assert.deepEqual(shop.pageErrors, []);
+});
