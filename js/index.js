@@ -339,7 +339,7 @@ export class Klaviyo {
       trackers.delete(this.#listener);
     } catch (e) {
       // Not the core's refusal of the options: the page broke something it needs.
-      if (e.kind !== "invalid") this.#fail(report("load", `klaviyo: the tracker could not start (${e.message})`));
+      if (e?.kind !== "invalid") this.#fail(report("load", `klaviyo: the tracker could not start (${e?.message ?? e})`));
       trackers.delete(this.#listener);
       // Refused: this tracker never runs. Its promises, now and later, get the refusal;
       // its calls are neither kept nor saved (no later page could send them either).

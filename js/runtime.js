@@ -36,11 +36,12 @@ export const uuid = () => [...crypto.getRandomValues(new Uint8Array(16))]
   .replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
 
 // localStorage that never throws: null when missing or refused (sandbox, privacy mode),
-// or a page's stand-in that cannot list its keys (a denial could not erase them).
+// or a page's stand-in that cannot list its keys (a denial could not erase them): it
+// needs `length` and `key()`.
 let store;
 try {
   store = globalThis.localStorage;
-  store.key(store.length);
+  store.key(store.length.toFixed());
 } catch {
   store = null;
 }
@@ -236,8 +237,16 @@ export class Runtime {
     // worker's cookie may know the visitor (until it answers).
     const anon = this.anonymousId();
     this.fresh_ = anon === fresh || this.madeUp_().includes(anon);
-    this.watch_();
-    this.consent();
+    try {
+      this.watch_();
+      this.consent();
+    } catch (e) {
+      // Started in part (the page broke something it needs): stopped whole, writing
+      // nothing, so that none of it runs beside the calls the page keeps for a later one.
+      this.replaying_ = true;
+      this.close();
+      throw e;
+    }
   }
 
   /** control() of the core (src/browser/exports.rs): `what` with `n` and strings `a`, `b`. */
@@ -628,11 +637,13 @@ export class Runtime {
       if (v) storage.set(key, v, this.own_);
       if (this.electing_ || !!v !== this.sender_) this.became_(!!v);
     };
+    // Stopped with the signal, which is heard first: no beat that nothing could stop.
+    let id;
+    signal.addEventListener("abort", () => clearInterval(id));
     // The first beat in the next task: never a write or a send before the loading
     // window is replayed (the constructor elects).
     setTimeout(() => signal.aborted || beat());
-    const id = setInterval(beat, LEASE_MS);
-    signal.addEventListener("abort", () => clearInterval(id));
+    id = setInterval(beat, LEASE_MS);
   }
 
   became_(sender) {

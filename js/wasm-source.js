@@ -19,8 +19,10 @@ export async function wasmModule(url, signal) {
   // Compiles while it downloads, off the main thread, where the engine has it and the
   // server names exactly the type it takes (a parameter, `; charset=...`, is refused, and
   // engines differ on letter case); otherwise the bytes are read whole, then compiled.
-  // (A page's fetch may give a Response of a polyfill, which compileStreaming refuses.)
-  return WebAssembly.compileStreaming && res instanceof Response && res.headers.get("content-type") === "application/wasm"
-    ? WebAssembly.compileStreaming(res)
-    : WebAssembly.compile(await res.arrayBuffer());
+  try {
+    if (WebAssembly.compileStreaming && res.headers.get("content-type") === "application/wasm") {
+      return await WebAssembly.compileStreaming(res.clone());
+    }
+  } catch { /* a Response of a page's fetch polyfill, which it refuses: compiled whole */ }
+  return WebAssembly.compile(await res.arrayBuffer());
 }

@@ -76,14 +76,20 @@ test('a frozen history (activeOnSite "auto"): create() does not throw, and the t
   assert.deepEqual(shop.pageErrors, []);
 });
 
-test("a fetch that gives a polyfill's Response for the .wasm: it is compiled whole, and the tracker starts", { timeout: TIMEOUT }, async (t) => {
+test("a fetch polyfill installed over the native one (fetch and Response): the .wasm is compiled whole, and the tracker starts", { timeout: TIMEOUT }, async (t) => {
   const { shop, page } = await changedPage(t, () => {
     const real = window.fetch;
+    // What whatwg-fetch installs: its own Response class as the global, and a fetch that
+    // gives its instances (the same members, not a native Response).
+    class PolyResponse {
+      constructor(r) { Object.assign(this, { ok: r.ok, status: r.status, headers: r.headers, r }); }
+      arrayBuffer() { return this.r.arrayBuffer(); }
+      clone() { return new PolyResponse(this.r.clone()); }
+    }
+    window.Response = PolyResponse;
     window.fetch = async (url, init) => {
       const r = await real(url, init);
-      if (!String(url).endsWith('.wasm')) return r;
-      // What whatwg-fetch gives: the same members, not a native Response.
-      return { ok: r.ok, status: r.status, headers: r.headers, arrayBuffer: () => r.arrayBuffer() };
+      return String(url).endsWith('.wasm') ? new PolyResponse(r) : r;
     };
   });
   assert.equal(await start(page), 'ready');
@@ -99,6 +105,7 @@ test('a localStorage stand-in that cannot list its keys is not written to (a den
         getItem: (k) => (k in kept ? kept[k] : null),
         setItem: (k, v) => { kept[k] = String(v); },
         removeItem: (k) => { delete kept[k]; },
+        key: (i) => Object.keys(kept)[i] ?? null, // but no length
       },
     });
   });
@@ -122,5 +129,48 @@ test("a page that breaks what the core needs to start (TextEncoder without encod
   const kept = await storedEntries(page, `klaviyo:${companyId}:pre:`);
   assert.equal(Object.keys(kept).length, 1, 'the call is stored for a later page');
   assert.match(Object.values(kept)[0], /Kept For Later/);
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a page that breaks the core while it starts, after it opened (an abort listener that throws, no Web Locks): nothing of it runs, sends or writes', { timeout: TIMEOUT }, async (t) => {
+  const { shop, page, companyId } = await changedPage(t, () => {
+    Object.defineProperty(navigator, 'locks', { value: undefined });
+    const add = EventTarget.prototype.addEventListener;
+    AbortSignal.prototype.addEventListener = function (type, ...rest) {
+      if (type === 'abort') throw new Error('broken abort listener');
+      return add.call(this, type, ...rest);
+    };
+  });
+  const ended = await page.evaluate(async () => {
+    const { Klaviyo } = await import('/dist/web/index.js');
+    window.kl = Klaviyo.create(window.shopOptions({ onError: (e) => window.reports.push({ kind: e.kind, message: e.message }) }));
+    window.kl.identify({ email: 'halfway@example.com' });
+    return window.kl.ready.then(() => 'ready', (e) => `${e.kind}: ${e.message}`);
+  });
+  assert.match(ended, /^load: klaviyo: the tracker could not start \(broken abort listener\)/);
+  // Nothing may happen now: a fixed wait (two beats of the storage lease) is the only way
+  // to see that nothing does.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.equal(env.emu.requests().count, 0, 'nothing sent');
+  const stored = Object.keys(await storedEntries(page, `klaviyo:${companyId}:`));
+  assert.deepEqual(stored.filter((k) => !k.includes(':pre:')), [], `only the page's stored calls: ${stored.join(', ')}`);
+  assert.equal(stored.length, 1);
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('something thrown that is no Error while the core starts: still reported as load, every promise settled', { timeout: TIMEOUT }, async (t) => {
+  const { shop, page } = await changedPage(t, () => {
+    TextEncoder.prototype.encodeInto = () => { throw undefined; }; // eslint-disable-line no-throw-literal
+  });
+  const got = await page.evaluate(async () => {
+    const { Klaviyo } = await import('/dist/web/index.js');
+    window.kl = Klaviyo.create(window.shopOptions({ onError: (e) => window.reports.push({ kind: e.kind, message: e.message }) }));
+    const identified = window.kl.identify({ email: 'thrown@example.com' }).then(() => 'resolved', (e) => e.kind);
+    const ready = await window.kl.ready.then(() => 'ready', (e) => `${e.kind}: ${e.message}`);
+    return { ready, identified: await identified, reports: window.reports.map((r) => r.kind) };
+  });
+  assert.equal(got.ready, 'load: klaviyo: the tracker could not start (undefined)');
+  assert.equal(got.identified, 'load');
+  assert.deepEqual(got.reports, ['load']);
   assert.deepEqual(shop.pageErrors, []);
 });
