@@ -3,29 +3,17 @@
 // calls. Each case sets the page up with an init script; the baseline is every other
 // suite, which runs the same pages unchanged.
 // Standalone: `node --test tests/queue/environment.test.mjs` (needs a built dist/web).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnv, newShop, waitFor, storedEntries } from './harness.mjs';
+import { suiteEnv, waitFor, storedEntries } from './harness.mjs';
 
 const TIMEOUT = 60_000;
-let env;
-
-before(async () => {
-  env = await startEnv();
-});
-after(async () => {
-  await env?.close();
-});
-
-let shopNo = 0;
-const nextCompanyId = () => `EnV${String(++shopNo).padStart(3, '0')}`;
+const suite = suiteEnv('EnV');
 
 /** A tab whose page ran `initScript` first; the tracker is created by the test (`start`). */
 async function changedPage(t, initScript) {
-  env.emu.reset();
-  const shop = await newShop(env);
-  t.after(() => shop.close());
-  const companyId = nextCompanyId();
+  const shop = await suite.scenario(t);
+  const companyId = suite.nextCompanyId();
   const page = await shop.open({ companyId, init: false, initScript });
   return { shop, page, companyId };
 }
@@ -39,7 +27,7 @@ function start(page, more = {}) {
   }, more);
 }
 
-const metrics = () => env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
+const metrics = () => suite.env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
   const a = r.body?.data?.attributes ?? {};
   return a.metric ? [a.metric.data.attributes.name] : (a.events?.data ?? []).map((e) => e.attributes.metric.data.attributes.name);
 });
@@ -151,7 +139,7 @@ test('a page that breaks the core while it starts, after it opened (an abort lis
   // Nothing may happen now: a fixed wait (two beats of the storage lease) is the only way
   // to see that nothing does.
   await new Promise((resolve) => setTimeout(resolve, 2500));
-  assert.equal(env.emu.requests().count, 0, 'nothing sent');
+  assert.equal(suite.env.emu.requests().count, 0, 'nothing sent');
   const stored = Object.keys(await storedEntries(page, `klaviyo:${companyId}:`));
   assert.deepEqual(stored.filter((k) => !k.includes(':pre:')), [], `only the page's stored calls: ${stored.join(', ')}`);
   assert.equal(stored.length, 1);

@@ -1,6 +1,7 @@
 // Shared harness for the durable-queue tests (tests/queue/) and the bench (tests/bench/):
 // the Klaviyo emulator (port 0), a tiny static server for the test page and dist/web,
 // Debian's Chromium through playwright-core, and polling helpers (no fixed sleeps).
+import { before, after } from 'node:test';
 import { readFile } from 'node:fs/promises';
 import { isBuilt, buildId } from '../support/build.mjs';
 import { startEmulator } from '../emulator/server.mjs';
@@ -63,6 +64,28 @@ export async function startEnv({ emulator = {} } = {}) {
 }
 
 
+/**
+ * A suite's set-up, in one place: its environment (`suite.env`, started before its tests
+ * and closed after them), company ids of its own (`suite.nextCompanyId()`: `<prefix>001`,
+ * ...), and `suite.scenario(t)`: a fresh emulator record and browser context, closed
+ * after test `t`.
+ */
+export function suiteEnv(prefix) {
+  let n = 0;
+  const suite = {
+    env: undefined,
+    nextCompanyId: () => `${prefix}${String(++n).padStart(3, '0')}`,
+    async scenario(t) {
+      suite.env.emu.reset();
+      const shop = await newShop(suite.env);
+      t.after(() => shop.close());
+      return shop;
+    },
+  };
+  before(async () => { suite.env = await startEnv(); });
+  after(async () => { await suite.env?.close(); });
+  return suite;
+}
 /** The page URL with init options in its query string. */
 export function pageUrl(env, { companyId = 'QuE001', apiBase = env.emu.url, init = true, ...opts } = {}) {
   const u = new URL(PAGE_PATH, env.site.url);

@@ -3,33 +3,17 @@
 // arguments whose getters throw, numbers and dates JSON cannot hold. None may throw into
 // the page, leave the send loop stuck, lose a call silently, or send a wrong value.
 // Standalone: `node --test tests/queue/hostile.test.mjs` (needs a built dist/web).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnv, newShop, waitFor, storedEntries } from './harness.mjs';
+import { suiteEnv, waitFor, storedEntries } from './harness.mjs';
 
 const TIMEOUT = 60_000;
-let env;
-
-before(async () => {
-  env = await startEnv();
-});
-after(async () => {
-  await env?.close();
-});
-
-let shopNo = 0;
-const nextCompanyId = () => `HoS${String(++shopNo).padStart(3, '0')}`;
-
-async function scenario(t) {
-  env.emu.reset();
-  const shop = await newShop(env);
-  t.after(() => shop.close());
-  return shop;
-}
+const suite = suiteEnv('HoS');
+const { nextCompanyId, scenario } = suite;
 
 /** Every event the emulator accepted, with its metric name, value and properties. */
 function accepted() {
-  return env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
+  return suite.env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
     const a = r.body?.data?.attributes ?? {};
     const list = a.metric ? [a] : (a.events?.data ?? []).map((e) => e.attributes);
     return list.map((e) => ({ name: e.metric.data.attributes.name, value: e.value, time: e.time, properties: e.properties }));

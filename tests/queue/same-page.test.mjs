@@ -4,29 +4,18 @@
 // tracker that does not send would wait for a sender that never hears its calls, and
 // a denial or a logout made on one would not reach the others.
 // Standalone: `node --test tests/queue/same-page.test.mjs` (needs a built dist/web).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnv, newShop, waitFor, storedEntries } from './harness.mjs';
+import { suiteEnv, waitFor, storedEntries } from './harness.mjs';
 
 const TEST_TIMEOUT = 60_000;
-let env;
-
-before(async () => {
-  env = await startEnv();
-});
-after(async () => {
-  await env?.close();
-});
-
-let shopNo = 0;
-const nextCompanyId = () => `SaP${String(++shopNo).padStart(3, '0')}`;
+const suite = suiteEnv('SaP');
+const { nextCompanyId } = suite;
 
 /** A fresh emulator record and browser context, and one page of the shop (`opts`: the
  * test page's, `init: false` for a page with no tracker). */
 async function shopPage(t, opts) {
-  env.emu.reset();
-  const shop = await newShop(env);
-  t.after(() => shop.close());
+  const shop = await suite.scenario(t);
   return { shop, page: await shop.open(opts) };
 }
 
@@ -56,7 +45,7 @@ const trackFrom = (page, i, n, metric) => page.evaluate(({ i, n, metric }) => {
 
 /** Accepted events: {uid, anonymousId, email}. */
 function acceptedEvents() {
-  return env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
+  return suite.env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
     const a = r.body?.data?.attributes;
     const profile = a?.profile?.data?.attributes ?? {};
     const one = (uid) => ({ uid, anonymousId: profile.anonymous_id, email: profile.email });
@@ -144,14 +133,14 @@ test('a denial on one tracker of the page stops the others: nothing sent or stor
   await page.evaluate(() => window.all[2].setConsent('denied'));
   await waitFor(() => page.evaluate(() => window.all.every((k) => k.consent === 'denied')),
     { what: 'every tracker of the page to follow the denial' });
-  const before = env.emu.requests().requests.length;
+  const before = suite.env.emu.requests().requests.length;
   const later = [...await trackFrom(page, 0, 3, 'After denial 0'), ...await trackFrom(page, 1, 3, 'After denial 1')];
   const flushed = await page.evaluate(() => Promise.all(window.all.map((k) => k.flush())));
   assert.deepEqual(flushed.map((f) => f.sent), [0, 0, 0], 'nothing sent by any tracker');
   assert.deepEqual(await page.evaluate(() => window.all.map((k) => k.pending())), [0, 0, 0], 'nothing held');
   assert.deepEqual(Object.keys(await storedEntries(page, `klaviyo:${companyId}:`)).filter((k) => !k.endsWith(':consent')), [],
     'nothing of ours stored but the denial');
-  assert.equal(env.emu.requests().requests.length, before, 'Klaviyo received nothing more');
+  assert.equal(suite.env.emu.requests().requests.length, before, 'Klaviyo received nothing more');
   assert.ok(later.length === 6);
   assert.deepEqual(shop.pageErrors, []);
 });
@@ -249,7 +238,7 @@ test('another tab\'s denial reaches every copy of the module in a tab before any
   const companyId = nextCompanyId();
   const { shop, page } = await shopPage(t, { companyId });
   // Klaviyo unavailable for a minute: the calls stay queued (and stored) until the denial.
-  env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 });
+  suite.env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 });
   await page.evaluate(async () => {
     const { Klaviyo } = await import('/dist/web/index.js?another-copy');
     window.copyReports = [];
@@ -271,7 +260,7 @@ test('another tab\'s denial reaches every copy of the module in a tab before any
 test('the page\'s other trackers hear a denial once the denying tracker has erased: a grant made from their onError keeps its visitor', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const { shop, page } = await shopPage(t, { companyId });
-  env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 }); // B's call stays queued
+  suite.env.emu.addFault({ status: 503, retryAfter: 60, count: 1_000_000 }); // B's call stays queued
   await page.evaluate(async () => {
     const b = (window.b = await window.Klaviyo.init(window.shopOptions({
       // A shop whose handler asks again at once (its consent manager said yes meanwhile).
@@ -300,8 +289,8 @@ test('without localStorage (refused by the browser), a denial on one tracker sti
   });
   await page.evaluate(() => window.kl.setConsent('denied'));
   await waitFor(() => page.evaluate(() => window.b.consent === 'denied'), { what: 'the other tracker to follow the denial' });
-  const before = env.emu.requests().requests.length;
+  const before = suite.env.emu.requests().requests.length;
   await page.evaluate(() => { window.b.track('After The Denial', {}); return window.b.flush(); });
-  assert.equal(env.emu.requests().requests.length, before, 'nothing sent after it');
+  assert.equal(suite.env.emu.requests().requests.length, before, 'nothing sent after it');
   assert.deepEqual(shop.pageErrors, []);
 });
