@@ -133,6 +133,9 @@ export function preload(url = WASM_URL) {
 }
 preload();
 
+/** A number JSON cannot hold, or an invalid Date. */
+const bad = (o) => (typeof o === "number" || o instanceof Date) && !isFinite(o);
+
 /** `JSON.stringify([id, now, ...args])`; a value JSON cannot hold becomes `?`, which the
  * core refuses naming the argument. */
 function encode(id, now, args, free) {
@@ -141,16 +144,15 @@ function encode(id, now, args, free) {
   // `null`, "not given"), as text, which the core refuses naming the field. Nothing else
   // is touched.
   const finite = function (k, v) {
-    const o = this[k];
-    return args.includes(this) && this !== free && NUMBERS.includes(k) && (typeof o === "number" || o instanceof Date) && !isFinite(o) ? String(o) : v;
+    return args.includes(this) && this !== free && NUMBERS.includes(k) && bad(this[k]) ? String(this[k]) : v;
   };
   try {
     // The replacer only where a field needs it (it slows every call); a getter that
     // throws, or a revoked Proxy, is refused below like any value JSON cannot hold.
     let nonFinite;
     for (const a of args) {
-      if (a && typeof a === "object") {
-        for (const k of NUMBERS) if (finite.call(a, k, 0) !== 0) nonFinite = finite;
+      if (a && typeof a === "object" && a !== free) {
+        for (const k of NUMBERS) if (bad(a[k])) nonFinite = finite;
       }
     }
     return JSON.stringify([id, now, ...args], nonFinite);
