@@ -341,7 +341,7 @@ export class Klaviyo {
       trackers.delete(this.#listener);
     } catch (e) {
       // Not the core's refusal of the options: the page broke something it needs.
-      if (e?.kind !== "invalid") this.#fail(report("load", `klaviyo: the tracker could not start (${e?.message ?? e})`));
+      if (e?.kind !== "invalid") this.#fail(report("load", `klaviyo: the tracker could not start (${e instanceof Error ? e.message : typeof e})`));
       trackers.delete(this.#listener);
       // Refused: this tracker never runs. Its promises, now and later, get the refusal;
       // its calls are neither kept nor saved (no later page could send them either).
@@ -379,7 +379,8 @@ export class Klaviyo {
   /** A call: to the core when it is ready, else kept (and saved) until it is. */
   #call(op, args, settle) {
     const id = nextId();
-    const text = encode(id, now(), args, op === TRACK && args[1]);
+    // (track's own properties are free-form, unless they are its options too)
+    const text = encode(id, now(), args, op === TRACK && args[1] !== args[2] && args[1]);
     if (this.#rt) this.#rt.call(op, text);
     else this.#keep(op, text, settle);
     return id;

@@ -23,6 +23,11 @@ export async function wasmModule(url, signal) {
     if (WebAssembly.compileStreaming && res.headers.get("content-type") === "application/wasm") {
       return await WebAssembly.compileStreaming(res.clone());
     }
-  } catch { /* a Response of a page's fetch polyfill, which it refuses: compiled whole */ }
+  } catch (e) {
+    // A Response of a page's fetch polyfill, which it refuses (a TypeError): compiled
+    // whole. Bad bytes or a Content-Security-Policy's refusal are not tried again (a
+    // second violation report for the shop).
+    if (!(e instanceof TypeError)) throw e;
+  }
   return WebAssembly.compile(await res.arrayBuffer());
 }

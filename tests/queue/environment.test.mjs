@@ -136,6 +136,12 @@ test('a page that breaks the core while it starts, after it opened (an abort lis
     return window.kl.ready.then(() => 'ready', (e) => `${e.kind}: ${e.message}`);
   });
   assert.match(ended, /^load: klaviyo: the tracker could not start \(broken abort listener\)/);
+  // What a running core acts on: the page hidden, another tab's write of the shop.
+  await page.evaluate((c) => {
+    document.dispatchEvent(new Event('visibilitychange'));
+    dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }));
+    dispatchEvent(new StorageEvent('storage', { key: `klaviyo:${c}:q:other`, newValue: '[]', storageArea: localStorage }));
+  }, companyId);
   // Nothing may happen now: a fixed wait (two beats of the storage lease) is the only way
   // to see that nothing does.
   await new Promise((resolve) => setTimeout(resolve, 2500));
@@ -146,10 +152,15 @@ test('a page that breaks the core while it starts, after it opened (an abort lis
   assert.deepEqual(shop.pageErrors, []);
 });
 
-test('something thrown that is no Error while the core starts: still reported as load, every promise settled', { timeout: TIMEOUT }, async (t) => {
-  const { shop, page } = await changedPage(t, () => {
-    TextEncoder.prototype.encodeInto = () => { throw undefined; }; // eslint-disable-line no-throw-literal
-  });
+for (const [what, thrown] of [['undefined', 'undefined'], ['a Symbol', 'symbol'], ['an object without a prototype', 'object']]) {
+  test(`${what} thrown while the core starts (no Error): still reported as load, every promise settled`, { timeout: TIMEOUT }, (t) => noErrorThrown(t, what, thrown));
+}
+
+async function noErrorThrown(t, what, thrown) {
+  const { shop, page } = await changedPage(t, `(() => {
+    const value = { undefined: undefined, 'a Symbol': Symbol('x'), 'an object without a prototype': Object.create(null) }[${JSON.stringify(what)}];
+    TextEncoder.prototype.encodeInto = () => { throw value; };
+  })()`);
   const got = await page.evaluate(async () => {
     const { Klaviyo } = await import('/dist/web/index.js');
     window.kl = Klaviyo.create(window.shopOptions({ onError: (e) => window.reports.push({ kind: e.kind, message: e.message }) }));
@@ -157,8 +168,29 @@ test('something thrown that is no Error while the core starts: still reported as
     const ready = await window.kl.ready.then(() => 'ready', (e) => `${e.kind}: ${e.message}`);
     return { ready, identified: await identified, reports: window.reports.map((r) => r.kind) };
   });
-  assert.equal(got.ready, 'load: klaviyo: the tracker could not start (undefined)');
+  assert.equal(got.ready, `load: klaviyo: the tracker could not start (${thrown})`);
   assert.equal(got.identified, 'load');
   assert.deepEqual(got.reports, ['load']);
+  assert.deepEqual(shop.pageErrors, []);
+}
+
+test('a Content-Security-Policy that refuses wasm: compiled once, so the shop gets one violation report a page, not two', { timeout: TIMEOUT }, async (t) => {
+  const shop = await suite.scenario(t);
+  // The test page with a policy of the shop's that predates WebAssembly.
+  await shop.context.route(/\/tests\/queue\/page\.html/, async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': "script-src 'self' 'unsafe-inline'" } });
+  });
+  const page = await shop.open({
+    companyId: suite.nextCompanyId(),
+    init: false,
+    initScript: () => {
+      window.violations = [];
+      document.addEventListener('securitypolicyviolation', (e) => window.violations.push(e.violatedDirective));
+    },
+  });
+  assert.match(await start(page), /^load: .*'wasm-unsafe-eval'/);
+  await waitFor(() => page.evaluate(() => window.violations.length > 0), { what: 'the violation event' });
+  assert.deepEqual(await page.evaluate(() => window.violations), ['script-src'], 'one refusal of the compile');
   assert.deepEqual(shop.pageErrors, []);
 });

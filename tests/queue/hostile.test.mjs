@@ -134,15 +134,17 @@ test('NaN, Infinity and an invalid Date in a time or a number field the core rea
       () => window.kl.submittedSearch({ SearchTerm: 'x', ResultCount: NaN }),
     ];
     // Free-form properties are not the core's fields: JSON's null, as ever, and a key
-    // beside them changes nothing.
+    // beside them changes nothing. (One object as both properties and options is.)
     window.kl.track('Free Form', { time: NaN, other: NaN, value: 'x' });
+    const both = { value: NaN };
+    calls.push(() => window.kl.track('Both', both, both));
     for (const f of calls) {
       try { f(); out.push('returned'); } catch (e) { out.push(e.message); }
     }
     window.kl.track('Good Time', {}, { time: new Date(Date.now() - 60_000) });
     return out;
   });
-  for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount']]) {
+  for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount'], [7, 'value']]) {
     assert.match(got[i], new RegExp(`: ${field} `), `call ${i} refused naming ${field}: ${got[i]}`);
   }
   await waitFor(() => accepted().some((e) => e.name === 'Good Time'), { what: 'the valid call' });
