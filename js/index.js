@@ -133,8 +133,9 @@ export function preload(url = WASM_URL) {
 }
 preload();
 
-/** A number JSON cannot hold, or an invalid Date. */
-const bad = (o) => (typeof o === "number" || o instanceof Date) && !isFinite(o);
+/** A number JSON cannot hold, or an invalid Date (of any window, so not `instanceof`:
+ * an iframe's too; anything else with a `getTime` is no valid value there either). */
+const bad = (o) => (typeof o === "number" || o?.getTime) && !isFinite(o);
 
 /** `JSON.stringify([id, now, ...args])`; a value JSON cannot hold becomes `?`, which the
  * core refuses naming the argument. */

@@ -138,13 +138,16 @@ test('NaN, Infinity and an invalid Date in a time or a number field the core rea
     window.kl.track('Free Form', { time: NaN, other: NaN, value: 'x' });
     const both = { value: NaN };
     calls.push(() => window.kl.track('Both', both, both));
+    // A Date of another window (an iframe's), which is no instance of this one's Date.
+    const frame = document.body.appendChild(document.createElement('iframe'));
+    calls.push(() => window.kl.track('Frame Time', {}, { time: new frame.contentWindow.Date('garbage') }));
     for (const f of calls) {
       try { f(); out.push('returned'); } catch (e) { out.push(e.message); }
     }
     window.kl.track('Good Time', {}, { time: new Date(Date.now() - 60_000) });
     return out;
   });
-  for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount'], [7, 'value']]) {
+  for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount'], [7, 'value'], [8, 'time']]) {
     assert.match(got[i], new RegExp(`: ${field} `), `call ${i} refused naming ${field}: ${got[i]}`);
   }
   await waitFor(() => accepted().some((e) => e.name === 'Good Time'), { what: 'the valid call' });
