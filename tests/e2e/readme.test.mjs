@@ -12,6 +12,7 @@ import { launchChromium, waitFor } from '../support/browser.mjs';
 import { serveRepo, ROOT } from '../support/static.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 import { isBuilt } from '../support/build.mjs';
+import { events } from '../support/events.mjs';
 
 /** The first ```js block after `heading` in README.md. */
 function readmeBlock(heading) {
@@ -65,20 +66,6 @@ after(async () => {
   await emu?.close();
 });
 
-function names(req) {
-  const a = req.body?.data?.attributes ?? {};
-  if (a.metric) return [a.metric.data.attributes.name];
-  return (a.events?.data ?? []).map((e) => e.attributes.metric.data.attributes.name);
-}
-
-function events(requests) {
-  return requests.filter((r) => r.accepted).flatMap((r) => {
-    const a = r.body?.data?.attributes ?? {};
-    const list = a.metric ? [a] : (a.events?.data ?? []).map((e) => e.attributes);
-    return list.map((e) => ({ name: e.metric.data.attributes.name, value: e.value, properties: e.properties }));
-  });
-}
-
 test("the README's npm example runs as written: every call delivered, nothing thrown", async () => {
   const context = await browser.newContext();
   const p = await context.newPage();
@@ -97,13 +84,13 @@ test("the README's npm example runs as written: every call delivered, nothing th
 
   const { requests } = await waitFor(async () => {
     const r = await emu.requests();
-    const got = new Set(r.requests.filter((q) => q.accepted).flatMap(names));
+    const got = new Set(events(r.requests).map((e) => e.metric));
     return ['Ordered Sample', 'Viewed Product', 'Added to Cart', 'Started Checkout', 'Viewed Collection', 'Submitted Search']
       .every((n) => got.has(n)) ? r : null;
   }, { what: "the example's events at the emulator" });
   assert.deepEqual(requests.filter((r) => !r.accepted).map((r) => r.path), [], 'nothing refused');
   const ev = events(requests);
-  const one = (n) => ev.find((e) => e.name === n);
+  const one = (n) => ev.find((e) => e.metric === n);
   assert.equal(one('Added to Cart').value, 19.98, 'the comment says value 19.98');
   assert.equal(one('Started Checkout').value, 19.98);
   assert.equal(one('Ordered Sample').value, 9.5);

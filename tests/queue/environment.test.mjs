@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { suiteEnv, waitFor, storedEntries } from './harness.mjs';
+import { events } from '../support/events.mjs';
 
 const TIMEOUT = 60_000;
 const suite = suiteEnv('EnV');
@@ -27,10 +28,7 @@ function start(page, more = {}) {
   }, more);
 }
 
-const metrics = () => suite.env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
-  const a = r.body?.data?.attributes ?? {};
-  return a.metric ? [a.metric.data.attributes.name] : (a.events?.data ?? []).map((e) => e.attributes.metric.data.attributes.name);
-});
+const metrics = () => events(suite.env.emu.requests().requests).map((e) => e.metric);
 
 async function tracks(page, metric) {
   await page.evaluate((m) => window.kl.track(m), metric);

@@ -6,19 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { suiteEnv, waitFor, storedEntries } from './harness.mjs';
+import { events } from '../support/events.mjs';
 
 const TIMEOUT = 60_000;
 const suite = suiteEnv('HoS');
 const { nextCompanyId, scenario } = suite;
 
-/** Every event the emulator accepted, with its metric name, value and properties. */
-function accepted() {
-  return suite.env.emu.requests().requests.filter((r) => r.accepted).flatMap((r) => {
-    const a = r.body?.data?.attributes ?? {};
-    const list = a.metric ? [a] : (a.events?.data ?? []).map((e) => e.attributes);
-    return list.map((e) => ({ name: e.metric.data.attributes.name, value: e.value, time: e.time, properties: e.properties }));
-  });
-}
+/** Every event the emulator accepted (`{ metric, value, time, properties, ... }`). */
+const accepted = () => events(suite.env.emu.requests().requests);
 
 test('calls after close() are refused: events through onError (once, even for a call onError makes), async calls reject; a denial after close() still erases', { timeout: TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
@@ -61,7 +56,7 @@ test('calls after close() are refused: events through onError (once, even for a 
   const left = await storedEntries(page, `klaviyo:${companyId}:`);
   // (The marker that tells the other tabs goes with the erase, as at any denial.)
   assert.deepEqual(Object.keys(left), [], 'nothing of the shop is left');
-  assert.ok(!accepted().some((e) => e.name === 'After Close'), 'nothing of the closed tracker was sent');
+  assert.ok(!accepted().some((e) => e.metric === 'After Close'), 'nothing of the closed tracker was sent');
   assert.deepEqual(shop.pageErrors, []);
 });
 
@@ -90,7 +85,7 @@ test('a fetch that throws or returns no Response is a failed request: nothing th
   await page.evaluate(() => { window.fetchMode = 'real'; });
   // Sent at the next retry (the backoff of a request that got no answer).
   await waitFor(() => {
-    const names = accepted().map((e) => e.name);
+    const names = accepted().map((e) => e.metric);
     return names.includes('Wrapper Throws') && names.includes('Wrapper Returns Nothing');
   }, { timeout: 20_000, what: 'both calls delivered once fetch works' });
   await waitFor(async () => (await page.evaluate(() => window.kl.pending())) === 0, { what: 'nothing left pending' });
@@ -150,8 +145,8 @@ test('NaN, Infinity and an invalid Date in a time or a number field the core rea
   for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount'], [7, 'value'], [8, 'time']]) {
     assert.match(got[i], new RegExp(`: ${field} `), `call ${i} refused naming ${field}: ${got[i]}`);
   }
-  await waitFor(() => accepted().some((e) => e.name === 'Good Time'), { what: 'the valid call' });
-  assert.deepEqual(accepted().map((e) => e.name).sort(), ['Free Form', 'Good Time'], 'only the valid calls were sent');
-  assert.deepEqual(accepted().find((e) => e.name === 'Free Form').properties, { time: null, other: null, value: 'x' });
+  await waitFor(() => accepted().some((e) => e.metric === 'Good Time'), { what: 'the valid call' });
+  assert.deepEqual(accepted().map((e) => e.metric).sort(), ['Free Form', 'Good Time'], 'only the valid calls were sent');
+  assert.deepEqual(accepted().find((e) => e.metric === 'Free Form').properties, { time: null, other: null, value: 'x' });
   assert.deepEqual(shop.pageErrors, []);
 });

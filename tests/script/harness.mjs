@@ -103,27 +103,7 @@ export function html({ head = '', body = '' }) {
   return `<!doctype html><html><head><meta charset="utf-8"><title>script tag</title>${head}</head><body>${body}</body></html>`;
 }
 
-/** Every event the emulator accepted, in the order it got them: `{ metric, time, properties, value, unique_id, profile }`. */
-export function events(requests) {
-  return requests.filter((r) => r.accepted).flatMap((r) => {
-    const a = r.body?.data?.attributes ?? {};
-    if (r.path === '/client/events') return [{ ...flat(a), profile: a.profile?.data?.attributes }];
-    if (r.path === '/client/event-bulk-create') {
-      const profile = a.profile?.data?.attributes;
-      return (a.events?.data ?? []).map((e) => ({ ...flat(e.attributes), profile }));
-    }
-    return [];
-  });
-}
-function flat(a) {
-  return {
-    metric: a.metric?.data?.attributes?.name,
-    time: a.time,
-    properties: a.properties,
-    value: a.value,
-    unique_id: a.unique_id,
-  };
-}
+export { events } from '../support/events.mjs';
 
 /** The profile attributes of the accepted `/client/profiles` requests. */
 export function profiles(requests) {
