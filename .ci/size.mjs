@@ -79,12 +79,12 @@
 // a denial after it erased, the worker's cookie too; a fetch that throws or gives no
 // Response taken as a failed request; a throwing getter refused by name; NaN, Infinity
 // and an invalid Date in `time` or any field the core reads as a number refused by name
-// (214 B); 31.36 (32,104 B, 31.352 KB) for what a review of hostile page environments
+// (214 B); 31.36 (32,103 B, 31.351 KB) for what a review of hostile page environments
 // found, and a review of those fixes: a Promise polyfill without allSettled, Web Locks
 // that throw, a frozen history, a fetch polyfill's Response for the .wasm, a localStorage
 // stand-in that cannot list its keys, and an environment that keeps the core from
 // starting reported as load with the calls kept and nothing of the core left running
-// (125 B).
+// (124 B).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the

@@ -323,9 +323,10 @@ export class Klaviyo {
     try { this.#options.onError?.(e); } catch { /* the shop's handler: ignored */ }
   }
 
-  /** The wasm did not load, or the page's environment kept the core from starting: the
-   * window's calls stay stored (a later page of the shop adopts them). Those that promise
-   * an answer get this one, as do the later ones. */
+  /** This tracker never runs; throws `e`. The wasm did not load, or the page's
+   * environment kept the core from starting: the window's calls stay stored (a later
+   * page of the shop adopts them); or the core refused the options (`#start` drops them
+   * first). Those that promise an answer get `e`, as do the later ones. */
   #fail(e) {
     this.#failed = e;
     this.#settleAll(e);
@@ -346,13 +347,11 @@ export class Klaviyo {
       trackers.delete(this.#listener);
       // Refused: this tracker never runs. Its promises, now and later, get the refusal;
       // its calls are neither kept nor saved (no later page could send them either).
-      this.#failed = e;
       this.#settleAll(e);
       this.#early = [];
       storage.del(this.#earlyKey, this.#earlyKey);
       this.#earlyKey = "";
-      this.#emit(e);
-      throw e;
+      this.#fail(e); // throws
     }
     // The window's calls, in order, with the id and time they were given. The core is
     // ready for calls made meanwhile (from onError, hearing a refused one): in order.
