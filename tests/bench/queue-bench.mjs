@@ -13,8 +13,9 @@
 //  (d) script start -> first track() returned, and -> ready (--loads fresh page loads), with and
 //      without preload hints, with create() 20 ms after the import, and the floor: the .wasm
 //      alone fetched, compiled and instantiated; then pages 2-4 of a visit (each page loads
-//      the next in the same tab); beside each, Amplitude's browser SDK (pure JavaScript, a
-//      devDependency) making the same calls: the baseline, run in the same process.
+//      the next in the same tab); beside each, Amplitude's browser SDK and
+//      Snowplow's browser tracker (pure JavaScript, devDependencies) making the same calls:
+//      baselines run in the same process.
 //  (e) gzip -9 bytes a page downloads.
 //  (f) 1,000 events queued offline, then online: requests, bytes and chars per event.
 //  (g) track, then navigate or close the tab 0..30 ms later: lost, sent twice.
@@ -280,24 +281,30 @@ async function benchCalls(env) {
 // ---------- (d) start-up ----------
 
 /**
- * The pure-JavaScript baseline of section (d): Amplitude's browser SDK (a devDependency at
- * an exact version), bundled as a shop's bundler would (esbuild, minified, the three calls
- * the page makes) into target/bench/peer/, which the harness serves. Null when it is not
- * installed: its rows are then left out.
+ * The pure-JavaScript baselines of section (d), each a devDependency at an exact version,
+ * bundled as a shop's bundler would (esbuild, minified, the three calls its page makes) into
+ * target/bench/peer/, which the harness serves: Amplitude's browser SDK (the issue's target)
+ * and Snowplow's browser tracker (the lightest of the peers). One not installed is left out.
  */
-function bundlePeer() {
+const PEERS = {
+  amplitude: { name: 'Amplitude', pkg: '@amplitude/analytics-browser', calls: 'init, setUserId, track' },
+  snowplow: { name: 'Snowplow', pkg: '@snowplow/browser-tracker', calls: 'newTracker, setUserId, trackSelfDescribingEvent' },
+};
+
+function bundlePeer(key) {
+  const { name, pkg, calls } = PEERS[key];
   let version;
   try {
-    version = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@amplitude/analytics-browser/package.json'), 'utf8')).version;
+    version = JSON.parse(readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version;
   } catch {
     return null;
   }
-  const outfile = path.join(ROOT, 'target/bench/peer/amplitude.js');
+  const outfile = path.join(ROOT, `target/bench/peer/${key}.js`);
   buildSync({
-    stdin: { contents: "export { init, setUserId, track } from '@amplitude/analytics-browser';", resolveDir: ROOT },
+    stdin: { contents: `export { ${calls} } from '${pkg}';`, resolveDir: ROOT },
     bundle: true, format: 'esm', minify: true, target: 'es2022', outfile, logLevel: 'warning',
   });
-  return { name: `Amplitude ${version}`, gzip: gzipSync(readFileSync(outfile), { level: constants.Z_BEST_COMPRESSION }).length };
+  return { name: `${name} ${version}`, gzip: gzipSync(readFileSync(outfile), { level: constants.Z_BEST_COMPRESSION }).length };
 }
 
 /** Pages of one visit: each load of a `visit` variant runs this many pages in one tab and
@@ -305,8 +312,10 @@ function bundlePeer() {
 const VISIT_PAGES = 4;
 
 async function benchStartup(env) {
-  const peer = bundlePeer();
+  const peer = bundlePeer('amplitude');
+  const light = bundlePeer('snowplow');
   const amplitude = '/tests/queue/startup-amplitude.html';
+  const snowplow = '/tests/queue/startup-snowplow.html';
   const variants = [
     { name: 'plain', file: '/tests/queue/startup.html', label: 'no hints' },
     { name: 'preload', file: '/tests/queue/startup-preload.html', label: 'modulepreload index.js + preload wasm' },
@@ -319,6 +328,10 @@ async function benchStartup(env) {
       { name: 'peerLite', file: `${amplitude}?autocapture=0`, label: `${peer.name} with autocapture off, no hints` },
       { name: 'peerVisit', file: amplitude, visit: true, label: `${peer.name}, pages 2-4 of a visit in one tab` },
       { name: 'peerLiteVisit', file: `${amplitude}?autocapture=0`, visit: true, label: `${peer.name} with autocapture off, pages 2-4 of a visit` },
+    ] : []),
+    ...(light ? [
+      { name: 'light', file: snowplow, label: `${light.name}, no hints` },
+      { name: 'lightVisit', file: snowplow, visit: true, label: `${light.name}, pages 2-4 of a visit in one tab` },
     ] : []),
   ];
   const samples = Object.fromEntries(variants.map((v) => [v.name, []]));
@@ -373,7 +386,7 @@ async function benchStartup(env) {
     indexJs: [median(samples[v.name].map((s) => s.indexJsStart)), median(samples[v.name].map((s) => s.indexJsEnd))],
     wasm: [median(samples[v.name].map((s) => s.wasmStart)), median(samples[v.name].map((s) => s.wasmEnd))],
     samples: samples[v.name],
-  }]).concat([['errors', errors], ['peerBundle', peer]]));
+  }]).concat([['errors', errors], ['peerBundle', peer], ['lightBundle', light]]));
 }
 
 // ---------- (e) size ----------
@@ -507,9 +520,9 @@ function printStartup(d) {
     ['create() + identify() + track(), no hints', fmt(d.plain.moduleTrackMs, 2), fmt(d.plain.moduleReadyMs, 1), fmt(d.plain.trackMs, 1), fmt(d.plain.readyMs, 1)],
     ['same with <link rel=modulepreload index.js> + <link rel=preload wasm as=fetch crossorigin>', fmt(d.preload.moduleTrackMs, 2), fmt(d.preload.moduleReadyMs, 1), fmt(d.preload.trackMs, 1), fmt(d.preload.readyMs, 1)],
     ['the inline build (klaviyo-wasm/inline: one file, the bytes inside), no hints', fmt(d.inline.moduleTrackMs, 2), fmt(d.inline.moduleReadyMs, 1), fmt(d.inline.trackMs, 1), fmt(d.inline.readyMs, 1)],
-    ...[d.peer, d.peerLite].filter(Boolean).map((v) => [`${v.label} (pure JavaScript: the baseline)`, fmt(v.moduleTrackMs, 2), fmt(v.moduleReadyMs, 1), fmt(v.trackMs, 1), fmt(v.readyMs, 1)]),
+    ...[d.peer, d.peerLite, d.light].filter(Boolean).map((v) => [`${v.label} (pure JavaScript: a baseline)`, fmt(v.moduleTrackMs, 2), fmt(v.moduleReadyMs, 1), fmt(v.trackMs, 1), fmt(v.readyMs, 1)]),
   ]);
-  const visits = [d.visit, d.peerVisit, d.peerLiteVisit].filter(Boolean);
+  const visits = [d.visit, d.peerVisit, d.peerLiteVisit, d.lightVisit].filter(Boolean);
   heading(`(d) start-up on pages 2-${VISIT_PAGES} of a visit: each page loads the next in the same tab, as a shopper's clicks do (median of ${visits[0].loads} pages, ms)`);
   table([
     ['page', 'module start -> calls returned', 'module start -> ready', 'first HTML script -> calls returned', 'first HTML script -> ready'],
@@ -518,6 +531,11 @@ function printStartup(d) {
   if (d.peer) {
     const ratio = (a, b) => `${fmt(a.moduleReadyMs / b.moduleReadyMs, 2)}x`;
     note(`${d.peer.label.split(',')[0]} (${fmt(d.peerBundle.gzip / 1024, 1)} KB gzipped as bundled here) is the pure-JavaScript tracker of the issue's target: its calls are the same three (init, setUserId, track; its ready is init's promise). Ours / it, module start -> ready, no hints: a fresh tab ${ratio(d.plain, d.peer)} (${ratio(d.plain, d.peerLite)} against autocapture off), pages of a visit ${ratio(d.visit, d.peerVisit)} (${ratio(d.visit, d.peerLiteVisit)})`);
+  }
+  if (d.light) {
+    const ms = (a, b) => `${fmt(a.moduleReadyMs, 1)} against ${fmt(b.moduleReadyMs, 1)} ms`;
+    const first = (a, b) => `${fmt(a.readyMs, 1)} against ${fmt(b.readyMs, 1)} ms`;
+    note(`${d.light.label.split(',')[0]} (${fmt(d.lightBundle.gzip / 1024, 1)} KB gzipped as bundled here) is the lightest of the peers: it can send once newTracker returns (no ready of its own, so its ready is its calls returned). Ours / it, module start -> ready, no hints: a fresh tab ${ms(d.plain, d.light)}, pages of a visit ${ms(d.visit, d.lightVisit)}; from the first HTML script (its download and evaluation counted): ${first(d.plain, d.light)}, pages of a visit ${first(d.visit, d.lightVisit)}`);
   }
   note('module start: the first line of the page\'s module script, once index.js is fetched and evaluated (what bundled storefront code sees); first HTML script: a classic script at the top of <head>, so the column includes fetching index.js.');
   note(`start-up targets without hints: module start -> ready <= 14 ms: ${d.plain.moduleReadyMs <= 14 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleReadyMs, 1)}); -> identify+track returned <= 1.3 ms: ${d.plain.moduleTrackMs <= 1.3 ? 'PASS' : 'FAIL'} (${fmt(d.plain.moduleTrackMs, 2)})`);
@@ -529,7 +547,7 @@ function printStartup(d) {
     const wasm = v.wasm[0] === null ? 'no wasm request' : `wasm ${fmt(v.wasm[0], 1)}..${fmt(v.wasm[1], 1)} ms`;
     note(`${v.label}: t0 at ${fmt(v.t0Ms, 1)} ms after navigation start; ${v === d.inline ? 'inline.js' : 'index.js'} fetched ${fmt(v.indexJs[0], 1)}..${fmt(v.indexJs[1], 1)} ms, ${wasm} after t0`);
   }
-  note('pages: tests/queue/startup.html (?build=inline for the inline build; ?chain=N for N pages in one tab), startup-preload.html, startup-later.html, startup-floor.html and startup-amplitude.html; localhost, no-store (no cache, no network latency).');
+  note('pages: tests/queue/startup.html (?build=inline for the inline build; ?chain=N for N pages in one tab), startup-preload.html, startup-later.html, startup-floor.html, startup-amplitude.html and startup-snowplow.html; localhost, no-store (no cache, no network latency).');
   if (d.errors.length) note(`errors: ${d.errors.join('; ')}`);
 }
 
