@@ -19,29 +19,29 @@ export interface KlaviyoOptions {
   /** Your 6-character Klaviyo public API key (site id). */
   companyId: string;
   /** Where `/client/*` requests go: Klaviyo, or your first-party proxy. Default `https://a.klaviyo.com`. */
-  apiBase?: string;
+  apiBase?: string | undefined;
   /** Klaviyo API revision header. Default `2026-07-15`. */
-  revision?: string;
+  revision?: string | undefined;
   /** Most calls kept in localStorage (default 1000). Past it the oldest leave storage
    * (`onError` kind `evicted`); this page still holds and sends them. */
-  maxQueueEvents?: number;
+  maxQueueEvents?: number | undefined;
   /** Most bytes kept in localStorage (default 1 MB). */
-  maxQueueBytes?: number;
+  maxQueueBytes?: number | undefined;
   /** Most bytes of calls this page holds, stored or not (default 16 MB); past it the
    * oldest are dropped (`onError` kind `dropped`). */
-  maxMemoryBytes?: number;
+  maxMemoryBytes?: number | undefined;
   /** Wait this long (ms) for more calls to share one request. Default 0: a task's calls
    * go at the end of the task. */
-  flushDelayMs?: number;
+  flushDelayMs?: number | undefined;
   /** Log queue decisions to the console (never personal data). */
-  debug?: boolean;
+  debug?: boolean | undefined;
   /**
    * The visitor's consent at page load, from your consent manager (default `"granted"`,
    * which is the behaviour without this option). Pass it at every load: the library
    * keeps no record of it. Anything else makes `create` throw (`init` reject).
    * Change it later with `setConsent`.
    */
-  consent?: ConsentState;
+  consent?: ConsentState | undefined;
   /**
    * Where to load the `.wasm` from, if not next to this module. The download of the one
    * next to it starts when this module is evaluated; a tracker created in a later task
@@ -49,14 +49,14 @@ export interface KlaviyoOptions {
    * `klaviyo-wasm/inline` the `.wasm` is inside the module, compiled at the end of the
    * task that evaluates it; a `wasmUrl` is fetched all the same.
    */
-  wasmUrl?: string | URL;
+  wasmUrl?: string | URL | undefined;
   /**
    * `"auto"` (default): an `Active on Site` on each page view and each single-page route
    * change (`pushState`, `replaceState` to another path, `popstate`), never two in a row
    * for one URL, and none on a page where Klaviyo's onsite script (`klaviyo.js`) runs,
    * since it sends its own. `"manual"`: only `activeOnSite()` calls.
    */
-  activeOnSite?: "auto" | "manual";
+  activeOnSite?: "auto" | "manual" | undefined;
   /**
    * Read Klaviyo's onsite cookies (default `true`): the visitor `klaviyo.js` knows
    * (`__kla_id`: its `$exchange_id` as `_kx`, and its email or phone while ours name
@@ -64,7 +64,7 @@ export interface KlaviyoOptions {
    * never written; where the page has `window.klaviyo`, `identify`'s email or phone is
    * handed to `klaviyo.identify` (with consent), which names the browser in its own.
    */
-  klaviyoCookie?: boolean;
+  klaviyoCookie?: boolean | undefined;
   /**
    * Keep the visitor in a first-party cookie of the shop's edge worker (`<apiBase>/id`),
    * which outlives the script storage Safari deletes after 7 days without a visit.
@@ -72,9 +72,14 @@ export interface KlaviyoOptions {
    * written there; a start with empty storage asks the worker for them; a denial clears
    * the cookie. No call waits on it.
    */
-  firstPartyId?: boolean;
+  firstPartyId?: boolean | undefined;
   /** Hears about failures that never throw into the page (network, 4xx, evictions). */
-  onError?: (error: KlaviyoError) => void;
+  onError?: ((error: KlaviyoError) => void) | undefined;
+}
+
+/** Klaviyo's JSON:API error body: what it answers a request it refuses. */
+export interface KlaviyoErrorBody {
+  errors: Array<{ id?: string; code: string; title: string; detail: string; source?: { pointer?: string; parameter?: string } }>;
 }
 
 /** What `onError` receives. */
@@ -88,7 +93,8 @@ export interface KlaviyoError extends Error {
    * - `gave_up`: too many attempts or too old; dropped.
    * - `storage`: localStorage refused a write; calls are kept in memory for this page.
    * - `invalid`: a call made before the tracker was ready broke a rule (the message
-   *   names the field), or `Klaviyo.create` got bad options.
+   *   names the field), `Klaviyo.create` got bad options, or a call came after
+   *   `close()` ("tracker closed: call not kept").
    * - `consent`: consent is denied (or Klaviyo's `__kla_off=true` cookie is set), so
    *   calls are dropped (nothing is stored or sent). Reported once per denial, at the
    *   first calls dropped; `count` is how many were dropped then (calls held or queued
@@ -104,54 +110,79 @@ export interface KlaviyoError extends Error {
   status: number;
   /** How many queued requests it concerns. */
   count: number;
-  /** Klaviyo's JSON:API error body, when there was one. */
-  detail?: { errors: Array<{ id?: string; code: string; title: string; detail: string; source?: { pointer?: string; parameter?: string } }> } | string;
+  /**
+   * The body of the answer that refused the request: parsed when it is JSON, else its
+   * text; absent for a local decision. Klaviyo answers with a `KlaviyoErrorBody`, but a
+   * server on the way (your first-party proxy, a gateway's error page) may answer any
+   * JSON, so check the shape before reading `errors`. Emails and phone numbers in its
+   * texts read `[redacted]`.
+   */
+  detail?: unknown;
 }
 
 export interface Location {
-  address1?: string; address2?: string; city?: string; country?: string; region?: string;
-  zip?: string; timezone?: string; ip?: string; latitude?: number | string; longitude?: number | string;
+  address1?: string | undefined;
+  address2?: string | undefined;
+  city?: string | undefined;
+  country?: string | undefined;
+  region?: string | undefined;
+  zip?: string | undefined;
+  timezone?: string | undefined;
+  ip?: string | undefined;
+  latitude?: number | string | undefined;
+  longitude?: number | string | undefined;
 }
 
 export interface Profile {
-  email?: string;
+  email?: string | undefined;
   /** E.164, like `+15005550006`. */
-  phone_number?: string;
-  external_id?: string;
-  first_name?: string; last_name?: string; organization?: string; title?: string;
-  image?: string; locale?: string;
-  location?: Location;
+  phone_number?: string | undefined;
+  external_id?: string | undefined;
+  first_name?: string | undefined;
+  last_name?: string | undefined;
+  organization?: string | undefined;
+  title?: string | undefined;
+  image?: string | undefined;
+  locale?: string | undefined;
+  location?: Location | undefined;
   /** Custom profile properties. */
-  properties?: Record<string, unknown>;
+  properties?: { [key: string]: any } | undefined;
 }
 
 export interface EventOptions {
   /** Monetary value of the event. */
-  value?: number;
+  value?: number | undefined;
   /** ISO 4217 code, like `USD`. */
-  valueCurrency?: string;
+  valueCurrency?: string | undefined;
   /** Klaviyo de-duplicates on this; a random, unique id by default. */
-  uniqueId?: string;
+  uniqueId?: string | undefined;
   /** When it happened (default now): a Date, epoch ms or an ISO 8601 string with offset. */
-  time?: Date | number | string;
+  time?: Date | number | string | undefined;
 }
 
 export interface Product {
   ProductID: string | number;
   ProductName: string;
-  SKU?: string; Price?: number; URL?: string; ImageURL?: string;
-  Categories?: string[]; Brand?: string; CompareAtPrice?: number;
-  [key: string]: unknown;
+  SKU?: string | undefined;
+  Price?: number | undefined;
+  URL?: string | undefined;
+  ImageURL?: string | undefined;
+  Categories?: readonly string[] | undefined;
+  Brand?: string | undefined;
+  CompareAtPrice?: number | undefined;
+  [key: string]: any;
 }
 
 export interface CartItem extends Product {
   Price: number;
+  /** With it the item is read in the guide's names (`GuideCartItem`): use one shape. */
+  AddedItemProductID?: never;
   /** Default 1. */
-  Quantity?: number;
+  Quantity?: number | undefined;
   /** The event value when given; otherwise Price × Quantity. */
-  CartTotal?: number;
-  ItemNames?: string[];
-  Items?: Array<Record<string, unknown>>;
+  CartTotal?: number | undefined;
+  ItemNames?: readonly string[] | undefined;
+  Items?: ReadonlyArray<{ [key: string]: any }> | undefined;
 }
 
 /** Added to Cart as Klaviyo's custom-integration guide names it (sent as given, so
@@ -161,44 +192,44 @@ export interface GuideCartItem {
   AddedItemProductName: string;
   AddedItemPrice: number;
   /** Default 1. */
-  AddedItemQuantity?: number;
+  AddedItemQuantity?: number | undefined;
   /** The cart total: the event value when given; otherwise price × quantity. */
-  $value?: number;
-  ItemNames?: string[];
-  Items?: Array<Record<string, unknown>>;
-  CheckoutURL?: string;
-  [key: string]: unknown;
+  $value?: number | undefined;
+  ItemNames?: readonly string[] | undefined;
+  Items?: ReadonlyArray<{ [key: string]: any }> | undefined;
+  CheckoutURL?: string | undefined;
+  [key: string]: any;
 }
 
 export interface Collection {
   CollectionID: string | number;
-  CollectionHandle?: string;
-  CollectionName?: string;
-  URL?: string;
-  [key: string]: unknown;
+  CollectionHandle?: string | undefined;
+  CollectionName?: string | undefined;
+  URL?: string | undefined;
+  [key: string]: any;
 }
 
 export interface Search {
   SearchTerm: string;
-  ResultCount?: number;
-  URL?: string;
-  [key: string]: unknown;
+  ResultCount?: number | undefined;
+  URL?: string | undefined;
+  [key: string]: any;
 }
 
 export interface PageVisit {
-  page?: string;
-  URL?: string;
-  [key: string]: unknown;
+  page?: string | undefined;
+  URL?: string | undefined;
+  [key: string]: any;
 }
 
 export interface Checkout {
-  CheckoutURL?: string;
-  ItemNames?: string[];
-  Items?: Array<Record<string, unknown>>;
-  Categories?: string[];
+  CheckoutURL?: string | undefined;
+  ItemNames?: readonly string[] | undefined;
+  Items?: ReadonlyArray<{ [key: string]: any }> | undefined;
+  Categories?: readonly string[] | undefined;
   /** Becomes the event's value. */
-  value?: number;
-  [key: string]: unknown;
+  value?: number | undefined;
+  [key: string]: any;
 }
 
 export type Channel = "email" | "sms";
@@ -206,19 +237,19 @@ export type Channel = "email" | "sms";
 export interface SubscribeOptions {
   listId: string;
   /** Defaults to the identified email. */
-  email?: string;
+  email?: string | undefined;
   /** Defaults to the identified phone number. */
-  phone_number?: string;
-  channels: Channel[];
-  customSource?: string;
+  phone_number?: string | undefined;
+  channels: readonly Channel[];
+  customSource?: string | undefined;
 }
 
 export interface BackInStockOptions {
   /** Catalog variant id, like `$shopify:::$default:::123`. */
   variantId: string;
-  email?: string;
-  phone_number?: string;
-  channels: Channel[];
+  email?: string | undefined;
+  phone_number?: string | undefined;
+  channels: readonly Channel[];
 }
 
 export interface FlushResult {
@@ -240,7 +271,8 @@ export class Klaviyo {
    * reaches `onError` with kind `invalid` (it can no longer throw at its caller).
    */
   static create(options: KlaviyoOptions): Klaviyo;
-  /** `create` and wait until ready. Rejects with an Error naming a bad option. */
+  /** `create` and wait until ready. Rejects with an Error naming a bad option: await or
+   * catch it (the one promise here whose rejection, left unhandled, reaches the page). */
   static init(options: KlaviyoOptions): Promise<Klaviyo>;
   /** Resolves to this tracker once its core runs; rejects if it refused the options. */
   readonly ready: Promise<Klaviyo>;
@@ -248,16 +280,26 @@ export class Klaviyo {
    * (its email or phone also to `klaviyo.js`'s, where the page has it: see
    * `klaviyoCookie`). Resolves once queued; rejects on bad input, or with the `load` error if the wasm
    * did not load (the call is kept for a later page). Like every promise here, a
-   * rejection left unhandled never reaches the page as `unhandledrejection`. */
+   * rejection left unhandled never reaches the page as `unhandledrejection` (but
+   * `init`'s, which is yours to await). */
   identify(profile: Profile): Promise<void>;
   /** Queues an event; returns its `unique_id`. Once ready, throws an Error naming the
    * field on bad input (before, see `create`): a number or a `time` JSON cannot hold
    * (`NaN`, `Infinity`, an invalid `Date`) in `time` or a field the core reads as a
    * number (not in `track`'s own properties, which go as JSON makes them). After
-   * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`. */
-  track(metric: string, properties?: Record<string, unknown>, options?: EventOptions): string;
+   * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`.
+   * On a tracker whose options were refused nothing is kept either (`ready` rejected and
+   * `onError` heard why). `properties` is a JSON object: any object type, not an array. */
+  track(metric: string, properties?: { [key: string]: any }, options?: EventOptions): string;
+  /** `Viewed Product`: its value is `Price`; its properties are sent as given. Returns
+   * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */
   viewedProduct(product: Product, options?: EventOptions): string;
+  /** `Added to Cart`, in our names or the guide's (chosen by `AddedItemProductID`); its
+   * value is `CartTotal` (`$value`) when given, else price × quantity in exact decimals.
+   * Returns the `unique_id`; throws as `track` does. */
   addedToCart(item: CartItem | GuideCartItem, options?: EventOptions): string;
+  /** `Started Checkout`: `value` becomes the event's value. Returns the `unique_id`;
+   * throws as `track` does. */
   startedCheckout(checkout: Checkout, options?: EventOptions): string;
   /** `Viewed Collection`: a product list (`CollectionID` required). */
   viewedCollection(collection: Collection, options?: EventOptions): string;
@@ -266,7 +308,8 @@ export class Klaviyo {
   /** `Active on Site`; with `activeOnSite: "auto"` the tracker sends it itself. */
   activeOnSite(page?: PageVisit, options?: EventOptions): string;
   /** Whether the visitor is known: an email, a phone number, an external id or a `_kx`
-   * (from our calls, the page URL, or Klaviyo's onsite script); false until ready. */
+   * (from our calls, the page URL, or Klaviyo's onsite script); false until ready, and
+   * after `close()`. */
   isIdentified(): boolean;
   /** Email and/or SMS subscription. For a visitor our `identify` has not named (nobody,
    * or only an email click's `_kx` or Klaviyo's cookie: the call then goes with its own
@@ -282,7 +325,8 @@ export class Klaviyo {
    * resolves at once, with `pending` counting what the sending tab will deliver.
    * After `close()` it resolves at once with zeros, and one still waiting when
    * `close()` comes resolves then, with what is still pending; if the wasm did not
-   * load, it rejects with that error.
+   * load, or the options were refused, it rejects with that error (as `identify`,
+   * `subscribe` and `backInStock` do).
    */
   flush(): Promise<FlushResult>;
   /** Requests queued and not yet accepted. */
@@ -295,7 +339,8 @@ export class Klaviyo {
    * does nothing. `setConsent("denied")` still erases what is stored, and clears the
    * worker's visitor cookie. */
   close(): void;
-  /** This visitor's anonymous id (null until ready, and while consent is denied). */
+  /** This visitor's anonymous id (null until ready, while consent is denied, and after
+   * `close()`). */
   readonly anonymousId: string | null;
   /**
    * Tells the tracker the visitor's new answer (call it from your consent manager's

@@ -14,9 +14,9 @@ export interface SignOptions {
   /** The worker's route below its ROUTE_PREFIX, e.g. `/api/orders` (no query). */
   route: string;
   /** The HTTP method, upper-case. Default `"POST"`. */
-  method?: string;
+  method?: string | undefined;
   /** The signing time, in milliseconds since the epoch or as a Date. Default `Date.now()`. */
-  now?: number | Date;
+  now?: number | Date | undefined;
 }
 
 /**
@@ -35,43 +35,44 @@ export declare function verifyForward(
   body: SignableBody,
   header: string | null | undefined,
   secret: string,
-  options?: { now?: number | Date },
+  options?: { now?: number | Date | undefined },
 ): Promise<boolean>;
 
 /** What `signedFetch` takes besides fetch's own `RequestInit` (none of it goes to fetch). */
 export interface SignedFetchOptions {
   /** The worker's route to sign for, when the URL does not end in it (e.g. `/api/orders`). */
-  route?: string;
+  route?: string | undefined;
   /**
    * How many times to try again after the first attempt: default 3 (at most 4 attempts).
    * `0` sends once. An attempt is retried when fetch rejects (a network error, or
    * `attemptTimeoutMs` passed) and on 408, 429 and 5xx; never on another status.
    */
-  retries?: number;
+  retries?: number | undefined;
   /**
    * The first wait before a retry, in ms (default 500), doubling with each retry up to
    * `maxRetryDelayMs`; each wait is half that plus a random part of up to the other half.
    */
-  retryDelayMs?: number;
+  retryDelayMs?: number | undefined;
   /**
    * The longest wait between attempts, in ms (default 30000). A `Retry-After` (seconds or
    * an HTTP date) is waited at least; one asking for longer than this ends the retries,
    * and `signedFetch` resolves with that answer (its `Retry-After` intact).
    */
-  maxRetryDelayMs?: number;
+  maxRetryDelayMs?: number | undefined;
   /**
    * A limit for each attempt, in ms, until the answer's head arrives; none by default. An
    * attempt over it is aborted with a `TimeoutError` and retried like a network error.
    * For a limit on the whole call, waits included, pass `signal: AbortSignal.timeout(ms)`.
    */
-  attemptTimeoutMs?: number;
+  attemptTimeoutMs?: number | undefined;
 }
 
 /**
  * POSTs `body` to `url`, signed with `secret` for the worker's route the URL ends in
  * (`.../api/orders` -> `/api/orders`; `init.route` names it otherwise), with
  * `content-type: application/vnd.api+json` unless `init.headers` sets another. The method is
- * always POST; the other `RequestInit` fields go to fetch.
+ * always POST and the body is `body` (`init` takes neither); the other `RequestInit` fields
+ * go to fetch.
  *
  * Retries as `init.retries` says. Each attempt is signed anew, with a later `t` than the one
  * before (the worker accepts a signature only once), over the same bytes: the body is
@@ -89,5 +90,5 @@ export declare function signedFetch(
   url: string | URL,
   body: SignableBody,
   secret: string,
-  init?: RequestInit & SignedFetchOptions,
+  init?: Omit<RequestInit, "method" | "body"> & SignedFetchOptions,
 ): Promise<Response>;

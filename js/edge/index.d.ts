@@ -51,71 +51,71 @@ export interface RateLimiter {
 /** The worker's settings: the same keys as its `env` (README, "Settings (env)"). */
 export interface EdgeSettings {
   /** The 6-character company id; `/client` needs it. */
-  KLAVIYO_PUBLIC_KEY?: SettingValue;
+  KLAVIYO_PUBLIC_KEY?: SettingValue | undefined;
   /** Comma-separated origins allowed for CORS, `/client` and the browser path of `/api/events`. */
-  ALLOWED_ORIGINS?: SettingValue;
+  ALLOWED_ORIGINS?: SettingValue | undefined;
   /** Secret: sent upstream on `/api/*`. Keep it in the platform's secrets, not in code. */
-  KLAVIYO_PRIVATE_KEY?: SettingValue;
+  KLAVIYO_PRIVATE_KEY?: SettingValue | undefined;
   /** Secret: the HMAC key of signed backend requests (see `klaviyo-wasm/sign`) and forwarded webhooks. */
-  EDGE_SIGNING_SECRET?: SettingValue;
+  EDGE_SIGNING_SECRET?: SettingValue | undefined;
   /** Secret: Klaviyo's system-webhook secret (`Klaviyo-Signature`). */
-  KLAVIYO_WEBHOOK_SECRET?: SettingValue;
+  KLAVIYO_WEBHOOK_SECRET?: SettingValue | undefined;
   /** Comma-separated metric names a page may send unsigned to `/api/events`. */
-  BROWSER_SERVER_METRICS?: SettingValue;
+  BROWSER_SERVER_METRICS?: SettingValue | undefined;
   /** Unsigned browser calls to `/api/events` per client and minute (default 60). */
-  BROWSER_RATE_PER_MINUTE?: SettingValue;
+  BROWSER_RATE_PER_MINUTE?: SettingValue | undefined;
   /** Default `https://a.klaviyo.com`; `https://` only (`http://` to loopback hosts). */
-  KLAVIYO_API_BASE?: SettingValue;
+  KLAVIYO_API_BASE?: SettingValue | undefined;
   /** Default `2026-07-15`. */
-  KLAVIYO_REVISION?: SettingValue;
+  KLAVIYO_REVISION?: SettingValue | undefined;
   /** Verified webhooks are also POSTed here, signed. */
-  WEBHOOK_FORWARD_URL?: SettingValue;
+  WEBHOOK_FORWARD_URL?: SettingValue | undefined;
   /** Default 5242880 (5 MiB); a larger body gets 413. */
-  MAX_BODY_BYTES?: SettingValue;
+  MAX_BODY_BYTES?: SettingValue | undefined;
   /**
    * The path the handler is mounted under, e.g. `/klaviyo`: it must start with `/`, it is
    * stripped, and any path without it gets 404. Set it when your router passes the full
    * URL (Hono's `app.all("/klaviyo/*", ...)`); leave it out when the router strips the
    * prefix itself (Hono's `app.mount("/klaviyo", handler)`).
    */
-  ROUTE_PREFIX?: SettingValue;
+  ROUTE_PREFIX?: SettingValue | undefined;
   /** Default 8000: an upstream call with the private key taking longer counts as failed. */
-  UPSTREAM_TIMEOUT_MS?: SettingValue;
+  UPSTREAM_TIMEOUT_MS?: SettingValue | undefined;
   /**
    * `true` when a proxy of your own in front of the worker sets `x-forwarded-for`: its
    * LAST hop then counts as the caller's address where the runtime gives none. Off by
    * default, since any caller can write that header.
    */
-  TRUST_FORWARDED_FOR?: SettingValue;
+  TRUST_FORWARDED_FOR?: SettingValue | undefined;
   /** Default `true`: a page's `/client` call gets the visitor's address as its profile's `location.ip` where the body has none. */
-  FORWARD_VISITOR_IP?: SettingValue;
+  FORWARD_VISITOR_IP?: SettingValue | undefined;
   /** Default `true`: `/client` calls of crawlers, monitors and headless browsers are answered 202 and dropped. */
-  FILTER_BOTS?: SettingValue;
+  FILTER_BOTS?: SettingValue | undefined;
   /** With Cloudflare Bot Management: a `/client` call scored below this is a bot's (30: "likely automated"). Unset: scores are not read. */
-  BOT_SCORE_MIN?: SettingValue;
+  BOT_SCORE_MIN?: SettingValue | undefined;
   /** Default `true`: the script-tag files are served under `/script/` (the ready-made worker, which has them built in). */
-  SERVE_SCRIPT?: SettingValue;
+  SERVE_SCRIPT?: SettingValue | undefined;
   /** Binding: a KV namespace that remembers used signatures across isolates. */
-  REPLAY_KV?: ReplayStore;
+  REPLAY_KV?: ReplayStore | undefined;
   /** Binding: Cloudflare's rate limiter for the unsigned browser path. */
-  BROWSER_RATE_LIMITER?: RateLimiter;
+  BROWSER_RATE_LIMITER?: RateLimiter | undefined;
   /**
    * Binding: a Cloudflare Queue. Signed `/api/*` calls and verified webhooks' forwards are
    * then checked as ever, enqueued and answered `202` with a delivery id; the queue's
    * consumer (`createQueueHandler`, or the ready-made worker's `queue`) sends them.
    */
-  DELIVERY_QUEUE?: DeliveryQueue;
+  DELIVERY_QUEUE?: DeliveryQueue | undefined;
   /**
    * Binding: a queue for the messages Klaviyo refused (a 4xx other than 408 and 429).
    * Required with `DELIVERY_QUEUE`: without it a call that would be queued is answered
    * `500 missing_setting` naming it, and nothing is queued.
    */
-  DELIVERY_DEAD_LETTERS?: DeliveryQueue;
+  DELIVERY_DEAD_LETTERS?: DeliveryQueue | undefined;
   /**
    * Binding: the Durable Object namespace of class `ReplayGuard`: each signature accepted
    * once across all isolates and locations (256 objects, by the signature's first byte).
    */
-  REPLAY_GUARD?: ReplayGuardNamespace;
+  REPLAY_GUARD?: ReplayGuardNamespace | undefined;
 }
 
 /** A message of a queue batch, as the consumer uses it (Cloudflare's `Message` fits). */
@@ -159,7 +159,7 @@ export interface RequestOptions {
    * the worker reads `cf-connecting-ip`, which Cloudflare's edge sets. Without either,
    * all pages of one origin share one bucket.
    */
-  clientAddress?: string;
+  clientAddress?: string | undefined;
 }
 
 /**
