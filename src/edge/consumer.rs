@@ -33,7 +33,8 @@ pub fn consume(batch: JsValue, env: JsValue, _ctx: JsValue) -> Promise {
 async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
     let settled = config(env);
     let messages: Array = Reflect::get(batch, &"messages".into())?.dyn_into()?;
-    // A 429 holds its route back for the rest of the batch: no call into a known throttle.
+    // A 429 holds its route back for the rest of the batch (its wait, in seconds): no
+    // call into a known throttle.
     let mut throttled: Vec<(String, u32)> = Vec::new();
     for m in messages.iter() {
         // An error with one message is that message's alone: it is retried, and the batch
@@ -90,7 +91,7 @@ async fn one(
     let route = route(&msg);
     // What Klaviyo refused while the rest went through: dead-lettered alone.
     let mut left_out = LeftOut::default();
-    let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, d)| *d);
+    let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, w)| *w);
     // What each log line of this message opens with.
     let heading = || {
         format!(
@@ -104,22 +105,24 @@ async fn one(
     // What the attempt got, for the log line of a retry: its status, or no answer
     // (`None`: no attempt, the batch's 429 held it).
     let mut got = None;
-    let (verdict, throttle) = match held {
-        Some(delay_s) => (Verdict::Retry { delay_s }, false),
+    let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
+    let verdict = match held {
+        Some(wait_s) => delivery::held_behind(wait_s, jitter),
         None => {
             let outcome = attempt(&msg, cfg, &mut left_out).await;
             let now = js_sys::Date::now() as u64;
-            let jitter = (js_sys::Math::random() * f64::from(u16::MAX)) as u16;
-            let throttle = matches!(outcome, Upstream::Answered { status: 429, .. });
             got = Some(match outcome {
                 Upstream::Answered { status, .. } => Some(status),
                 Upstream::Failed => None,
             });
-            (
-                delivery::after_attempt(&outcome, attempts, now, jitter),
-                throttle,
-            )
+            delivery::after_attempt(&outcome, attempts, now, jitter)
         }
+    };
+    // What the attempt got, for a log line.
+    let answer = || match got {
+        Some(Some(status)) => format!("answered {status}"),
+        Some(None) => "got no answer".to_string(),
+        None => "held by the batch's 429".to_string(),
     };
     match verdict {
         Verdict::Ack if !left_out.is_empty() => {
@@ -133,17 +136,26 @@ async fn one(
             dead_lettered(m, env, &what, true, &letters).await
         }
         Verdict::Ack => settle(m, "ack", None),
+        // Queued again as a new message, its retries unspent (a list's carried on).
+        Verdict::Throttled { wait_s, delay_s } => {
+            if got.is_some() {
+                throttled.push((route.clone(), wait_s));
+            }
+            let what = format!("{}: attempt {attempts} {}", heading(), answer());
+            let next = left_out.carried_on.take();
+            let again = next.as_deref().or(text.as_deref()).unwrap_or_default();
+            if requeued(env, again, delay_s).await {
+                log(&format!(
+                    "{what}: throttled, queued again in {delay_s} s (no retry spent)"
+                ));
+                return settle(m, "ack", None);
+            }
+            log(&format!("{what}: throttled, retried in {delay_s} s"));
+            settle(m, "retry", Some(delay_s))
+        }
         // What was left out is refused again, and left out again, on the next attempt.
         Verdict::Retry { delay_s } => {
-            if throttle {
-                throttled.push((route.clone(), delay_s));
-            }
-            let answer = match got {
-                Some(Some(status)) => format!("answered {status}"),
-                Some(None) => "got no answer".to_string(),
-                None => "held by the batch's 429".to_string(),
-            };
-            let what = format!("{}: attempt {attempts} {answer}", heading());
+            let what = format!("{}: attempt {attempts} {}", heading(), answer());
             if let Some(next) = left_out.carried_on.take() {
                 if requeued(env, &next, delay_s).await {
                     log(&format!(
@@ -314,7 +326,7 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
             // The add throttled (150 a minute) or failed: the imports made are kept too.
             if matches!(
                 delivery::after_attempt(&answer, 1, 0, 0),
-                Verdict::Retry { .. }
+                Verdict::Retry { .. } | Verdict::Throttled { .. }
             ) {
                 left_out.carried_on = delivery::list_carried_on(msg, &ids);
             }
@@ -342,8 +354,8 @@ async fn attempt(msg: &Message, cfg: &EdgeConfig, left_out: &mut LeftOut) -> Ups
     }
 }
 
-/// The status with which Klaviyo refused a call for good (a 4xx other than 408 and
-/// 429), if it did.
+/// The status with which Klaviyo refused a call for good (a 4xx other than 401, 403,
+/// 408 and 429), if it did.
 fn refused_status(answer: &Upstream) -> Option<u16> {
     match delivery::after_attempt(answer, 1, 0, 0) {
         Verdict::Refused { status } => Some(status),

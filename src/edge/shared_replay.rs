@@ -70,6 +70,18 @@ pub fn first_use(stored: Option<f64>, now_s: i64) -> bool {
     stored.is_none_or(|expires| expires <= now_s as f64)
 }
 
+/// The least time between two sweeps of an object. A sweep lists every entry it holds;
+/// woken at each next expiry it would list them all about once a second under steady
+/// claims (601 seconds' worth of them each time). A minute apart, expired entries wait
+/// up to a minute longer, which costs nothing: an expired one is a first use again.
+pub const SWEEP_EVERY_S: i64 = 60;
+
+/// When an object's alarm should wake (in seconds), the earliest entry expiring at
+/// `next_expiry_s` and the sweep running at `now_s`.
+pub fn next_sweep_s(next_expiry_s: f64, now_s: i64) -> f64 {
+    next_expiry_s.max((now_s + SWEEP_EVERY_S) as f64)
+}
+
 /// The status an object answers a claim with: 200 first use, 409 seen, 400 not a claim.
 pub const FRESH: u16 = 200;
 pub const SEEN: u16 = 409;
@@ -85,7 +97,9 @@ mod object {
     use web_sys::{Request, Response, ResponseInit};
 
     use super::super::executor;
-    use super::{claimed, first_use, read_claim, read_release, releases, FRESH, KEEP_S, SEEN};
+    use super::{
+        claimed, first_use, next_sweep_s, read_claim, read_release, releases, FRESH, KEEP_S, SEEN,
+    };
 
     /// The Durable Object class: `export { ReplayGuard } from "./klaviyo_edge.mjs"`.
     #[wasm_bindgen(js_name = ReplayGuard)]
@@ -184,7 +198,8 @@ mod object {
     }
 
     async fn sweep(storage: &JsValue) -> Result<(), JsValue> {
-        let now = now_s() as f64;
+        let now_s = now_s();
+        let now = now_s as f64;
         let all: Map = call(storage, "list", &[]).await?.dyn_into()?;
         let gone = Array::new();
         let mut next: Option<f64> = None;
@@ -200,7 +215,8 @@ mod object {
             call(storage, "delete", &[chunk.iter().collect::<Array>().into()]).await?;
         }
         if let Some(n) = next {
-            call(storage, "setAlarm", &[JsValue::from(n * 1000.0)]).await?;
+            let at = next_sweep_s(n, now_s);
+            call(storage, "setAlarm", &[JsValue::from(at * 1000.0)]).await?;
         }
         Ok(())
     }

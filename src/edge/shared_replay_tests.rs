@@ -68,3 +68,13 @@ fn a_release_names_the_claim_it_undoes_and_nothing_else() {
     assert_eq!(read_claimed("1800000601"), Some(expires));
     assert_eq!(read_claimed(""), None);
 }
+
+#[test]
+fn an_object_sweeps_at_most_once_a_minute() {
+    let now = 1_700_000_000;
+    // Claims keep coming: the next expiry is a second away, the sweep a minute away.
+    assert_eq!(next_sweep_s((now + 1) as f64, now), (now + 60) as f64);
+    // Nothing expires for longer: the alarm waits for it.
+    let later = (now + KEEP_S) as f64;
+    assert_eq!(next_sweep_s(later, now), later);
+}

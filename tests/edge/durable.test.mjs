@@ -370,21 +370,25 @@ test('a queued subscription job Klaviyo refuses for one profile: the others are 
   // Before, the one refusal dead-lettered the job whole: nobody's consent reached Klaviyo.
 });
 
-test('a refused message the dead-letter queue does not take, or with DELIVERY_DEAD_LETTERS unbound, is retried, not acknowledged; one whose private key is gone waits for it', { timeout: 120_000 }, async () => {
+/** The watched consumer's record (tests/edge/settling-consumer.mjs): `body` POSTed sets
+ * it up and clears it. */
+async function consumerState(body) {
+  const w = await mf.getWorker('edge-0');
+  const res = await w.fetch('https://shop.example/__consumer', body ? { method: 'POST', body: JSON.stringify(body) } : {});
+  return res.json();
+}
+
+/** How the watched consumer settled the message of order `id`, once it has:
+ * [how, delaySeconds] each time, and how many dead letters were refused by then. */
+const settledOf = (id, what) => waitFor(async () => {
+  const s = await consumerState();
+  const mine = s.settled.filter((x) => x.body.includes(id)).map((x) => [x.how, x.delaySeconds]);
+  return mine.length ? { mine, refused: s.refused, logs: s.logs } : null;
+}, { timeout: 30_000, interval: 200, what });
+
+test('a refused message the dead-letter queue does not take, or with DELIVERY_DEAD_LETTERS unbound, is retried, not acknowledged; one whose private key is gone, or refused by Klaviyo (401, 403), waits for it', { timeout: 120_000 }, async () => {
   await mf.dispose();
   mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
-  const consumerState = async (body) => {
-    const w = await mf.getWorker('edge-0');
-    const res = await w.fetch('https://shop.example/__consumer', body ? { method: 'POST', body: JSON.stringify(body) } : {});
-    return res.json();
-  };
-  /** How the consumer settled the message of order `id`, once it has: [how, delaySeconds]
-   * each time, and how many dead letters were refused by then. */
-  const settledOf = (id, what) => waitFor(async () => {
-    const s = await consumerState();
-    const mine = s.settled.filter((x) => x.body.includes(id)).map((x) => [x.how, x.delaySeconds]);
-    return mine.length ? { mine, refused: s.refused, logs: s.logs } : null;
-  }, { timeout: 30_000, interval: 200, what });
   try {
     // Klaviyo refuses the order (400) and the dead-letter queue refuses the letter: the
     // message is the only trace of the call, so it stays queued.
@@ -461,8 +465,60 @@ test('a refused message the dead-letter queue does not take, or with DELIVERY_DE
     assert.deepEqual(s2.mine, [['retry', 3600]]);
     assert.equal(emu.requests({ pathPrefix: '/api/' }).count, 0, 'nothing sent without the key');
     assert.equal(dead.received.length, 0, 'not dead-lettered');
+
+    // Klaviyo refuses the key (rotated in the wrong order, revoked, short of a scope):
+    // the orders answered 202 meanwhile wait an hour for the operator, as for a missing
+    // key, instead of going to the dead-letter queue one after another.
+    for (const status of [401, 403]) {
+      emu.reset();
+      await consumerState({});
+      emu.addFault({ status, count: 1, path: '/api/event-bulk-create-jobs' });
+      const id = `o-${status}-${randomBytes(3).toString('hex')}`;
+      assert.equal((await signedCall(1, '/api/orders', orderBody(id))).status, 202);
+      const s6 = await settledOf(id, `the order Klaviyo answered ${status} settled`);
+      assert.deepEqual(s6.mine, [['retry', 3600]], `${status}: waits for the key`);
+      assert.equal(emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).count, 1, 'tried once');
+      assert.equal(dead.received.length, 0, `${status}: not dead-lettered`);
+    }
   } finally {
     // Disposed: the retried messages do not come back into the next tests.
+    await mf.dispose();
+    mf = await startWorkers();
+  }
+});
+
+test('a backlog behind Klaviyo\'s rate limit drains at its rate: a 429 spends no retry, the messages held behind it neither', { timeout: 300_000 }, async () => {
+  await mf.dispose();
+  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
+  try {
+    emu.reset();
+    dead.clear();
+    await consumerState({});
+    // Klaviyo's steady limit on bulk jobs (150 a minute), scaled down: 5 every 4 s.
+    const limit = 5;
+    const windowMs = 4_000;
+    emu.addFault({ rateLimit: { limit, windowMs }, path: '/api/event-bulk-create-jobs' });
+    const run = randomBytes(3).toString('hex');
+    const ids = Array.from({ length: 30 }, (_, n) => `o-rate-${run}-${n}`);
+    const started = Date.now();
+    const answers = await Promise.all(ids.map((id, n) => signedCall(n % INSTANCES, '/api/orders', orderBody(id))));
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [202]);
+    await waitFor(() => ids.every((id) => accepted('/api/event-bulk-create-jobs').includes(id)),
+      { timeout: 240_000, interval: 500, what: 'every order through the rate limit' });
+    const drained = (Date.now() - started) / 1000;
+    const c = counts(accepted('/api/event-bulk-create-jobs'));
+    assert.deepEqual(ids.filter((id) => c.get(id) !== 1), [], 'each order once at Klaviyo');
+    assert.equal(dead.received.length, 0, 'nothing dead-lettered');
+    const state = await consumerState();
+    const mine = state.settled.filter((x) => x.body.includes(`o-rate-${run}`));
+    // Before: each 429 and each message held behind one was a retry, whose backoff grew
+    // with the attempts (waits of 10, 16, 32, 73, 137, 288 s at a 5-per-10-s limit).
+    assert.deepEqual(mine.filter((x) => x.how === 'retry').map((x) => x.delaySeconds), [], 'no retry spent on the throttle');
+    const throttled = emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).requests.filter((r) => r.status === 429).length;
+    assert.ok(state.logs.some((l) => /throttled, queued again in \d+ s \(no retry spent\)$/.test(l)), state.logs.join('\n'));
+    const ideal = (ids.length / limit - 1) * (windowMs / 1000);
+    console.log(`# rate limit ${limit} per ${windowMs / 1000} s: 30 orders delivered in ${drained.toFixed(0)} s (the limit allows ${ideal.toFixed(0)} s), ${throttled} answers 429, ${mine.length} settles, none a retry`);
+  } finally {
     await mf.dispose();
     mf = await startWorkers();
   }

@@ -406,6 +406,22 @@ describe('faults', () => {
     assert.deepEqual(s.uniqueIdCounts, { R1: 1 }, 'only the accepted attempt counts');
   });
 
+  test('rateLimit plays a steady limit: limit requests pass per window, the rest get 429 with the wait until a slot frees', async () => {
+    await addFault({ rateLimit: { limit: 2, windowMs: 3_000 }, path: '/client/events' });
+    const statuses = [];
+    for (const id of ['L1', 'L2', 'L3']) statuses.push((await postClient('/client/events', eventWithId(id))).status);
+    assert.deepEqual(statuses, [202, 202, 429]);
+    const refused = await postClient('/client/events', eventWithId('L3'));
+    assertJsonApiErrors(refused, 429);
+    const wait = Number(refused.headers.get('retry-after'));
+    assert.ok(wait >= 1 && wait <= 3, `Retry-After ${wait}`);
+    // Other paths are not limited.
+    assert.equal((await postApi('/api/events', sample('apiEvent'))).status, 202);
+    assert.deepEqual(emu.requests().uniqueIdCounts, { L1: 1, L2: 1 }, 'refused ones are not accepted');
+    assert.equal(emu.requests().requests[2].fault, 'rate:2/3000ms');
+    await assert.rejects(addFault({ rateLimit: { limit: 0, windowMs: 1 } }).then((r) => { if (r.status >= 400) throw new Error(r.json.errors?.[0]?.detail); }));
+  });
+
   test('503 and stacked rules apply in order; path and count restrict them', async () => {
     await addFault({ status: 503, count: 2, path: '/api/' });
     await addFault({ status: 500 });

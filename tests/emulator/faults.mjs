@@ -11,7 +11,7 @@ function prng(seed) {
   };
 }
 
-const KNOWN = ['count', 'status', 'retryAfter', 'delayMs', 'drop', 'hold', 'path', 'method', 'probability', 'seed', 'name', 'body', 'headers', 'contentType'];
+const KNOWN = ['count', 'status', 'retryAfter', 'delayMs', 'drop', 'hold', 'path', 'method', 'probability', 'seed', 'name', 'body', 'headers', 'contentType', 'rateLimit'];
 
 /** Throws on a rule that cannot work, so a typo in a test fails loudly. */
 export function normalizeRule(input) {
@@ -19,6 +19,17 @@ export function normalizeRule(input) {
   const unknown = Object.keys(input).filter((k) => !KNOWN.includes(k));
   if (unknown.length) throw new Error(`unknown fault rule field(s): ${unknown.join(', ')}`);
   const r = { ...input };
+  // `rateLimit: { limit, windowMs }`: Klaviyo's steady rate limit on `path`. At most
+  // `limit` requests pass in any `windowMs`; the rest are answered 429 with a
+  // `Retry-After` of the seconds until one of those leaves the window. Refused ones do
+  // not count. Unlimited `count` by default.
+  if (r.rateLimit !== undefined) {
+    const { limit, windowMs } = r.rateLimit ?? {};
+    if (!(Number.isInteger(limit) && limit > 0 && windowMs > 0)) throw new Error('rateLimit needs { limit: a whole number > 0, windowMs > 0 }');
+    if (r.retryAfter !== undefined || r.probability !== undefined || (r.status ?? 429) !== 429) throw new Error('rateLimit sets its own status (429) and Retry-After');
+    r.status = 429;
+    r.count ??= Infinity;
+  }
   if (r.status !== undefined && !(Number.isInteger(r.status) && r.status >= 100 && r.status <= 599)) throw new Error('status must be an HTTP status code');
   if (r.delayMs !== undefined && !(Number(r.delayMs) >= 0)) throw new Error('delayMs must be >= 0');
   if (r.retryAfter !== undefined && r.status === undefined) throw new Error('retryAfter needs a status');
@@ -32,13 +43,13 @@ export function normalizeRule(input) {
   // with probability, count is a cap (default: unlimited).
   const count = r.count === undefined ? (r.probability === undefined ? 1 : Infinity) : Number(r.count);
   if (!(count >= 0)) throw new Error('count must be >= 0');
-  const label = r.name || [
+  const label = r.name || (r.rateLimit ? `rate:${r.rateLimit.limit}/${r.rateLimit.windowMs}ms` : null) || [
     r.delayMs ? `delay:${r.delayMs}` : null,
     r.hold ? 'hold' : null,
     r.drop ? 'drop' : null,
     r.status !== undefined ? `status:${r.status}` : null,
   ].filter(Boolean).join('+');
-  return { ...r, remaining: count, hits: 0, label, random: r.probability === undefined ? null : prng(r.seed ?? 1) };
+  return { ...r, remaining: count, hits: 0, label, random: r.probability === undefined ? null : prng(r.seed ?? 1), passed: [] };
 }
 
 export class FaultQueue {
@@ -60,6 +71,7 @@ export class FaultQueue {
       if (rule.method && rule.method.toUpperCase() !== method) continue;
       // A probabilistic rule that does not fire lets later rules have a go.
       if (rule.random && rule.random() >= rule.probability) continue;
+      if (rule.rateLimit && !this.#overLimit(rule)) continue;
       rule.remaining -= 1;
       rule.hits += 1;
       this.rules = this.rules.filter((r) => r.remaining > 0);
@@ -68,7 +80,21 @@ export class FaultQueue {
     return null;
   }
 
+  /** Whether a request now is over `rule.rateLimit`: if not, it passes and counts; if
+   * so, the rule's `retryAfter` is set to when the oldest passed one leaves the window. */
+  #overLimit(rule) {
+    const now = Date.now();
+    const { limit, windowMs } = rule.rateLimit;
+    rule.passed = rule.passed.filter((t) => t > now - windowMs);
+    if (rule.passed.length < limit) {
+      rule.passed.push(now);
+      return false;
+    }
+    rule.retryAfter = Math.max(1, Math.ceil((rule.passed[0] + windowMs - now) / 1000));
+    return true;
+  }
+
   list() {
-    return this.rules.map(({ random, remaining, ...r }) => ({ ...r, remaining: remaining === Infinity ? null : remaining }));
+    return this.rules.map(({ random, remaining, passed, ...r }) => ({ ...r, remaining: remaining === Infinity ? null : remaining }));
   }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::value::RawValue;
 
-use super::{Message, Work, MAX_DELAY_S, VERSION};
+use super::{Message, Work, MAX_DELAY_S, MAX_QUEUE_DELAY_S, VERSION};
 use crate::core::retry;
 use crate::edge::config::EdgeConfig;
 use crate::edge::upstream::Upstream;
@@ -145,15 +145,28 @@ pub enum Verdict {
     Ack,
     /// Try again in this many seconds (the message's own delay, not the batch's).
     Retry { delay_s: u32 },
-    /// Refused for good (a 4xx other than 408 and 429, a redirect): acknowledge, report,
-    /// and dead-letter it where a dead-letter queue is bound.
+    /// Klaviyo's throttle (a 429): no fault of the message. It goes back on the queue as
+    /// a new message after `delay_s`, the server's wait (`wait_s`: `Retry-After`) and a
+    /// spread of up to as much again, so that waiting spends none of its retries and
+    /// grows no backoff (a backlog behind a rate limit drained ever slower, and could run
+    /// a message out of retries without one failure). The batch's later messages to the
+    /// endpoint are held behind it the same way (`held_behind`).
+    Throttled { wait_s: u32, delay_s: u32 },
+    /// Refused for good (a 4xx other than 401, 403, 408 and 429, a redirect):
+    /// acknowledge, report, and dead-letter it where a dead-letter queue is bound.
     Refused { status: u16 },
 }
 
+/// The wait of a 429 without a readable `Retry-After`.
+const THROTTLE_WAIT_S: u32 = 10;
+
 /// After attempt `attempts` (1 for the first, as Queues counts) had `outcome` at
 /// `now_ms`. `jitter` in `0..=u16::MAX` spreads retries: up to a quarter of the backoff.
-/// Network failures, timeouts, 408, 429 and 5xx are retried after
-/// `max(Retry-After, min(1 s × 2^(attempts-1), MAX_DELAY_S))`.
+/// Network failures, timeouts, 408 and 5xx are retried after
+/// `max(Retry-After, min(1 s × 2^(attempts-1), MAX_DELAY_S))`; a 429 is `Throttled`; a
+/// 401 or 403 waits `MAX_DELAY_S`, as a missing setting does: the key was refused
+/// (rotated, revoked, short of a scope), which is the operator's to fix, and every
+/// message queued meanwhile would otherwise be dead-lettered.
 pub fn after_attempt(outcome: &Upstream, attempts: u32, now_ms: u64, jitter: u16) -> Verdict {
     let outcome = match outcome {
         Upstream::Failed => retry::Outcome::Network,
@@ -171,6 +184,22 @@ pub fn after_attempt(outcome: &Upstream, attempts: u32, now_ms: u64, jitter: u16
     };
     match (retry::verdict(&outcome), &outcome) {
         (retry::Verdict::Delivered, _) => Verdict::Ack,
+        (
+            _,
+            retry::Outcome::Status {
+                status: 401 | 403, ..
+            },
+        ) => Verdict::Retry {
+            delay_s: MAX_DELAY_S,
+        },
+        (
+            _,
+            retry::Outcome::Status {
+                status: 429,
+                retry_after_s,
+                ..
+            },
+        ) => held_behind(retry_after_s.unwrap_or(THROTTLE_WAIT_S), jitter),
         (retry::Verdict::Rejected, retry::Outcome::Status { status, .. }) => {
             Verdict::Refused { status: *status }
         }
@@ -178,6 +207,18 @@ pub fn after_attempt(outcome: &Upstream, attempts: u32, now_ms: u64, jitter: u16
         (retry::Verdict::Retry, _) => Verdict::Retry {
             delay_s: delay_s(attempts, &outcome, jitter),
         },
+    }
+}
+
+/// A message held behind a 429 that asked to wait `wait_s` (or the one that met it):
+/// queued again after that wait and up to as much again, spread by `jitter`, so that the
+/// backlog comes back over one more window rather than at once.
+pub fn held_behind(wait_s: u32, jitter: u16) -> Verdict {
+    let wait = u64::from(wait_s.clamp(1, MAX_QUEUE_DELAY_S));
+    let spread = wait * u64::from(jitter) / u64::from(u16::MAX);
+    Verdict::Throttled {
+        wait_s: wait as u32,
+        delay_s: (wait + spread).min(u64::from(MAX_QUEUE_DELAY_S)) as u32,
     }
 }
 
@@ -194,5 +235,5 @@ fn delay_s(attempts: u32, outcome: &retry::Outcome, jitter: u16) -> u32 {
     };
     // Never less than Retry-After; the spread only adds.
     let spread = exp * u64::from(jitter) / u64::from(u16::MAX) / 4;
-    (server.max(exp) + spread).min(24 * 3600) as u32
+    (server.max(exp) + spread).min(u64::from(MAX_QUEUE_DELAY_S)) as u32
 }

@@ -44,7 +44,11 @@ const _: () = assert!(
         && 2 * (MAX_MESSAGE_BYTES + MESSAGE_OVERHEAD) <= MAX_BATCH_BYTES
 );
 
-/// What the consumer waits at most before a retry (Queues allows 24 hours). The
+/// The longest `delaySeconds` Queues takes on a send or a retry: 12 hours. A longer one
+/// is refused (the retry then fails, and the message comes back at once).
+pub const MAX_QUEUE_DELAY_S: u32 = 43_200;
+
+/// What the consumer's backoff waits at most before a retry. The
 /// backoff reaches it at the 13th attempt; `max_retries` in `wrangler.toml` is chosen so
 /// that the whole schedule, jitter included, ends inside the queue's retention, and a
 /// message that never got through reaches the dead-letter queue rather than expiring
@@ -123,7 +127,7 @@ mod plan;
 
 pub use answer::{batches, delivery_id, not_all_queued, queue_partial, queue_unavailable, queued};
 pub use attempt::{
-    after_attempt, api_path_ok, list_carried_on, missing_setting, read, refused_call,
+    after_attempt, api_path_ok, held_behind, list_carried_on, missing_setting, read, refused_call,
     refused_members, Verdict,
 };
 pub use plan::{plan, plan_call, plan_forward, plan_list};

@@ -1106,12 +1106,28 @@ fn a_2xx_is_acknowledged() {
 }
 
 #[test]
-fn a_4xx_other_than_408_and_429_is_refused_and_never_retried() {
-    for s in [400, 401, 403, 404, 409, 413, 422] {
+fn a_4xx_other_than_401_403_408_and_429_is_refused_and_never_retried() {
+    for s in [400, 404, 409, 413, 422] {
         assert_eq!(
             after_attempt(&answer(s, None), 1, NOW_MS, 0),
             Verdict::Refused { status: s }
         );
+    }
+}
+
+#[test]
+fn a_refused_key_waits_an_hour_for_the_operator_as_a_missing_one_does() {
+    // A key rotated in the wrong order, revoked, or short of a scope: every message
+    // queued meanwhile would be dead-lettered. It waits, whatever the attempt.
+    for s in [401, 403] {
+        for attempts in [1, 5, 80] {
+            assert_eq!(
+                after_attempt(&answer(s, None), attempts, NOW_MS, u16::MAX),
+                Verdict::Retry {
+                    delay_s: MAX_DELAY_S
+                }
+            );
+        }
     }
 }
 
@@ -1179,35 +1195,98 @@ fn jitter_adds_up_to_a_quarter_of_the_backoff() {
 }
 
 #[test]
-fn a_429_waits_at_least_its_retry_after_in_seconds_or_as_a_date() {
+fn a_429_waits_its_retry_after_in_seconds_or_as_a_date_whatever_the_attempt() {
+    let throttled = |h: Option<&str>, attempts, jitter| {
+        after_attempt(&answer(429, h), attempts, NOW_MS, jitter)
+    };
     assert_eq!(
-        after_attempt(&answer(429, Some("5")), 1, NOW_MS, u16::MAX),
-        Verdict::Retry { delay_s: 5 }
+        throttled(Some("5"), 1, 0),
+        Verdict::Throttled {
+            wait_s: 5,
+            delay_s: 5
+        }
     );
-    // The backoff wins when it is longer.
+    // A throttle is no failure: no backoff grows with the attempts.
+    assert_eq!(throttled(Some("5"), 30, 0), throttled(Some("5"), 1, 0));
+    // The spread: up to the wait again, so a held backlog comes back over one more window.
     assert_eq!(
-        after_attempt(&answer(429, Some("5")), 5, NOW_MS, 0),
-        Verdict::Retry { delay_s: 16 }
+        throttled(Some("5"), 1, u16::MAX),
+        Verdict::Throttled {
+            wait_s: 5,
+            delay_s: 10
+        }
     );
     // An HTTP date 90 s after now.
     let date = "Thu, 26 Nov 2026 05:03:49 GMT";
     assert_eq!(
-        after_attempt(&answer(429, Some(date)), 1, NOW_MS, 0),
-        Verdict::Retry { delay_s: 90 }
+        throttled(Some(date), 1, 0),
+        Verdict::Throttled {
+            wait_s: 90,
+            delay_s: 90
+        }
     );
+    // Unreadable or absent: 10 s.
+    for h in [Some("soon"), None] {
+        assert_eq!(
+            throttled(h, 2, 0),
+            Verdict::Throttled {
+                wait_s: 10,
+                delay_s: 10
+            }
+        );
+    }
+    // Never past what Queues accepts (12 h), nor less than a second.
+    assert_eq!(
+        throttled(Some("999999"), 1, u16::MAX),
+        Verdict::Throttled {
+            wait_s: 43_200,
+            delay_s: 43_200
+        }
+    );
+    assert_eq!(
+        throttled(Some("0"), 1, 0),
+        Verdict::Throttled {
+            wait_s: 1,
+            delay_s: 1
+        }
+    );
+}
+
+#[test]
+fn messages_held_behind_a_429_wait_as_long_each_with_its_own_spread() {
+    assert_eq!(
+        held_behind(8, 0),
+        Verdict::Throttled {
+            wait_s: 8,
+            delay_s: 8
+        }
+    );
+    assert_eq!(
+        held_behind(8, u16::MAX / 2),
+        Verdict::Throttled {
+            wait_s: 8,
+            delay_s: 11
+        }
+    );
+}
+
+#[test]
+fn a_server_errors_retry_after_is_waited_at_least_and_never_past_twelve_hours() {
     assert_eq!(
         after_attempt(&answer(503, Some("120")), 2, NOW_MS, 0),
         Verdict::Retry { delay_s: 120 }
     );
-    // Unreadable: the backoff alone.
+    // The backoff wins when it is longer.
     assert_eq!(
-        after_attempt(&answer(429, Some("soon")), 2, NOW_MS, 0),
-        Verdict::Retry { delay_s: 2 }
+        after_attempt(&answer(503, Some("5")), 5, NOW_MS, 0),
+        Verdict::Retry { delay_s: 16 }
     );
-    // Never past what Queues accepts (24 h).
+    // Queues refuses a `delaySeconds` over 12 h (the retry would fail and come back at once).
     assert_eq!(
-        after_attempt(&answer(429, Some("999999")), 1, NOW_MS, 0),
-        Verdict::Retry { delay_s: 86_400 }
+        after_attempt(&answer(503, Some("999999")), 1, NOW_MS, u16::MAX),
+        Verdict::Retry {
+            delay_s: MAX_QUEUE_DELAY_S
+        }
     );
 }
 
