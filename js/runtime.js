@@ -560,12 +560,14 @@ export class Runtime {
     else if (e.key === this.made_ && e.newValue === null) this.fresh_ = this.ask_ = 0;
     else if (e.key.startsWith(this.prefix_)) {
       const anon = this.anonymousId();
-      // The identity: the one stored now, after this tab's own write still to come. Two
-      // tabs that start together each write theirs, and each heard the other's: they
-      // swapped, and the tab that wrote last kept another visitor than storage.
-      const id = e.key === this.prefix_ + "id";
-      if (id) this.sync_();
-      this.adoptAt_(this.control_(STORAGE, now(), e.key, id ? storage.get(e.key) : e.newValue));
+      // What is stored now, not what the event says was written: an event comes late,
+      // and its copy may be old (a record delivered since, or erased by this tab's own
+      // denial: its calls went again, or went after the denial). The identity: the one
+      // stored after this tab's own write still to come (two tabs that start together
+      // each write theirs and hear the other's: they swapped). But the consent marker,
+      // which its writer removes in the same task, is read as written.
+      if (e.key === this.prefix_ + "id") this.sync_();
+      this.adoptAt_(this.control_(STORAGE, now(), e.key, e.key === this.prefix_ + "consent" ? e.newValue : storage.get(e.key)));
       this.consent(); // another tab's withdrawal reaches the core this way
       // Another tab's reset (this one follows its visitor): this tab sends its calls too.
       // (Denied here, no visitor: consent() took the way out of the denial as one.) Not

@@ -515,6 +515,44 @@ test('another tab\'s localStorage.clear() (a logout) delivers nothing: the held 
   assertNoPageErrors(shop);
 });
 
+test('a storage event that comes late with an old copy of a record brings nothing back: neither calls delivered since, nor calls this tab\'s denial erased', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const a = await shop.open({ companyId });
+  // Every record this page writes, kept: the copies a late event of another tab carries.
+  await a.evaluate(() => {
+    window.writes = [];
+    const set = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) { window.writes.push([k, v]); return set.call(this, k, v); };
+  });
+  const late = (prefix, metric) => a.evaluate(([p, m]) => {
+    const [key, value] = window.writes.find(([k, v]) => k.startsWith(p) && v.includes(m));
+    dispatchEvent(new StorageEvent('storage', { key, newValue: value, storageArea: localStorage }));
+  }, [prefix, metric]);
+  // 1. A call delivered, its record removed; then the event of its write arrives.
+  const [done] = await trackMany(a, 1, { metric: 'Delivered Before The Event' });
+  await delivered([done]);
+  await drained(a, companyId);
+  await late(qPrefix(companyId), 'Delivered Before The Event');
+  // 2. A call stored while Klaviyo is down, erased by a denial, consent granted again;
+  //    then the event of its write arrives.
+  env.emu.addFault({ path: '/client/', status: 503, count: 1000 });
+  const [denied] = await trackMany(a, 1, { metric: 'Made Before The Denial' });
+  await waitFor(() => summary().requests.some((r) => r.uniqueIds.includes(denied)), { what: 'the failed attempt' });
+  await a.evaluate(() => { window.kl.setConsent('denied'); window.kl.setConsent('granted'); });
+  env.emu.clearFaults();
+  await late(qPrefix(companyId), 'Made Before The Denial');
+  const [after] = await trackMany(a, 1, { metric: 'After The Grant' });
+  const s = await delivered([after]);
+  await a.evaluate(() => window.kl.flush());
+  const sent = (id) => summary().requests.filter((r) => r.uniqueIds.includes(id)).length;
+  assert.equal(sent(done), 1, 'the delivered call is not sent again');
+  assert.equal(s.uniqueIdCounts[denied] ?? 0, 0, 'the call made before the denial is never delivered');
+  assert.equal(await a.evaluate(() => window.kl.pending()), 0);
+  trace(t);
+  assertNoPageErrors(shop);
+});
+
 test('without navigator.locks (lease in localStorage): 2 tabs deliver 100 distinct events', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
