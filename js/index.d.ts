@@ -112,10 +112,11 @@ export interface KlaviyoError extends Error {
   count: number;
   /**
    * The body of the answer that refused the request: parsed when it is JSON, else its
-   * text; absent for a local decision. Klaviyo answers with a `KlaviyoErrorBody`, but a
-   * server on the way (your first-party proxy, a gateway's error page) may answer any
-   * JSON, so check the shape before reading `errors`. Emails and phone numbers in its
-   * texts read `[redacted]`.
+   * text. Klaviyo answers with a `KlaviyoErrorBody`, but a server on the way (your
+   * first-party proxy, a gateway's error page) may answer any JSON, so check the shape
+   * before reading `errors`. Emails and phone numbers in its texts read `[redacted]`.
+   * A local decision (`status` 0) has none, but for a call kept from a closed page's
+   * loading window that the core refused: the rule's message, as text.
    */
   detail?: unknown;
 }
@@ -252,6 +253,11 @@ export interface BackInStockOptions {
   channels: readonly Channel[];
 }
 
+/** `P` when it is a JSON object: any object type (an interface, a class instance, a
+ * record), not an array, a `Date`, a `Map`, a `Set` or a function (which the runtime
+ * refuses, or sends as `{}`). */
+export type JsonObject<P> = P extends readonly unknown[] | Date | Map<unknown, unknown> | Set<unknown> | ((...args: never[]) => unknown) ? never : P;
+
 export interface FlushResult {
   /** Requests (events) Klaviyo accepted during this flush. */
   sent: number;
@@ -290,7 +296,7 @@ export class Klaviyo {
    * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`.
    * On a tracker whose options were refused nothing is kept either (`ready` rejected and
    * `onError` heard why). `properties` is a JSON object: any object type, not an array. */
-  track(metric: string, properties?: { [key: string]: any }, options?: EventOptions): string;
+  track<P extends { [key: string]: any }>(metric: string, properties?: JsonObject<P>, options?: EventOptions): string;
   /** `Viewed Product`: its value is `Price`; its properties are sent as given. Returns
    * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */
   viewedProduct(product: Product, options?: EventOptions): string;

@@ -16,7 +16,7 @@ export type KlaviyoWasmProperties = { [key: string]: any };
 /** One command: its name, then what the npm package's method of that name takes. */
 export type KlaviyoWasmCommand =
   /** `Klaviyo.create(options)`; `companyId` may come from the tag's `data-company-id`. */
-  | [command: "init", options: Partial<KlaviyoOptions>]
+  | [command: "init", options?: Partial<KlaviyoOptions>]
   | [command: "identify", profile: Profile | KlaviyoWasmProperties]
   /** Klaviyo's storefront metrics (`Viewed Product`, `Added to Cart`, ...) become their calls. */
   | [command: "track", metric: string, properties?: KlaviyoWasmProperties, options?: EventOptions]
@@ -50,6 +50,8 @@ export interface KlaviyoWasmQueue {
 
 declare global {
   /** The command queue: an array (the snippet's, or `window.klaviyoWasm || []`) until
-   * the script has run, whose `push` returns its length; then a `KlaviyoWasmQueue`. */
+   * the script has run, whose `push` returns its length; then a `KlaviyoWasmQueue`.
+   * Declared as always there: code that may run before the snippet makes it first
+   * (`window.klaviyoWasm = window.klaviyoWasm || []`). */
   var klaviyoWasm: KlaviyoWasmQueue | KlaviyoWasmCommand[];
 }

@@ -106,7 +106,7 @@ export interface EdgeSettings {
    */
   DELIVERY_QUEUE?: DeliveryQueue | undefined;
   /**
-   * Binding: a queue for the messages Klaviyo refused (a 4xx other than 408 and 429).
+   * Binding: a queue for the messages Klaviyo refused (a 4xx other than 401, 403, 408 and 429).
    * Required with `DELIVERY_QUEUE`: without it a call that would be queued is answered
    * `500 missing_setting` naming it, and nothing is queued.
    */

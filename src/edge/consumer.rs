@@ -150,7 +150,10 @@ async fn one(
                 ));
                 return settle(m, "ack", None);
             }
-            log(&format!("{what}: throttled, retried in {delay_s} s"));
+            let delay_s = delivery::throttled_retry_s(delay_s, attempts, jitter);
+            log(&format!(
+                "{what}: throttled, not queued again: retried in {delay_s} s"
+            ));
             settle(m, "retry", Some(delay_s))
         }
         // What was left out is refused again, and left out again, on the next attempt.

@@ -583,3 +583,7 @@ pub use report::ReportKind;
 
 #[cfg(test)]
 mod tests;
+
+/// A seeded simulation of tabs sharing the queue (crashes, lost answers, clears, consent).
+#[cfg(test)]
+mod simulation;

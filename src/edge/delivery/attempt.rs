@@ -215,11 +215,26 @@ pub fn after_attempt(outcome: &Upstream, attempts: u32, now_ms: u64, jitter: u16
 /// backlog comes back over one more window rather than at once.
 pub fn held_behind(wait_s: u32, jitter: u16) -> Verdict {
     let wait = u64::from(wait_s.clamp(1, MAX_QUEUE_DELAY_S));
-    let spread = wait * u64::from(jitter) / u64::from(u16::MAX);
+    // Rounded up: a wait of a second still spreads the backlog over the next one.
+    let spread = (wait * u64::from(jitter)).div_ceil(u64::from(u16::MAX));
     Verdict::Throttled {
         wait_s: wait as u32,
         delay_s: (wait + spread).min(u64::from(MAX_QUEUE_DELAY_S)) as u32,
     }
+}
+
+/// The wait of a throttled message the queue would not take again as a new one (no
+/// `DELIVERY_QUEUE` in the consumer's env, a send refused): it is retried instead, which
+/// spends a retry, so it waits its `delay_s` and at least the backoff of its attempts.
+/// Without it, a route that kept answering 429 ran the message out of retries in
+/// minutes (81 retries of 1 s under `Retry-After: 1`).
+pub fn throttled_retry_s(delay_s: u32, attempts: u32, jitter: u16) -> u32 {
+    let outcome = retry::Outcome::Status {
+        status: 429,
+        retry_after_s: Some(delay_s),
+        body: String::new(),
+    };
+    self::delay_s(attempts, &outcome, jitter)
 }
 
 fn delay_s(attempts: u32, outcome: &retry::Outcome, jitter: u16) -> u32 {

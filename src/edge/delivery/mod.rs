@@ -128,7 +128,7 @@ mod plan;
 pub use answer::{batches, delivery_id, not_all_queued, queue_partial, queue_unavailable, queued};
 pub use attempt::{
     after_attempt, api_path_ok, held_behind, list_carried_on, missing_setting, read, refused_call,
-    refused_members, Verdict,
+    refused_members, throttled_retry_s, Verdict,
 };
 pub use plan::{plan, plan_call, plan_forward, plan_list};
 

@@ -1265,9 +1265,26 @@ fn messages_held_behind_a_429_wait_as_long_each_with_its_own_spread() {
         held_behind(8, u16::MAX / 2),
         Verdict::Throttled {
             wait_s: 8,
-            delay_s: 11
+            delay_s: 12
         }
     );
+    // A wait of a second still spreads the backlog over the next one.
+    assert_eq!(
+        held_behind(1, 1),
+        Verdict::Throttled {
+            wait_s: 1,
+            delay_s: 2
+        }
+    );
+}
+
+#[test]
+fn a_throttled_message_retried_in_place_backs_off_with_its_attempts() {
+    // Not queued again as a new message (no DELIVERY_QUEUE in the consumer's env): each
+    // retry is spent, so the wait grows as for a failure, never below the server's.
+    assert_eq!(throttled_retry_s(1, 1, 0), 1);
+    assert_eq!(throttled_retry_s(1, 13, 0), MAX_DELAY_S);
+    assert_eq!(throttled_retry_s(90, 3, 0), 90);
 }
 
 #[test]
@@ -1290,22 +1307,23 @@ fn a_server_errors_retry_after_is_waited_at_least_and_never_past_twelve_hours() 
     );
 }
 
-/// The longest a message is retried with `retries` retries: every attempt answered 503
-/// without `Retry-After`, each backoff with its largest jitter.
+/// The longest a message is retried with `retries` retries: each attempt answered with
+/// the longer of a 503 without `Retry-After` (its backoff with the largest jitter) and a
+/// refused key's wait (an hour, as a missing setting's): a key incident first, then an
+/// outage, takes longer than either alone.
 fn worst_schedule_s(retries: u32) -> u64 {
-    let down = Upstream::Answered {
-        status: 503,
+    let answer = |status| Upstream::Answered {
+        status,
         retry_after: None,
         content_type: None,
         body: String::new(),
     };
+    let wait = |status, attempts| match after_attempt(&answer(status), attempts, NOW_MS, u16::MAX) {
+        Verdict::Retry { delay_s } => u64::from(delay_s),
+        other => panic!("{other:?}"),
+    };
     (1..=retries)
-        .map(
-            |attempts| match after_attempt(&down, attempts, NOW_MS, u16::MAX) {
-                Verdict::Retry { delay_s } => u64::from(delay_s),
-                other => panic!("{other:?}"),
-            },
-        )
+        .map(|attempts| wait(503, attempts).max(wait(401, attempts)))
         .sum()
 }
 

@@ -1,0 +1,599 @@
+//! What js/runtime.js does, step by step: syncs, sends, answers, hides, `storage`
+//! events, timers and tasks, and the script's actions carried out.
+
+use super::*;
+
+impl World {
+    pub(super) fn sync_and_send(&mut self, t: usize) {
+        self.sync(t);
+        self.send_due(t);
+    }
+
+    /// `sync_`: the core's storage writes, made; a failed one handed back.
+    pub(super) fn sync(&mut self, t: usize) {
+        self.new_records = 0;
+        let id = self.tabs[t].id;
+        let mut out = String::new();
+        self.tabs[t].c.sync_storage(self.now, &mut out);
+        for op in out.split(SEP).filter(|o| !o.is_empty()) {
+            match op.split_once(SUB) {
+                None => self.storage_del(id, op),
+                Some(("", prefix)) => {
+                    self.erased_by_denial();
+                    let keys: Vec<String> = self
+                        .storage
+                        .keys()
+                        .filter(|k| k.starts_with(prefix))
+                        .cloned()
+                        .collect();
+                    for k in keys {
+                        self.storage_del(id, &k);
+                    }
+                }
+                Some((k, v)) => {
+                    self.storage_set(id, k, v);
+                }
+            }
+        }
+        if self.new_records > 1 {
+            self.fault(format!(
+                "one record per task: {} new records in one sync",
+                self.new_records
+            ));
+        }
+        self.reports(t);
+    }
+
+    pub(super) fn reports(&mut self, t: usize) {
+        let mut out = String::new();
+        self.tabs[t].c.move_reports(&mut out);
+        for r in out.split(SEP).filter(|r| !r.is_empty()) {
+            let f: Vec<&str> = r.splitn(5, SUB).collect();
+            let count: usize = f[2].parse().unwrap_or(0);
+            match f[0] {
+                "gave_up" => self.stats.gave_up += count,
+                "rejected" => self.stats.rejected += count,
+                "evicted" | "dropped" | "storage" => {
+                    self.fault(format!("unexpected report {}", f[0]))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `sendDue_`: one request at a time, then the timer.
+    pub(super) fn send_due(&mut self, t: usize) {
+        if self.tabs[t].electing {
+            return;
+        }
+        if !self.tabs[t].reread {
+            self.tabs[t].reread = true;
+            self.tabs[t].c.read_cookies("");
+            self.consent(t, None);
+        }
+        while !self.tabs[t].busy {
+            let Some(tx) = self.tabs[t].c.poll_transmit(self.now, usize::MAX) else {
+                break;
+            };
+            self.send(t, tx, false);
+        }
+        if self.tabs[t].busy {
+            return;
+        }
+        if let Some(at) = self.tabs[t].c.poll_timeout() {
+            // `wakeAt_`: never sooner than 10 ms; an earlier timer stays.
+            let at = at.max(self.now + 10);
+            let tab = &mut self.tabs[t];
+            if tab.timer_at.is_none_or(|cur| cur > at) {
+                tab.timer_at = Some(at);
+            }
+        }
+    }
+
+    /// `send_`: the request goes out (with keepalive when it fits the allowance).
+    pub(super) fn send(&mut self, t: usize, tx: Transmit, hiding: bool) {
+        let bytes = tx.body.len();
+        let tab = &mut self.tabs[t];
+        let keepalive = bytes <= KEEPALIVE.saturating_sub(tab.ka_bytes);
+        if keepalive {
+            tab.ka_bytes += bytes;
+        }
+        if !hiding {
+            tab.busy = true;
+        }
+        let (id, core_sender, adapter_sender) = (tab.id, tab.c.is_sender(), tab.sender);
+        let req = self.next_req;
+        self.next_req += 1;
+        let uids = self.check_send(id, &tx.body, tx.endpoint);
+        self.log(|| {
+            format!(
+                "tab {id} sends req {req} tx {} {:?} {uids:?}{}",
+                tx.id,
+                tx.endpoint,
+                if hiding { " (hiding)" } else { "" }
+            )
+        });
+        self.sends.push(Send {
+            step: self.step,
+            tab: id,
+            req,
+            core_sender,
+            adapter_sender,
+            uids,
+        });
+        self.net.push(Request {
+            id: req,
+            tab: id,
+            tx: tx.id,
+            body: tx.body,
+            endpoint: tx.endpoint,
+            bytes,
+            keepalive,
+            hiding,
+            deadline: self.now + DEADLINE_MS,
+            doomed: !self.online,
+            client_done: false,
+            step: self.step,
+        });
+    }
+
+    /// The answer reaches the page: `answered(...)` then `syncAndSend()`.
+    pub(super) fn answered(
+        &mut self,
+        t: usize,
+        r: &Request,
+        status: u16,
+        retry_after: Option<u32>,
+        body: &str,
+    ) {
+        let tab = &mut self.tabs[t];
+        if r.keepalive {
+            tab.ka_bytes -= r.bytes;
+        }
+        if !r.hiding {
+            tab.busy = false;
+        }
+        let jitter = (self.step as u64 * 7919 % 65536) as u16;
+        tab.c
+            .on_answer(r.tx, status, retry_after, body, self.now, jitter);
+        self.sync_and_send(t);
+    }
+
+    /// `hide_`: what is due and fits goes with keepalive now; in-flight calls are marked.
+    pub(super) fn hide(&mut self, t: usize) {
+        self.sync(t);
+        let t0 = self.now;
+        loop {
+            let budget = KEEPALIVE.saturating_sub(self.tabs[t].ka_bytes);
+            let Some(tx) = self.tabs[t].c.poll_keepalive(t0, budget) else {
+                break;
+            };
+            self.send(t, tx, true);
+        }
+        self.tabs[t].c.on_hide(t0);
+        self.sync(t);
+    }
+
+    /// `otherTab(e)`: another tab's write.
+    pub(super) fn other_tab(&mut self, t: usize, e: StorageEvent) {
+        match &e.key {
+            None => {
+                let stored = self.scan(PREFIX);
+                self.tabs[t].c.storage_cleared(Stored(&stored));
+            }
+            Some(key) if key.starts_with(PREFIX) => {
+                // The identity: the value stored now, after this tab's own write to come.
+                let id_key = key == ID_KEY;
+                if id_key {
+                    self.sync(t);
+                }
+                // As stored now, but the consent marker (removed in the task that wrote it).
+                let value = if key == CONSENT_KEY {
+                    e.new.clone()
+                } else {
+                    self.storage.get(key).cloned()
+                };
+                let now = self.now;
+                let c = &mut self.tabs[t].c;
+                c.on_storage_change(key, value.as_deref());
+                c.early_written(key, value.as_deref(), now);
+                self.consent(t, None);
+            }
+            Some(_) => return,
+        }
+        self.sync_and_send(t);
+    }
+
+    /// The tab is gone: its lock goes to the next waiter, its requests are orphans.
+    pub(super) fn remove_tab(&mut self, t: usize) {
+        let tab = self.tabs.remove(t);
+        let id = tab.id;
+        self.waiters.retain(|(w, _)| *w != id);
+        self.release(id);
+        for r in &mut self.net {
+            if r.tab == id {
+                r.client_done = true;
+            }
+        }
+        if tab.state == Some(Consent::Pending) {
+            // A page closed while pending loses its calls, by design.
+            for c in self.calls.values_mut() {
+                if c.pending_in == Some(id) {
+                    c.pending_in = None;
+                }
+            }
+        }
+    }
+
+    // --------------------------------------------------------------- the page's calls
+
+    /// One task of `n` calls of one kind, then its end (`atEndOfTask_` → `syncAndSend`).
+    pub(super) fn calls(&mut self, t: usize, kind: u8, n: u8) {
+        for _ in 0..n {
+            self.call(t, kind);
+        }
+        self.sync_and_send(t);
+    }
+
+    pub(super) fn call(&mut self, t: usize, kind: u8) {
+        let uid = self.uuid();
+        let n = self.next_id;
+        let (op, args, k, poison) = match kind % 16 {
+            0..=6 => (
+                Op::Track,
+                format!(r#""Sim",{{"n":{n}}}"#),
+                Kind::Event,
+                false,
+            ),
+            7 => (
+                Op::Track,
+                format!(r#""Sim",{{"n":{n},"poison":true}}"#),
+                Kind::Event,
+                true,
+            ),
+            8..=9 => (
+                Op::ViewedProduct,
+                format!(r#"{{"ProductID":"p{n}","ProductName":"P","Price":9.5}}"#),
+                Kind::Event,
+                false,
+            ),
+            10..=11 => (
+                Op::AddedToCart,
+                format!(r#"{{"ProductID":"p{n}","ProductName":"P","Price":2,"Quantity":3}}"#),
+                Kind::Event,
+                false,
+            ),
+            12 => (
+                Op::Subscribe,
+                format!(r#"{{"listId":"{uid}","email":"s{n}@example.com","channels":["email"]}}"#),
+                Kind::Subscription,
+                false,
+            ),
+            _ => (
+                Op::Identify,
+                format!(r#"{{"email":"v{}@example.com"}}"#, n % 3),
+                Kind::Identify,
+                false,
+            ),
+        };
+        let text = format!(r#"["{uid}",{},{args}]"#, self.now);
+        let tab = &mut self.tabs[t];
+        let state = tab.c.consent();
+        let id = tab.id;
+        if let Err(e) = tab.c.call_json(op, &text, 0) {
+            panic!(
+                "the simulation's call was refused: {}",
+                e.message(op.name())
+            );
+        }
+        self.stats.calls += 1;
+        self.log(|| format!("tab {id} calls {op:?} {uid} ({state:?})"));
+        self.calls.insert(
+            uid,
+            Call {
+                tab: id,
+                step: self.step,
+                time_s: (self.now / 1000) as i64,
+                kind: k,
+                poison,
+                dropped: state == Consent::Denied,
+                required: state == Consent::Granted,
+                pending_in: (state == Consent::Pending).then_some(id),
+                excused_at: None,
+                before_denial: None,
+                window_written: false,
+            },
+        );
+    }
+
+    // --------------------------------------------------------------- the scheduler
+
+    /// The earliest timer of tab `t` and what it is.
+    pub(super) fn next_timer(&self, t: usize) -> Option<(u64, u8)> {
+        let tab = &self.tabs[t];
+        let mut best: Option<(u64, u8)> = tab.timer_at.map(|at| (at, 0));
+        if let Some((_, at)) = &tab.lease {
+            best = best.into_iter().chain([(*at, 1)]).min();
+        }
+        for r in &self.net {
+            if r.tab == tab.id && !r.client_done {
+                best = best.into_iter().chain([(r.deadline, 2)]).min();
+            }
+        }
+        best
+    }
+
+    pub(super) fn fire_timer(&mut self, t: usize) -> bool {
+        let Some((at, what)) = self.next_timer(t) else {
+            return false;
+        };
+        if at > self.now {
+            return false;
+        }
+        match what {
+            0 => {
+                self.tabs[t].timer_at = None;
+                self.sync_and_send(t);
+            }
+            1 => {
+                if let Some((_, next)) = &mut self.tabs[t].lease {
+                    *next += 1_000;
+                }
+                self.beat(t);
+            }
+            _ => {
+                // `deadline(30000)` aborts the fetch: a network error for the page.
+                let id = self.tabs[t].id;
+                let n = self
+                    .net
+                    .iter()
+                    .position(|r| r.tab == id && !r.client_done && r.deadline == at)
+                    .unwrap();
+                self.net[n].client_done = true;
+                let r = Request {
+                    client_done: true,
+                    ..self.clone_req(n)
+                };
+                self.log(|| format!("req {} of tab {id} aborted at 30 s", r.id));
+                self.answered(t, &r, 0, None, "");
+            }
+        }
+        true
+    }
+
+    pub(super) fn clone_req(&self, n: usize) -> Request {
+        let r = &self.net[n];
+        Request {
+            body: r.body.clone(),
+            ..*r
+        }
+    }
+
+    pub(super) fn drain_storage_events(&mut self) {
+        while let Some(t) = (0..self.tabs.len()).find(|&t| !self.tabs[t].storage_events.is_empty())
+        {
+            self.run_task(t, true);
+        }
+    }
+
+    pub(super) fn run_task(&mut self, t: usize, storage: bool) -> bool {
+        let tab = &mut self.tabs[t];
+        if storage || tab.tasks.is_empty() {
+            if let Some(e) = tab.storage_events.pop_front() {
+                self.other_tab(t, e);
+                return true;
+            }
+        }
+        let Some(task) = self.tabs[t].tasks.pop_front() else {
+            return false;
+        };
+        let ballot = self.tabs[t].ballot;
+        match task {
+            Task::Watch => {
+                self.tabs[t].watching = true;
+                if !self.online {
+                    self.tabs[t].c.set_online(false);
+                }
+            }
+            Task::InitialSync => self.sync_and_send(t),
+            Task::Online(on) => {
+                self.tabs[t].c.set_online(on);
+                if on {
+                    self.sync_and_send(t);
+                }
+            }
+            Task::FirstBeat { ballot: b } => {
+                if b == ballot {
+                    self.beat(t);
+                }
+            }
+            Task::LockAnswer { ballot: b, got } => {
+                let id = self.tabs[t].id;
+                if got {
+                    self.hold(t, b);
+                } else if b == ballot {
+                    self.became(t, false);
+                    // Waits its turn (granted at once if the lock went free meanwhile).
+                    if self.tabs.get(t).is_some_and(|x| x.ballot == b) {
+                        self.waiters.push_back((id, b));
+                        self.grant_next();
+                    }
+                }
+            }
+            Task::LockGranted { ballot: b } => self.hold(t, b),
+        }
+        true
+    }
+
+    /// The lock callback's `hold()`: an aborted ballot lets the lock go at once.
+    pub(super) fn hold(&mut self, t: usize, b: u32) {
+        let id = self.tabs[t].id;
+        if self.tabs[t].ballot != b {
+            if self.lock == Some((id, b)) {
+                self.lock = None;
+                self.grant_next();
+            }
+            return;
+        }
+        self.became(t, true);
+    }
+
+    pub(super) fn act(&mut self, a: &Action) {
+        match *a {
+            Action::Call { tab, kind, n } => {
+                if let Some(t) = self.pick(tab) {
+                    self.calls(t, kind, n);
+                }
+            }
+            Action::RunTask { tab, storage } => {
+                if let Some(t) = self.pick(tab) {
+                    self.run_task(t, storage);
+                }
+            }
+            Action::FireTimer { tab } => {
+                if let Some(t) = self.pick(tab) {
+                    self.fire_timer(t);
+                }
+            }
+            Action::Answer { req, fate } => {
+                if !self.net.is_empty() {
+                    self.answer(req as usize % self.net.len(), fate);
+                }
+            }
+            Action::Advance { ms } => {
+                // Storage events reach the other tabs within milliseconds (README: 0-4
+                // ms): before the clock moves on, each tab hears what is pending.
+                self.drain_storage_events();
+                self.now += u64::from(ms);
+            }
+            Action::Crash { tab } => {
+                if let Some(t) = self.pick(tab) {
+                    let id = self.tabs[t].id;
+                    self.log(|| format!("tab {id} crashes"));
+                    self.remove_tab(t);
+                }
+            }
+            Action::Close { tab } => {
+                if let Some(t) = self.pick(tab) {
+                    let id = self.tabs[t].id;
+                    self.log(|| format!("tab {id} closes"));
+                    if self.tabs[t].watching {
+                        self.hide(t);
+                    }
+                    self.remove_tab(t);
+                }
+            }
+            Action::Open { consent } => {
+                if self.tabs.len() < 4 {
+                    let c = Consent::from_code(u64::from(consent)).unwrap();
+                    if c == Consent::Denied {
+                        self.denial_made();
+                    }
+                    self.open(c);
+                }
+            }
+            Action::Consent { tab, state } => {
+                if let Some(t) = self.pick(tab) {
+                    let c = Consent::from_code(u64::from(state)).unwrap();
+                    if c == Consent::Denied && self.tabs[t].state != Some(Consent::Denied) {
+                        self.denial_made();
+                    }
+                    self.consent(t, Some(c));
+                }
+            }
+            Action::Online(on) => {
+                if on != self.online {
+                    self.online = on;
+                    self.log(|| format!("online={on}"));
+                    if !on {
+                        for r in &mut self.net {
+                            r.doomed = true;
+                        }
+                    }
+                    for tab in &mut self.tabs {
+                        if tab.watching {
+                            tab.tasks.push_back(Task::Online(on));
+                        }
+                    }
+                }
+            }
+            Action::Hide { tab } => {
+                if let Some(t) = self.pick(tab) {
+                    if self.tabs[t].watching {
+                        self.hide(t);
+                    }
+                }
+            }
+            Action::Clear { tab } => {
+                if let Some(t) = self.pick(tab) {
+                    if !self.storage.is_empty() {
+                        let id = self.tabs[t].id;
+                        self.log(|| format!("tab {id}: localStorage.clear()"));
+                        self.cleared_by_a_script();
+                        self.storage.clear();
+                        self.tell(id, None, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The quiet period: a healthy network, pending tabs grant, one granted tab open;
+    /// every task, timer and request runs until nothing is left (or 6 simulated hours).
+    pub(super) fn quiet(&mut self) {
+        self.act(&Action::Online(true));
+        for t in 0..self.tabs.len() {
+            if self.tabs[t].state == Some(Consent::Pending) {
+                self.consent(t, Some(Consent::Granted));
+            }
+        }
+        if !self.tabs.iter().any(|t| t.state == Some(Consent::Granted)) {
+            self.open(Consent::Granted);
+        }
+        let end = self.now + 6 * 3600 * 1000;
+        while self.now < end {
+            self.step += 1;
+            if let Some(t) = (0..self.tabs.len()).find(|&t| {
+                !self.tabs[t].storage_events.is_empty() || !self.tabs[t].tasks.is_empty()
+            }) {
+                self.run_task(t, true);
+                continue;
+            }
+            if !self.net.is_empty() {
+                self.answer(0, Fate::Ok);
+                continue;
+            }
+            if (0..self.tabs.len()).any(|t| self.fire_timer(t)) {
+                continue;
+            }
+            let held: usize = self.tabs.iter().map(|t| t.c.pending()).sum();
+            if held == 0 && self.unfinished().is_empty() {
+                break;
+            }
+            // Nothing to do now: the clock moves to the next timer.
+            match (0..self.tabs.len())
+                .filter_map(|t| self.next_timer(t))
+                .map(|(at, _)| at)
+                .min()
+            {
+                Some(at) => self.now = self.now.max(at),
+                None => break,
+            }
+        }
+    }
+
+    /// Required calls Klaviyo has not had (202, or a 400 for a poison one).
+    pub(super) fn unfinished(&self) -> Vec<&String> {
+        self.calls
+            .iter()
+            .filter(|(uid, c)| {
+                c.required
+                    && c.excused_at.is_none()
+                    && c.kind != Kind::Identify
+                    && !self.accepted.contains_key(*uid)
+                    && !(c.poison && self.refused.contains(*uid))
+            })
+            .map(|(uid, _)| uid)
+            .collect()
+    }
+}
