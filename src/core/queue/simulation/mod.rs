@@ -17,12 +17,18 @@
 //! the invariants of the README's "The queue: nothing lost, nothing sent twice" are
 //! checked (see [`World::check_end`] and the checks made as things happen).
 //!
-//! Where this differs from the browser (see the report too):
+//! The files: `script.rs` (the seeded actions), `world.rs` (tabs, storage, locks, the
+//! network), `adapter.rs` (js/runtime.js step by step), `checks.rs` (Klaviyo's side and
+//! the invariants), `runs.rs` (runs, sweeps, minimising); the sweeps and the minimal
+//! scripts of what they found are below.
+//!
+//! Where this differs from the browser:
 //! - storage is sequentially consistent (Chromium's cross-process localStorage is not);
 //! - each tab's tasks come from two FIFO sources (storage events; everything else: lock
 //!   callbacks, the start's timeouts, online/offline), picked in any order;
 //! - no loading window (`pre:` records), no edge worker (`/id`), one tracker per tab;
-//! - a crashed tab's requests still reach Klaviyo (as keepalive ones do).
+//! - a crashed tab's requests still reach Klaviyo (as keepalive ones do);
+//! - no storage quota, `flushDelayMs` or `__kla_off`; jitter and ids are deterministic.
 #![cfg(not(target_arch = "wasm32"))]
 
 use crate::core::client::{Client, Op};
