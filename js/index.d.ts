@@ -253,10 +253,10 @@ export interface BackInStockOptions {
   channels: readonly Channel[];
 }
 
-/** `P` when it is a JSON object: any object type (an interface, a class instance, a
- * record), not an array, a `Date`, a `Map`, a `Set` or a function (which the runtime
- * refuses, or sends as `{}`). */
-export type JsonObject<P> = P extends readonly unknown[] | Date | Map<unknown, unknown> | Set<unknown> | ((...args: never[]) => unknown) ? never : P;
+/** A JSON object: any object type (an interface, a class instance, a record, a union
+ * of them), not an array, a `Map`, a `Set` or a `Date` (which the runtime refuses, or
+ * sends as `{}`): they are iterable or turn into a primitive. */
+export type JsonObject = { [key: string]: any } & { [Symbol.iterator]?: never; [Symbol.toPrimitive]?: never };
 
 export interface FlushResult {
   /** Requests (events) Klaviyo accepted during this flush. */
@@ -296,7 +296,7 @@ export class Klaviyo {
    * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`.
    * On a tracker whose options were refused nothing is kept either (`ready` rejected and
    * `onError` heard why). `properties` is a JSON object: any object type, not an array. */
-  track<P extends { [key: string]: any }>(metric: string, properties?: JsonObject<P>, options?: EventOptions): string;
+  track(metric: string, properties?: JsonObject, options?: EventOptions): string;
   /** `Viewed Product`: its value is `Price`; its properties are sent as given. Returns
    * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */
   viewedProduct(product: Product, options?: EventOptions): string;

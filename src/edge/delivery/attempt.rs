@@ -215,8 +215,8 @@ pub fn after_attempt(outcome: &Upstream, attempts: u32, now_ms: u64, jitter: u16
 /// backlog comes back over one more window rather than at once.
 pub fn held_behind(wait_s: u32, jitter: u16) -> Verdict {
     let wait = u64::from(wait_s.clamp(1, MAX_QUEUE_DELAY_S));
-    // Rounded up: a wait of a second still spreads the backlog over the next one.
-    let spread = (wait * u64::from(jitter)).div_ceil(u64::from(u16::MAX));
+    // Uniform over 0..=wait whole seconds, so a wait of one second still spreads.
+    let spread = (wait + 1) * u64::from(jitter) / (u64::from(u16::MAX) + 1);
     Verdict::Throttled {
         wait_s: wait as u32,
         delay_s: (wait + spread).min(u64::from(MAX_QUEUE_DELAY_S)) as u32,

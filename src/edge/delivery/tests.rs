@@ -1268,13 +1268,19 @@ fn messages_held_behind_a_429_wait_as_long_each_with_its_own_spread() {
             delay_s: 12
         }
     );
-    // A wait of a second still spreads the backlog over the next one.
+    // A wait of a second still spreads the backlog: over 1 and 2 s, half each.
+    let delay = |jitter| match held_behind(1, jitter) {
+        Verdict::Throttled { delay_s, .. } => delay_s,
+        other => panic!("{other:?}"),
+    };
     assert_eq!(
-        held_behind(1, 1),
-        Verdict::Throttled {
-            wait_s: 1,
-            delay_s: 2
-        }
+        (
+            delay(0),
+            delay(u16::MAX / 2),
+            delay(u16::MAX / 2 + 1),
+            delay(u16::MAX)
+        ),
+        (1, 1, 2, 2)
     );
 }
 

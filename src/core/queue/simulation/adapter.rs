@@ -101,7 +101,7 @@ impl World {
         if !hiding {
             tab.busy = true;
         }
-        let (id, core_sender, adapter_sender) = (tab.id, tab.c.is_sender(), tab.sender);
+        let (id, core_sender) = (tab.id, tab.c.is_sender());
         let req = self.next_req;
         self.next_req += 1;
         let uids = self.check_send(id, &tx.body, tx.endpoint);
@@ -116,9 +116,7 @@ impl World {
         self.sends.push(Send {
             step: self.step,
             tab: id,
-            req,
             core_sender,
-            adapter_sender,
             uids,
         });
         self.net.push(Request {
@@ -133,7 +131,6 @@ impl World {
             deadline: self.now + DEADLINE_MS,
             doomed: !self.online,
             client_done: false,
-            step: self.step,
         });
     }
 
@@ -559,8 +556,10 @@ impl World {
                 self.run_task(t, true);
                 continue;
             }
-            if !self.net.is_empty() {
-                self.answer(0, Fate::Ok);
+            if let Some(r) = self.net.first() {
+                // A crashed or closed tab's request dies with it, but for a keepalive one.
+                let orphan = !r.keepalive && self.idx(r.tab).is_none();
+                self.answer(0, if orphan { Fate::DropBefore } else { Fate::Ok });
                 continue;
             }
             if (0..self.tabs.len()).any(|t| self.fire_timer(t)) {

@@ -120,7 +120,6 @@ impl World {
                 }
             }
             if self.answered_202.contains_key(&uid) {
-                let _ = from;
                 self.fault(
                     "(e) a record written after a page had the 202 of a call holds it again".into(),
                 );
@@ -207,7 +206,8 @@ impl World {
             .filter(|c| c.required && c.excused_at.is_none() && c.kind != Kind::Identify)
             .count();
         let lost = self.unfinished().len();
-        if lost > 0 && self.stats.gave_up == 0 {
+        // (A call given up is lost too: nothing in a run reaches 30 attempts or 7 days.)
+        if lost > 0 {
             let list = format!("{:?}", self.unfinished());
             self.log(|| format!("never reached Klaviyo: {list}"));
             self.fault("(a) required calls never reached Klaviyo".into());
@@ -263,10 +263,15 @@ impl World {
 
     /// Why `uid` went out again after its first send.
     pub(super) fn why_resent(&self, uid: &str, sends: &[&Send]) -> &'static str {
-        let first = sends[0];
-        let second = sends[1];
-        // The page received Klaviyo's 202 for it before the second send: nothing lost.
-        if self.answered_202.get(uid).is_some_and(|&s| s < second.step) {
+        // The first send after a page received Klaviyo's 202 for it (not only the second
+        // send: a call retried, then sent again after its 202), and the send before it.
+        let after_202 = self
+            .answered_202
+            .get(uid)
+            .and_then(|&at| sends.iter().position(|s| s.step > at))
+            .filter(|&i| i > 0);
+        if let Some(i) = after_202 {
+            let (first, second) = (sends[i - 1], sends[i]);
             return if second.tab == first.tab {
                 "after the 202: the same tab sent it again"
             } else if !second.core_sender {
@@ -275,6 +280,7 @@ impl World {
                 "another tab resent after the 202 reached a tab that was no longer the sender"
             };
         }
+        let (first, second) = (sends[0], sends[1]);
         if second.tab != first.tab && first.step < second.step {
             let first_alive = self.idx(first.tab).is_some();
             if self.tabs.is_empty() || !first_alive {

@@ -6,7 +6,6 @@ use super::*;
 
 /// One run: the script, the quiet period, the checks. Panics are caught: (f).
 pub(super) fn run(
-    seed: u64,
     k: Knobs,
     actions: &[Action],
     trace: bool,
@@ -37,17 +36,16 @@ pub(super) fn run(
             .unwrap_or_default();
         w.faults.push(format!("(f) panic: {msg}"));
     }
-    let _ = seed;
     (w.faults, w.stats, w.trace)
 }
 
 /// Shrinks a failing script to one that still shows `fault` (greedy: drop chunks, then
 /// single actions, until no removal keeps it).
-pub(super) fn minimise(seed: u64, k: Knobs, actions: &[Action], fault: &str) -> Vec<Action> {
+pub(super) fn minimise(k: Knobs, actions: &[Action], fault: &str) -> Vec<Action> {
     let shows = |a: &[Action]| {
         let _quiet = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let r = run(seed, k, a, false).0.iter().any(|f| f == fault);
+        let r = run(k, a, false).0.iter().any(|f| f == fault);
         std::panic::set_hook(_quiet);
         r
     };
@@ -97,7 +95,7 @@ pub(super) fn sweep(
     for seed in seeds {
         let kn = k(seed);
         steps += kn.steps;
-        let (f, s, _) = run(seed, kn, &script(seed, kn), false);
+        let (f, s, _) = run(kn, &script(seed, kn), false);
         for x in f {
             faults.entry(x).or_insert((seed, 0)).1 += 1;
         }

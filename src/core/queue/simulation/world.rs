@@ -72,7 +72,6 @@ pub(super) enum Kind {
 
 /// A call made by the page, and what the rules say must happen to it.
 #[derive(Debug)]
-#[allow(dead_code)] // some fields are for the trace (`{:?}`) only
 pub(super) struct Call {
     pub(super) tab: TabId,
     pub(super) step: usize,
@@ -97,7 +96,6 @@ pub(super) struct Call {
 
 /// A request out on the network.
 #[derive(Debug)]
-#[allow(dead_code)] // some fields are for the trace (`{:?}`) only
 pub(super) struct Request {
     pub(super) id: u32,
     pub(super) tab: TabId,
@@ -112,19 +110,15 @@ pub(super) struct Request {
     pub(super) doomed: bool,
     /// The page no longer waits for it (aborted at 30 s, or its tab is gone).
     pub(super) client_done: bool,
-    pub(super) step: usize,
 }
 
 /// One send, as Klaviyo's log of what reached (or was meant to reach) it.
 #[derive(Debug)]
-#[allow(dead_code)] // some fields are for the trace (`{:?}`) only
 pub(super) struct Send {
     pub(super) step: usize,
     pub(super) tab: TabId,
-    pub(super) req: u32,
-    /// The core's `is_sender()` when it was polled, and whether the tab had a lock/lease.
+    /// The core's `is_sender()` when it was polled.
     pub(super) core_sender: bool,
-    pub(super) adapter_sender: bool,
     pub(super) uids: Vec<String>,
 }
 
