@@ -189,7 +189,8 @@ export declare function createHandler(settings?: EdgeSettings): EdgeHandler;
 /**
  * Makes the consumer of `DELIVERY_QUEUE`, with the same settings as `createHandler`
  * (the private key, `KLAVIYO_API_BASE`, `EDGE_SIGNING_SECRET` and `WEBHOOK_FORWARD_URL`
- * for forwards):
+ * for forwards). Its `env` needs `DELIVERY_QUEUE` as a producer too (a 429's messages
+ * go back on it; without it each 429 spends a retry) and `DELIVERY_DEAD_LETTERS`:
  *
  * ```ts
  * import { createHandler, createQueueHandler, ReplayGuard } from "klaviyo-wasm/edge";
