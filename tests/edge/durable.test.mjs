@@ -370,6 +370,20 @@ test('a queued subscription job Klaviyo refuses for one profile: the others are 
   // Before, the one refusal dead-lettered the job whole: nobody's consent reached Klaviyo.
 });
 
+/** Runs `fn` with edge-0 on `script` (in tests/edge/) in place of the worker, then the
+ * workers again as before: disposed, so the messages `fn` left retried do not come back
+ * into the next tests. */
+async function withConsumer(script, fn) {
+  await mf.dispose();
+  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge', script) });
+  try {
+    await fn();
+  } finally {
+    await mf.dispose();
+    mf = await startWorkers();
+  }
+}
+
 /** The watched consumer's record (tests/edge/settling-consumer.mjs): `body` POSTed sets
  * it up and clears it. */
 async function consumerState(body) {
@@ -387,9 +401,7 @@ const settledOf = (id, what) => waitFor(async () => {
 }, { timeout: 30_000, interval: 200, what });
 
 test('a refused message the dead-letter queue does not take, or with DELIVERY_DEAD_LETTERS unbound, is retried, not acknowledged; one whose private key is gone, or refused by Klaviyo (401, 403), waits for it', { timeout: 120_000 }, async () => {
-  await mf.dispose();
-  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
-  try {
+  await withConsumer('settling-consumer.mjs', async () => {
     // Klaviyo refuses the order (400) and the dead-letter queue refuses the letter: the
     // message is the only trace of the call, so it stays queued.
     emu.reset();
@@ -480,17 +492,11 @@ test('a refused message the dead-letter queue does not take, or with DELIVERY_DE
       assert.equal(emu.requests({ pathPrefix: '/api/event-bulk-create-jobs' }).count, 1, 'tried once');
       assert.equal(dead.received.length, 0, `${status}: not dead-lettered`);
     }
-  } finally {
-    // Disposed: the retried messages do not come back into the next tests.
-    await mf.dispose();
-    mf = await startWorkers();
-  }
+  });
 });
 
 test('a backlog behind Klaviyo\'s rate limit drains at its rate: a 429 spends no retry, the messages held behind it neither', { timeout: 300_000 }, async () => {
-  await mf.dispose();
-  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/settling-consumer.mjs') });
-  try {
+  await withConsumer('settling-consumer.mjs', async () => {
     emu.reset();
     dead.clear();
     await consumerState({});
@@ -518,16 +524,11 @@ test('a backlog behind Klaviyo\'s rate limit drains at its rate: a 429 spends no
     assert.ok(state.logs.some((l) => /throttled, queued again in \d+ s \(no retry spent\)$/.test(l)), state.logs.join('\n'));
     const ideal = (ids.length / limit - 1) * (windowMs / 1000);
     console.log(`# rate limit ${limit} per ${windowMs / 1000} s: 30 orders delivered in ${drained.toFixed(0)} s (the limit allows ${ideal.toFixed(0)} s), ${throttled} answers 429, ${mine.length} settles, none a retry`);
-  } finally {
-    await mf.dispose();
-    mf = await startWorkers();
-  }
+  });
 });
 
 test('an error thrown in the consumer mid-batch: the rest is delivered again, nothing twice at Klaviyo', { timeout: 120_000 }, async () => {
-  await mf.dispose();
-  mf = await startWorkers({ consumerScript: path.join(ROOT, 'tests/edge/crashing-consumer.mjs') });
-  try {
+  await withConsumer('crashing-consumer.mjs', async () => {
     emu.reset();
     const run = randomBytes(3).toString('hex');
     const ids = Array.from({ length: 8 }, (_, n) => `o-crash-${run}-${n}`);
@@ -539,10 +540,7 @@ test('an error thrown in the consumer mid-batch: the rest is delivered again, no
     assert.deepEqual([...c.entries()].filter(([, n]) => n !== 1), [], 'none twice');
     const crashes = Number((await (await (await mf.getWorker('edge-0')).fetch('https://shop.example/__crashes')).text()) || 0);
     assert.equal(crashes, 1, 'the consumer did crash once');
-  } finally {
-    await mf.dispose();
-    mf = await startWorkers();
-  }
+  });
 });
 
 test('a signed call replayed to another instance is refused; 1,000 signatures over 4 instances are each accepted once', { timeout: 180_000 }, async () => {

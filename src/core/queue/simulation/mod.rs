@@ -2,7 +2,10 @@
 //!
 //! Several tabs, each its own [`Client`] driven the way js/runtime.js drives the wasm core
 //! (the arms of `src/browser/exports.rs`'s `control_text` are copied into [`World`]'s
-//! methods, since that module only builds for wasm32), share one simulated localStorage.
+//! methods, since that module only builds for wasm32: keep `became` and `other_tab` in
+//! step with its SENDER and STORAGE arms; as `Client` methods both could call, they cost
+//! the `.wasm` 8 B gzipped even inlined, past the inline page's budget), share one
+//! simulated localStorage.
 //! A write by one tab reaches the others as a `storage` event, in order, whenever that tab
 //! runs its next task. A simulated clock, Web Locks (or the storage lease), and a
 //! simulated Klaviyo that answers 202, 429 with Retry-After, 5xx, 400 (for a "poison"
