@@ -144,7 +144,20 @@ async fn one(
             let what = format!("{}: attempt {attempts} {}", heading(), answer());
             let next = left_out.carried_on.take();
             let again = next.as_deref().or(text.as_deref()).unwrap_or_default();
-            if requeued(env, again, delay_s).await {
+            let now_s = (js_sys::Date::now() / 1000.0) as u64;
+            let again = match delivery::throttled(again, now_s) {
+                delivery::Throttle::Again(again) => again,
+                delivery::Throttle::Expired { since_s } => {
+                    let what = format!(
+                        "{what}: throttled for {} h, longer than {} h",
+                        now_s.saturating_sub(since_s) / 3600,
+                        delivery::MAX_THROTTLED_S / 3600
+                    );
+                    let letter = (next.or(text).unwrap_or_default(), 429);
+                    return dead_lettered(m, env, &what, false, &[letter]).await;
+                }
+            };
+            if requeued(env, &again, delay_s).await {
                 log(&format!(
                     "{what}: throttled, queued again in {delay_s} s (no retry spent)"
                 ));
@@ -486,8 +499,10 @@ async fn requeued_alone(env: &JsValue, letters: &[(String, u16)]) -> bool {
     true
 }
 
-/// A dead letter: the refused message as received, with the status that refused it.
+/// A dead letter: the refused message as first queued, with the status that refused it.
 fn letter(text: &str, status: u16) -> String {
+    let first = delivery::as_first_queued(text);
+    let text = first.as_deref().unwrap_or(text);
     let mut letter = String::with_capacity(text.len() + 40);
     letter.push_str("{\"status\":");
     letter.push_str(&status.to_string());

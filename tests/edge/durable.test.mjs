@@ -527,6 +527,41 @@ test('a backlog behind Klaviyo\'s rate limit drains at its rate: a 429 spends no
   });
 });
 
+test('a route that answers nothing but 429 holds a message a week at most: then it is dead-lettered, its letter as first queued', { timeout: 120_000 }, async () => {
+  await withConsumer('settling-consumer.mjs', async () => {
+    emu.reset();
+    dead.clear();
+    await consumerState({});
+    // A proxy's rate limit in front of Klaviyo, or an account throttled for good.
+    emu.addFault({ status: 429, retryAfter: 1, count: Infinity, path: '/api/event-bulk-create-jobs' });
+    const id = `o-always-429-${randomBytes(3).toString('hex')}`;
+    assert.equal((await signedCall(1, '/api/orders', orderBody(id))).status, 202);
+    // Each 429 queues it again as a new message, stamped with the first 429's time.
+    const twice = await waitFor(async () => {
+      const s = await consumerState();
+      const mine = s.settled.filter((x) => x.body.includes(id));
+      return mine.length >= 2 ? mine : null;
+    }, { timeout: 30_000, interval: 200, what: 'the order throttled twice' });
+    assert.deepEqual(twice.map((x) => x.how), ['ack', 'ack'], 'queued again, no retry spent');
+    const since = JSON.parse(twice[1].body).throttled_since;
+    assert.ok(Number.isInteger(since) && Math.abs(since - Date.now() / 1000) < 60, `stamped: ${twice[1].body.slice(-60)}`);
+    assert.equal(dead.received.length, 0);
+
+    // Its first 429 dated a week and a minute back, as days of 429s would: the next one
+    // dead-letters it.
+    await consumerState({ ageThrottledS: 7 * 86_400 + 60 });
+    await waitFor(() => dead.received.length > 0, { timeout: 30_000, interval: 200, what: 'the dead letter' });
+    const letter = JSON.parse(dead.received[0].body);
+    assert.equal(letter.status, 429);
+    assert.ok(JSON.stringify(letter.message).includes(id));
+    assert.equal(letter.message.throttled_since, undefined, 'sent again by hand, it starts afresh');
+    const s = await consumerState();
+    assert.ok(s.logs.some((l) => /: throttled for 168 h, longer than 168 h: dead-lettered$/.test(l)), s.logs.join('\n'));
+    assert.deepEqual([...new Set(emu.requests({ pathPrefix: '/api/' }).requests.map((r) => r.status))], [429]);
+    emu.clearFaults();
+  });
+});
+
 test('an error thrown in the consumer mid-batch: the rest is delivered again, nothing twice at Klaviyo', { timeout: 120_000 }, async () => {
   await withConsumer('crashing-consumer.mjs', async () => {
     emu.reset();

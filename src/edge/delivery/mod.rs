@@ -65,6 +65,11 @@ pub struct Message {
     pub part: u32,
     pub parts: u32,
     pub work: Work,
+    /// Unix seconds of the first 429 that sent this message back to the queue (as a new
+    /// message, whose retries and age start again): how long throttles have held it,
+    /// for [`throttled`]. Absent until then, and in a dead letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_since: Option<u64>,
 }
 
 /// Externally tagged (`{"call": {...}}`): serde reads a raw body in place only then (an
@@ -127,8 +132,9 @@ mod plan;
 
 pub use answer::{batches, delivery_id, not_all_queued, queue_partial, queue_unavailable, queued};
 pub use attempt::{
-    after_attempt, api_path_ok, held_behind, list_carried_on, missing_setting, read, refused_call,
-    refused_members, throttled_retry_s, Verdict,
+    after_attempt, api_path_ok, as_first_queued, held_behind, list_carried_on, missing_setting,
+    read, refused_call, refused_members, throttled, throttled_retry_s, Throttle, Verdict,
+    MAX_THROTTLED_S,
 };
 pub use plan::{plan, plan_call, plan_forward, plan_list};
 

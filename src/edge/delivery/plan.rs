@@ -214,6 +214,7 @@ fn webhook_parts(id: &str, body: &str) -> Option<Vec<(Work, Reach)>> {
         work: Work::Forward {
             body: RawValue::from_string("{}".to_string()).ok()?,
         },
+        throttled_since: None,
     })
     .ok()?
     .len()
@@ -258,6 +259,7 @@ fn messages(id: &str, works: Vec<(Work, Reach)>) -> Plan {
             part: part as u32,
             parts,
             work,
+            throttled_since: None,
         };
         match serde_json::to_string(&m) {
             Ok(text) if text.len() <= MAX_MESSAGE_BYTES => out.push(Part { text, upto }),

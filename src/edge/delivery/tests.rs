@@ -1285,6 +1285,43 @@ fn messages_held_behind_a_429_wait_as_long_each_with_its_own_spread() {
 }
 
 #[test]
+fn a_message_throttled_for_more_than_a_week_is_dead_lettered_and_its_letter_starts_afresh() {
+    let order = messages_of(planned("/api/orders", ORDER));
+    let now = NOW_MS / 1000;
+    // The first 429 stamps the message: queued again, it remembers since when.
+    let Throttle::Again(first) = throttled(&order[0], now) else {
+        panic!("queued again")
+    };
+    let stamped = read(&first).expect("readable");
+    assert_eq!(stamped.throttled_since, Some(now));
+    assert_eq!(call_of(&first), call_of(&order[0]), "the call unchanged");
+    // Later 429s keep the first one's time, up to a week of them.
+    assert_eq!(
+        throttled(&first, now + MAX_THROTTLED_S),
+        Throttle::Again(first.clone())
+    );
+    assert_eq!(MAX_THROTTLED_S, 7 * 86_400);
+    // Past it: dead-lettered (before, it went round for as long as the 429s did).
+    assert_eq!(
+        throttled(&first, now + MAX_THROTTLED_S + 1),
+        Throttle::Expired { since_s: now }
+    );
+    // Its letter holds the message as first queued: sent again by hand once the fault
+    // is fixed, the next 429 would otherwise dead-letter it at once.
+    assert_eq!(as_first_queued(&first).as_deref(), Some(order[0].as_str()));
+    assert_eq!(as_first_queued(&order[0]), None, "nothing to take out");
+    // A list message carried on after a throttle keeps the time too.
+    let body = r#"{"profiles":[{"email":"a@b.co"},{"email":"c@d.co"}]}"#;
+    let list = messages_of(planned("/api/lists/Xy12Ab/profiles", body));
+    let Throttle::Again(list) = throttled(&list[0], now) else {
+        panic!("queued again")
+    };
+    let msg = read(&list).expect("readable");
+    let next = list_carried_on(&msg, &[Some("01FOUND".into()), None]).expect("a message");
+    assert_eq!(read(&next).expect("readable").throttled_since, Some(now));
+}
+
+#[test]
 fn a_throttled_message_retried_in_place_backs_off_with_its_attempts() {
     // Not queued again as a new message (no DELIVERY_QUEUE in the consumer's env): each
     // retry is spent, so the wait grows as for a failure, never below the server's.
