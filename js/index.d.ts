@@ -122,68 +122,68 @@ export interface KlaviyoError extends Error {
 }
 
 export interface Location {
-  address1?: string | undefined;
-  address2?: string | undefined;
-  city?: string | undefined;
-  country?: string | undefined;
-  region?: string | undefined;
-  zip?: string | undefined;
-  timezone?: string | undefined;
-  ip?: string | undefined;
-  latitude?: number | string | undefined;
-  longitude?: number | string | undefined;
+  address1?: string | null | undefined;
+  address2?: string | null | undefined;
+  city?: string | null | undefined;
+  country?: string | null | undefined;
+  region?: string | null | undefined;
+  zip?: string | null | undefined;
+  timezone?: string | null | undefined;
+  ip?: string | null | undefined;
+  latitude?: number | string | null | undefined;
+  longitude?: number | string | null | undefined;
 }
 
 export interface Profile {
-  email?: string | undefined;
+  email?: string | null | undefined;
   /** E.164, like `+15005550006`. */
-  phone_number?: string | undefined;
-  external_id?: string | undefined;
-  first_name?: string | undefined;
-  last_name?: string | undefined;
-  organization?: string | undefined;
-  title?: string | undefined;
-  image?: string | undefined;
-  locale?: string | undefined;
-  location?: Location | undefined;
+  phone_number?: string | null | undefined;
+  external_id?: string | null | undefined;
+  first_name?: string | null | undefined;
+  last_name?: string | null | undefined;
+  organization?: string | null | undefined;
+  title?: string | null | undefined;
+  image?: string | null | undefined;
+  locale?: string | null | undefined;
+  location?: Location | null | undefined;
   /** Custom profile properties. */
-  properties?: { [key: string]: any } | undefined;
+  properties?: { [key: string]: any } | null | undefined;
 }
 
 export interface EventOptions {
   /** Monetary value of the event. */
-  value?: number | undefined;
+  value?: number | null | undefined;
   /** ISO 4217 code, like `USD`. */
-  valueCurrency?: string | undefined;
+  valueCurrency?: string | null | undefined;
   /** Klaviyo de-duplicates on this; a random, unique id by default. */
-  uniqueId?: string | undefined;
+  uniqueId?: string | null | undefined;
   /** When it happened (default now): a Date, epoch ms or an ISO 8601 string with offset. */
-  time?: Date | number | string | undefined;
+  time?: Date | number | string | null | undefined;
 }
 
 export interface Product {
   ProductID: string | number;
   ProductName: string;
-  SKU?: string | undefined;
-  Price?: number | undefined;
-  URL?: string | undefined;
-  ImageURL?: string | undefined;
-  Categories?: readonly string[] | undefined;
-  Brand?: string | undefined;
-  CompareAtPrice?: number | undefined;
+  SKU?: string | null | undefined;
+  Price?: number | null | undefined;
+  URL?: string | null | undefined;
+  ImageURL?: string | null | undefined;
+  Categories?: readonly string[] | null | undefined;
+  Brand?: string | null | undefined;
+  CompareAtPrice?: number | null | undefined;
   [key: string]: any;
 }
 
 export interface CartItem extends Product {
   Price: number;
   /** With it the item is read in the guide's names (`GuideCartItem`): use one shape. */
-  AddedItemProductID?: never;
+  AddedItemProductID?: null | undefined;
   /** Default 1. */
-  Quantity?: number | undefined;
+  Quantity?: number | null | undefined;
   /** The event value when given; otherwise Price × Quantity. */
-  CartTotal?: number | undefined;
-  ItemNames?: readonly string[] | undefined;
-  Items?: ReadonlyArray<{ [key: string]: any }> | undefined;
+  CartTotal?: number | null | undefined;
+  ItemNames?: readonly string[] | null | undefined;
+  Items?: ReadonlyArray<{ [key: string]: any }> | null | undefined;
 }
 
 /** Added to Cart as Klaviyo's custom-integration guide names it (sent as given, so
@@ -193,43 +193,43 @@ export interface GuideCartItem {
   AddedItemProductName: string;
   AddedItemPrice: number;
   /** Default 1. */
-  AddedItemQuantity?: number | undefined;
+  AddedItemQuantity?: number | null | undefined;
   /** The cart total: the event value when given; otherwise price × quantity. */
-  $value?: number | undefined;
-  ItemNames?: readonly string[] | undefined;
-  Items?: ReadonlyArray<{ [key: string]: any }> | undefined;
-  CheckoutURL?: string | undefined;
+  $value?: number | null | undefined;
+  ItemNames?: readonly string[] | null | undefined;
+  Items?: ReadonlyArray<{ [key: string]: any }> | null | undefined;
+  CheckoutURL?: string | null | undefined;
   [key: string]: any;
 }
 
 export interface Collection {
   CollectionID: string | number;
-  CollectionHandle?: string | undefined;
-  CollectionName?: string | undefined;
-  URL?: string | undefined;
+  CollectionHandle?: string | null | undefined;
+  CollectionName?: string | null | undefined;
+  URL?: string | null | undefined;
   [key: string]: any;
 }
 
 export interface Search {
   SearchTerm: string;
-  ResultCount?: number | undefined;
-  URL?: string | undefined;
+  ResultCount?: number | null | undefined;
+  URL?: string | null | undefined;
   [key: string]: any;
 }
 
 export interface PageVisit {
-  page?: string | undefined;
-  URL?: string | undefined;
+  page?: string | null | undefined;
+  URL?: string | null | undefined;
   [key: string]: any;
 }
 
 export interface Checkout {
-  CheckoutURL?: string | undefined;
-  ItemNames?: readonly string[] | undefined;
-  Items?: ReadonlyArray<{ [key: string]: any }> | undefined;
-  Categories?: readonly string[] | undefined;
+  CheckoutURL?: string | null | undefined;
+  ItemNames?: readonly string[] | null | undefined;
+  Items?: ReadonlyArray<{ [key: string]: any }> | null | undefined;
+  Categories?: readonly string[] | null | undefined;
   /** Becomes the event's value. */
-  value?: number | undefined;
+  value?: number | null | undefined;
   [key: string]: any;
 }
 
@@ -238,18 +238,18 @@ export type Channel = "email" | "sms";
 export interface SubscribeOptions {
   listId: string;
   /** Defaults to the identified email. */
-  email?: string | undefined;
+  email?: string | null | undefined;
   /** Defaults to the identified phone number. */
-  phone_number?: string | undefined;
+  phone_number?: string | null | undefined;
   channels: readonly Channel[];
-  customSource?: string | undefined;
+  customSource?: string | null | undefined;
 }
 
 export interface BackInStockOptions {
   /** Catalog variant id, like `$shopify:::$default:::123`. */
   variantId: string;
-  email?: string | undefined;
-  phone_number?: string | undefined;
+  email?: string | null | undefined;
+  phone_number?: string | null | undefined;
   channels: readonly Channel[];
 }
 
@@ -296,23 +296,23 @@ export class Klaviyo {
    * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`.
    * On a tracker whose options were refused nothing is kept either (`ready` rejected and
    * `onError` heard why). `properties` is a JSON object: any object type, not an array. */
-  track(metric: string, properties?: JsonObject, options?: EventOptions): string;
+  track(metric: string, properties?: JsonObject | null, options?: EventOptions | null): string;
   /** `Viewed Product`: its value is `Price`; its properties are sent as given. Returns
    * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */
-  viewedProduct(product: Product, options?: EventOptions): string;
+  viewedProduct(product: Product, options?: EventOptions | null): string;
   /** `Added to Cart`, in our names or the guide's (chosen by `AddedItemProductID`); its
    * value is `CartTotal` (`$value`) when given, else price × quantity in exact decimals.
    * Returns the `unique_id`; throws as `track` does. */
-  addedToCart(item: CartItem | GuideCartItem, options?: EventOptions): string;
+  addedToCart(item: CartItem | GuideCartItem, options?: EventOptions | null): string;
   /** `Started Checkout`: `value` becomes the event's value. Returns the `unique_id`;
    * throws as `track` does. */
-  startedCheckout(checkout: Checkout, options?: EventOptions): string;
+  startedCheckout(checkout: Checkout, options?: EventOptions | null): string;
   /** `Viewed Collection`: a product list (`CollectionID` required). */
-  viewedCollection(collection: Collection, options?: EventOptions): string;
+  viewedCollection(collection: Collection, options?: EventOptions | null): string;
   /** `Submitted Search` (`SearchTerm` required). */
-  submittedSearch(search: Search, options?: EventOptions): string;
+  submittedSearch(search: Search, options?: EventOptions | null): string;
   /** `Active on Site`; with `activeOnSite: "auto"` the tracker sends it itself. */
-  activeOnSite(page?: PageVisit, options?: EventOptions): string;
+  activeOnSite(page?: PageVisit | null, options?: EventOptions | null): string;
   /** Whether the visitor is known: an email, a phone number, an external id or a `_kx`
    * (from our calls, the page URL, or Klaviyo's onsite script); false until ready, and
    * after `close()`. */

@@ -213,7 +213,7 @@ export class Klaviyo {
     }
     this.#options = options;
     created = true;
-    const consent = consentCode(options.consent ?? "granted", "init");
+    const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");
     // A denial at create is replayed as one made in the window (the core then does not
     // tell the other tabs again: it was done here).
     this.#consent = this.#consent0 = consent === DENIED ? PENDING : consent;

@@ -90,7 +90,10 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
   function init(given = {}) {
     if (kl) throw Error("init: already initialised; this one is ignored");
     if (!isObject(given)) throw Error("init: options must be an object");
-    const o = { ...defaults, ...(account && { companyId: account }), ...given };
+    const o = { ...defaults, ...(account && { companyId: account }) };
+    // What the page leaves undefined or null is not given, so the tag's `data-*` stands:
+    // spread over them, `consent: undefined` tracked a `data-consent="denied"` page.
+    for (const k of Object.keys(given)) if (given[k] != null) o[k] = given[k];
     // Calls the core refuses before it is ready reach onError (kind `invalid`) instead
     // of throwing: warn about those always, about the rest (network...) with debug. A
     // `ready` that fails otherwise (the wasm did not load) is warned too.

@@ -37,7 +37,7 @@ const GUIDE: [&str; 4] = [
 /// guide's `$value`, which it says to set to the total of the cart's `Items`),
 /// otherwise price × quantity, in exact decimals.
 pub fn added_to_cart(p: &str) -> Result<Option<Cow<'_, str>>> {
-    let guide = jt::get(p, GUIDE[0]).is_some();
+    let guide = validate::given(p, GUIDE[0]).is_some();
     let [id, name, price_key, quantity_key] = if guide { GUIDE } else { OURS };
     id_like(p, id)?;
     required_text(p, name)?;

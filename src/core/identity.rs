@@ -121,7 +121,10 @@ impl Identity {
                     merged = props;
                     Some(merged.as_str())
                 }
-                (_, _, Kind::Null) => None,
+                // An identifier is never taken back (a logout is `reset()`): its `null`,
+                // as a blank, is not given; another attribute's `null` removes it.
+                (_, _, Kind::Null) if !OWN_IDENTIFIERS.contains(&key.as_str()) => None,
+                _ if crate::core::validate::unset(v) => continue,
                 _ => Some(v),
             };
             profile = jt::with(&profile, &key, raw);
@@ -260,7 +263,8 @@ pub(crate) const REACHABLE: &[&str] = IDENTIFIERS.split_at(2).0;
 
 /// Whether object `obj` has one of `keys`.
 pub(crate) fn has_any(obj: &str, keys: &[&str]) -> bool {
-    keys.iter().any(|k| jt::get(obj, k).is_some())
+    keys.iter()
+        .any(|k| crate::core::validate::given(obj, k).is_some())
 }
 
 #[cfg(test)]

@@ -15,15 +15,17 @@ fn merge_replaces_identifiers_and_merges_properties() {
         id.attributes(),
         r#"{"email":"c@d.co","properties":{"x":1,"y":3,"z":4},"anonymous_id":"anon-1"}"#
     );
-    id.merge(r#"{"email":null,"first_name":"Ann"}"#);
+    // An identifier's null or blank is not given (a logout is `reset()`); another
+    // attribute's null removes it.
+    id.merge(r#"{"email":null,"phone_number":"","first_name":"Ann"}"#);
     assert_eq!(
         id.profile(),
-        r#"{"properties":{"x":1,"y":3,"z":4},"first_name":"Ann"}"#
+        r#"{"email":"c@d.co","properties":{"x":1,"y":3,"z":4},"first_name":"Ann"}"#
     );
+    id.merge(r#"{"first_name":null}"#);
     assert_eq!(
-        id.attributes(),
-        r#"{"properties":{"x":1,"y":3,"z":4},"first_name":"Ann","_kx":"KX","anonymous_id":"anon-1"}"#,
-        "named by nobody again: the _kx links the visit"
+        id.profile(),
+        r#"{"email":"c@d.co","properties":{"x":1,"y":3,"z":4}}"#
     );
 }
 

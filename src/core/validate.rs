@@ -122,10 +122,20 @@ pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
     }
 }
 
-/// The member `key` of a raw object when it is there and not `null` (an option or
-/// property left out either way).
+/// The member `key` of a raw object when it is there, not `null` and no blank string
+/// (an option or property left out any of those ways: storefront data has `""` and
+/// `null` for what a shop does not have).
 pub fn given<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
-    jt::get(obj, key).filter(|v| jt::kind(v) != Kind::Null)
+    jt::get(obj, key).filter(|v| !unset(v))
+}
+
+/// A raw value that says nothing: `null`, or a string of nothing but blanks.
+pub fn unset(v: &str) -> bool {
+    match jt::kind(v) {
+        Kind::Null => true,
+        Kind::Str => jt::unescape(v).is_none_or(|s| text::is_blank(&s)),
+        _ => false,
+    }
 }
 
 /// A check of a field's text: `(field, text)`, a refusal naming `field`.

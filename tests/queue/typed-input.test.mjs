@@ -61,6 +61,38 @@ test('undefined members, frozen arrays and class instances are taken as the type
   assert.deepEqual(shop.pageErrors, []);
 });
 
+test('null and blank members (GraphQL `Maybe`, an empty form field) are not given, as the types say: the call goes', { timeout: TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await shop.open({ companyId });
+  const got = await page.evaluate(async () => {
+    const kl = window.kl;
+    // Before, a blank name refused the whole identify: the email never went.
+    await kl.identify({ email: 'maybe@example.com', first_name: '', last_name: null, location: { city: null }, properties: { tier: null } });
+    // A later identify with the email not loaded yet keeps it.
+    await kl.identify({ email: null, phone_number: '', title: 'Buyer' });
+    const ids = {
+      viewed: kl.viewedProduct({ ProductID: '7', ProductName: 'Tee', Price: 5, CompareAtPrice: null, URL: null }, null),
+      added: kl.addedToCart({ ProductID: '7', ProductName: 'Tee', Price: 5, Quantity: 2, AddedItemProductID: null }),
+      tracked: kl.track('Maybe Tracked', null, { value: null, valueCurrency: null, time: null, uniqueId: null }),
+    };
+    const subscribed = await kl.subscribe({ listId: 'Y6nRLr', email: 'maybe@example.com', phone_number: '', channels: ['email'], customSource: null })
+      .then(() => 'resolved', (e) => e.message);
+    await kl.flush();
+    return { ids, subscribed, identified: kl.isIdentified(), invalid: window.reports.filter((r) => r.kind === 'invalid').map((r) => r.message) };
+  });
+  assert.deepEqual(got.invalid, []);
+  assert.equal(got.subscribed, 'resolved');
+  assert.equal(got.identified, true);
+  await waitFor(() => events(suite.env.emu.requests().requests).length >= 3, { what: 'the three events' });
+  const byMetric = Object.fromEntries(events(suite.env.emu.requests().requests).map((e) => [e.metric, e]));
+  assert.equal(byMetric['Added to Cart'].value, 10, 'our shape read: price × quantity');
+  assert.equal(byMetric['Maybe Tracked'].unique_id, got.ids.tracked);
+  assert.equal(byMetric['Maybe Tracked'].profile.email, 'maybe@example.com', 'the email kept');
+  assert.equal(byMetric['Maybe Tracked'].profile.first_name, undefined);
+  assert.deepEqual(shop.pageErrors, []);
+});
+
 test("onError's detail is the body another server answered, parsed when JSON, whatever its shape", { timeout: TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);

@@ -475,6 +475,25 @@ test('consent commands and data-consent reach the tracker (setConsent, the conse
   assert.equal(await plain.page.evaluate(() => klaviyoWasm.tracker.consent), 'denied');
   assert.deepEqual(plain.errors, []);
   await plain.context.close();
+
+  // An `init` whose members are undefined or null (a template's unset variables) leaves
+  // the tag's data-* as they are: before, spread over them, `consent: undefined` made a
+  // denied page granted and tracked it, and `apiBase: null` bypassed the shop's worker.
+  const unset = await open(h.page(html({
+    head: `<script>window.klaviyoWasm = [["init", { consent: undefined, apiBase: null, companyId: undefined }], ["track", "Tracked Against Denial", {}]];</script>
+<script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}" data-consent="denied"></script>`,
+  })));
+  await unset.page.waitForFunction(() => window.klaviyoWasm?.loaded === true);
+  const state = await unset.page.evaluate(async () => {
+    const kl = klaviyoWasm.tracker;
+    await kl.ready;
+    await kl.flush();
+    return { consent: kl.consent, stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:')).length };
+  });
+  assert.deepEqual(state, { consent: 'denied', stored: 0 });
+  assert.ok(!events((await h.emulator.requests()).requests).some((e) => e.metric === 'Tracked Against Denial'), 'nothing sent');
+  assert.deepEqual(unset.errors, []);
+  await unset.context.close();
 });
 
 test('the snippet is under 1 KB minified and leaves window.klaviyo and _learnq alone; the script is one classic script without edge code', () => {

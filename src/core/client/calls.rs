@@ -179,7 +179,8 @@ impl Client {
         };
         validate::event_time("time", time_s, now_ms)?;
         let own_id;
-        let unique_id = match validate::given(opts, "uniqueId") {
+        // Not [`validate::given`]: a blank one is refused, as the page already returned it.
+        let unique_id = match jt::get(opts, "uniqueId").filter(|u| jt::kind(u) != Kind::Null) {
             Some(u) => validate::unique_id("uniqueId", u)?,
             None => {
                 own_id = jt::quote(id);
@@ -407,7 +408,7 @@ pub(super) fn check_profile(attrs: &str) -> Result<bool> {
                 "is not a Klaviyo profile attribute (put custom data in properties)",
             ));
         };
-        if jt::kind(v) == Kind::Null {
+        if validate::unset(v) {
             continue;
         }
         any = true;

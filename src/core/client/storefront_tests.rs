@@ -390,6 +390,14 @@ fn added_to_cart_takes_the_custom_integration_guides_names_as_sent() {
     )
     .unwrap();
     assert_eq!(attrs(&p.send())["value"], num("59.97"));
+    // The guide's id left null (a shape mapped member by member): ours is read.
+    let mut p = Page::new();
+    p.call(
+        Op::AddedToCart,
+        &[r#"{"ProductID":"1","ProductName":"Tee","Price":19.99,"Quantity":3,"AddedItemProductID":null}"#],
+    )
+    .unwrap();
+    assert_eq!(attrs(&p.send())["value"], num("59.97"));
     for (args, message) in [
         (
             r#"{"AddedItemProductID":"1","AddedItemPrice":1}"#,

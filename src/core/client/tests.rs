@@ -609,10 +609,50 @@ fn repeated_identify_calls_are_coalesced_into_one_profile_request() {
 }
 
 #[test]
+fn blank_and_null_members_of_identify_are_not_given_and_never_take_an_identifier_back() {
+    // Storefront data has "" and null for what a shopper has not given (a name): before,
+    // a blank one refused the whole identify, and the email beside it never went.
+    let mut p = Page::new();
+    p.end_task();
+    p.call(
+        Op::Identify,
+        &[r#"{"email":"ann@example.com","last_name":"","first_name":" ","external_id":null,"organization":"\t"}"#],
+    )
+    .unwrap();
+    p.end_task();
+    let t = p.send();
+    let a = attrs(&t);
+    assert_eq!(a.get("email"), Some(&Json::from("ann@example.com")));
+    for k in ["last_name", "first_name", "external_id", "organization"] {
+        assert_eq!(a.get(k), None, "{k} left out");
+    }
+    p.c.on_outcome(t.id, ok(), NOW, 0);
+    // A later identify whose email is null or blank (a GraphQL `Maybe` not loaded yet)
+    // keeps the email: a logout is `reset()`. Another attribute's null removes it.
+    p.call(Op::Identify, &[r#"{"first_name":"Ann","last_name":"Lee"}"#])
+        .unwrap();
+    p.call(
+        Op::Identify,
+        &[r#"{"email":null,"phone_number":"","last_name":null,"title":"CEO"}"#],
+    )
+    .unwrap();
+    p.end_task();
+    let a = attrs(&p.send());
+    assert_eq!(a.get("email"), Some(&Json::from("ann@example.com")));
+    assert_eq!(a.get("first_name"), Some(&Json::from("Ann")));
+    assert_eq!(a.get("last_name"), None);
+    assert_eq!(a.get("phone_number"), None);
+    assert!(p.c.is_identified());
+}
+
+#[test]
 fn bad_identify_input_names_the_field() {
     for (args, msg) in [
         (r#"{"email":"x@"}"#, "identify: email is not a valid email address"),
-        (r#"{"email":""}"#, "identify: email must be a non-empty string"),
+        (
+            r#"{"email":""}"#,
+            "identify: profile needs at least one of email, phone_number, external_id or an attribute",
+        ),
         (
             r#"{"phone_number":"5550006"}"#,
             "identify: phone_number must be in E.164 format, like +15005550006",
@@ -631,7 +671,10 @@ fn bad_identify_input_names_the_field() {
         ),
         ("[1]", "identify: profile must be an object"),
         ("null", "identify: profile needs at least one of email, phone_number, external_id or an attribute"),
-        (r#"{"first_name":" "}"#, "identify: first_name must be a non-empty string"),
+        (
+            r#"{"first_name":" "}"#,
+            "identify: profile needs at least one of email, phone_number, external_id or an attribute",
+        ),
         (r#"{"external_id":5}"#, "identify: external_id must be a non-empty string"),
         (r#"{"properties":[]}"#, "identify: properties must be an object"),
         (r#"{"location":"Oslo"}"#, "identify: location must be an object"),
@@ -918,6 +961,42 @@ fn subscribe_builds_consent_for_each_channel() {
         r#"{"data":{"type":"subscription","attributes":{"custom_source":"Footer","profile":{"data":{"type":"profile","attributes":{"email":"ann@example.com","phone_number":"+15005550006","subscriptions":{"email":{"marketing":{"consent":"SUBSCRIBED"}},"sms":{"marketing":{"consent":"SUBSCRIBED"}}}}}}},"relationships":{"list":{"data":{"type":"list","id":"Y6nRLr"}}}}}"#
     );
     assert!(serde_json::from_str::<Json>(&t.body).is_ok());
+}
+
+#[test]
+fn a_signup_forms_empty_optional_field_is_not_given() {
+    // A footer form with its phone field left empty: before, the `""` refused the email
+    // subscription; and a back-in-stock form by SMS with the email left empty.
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"Y6nRLr","email":"ann@example.com","phone_number":"","channels":["email"]}"#],
+    )
+    .unwrap();
+    let t = p.send();
+    let sent: Json = serde_json::from_str(&t.body).unwrap();
+    let profile = &sent["data"]["attributes"]["profile"]["data"]["attributes"];
+    assert_eq!(profile["email"], "ann@example.com");
+    assert_eq!(profile.get("phone_number"), None);
+    let mut p = Page::new();
+    p.call(
+        Op::BackInStock,
+        &[r#"{"variantId":"$custom:::$default:::SKU-1","email":" ","phone_number":"+15005550006","channels":["sms"]}"#],
+    )
+    .unwrap();
+    let sent: Json = serde_json::from_str(&p.send().body).unwrap();
+    let profile = &sent["data"]["attributes"]["profile"]["data"]["attributes"];
+    assert_eq!(profile.get("email"), None);
+    assert_eq!(profile["phone_number"], "+15005550006");
+    // Left empty where the channel needs it: refused by name, as when left out.
+    let mut p = Page::new();
+    assert_eq!(
+        p.refused(
+            Op::Subscribe,
+            &[r#"{"listId":"Y6nRLr","email":"","phone_number":"+15005550006","channels":["email"]}"#]
+        ),
+        "subscribe: email is required to subscribe to this channel"
+    );
 }
 
 #[test]
