@@ -267,11 +267,9 @@ impl Serialize for OrderProperties<'_, '_> {
             m.serialize_entry("Items", &items)?;
             let names: Vec<&str> = lines.iter().map(|l| l.name).collect();
             m.serialize_entry("ItemNames", &names)?;
-            let categories = lines
-                .iter()
-                .flat_map(|l| l.item.categories.iter().flatten());
-            m.serialize_entry("Categories", &distinct(categories))?;
-            let brands = lines.iter().filter_map(|l| l.item.brand.as_ref());
+            let categories = lines.iter().flat_map(|l| l.categories.iter().flatten());
+            m.serialize_entry("Categories", &distinct(categories.copied()))?;
+            let brands = lines.iter().filter_map(|l| l.brand);
             m.serialize_entry("Brands", &distinct(brands))?;
         }
         for (key, raw) in j.extra.into_iter().flatten() {
@@ -282,11 +280,9 @@ impl Serialize for OrderProperties<'_, '_> {
 }
 
 /// Each distinct string once, in the order first seen.
-fn distinct<'a>(all: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+fn distinct<'a>(all: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = HashSet::new();
-    all.map(String::as_str)
-        .filter(|s| seen.insert(*s))
-        .collect()
+    all.filter(|s| seen.insert(*s)).collect()
 }
 
 /// What an order line says of its product, under the names both `Items` and
@@ -313,9 +309,9 @@ impl<'a> Product<'a> {
             product_id: l.product_id,
             name: l.name,
             quantity: l.quantity,
-            sku: l.item.sku.as_deref(),
-            url: l.item.url.as_deref(),
-            image_url: l.item.image_url.as_deref(),
+            sku: l.sku,
+            url: l.url,
+            image_url: l.image_url,
         }
     }
 }
@@ -330,7 +326,7 @@ struct ItemProperty<'a> {
     #[serde(rename = "RowTotal")]
     row_total: &'a Number,
     #[serde(rename = "Categories", skip_serializing_if = "Option::is_none")]
-    categories: Option<&'a [String]>,
+    categories: Option<&'a [&'a str]>,
     #[serde(rename = "Brand", skip_serializing_if = "Option::is_none")]
     brand: Option<&'a str>,
 }
@@ -341,8 +337,8 @@ impl<'a> ItemProperty<'a> {
             product: Product::of(l),
             price: l.price,
             row_total: &l.row_total,
-            categories: l.item.categories.as_deref(),
-            brand: l.item.brand.as_deref(),
+            categories: l.categories.as_deref(),
+            brand: l.brand,
         }
     }
 }
@@ -355,7 +351,7 @@ struct ProductProperties<'a> {
     #[serde(flatten)]
     product: Product<'a>,
     #[serde(rename = "ProductCategories", skip_serializing_if = "Option::is_none")]
-    categories: Option<&'a [String]>,
+    categories: Option<&'a [&'a str]>,
     #[serde(rename = "ProductBrand", skip_serializing_if = "Option::is_none")]
     brand: Option<&'a str>,
 }
@@ -365,8 +361,8 @@ impl<'a> ProductProperties<'a> {
         ProductProperties {
             order_id,
             product: Product::of(l),
-            categories: l.item.categories.as_deref(),
-            brand: l.item.brand.as_deref(),
+            categories: l.categories.as_deref(),
+            brand: l.brand,
         }
     }
 }

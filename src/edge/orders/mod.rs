@@ -47,7 +47,10 @@
 //!   needs its own.
 //!
 //! Klaviyo takes at most 1000 events per job: a placed order of 999 lines makes 1000.
-//! Optional members left out (or null) are left out of the events too.
+//! Optional members left out, null or blank (shop platforms send `"sku": ""` for "none")
+//! are left out of the events too, and so is a blank or null entry of `categories`; a
+//! blank or null identifier is not given either. `event_id`, `value_currency` and `time`
+//! are the exceptions: blank, they are refused (see [`order_job`]).
 
 use serde::de;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -162,7 +165,7 @@ struct ItemIn {
     sku: Option<String>,
     url: Option<String>,
     image_url: Option<String>,
-    categories: Option<Vec<String>>,
+    categories: Option<Vec<Option<String>>>,
     brand: Option<String>,
 }
 
@@ -260,21 +263,38 @@ fn text_field(s: &str, pointer: &str) -> Result<(), Invalid> {
     validate::property_string("", s).map_err(|e| Invalid::new(pointer, e.reason))
 }
 
-fn optional_text(s: &Option<String>, base: &str, key: &str) -> Result<(), Invalid> {
-    match s {
-        Some(s) => text_field(s, &at(base, key)),
-        None => Ok(()),
+/// An optional text member: blank is not given (shop platforms send an empty `sku`,
+/// `address2` or `email` for "none"; an order is never refused for it), any other
+/// checked as a string of the input.
+fn optional_text<'a>(
+    s: &'a Option<String>,
+    base: &str,
+    key: &str,
+) -> Result<Option<&'a str>, Invalid> {
+    match given(s) {
+        Some(t) => text_field(t, &at(base, key)).map(|()| Some(t)),
+        None => Ok(None),
     }
 }
 
-/// One order line, checked, with its row total.
+/// The member's text unless it is null or blank.
+fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|t| !text::is_blank(t))
+}
+
+/// One order line, checked, with its row total and the optional members given.
 struct Line<'a> {
-    item: &'a ItemIn,
     product_id: &'a StringOrNumber,
     name: &'a str,
     quantity: &'a Number,
     price: &'a Number,
     row_total: Number,
+    sku: Option<&'a str>,
+    url: Option<&'a str>,
+    image_url: Option<&'a str>,
+    /// Its blank and null entries left out.
+    categories: Option<Vec<&'a str>>,
+    brand: Option<&'a str>,
 }
 
 fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
@@ -298,23 +318,31 @@ fn line<'a>(item: &'a ItemIn, base: &str) -> Result<Line<'a>, Invalid> {
         .times(quantity)
         .and_then(number)
         .ok_or_else(|| Invalid::new(&at(base, "price"), "times quantity is out of range"))?;
-    optional_text(&item.sku, base, "sku")?;
-    optional_text(&item.url, base, "url")?;
-    optional_text(&item.image_url, base, "image_url")?;
-    optional_text(&item.brand, base, "brand")?;
-    if let Some(categories) = &item.categories {
-        let list_at = at(base, "categories");
-        for (i, c) in categories.iter().enumerate() {
-            text_field(c, &at_index(&list_at, i))?;
+    let categories = match &item.categories {
+        Some(list) => {
+            let list_at = at(base, "categories");
+            let mut kept = Vec::with_capacity(list.len());
+            for (i, c) in list.iter().enumerate() {
+                if let Some(c) = given(c) {
+                    text_field(c, &at_index(&list_at, i))?;
+                    kept.push(c);
+                }
+            }
+            Some(kept)
         }
-    }
+        None => None,
+    };
     Ok(Line {
-        item,
         product_id,
         name,
         quantity: quantity_n,
         price: price_n,
         row_total,
+        sku: optional_text(&item.sku, base, "sku")?,
+        url: optional_text(&item.url, base, "url")?,
+        image_url: optional_text(&item.image_url, base, "image_url")?,
+        categories,
+        brand: optional_text(&item.brand, base, "brand")?,
     })
 }
 
@@ -413,10 +441,14 @@ fn extra_properties(extra: Option<&ExtraProperties>, own: usize) -> Result<(), I
 /// Turns one order call into one `event-bulk-create-job` body (see the module docs for
 /// both formats). `now_ms` is the time when the order has none. Errors point into the
 /// order as it was sent (`/items/1/price`).
+///
+/// A blank `event_id`, `value_currency` or `time` is refused, not taken as left out:
+/// each would change what Klaviyo records without a word (a second refund merged into
+/// the first, the value in the account's currency, the time of receipt).
 pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, Invalid> {
     let order = read(text)?;
     let order_id = required(&order.order_id, "", "order_id")?;
-    rule("", validate::unique_id_text("order_id", order_id))?;
+    id_text("order_id", order_id)?;
     let unique_id = unique_id(kind, order_id, order.event_id.as_deref())?;
     let time = event_time(&order.time, now_ms)?;
     let value = order_value(&order.value)?;
@@ -452,6 +484,15 @@ pub fn order_job(kind: OrderEvent, text: &str, now_ms: u64) -> Result<String, In
     Ok(body)
 }
 
+/// An id of the order's own: not blank (a space is no order's id, and Klaviyo would
+/// keep all such orders as one), 1 to 255 bytes, no control characters.
+fn id_text(key: &str, s: &str) -> Result<(), Invalid> {
+    if text::is_blank(s) {
+        return Err(Invalid::new(&at("", key), "must be a non-empty string"));
+    }
+    rule("", validate::unique_id_text(key, s))
+}
+
 /// The order event's `unique_id`: the order's id, or with an `event_id` (one shipment,
 /// cancellation or refund of several) `<order_id>:<event_id>`. A placed order is one
 /// event per order: an `event_id` there is refused.
@@ -465,7 +506,7 @@ fn unique_id(kind: OrderEvent, order_id: &str, event_id: Option<&str>) -> Result
             "is for fulfilled, cancelled and refunded orders only: a placed order is one event per order_id",
         ));
     }
-    rule("", validate::unique_id_text("event_id", e))?;
+    id_text("event_id", e)?;
     let mut id = order_id.to_string();
     id.push(':');
     id.push_str(e);
@@ -478,40 +519,36 @@ fn unique_id(kind: OrderEvent, order_id: &str, event_id: Option<&str>) -> Result
     Ok(id)
 }
 
-/// The job's one profile: the identifiers given, checked with the core's rules.
+/// The job's one profile: the identifiers given (a blank one is not: a POS order's
+/// `"email": ""` beside its phone number), checked with the core's rules.
 fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
-    if let Some(e) = &p.email {
+    let email = given(&p.email);
+    if let Some(e) = email {
         rule("/profile", validate::email("email", e))?;
     }
-    if let Some(n) = &p.phone_number {
+    let phone_number = given(&p.phone_number);
+    if let Some(n) = phone_number {
         rule("/profile", validate::phone("phone_number", n))?;
     }
-    for (key, v) in [
-        ("external_id", &p.external_id),
-        ("anonymous_id", &p.anonymous_id),
-    ] {
-        if let Some(s) = v {
-            text_field(s, &at("/profile", key))?;
-        }
-    }
+    let at_location = "/profile/location";
     let location = match &p.location {
         Some(l) => job::Location {
-            address1: buyer_text(&l.address1, "/profile/location", "address1")?,
-            address2: buyer_text(&l.address2, "/profile/location", "address2")?,
-            city: buyer_text(&l.city, "/profile/location", "city")?,
-            region: buyer_text(&l.region, "/profile/location", "region")?,
-            country: buyer_text(&l.country, "/profile/location", "country")?,
-            zip: buyer_text(&l.zip, "/profile/location", "zip")?,
+            address1: optional_text(&l.address1, at_location, "address1")?,
+            address2: optional_text(&l.address2, at_location, "address2")?,
+            city: optional_text(&l.city, at_location, "city")?,
+            region: optional_text(&l.region, at_location, "region")?,
+            country: optional_text(&l.country, at_location, "country")?,
+            zip: optional_text(&l.zip, at_location, "zip")?,
         },
         None => job::Location::default(),
     };
     let out = job::Profile {
-        email: p.email.as_deref(),
-        phone_number: p.phone_number.as_deref(),
-        external_id: p.external_id.as_deref(),
-        anonymous_id: p.anonymous_id.as_deref(),
-        first_name: buyer_text(&p.first_name, "/profile", "first_name")?,
-        last_name: buyer_text(&p.last_name, "/profile", "last_name")?,
+        email,
+        phone_number,
+        external_id: optional_text(&p.external_id, "/profile", "external_id")?,
+        anonymous_id: optional_text(&p.anonymous_id, "/profile", "anonymous_id")?,
+        first_name: optional_text(&p.first_name, "/profile", "first_name")?,
+        last_name: optional_text(&p.last_name, "/profile", "last_name")?,
         location: (!location.is_empty()).then_some(location),
     };
     if out.is_empty() {
@@ -521,23 +558,6 @@ fn profile(p: &ProfileIn) -> Result<job::Profile<'_>, Invalid> {
         ));
     }
     Ok(out)
-}
-
-/// An optional name or address member of the buyer: a blank one is left out (shop
-/// platforms send an empty `address2` or `region`; an order is never refused for it),
-/// any other checked as a string of the input.
-fn buyer_text<'a>(
-    s: &'a Option<String>,
-    base: &str,
-    key: &str,
-) -> Result<Option<&'a str>, Invalid> {
-    match s.as_deref() {
-        Some(t) if !text::is_blank(t) => {
-            text_field(t, &at(base, key))?;
-            Ok(Some(t))
-        }
-        _ => Ok(None),
-    }
 }
 
 /// The job, written straight from the checked order (borrowed, never a tree).

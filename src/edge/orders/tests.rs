@@ -493,8 +493,11 @@ fn order_errors_point_into_the_order() {
             "/profile/phone_number",
         ),
         (
-            TWO_LINES.replace(r#""external_id": "c-1""#, r#""external_id": " ""#),
-            "/profile/external_id",
+            TWO_LINES.replace(
+                r#""email": "a@b.co", "external_id": "c-1""#,
+                r#""email": "", "external_id": " ""#,
+            ),
+            "/profile",
         ),
         (
             TWO_LINES.replace(r#""external_id": "c-1""#, r#""title": "A""#),
@@ -842,4 +845,133 @@ fn the_buyers_name_and_address_travel_with_the_order() {
     let e = err(OrderEvent::Placed, &unknown);
     assert_eq!(e.pointer, "/profile/location/street");
     assert!(e.detail.contains("order's profile location"), "{e:?}");
+}
+
+/// A one-line placed order with `profile` and `extra` members on its line.
+fn one_line(profile: &str, extra: &str) -> String {
+    format!(
+        r#"{{"order_id": "o1", "value": 10, "profile": {profile},
+            "items": [{{"product_id": "P1", "name": "Tee", "quantity": 1, "price": 10{extra}}}]}}"#
+    )
+}
+
+/// The profile attributes and the events' properties of an order's job.
+fn profile_and_properties(v: &Value) -> (&Value, Vec<&Value>) {
+    let entry = &v["data"]["attributes"]["events-bulk-create"]["data"][0]["attributes"];
+    let events = entry["events"]["data"].as_array().unwrap();
+    (
+        &entry["profile"]["data"]["attributes"],
+        events
+            .iter()
+            .map(|e| &e["attributes"]["properties"])
+            .collect(),
+    )
+}
+
+#[test]
+fn blank_or_null_optional_line_members_are_left_out_and_never_refuse_the_order() {
+    // WooCommerce and Shopify send `"sku": ""` for a product without one: an ordinary
+    // order, sent as if the member were not there.
+    let email = r#"{"email": "b@x.co"}"#;
+    let bare = job(OrderEvent::Placed, &one_line(email, ""));
+    for blanks in [
+        r#", "sku": """#,
+        r#", "sku": " ", "brand": "", "url": "", "image_url": "\t ""#,
+        r#", "sku": null, "brand": null, "url": null, "image_url": null, "categories": null"#,
+    ] {
+        assert_eq!(
+            job(OrderEvent::Placed, &one_line(email, blanks)),
+            bare,
+            "{blanks}"
+        );
+    }
+    // A blank or null category is left out, the others kept.
+    let v = job(
+        OrderEvent::Placed,
+        &one_line(email, r#", "categories": ["", "Tops", " ", null]"#),
+    );
+    let (_, props) = profile_and_properties(&v);
+    assert_eq!(props[0]["Items"][0]["Categories"], json!(["Tops"]));
+    assert_eq!(props[0]["Categories"], json!(["Tops"]));
+    assert_eq!(props[1]["ProductCategories"], json!(["Tops"]));
+    // A blank brand is no brand of the order either.
+    let two = one_line(email, r#", "brand": """#).replace(
+        "]}",
+        r#", {"product_id": "P2", "name": "Cap", "quantity": 1, "price": 0, "brand": "Acme"}]}"#,
+    );
+    let v = job(OrderEvent::Placed, &two);
+    let (_, props) = profile_and_properties(&v);
+    assert_eq!(props[0]["Brands"], json!(["Acme"]));
+    assert_eq!(props[0]["Items"][0].get("Brand"), None);
+    assert_eq!(props[1].get("ProductBrand"), None);
+    // Required members stay required: blank or null, they are refused by name.
+    for (member, pointer) in [
+        (r#""name": "Tee""#, "/items/0/name"),
+        (r#""product_id": "P1""#, "/items/0/product_id"),
+        (r#""order_id": "o1""#, "/order_id"),
+    ] {
+        let key = member.split(':').next().unwrap();
+        for blank in [" \"\"", " \" \"", " null"] {
+            let body = one_line(email, "").replace(member, &format!("{key}:{blank}"));
+            assert_eq!(err(OrderEvent::Placed, &body).pointer, pointer, "{body}");
+        }
+    }
+    // Blank, these would change what Klaviyo records unseen: refused, never dropped.
+    for (member, pointer) in [
+        (r#""event_id": "", "#, "/event_id"),
+        (r#""value_currency": " ", "#, "/value_currency"),
+        (r#""time": "", "#, "/time"),
+    ] {
+        let body = one_line(email, "").replace(r#""value""#, &format!(r#"{member}"value""#));
+        assert_eq!(err(OrderEvent::Refunded, &body).pointer, pointer, "{body}");
+    }
+}
+
+#[test]
+fn a_blank_or_null_identifier_is_not_given_and_one_is_still_needed() {
+    // Shopify POS orders can have `"email": ""` beside a phone number.
+    for (profile, sent) in [
+        (
+            r#"{"email": "", "phone_number": "+15005550006"}"#,
+            json!({"phone_number": "+15005550006"}),
+        ),
+        (
+            r#"{"email": "b@x.co", "phone_number": "", "external_id": " ", "anonymous_id": ""}"#,
+            json!({"email": "b@x.co"}),
+        ),
+        (
+            r#"{"email": null, "phone_number": null, "external_id": "c-1", "anonymous_id": null}"#,
+            json!({"external_id": "c-1"}),
+        ),
+        (
+            r#"{"email": " ", "anonymous_id": "a-1", "first_name": "Sam"}"#,
+            json!({"anonymous_id": "a-1", "first_name": "Sam"}),
+        ),
+    ] {
+        let v = job(OrderEvent::Placed, &one_line(profile, ""));
+        assert_eq!(*profile_and_properties(&v).0, sent, "{profile}");
+    }
+    let none = Invalid::new(
+        "/profile",
+        "needs at least one identifier: email, phone_number, external_id, anonymous_id",
+    );
+    for profile in [
+        r#"{"email": "", "phone_number": " ", "external_id": "", "anonymous_id": "\t"}"#,
+        r#"{"email": "", "phone_number": null, "first_name": "Sam"}"#,
+    ] {
+        assert_eq!(
+            err(OrderEvent::Placed, &one_line(profile, "")),
+            none,
+            "{profile}"
+        );
+    }
+    // One that is there is still checked.
+    assert_eq!(
+        err(
+            OrderEvent::Placed,
+            &one_line(r#"{"email": "", "phone_number": "555"}"#, "")
+        )
+        .pointer,
+        "/profile/phone_number"
+    );
 }
