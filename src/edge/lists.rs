@@ -8,7 +8,8 @@
 //! ```
 //!
 //! 1 to 1000 entries, each with at least one of `id`, `email`, `phone_number`,
-//! `external_id` (nothing else). Entries that share an identifier name one person
+//! `external_id` (nothing else); a blank or null one is not given (a shop's export has
+//! `"email": ""` for a customer known by phone alone). Entries that share an identifier name one person
 //! ([`members`]), imported and added once. A person with an `id` is used as it is (their
 //! other identifiers are checked but not sent); each other person first goes through a
 //! profile-import (`POST /api/profile-import`, `ProfileUpsertQuery`) whose 200/201
@@ -149,28 +150,22 @@ pub fn members(text: &str) -> Result<Members, Invalid> {
     Ok(Members { ids, imports })
 }
 
-/// An entry's identifiers, checked; `base` points at the entry.
+/// An entry's identifiers, checked; `base` points at the entry. A blank one is not
+/// given: it names nobody, so it neither joins entries nor refuses the call.
 fn checked_entry<'a>(m: &'a MemberIn, base: &str) -> Result<Ids<'a>, Invalid> {
-    if let Some(e) = &m.email {
+    let given = |s: &'a Option<String>| s.as_deref().filter(|t| !text::is_blank(t));
+    let entry = [
+        given(&m.id),
+        given(&m.email),
+        given(&m.phone_number),
+        given(&m.external_id),
+    ];
+    if let Some(e) = entry[1] {
         rule(base, validate::email("email", e))?;
     }
-    if let Some(p) = &m.phone_number {
+    if let Some(p) = entry[2] {
         rule(base, validate::phone("phone_number", p))?;
     }
-    if let Some(x) = &m.external_id {
-        if text::is_blank(x) {
-            return Err(Invalid::new(
-                &at(base, "external_id"),
-                "must be a non-empty string",
-            ));
-        }
-    }
-    let entry = [
-        m.id.as_deref(),
-        m.email.as_deref(),
-        m.phone_number.as_deref(),
-        m.external_id.as_deref(),
-    ];
     match entry[0] {
         Some(id) if !list_id_ok(id) => Err(Invalid::new(
             &at(base, "id"),

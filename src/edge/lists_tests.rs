@@ -187,12 +187,13 @@ fn entries_are_checked_with_pointers() {
             r#"{"profiles":[{"phone_number":"555"}]}"#,
             "/profiles/0/phone_number",
         ),
-        (
-            r#"{"profiles":[{"external_id":" "}]}"#,
-            "/profiles/0/external_id",
-        ),
+        (r#"{"profiles":[{"external_id":" "}]}"#, "/profiles/0"),
         (r#"{"profiles":[{"id":"01G/../x"}]}"#, "/profiles/0/id"),
-        (r#"{"profiles":[{"id":""}]}"#, "/profiles/0/id"),
+        (r#"{"profiles":[{"id":""}]}"#, "/profiles/0"),
+        (
+            r#"{"profiles":[{"id":"a b","email":"a@b.co"}]}"#,
+            "/profiles/0/id",
+        ),
         (r#"{"profiles":[{"id":7}]}"#, "/profiles/0/id"),
         (
             r#"{"profiles":[{"email":"a@b.co","first_name":"A"}]}"#,
@@ -216,6 +217,45 @@ fn entries_are_checked_with_pointers() {
     }
     let e = members(r#"{"profiles":[{"email":"secret@"}]}"#).unwrap_err();
     assert!(!e.detail.contains("secret"));
+}
+
+#[test]
+fn a_blank_identifier_is_not_given_and_an_entry_still_needs_one() {
+    // A shop's export has `"email": ""` for a customer known by phone alone: one such
+    // entry refused the whole call of up to 1000.
+    let m = members(
+        r#"{"profiles":[{"email":"","phone_number":"+15005550006"},{"id":" ","email":"a@b.co","phone_number":"","external_id":"\t"},{"email":"","external_id":"c-1"}]}"#,
+    )
+    .unwrap();
+    // Blank identifiers name nobody: the entries with `"email": ""` stay apart.
+    assert_eq!(m.ids, vec![None, None, None]);
+    let imported: Vec<Value> = m
+        .imports
+        .iter()
+        .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap()["data"]["attributes"].clone())
+        .collect();
+    assert_eq!(
+        imported,
+        vec![
+            json!({"phone_number": "+15005550006"}),
+            json!({"email": "a@b.co"}),
+            json!({"external_id": "c-1"}),
+        ]
+    );
+    for blank in [
+        r#"{"id":"","email":"","phone_number":" ","external_id":""}"#,
+        r#"{"email":"","phone_number":null}"#,
+    ] {
+        let body = format!(r#"{{"profiles":[{{"email":"a@b.co"}},{blank}]}}"#);
+        assert_eq!(
+            members(&body).unwrap_err(),
+            Invalid::new(
+                "/profiles/1",
+                "needs at least one of: id, email, phone_number, external_id"
+            ),
+            "{body}"
+        );
+    }
 }
 
 #[test]
