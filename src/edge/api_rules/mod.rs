@@ -45,6 +45,23 @@ tag!(EventBulkCreateType, "event-bulk-create");
 tag!(SubscriptionJobType, "profile-subscription-bulk-create-job");
 tag!(Subscribed, "SUBSCRIBED");
 
+/// An optional member that the spec does not make nullable (use with
+/// `#[serde(default)]`): left out it is none, but `null` is refused with its pointer, as
+/// Klaviyo refuses it; a queued body would otherwise end as a dead letter.
+struct NotNull<T>(#[allow(dead_code)] Option<T>);
+
+impl<T> Default for NotNull<T> {
+    fn default() -> Self {
+        NotNull(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NotNull<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|v| NotNull(Some(v)))
+    }
+}
+
 /// A string member that must be one of a few values (an enum of the spec's), read in the
 /// body's order; the message names them all.
 macro_rules! one_of {

@@ -145,7 +145,8 @@ struct SubscriptionJobResource {
     #[serde(rename = "type")]
     _type: SubscriptionJobType,
     attributes: SubscriptionJobAttributes,
-    relationships: Option<SubscriptionJobRelationships>,
+    #[serde(default)]
+    relationships: NotNull<SubscriptionJobRelationships>,
 }
 
 #[derive(Deserialize)]
@@ -261,7 +262,8 @@ impl<'de> Deserialize<'de> for DateTime {
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct SubscriptionJobRelationships {
-    list: Option<ListRef>,
+    #[serde(default)]
+    list: NotNull<ListRef>,
 }
 
 #[derive(Deserialize)]

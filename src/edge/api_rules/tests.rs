@@ -484,6 +484,41 @@ fn profile_import_and_bulk_subscribe() {
     );
 }
 
+#[test]
+fn a_subscription_jobs_relationships_may_be_left_out_but_not_null() {
+    // The spec makes neither `relationships` nor its `list` nullable: Klaviyo refuses
+    // them with 400, so a job queued with one would end as a dead letter.
+    let job = |relationships: &str| {
+        format!(
+            r#"{{"data":{{"type":"profile-subscription-bulk-create-job","attributes":{{"profiles":{{"data":[{{"type":"profile","attributes":{{"email":"a@b.co","subscriptions":{{}}}}}}]}}}}{relationships}}}}}"#
+        )
+    };
+    for ok in [
+        "",
+        r#","relationships":{}"#,
+        r#","relationships":{"list":{"data":{"type":"list","id":"L1"}}}"#,
+    ] {
+        assert_eq!(bulk_subscribe(&job(ok)), Ok(()), "{ok}");
+    }
+    for (bad, pointer) in [
+        (r#","relationships":null"#, "/data/relationships"),
+        (
+            r#","relationships":{"list":null}"#,
+            "/data/relationships/list",
+        ),
+        (
+            r#","relationships":{"list":{"data":null}}"#,
+            "/data/relationships/list/data",
+        ),
+    ] {
+        assert_eq!(
+            err(bulk_subscribe(&job(bad))),
+            Invalid::new(pointer, "must be an object"),
+            "{bad}"
+        );
+    }
+}
+
 /// A subscription job of one profile with `attrs`; `job` are extra members of the job's
 /// attributes (each followed by a comma).
 fn subscribe_job(job: &str, attrs: &str) -> String {
