@@ -4,7 +4,16 @@
 // and a `load()` that loads it.
 import { handle, consume } from "../../dist/edge/klaviyo_edge.mjs";
 
-/** Own enumerable keys of `settings` whose value is not `undefined`, copied once. */
+/**
+ * Whether a setting's value says nothing, so env's value stands: `undefined`, `null` (a
+ * binding looked up and absent) or a blank string (an empty environment variable), as the
+ * worker itself reads such a value as unset.
+ */
+function unset(value) {
+  return value === undefined || value === null || (typeof value === "string" && value.trim() === "");
+}
+
+/** Own enumerable keys of `settings` whose value is not [unset], copied once. */
 function ownSettings(settings) {
   if (settings === undefined) return {};
   if (settings === null || typeof settings !== "object" || Array.isArray(settings)) {
@@ -12,7 +21,7 @@ function ownSettings(settings) {
   }
   const own = {};
   for (const key of Object.keys(settings)) {
-    if (settings[key] !== undefined) own[key] = settings[key];
+    if (!unset(settings[key])) own[key] = settings[key];
   }
   return own;
 }

@@ -48,74 +48,77 @@ export interface RateLimiter {
   limit(options: { key: string }): Promise<{ success: boolean }>;
 }
 
-/** The worker's settings: the same keys as its `env` (README, "Settings (env)"). */
+/**
+ * The worker's settings: the same keys as its `env` (README, "Settings (env)"). Passed to
+ * `createHandler`, one that is `undefined`, `null` or a blank string is skipped: env's stands.
+ */
 export interface EdgeSettings {
   /** The 6-character company id; `/client` needs it. */
-  KLAVIYO_PUBLIC_KEY?: SettingValue | undefined;
+  KLAVIYO_PUBLIC_KEY?: SettingValue | null | undefined;
   /** Comma-separated origins allowed for CORS, `/client` and the browser path of `/api/events`. */
-  ALLOWED_ORIGINS?: SettingValue | undefined;
+  ALLOWED_ORIGINS?: SettingValue | null | undefined;
   /** Secret: sent upstream on `/api/*`. Keep it in the platform's secrets, not in code. */
-  KLAVIYO_PRIVATE_KEY?: SettingValue | undefined;
+  KLAVIYO_PRIVATE_KEY?: SettingValue | null | undefined;
   /** Secret: the HMAC key of signed backend requests (see `klaviyo-wasm/sign`) and forwarded webhooks. */
-  EDGE_SIGNING_SECRET?: SettingValue | undefined;
+  EDGE_SIGNING_SECRET?: SettingValue | null | undefined;
   /** Secret: Klaviyo's system-webhook secret (`Klaviyo-Signature`). */
-  KLAVIYO_WEBHOOK_SECRET?: SettingValue | undefined;
+  KLAVIYO_WEBHOOK_SECRET?: SettingValue | null | undefined;
   /** Comma-separated metric names a page may send unsigned to `/api/events`. */
-  BROWSER_SERVER_METRICS?: SettingValue | undefined;
+  BROWSER_SERVER_METRICS?: SettingValue | null | undefined;
   /** Unsigned browser calls to `/api/events` per client and minute (default 60). */
-  BROWSER_RATE_PER_MINUTE?: SettingValue | undefined;
+  BROWSER_RATE_PER_MINUTE?: SettingValue | null | undefined;
   /** Default `https://a.klaviyo.com`; `https://` only (`http://` to loopback hosts). */
-  KLAVIYO_API_BASE?: SettingValue | undefined;
+  KLAVIYO_API_BASE?: SettingValue | null | undefined;
   /** Default `2026-07-15`. */
-  KLAVIYO_REVISION?: SettingValue | undefined;
+  KLAVIYO_REVISION?: SettingValue | null | undefined;
   /** Verified webhooks are also POSTed here, signed. */
-  WEBHOOK_FORWARD_URL?: SettingValue | undefined;
+  WEBHOOK_FORWARD_URL?: SettingValue | null | undefined;
   /** Default 5242880 (5 MiB); a larger body gets 413. */
-  MAX_BODY_BYTES?: SettingValue | undefined;
+  MAX_BODY_BYTES?: SettingValue | null | undefined;
   /**
    * The path the handler is mounted under, e.g. `/klaviyo`: it must start with `/`, it is
    * stripped, and any path without it gets 404. Set it when your router passes the full
    * URL (Hono's `app.all("/klaviyo/*", ...)`); leave it out when the router strips the
    * prefix itself (Hono's `app.mount("/klaviyo", handler)`).
    */
-  ROUTE_PREFIX?: SettingValue | undefined;
+  ROUTE_PREFIX?: SettingValue | null | undefined;
   /** Default 8000: an upstream call with the private key taking longer counts as failed. */
-  UPSTREAM_TIMEOUT_MS?: SettingValue | undefined;
+  UPSTREAM_TIMEOUT_MS?: SettingValue | null | undefined;
   /**
    * `true` when a proxy of your own in front of the worker sets `x-forwarded-for`: its
    * LAST hop then counts as the caller's address where the runtime gives none. Off by
    * default, since any caller can write that header.
    */
-  TRUST_FORWARDED_FOR?: SettingValue | undefined;
+  TRUST_FORWARDED_FOR?: SettingValue | null | undefined;
   /** Default `true`: a page's `/client` call gets the visitor's address as its profile's `location.ip` where the body has none. */
-  FORWARD_VISITOR_IP?: SettingValue | undefined;
+  FORWARD_VISITOR_IP?: SettingValue | null | undefined;
   /** Default `true`: `/client` calls of crawlers, monitors and headless browsers are answered 202 and dropped. */
-  FILTER_BOTS?: SettingValue | undefined;
+  FILTER_BOTS?: SettingValue | null | undefined;
   /** With Cloudflare Bot Management: a `/client` call scored below this is a bot's (30: "likely automated"). Unset: scores are not read. */
-  BOT_SCORE_MIN?: SettingValue | undefined;
+  BOT_SCORE_MIN?: SettingValue | null | undefined;
   /** Default `true`: the script-tag files are served under `/script/` (the ready-made worker, which has them built in). */
-  SERVE_SCRIPT?: SettingValue | undefined;
+  SERVE_SCRIPT?: SettingValue | null | undefined;
   /** Binding: a KV namespace that remembers used signatures across isolates. */
-  REPLAY_KV?: ReplayStore | undefined;
+  REPLAY_KV?: ReplayStore | null | undefined;
   /** Binding: Cloudflare's rate limiter for the unsigned browser path. */
-  BROWSER_RATE_LIMITER?: RateLimiter | undefined;
+  BROWSER_RATE_LIMITER?: RateLimiter | null | undefined;
   /**
    * Binding: a Cloudflare Queue. Signed `/api/*` calls and verified webhooks' forwards are
    * then checked as ever, enqueued and answered `202` with a delivery id; the queue's
    * consumer (`createQueueHandler`, or the ready-made worker's `queue`) sends them.
    */
-  DELIVERY_QUEUE?: DeliveryQueue | undefined;
+  DELIVERY_QUEUE?: DeliveryQueue | null | undefined;
   /**
    * Binding: a queue for the messages Klaviyo refused (a 4xx other than 401, 403, 408 and 429).
    * Required with `DELIVERY_QUEUE`: without it a call that would be queued is answered
    * `500 missing_setting` naming it, and nothing is queued.
    */
-  DELIVERY_DEAD_LETTERS?: DeliveryQueue | undefined;
+  DELIVERY_DEAD_LETTERS?: DeliveryQueue | null | undefined;
   /**
    * Binding: the Durable Object namespace of class `ReplayGuard`: each signature accepted
    * once across all isolates and locations (256 objects, by the signature's first byte).
    */
-  REPLAY_GUARD?: ReplayGuardNamespace | undefined;
+  REPLAY_GUARD?: ReplayGuardNamespace | null | undefined;
 }
 
 /** A message of a queue batch, as the consumer uses it (Cloudflare's `Message` fits). */
@@ -175,9 +178,10 @@ export type EdgeHandler = (
 
 /**
  * Makes a handler. Each request runs with `settings` merged over the request's `env`:
- * **settings win** over env keys of the same name; a setting whose value is `undefined`
- * is skipped, so `createHandler({ KLAVIYO_PRIVATE_KEY: process.env.X })` falls back to
- * env when `X` is unset. `settings` are copied when the handler is made.
+ * **settings win** over env keys of the same name; a setting whose value is `undefined`,
+ * `null` or a blank string is skipped, so `createHandler({ KLAVIYO_PRIVATE_KEY: process.env.X })`
+ * falls back to env when `X` is unset or empty, and `DELIVERY_QUEUE: maybeQueue ?? null`
+ * leaves env's queue on. `settings` are copied when the handler is made.
  *
  * The merge is made once per `env` object and then reused (a WeakMap), so the worker
  * reads and checks its settings once per env: workerd passes the same `env` to every
