@@ -464,7 +464,10 @@ export class Klaviyo {
     // What klaviyo.js gets, made now: the shop may reuse the object.
     let named;
     try {
-      const { email, phone_number } = profile;
+      // Blank is not given (the core leaves it out): never handed on.
+      let { email, phone_number } = profile;
+      email = email?.trim?.() && email;
+      phone_number = phone_number?.trim?.() && phone_number;
       if (email || phone_number) named = email ? phone_number ? { email, phone_number } : { email } : { phone_number };
     } catch { /* refused by the core, by name */ }
     return this.#async(IDENTIFY, [profile], () => {

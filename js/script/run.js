@@ -91,9 +91,10 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     if (kl) throw Error("init: already initialised; this one is ignored");
     if (!isObject(given)) throw Error("init: options must be an object");
     const o = { ...defaults, ...(account && { companyId: account }) };
-    // What the page leaves undefined or null is not given, so the tag's `data-*` stands:
-    // spread over them, `consent: undefined` tracked a `data-consent="denied"` page.
-    for (const k of Object.keys(given)) if (given[k] != null) o[k] = given[k];
+    // What the page leaves undefined, null or "" does not replace the tag's `data-*`:
+    // spread over them, `consent: undefined` tracked a `data-consent="denied"` page, and
+    // `apiBase: ""` went past the shop's worker. Without one, `create` judges it.
+    for (const k of Object.keys(given)) if (given[k] != null && given[k] !== "" || !(k in o)) o[k] = given[k];
     // Calls the core refuses before it is ready reach onError (kind `invalid`) instead
     // of throwing: warn about those always, about the rest (network...) with debug. A
     // `ready` that fails otherwise (the wasm did not load) is warned too.
@@ -139,7 +140,7 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
     if (time !== undefined && at !== undefined) {
       const o = args[at];
       if (o === undefined || o === null) args[at] = { time };
-      else if (isObject(o) && o.time === undefined) args[at] = { ...o, time };
+      else if (isObject(o) && o.time == null) args[at] = { ...o, time };
     }
     if (viewedItem) return later(args);
     if (method === "viewedProduct") viewed.set(productId(args[0]), here());

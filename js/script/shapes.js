@@ -91,7 +91,7 @@ function specials(props, options, valueKey) {
   let opts = isObject(options) ? { ...options } : options;
   const set = (k, v) => {
     opts ??= {};
-    if (isObject(opts) && opts[k] === undefined) opts[k] = v;
+    if (isObject(opts) && opts[k] == null) opts[k] = v;
   };
   const value = money(props.$value);
   // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
@@ -124,7 +124,7 @@ export function profile(p) {
       else if (k === "properties" && isObject(v)) continue;
       else out[k] = v;
     } else if (has(PROFILE, k)) {
-      if (!has(p, PROFILE[k])) out[PROFILE[k]] = v;
+      if (p[PROFILE[k]] == null) out[PROFILE[k]] = v; // ours null: not given
     } else if (k[0] === "$" && LOCATION.includes(k.slice(1))) {
       const key = k.slice(1);
       if (!(isObject(p.location) && has(p.location, key))) location[key] = v;

@@ -64,6 +64,8 @@ fn names_the_bad_option() {
             "apiBase",
         ),
         (r#"{"companyId":"AbC123","apiBase":5}"#, "apiBase"),
+        // Blank is refused, never Klaviyo's own address in place of the shop's worker.
+        (r#"{"companyId":"AbC123","apiBase":""}"#, "apiBase"),
         (r#"{"companyId":"AbC123","revision":"July"}"#, "revision"),
         (
             r#"{"companyId":"AbC123","maxQueueEvents":-1}"#,

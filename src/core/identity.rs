@@ -105,6 +105,10 @@ impl Identity {
         } else {
             self.profile.clone()
         };
+        // A call naming someone: the identifiers it leaves null or blank are not theirs.
+        let names = OWN_IDENTIFIERS
+            .iter()
+            .any(|k| crate::core::validate::given(attrs, k).is_some());
         for (k, v) in jt::entries(attrs) {
             let Some(key) = jt::unescape(k) else { continue };
             let old = jt::get(&profile, "properties").filter(|p| jt::kind(p) == Kind::Obj);
@@ -121,9 +125,18 @@ impl Identity {
                     merged = props;
                     Some(merged.as_str())
                 }
-                // An identifier is never taken back (a logout is `reset()`): its `null`,
-                // as a blank, is not given; another attribute's `null` removes it.
-                (_, _, Kind::Null) if !OWN_IDENTIFIERS.contains(&key.as_str()) => None,
+                // An identifier's `null` or blank removes it only beside another one
+                // (someone else signing in: never two people's ids in one profile);
+                // alone it is not given (a customer not loaded yet keeps the email).
+                _ if crate::core::validate::unset(v) && OWN_IDENTIFIERS.contains(&key.as_str()) => {
+                    if names {
+                        None
+                    } else {
+                        continue;
+                    }
+                }
+                // Another attribute's `null` removes it; its blank is not given.
+                (_, _, Kind::Null) => None,
                 _ if crate::core::validate::unset(v) => continue,
                 _ => Some(v),
             };
@@ -263,8 +276,7 @@ pub(crate) const REACHABLE: &[&str] = IDENTIFIERS.split_at(2).0;
 
 /// Whether object `obj` has one of `keys`.
 pub(crate) fn has_any(obj: &str, keys: &[&str]) -> bool {
-    keys.iter()
-        .any(|k| crate::core::validate::given(obj, k).is_some())
+    keys.iter().any(|k| jt::get(obj, k).is_some())
 }
 
 #[cfg(test)]

@@ -562,6 +562,15 @@ test('our identify is handed to klaviyo.js (window.klaviyo.identify) with consen
   }), []);
   // A klaviyo.identify that rejects throws nothing into the page (shop() checks).
   assert.equal((await handedOff({ email: 'ann@example.com', klaviyoObject: 'reject' })).length, 2);
+  // A blank email beside the name (an empty form field) is not given: ours leaves it out,
+  // and klaviyo.js gets only the phone number (before, `{ email: "  " }` went to it).
+  const blank = await open(context, { companyId: nextCompanyId(), activeOnSite: 'manual', klaviyoObject: '1' });
+  assert.deepEqual(await blank.evaluate(async () => {
+    await window.kl.identify({ email: '  ', phone_number: '+15005550006', first_name: 'Ann' });
+    await window.kl.identify({ email: '', first_name: 'Ann' });
+    await Promise.resolve();
+    return window.handedOff;
+  }), [{ phone_number: '+15005550006' }]);
 });
 
 test('a refused identify, subscribe or backInStock left without a catch never reaches the page as an unhandled rejection', { timeout: TIMEOUT }, async (t) => {

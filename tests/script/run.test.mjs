@@ -127,6 +127,23 @@ test("data attributes start the tracker without init; a queued init is merged ov
   assert.equal(s.calls.length, 1);
 });
 
+test("an init member left undefined, null or blank keeps its data attribute; a pushed time: null keeps the push time", () => {
+  const defaults = fromData({ companyId: "AbC123", apiBase: "https://proxy.example", consent: "denied" }, "https://cdn.example/k.js");
+  const s = stub();
+  s.runner(defaults).start([
+    ["init", { companyId: undefined, apiBase: "", consent: null, revision: undefined, debug: true }],
+    ["track", "A", {}, { time: null }],
+  ], [7, 8]);
+  const o = s.made[0].options;
+  assert.deepEqual([o.companyId, o.apiBase, o.consent, o.debug], ["AbC123", "https://proxy.example", "denied", true]);
+  assert.ok(!("revision" in o) || o.revision === undefined);
+  assert.deepEqual(s.calls, [["track", "A", {}, { time: 8 }]]);
+  // Without an attribute, the member reaches create as given (which judges it).
+  const t = stub();
+  t.runner({ companyId: "AbC123" }).start([["init", { consent: null }]], [1]);
+  assert.equal(t.made[0].options.consent, null);
+});
+
 test("a second init is ignored with a warning; Klaviyo's account command inits once", () => {
   const s = stub();
   const r = s.runner({});

@@ -494,6 +494,25 @@ test('consent commands and data-consent reach the tracker (setConsent, the conse
   assert.ok(!events((await h.emulator.requests()).requests).some((e) => e.metric === 'Tracked Against Denial'), 'nothing sent');
   assert.deepEqual(unset.errors, []);
   await unset.context.close();
+
+  // `apiBase: ""` keeps the tag's worker too; and `consent: null` where the tag says
+  // nothing is no answer: `create` refuses it (warned), nothing tracked as granted.
+  const blank = await open(h.page(html({
+    head: `<script>window.klaviyoWasm = [["init", { apiBase: "", consent: null }], ["track", "No Answer Yet", {}]];</script>
+<script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"></script>`,
+  })));
+  await blank.page.waitForFunction(() => window.klaviyoWasm?.loaded === true);
+  assert.equal(await blank.page.evaluate(() => klaviyoWasm.tracker), null, 'no tracker from consent: null');
+  await waitFor(() => blank.logs.warning.some((w) => /consent must be/.test(w)), { what: 'the refusal warned' });
+  assert.deepEqual(blank.errors, []);
+  await blank.context.close();
+  const fine = await open(h.page(html({
+    head: `<script>window.klaviyoWasm = [["init", { apiBase: "", consent: "granted" }], ["track", "Through The Tag's Worker", {}]];</script>
+<script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"></script>`,
+  })));
+  await accepted('the event sent to data-api-base', (r) => events(r).some((e) => e.metric === "Through The Tag's Worker"));
+  assert.deepEqual(fine.errors, []);
+  await fine.context.close();
 });
 
 test('the snippet is under 1 KB minified and leaves window.klaviyo and _learnq alone; the script is one classic script without edge code', () => {

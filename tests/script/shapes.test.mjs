@@ -156,3 +156,10 @@ test("the storefront events: our commands, and Klaviyo's track shapes, reach the
   assert.deepEqual(translate(["track", "Active on Site", { page: "https://shop.example/" }, { time: 5 }]),
     { method: "activeOnSite", args: [{ page: "https://shop.example/" }, { time: 5 }] });
 });
+
+test("identify: our key left null gives way to Klaviyo's $ one; options left null take $value and $event_id", () => {
+  assert.deepEqual(profile({ email: null, $email: "ann@example.com" }).email, "ann@example.com");
+  const { args } = translate(["track", "Ordered", { $value: 5, $event_id: "e-1" }, { value: null, uniqueId: null }]);
+  assert.equal(args[2].value, 5);
+  assert.equal(args[2].uniqueId, "e-1");
+});

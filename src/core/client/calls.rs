@@ -215,8 +215,8 @@ impl Client {
                 ));
             }
         }
-        let source = match jt::get(a, "customSource") {
-            s if jt::is_absent(s) => None,
+        let source = match validate::given(a, "customSource") {
+            None => None,
             s => Some(validate::non_empty("customSource", s)?),
         };
         let body = payload::client_subscription(&list_id, &profile, channels, source.as_deref());
@@ -269,7 +269,11 @@ impl Client {
     /// given ones alone unless `identify` named the visitor (they may be another
     /// person's: a shared device).
     pub(super) fn contact(&self, args: &str, keys: &[&str]) -> Result<String> {
-        let gives = REACHABLE.iter().any(|k| validate::given(args, k).is_some());
+        // Given as blank counts too (an empty form field): that call is not the visitor's
+        // own, and its blank is never filled from the device (perhaps another person's).
+        let gives = REACHABLE
+            .iter()
+            .any(|k| jt::get(args, k).is_some_and(|v| jt::kind(v) != Kind::Null));
         // A call that gives an email or phone number goes with those alone unless our
         // own calls named the visitor for good: what names them otherwise (a
         // subscription's name, an email click's `_kx`, Klaviyo's cookie) may be another
@@ -283,9 +287,14 @@ impl Client {
             ("email", validate::email as validate::Rule),
             ("phone_number", validate::phone),
         ] {
-            if let Some(v) = validate::given(args, key) {
-                validate::non_empty_then(key, Some(v), check)?;
-                profile = jt::with(&profile, key, Some(v));
+            match jt::get(args, key) {
+                Some(v) if !validate::unset(v) => {
+                    validate::non_empty_then(key, Some(v), check)?;
+                    profile = jt::with(&profile, key, Some(v));
+                }
+                // Blank: left empty, for the channel's check to name.
+                Some(v) if jt::kind(v) != Kind::Null => profile = jt::with(&profile, key, None),
+                _ => {}
             }
         }
         Ok(profile)

@@ -646,6 +646,43 @@ fn blank_and_null_members_of_identify_are_not_given_and_never_take_an_identifier
 }
 
 #[test]
+fn an_identifier_left_null_or_blank_beside_another_is_not_the_earlier_persons() {
+    // Someone else signing in without a `reset()` (a phone-only customer): Ann's email
+    // must not go beside Bob's ids, or Klaviyo merges the two profiles.
+    for left in ["null", "\"\""] {
+        let mut p = Page::new();
+        p.call(Op::Identify, &[r#"{"email":"ann@example.com"}"#])
+            .unwrap();
+        p.end_task();
+        let t = p.send();
+        p.c.on_outcome(t.id, ok(), NOW, 0);
+        let bob =
+            format!(r#"{{"email":{left},"external_id":"bob-1","phone_number":"+15005550006"}}"#);
+        p.call(Op::Identify, &[bob.as_str()]).unwrap();
+        p.end_task();
+        let a = attrs(&p.send());
+        assert_eq!(a.get("email"), None, "{left}");
+        assert_eq!(a.get("external_id"), Some(&Json::from("bob-1")));
+    }
+    // A visitor named only by a signup form: a sign-in whose email is blank still starts
+    // from nobody, not from the subscriber.
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"sub@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    p.send();
+    p.call(Op::Identify, &[r#"{"email":"","first_name":"Bob"}"#])
+        .unwrap();
+    p.end_task();
+    let t = p.c.poll_transmit(NOW, ALL).expect("the profile");
+    let a = attrs(&t);
+    assert_eq!(a.get("email"), None);
+    assert_eq!(a.get("first_name"), Some(&Json::from("Bob")));
+}
+
+#[test]
 fn bad_identify_input_names_the_field() {
     for (args, msg) in [
         (r#"{"email":"x@"}"#, "identify: email is not a valid email address"),
@@ -1000,6 +1037,38 @@ fn a_signup_forms_empty_optional_field_is_not_given() {
 }
 
 #[test]
+fn a_signup_forms_empty_email_is_never_filled_from_the_device() {
+    // A subscriber on this device before (perhaps another person): an empty email field
+    // is refused by name, never sent as theirs; a blank custom source is not given.
+    let mut p = Page::new();
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"sub@example.com","channels":["email"]}"#],
+    )
+    .unwrap();
+    p.send();
+    for email in ["\"\"", "\"  \""] {
+        let call = format!(r#"{{"listId":"L","email":{email},"channels":["email"]}}"#);
+        assert_eq!(
+            p.refused(Op::Subscribe, &[call.as_str()]),
+            "subscribe: email is required to subscribe to this channel"
+        );
+    }
+    let call = r#"{"variantId":"$custom:::$default:::SKU-1","email":"","channels":["email"]}"#;
+    assert_eq!(
+        p.refused(Op::BackInStock, &[call]),
+        "backInStock: email or phone_number is required"
+    );
+    p.call(
+        Op::Subscribe,
+        &[r#"{"listId":"L","email":"new@example.com","channels":["email"],"customSource":""}"#],
+    )
+    .unwrap();
+    let sent = attrs(&p.send());
+    assert_eq!(sent.get("custom_source"), None);
+}
+
+#[test]
 fn subscribe_keeps_the_channels_in_the_order_given() {
     let mut p = Page::new();
     p.call(
@@ -1050,7 +1119,7 @@ fn bad_subscribe_input_names_the_field() {
             "subscribe: phone_number must be in E.164 format, like +15005550006",
         ),
         (
-            r#"{"listId":"L","email":"a@b.co","channels":["email"],"customSource":""}"#,
+            r#"{"listId":"L","email":"a@b.co","channels":["email"],"customSource":5}"#,
             "subscribe: customSource must be a non-empty string",
         ),
         ("5", "subscribe: options must be an object"),
