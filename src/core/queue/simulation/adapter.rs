@@ -191,7 +191,15 @@ impl World {
                     self.storage.get(key).cloned()
                 };
                 let now = self.now;
-                let c = &mut self.tabs[t].c;
+                let tab = &mut self.tabs[t];
+                // The model: a tab not denied follows the visitor stored.
+                if id_key && tab.c.consent() != Consent::Denied {
+                    let knows = value.as_ref().and_then(|v| self.id_knows.get(v));
+                    if let Some(who) = value.as_deref().and_then(|v| Visitor::restore(v, knows)) {
+                        tab.who = who;
+                    }
+                }
+                let c = &mut tab.c;
                 c.on_storage_change(key, value.as_deref());
                 c.early_written(key, value.as_deref(), now);
                 self.consent(t, None);
@@ -235,6 +243,9 @@ impl World {
     pub(super) fn call(&mut self, t: usize, kind: u8) {
         let uid = self.uuid();
         let n = self.next_id;
+        // Every `identify` sets a value no other call gives (`n`): the profile after it
+        // is one no other call makes, and each value names the call that gave it.
+        let v = kind / 16;
         let (op, args, k, poison) = match kind % 16 {
             0..=6 => (
                 Op::Track,
@@ -266,12 +277,24 @@ impl World {
                 Kind::Subscription,
                 false,
             ),
-            _ => (
-                Op::Identify,
-                format!(r#"{{"email":"v{}@example.com"}}"#, n % 3),
-                Kind::Identify,
-                false,
-            ),
+            15 if v >= 8 => return self.reset(t, uid),
+            shape => {
+                let attrs = match (shape, v % 4) {
+                    (13, 0 | 2) => format!(r#"{{"email":"v{n}@example.com"}}"#),
+                    (13, _) => format!(r#"{{"email":"v{n}@example.com","first_name":"F{n}"}}"#),
+                    (14, 0 | 1) => format!(
+                        r#"{{"first_name":"F{n}","properties":{{"p{}":{n}}}}}"#,
+                        n % 3
+                    ),
+                    (14, 2) => format!(r#"{{"last_name":"L{n}","properties":{{"q":"Q{n}"}}}}"#),
+                    (14, _) => format!(r#"{{"external_id":"x{n}","last_name":null}}"#),
+                    _ => format!(
+                        r#"{{"phone_number":"+1555{n:07}","properties":{{"p{}":{n}}}}}"#,
+                        n % 3
+                    ),
+                };
+                (Op::Identify, attrs, Kind::Identify, false)
+            }
         };
         let text = format!(r#"["{uid}",{},{args}]"#, self.now);
         let tab = &mut self.tabs[t];
@@ -283,8 +306,28 @@ impl World {
                 e.message(op.name())
             );
         }
+        // The model: what the call carries, and the visitor after it.
+        let expect = (state != Consent::Denied).then(|| {
+            let a: Json = serde_json::from_str(&args).unwrap_or(Json::Null);
+            tab.who.call(n, k, &a)
+        });
+        let anon = tab.who.anon.clone();
+        let knows = if k == Kind::Identify {
+            tab.who.knows.clone()
+        } else {
+            BTreeSet::new()
+        };
+        let core_anon = tab.c.anonymous_id().to_string();
         self.stats.calls += 1;
-        self.log(|| format!("tab {id} calls {op:?} {uid} ({state:?})"));
+        self.log(|| format!("tab {id} calls {op:?} {uid} ({state:?}) as {anon}"));
+        if core_anon != anon {
+            self.log(|| format!("the core holds visitor {core_anon}"));
+            self.fault("(p3) a tab's visitor is not the one the rules give".into());
+        }
+        if let (Kind::Identify, Some(e)) = (k, &expect) {
+            self.latest_identify.insert(anon.clone(), uid.clone());
+            self.profile_made.insert(e.to_string(), uid.clone());
+        }
         self.calls.insert(
             uid,
             Call {
@@ -299,8 +342,23 @@ impl World {
                 excused_at: None,
                 before_denial: None,
                 window_written: false,
+                seq: n,
+                anon,
+                expect,
+                knows,
             },
         );
+    }
+
+    /// `reset()` (a logout): a new anonymous visitor, `fresh` its id.
+    pub(super) fn reset(&mut self, t: usize, fresh: String) {
+        let tab = &mut self.tabs[t];
+        tab.c.reset(&fresh);
+        if tab.c.consent() != Consent::Denied {
+            tab.who = Visitor::new(&fresh);
+        }
+        let id = tab.id;
+        self.log(|| format!("tab {id} resets: visitor {fresh}"));
     }
 
     // --------------------------------------------------------------- the scheduler
@@ -581,14 +639,15 @@ impl World {
         }
     }
 
-    /// Required calls Klaviyo has not had (202, or a 400 for a poison one).
+    /// Required calls Klaviyo has not had (202, or a 400 for a poison one); of a
+    /// visitor's `identify` calls, the latest.
     pub(super) fn unfinished(&self) -> Vec<&String> {
         self.calls
             .iter()
             .filter(|(uid, c)| {
                 c.required
                     && c.excused_at.is_none()
-                    && c.kind != Kind::Identify
+                    && self.wanted(uid, c)
                     && !self.accepted.contains_key(*uid)
                     && !(c.poison && self.refused.contains(*uid))
             })

@@ -20,6 +20,16 @@
 //! the invariants of the README's "The queue: nothing lost, nothing sent twice" are
 //! checked (see [`World::check_end`] and the checks made as things happen).
 //!
+//! The visitor too: the page calls `identify` (each call gives a value no other call
+//! gives), `subscribe` and `reset()`, and a model of the README's identity rules
+//! ([`Visitor`], one per tab: merges, a subscription's provisional name, a reset, a
+//! denial, the visitor stored that every tab follows) says what each call must carry.
+//! Checked: (p1) every profile request is the profile an `identify` made (nothing
+//! invented, nothing of another visitor); (p3) every event carries the profile in force
+//! at its call, every subscription the identifiers, and each tab holds the visitor the
+//! rules give; (a) covers each visitor's latest `identify` (coalescing drops the older
+//! ones: the latest carries what they said); (p2) the profile Klaviyo ends with.
+//!
 //! The files: `script.rs` (the seeded actions), `world.rs` (tabs, storage, locks, the
 //! network), `adapter.rs` (js/runtime.js step by step), `checks.rs` (Klaviyo's side and
 //! the invariants), `runs.rs` (runs, sweeps, minimising); the sweeps and the minimal
@@ -32,7 +42,9 @@
 //! - no loading window (`pre:` records), no edge worker (`/id`), one tracker per tab;
 //! - a crashed tab's requests still reach Klaviyo (as keepalive ones do);
 //! - no storage quota, `flushDelayMs` or `__kla_off`; jitter and ids are deterministic;
-//! - a profile request (`identify`) is sent and answered, but its contents are not checked;
+//! - no `_kx` and no onsite cookie: a visitor is what `identify`, `subscribe` and `reset()`
+//!   made it; Klaviyo's profile is what its profile requests set (an event's profile, a
+//!   snapshot of its call, is not applied to it);
 //! - storage events are all heard before the clock moves (a late event is late within a
 //!   moment, never across a retry's or a lease's wait).
 #![cfg(not(target_arch = "wasm32"))]
@@ -85,8 +97,8 @@ const STEPS: usize = 300;
 /// below (the first seed of a sweep that shows it is in the comment), left as they are
 /// (README, "The queue", Tabs). A sweep fails on any other: the properties not listed
 /// here hold ((c) ids and times never change, (d) nothing made before a denial is sent
-/// or stored by a tab that knows of it, (f) no panic), and so does (a) without a page's
-/// own `clear()`.
+/// or stored by a tab that knows of it, (f) no panic, (p1) and (p3) what profile each
+/// request carries), and so does (a) without a page's own `clear()`.
 const LOST: &str = "(a) required calls never reached Klaviyo";
 /// `same_tab_resends_its_delivered_call_after_pending` (seed 59) and
 /// `a_tab_still_electing_sends_on_hide` (seed 48, delivery only): sent again with its id.

@@ -109,6 +109,11 @@ pub(super) fn sweep(
         total.lost_to_clear += s.lost_to_clear;
         total.sent_in_window += s.sent_in_window;
         total.written_in_window += s.written_in_window;
+        total.profile_sends += s.profile_sends;
+        total.profiles_accepted += s.profiles_accepted;
+        total.visitors_checked += s.visitors_checked;
+        total.profiles_reverted += s.profiles_reverted;
+        total.profiles_overwritten += s.profiles_overwritten;
         for (k, v) in s.resent {
             *total.resent.entry(k).or_default() += v;
         }
@@ -127,6 +132,7 @@ pub(super) fn print_sweep(
     steps: usize,
 ) {
     eprintln!("== {name}: {steps} steps; calls {} (required {}), sends {}, 202s {}, rejected {}, gave up {}, lost in a denial's window {}, lost to a clear() {}, sent (written) before a tab heard a denial {} ({})", s.calls, s.required, s.sends, s.accepted, s.rejected, s.gave_up, s.lost_in_window, s.lost_to_clear, s.sent_in_window, s.written_in_window);
+    eprintln!("   profile requests sent {}, accepted {}; visitors whose latest identify Klaviyo had to get {}; attributes ending on a superseded identify {}, on a concurrent one {}", s.profile_sends, s.profiles_accepted, s.visitors_checked, s.profiles_reverted, s.profiles_overwritten);
     eprintln!("   ids sent more than once, by reason: {:#?}", s.resent);
     eprintln!(
         "   ids accepted (202) more than once, by reason: {:#?}",

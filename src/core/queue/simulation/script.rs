@@ -35,7 +35,8 @@ pub(super) enum Fate {
 
 #[derive(Clone, Debug)]
 pub(super) enum Action {
-    /// `n` calls of kind `kind` in one task of tab `tab`.
+    /// `n` calls of kind `kind` in one task of tab `tab` (`kind % 16` picks the call,
+    /// `kind / 16` an `identify`'s shape or a `reset()`: `World::call`).
     Call {
         tab: u8,
         kind: u8,

@@ -61,6 +61,8 @@ pub(super) struct Tab {
     pub(super) opened_at: usize,
     /// The step at which this tab's core last became denied.
     pub(super) denied_at: Option<usize>,
+    /// The visitor this tab's core should hold, by the rules (`checks.rs`'s model).
+    pub(super) who: Visitor,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +94,16 @@ pub(super) struct Call {
     pub(super) before_denial: Option<usize>,
     /// A tab that had not heard that denial stored it (the README's 0-4 ms window).
     pub(super) window_written: bool,
+    /// The order calls were made in (uids sort as text).
+    pub(super) seq: u64,
+    /// The visitor (`anonymous_id`) of its tab at the call, by the model.
+    pub(super) anon: String,
+    /// The profile it must carry, by the model: an event's profile attributes, an
+    /// `identify`'s whole body (the profile after it), a subscription's identifiers.
+    /// `None` for a call made while denied (dropped).
+    pub(super) expect: Option<Json>,
+    /// An `identify`: those its profile request supersedes (see [`Visitor::knows`]).
+    pub(super) knows: BTreeSet<u64>,
 }
 
 /// A request out on the network.
@@ -142,6 +154,16 @@ pub(super) struct Stats {
     pub(super) sent_in_window: usize,
     /// Calls made before a denial, written by a tab that had not heard it yet.
     pub(super) written_in_window: usize,
+    /// Profile requests sent, and accepted (202).
+    pub(super) profile_sends: usize,
+    pub(super) profiles_accepted: usize,
+    /// Visitors whose latest `identify` had to reach Klaviyo (and did: else (a)).
+    pub(super) visitors_checked: usize,
+    /// Attributes a visitor's latest `identify` set that its profile at Klaviyo ends
+    /// on another value for: through a request the latest superseded (a fault), or
+    /// one of a concurrent `identify` it did not know of (allowed: last write wins).
+    pub(super) profiles_reverted: usize,
+    pub(super) profiles_overwritten: usize,
 }
 
 pub(super) struct World {
@@ -166,6 +188,17 @@ pub(super) struct World {
     pub(super) refused: BTreeSet<String>,
     /// Unique ids whose 202 a live page received (the step).
     pub(super) answered_202: BTreeMap<String, usize>,
+    /// Klaviyo: the profile requests it accepted, per `anonymous_id`, in order: the
+    /// `identify` each was made by (its uid) and the step.
+    pub(super) profile_log: BTreeMap<String, Vec<(String, usize)>>,
+    /// The latest `identify` of each visitor (not one made while denied, which was
+    /// dropped): coalescing drops an older one still queued.
+    pub(super) latest_identify: BTreeMap<String, String>,
+    /// Each `identify`'s profile (as JSON text, keys sorted): its uid.
+    pub(super) profile_made: BTreeMap<String, String>,
+    /// The `identify` calls each visitor written under `id` was made from (the
+    /// writer's [`Visitor::knows`]), for the tabs that follow it.
+    pub(super) id_knows: BTreeMap<String, BTreeSet<u64>>,
     /// Record ids ever written: a new one per task at most.
     pub(super) records_seen: BTreeSet<String>,
     /// Record ids first written in the current sync.
@@ -205,6 +238,10 @@ impl World {
             accepted: BTreeMap::new(),
             refused: BTreeSet::new(),
             answered_202: BTreeMap::new(),
+            profile_log: BTreeMap::new(),
+            id_knows: BTreeMap::new(),
+            latest_identify: BTreeMap::new(),
+            profile_made: BTreeMap::new(),
             records_seen: BTreeSet::new(),
             new_records: 0,
             faults: Vec::new(),
@@ -276,6 +313,12 @@ impl World {
         if key.starts_with(Q_PREFIX) {
             self.check_record_write(from, key, value);
         }
+        if key == ID_KEY {
+            if let Some(t) = self.idx(from) {
+                let knows = self.tabs[t].who.knows.clone();
+                self.id_knows.insert(value.to_string(), knows);
+            }
+        }
         if self.storage.get(key).map(String::as_str) == Some(value) {
             return true;
         }
@@ -301,6 +344,10 @@ impl World {
         let stored = self.scan(NS);
         let identity = self.storage.get(ID_KEY).cloned();
         let mut c = Client::new(config(consent), identity.as_deref(), "", &fresh);
+        let who = identity
+            .as_deref()
+            .and_then(|v| Visitor::restore(v, self.id_knows.get(v)))
+            .unwrap_or_else(|| Visitor::new(&fresh));
         c.read_cookies("");
         c.load_stored(Stored(&stored));
         if self.k.fix_start {
@@ -325,6 +372,7 @@ impl World {
             tasks: VecDeque::from([Task::Watch]),
             denied_at: None,
             opened_at: self.step,
+            who,
         });
         self.log(|| format!("tab {id} opens ({consent:?})"));
         let t = self.tabs.len() - 1;
@@ -345,6 +393,13 @@ impl World {
         tab.state = Some(now_state);
         if Some(now_state) == was {
             return;
+        }
+        // The model: a denial forgets the visitor; a grant or pending after one starts
+        // a new one (`fresh`).
+        if now_state == Consent::Denied {
+            tab.who = Visitor::new("");
+        } else if was == Some(Consent::Denied) {
+            tab.who = Visitor::new(&fresh);
         }
         let id = tab.id;
         self.log(|| format!("tab {id} consent {was:?} -> {now_state:?}"));
@@ -392,17 +447,11 @@ impl World {
         let step = self.step;
         let last_denial = self.last_denial;
         let mut window = 0;
-        for (k, v) in &self.storage {
-            if !k.starts_with(Q_PREFIX) {
-                continue;
-            }
-            for uid in record_uids(v) {
-                if let Some(c) = self.calls.get_mut(&uid) {
-                    if c.excused_at.is_none() {
-                        c.excused_at = Some(step);
-                        window +=
-                            usize::from(c.required && last_denial.is_some_and(|d| d < c.step));
-                    }
+        for uid in self.stored_uids() {
+            if let Some(c) = self.calls.get_mut(&uid) {
+                if c.excused_at.is_none() {
+                    c.excused_at = Some(step);
+                    window += usize::from(c.required && last_denial.is_some_and(|d| d < c.step));
                 }
             }
         }
@@ -421,16 +470,11 @@ impl World {
         let live: BTreeSet<TabId> = self.tabs.iter().map(|t| t.id).collect();
         let step = self.step;
         let mut lost = 0;
-        for (k, v) in &self.storage {
-            if !k.starts_with(Q_PREFIX) {
-                continue;
-            }
-            for uid in record_uids(v) {
-                if let Some(c) = self.calls.get_mut(&uid) {
-                    if !sender && !live.contains(&c.tab) && c.excused_at.is_none() {
-                        c.excused_at = Some(step);
-                        lost += 1;
-                    }
+        for uid in self.stored_uids() {
+            if let Some(c) = self.calls.get_mut(&uid) {
+                if !sender && !live.contains(&c.tab) && c.excused_at.is_none() {
+                    c.excused_at = Some(step);
+                    lost += 1;
                 }
             }
         }
