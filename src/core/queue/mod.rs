@@ -170,6 +170,11 @@ pub struct Queue {
     profiles: Vec<String>,
     /// The record the current task's calls go to; written at the next sync.
     open: Option<u32>,
+    /// The latest date of a record this page made or read: its next record is dated at
+    /// least a millisecond later, so that every tab orders records as they were made
+    /// (two tasks' `identify` calls in one millisecond, or one made after hearing
+    /// another tab's, were read back the other way round: the older profile sent last).
+    last_created_ms: u64,
     /// Bytes held (all items), and what storage holds.
     bytes: usize,
     stored_events: usize,
@@ -214,6 +219,7 @@ impl Queue {
             records: Vec::new(),
             profiles: Vec::new(),
             open: None,
+            last_created_ms: 0,
             bytes: 0,
             stored_events: 0,
             stored_bytes: 0,
@@ -322,7 +328,9 @@ impl Queue {
         let rec = match self.open {
             Some(r) => r,
             None => {
-                let r = self.new_record(call_id, now_ms, false);
+                let created = now_ms.max(self.last_created_ms + 1);
+                self.last_created_ms = created;
+                let r = self.new_record(call_id, created, false);
                 self.open = Some(r);
                 r
             }
@@ -330,8 +338,11 @@ impl Queue {
         let record = &mut self.records[rec as usize];
         let idx = record.next_idx;
         record.next_idx += 1;
+        // Its record's date, as another tab reads it (or its own time, later, in a
+        // record held open while consent is pending): one order everywhere.
+        let created = now_ms.max(self.last_created_ms);
         let at = self.items.len();
-        self.add_item(at, rec, idx, profile, endpoint, text, now_ms, false);
+        self.add_item(at, rec, idx, profile, endpoint, text, created, false);
         if self.bytes > self.limits.max_memory_bytes {
             self.drop_oldest();
         }

@@ -12,6 +12,12 @@ impl Queue {
     /// the open record until then.
     pub fn sync(&mut self, now_ms: u64) {
         if let Some(open) = self.open.take() {
+            // Dated when written: calls held while consent was pending went into one
+            // record, dated by its first, and another tab put an `identify` of the
+            // grant before one it had made since, and sent it first.
+            let rec = &mut self.records[open as usize];
+            rec.created_ms = rec.created_ms.max(now_ms);
+            self.last_created_ms = self.last_created_ms.max(rec.created_ms);
             let store = !self.storage_full;
             for it in self.items.iter_mut().filter(|it| it.rec == open) {
                 it.stored = store;
@@ -181,7 +187,11 @@ impl Queue {
             self.ops.remove(&self.prefix, id);
             return;
         };
-        let rec = match self.find_record(id) {
+        // This page's next record is dated after every one it has read (a Lamport
+        // clock): an `identify` made after hearing another tab's goes after it.
+        self.last_created_ms = self.last_created_ms.max(created_ms);
+        let known = self.find_record(id);
+        let rec = match known {
             Some(r) => {
                 let was_dirty = self.records[r as usize].dirty;
                 self.forget_stored(r, &lines);
@@ -194,8 +204,14 @@ impl Queue {
             None => self.new_record(id, created_ms, true),
         };
         // New calls go in by creation time, in line order, where they are read: no
-        // second list of them.
-        let at = self.items.partition_point(|i| i.created_ms <= created_ms);
+        // second list of them. A record this page knew goes before the calls held with
+        // the same time (it is one whose calls it let go: superseded, evicted, so an
+        // older one: two `identify` calls in one millisecond came back the other way
+        // round, the older profile request last); another tab's goes after them.
+        let own = known.is_some();
+        let at = self
+            .items
+            .partition_point(|i| i.created_ms < created_ms || !own && i.created_ms == created_ms);
         let mut added = 0;
         let mut profile = NO_PROFILE;
         for line in lines {

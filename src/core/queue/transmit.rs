@@ -14,7 +14,9 @@ impl Queue {
     pub(super) fn due(&self, it: &Item, now_ms: u64, urgent: bool) -> bool {
         it.tx == 0
             && it.not_before_ms <= now_ms
-            && (urgent || it.created_ms + self.limits.flush_delay_ms <= now_ms)
+            && (urgent
+                || self.limits.flush_delay_ms == 0
+                || it.created_ms + self.limits.flush_delay_ms <= now_ms)
             && self.mine(it)
             && Some(it.rec) != self.open
     }
@@ -42,6 +44,16 @@ impl Queue {
             return None;
         }
         self.give_up_stale(now_ms);
+        // Profile requests go in order, one at a time: only this tab's first, and none
+        // while one is out (a newer one sent beside or before an older, which is then
+        // retried, was overtaken by it at Klaviyo).
+        let mut next_profile = None;
+        for (n, i) in self.items.iter().enumerate() {
+            if i.endpoint == Endpoint::Profiles && (i.in_flight() || self.mine(i)) {
+                next_profile = Some(n).filter(|_| !i.in_flight());
+                break;
+            }
+        }
         let fits = |it: &Item| {
             let extra = match it.profile {
                 NO_PROFILE => 0,
@@ -49,10 +61,11 @@ impl Queue {
             };
             !urgent || it.text.len() + extra <= max_body
         };
-        let first = self
-            .items
-            .iter()
-            .position(|i| self.due(i, now_ms, urgent) && fits(i))?;
+        let first = self.items.iter().enumerate().position(|(n, i)| {
+            self.due(i, now_ms, urgent)
+                && fits(i)
+                && (i.endpoint != Endpoint::Profiles || next_profile == Some(n))
+        })?;
         let (endpoint, body, picked) = if self.items[first].profile == NO_PROFILE {
             let it = &self.items[first];
             (it.endpoint, it.text.clone(), vec![first])

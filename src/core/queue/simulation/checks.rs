@@ -418,8 +418,8 @@ impl World {
             self.log(|| format!("ends on a concurrent identify (allowed): {concurrent:?}"));
         }
         if !reverted.is_empty() {
-            // Counted, not asserted yet (see the next commit).
             self.log(|| format!("profiles that end on a superseded identify: {reverted:?}"));
+            self.fault(PROFILE_REVERTED.into());
         }
     }
 

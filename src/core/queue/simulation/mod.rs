@@ -112,7 +112,21 @@ const STALE_RECORD: &str = "(e) a record written after a page had the 202 of a c
 // took the calls made before the denial back, and sent ("(d) a call made before a
 // denial was sent after it ...") and stored them. Seed 893 of the lease
 // (`a_late_record_write_brings_back_no_call_made_before_a_denial`).
-const ALL_KNOWN: [&str; 3] = [LOST, RESENT_AFTER_202, STALE_RECORD];
+/// An older profile request, superseded by a newer `identify` of the same visitor,
+/// accepted after the newer one: Klaviyo's profile ends on the older values. Fixed in
+/// the queue (profile requests go in order, one at a time; records are dated after
+/// every record a page made or read; a record held open while consent is pending is
+/// dated when written, and one a page let go goes before its calls of the same
+/// millisecond): the two pinned scripts below fail on the code before, as did a few
+/// hundred runs of each sweep. Left: a tab still electing that hides sends what it
+/// holds beside the sender (the README's allowance, as for (b) and (e)), a profile
+/// request among them, which may land after the sender's newer one (seed 555, delivery
+/// only); the follower start, without that window, shows none.
+const PROFILE_REVERTED: &str =
+    "(p2) a visitor's profile at Klaviyo ends on an identify its latest superseded";
+const ALL_KNOWN: [&str; 4] = [LOST, RESENT_AFTER_202, STALE_RECORD, PROFILE_REVERTED];
+/// What the start's few milliseconds allow (every sweep but the follower start's).
+const START_WINDOW: [&str; 3] = [RESENT_AFTER_202, STALE_RECORD, PROFILE_REVERTED];
 
 fn sweep_expecting(name: &str, k: impl Fn(u64) -> Knobs, known: &[&str]) {
     let (faults, stats, steps) = sweep(seeds(), k);
@@ -147,8 +161,7 @@ fn simulation_with_web_locks_no_clear() {
         clear: false,
         ..knobs(STEPS, true)
     };
-    let known = [RESENT_AFTER_202, STALE_RECORD];
-    sweep_expecting("web locks, no clear", k, &known);
+    sweep_expecting("web locks, no clear", k, &START_WINDOW);
 }
 
 /// Delivery alone (no consent change, no `clear()`): crashes, reloads, offline, 429,
@@ -160,11 +173,7 @@ fn simulation_with_web_locks_delivery_only() {
         consent: false,
         ..knobs(STEPS, true)
     };
-    sweep_expecting(
-        "web locks, delivery only",
-        k,
-        &[RESENT_AFTER_202, STALE_RECORD],
-    );
+    sweep_expecting("web locks, delivery only", k, &START_WINDOW);
 }
 
 /// Every tab starts as a follower (as after a handover or a grant): delivery alone then
@@ -396,6 +405,77 @@ fn a_late_record_write_brings_back_no_call_made_before_a_denial() {
             A::Consent { tab: 151, state: 2 },
             A::Consent { tab: 211, state: 1 },
             A::Clear { tab: 252 },
+        ],
+    );
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// (p2), one tab, nothing else. A profile request is in flight when the page calls
+/// `identify` again: `Queue::drop_superseded` passes over an item in flight, so the
+/// newer profile request is queued beside it. The older one's answer is lost (Klaviyo
+/// processed it; a 5xx, a 429 or the 30 s abort do the same). Before, it went back in
+/// the queue with a backoff, the newer one was due at once and accepted, then the
+/// older one was retried and accepted last: Klaviyo's profile ended on the first
+/// call's values. Now the newer waits for it (in order, one at a time).
+#[test]
+fn a_retried_profile_request_lands_after_its_successor() {
+    let faults = replay(
+        knobs(0, true),
+        &[
+            task(0), // watch
+            task(0), // the lock: it sends
+            A::Call {
+                tab: 0,
+                kind: 14,
+                n: 1,
+            }, // identify: sent at once
+            A::Call {
+                tab: 0,
+                kind: 14,
+                n: 1,
+            }, // identify again while the first is out
+            A::Answer {
+                req: 0,
+                fate: Fate::DropAfter,
+            }, // Klaviyo has the first; the page sees a network error
+        ],
+    );
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// (p2). A tab that does not send calls `identify` in two tasks in the same
+/// millisecond: the second one's `drop_superseded` forgets only this tab's copy of the
+/// first (storage is the sender's to rewrite), so the first's record stays. The sender
+/// closes before it heard either; this tab takes over, and `resync` reads the first's
+/// record back. Before, it went after the calls held with the same creation time, and
+/// the superseded profile request was accepted last; now records are dated a
+/// millisecond apart at least, and one a page let go goes before its calls of the same
+/// millisecond.
+#[test]
+fn a_superseded_profile_comes_back_when_its_tab_takes_over() {
+    let faults = replay(
+        Knobs {
+            consent: false,
+            clear: false,
+            ..knobs(0, true)
+        },
+        &[
+            A::Open { consent: 1 }, // tab 2
+            task(0),                // tab 1: watch
+            task(0),                // tab 1: the lock: it sends
+            task(1),                // tab 2: watch
+            task(1),                // tab 2: no lock: it waits its turn
+            A::Call {
+                tab: 1,
+                kind: 14,
+                n: 1,
+            }, // tab 2: identify, stored
+            A::Call {
+                tab: 1,
+                kind: 14,
+                n: 1,
+            }, // tab 2: identify again, next task, same millisecond
+            A::Close { tab: 0 },    // tab 1 closes before it heard them; tab 2 sends
         ],
     );
     assert!(faults.is_empty(), "{faults:?}");
