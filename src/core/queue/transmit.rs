@@ -47,13 +47,7 @@ impl Queue {
         // Profile requests go in order, one at a time: only this tab's first, and none
         // while one is out (a newer one sent beside or before an older, which is then
         // retried, was overtaken by it at Klaviyo).
-        let mut next_profile = None;
-        for (n, i) in self.items.iter().enumerate() {
-            if i.endpoint == Endpoint::Profiles && (i.in_flight() || self.mine(i)) {
-                next_profile = Some(n).filter(|_| !i.in_flight());
-                break;
-            }
-        }
+        let mut profile_before = false;
         let fits = |it: &Item| {
             let extra = match it.profile {
                 NO_PROFILE => 0,
@@ -61,10 +55,11 @@ impl Queue {
             };
             !urgent || it.text.len() + extra <= max_body
         };
-        let first = self.items.iter().enumerate().position(|(n, i)| {
-            self.due(i, now_ms, urgent)
+        let first = self.items.iter().position(|i| {
+            let profile = i.endpoint == Endpoint::Profiles && (i.in_flight() || self.mine(i));
+            !(profile && std::mem::replace(&mut profile_before, true))
+                && self.due(i, now_ms, urgent)
                 && fits(i)
-                && (i.endpoint != Endpoint::Profiles || next_profile == Some(n))
         })?;
         let (endpoint, body, picked) = if self.items[first].profile == NO_PROFILE {
             let it = &self.items[first];
