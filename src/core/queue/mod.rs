@@ -106,6 +106,10 @@ const PAUSE: &str = "pause";
 /// further ahead than that is a bad value (a clock far ahead): dropped.
 pub const MAX_PAUSE_MS: u64 = retry::MAX_SERVER_WAIT_MS;
 
+/// How far ahead of the clock a new record may be dated to follow those read
+/// (`Queue::last_created_ms`).
+const MAX_AHEAD_MS: u64 = 1_000;
+
 /// `Item::profile` of a non-event request.
 const NO_PROFILE: u32 = u32::MAX;
 
@@ -328,6 +332,10 @@ impl Queue {
         let rec = match self.open {
             Some(r) => r,
             None => {
+                // Never more than a second ahead: a record dated far ahead (a clock set
+                // back, a bad value) would date every later one there, and hold calls
+                // behind a flush delay until then.
+                self.last_created_ms = self.last_created_ms.min(now_ms + MAX_AHEAD_MS);
                 let created = now_ms.max(self.last_created_ms + 1);
                 self.last_created_ms = created;
                 let r = self.new_record(call_id, created, false);
@@ -340,7 +348,7 @@ impl Queue {
         record.next_idx += 1;
         // Its record's date, as another tab reads it (or its own time, later, in a
         // record held open while consent is pending): one order everywhere.
-        let created = now_ms.max(self.last_created_ms);
+        let created = now_ms.max(self.last_created_ms.min(now_ms + MAX_AHEAD_MS));
         let at = self.items.len();
         self.add_item(at, rec, idx, profile, endpoint, text, created, false);
         if self.bytes > self.limits.max_memory_bytes {
