@@ -34,6 +34,7 @@
 //! writes and sends them. While it is denied the queue is empty and refuses calls.
 
 use super::consent::Consent;
+use super::jsontext as jt;
 use super::limiter::Limiter;
 use super::payload;
 use super::record::{self, Line};
@@ -112,6 +113,14 @@ const MAX_AHEAD_MS: u64 = 1_000;
 
 /// `Item::profile` of a non-event request.
 const NO_PROFILE: u32 = u32::MAX;
+
+/// The visitor a profile request names: its `anonymous_id`, as written.
+fn visitor(body: &str) -> Option<&str> {
+    jt::get(
+        jt::get(jt::get(body, "data")?, "attributes")?,
+        "anonymous_id",
+    )
+}
 
 #[derive(Clone, Debug)]
 struct Item {

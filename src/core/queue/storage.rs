@@ -17,7 +17,12 @@ impl Queue {
             // grant before one it had made since, and sent it first.
             let rec = &mut self.records[open as usize];
             rec.created_ms = rec.created_ms.max(now_ms);
-            self.last_created_ms = self.last_created_ms.max(rec.created_ms);
+            // And after a record read while it was open (consent pending).
+            let last = self.last_created_ms.min(now_ms + MAX_AHEAD_MS);
+            if last > rec.created_ms {
+                rec.created_ms = last + 1;
+            }
+            self.last_created_ms = rec.created_ms;
             let store = !self.storage_full;
             for it in self.items.iter_mut().filter(|it| it.rec == open) {
                 it.stored = store;

@@ -1532,6 +1532,15 @@ fn a_visitors_profile_requests_go_in_order_one_at_a_time() {
         q.poll_transmit(T0 + 10, ALL).is_none(),
         "nor before it, in its backoff"
     );
+    // And the page is not woken for it meanwhile (it was, every 10 ms).
+    assert!(q.poll_timeout().is_some_and(|t| t > T0 + 10));
+    // Another visitor's (after a `reset()`) does not wait for that one.
+    let other = profile_body("Bo").replace("a-1", "a-2");
+    q.push_body("p-3", Endpoint::Profiles, other, T0 + 10);
+    q.sync(T0 + 10);
+    let bo = q.poll_transmit(T0 + 10, ALL).unwrap();
+    assert!(bo.body.contains("a-2"));
+    q.on_outcome(bo.id, ok(), T0 + 10, 0);
     let again = q.poll_transmit(T0 + 10_000, ALL).unwrap();
     assert!(again.body.contains("\"Ann\""));
     q.on_outcome(again.id, ok(), T0 + 10_000, 0);

@@ -21,6 +21,22 @@ impl Queue {
             && Some(it.rec) != self.open
     }
 
+    /// Whether item `n`, a profile request, waits behind an earlier one of the same
+    /// visitor, out or this tab's to send: a visitor's profile requests go in order, one
+    /// at a time (a newer one sent beside or before an older, which was then retried,
+    /// was overtaken by it at Klaviyo: its profile ended on the older values).
+    pub(super) fn held_behind(&self, n: usize) -> bool {
+        let it = &self.items[n];
+        it.endpoint == Endpoint::Profiles && {
+            let v = visitor(&it.text);
+            self.items[..n].iter().any(|o| {
+                o.endpoint == Endpoint::Profiles
+                    && (o.in_flight() || self.mine(o))
+                    && visitor(&o.text) == v
+            })
+        }
+    }
+
     /// Whether this tab is the one to send `it`.
     pub(super) fn mine(&self, it: &Item) -> bool {
         self.sender || !it.stored
@@ -44,10 +60,6 @@ impl Queue {
             return None;
         }
         self.give_up_stale(now_ms);
-        // Profile requests go in order, one at a time: only this tab's first, and none
-        // while one is out (a newer one sent beside or before an older, which is then
-        // retried, was overtaken by it at Klaviyo).
-        let mut profile_before = false;
         let fits = |it: &Item| {
             let extra = match it.profile {
                 NO_PROFILE => 0,
@@ -55,12 +67,10 @@ impl Queue {
             };
             !urgent || it.text.len() + extra <= max_body
         };
-        let first = self.items.iter().position(|i| {
-            let profile = i.endpoint == Endpoint::Profiles && (i.in_flight() || self.mine(i));
-            !(profile && std::mem::replace(&mut profile_before, true))
-                && self.due(i, now_ms, urgent)
-                && fits(i)
-        })?;
+        let first =
+            self.items.iter().enumerate().position(|(n, i)| {
+                self.due(i, now_ms, urgent) && fits(i) && !self.held_behind(n)
+            })?;
         let (endpoint, body, picked) = if self.items[first].profile == NO_PROFILE {
             let it = &self.items[first];
             (it.endpoint, it.text.clone(), vec![first])
@@ -279,15 +289,12 @@ impl Queue {
         }
         // Earliest wish per endpoint class in one cheap pass, then the limiters once.
         let mut earliest = [u64::MAX; ENDPOINTS];
-        for i in self
-            .items
-            .iter()
-            .filter(|i| !i.in_flight() && self.mine(i) && Some(i.rec) != self.open)
-        {
+        let delay = self.limits.flush_delay_ms;
+        for (_, i) in self.items.iter().enumerate().filter(|(n, i)| {
+            !i.in_flight() && self.mine(i) && Some(i.rec) != self.open && !self.held_behind(*n)
+        }) {
             let class = i.endpoint as usize;
-            let at = i
-                .not_before_ms
-                .max(i.created_ms + self.limits.flush_delay_ms);
+            let at = i.not_before_ms.max(i.created_ms + delay);
             earliest[class] = earliest[class].min(at);
         }
         let mut next = None;
