@@ -666,12 +666,7 @@ fn an_identifier_left_null_or_blank_beside_another_is_not_the_earlier_persons() 
     }
     // A visitor named only by a signup form: a sign-in whose email is blank still starts
     // from nobody, not from the subscriber.
-    let mut p = Page::new();
-    p.call(
-        Op::Subscribe,
-        &[r#"{"listId":"L","email":"sub@example.com","channels":["email"]}"#],
-    )
-    .unwrap();
+    let mut p = subscribed_by_email();
     p.send();
     p.call(Op::Identify, &[r#"{"email":"","first_name":"Bob"}"#])
         .unwrap();
@@ -1036,16 +1031,22 @@ fn a_signup_forms_empty_optional_field_is_not_given() {
     );
 }
 
-#[test]
-fn a_signup_forms_empty_email_is_never_filled_from_the_device() {
-    // A subscriber on this device before (perhaps another person): an empty email field
-    // is refused by name, never sent as theirs; a blank custom source is not given.
+/// A page whose visitor a subscription named (`sub@example.com`), its request queued.
+fn subscribed_by_email() -> Page {
     let mut p = Page::new();
     p.call(
         Op::Subscribe,
         &[r#"{"listId":"L","email":"sub@example.com","channels":["email"]}"#],
     )
     .unwrap();
+    p
+}
+
+#[test]
+fn a_signup_forms_empty_email_is_never_filled_from_the_device() {
+    // A subscriber on this device before (perhaps another person): an empty email field
+    // is refused by name, never sent as theirs; a blank custom source is not given.
+    let mut p = subscribed_by_email();
     p.send();
     for email in ["\"\"", "\"  \""] {
         let call = format!(r#"{{"listId":"L","email":{email},"channels":["email"]}}"#);
@@ -1240,12 +1241,7 @@ fn a_sign_in_replaces_a_subscriptions_name_and_never_joins_it() {
 fn a_null_email_while_a_subscription_named_the_visitor_is_none_given() {
     // `email: null` gives no email: the subscription named the visitor, and that
     // email is the one the second subscription goes with.
-    let mut p = Page::new();
-    p.call(
-        Op::Subscribe,
-        &[r#"{"listId":"L","email":"sub@example.com","channels":["email"]}"#],
-    )
-    .unwrap();
+    let mut p = subscribed_by_email();
     p.call(
         Op::Subscribe,
         &[r#"{"listId":"M","email":null,"channels":["email"]}"#],
