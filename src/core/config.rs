@@ -42,7 +42,7 @@ impl Config {
         limits.max_bytes = count_or(&v, "maxQueueBytes", limits.max_bytes)?;
         limits.max_memory_bytes = count_or(&v, "maxMemoryBytes", limits.max_memory_bytes)?;
         limits.flush_delay_ms = count_or(&v, "flushDelayMs", 0)? as u64;
-        let consent = match given(&v, "consent") {
+        let consent = match validate::present(&v, "consent") {
             None => Consent::Granted,
             Some(c) => text::parse_u64(c)
                 .and_then(Consent::from_code)
@@ -117,28 +117,23 @@ fn not_object() -> ValidationError {
     ValidationError::new("options", "must be an object")
 }
 
+/// Options take `null` as not given, never a blank ([`validate::present`]): a blank
+/// `apiBase` is refused by name, never Klaviyo's own address in place of the shop's worker.
 fn text_or(v: &str, key: &str, default: &str) -> Result<String, ValidationError> {
-    match given(v, key) {
+    match validate::present(v, key) {
         None => Ok(default.to_string()),
         Some(s) => jt::unescape(s).ok_or_else(|| ValidationError::new(key, "must be a string")),
     }
 }
 
 fn count_or(v: &str, key: &str, default: usize) -> Result<usize, ValidationError> {
-    match given(v, key) {
+    match validate::present(v, key) {
         None => Ok(default),
         Some(n) => text::parse_u64(n)
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0 || key == "flushDelayMs")
             .ok_or_else(|| ValidationError::new(key, "must be a positive whole number")),
     }
-}
-
-/// The raw value of an option, `None` when absent or `null`. Not
-/// [`validate::given`]: a blank `apiBase` is refused by name, never Klaviyo's own
-/// address in place of the shop's worker.
-fn given<'a>(v: &'a str, key: &str) -> Option<&'a str> {
-    jt::get(v, key).filter(|s| jt::kind(s) != Kind::Null)
 }
 
 #[cfg(test)]

@@ -122,6 +122,12 @@ pub fn non_empty(field: &str, raw: Option<&str>) -> Result<String> {
     }
 }
 
+/// The member `key` of a raw object when it is there and not `null` (a blank string
+/// counts: a subscription's empty email field, a blank `apiBase`, a blank `uniqueId`).
+pub fn present<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
+    jt::get(obj, key).filter(|v| jt::kind(v) != Kind::Null)
+}
+
 /// The member `key` of a raw object when it is there, not `null` and no blank string
 /// (an option or property left out any of those ways: storefront data has `""` and
 /// `null` for what a shop does not have).

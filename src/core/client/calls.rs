@@ -180,7 +180,7 @@ impl Client {
         validate::event_time("time", time_s, now_ms)?;
         let own_id;
         // Not [`validate::given`]: a blank one is refused, as the page already returned it.
-        let unique_id = match jt::get(opts, "uniqueId").filter(|u| jt::kind(u) != Kind::Null) {
+        let unique_id = match validate::present(opts, "uniqueId") {
             Some(u) => validate::unique_id("uniqueId", u)?,
             None => {
                 own_id = jt::quote(id);
@@ -273,7 +273,7 @@ impl Client {
         // own, and its blank is never filled from the device (perhaps another person's).
         let gives = REACHABLE
             .iter()
-            .any(|k| jt::get(args, k).is_some_and(|v| jt::kind(v) != Kind::Null));
+            .any(|k| validate::present(args, k).is_some());
         // A call that gives an email or phone number goes with those alone unless our
         // own calls named the visitor for good: what names them otherwise (a
         // subscription's name, an email click's `_kx`, Klaviyo's cookie) may be another
@@ -287,14 +287,14 @@ impl Client {
             ("email", validate::email as validate::Rule),
             ("phone_number", validate::phone),
         ] {
-            match jt::get(args, key) {
+            match validate::present(args, key) {
                 Some(v) if !validate::unset(v) => {
                     validate::non_empty_then(key, Some(v), check)?;
                     profile = jt::with(&profile, key, Some(v));
                 }
                 // Blank: left empty, for the channel's check to name.
-                Some(v) if jt::kind(v) != Kind::Null => profile = jt::with(&profile, key, None),
-                _ => {}
+                Some(_) => profile = jt::with(&profile, key, None),
+                None => {}
             }
         }
         Ok(profile)

@@ -325,6 +325,14 @@ impl Queue {
         self.consent
     }
 
+    /// The latest date of a record this page made or read, never more than
+    /// [`MAX_AHEAD_MS`] ahead of `now_ms`: one dated far ahead (a clock set back, a bad
+    /// value) would date every later record there, and hold calls behind a flush delay
+    /// until then.
+    pub(super) fn latest_date(&self, now_ms: u64) -> u64 {
+        self.last_created_ms.min(now_ms + MAX_AHEAD_MS)
+    }
+
     /// False when consent is denied: the call is dropped (reported once).
     fn push(
         &mut self,
@@ -341,11 +349,7 @@ impl Queue {
         let rec = match self.open {
             Some(r) => r,
             None => {
-                // Never more than a second ahead: a record dated far ahead (a clock set
-                // back, a bad value) would date every later one there, and hold calls
-                // behind a flush delay until then.
-                self.last_created_ms = self.last_created_ms.min(now_ms + MAX_AHEAD_MS);
-                let created = now_ms.max(self.last_created_ms + 1);
+                let created = now_ms.max(self.latest_date(now_ms) + 1);
                 self.last_created_ms = created;
                 let r = self.new_record(call_id, created, false);
                 self.open = Some(r);
@@ -357,7 +361,7 @@ impl Queue {
         record.next_idx += 1;
         // Its record's date, as another tab reads it (or its own time, later, in a
         // record held open while consent is pending): one order everywhere.
-        let created = now_ms.max(self.last_created_ms.min(now_ms + MAX_AHEAD_MS));
+        let created = now_ms.max(self.latest_date(now_ms));
         let at = self.items.len();
         self.add_item(at, rec, idx, profile, endpoint, text, created, false);
         if self.bytes > self.limits.max_memory_bytes {

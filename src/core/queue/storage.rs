@@ -15,10 +15,10 @@ impl Queue {
             // Dated when written: calls held while consent was pending went into one
             // record, dated by its first, and another tab put an `identify` of the
             // grant before one it had made since, and sent it first.
+            let last = self.latest_date(now_ms);
             let rec = &mut self.records[open as usize];
             rec.created_ms = rec.created_ms.max(now_ms);
             // And after a record read while it was open (consent pending).
-            let last = self.last_created_ms.min(now_ms + MAX_AHEAD_MS);
             if last > rec.created_ms {
                 rec.created_ms = last + 1;
             }

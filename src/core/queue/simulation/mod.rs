@@ -167,15 +167,22 @@ fn simulation_with_web_locks_no_clear() {
     sweep_expecting("web locks, no clear", k, &START_WINDOW);
 }
 
+/// Web Locks, delivery alone: no consent change, no `clear()`; every tab a follower at
+/// its start with `fix_start`.
+fn delivery_only(fix_start: bool) -> Knobs {
+    Knobs {
+        fix_start,
+        clear: false,
+        consent: false,
+        ..knobs(STEPS, true)
+    }
+}
+
 /// Delivery alone (no consent change, no `clear()`): crashes, reloads, offline, 429,
 /// 5xx, 400, dropped answers, several tabs. Seed 48 (23): a tab still electing sends.
 #[test]
 fn simulation_with_web_locks_delivery_only() {
-    let k = |_| Knobs {
-        clear: false,
-        consent: false,
-        ..knobs(STEPS, true)
-    };
+    let k = |_| delivery_only(false);
     sweep_expecting("web locks, delivery only", k, &START_WINDOW);
 }
 
@@ -185,12 +192,7 @@ fn simulation_with_web_locks_delivery_only() {
 /// they are left).
 #[test]
 fn simulation_with_a_follower_start() {
-    let k = |_| Knobs {
-        fix_start: true,
-        clear: false,
-        consent: false,
-        ..knobs(STEPS, true)
-    };
+    let k = |_| delivery_only(true);
     sweep_expecting(
         "web locks, follower start, delivery only",
         k,
