@@ -165,6 +165,8 @@ function encode(id, now, args, free) {
 }
 
 const TOKEN = Symbol("klaviyo");
+/** A page prerendered that the visitor has not seen (yet: it may never be shown). */
+const unseen = () => globalThis.document?.prerendering;
 
 export class Klaviyo {
   /** The Runtime once the core is ready (undefined until then). */
@@ -233,8 +235,14 @@ export class Klaviyo {
     // The download starts at the end of this task (if `preload` has not started it): a
     // first fetch() costs milliseconds, and the calls the page makes right after
     // create() should not wait.
+    // A page prerendered ahead of a click (speculation rules, the address bar's guess)
+    // is one the visitor may never see: its calls are held in memory only (stored,
+    // another tab would send them once this page went stale) and its core starts when
+    // it is shown. Then they are saved as any loading window's, unless it started.
+    const shown = unseen() && new Promise((r) => document.addEventListener("prerenderingchange", () => r(setTimeout(() => this.#save()))));
     this.ready = Promise.resolve()
       .then(() => load(options.wasmUrl))
+      .then(() => shown)
       .then(() => this.#start(), (e) => this.#fail(e));
     this.ready.catch(() => {}); // reported through onError; never an unhandled rejection
     if (auto === "auto") {
@@ -275,11 +283,15 @@ export class Klaviyo {
       // the load sends its own at once).
       // Created after the load: at the end of this task, after an identify made right
       // after create (beside klaviyo.js, the core decides by who our calls named).
-      if (document.readyState === "complete") queueMicrotask(this.#pageView);
-      else {
-        const landing = [{ URL: location.href.split("#")[0] }, { time: now() }];
-        addEventListener("load", () => setTimeout(this.#pageView, 0, landing));
-      }
+      // Prerendered: the view is the one made when the page is shown.
+      const firstView = () => {
+        if (document.readyState === "complete") queueMicrotask(this.#pageView);
+        else {
+          const landing = [{ URL: location.href.split("#")[0] }, { time: now() }];
+          addEventListener("load", () => setTimeout(this.#pageView, 0, landing));
+        }
+      };
+      shown ? shown.then(firstView) : firstView();
     }
   }
 
@@ -402,7 +414,7 @@ export class Klaviyo {
     queueMicrotask(() => {
       this.#saving = false;
       const off = /(^|; *)__kla_off=true(;|$)/.test(cookies(this.#options));
-      if (this.#rt || !this.#earlyKey || this.#consent !== GRANTED || off) return;
+      if (this.#rt || !this.#earlyKey || this.#consent !== GRANTED || off || unseen()) return;
       const calls = [];
       for (let i = this.#from; i < this.#early.length; i += 3) {
         if (this.#early[i] >= 0) calls.push(this.#early[i], this.#early[i + 1]);
