@@ -350,7 +350,7 @@ struct ProductProperties<'a> {
     order_id: &'a str,
     #[serde(flatten)]
     product: Product<'a>,
-    #[serde(rename = "ProductCategories", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "Categories", skip_serializing_if = "Option::is_none")]
     categories: Option<&'a [&'a str]>,
     #[serde(rename = "ProductBrand", skip_serializing_if = "Option::is_none")]
     brand: Option<&'a str>,

@@ -38,8 +38,9 @@
 //!   `Categories`, `Brand`), `ItemNames`, `Categories`, `Brands`, and the extra
 //!   properties), then one `Ordered Product` per line (value = its `RowTotal`,
 //!   unique_id = `<order_id>-<line index from 0>`; properties `OrderId`, `ProductID`,
-//!   `SKU`, `ProductName`, `Quantity`, `ProductURL`, `ImageURL`, `ProductCategories`,
-//!   `ProductBrand`).
+//!   `SKU`, `ProductName`, `Quantity`, `ProductURL`, `ImageURL`, `Categories`,
+//!   `ProductBrand`: the names of Klaviyo's current custom-integration guide, which
+//!   segments and recommendations read; its legacy Track API said `ProductCategories`).
 //! - Fulfilled, Cancelled, Refunded: one `Fulfilled Order`, `Cancelled Order` or
 //!   `Refunded Order` with the same order properties, value = the total, unique_id =
 //!   order_id, or `<order_id>:<event_id>` with an `event_id`: Klaviyo keeps one event per

@@ -189,13 +189,13 @@ fn a_placed_order_of_two_lines_makes_one_job_with_three_events() {
                             "ProductName": "Tee", "Quantity": 3,
                             "ProductURL": "https://shop.example/tee",
                             "ImageURL": "https://shop.example/tee.jpg",
-                            "ProductCategories": ["Tops", "Sale"], "ProductBrand": "Acme"},
+                            "Categories": ["Tops", "Sale"], "ProductBrand": "Acme"},
                         "time": time, "value": 59.97, "value_currency": "USD",
                         "unique_id": "1001-0", "metric": metric("Ordered Product")}},
                     {"type": "event", "attributes": {
                         "properties": {"OrderId": "1001", "ProductID": 42,
                             "ProductName": "Cap", "Quantity": 1,
-                            "ProductCategories": ["Hats", "Sale"]},
+                            "Categories": ["Hats", "Sale"]},
                         "time": time, "value": 25, "value_currency": "USD",
                         "unique_id": "1001-1", "metric": metric("Ordered Product")}}
                 ]}
@@ -893,7 +893,7 @@ fn blank_or_null_optional_line_members_are_left_out_and_never_refuse_the_order()
     let (_, props) = profile_and_properties(&v);
     assert_eq!(props[0]["Items"][0]["Categories"], json!(["Tops"]));
     assert_eq!(props[0]["Categories"], json!(["Tops"]));
-    assert_eq!(props[1]["ProductCategories"], json!(["Tops"]));
+    assert_eq!(props[1]["Categories"], json!(["Tops"]));
     // A blank brand is no brand of the order either.
     let two = one_line(email, r#", "brand": """#).replace(
         "]}",
