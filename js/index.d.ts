@@ -174,6 +174,24 @@ export interface Product {
   [key: string]: any;
 }
 
+/** A cart's or checkout's line, as Klaviyo's custom-integration guide writes it (its
+ * abandoned-cart and abandoned-checkout emails show these). */
+export interface LineItem {
+  ProductID?: string | number | null | undefined;
+  SKU?: string | null | undefined;
+  ProductName?: string | null | undefined;
+  Quantity?: number | null | undefined;
+  ItemPrice?: number | null | undefined;
+  RowTotal?: number | null | undefined;
+  ProductURL?: string | null | undefined;
+  ImageURL?: string | null | undefined;
+  ProductCategories?: readonly string[] | null | undefined;
+  [key: string]: any;
+}
+
+/** Our shape of Added to Cart. The item's members (`ProductID` ... `CompareAtPrice`)
+ * reach Klaviyo under the guide's names (`AddedItemProductID` ...), which its
+ * abandoned-cart templates read; the cart's keep theirs. */
 export interface CartItem extends Product {
   Price: number;
   /** With it the item is read in the guide's names (`GuideCartItem`): use one shape. */
@@ -183,7 +201,9 @@ export interface CartItem extends Product {
   /** The event value when given; otherwise Price × Quantity. */
   CartTotal?: number | null | undefined;
   ItemNames?: readonly string[] | null | undefined;
-  Items?: ReadonlyArray<{ [key: string]: any }> | null | undefined;
+  /** The whole cart, the added item among its lines. */
+  Items?: readonly LineItem[] | null | undefined;
+  CheckoutURL?: string | null | undefined;
 }
 
 /** Added to Cart as Klaviyo's custom-integration guide names it (sent as given, so
@@ -197,7 +217,7 @@ export interface GuideCartItem {
   /** The cart total: the event value when given; otherwise price × quantity. */
   $value?: number | null | undefined;
   ItemNames?: readonly string[] | null | undefined;
-  Items?: ReadonlyArray<{ [key: string]: any }> | null | undefined;
+  Items?: readonly LineItem[] | null | undefined;
   CheckoutURL?: string | null | undefined;
   [key: string]: any;
 }
@@ -226,10 +246,12 @@ export interface PageVisit {
 export interface Checkout {
   CheckoutURL?: string | null | undefined;
   ItemNames?: readonly string[] | null | undefined;
-  Items?: ReadonlyArray<{ [key: string]: any }> | null | undefined;
+  Items?: readonly LineItem[] | null | undefined;
   Categories?: readonly string[] | null | undefined;
   /** Becomes the event's value. */
   value?: number | null | undefined;
+  /** Klaviyo's guide's name for it: the event's value where there is no `value`. */
+  $value?: number | null | undefined;
   [key: string]: any;
 }
 
@@ -280,7 +302,8 @@ export class Klaviyo {
   /** `create` and wait until ready. Rejects with an Error naming a bad option: await or
    * catch it (the one promise here whose rejection, left unhandled, reaches the page). */
   static init(options: KlaviyoOptions): Promise<Klaviyo>;
-  /** Resolves to this tracker once its core runs; rejects if it refused the options. */
+  /** Resolves to this tracker once its core runs; rejects if it refused the options. In a
+   * page prerendered ahead of the visitor, the core runs once the page is shown. */
   readonly ready: Promise<Klaviyo>;
   /** Adds identifiers and attributes to this visitor's profile and to later events
    * (its email or phone also to `klaviyo.js`'s, where the page has it: see

@@ -259,16 +259,31 @@ function renderCart() {
   $('checkout').disabled = cart.size === 0;
 }
 
+/** The cart's lines as Klaviyo's guide writes them (its abandoned-cart emails show them). */
+function cartLines() {
+  return [...cart].map(([id, q]) => {
+    const p = byId(id);
+    return {
+      ProductID: p.id, SKU: p.sku, ProductName: p.name, Quantity: q, ItemPrice: dollars(p.cents),
+      RowTotal: dollars(p.cents * q), ProductURL: productUrl(p), ImageURL: imageUrl(p), ProductCategories: [p.category],
+    };
+  });
+}
+const checkoutUrl = () => new URL('/#/cart', location.href).href;
+
 function addToCart() {
   const p = current;
   const q = Math.max(1, Math.min(99, Number.parseInt($('quantity').value, 10) || 1));
   cart.set(p.id, (cart.get(p.id) ?? 0) + q);
   saveCart();
+  const items = cartLines();
   run('addedToCart', () => kl.addedToCart({
     ...asKlaviyo(p),
     Quantity: q,
     CartTotal: dollars(cartCents()),
-    ItemNames: [...cart.keys()].map((id) => byId(id).name),
+    ItemNames: items.map((i) => i.ProductName),
+    Items: items,
+    CheckoutURL: checkoutUrl(),
   }));
 }
 
@@ -281,17 +296,11 @@ function wishlist() {
 
 function checkout() {
   if (cart.size === 0) return;
-  const items = [...cart].map(([id, q]) => {
-    const p = byId(id);
-    return {
-      ProductID: p.id, SKU: p.sku, ProductName: p.name, Quantity: q, ItemPrice: dollars(p.cents),
-      RowTotal: dollars(p.cents * q), ProductURL: productUrl(p), ImageURL: imageUrl(p), Categories: [p.category],
-    };
-  });
+  const items = cartLines();
   run('startedCheckout', () => kl.startedCheckout({
-    CheckoutURL: new URL('/#/cart', location.href).href,
+    CheckoutURL: checkoutUrl(),
     ItemNames: items.map((i) => i.ProductName),
-    Categories: [...new Set(items.flatMap((i) => i.Categories))],
+    Categories: [...new Set(items.flatMap((i) => i.ProductCategories))],
     Items: items,
     value: dollars(cartCents()),
   }));

@@ -23,7 +23,22 @@ pub fn viewed_product(p: &str) -> Result<Option<Cow<'_, str>>> {
 
 /// The added item's properties: ours, or those of Klaviyo's custom-integration guide,
 /// which Klaviyo's Added to Cart flow templates read (`AddedItemProductName`, ...).
-const OURS: [&str; 4] = ["ProductID", "ProductName", "Price", "Quantity"];
+/// Our shape's members of the added item, sent under the guide's names (`AddedItem` +
+/// name): Klaviyo's abandoned-cart templates and segments read those, whichever shape
+/// the page used.
+const ITEM: [&str; 10] = [
+    "ProductID",
+    "ProductName",
+    "Price",
+    "Quantity",
+    "SKU",
+    "URL",
+    "ImageURL",
+    "Categories",
+    "Brand",
+    "CompareAtPrice",
+];
+const OURS: [&str; 4] = [ITEM[0], ITEM[1], ITEM[2], ITEM[3]];
 const GUIDE: [&str; 4] = [
     "AddedItemProductID",
     "AddedItemProductName",
@@ -32,12 +47,26 @@ const GUIDE: [&str; 4] = [
 ];
 
 /// Added to Cart, in our shape (`ProductID`, `Price`, ...) or the guide's
-/// (`AddedItemProductID`, `AddedItemPrice`, ...; properties are sent as given). The
-/// price is required; `value` is the cart total when given (`CartTotal`, or the
-/// guide's `$value`, which it says to set to the total of the cart's `Items`),
-/// otherwise price × quantity, in exact decimals.
-pub fn added_to_cart(p: &str) -> Result<Option<Cow<'_, str>>> {
+/// (`AddedItemProductID`, `AddedItemPrice`, ...). The price is required; `value` is the
+/// cart total when given (`CartTotal`, or the guide's `$value`, which it says to set to
+/// the total of the cart's `Items`), otherwise price × quantity, in exact decimals.
+/// Returns the properties to send (the guide's as given; ours with the item's members
+/// under the guide's names) and the value.
+pub fn added_to_cart(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)> {
     let guide = validate::given(p, GUIDE[0]).is_some();
+    let value = added_value(p, guide)?;
+    if guide {
+        return Ok((Cow::Borrowed(p), value));
+    }
+    let mut w = jt::ObjWriter::new();
+    for (k, v) in jt::entries(p) {
+        let item = ITEM.iter().any(|name| jt::key_is(k, name));
+        w.raw_lit_after(if item { "AddedItem" } else { "" }, k, v);
+    }
+    Ok((Cow::Owned(w.finish()), value))
+}
+
+fn added_value(p: &str, guide: bool) -> Result<Option<Cow<'_, str>>> {
     let [id, name, price_key, quantity_key] = if guide { GUIDE } else { OURS };
     id_like(p, id)?;
     required_text(p, name)?;
@@ -83,22 +112,27 @@ pub fn active_on_site(p: &str) -> Result<()> {
     optional_strings(p, &["page", "URL"])
 }
 
-/// Started Checkout: its `value` property becomes the event's value (and leaves the
-/// properties). Returns the properties to send (those given, unless a `value` left
+/// Started Checkout: its `value` property (or the guide's `$value`) becomes the event's
+/// value (and leaves the properties). Returns the properties to send (those given, unless a `value` left
 /// them) and the value.
 pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)> {
     optional_strings(p, &["CheckoutURL"])?;
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;
     list(p, "Items")?;
-    match jt::get(p, "value") {
+    // `$value`, as Klaviyo's guide writes it for its onsite script, where no `value`.
+    let key = match jt::get(p, "value") {
+        None if jt::get(p, "$value").is_some() => "$value",
+        _ => "value",
+    };
+    match jt::get(p, key) {
         None => Ok((Cow::Borrowed(p), None)),
         Some(v) => {
             let value = match jt::kind(v) {
                 Kind::Null => None,
-                _ => Some(Cow::Borrowed(validate::number("value", v)?)),
+                _ => Some(Cow::Borrowed(validate::number(key, v)?)),
             };
-            Ok((Cow::Owned(jt::with(p, "value", None)), value))
+            Ok((Cow::Owned(jt::with(p, key, None)), value))
         }
     }
 }

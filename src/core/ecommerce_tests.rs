@@ -38,11 +38,11 @@ fn viewed_product_needs_id_and_name_and_defaults_value_to_price() {
 #[test]
 fn added_to_cart_multiplies_exactly_or_takes_cart_total() {
     let base = r#"{"ProductID":"1","ProductName":"P","Price":19.99,"Quantity":3}"#;
-    assert_eq!(added_to_cart(base).unwrap().as_deref(), Some("59.97"));
+    assert_eq!(added_to_cart(base).unwrap().1.as_deref(), Some("59.97"));
     let total = r#"{"ProductID":"1","ProductName":"P","Price":1,"CartTotal":42.5}"#;
-    assert_eq!(added_to_cart(total).unwrap().as_deref(), Some("42.5"));
+    assert_eq!(added_to_cart(total).unwrap().1.as_deref(), Some("42.5"));
     let one = r#"{"ProductID":"1","ProductName":"P","Price":2.5}"#;
-    assert_eq!(added_to_cart(one).unwrap().as_deref(), Some("2.5"));
+    assert_eq!(added_to_cart(one).unwrap().1.as_deref(), Some("2.5"));
     assert_eq!(
         field(added_to_cart(r#"{"ProductID":"1","ProductName":"P"}"#)),
         "Price"
@@ -51,6 +51,43 @@ fn added_to_cart_multiplies_exactly_or_takes_cart_total() {
         let p = format!(r#"{{"ProductID":"1","ProductName":"P","Price":1,"Quantity":{q}}}"#);
         assert_eq!(field(added_to_cart(&p)), "Quantity", "{q}");
     }
+}
+
+#[test]
+fn added_to_cart_in_our_shape_goes_under_the_guides_names() {
+    // Klaviyo's abandoned-cart templates read `AddedItemProductName`, `AddedItemImageURL`
+    // ...: the item's members take those names, the cart's stay, values as given.
+    let ours = r#"{"ProductID":"1","ProductName":"Tee","Price":19.990,"Quantity":3,"SKU":"T-1","URL":"u","ImageURL":"i","Categories":["Tops"],"Brand":"Acme","CompareAtPrice":25,"CartTotal":84.97,"ItemNames":["Tee","Cap"],"CheckoutURL":"c","Items":[{"ProductID":"1"}],"Gift":true}"#;
+    let (props, value) = added_to_cart(ours).unwrap();
+    assert_eq!(
+        props,
+        r#"{"AddedItemProductID":"1","AddedItemProductName":"Tee","AddedItemPrice":19.990,"AddedItemQuantity":3,"AddedItemSKU":"T-1","AddedItemURL":"u","AddedItemImageURL":"i","AddedItemCategories":["Tops"],"AddedItemBrand":"Acme","AddedItemCompareAtPrice":25,"CartTotal":84.97,"ItemNames":["Tee","Cap"],"CheckoutURL":"c","Items":[{"ProductID":"1"}],"Gift":true}"#
+    );
+    assert_eq!(value.as_deref(), Some("84.97"));
+    // A name written with an escape is the same name.
+    let (props, _) =
+        added_to_cart(r#"{"\u0050roductID":"1","ProductName":"P","Price":1}"#).unwrap();
+    assert_eq!(
+        props,
+        r#"{"AddedItem\u0050roductID":"1","AddedItemProductName":"P","AddedItemPrice":1}"#
+    );
+    // The guide's shape goes as given.
+    let guide =
+        r#"{"AddedItemProductID":"1","AddedItemProductName":"P","AddedItemPrice":1,"SKU":"x"}"#;
+    assert_eq!(added_to_cart(guide).unwrap().0, guide);
+}
+
+#[test]
+fn started_checkout_takes_the_guides_dollar_value_where_no_value() {
+    let (props, value) =
+        started_checkout(r#"{"$value":29.98,"CheckoutURL":"u","$event_id":"c-1"}"#).unwrap();
+    assert_eq!(props, r#"{"CheckoutURL":"u","$event_id":"c-1"}"#);
+    assert_eq!(value.as_deref(), Some("29.98"));
+    // `value` wins; `$value` then stays a property.
+    let (props, value) = started_checkout(r#"{"$value":1,"value":2}"#).unwrap();
+    assert_eq!(props, r#"{"$value":1}"#);
+    assert_eq!(value.as_deref(), Some("2"));
+    assert_eq!(field(started_checkout(r#"{"$value":"x"}"#)), "$value");
 }
 
 #[test]

@@ -510,10 +510,17 @@ impl ObjWriter {
 
     /// Adds `key` with a key literal as given (already quoted).
     pub fn raw_lit(&mut self, key_literal: &str, raw: &str) -> &mut ObjWriter {
+        self.raw_lit_after("", key_literal, raw)
+    }
+
+    /// Adds a key literal (already quoted) with `prefix` (plain text) before its name.
+    pub fn raw_lit_after(&mut self, prefix: &str, key_literal: &str, raw: &str) -> &mut ObjWriter {
         if self.out.len() > 1 {
             self.out.push(',');
         }
-        self.out.push_str(key_literal);
+        self.out.push('"');
+        self.out.push_str(prefix);
+        self.out.push_str(key_literal.get(1..).unwrap_or_default());
         self.out.push(':');
         self.out.push_str(raw);
         self

@@ -315,13 +315,20 @@ test('every call is one click: each reaches the emulator once, valid against the
   await page.fill(byTestId('quantity'), '2');
   await page.click(byTestId('add-to-cart'));
   const added = await acceptedEvent('Added to Cart');
-  assert.equal(added.properties.Quantity, 2);
+  // The item under the names Klaviyo's abandoned-cart templates read.
+  assert.equal(added.properties.AddedItemQuantity, 2);
+  assert.equal(added.properties.AddedItemProductName, 'Heather Honey');
+  assert.equal(added.properties.Quantity, undefined);
   assert.equal(added.value, 25.5, 'value = CartTotal');
   await openProduct(page, 'bw-wildflower');
   await page.click(byTestId('add-to-cart'));
-  const second = await acceptedEvent('Added to Cart', (e) => e.properties.ProductID === 'bw-wildflower');
+  const second = await acceptedEvent('Added to Cart', (e) => e.properties.AddedItemProductID === 'bw-wildflower');
   assert.equal(second.value, 35, 'CartTotal of both lines');
   assert.deepEqual(second.properties.ItemNames, ['Heather Honey', 'Wildflower Honey']);
+  // The whole cart, each line with its picture and link, and the way back to it.
+  assert.deepEqual(second.properties.Items.map((i) => [i.ProductID, i.Quantity, !!i.ImageURL, !!i.ProductURL]),
+    [['bw-heather', 2, true, true], ['bw-wildflower', 1, true, true]]);
+  assert.match(second.properties.CheckoutURL, /#\/cart$/);
   assert.equal(await text(page, 'cart-count'), '3');
 
   // startedCheckout: the cart page's Checkout

@@ -57,7 +57,8 @@ impl Client {
     /// [`jt::split_array`] gives them): the hot path reads the text once.
     pub fn call_checked(&mut self, op: Op, args: &[&str], id: &str, now_ms: u64) -> Result<()> {
         let arg = |n: usize| args.get(n).copied().unwrap_or("null");
-        let checkout;
+        // The properties as sent, where the call rewrites them.
+        let sent;
         // One call of `event` for all the event calls.
         let (metric, props, opts, value) = match op {
             Op::Track => {
@@ -82,12 +83,14 @@ impl Client {
                         ecommerce::viewed_product(props)?,
                     ),
                     Op::AddedToCart => {
-                        ("\"Added to Cart\"", props, ecommerce::added_to_cart(props)?)
+                        let value;
+                        (sent, value) = ecommerce::added_to_cart(props)?;
+                        ("\"Added to Cart\"", &*sent, value)
                     }
                     Op::StartedCheckout => {
                         let value;
-                        (checkout, value) = ecommerce::started_checkout(props)?;
-                        ("\"Started Checkout\"", &*checkout, value)
+                        (sent, value) = ecommerce::started_checkout(props)?;
+                        ("\"Started Checkout\"", &*sent, value)
                     }
                     Op::ViewedCollection => {
                         ecommerce::viewed_collection(props)?;

@@ -953,6 +953,12 @@ fn added_to_cart_value_is_cart_total_else_price_times_quantity_in_exact_decimals
     let a = attrs(&p.send());
     assert_eq!(at(&a, &["value"]), &num("42.5"));
     assert_eq!(at(&a, &["properties", "CartTotal"]), &num("42.5"));
+    // The item under the names Klaviyo's abandoned-cart templates read.
+    assert_eq!(
+        at(&a, &["properties", "AddedItemProductID"]).as_str(),
+        Some("p")
+    );
+    assert_eq!(at(&a, &["properties"]).get("ProductID"), None);
 }
 
 #[test]
