@@ -165,6 +165,9 @@ function encode(id, now, args, free) {
 }
 
 const TOKEN = Symbol("klaviyo");
+/** The page an automatic Active on Site names: as `page`, where Klaviyo's onsite script
+ * puts it (segments and flows on that metric read it), and as `URL`. No fragment. */
+const here = (u = location.href.split("#")[0]) => ({ page: u, URL: u });
 /** A page prerendered that the visitor has not seen (yet: it may never be shown). */
 const unseen = () => globalThis.document?.prerendering;
 
@@ -248,7 +251,7 @@ export class Klaviyo {
     if (auto === "auto") {
       // One Active on Site per page view and per route change (never two in a row for
       // one URL, the core sees to it), unless Klaviyo's onsite script sends its own.
-      this.#pageView = (view = [{ URL: location.href.split("#")[0] }]) => {
+      this.#pageView = (view = [here()]) => {
         // Not for a tracker closed before the load (close() takes it out of routes).
         if (!routes.has(this.#pageView)) return;
         // Klaviyo's onsite script (static.klaviyo.com/onsite/js/, it loads its modules
@@ -287,7 +290,7 @@ export class Klaviyo {
       const firstView = () => {
         if (document.readyState === "complete") queueMicrotask(this.#pageView);
         else {
-          const landing = [{ URL: location.href.split("#")[0] }, { time: now() }];
+          const landing = [here(), { time: now() }];
           addEventListener("load", () => setTimeout(this.#pageView, 0, landing));
         }
       };

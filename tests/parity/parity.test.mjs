@@ -312,6 +312,8 @@ test('a single-page app with 3 route changes sends 4 Active on Site, each URL on
   }, { what: '4 Active on Site' });
   const urls = active.map((e) => new URL(e.properties.URL).pathname);
   assert.ok(active.every((e) => e.properties.URL.startsWith(base) && !e.properties.URL.includes('#')), 'whole URLs, without the anchor');
+  // `page` too, where Klaviyo's onsite script puts it (its segments and flows read it).
+  assert.ok(active.every((e) => e.properties.page === e.properties.URL), JSON.stringify(active.map((e) => e.properties)));
   assert.deepEqual(urls.sort(), [
     '/tests/parity/cart', '/tests/parity/checkout', '/tests/parity/page.html', '/tests/parity/products',
   ].sort(), JSON.stringify(urls));
