@@ -74,7 +74,7 @@ export interface KlaviyoOptions {
    */
   firstPartyId?: boolean | undefined;
   /** Hears about failures that never throw into the page (network, 4xx, evictions). */
-  onError?: ((error: KlaviyoError) => void) | undefined;
+  onError?: ((error: KlaviyoError) => void) | null | undefined;
 }
 
 /** Klaviyo's JSON:API error body: what it answers a request it refuses. */

@@ -209,7 +209,7 @@ export class Klaviyo {
       throw Error("klaviyo: use Klaviyo.create(options) or await Klaviyo.init(options)");
     }
     if (Object(options) !== options) throw Error("init: options must be an object");
-    if (options.onError !== undefined && typeof options.onError !== "function") {
+    if (options.onError != null && typeof options.onError !== "function") {
       throw Error("init: onError must be a function");
     }
     const auto = options.activeOnSite ?? "auto";

@@ -79,10 +79,18 @@ test('null and blank members (GraphQL `Maybe`, an empty form field) are not give
     const subscribed = await kl.subscribe({ listId: 'Y6nRLr', email: 'maybe@example.com', phone_number: '', channels: ['email'], customSource: null })
       .then(() => 'resolved', (e) => e.message);
     await kl.flush();
-    return { ids, subscribed, identified: kl.isIdentified(), invalid: window.reports.filter((r) => r.kind === 'invalid').map((r) => r.message) };
+    // Options left null are not given (onError too, as activeOnSite and the rest).
+    let created;
+    try {
+      const other = window.Klaviyo.create(window.shopOptions({ onError: null, activeOnSite: null, debug: null }));
+      other.close();
+      created = 'created';
+    } catch (e) { created = e.message; }
+    return { ids, subscribed, created, identified: kl.isIdentified(), invalid: window.reports.filter((r) => r.kind === 'invalid').map((r) => r.message) };
   });
   assert.deepEqual(got.invalid, []);
   assert.equal(got.subscribed, 'resolved');
+  assert.equal(got.created, 'created', 'onError: null is not given');
   assert.equal(got.identified, true);
   await waitFor(() => events(suite.env.emu.requests().requests).length >= 3, { what: 'the three events' });
   const byMetric = Object.fromEntries(events(suite.env.emu.requests().requests).map((e) => [e.metric, e]));
