@@ -4,6 +4,8 @@
 // and the tests in tests/script/shapes.test.mjs.
 
 const has = Object.hasOwn;
+/** Given as the core takes it: not `null`, not a blank string (a theme's empty value). */
+const given = (o, k) => o[k] != null && !/^\s*$/.test(o[k]);
 /** A plain object (not null, not an array). */
 export const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -97,7 +99,7 @@ function specials(props, options, valueKey) {
   // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
   if (value !== undefined && valueKey !== "$value") {
     if (!valueKey) set("value", value);
-    else if (!has(props, valueKey)) props[valueKey] = value;
+    else if (props[valueKey] == null) props[valueKey] = value; // `null` is not given
     delete props.$value;
   }
   const id = props.$event_id;
@@ -161,7 +163,7 @@ export function viewedProduct(item, options) {
  * shape as it is; only money text becomes numbers. */
 export function addedToCart(item, options) {
   if (!isObject(item)) return [item, options];
-  if (has(item, "AddedItemProductID")) {
+  if (given(item, "AddedItemProductID")) {
     const p = amounts({ ...item }, ["$value", "CompareAtPrice"], ["AddedItemPrice", "AddedItemQuantity"]);
     return specials(p, options, "$value");
   }
@@ -217,7 +219,7 @@ export function translate(cmd) {
   // no product: the cart's `total_price`, `items`, `$value`) is a plain track, as its
   // onsite script sends it; the cart call needs the item.
   const cart = args[1];
-  const itemless = name === "track" && args[0] === "Added to Cart" && isObject(cart) && !has(cart, "AddedItemProductID") && !has(cart, "ProductID");
+  const itemless = name === "track" && args[0] === "Added to Cart" && isObject(cart) && !given(cart, "AddedItemProductID") && !given(cart, "ProductID");
   if (name === "track" && has(METRICS, args[0]) && !itemless) {
     [name, ...args] = [METRICS[args[0]], ...args.slice(1)];
     // Klaviyo's `$value` / `$event_id` for the storefront events without a value rule.

@@ -60,8 +60,20 @@ pub fn added_to_cart(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)> {
     }
     let mut w = jt::ObjWriter::new();
     for (k, v) in jt::entries(p) {
-        let item = ITEM.iter().any(|name| jt::key_is(k, name));
-        w.raw_lit_after(if item { "AddedItem" } else { "" }, k, v);
+        if ITEM.iter().any(|name| jt::key_is(k, name)) {
+            // Ours, under the guide's name; not given (null, blank), left out, so that
+            // one the page gave in the guide's name stands.
+            if !validate::unset(v) {
+                w.raw_lit_after("AddedItem", k, v);
+            }
+        } else if !k
+            .strip_prefix("\"AddedItem")
+            .and_then(|name| name.strip_suffix('"'))
+            .is_some_and(|name| ITEM.contains(&name) && validate::given(p, name).is_some())
+        {
+            // (The guide's name of a member given in ours is ours to fill: one key.)
+            w.raw_lit(k, v);
+        }
     }
     Ok((Cow::Owned(w.finish()), value))
 }
@@ -120,21 +132,21 @@ pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)>
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;
     list(p, "Items")?;
-    // `$value`, as Klaviyo's guide writes it for its onsite script, where no `value`.
-    let key = match jt::get(p, "value") {
-        None if jt::get(p, "$value").is_some() => "$value",
-        _ => "value",
+    // `value`, or where it is not given, a number in `$value` (as Klaviyo's guide writes
+    // it for its onsite script; text there, Shopify's money strings, stays a property).
+    let dollar = jt::get(p, "$value").filter(|v| jt::kind(v) == Kind::Num);
+    let (value, took_dollar) = match validate::present(p, "value") {
+        Some(v) => (Some(validate::number("value", v)?), false),
+        None => (dollar, dollar.is_some()),
     };
-    match jt::get(p, key) {
-        None => Ok((Cow::Borrowed(p), None)),
-        Some(v) => {
-            let value = match jt::kind(v) {
-                Kind::Null => None,
-                _ => Some(Cow::Borrowed(validate::number(key, v)?)),
-            };
-            Ok((Cow::Owned(jt::with(p, key, None)), value))
+    // `value` leaves the properties (null too), and so does a `$value` taken.
+    let mut props = Cow::Borrowed(p);
+    for key in ["value", "$value"] {
+        if jt::get(&props, key).is_some() && (key == "value" || took_dollar) {
+            props = Cow::Owned(jt::with(&props, key, None));
         }
     }
+    Ok((props, value.map(Cow::Borrowed)))
 }
 
 fn product(p: &str) -> Result<()> {

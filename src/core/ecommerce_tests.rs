@@ -71,6 +71,17 @@ fn added_to_cart_in_our_shape_goes_under_the_guides_names() {
         props,
         r#"{"AddedItem\u0050roductID":"1","AddedItemProductName":"P","AddedItemPrice":1}"#
     );
+    // A member of ours not given (null, blank) is left out, and one the page gave in the
+    // guide's name beside ours is ours to fill: each name once (the edge worker refuses a
+    // duplicate key, and Klaviyo keeps the last).
+    let (props, _) = added_to_cart(
+        r#"{"ProductID":"7","AddedItemProductID":null,"ProductName":"Tee","AddedItemProductName":"Old","Price":5,"SKU":null,"AddedItemSKU":"T-1","URL":" ","AddedItemURL":"u"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        props,
+        r#"{"AddedItemProductID":"7","AddedItemProductName":"Tee","AddedItemPrice":5,"AddedItemSKU":"T-1","AddedItemURL":"u"}"#
+    );
     // The guide's shape goes as given.
     let guide =
         r#"{"AddedItemProductID":"1","AddedItemProductName":"P","AddedItemPrice":1,"SKU":"x"}"#;
@@ -87,7 +98,16 @@ fn started_checkout_takes_the_guides_dollar_value_where_no_value() {
     let (props, value) = started_checkout(r#"{"$value":1,"value":2}"#).unwrap();
     assert_eq!(props, r#"{"$value":1}"#);
     assert_eq!(value.as_deref(), Some("2"));
-    assert_eq!(field(started_checkout(r#"{"$value":"x"}"#)), "$value");
+    // Not a number (Shopify's money strings, an empty template value): a property, as
+    // before; and `value: null` is not given.
+    for text in [r#""29.98""#, r#""""#, "null"] {
+        let p = format!(r#"{{"$value":{text}}}"#);
+        let (props, value) = started_checkout(&p).unwrap();
+        assert_eq!((&*props, value), (&*p, None), "{text}");
+    }
+    let (props, value) = started_checkout(r#"{"value":null,"$value":29.98,"x":1}"#).unwrap();
+    assert_eq!(props, r#"{"x":1}"#);
+    assert_eq!(value.as_deref(), Some("29.98"));
 }
 
 #[test]

@@ -95,6 +95,8 @@ test('null and blank members (GraphQL `Maybe`, an empty form field) are not give
   await waitFor(() => events(suite.env.emu.requests().requests).length >= 3, { what: 'the three events' });
   const byMetric = Object.fromEntries(events(suite.env.emu.requests().requests).map((e) => [e.metric, e]));
   assert.equal(byMetric['Added to Cart'].value, 10, 'our shape read: price × quantity');
+  // One AddedItemProductID, ours (the page's null one beside it was sent too, last).
+  assert.equal(byMetric['Added to Cart'].properties.AddedItemProductID, '7');
   assert.equal(byMetric['Maybe Tracked'].unique_id, got.ids.tracked);
   assert.equal(byMetric['Maybe Tracked'].profile.email, 'maybe@example.com', 'the email kept');
   assert.equal(byMetric['Maybe Tracked'].profile.first_name, undefined);

@@ -98,6 +98,11 @@ test("Added to Cart: Klaviyo's AddedItem* properties keep their names (its flow 
   assert.equal(addedToCart({ AddedItemProductID: "1", AddedItemProductName: "P", AddedItemPrice: "free" })[0].AddedItemPrice, "free");
   // Shopify's Name in our shape stays beside the ProductName.
   assert.deepEqual(addedToCart({ Name: "P", ProductID: "1", Price: "$2" })[0], { Name: "P", ProductName: "P", ProductID: "1", Price: 2 });
+  // A theme's empty AddedItemProductID beside ours (Shopify's `Name`, money text) is not
+  // given: ours is read (before, the guide's shape was taken and ours refused).
+  assert.deepEqual(addedToCart({ ProductID: 1, Name: "Tee", Price: "$5.00", AddedItemProductID: "" })[0],
+    { ProductID: 1, Name: "Tee", ProductName: "Tee", Price: 5, AddedItemProductID: "" });
+  assert.equal(addedToCart({ ProductID: 1, Name: "Tee", Price: 5, AddedItemProductID: null })[0].ProductName, "Tee");
   // Ours passes; a given CartTotal wins over $value.
   const ours = { ProductID: "1", ProductName: "P", Price: 2, Quantity: 3, CartTotal: 9 };
   assert.deepEqual(addedToCart({ ...ours, $value: 1 }), [ours, undefined]);
@@ -108,6 +113,8 @@ test("Started Checkout: $value -> the value property, $event_id -> uniqueId", ()
     startedCheckout({ $event_id: "cart-1-1700000000", $value: "29.98", ItemNames: ["P"], CheckoutURL: "https://shop.example/c" }),
     [{ ItemNames: ["P"], CheckoutURL: "https://shop.example/c", value: 29.98 }, { uniqueId: "cart-1-1700000000" }],
   );
+  // `value: null` is not given: $value fills it (before, $value was dropped).
+  assert.deepEqual(startedCheckout({ value: null, $value: "29.98" })[0], { value: 29.98 });
 });
 
 test("trackViewedItem: Klaviyo's recently-viewed item -> our product", () => {
@@ -129,6 +136,7 @@ test("translate: commands in both shapes -> the tracker's method and arguments",
   assert.deepEqual(translate(["track", "Added to Cart", { total_price: 2998, $value: 29.98, items: [{ id: 1 }] }]),
     { method: "track", args: ["Added to Cart", { total_price: 2998, items: [{ id: 1 }] }, { value: 29.98 }] });
   assert.equal(translate(["track", "Added to Cart", { AddedItemProductID: 1 }]).method, "addedToCart");
+  assert.equal(translate(["track", "Added to Cart", { AddedItemProductID: "", total_price: 1 }]).method, "track", "an empty id is no item");
   assert.equal(translate(["track", "Started Checkout", {}]).method, "startedCheckout");
   assert.deepEqual(translate(["trackViewedItem", { ItemId: 1, Title: "P" }]),
     { method: "viewedProduct", args: [{ ProductID: 1, ProductName: "P" }], viewedItem: true });
