@@ -542,10 +542,18 @@ export class Runtime {
       if (navigator.onLine === false) online(false);
       addEventListener("online", () => online(true), opt);
       addEventListener("offline", () => online(false), opt);
-      addEventListener("pagehide", () => this.hide_(), opt);
+      // Into the back/forward cache (pagehide, persisted) or frozen: out of choosing
+      // the sender until it is back (pageshow, resume).
+      addEventListener("pagehide", (e) => {
+        this.hide_();
+        this.away_(e.persisted);
+      }, opt);
       document.addEventListener("visibilitychange", () => {
         if (document.visibilityState === "hidden") this.hide_();
       }, opt);
+      document.addEventListener("freeze", () => this.away_(1), opt);
+      document.addEventListener("resume", () => this.away_(0), opt);
+      addEventListener("pageshow", () => this.away_(0), opt);
     });
     // Other tabs' writes, from the start: what this tab's queue knows must stay true.
     trackers.add(this);
@@ -592,10 +600,7 @@ export class Runtime {
     this.state = +this.control_(CONSENT, set, uuid());
     if (this.state !== was) {
       this.log_("consent", this.state);
-      this.ballot_?.abort();
-      this.release_?.();
-      this.electing_ = false;
-      if (this.state === 1) this.elect_((this.ballot_ = new AbortController()).signal);
+      this.stand_(false);
       // Out of a denial is a new visitor (the core made one), as after a reset.
       if (was === 2) this.renewed_();
       else this.visitor_();
@@ -629,7 +634,9 @@ export class Runtime {
         // Waits its turn; an abort withdraws it (the rejection is expected).
         locks.request(name, { signal }, hold).catch(() => {});
         return undefined;
-      }).catch(() => this.became_(true));
+        // Locks that fail: this tab sends. Not WebKit's abort of a page put in the
+        // back/forward cache: it is away, and another tab may hold the lock by now.
+      }).catch((e) => e?.name === "AbortError" || this.became_(true));
       return;
     } catch { /* the lease */ }
     const me = uuid();
@@ -646,6 +653,29 @@ export class Runtime {
     // window is replayed (the constructor elects).
     setTimeout(() => signal.aborted || beat());
     id = setInterval(beat, LEASE_MS);
+  }
+
+  /**
+   * A page in the back/forward cache, or frozen, runs nothing: holding the sender's lock
+   * (or lease) it would stall the shop's other tabs for as long as it stays there
+   * (minutes), and a held Web Lock keeps the page out of the cache. So it leaves the
+   * choice (`out` 1) and sends nothing meanwhile (answers that come are still settled
+   * as the sender it was); back (`out` 0), it stands again.
+   */
+  away_(out) {
+    if (this.closed_ || !out === !this.out_) return;
+    this.out_ = out;
+    this.stand_(out);
+  }
+
+  /** Withdraws from choosing the sender (a lock or lease given up: `electing_` set to
+   * `electing`, and kept while away: nothing is sent then), and stands again where it
+   * may: granted, not away. */
+  stand_(electing) {
+    this.ballot_?.abort();
+    this.release_?.();
+    this.electing_ = electing || this.out_;
+    if (this.state === 1 && !this.out_) this.elect_((this.ballot_ = new AbortController()).signal);
   }
 
   became_(sender) {

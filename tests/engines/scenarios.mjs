@@ -437,6 +437,48 @@ export const SCENARIOS = [
   },
 
   {
+    name: 'cached-tab',
+    what: 'windows of the shop go to another site and back (into the back/forward cache where the engine keeps them) while others track, Klaviyo failing twice: each call accepted once, none held back, and a window back from the cache sends once the others are gone',
+    async run(ctx) {
+      const elsewhere = ctx.url({ init: 0 }).replace('127.0.0.1', 'localhost'); // another site
+      const away = async (page) => {
+        await page.eval(() => { window.keptInCache = true; });
+        await page.load(elsewhere);
+      };
+      const back = async (page) => {
+        await page.b.use(page.handle);
+        await page.b.driver.navigate().back();
+        await waitFor(() => page.eval(() => !!window.kl), { timeout: 20_000, interval: 50, what: 'the shop\'s page back' });
+        return page.eval(() => window.keptInCache === true);
+      };
+      // The first window sends; it goes away while the second tracks.
+      const first = await ctx.open();
+      const second = await ctx.open();
+      await away(first);
+      const meanwhile = await trackMany(second, 3, { metric: 'Beside A Cached Window' });
+      await delivered(ctx, meanwhile, { what: 'the second window\'s calls while the first is away' });
+      const restored = await back(first);
+      ctx.emu.addFault({ path: '/client/', status: 503, count: 2, name: 'failing' });
+      const both = [...await trackMany(first, 3, { from: 10 }), ...await trackMany(second, 3, { from: 20 })];
+      await delivered(ctx, both, { timeout: 30_000, what: 'both windows\' calls' });
+      // A third window waits its turn; it goes away and back, then the others close.
+      const third = await ctx.open();
+      await away(third);
+      const thirdRestored = await back(third);
+      await first.close();
+      await second.close();
+      const last = await trackMany(third, 3, { from: 30 });
+      await delivered(ctx, last, { what: 'the last window\'s calls' });
+      await drained(ctx, third);
+      const ids = [...meanwhile, ...both, ...last];
+      const { lost, twice } = onceEach(ctx.summary(), ids);
+      await noPageErrors(third);
+      ctx.feature('back/forward cache kept the page', restored && thirdRestored ? 'yes' : 'no');
+      return `${ids.length} calls from 3 windows; windows back from the cache: ${restored && thirdRestored ? 'restored' : 'reloaded'}; lost ${lost}, duplicates ${twice}`;
+    },
+  },
+
+  {
     name: 'engine-probes',
     what: 'what the engine does with what the library relies on: storage events between windows, keepalive on close, compileStreaming with a wrong MIME type',
     async run(ctx) {

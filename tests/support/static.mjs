@@ -29,9 +29,10 @@ export function mimeFor(file) {
  * Serves `served` (see repoFile). Hooks for the suites that need them:
  * `delayFor(url, file)` -> ms to wait before answering; `typeFor(url, file)` -> a
  * Content-Type to send instead of the file's own; `headersFor(url, file)` -> more
- * response headers (a Content-Security-Policy).
+ * response headers (a Content-Security-Policy); `cacheControl` ('no-store' unless told:
+ * a page kept out of the back/forward cache unless a suite wants it there).
  */
-export async function serveRepo(served, { host = '127.0.0.1', port = 0, delayFor, typeFor, headersFor } = {}) {
+export async function serveRepo(served, { host = '127.0.0.1', port = 0, delayFor, typeFor, headersFor, cacheControl = 'no-store' } = {}) {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://site.invalid');
     const file = repoFile(url.pathname, served);
@@ -41,7 +42,7 @@ export async function serveRepo(served, { host = '127.0.0.1', port = 0, delayFor
       if (!file || req.method !== 'GET' || !(await stat(file)).isFile()) throw new Error('not found');
       const data = await readFile(file);
       const type = typeFor?.(url, file) || mimeFor(file);
-      res.writeHead(200, { ...headersFor?.(url, file), 'Content-Type': type, 'Cache-Control': 'no-store', 'Content-Length': data.length });
+      res.writeHead(200, { ...headersFor?.(url, file), 'Content-Type': type, 'Cache-Control': cacheControl, 'Content-Length': data.length });
       res.end(data);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' });

@@ -1,0 +1,183 @@
+// A page put in the back/forward cache, or frozen, runs nothing until it is back. The
+// tab that sends for the shop must not keep the sender's Web Lock meanwhile: the shop's
+// other tabs would send nothing for as long (Chromium keeps a cached page ten minutes),
+// and a page holding a lock is evicted from the cache when another page of the shop
+// asks for it (every back navigation in the shop a full reload). Chromium with its
+// back/forward cache on (Playwright turns it off by default), pages served cacheable.
+// Standalone: `node --test tests/queue/lifecycle.test.mjs` (needs a built dist/web).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
+import { startEmulator } from '../emulator/server.mjs';
+import { serveRepo } from '../support/static.mjs';
+import { CHROMIUM_ARGS, waitFor, isBuilt } from './harness.mjs';
+
+const TIMEOUT = 60_000;
+let emu, site, browser, n = 0;
+
+before(async () => {
+  assert.ok(isBuilt(), 'dist/web is missing: run `bash .ci/build.sh` first');
+  emu = await startEmulator({ port: 0 });
+  site = await serveRepo(['/tests/queue/', '/dist/web/'], { cacheControl: 'no-cache' });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+    ignoreDefaultArgs: ['--disable-back-forward-cache'],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await emu?.close();
+});
+
+/** A shop of its own, and a page of it in `context` once its tracker is ready. */
+function shop() {
+  const companyId = `LiF${String(++n).padStart(3, '0')}`;
+  const url = (extra = '') => `${site.url}/tests/queue/create.html?companyId=${companyId}&apiBase=${encodeURIComponent(emu.url)}${extra}`;
+  const open = async (page, extra) => {
+    await page.goto(url(extra));
+    await page.waitForSelector('body[data-wasm="1"]', { state: 'attached' });
+    return page;
+  };
+  const accepted = (id) => emu.requests({ companyId }).uniqueIdCounts[id] ?? 0;
+  return { companyId, open, accepted };
+}
+
+/** Another site than the shop's (another host: a cross-site navigation). */
+const elsewhere = () => site.url.replace('127.0.0.1', 'localhost') + '/tests/queue/elsewhere.html';
+
+/** Marks the page's JS world: still marked after going back = restored from the cache. */
+const mark = (page) => page.evaluate(() => { window.keptInCache = true; });
+const restored = (page) => page.evaluate(() => window.keptInCache === true);
+
+test('the sending tab put in the back/forward cache lets another tab of the shop send at once; back, each call goes once', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const first = await s.open(await context.newPage()); // the first tab takes the lock: it sends
+  const second = await s.open(await context.newPage());
+  await mark(first);
+  await first.goto(elsewhere()); // cached, not unloaded
+  const id = await second.evaluate(() => window.kl.track('While The First Tab Is Cached'));
+  // Before, the cached tab kept the lock: nothing went until it came back or Chromium
+  // dropped it from the cache, ten minutes later.
+  await waitFor(() => s.accepted(id) >= 1, { what: 'the second tab\'s call sent while the first is cached' });
+
+  await first.goBack({ waitUntil: 'commit' });
+  assert.equal(await restored(first), true, 'the first tab came back from the back/forward cache');
+  // Back, it stands again beside the other: with Klaviyo failing twice (the calls stay
+  // queued and go again), each call of either tab is accepted once.
+  emu.addFault({ path: '/client/', status: 503, count: 2, name: 'failing' });
+  const ids = [
+    await first.evaluate(() => window.kl.track('First Tab Back')),
+    await second.evaluate(() => window.kl.track('Second Tab')),
+  ];
+  await waitFor(() => ids.every((i) => s.accepted(i) >= 1), { timeout: 20_000, what: 'both calls accepted' });
+  await waitFor(async () => (await first.evaluate(() => window.kl.pending())) === 0 && (await second.evaluate(() => window.kl.pending())) === 0, { what: 'nothing pending' });
+  assert.deepEqual([id, ...ids].map(s.accepted), [1, 1, 1], 'each accepted once');
+});
+
+test('a page of the shop left for another of its pages is restored from the back/forward cache when the visitor goes back, and sends there', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await s.open(await context.newPage());
+  await mark(page);
+  await s.open(page, '&next=1'); // the next page asks for the lock the first one held
+  await page.goBack({ waitUntil: 'commit' });
+  // Before, the lock it held got it evicted (Chromium's "WebLocksContention"): the visitor
+  // waited for a full reload of every page they went back to.
+  assert.equal(await restored(page), true, 'restored from the back/forward cache');
+  const id = await page.evaluate(() => window.kl.track('Back On The First Page'));
+  await waitFor(() => s.accepted(id) >= 1, { what: 'the restored page\'s call sent' });
+});
+
+/**
+ * Chromium without Playwright, driven over the DevTools protocol (the `ws` client the
+ * workerd tooling brings): Chromium freezes only hidden tabs, and Playwright keeps every
+ * page visible. Tabs opened in one window, the background ones hidden, as a shopper's are.
+ */
+async function rawChromium() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'kw-freeze-'));
+  const proc = spawn(process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    [...CHROMIUM_ARGS, `--user-data-dir=${dir}`, '--remote-debugging-port=0', 'about:blank'],
+    { stdio: 'ignore', detached: true });
+  const portFile = path.join(dir, 'DevToolsActivePort');
+  const [port, wsPath] = (await waitFor(() => readFile(portFile, 'utf8').then((t) => t.includes('\n') && t), { what: 'DevTools to listen' })).trim().split('\n');
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${wsPath}`);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  let id = 0;
+  const waiting = new Map();
+  ws.on('message', (m) => {
+    const d = JSON.parse(m);
+    const w = waiting.get(d.id);
+    if (!w) return;
+    waiting.delete(d.id);
+    if (d.error) w.reject(new Error(JSON.stringify(d.error)));
+    else w.resolve(d.result);
+  });
+  const send = (method, params = {}, sessionId) => new Promise((resolve, reject) => {
+    waiting.set(++id, { resolve, reject });
+    ws.send(JSON.stringify({ id, method, params, sessionId }));
+  });
+  const { browserContextId } = await send('Target.createBrowserContext');
+  let windowed = false;
+  return {
+    /** A tab on `url` (the newest in front, the others hidden behind it). */
+    async tab(url) {
+      // The context's first tab opens its window; the others go into it.
+      const { targetId } = await send('Target.createTarget', { url, browserContextId, newWindow: !windowed });
+      windowed = true;
+      const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
+      const eval_ = async (expression) => {
+        const r = await send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId);
+        if (r.exceptionDetails) throw new Error(r.exceptionDetails.exception?.description ?? 'evaluation failed');
+        return r.result.value;
+      };
+      await waitFor(() => eval_('document.body?.dataset.wasm === "1"').catch(() => false), { what: 'the tab\'s tracker ready' });
+      return {
+        eval: eval_,
+        lifecycle: (state) => send('Page.setWebLifecycleState', { state }, sessionId),
+        close: () => send('Target.closeTarget', { targetId }),
+      };
+    },
+    async close() {
+      ws.close();
+      const exited = new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+      await exited;
+      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    },
+  };
+}
+
+test('a frozen tab waiting to send does not take the sender\'s place: another tab sends', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const sender = await chrome.tab(url); // first: it takes the lock
+  const waiting = await chrome.tab(url);
+  const third = await chrome.tab(url); // in front: the waiting tab is hidden now
+  assert.equal(await waiting.eval('document.visibilityState'), 'hidden');
+  // As Chromium freezes a background tab (Android, Energy Saver).
+  await waiting.lifecycle('frozen');
+  await sender.close(); // the lock is free: before, the frozen tab got it and sent nothing
+  // The front tab holds it, and no tab waits (the frozen one withdrew): the closed tab is
+  // gone for good, and cannot send what the front one is about to (a close races it).
+  const lock = `klaviyo:${s.companyId}:sender`;
+  await waitFor(() => third.eval(`navigator.locks.query().then((q) => q.held.filter((l) => l.name === ${JSON.stringify(lock)}).length === 1 && !q.pending.some((l) => l.name === ${JSON.stringify(lock)}))`),
+    { what: 'the front tab holding the lock, none waiting' });
+  const id = await third.eval('window.kl.track("While A Tab Is Frozen")');
+  await waitFor(() => s.accepted(id) >= 1, { what: 'the front tab\'s call sent while the other is frozen' });
+  await waiting.lifecycle('active');
+  const again = await waiting.eval('window.kl.track("Resumed")');
+  await waitFor(() => s.accepted(again) >= 1, { what: 'the resumed tab\'s call sent' });
+  assert.deepEqual([id, again].map(s.accepted), [1, 1]);
+});
