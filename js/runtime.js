@@ -515,7 +515,8 @@ export class Runtime {
 
   /** The page is hidden or going away: hand what fits to keepalive requests now. */
   hide_() {
-    if (this.closed_) return;
+    // (Away, another tab may send by now: Chromium and WebKit say hidden after pagehide.)
+    if (this.closed_ || this.out_) return;
     this.sync_();
     const t0 = now();
     for (;;) {
@@ -551,7 +552,12 @@ export class Runtime {
       document.addEventListener("visibilitychange", () => {
         if (document.visibilityState === "hidden") this.hide_();
       }, opt);
-      document.addEventListener("freeze", () => this.away_(1), opt);
+      // (Frozen with a request out since it was hidden: marked first, so that the tab
+      // taking over waits for it as for any page that left.)
+      document.addEventListener("freeze", () => {
+        this.hide_();
+        this.away_(1);
+      }, opt);
       document.addEventListener("resume", () => this.away_(0), opt);
       addEventListener("pageshow", () => this.away_(0), opt);
     });
