@@ -640,9 +640,9 @@ export class Runtime {
         // Waits its turn; an abort withdraws it (the rejection is expected).
         locks.request(name, { signal }, hold).catch(() => {});
         return undefined;
-        // Locks that fail: this tab sends. Not WebKit's abort of a page put in the
-        // back/forward cache: it is away, and another tab may hold the lock by now.
       }).catch((e) => e?.name === "AbortError" || this.became_(true));
+      // (Locks that fail: this tab sends. Not an engine's abort: WebKit's, of a page put
+      // in the back/forward cache, which is away; another tab may hold the lock by now.)
       return;
     } catch { /* the lease */ }
     const me = uuid();

@@ -21,8 +21,6 @@ pub fn viewed_product(p: &str) -> Result<Option<Cow<'_, str>>> {
     Ok(optional_number(p, "Price")?.map(Cow::Borrowed))
 }
 
-/// The added item's properties: ours, or those of Klaviyo's custom-integration guide,
-/// which Klaviyo's Added to Cart flow templates read (`AddedItemProductName`, ...).
 /// Our shape's members of the added item, sent under the guide's names (`AddedItem` +
 /// name): Klaviyo's abandoned-cart templates and segments read those, whichever shape
 /// the page used.
@@ -38,6 +36,8 @@ const ITEM: [&str; 10] = [
     "Brand",
     "CompareAtPrice",
 ];
+/// The added item's required members: ours, or those of Klaviyo's custom-integration
+/// guide, which its Added to Cart flow templates read (`AddedItemProductName`, ...).
 const OURS: [&str; 4] = [ITEM[0], ITEM[1], ITEM[2], ITEM[3]];
 const GUIDE: [&str; 4] = [
     "AddedItemProductID",
@@ -125,8 +125,7 @@ pub fn active_on_site(p: &str) -> Result<()> {
 }
 
 /// Started Checkout: its `value` property (or the guide's `$value`) becomes the event's
-/// value (and leaves the properties). Returns the properties to send (those given, unless a `value` left
-/// them) and the value.
+/// value and leaves the properties. Returns the properties to send and the value.
 pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)> {
     optional_strings(p, &["CheckoutURL"])?;
     list_of_strings(p, "ItemNames")?;
@@ -140,11 +139,12 @@ pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)>
         None => (dollar, dollar.is_some()),
     };
     // `value` leaves the properties (null too), and so does a `$value` taken.
-    let mut props = Cow::Borrowed(p);
-    for key in ["value", "$value"] {
-        if jt::get(&props, key).is_some() && (key == "value" || took_dollar) {
-            props = Cow::Owned(jt::with(&props, key, None));
-        }
+    let mut props = match jt::get(p, "value") {
+        Some(_) => Cow::Owned(jt::with(p, "value", None)),
+        None => Cow::Borrowed(p),
+    };
+    if took_dollar {
+        props = Cow::Owned(jt::with(&props, "$value", None));
     }
     Ok((props, value.map(Cow::Borrowed)))
 }
