@@ -378,6 +378,13 @@ export class Page {
     return this.ready();
   }
 
+  /** Back in the window's history, without waiting for a tracker (a page restored from
+   * the back/forward cache runs no script again). */
+  async back() {
+    await this.b.use(this.handle);
+    await this.b.driver.navigate().back();
+  }
+
   async close() {
     await this.b.use(this.handle);
     await this.b.driver.close();

@@ -446,8 +446,7 @@ export const SCENARIOS = [
         await page.load(elsewhere);
       };
       const back = async (page) => {
-        await page.b.use(page.handle);
-        await page.b.driver.navigate().back();
+        await page.back();
         await waitFor(() => page.eval(() => !!window.kl), { timeout: 20_000, interval: 50, what: 'the shop\'s page back' });
         return page.eval(() => window.keptInCache === true);
       };

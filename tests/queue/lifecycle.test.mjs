@@ -7,15 +7,13 @@
 // Standalone: `node --test tests/queue/lifecycle.test.mjs` (needs a built dist/web).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { startEmulator } from '../emulator/server.mjs';
 import { serveRepo } from '../support/static.mjs';
-import { CHROMIUM_ARGS, waitFor, isBuilt } from './harness.mjs';
+import { launchChromium, spawnChromium } from '../support/browser.mjs';
+import { waitFor, isBuilt } from './harness.mjs';
 
 const TIMEOUT = 60_000;
 let emu, site, browser, n = 0;
@@ -24,11 +22,7 @@ before(async () => {
   assert.ok(isBuilt(), 'dist/web is missing: run `bash .ci/build.sh` first');
   emu = await startEmulator({ port: 0 });
   site = await serveRepo(['/tests/queue/', '/dist/web/'], { cacheControl: 'no-cache' });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
-    ignoreDefaultArgs: ['--disable-back-forward-cache'],
-  });
+  browser = await launchChromium([], { ignoreDefaultArgs: ['--disable-back-forward-cache'] });
 });
 after(async () => {
   await browser?.close();
@@ -104,11 +98,8 @@ test('a page of the shop left for another of its pages is restored from the back
  * page visible. Tabs opened in one window, the background ones hidden, as a shopper's are.
  */
 async function rawChromium() {
-  const dir = await mkdtemp(path.join(tmpdir(), 'kw-freeze-'));
-  const proc = spawn(process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    [...CHROMIUM_ARGS, `--user-data-dir=${dir}`, '--remote-debugging-port=0', 'about:blank'],
-    { stdio: 'ignore', detached: true });
-  const portFile = path.join(dir, 'DevToolsActivePort');
+  const chrome = await spawnChromium(['--remote-debugging-port=0']);
+  const portFile = path.join(chrome.dir, 'DevToolsActivePort');
   const [port, wsPath] = (await waitFor(() => readFile(portFile, 'utf8').then((t) => t.includes('\n') && t), { what: 'DevTools to listen' })).trim().split('\n');
   const ws = new WebSocket(`ws://127.0.0.1:${port}${wsPath}`);
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
@@ -149,10 +140,7 @@ async function rawChromium() {
     },
     async close() {
       ws.close();
-      const exited = new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
-      try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
-      await exited;
-      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+      await chrome.close();
     },
   };
 }

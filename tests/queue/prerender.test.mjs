@@ -8,12 +8,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { startEmulator } from '../emulator/server.mjs';
-import { startStaticServer, CHROMIUM_ARGS, waitFor, isBuilt } from './harness.mjs';
+import { spawnChromium } from '../support/browser.mjs';
+import { startStaticServer, waitFor, isBuilt } from './harness.mjs';
 import { events } from '../support/events.mjs';
 
 const TIMEOUT = 60_000;
@@ -49,16 +46,10 @@ async function prerendering(t, params) {
   const emu = await startEmulator({ port: 0 });
   const site = await startStaticServer({ port: 0 });
   const reports = await startReports();
-  const profile = await mkdtemp(path.join(tmpdir(), 'kw-prerender-'));
   const query = new URLSearchParams({ ...params(reports), apiBase: emu.url, report: reports.url });
-  const chromium = spawn(process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    [...CHROMIUM_ARGS, `--user-data-dir=${profile}`, `${site.url}/tests/queue/prerender-from.html?${query}`],
-    { stdio: 'ignore', detached: true }); // its own process group: its children end with it
+  const chromium = await spawnChromium([], `${site.url}/tests/queue/prerender-from.html?${query}`);
   t.after(async () => {
-    const exited = new Promise((r) => (chromium.exitCode !== null ? r() : chromium.once('exit', r)));
-    try { process.kill(-chromium.pid, 'SIGKILL'); } catch { /* already gone */ }
-    await exited;
-    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    await chromium.close();
     await reports.close();
     await site.close();
     await emu.close();

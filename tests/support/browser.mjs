@@ -1,6 +1,10 @@
 // Shared by the Chromium suites: how to launch Debian's Chromium here, and polling with
 // a deadline (never a fixed sleep to wait for async work).
 import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 // Root needs --no-sandbox; without the background-networking flags Chromium keeps
 // trying to reach the internet, which this machine refuses.
@@ -10,11 +14,32 @@ export const CHROMIUM_ARGS = [
   '--no-first-run', '--disable-quic',
 ];
 
-export function launchChromium(extraArgs = []) {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: [...CHROMIUM_ARGS, ...extraArgs],
-  });
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/** `launchOptions`: more of Playwright's, such as `ignoreDefaultArgs`. */
+export function launchChromium(extraArgs = [], launchOptions = {}) {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], ...launchOptions });
+}
+
+/**
+ * Chromium started directly, without Playwright (which attaches DevTools, and so turns
+ * prerendering off, and keeps every page visible, so none can be frozen): a fresh
+ * profile (`dir`), in a process group of its own. `close()` ends it, its children with
+ * it, and removes the profile.
+ */
+export async function spawnChromium(extraArgs = [], url = 'about:blank') {
+  const dir = await mkdtemp(path.join(tmpdir(), 'kw-chromium-'));
+  const proc = spawn(CHROMIUM, [...CHROMIUM_ARGS, `--user-data-dir=${dir}`, ...extraArgs, url],
+    { stdio: 'ignore', detached: true });
+  return {
+    dir,
+    async close() {
+      const exited = new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* already gone */ }
+      await exited;
+      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    },
+  };
 }
 
 /**
