@@ -15,7 +15,7 @@
 #   npm   selenium-webdriver         the devDependencies, from package-lock.json
 # apt-get runs as root, or through `sudo -n` when not root; KW_SKIP_APT=1 never calls it.
 # An engine that is still missing is reported SKIP by the matrix, with what to install.
-# Env: KW_ENGINES=chromium,firefox,webkit (a subset), GECKODRIVER, CHROMEDRIVER, FIREFOX_BIN,
+# Env: KW_ENGINES=chromium,firefox,webkit (a subset), KW_SCENARIOS=name,... (a subset), GECKODRIVER, CHROMEDRIVER, FIREFOX_BIN,
 #      CHROMIUM_PATH, WEBKIT_WEBDRIVER (explicit paths).
 set -euo pipefail
 exec </dev/null

@@ -82,6 +82,9 @@ export const storage = {
    * removing while walking the indices may skip keys. */
   dropPrefix(prefix, from) {
     for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0], from);
+    // Its time, kept: a page of the shop in the back/forward cache hears no storage
+    // event, and reads this when it is back (Runtime.away_).
+    try { store.setItem(prefix + "denied", now()); } catch { /* no storage: no page to tell */ }
     const d = denial;
     denial = 0;
     if (d) say(...d);
@@ -671,6 +674,13 @@ export class Runtime {
   away_(out) {
     if (this.closed_ || !out === !this.out_) return;
     this.out_ = out;
+    if (out) this.awayAt_ = now();
+    // Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
+    // storage event). A denial: as the other tab carried it out (its records erased
+    // then, others' written since are theirs). Else their visitor is followed, and
+    // storage read anew on becoming the sender (their deliveries, not sent again).
+    else if (+storage.get(this.prefix_ + "denied") >= this.awayAt_) this.consent(4);
+    else this.control_(SENDER, now(), "0"), this.otherTab({ key: this.prefix_ + "id" });
     this.stand_(out);
   }
 

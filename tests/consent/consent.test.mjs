@@ -75,6 +75,10 @@ async function ready(page, wasm = true) {
   return page;
 }
 
+/** What a denial leaves of ours: its time (for a page of the shop in the back/forward
+ * cache, which hears no storage event). */
+const afterDenial = (companyId) => [`${prefix(companyId)}denied`];
+
 /** Our localStorage entries (`klaviyo:<companyId>:*`), read in the page. */
 function onDisk(page, companyId) {
   return page.evaluate((p) => Object.keys(localStorage).filter((k) => k.startsWith(p)).sort(), prefix(companyId));
@@ -191,10 +195,11 @@ test('pending then denied: nothing sent, nothing on disk, onError hears kind con
   await flush(page);
   assert.equal(await sentCount(page), 0, 'nothing sent');
   assert.equal(emu.requests().count, 0);
-  assert.deepEqual(await onDisk(page, companyId), [], 'nothing on disk');
-  // The only writes: the erasure's and the marker that tells other tabs (removed at once).
+  assert.deepEqual(await onDisk(page, companyId), afterDenial(companyId), 'nothing on disk');
+  // The only writes: the erasure's, the marker that tells other tabs (removed at once)
+  // and the time of the denial.
   const w = await writes(page, companyId);
-  assert.deepEqual(w.filter(([op]) => op === 'set'), [['set', `${prefix(companyId)}consent`]]);
+  assert.deepEqual(w.filter(([op]) => op === 'set'), [['set', `${prefix(companyId)}consent`], ['set', `${prefix(companyId)}denied`]]);
   assert.deepEqual(await consentReports(page), [{ kind: 'consent', count: 3, message: 'klaviyo: consent is denied; calls are dropped, nothing is stored or sent' }]);
 });
 
@@ -216,10 +221,13 @@ test('granted then denied: our storage is erased, later calls are not sent, onEr
 
   const erased = await page.evaluate(() => {
     window.kl.setConsent('denied');
-    return Object.keys(localStorage); // at once, in the same task
+    return Object.entries(localStorage); // at once, in the same task
   });
-  assert.deepEqual(erased.filter((k) => k.startsWith('klaviyo:')), [], 'our keys erased at once');
-  assert.ok(erased.includes('shop:cart'), 'the shop\'s own keys are not ours to erase');
+  const ours = erased.filter(([k]) => k.startsWith('klaviyo:'));
+  assert.deepEqual(ours.map(([k]) => k), afterDenial(companyId), 'our keys erased at once, but for the time of the denial');
+  // (Kept for a page of the shop in the back/forward cache, which hears no storage event.)
+  assert.match(ours[0][1], /^\d{13}$/, 'a time, nothing of the visitor');
+  assert.ok(erased.some(([k]) => k === 'shop:cart'), 'the shop\'s own keys are not ours to erase');
   const sent0 = await sentCount(page);
   const writes0 = await writeCount(page);
   emu.clearFaults();
@@ -227,7 +235,7 @@ test('granted then denied: our storage is erased, later calls are not sent, onEr
   await flush(page);
   assert.equal(await sentCount(page), sent0, 'nothing sent after the denial');
   assert.deepEqual(await writes(page, companyId, writes0), [], 'nothing written after the denial');
-  assert.deepEqual(await onDisk(page, companyId), []);
+  assert.deepEqual(await onDisk(page, companyId), afterDenial(companyId));
   assert.equal(await page.evaluate(() => window.kl.pending()), 0);
   const s = emu.requests();
   assert.deepEqual(Object.keys(s.uniqueIdCounts), first, 'Klaviyo got only the call made before the denial');
@@ -255,7 +263,7 @@ test('denied at init: what an earlier page stored is erased; calls are validated
 
   const page = await open(context, { companyId, consent: 'denied' });
   assert.equal(await page.evaluate(() => window.kl.consent), 'denied');
-  assert.deepEqual(await onDisk(page, companyId), [], 'every key of ours erased');
+  assert.deepEqual(await onDisk(page, companyId), afterDenial(companyId), 'every key of ours erased, the time of the denial kept');
   assert.equal(await page.evaluate(() => localStorage.getItem('klaviyo:OtHer1:id')), 'another shop', 'another shop\'s are not ours');
   const out = await page.evaluate(async () => {
     const r = {};
@@ -270,7 +278,7 @@ test('denied at init: what an earlier page stored is erased; calls are validated
   assert.deepEqual(out.flush, { sent: 0, failed: 0, pending: 0 });
   assert.equal(await sentCount(page), 0);
   assert.equal(emu.requests().count, 0, `neither the earlier queue nor the new calls reached Klaviyo: ${JSON.stringify(emu.requests().requests.map((r) => [r.path, r.uniqueIds, r.at]))}`);
-  assert.deepEqual(await onDisk(page, companyId), []);
+  assert.deepEqual(await onDisk(page, companyId), afterDenial(companyId));
   assert.deepEqual((await consentReports(page)).map((r) => r.count), [1], 'once');
 });
 
@@ -313,7 +321,7 @@ test('withdrawal in another tab: the other tab stops sending and writing; a late
   await waitFor(() => a.evaluate(() => window.kl.consent === 'denied'), { what: 'tab A to follow the withdrawal' });
   assert.equal(await a.evaluate(() => window.kl.pending()), 0, 'A dropped its queue');
   assert.equal(await a.evaluate(() => window.kl.anonymousId), null);
-  assert.deepEqual(await onDisk(a, companyId), [], 'nothing left on disk');
+  assert.deepEqual(await onDisk(a, companyId), afterDenial(companyId), 'nothing left on disk');
   assert.deepEqual((await consentReports(a)).map((r) => r.count), [2], 'A heard of it once');
 
   const sentA = await sentCount(a);
@@ -378,8 +386,8 @@ test('the loading window: pending keeps the calls made before the wasm off disk 
   // Its pre: key while granted; then the marker that tells the other tabs (erased with
   // the rest at once).
   const deniedPre = (await writes(denied, deniedCo)).filter(([op]) => op === 'set');
-  assert.deepEqual(deniedPre.map(([, k]) => k.split(':')[2]), ['pre', 'consent'], 'granted until withdrawn, then the marker');
-  assert.deepEqual(await onDisk(denied, deniedCo), [], 'its pre: key went with the withdrawal');
+  assert.deepEqual(deniedPre.map(([, k]) => k.split(':')[2]), ['pre', 'consent', 'denied'], 'granted until withdrawn, then the marker, then the time');
+  assert.deepEqual(await onDisk(denied, deniedCo), afterDenial(deniedCo), 'its pre: key went with the withdrawal');
 
   release();
   await Promise.all([ready(pending), ready(granted), ready(denied)]);
@@ -393,7 +401,7 @@ test('the loading window: pending keeps the calls made before the wasm off disk 
   await pending.evaluate(() => window.kl.setConsent('granted'));
   const s = await delivered([...early, ...await granted.evaluate(() => window.earlyIds)]);
   assert.equal(s.duplicateUniqueIds, 0);
-  assert.deepEqual(await onDisk(denied, deniedCo), []);
+  assert.deepEqual(await onDisk(denied, deniedCo), afterDenial(deniedCo));
 });
 
 /** Opens the consent page in a new tab whose wasm waits for `release()` (other tabs of the
@@ -442,7 +450,7 @@ test('the loading window: a call made while denied, or before a withdrawal, is n
   }
   // Only the call after the grant is saved for a later page (the wasm is still loading).
   for (const [co, { page }] of [[deniedCo, denied], [withdrawnCo, withdrawn]]) {
-    const stored = await page.evaluate((p) => Object.entries(localStorage).filter(([k]) => k.startsWith(p)), prefix(co));
+    const stored = await page.evaluate((p) => Object.entries(localStorage).filter(([k]) => k.startsWith(p) && k !== `${p}denied`), prefix(co));
     assert.equal(stored.length, 1);
     assert.match(stored[0][0], /:pre:/);
     const saved = JSON.parse(stored[0][1]);
@@ -473,10 +481,10 @@ test('the loading window: a denial erases all we stored at once and tells the ot
   assert.ok((await onDisk(page, companyId)).some((k) => k.includes(':pre:')), 'its call saved for a later page');
 
   await page.evaluate(() => window.kl.setConsent('denied'));
-  assert.deepEqual(await onDisk(page, companyId), [], 'the identity, the queue and the window erased at once');
+  assert.deepEqual(await onDisk(page, companyId), afterDenial(companyId), 'the identity, the queue and the window erased at once');
   await waitFor(() => running.evaluate(() => window.kl.consent === 'denied'), { what: 'the running tab to follow the withdrawal' });
   assert.equal(await running.evaluate(() => window.kl.pending()), 0);
-  assert.deepEqual(await onDisk(running, companyId), []);
+  assert.deepEqual(await onDisk(running, companyId), afterDenial(companyId));
 });
 
 test('the loading window: a tab whose wasm is still loading follows another tab\'s withdrawal', { timeout: TEST_TIMEOUT }, async (t) => {
@@ -487,7 +495,7 @@ test('the loading window: a tab whose wasm is still loading follows another tab\
   await running.evaluate(() => window.kl.setConsent('denied'));
   await waitFor(() => loading.page.evaluate(() => window.kl.consent === 'denied'), { what: 'the loading tab to follow the withdrawal' });
   assert.equal(await loading.page.evaluate(() => window.kl.pending()), 0);
-  assert.deepEqual(await onDisk(loading.page, companyId), [], 'its window\'s key went with the erasure');
+  assert.deepEqual(await onDisk(loading.page, companyId), afterDenial(companyId), 'its window\'s key went with the erasure');
   // Its own consent manager grants again: only what follows is sent.
   await loading.page.evaluate(() => window.kl.setConsent('granted'));
   const after = await track(loading.page, 1, 'After The Grant');
@@ -559,7 +567,7 @@ test('the loading window without Web Locks: a page denied while loading stores n
   await page.evaluate(() => window.kl.setConsent('denied'));
   await release();
   await flush(page);
-  assert.deepEqual(await onDisk(page, companyId), [], 'no identity, no lease, no queue');
+  assert.deepEqual(await onDisk(page, companyId), afterDenial(companyId), 'no identity, no lease, no queue');
   assert.equal(await page.evaluate(() => window.sent.length), 0, 'nothing sent');
 });
 

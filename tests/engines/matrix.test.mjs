@@ -14,9 +14,12 @@ import path from 'node:path';
 import { startEmulator } from '../emulator/server.mjs';
 import { startSite, isBuilt, buildId, PAGE_PATH, ROOT } from './site.mjs';
 import { ENGINES, Browser } from './drivers.mjs';
-import { SCENARIOS, Skip, wireLine } from './scenarios.mjs';
+import { SCENARIOS as ALL, Skip, wireLine } from './scenarios.mjs';
 
 const SELECTED = (process.env.KW_ENGINES || 'chromium,firefox,webkit').split(',').map((s) => s.trim()).filter(Boolean);
+// KW_SCENARIOS=name,name runs only those (while working on them).
+const ONLY = process.env.KW_SCENARIOS?.split(',');
+const SCENARIOS = ALL.filter((s) => !ONLY || ONLY.includes(s.name));
 const SCENARIO_MS = 90_000;
 const OUT_DIR = path.join(ROOT, 'target/engines');
 

@@ -75,6 +75,26 @@ export function wireLine(s) {
   return s.requests.map((r) => `${r.path.replace('/client/', '')}:${r.uniqueIds.length}:${r.status ?? (r.pending ? 'pending' : 'dropped')}@+${r.at - t0}`).join(' ');
 }
 
+/** A window of the shop goes to another site (`away`) and comes back (`back`: true if
+ * the engine kept the page in its back/forward cache, false if it loaded it again). */
+function leaving(ctx) {
+  const elsewhere = ctx.url({ init: 0 }).replace('127.0.0.1', 'localhost'); // another site
+  return {
+    async away(page) {
+      await page.eval(() => { window.keptInCache = true; });
+      await page.load(elsewhere);
+    },
+    async back(page) {
+      await page.back();
+      await waitFor(() => page.eval(() => !!window.kl), { timeout: 20_000, interval: 50, what: 'the shop\'s page back' });
+      return page.eval(() => window.keptInCache === true);
+    },
+  };
+}
+
+/** Our localStorage keys in the page, sorted. */
+const ourKeys = (ctx, page) => page.eval((p) => Object.keys(localStorage).filter((k) => k.startsWith(p)).sort(), `klaviyo:${ctx.companyId}:`);
+
 async function noPageErrors(...pages) {
   for (const p of pages) {
     if (p.closed) continue;
@@ -347,7 +367,7 @@ export const SCENARIOS = [
 
   {
     name: 'klaviyo-cookie',
-    what: "a visitor Klaviyo's onsite script knows (its __kla_id cookie): events carry its $exchange_id as _kx; __kla_off=true: nothing stored or sent",
+    what: "a visitor Klaviyo's onsite script knows (its __kla_id cookie): events carry its $exchange_id as _kx; __kla_off=true: nothing stored (but the time of the denial) or sent",
     async run(ctx) {
       const json = JSON.stringify({ cid: 'ZjQ5', $exchange_id: `KX-${ctx.engine}` });
       const cookie = `__kla_id=${Buffer.from(json).toString('base64')}; path=/`;
@@ -358,7 +378,7 @@ export const SCENARIOS = [
       const req = eventRequests(s).find((r) => r.uniqueIds.includes(id));
       const kx = req.body.data.attributes.profile.data.attributes._kx;
       assert.equal(kx, `KX-${ctx.engine}`);
-      // Klaviyo's opt-out: nothing stored, nothing sent, the consent report once.
+      // Klaviyo's opt-out: nothing stored (but the denial's time), nothing sent, the consent report once.
       await page.eval(() => { document.cookie = '__kla_off=true; path=/'; });
       const off = await ctx.open({ cookie: '__kla_off=true; path=/' });
       const seen = await off.eval((companyId) => {
@@ -371,10 +391,10 @@ export const SCENARIOS = [
         }));
       }, ctx.companyId);
       await off.eval(() => { document.cookie = '__kla_off=; path=/; max-age=0'; });
-      assert.deepEqual(seen, { consent: 'denied', stored: [], reports: 1 });
+      assert.deepEqual(seen, { consent: 'denied', stored: [`klaviyo:${ctx.companyId}:denied`], reports: 1 }); // the time of the denial only
       assert.equal(ctx.summary().requests.filter((r) => JSON.stringify(r.body ?? '').includes('Engine Matrix Off')).length, 0);
       await noPageErrors(page, off);
-      return `_kx ${kx} from __kla_id, isIdentified() true; __kla_off=true: consent denied, nothing stored or sent, 1 consent report`;
+      return `_kx ${kx} from __kla_id, isIdentified() true; __kla_off=true: consent denied, nothing stored (but the time of the denial) or sent, 1 consent report`;
     },
   },
 
@@ -403,7 +423,7 @@ export const SCENARIOS = [
       assert.deepEqual(settled, { ready: 'load', early: 'load', after: 'load', flush: 'load' });
       assert.ok((await keys(failed)).some((k) => k.includes(':pre:')), 'its calls kept for a later page');
       await failed.eval(() => window.kl.setConsent('denied'));
-      assert.deepEqual(await keys(failed), [], 'the identity, the queue and the window erased at once');
+      assert.deepEqual(await keys(failed), [`${prefix}denied`], 'the identity, the queue and the window erased at once (the time of the denial kept)');
       await waitFor(() => running.eval(() => window.kl.consent === 'denied'), { what: 'the other window to follow the withdrawal' });
       assert.equal(await pendingOf(running), 0);
       await noPageErrors(running, failed);
@@ -440,16 +460,7 @@ export const SCENARIOS = [
     name: 'cached-tab',
     what: 'windows of the shop go to another site and back (into the back/forward cache where the engine keeps them) while others track, Klaviyo failing twice: each call accepted once, none held back, and a window back from the cache sends once the others are gone',
     async run(ctx) {
-      const elsewhere = ctx.url({ init: 0 }).replace('127.0.0.1', 'localhost'); // another site
-      const away = async (page) => {
-        await page.eval(() => { window.keptInCache = true; });
-        await page.load(elsewhere);
-      };
-      const back = async (page) => {
-        await page.back();
-        await waitFor(() => page.eval(() => !!window.kl), { timeout: 20_000, interval: 50, what: 'the shop\'s page back' });
-        return page.eval(() => window.keptInCache === true);
-      };
+      const { away, back } = leaving(ctx);
       // The first window sends; it goes away while the second tracks.
       const first = await ctx.open();
       const second = await ctx.open();
@@ -474,6 +485,64 @@ export const SCENARIOS = [
       await noPageErrors(third);
       ctx.feature('back/forward cache kept the page', restored && thirdRestored ? 'yes' : 'no');
       return `${ids.length} calls from 3 windows; windows back from the cache: ${restored && thirdRestored ? 'restored' : 'reloaded'}; lost ${lost}, duplicates ${twice}`;
+    },
+  },
+
+  {
+    name: 'delivered-while-cached',
+    what: 'the sending window goes away (into the back/forward cache where the engine keeps it) with calls Klaviyo refused; another window delivers them; back and sending again, the first sends none of them twice',
+    async run(ctx) {
+      const { away, back } = leaving(ctx);
+      const first = await ctx.open();
+      const second = await ctx.open();
+      ctx.emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
+      const ids = await trackMany(first, 3, { metric: 'Before Going Away' });
+      await waitFor(() => ctx.summary().requests.some((r) => r.status === 503), { what: 'Klaviyo refusing the first window\'s calls' });
+      await away(first);
+      ctx.emu.clearFaults();
+      await delivered(ctx, ids, { timeout: 30_000, what: 'the first window\'s calls, sent by the second' });
+      await drained(ctx, second);
+      await second.close();
+      const restored = await back(first);
+      const later = await trackMany(first, 2, { metric: 'Back From The Cache' });
+      await delivered(ctx, later, { what: 'the calls made back from the cache' });
+      await drained(ctx, first, { timeout: 30_000 });
+      const { lost, twice } = onceEach(ctx.summary(), [...ids, ...later]);
+      await noPageErrors(first);
+      return `${ids.length} calls delivered by another window while their sender was ${restored ? 'in the cache' : 'away (reloaded)'}, ${later.length} after it came back: lost ${lost}, duplicates ${twice}`;
+    },
+  },
+
+  {
+    name: 'denied-while-cached',
+    what: 'a window goes away (into the back/forward cache where the engine keeps it) with calls queued while Klaviyo is down; another window withdraws consent; back, the first sends none of them, stores nothing and follows the denial',
+    async run(ctx) {
+      const { away, back } = leaving(ctx);
+      const first = await ctx.open();
+      const second = await ctx.open();
+      ctx.emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
+      const ids = await trackMany(first, 3, { metric: 'Before The Denial' });
+      await waitFor(() => ctx.summary().requests.some((r) => r.status === 503), { what: 'Klaviyo refusing the first window\'s calls' });
+      await away(first);
+      await second.eval(() => window.kl.setConsent('denied'));
+      const mark = `klaviyo:${ctx.companyId}:denied`;
+      assert.deepEqual(await ourKeys(ctx, second), [mark], 'erased, but for the time of the denial');
+      ctx.emu.clearFaults();
+      const restored = await back(first);
+      if (restored) {
+        await waitFor(() => first.eval(() => window.kl.consent === 'denied'), { what: 'the window back from the cache to follow the denial', interval: 50 });
+      }
+      // What it does now goes nowhere either (denied, or a new page whose calls are new).
+      await first.eval(() => { window.kl.track('After The Denial', {}); return window.kl.flush(); });
+      const s = ctx.summary();
+      const sent = ids.filter((id) => s.uniqueIdCounts[id] >= 1);
+      assert.deepEqual(sent, [], `${sent.length} of ${ids.length} calls made before the denial sent after it`);
+      if (restored) {
+        assert.deepEqual(await ourKeys(ctx, first), [mark], 'nothing stored again');
+        assert.equal(s.requests.filter((r) => r.status !== 503).length, 0, 'nothing sent since the denial');
+      }
+      await noPageErrors(first, second);
+      return `${ids.length} calls queued before another window's denial, the window ${restored ? 'back from the cache: denied, none sent, nothing stored' : 'loaded again: none sent'}`;
     },
   },
 

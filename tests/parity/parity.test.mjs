@@ -123,12 +123,13 @@ test('__kla_off=true: nothing stored, nothing sent, onError kind consent once, a
     consent: window.kl.consent,
     sent: window.sent,
     stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:')),
-    writes: window.writes.filter(([op, k]) => op === 'set' && !k.endsWith(':consent')),
+    // (The marker that tells the other tabs, and the time of the denial that stays.)
+    writes: window.writes.filter(([op, k]) => op === 'set' && !k.endsWith(':consent') && !k.endsWith(':denied')),
     reports: window.reports,
   }));
   assert.equal(seen.consent, 'denied');
   assert.deepEqual(seen.sent, [], 'nothing sent');
-  assert.deepEqual(seen.stored, [], 'nothing stored');
+  assert.deepEqual(seen.stored, [`klaviyo:${companyId}:denied`], 'nothing stored but the time of the denial');
   assert.deepEqual(seen.writes, [], 'not even for a moment');
   assert.equal(seen.reports.filter((r) => r.kind === 'consent').length, 1, JSON.stringify(seen.reports));
   assert.equal(emu.requests({ companyId }).count, 0);
@@ -148,7 +149,7 @@ test('__kla_off=true set after ready, before the first send: the page says denie
     await window.kl.flush();
     return {
       consent: window.kl.consent,
-      stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:') && !k.endsWith(':consent')),
+      stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:') && !k.endsWith(':consent') && !k.endsWith(':denied')),
       reports: window.reports.map((r) => r.kind),
     };
   });

@@ -488,9 +488,9 @@ test('consent commands and data-consent reach the tracker (setConsent, the conse
     const kl = klaviyoWasm.tracker;
     await kl.ready;
     await kl.flush();
-    return { consent: kl.consent, stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:')).length };
+    return { consent: kl.consent, stored: Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:')).map((k) => k.split(':')[2]) };
   });
-  assert.deepEqual(state, { consent: 'denied', stored: 0 });
+  assert.deepEqual(state, { consent: 'denied', stored: ['denied'] }, 'nothing stored but the time of the denial');
   assert.ok(!events((await h.emulator.requests()).requests).some((e) => e.metric === 'Tracked Against Denial'), 'nothing sent');
   assert.deepEqual(unset.errors, []);
   await unset.context.close();
