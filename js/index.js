@@ -248,7 +248,8 @@ export class Klaviyo {
       .then(() => shown)
       .then(() => this.#start(), (e) => this.#fail(e));
     this.ready.catch(() => {}); // reported through onError; never an unhandled rejection
-    if (auto === "auto") {
+    // (Not in a Web Worker: no page, and its location is the worker's script.)
+    if (auto === "auto" && globalThis.document) {
       // One Active on Site per page view and per route change (never two in a row for
       // one URL, the core sees to it), unless Klaviyo's onsite script sends its own.
       this.#pageView = (view = [here()]) => {

@@ -552,17 +552,20 @@ export class Runtime {
         this.hide_();
         this.away_(e.persisted);
       }, opt);
-      document.addEventListener("visibilitychange", () => {
-        if (document.visibilityState === "hidden") this.hide_();
+      addEventListener("pageshow", () => this.away_(0), opt);
+      // A Web Worker (Shopify's app pixels) has no document: nothing to watch there.
+      const doc = globalThis.document;
+      if (!doc) return;
+      doc.addEventListener("visibilitychange", () => {
+        if (doc.visibilityState === "hidden") this.hide_();
       }, opt);
       // (Frozen with a request out since it was hidden: marked first, so that the tab
       // taking over waits for it as for any page that left.)
-      document.addEventListener("freeze", () => {
+      doc.addEventListener("freeze", () => {
         this.hide_();
         this.away_(1);
       }, opt);
-      document.addEventListener("resume", () => this.away_(0), opt);
-      addEventListener("pageshow", () => this.away_(0), opt);
+      doc.addEventListener("resume", () => this.away_(0), opt);
     });
     // Other tabs' writes, from the start: what this tab's queue knows must stay true.
     trackers.add(this);
@@ -678,9 +681,9 @@ export class Runtime {
     // Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
     // storage event). A denial: as the other tab carried it out (its records erased
     // then, others' written since are theirs). Else their visitor is followed, and
-    // storage read anew on becoming the sender (their deliveries, not sent again).
+    // storage read anew once it is the sender again (became_).
     else if (+storage.get(this.prefix_ + "denied") >= this.awayAt_) this.consent(4);
-    else this.control_(SENDER, now(), "0"), this.otherTab({ key: this.prefix_ + "id" });
+    else this.behind_ = 1, this.otherTab({ key: this.prefix_ + "id" });
     this.stand_(out);
   }
 
@@ -698,6 +701,10 @@ export class Runtime {
     if (this.closed_) return;
     this.electing_ = false;
     this.sender_ = sender;
+    // Back from the cache: the core as no sender, so that it reads storage anew (another
+    // tab's deliveries meanwhile are not sent again). Not before: an answer that comes
+    // until then is settled as the sender it was, and storage told of it.
+    if (this.behind_) this.behind_ = 0, this.control_(SENDER, now(), "0");
     // The sender adopts the loading-window records of pages that never got ready.
     this.adoptAt_(this.control_(SENDER, now(), +sender + "", sender ? storage.scan(this.prefix_, this.own_) : ""));
     this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");

@@ -745,7 +745,7 @@ test('a denial while the first answer that shows the worker is on its way: nothi
     await waitFor(() => shop.log.slice(mark).some((e) => e.method === 'POST' && e.path === `${PREFIX}/id`), { timeout: 1000, what: 'a POST /id' }).catch(() => {});
     assert.deepEqual(shop.log.slice(mark).filter((e) => e.path === `${PREFIX}/id` && e.method !== 'DELETE').map((e) => e.method), [], 'no /id written or asked after the denial');
     assert.equal(await cookieVisitor(context), null, 'no cookie');
-    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:') && !k.endsWith(':consent'))), [], 'nothing stored but the denial');
+    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:') && !k.endsWith(':consent'))), [`klaviyo:${COMPANY_ID}:denied`], 'nothing stored but the denial (its time)');
   } finally {
     shop.release();
     await context.close();
@@ -993,7 +993,7 @@ document.body.dataset.ready = '1';
     await page.goto(`${shop.origin}/shop.html`);
     await ready(page);
     await waitFor(async () => !(await visitorCookie(context)), { what: 'the cookie cleared' });
-    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:'))), []);
+    assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('klaviyo:'))), [`klaviyo:${COMPANY_ID}:denied`], 'nothing but the time of the denial');
   } finally {
     await context.close();
   }
