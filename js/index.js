@@ -3,7 +3,7 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid, deniedSince } from "./runtime.js";
 import { WASM_URL, wasmModule } from "./wasm-source.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
@@ -232,6 +232,7 @@ export class Klaviyo {
         // (A denial's erasure removes it too: the marker came first, and the core drops them.)
         else if (e.newValue === null && e.key === this.#earlyKey && this.#consent !== DENIED) this.#adopted(e.oldValue);
       },
+      restored_: (at) => deniedSince(this.#prefix, at) && this.#deny(0, 1),
     };
     trackers.add(this.#listener);
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
@@ -307,11 +308,14 @@ export class Klaviyo {
    * the other tabs are told through the marker first) or by another tab. Everything we
    * stored is erased at once; the core replays the denial in its place among the calls
    * (those before it are dropped, and reported, there; storage is not erased again). */
-  #deny(tell) {
+  #deny(tell, back) {
     if (this.#consent === DENIED) return;
     this.#consent = DENIED;
     this.#from = Infinity;
     this.#early.push(EARLY_CONSENT, DENIED_HERE, undefined);
+    // Made in another tab while this page was in the back/forward cache: carried out
+    // there (what was written since is others', the worker's cookie a new visitor's).
+    if (back) return;
     // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
     this.#edge ||= storage.get(this.#prefix + "edge");
     if (tell) storage.set(this.#prefix + "consent", "denied", this.#earlyKey);

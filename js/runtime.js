@@ -186,6 +186,14 @@ export function cookies(options) {
   try { return options.klaviyoCookie === false ? "" : document.cookie; } catch { return ""; }
 }
 
+/** Whether the shop's visitor denied consent since `at` in a tab of the shop (its time,
+ * kept by the erase: `dropPrefix`), for a page back from the back/forward cache, where no
+ * storage event reached it. Not a time ahead of the clock (a clock set back since). */
+export const deniedSince = (prefix, at) => {
+  const d = +storage.get(prefix + "denied");
+  return d >= at && d <= now();
+};
+
 /** The open trackers (and those whose wasm is loading: js/index.js), told of other
  * tabs' storage writes, and of this page's other trackers' (`tell`), by one listener. */
 export const trackers = new Set();
@@ -203,6 +211,11 @@ export function listenToOtherTabs() {
     trackers.forEach((t) => t.otherTab(e));
   });
   addEventListener(NS, (e) => trackers.forEach((t) => t.own_ !== e.from && t.otherTab(e)));
+  // Back from the back/forward cache, a tracker whose wasm is loading (or failed) catches
+  // up on a denial it could not hear there (a running one: Runtime.away_).
+  let awayAt;
+  addEventListener("pagehide", (e) => e.persisted && (awayAt = now()));
+  addEventListener("pageshow", (e) => e.persisted && trackers.forEach((t) => t.restored_?.(awayAt)));
 }
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
@@ -678,13 +691,23 @@ export class Runtime {
     if (this.closed_ || !out === !this.out_) return;
     this.out_ = out;
     if (out) this.awayAt_ = now();
-    // Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
-    // storage event). A denial: as the other tab carried it out (its records erased
-    // then, others' written since are theirs). Else their visitor is followed, and
-    // storage read anew once it is the sender again (became_).
-    else if (+storage.get(this.prefix_ + "denied") >= this.awayAt_) this.consent(4);
-    else this.behind_ = 1, this.otherTab({ key: this.prefix_ + "id" });
+    else this.back_();
     this.stand_(out);
+  }
+
+  /** Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
+   * storage event, and replays none). */
+  back_() {
+    const edge = this.edge_;
+    // A denial since: as the other tab carried it out, its records erased then, and the
+    // worker's cookie (others' written since are theirs).
+    if (deniedSince(this.prefix_, this.awayAt_)) this.edge_ = 0, this.consent(4), this.edge_ = edge;
+    // Everything gone, the visitor too, and no denial: a clear (logout code often runs
+    // one), which delivered nothing: as a tab that heard it, it keeps what it holds.
+    else if (this.state === 1 && storage.get(this.prefix_ + "id") === null) this.otherTab({ key: null });
+    // Else the visitor stored is followed, and storage read anew once it is the sender
+    // again (became_: what another tab delivered meanwhile is not sent again).
+    else this.behind_ = 1, this.otherTab({ key: this.prefix_ + "id" });
   }
 
   /** Withdraws from choosing the sender (a lock or lease given up: `electing_` set to
