@@ -92,6 +92,15 @@ function leaving(ctx) {
   };
 }
 
+/** Klaviyo down from now (503s until `ctx.emu.clearFaults()`): 3 calls of `metric` in
+ * `page`, once the first request for them was refused; their unique_ids. */
+async function refused(ctx, page, metric) {
+  ctx.emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
+  const ids = await trackMany(page, 3, { metric });
+  await waitFor(() => ctx.summary().requests.some((r) => r.status === 503), { what: `Klaviyo refusing ${metric}` });
+  return ids;
+}
+
 /** Our localStorage keys in the page, sorted. */
 const ourKeys = (ctx, page) => page.eval((p) => Object.keys(localStorage).filter((k) => k.startsWith(p)).sort(), `klaviyo:${ctx.companyId}:`);
 
@@ -497,9 +506,7 @@ export const SCENARIOS = [
       const second = await ctx.open();
       // A denial's time ahead of the clock (a clock set back since): no denial made while away.
       await second.eval((k) => localStorage.setItem(k, String(Date.now() + 3_600_000)), `klaviyo:${ctx.companyId}:denied`);
-      ctx.emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
-      const ids = await trackMany(first, 3, { metric: 'Before Going Away' });
-      await waitFor(() => ctx.summary().requests.some((r) => r.status === 503), { what: 'Klaviyo refusing the first window\'s calls' });
+      const ids = await refused(ctx, first, 'Before Going Away');
       await away(first);
       ctx.emu.clearFaults();
       await delivered(ctx, ids, { timeout: 30_000, what: 'the first window\'s calls, sent by the second' });
@@ -521,9 +528,7 @@ export const SCENARIOS = [
     async run(ctx) {
       const { away, back } = leaving(ctx);
       const first = await ctx.open();
-      ctx.emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
-      const ids = await trackMany(first, 3, { metric: 'Before The Clear' });
-      await waitFor(() => ctx.summary().requests.some((r) => r.status === 503), { what: 'Klaviyo refusing the first window\'s calls' });
+      const ids = await refused(ctx, first, 'Before The Clear');
       await away(first);
       const second = await ctx.open();
       await waitFor(() => second.eval(() => window.kl.pending() === 3), { what: 'the second window to take the first\'s calls' });
@@ -548,9 +553,7 @@ export const SCENARIOS = [
       const { away, back } = leaving(ctx);
       const first = await ctx.open();
       const second = await ctx.open();
-      ctx.emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
-      const ids = await trackMany(first, 3, { metric: 'Before The Denial' });
-      await waitFor(() => ctx.summary().requests.some((r) => r.status === 503), { what: 'Klaviyo refusing the first window\'s calls' });
+      const ids = await refused(ctx, first, 'Before The Denial');
       await away(first);
       await second.eval(() => window.kl.setConsent('denied'));
       const mark = `klaviyo:${ctx.companyId}:denied`;
