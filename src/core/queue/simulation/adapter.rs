@@ -29,6 +29,9 @@ impl World {
                     for k in keys {
                         self.storage_del(id, &k);
                     }
+                    // `dropPrefix` keeps the erase's time for the tabs in the cache.
+                    let at = self.now.to_string();
+                    self.storage_set(id, &format!("{prefix}denied"), &at);
                 }
                 Some((k, v)) => {
                     self.storage_set(id, k, v);
@@ -157,7 +160,11 @@ impl World {
     }
 
     /// `hide_`: what is due and fits goes with keepalive now; in-flight calls are marked.
+    /// Nothing while away (another tab may send by then).
     pub(super) fn hide(&mut self, t: usize) {
+        if self.tabs[t].away.is_some() {
+            return;
+        }
         self.sync(t);
         let t0 = self.now;
         loop {
@@ -173,8 +180,18 @@ impl World {
 
     /// `otherTab(e)`: another tab's write.
     pub(super) fn other_tab(&mut self, t: usize, e: StorageEvent) {
+        if self.heard_write(t, e, true) {
+            self.sync_and_send(t);
+        }
+    }
+
+    /// `otherTab(e)` up to its end of task (`atEndOfTask_`): whether it queued one (not
+    /// for a key not ours). `model`: the model's visitor follows an `id` written (not
+    /// on a catch-up's read, where it follows one it missed: `come_back`).
+    pub(super) fn heard_write(&mut self, t: usize, e: StorageEvent, model: bool) -> bool {
         match &e.key {
             None => {
+                self.clears_heard.push((self.tabs[t].id, self.step));
                 let stored = self.scan(PREFIX);
                 self.tabs[t].c.storage_cleared(Stored(&stored));
             }
@@ -190,23 +207,100 @@ impl World {
                 } else {
                     self.storage.get(key).cloned()
                 };
-                let now = self.now;
-                let tab = &mut self.tabs[t];
-                // The model: a tab not denied follows the visitor stored.
-                if id_key && tab.c.consent() != Consent::Denied {
-                    let knows = value.as_ref().and_then(|v| self.id_knows.get(v));
-                    if let Some(who) = value.as_deref().and_then(|v| Visitor::restore(v, knows)) {
-                        tab.who = who;
-                    }
+                if id_key && model {
+                    self.follow_stored(t);
                 }
-                let c = &mut tab.c;
+                let now = self.now;
+                let c = &mut self.tabs[t].c;
                 c.on_storage_change(key, value.as_deref());
                 c.early_written(key, value.as_deref(), now);
                 self.consent(t, None);
             }
-            Some(_) => return,
+            Some(_) => return false,
         }
-        self.sync_and_send(t);
+        true
+    }
+
+    /// The model: a tab not denied follows the visitor stored.
+    pub(super) fn follow_stored(&mut self, t: usize) {
+        let tab = &mut self.tabs[t];
+        let value = self.storage.get(ID_KEY);
+        if tab.c.consent() != Consent::Denied {
+            let knows = value.and_then(|v| self.id_knows.get(v));
+            if let Some(who) = value.and_then(|v| Visitor::restore(v, knows)) {
+                tab.who = who;
+            }
+        }
+    }
+
+    /// `pagehide` (persisted) or `freeze`: `hide_()`, then `away_(1)`: out of choosing
+    /// the sender, and nothing run until it is back. (Before `watch_`'s timeout, no
+    /// listener: the page is cached without the tracker knowing, not modelled.)
+    pub(super) fn go_away(&mut self, t: usize) {
+        if !self.tabs[t].watching || self.tabs[t].away.is_some() {
+            return;
+        }
+        self.hide(t);
+        let id = self.tabs[t].id;
+        self.log(|| format!("tab {id} goes into the back/forward cache"));
+        self.tabs[t].away = Some((self.step, self.now));
+        let out: Vec<String> = (self.net.iter())
+            .filter(|r| r.tab == id)
+            .flat_map(|r| self.carried(&r.body, r.endpoint).1)
+            .map(|c| c.uid)
+            .collect();
+        self.out_over_a_stay.extend(out);
+        self.stand(t, true);
+    }
+
+    /// `pageshow` or `resume`: `away_(0)`. It heard no `storage` event meanwhile: a
+    /// denial since it went (the erase's time, kept) is taken as one carried out
+    /// (`consent(4)`); else the core stops sending, to read storage anew when it sends
+    /// again, and the visitor stored is read as if its event came. Then it stands.
+    pub(super) fn come_back(&mut self, t: usize) {
+        let Some((went, away_at)) = self.tabs[t].away.take() else {
+            return;
+        };
+        let id = self.tabs[t].id;
+        self.log(|| format!("tab {id} is back"));
+        self.delivered_in_stay(id, went);
+        let (mut end_of_task, mut read) = (false, false);
+        if self.k.catch_up {
+            let denied = self.storage.get(DENIED_KEY);
+            if denied.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) >= away_at {
+                self.denied_on_return(t);
+                self.tabs[t].c.denied_before_start();
+                self.consent(t, None);
+            } else {
+                self.control_sender(t, false);
+                let e = StorageEvent {
+                    key: Some(ID_KEY.to_string()),
+                    new: None,
+                };
+                end_of_task = self.heard_write(t, e, false);
+                read = true;
+            }
+        }
+        // The model: what it would have heard (a denial: in `heard`'s stays). It follows
+        // the visitor another tab wrote meanwhile; on a catch-up's read, one written
+        // before, whose event waits in its queue, too (a write is heard now or then).
+        self.stays.push((id, went, self.step));
+        let tab = &mut self.tabs[t];
+        self.stats.stays += 1;
+        self.stats.stays_missing_writes += usize::from(std::mem::take(&mut tab.missed) > 0);
+        let waiting = tab
+            .storage_events
+            .iter()
+            .any(|e| e.key.as_deref() == Some(ID_KEY));
+        if std::mem::take(&mut tab.missed_id) || (read && waiting) {
+            self.follow_stored(t);
+        } else if read {
+            self.own_visitor_kept(t);
+        }
+        self.stand(t, false);
+        if end_of_task {
+            self.sync_and_send(t);
+        }
     }
 
     /// The tab is gone: its lock goes to the next waiter, its requests are orphans.
@@ -366,6 +460,9 @@ impl World {
     /// The earliest timer of tab `t` and what it is.
     pub(super) fn next_timer(&self, t: usize) -> Option<(u64, u8)> {
         let tab = &self.tabs[t];
+        if tab.away.is_some() {
+            return None; // (its timers wait: they fire once it is back)
+        }
         let mut best: Option<(u64, u8)> = tab.timer_at.map(|at| (at, 0));
         if let Some((_, at)) = &tab.lease {
             best = best.into_iter().chain([(*at, 1)]).min();
@@ -425,14 +522,19 @@ impl World {
     }
 
     pub(super) fn drain_storage_events(&mut self) {
-        while let Some(t) = (0..self.tabs.len()).find(|&t| !self.tabs[t].storage_events.is_empty())
+        while let Some(t) = (0..self.tabs.len())
+            .find(|&t| self.tabs[t].away.is_none() && !self.tabs[t].storage_events.is_empty())
         {
             self.run_task(t, true);
         }
     }
 
+    /// A task of tab `t` (none while away: those queued before wait).
     pub(super) fn run_task(&mut self, t: usize, storage: bool) -> bool {
         let tab = &mut self.tabs[t];
+        if tab.away.is_some() {
+            return false;
+        }
         if storage || tab.tasks.is_empty() {
             if let Some(e) = tab.storage_events.pop_front() {
                 self.other_tab(t, e);
@@ -496,7 +598,7 @@ impl World {
     pub(super) fn act(&mut self, a: &Action) {
         match *a {
             Action::Call { tab, kind, n } => {
-                if let Some(t) = self.pick(tab) {
+                if let Some(t) = self.here(tab) {
                     self.calls(t, kind, n);
                 }
             }
@@ -548,7 +650,7 @@ impl World {
                 }
             }
             Action::Consent { tab, state } => {
-                if let Some(t) = self.pick(tab) {
+                if let Some(t) = self.here(tab) {
                     let c = Consent::from_code(u64::from(state)).unwrap();
                     if c == Consent::Denied && self.tabs[t].state != Some(Consent::Denied) {
                         self.denial_made();
@@ -580,7 +682,7 @@ impl World {
                 }
             }
             Action::Clear { tab } => {
-                if let Some(t) = self.pick(tab) {
+                if let Some(t) = self.here(tab) {
                     if !self.storage.is_empty() {
                         let id = self.tabs[t].id;
                         self.log(|| format!("tab {id}: localStorage.clear()"));
@@ -590,13 +692,35 @@ impl World {
                     }
                 }
             }
+            Action::Away { tab } => {
+                if let Some(t) = self.here(tab) {
+                    self.go_away(t);
+                }
+            }
+            Action::Back { tab } => {
+                let away: Vec<usize> = (0..self.tabs.len())
+                    .filter(|&t| self.tabs[t].away.is_some())
+                    .collect();
+                if !away.is_empty() {
+                    self.come_back(away[tab as usize % away.len()]);
+                }
+            }
         }
     }
 
-    /// The quiet period: a healthy network, pending tabs grant, one granted tab open;
-    /// every task, timer and request runs until nothing is left (or 6 simulated hours).
+    /// Tab `p` (as [`World::pick`]) if it is not away: a page in the cache runs nothing.
+    pub(super) fn here(&self, p: u8) -> Option<usize> {
+        self.pick(p).filter(|&t| self.tabs[t].away.is_none())
+    }
+
+    /// The quiet period: a healthy network, tabs in the cache back, pending tabs grant,
+    /// one granted tab open; every task, timer and request runs until nothing is left
+    /// (or 6 simulated hours).
     pub(super) fn quiet(&mut self) {
         self.act(&Action::Online(true));
+        for t in 0..self.tabs.len() {
+            self.come_back(t);
+        }
         for t in 0..self.tabs.len() {
             if self.tabs[t].state == Some(Consent::Pending) {
                 self.consent(t, Some(Consent::Granted));

@@ -149,12 +149,63 @@ impl World {
     }
 
     /// Whether tab `id` knows of what happened at step `at`: it became denied since, or
-    /// opened after it (its whole life is after that denial).
+    /// opened after it (its whole life is after that denial), or it was in the
+    /// back/forward cache then and is back (it must catch up: unless a script's
+    /// `clear()` took the denial's time before it came back).
     pub(super) fn heard(&self, id: TabId, at: usize) -> bool {
         self.idx(id).is_some_and(|i| {
             let t = &self.tabs[i];
             t.opened_at > at || t.denied_at.is_some_and(|d| d >= at)
+        }) || self.stays.iter().any(|&(t, went, back)| {
+            t == id && went < at && at < back && !self.clears.iter().any(|&c| at < c && c <= back)
         })
+    }
+
+    /// Back from the cache with no visitor written meanwhile, a tab's own stands: the
+    /// catch-up's read must not take the stored one for it (one not stored, as while
+    /// consent is pending). Flagged once; the model then follows what the core holds.
+    pub(super) fn own_visitor_kept(&mut self, t: usize) {
+        let tab = &self.tabs[t];
+        if tab.c.consent() == Consent::Denied {
+            return;
+        }
+        let stored = self.storage.get(ID_KEY);
+        let Some(v) = stored.and_then(|v| Visitor::restore(v, self.id_knows.get(v))) else {
+            return;
+        };
+        if !v.same(&tab.who) {
+            let (id, was) = (tab.id, tab.who.attributes());
+            self.log(|| format!("tab {id} took {} for {was}", v.attributes()));
+            self.fault(VISITOR_READ_BACK.into());
+            self.tabs[t].who = v;
+        }
+    }
+
+    /// Back from a stay since step `went`: the calls delivered meanwhile, no longer
+    /// stored (the tab must forget them; one still stored it may read back).
+    pub(super) fn delivered_in_stay(&mut self, id: TabId, went: usize) {
+        let stored: BTreeSet<String> = self.stored_uids().into_iter().collect();
+        let back = self.step;
+        let gone = self
+            .answered_202
+            .iter()
+            .filter(|&(uid, &at)| went < at && !stored.contains(uid))
+            .map(|(uid, _)| ((id, uid.clone()), back));
+        self.missed_deliveries.extend(gone);
+    }
+
+    /// Back from the cache, a tab takes a denial stored since it went for one it missed.
+    /// One it had heard (its own, or told) and granted again since, in the millisecond
+    /// it went (only then is its time not earlier), is taken again: counted apart (the
+    /// clock here stands still between `Advance` actions; a page's does not).
+    pub(super) fn denied_on_return(&mut self, t: usize) {
+        let tab = &self.tabs[t];
+        let heard = self.last_denial.is_none_or(|d| self.heard(tab.id, d));
+        if heard && tab.state != Some(Consent::Denied) {
+            let id = tab.id;
+            self.log(|| format!("tab {id} takes a denial it had heard for one it missed"));
+            self.stats.denied_again_on_return += 1;
+        }
     }
 
     /// (e) A record written after a denial must hold no call made before it; one written
@@ -182,7 +233,9 @@ impl World {
                     }
                 }
             }
-            if self.answered_202.contains_key(&uid) {
+            if self.answered_202.contains_key(&uid) && self.out_over_a_stay.contains(&uid) {
+                self.fault(STALE_RECORD_OVER_A_STAY.into());
+            } else if self.answered_202.contains_key(&uid) {
                 self.fault(
                     "(e) a record written after a page had the 202 of a call holds it again".into(),
                 );
@@ -434,7 +487,17 @@ impl World {
             .filter(|&i| i > 0);
         if let Some(i) = after_202 {
             let (first, second) = (sends[i - 1], sends[i]);
-            return if second.tab == first.tab {
+            let missed = self.missed_deliveries.get(&(second.tab, uid.to_string()));
+            return if self.out_over_a_stay.contains(uid) {
+                &RESENT_AFTER_A_202_OVER_A_STAY[4..] // (less "(b) ", put back as flagged)
+            } else if missed.is_some_and(|&back| {
+                (self.clears_heard.iter())
+                    .any(|&(t, at)| t == second.tab && back <= at && at <= second.step)
+            }) {
+                &RESENT_AFTER_A_CLEAR_BACK[4..]
+            } else if missed.is_some() {
+                "after the 202: a tab back from the back/forward cache, where it was then, sent it again"
+            } else if second.tab == first.tab {
                 "after the 202: the same tab sent it again"
             } else if !second.core_sender {
                 "after the 202: another tab sent its own copy again"
@@ -545,6 +608,11 @@ impl Visitor {
             provisional: v["provisional"] == Json::Bool(true),
             knows: knows.cloned().unwrap_or_default(),
         })
+    }
+
+    /// The same visitor, the same profile.
+    pub(super) fn same(&self, o: &Visitor) -> bool {
+        self.anon == o.anon && self.profile == o.profile && self.provisional == o.provisional
     }
 
     /// Named by our own `identify`, not only by a subscription.

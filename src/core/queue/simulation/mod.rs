@@ -2,23 +2,32 @@
 //!
 //! Several tabs, each its own [`Client`] driven the way js/runtime.js drives the wasm core
 //! (the arms of `src/browser/exports.rs`'s `control_text` are copied into [`World`]'s
-//! methods, since that module only builds for wasm32: keep `became` and `other_tab` in
-//! step with its SENDER and STORAGE arms; as `Client` methods both could call, they cost
-//! the `.wasm` 8 B gzipped even inlined, past the inline page's budget), share one
-//! simulated localStorage.
+//! methods, since that module only builds for wasm32: keep `control_sender` and
+//! `heard_write` in step with its SENDER and STORAGE arms; as `Client` methods both
+//! could call, they cost the `.wasm` 8 B gzipped even inlined, past the inline page's
+//! budget), share one simulated localStorage.
 //! A write by one tab reaches the others as a `storage` event, in order, whenever that tab
 //! runs its next task. A simulated clock, Web Locks (or the storage lease), and a
 //! simulated Klaviyo that answers 202, 429 with Retry-After, 5xx, 400 (for a "poison"
 //! call), or not at all (dropped before or after it processed the request).
 //!
+//! A tab may go into the back/forward cache (`pagehide` persisted, or frozen) and come
+//! back: it hides, gives up the lock or lease, and runs nothing while there; as WebKit
+//! does, it hears no `storage` event then, nor later (those queued before wait). Back,
+//! it catches up as `away_(0)` does: a denial since it went (the erase's time, kept
+//! under `denied`) is taken as carried out, else its core stops sending (storage read
+//! anew when it sends again) and reads the visitor stored. `Knobs::catch_up` false is
+//! the `away_(0)` before, which only stood for the lock again (`SIM_AWAY=old`).
+//!
 //! A run is a script of [`Action`]s made from a seed. Every action carries its own
 //! parameters (a tab is picked modulo the live tabs), so a script with actions removed
 //! still runs: that is how a failing run is minimised ([`minimise`]).
 //!
-//! After the script, a quiet period: the network is healthy, every live pending tab grants,
-//! one granted tab at least is open, and the world runs until nothing is left to do. Then
-//! the invariants of the README's "The queue: nothing lost, nothing sent twice" are
-//! checked (see [`World::check_end`] and the checks made as things happen).
+//! After the script, a quiet period: the network is healthy, every tab in the cache comes
+//! back, every live pending tab grants, one granted tab at least is open, and the world
+//! runs until nothing is left to do. Then the invariants of the README's "The queue:
+//! nothing lost, nothing sent twice" are checked (see [`World::check_end`] and the
+//! checks made as things happen).
 //!
 //! The visitor too: the page calls `identify` (each call gives a value no other call
 //! gives), `subscribe` and `reset()`, and a model of the README's identity rules
@@ -46,7 +55,15 @@
 //!   made it; Klaviyo's profile is what its profile requests set (an event's profile, a
 //!   snapshot of its call, is not applied to it);
 //! - storage events are all heard before the clock moves (a late event is late within a
-//!   moment, never across a retry's or a lease's wait).
+//!   moment, never across a retry's or a lease's wait);
+//! - a tab goes into the back/forward cache only once `watch_`'s listeners are there
+//!   (before, the browser caches it without the tracker knowing: not modelled); its
+//!   tasks, timers and online/offline events wait while it is there (assumed: were the
+//!   latter lost, a tab gone offline and back online would stay offline); answers to
+//!   its requests may come while it is away or after (WebKit runs them once it is back);
+//! - the clock stands still between `Advance` actions: a denial, a grant and a going
+//!   away in one millisecond, rare in a page, are common here (see
+//!   [`World::denied_on_return`]).
 #![cfg(not(target_arch = "wasm32"))]
 
 use crate::core::client::{Client, Op};
@@ -65,6 +82,8 @@ const K_PREFIX: &str = "klaviyo:AbC123:k:";
 const ID_KEY: &str = "klaviyo:AbC123:id";
 const CONSENT_KEY: &str = "klaviyo:AbC123:consent";
 const LEASE_KEY: &str = "klaviyo:AbC123:lease";
+/// js/runtime.js: `storage.dropPrefix` keeps the time of a denial's erase here.
+const DENIED_KEY: &str = "klaviyo:AbC123:denied";
 /// js/runtime.js: `KEEPALIVE`, the keepalive bytes allowed in flight.
 const KEEPALIVE: usize = 60 * 1024;
 /// js/runtime.js: `deadline(30000)` aborts a `/client` request.
@@ -84,7 +103,10 @@ use world::*;
 
 // ------------------------------------------------------------------------ the tests
 
-/// Seeds per sweep: `SIM_SEEDS=5000` for a longer run (the report's numbers).
+/// Seeds per sweep: `SIM_SEEDS=5000` for a longer run (the report's numbers). A seed
+/// named below is the first of a sweep to show a fault; tabs going into the
+/// back/forward cache (a slot of the script that made a 100 ms wait) changed the
+/// scripts of most, and moved two (`SIM_AWAY=0` makes those before).
 fn seeds() -> std::ops::Range<u64> {
     0..std::env::var("SIM_SEEDS")
         .ok()
@@ -92,6 +114,18 @@ fn seeds() -> std::ops::Range<u64> {
         .unwrap_or(1_000)
 }
 const STEPS: usize = 300;
+
+/// `SIM_AWAY=0`: no tab goes into the back/forward cache (each seed's script as before
+/// it was modelled); `SIM_AWAY=old`: a tab back from it does not catch up (js/runtime.js
+/// before it did).
+fn away(mut k: Knobs) -> Knobs {
+    match std::env::var("SIM_AWAY").as_deref() {
+        Ok("0") => k.away = false,
+        Ok("old") => k.catch_up = false,
+        _ => {}
+    }
+    k
+}
 
 /// The faults this simulation finds in the queue as it is, each with a minimal script
 /// below (the first seed of a sweep that shows it is in the comment), left as they are
@@ -121,22 +155,55 @@ const STALE_RECORD: &str = "(e) a record written after a page had the 202 of a c
 /// hundred runs of each sweep. Left: a tab still electing that hides sends what it
 /// holds beside the sender (the README's allowance, as for (b) and (e)), a profile
 /// request among them, which may land after the sender's newer one (seed 555, delivery
-/// only); and two tabs' `identify` calls in one millisecond, one made after its tab
-/// heard the other's identity (its own key) but before it read the other's record, so
-/// that neither record is dated after the other (seed 1554 of 5,000, follower start).
-/// In 5,000 runs of each sweep: 1 to 4 runs each, against 16 to 302 before.
+/// only, with `SIM_AWAY=0`; its first now, 344, is of the next kind); and two tabs'
+/// `identify` calls in one millisecond, one made after its tab heard the other's
+/// identity (its own key) but before it read the other's record, so that neither
+/// record is dated after the other (seed 1554 of 5,000, follower start). In 5,000 runs
+/// of each sweep: 1 to 5 runs each (1 to 4 with `SIM_AWAY=0`), against 16 to 302 before.
 const PROFILE_REVERTED: &str =
     "(p2) a visitor's profile at Klaviyo ends on an identify its latest superseded";
+/// Found with tabs in the back/forward cache, in js/runtime.js's `away_` (left to its
+/// author, known in every sweep): a call out when its page went into the cache, sent
+/// again after a page had its 202. Answered once the page is back and its core no
+/// longer the sender (`away_(0)` makes it so at once; before, only losing the lock to
+/// another tab did: seed 325 of the follower start's delivery only, either way), a 202
+/// does not shrink the record (`a_202_heard_back_from_the_cache_sends_its_call_no_more`).
+/// Answered while away, past the keepalive mark's wait, it is settled beside the sender
+/// that has sent the call again, whose copy then fails and is retried (seed 629 there).
+const RESENT_AFTER_A_202_OVER_A_STAY: &str =
+    "(b) after the 202: it was out when its tab went into the back/forward cache";
+/// The same, a record written again with it: by the page back (its copy still in
+/// flight), once another tab had the 202 of the call (seed 1190 of 5,000 there).
+const STALE_RECORD_OVER_A_STAY: &str =
+    "(e) a record written after a page had the 202 of a call out when its tab went into the back/forward cache holds it again";
+/// A tab back from the cache reads storage anew only once it sends (`resync`): a
+/// `clear()` by another script heard before then (made after its return, or before it
+/// went and heard late) says nothing was delivered, and the calls another tab
+/// delivered while it was away go again (seeds 2972 of the lease, 2101 of the cache's,
+/// of 5,000).
+const RESENT_AFTER_A_CLEAR_BACK: &str =
+    "(b) after the 202: a tab back from the back/forward cache sent it again, told of a clear() before it sent";
+/// `away_(0)` reads the visitor stored as if another tab had written it: a tab whose
+/// consent is pending (its visitor not stored yet) loses its own
+/// (`a_pending_tab_back_from_the_cache_keeps_its_visitor`; seeds 547, 32 of the cache's).
+const VISITOR_READ_BACK: &str =
+    "(p3) a tab back from the back/forward cache took the visitor stored for its own, which no tab wrote meanwhile";
+const FOUND_IN_AWAY: [&str; 4] = [
+    RESENT_AFTER_A_202_OVER_A_STAY,
+    STALE_RECORD_OVER_A_STAY,
+    RESENT_AFTER_A_CLEAR_BACK,
+    VISITOR_READ_BACK,
+];
 const ALL_KNOWN: [&str; 4] = [LOST, RESENT_AFTER_202, STALE_RECORD, PROFILE_REVERTED];
 /// What the start's few milliseconds allow (every sweep but the follower start's).
 const START_WINDOW: [&str; 3] = [RESENT_AFTER_202, STALE_RECORD, PROFILE_REVERTED];
 
 fn sweep_expecting(name: &str, k: impl Fn(u64) -> Knobs, known: &[&str]) {
-    let (faults, stats, steps) = sweep(seeds(), k);
+    let (faults, stats, steps) = sweep(seeds(), |s| away(k(s)));
     print_sweep(name, &faults, &stats, steps);
     let unknown: Vec<&String> = faults
         .keys()
-        .filter(|f| !known.contains(&f.as_str()))
+        .filter(|f| !known.contains(&f.as_str()) && !FOUND_IN_AWAY.contains(&f.as_str()))
         .collect();
     assert!(
         unknown.is_empty(),
@@ -145,7 +212,7 @@ fn sweep_expecting(name: &str, k: impl Fn(u64) -> Knobs, known: &[&str]) {
 }
 
 /// Web Locks, every kind of event. Seeds 20 (lost: `own_clear_then_taking_over_loses_calls`),
-/// 59, 155.
+/// 59, 22 (155 with `SIM_AWAY=0`).
 #[test]
 fn simulation_with_web_locks() {
     sweep_expecting("web locks", |_| knobs(STEPS, true), &ALL_KNOWN);
@@ -165,6 +232,19 @@ fn simulation_with_web_locks_no_clear() {
         ..knobs(STEPS, true)
     };
     sweep_expecting("web locks, no clear", k, &START_WINDOW);
+}
+
+/// Tabs go into the back/forward cache and come back often (one action in ten; one in
+/// a hundred in the others), Web Locks, every kind of event: a tab back must act on
+/// what it missed. With the old `away_(0)` (`SIM_AWAY=old`) 138 of its 1,000 runs fail,
+/// 10 to 22 of each other sweep's.
+#[test]
+fn simulation_with_the_bfcache() {
+    let k = |_| Knobs {
+        often: true,
+        ..knobs(STEPS, true)
+    };
+    sweep_expecting("web locks, back/forward cache", k, &ALL_KNOWN);
 }
 
 /// Web Locks, delivery alone: no consent change, no `clear()`; every tab a follower at
@@ -187,9 +267,9 @@ fn simulation_with_web_locks_delivery_only() {
 }
 
 /// Every tab starts as a follower (as after a handover or a grant): delivery alone then
-/// shows no fault but a rare (p2) of two tabs' `identify` in one millisecond, so the
-/// start's few milliseconds are the only cause of (b) and (e) above (the README says why
-/// they are left).
+/// shows no fault but a rare (p2) of two tabs' `identify` in one millisecond (and those
+/// found with the back/forward cache), so the start's few milliseconds are the only
+/// cause of (b) and (e) above (the README says why they are left).
 #[test]
 fn simulation_with_a_follower_start() {
     let k = |_| delivery_only(true);
@@ -491,8 +571,257 @@ fn a_superseded_profile_comes_back_when_its_tab_takes_over() {
     assert!(faults.is_empty(), "{faults:?}");
 }
 
+/// The old js/runtime.js: a tab back from the cache only stands for the sender again.
+fn no_catch_up(k: Knobs) -> Knobs {
+    Knobs {
+        catch_up: false,
+        ..k
+    }
+}
+
+/// Fixed by the catch-up (`away_(0)`): a tab back from the back/forward cache missed
+/// another tab's delivery of the calls it held (WebKit tells a cached page no `storage`
+/// event), and sent them again once it was the sender again.
+#[test]
+fn a_tab_back_from_the_cache_sends_no_call_another_tab_delivered() {
+    let k = Knobs {
+        consent: false,
+        clear: false,
+        ..knobs(0, true)
+    };
+    let script = [
+        task(0), // watch
+        task(0), // the lock: it sends
+        A::Call {
+            tab: 0,
+            kind: 0,
+            n: 1,
+        }, // one event, sent at once
+        A::Answer {
+            req: 0,
+            fate: Fate::ServerError(503),
+        }, // held for a retry
+        A::Open { consent: 1 }, // tab 2
+        task(1), // tab 2: watch
+        task(1), // tab 2: no lock: it waits its turn
+        A::Away { tab: 0 }, // tab 1 into the cache: the lock goes to tab 2
+        task(1), // tab 2: its start's sync
+        task(1), // tab 2 sends: reads tab 1's record, sends it
+        A::Answer {
+            req: 0,
+            fate: Fate::Ok,
+        }, // 202: tab 2 removes the record
+        A::Close { tab: 1 }, // the lock is free
+        A::Back { tab: 0 }, // tab 1 gets it: it sends again
+    ];
+    let faults = replay(no_catch_up(k), &script);
+    let again =
+        "(b) after the 202: a tab back from the back/forward cache, where it was then, sent it again";
+    assert_eq!(faults, [again], "the script no longer shows it");
+    let faults = replay(k, &script);
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// Fixed by the catch-up: a tab back from the cache that sends again never read the
+/// record another tab stored meanwhile (that tab died before it sent): its calls wait
+/// for as long as the first tab lives.
+#[test]
+fn a_tab_back_from_the_cache_reads_the_calls_stored_meanwhile() {
+    let k = Knobs {
+        consent: false,
+        clear: false,
+        ..knobs(0, true)
+    };
+    let script = [
+        task(0),                // watch
+        task(0),                // the lock: it sends
+        A::Away { tab: 0 },     // into the cache: the lock is free
+        A::Open { consent: 1 }, // tab 2 gets it (heard in its next task)
+        A::Call {
+            tab: 1,
+            kind: 0,
+            n: 2,
+        }, // tab 2 stores two events
+        A::Crash { tab: 1 },    // before it sends
+        A::Back { tab: 0 },     // tab 1 sends again
+    ];
+    let faults = replay(no_catch_up(k), &script);
+    assert!(faults.contains(&LOST.to_string()), "{faults:?}");
+    let faults = replay(k, &script);
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// Fixed by the catch-up: a tab in the cache missed another tab's denial (the marker
+/// written and erased in one task): back, it kept the calls made before it, stored
+/// and sent them once granted.
+#[test]
+fn a_tab_back_from_the_cache_drops_the_calls_made_before_a_denial() {
+    let script = [
+        task(0),                         // watch
+        task(0),                         // the lock: it sends
+        A::Consent { tab: 0, state: 0 }, // pending: its calls wait in memory
+        A::Call {
+            tab: 0,
+            kind: 0,
+            n: 2,
+        },
+        A::Away { tab: 0 },
+        A::Open { consent: 2 }, // tab 2 loads denied: the erase, its time kept
+        A::Back { tab: 0 },
+        A::Consent { tab: 0, state: 1 }, // tab 1 grants
+    ];
+    let faults = replay(no_catch_up(knobs(0, true)), &script);
+    let sent =
+        "(d) a call made before a denial was sent after it, by a tab that had heard the denial";
+    assert!(faults.contains(&sent.to_string()), "{faults:?}");
+    let faults = replay(knobs(0, true), &script);
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// Fixed by the catch-up: a tab in the cache missed another tab's `reset()`: back, it
+/// went on with the visitor before it.
+#[test]
+fn a_tab_back_from_the_cache_follows_a_reset_made_meanwhile() {
+    let script = [
+        task(0), // watch (the pagehide listener)
+        A::Away { tab: 0 },
+        A::Open { consent: 1 },
+        A::Call {
+            tab: 1,
+            kind: 143,
+            n: 1,
+        }, // tab 2: reset(), the new visitor stored
+        A::Back { tab: 0 },
+        A::Call {
+            tab: 0,
+            kind: 0,
+            n: 1,
+        }, // tab 1's event
+    ];
+    let faults = replay(no_catch_up(knobs(0, true)), &script);
+    let old = "(p3) a tab's visitor is not the one the rules give";
+    assert!(faults.contains(&old.to_string()), "{faults:?}");
+    let faults = replay(knobs(0, true), &script);
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// Found in the catch-up (RESENT_AFTER_A_202_OVER_A_STAY): a request out when the page
+/// went into the cache (a pagehide's keepalive one, say) is answered once it is back
+/// (WebKit runs a cached page's tasks then). `away_(0)` has made the core a
+/// non-sender, and a 202 to a non-sender does not shrink the record (`sweep`); on
+/// becoming the sender again `resync` reads the call back and sends it again. The
+/// old `away_(0)` passes this script (the core stayed the sender); it fails as soon as
+/// another tab holds the lock when the page is back (seed 325 of the follower start's
+/// delivery only).
+#[test]
+#[ignore = "found in js/runtime.js's away_(0): a 202 heard back from the back/forward cache leaves its call to go again"]
+fn a_202_heard_back_from_the_cache_sends_its_call_no_more() {
+    let faults = replay(
+        knobs(0, true),
+        &[
+            task(0), // watch
+            task(0), // the lock: it sends
+            A::Call {
+                tab: 0,
+                kind: 0,
+                n: 1,
+            }, // one event, sent at once
+            A::Away { tab: 0 },
+            A::Back { tab: 0 }, // no longer the sender, until its lock answer
+            A::Answer {
+                req: 0,
+                fate: Fate::Ok,
+            }, // the 202, heard now
+        ],
+    );
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// Found in the catch-up (VISITOR_READ_BACK): a tab whose consent is pending keeps
+/// its visitor in memory (stored at the grant). Back from the cache, `away_(0)` reads
+/// the stored one as if another tab had written it, though none did: the tab's
+/// `identify` made while pending is gone from its later calls.
+#[test]
+#[ignore = "found in js/runtime.js's away_(0): a pending tab back from the back/forward cache takes the stored visitor for its own"]
+fn a_pending_tab_back_from_the_cache_keeps_its_visitor() {
+    let faults = replay(
+        Knobs {
+            consent: false,
+            clear: false,
+            ..knobs(0, true)
+        },
+        &[
+            A::Call {
+                tab: 0,
+                kind: 14,
+                n: 1,
+            }, // tab 1's identify: its visitor stored
+            A::Open { consent: 0 }, // tab 2, pending, follows it
+            task(1),                // tab 2: watch
+            A::Call {
+                tab: 1,
+                kind: 14,
+                n: 1,
+            }, // tab 2's identify: its own visitor, not stored yet
+            A::Away { tab: 1 },
+            A::Back { tab: 0 },
+        ],
+    );
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+/// Allowed (a window, counted apart): a script's `localStorage.clear()` while a tab is
+/// in the cache takes the time a denial kept with the rest, and the tab back knows of
+/// no denial. Here it stores and sends the calls made before it (as a tab may that
+/// has not heard a denial yet).
+#[test]
+fn a_clear_while_a_tab_is_in_the_cache_hides_a_denial_from_it() {
+    let (faults, stats) = replay_stats(
+        knobs(0, true),
+        &[
+            task(0),                         // watch
+            task(0),                         // the lock: it sends
+            A::Consent { tab: 0, state: 0 }, // pending: its calls wait in memory
+            A::Call {
+                tab: 0,
+                kind: 0,
+                n: 2,
+            },
+            A::Away { tab: 0 },
+            A::Open { consent: 2 }, // tab 2 loads denied: the erase, its time kept
+            A::Clear { tab: 1 },    // a script of tab 2: the time is gone too
+            A::Back { tab: 0 },
+            A::Consent { tab: 0, state: 1 }, // tab 1 grants
+        ],
+    );
+    assert!(faults.is_empty(), "{faults:?}");
+    assert_eq!(stats.written_in_window, 2, "{stats:?}");
+}
+
+/// Allowed (counted apart): a tab that denied (or heard a denial), granted again and
+/// went into the cache in one millisecond reads that denial's time as no earlier than
+/// its going, and denies again when back (js/runtime.js compares with `>=`, so that
+/// a denial of another tab in that millisecond is not missed).
+#[test]
+fn a_denial_of_the_millisecond_a_tab_went_is_taken_again_on_return() {
+    let (faults, stats) = replay_stats(
+        knobs(0, true),
+        &[
+            task(0),                         // watch
+            A::Consent { tab: 0, state: 2 }, // denied: the erase, at this millisecond
+            A::Consent { tab: 0, state: 1 }, // granted again
+            A::Away { tab: 0 },
+            A::Back { tab: 0 }, // denied again
+        ],
+    );
+    assert!(faults.is_empty(), "{faults:?}");
+    assert_eq!(stats.denied_again_on_return, 1, "{stats:?}");
+}
+
 /// Replays one seed with a trace and a minimised script: `SIM_SEED=12 SIM_LOCKS=1
-/// SIM_FAULT='(a) ...' cargo test ... replay_one -- --nocapture --ignored`.
+/// SIM_FAULT='(a) ...' cargo test ... replay_one -- --nocapture --ignored` (`SIM_KNOBS`
+/// of the letters `clxfo`: consent, clear, crashes, follower start, often away;
+/// `SIM_AWAY` as for the sweeps).
 #[test]
 #[ignore]
 fn replay_one() {
@@ -507,7 +836,9 @@ fn replay_one() {
         k.clear = v.contains('l');
         k.crashes = v.contains('x');
         k.fix_start = v.contains('f');
+        k.often = v.contains('o');
     }
+    let k = away(k);
     let mut actions = script(seed, k);
     if let Ok(fault) = std::env::var("SIM_FAULT") {
         actions = minimise(k, &actions, &fault);

@@ -79,6 +79,9 @@ pub(super) fn knobs(steps: usize, locks: bool) -> Knobs {
         clear: true,
         crashes: true,
         fix_start: false,
+        away: true,
+        often: false,
+        catch_up: true,
     }
 }
 
@@ -114,6 +117,9 @@ pub(super) fn sweep(
         total.visitors_checked += s.visitors_checked;
         total.profiles_reverted += s.profiles_reverted;
         total.profiles_overwritten += s.profiles_overwritten;
+        total.denied_again_on_return += s.denied_again_on_return;
+        total.stays += s.stays;
+        total.stays_missing_writes += s.stays_missing_writes;
         for (k, v) in s.resent {
             *total.resent.entry(k).or_default() += v;
         }
@@ -133,6 +139,7 @@ pub(super) fn print_sweep(
 ) {
     eprintln!("== {name}: {steps} steps; calls {} (required {}), sends {}, 202s {}, rejected {}, gave up {}, lost in a denial's window {}, lost to a clear() {}, sent (written) before a tab heard a denial {} ({})", s.calls, s.required, s.sends, s.accepted, s.rejected, s.gave_up, s.lost_in_window, s.lost_to_clear, s.sent_in_window, s.written_in_window);
     eprintln!("   profile requests sent {}, accepted {}; visitors whose latest identify Klaviyo had to get {}; attributes ending on a superseded identify {}, on a concurrent one {}", s.profile_sends, s.profiles_accepted, s.visitors_checked, s.profiles_reverted, s.profiles_overwritten);
+    eprintln!("   stays in the back/forward cache {} ({} missing other tabs' writes); back, a denial heard before taken again {}", s.stays, s.stays_missing_writes, s.denied_again_on_return);
     eprintln!("   ids sent more than once, by reason: {:#?}", s.resent);
     eprintln!(
         "   ids accepted (202) more than once, by reason: {:#?}",

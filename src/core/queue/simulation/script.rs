@@ -87,6 +87,14 @@ pub(super) enum Action {
     Clear {
         tab: u8,
     },
+    /// The tab goes into the back/forward cache (pagehide, persisted; or frozen).
+    Away {
+        tab: u8,
+    },
+    /// A tab in the cache is shown again (pageshow, resume): `tab` picks among those.
+    Back {
+        tab: u8,
+    },
 }
 
 /// What a script is made with.
@@ -104,6 +112,13 @@ pub(super) struct Knobs {
     /// Not js/runtime.js: the core is told at start that it does not send (yet), as a
     /// tab is after a handover or a grant (a setup some scripts need).
     pub(super) fix_start: bool,
+    /// Whether scripts put tabs in the back/forward cache and show them again (one
+    /// action in a hundred), and one in ten (`often`).
+    pub(super) away: bool,
+    pub(super) often: bool,
+    /// A tab back from the cache catches up (js/runtime.js's `away_(0)`); false: it
+    /// only stands for the sender again, as before.
+    pub(super) catch_up: bool,
 }
 
 pub(super) fn script(seed: u64, k: Knobs) -> Vec<Action> {
@@ -113,6 +128,11 @@ pub(super) fn script(seed: u64, k: Knobs) -> Vec<Action> {
         let roll = r.below(1000);
         let tab = r.byte();
         let a = match roll {
+            // (In place of the action the roll makes: a sweep's own scripts.)
+            _ if k.often && roll % 10 == 9 => match roll % 20 {
+                9 => Action::Away { tab },
+                _ => Action::Back { tab },
+            },
             0..=149 => Action::Call {
                 tab,
                 kind: r.byte(),
@@ -152,6 +172,10 @@ pub(super) fn script(seed: u64, k: Knobs) -> Vec<Action> {
             900..=939 => Action::Online(r.below(3) != 0),
             940..=979 => Action::Hide { tab },
             980..=989 if k.clear => Action::Clear { tab },
+            // (In the last slot, drawing nothing more: every other action of a seed
+            // stays as it was.)
+            990..=994 if k.away => Action::Away { tab },
+            995..=999 if k.away => Action::Back { tab },
             _ => Action::Advance { ms: 100 },
         };
         out.push(a);

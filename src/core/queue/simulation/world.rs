@@ -63,6 +63,11 @@ pub(super) struct Tab {
     pub(super) denied_at: Option<usize>,
     /// The visitor this tab's core should hold, by the rules (`checks.rs`'s model).
     pub(super) who: Visitor,
+    /// In the back/forward cache since (the step, and `awayAt_`).
+    pub(super) away: Option<(usize, u64)>,
+    /// While away: events it never heard, and whether one was of the visitor (`id`).
+    pub(super) missed: usize,
+    pub(super) missed_id: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +169,12 @@ pub(super) struct Stats {
     /// one of a concurrent `identify` it did not know of (allowed: last write wins).
     pub(super) profiles_reverted: usize,
     pub(super) profiles_overwritten: usize,
+    /// Tabs back from the back/forward cache that denied again on a denial they had
+    /// heard (see [`World::denied_on_return`]).
+    pub(super) denied_again_on_return: usize,
+    /// Stays in the back/forward cache, and those in which other tabs wrote.
+    pub(super) stays: usize,
+    pub(super) stays_missing_writes: usize,
 }
 
 pub(super) struct World {
@@ -188,6 +199,8 @@ pub(super) struct World {
     pub(super) refused: BTreeSet<String>,
     /// Unique ids whose 202 a live page received (the step).
     pub(super) answered_202: BTreeMap<String, usize>,
+    /// Unique ids of requests out when their tab went into the back/forward cache.
+    pub(super) out_over_a_stay: BTreeSet<String>,
     /// Klaviyo: the profile requests it accepted, per `anonymous_id`, in order: the
     /// `identify` each was made by (its uid) and the step.
     pub(super) profile_log: BTreeMap<String, Vec<(String, usize)>>,
@@ -206,6 +219,15 @@ pub(super) struct World {
     pub(super) faults: Vec<String>,
     /// The step of the last denial a page made.
     pub(super) last_denial: Option<usize>,
+    /// Each stay in the back/forward cache: the tab, the steps it went and came back.
+    pub(super) stays: Vec<(TabId, usize, usize)>,
+    /// The calls delivered while a tab was in the cache, gone from storage when it came
+    /// back (see [`World::delivered_in_stay`]): the step it came back.
+    pub(super) missed_deliveries: BTreeMap<(TabId, String), usize>,
+    /// The steps at which another script cleared localStorage, and at which each tab
+    /// heard such a `clear()`.
+    pub(super) clears: Vec<usize>,
+    pub(super) clears_heard: Vec<(TabId, usize)>,
     pub(super) stats: Stats,
     pub(super) trace: Option<String>,
 }
@@ -238,6 +260,7 @@ impl World {
             accepted: BTreeMap::new(),
             refused: BTreeSet::new(),
             answered_202: BTreeMap::new(),
+            out_over_a_stay: BTreeSet::new(),
             profile_log: BTreeMap::new(),
             id_knows: BTreeMap::new(),
             latest_identify: BTreeMap::new(),
@@ -246,6 +269,10 @@ impl World {
             new_records: 0,
             faults: Vec::new(),
             last_denial: None,
+            stays: Vec::new(),
+            clears: Vec::new(),
+            clears_heard: Vec::new(),
+            missed_deliveries: BTreeMap::new(),
             stats: Stats::default(),
             trace: trace.then(String::new),
         }
@@ -296,10 +323,17 @@ impl World {
         out
     }
 
-    /// Tells every other tab of a write, as the browser's `storage` event does.
+    /// Tells every other tab of a write, as the browser's `storage` event does. A tab
+    /// in the back/forward cache hears none, now or later (WebKit).
     pub(super) fn tell(&mut self, from: TabId, key: Option<&str>, new: Option<&str>) {
         for t in &mut self.tabs {
-            if t.id != from {
+            if t.id == from {
+                continue;
+            }
+            if t.away.is_some() {
+                t.missed += 1;
+                t.missed_id |= key == Some(ID_KEY);
+            } else {
                 t.storage_events.push_back(StorageEvent {
                     key: key.map(str::to_string),
                     new: new.map(str::to_string),
@@ -373,6 +407,9 @@ impl World {
             denied_at: None,
             opened_at: self.step,
             who,
+            away: None,
+            missed: 0,
+            missed_id: false,
         });
         self.log(|| format!("tab {id} opens ({consent:?})"));
         let t = self.tabs.len() - 1;
@@ -404,13 +441,7 @@ impl World {
         let id = tab.id;
         self.log(|| format!("tab {id} consent {was:?} -> {now_state:?}"));
         self.on_consent_change(t, was, now_state);
-        // `ballot_.abort()`, `release_()`.
-        self.abort_ballot(t);
-        self.release(id);
-        self.tabs[t].electing = false;
-        if now_state == Consent::Granted {
-            self.elect(t);
-        }
+        self.stand(t, false);
         if was.is_some() || now_state == Consent::Denied {
             self.sync_and_send(t);
         }
@@ -463,6 +494,7 @@ impl World {
     /// Held: its own tab is alive, or a granted tab sends (the sender holds every stored
     /// call, or hears it in a storage event still to come).
     pub(super) fn cleared_by_a_script(&mut self) {
+        self.clears.push(self.step);
         let sender = self
             .tabs
             .iter()
@@ -490,6 +522,19 @@ impl World {
             c.excused_at.get_or_insert(step);
             c.before_denial.get_or_insert(step);
             c.required = false;
+        }
+    }
+
+    /// `stand_(electing)`: out of choosing the sender (`ballot_.abort()`, `release_()`;
+    /// `electing_` kept while away: nothing is sent then), and in again where it may:
+    /// granted, not away.
+    pub(super) fn stand(&mut self, t: usize, electing: bool) {
+        self.abort_ballot(t);
+        self.release(self.tabs[t].id);
+        let tab = &mut self.tabs[t];
+        tab.electing = electing || tab.away.is_some();
+        if tab.state == Some(Consent::Granted) && tab.away.is_none() {
+            self.elect(t);
         }
     }
 
@@ -566,22 +611,29 @@ impl World {
 
     /// `became_`: the core hears whether it sends (and reads storage when it starts to).
     pub(super) fn became(&mut self, t: usize, sender: bool) {
+        let tab = &mut self.tabs[t];
+        tab.electing = false;
+        tab.sender = sender;
+        self.control_sender(t, sender);
+        let id = self.tabs[t].id;
+        self.log(|| format!("tab {id} became sender={sender}"));
+        self.sync_and_send(t);
+    }
+
+    /// `control_(SENDER, now, sender, scan)`: exports.rs's SENDER arm (the core takes
+    /// over what storage holds when it starts to send).
+    pub(super) fn control_sender(&mut self, t: usize, sender: bool) {
         let stored = if sender {
             self.scan(PREFIX)
         } else {
             String::new()
         };
         let now = self.now;
-        let tab = &mut self.tabs[t];
-        tab.electing = false;
-        tab.sender = sender;
-        if sender && !tab.c.is_sender() {
-            tab.c.resync(Stored(&stored));
+        let c = &mut self.tabs[t].c;
+        if sender && !c.is_sender() {
+            c.resync(Stored(&stored));
         }
-        tab.c.set_sender(sender);
-        tab.c.adopt_stored(Stored(&stored), now);
-        let id = tab.id;
-        self.log(|| format!("tab {id} became sender={sender}"));
-        self.sync_and_send(t);
+        c.set_sender(sender);
+        c.adopt_stored(Stored(&stored), now);
     }
 }
