@@ -533,6 +533,7 @@ export class Runtime {
   hide_() {
     // (Away, another tab may send by now: Chromium and WebKit say hidden after pagehide.)
     if (this.closed_ || this.out_) return;
+    this.catchUp_();
     this.sync_();
     const t0 = now();
     for (;;) {
@@ -690,7 +691,8 @@ export class Runtime {
   away_(out) {
     if (this.closed_ || !out === !this.out_) return;
     this.out_ = out;
-    if (out) this.awayAt_ = now();
+    // (The visitor stored as it goes: one written meanwhile is another tab's.)
+    if (out) this.awayAt_ = now(), this.idAway_ = storage.get(this.prefix_ + "id");
     else this.back_();
     this.stand_(out);
   }
@@ -698,16 +700,28 @@ export class Runtime {
   /** Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
    * storage event, and replays none). */
   back_() {
-    const edge = this.edge_;
+    const edge = this.edge_, key = this.prefix_ + "id", id = storage.get(key);
     // A denial since: as the other tab carried it out, its records erased then, and the
     // worker's cookie (others' written since are theirs).
     if (deniedSince(this.prefix_, this.awayAt_)) this.edge_ = 0, this.consent(4), this.edge_ = edge;
     // Everything gone, the visitor too, and no denial: a clear (logout code often runs
     // one), which delivered nothing: as a tab that heard it, it keeps what it holds.
-    else if (this.state === 1 && storage.get(this.prefix_ + "id") === null) this.otherTab({ key: null });
-    // Else the visitor stored is followed, and storage read anew once it is the sender
-    // again (became_: what another tab delivered meanwhile is not sent again).
-    else this.behind_ = 1, this.otherTab({ key: this.prefix_ + "id" });
+    else if (this.state === 1 && id === null) this.otherTab({ key: null });
+    // Else storage is read anew once it is the sender again (became_: what another tab
+    // delivered meanwhile is not sent again), and a visitor another tab stored meanwhile
+    // followed (not the one stored before: a pending tab's own is in its memory only).
+    else {
+      this.behind_ = 1;
+      if (id !== this.idAway_) this.otherTab({ key });
+    }
+  }
+
+  /** Back from the cache: the core as no sender, so that it reads storage anew before it
+   * sends again (became_), or as the page hides (hide_: its keepalive requests would
+   * carry what another tab delivered meanwhile). Not sooner: an answer that comes until
+   * then is settled as the sender it was, and storage told of it. */
+  catchUp_() {
+    if (this.behind_) this.behind_ = 0, this.control_(SENDER, now(), "0");
   }
 
   /** Withdraws from choosing the sender (a lock or lease given up: `electing_` set to
@@ -724,10 +738,7 @@ export class Runtime {
     if (this.closed_) return;
     this.electing_ = false;
     this.sender_ = sender;
-    // Back from the cache: the core as no sender, so that it reads storage anew (another
-    // tab's deliveries meanwhile are not sent again). Not before: an answer that comes
-    // until then is settled as the sender it was, and storage told of it.
-    if (this.behind_) this.behind_ = 0, this.control_(SENDER, now(), "0");
+    this.catchUp_();
     // The sender adopts the loading-window records of pages that never got ready.
     this.adoptAt_(this.control_(SENDER, now(), +sender + "", sender ? storage.scan(this.prefix_, this.own_) : ""));
     this.log_(sender ? "this tab sends" : "this tab queues; another tab sends");

@@ -165,6 +165,7 @@ impl World {
         if self.tabs[t].away.is_some() {
             return;
         }
+        self.catch_up(t);
         self.sync(t);
         let t0 = self.now;
         loop {
@@ -244,6 +245,7 @@ impl World {
         let id = self.tabs[t].id;
         self.log(|| format!("tab {id} goes into the back/forward cache"));
         self.tabs[t].away = Some((self.step, self.now));
+        self.tabs[t].id_away = self.storage.get(ID_KEY).cloned();
         let out: Vec<String> = (self.net.iter())
             .filter(|r| r.tab == id)
             .flat_map(|r| self.carried(&r.body, r.endpoint).1)
@@ -253,10 +255,12 @@ impl World {
         self.stand(t, true);
     }
 
-    /// `pageshow` or `resume`: `away_(0)`. It heard no `storage` event meanwhile: a
-    /// denial since it went (the erase's time, kept) is taken as one carried out
-    /// (`consent(4)`); else the core stops sending, to read storage anew when it sends
-    /// again, and the visitor stored is read as if its event came. Then it stands.
+    /// `pageshow` or `resume`: `away_(0)`, `back_()`. It heard no `storage` event
+    /// meanwhile: a denial since it went (the erase's time, kept, not ahead of the clock)
+    /// is taken as one carried out (`consent(4)`); granted, with no visitor stored, a
+    /// clear (`CLEARED`, as heard); else storage is read anew once it sends again
+    /// (`behind_`, see `became`), and a visitor stored since it went is read as if its
+    /// event came. Then it stands.
     pub(super) fn come_back(&mut self, t: usize) {
         let Some((went, away_at)) = self.tabs[t].away.take() else {
             return;
@@ -267,18 +271,28 @@ impl World {
         let (mut end_of_task, mut read) = (false, false);
         if self.k.catch_up {
             let denied = self.storage.get(DENIED_KEY);
-            if denied.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) >= away_at {
+            let denied = denied.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let stored = self.storage.get(ID_KEY).cloned();
+            if denied >= away_at && denied <= self.now {
                 self.denied_on_return(t);
                 self.tabs[t].c.denied_before_start();
                 self.consent(t, None);
-            } else {
-                self.control_sender(t, false);
+            } else if self.tabs[t].state == Some(Consent::Granted) && stored.is_none() {
                 let e = StorageEvent {
-                    key: Some(ID_KEY.to_string()),
+                    key: None,
                     new: None,
                 };
                 end_of_task = self.heard_write(t, e, false);
-                read = true;
+            } else {
+                self.tabs[t].behind = true;
+                if stored != self.tabs[t].id_away {
+                    let e = StorageEvent {
+                        key: Some(ID_KEY.to_string()),
+                        new: None,
+                    };
+                    end_of_task = self.heard_write(t, e, false);
+                    read = true;
+                }
             }
         }
         // The model: what it would have heard (a denial: in `heard`'s stays). It follows
@@ -292,7 +306,10 @@ impl World {
             .storage_events
             .iter()
             .any(|e| e.key.as_deref() == Some(ID_KEY));
-        if std::mem::take(&mut tab.missed_id) || (read && waiting) {
+        let missed_id = std::mem::take(&mut tab.missed_id);
+        // (With the catch-up, a visitor stored as it went stays its own: a pending tab's
+        // is in its memory only.)
+        if (missed_id && (read || !self.k.catch_up)) || (read && waiting) {
             self.follow_stored(t);
         } else if read {
             self.own_visitor_kept(t);

@@ -68,6 +68,10 @@ pub(super) struct Tab {
     /// While away: events it never heard, and whether one was of the visitor (`id`).
     pub(super) missed: usize,
     pub(super) missed_id: bool,
+    /// `idAway_`: the visitor stored as it went; `behind_`: back, storage to read anew
+    /// once it sends again.
+    pub(super) id_away: Option<String>,
+    pub(super) behind: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,6 +414,8 @@ impl World {
             away: None,
             missed: 0,
             missed_id: false,
+            id_away: None,
+            behind: false,
         });
         self.log(|| format!("tab {id} opens ({consent:?})"));
         let t = self.tabs.len() - 1;
@@ -614,10 +620,19 @@ impl World {
         let tab = &mut self.tabs[t];
         tab.electing = false;
         tab.sender = sender;
+        self.catch_up(t);
         self.control_sender(t, sender);
         let id = self.tabs[t].id;
         self.log(|| format!("tab {id} became sender={sender}"));
         self.sync_and_send(t);
+    }
+
+    /// `catchUp_`: back from the cache, the core as no sender before it sends again, so
+    /// that it reads storage anew.
+    pub(super) fn catch_up(&mut self, t: usize) {
+        if std::mem::take(&mut self.tabs[t].behind) {
+            self.control_sender(t, false);
+        }
     }
 
     /// `control_(SENDER, now, sender, scan)`: exports.rs's SENDER arm (the core takes
