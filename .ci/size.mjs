@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 32.60; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 32.66; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -102,14 +102,16 @@
 // $value; index.js 182 B: a prerendered page sending nothing until shown (71 B), the
 // automatic Active on Site's `page` (13 B), a tab in the back/forward cache or frozen
 // giving up the sender's lock (98 B: other tabs stalled ten minutes, pages evicted from
-// the cache, two senders in WebKit)); 32.60 (33,377 B, 32.595 KB) for a page back from the
-// back/forward cache catching up on what other tabs did meanwhile (index.js 195 B: WebKit's
+// the cache, two senders in WebKit)); 32.66 (33,438 B, 32.654 KB) for a page back from the
+// back/forward cache catching up on what other tabs did meanwhile (index.js 256 B: WebKit's
 // restored page sent other tabs' deliveries again and the calls it held from before
 // another tab's denial, then what a review of that found: calls lost to a clear made
 // meanwhile, a denial dated ahead of the clock taken for one, a page whose wasm is loading
 // or failed saving its calls from before the denial again; and what the simulation found:
 // a pending tab's own visitor lost, delivered calls sent again on a 202 heard back or at
-// a hide before the lock) and for a Web Worker, where
+// a hide before the lock; and what a last review found: a clear followed by the next
+// page's visitor taken for deliveries, a frozen loading tab's late erase) and for a Web
+// Worker, where
 // Shopify runs app pixels (9 B: create() threw there, and a timer threw uncaught).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
@@ -121,7 +123,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 33.60: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 33.67: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked, Active on
@@ -149,7 +151,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 32.60);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 32.66);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -228,7 +230,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 33.60);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 33.67);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);

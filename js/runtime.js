@@ -211,11 +211,18 @@ export function listenToOtherTabs() {
     trackers.forEach((t) => t.otherTab(e));
   });
   addEventListener(NS, (e) => trackers.forEach((t) => t.own_ !== e.from && t.otherTab(e)));
-  // Back from the back/forward cache, a tracker whose wasm is loading (or failed) catches
-  // up on a denial it could not hear there (a running one: Runtime.away_).
+  // Back from the back/forward cache, or unfrozen, a tracker whose wasm is loading (or
+  // failed) catches up on a denial it could not hear there (a running one: Runtime.away_).
   let awayAt;
-  addEventListener("pagehide", (e) => e.persisted && (awayAt = now()));
-  addEventListener("pageshow", (e) => e.persisted && trackers.forEach((t) => t.restored_?.(awayAt)));
+  const away = () => (awayAt ??= now());
+  const back = () => {
+    trackers.forEach((t) => t.restored_?.(awayAt));
+    awayAt = undefined;
+  };
+  addEventListener("pagehide", (e) => e.persisted && away());
+  addEventListener("pageshow", (e) => e.persisted && back());
+  globalThis.document?.addEventListener("freeze", away);
+  globalThis.document?.addEventListener("resume", back);
 }
 
 /** One tracker's adapter: a handle into the wasm core plus the page wiring. */
@@ -691,28 +698,34 @@ export class Runtime {
   away_(out) {
     if (this.closed_ || !out === !this.out_) return;
     this.out_ = out;
-    // (The visitor stored as it goes: one written meanwhile is another tab's.)
-    if (out) this.awayAt_ = now(), this.idAway_ = storage.get(this.prefix_ + "id");
-    else this.back_();
+    const mark = this.prefix_ + "denied";
+    if (out) {
+      // The visitor stored as it goes (one written meanwhile is another tab's), and a
+      // mark only a clear() removes (a denial writes its time there).
+      this.awayAt_ = now();
+      this.idAway_ = storage.get(this.prefix_ + "id");
+      if (this.state === 1 && storage.get(mark) === null) storage.set(mark, "0", this.own_);
+    } else this.back_(storage.get(mark));
     this.stand_(out);
   }
 
   /** Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
-   * storage event, and replays none). */
-  back_() {
-    const edge = this.edge_, key = this.prefix_ + "id", id = storage.get(key);
+   * storage event, and replays none). `mark`: the `denied` key now. */
+  back_(mark) {
+    const edge = this.edge_, key = this.prefix_ + "id";
     // A denial since: as the other tab carried it out, its records erased then, and the
     // worker's cookie (others' written since are theirs).
     if (deniedSince(this.prefix_, this.awayAt_)) this.edge_ = 0, this.consent(4), this.edge_ = edge;
-    // Everything gone, the visitor too, and no denial: a clear (logout code often runs
-    // one), which delivered nothing: as a tab that heard it, it keeps what it holds.
-    else if (this.state === 1 && id === null) this.otherTab({ key: null });
+    // The mark gone, and no denial: a clear (logout code often runs one, and the next
+    // page may store a visitor since), which delivered nothing: as a tab that heard it,
+    // it keeps what it holds.
+    else if (this.state === 1 && mark === null) this.otherTab({ key: null });
     // Else storage is read anew once it is the sender again (became_: what another tab
     // delivered meanwhile is not sent again), and a visitor another tab stored meanwhile
     // followed (not the one stored before: a pending tab's own is in its memory only).
     else {
       this.behind_ = 1;
-      if (id !== this.idAway_) this.otherTab({ key });
+      if (storage.get(key) !== this.idAway_) this.otherTab({ key });
     }
   }
 

@@ -524,7 +524,7 @@ export const SCENARIOS = [
 
   {
     name: 'cleared-while-cached',
-    what: 'the sending window goes away (into the back/forward cache where the engine keeps it) with calls Klaviyo refused; the window sending in its place runs localStorage.clear() (logout code does) and closes; back, the first still sends each of them once',
+    what: 'the sending window goes away (into the back/forward cache where the engine keeps it) with calls Klaviyo refused; the window sending in its place runs localStorage.clear() and loads the next page (a logout redirect, which stores a new visitor), then closes; back, the first still sends each of them once',
     async run(ctx) {
       const { away, back } = leaving(ctx);
       const first = await ctx.open();
@@ -533,6 +533,10 @@ export const SCENARIOS = [
       const second = await ctx.open();
       await waitFor(() => second.eval(() => window.kl.pending() === 3), { what: 'the second window to take the first\'s calls' });
       await second.eval(() => localStorage.clear());
+      // The next page of the shop: it stores its visitor (before, that was taken for
+      // no clear, and the calls for delivered).
+      await second.load(ctx.url());
+      await waitFor(() => second.eval((k) => !!window.kl && localStorage.getItem(k) !== null, `klaviyo:${ctx.companyId}:id`), { what: 'the next page\'s visitor stored' });
       await second.close();
       ctx.emu.clearFaults();
       // A window loaded again holds nothing: the sending tab's own clear, then its close

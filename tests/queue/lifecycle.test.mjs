@@ -120,8 +120,9 @@ async function rawChromium() {
   const { browserContextId } = await send('Target.createBrowserContext');
   let windowed = false;
   return {
-    /** A tab on `url` (the newest in front, the others hidden behind it). */
-    async tab(url) {
+    /** A tab on `url` (the newest in front, the others hidden behind it), once its
+     * tracker is ready (`wasm`: "error" for one whose .wasm failed). */
+    async tab(url, wasm = '1') {
       // The context's first tab opens its window; the others go into it.
       const { targetId } = await send('Target.createTarget', { url, browserContextId, newWindow: !windowed });
       windowed = true;
@@ -131,7 +132,7 @@ async function rawChromium() {
         if (r.exceptionDetails) throw new Error(r.exceptionDetails.exception?.description ?? 'evaluation failed');
         return r.result.value;
       };
-      await waitFor(() => eval_('document.body?.dataset.wasm === "1"').catch(() => false), { what: 'the tab\'s tracker ready' });
+      await waitFor(() => eval_(`document.body?.dataset.wasm === "${wasm}"`).catch(() => false), { what: 'the tab\'s tracker ready' });
       return {
         eval: eval_,
         lifecycle: (state) => send('Page.setWebLifecycleState', { state }, sessionId),
@@ -168,4 +169,30 @@ test('a frozen tab waiting to send does not take the sender\'s place: another ta
   const again = await waiting.eval('window.kl.track("Resumed")');
   await waitFor(() => s.accepted(again) >= 1, { what: 'the resumed tab\'s call sent' });
   assert.deepEqual([id, again].map(s.accepted), [1, 1]);
+});
+
+test('a frozen tab whose wasm failed follows, once resumed, a denial made meanwhile, and leaves what the other tab wrote since', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  // Its calls saved for a later page (`pre:`), as a page whose .wasm never loads keeps them.
+  const failed = await chrome.tab(`${url}&wasmUrl=/dist/web/missing.wasm`, 'error');
+  await failed.eval('window.kl.track("Before The Denial"), window.kl.track("Before The Denial")');
+  const other = await chrome.tab(url); // in front: the failed one is hidden now
+  await failed.lifecycle('frozen');
+  emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
+  t.after(() => emu.clearFaults());
+  await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
+  const keys = `Object.keys(localStorage).filter((k) => k.startsWith("klaviyo:${s.companyId}:")).sort()`;
+  const written = await other.eval(keys);
+  assert.ok(written.some((k) => k.endsWith(':id')) && written.some((k) => k.includes(':q:')), `the other tab's visitor and call stored: ${written}`);
+  await failed.lifecycle('active');
+  await waitFor(() => failed.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
+  // (Its tasks queued while frozen, the storage events among them, run before this one.)
+  await failed.eval('new Promise((r) => setTimeout(r))');
+  // Before: the denial's event, heard late, erased everything: the other tab's visitor,
+  // and its call, forgotten as if delivered.
+  assert.deepEqual(await other.eval(keys), written, 'the other tab\'s keys left as they were');
+  assert.equal(await other.eval('window.kl.pending()'), 1, 'its call still to send');
 });

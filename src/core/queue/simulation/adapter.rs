@@ -246,6 +246,10 @@ impl World {
         self.log(|| format!("tab {id} goes into the back/forward cache"));
         self.tabs[t].away = Some((self.step, self.now));
         self.tabs[t].id_away = self.storage.get(ID_KEY).cloned();
+        // A mark only a clear() removes (a denial writes its time there).
+        if self.tabs[t].state == Some(Consent::Granted) && !self.storage.contains_key(DENIED_KEY) {
+            self.storage_set(id, DENIED_KEY, "0");
+        }
         let out: Vec<String> = (self.net.iter())
             .filter(|r| r.tab == id)
             .flat_map(|r| self.carried(&r.body, r.endpoint).1)
@@ -270,14 +274,15 @@ impl World {
         self.delivered_in_stay(id, went);
         let (mut end_of_task, mut read) = (false, false);
         if self.k.catch_up {
-            let denied = self.storage.get(DENIED_KEY);
-            let denied = denied.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let mark = self.storage.get(DENIED_KEY);
+            let denied = mark.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let cleared = mark.is_none();
             let stored = self.storage.get(ID_KEY).cloned();
             if denied >= away_at && denied <= self.now {
                 self.denied_on_return(t);
                 self.tabs[t].c.denied_before_start();
                 self.consent(t, None);
-            } else if self.tabs[t].state == Some(Consent::Granted) && stored.is_none() {
+            } else if self.tabs[t].state == Some(Consent::Granted) && cleared {
                 let e = StorageEvent {
                     key: None,
                     new: None,
