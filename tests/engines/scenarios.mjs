@@ -413,7 +413,7 @@ export const SCENARIOS = [
     async run(ctx) {
       ctx.emu.addFault({ path: '/client/', status: 503, retryAfter: 60, count: 100_000, name: 'unavailable' });
       const prefix = `klaviyo:${ctx.companyId}:`;
-      const keys = (page) => page.eval((p) => Object.keys(localStorage).filter((k) => k.startsWith(p)), prefix);
+      const keys = (page) => ourKeys(ctx, page);
       const running = await ctx.open();
       await trackMany(running, 2, { metric: 'Engine Matrix Queued' });
       await waitFor(async () => (await keys(running)).some((k) => k.includes(':q:')), { what: 'the queued calls on disk' });
@@ -587,7 +587,7 @@ export const SCENARIOS = [
     async run(ctx) {
       const { away, back } = leaving(ctx);
       const prefix = `klaviyo:${ctx.companyId}:`;
-      const keys = (page) => page.eval((p) => Object.keys(localStorage).filter((k) => k.startsWith(p)).sort(), prefix);
+      const keys = (page) => ourKeys(ctx, page);
       const loading = await ctx.open({ wasm: 'missing' });
       await loading.eval(() => { window.kl.track('Before The Denial', {}); window.kl.track('Before The Denial', {}); });
       await waitFor(async () => (await keys(loading)).some((k) => k.includes(':pre:')), { what: 'the calls saved for a later page' });

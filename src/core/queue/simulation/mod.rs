@@ -15,9 +15,11 @@
 //! back: it hides, gives up the lock or lease, and runs nothing while there; as WebKit
 //! does, it hears no `storage` event then, nor later (those queued before wait). Back,
 //! it catches up as `away_(0)` does: a denial since it went (the erase's time, kept
-//! under `denied`) is taken as carried out, else its core stops sending (storage read
-//! anew when it sends again) and reads the visitor stored. `Knobs::catch_up` false is
-//! the `away_(0)` before, which only stood for the lock again (`SIM_AWAY=old`).
+//! under `denied`) is taken as carried out; granted, the `denied` key gone (it writes
+//! `0` there going away) is a `clear()`; else storage is read anew once it sends again
+//! or hides (`catchUp_`), and a visitor another tab stored meanwhile is read.
+//! `Knobs::catch_up` false is the `away_(0)` before, which only stood for the lock
+//! again (`SIM_AWAY=old`).
 //!
 //! A run is a script of [`Action`]s made from a seed. Every action carries its own
 //! parameters (a tab is picked modulo the live tabs), so a script with actions removed
@@ -726,7 +728,7 @@ fn a_202_heard_back_from_the_cache_sends_its_call_no_more() {
                 n: 1,
             }, // one event, sent at once
             A::Away { tab: 0 },
-            A::Back { tab: 0 }, // no longer the sender, until its lock answer
+            A::Back { tab: 0 }, // still the sender's core, until its lock answer
             A::Answer {
                 req: 0,
                 fate: Fate::Ok,
