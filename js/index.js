@@ -306,8 +306,10 @@ export class Klaviyo {
 
   /** Consent is withdrawn in the loading window: by this page (`tell`: as the core would,
    * the other tabs are told through the marker first) or by another tab. Everything we
-   * stored is erased at once; the core replays the denial in its place among the calls
-   * (those before it are dropped, and reported, there; storage is not erased again). */
+   * stored is erased at once (not for one made while this page was in the back/forward
+   * cache, `back`: erased then); the core replays the denial in its place among the
+   * calls (those before it are dropped, and reported, there; storage is not erased
+   * again). */
   #deny(tell, back) {
     if (this.#consent === DENIED) return;
     this.#consent = DENIED;
