@@ -3,7 +3,7 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid, deniedSince } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid, deniedSince, wasAway } from "./runtime.js";
 import { WASM_URL, wasmModule } from "./wasm-source.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
@@ -23,9 +23,11 @@ const PENDING = 0, GRANTED = 1, DENIED = 2;
 /** A third of EARLY_STALE_MS (src/core/client/mod.rs), after which the sender tab adopts
  * a saved loading window as a closed page's. */
 const ALIVE_MS = 20_000;
-/** The core's code for a denial carried out here (told, erased) before it ran: it drops
- * what it holds without erasing again (src/browser/exports.rs, CONSENT). */
-const DENIED_HERE = 4;
+/** The core's codes for a denial carried out before it ran: here (told, erased), or by
+ * another tab while this page was in the back/forward cache or frozen (erased there,
+ * the worker's cookie deleted there). It drops what it holds without erasing again
+ * (src/browser/exports.rs, CONSENT); the adapter deletes the cookie for the first only. */
+const DENIED_HERE = 4, DENIED_AWAY = 5;
 /** The code of a consent state; throws, naming `who`, for anything else. */
 function consentCode(state, who) {
   const code = CONSENT.indexOf(state);
@@ -225,14 +227,18 @@ export class Klaviyo {
     this.#prefix = `${NS}${options.companyId}:`;
     this.#earlyKey = `${this.#prefix}pre:${uuid()}`;
     if (consent === DENIED) this.#deny(true);
+    // A denial made while this page was in the back/forward cache or frozen (`from` its
+    // going), heard on coming back, or one made before it came back heard late (0): carried
+    // out by its tab.
+    const away = (from, to = wasAway[1]) => deniedSince(this.#prefix, from, to) && this.#deny(0, DENIED_AWAY);
     this.#listener = {
       own_: this.#earlyKey, // its name in js/runtime.js `tell`, as its core's will be
       otherTab: (e) => {
-        if (e.newValue === "denied" && e.key === this.#prefix + "consent") this.#deny();
+        if (e.newValue === "denied" && e.key === this.#prefix + "consent") away(0, wasAway[1] - 1) || this.#deny();
         // (A denial's erasure removes it too: the marker came first, and the core drops them.)
         else if (e.newValue === null && e.key === this.#earlyKey && this.#consent !== DENIED) this.#adopted(e.oldValue);
       },
-      restored_: (at) => deniedSince(this.#prefix, at) && this.#deny(0, 1),
+      restored_: away,
     };
     trackers.add(this.#listener);
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
@@ -307,14 +313,14 @@ export class Klaviyo {
   /** Consent is withdrawn in the loading window: by this page (`tell`: as the core would,
    * the other tabs are told through the marker first) or by another tab. Everything we
    * stored is erased at once (not for one made while this page was in the back/forward
-   * cache, `back`: erased then); the core replays the denial in its place among the
-   * calls (those before it are dropped, and reported, there; storage is not erased
-   * again). */
+   * cache, `back`: DENIED_AWAY, erased then); the core replays the denial in its place
+   * among the calls (those before it are dropped, and reported, there; storage is not
+   * erased again). */
   #deny(tell, back) {
     if (this.#consent === DENIED) return;
     this.#consent = DENIED;
     this.#from = Infinity;
-    this.#early.push(EARLY_CONSENT, DENIED_HERE, undefined);
+    this.#early.push(EARLY_CONSENT, back || DENIED_HERE, undefined);
     // Made in another tab while this page was in the back/forward cache: carried out
     // there (what was written since is others', the worker's cookie a new visitor's).
     if (back) return;

@@ -72,7 +72,10 @@ export const storage = {
   /** false when the write failed (quota exceeded, storage gone). A denial's marker is
    * told in the page even then: the page's other trackers must stop all the same. */
   set(k, v, from) {
-    try { store.setItem(k, v); tell(from, k, v); return true; } catch { v === "denied" && tell(from, k, v); return false; }
+    // A denial's marker (`<prefix>consent`): its time first, kept by the erase, so a tab
+    // that hears the marker late reads it there (Chromium gives a frozen page the writes
+    // made meanwhile one by one, with their events: see deniedSince).
+    try { v === "denied" && store.setItem(k.slice(0, -7) + "denied", now()); store.setItem(k, v); tell(from, k, v); return true; } catch { v === "denied" && tell(from, k, v); return false; }
   },
   del(k, from) {
     const old = this.get(k);
@@ -81,10 +84,10 @@ export const storage = {
   /** Removes every key starting with `prefix` (consent was denied): listed first, as
    * removing while walking the indices may skip keys. */
   dropPrefix(prefix, from) {
-    for (const kv of this.scan(prefix).split(SEP)) if (kv) this.del(kv.split(SUB)[0], from);
-    // Its time, kept: a page of the shop in the back/forward cache hears no storage
-    // event, and reads this when it is back (Runtime.away_).
-    try { store.setItem(prefix + "denied", now()); } catch { /* no storage: no page to tell */ }
+    // But the denial's time (written with its marker; a tab hearing it does not date it
+    // again): a page of the shop in the back/forward cache hears no storage event, and
+    // reads it when it is back (Runtime.away_).
+    for (const kv of this.scan(prefix, prefix + "denied").split(SEP)) if (kv) this.del(kv.split(SUB)[0], from);
     const d = denial;
     denial = 0;
     if (d) say(...d);
@@ -186,13 +189,20 @@ export function cookies(options) {
   try { return options.klaviyoCookie === false ? "" : document.cookie; } catch { return ""; }
 }
 
-/** Whether the shop's visitor denied consent since `at` in a tab of the shop (its time,
- * kept by the erase: `dropPrefix`), for a page back from the back/forward cache, where no
- * storage event reached it. Not a time ahead of the clock (a clock set back since). */
-export const deniedSince = (prefix, at) => {
+/** Whether the shop's visitor denied consent in a tab of the shop from `at` to `to` (its
+ * time, written with its marker: `storage.set`): while this page was in the back/forward
+ * cache or frozen, where no storage event reached it (WebKit); or before it came back,
+ * for a marker heard only since (Chromium delivers the events late, and a freeze may
+ * begin after a denial not yet heard): that tab carried it out. Not a time ahead of the
+ * clock (a clock set back since). */
+export const deniedSince = (prefix, at, to = now()) => {
   const d = +storage.get(prefix + "denied");
-  return d >= at && d <= now();
+  return d >= at && d <= to;
 };
+
+/** The page's last stay in the back/forward cache, or frozen: [from, to] (see deniedSince;
+ * set before any tracker hears of the stay's end: their listeners come after this one's). */
+export let wasAway = [];
 
 /** The open trackers (and those whose wasm is loading: js/index.js), told of other
  * tabs' storage writes, and of this page's other trackers' (`tell`), by one listener. */
@@ -216,8 +226,9 @@ export function listenToOtherTabs() {
   let awayAt;
   const away = () => (awayAt ??= now());
   const back = () => {
-    trackers.forEach((t) => t.restored_?.(awayAt));
+    wasAway = [awayAt, now()];
     awayAt = undefined;
+    trackers.forEach((t) => t.restored_?.(wasAway[0]));
   };
   addEventListener("pagehide", (e) => e.persisted && away());
   addEventListener("pageshow", (e) => e.persisted && back());
@@ -608,6 +619,10 @@ export class Runtime {
       // each write theirs and hear the other's: they swapped). But the consent marker,
       // which its writer removes in the same task, is read as written.
       if (e.key === this.prefix_ + "id") this.sync_();
+      // A denial made before this page came back from the cache or was unfrozen, heard
+      // only now: carried out by its tab (what was written since is others', the worker's
+      // cookie a new visitor's).
+      if (e.newValue === "denied" && deniedSince(this.prefix_, 0, wasAway[1] - 1)) this.consent(5);
       this.adoptAt_(this.control_(STORAGE, now(), e.key, e.key === this.prefix_ + "consent" ? e.newValue : storage.get(e.key)));
       this.consent(); // another tab's withdrawal reaches the core this way
       // Another tab's reset (this one follows its visitor): this tab sends its calls too.
@@ -623,7 +638,8 @@ export class Runtime {
   /**
    * Sets the core's consent state to `set` (0 pending, 1 granted, 2 denied; 3 only
    * asks; 4 the loading window's denial, replayed: told and erased then, so the core
-   * only drops what it holds) and keeps the one it holds in `state`. On a change, this
+   * only drops what it holds; 5 the same for another tab's denial made while this page
+   * was away, which deleted the worker's cookie too) and keeps the one it holds in `state`. On a change, this
    * tab takes part in choosing the sender only while granted (a pending or denied tab
    * holding the lock would stall the others' queue), and the core's storage writes (a
    * denial's erasure) are made at once.
@@ -636,7 +652,8 @@ export class Runtime {
       this.stand_(false);
       // Out of a denial is a new visitor (the core made one), as after a reset.
       if (was === 2) this.renewed_();
-      else this.visitor_();
+      // (Not the cookie's deletion for a denial made away: a visitor granted since has it.)
+      else this.visitor_(set > 4 ? 0 : undefined);
       // At start, only a denial's erasure is written at once; the rest waits for the
       // loading window's write in the next task (replayWindow), off the path to ready.
       if (was !== undefined || this.state === 2) this.syncAndSend();
@@ -702,7 +719,6 @@ export class Runtime {
     if (out) {
       // The visitor stored as it goes (one written meanwhile is another tab's), and a
       // mark only a clear() removes (a denial writes its time there).
-      this.awayAt_ = now();
       this.idAway_ = storage.get(this.prefix_ + "id");
       if (this.state === 1 && storage.get(mark) === null) storage.set(mark, "0", this.own_);
     } else this.back_(storage.get(mark));
@@ -712,10 +728,11 @@ export class Runtime {
   /** Back, it has heard nothing other tabs did meanwhile (WebKit tells a cached page no
    * storage event, and replays none). `mark`: the `denied` key now. */
   back_(mark) {
-    const edge = this.edge_, key = this.prefix_ + "id";
-    // A denial since: as the other tab carried it out, its records erased then, and the
-    // worker's cookie (others' written since are theirs).
-    if (deniedSince(this.prefix_, this.awayAt_)) this.edge_ = 0, this.consent(4), this.edge_ = edge;
+    const key = this.prefix_ + "id";
+    // A denial since it went (wasAway: the module's listener heard the return first): as
+    // the other tab carried it out, its records erased then, and the worker's cookie
+    // (others' written since are theirs).
+    if (deniedSince(this.prefix_, wasAway[0])) this.consent(5);
     // The mark gone, and no denial: a clear (logout code often runs one, and the next
     // page may store a visitor since), which delivered nothing: as a tab that heard it,
     // it keeps what it holds.

@@ -287,8 +287,9 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         }
         what::CONSENT => {
             // `n`: the new state's code; 4: a denial the adapter carried out before the
-            // core ran; 3: only asks. `a`: a fresh random id. The answer: the state's code.
-            if n == 4.0 {
+            // core ran, 5: one another tab carried out while this page was away (the
+            // same here); 3: only asks. `a`: a fresh random id. The answer: the state's code.
+            if n >= 4.0 {
                 c.denied_before_start();
             } else if let Some(consent) = Consent::from_code(n as u64) {
                 c.set_consent(consent, a);

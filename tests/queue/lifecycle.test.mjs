@@ -17,11 +17,14 @@ import { waitFor, isBuilt } from './harness.mjs';
 
 const TIMEOUT = 60_000;
 let emu, site, browser, n = 0;
+/** Downloads held until a test lets them go: `?hold=NAME` on a file's URL waits for
+ * `holds.get(NAME)` (a promise) before it is answered. */
+const holds = new Map();
 
 before(async () => {
   assert.ok(isBuilt(), 'dist/web is missing: run `bash .ci/build.sh` first');
   emu = await startEmulator({ port: 0 });
-  site = await serveRepo(['/tests/queue/', '/dist/web/'], { cacheControl: 'no-cache' });
+  site = await serveRepo(['/tests/queue/', '/dist/web/'], { cacheControl: 'no-cache', delayFor: (url) => holds.get(url.searchParams.get('hold')) });
   browser = await launchChromium([], { ignoreDefaultArgs: ['--disable-back-forward-cache'] });
 });
 after(async () => {
@@ -121,7 +124,8 @@ async function rawChromium() {
   let windowed = false;
   return {
     /** A tab on `url` (the newest in front, the others hidden behind it), once its
-     * tracker is ready (`wasm`: "error" for one whose .wasm failed). */
+     * tracker is ready (`wasm`: "error" for one whose .wasm failed; "": created, its
+     * .wasm perhaps still loading). */
     async tab(url, wasm = '1') {
       // The context's first tab opens its window; the others go into it.
       const { targetId } = await send('Target.createTarget', { url, browserContextId, newWindow: !windowed });
@@ -132,7 +136,8 @@ async function rawChromium() {
         if (r.exceptionDetails) throw new Error(r.exceptionDetails.exception?.description ?? 'evaluation failed');
         return r.result.value;
       };
-      await waitFor(() => eval_(`document.body?.dataset.wasm === "${wasm}"`).catch(() => false), { what: 'the tab\'s tracker ready' });
+      const ready = wasm ? `document.body?.dataset.wasm === "${wasm}"` : 'document.body?.dataset.ready === "1"';
+      await waitFor(() => eval_(ready).catch(() => false), { what: 'the tab\'s tracker ready' });
       return {
         eval: eval_,
         lifecycle: (state) => send('Page.setWebLifecycleState', { state }, sessionId),
@@ -195,4 +200,64 @@ test('a frozen tab whose wasm failed follows, once resumed, a denial made meanwh
   // and its call, forgotten as if delivered.
   assert.deepEqual(await other.eval(keys), written, 'the other tab\'s keys left as they were');
   assert.equal(await other.eval('window.kl.pending()'), 1, 'its call still to send');
+});
+
+test('a frozen tab whose wasm is still loading follows, once resumed, a denial made meanwhile; its core, started later, deletes no worker cookie (the visitor granted since has it)', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  let release;
+  holds.set(s.companyId, new Promise((r) => (release = r)));
+  t.after(() => { release(); holds.delete(s.companyId); });
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const loading = await chrome.tab(`${url}&wasmUrl=${encodeURIComponent(`/dist/web/klaviyo_wasm_bg.wasm?hold=${s.companyId}`)}`, '');
+  // Every request the page makes from now on, the worker's /id among them.
+  await loading.eval('window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)');
+  await loading.eval('window.kl.track("Before The Denial")');
+  const other = await chrome.tab(url); // in front: the loading one is hidden now
+  await loading.lifecycle('frozen');
+  // The other tab denies and grants again; its calls' answers then show the shop's edge
+  // worker (marked as the worker's first answer marks it: the emulator is not the worker),
+  // which holds the new visitor in its cookie.
+  await other.eval(`window.kl.setConsent("denied"), window.kl.setConsent("granted"), localStorage.setItem("klaviyo:${s.companyId}:edge", "1")`);
+  await loading.lifecycle('active');
+  await waitFor(() => loading.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
+  release();
+  await waitFor(() => loading.eval('document.body.dataset.wasm === "1"'), { what: 'the resumed tab\'s core to start' });
+  await loading.eval('new Promise((r) => setTimeout(r))'); // its window replayed
+  assert.equal(await loading.eval('window.kl.consent'), 'denied', 'its core denied');
+  // Before: the replayed denial deleted the cookie, the visitor granted since with it.
+  const asked = await loading.eval('window.asked');
+  assert.deepEqual(asked.filter((r) => !r.startsWith('POST ') || !r.endsWith('/id')), [], 'no cookie deletion, no call from before the denial');
+});
+
+test('a frozen tab that sends follows, once resumed, a denial made meanwhile (heard late, or read as it resumes), and leaves what the other tab wrote since and the worker\'s cookie', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const first = await chrome.tab(url);
+  // The shop's edge worker known (as its first answer marks it: the emulator is not the
+  // worker); the page loaded again, so that its tracker starts knowing it.
+  await first.eval(`window.before = 1, localStorage.setItem("klaviyo:${s.companyId}:edge", "1"), location.reload()`).catch(() => {});
+  await waitFor(() => first.eval('!window.before && document.body?.dataset.wasm === "1"').catch(() => false), { what: 'the first tab loaded again' });
+  emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
+  t.after(() => emu.clearFaults());
+  await first.eval('window.kl.track("Before The Denial")');
+  await waitFor(() => first.eval(`Object.keys(localStorage).some((k) => k.includes(":q:"))`), { what: 'its call stored' });
+  await first.eval('window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)');
+  const other = await chrome.tab(url); // in front: the first is hidden now
+  await first.lifecycle('frozen');
+  await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
+  const keys = `Object.keys(localStorage).filter((k) => k.startsWith("klaviyo:${s.companyId}:")).sort()`;
+  const written = await other.eval(keys);
+  assert.ok(written.some((k) => k.endsWith(':id')) && written.some((k) => k.includes(':q:')), `the other tab's visitor and call stored: ${written}`);
+  await first.lifecycle('active');
+  await waitFor(() => first.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
+  await first.eval('new Promise((r) => setTimeout(r))'); // its queued tasks run
+  // Before: the denial, heard late, erased what the other tab wrote since (its visitor,
+  // its call forgotten as if delivered), and deleted the worker's cookie (the new visitor's).
+  assert.deepEqual(await other.eval(keys), written, 'the other tab\'s keys left as they were');
+  assert.equal(await other.eval('window.kl.pending()'), 1, 'its call still to send');
+  assert.deepEqual((await first.eval('window.asked')).filter((r) => r.startsWith('DELETE')), [], 'no cookie deletion');
 });

@@ -27,7 +27,8 @@ export function mimeFor(file) {
 
 /**
  * Serves `served` (see repoFile). Hooks for the suites that need them:
- * `delayFor(url, file)` -> ms to wait before answering; `typeFor(url, file)` -> a
+ * `delayFor(url, file)` -> ms to wait before answering, or a promise to wait for (a
+ * download held until the test lets it go); `typeFor(url, file)` -> a
  * Content-Type to send instead of the file's own; `headersFor(url, file)` -> more
  * response headers (a Content-Security-Policy); `cacheControl` ('no-store' unless told:
  * a page kept out of the back/forward cache unless a suite wants it there).
@@ -37,7 +38,8 @@ export async function serveRepo(served, { host = '127.0.0.1', port = 0, delayFor
     const url = new URL(req.url, 'http://site.invalid');
     const file = repoFile(url.pathname, served);
     const delay = (file && delayFor?.(url, file)) || 0;
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (delay?.then) await delay;
+    else if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     try {
       if (!file || req.method !== 'GET' || !(await stat(file)).isFile()) throw new Error('not found');
       const data = await readFile(file);

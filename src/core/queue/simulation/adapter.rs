@@ -2,6 +2,7 @@
 //! events, timers and tasks, and the script's actions carried out.
 
 use super::*;
+use crate::core::consent::DENIED;
 
 impl World {
     pub(super) fn sync_and_send(&mut self, t: usize) {
@@ -26,14 +27,17 @@ impl World {
                         .filter(|k| k.starts_with(prefix))
                         .cloned()
                         .collect();
-                    for k in keys {
-                        self.storage_del(id, &k);
+                    // `dropPrefix` keeps the denial's time for the tabs in the cache.
+                    for k in keys.iter().filter(|k| *k != DENIED_KEY) {
+                        self.storage_del(id, k);
                     }
-                    // `dropPrefix` keeps the erase's time for the tabs in the cache.
-                    let at = self.now.to_string();
-                    self.storage_set(id, &format!("{prefix}denied"), &at);
                 }
                 Some((k, v)) => {
+                    // `storage.set` writes a denial marker's time first.
+                    if k == CONSENT_KEY && v == DENIED {
+                        let at = self.now.to_string();
+                        self.storage_set(id, DENIED_KEY, &at);
+                    }
                     self.storage_set(id, k, v);
                 }
             }
@@ -211,6 +215,15 @@ impl World {
                 if id_key && model {
                     self.follow_stored(t);
                 }
+                // A marker written before this tab came back, heard only now: carried out
+                // by its tab (`deniedSince(.., 0, backAt_ - 1)`, `consent(5)`).
+                if key == CONSENT_KEY
+                    && value.as_deref() == Some(DENIED)
+                    && self.denied_before_back(t)
+                {
+                    self.tabs[t].c.denied_before_start();
+                    self.consent(t, None);
+                }
                 let now = self.now;
                 let c = &mut self.tabs[t].c;
                 c.on_storage_change(key, value.as_deref());
@@ -220,6 +233,15 @@ impl World {
             Some(_) => return false,
         }
         true
+    }
+
+    /// Whether the denial's time stored is before the tab last came back.
+    fn denied_before_back(&self, t: usize) -> bool {
+        let denied = self
+            .storage
+            .get(DENIED_KEY)
+            .and_then(|v| v.parse::<u64>().ok());
+        matches!((denied, self.tabs[t].back_at), (Some(d), Some(b)) if d < b)
     }
 
     /// The model: a tab not denied follows the visitor stored.
@@ -270,6 +292,7 @@ impl World {
             return;
         };
         let id = self.tabs[t].id;
+        self.tabs[t].back_at = Some(self.now);
         self.log(|| format!("tab {id} is back"));
         self.delivered_in_stay(id, went);
         let (mut end_of_task, mut read) = (false, false);

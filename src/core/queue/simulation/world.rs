@@ -72,6 +72,8 @@ pub(super) struct Tab {
     /// once it sends again.
     pub(super) id_away: Option<String>,
     pub(super) behind: bool,
+    /// `backAt_`: when it last came back.
+    pub(super) back_at: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -416,6 +418,7 @@ impl World {
             missed_id: false,
             id_away: None,
             behind: false,
+            back_at: None,
         });
         self.log(|| format!("tab {id} opens ({consent:?})"));
         let t = self.tabs.len() - 1;
