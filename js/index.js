@@ -3,7 +3,7 @@
 // has. `await Klaviyo.init(options)` is the same, ready. All rules live in the wasm
 // core; this file only adapts names, stamps each call with its id and time, and keeps
 // the calls of the loading window.
-import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid, deniedSince, wasAway } from "./runtime.js";
+import { Runtime, NS, storage, report, attach, cookies, listenToOtherTabs, trackers, now, uuid, deniedSince, heardLate } from "./runtime.js";
 import { WASM_URL, wasmModule } from "./wasm-source.js";
 
 // The core's Op codes (`enum Op` in src/core/client/mod.rs, named alike; tests/build/seam.test.mjs
@@ -227,18 +227,15 @@ export class Klaviyo {
     this.#prefix = `${NS}${options.companyId}:`;
     this.#earlyKey = `${this.#prefix}pre:${uuid()}`;
     if (consent === DENIED) this.#deny(true);
-    // A denial made while this page was in the back/forward cache or frozen (`from` its
-    // going), heard on coming back, or one made before it came back heard late (0): carried
-    // out by its tab.
-    const away = (from, to = wasAway[1]) => deniedSince(this.#prefix, from, to) && this.#deny(0, DENIED_AWAY);
     this.#listener = {
       own_: this.#earlyKey, // its name in js/runtime.js `tell`, as its core's will be
       otherTab: (e) => {
-        if (e.newValue === "denied" && e.key === this.#prefix + "consent") away(0, wasAway[1] - 1) || this.#deny();
+        if (e.newValue === "denied" && e.key === this.#prefix + "consent") this.#deny(0, heardLate(this.#prefix) && DENIED_AWAY);
         // (A denial's erasure removes it too: the marker came first, and the core drops them.)
         else if (e.newValue === null && e.key === this.#earlyKey && this.#consent !== DENIED) this.#adopted(e.oldValue);
       },
-      restored_: away,
+      // Back from the cache, or unfrozen: a denial made since `from`, when it went.
+      restored_: (from) => deniedSince(this.#prefix, from) && this.#deny(0, DENIED_AWAY),
     };
     trackers.add(this.#listener);
     /** Resolves to this tracker once the core runs; rejects if it refused the options. */
@@ -322,8 +319,11 @@ export class Klaviyo {
     this.#from = Infinity;
     this.#early.push(EARLY_CONSENT, back || DENIED_HERE, undefined);
     // Made in another tab while this page was in the back/forward cache: carried out
-    // there (what was written since is others', the worker's cookie a new visitor's).
-    if (back) return;
+    // there (what was written since is others', the worker's cookie a new visitor's),
+    // but this page's calls saved since, before it heard of it (a call made by the
+    // shop's own pageshow or resume listener, which ran before this module's: only a
+    // page gone a minute has its calls adopted, so none is sent meanwhile).
+    if (back) return storage.del(this.#earlyKey, this.#earlyKey);
     // Read before the erase: the replayed denial clears the worker's cookie (runtime.js visitor_).
     this.#edge ||= storage.get(this.#prefix + "edge");
     if (tell) storage.set(this.#prefix + "consent", "denied", this.#earlyKey);

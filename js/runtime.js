@@ -50,6 +50,8 @@ const say = (from, key, newValue, oldValue) =>
   dispatchEvent(Object.assign(new Event(NS), { from, key, newValue, oldValue }));
 /** A denial's marker, told once the denying tracker's erase is done (`dropPrefix`). */
 let denial;
+/** The prefix whose denial's time and marker had no room before its erase (`storage.set`). */
+let undated;
 /** Tells the page's other trackers of a write by the tracker named `from`, as a `storage`
  * event tells other tabs: a page hears none for its own writes, and a second tracker of
  * the shop in it (the script tag beside the npm package) would wait for a sender that
@@ -74,8 +76,10 @@ export const storage = {
   set(k, v, from) {
     // A denial's marker (`<prefix>consent`): its time first, kept by the erase, so a tab
     // that hears the marker late reads it there (Chromium gives a frozen page the writes
-    // made meanwhile one by one, with their events: see deniedSince).
-    try { v === "denied" && store.setItem(k.slice(0, -7) + "denied", now()); store.setItem(k, v); tell(from, k, v); return true; } catch { v === "denied" && tell(from, k, v); return false; }
+    // made meanwhile one by one, with their events: see deniedSince). No room for it (a
+    // full quota): both written once the erase has made some (`undated`).
+    if (v === "denied") try { store.setItem(k.slice(0, -7) + "denied", now()); } catch { undated = k.slice(0, -7); }
+    try { store.setItem(k, v); tell(from, k, v); return true; } catch { v === "denied" && tell(from, k, v); return false; }
   },
   del(k, from) {
     const old = this.get(k);
@@ -88,6 +92,14 @@ export const storage = {
     // again): a page of the shop in the back/forward cache hears no storage event, and
     // reads it when it is back (Runtime.away_).
     for (const kv of this.scan(prefix, prefix + "denied").split(SEP)) if (kv) this.del(kv.split(SUB)[0], from);
+    // A denial whose time and marker had no room (a full quota): written now, the marker
+    // removed again as the erase removes it, so that the other tabs hear it all the same.
+    if (undated === prefix) try {
+      undated = 0;
+      store.setItem(prefix + "denied", now());
+      store.setItem(prefix + "consent", "denied");
+      store.removeItem(prefix + "consent");
+    } catch { /* no room still */ }
     const d = denial;
     denial = 0;
     if (d) say(...d);
@@ -200,9 +212,15 @@ export const deniedSince = (prefix, at, to = now()) => {
   return d >= at && d <= to;
 };
 
+/** A denial's marker heard now: made before this page came back from the cache or was
+ * unfrozen, or while it is still away as far as this module knows (Chromium may deliver
+ * a frozen page's events before its `resume`), it was carried out by its tab. */
+export const heardLate = (prefix) => deniedSince(prefix, 1, awayAt ? now() : wasAway[1] - 1);
+
 /** The page's last stay in the back/forward cache, or frozen: [from, to] (see deniedSince;
- * set before any tracker hears of the stay's end: their listeners come after this one's). */
-export let wasAway = [];
+ * set before any tracker hears of the stay's end: their listeners come after this one's);
+ * and when the page went there, until this module's listener hears it is back. */
+export let wasAway = [], awayAt;
 
 /** The open trackers (and those whose wasm is loading: js/index.js), told of other
  * tabs' storage writes, and of this page's other trackers' (`tell`), by one listener. */
@@ -223,9 +241,10 @@ export function listenToOtherTabs() {
   addEventListener(NS, (e) => trackers.forEach((t) => t.own_ !== e.from && t.otherTab(e)));
   // Back from the back/forward cache, or unfrozen, a tracker whose wasm is loading (or
   // failed) catches up on a denial it could not hear there (a running one: Runtime.away_).
-  let awayAt;
+  // (Chromium tells a restored page both resume and pageshow: the first is its return.)
   const away = () => (awayAt ??= now());
   const back = () => {
+    if (awayAt === undefined) return;
     wasAway = [awayAt, now()];
     awayAt = undefined;
     trackers.forEach((t) => t.restored_?.(wasAway[0]));
@@ -358,6 +377,10 @@ export class Runtime {
 
   /** A call of the API; throws the core's Error when it refuses it. */
   call(op, text) {
+    // Made as the page comes back, before this tracker has heard it (the shop's own
+    // pageshow or resume listener ran first): a denial made meanwhile is carried out
+    // first, so that the call is neither written nor sent.
+    if (this.out_ && deniedSince(this.prefix_, awayAt ?? wasAway[0])) this.consent(5);
     const refused = wasm.call(this.h_, op, put1(text));
     if (refused) throw Error(answer(refused));
     this.atEndOfTask_();
@@ -622,7 +645,7 @@ export class Runtime {
       // A denial made before this page came back from the cache or was unfrozen, heard
       // only now: carried out by its tab (what was written since is others', the worker's
       // cookie a new visitor's).
-      if (e.newValue === "denied" && deniedSince(this.prefix_, 0, wasAway[1] - 1)) this.consent(5);
+      if (e.newValue === "denied" && heardLate(this.prefix_)) this.consent(5);
       this.adoptAt_(this.control_(STORAGE, now(), e.key, e.key === this.prefix_ + "consent" ? e.newValue : storage.get(e.key)));
       this.consent(); // another tab's withdrawal reaches the core this way
       // Another tab's reset (this one follows its visitor): this tab sends its calls too.

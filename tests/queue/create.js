@@ -1,7 +1,8 @@
 // Page for the create() tests (tests/queue/page-cost.test.mjs): `Klaviyo.create` right
 // after the import, so `window.kl` takes calls before the wasm has loaded.
 //   ?companyId=QuE001&apiBase=http://127.0.0.1:1234&maxQueueEvents=&maxQueueBytes=&flushDelayMs=
-//    &createDelayMs=&wasmUrl=
+//    &createDelayMs=&wasmUrl=&trackOnReturn=1
+// On freeze it writes `frozen:<companyId>` (see below).
 // body[data-ready="1"] as soon as `window.kl` exists (the wasm may still be loading);
 // body[data-wasm="1"] once `kl.ready` resolved ("error" if it rejected).
 // Exposes window.kl, window.Klaviyo, window.reports (onError), window.readyAt (Date.now()
@@ -24,6 +25,18 @@ options.onError = (e) => {
 };
 
 window.Klaviyo = Klaviyo;
+// ?trackOnReturn=1: the shop's own listener, registered before the tracker's, tracks a
+// view when the page comes back from the back/forward cache or is unfrozen (its ids in
+// window.returned).
+window.returned = [];
+// The page frozen (its freeze event run), for a test to wait on from another tab: a
+// frozen page can't be asked, and the DevTools command returns before the event runs.
+document.addEventListener('freeze', () => localStorage.setItem(`frozen:${options.companyId}`, String(Date.now())));
+if (q.has('trackOnReturn')) {
+  const view = () => window.returned.push(window.kl.track('Back On The Page'));
+  document.addEventListener('resume', view);
+  addEventListener('pageshow', (e) => e.persisted && view());
+}
 // ?createDelayMs=N: the tracker is created N ms after the import; ?wasmUrl= names its .wasm.
 if (q.get('wasmUrl')) options.wasmUrl = q.get('wasmUrl');
 if (q.has('createDelayMs')) await new Promise((resolve) => setTimeout(resolve, Number(q.get('createDelayMs'))));

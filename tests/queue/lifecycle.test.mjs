@@ -49,6 +49,15 @@ function shop() {
 /** Another site than the shop's (another host: a cross-site navigation). */
 const elsewhere = () => site.url.replace('127.0.0.1', 'localhost') + '/tests/queue/elsewhere.html';
 
+/** Freezes `tab` (a rawChromium tab of the shop's create.html) and waits, from `other`,
+ * for its freeze event to have run: the DevTools command returns before it does, and a
+ * denial made in between is heard by a page not yet frozen (its erase, a few
+ * milliseconds late, takes a grant made in the same task: not what these tests test). */
+async function freeze(tab, other, companyId) {
+  await tab.lifecycle('frozen');
+  await waitFor(() => other.eval(`localStorage.getItem("frozen:${companyId}") !== null`), { what: 'the tab\'s freeze event' });
+}
+
 /** Marks the page's JS world: still marked after going back = restored from the cache. */
 const mark = (page) => page.evaluate(() => { window.keptInCache = true; });
 const restored = (page) => page.evaluate(() => window.keptInCache === true);
@@ -185,7 +194,7 @@ test('a frozen tab whose wasm failed follows, once resumed, a denial made meanwh
   const failed = await chrome.tab(`${url}&wasmUrl=/dist/web/missing.wasm`, 'error');
   await failed.eval('window.kl.track("Before The Denial"), window.kl.track("Before The Denial")');
   const other = await chrome.tab(url); // in front: the failed one is hidden now
-  await failed.lifecycle('frozen');
+  await freeze(failed, other, s.companyId);
   emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
   t.after(() => emu.clearFaults());
   await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
@@ -215,7 +224,7 @@ test('a frozen tab whose wasm is still loading follows, once resumed, a denial m
   await loading.eval('window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)');
   await loading.eval('window.kl.track("Before The Denial")');
   const other = await chrome.tab(url); // in front: the loading one is hidden now
-  await loading.lifecycle('frozen');
+  await freeze(loading, other, s.companyId);
   // The other tab denies and grants again; its calls' answers then show the shop's edge
   // worker (marked as the worker's first answer marks it: the emulator is not the worker),
   // which holds the new visitor in its cookie.
@@ -247,7 +256,7 @@ test('a frozen tab that sends follows, once resumed, a denial made meanwhile (he
   await waitFor(() => first.eval(`Object.keys(localStorage).some((k) => k.includes(":q:"))`), { what: 'its call stored' });
   await first.eval('window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)');
   const other = await chrome.tab(url); // in front: the first is hidden now
-  await first.lifecycle('frozen');
+  await freeze(first, other, s.companyId);
   await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
   const keys = `Object.keys(localStorage).filter((k) => k.startsWith("klaviyo:${s.companyId}:")).sort()`;
   const written = await other.eval(keys);
@@ -260,4 +269,49 @@ test('a frozen tab that sends follows, once resumed, a denial made meanwhile (he
   assert.deepEqual(await other.eval(keys), written, 'the other tab\'s keys left as they were');
   assert.equal(await other.eval('window.kl.pending()'), 1, 'its call still to send');
   assert.deepEqual((await first.eval('window.asked')).filter((r) => r.startsWith('DELETE')), [], 'no cookie deletion');
+});
+
+test('a frozen tab whose own resume listener tracks (registered before the tracker\'s) sends and keeps nothing of it after a denial made meanwhile', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const first = await chrome.tab(`${url}&trackOnReturn=1`);
+  const other = await chrome.tab(url); // in front: the first is hidden now
+  await freeze(first, other, s.companyId);
+  // Klaviyo down while the first comes back: a call it left stored is not sent at once.
+  emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
+  await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted")');
+  await first.lifecycle('active');
+  await waitFor(() => first.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
+  const [id] = await first.eval('window.returned');
+  assert.ok(id, 'the shop\'s listener tracked as the tab came back');
+  await first.eval('new Promise((r) => setTimeout(r))'); // its queued tasks run
+  const stored = await other.eval(`Object.entries(localStorage).filter(([k, v]) => k.startsWith("klaviyo:${s.companyId}:") && v.includes(${JSON.stringify(id)})).map(([k]) => k)`);
+  // Before: its record, written before the tracker heard the denial, stayed, and the
+  // other tab (granted again, the sender) sent it: a call made after the denial.
+  assert.deepEqual(stored, [], 'the call made as it came back is not stored');
+  emu.clearFaults();
+  const later = await other.eval('window.kl.track("After The Grant")');
+  await waitFor(() => s.accepted(later) >= 1, { what: 'the other tab\'s later call sent' });
+  assert.equal(s.accepted(id), 0, 'nor sent');
+});
+
+test('storage full when another tab denies: a frozen tab still follows the denial once resumed (its time written once the erase made room)', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const first = await chrome.tab(url);
+  const other = await chrome.tab(url);
+  await freeze(first, other, s.companyId);
+  // Another script filled the origin's storage: every write of ours fails.
+  await other.eval('(() => { let i = 0, size = 1 << 20; while (size >= 1) { try { localStorage.setItem("fill:" + i++, "x".repeat(size)); } catch { size >>= 1; } } })()');
+  await other.eval('window.kl.setConsent("denied")');
+  await other.eval('Object.keys(localStorage).filter((k) => k.startsWith("fill:")).forEach((k) => localStorage.removeItem(k))');
+  await first.lifecycle('active');
+  // Before: the denial's time, written before its marker, had no room (nor the marker):
+  // back, the tab went on tracking for the visitor who denied (and the shop's other tabs
+  // never heard the denial).
+  await waitFor(() => first.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
 });

@@ -222,11 +222,15 @@ impl Client {
         }
     }
 
-    /// A denial the adapter carried out before this core ran (js/index.js, the loading
-    /// window): it told the other tabs and erased our storage then. This page's calls
-    /// are dropped (and reported); what storage holds now was written since, by other
-    /// tabs (their queue, a loading page's window): it is forgotten, not erased again.
+    /// A denial carried out before this core heard of it: by the adapter before this core
+    /// ran (js/index.js, the loading window), or by another tab while this page was in
+    /// the back/forward cache or frozen (js/runtime.js, consent code 5): the other tabs
+    /// were told and our storage erased then. This page's calls are dropped (and
+    /// reported), and the records it wrote since (as it came back, before it heard of
+    /// the denial) removed; what else storage holds now was written since, by other tabs
+    /// (their queue, a loading page's window): it is forgotten, not erased again.
     pub fn denied_before_start(&mut self) {
+        self.queue.remove_own_records(&mut self.erasure);
         self.queue.forget_other_tabs_calls();
         self.change(Consent::Denied, "", Told::Already);
     }

@@ -1874,6 +1874,39 @@ fn a_grant_after_a_denial_starts_a_new_profile() {
 }
 
 #[test]
+fn a_denial_another_tab_carried_out_while_away_removes_only_the_records_this_page_wrote() {
+    // Another tab's queue, read at start; then this page's own call, written (as it came
+    // back from the cache, before it heard of the denial made meanwhile).
+    let disk = granted_disk();
+    let mut p = page_with("granted", &disk);
+    p.ids = 50; // ids of its own (the other tab's record is `id-1`'s)
+    p.call(Op::Track, &[r#""As It Came Back""#]).unwrap();
+    p.end_task();
+    let own: Vec<String> = (p.disk.keys())
+        .filter(|k| k.starts_with(&format!("{PREFIX}q:")) && !disk.contains_key(*k))
+        .cloned()
+        .collect();
+    assert_eq!(own.len(), 1, "its record written: {own:?}");
+    p.c.denied_before_start();
+    assert_eq!(p.c.consent(), Consent::Denied);
+    let ops = p.end_task();
+    assert_eq!(
+        ops,
+        vec![StorageOp::Remove {
+            key: own[0].clone()
+        }],
+        "its record alone"
+    );
+    let queue = |d: &BTreeMap<String, String>| {
+        d.iter()
+            .filter(|(k, _)| *k != IDENTITY_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(queue(&p.disk), queue(&disk), "the other tab's queue stays");
+}
+
+#[test]
 fn a_denial_carried_out_before_the_core_ran_drops_what_it_holds_and_erases_nothing() {
     // The page denied while its wasm loaded: the adapter told the other tabs and erased
     // then. A later tab queued a call since; this core opens over it, then replays

@@ -162,6 +162,8 @@ struct Record {
     created_ms: u64,
     /// Storage holds a value under its key.
     written: bool,
+    /// Made by this page (not read from storage).
+    mine: bool,
     /// Its key was among those read by the current [`Queue::resync`].
     listed: bool,
     /// Its stored lines changed: rewrite (or remove) it at the next sync.
@@ -378,6 +380,7 @@ impl Queue {
             id: id.to_string(),
             created_ms,
             written,
+            mine: !written,
             listed: false,
             dirty: false,
             marked: false,

@@ -50,6 +50,16 @@ impl Queue {
         self.forget_records();
     }
 
+    /// The records this page wrote (not those it read), removed into `out` (the erasure,
+    /// which goes whatever the consent): a denial another tab carried out, heard after
+    /// this page wrote some (see `Client::denied_before_start`). A keepalive mark of one
+    /// goes with the next page's look at marks (`forget_expired_marks`).
+    pub fn remove_own_records(&self, out: &mut StorageOps) {
+        for r in self.records.iter().filter(|r| r.mine && r.written) {
+            out.remove(&self.prefix, &r.id);
+        }
+    }
+
     /// With no call held, nothing refers to the records and profiles any more.
     pub(super) fn forget_records(&mut self) {
         if self.items.is_empty() {
