@@ -13,7 +13,10 @@
 //!
 //! A tab may go into the back/forward cache (`pagehide` persisted, or frozen) and come
 //! back: it hides, gives up the lock or lease, and runs nothing while there; as WebKit
-//! does, it hears no `storage` event then, nor later (those queued before wait). Back,
+//! does, it hears no `storage` event then, nor later (those queued before wait). With
+//! `Knobs::late` (`SIM_LATE=1`, and the late sweep) as Chromium does: it hears them
+//! once back, in order, each with storage as it was right after its write, and sees
+//! at its return storage as it went, as it is, or in between (a race: `View`). Back,
 //! it catches up as `away_(0)` does: a denial since it went (the erase's time, kept
 //! under `denied`) is taken as carried out; granted, the `denied` key gone (it writes
 //! `0` there going away) is a `clear()`; else storage is read anew once it sends again
@@ -119,13 +122,15 @@ const STEPS: usize = 300;
 
 /// `SIM_AWAY=0`: no tab goes into the back/forward cache (each seed's script as before
 /// it was modelled); `SIM_AWAY=old`: a tab back from it does not catch up (js/runtime.js
-/// before it did).
+/// before it did). `SIM_LATE=1`: Chromium's late `storage` events (`Knobs::late`; the
+/// scripts then draw what a page sees at its return, so the seeds' scripts change).
 fn away(mut k: Knobs) -> Knobs {
     match std::env::var("SIM_AWAY").as_deref() {
         Ok("0") => k.away = false,
         Ok("old") => k.catch_up = false,
         _ => {}
     }
+    k.late |= std::env::var("SIM_LATE").is_ok_and(|v| v == "1");
     k
 }
 
@@ -616,7 +621,7 @@ fn a_tab_back_from_the_cache_sends_no_call_another_tab_delivered() {
             fate: Fate::Ok,
         }, // 202: tab 2 removes the record
         A::Close { tab: 1 }, // the lock is free
-        A::Back { tab: 0 }, // tab 1 gets it: it sends again
+        A::Back { tab: 0, seen: 0 }, // tab 1 gets it: it sends again
     ];
     let faults = replay(no_catch_up(k), &script);
     let again =
@@ -647,7 +652,7 @@ fn a_tab_back_from_the_cache_reads_the_calls_stored_meanwhile() {
             n: 2,
         }, // tab 2 stores two events
         A::Crash { tab: 1 },    // before it sends
-        A::Back { tab: 0 },     // tab 1 sends again
+        A::Back { tab: 0, seen: 0 }, // tab 1 sends again
     ];
     let faults = replay(no_catch_up(k), &script);
     assert!(faults.contains(&LOST.to_string()), "{faults:?}");
@@ -671,7 +676,7 @@ fn a_tab_back_from_the_cache_drops_the_calls_made_before_a_denial() {
         },
         A::Away { tab: 0 },
         A::Open { consent: 2 }, // tab 2 loads denied: the erase, its time kept
-        A::Back { tab: 0 },
+        A::Back { tab: 0, seen: 0 },
         A::Consent { tab: 0, state: 1 }, // tab 1 grants
     ];
     let faults = replay(no_catch_up(knobs(0, true)), &script);
@@ -695,7 +700,7 @@ fn a_tab_back_from_the_cache_follows_a_reset_made_meanwhile() {
             kind: 143,
             n: 1,
         }, // tab 2: reset(), the new visitor stored
-        A::Back { tab: 0 },
+        A::Back { tab: 0, seen: 0 },
         A::Call {
             tab: 0,
             kind: 0,
@@ -728,7 +733,7 @@ fn a_202_heard_back_from_the_cache_sends_its_call_no_more() {
                 n: 1,
             }, // one event, sent at once
             A::Away { tab: 0 },
-            A::Back { tab: 0 }, // still the sender's core, until its lock answer
+            A::Back { tab: 0, seen: 0 }, // still the sender's core, until its lock answer
             A::Answer {
                 req: 0,
                 fate: Fate::Ok,
@@ -765,7 +770,7 @@ fn a_pending_tab_back_from_the_cache_keeps_its_visitor() {
                 n: 1,
             }, // tab 2's identify: its own visitor, not stored yet
             A::Away { tab: 1 },
-            A::Back { tab: 0 },
+            A::Back { tab: 0, seen: 0 },
         ],
     );
     assert!(faults.is_empty(), "{faults:?}");
@@ -791,7 +796,7 @@ fn a_clear_while_a_tab_is_in_the_cache_hides_a_denial_from_it() {
             A::Away { tab: 0 },
             A::Open { consent: 2 }, // tab 2 loads denied: the erase, its time kept
             A::Clear { tab: 1 },    // a script of tab 2: the time is gone too
-            A::Back { tab: 0 },
+            A::Back { tab: 0, seen: 0 },
             A::Consent { tab: 0, state: 1 }, // tab 1 grants
         ],
     );
@@ -812,7 +817,7 @@ fn a_denial_of_the_millisecond_a_tab_went_is_taken_again_on_return() {
             A::Consent { tab: 0, state: 2 }, // denied: the erase, at this millisecond
             A::Consent { tab: 0, state: 1 }, // granted again
             A::Away { tab: 0 },
-            A::Back { tab: 0 }, // denied again
+            A::Back { tab: 0, seen: 0 }, // denied again
         ],
     );
     assert!(faults.is_empty(), "{faults:?}");
