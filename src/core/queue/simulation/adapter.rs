@@ -235,12 +235,13 @@ impl World {
         true
     }
 
-    /// Whether the denial's time stored (as the tab sees it) is before it last came back.
+    /// Whether the denial's time stored (as the tab sees it) is before it last came back
+    /// (`deniedSince`: `+null` is 0, so no time stored is before too).
     fn denied_before_back(&self, t: usize) -> bool {
-        let denied = self
-            .seen(t)
-            .get(DENIED_KEY)
-            .and_then(|v| v.parse::<u64>().ok());
+        let denied = match self.seen(t).get(DENIED_KEY) {
+            None => Some(0),
+            Some(v) => v.parse::<u64>().ok(),
+        };
         matches!((denied, self.tabs[t].back_at), (Some(d), Some(b)) if d < b)
     }
 
