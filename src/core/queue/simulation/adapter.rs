@@ -346,6 +346,8 @@ impl World {
         // write is heard now or then).
         if !self.k.late {
             self.stays.push((id, went, self.step));
+        } else if !self.tabs[t].storage_events.iter().any(|e| e.late) {
+            self.view_current(t); // (after `denied_on_return`, which asks `heard`)
         }
         let tab = &mut self.tabs[t];
         self.stats.stays += 1;
@@ -369,7 +371,7 @@ impl World {
     }
 
     /// Back with late events: the first of them whose writes it already sees (their
-    /// events still come, its copy as it is); all of them, its copy is storage.
+    /// events still come; all of them: its copy is storage, ended by `come_back`).
     fn sees_ahead(&mut self, t: usize, seen: u8) -> usize {
         let tab = &mut self.tabs[t];
         let Some(view) = &mut tab.view else {
@@ -384,9 +386,6 @@ impl World {
         for e in tab.storage_events.iter_mut().filter(|e| e.late).take(ahead) {
             view.take(e.key.as_deref(), e.new.as_deref());
             e.late = false;
-        }
-        if ahead == late {
-            self.view_current(t);
         }
         ahead
     }
