@@ -22,7 +22,7 @@ impl World {
                 Some(("", prefix)) => {
                     self.erased_by_denial();
                     let keys: Vec<String> = self
-                        .storage
+                        .seen(t)
                         .keys()
                         .filter(|k| k.starts_with(prefix))
                         .cloned()
@@ -197,7 +197,7 @@ impl World {
         match &e.key {
             None => {
                 self.clears_heard.push((self.tabs[t].id, self.step));
-                let stored = self.scan(PREFIX);
+                let stored = scan_of(self.seen(t), PREFIX);
                 self.tabs[t].c.storage_cleared(Stored(&stored));
             }
             Some(key) if key.starts_with(PREFIX) => {
@@ -210,7 +210,7 @@ impl World {
                 let value = if key == CONSENT_KEY {
                     e.new.clone()
                 } else {
-                    self.storage.get(key).cloned()
+                    self.seen(t).get(key).cloned()
                 };
                 if id_key && model {
                     self.follow_stored(t);
@@ -235,19 +235,21 @@ impl World {
         true
     }
 
-    /// Whether the denial's time stored is before the tab last came back.
+    /// Whether the denial's time stored (as the tab sees it) is before it last came back
+    /// (`deniedSince`: `+null` is 0, so no time stored is before too).
     fn denied_before_back(&self, t: usize) -> bool {
-        let denied = self
-            .storage
-            .get(DENIED_KEY)
-            .and_then(|v| v.parse::<u64>().ok());
+        let denied = match self.seen(t).get(DENIED_KEY) {
+            None => Some(0),
+            Some(v) => v.parse::<u64>().ok(),
+        };
         matches!((denied, self.tabs[t].back_at), (Some(d), Some(b)) if d < b)
     }
 
     /// The model: a tab not denied follows the visitor stored.
     pub(super) fn follow_stored(&mut self, t: usize) {
+        let value = self.seen(t).get(ID_KEY).cloned();
+        let value = value.as_deref();
         let tab = &mut self.tabs[t];
-        let value = self.storage.get(ID_KEY);
         if tab.c.consent() != Consent::Denied {
             let knows = value.and_then(|v| self.id_knows.get(v));
             if let Some(who) = value.and_then(|v| Visitor::restore(v, knows)) {
@@ -267,9 +269,18 @@ impl World {
         let id = self.tabs[t].id;
         self.log(|| format!("tab {id} goes into the back/forward cache"));
         self.tabs[t].away = Some((self.step, self.now));
-        self.tabs[t].id_away = self.storage.get(ID_KEY).cloned();
+        if self.k.late && self.tabs[t].view.is_none() {
+            // Chromium: what it sees from now on is brought up to date by its late events
+            // (if it went again before it heard them all, its copy stays as it is).
+            self.tabs[t].view = Some(View {
+                storage: self.storage.clone(),
+                own: BTreeSet::new(),
+                went: self.step,
+            });
+        }
+        self.tabs[t].id_away = self.seen(t).get(ID_KEY).cloned();
         // A mark only a clear() removes (a denial writes its time there).
-        if self.tabs[t].state == Some(Consent::Granted) && !self.storage.contains_key(DENIED_KEY) {
+        if self.tabs[t].state == Some(Consent::Granted) && !self.seen(t).contains_key(DENIED_KEY) {
             self.storage_set(id, DENIED_KEY, "0");
         }
         let out: Vec<String> = (self.net.iter())
@@ -287,20 +298,24 @@ impl World {
     /// clear (`CLEARED`, as heard); else storage is read anew once it sends again
     /// (`behind_`, see `became`), and a visitor stored since it went is read as if its
     /// event came. Then it stands.
-    pub(super) fn come_back(&mut self, t: usize) {
+    ///
+    /// With late events (Chromium) it hears them next, and sees storage at its return
+    /// as it was when it went, or as it is, or in between, as `seen` draws (a race).
+    pub(super) fn come_back(&mut self, t: usize, seen: u8) {
         let Some((went, away_at)) = self.tabs[t].away.take() else {
             return;
         };
         let id = self.tabs[t].id;
         self.tabs[t].back_at = Some(self.now);
-        self.log(|| format!("tab {id} is back"));
+        let ahead = self.sees_ahead(t, seen);
+        self.log(|| format!("tab {id} is back (seeing {ahead} of its late writes already)"));
         self.delivered_in_stay(id, went);
         let (mut end_of_task, mut read) = (false, false);
         if self.k.catch_up {
-            let mark = self.storage.get(DENIED_KEY);
+            let mark = self.seen(t).get(DENIED_KEY);
             let denied = mark.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             let cleared = mark.is_none();
-            let stored = self.storage.get(ID_KEY).cloned();
+            let stored = self.seen(t).get(ID_KEY).cloned();
             if denied >= away_at && denied <= self.now {
                 self.denied_on_return(t);
                 self.tabs[t].c.denied_before_start();
@@ -309,6 +324,7 @@ impl World {
                 let e = StorageEvent {
                     key: None,
                     new: None,
+                    late: false,
                 };
                 end_of_task = self.heard_write(t, e, false);
             } else {
@@ -317,16 +333,22 @@ impl World {
                     let e = StorageEvent {
                         key: Some(ID_KEY.to_string()),
                         new: None,
+                        late: false,
                     };
                     end_of_task = self.heard_write(t, e, false);
                     read = true;
                 }
             }
         }
-        // The model: what it would have heard (a denial: in `heard`'s stays). It follows
-        // the visitor another tab wrote meanwhile; on a catch-up's read, one written
-        // before, whose event waits in its queue, too (a write is heard now or then).
-        self.stays.push((id, went, self.step));
+        // The model: what it would have heard (a denial: in `heard`'s stays, once its
+        // copy is current). It follows the visitor another tab wrote meanwhile; on a
+        // catch-up's read, one written before, whose event waits in its queue, too (a
+        // write is heard now or then).
+        if !self.k.late {
+            self.stays.push((id, went, self.step));
+        } else if !self.tabs[t].storage_events.iter().any(|e| e.late) {
+            self.view_current(t); // (after `denied_on_return`, which asks `heard`)
+        }
         let tab = &mut self.tabs[t];
         self.stats.stays += 1;
         self.stats.stays_missing_writes += usize::from(std::mem::take(&mut tab.missed) > 0);
@@ -345,6 +367,41 @@ impl World {
         self.stand(t, false);
         if end_of_task {
             self.sync_and_send(t);
+        }
+    }
+
+    /// Back with late events: the first of them whose writes it already sees (their
+    /// events still come; all of them: its copy is storage, ended by `come_back`).
+    fn sees_ahead(&mut self, t: usize, seen: u8) -> usize {
+        let tab = &mut self.tabs[t];
+        let Some(view) = &mut tab.view else {
+            return 0;
+        };
+        let late = tab.storage_events.iter().filter(|e| e.late).count();
+        let ahead = match seen % 3 {
+            0 => 0,
+            1 => late,
+            _ => usize::from(seen / 3) % (late + 1),
+        };
+        for e in tab.storage_events.iter_mut().filter(|e| e.late).take(ahead) {
+            view.take(e.key.as_deref(), e.new.as_deref());
+            e.late = false;
+        }
+        ahead
+    }
+
+    /// A tab's copy of storage is current again (its late writes all in it): the stay
+    /// it went on ends for the model (`heard`) if it is back.
+    pub(super) fn view_current(&mut self, t: usize) {
+        let tab = &mut self.tabs[t];
+        let Some(view) = tab.view.take() else {
+            return;
+        };
+        for e in &mut tab.storage_events {
+            e.late = false;
+        }
+        if tab.away.is_none() {
+            self.stays.push((tab.id, view.went, self.step));
         }
     }
 
@@ -582,6 +639,13 @@ impl World {
         }
         if storage || tab.tasks.is_empty() {
             if let Some(e) = tab.storage_events.pop_front() {
+                // A late event: its write reaches the page's copy just before it.
+                if let Some(view) = tab.view.as_mut().filter(|_| e.late) {
+                    view.take(e.key.as_deref(), e.new.as_deref());
+                    if !tab.storage_events.iter().any(|e| e.late) {
+                        self.view_current(t);
+                    }
+                }
                 self.other_tab(t, e);
                 return true;
             }
@@ -733,6 +797,10 @@ impl World {
                         self.log(|| format!("tab {id}: localStorage.clear()"));
                         self.cleared_by_a_script();
                         self.storage.clear();
+                        // Its page's copy is storage again (empty): what others wrote
+                        // before, heard late, no longer changes it (a page's own
+                        // pending writes win, as in `View`).
+                        self.view_current(t);
                         self.tell(id, None, None);
                     }
                 }
@@ -742,12 +810,12 @@ impl World {
                     self.go_away(t);
                 }
             }
-            Action::Back { tab } => {
+            Action::Back { tab, seen } => {
                 let away: Vec<usize> = (0..self.tabs.len())
                     .filter(|&t| self.tabs[t].away.is_some())
                     .collect();
                 if !away.is_empty() {
-                    self.come_back(away[tab as usize % away.len()]);
+                    self.come_back(away[tab as usize % away.len()], seen);
                 }
             }
         }
@@ -764,7 +832,7 @@ impl World {
     pub(super) fn quiet(&mut self) {
         self.act(&Action::Online(true));
         for t in 0..self.tabs.len() {
-            self.come_back(t);
+            self.come_back(t, 0); // (with late events: it sees storage as it went)
         }
         for t in 0..self.tabs.len() {
             if self.tabs[t].state == Some(Consent::Pending) {

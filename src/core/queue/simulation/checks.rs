@@ -169,7 +169,7 @@ impl World {
         if tab.c.consent() == Consent::Denied {
             return;
         }
-        let stored = self.storage.get(ID_KEY);
+        let stored = self.seen(t).get(ID_KEY);
         let Some(v) = stored.and_then(|v| Visitor::restore(v, self.id_knows.get(v))) else {
             return;
         };

@@ -13,7 +13,10 @@
 //!
 //! A tab may go into the back/forward cache (`pagehide` persisted, or frozen) and come
 //! back: it hides, gives up the lock or lease, and runs nothing while there; as WebKit
-//! does, it hears no `storage` event then, nor later (those queued before wait). Back,
+//! does, it hears no `storage` event then, nor later (those queued before wait). With
+//! `Knobs::late` (`SIM_LATE=1`, and the late sweep) as Chromium does: it hears them
+//! once back, in order, each with storage as it was right after its write, and sees
+//! at its return storage as it went, as it is, or in between (a race: `View`). Back,
 //! it catches up as `away_(0)` does: a denial since it went (the erase's time, kept
 //! under `denied`) is taken as carried out; granted, the `denied` key gone (it writes
 //! `0` there going away) is a `clear()`; else storage is read anew once it sends again
@@ -119,13 +122,15 @@ const STEPS: usize = 300;
 
 /// `SIM_AWAY=0`: no tab goes into the back/forward cache (each seed's script as before
 /// it was modelled); `SIM_AWAY=old`: a tab back from it does not catch up (js/runtime.js
-/// before it did).
+/// before it did). `SIM_LATE=1`: Chromium's late `storage` events (`Knobs::late`; the
+/// scripts then draw what a page sees at its return, so the seeds' scripts change).
 fn away(mut k: Knobs) -> Knobs {
     match std::env::var("SIM_AWAY").as_deref() {
         Ok("0") => k.away = false,
         Ok("old") => k.catch_up = false,
         _ => {}
     }
+    k.late |= std::env::var("SIM_LATE").is_ok_and(|v| v == "1");
     k
 }
 
@@ -249,6 +254,24 @@ fn simulation_with_the_bfcache() {
         ..knobs(STEPS, true)
     };
     sweep_expecting("web locks, back/forward cache", k, &ALL_KNOWN);
+}
+
+/// Chromium's late `storage` events (`Knobs::late`): a tab back from the back/forward
+/// cache, or unfrozen, hears those of its stay, each with storage as it was right after
+/// its write, and sees at its return storage as it went, as it is, or in between. Tabs
+/// go and come back as often as in the cache's sweep; Web Locks on even seeds, the lease
+/// on odd ones. Ignored: it finds a fault of js/runtime.js, a denial made by a page
+/// that still sees storage as it went leaves a record stored meanwhile (seed 814 of
+/// 1,000: `a_denial_made_with_a_stale_view_leaves_a_record_written_meanwhile`).
+#[test]
+#[ignore = "finds a fault of js/runtime.js with Chromium's late events (a denial made with a stale view of storage)"]
+fn simulation_with_late_events() {
+    let k = |s: u64| Knobs {
+        often: true,
+        late: true,
+        ..knobs(STEPS, s.is_multiple_of(2))
+    };
+    sweep_expecting("late storage events (Chromium)", k, &ALL_KNOWN);
 }
 
 /// Web Locks, delivery alone: no consent change, no `clear()`; every tab a follower at
@@ -616,7 +639,7 @@ fn a_tab_back_from_the_cache_sends_no_call_another_tab_delivered() {
             fate: Fate::Ok,
         }, // 202: tab 2 removes the record
         A::Close { tab: 1 }, // the lock is free
-        A::Back { tab: 0 }, // tab 1 gets it: it sends again
+        A::Back { tab: 0, seen: 0 }, // tab 1 gets it: it sends again
     ];
     let faults = replay(no_catch_up(k), &script);
     let again =
@@ -647,7 +670,7 @@ fn a_tab_back_from_the_cache_reads_the_calls_stored_meanwhile() {
             n: 2,
         }, // tab 2 stores two events
         A::Crash { tab: 1 },    // before it sends
-        A::Back { tab: 0 },     // tab 1 sends again
+        A::Back { tab: 0, seen: 0 }, // tab 1 sends again
     ];
     let faults = replay(no_catch_up(k), &script);
     assert!(faults.contains(&LOST.to_string()), "{faults:?}");
@@ -671,7 +694,7 @@ fn a_tab_back_from_the_cache_drops_the_calls_made_before_a_denial() {
         },
         A::Away { tab: 0 },
         A::Open { consent: 2 }, // tab 2 loads denied: the erase, its time kept
-        A::Back { tab: 0 },
+        A::Back { tab: 0, seen: 0 },
         A::Consent { tab: 0, state: 1 }, // tab 1 grants
     ];
     let faults = replay(no_catch_up(knobs(0, true)), &script);
@@ -695,7 +718,7 @@ fn a_tab_back_from_the_cache_follows_a_reset_made_meanwhile() {
             kind: 143,
             n: 1,
         }, // tab 2: reset(), the new visitor stored
-        A::Back { tab: 0 },
+        A::Back { tab: 0, seen: 0 },
         A::Call {
             tab: 0,
             kind: 0,
@@ -728,7 +751,7 @@ fn a_202_heard_back_from_the_cache_sends_its_call_no_more() {
                 n: 1,
             }, // one event, sent at once
             A::Away { tab: 0 },
-            A::Back { tab: 0 }, // still the sender's core, until its lock answer
+            A::Back { tab: 0, seen: 0 }, // still the sender's core, until its lock answer
             A::Answer {
                 req: 0,
                 fate: Fate::Ok,
@@ -765,7 +788,7 @@ fn a_pending_tab_back_from_the_cache_keeps_its_visitor() {
                 n: 1,
             }, // tab 2's identify: its own visitor, not stored yet
             A::Away { tab: 1 },
-            A::Back { tab: 0 },
+            A::Back { tab: 0, seen: 0 },
         ],
     );
     assert!(faults.is_empty(), "{faults:?}");
@@ -791,7 +814,7 @@ fn a_clear_while_a_tab_is_in_the_cache_hides_a_denial_from_it() {
             A::Away { tab: 0 },
             A::Open { consent: 2 }, // tab 2 loads denied: the erase, its time kept
             A::Clear { tab: 1 },    // a script of tab 2: the time is gone too
-            A::Back { tab: 0 },
+            A::Back { tab: 0, seen: 0 },
             A::Consent { tab: 0, state: 1 }, // tab 1 grants
         ],
     );
@@ -812,11 +835,52 @@ fn a_denial_of_the_millisecond_a_tab_went_is_taken_again_on_return() {
             A::Consent { tab: 0, state: 2 }, // denied: the erase, at this millisecond
             A::Consent { tab: 0, state: 1 }, // granted again
             A::Away { tab: 0 },
-            A::Back { tab: 0 }, // denied again
+            A::Back { tab: 0, seen: 0 }, // denied again
         ],
     );
     assert!(faults.is_empty(), "{faults:?}");
     assert_eq!(stats.denied_again_on_return, 1, "{stats:?}");
+}
+
+/// Chromium, late events: a page back from the cache that still sees storage as it went
+/// (its late events not yet heard) denies: `storage.dropPrefix` erases only the keys it
+/// sees, not a record another tab stored while it was away. No tab erases it later:
+/// that tab is gone (here), or was away too and takes the marker, heard late, for a
+/// denial carried out (`consent(5)`: no erase; seed 814 of the late sweep). The next
+/// sender sends a call made before the denial. Not with WebKit's delivery, nor if the
+/// page already sees the record at its return.
+#[test]
+#[ignore = "a fault of js/runtime.js with Chromium's late events: a denial made with a stale view of storage leaves a record written meanwhile"]
+fn a_denial_made_with_a_stale_view_leaves_a_record_written_meanwhile() {
+    let script = |seen| {
+        [
+            task(0),                // tab 1: watch
+            A::Away { tab: 0 },     // tab 1 into the cache
+            A::Open { consent: 1 }, // tab 2
+            A::Call {
+                tab: 1,
+                kind: 0,
+                n: 1,
+            }, // tab 2's event, stored
+            A::Crash { tab: 1 },    // tab 2 dies before it sends it
+            A::Back { tab: 0, seen }, // tab 1 back
+            A::Consent { tab: 0, state: 2 }, // tab 1 denies
+            A::Advance { ms: 1_000 }, // (the next tab opens after it)
+        ]
+    };
+    let late = Knobs {
+        late: true,
+        ..knobs(0, true)
+    };
+    assert!(replay(knobs(0, true), &script(0)).is_empty(), "WebKit");
+    assert!(
+        replay(late, &script(1)).is_empty(),
+        "seeing storage as it is"
+    );
+    // "(d) a call made before a denial was sent after it, by a tab that had heard the
+    // denial": tab 3, the sender the quiet period opens, sends tab 2's event.
+    let faults = replay(late, &script(0));
+    assert!(faults.is_empty(), "seeing storage as it went: {faults:?}");
 }
 
 /// Replays one seed with a trace and a minimised script: `SIM_SEED=12 SIM_LOCKS=1

@@ -82,6 +82,7 @@ pub(super) fn knobs(steps: usize, locks: bool) -> Knobs {
         away: true,
         often: false,
         catch_up: true,
+        late: false,
     }
 }
 

@@ -92,8 +92,12 @@ pub(super) enum Action {
         tab: u8,
     },
     /// A tab in the cache is shown again (pageshow, resume): `tab` picks among those.
+    /// `seen`: with late events (`Knobs::late`), how much of what other tabs wrote
+    /// meanwhile the page already sees at its return (a race in Chromium:
+    /// `World::come_back`).
     Back {
         tab: u8,
+        seen: u8,
     },
 }
 
@@ -119,6 +123,10 @@ pub(super) struct Knobs {
     /// A tab back from the cache catches up (js/runtime.js's `away_(0)`); false: it
     /// only stands for the sender again, as before.
     pub(super) catch_up: bool,
+    /// Chromium: a tab in the back/forward cache, or frozen, hears the `storage` events
+    /// of its stay once back, in order, each with storage as it was right after its
+    /// write (`Tab::view`); false: WebKit, it hears none.
+    pub(super) late: bool,
 }
 
 pub(super) fn script(seed: u64, k: Knobs) -> Vec<Action> {
@@ -131,7 +139,7 @@ pub(super) fn script(seed: u64, k: Knobs) -> Vec<Action> {
             // (In place of the action the roll makes: a sweep's own scripts.)
             _ if k.often && roll % 10 == 9 => match roll % 20 {
                 9 => Action::Away { tab },
-                _ => Action::Back { tab },
+                _ => back(tab, k, &mut r),
             },
             0..=149 => Action::Call {
                 tab,
@@ -175,10 +183,17 @@ pub(super) fn script(seed: u64, k: Knobs) -> Vec<Action> {
             // (In the last slot, drawing nothing more: every other action of a seed
             // stays as it was.)
             990..=994 if k.away => Action::Away { tab },
-            995..=999 if k.away => Action::Back { tab },
+            995..=999 if k.away => back(tab, k, &mut r),
             _ => Action::Advance { ms: 100 },
         };
         out.push(a);
     }
     out
+}
+
+/// A return from the cache; what the page sees then is drawn only with late events
+/// (the scripts of the other sweeps stay as they were).
+fn back(tab: u8, k: Knobs, r: &mut Rng) -> Action {
+    let seen = if k.late { r.byte() } else { 0 };
+    Action::Back { tab, seen }
 }

@@ -35,6 +35,45 @@ pub(super) enum Task {
 pub(super) struct StorageEvent {
     pub(super) key: Option<String>,
     pub(super) new: Option<String>,
+    /// Late (Chromium): written while its tab was away, or since while its view is
+    /// stale; heard, it brings that write into the tab's view first.
+    pub(super) late: bool,
+}
+
+/// Chromium: storage as a tab back from the cache (or unfrozen) sees it while the events
+/// of its stay are still to come: the page's copy of localStorage is brought up to date
+/// write by write, each just before its event. The model keeps storage sequentially
+/// consistent and reads it at each event (the page running, its copy is current within
+/// a task); only here does a page see storage as of a past write, so only here is a
+/// copy kept (taken as it goes, ended once its last late event is heard).
+#[derive(Clone, Debug)]
+pub(super) struct View {
+    pub(super) storage: BTreeMap<String, String>,
+    /// Keys it wrote itself since: an older write of another tab's, heard late, does
+    /// not change them in its copy (Chromium keeps a page's own pending writes over
+    /// those it is told of until the store has them: they come after).
+    pub(super) own: BTreeSet<String>,
+    /// The step it went away (for `World::heard`: the stay ends once it is current).
+    pub(super) went: usize,
+}
+
+impl View {
+    /// Another tab's write, as the page's copy takes it.
+    pub(super) fn take(&mut self, key: Option<&str>, new: Option<&str>) {
+        match (key, new) {
+            (None, _) => {
+                let own = &self.own;
+                self.storage.retain(|k, _| own.contains(k));
+            }
+            (Some(k), _) if self.own.contains(k) => {}
+            (Some(k), Some(v)) => {
+                self.storage.insert(k.to_string(), v.to_string());
+            }
+            (Some(k), None) => {
+                self.storage.remove(k);
+            }
+        }
+    }
 }
 
 pub(super) struct Tab {
@@ -74,6 +113,9 @@ pub(super) struct Tab {
     pub(super) behind: bool,
     /// `backAt_`: when it last came back.
     pub(super) back_at: Option<u64>,
+    /// With late events: storage as this page sees it, while its late events are still
+    /// to come (`None`: as it is).
+    pub(super) view: Option<View>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,21 +358,32 @@ impl World {
 
     /// `storage.scan(prefix)`: `key SUB value SEP ...`.
     pub(super) fn scan(&self, prefix: &str) -> String {
-        let mut out = String::new();
-        for (k, v) in self.storage.range(prefix.to_string()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push(SEP);
-            out.push_str(k);
-            out.push(SUB);
-            out.push_str(v);
-        }
-        out
+        scan_of(&self.storage, prefix)
+    }
+
+    /// Storage as tab `t` sees it (see [`View`]).
+    pub(super) fn seen(&self, t: usize) -> &BTreeMap<String, String> {
+        self.tabs[t]
+            .view
+            .as_ref()
+            .map_or(&self.storage, |v| &v.storage)
+    }
+
+    /// A tab's own write, in its own copy at once.
+    pub(super) fn own_write(&mut self, from: TabId, key: &str, value: Option<&str>) {
+        let Some(v) = self.idx(from).and_then(|t| self.tabs[t].view.as_mut()) else {
+            return;
+        };
+        v.own.insert(key.to_string());
+        match value {
+            Some(value) => v.storage.insert(key.to_string(), value.to_string()),
+            None => v.storage.remove(key),
+        };
     }
 
     /// Tells every other tab of a write, as the browser's `storage` event does. A tab
-    /// in the back/forward cache hears none, now or later (WebKit).
+    /// in the back/forward cache hears none, now or later (WebKit); with late events
+    /// (Chromium), it hears them once back, as one whose copy is stale does.
     pub(super) fn tell(&mut self, from: TabId, key: Option<&str>, new: Option<&str>) {
         for t in &mut self.tabs {
             if t.id == from {
@@ -338,11 +391,13 @@ impl World {
             }
             if t.away.is_some() {
                 t.missed += 1;
-                t.missed_id |= key == Some(ID_KEY);
-            } else {
+                t.missed_id |= key == Some(ID_KEY) && t.view.is_none();
+            }
+            if t.away.is_none() || t.view.is_some() {
                 t.storage_events.push_back(StorageEvent {
                     key: key.map(str::to_string),
                     new: new.map(str::to_string),
+                    late: t.view.is_some(),
                 });
             }
         }
@@ -359,6 +414,7 @@ impl World {
                 self.id_knows.insert(value.to_string(), knows);
             }
         }
+        self.own_write(from, key, Some(value));
         if self.storage.get(key).map(String::as_str) == Some(value) {
             return true;
         }
@@ -368,6 +424,14 @@ impl World {
     }
 
     pub(super) fn storage_del(&mut self, from: TabId, key: &str) {
+        // `storage.del` removes only a key its page sees.
+        if self
+            .idx(from)
+            .is_some_and(|t| !self.seen(t).contains_key(key))
+        {
+            return;
+        }
+        self.own_write(from, key, None);
         if self.storage.remove(key).is_some() {
             self.tell(from, Some(key), None);
         }
@@ -419,6 +483,7 @@ impl World {
             id_away: None,
             behind: false,
             back_at: None,
+            view: None,
         });
         self.log(|| format!("tab {id} opens ({consent:?})"));
         let t = self.tabs.len() - 1;
@@ -605,7 +670,7 @@ impl World {
         let Some((me, _)) = self.tabs[t].lease.clone() else {
             return;
         };
-        let stored = self.storage.get(LEASE_KEY).cloned();
+        let stored = self.seen(t).get(LEASE_KEY).cloned();
         let (held, v) = lease::decide(stored.as_deref(), &me, self.now);
         let v = if held { v } else { None };
         let id = self.tabs[t].id;
@@ -642,7 +707,7 @@ impl World {
     /// over what storage holds when it starts to send).
     pub(super) fn control_sender(&mut self, t: usize, sender: bool) {
         let stored = if sender {
-            self.scan(PREFIX)
+            scan_of(self.seen(t), PREFIX)
         } else {
             String::new()
         };
@@ -654,4 +719,19 @@ impl World {
         c.set_sender(sender);
         c.adopt_stored(Stored(&stored), now);
     }
+}
+
+/// `key SUB value SEP ...` of the keys of `storage` that start with `prefix`.
+pub(super) fn scan_of(storage: &BTreeMap<String, String>, prefix: &str) -> String {
+    let mut out = String::new();
+    for (k, v) in storage.range(prefix.to_string()..) {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        out.push(SEP);
+        out.push_str(k);
+        out.push(SUB);
+        out.push_str(v);
+    }
+    out
 }
