@@ -1906,6 +1906,78 @@ fn a_denial_another_tab_carried_out_while_away_removes_only_the_records_this_pag
     assert_eq!(queue(&p.disk), queue(&disk), "the other tab's queue stays");
 }
 
+/// Storage with two records of another tab's: one dated `before` the denial kept at
+/// `denied` (a denying page with a stale view of storage left it), one dated after it.
+fn records_around_a_denial(before: u64, denied: u64, after: u64) -> BTreeMap<String, String> {
+    let mut p = Page::new();
+    p.call(Op::Track, &[r#""A Call""#]).unwrap();
+    p.end_task();
+    let (key, value) = (p.disk.iter())
+        .find(|(k, _)| k.starts_with(&format!("{PREFIX}q:")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
+    let dated = |at: u64| value.replacen(&NOW.to_string(), &at.to_string(), 1);
+    let mut disk = BTreeMap::new();
+    disk.insert(format!("{key}-before"), dated(before));
+    disk.insert(format!("{key}-after"), dated(after));
+    disk.insert(format!("{PREFIX}denied"), denied.to_string());
+    disk
+}
+
+#[test]
+fn a_record_dated_before_the_last_denial_is_never_sent_but_removed() {
+    let disk = records_around_a_denial(NOW - 10, NOW - 5, NOW - 1);
+    let before = disk
+        .keys()
+        .find(|k| k.ends_with("-before"))
+        .unwrap()
+        .clone();
+    let removals = |ops: Vec<StorageOp>| {
+        (ops.into_iter())
+            .filter(|op| matches!(op, StorageOp::Remove { .. }))
+            .collect::<Vec<_>>()
+    };
+    // Read at start, with the denial's time: the call made before it is forgotten at
+    // the first sync (before any send), and its record removed.
+    let mut p = page_with("granted", &disk);
+    assert_eq!(
+        removals(p.end_task()),
+        vec![StorageOp::Remove {
+            key: before.clone()
+        }]
+    );
+    assert_eq!(p.c.pending(), 1, "the call made after it kept");
+    // The time heard after the record (a late event), or the record heard after it.
+    let mut p = page_with("granted", &BTreeMap::new());
+    p.c.on_storage_change(&before, disk.get(&before).map(String::as_str));
+    p.c.on_storage_change(&format!("{PREFIX}denied"), Some(&(NOW - 5).to_string()));
+    assert_eq!(
+        removals(p.end_task()),
+        vec![StorageOp::Remove {
+            key: before.clone()
+        }]
+    );
+    assert_eq!(p.c.pending(), 0);
+    p.c.on_storage_change(&before, disk.get(&before).map(String::as_str));
+    assert_eq!(p.c.pending(), 0, "not read again");
+}
+
+#[test]
+fn a_denial_time_ahead_of_the_clock_forgets_nothing() {
+    // A clock set back since the denial: every record made now is dated before it.
+    let disk = records_around_a_denial(NOW - 10, NOW + 60_000, NOW - 1);
+    let mut p = page_with("granted", &disk);
+    let ops = p.end_task();
+    let removes = |op: &StorageOp| matches!(op, StorageOp::Remove { .. });
+    assert!(!ops.iter().any(removes), "nothing removed: {ops:?}");
+    assert_eq!(p.c.pending(), 2, "both kept");
+    // Nor a granted page's mark (`0`), nor another key's time.
+    p.c.on_storage_change(&format!("{PREFIX}denied"), Some("0"));
+    p.c.on_storage_change(&format!("{PREFIX}lease"), Some(&(NOW - 1).to_string()));
+    p.end_task();
+    assert_eq!(p.c.pending(), 2, "still both");
+}
+
 #[test]
 fn a_denial_carried_out_before_the_core_ran_drops_what_it_holds_and_erases_nothing() {
     // The page denied while its wasm loaded: the adapter told the other tabs and erased

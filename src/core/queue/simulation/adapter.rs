@@ -216,7 +216,7 @@ impl World {
                     self.follow_stored(t);
                 }
                 // A marker written before this tab came back, heard only now: carried out
-                // by its tab (`deniedSince(.., 0, backAt_ - 1)`, `consent(5)`).
+                // by its tab (`heardLate`, `consent(5)`).
                 if key == CONSENT_KEY
                     && value.as_deref() == Some(DENIED)
                     && self.denied_before_back(t)
@@ -238,11 +238,12 @@ impl World {
     /// Whether the denial's time stored (as the tab sees it) is before it last came back
     /// (`deniedSince`: `+null` is 0, so no time stored is before too).
     fn denied_before_back(&self, t: usize) -> bool {
-        let denied = match self.seen(t).get(DENIED_KEY) {
-            None => Some(0),
-            Some(v) => v.parse::<u64>().ok(),
-        };
-        matches!((denied, self.tabs[t].back_at), (Some(d), Some(b)) if d < b)
+        // (`deniedSince(.., 1, ..)`: no time, or a granted page's `0` mark, is no denial.)
+        let denied = self
+            .seen(t)
+            .get(DENIED_KEY)
+            .and_then(|v| v.parse::<u64>().ok());
+        matches!((denied, self.tabs[t].back_at), (Some(d), Some(b)) if d >= 1 && d < b)
     }
 
     /// The model: a tab not denied follows the visitor stored.
@@ -269,6 +270,12 @@ impl World {
         let id = self.tabs[t].id;
         self.log(|| format!("tab {id} goes into the back/forward cache"));
         self.tabs[t].away = Some((self.step, self.now));
+        self.tabs[t].id_away = self.seen(t).get(ID_KEY).cloned();
+        // A mark only a clear() removes (a denial writes its time there). Written as it
+        // goes, before the copy below: a denial's time written later wins over it there.
+        if self.tabs[t].state == Some(Consent::Granted) && !self.seen(t).contains_key(DENIED_KEY) {
+            self.storage_set(id, DENIED_KEY, "0");
+        }
         if self.k.late && self.tabs[t].view.is_none() {
             // Chromium: what it sees from now on is brought up to date by its late events
             // (if it went again before it heard them all, its copy stays as it is).
@@ -277,11 +284,6 @@ impl World {
                 own: BTreeSet::new(),
                 went: self.step,
             });
-        }
-        self.tabs[t].id_away = self.seen(t).get(ID_KEY).cloned();
-        // A mark only a clear() removes (a denial writes its time there).
-        if self.tabs[t].state == Some(Consent::Granted) && !self.seen(t).contains_key(DENIED_KEY) {
-            self.storage_set(id, DENIED_KEY, "0");
         }
         let out: Vec<String> = (self.net.iter())
             .filter(|r| r.tab == id)
@@ -306,6 +308,10 @@ impl World {
             return;
         };
         let id = self.tabs[t].id;
+        // A page's return takes a millisecond at least: what it does next is dated after
+        // what was written while it was away (a record stored meanwhile, the last thing
+        // before a denial it makes at once, is then dated before that denial).
+        self.now += 1;
         self.tabs[t].back_at = Some(self.now);
         let ahead = self.sees_ahead(t, seen);
         self.log(|| format!("tab {id} is back (seeing {ahead} of its late writes already)"));

@@ -488,6 +488,11 @@ impl World {
         self.log(|| format!("tab {id} opens ({consent:?})"));
         let t = self.tabs.len() - 1;
         self.consent(t, None);
+        // Created denied, the page erases at once (js/index.js `#deny` in `create`: the
+        // denial's time, its marker, the erase), not in a later task.
+        if consent == Consent::Denied {
+            self.sync(t);
+        }
         self.tabs[t].tasks.push_back(Task::InitialSync);
     }
 
