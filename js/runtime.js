@@ -52,6 +52,8 @@ const say = (from, key, newValue, oldValue) =>
 let denial;
 /** The prefix whose denial's time and marker had no room before its erase (`storage.set`). */
 let undated;
+/** The time of this page's own last denial (not one made in another tab: deniedSince). */
+let ownDenial;
 /** Tells the page's other trackers of a write by the tracker named `from`, as a `storage`
  * event tells other tabs: a page hears none for its own writes, and a second tracker of
  * the shop in it (the script tag beside the npm package) would wait for a sender that
@@ -78,7 +80,7 @@ export const storage = {
     // that hears the marker late reads it there (Chromium gives a frozen page the writes
     // made meanwhile one by one, with their events: see deniedSince). No room for it (a
     // full quota): both written once the erase has made some (`undated`).
-    if (v === "denied") try { store.setItem(k.slice(0, -7) + "denied", now()); } catch { undated = k.slice(0, -7); }
+    if (v === "denied") try { store.setItem(k.slice(0, -7) + "denied", ownDenial = now()); } catch { undated = k.slice(0, -7); }
     try { store.setItem(k, v); tell(from, k, v); return true; } catch { v === "denied" && tell(from, k, v); return false; }
   },
   del(k, from) {
@@ -96,7 +98,7 @@ export const storage = {
     // removed again as the erase removes it, so that the other tabs hear it all the same.
     if (undated === prefix) try {
       undated = 0;
-      store.setItem(prefix + "denied", now());
+      store.setItem(prefix + "denied", ownDenial = now());
       store.setItem(prefix + "consent", "denied");
       store.removeItem(prefix + "consent");
     } catch { /* no room still */ }
@@ -206,10 +208,11 @@ export function cookies(options) {
  * cache or frozen, where no storage event reached it (WebKit); or before it came back,
  * for a marker heard only since (Chromium delivers the events late, and a freeze may
  * begin after a denial not yet heard): that tab carried it out. Not a time ahead of the
- * clock (a clock set back since). */
+ * clock (a clock set back since), nor this page's own (a denial made as it came back, by
+ * the shop's listener that ran before ours). */
 export const deniedSince = (prefix, at, to = now()) => {
   const d = +storage.get(prefix + "denied");
-  return d >= at && d <= to;
+  return d >= at && d <= to && d !== ownDenial;
 };
 
 /** A denial's marker heard now: made before this page came back from the cache or was

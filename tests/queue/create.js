@@ -1,7 +1,7 @@
 // Page for the create() tests (tests/queue/page-cost.test.mjs): `Klaviyo.create` right
 // after the import, so `window.kl` takes calls before the wasm has loaded.
 //   ?companyId=QuE001&apiBase=http://127.0.0.1:1234&maxQueueEvents=&maxQueueBytes=&flushDelayMs=
-//    &createDelayMs=&wasmUrl=&trackOnReturn=1
+//    &createDelayMs=&wasmUrl=&trackOnReturn=1|changeOfMind
 // On freeze it writes `frozen:<companyId>` (see below).
 // body[data-ready="1"] as soon as `window.kl` exists (the wasm may still be loading);
 // body[data-wasm="1"] once `kl.ready` resolved ("error" if it rejected).
@@ -33,7 +33,12 @@ window.returned = [];
 // frozen page can't be asked, and the DevTools command returns before the event runs.
 document.addEventListener('freeze', () => localStorage.setItem(`frozen:${options.companyId}`, String(Date.now())));
 if (q.has('trackOnReturn')) {
-  const view = () => window.returned.push(window.kl.track('Back On The Page'));
+  // (…=changeOfMind: first a denial and a grant, as a consent manager may make them.)
+  const mind = q.get('trackOnReturn') === 'changeOfMind';
+  const view = () => {
+    if (mind) window.kl.setConsent('denied'), window.kl.setConsent('granted');
+    window.returned.push(window.kl.track('Back On The Page'));
+  };
   document.addEventListener('resume', view);
   addEventListener('pageshow', (e) => e.persisted && view());
 }

@@ -297,6 +297,23 @@ test('a frozen tab whose own resume listener tracks (registered before the track
   assert.equal(s.accepted(id), 0, 'nor sent');
 });
 
+test('a frozen tab whose own resume listener denies, grants again and tracks (registered before the tracker\'s) stays granted, and its call is sent', { timeout: TIMEOUT }, async (t) => {
+  const s = shop();
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const first = await chrome.tab(`${url}&trackOnReturn=changeOfMind`);
+  const other = await chrome.tab(url);
+  await freeze(first, other, s.companyId);
+  await first.lifecycle('active');
+  await waitFor(() => first.eval('window.returned.length === 1'), { what: 'the shop\'s listener to track' });
+  const [id] = await first.eval('window.returned');
+  // Before: its own denial, made as it came back, was taken for one another tab made
+  // while it was away: the grant undone, the call dropped.
+  await waitFor(() => s.accepted(id) >= 1, { what: 'the call made after the grant sent' });
+  assert.equal(await first.eval('window.kl.consent'), 'granted');
+});
+
 test('storage full when another tab denies: a frozen tab still follows the denial once resumed (its time written once the erase made room)', { timeout: TIMEOUT }, async (t) => {
   const s = shop();
   const chrome = await rawChromium();

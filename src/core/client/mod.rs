@@ -302,6 +302,10 @@ impl Client {
         };
         let mut parts = jt::items(&v);
         let saved = parts.next().and_then(text::parse_u64);
+        // Saved before the shop's last denial: its calls were made before it.
+        if saved.is_some_and(|t| self.queue.before_denial(t, now_ms)) {
+            return self.queue.ops.remove(key, "");
+        }
         if let Some(stale) = saved.map(|t| t + EARLY_STALE_MS).filter(|s| *s > now_ms) {
             // Its page may still be loading: adopt it once it is stale, if it is left.
             self.early_due = Some(self.early_due.map_or(stale, |d| d.min(stale)));

@@ -1958,8 +1958,54 @@ fn a_record_dated_before_the_last_denial_is_never_sent_but_removed() {
         }]
     );
     assert_eq!(p.c.pending(), 0);
+    // Written again (a late event): removed again before anything is sent.
     p.c.on_storage_change(&before, disk.get(&before).map(String::as_str));
-    assert_eq!(p.c.pending(), 0, "not read again");
+    assert_eq!(
+        removals(p.end_task()),
+        vec![StorageOp::Remove { key: before }]
+    );
+    assert_eq!(p.c.pending(), 0, "never sent");
+}
+
+#[test]
+fn a_clock_set_back_after_a_denial_keeps_the_calls_made_since() {
+    // The denial read and applied; then the clock is set back an hour: a record made
+    // since is dated before the denial, and must stay (sent, not removed).
+    let back = NOW - 3_600_000;
+    let disk = records_around_a_denial(back + 10, NOW - 5, back + 20);
+    let mut p = page_with("granted", &BTreeMap::new());
+    p.c.on_storage_change(&format!("{PREFIX}denied"), Some(&(NOW - 5).to_string()));
+    p.end_task();
+    for (k, v) in disk.iter().filter(|(k, _)| k.contains(":q:")) {
+        p.c.on_storage_change(k, Some(v));
+    }
+    let ops = p.c.take_storage_ops(back + 30);
+    let removes = |op: &StorageOp| matches!(op, StorageOp::Remove { .. });
+    assert!(!ops.iter().any(removes), "nothing removed: {ops:?}");
+    assert_eq!(p.c.pending(), 2, "both kept");
+}
+
+#[test]
+fn a_loading_window_saved_before_the_last_denial_is_not_adopted() {
+    // A page closed in its loading window; the denial that followed did not erase its
+    // record (a denying page with a stale view of storage).
+    let at = NOW - EARLY_STALE_MS - 5_000;
+    let call = format!(r#"["early-1",{at},"Early",{{}},null]"#);
+    let value = early_record(at, &[(Op::Track as u32, &call)]);
+    let key = "klaviyo:AbC123:pre:closed";
+    let mut p = Page::new();
+    p.c.on_storage_change(&format!("{PREFIX}denied"), Some(&(at + 1).to_string()));
+    p.c.adopt_early(key, &value, NOW);
+    assert_eq!(
+        p.c.pending(),
+        0,
+        "its call made before the denial not adopted"
+    );
+    let ops = p.end_task();
+    assert!(
+        ops.contains(&StorageOp::Remove { key: key.into() }),
+        "and its record removed: {ops:?}"
+    );
 }
 
 #[test]

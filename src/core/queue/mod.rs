@@ -182,10 +182,8 @@ pub struct Queue {
     /// Oldest first.
     items: Vec<Item>,
     records: Vec<Record>,
-    /// The time of the shop's last denial (`Queue::denied_at`), and the one last read
-    /// (applied at the next sync, which knows the clock).
+    /// The time of the shop's last denial, as read (`Queue::before_denial`).
     denied_ms: u64,
-    denied_read_ms: u64,
     profiles: Vec<String>,
     /// The record the current task's calls go to; written at the next sync.
     open: Option<u32>,
@@ -237,7 +235,6 @@ impl Queue {
             items: Vec::new(),
             records: Vec::new(),
             denied_ms: 0,
-            denied_read_ms: 0,
             profiles: Vec::new(),
             open: None,
             last_created_ms: 0,

@@ -11,10 +11,13 @@ impl Queue {
     /// Only while consent is granted (the client sees to it): pending calls stay in
     /// the open record until then.
     pub fn sync(&mut self, now_ms: u64) {
-        // The last denial read, unless ahead of the clock (a clock set back since: every
-        // record made now would be dated before it).
-        if self.denied_read_ms <= now_ms {
-            self.denied_at(self.denied_read_ms);
+        // Records dated before the shop's last denial: removed, their calls never sent.
+        for r in 0..self.records.len() {
+            let rec = &self.records[r];
+            if rec.written && self.before_denial(rec.created_ms, now_ms) {
+                self.ops.remove(&self.prefix, &rec.id);
+                self.record_removed(r as u32);
+            }
         }
         if let Some(open) = self.open.take() {
             // Dated when written: calls held while consent was pending went into one
@@ -174,7 +177,7 @@ impl Queue {
             self.insert_record(id, value);
         } else if key.strip_suffix("denied") == self.prefix.strip_suffix("q:") {
             // `<prefix>denied`: the time of the shop's last denial (or a page's `0` mark).
-            self.denied_read_ms = text::parse_u64(value).unwrap_or(0);
+            self.denied_ms = text::parse_u64(value).unwrap_or(0);
         } else if let Some(id) = key.strip_prefix(self.mark_prefix.as_str()) {
             match record::read_mark(value) {
                 Some((until, _)) if id == PAUSE => self.pause(until),
@@ -203,33 +206,20 @@ impl Queue {
         None
     }
 
-    /// The shop's last denial was made at `ms` (`<prefix>denied`, which every erase
-    /// keeps, read by `load`): a record dated before it holds calls made before the
-    /// denial, never to be sent (a denying page left it: one that saw storage as it was
-    /// before it went into the back/forward cache or froze, its late events not yet
-    /// heard, Chromium).
-    fn denied_at(&mut self, ms: u64) {
-        if ms <= self.denied_ms {
-            return;
-        }
-        self.denied_ms = ms;
-        // Those read already (at start): forgotten, and removed.
-        for r in 0..self.records.len() {
-            let rec = &self.records[r];
-            if rec.written && rec.created_ms < ms {
-                self.ops.remove(&self.prefix, &rec.id);
-                self.record_removed(r as u32);
-            }
-        }
+    /// Whether a record or a loading window dated `ms` was made before the shop's last
+    /// denial (`<prefix>denied`, which every erase keeps, read by `load`): it holds calls
+    /// made before the denial, never to be sent (a denying page left it: one that saw
+    /// storage as it was before it went into the back/forward cache or froze, its late
+    /// events not yet heard, Chromium). Not for a denial ahead of the clock (a clock set
+    /// back since: every record made now would be dated before it).
+    pub fn before_denial(&self, ms: u64, now_ms: u64) -> bool {
+        ms < self.denied_ms && self.denied_ms <= now_ms
     }
 
     /// Adds the calls of a stored record that we do not hold yet; for a record we know,
-    /// forgets stored calls it no longer lists (another tab delivered them). One dated
-    /// before the last denial is removed, its calls forgotten (see `denied_at`).
+    /// forgets stored calls it no longer lists (another tab delivered them).
     pub(super) fn insert_record(&mut self, id: &str, value: &str) {
-        // (One this page held is forgotten already: `denied_at` ran when its time came.)
-        let read = record::read(value).filter(|(c, l)| !l.is_empty() && *c >= self.denied_ms);
-        let Some((created_ms, lines)) = read else {
+        let Some((created_ms, lines)) = record::read(value).filter(|(_, l)| !l.is_empty()) else {
             self.ops.remove(&self.prefix, id);
             return;
         };
