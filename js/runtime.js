@@ -665,7 +665,8 @@ export class Runtime {
    * Sets the core's consent state to `set` (0 pending, 1 granted, 2 denied; 3 only
    * asks; 4 the loading window's denial, replayed: told and erased then, so the core
    * only drops what it holds; 5 the same for another tab's denial made while this page
-   * was away, which deleted the worker's cookie too) and keeps the one it holds in `state`. On a change, this
+   * was away, which deleted the worker's cookie too, the core removing the records this
+   * page wrote before it heard) and keeps the one it holds in `state`. On a change, this
    * tab takes part in choosing the sender only while granted (a pending or denied tab
    * holding the lock would stall the others' queue), and the core's storage writes (a
    * denial's erasure) are made at once.
