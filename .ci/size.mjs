@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 33.00; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 33.02; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -112,9 +112,9 @@
 // a hide before the lock; and what a last review found: a clear followed by the next
 // page's visitor taken for deliveries, a frozen loading tab's late erase) and for a Web
 // Worker, where
-// Shopify runs app pixels (9 B: create() threw there, and a timer threw uncaught); 33.00
-// (33,784 B, 32.992 KB) for a denial another tab made while this page was frozen or in
-// the cache and heard late (index.js 147 B, .wasm 199 B: Chromium hands a frozen page
+// Shopify runs app pixels (9 B: create() threw there, and a timer threw uncaught); 33.02
+// (33,804 B, 33.012 KB) for a denial another tab made while this page was frozen or in
+// the cache and heard late (index.js 147 B, .wasm 219 B: Chromium hands a frozen page
 // the writes made meanwhile with their events, one by one, so its erase took what the
 // other tab wrote after granting again, and its replayed denial deleted the worker's
 // cookie of the visitor granted since; then what two reviews and the simulation of
@@ -130,7 +130,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 34.04: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 34.07: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked, Active on
@@ -158,7 +158,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.00);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.02);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -237,7 +237,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.04);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.07);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);

@@ -265,6 +265,9 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
                 // Take over what the previous sender left, in flight or not.
                 c.resync(stored);
             }
+            if sender {
+                c.forget_before_denial(now);
+            }
             c.set_sender(sender);
             c.adopt_stored(stored, now);
         }

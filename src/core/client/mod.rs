@@ -501,6 +501,11 @@ impl Client {
         self.queue.on_storage_change(key, value);
     }
 
+    /// The sender drops other tabs' records dated before the shop's last denial.
+    pub fn forget_before_denial(&mut self, now_ms: u64) {
+        self.queue.forget_before_denial(now_ms);
+    }
+
     /// Memory made to match storage (on becoming the sender tab).
     pub fn resync(&mut self, stored: Stored) {
         self.queue.resync(stored);

@@ -1937,9 +1937,10 @@ fn a_record_dated_before_the_last_denial_is_never_sent_but_removed() {
             .filter(|op| matches!(op, StorageOp::Remove { .. }))
             .collect::<Vec<_>>()
     };
-    // Read at start, with the denial's time: the call made before it is forgotten at
-    // the first sync (before any send), and its record removed.
+    // Read at start, with the denial's time: the call made before it is forgotten as
+    // the tab sends (SENDER in src/browser/exports.rs), and its record removed.
     let mut p = page_with("granted", &disk);
+    p.c.forget_before_denial(NOW);
     assert_eq!(
         removals(p.end_task()),
         vec![StorageOp::Remove {
@@ -1951,6 +1952,11 @@ fn a_record_dated_before_the_last_denial_is_never_sent_but_removed() {
     let mut p = page_with("granted", &BTreeMap::new());
     p.c.on_storage_change(&before, disk.get(&before).map(String::as_str));
     p.c.on_storage_change(&format!("{PREFIX}denied"), Some(&(NOW - 5).to_string()));
+    assert!(
+        removals(p.end_task()).is_empty(),
+        "not at a sync: the marker comes next"
+    );
+    p.c.forget_before_denial(NOW);
     assert_eq!(
         removals(p.end_task()),
         vec![StorageOp::Remove {
@@ -1958,8 +1964,9 @@ fn a_record_dated_before_the_last_denial_is_never_sent_but_removed() {
         }]
     );
     assert_eq!(p.c.pending(), 0);
-    // Written again (a late event): removed again before anything is sent.
+    // Written again (a late event): removed again before the sender sends.
     p.c.on_storage_change(&before, disk.get(&before).map(String::as_str));
+    p.c.forget_before_denial(NOW);
     assert_eq!(
         removals(p.end_task()),
         vec![StorageOp::Remove { key: before }]
@@ -1979,6 +1986,7 @@ fn a_clock_set_back_after_a_denial_keeps_the_calls_made_since() {
     for (k, v) in disk.iter().filter(|(k, _)| k.contains(":q:")) {
         p.c.on_storage_change(k, Some(v));
     }
+    p.c.forget_before_denial(back + 30);
     let ops = p.c.take_storage_ops(back + 30);
     let removes = |op: &StorageOp| matches!(op, StorageOp::Remove { .. });
     assert!(!ops.iter().any(removes), "nothing removed: {ops:?}");
@@ -2013,6 +2021,7 @@ fn a_denial_time_ahead_of_the_clock_forgets_nothing() {
     // A clock set back since the denial: every record made now is dated before it.
     let disk = records_around_a_denial(NOW - 10, NOW + 60_000, NOW - 1);
     let mut p = page_with("granted", &disk);
+    p.c.forget_before_denial(NOW);
     let ops = p.end_task();
     let removes = |op: &StorageOp| matches!(op, StorageOp::Remove { .. });
     assert!(!ops.iter().any(removes), "nothing removed: {ops:?}");
@@ -2020,7 +2029,7 @@ fn a_denial_time_ahead_of_the_clock_forgets_nothing() {
     // Nor a granted page's mark (`0`), nor another key's time.
     p.c.on_storage_change(&format!("{PREFIX}denied"), Some("0"));
     p.c.on_storage_change(&format!("{PREFIX}lease"), Some(&(NOW - 1).to_string()));
-    p.end_task();
+    p.c.forget_before_denial(NOW);
     assert_eq!(p.c.pending(), 2, "still both");
 }
 

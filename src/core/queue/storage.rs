@@ -11,14 +11,6 @@ impl Queue {
     /// Only while consent is granted (the client sees to it): pending calls stay in
     /// the open record until then.
     pub fn sync(&mut self, now_ms: u64) {
-        // Records dated before the shop's last denial: removed, their calls never sent.
-        for r in 0..self.records.len() {
-            let rec = &self.records[r];
-            if rec.written && self.before_denial(rec.created_ms, now_ms) {
-                self.ops.remove(&self.prefix, &rec.id);
-                self.record_removed(r as u32);
-            }
-        }
         if let Some(open) = self.open.take() {
             // Dated when written: calls held while consent was pending went into one
             // record, dated by its first, and another tab put an `identify` of the
@@ -204,6 +196,21 @@ impl Queue {
             }
         }
         None
+    }
+
+    /// On becoming or staying the sender: other tabs' records dated before the shop's
+    /// last denial are removed, their calls never sent (see `before_denial`). Not at
+    /// every sync: a tab that hears the denial's time hears its marker next, and drops
+    /// its own calls then, reported; another tab's removal before that would have them
+    /// forgotten as if delivered.
+    pub fn forget_before_denial(&mut self, now_ms: u64) {
+        for r in 0..self.records.len() {
+            let rec = &self.records[r];
+            if rec.written && !rec.mine && self.before_denial(rec.created_ms, now_ms) {
+                self.ops.remove(&self.prefix, &rec.id);
+                self.record_removed(r as u32);
+            }
+        }
     }
 
     /// Whether a record or a loading window dated `ms` was made before the shop's last

@@ -721,6 +721,9 @@ impl World {
         if sender && !c.is_sender() {
             c.resync(Stored(&stored));
         }
+        if sender {
+            c.forget_before_denial(now);
+        }
         c.set_sender(sender);
         c.adopt_stored(Stored(&stored), now);
     }
