@@ -33,7 +33,9 @@ after(async () => {
   await emu?.close();
 });
 
-/** A shop of its own, and a page of it in `context` once its tracker is ready. */
+/** A shop of its own: its page's URL (`url(extra)`), a page of it in `context` once its
+ * tracker is ready, what Klaviyo accepted, and an expression listing the shop's keys in
+ * a page's storage (`keys`). */
 function shop() {
   const companyId = `LiF${String(++n).padStart(3, '0')}`;
   const url = (extra = '') => `${site.url}/tests/queue/create.html?companyId=${companyId}&apiBase=${encodeURIComponent(emu.url)}${extra}`;
@@ -43,8 +45,32 @@ function shop() {
     return page;
   };
   const accepted = (id) => emu.requests({ companyId }).uniqueIdCounts[id] ?? 0;
-  return { companyId, open, accepted };
+  const keys = `Object.keys(localStorage).filter((k) => k.startsWith("klaviyo:${companyId}:")).sort()`;
+  return { companyId, url, open, accepted, keys };
 }
+
+/** A shop of its own and a Chromium driven over the DevTools protocol (closed with `t`). */
+async function shopWithDevTools(t) {
+  const chrome = await rawChromium();
+  t.after(() => chrome.close());
+  return { s: shop(), chrome };
+}
+
+/** While `frozen` is frozen, `other` denies, grants again and tracks (Klaviyo down: its
+ * call stays stored); then `frozen` resumes, follows the denial and runs the tasks
+ * queued meanwhile (the storage events among them). The shop's keys `other` left. */
+async function changeOfMindWhileFrozen(s, frozen, other) {
+  await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
+  const written = await other.eval(s.keys);
+  assert.ok(written.some((k) => k.endsWith(':id')) && written.some((k) => k.includes(':q:')), `the other tab's visitor and call stored: ${written}`);
+  await frozen.lifecycle('active');
+  await waitFor(() => frozen.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
+  await frozen.eval('new Promise((r) => setTimeout(r))');
+  return written;
+}
+
+/** An expression that makes a page record every request it makes (`window.asked`). */
+const RECORD_REQUESTS = 'window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)';
 
 /** Another site than the shop's (another host: a cross-site navigation). */
 const elsewhere = () => site.url.replace('127.0.0.1', 'localhost') + '/tests/queue/elsewhere.html';
@@ -161,10 +187,8 @@ async function rawChromium() {
 }
 
 test('a frozen tab waiting to send does not take the sender\'s place: another tab sends', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const { s, chrome } = await shopWithDevTools(t);
+  const url = s.url();
   const sender = await chrome.tab(url); // first: it takes the lock
   const waiting = await chrome.tab(url);
   const third = await chrome.tab(url); // in front: the waiting tab is hidden now
@@ -186,10 +210,8 @@ test('a frozen tab waiting to send does not take the sender\'s place: another ta
 });
 
 test('a frozen tab whose wasm failed follows, once resumed, a denial made meanwhile, and leaves what the other tab wrote since', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const { s, chrome } = await shopWithDevTools(t);
+  const url = s.url();
   // Its calls saved for a later page (`pre:`), as a page whose .wasm never loads keeps them.
   const failed = await chrome.tab(`${url}&wasmUrl=/dist/web/missing.wasm`, 'error');
   await failed.eval('window.kl.track("Before The Denial"), window.kl.track("Before The Denial")');
@@ -197,31 +219,22 @@ test('a frozen tab whose wasm failed follows, once resumed, a denial made meanwh
   await freeze(failed, other, s.companyId);
   emu.addFault({ path: '/client/', status: 503, count: 1_000_000, name: 'down' });
   t.after(() => emu.clearFaults());
-  await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
-  const keys = `Object.keys(localStorage).filter((k) => k.startsWith("klaviyo:${s.companyId}:")).sort()`;
-  const written = await other.eval(keys);
-  assert.ok(written.some((k) => k.endsWith(':id')) && written.some((k) => k.includes(':q:')), `the other tab's visitor and call stored: ${written}`);
-  await failed.lifecycle('active');
-  await waitFor(() => failed.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
-  // (Its tasks queued while frozen, the storage events among them, run before this one.)
-  await failed.eval('new Promise((r) => setTimeout(r))');
+  const written = await changeOfMindWhileFrozen(s, failed, other);
   // Before: the denial's event, heard late, erased everything: the other tab's visitor,
   // and its call, forgotten as if delivered.
-  assert.deepEqual(await other.eval(keys), written, 'the other tab\'s keys left as they were');
+  assert.deepEqual(await other.eval(s.keys), written, 'the other tab\'s keys left as they were');
   assert.equal(await other.eval('window.kl.pending()'), 1, 'its call still to send');
 });
 
 test('a frozen tab whose wasm is still loading follows, once resumed, a denial made meanwhile; its core, started later, deletes no worker cookie (the visitor granted since has it)', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
+  const { s, chrome } = await shopWithDevTools(t);
   let release;
   holds.set(s.companyId, new Promise((r) => (release = r)));
   t.after(() => { release(); holds.delete(s.companyId); });
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const url = s.url();
   const loading = await chrome.tab(`${url}&wasmUrl=${encodeURIComponent(`/dist/web/klaviyo_wasm_bg.wasm?hold=${s.companyId}`)}`, '');
   // Every request the page makes from now on, the worker's /id among them.
-  await loading.eval('window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)');
+  await loading.eval(RECORD_REQUESTS);
   await loading.eval('window.kl.track("Before The Denial")');
   const other = await chrome.tab(url); // in front: the loading one is hidden now
   await freeze(loading, other, s.companyId);
@@ -241,10 +254,8 @@ test('a frozen tab whose wasm is still loading follows, once resumed, a denial m
 });
 
 test('a frozen tab that sends follows, once resumed, a denial made meanwhile (heard late, or read as it resumes), and leaves what the other tab wrote since and the worker\'s cookie', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const { s, chrome } = await shopWithDevTools(t);
+  const url = s.url();
   const first = await chrome.tab(url);
   // The shop's edge worker known (as its first answer marks it: the emulator is not the
   // worker); the page loaded again, so that its tracker starts knowing it.
@@ -254,28 +265,20 @@ test('a frozen tab that sends follows, once resumed, a denial made meanwhile (he
   t.after(() => emu.clearFaults());
   await first.eval('window.kl.track("Before The Denial")');
   await waitFor(() => first.eval(`Object.keys(localStorage).some((k) => k.includes(":q:"))`), { what: 'its call stored' });
-  await first.eval('window.asked = [], window.fetch = ((f) => (u, i) => (window.asked.push(`${i?.method ?? "GET"} ${u}`), f(u, i)))(window.fetch)');
+  await first.eval(RECORD_REQUESTS);
   const other = await chrome.tab(url); // in front: the first is hidden now
   await freeze(first, other, s.companyId);
-  await other.eval('window.kl.setConsent("denied"), window.kl.setConsent("granted"), window.kl.track("After The Grant")');
-  const keys = `Object.keys(localStorage).filter((k) => k.startsWith("klaviyo:${s.companyId}:")).sort()`;
-  const written = await other.eval(keys);
-  assert.ok(written.some((k) => k.endsWith(':id')) && written.some((k) => k.includes(':q:')), `the other tab's visitor and call stored: ${written}`);
-  await first.lifecycle('active');
-  await waitFor(() => first.eval('window.kl.consent === "denied"'), { what: 'the resumed tab to follow the denial' });
-  await first.eval('new Promise((r) => setTimeout(r))'); // its queued tasks run
+  const written = await changeOfMindWhileFrozen(s, first, other);
   // Before: the denial, heard late, erased what the other tab wrote since (its visitor,
   // its call forgotten as if delivered), and deleted the worker's cookie (the new visitor's).
-  assert.deepEqual(await other.eval(keys), written, 'the other tab\'s keys left as they were');
+  assert.deepEqual(await other.eval(s.keys), written, 'the other tab\'s keys left as they were');
   assert.equal(await other.eval('window.kl.pending()'), 1, 'its call still to send');
   assert.deepEqual((await first.eval('window.asked')).filter((r) => r.startsWith('DELETE')), [], 'no cookie deletion');
 });
 
 test('a frozen tab whose own resume listener tracks (registered before the tracker\'s) sends and keeps nothing of it after a denial made meanwhile', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const { s, chrome } = await shopWithDevTools(t);
+  const url = s.url();
   const first = await chrome.tab(`${url}&trackOnReturn=1`);
   const other = await chrome.tab(url); // in front: the first is hidden now
   await freeze(first, other, s.companyId);
@@ -298,10 +301,8 @@ test('a frozen tab whose own resume listener tracks (registered before the track
 });
 
 test('a frozen tab whose own resume listener denies, grants again and tracks (registered before the tracker\'s) stays granted, and its call is sent', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const { s, chrome } = await shopWithDevTools(t);
+  const url = s.url();
   const first = await chrome.tab(`${url}&trackOnReturn=changeOfMind`);
   // In front, a page of the shop without a tracker: a tab that tracks would hear the
   // denial and erase, a few milliseconds late, the grant made in the same task (the
@@ -319,10 +320,8 @@ test('a frozen tab whose own resume listener denies, grants again and tracks (re
 });
 
 test('storage full when another tab denies: a frozen tab still follows the denial once resumed (its time written once the erase made room)', { timeout: TIMEOUT }, async (t) => {
-  const s = shop();
-  const chrome = await rawChromium();
-  t.after(() => chrome.close());
-  const url = `${site.url}/tests/queue/create.html?companyId=${s.companyId}&apiBase=${encodeURIComponent(emu.url)}`;
+  const { s, chrome } = await shopWithDevTools(t);
+  const url = s.url();
   const first = await chrome.tab(url);
   const other = await chrome.tab(url);
   await freeze(first, other, s.companyId);
