@@ -193,8 +193,10 @@ test('a frozen tab waiting to send does not take the sender\'s place: another ta
   const waiting = await chrome.tab(url);
   const third = await chrome.tab(url); // in front: the waiting tab is hidden now
   assert.equal(await waiting.eval('document.visibilityState'), 'hidden');
-  // As Chromium freezes a background tab (Android, Energy Saver).
-  await waiting.lifecycle('frozen');
+  // As Chromium freezes a background tab (Android, Energy Saver); closed only once its
+  // freeze event has run (the lock asked for withdrawn), which the DevTools command
+  // does not wait for.
+  await freeze(waiting, third, s.companyId);
   await sender.close(); // the lock is free: before, the frozen tab got it and sent nothing
   // The front tab holds it, and no tab waits (the frozen one withdrew): the closed tab is
   // gone for good, and cannot send what the front one is about to (a close races it).
