@@ -98,6 +98,12 @@ export interface EdgeSettings {
   BOT_SCORE_MIN?: SettingValue | null | undefined;
   /** Default `true`: the script-tag files are served under `/script/` (the ready-made worker, which has them built in). */
   SERVE_SCRIPT?: SettingValue | null | undefined;
+  /**
+   * Default `false`. `true`: `/client` (and its preflight) also takes `Origin: null`, what a
+   * sandboxed iframe sends (Shopify's custom pixels), answered `null` without credentials,
+   * without the visitor cookie, rate limited per network. Never `/id` nor `/api/events`.
+   */
+  ALLOW_NULL_ORIGIN?: SettingValue | null | undefined;
   /** Binding: a KV namespace that remembers used signatures across isolates. */
   REPLAY_KV?: ReplayStore | null | undefined;
   /** Binding: Cloudflare's rate limiter for the unsigned browser path. */

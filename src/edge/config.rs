@@ -35,6 +35,7 @@ pub struct Settings {
     pub filter_bots: Option<Value>,
     pub bot_score_min: Option<Value>,
     pub serve_script: Option<Value>,
+    pub allow_null_origin: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -69,6 +70,10 @@ pub struct EdgeConfig {
     pub bot_score_min: Option<u8>,
     /// Whether the worker serves the script-tag files under `/script/`.
     pub serve_script: bool,
+    /// Whether `/client` (and its preflight) takes `Origin: null`, what a sandboxed
+    /// iframe sends (Shopify's custom pixels). Not an entry of `allowed_origins`: any
+    /// page anywhere can make one, so it opens `/client` alone, never `/id` or `/api`.
+    pub allow_null_origin: bool,
 }
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
@@ -252,7 +257,7 @@ impl EdgeConfig {
         if !allowed_origins.iter().all(|o| is_origin(o)) {
             return Err(bad(
                 "ALLOWED_ORIGINS",
-                "must list origins like https://shop.example (no path, no wildcard, not null)",
+                "must list origins like https://shop.example (no path, no wildcard, not null: see ALLOW_NULL_ORIGIN)",
             ));
         }
         let bot_score_min = match text_of("BOT_SCORE_MIN", &s.bot_score_min)? {
@@ -297,6 +302,11 @@ impl EdgeConfig {
                 "SERVE_SCRIPT",
                 text_of("SERVE_SCRIPT", &s.serve_script)?,
                 true,
+            )?,
+            allow_null_origin: flag(
+                "ALLOW_NULL_ORIGIN",
+                text_of("ALLOW_NULL_ORIGIN", &s.allow_null_origin)?,
+                false,
             )?,
         })
     }

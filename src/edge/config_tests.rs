@@ -109,6 +109,40 @@ fn the_first_party_settings_default_on_and_turn_off() {
 }
 
 #[test]
+fn sandboxed_frames_are_allowed_only_when_asked_and_never_as_an_origin() {
+    assert!(!config("{}").unwrap().allow_null_origin, "off by default");
+    for (v, want) in [
+        (r#""true""#, true),
+        (r#""TRUE""#, true),
+        ("true", true),
+        (r#""1""#, true),
+        (r#""false""#, false),
+        (r#""0""#, false),
+        (r#""""#, false),
+    ] {
+        let c = config(&format!(r#"{{"ALLOW_NULL_ORIGIN":{v}}}"#)).unwrap();
+        assert_eq!(c.allow_null_origin, want, "{v}");
+    }
+    for bad in [r#""yes""#, r#""null""#, r#"{"on":true}"#, "[true]"] {
+        let e = config(&format!(r#"{{"ALLOW_NULL_ORIGIN":{bad}}}"#)).unwrap_err();
+        assert_eq!(e.setting, "ALLOW_NULL_ORIGIN", "{bad}");
+    }
+    // `null` is no origin of the shop's, with the setting or without: it would be given
+    // what the shop's pages are (`/id`, the unsigned browser path).
+    for origins in ["null", "https://shop.example,null"] {
+        let e = config(&format!(
+            r#"{{"ALLOW_NULL_ORIGIN":"true","ALLOWED_ORIGINS":"{origins}"}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.setting, "ALLOWED_ORIGINS", "{origins}");
+        assert!(e.reason.contains("ALLOW_NULL_ORIGIN"), "{}", e.reason);
+    }
+    let c =
+        config(r#"{"ALLOW_NULL_ORIGIN":"true","ALLOWED_ORIGINS":"https://shop.example"}"#).unwrap();
+    assert_eq!(c.allowed_origin("null"), None);
+}
+
+#[test]
 fn numbers_and_booleans_from_wrangler_vars_are_read_and_bindings_ignored() {
     let c = config(
         r#"{"MAX_BODY_BYTES":2048,"UPSTREAM_TIMEOUT_MS":"500","REPLAY_KV":{"get":{}},"ROUTE_PREFIX":"/klaviyo/"}"#,

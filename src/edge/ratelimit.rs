@@ -107,7 +107,8 @@ pub fn client_ip(
 }
 
 /// One client: a network (or none known: then all callers of that origin share one
-/// bucket) and the index of one of the shop's origins in `ALLOWED_ORIGINS`.
+/// bucket) and the index of one of the shop's origins in `ALLOWED_ORIGINS`, or
+/// [`ClientKey::OPAQUE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClientKey {
     pub net: Option<ClientNet>,
@@ -115,6 +116,11 @@ pub struct ClientKey {
 }
 
 impl ClientKey {
+    /// The origin of `Origin: null` (sandboxed frames, `ALLOW_NULL_ORIGIN`): buckets of
+    /// their own, apart from every configured origin's. No index reaches it (a list of
+    /// origins that long would not fit in memory; one past it would share this gate).
+    pub const OPAQUE: u32 = u32::MAX;
+
     /// The key as text, for Cloudflare's rate-limit binding: `<network> <origin>`, with
     /// `-` for no known network. Its length is bounded by the configured origins.
     pub fn text(&self, origins: &[String]) -> String {
@@ -127,7 +133,8 @@ impl ClientKey {
         let origin = usize::try_from(self.origin)
             .ok()
             .and_then(|i| origins.get(i));
-        k.push_str(origin.map_or("", String::as_str));
+        let opaque = (self.origin == Self::OPAQUE).then_some("null");
+        k.push_str(origin.map(String::as_str).or(opaque).unwrap_or(""));
         k
     }
 }

@@ -148,4 +148,10 @@ fn the_binding_key_is_the_network_and_the_configured_origin() {
         origin: 0,
     };
     assert_eq!(nobody.text(&origins), "- https://shop.example");
+    // Sandboxed frames (`Origin: null`): a bucket of their own, named as they are.
+    let framed = ClientKey {
+        origin: ClientKey::OPAQUE,
+        ..key("203.0.113.7")
+    };
+    assert_eq!(framed.text(&origins), "203.0.113.7 null");
 }

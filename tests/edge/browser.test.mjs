@@ -16,7 +16,8 @@ let browser;
 
 before(async () => {
   if (!existsSync(path.join(WEB_DIR, 'index.js'))) throw new Error('dist/web is missing: run `bash .ci/build.sh` first');
-  site = await startStaticServer();
+  // A sandboxed frame's opaque origin fetches the package and its .wasm cross-origin.
+  site = await startStaticServer({ headersFor: () => ({ 'Access-Control-Allow-Origin': '*' }) });
   edge = await startEdge({ extraOrigins: [site.url] });
   browser = await launchChromium();
   console.log(`# page ${site.url}; worker ${edge.worker.url}; emulator ${edge.emu.url}; edge build ${edge.build}; root ${ROOT}`);
@@ -30,14 +31,20 @@ after(async () => {
 
 beforeEach(() => { edge?.emu.reset(); });
 
-/** A fresh context + page on the shop, with everything the page did on the network recorded. */
-async function openShop() {
+/**
+ * A fresh context + page on the shop, with everything the page did on the network recorded.
+ * `sandboxed`: the shop's page runs in an iframe with `sandbox="allow-scripts"` (an opaque
+ * origin, as Shopify runs a custom pixel), and `frame` is that iframe.
+ */
+async function openShop({ worker = edge.worker, sandboxed = false } = {}) {
   const context = await browser.newContext({ userAgent: shopperUserAgent(browser) });
   const page = await context.newPage();
   const pageErrors = [];
   const requests = [];
   const responses = [];
+  const consoleErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.stack || e.message));
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('request', (r) => requests.push({ url: r.url(), method: r.method() }));
   const reading = [];
   page.on('response', (r) => {
@@ -55,12 +62,18 @@ async function openShop() {
   const settled = async () => { await Promise.all(reading); };
   const u = new URL('/tests/edge/page.html', site.url);
   u.searchParams.set('companyId', COMPANY_ID);
-  u.searchParams.set('apiBase', edge.worker.url);
-  await page.goto(u.href);
-  await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
-  const state = await page.evaluate(() => document.body.dataset.ready);
-  if (state !== '1') throw new Error(`page did not start: ${await page.evaluate(() => window.initError)}`);
-  return { context, page, pageErrors, requests, responses, settled, close: () => context.close().catch(() => {}) };
+  u.searchParams.set('apiBase', worker.url);
+  let frame = page.mainFrame();
+  if (sandboxed) {
+    await page.setContent(`<iframe sandbox="allow-scripts" src="${u.href}"></iframe>`);
+    frame = await (await page.waitForSelector('iframe')).contentFrame();
+  } else {
+    await page.goto(u.href);
+  }
+  await frame.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
+  const state = await frame.evaluate(() => document.body.dataset.ready);
+  if (state !== '1') throw new Error(`page did not start: ${await frame.evaluate(() => window.initError)}`);
+  return { context, page, frame, pageErrors, consoleErrors, requests, responses, settled, close: () => context.close().catch(() => {}) };
 }
 
 /** Metric names in an accepted /client/events or /client/event-bulk-create record. */
@@ -187,6 +200,47 @@ test('unsigned /api/events from the page (allowed metric): 202 through a real CO
     assert.equal(seen.count, 1, 'only the allowed metric went upstream');
     assert.equal(seen.requests[0].accepted, true);
     assert.equal(seen.requests[0].authKeyHash, sha256(edge.secrets.KLAVIYO_PRIVATE_KEY));
+    assertNoSecretsIn(shop.responses);
+  } finally {
+    await shop.close();
+  }
+});
+
+test('a sandboxed iframe (allow-scripts: Origin null, no storage) through a worker with ALLOW_NULL_ORIGIN: every call reaches Klaviyo once, and nothing asks /id', async () => {
+  const worker = await edge.start({ ALLOW_NULL_ORIGIN: 'true' }, [], 'sandboxed');
+  const shop = await openShop({ worker, sandboxed: true });
+  try {
+    const email = 'pixel.frame@klaviyo-demo.com';
+    const result = await shop.frame.evaluate(async (email) => {
+      await window.kl.identify({ email });
+      window.kl.track('Checkout Started In A Frame', { total: 12.5 });
+      window.kl.viewedProduct({ ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99 });
+      return window.kl.flush();
+    }, email);
+    await waitFor(() => acceptedMetrics().length >= 2, { what: "the frame's events accepted by the emulator" });
+    assert.equal(result.failed, 0, `flush: ${JSON.stringify(result)}`);
+    assert.equal(await shop.frame.evaluate(() => window.kl.pending()), 0);
+    // Each call once: the identify, then both events (in one bulk call or two).
+    assert.deepEqual(acceptedMetrics().sort(), ['Checkout Started In A Frame', 'Viewed Product']);
+    const profiles = edge.emu.requests({ path: '/client/profiles', accepted: true }).requests;
+    assert.deepEqual(profiles.map((r) => r.body.data.attributes.email), [email]);
+    const all = edge.emu.requests({ pathPrefix: '/client/' });
+    assert.equal(all.rejected, 0);
+    for (const r of all.requests) assert.deepEqual([r.headers.cookie, r.headers['user-agent']], [undefined, shopperUserAgent(browser)]);
+
+    await shop.settled();
+    const answers = shop.responses.filter((r) => r.url.startsWith(`${worker.url}/client/`));
+    assert.ok(answers.length >= 2 && answers.every((r) => r.status === 202), `worker answers: ${answers.map((r) => r.status)}`);
+    for (const { headers } of answers) {
+      assert.deepEqual([headers['access-control-allow-origin'], headers['access-control-allow-credentials'], headers['x-klaviyo-edge']], ['null', undefined, undefined]);
+    }
+    // Told of no cookie it could use, the frame never asks /id (which refuses it: a CORS
+    // error in the shop's console on every load, as it was while the worker said it kept one).
+    assert.deepEqual(shop.requests.filter((r) => r.url.startsWith(`${worker.url}/id`)), []);
+    assert.deepEqual(shop.consoleErrors, []);
+    // No localStorage in the frame: said once, the calls sent from memory.
+    assert.deepEqual((await shop.frame.evaluate(() => window.reports)).map((r) => r.kind), ['storage']);
+    assert.deepEqual(shop.pageErrors, []);
     assertNoSecretsIn(shop.responses);
   } finally {
     await shop.close();

@@ -678,6 +678,9 @@ const UNUSABLE = [
   ['ALLOWED_ORIGINS', '*', /must list origins like https:\/\/shop\.example/],
   ['ALLOWED_ORIGINS', 'https://shop.example/klaviyo', /must list origins/],
   ['ROUTE_PREFIX', '/klaviyo/*', /must be a plain path/],
+  ['ALLOW_NULL_ORIGIN', 'yes', /must be true or false/],
+  // Sandboxed frames are no origin of the shop's: their own setting is named.
+  ['ALLOWED_ORIGINS', 'https://shop.example,null', /not null: see ALLOW_NULL_ORIGIN/],
 ];
 
 for (const [setting, value, reason] of UNUSABLE) {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startEdge, COMPANY_ID, SHOP_ORIGIN, JSON_API, REVISION, ROOT } from './harness.mjs';
+import { Miniflare } from 'miniflare';
+import { startEdge, besideOurs, readResponse, COMPANY_ID, SHOP_ORIGIN, JSON_API, REVISION, ROOT } from './harness.mjs';
 
 let edge;
 let w;
@@ -197,6 +198,79 @@ test("the cookie's visitor is added only where the route's profile takes it: Kla
   }
   const bis = edge.emu.requests({ path: '/client/back-in-stock-subscriptions' }).requests;
   assert.deepEqual(bis.map((r) => [r.status, r.body.data.attributes.profile.data.attributes]), [[202, { email: 'ann@example.com' }]]);
+});
+
+test('ALLOW_NULL_ORIGIN: a sandboxed frame (Origin: null) reaches Klaviyo on every /client route, unmarked and without the cookie; never /id nor the browser path', async () => {
+  // The shop's cookie, as a forged header would bring it (the browser sends none from an opaque origin).
+  const set = await w.call('/id', { method: 'POST', headers: { origin: SHOP_ORIGIN, 'content-type': 'text/plain' }, body: '{"anonymous_id":"anon-kept-3","_kx":"kx.kept.3"}' });
+  const framed = { origin: 'null', cookie: set.headers['set-cookie'].split(';')[0], 'cf-connecting-ip': '203.0.113.7' };
+  const refused = await page('/client/events', { anonymous_id: 'frame-1' }, framed);
+  assert.deepEqual([refused.status, refused.headers['access-control-allow-origin']], [403, undefined], 'off by default');
+  const on = await edge.start({ ALLOW_NULL_ORIGIN: 'true' }, [], 'sandboxed');
+  const preflight = await on.call('/client/events' + q, { method: 'OPTIONS', headers: { origin: 'null', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,revision' } });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers['access-control-allow-origin'], 'null');
+  assert.equal(preflight.headers['access-control-allow-credentials'], undefined);
+  for (const route of Object.keys(bodies)) {
+    const res = await page(route, { email: 'ann@example.com', anonymous_id: 'frame-1' }, framed, on);
+    assert.equal(res.status, 202, `${route}: ${res.text}`);
+    const h = res.headers;
+    assert.deepEqual([h['access-control-allow-origin'], h.vary, h['access-control-expose-headers']], ['null', 'Origin', 'retry-after, x-klaviyo-edge'], route);
+    // No credentials, no cookie written, and no word of a cookie the frame cannot use.
+    assert.deepEqual([h['access-control-allow-credentials'], h['set-cookie'], h['x-klaviyo-edge']], [undefined, undefined, undefined], route);
+    const [r] = edge.emu.requests({ path: route }).requests.slice(-1);
+    assert.deepEqual([r.headers['user-agent'], r.headers.cookie], [SAFARI, undefined], route);
+  }
+  for (const route of ['/client/events', '/client/profiles', '/client/event-bulk-create']) {
+    const [attrs] = received(route);
+    assert.deepEqual([attrs.anonymous_id, attrs._kx, attrs.location?.ip], ['frame-1', undefined, '203.0.113.7'], route);
+  }
+  // The visitor cookie's route and the unsigned browser path stay the shop's pages' alone.
+  for (const method of ['GET', 'POST', 'DELETE', 'OPTIONS']) {
+    const id = await on.call('/id', { method, headers: { origin: 'null', cookie: framed.cookie }, body: method === 'POST' ? '{"anonymous_id":"x"}' : undefined });
+    assert.deepEqual([id.status, id.headers['access-control-allow-origin'], id.headers['set-cookie']], [403, undefined, undefined], `${method} /id`);
+    assert.ok(!id.text.includes('anon-kept-3'), `${method} /id`);
+  }
+  const checkout = bodies['/client/events']({ email: 'ann@example.com' });
+  checkout.data.attributes.metric.data.attributes.name = 'Started Checkout'; // a metric pages may send
+  const browserPath = (origin) => on.call('/api/events', { method: 'POST', headers: { origin, 'content-type': JSON_API, revision: REVISION }, body: JSON.stringify(checkout) });
+  const fromFrame = await browserPath('null');
+  assert.deepEqual([fromFrame.status, fromFrame.json?.errors?.[0]?.code, fromFrame.headers['access-control-allow-origin']], [403, 'forbidden_origin', undefined]);
+  assert.equal((await on.call('/api/events', { method: 'OPTIONS', headers: { origin: 'null' } })).status, 403);
+  assert.equal((await browserPath(SHOP_ORIGIN)).status, 202, "the same call from the shop's page");
+  assert.equal(edge.emu.requests({ path: '/api/events' }).count, 1);
+});
+
+test('ALLOW_NULL_ORIGIN: sandboxed frames are rate-gated per network, in buckets apart from the shop\'s pages', async () => {
+  // 10 a minute: one call at once.
+  const on = await edge.start({ ALLOW_NULL_ORIGIN: 'true', BROWSER_RATE_PER_MINUTE: '10' }, [], 'sandboxed-rate');
+  const call = (origin, ip) => page('/client/events', { anonymous_id: 'frame-2' }, { origin, 'cf-connecting-ip': ip }, on);
+  assert.equal((await call('null', '203.0.113.7')).status, 202);
+  const over = await call('null', '203.0.113.7');
+  assert.equal(over.status, 429, over.text);
+  assert.deepEqual([over.headers['retry-after'], over.headers['access-control-allow-origin']], ['60', 'null']);
+  assert.equal((await call('null', '198.51.100.1')).status, 202, 'another network');
+  assert.equal((await call(SHOP_ORIGIN, '203.0.113.7')).status, 202, "the shop's page from that network");
+  assert.equal(received('/client/events').length, 3);
+});
+
+test("ALLOW_NULL_ORIGIN: where no Cloudflare edge set it (workerd, a request without cf), a frame's own cf-connecting-ip makes no new bucket", async () => {
+  // A direct socket gives requests no `cf`, as workerd run outside Cloudflare does.
+  const mf = new Miniflare(besideOurs({ ...edge.bindings, ALLOW_NULL_ORIGIN: 'true', BROWSER_RATE_PER_MINUTE: '10' }, []));
+  try {
+    await mf.ready;
+    const url = String(await mf.unsafeGetDirectURL('ours')).replace(/\/$/, '');
+    const bare = { call: async (p, init) => readResponse(await fetch(url + p, init), `no cf: ${p}`) };
+    const statuses = async (origin) => {
+      const out = [];
+      for (let i = 1; i <= 4; i++) out.push((await page('/client/events', { anonymous_id: 'frame-3' }, { origin, 'cf-connecting-ip': `192.0.2.${i}` }, bare)).status);
+      return out;
+    };
+    assert.deepEqual(await statuses('null'), [202, 429, 429, 429], 'one bucket for every frame there');
+    assert.deepEqual(await statuses(SHOP_ORIGIN), [202, 202, 202, 202], "the shop's pages are not gated");
+  } finally {
+    await mf.dispose();
+  }
 });
 
 test('the script-tag files are served first-party: types, ETag, cache, the version path, 304', async () => {

@@ -402,8 +402,8 @@ export async function startEdge({ extraOrigins = [], emulator = {}, bindings = {
 export { CHROMIUM_ARGS, waitFor, launchChromium, shopperUserAgent } from '../support/browser.mjs';
 import { serveRepo } from '../support/static.mjs';
 
-/** Serves only /tests/edge/ and /dist/web/ from the repo (GET, never cached). */
-export const startStaticServer = () => serveRepo(['/tests/edge/', '/dist/web/']);
+/** Serves only /tests/edge/ and /dist/web/ from the repo (GET, never cached); `options` as serveRepo's. */
+export const startStaticServer = (options) => serveRepo(['/tests/edge/', '/dist/web/'], options);
 
 // ---------- polling ----------
 

@@ -58,7 +58,7 @@ test('wrangler.toml: every optional line uncommented where it stands lands where
   assert.deepEqual(Object.keys(config.migrations[0]).sort(), ['new_sqlite_classes', 'tag'], 'nothing fell into [[migrations]]');
   assert.equal(config.kv_namespaces?.[0]?.binding, 'REPLAY_KV');
   assert.equal(config.ratelimits?.[0]?.name, 'BROWSER_RATE_LIMITER', 'the rate limiter in the current [[ratelimits]] form');
-  for (const k of ['FORWARD_VISITOR_IP', 'FILTER_BOTS', 'SERVE_SCRIPT', 'WEBHOOK_FORWARD_URL']) assert.ok(k in config.vars, `${k} under [vars]`);
+  for (const k of ['FORWARD_VISITOR_IP', 'FILTER_BOTS', 'SERVE_SCRIPT', 'ALLOW_NULL_ORIGIN', 'WEBHOOK_FORWARD_URL']) assert.ok(k in config.vars, `${k} under [vars]`);
   const dir = mkdtempSync(path.join(ROOT, 'js/edge/.wrangler-optional-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'wrangler.toml');

@@ -46,7 +46,7 @@ pub(super) fn client_head(
             // Answered as Klaviyo would, and not sent on; marked as a forwarded answer
             // is: a page told otherwise would take the worker for a plain proxy.
             let r = Reply::empty(202).header("x-klaviyo-edge-bot", bot.name());
-            return Err(first_party_mark(r, head.path, cfg));
+            return Err(first_party_mark(r, head.path, cfg, allowed));
         }
     }
     Ok(RouteKind::Client)
@@ -83,10 +83,11 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
     // (Looked for before it is decoded: most calls have no such parameter.)
     let own = head.query.contains("visitor")
         && query_param(head.query, "visitor").is_some_and(|v| v == "page");
+    // A sandboxed frame may be any site's: the shop's visitor is not put in its calls.
     let id = cfg
         .signing_secret
         .as_deref()
-        .filter(|_| !own)
+        .filter(|_| !own && cors != Some(NULL_ORIGIN))
         .and_then(|secret| visitor_id::read(head.header("cookie"), secret));
     let add = Additions {
         ip: cfg
@@ -125,10 +126,12 @@ pub(super) fn client(head: &Head, cfg: &EdgeConfig, body: &[u8], cors: Option<&s
 }
 
 /// A `/client` answer (forwarded, or a bot's), marked as the edge worker's that keeps
-/// the visitor cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one.
-pub fn first_party_mark(r: Reply, path: &str, cfg: &EdgeConfig) -> Reply {
+/// the visitor cookie ([`reply::FIRST_PARTY`]: `id`) where it can sign one. `cors`: the
+/// origin answered. Not to a sandboxed frame: `/id` refuses it, and a page told of the
+/// cookie would ask it on every load (a failed request, a CORS error in its console).
+pub fn first_party_mark(r: Reply, path: &str, cfg: &EdgeConfig, cors: Option<&str>) -> Reply {
     let route = path.strip_prefix(cfg.route_prefix.as_str()).unwrap_or(path);
-    if route.starts_with("/client/") && cfg.signing_secret.is_some() {
+    if route.starts_with("/client/") && cfg.signing_secret.is_some() && cors != Some(NULL_ORIGIN) {
         r.header(reply::FIRST_PARTY, "id")
     } else {
         r

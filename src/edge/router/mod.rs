@@ -329,7 +329,9 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
         return Admission::Reply(not_found());
     };
     let origin = head.header("origin");
-    let allowed = origin.and_then(|o| cfg.allowed_origin(o));
+    let allowed = origin
+        .and_then(|o| cfg.allowed_origin(o))
+        .or_else(|| sandboxed(cfg, origin, path));
     let own = own_route(path);
     let known = CLIENT_ROUTES.contains(&path)
         || API_ROUTES.contains(&path)
@@ -368,9 +370,11 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
             match kind {
                 Err(r) => reply(r),
                 Ok(kind) => {
-                    let rate_key = (kind == RouteKind::BrowserEvent)
-                        .then(|| browser_client(head, cfg, allowed))
-                        .flatten();
+                    // A sandboxed frame may be anybody's page: gated as the browser path is.
+                    let rate_key = (kind == RouteKind::BrowserEvent
+                        || allowed == Some(NULL_ORIGIN))
+                    .then(|| browser_client(head, cfg, allowed))
+                    .flatten();
                     Admission::ReadBody(Route {
                         kind,
                         cors: allowed.map(str::to_string),
@@ -385,12 +389,28 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
     }
 }
 
-/// A page's client: its network as the runtime knows it, and the configured origin.
+/// The `Origin` of a sandboxed frame, and the CORS answer to it.
+pub const NULL_ORIGIN: &str = "null";
+
+/// `null` where the shop lets sandboxed frames (`Origin: null`) use `/client`
+/// (`ALLOW_NULL_ORIGIN`): those routes alone, which read nothing of the visitor's. Any
+/// page anywhere can be one, so never `/id` (the visitor's ids) nor `/api`.
+fn sandboxed(cfg: &EdgeConfig, origin: Option<&str>, path: &str) -> Option<&'static str> {
+    (cfg.allow_null_origin && origin == Some(NULL_ORIGIN) && CLIENT_ROUTES.contains(&path))
+        .then_some(NULL_ORIGIN)
+}
+
+/// A page's client: its network as the runtime knows it, and the configured origin
+/// (or a sandboxed frame's bucket).
 fn browser_client(head: &Head, cfg: &EdgeConfig, allowed: Option<&str>) -> Option<ClientKey> {
-    let origin = cfg
-        .allowed_origins
-        .iter()
-        .position(|o| Some(o.as_str()) == allowed)?;
+    let origin = match allowed {
+        Some(NULL_ORIGIN) => ClientKey::OPAQUE,
+        _ => cfg
+            .allowed_origins
+            .iter()
+            .position(|o| Some(o.as_str()) == allowed)
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))?,
+    };
     Some(ClientKey {
         net: ratelimit::client_net(
             head.peer,
@@ -398,7 +418,7 @@ fn browser_client(head: &Head, cfg: &EdgeConfig, allowed: Option<&str>) -> Optio
             head.header("x-forwarded-for"),
             cfg.trust_forwarded_for,
         ),
-        origin: u32::try_from(origin).unwrap_or(u32::MAX),
+        origin,
     })
 }
 

@@ -1495,20 +1495,25 @@ fn a_crawlers_call_is_answered_and_not_sent_on() {
 #[test]
 fn a_forwarded_client_answer_says_the_worker_keeps_the_visitor_cookie() {
     let cfg = config().expect("config");
-    let marked = first_party_mark(Reply::empty(202), "/client/events", &cfg);
+    let marked = first_party_mark(Reply::empty(202), "/client/events", &cfg, Some(SHOP));
     assert!(marked
         .headers
         .contains(&(reply::FIRST_PARTY.into(), "id".into())));
     // Not on other routes, nor without a key to sign the cookie with.
-    assert!(first_party_mark(Reply::empty(202), "/api/events", &cfg)
-        .headers
-        .is_empty());
+    assert!(
+        first_party_mark(Reply::empty(202), "/api/events", &cfg, Some(SHOP))
+            .headers
+            .is_empty()
+    );
     let unsigned = without("EDGE_SIGNING_SECRET").expect("config");
     assert!(
-        first_party_mark(Reply::empty(202), "/client/events", &unsigned)
+        first_party_mark(Reply::empty(202), "/client/events", &unsigned, Some(SHOP))
             .headers
             .is_empty()
     );
     // A page of another allowed origin may read it.
     assert!(reply::EXPOSED.contains(reply::FIRST_PARTY));
 }
+
+#[path = "sandboxed_tests.rs"]
+mod sandboxed;

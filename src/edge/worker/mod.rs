@@ -169,6 +169,13 @@ fn on_cloudflare() -> bool {
     ON.with(|on| *on)
 }
 
+/// Whether the request says it comes from a sandboxed frame (`Origin: null`).
+fn sandboxed(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(k, v)| k == "origin" && v == router::NULL_ORIGIN)
+}
+
 /// Cloudflare's bot score (`request.cf.botManagement.score`, 1 to 99), where Bot
 /// Management gives one.
 fn bot_score(request: &Request) -> Option<u8> {
@@ -202,12 +209,14 @@ async fn serve(
     // A page's `/client` call: the runtime says whether this is Cloudflare, once per
     // isolate. Reading a request's `cf` object costs workerd a parse of it per request,
     // and the address serves only as `location.ip` there, which the page could as well
-    // have written into its body. The signed and rate-limited routes check `cf` itself.
+    // have written into its body. The signed and rate-limited routes check `cf` itself,
+    // and so does a sandboxed frame's `/client` call: its address keys its rate gate.
     let client_route = names.contains(&"user-agent");
+    let per_isolate = client_route && !sandboxed(&headers);
     let peer = match &given {
         Some(a) => Peer::Given(Some(a)),
-        None if client_route && on_cloudflare() => Peer::Cloudflare,
-        None if !client_route
+        None if per_isolate && on_cloudflare() => Peer::Cloudflare,
+        None if !per_isolate
             && names.contains(&"cf-connecting-ip")
             && through_cloudflare(request) =>
         {
@@ -264,7 +273,7 @@ async fn serve(
         Action::Reply(r) => Ok(r),
         Action::Forward(f) => {
             let r = forward(&f, &received).await?;
-            Ok(router::first_party_mark(r, path, cfg))
+            Ok(router::first_party_mark(r, path, cfg, f.cors.as_deref()))
         }
         other => out_of_line(carry_out(other, &received, path, cfg, ctx)).await,
     }
@@ -373,7 +382,7 @@ async fn carry_out(
         }
         Action::Forward(f) => {
             let r = forward(&f, received).await?;
-            Ok(router::first_party_mark(r, path, cfg))
+            Ok(router::first_party_mark(r, path, cfg, f.cors.as_deref()))
         }
         Action::AddToList {
             list_id,
