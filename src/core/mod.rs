@@ -15,6 +15,7 @@ pub mod onsite;
 pub mod payload;
 pub mod queue;
 pub mod record;
+pub mod referrer;
 pub mod retry;
 pub mod text;
 pub mod time;
