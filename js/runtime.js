@@ -266,10 +266,8 @@ export class Runtime {
   constructor(options, onError, debug, edge, early) {
     const fresh = uuid();
     this.own_ = early;
-    // The referrer where this is the shop's page: not in a Web Worker, nor in a frame,
-    // whose referrer is the page around it (the core records where the visitor came from).
-    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.href, fresh,
-      cookies(options), globalThis.top === globalThis ? document.referrer : null), now());
+    const h = wasm.open(...put(JSON.stringify(options), storage.scan(NS), location.search, fresh,
+      cookies(options)));
     if (h < 0) throw report("invalid", answer(wasm.answer_len())); // u32::MAX: refused
     this.h_ = h;
     this.options_ = options;

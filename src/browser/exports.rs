@@ -89,27 +89,17 @@ pub fn answer_len() -> u32 {
 }
 
 /// Opens a tracker. The input holds the init options as JSON, everything in storage
-/// under `klaviyo:` (packed), the page's URL, a new random id (the anonymous id if none
-/// is stored), the page's cookies (Klaviyo's onsite ones are read) and the page's
-/// referrer (absent where there is no page of the shop's: a Web Worker, a frame); `now`
-/// is the time. Returns the handle, or `u32::MAX` with the message as the answer.
+/// under `klaviyo:` (packed), the page's query string, a new random id (the anonymous
+/// id if none is stored) and the page's cookies (Klaviyo's onsite ones are read).
+/// Returns the handle, or `u32::MAX` with the message as the answer.
 #[wasm_bindgen]
-pub fn open(
-    options: u32,
-    stored: u32,
-    page: u32,
-    fresh_id: u32,
-    cookies: u32,
-    referrer: u32,
-    now: f64,
-) -> u32 {
+pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32) -> u32 {
     let at = &mut 0;
     let options = text_at(at, options);
     let stored = text_at(at, stored);
-    let page = text_at(at, page).unwrap_or("");
+    let query = text_at(at, query);
     let fresh_id = text_at(at, fresh_id);
     let cookies = text_at(at, cookies);
-    let referrer = text_at(at, referrer);
     let config = match Config::from_json(options.unwrap_or("")) {
         Ok(c) => c,
         Err(e) => {
@@ -126,11 +116,13 @@ pub fn open(
             break;
         }
     }
-    let mut c = Client::new(config, identity, page, fresh_id.unwrap_or(""));
+    let mut c = Client::new(
+        config,
+        identity,
+        query.unwrap_or(""),
+        fresh_id.unwrap_or(""),
+    );
     c.read_cookies(cookies.unwrap_or(""));
-    if let Some(r) = referrer {
-        c.arrived(page, r, now as u64);
-    }
     c.load_stored(stored);
     let clients = CLIENTS.get();
     clients.push(Some(c));
@@ -370,9 +362,8 @@ pub mod text_api {
             Some(query),
             Some(fresh),
             Some(""),
-            None,
         ]);
-        match super::open(l[0], l[1], l[2], l[3], l[4], l[5], 0.0) {
+        match super::open(l[0], l[1], l[2], l[3], l[4]) {
             u32::MAX => Err(OUT.get().clone()),
             h => Ok(h),
         }

@@ -6,9 +6,6 @@
 //!
 //! The profile is kept as JSON text: it is sent with every event, so it is written
 //! once when it changes and then copied, never rebuilt per event.
-//!
-//! Where the visitor came from (`referrer.rs`) is theirs too: stored with them, dropped
-//! with them (a reset, a denial), and followed with them across tabs.
 
 use super::jsontext::{self as jt, Kind, ObjWriter};
 
@@ -27,8 +24,6 @@ pub struct Identity {
     /// a sign-in replaces them rather than joining them (another person on a shared
     /// device), and so does a later subscription.
     pub provisional: bool,
-    /// Our first touch and last arrival from another site (an object: `referrer.rs`).
-    pub touches: String,
 }
 
 impl Identity {
@@ -44,7 +39,6 @@ impl Identity {
             attributes: String::new(),
             onsite: String::from("{}"),
             provisional: false,
-            touches: String::new(),
         };
         id.refresh();
         id
@@ -63,10 +57,6 @@ impl Identity {
         };
         let mut id = Identity::with_profile(anonymous_id, kx, profile);
         id.provisional = jt::get(&v, "provisional") == Some("true");
-        // As written (ours: a value of another kind has no touch to read, and is replaced).
-        if let Some(t) = jt::get(&v, "touches") {
-            id.touches = t.to_string();
-        }
         Some(id)
     }
 
@@ -83,10 +73,6 @@ impl Identity {
         out.push_str(&self.profile);
         if self.provisional {
             out.push_str(",\"provisional\":true");
-        }
-        if self.touches.len() > 2 {
-            out.push_str(",\"touches\":");
-            out.push_str(&self.touches);
         }
         out.push('}');
     }

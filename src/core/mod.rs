@@ -15,7 +15,6 @@ pub mod onsite;
 pub mod payload;
 pub mod queue;
 pub mod record;
-pub mod referrer;
 pub mod retry;
 pub mod text;
 pub mod time;

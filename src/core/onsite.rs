@@ -5,8 +5,7 @@
 //!   the fields used here are read, and anything else about it is tolerated: `cid`
 //!   (its own browser id, unused), `$exchange_id` (the visitor once known: an email
 //!   click, a signup form), and `$email` / `$phone_number`, which Klaviyo says the
-//!   cookie may hold for 24 hours, and `$referrer` / `$last_referrer`, where the visitor
-//!   came from (`referrer.rs`). A cookie that is missing, too long, not base64, not
+//!   cookie may hold for 24 hours. A cookie that is missing, too long, not base64, not
 //!   JSON or of another shape is ignored, never an error.
 //! - `__kla_off=true`: Klaviyo's documented switch to stop tracking a visitor. While it
 //!   is set, this tracker acts as if consent were denied (`client/`).
@@ -29,9 +28,6 @@ pub struct Onsite {
     /// What its `__kla_id` names, as the profile attributes it gives: a JSON object of
     /// `_kx` (its `$exchange_id`), `email` and `phone_number` (when valid).
     pub visitor: String,
-    /// The JSON it holds (`""` when none), where its first touch and last arrival from
-    /// another site are (`referrer::into_properties` reads them there).
-    pub json: String,
     /// `__kla_off=true`.
     pub off: bool,
 }
@@ -46,47 +42,42 @@ pub fn read(cookies: &str) -> Onsite {
             (k == name).then_some(v)
         })
     };
-    // Anything but an object has none of the fields read.
-    let obj = cookie("__kla_id").and_then(decode).unwrap_or_default();
     Onsite {
-        visitor: visitor(&obj),
-        json: obj,
+        visitor: cookie("__kla_id").map_or_else(|| String::from("{}"), visitor),
         off: cookie("__kla_off") == Some("true"),
     }
 }
 
-/// The JSON a `__kla_id` value holds, checked and compact; `None` when it cannot be read.
-fn decode(value: &str) -> Option<String> {
+/// The profile attributes a `__kla_id` value names (`{}` when it cannot be read).
+fn visitor(value: &str) -> String {
+    let mut w = ObjWriter::new();
     let bytes = (value.len() <= MAX_COOKIE)
         .then(|| text::percent_bytes(value, false))
         .flatten()
-        .and_then(base64)?;
-    let json = text::utf8(&bytes)?;
-    jt::check(json).ok().map(|v| v.into_owned())
-}
-
-/// The profile attributes the cookie's JSON names (`{}` when none).
-fn visitor(obj: &str) -> String {
-    let mut w = ObjWriter::new();
-    for &(from, to) in &[
-        ("$exchange_id", "_kx"),
-        ("$email", "email"),
-        ("$phone_number", "phone_number"),
-    ] {
-        // Plain strings only (an escape is not what the onsite script writes).
-        let Some(v) =
-            jt::get(obj, from).filter(|v| jt::kind(v) == Kind::Str && !text::has(v, b'\\'))
-        else {
-            continue;
-        };
-        let inner = &v[1..v.len() - 1];
-        let ok = match to {
-            "_kx" => inner.len() <= MAX_EXCHANGE_ID && !text::is_blank(inner),
-            "email" => validate::email(to, inner).is_ok(),
-            _ => validate::phone(to, inner).is_ok(),
-        };
-        if ok {
-            w.raw(to, v);
+        .and_then(base64)
+        .unwrap_or_default();
+    // Anything but an object has none of these fields.
+    if let Some(Ok(obj)) = text::utf8(&bytes).map(jt::check) {
+        for &(from, to) in &[
+            ("$exchange_id", "_kx"),
+            ("$email", "email"),
+            ("$phone_number", "phone_number"),
+        ] {
+            // Plain strings only (an escape is not what the onsite script writes).
+            let Some(v) =
+                jt::get(&obj, from).filter(|v| jt::kind(v) == Kind::Str && !text::has(v, b'\\'))
+            else {
+                continue;
+            };
+            let inner = &v[1..v.len() - 1];
+            let ok = match to {
+                "_kx" => inner.len() <= MAX_EXCHANGE_ID && !text::is_blank(inner),
+                "email" => validate::email(to, inner).is_ok(),
+                _ => validate::phone(to, inner).is_ok(),
+            };
+            if ok {
+                w.raw(to, v);
+            }
         }
     }
     w.finish()

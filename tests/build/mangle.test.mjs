@@ -155,9 +155,7 @@ async function run(b) {
     const shown = JSON.stringify({ requests, result })
       .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(-\d+)?/g, '<id>')
       .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
-      .replace(/\d{10,}/g, '<ms>')
-      // The page's own address (the landing page a visitor's first touch names) has the bundle in it.
-      .replace(/([?&])b=\w+/g, '$1b=<bundle>');
+      .replace(/\d{10,}/g, '<ms>');
     return { requests, result, shown };
   } finally {
     await context.close();

@@ -35,7 +35,7 @@ function drive(bytes) {
   const answer = (len) => dec.decode(new Uint8Array(w.memory.buffer, w.answer_ptr(), len));
   const seen = [];
   const now = 1_767_225_600_000;
-  const h = w.open(...put('{"companyId":"AbC123"}', "", "https://shop.example/?utm_source=x", "fresh-id", "__kla_id=junk", "https://www.google.com/"), now);
+  const h = w.open(...put('{"companyId":"AbC123"}', "", "?utm_source=x", "fresh-id", "__kla_id=junk"), now);
   seen.push(`open ${h}`);
   const call = (op, args) => {
     const n = w.call(h, op, ...put(JSON.stringify(["id-" + seen.length, now, ...args])));

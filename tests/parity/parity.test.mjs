@@ -52,24 +52,14 @@ async function shop(t) {
   return context;
 }
 
-/** The shop's test page with `params` (each a value or a list) and the emulator as apiBase. */
-function pageUrl(params) {
+async function open(context, params, { wasm = '1', waitUntil = 'load' } = {}) {
   const u = new URL('/tests/parity/page.html', site.url);
   u.searchParams.set('apiBase', emu.url);
   for (const [k, v] of Object.entries(params)) {
     for (const one of [].concat(v)) u.searchParams.append(k, String(one));
   }
-  return u.href;
-}
-
-async function open(context, params, { wasm = '1', waitUntil = 'load' } = {}) {
   const page = await context.newPage();
-  await page.goto(pageUrl(params), { waitUntil });
-  return started(page, wasm);
-}
-
-/** `page` once its tracker exists and its wasm has loaded (or failed, `wasm` 'error'). */
-async function started(page, wasm = '1') {
+  await page.goto(u.href, { waitUntil });
   await page.waitForSelector('body[data-ready]', { state: 'attached', timeout: 15_000 });
   await page.waitForSelector('body[data-wasm]', { state: 'attached', timeout: 15_000 });
   assert.equal(await page.evaluate(() => document.body.dataset.wasm), wasm,
@@ -676,89 +666,4 @@ test('a page served over plain http (no secure context, so no crypto.randomUUID)
   assert.deepEqual([got.secure, got.hasRandomUUID, got.wasm], [false, 'undefined', '1'], JSON.stringify(got));
   assert.match(got.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   await waitFor(() => events(companyId).some(metric('Over plain http')), { what: 'the event from the http page' });
-});
-
-/** Another site (`origin`, served by the test) whose page links to `href`: the visitor
- * clicks it, as they come from a search or an ad. Chromium then gives the shop's page
- * the other site's origin as `document.referrer` (its default referrer policy). */
-async function arriveFrom(page, origin, href) {
-  await page.context().route(`${origin}/**`, (route) =>
-    route.fulfill({ contentType: 'text/html', body: `<!doctype html><a id="go" href="${href}">the shop</a>` }));
-  await page.goto(`${origin}/`);
-  await Promise.all([page.waitForURL(href), page.click('#go')]);
-  return started(page);
-}
-
-/** The profile properties of the Active on Site the emulator accepted for `url`. */
-const viewOf = (companyId, url) => waitFor(() => events(companyId)
-  .find((e) => e.metric === 'Active on Site' && e.properties.URL === url)?.profile.properties, { what: `the Active on Site of ${url}` });
-
-test('where the visitor came from, as klaviyo.js keeps it: a page reached from another site sends Active on Site and identify with $referrer and $last_referrer; a later page of the shop keeps both; a new arrival from another site moves the last', { timeout: TIMEOUT }, async (t) => {
-  const context = await shop(t);
-  const companyId = nextCompanyId();
-  const page = await context.newPage();
-  const landing = pageUrl({ companyId, email: 'ann@example.com', n: 1 });
-  const t0 = Math.floor(Date.now() / 1000);
-  await arriveFrom(page, 'http://ads.example', `${landing}#size`);
-  const first = { value: 'http://ads.example/', first_page: landing };
-  const touched = await viewOf(companyId, landing);
-  assert.deepEqual(Object.keys(touched.$referrer), ['ts', 'value', 'first_page'], 'klaviyo.js\'s shape');
-  const { ts } = touched.$referrer;
-  assert.ok(Number.isInteger(ts) && ts >= t0 && ts <= Date.now() / 1000, `unix seconds: ${ts}`);
-  assert.deepEqual(touched, { $referrer: { ts, ...first }, $last_referrer: { ts, ...first } });
-  const identify = await waitFor(() => emu.requests({ companyId, pathPrefix: '/client/profiles', accepted: true }).requests[0], { what: 'the identify' });
-  const profile = identify.body.data.attributes;
-  assert.equal(profile.email, 'ann@example.com');
-  assert.deepEqual(profile.properties, touched, 'identify carries them too');
-  const stored = JSON.parse(await page.evaluate((k) => localStorage.getItem(k), `klaviyo:${companyId}:id`));
-  assert.deepEqual(stored.touches, touched, 'kept with the visitor');
-  // A later page of the shop (a link of its own): the first touch and the last arrival stay.
-  const second = pageUrl({ companyId, n: 2 });
-  await Promise.all([page.waitForURL(second), page.evaluate((u) => { location.href = u; }, second)]);
-  await started(page);
-  assert.equal(await page.evaluate(() => document.referrer), landing, 'the shop\'s own page as referrer');
-  assert.deepEqual(await viewOf(companyId, second), touched);
-  // Back from another site: the last arrival is that one; the first touch stays.
-  const later = Math.floor(Date.now() / 1000);
-  const third = pageUrl({ companyId, n: 3 });
-  await arriveFrom(page, 'http://news.example', third);
-  const moved = await viewOf(companyId, third);
-  assert.deepEqual(moved.$referrer, touched.$referrer);
-  assert.ok(moved.$last_referrer.ts >= later, JSON.stringify(moved));
-  assert.deepEqual(moved.$last_referrer, { ts: moved.$last_referrer.ts, value: 'http://news.example/', first_page: third });
-});
-
-test('where klaviyo.js\'s cookie has the visitor\'s first touch, ours sends that one (one first touch for both scripts) and never writes the cookie', { timeout: TIMEOUT }, async (t) => {
-  const context = await shop(t);
-  const companyId = nextCompanyId();
-  const theirs = { ts: 1_700_000_000, value: 'https://www.pinterest.com/', first_page: 'https://shop.example/' };
-  const cookie = klaId({ cid: 'ZjQ5', $referrer: theirs, $last_referrer: theirs });
-  const page = await context.newPage();
-  const landing = pageUrl({ companyId, cookie, n: 1 });
-  await arriveFrom(page, 'http://ads.example', landing);
-  const touched = await viewOf(companyId, landing);
-  assert.deepEqual(touched.$referrer, theirs);
-  assert.equal(touched.$last_referrer.value, 'http://ads.example/', 'ours is the later arrival');
-  assert.equal(await page.evaluate(() => document.cookie.split('; ').filter((c) => c.startsWith('__kla_id=')).join()),
-    cookie.split(';')[0], 'the cookie as it was');
-});
-
-test('in a frame (a checkout pixel\'s sandbox, a shop page framed by another site) nothing is taken for where the visitor came from: the referrer is the page around it', { timeout: TIMEOUT }, async (t) => {
-  const context = await shop(t);
-  const companyId = nextCompanyId();
-  const framed = pageUrl({ companyId, email: 'ann@example.com' });
-  // Another site: the test server under another name (Chromium lets no page of a site
-  // it did not reach on this machine frame a local one).
-  const around = new URL('/tests/parity/frame.html', site.url.replace('127.0.0.1', 'localhost'));
-  around.searchParams.set('src', framed);
-  const page = await context.newPage();
-  await page.goto(around.href);
-  const frame = await waitFor(() => page.frames().find((f) => f.url() === framed), { what: `the framed page (${page.frames().map((f) => f.url())})` });
-  await frame.waitForSelector('body[data-wasm="1"]', { state: 'attached', timeout: 15_000 });
-  assert.equal(await frame.evaluate(() => document.referrer), `${around.origin}/`);
-  await frame.evaluate(() => window.kl.flush());
-  const view = await waitFor(() => events(companyId).find(metric('Active on Site')), { what: 'the frame\'s Active on Site' });
-  const identify = await waitFor(() => emu.requests({ companyId, pathPrefix: '/client/profiles', accepted: true }).requests[0], { what: 'the identify' });
-  assert.equal(view.profile.properties, undefined, JSON.stringify(view.profile));
-  assert.equal(identify.body.data.attributes.properties, undefined, JSON.stringify(identify.body));
 });

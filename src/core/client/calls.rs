@@ -123,7 +123,7 @@ impl Client {
                                 self.last_page = url.to_string();
                             }
                         }
-                        (ACTIVE_ON_SITE, props, None)
+                        ("\"Active on Site\"", props, None)
                     }
                 };
                 (metric, props, opts, value)
@@ -141,8 +141,7 @@ impl Client {
             ));
         }
         let (profile, attributes) = self.identity.merged(attrs);
-        // With where the visitor came from, as klaviyo.js's identify sends it.
-        let body = payload::client_profile(&self.touched(&attributes));
+        let body = payload::client_profile(&attributes);
         validate::body_size(body.len())?;
         // Identity only grows, so this body says everything a queued one for the same
         // anonymous profile did: send one, not both.
@@ -199,13 +198,7 @@ impl Client {
             metric,
             properties: props,
         });
-        let touched;
-        let mut profile = self.identity.attributes();
-        // Active on Site carries where the visitor came from, as klaviyo.js's does.
-        if metric == ACTIVE_ON_SITE {
-            touched = self.touched(profile);
-            profile = &touched;
-        }
+        let profile = self.identity.attributes();
         validate::body_size(fields.len() + profile.len() + 400)?;
         self.queue.push_event(id, profile, fields, now_ms);
         Ok(())
@@ -310,9 +303,6 @@ impl Client {
         Ok(profile)
     }
 }
-
-/// The metric of Active on Site, as a string literal.
-const ACTIVE_ON_SITE: &str = "\"Active on Site\"";
 
 /// The elements of an array, as a list (pushed one by one: `collect`'s generic
 /// growth code is larger).

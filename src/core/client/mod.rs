@@ -24,7 +24,6 @@ use super::queue::Report;
 use super::queue::StorageOp;
 use super::queue::{Endpoint, Queue, ReportKind, StorageOps, Stored, Transmit};
 use super::record;
-use super::referrer;
 use super::retry::Outcome;
 use super::text;
 use super::time;
@@ -158,30 +157,23 @@ pub struct Client {
     /// When the first calls of another page's loading window, seen but still fresh,
     /// become stale (then [`Client::adopt_stored`] takes them).
     early_due: Option<u64>,
-    /// The touches of a new profile starting on this page (`referrer::arrival`'s `fresh`;
-    /// none where there is no page: a Web Worker, a frame).
-    fresh: String,
-    /// The JSON of Klaviyo's onsite script's cookie, where its own touches are
-    /// (`referrer::into_properties`): memory only, as all that is read from it.
-    onsite_json: String,
 }
 
 impl Client {
     /// `stored_identity` is what storage held under [`Config::identity_key`];
-    /// `page` is the page's URL (or its query string), where an email click leaves `_kx`;
+    /// `page_query` is the page URL's query string, where an email click leaves `_kx`;
     /// `fresh_id` becomes the anonymous id if none was stored. Stored records are
     /// handed in afterwards with [`Client::load`].
     pub fn new(
         config: Config,
         stored_identity: Option<&str>,
-        page: &str,
+        page_query: &str,
         fresh_id: &str,
     ) -> Client {
         let mut identity = stored_identity
             .and_then(Identity::restore)
             .unwrap_or_else(|| Identity::new(fresh_id.to_string()));
-        let query = text::cut(referrer::without_fragment(page), b'?').map_or("", |(_, q)| q);
-        if let Some(kx) = text::query_param(query, "_kx").filter(|k| !k.is_empty()) {
+        if let Some(kx) = text::query_param(page_query, "_kx").filter(|k| !k.is_empty()) {
             if identity.kx.as_ref() != Some(&kx) {
                 identity.set_kx(kx);
             }
@@ -200,8 +192,6 @@ impl Client {
             opted_out: false,
             last_page: String::new(),
             early_due: None,
-            fresh: String::new(),
-            onsite_json: String::new(),
         };
         // Denied: the identity read above is dropped with everything else.
         client.change(consent, "", Told::Now);
@@ -209,28 +199,6 @@ impl Client {
             client.save_identity();
         }
         client
-    }
-
-    /// How this page was reached: `page` its URL, `referrer` the browser's referrer ("" for
-    /// none), `now_ms` the time. The visitor's first touch is recorded if they have none,
-    /// and an arrival from another site becomes their last (written with the identity:
-    /// once consent is granted).
-    pub fn arrived(&mut self, page: &str, referrer: &str, now_ms: u64) {
-        let from;
-        (self.fresh, from) = referrer::arrival(page, referrer, now_ms);
-        if self.consent() != Consent::Denied {
-            let ours = &self.identity.touches;
-            if let Some(t) = referrer::record(ours, &self.fresh, from.as_deref()) {
-                self.identity.touches = t;
-                self.save_identity();
-            }
-        }
-    }
-
-    /// A profile's `attributes` with where the visitor came from among its `properties`:
-    /// what Active on Site and `identify` carry, as klaviyo.js sends it with those.
-    fn touched(&self, attributes: &str) -> String {
-        referrer::into_properties(attributes, &self.identity.touches, &self.onsite_json)
     }
 
     /// Writes the identity, once consent is granted (pending: at the grant).
@@ -279,7 +247,6 @@ impl Client {
         }
         if self.consent() != Consent::Denied {
             self.identity.set_onsite(onsite.visitor);
-            self.onsite_json = onsite.json;
         }
     }
 
@@ -303,9 +270,6 @@ impl Client {
         if denied || was == Consent::Denied {
             let id = if denied { "" } else { fresh_id };
             self.identity = Identity::new(id.to_string());
-            if !denied {
-                self.identity.touches = self.fresh.clone();
-            }
         }
         // Granted: the identity is written with the calls held while pending.
         self.save_identity();
@@ -419,12 +383,9 @@ impl Client {
     /// Starts a new anonymous profile (on logout) with `fresh_id`. Queued calls keep
     /// the identity they were made with.
     /// The onsite script's visitor is not carried over: the shop said the person left.
-    /// Nor where the one before came from: the new visitor's first touch is this page,
-    /// direct (`referrer::arrival`).
     pub fn reset(&mut self, fresh_id: &str) {
         if self.consent() != Consent::Denied {
             self.identity = Identity::new(fresh_id.to_string());
-            self.identity.touches = self.fresh.clone();
             self.save_identity();
         }
     }
