@@ -259,17 +259,7 @@ fn control_text(h: u32, what: u32, n: f64, a: &str, b: Option<&str>) -> String {
         what::SENDER => {
             // `a` "1": this tab sends; `b`: all we store then; `n`: the time. The answer:
             // when to look at the loading-window records again (below).
-            let sender = a == "1";
-            let stored = Stored(b.unwrap_or(""));
-            if sender && !c.is_sender() {
-                // Take over what the previous sender left, in flight or not.
-                c.resync(stored);
-            }
-            if sender {
-                c.forget_before_denial(now);
-            }
-            c.set_sender(sender);
-            c.adopt_stored(stored, now);
+            c.take_part(a == "1", Stored(b.unwrap_or("")), now);
         }
         what::STORAGE => {
             c.on_storage_change(a, b);

@@ -506,6 +506,21 @@ impl Client {
         self.queue.forget_before_denial(now_ms);
     }
 
+    /// The election's word (`sender`: this tab sends; `stored`: all we store then), as
+    /// the adapter and the simulation both carry it out: a tab that becomes the sender
+    /// takes over what the previous one left, in flight or not; the sender drops other
+    /// tabs' records dated before the last denial; then the loading-window records.
+    pub fn take_part(&mut self, sender: bool, stored: Stored, now_ms: u64) {
+        if sender && !self.is_sender() {
+            self.resync(stored);
+        }
+        if sender {
+            self.forget_before_denial(now_ms);
+        }
+        self.set_sender(sender);
+        self.adopt_stored(stored, now_ms);
+    }
+
     /// Memory made to match storage (on becoming the sender tab).
     pub fn resync(&mut self, stored: Stored) {
         self.queue.resync(stored);

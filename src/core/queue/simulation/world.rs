@@ -717,15 +717,7 @@ impl World {
             String::new()
         };
         let now = self.now;
-        let c = &mut self.tabs[t].c;
-        if sender && !c.is_sender() {
-            c.resync(Stored(&stored));
-        }
-        if sender {
-            c.forget_before_denial(now);
-        }
-        c.set_sender(sender);
-        c.adopt_stored(Stored(&stored), now);
+        self.tabs[t].c.take_part(sender, Stored(&stored), now);
     }
 }
 
