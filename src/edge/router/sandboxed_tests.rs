@@ -9,14 +9,6 @@ fn allowing() -> Result<EdgeConfig, ConfigError> {
     with("ALLOW_NULL_ORIGIN", "true".into())
 }
 
-/// A browser's call to `path` from a page of `origin`.
-fn from(origin: &str, path: &'static str, body: &str) -> Req {
-    post(path, body)
-        .query("company_id=AbC123")
-        .header("origin", origin)
-        .header("user-agent", BROWSER_UA)
-}
-
 /// A call from a sandboxed frame to `path`.
 fn framed(path: &'static str, body: &str) -> Req {
     from(NULL_ORIGIN, path, body)
@@ -34,12 +26,6 @@ fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-fn no_cors(r: &Reply) -> bool {
-    r.headers
-        .iter()
-        .all(|(k, _)| !k.starts_with("access-control"))
 }
 
 /// A refusal that a sandboxed frame cannot read, with no CORS header at all.

@@ -164,6 +164,13 @@ fn detail(a: &Action) -> String {
     }
 }
 
+/// An answer with no CORS header at all: one the calling page cannot read.
+fn no_cors(r: &Reply) -> bool {
+    r.headers
+        .iter()
+        .all(|(k, _)| !k.starts_with("access-control"))
+}
+
 fn forward(a: Action) -> Forward {
     match a {
         Action::Forward(f) => f,
@@ -218,10 +225,7 @@ fn preflight_answers_allowed_origins_only() {
         .run();
     assert_eq!(status(&bad), 403);
     let Action::Reply(reply) = bad else { panic!() };
-    assert!(reply
-        .headers
-        .iter()
-        .all(|(k, _)| !k.starts_with("access-control")));
+    assert!(no_cors(&reply));
 }
 
 #[test]
@@ -1229,11 +1233,16 @@ fn the_webhook_forwards_signature_is_refused_on_every_backend_route() {
 
 const BROWSER_UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15";
 
-fn page_event() -> Req {
-    post("/client/events", &event_body("Viewed Product"))
+/// A browser's call to `path` from a page of `origin`.
+fn from(origin: &str, path: &'static str, body: &str) -> Req {
+    post(path, body)
         .query("company_id=AbC123")
-        .header("origin", SHOP)
+        .header("origin", origin)
         .header("user-agent", BROWSER_UA)
+}
+
+fn page_event() -> Req {
+    from(SHOP, "/client/events", &event_body("Viewed Product"))
 }
 
 fn sent_profile(a: Action) -> serde_json::Value {
