@@ -31,6 +31,19 @@ export interface ReplayStore {
   put(key: string, value: string, options?: { expirationTtl?: number }): Promise<unknown>;
 }
 
+/** What the worker needs of a KV namespace that keeps dead letters (Cloudflare's `KVNamespace` fits). */
+export interface DeadLetterStore {
+  get(key: string): Promise<unknown>;
+  getWithMetadata(key: string, type: "text"): Promise<{ value: string | null; metadata: unknown }>;
+  put(key: string, value: string, options?: { metadata?: unknown }): Promise<unknown>;
+  list(options?: { limit?: number; cursor?: string }): Promise<{
+    keys: { name: string; metadata?: unknown }[];
+    list_complete: boolean;
+    cursor?: string;
+  }>;
+  delete(key: string): Promise<unknown>;
+}
+
 /** What the worker needs of a queue producer (Cloudflare's `Queue` fits). */
 export interface DeliveryQueue {
   send(body: string, options?: { contentType?: "text" }): Promise<unknown>;
@@ -121,6 +134,18 @@ export interface EdgeSettings {
    */
   DELIVERY_DEAD_LETTERS?: DeliveryQueue | null | undefined;
   /**
+   * Binding: a KV namespace where the consumer of the dead-letter queue keeps each letter,
+   * with no expiry (a queue deletes what nobody consumed after its retention, 14 days at
+   * most); the backend lists, reads, sends again and deletes them with signed calls to
+   * `/api/dead-letters` (README, "Durable delivery").
+   */
+  DEAD_LETTER_STORE?: DeadLetterStore | null | undefined;
+  /**
+   * The name of the queue whose batches the queue handler keeps in `DEAD_LETTER_STORE`
+   * rather than delivers (default `klaviyo-deliveries-dead`): the dead-letter queue.
+   */
+  DEAD_LETTER_QUEUE?: SettingValue | null | undefined;
+  /**
    * Binding: the Durable Object namespace of class `ReplayGuard`: each signature accepted
    * once across all isolates and locations (256 objects, by the signature's first byte).
    */
@@ -130,6 +155,9 @@ export interface EdgeSettings {
 /** A message of a queue batch, as the consumer uses it (Cloudflare's `Message` fits). */
 export interface DeliveryMessage {
   readonly body: unknown;
+  /** Queues' id and time of the message: a kept dead letter's key. */
+  readonly id?: string;
+  readonly timestamp?: Date;
   readonly attempts: number;
   ack(): void;
   retry(options?: { delaySeconds?: number }): void;
@@ -147,6 +175,8 @@ export interface DeliveryBatch {
  * logged, without personal data, and sent to `DELIVERY_DEAD_LETTERS`; without that
  * binding it is retried, or only its refused part is queued again),
  * `retry({ delaySeconds })` otherwise, after `Retry-After` or a backoff with jitter.
+ * A batch of `DEAD_LETTER_QUEUE` is kept in `DEAD_LETTER_STORE` instead (each message
+ * acknowledged once the store has it, else retried in 12 hours).
  */
 export type DeliveryHandler = (
   batch: DeliveryBatch,

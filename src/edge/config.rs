@@ -36,6 +36,7 @@ pub struct Settings {
     pub bot_score_min: Option<Value>,
     pub serve_script: Option<Value>,
     pub allow_null_origin: Option<Value>,
+    pub dead_letter_queue: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -74,9 +75,15 @@ pub struct EdgeConfig {
     /// iframe sends (Shopify's custom pixels). Not an entry of `allowed_origins`: any
     /// page anywhere can make one, so it opens `/client` alone, never `/id` or `/api`.
     pub allow_null_origin: bool,
+    /// The queue whose batches the worker keeps in `DEAD_LETTER_STORE` rather than
+    /// delivers: the dead-letter queue of `DELIVERY_QUEUE`'s consumer.
+    pub dead_letter_queue: String,
 }
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
+
+/// The dead-letter queue's name in `js/edge/wrangler.toml`.
+pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "klaviyo-deliveries-dead";
 
 /// Klaviyo's own ceiling for a request body (bulk jobs: 5 MB), the same number as the
 /// core's `validate::MAX_BODY_BYTES`.
@@ -308,6 +315,8 @@ impl EdgeConfig {
                 text_of("ALLOW_NULL_ORIGIN", &s.allow_null_origin)?,
                 false,
             )?,
+            dead_letter_queue: text_of("DEAD_LETTER_QUEUE", &s.dead_letter_queue)?
+                .unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE.to_string()),
         })
     }
 

@@ -8,7 +8,6 @@
 
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use super::auth;
 use super::config::EdgeConfig;
@@ -17,7 +16,7 @@ use super::executor;
 use super::refused_in_bulk;
 use super::router::{self, Forward, Payload};
 use super::upstream::Upstream;
-use super::worker::{binding, call, config};
+use super::worker::{binding, call, config, keep_dead_letter, sent_as_text};
 
 /// The queue handler: `queue(batch, env, ctx)`. Resolves once every message of the
 /// batch is acknowledged or set to retry; a message it could not settle (an error of the
@@ -33,6 +32,15 @@ pub fn consume(batch: JsValue, env: JsValue, _ctx: JsValue) -> Promise {
 async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
     let settled = config(env);
     let messages: Array = Reflect::get(batch, &"messages".into())?.dyn_into()?;
+    let queue = Reflect::get(batch, &"queue".into())?.as_string();
+    if let (Ok(cfg), Some(q)) = (&*settled, queue) {
+        if q == cfg.dead_letter_queue {
+            for m in messages.iter() {
+                keep(&m, env).await;
+            }
+            return Ok(());
+        }
+    }
     // A 429 holds its route back for the rest of the batch (its wait, in seconds): no
     // call into a known throttle.
     let mut throttled: Vec<(String, u32)> = Vec::new();
@@ -46,6 +54,23 @@ async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
         }
     }
     Ok(())
+}
+
+/// How long a dead letter waits when the store did not take it: the longest delay
+/// Queues takes, so that the consumer's 100 retries (50 days) outlast the queue's
+/// retention (14 days at most), and a store missing or failing for good leaves the
+/// letter in the queue as long as there was no consumer.
+const KEEP_RETRY_S: u32 = delivery::MAX_QUEUE_DELAY_S;
+
+/// Keeps message `m` of the dead-letter queue in `DEAD_LETTER_STORE`, acknowledged once
+/// the store has it; else retried, never acknowledged into nothing.
+async fn keep(m: &JsValue, env: &JsValue) {
+    if keep_dead_letter(m, env).await {
+        let _ = settle(m, "ack", None);
+    } else {
+        log("a dead letter was not kept (DEAD_LETTER_STORE missing or failing): retried");
+        let _ = settle(m, "retry", Some(KEEP_RETRY_S));
+    }
 }
 
 /// Carries out message `m` and settles it.
@@ -88,7 +113,7 @@ async fn one(
         ));
         return settle(m, "retry", Some(delivery::MAX_DELAY_S));
     }
-    let route = route(&msg);
+    let route = msg.route().to_string();
     // What Klaviyo refused while the rest went through: dead-lettered alone.
     let mut left_out = LeftOut::default();
     let held = throttled.iter().find(|(r, _)| *r == route).map(|(_, w)| *w);
@@ -238,15 +263,6 @@ impl LeftOut {
             out.push((delivery::refused_call(msg, job).unwrap_or_default(), status));
         }
         out
-    }
-}
-
-/// Where a message goes, for logs and throttles: its API path, or the forward.
-fn route(msg: &Message) -> String {
-    match &msg.work {
-        Work::Call { path, .. } => path.clone(),
-        Work::List { .. } => "/api/lists".into(),
-        Work::Forward { .. } => "webhook forward".into(),
     }
 }
 
@@ -406,19 +422,6 @@ async fn requeued(env: &JsValue, text: &str, delay_s: u32) -> bool {
     match binding(env, "DELIVERY_QUEUE", "send") {
         Some((queue, send)) => sent_as_text(&queue, &send, text, Some(delay_s)).await,
         None => false,
-    }
-}
-
-/// `queue.send(text, { contentType: "text", delaySeconds })`: whether the queue took it.
-async fn sent_as_text(queue: &JsValue, send: &Function, text: &str, delay_s: Option<u32>) -> bool {
-    let opts = Object::new();
-    let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
-    if let Some(d) = delay_s {
-        let _ = Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(d));
-    }
-    match send.call2(queue, &JsValue::from_str(text), &opts) {
-        Ok(p) => JsFuture::from(Promise::from(p)).await.is_ok(),
-        Err(_) => false,
     }
 }
 

@@ -48,6 +48,7 @@ pub mod bots;
 pub mod bounded;
 pub mod bulk_job;
 pub mod config;
+pub mod dead_letters;
 pub mod delivery;
 pub mod fixed;
 pub mod heap;

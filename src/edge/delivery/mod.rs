@@ -72,6 +72,18 @@ pub struct Message {
     pub throttled_since: Option<u64>,
 }
 
+impl Message {
+    /// Where the message goes, for logs, throttles and the dead letters' listing: its
+    /// API path, or the forward.
+    pub fn route(&self) -> &str {
+        match &self.work {
+            Work::Call { path, .. } => path,
+            Work::List { .. } => "/api/lists",
+            Work::Forward { .. } => "webhook forward",
+        }
+    }
+}
+
 /// Externally tagged (`{"call": {...}}`): serde reads a raw body in place only then (an
 /// internally tagged enum buffers its content, which `RawValue` cannot come from).
 #[derive(Debug, Serialize, Deserialize)]

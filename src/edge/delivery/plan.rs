@@ -27,7 +27,8 @@ pub fn plan(
     let id = delivery_id(tag);
     let text = std::str::from_utf8(body).ok()?;
     Some(match action {
-        Action::Reply(_) => return None,
+        // Answered at once: a refusal, or a call on the kept dead letters.
+        Action::Reply(_) | Action::DeadLetters(_) => return None,
         Action::Forward(f) => {
             let path = f.url.strip_prefix(cfg.api_base.as_str())?;
             match &f.body {

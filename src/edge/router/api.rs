@@ -145,6 +145,10 @@ pub(super) fn signed(
             )),
             Err(e) => Action::Reply(invalid(e)),
         },
+        Some(Own::DeadLetters(op)) => match dead_letters::ask(*op, text) {
+            Ok(ask) => Action::DeadLetters(ask),
+            Err(e) => Action::Reply(invalid(e)),
+        },
         Some(Own::List(id)) if !lists::list_id_ok(id) => Action::Reply(not_found()),
         Some(Own::List(id)) => match lists::members(text) {
             Ok(members) => Action::AddToList {

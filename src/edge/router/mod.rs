@@ -21,6 +21,7 @@ use super::auth::{self, AuthError, ReplayGuard, Signed};
 use super::bodies::{self, Invalid};
 use super::bots;
 use super::config::{ConfigError, EdgeConfig};
+use super::dead_letters::{self, Ask};
 use super::lists::{self, Members};
 use super::orders::{self, OrderEvent};
 use super::ratelimit::{self, ClientKey, ClientLimits, Peer};
@@ -177,6 +178,8 @@ pub enum Action {
         members: Members,
         cors: Option<String>,
     },
+    /// A signed call on the kept dead letters (`DEAD_LETTER_STORE`).
+    DeadLetters(Ask),
 }
 
 /// What must be checked against state: a browser client's rate (before the body is
@@ -265,6 +268,7 @@ const WEBHOOK_ROUTE: &str = "/webhooks/klaviyo";
 enum Own {
     Order(OrderEvent),
     List(String),
+    DeadLetters(dead_letters::Op),
 }
 
 fn own_route(path: &str) -> Option<Own> {
@@ -277,6 +281,9 @@ fn own_route(path: &str) -> Option<Own> {
     };
     if let Some(o) = order {
         return Some(Own::Order(o));
+    }
+    if let Some(op) = dead_letters::route(path) {
+        return Some(Own::DeadLetters(op));
     }
     let id = path
         .strip_prefix("/api/lists/")?

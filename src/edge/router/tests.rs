@@ -1526,3 +1526,6 @@ fn a_forwarded_client_answer_says_the_worker_keeps_the_visitor_cookie() {
 
 #[path = "sandboxed_tests.rs"]
 mod sandboxed;
+
+#[path = "dead_letter_tests.rs"]
+mod dead_letter;

@@ -4,9 +4,10 @@
 
 use std::cell::RefCell;
 
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 use super::*;
 
@@ -78,6 +79,24 @@ pub(crate) fn binding(env: &JsValue, name: &str, method: &str) -> Option<(JsValu
         .dyn_into::<Function>()
         .ok()?;
     Some((obj, f))
+}
+
+/// `queue.send(text, { contentType: "text", delaySeconds })`: whether the queue took it.
+pub(crate) async fn sent_as_text(
+    queue: &JsValue,
+    send: &Function,
+    text: &str,
+    delay_s: Option<u32>,
+) -> bool {
+    let opts = Object::new();
+    let _ = Reflect::set(&opts, &"contentType".into(), &"text".into());
+    if let Some(d) = delay_s {
+        let _ = Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(d));
+    }
+    match send.call2(queue, &JsValue::from_str(text), &opts) {
+        Ok(p) => JsFuture::from(Promise::from(p)).await.is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// `ctx.waitUntil(promise)` where the runtime has it (workerd); elsewhere the promise

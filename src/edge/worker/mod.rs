@@ -26,16 +26,18 @@ use super::router::{
 };
 use super::shared_replay;
 
+mod dead_letters;
 mod fetch;
 mod gates;
 mod inits;
 mod js;
 mod script_files;
 
+pub(crate) use dead_letters::keep as keep_dead_letter;
 pub(crate) use fetch::call;
 use fetch::{forward, read_body};
 use gates::{enqueue, rate_allowed, release, replay_checked, Checked};
-pub(crate) use js::{append, binding, header, split_url};
+pub(crate) use js::{append, binding, header, sent_as_text, split_url};
 use js::{fixed, header_pairs, wait_until};
 
 thread_local! {
@@ -78,7 +80,7 @@ fn read_config(env: &JsValue) -> Settled {
 /// be. One given as something else (a `[vars]` string of the same name, a KV namespace
 /// where a queue belongs) would be taken as absent and its safeguard silently off: it
 /// is a setting refused, named, like any other.
-const BINDINGS: [(&str, &str, &str); 5] = [
+const BINDINGS: [(&str, &str, &str); 6] = [
     ("DELIVERY_QUEUE", "send", "must be a Queue binding"),
     ("DELIVERY_DEAD_LETTERS", "send", "must be a Queue binding"),
     (
@@ -87,6 +89,7 @@ const BINDINGS: [(&str, &str, &str); 5] = [
         "must be a Durable Object namespace binding",
     ),
     ("REPLAY_KV", "get", "must be a KV namespace binding"),
+    ("DEAD_LETTER_STORE", "get", "must be a KV namespace binding"),
     (
         "BROWSER_RATE_LIMITER",
         "limit",
@@ -275,7 +278,7 @@ async fn serve(
             let r = forward(&f, &received).await?;
             Ok(router::first_party_mark(r, path, cfg, f.cors.as_deref()))
         }
-        other => out_of_line(carry_out(other, &received, path, cfg, ctx)).await,
+        other => out_of_line(carry_out(other, &received, path, cfg, env, ctx)).await,
     }
 }
 
@@ -358,7 +361,7 @@ async fn gated(
             _ => delivery::queued(&tag, parts.len(), cors),
         });
     }
-    carry_out(action, received, head.path, cfg, ctx).await
+    carry_out(action, received, head.path, cfg, env, ctx).await
 }
 
 /// Does what the router decided.
@@ -367,10 +370,12 @@ async fn carry_out(
     received: &Uint8Array,
     path: &str,
     cfg: &EdgeConfig,
+    env: &JsValue,
     ctx: &JsValue,
 ) -> Result<Reply, JsValue> {
     match action {
         Action::Reply(r) => Ok(r),
+        Action::DeadLetters(ask) => dead_letters::answer(ask, env).await,
         Action::ReplyAndNotify { reply, notify } => {
             let received = received.clone();
             let sent = executor::spawn(async move {

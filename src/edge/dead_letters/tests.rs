@@ -1,0 +1,301 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::edge::delivery::{plan_call, Plan};
+
+/// A delivery message as the fetch path queues it: an event for `/api/events`.
+fn message() -> String {
+    let body = r#"{"data":{"type":"event","attributes":{"unique_id":"u-1","properties":{},"metric":{"data":{"type":"metric","attributes":{"name":"Placed Order"}}},"profile":{"data":{"type":"profile","attributes":{"external_id":"c-1"}}}}}}"#;
+    match plan_call(
+        "dlv_0123456789abcdef01234567",
+        "/api/events",
+        body,
+        1_764_133_339_000,
+    ) {
+        Plan::Enqueue(parts) => parts[0].text.clone(),
+        Plan::Direct => panic!("one message"),
+    }
+}
+
+/// A letter as the consumer writes it.
+fn letter_of(status: u16, message: &str) -> String {
+    format!(r#"{{"status":{status},"message":{message}}}"#)
+}
+
+fn json_of(r: &Reply) -> Value {
+    serde_json::from_str(&r.body).expect("a JSON answer")
+}
+
+#[test]
+fn the_four_routes_are_known_and_nothing_else() {
+    assert_eq!(route("/api/dead-letters"), Some(Op::List));
+    assert_eq!(route("/api/dead-letters/read"), Some(Op::Read));
+    assert_eq!(route("/api/dead-letters/resend"), Some(Op::Resend));
+    assert_eq!(route("/api/dead-letters/delete"), Some(Op::Delete));
+    for other in [
+        "/api/dead-letters/",
+        "/api/dead-letters/other",
+        "/api/dead-letter",
+    ] {
+        assert_eq!(route(other), None, "{other}");
+    }
+}
+
+#[test]
+fn a_kept_letter_is_keyed_by_its_time_and_message_and_listed_with_why_it_died() {
+    let msg = message();
+    let k = kept(
+        &letter_of(400, &msg),
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        1_764_133_339_123,
+    );
+    assert_eq!(k.key, "1764133339123-0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    assert_eq!(
+        k.metadata,
+        json!({
+            "reason": "refused",
+            "status": 400,
+            "delivery": "dlv_0123456789abcdef01234567",
+            "part": "1/1",
+            "route": "/api/events",
+            "dead_lettered_at": "2025-11-26T05:02:19Z",
+        })
+    );
+    assert!(
+        k.metadata.to_string().len() < 1024,
+        "KV takes 1,024 bytes of metadata"
+    );
+    // The key is an id the calls take.
+    assert_eq!(
+        ask(Op::Read, &json!({ "id": k.key }).to_string()),
+        Ok(Ask::Read { id: k.key.clone() })
+    );
+    // Delivered again by Queues: the same key, kept once.
+    assert_eq!(
+        kept(
+            &letter_of(400, &msg),
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            1_764_133_339_123
+        )
+        .key,
+        k.key
+    );
+}
+
+#[test]
+fn why_a_message_died_throttled_out_of_retries_or_unreadable() {
+    let msg = message();
+    let reason = |body: &str| {
+        let k = kept(body, "id", 0);
+        (k.metadata["reason"].clone(), k.metadata["status"].clone())
+    };
+    assert_eq!(
+        reason(&letter_of(429, &msg)),
+        (json!("throttled"), json!(429))
+    );
+    // Queues moved it here: the message itself.
+    assert_eq!(reason(&msg), (json!("retries"), Value::Null));
+    let k = kept(&msg, "id", 0);
+    assert_eq!(k.metadata["route"], json!("/api/events"));
+    // The consumer could not read it: kept as a string, status 0.
+    assert_eq!(
+        reason(&letter_of(0, r#""not a message""#)),
+        (json!("unreadable"), json!(0))
+    );
+    assert_eq!(
+        reason("not json at all"),
+        (json!("unreadable"), Value::Null)
+    );
+    assert_eq!(kept("x", "id", 0).metadata["delivery"], Value::Null);
+}
+
+#[test]
+fn a_message_id_of_other_characters_still_makes_a_key_the_calls_take() {
+    for (id, expect) in [
+        ("a/b c?d", "1000000000000-abcd"),
+        ("", "1000000000000-_"),
+        ("../../x", "1000000000000-x"),
+    ] {
+        let k = kept("{}", id, 1_000_000_000_000);
+        assert_eq!(k.key, expect);
+        assert!(ask(Op::Read, &json!({ "id": k.key }).to_string()).is_ok());
+    }
+    let long = "f".repeat(300);
+    let k = kept("{}", &long, 5);
+    assert_eq!(k.key.len(), 14 + 128, "the id's first 128 characters");
+    assert!(k.key.starts_with("0000000000005-"));
+    assert!(ask(Op::Read, &json!({ "id": k.key }).to_string()).is_ok());
+}
+
+#[test]
+fn what_a_letter_sends_again_is_its_message_as_first_queued() {
+    let msg = message();
+    assert_eq!(resendable(&letter_of(400, &msg)), Some(msg.clone()));
+    assert_eq!(
+        resendable(&msg),
+        Some(msg.clone()),
+        "out of retries: itself"
+    );
+    // A message throttled for a week came here with the time of its first 429: sent
+    // again, 429s hold it afresh.
+    let throttled = msg.replacen('{', r#"{"throttled_since":1764000000,"#, 1);
+    assert!(delivery::read(&throttled).is_some_and(|m| m.throttled_since.is_some()));
+    let again = resendable(&letter_of(429, &throttled)).expect("resendable");
+    assert_eq!(
+        delivery::read(&again).map(|m| m.throttled_since),
+        Some(None)
+    );
+    assert_eq!(
+        resendable(&throttled).map(|t| delivery::read(&t).map(|m| m.throttled_since)),
+        Some(Some(None))
+    );
+    assert_eq!(resendable(&letter_of(0, r#""garbled""#)), None);
+    assert_eq!(resendable("garbled"), None);
+    assert_eq!(
+        delivery_of(&msg).as_deref(),
+        Some("dlv_0123456789abcdef01234567")
+    );
+}
+
+#[test]
+fn each_call_checks_its_body_and_names_the_field() {
+    let id = "1764133339123-abc";
+    assert_eq!(ask(Op::List, "{}"), Ok(Ask::List { cursor: None }));
+    assert_eq!(
+        ask(Op::List, r#"{"cursor":"AAAA"}"#),
+        Ok(Ask::List {
+            cursor: Some("AAAA".into())
+        })
+    );
+    assert_eq!(
+        ask(Op::Resend, &json!({ "ids": [id, id] }).to_string()),
+        Ok(Ask::Resend {
+            ids: vec![id.into(), id.into()]
+        })
+    );
+    assert_eq!(
+        ask(Op::Delete, &json!({ "ids": [id] }).to_string()),
+        Ok(Ask::Delete {
+            ids: vec![id.into()]
+        })
+    );
+    let refused = |op: Op, body: &str| ask(op, body).map(|_| ()).unwrap_err();
+    let e = refused(Op::List, r#"{"cursor":""}"#);
+    assert_eq!(e.pointer, "/cursor");
+    let e = refused(Op::List, &json!({ "cursor": "c".repeat(4097) }).to_string());
+    assert_eq!(e.pointer, "/cursor");
+    let e = refused(Op::List, r#"{"limit":5}"#);
+    assert_eq!(
+        (e.pointer.as_str(), e.detail.as_str()),
+        ("/limit", "is not a member of this body (cursor)")
+    );
+    let e = refused(Op::Read, "{}");
+    assert_eq!(
+        (e.pointer.as_str(), e.detail.as_str()),
+        ("/id", "is required")
+    );
+    for bad in [
+        "",
+        "123-abc",
+        "17641333391234-abc",
+        "1764133339123-",
+        "1764133339123-a/b",
+        "x764133339123-abc",
+    ] {
+        let e = refused(Op::Read, &json!({ "id": bad }).to_string());
+        assert_eq!(e.pointer, "/id", "{bad:?}");
+    }
+    let e = refused(Op::Resend, r#"{"ids":[]}"#);
+    assert_eq!(e.pointer, "/ids");
+    let many: Vec<&str> = vec![id; 101];
+    let e = refused(Op::Delete, &json!({ "ids": many }).to_string());
+    assert_eq!(
+        (e.pointer.as_str(), e.detail.as_str()),
+        ("/ids", "must hold 1 to 100 ids")
+    );
+    assert!(ask(Op::Delete, &json!({ "ids": vec![id; 100] }).to_string()).is_ok());
+    let e = refused(Op::Resend, &json!({ "ids": [id, id, "nope"] }).to_string());
+    assert_eq!(e.pointer, "/ids/2");
+    let e = refused(Op::Resend, r#"{"ids":["1764133339123-a"],"ids":[]}"#);
+    assert_eq!(e.detail, "is a duplicate key");
+    let e = refused(Op::Resend, "not json");
+    assert_eq!(e.pointer, "");
+}
+
+#[test]
+fn the_answers_are_json_api() {
+    let page = listing(
+        &[
+            (
+                "1-a".into(),
+                Some(r#"{"reason":"refused","status":400}"#.into()),
+            ),
+            ("2-b".into(), None),
+            ("3-c".into(), Some("[1]".into())),
+        ],
+        Some("next"),
+    );
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        json_of(&page),
+        json!({
+            "data": [
+                { "type": "dead-letter", "id": "1-a", "attributes": { "reason": "refused", "status": 400 } },
+                { "type": "dead-letter", "id": "2-b", "attributes": {} },
+                { "type": "dead-letter", "id": "3-c", "attributes": {} },
+            ],
+            "meta": { "next_cursor": "next" },
+        })
+    );
+    assert_eq!(
+        json_of(&listing(&[], None))["meta"]["next_cursor"],
+        Value::Null
+    );
+    let one = letter(
+        "1-a",
+        Some(r#"{"reason":"refused"}"#),
+        r#"{"status":400,"message":{"v":1}}"#,
+    );
+    assert_eq!(
+        json_of(&one)["data"]["attributes"],
+        json!({ "reason": "refused", "letter": { "status": 400, "message": { "v": 1 } } })
+    );
+    assert_eq!(
+        json_of(&letter("1-a", None, "text"))["data"]["attributes"]["letter"],
+        json!("text")
+    );
+    let results = outcomes(&[
+        (
+            "1-a".into(),
+            Outcome::Queued {
+                delivery: Some("dlv_1".into()),
+            },
+        ),
+        ("2-b".into(), Outcome::NotFound),
+        ("3-c".into(), Outcome::NotResendable),
+        ("4-d".into(), Outcome::QueueUnavailable),
+        ("5-e".into(), Outcome::Deleted),
+    ]);
+    let got: Vec<Value> = json_of(&results)["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| d["attributes"].clone())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            json!({ "result": "queued", "delivery": "dlv_1" }),
+            json!({ "result": "not_found" }),
+            json!({ "result": "not_resendable" }),
+            json!({ "result": "queue_unavailable" }),
+            json!({ "result": "deleted" }),
+        ]
+    );
+    let missing = not_found();
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        json_of(&missing)["errors"][0]["source"]["pointer"],
+        json!("/id")
+    );
+}
