@@ -45,7 +45,7 @@ test('wrangler deploys js/edge/wrangler.toml as shipped: the worker, its wasm, t
   for (const [file, type] of [['klaviyo_edge_bg.wasm', 'compiled-wasm'], ['script/klaviyo-wasm.js.txt', 'text'], ['script/snippet.min.js.txt', 'text'], ['script/klaviyo_wasm_bg.wasm.bin', 'buffer']]) {
     assert.match(text, new RegExp(`${file.replace(/\./g, '\\.')}\\s*│\\s*${type}`), `${file} uploaded as ${type}`);
   }
-  for (const binding of ['REPLAY_GUARD (ReplayGuard)', 'DELIVERY_QUEUE (klaviyo-deliveries)', 'DELIVERY_DEAD_LETTERS (klaviyo-deliveries-dead)', 'KLAVIYO_PUBLIC_KEY', 'ROUTE_PREFIX']) {
+  for (const binding of ['REPLAY_GUARD (ReplayGuard)', 'DELIVERY_QUEUE (klaviyo-deliveries)', 'DELIVERY_DEAD_LETTERS (klaviyo-deliveries-dead)', 'DEAD_LETTER_STORE', 'KLAVIYO_PUBLIC_KEY', 'ROUTE_PREFIX']) {
     assert.ok(text.includes(`env.${binding}`), `binds ${binding}`);
   }
 });
