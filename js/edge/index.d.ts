@@ -176,7 +176,7 @@ export interface DeliveryBatch {
  * binding it is retried, or only its refused part is queued again),
  * `retry({ delaySeconds })` otherwise, after `Retry-After` or a backoff with jitter.
  * A batch of `DEAD_LETTER_QUEUE` is kept in `DEAD_LETTER_STORE` instead (each message
- * acknowledged once the store has it, else retried in 12 hours).
+ * acknowledged once the store has it, else retried after a minute, doubling to 12 hours).
  */
 export type DeliveryHandler = (
   batch: DeliveryBatch,

@@ -85,6 +85,14 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
 /// The dead-letter queue's name in `js/edge/wrangler.toml`.
 pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "klaviyo-deliveries-dead";
 
+/// The dead-letter queue's name from `DEAD_LETTER_QUEUE` as given (blank: the default).
+pub fn dead_letter_queue(given: Option<&str>) -> String {
+    match given.map(str::trim) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => DEFAULT_DEAD_LETTER_QUEUE.to_string(),
+    }
+}
+
 /// Klaviyo's own ceiling for a request body (bulk jobs: 5 MB), the same number as the
 /// core's `validate::MAX_BODY_BYTES`.
 pub const DEFAULT_MAX_BODY: usize = validate::MAX_BODY_BYTES;
@@ -315,8 +323,9 @@ impl EdgeConfig {
                 text_of("ALLOW_NULL_ORIGIN", &s.allow_null_origin)?,
                 false,
             )?,
-            dead_letter_queue: text_of("DEAD_LETTER_QUEUE", &s.dead_letter_queue)?
-                .unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE.to_string()),
+            dead_letter_queue: dead_letter_queue(
+                text_of("DEAD_LETTER_QUEUE", &s.dead_letter_queue)?.as_deref(),
+            ),
         })
     }
 

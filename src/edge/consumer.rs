@@ -10,13 +10,14 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::auth;
-use super::config::EdgeConfig;
+use super::config::{self, EdgeConfig};
+use super::dead_letters;
 use super::delivery::{self, Message, Verdict, Work};
 use super::executor;
 use super::refused_in_bulk;
 use super::router::{self, Forward, Payload};
 use super::upstream::Upstream;
-use super::worker::{binding, call, config, keep_dead_letter, sent_as_text};
+use super::worker::{binding, call, config, dead_letter_kept, sent_as_text};
 
 /// The queue handler: `queue(batch, env, ctx)`. Resolves once every message of the
 /// batch is acknowledged or set to retry; a message it could not settle (an error of the
@@ -32,14 +33,14 @@ pub fn consume(batch: JsValue, env: JsValue, _ctx: JsValue) -> Promise {
 async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
     let settled = config(env);
     let messages: Array = Reflect::get(batch, &"messages".into())?.dyn_into()?;
+    // Told apart by name alone, whatever the other settings: a letter delivered as a
+    // message would be unreadable, wrapped and dead-lettered again, round and round.
     let queue = Reflect::get(batch, &"queue".into())?.as_string();
-    if let (Ok(cfg), Some(q)) = (&*settled, queue) {
-        if q == cfg.dead_letter_queue {
-            for m in messages.iter() {
-                keep(&m, env).await;
-            }
-            return Ok(());
+    if queue.as_deref() == Some(dead_letter_queue(env).as_str()) {
+        for m in messages.iter() {
+            keep(&m, env).await;
         }
+        return Ok(());
     }
     // A 429 holds its route back for the rest of the batch (its wait, in seconds): no
     // call into a known throttle.
@@ -56,20 +57,32 @@ async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
     Ok(())
 }
 
-/// How long a dead letter waits when the store did not take it: the longest delay
-/// Queues takes, so that the consumer's 100 retries (50 days) outlast the queue's
-/// retention (14 days at most), and a store missing or failing for good leaves the
-/// letter in the queue as long as there was no consumer.
-const KEEP_RETRY_S: u32 = delivery::MAX_QUEUE_DELAY_S;
+/// The dead-letter queue's name: `DEAD_LETTER_QUEUE` as `env` holds it (read here, not
+/// from the checked settings, so that a malformed other setting cannot make its letters
+/// deliveries).
+fn dead_letter_queue(env: &JsValue) -> String {
+    let given = Reflect::get(env, &"DEAD_LETTER_QUEUE".into())
+        .ok()
+        .and_then(|v| v.as_string());
+    config::dead_letter_queue(given.as_deref())
+}
 
 /// Keeps message `m` of the dead-letter queue in `DEAD_LETTER_STORE`, acknowledged once
-/// the store has it; else retried, never acknowledged into nothing.
+/// the store has it; else retried (`dead_letters::keep_retry_s`), never acknowledged
+/// into nothing.
 async fn keep(m: &JsValue, env: &JsValue) {
-    if keep_dead_letter(m, env).await {
+    if dead_letter_kept(m, env).await {
         let _ = settle(m, "ack", None);
     } else {
-        log("a dead letter was not kept (DEAD_LETTER_STORE missing or failing): retried");
-        let _ = settle(m, "retry", Some(KEEP_RETRY_S));
+        let attempts = Reflect::get(m, &"attempts".into())
+            .ok()
+            .and_then(|a| a.as_f64())
+            .map_or(1, |n| n.max(1.0) as u32);
+        let delay_s = dead_letters::keep_retry_s(attempts);
+        log(&format!(
+            "a dead letter was not kept (DEAD_LETTER_STORE missing or failing): retried in {delay_s} s"
+        ));
+        let _ = settle(m, "retry", Some(delay_s));
     }
 }
 
@@ -85,6 +98,12 @@ async fn one(
         .map_or(1, |n| n.max(1.0) as u32);
     let text = Reflect::get(m, &"body".into())?.as_string();
     let Some(msg) = text.as_deref().and_then(delivery::read) else {
+        if text.as_deref().is_some_and(dead_letters::is_letter) {
+            // DEAD_LETTER_QUEUE names another queue than this letter's: kept all the same.
+            log("a dead letter reached the delivery consumer: is DEAD_LETTER_QUEUE the dead-letter queue's name?");
+            keep(m, env).await;
+            return Ok(());
+        }
         let letter = (text.unwrap_or_default(), 0);
         return dead_lettered(
             m,

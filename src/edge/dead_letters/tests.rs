@@ -1,7 +1,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::edge::delivery::{plan_call, Plan};
+use crate::edge::delivery::{self, plan_call, Plan};
+use crate::edge::reply::Reply;
 
 /// A delivery message as the fetch path queues it: an event for `/api/events`.
 fn message() -> String {
@@ -48,8 +49,14 @@ fn a_kept_letter_is_keyed_by_its_time_and_message_and_listed_with_why_it_died() 
         &letter_of(400, &msg),
         "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         1_764_133_339_123,
+        "r",
     );
-    assert_eq!(k.key, "1764133339123-0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    assert_eq!(k.id, "1764133339123-0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    assert_eq!(
+        key(&k.id),
+        "letter:1764133339123-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    );
+    assert_eq!(id_of(&key(&k.id)), k.id);
     assert_eq!(
         k.metadata,
         json!({
@@ -58,7 +65,7 @@ fn a_kept_letter_is_keyed_by_its_time_and_message_and_listed_with_why_it_died() 
             "delivery": "dlv_0123456789abcdef01234567",
             "part": "1/1",
             "route": "/api/events",
-            "dead_lettered_at": "2025-11-26T05:02:19Z",
+            "queued_at": "2025-11-26T05:02:19Z",
         })
     );
     assert!(
@@ -67,18 +74,19 @@ fn a_kept_letter_is_keyed_by_its_time_and_message_and_listed_with_why_it_died() 
     );
     // The key is an id the calls take.
     assert_eq!(
-        ask(Op::Read, &json!({ "id": k.key }).to_string()),
-        Ok(Ask::Read { id: k.key.clone() })
+        ask(Op::Read, &json!({ "id": k.id }).to_string()),
+        Ok(Ask::Read { id: k.id.clone() })
     );
     // Delivered again by Queues: the same key, kept once.
     assert_eq!(
         kept(
             &letter_of(400, &msg),
             "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-            1_764_133_339_123
+            1_764_133_339_123,
+            "r"
         )
-        .key,
-        k.key
+        .id,
+        k.id
     );
 }
 
@@ -86,7 +94,7 @@ fn a_kept_letter_is_keyed_by_its_time_and_message_and_listed_with_why_it_died() 
 fn why_a_message_died_throttled_out_of_retries_or_unreadable() {
     let msg = message();
     let reason = |body: &str| {
-        let k = kept(body, "id", 0);
+        let k = kept(body, "id", 0, "r");
         (k.metadata["reason"].clone(), k.metadata["status"].clone())
     };
     assert_eq!(
@@ -95,7 +103,7 @@ fn why_a_message_died_throttled_out_of_retries_or_unreadable() {
     );
     // Queues moved it here: the message itself.
     assert_eq!(reason(&msg), (json!("retries"), Value::Null));
-    let k = kept(&msg, "id", 0);
+    let k = kept(&msg, "id", 0, "r");
     assert_eq!(k.metadata["route"], json!("/api/events"));
     // The consumer could not read it: kept as a string, status 0.
     assert_eq!(
@@ -106,25 +114,78 @@ fn why_a_message_died_throttled_out_of_retries_or_unreadable() {
         reason("not json at all"),
         (json!("unreadable"), Value::Null)
     );
-    assert_eq!(kept("x", "id", 0).metadata["delivery"], Value::Null);
+    assert_eq!(kept("x", "id", 0, "r").metadata["delivery"], Value::Null);
 }
 
 #[test]
-fn a_message_id_of_other_characters_still_makes_a_key_the_calls_take() {
-    for (id, expect) in [
-        ("a/b c?d", "1000000000000-abcd"),
-        ("", "1000000000000-_"),
-        ("../../x", "1000000000000-x"),
+fn a_message_id_of_other_characters_still_makes_an_id_the_calls_take() {
+    for (id, fallback, expect) in [
+        ("a/b c?d", "r", "1000000000000-abcd"),
+        ("../../x", "r", "1000000000000-x"),
+        // A host that gives no id: the random one the adapter draws.
+        ("", "9f3a", "1000000000000-9f3a"),
+        ("", "", "1000000000000-_"),
     ] {
-        let k = kept("{}", id, 1_000_000_000_000);
-        assert_eq!(k.key, expect);
-        assert!(ask(Op::Read, &json!({ "id": k.key }).to_string()).is_ok());
+        let k = kept("{}", id, 1_000_000_000_000, fallback);
+        assert_eq!(k.id, expect);
+        assert!(ask(Op::Read, &json!({ "id": k.id }).to_string()).is_ok());
     }
     let long = "f".repeat(300);
-    let k = kept("{}", &long, 5);
-    assert_eq!(k.key.len(), 14 + 128, "the id's first 128 characters");
-    assert!(k.key.starts_with("0000000000005-"));
-    assert!(ask(Op::Read, &json!({ "id": k.key }).to_string()).is_ok());
+    let k = kept("{}", &long, 5, "r");
+    assert_eq!(k.id.len(), 14 + 128, "the id's first 128 characters");
+    assert!(k.id.starts_with("0000000000005-"));
+    assert!(ask(Op::Read, &json!({ "id": k.id }).to_string()).is_ok());
+    assert!(key(&k.id).len() <= 512, "KV takes keys of 512 bytes");
+}
+
+#[test]
+fn a_letters_listing_fits_kv_metadata_whatever_its_message_holds() {
+    // A foreign message: a long path of characters JSON escapes in six bytes each, or
+    // of characters four or two bytes long in UTF-8.
+    let msg = message();
+    for path in [
+        "\\u0001".repeat(250),
+        "\u{1F600}".repeat(100),
+        "\u{e9}".repeat(300),
+    ] {
+        let odd = msg.replacen(r#""path":"/api/events""#, &format!(r#""path":"{path}""#), 1);
+        assert_ne!(odd, msg, "the path was replaced");
+        let k = kept(&letter_of(400, &odd), "id", 0, "r");
+        let len = k.metadata.to_string().len();
+        assert!(len <= 1024, "{len} bytes");
+        assert_eq!(
+            k.metadata["reason"],
+            json!("refused"),
+            "still listed with why"
+        );
+    }
+}
+
+#[test]
+fn a_letter_is_told_from_a_message_to_deliver() {
+    let msg = message();
+    assert!(is_letter(&letter_of(400, &msg)));
+    assert!(is_letter(&letter_of(0, r#""garbled""#)));
+    assert!(!is_letter(&msg));
+    assert!(!is_letter("garbled"));
+}
+
+#[test]
+fn a_letter_the_store_did_not_take_waits_longer_each_time_and_outlasts_the_queue() {
+    assert_eq!(
+        keep_retry_s(1),
+        60,
+        "a brief failure hides a letter briefly"
+    );
+    assert_eq!(keep_retry_s(2), 120);
+    assert_eq!(keep_retry_s(11), 43_200);
+    assert_eq!(keep_retry_s(100), 43_200, "the longest delay Queues takes");
+    // wrangler.toml's max_retries for the dead-letter queue's consumer.
+    let waited: u64 = (1..=100).map(|n| u64::from(keep_retry_s(n))).sum();
+    assert!(
+        waited > 14 * 86_400,
+        "{waited} s: longer than the queue keeps a message"
+    );
 }
 
 #[test]
@@ -275,6 +336,7 @@ fn the_answers_are_json_api() {
         ("3-c".into(), Outcome::NotResendable),
         ("4-d".into(), Outcome::QueueUnavailable),
         ("5-e".into(), Outcome::Deleted),
+        ("6-f".into(), Outcome::StoreUnavailable),
     ]);
     let got: Vec<Value> = json_of(&results)["data"]
         .as_array()
@@ -290,6 +352,7 @@ fn the_answers_are_json_api() {
             json!({ "result": "not_resendable" }),
             json!({ "result": "queue_unavailable" }),
             json!({ "result": "deleted" }),
+            json!({ "result": "store_unavailable" }),
         ]
     );
     let missing = not_found();

@@ -2,6 +2,7 @@
 //! signed call, never queued themselves.
 
 use super::*;
+use crate::edge::config;
 use crate::edge::dead_letters::Ask;
 use crate::edge::delivery;
 
@@ -82,4 +83,11 @@ fn the_dead_letter_queue_is_named_by_a_setting() {
     );
     let named = with("DEAD_LETTER_QUEUE", " shop-dead ".into()).expect("config");
     assert_eq!(named.dead_letter_queue, "shop-dead");
+    // The consumer reads the name from env itself, whatever the other settings say.
+    assert_eq!(config::dead_letter_queue(Some(" shop-dead ")), "shop-dead");
+    assert_eq!(
+        config::dead_letter_queue(Some("  ")),
+        "klaviyo-deliveries-dead"
+    );
+    assert_eq!(config::dead_letter_queue(None), "klaviyo-deliveries-dead");
 }

@@ -2,7 +2,7 @@
 //! dead-letter queue writes each message to `DEAD_LETTER_STORE` (KV), and the signed
 //! calls list, read, send again (to `DELIVERY_QUEUE`) and delete them.
 
-use js_sys::{Array, Date, Function, Object, Promise, Reflect};
+use js_sys::{Array, Date, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -29,17 +29,27 @@ fn object(pairs: &[(&str, JsValue)]) -> Object {
     o
 }
 
+/// A message's body as text: a letter is text; bytes are decoded (UTF-8, lossy), and
+/// anything else another producer sent is kept as its JSON. `None` for what has no
+/// JSON (a `BigInt`): it is not acknowledged.
+fn body_text(body: &JsValue) -> Option<String> {
+    if let Some(t) = body.as_string() {
+        return Some(t);
+    }
+    if body.is_instance_of::<js_sys::ArrayBuffer>() || js_sys::ArrayBuffer::is_view(body) {
+        let bytes = Uint8Array::new(body).to_vec();
+        return Some(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    js_sys::JSON::stringify(body).ok()?.as_string()
+}
+
 /// Keeps message `m` of the dead-letter queue: whether the store has it now.
-pub(crate) async fn keep(m: &JsValue, env: &JsValue) -> bool {
-    let body = Reflect::get(m, &"body".into()).ok();
-    // A letter is text; a message some other producer sent as JSON is kept as JSON text.
-    let text = match body {
-        Some(b) if b.is_string() => b.as_string().unwrap_or_default(),
-        Some(b) => js_sys::JSON::stringify(&b)
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_default(),
-        None => String::new(),
+pub(crate) async fn kept(m: &JsValue, env: &JsValue) -> bool {
+    let Some(text) = Reflect::get(m, &"body".into())
+        .ok()
+        .and_then(|b| body_text(&b))
+    else {
+        return false;
     };
     let id = Reflect::get(m, &"id".into())
         .ok()
@@ -49,13 +59,16 @@ pub(crate) async fn keep(m: &JsValue, env: &JsValue) -> bool {
         .ok()
         .and_then(|t| t.dyn_into::<Date>().ok())
         .map_or_else(Date::now, |d| d.get_time());
-    let kept = dead_letters::kept(&text, &id, at.max(0.0) as u64);
+    // A host that gives no id: a random one, so that two such letters never share a key.
+    let fallback = format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64);
+    let kept = dead_letters::kept(&text, &id, at.max(0.0) as u64, &fallback);
     let Ok(metadata) = js_sys::JSON::parse(&kept.metadata.to_string()) else {
         return false;
     };
     let opts = object(&[("metadata", metadata)]);
+    let key = dead_letters::key(&kept.id);
     let args = [
-        JsValue::from_str(&kept.key),
+        JsValue::from_str(&key),
         JsValue::from_str(&text),
         opts.into(),
     ];
@@ -74,9 +87,13 @@ pub(crate) async fn answer(ask: Ask, env: &JsValue) -> Result<Reply, JsValue> {
             let Some((queue, send)) = binding(env, "DELIVERY_QUEUE", "send") else {
                 return Ok(reply::missing("DELIVERY_QUEUE"));
             };
+            // As on the fetch path: nothing is queued where a refusal could not be kept.
+            if binding(env, "DELIVERY_DEAD_LETTERS", "send").is_none() {
+                return Ok(reply::missing("DELIVERY_DEAD_LETTERS"));
+            }
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                let outcome = resend(env, &id, &queue, &send).await?;
+                let outcome = resend(env, &id, &queue, &send).await;
                 out.push((id, outcome));
             }
             Ok(dead_letters::outcomes(&out))
@@ -84,21 +101,34 @@ pub(crate) async fn answer(ask: Ask, env: &JsValue) -> Result<Reply, JsValue> {
         Ask::Delete { ids } => {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                kv(env, "delete", &[JsValue::from_str(&id)]).await?;
-                out.push((id, Outcome::Deleted));
+                let key = JsValue::from_str(&dead_letters::key(&id));
+                let outcome = match kv(env, "delete", &[key]).await {
+                    Ok(_) => Outcome::Deleted,
+                    Err(_) => Outcome::StoreUnavailable,
+                };
+                out.push((id, outcome));
             }
             Ok(dead_letters::outcomes(&out))
         }
     }
 }
 
-/// A page of keys with their metadata, oldest first.
+/// A page of letters with their metadata, oldest first.
 async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
-    let mut opts = vec![("limit", JsValue::from(dead_letters::PAGE as u32))];
+    let mut opts = vec![
+        ("prefix", JsValue::from_str(dead_letters::KEY_PREFIX)),
+        ("limit", JsValue::from(dead_letters::PAGE as u32)),
+    ];
+    let asked_from = cursor.is_some();
     if let Some(c) = cursor {
         opts.push(("cursor", JsValue::from_str(&c)));
     }
-    let page = kv(env, "list", &[object(&opts).into()]).await?;
+    let page = match kv(env, "list", &[object(&opts).into()]).await {
+        Ok(page) => page,
+        // KV refuses a cursor it did not give.
+        Err(_) if asked_from => return Ok(dead_letters::bad_cursor()),
+        Err(e) => return Err(e),
+    };
     let keys: Array = Reflect::get(&page, &"keys".into())?.dyn_into()?;
     let mut entries = Vec::with_capacity(keys.length() as usize);
     for k in keys.iter() {
@@ -110,7 +140,7 @@ async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
             .filter(|m| m.is_object())
             .and_then(|m| js_sys::JSON::stringify(&m).ok())
             .and_then(|s| s.as_string());
-        entries.push((name, meta));
+        entries.push((dead_letters::id_of(&name).to_string(), meta));
     }
     let complete = Reflect::get(&page, &"list_complete".into())?.is_truthy();
     let next = Reflect::get(&page, &"cursor".into())
@@ -120,14 +150,10 @@ async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
     Ok(dead_letters::listing(&entries, next.as_deref()))
 }
 
-/// `getWithMetadata(id)`: the letter and its metadata (JSON text), if kept.
+/// `getWithMetadata(key)`: the letter and its metadata (JSON text), if kept.
 async fn fetched(env: &JsValue, id: &str) -> Result<Option<(String, Option<String>)>, JsValue> {
-    let got = kv(
-        env,
-        "getWithMetadata",
-        &[JsValue::from_str(id), "text".into()],
-    )
-    .await?;
+    let key = JsValue::from_str(&dead_letters::key(id));
+    let got = kv(env, "getWithMetadata", &[key, "text".into()]).await?;
     let Some(value) = Reflect::get(&got, &"value".into())?.as_string() else {
         return Ok(None);
     };
@@ -147,26 +173,22 @@ async fn read(env: &JsValue, id: &str) -> Result<Reply, JsValue> {
 }
 
 /// One letter's message back on the delivery queue, then out of the store. Deleted only
-/// once the queue has it: a failure in between leaves it kept (sent again, its events
-/// keep their `unique_id`, so Klaviyo keeps each once).
-async fn resend(
-    env: &JsValue,
-    id: &str,
-    queue: &JsValue,
-    send: &Function,
-) -> Result<Outcome, JsValue> {
-    let Some((value, _)) = fetched(env, id).await? else {
-        return Ok(Outcome::NotFound);
+/// once the queue has it: a failure in between leaves it kept and listed (sent again,
+/// its events keep their `unique_id`, so Klaviyo keeps each once).
+async fn resend(env: &JsValue, id: &str, queue: &JsValue, send: &Function) -> Outcome {
+    let value = match fetched(env, id).await {
+        Ok(Some((value, _))) => value,
+        Ok(None) => return Outcome::NotFound,
+        Err(_) => return Outcome::StoreUnavailable,
     };
     let Some(message) = dead_letters::resendable(&value) else {
-        return Ok(Outcome::NotResendable);
+        return Outcome::NotResendable;
     };
     if !sent_as_text(queue, send, &message, None).await {
-        return Ok(Outcome::QueueUnavailable);
+        return Outcome::QueueUnavailable;
     }
-    // The queue has it: a delete that fails leaves the letter listed, no more.
-    let _ = kv(env, "delete", &[JsValue::from_str(id)]).await;
-    Ok(Outcome::Queued {
+    let _ = kv(env, "delete", &[JsValue::from_str(&dead_letters::key(id))]).await;
+    Outcome::Queued {
         delivery: dead_letters::delivery_of(&message),
-    })
+    }
 }

@@ -33,7 +33,7 @@ mod inits;
 mod js;
 mod script_files;
 
-pub(crate) use dead_letters::keep as keep_dead_letter;
+pub(crate) use dead_letters::kept as dead_letter_kept;
 pub(crate) use fetch::call;
 use fetch::{forward, read_body};
 use gates::{enqueue, rate_allowed, release, replay_checked, Checked};
