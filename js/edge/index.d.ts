@@ -36,7 +36,7 @@ export interface DeadLetterStore {
   get(key: string): Promise<unknown>;
   getWithMetadata(key: string, type: "text"): Promise<{ value: string | null; metadata: unknown }>;
   put(key: string, value: string, options?: { metadata?: unknown }): Promise<unknown>;
-  list(options?: { limit?: number; cursor?: string }): Promise<{
+  list(options?: { prefix?: string; limit?: number; cursor?: string }): Promise<{
     keys: { name: string; metadata?: unknown }[];
     list_complete: boolean;
     cursor?: string;

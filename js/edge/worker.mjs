@@ -1,7 +1,7 @@
 // The Cloudflare Workers / workerd entry: the wasm is imported as a module (the way
 // workerd and wrangler load .wasm) and instantiated once per isolate. Everything else
-// is Rust: the fetch handler (src/edge/worker/), the consumer of DELIVERY_QUEUE
-// (src/edge/consumer.rs) and the Durable Object class of REPLAY_GUARD
+// is Rust: the fetch handler (src/edge/worker/), the consumer of DELIVERY_QUEUE and of
+// its dead-letter queue (src/edge/consumer.rs) and the Durable Object class of REPLAY_GUARD
 // (src/edge/shared_replay.rs). It also serves the script-tag files built into it.
 import wasmModule from "./klaviyo_edge_bg.wasm";
 import { initSync, handle, consume, setScriptFiles } from "./klaviyo_edge.mjs";

@@ -36,7 +36,6 @@ pub struct Settings {
     pub bot_score_min: Option<Value>,
     pub serve_script: Option<Value>,
     pub allow_null_origin: Option<Value>,
-    pub dead_letter_queue: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -75,9 +74,6 @@ pub struct EdgeConfig {
     /// iframe sends (Shopify's custom pixels). Not an entry of `allowed_origins`: any
     /// page anywhere can make one, so it opens `/client` alone, never `/id` or `/api`.
     pub allow_null_origin: bool,
-    /// The queue whose batches the worker keeps in `DEAD_LETTER_STORE` rather than
-    /// delivers: the dead-letter queue of `DELIVERY_QUEUE`'s consumer.
-    pub dead_letter_queue: String,
 }
 
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
@@ -85,7 +81,10 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 8_000;
 /// The dead-letter queue's name in `js/edge/wrangler.toml`.
 pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "klaviyo-deliveries-dead";
 
-/// The dead-letter queue's name from `DEAD_LETTER_QUEUE` as given (blank: the default).
+/// The dead-letter queue's name from `DEAD_LETTER_QUEUE` as given (blank: the default):
+/// the queue whose batches the queue handler keeps in `DEAD_LETTER_STORE` rather than
+/// delivers. Read by the consumer from `env` itself, not among the checked settings, so
+/// that no other setting's fault can make its letters deliveries.
 pub fn dead_letter_queue(given: Option<&str>) -> String {
     match given.map(str::trim) {
         Some(name) if !name.is_empty() => name.to_string(),
@@ -323,9 +322,6 @@ impl EdgeConfig {
                 text_of("ALLOW_NULL_ORIGIN", &s.allow_null_origin)?,
                 false,
             )?,
-            dead_letter_queue: dead_letter_queue(
-                text_of("DEAD_LETTER_QUEUE", &s.dead_letter_queue)?.as_deref(),
-            ),
         })
     }
 

@@ -3,8 +3,10 @@
 //! private key (a forward signed now), and acknowledged, retried or refused as
 //! `delivery::after_attempt` says. A refused message goes to `DELIVERY_DEAD_LETTERS`,
 //! with its status (retried while that is not bound); messages that run out of retries reach the
-//! consumer's dead-letter queue through Queues itself. Logs name a delivery, its part,
-//! the route and the status: never a body.
+//! consumer's dead-letter queue through Queues itself. A batch of that queue (named by
+//! `DEAD_LETTER_QUEUE`) is not delivered but kept in `DEAD_LETTER_STORE`
+//! (`worker/dead_letters.rs`). Logs name a delivery, its part, the route and the
+//! status: never a body.
 
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -17,7 +19,7 @@ use super::executor;
 use super::refused_in_bulk;
 use super::router::{self, Forward, Payload};
 use super::upstream::Upstream;
-use super::worker::{binding, call, config, dead_letter_kept, sent_as_text};
+use super::worker::{attempts_of, binding, body_text, call, config, sent_as_text, store_letter};
 
 /// The queue handler: `queue(batch, env, ctx)`. Resolves once every message of the
 /// batch is acknowledged or set to retry; a message it could not settle (an error of the
@@ -61,9 +63,9 @@ async fn run(batch: &JsValue, env: &JsValue) -> Result<(), JsValue> {
 /// from the checked settings, so that a malformed other setting cannot make its letters
 /// deliveries).
 fn dead_letter_queue(env: &JsValue) -> String {
-    let given = Reflect::get(env, &"DEAD_LETTER_QUEUE".into())
-        .ok()
-        .and_then(|v| v.as_string());
+    let given = Reflect::get(env, &"DEAD_LETTER_QUEUE".into()).ok();
+    // A `[vars]` value may come as a number, as for every setting.
+    let given = given.and_then(|v| v.as_string().or_else(|| v.as_f64().map(|n| n.to_string())));
     config::dead_letter_queue(given.as_deref())
 }
 
@@ -71,14 +73,10 @@ fn dead_letter_queue(env: &JsValue) -> String {
 /// the store has it; else retried (`dead_letters::keep_retry_s`), never acknowledged
 /// into nothing.
 async fn keep(m: &JsValue, env: &JsValue) {
-    if dead_letter_kept(m, env).await {
+    if store_letter(m, env).await {
         let _ = settle(m, "ack", None);
     } else {
-        let attempts = Reflect::get(m, &"attempts".into())
-            .ok()
-            .and_then(|a| a.as_f64())
-            .map_or(1, |n| n.max(1.0) as u32);
-        let delay_s = dead_letters::keep_retry_s(attempts);
+        let delay_s = dead_letters::keep_retry_s(attempts_of(m));
         log(&format!(
             "a dead letter was not kept (DEAD_LETTER_STORE missing or failing): retried in {delay_s} s"
         ));
@@ -93,18 +91,22 @@ async fn one(
     settled: &Result<EdgeConfig, super::config::ConfigError>,
     throttled: &mut Vec<(String, u32)>,
 ) -> Result<(), JsValue> {
-    let attempts = Reflect::get(m, &"attempts".into())?
-        .as_f64()
-        .map_or(1, |n| n.max(1.0) as u32);
-    let text = Reflect::get(m, &"body".into())?.as_string();
-    let Some(msg) = text.as_deref().and_then(delivery::read) else {
-        if text.as_deref().is_some_and(dead_letters::is_letter) {
+    let attempts = attempts_of(m);
+    let Some(text) = body_text(&Reflect::get(m, &"body".into())?) else {
+        // No text keeps it faithfully (a letter of it would hold nothing): left to the
+        // queue, whose retries (76 an hour apart, inside its 4 days) end in the
+        // dead-letter queue with the body as it is.
+        log("a message whose body is not text, UTF-8 or plain JSON: retried");
+        return settle(m, "retry", Some(delivery::MAX_DELAY_S));
+    };
+    let Some(msg) = delivery::read(&text) else {
+        if dead_letters::is_letter(&text) {
             // DEAD_LETTER_QUEUE names another queue than this letter's: kept all the same.
             log("a dead letter reached the delivery consumer: is DEAD_LETTER_QUEUE the dead-letter queue's name?");
             keep(m, env).await;
             return Ok(());
         }
-        let letter = (text.unwrap_or_default(), 0);
+        let letter = (text, 0);
         return dead_lettered(
             m,
             env,
@@ -187,7 +189,7 @@ async fn one(
             }
             let what = format!("{}: attempt {attempts} {}", heading(), answer());
             let next = left_out.carried_on.take();
-            let again = next.as_deref().or(text.as_deref()).unwrap_or_default();
+            let again = next.as_deref().unwrap_or(&text);
             let now_s = (js_sys::Date::now() / 1000.0) as u64;
             let again = match delivery::throttled(again, now_s) {
                 delivery::Throttle::Again(again) => again,
@@ -197,7 +199,7 @@ async fn one(
                         now_s.saturating_sub(since_s) / 3600,
                         delivery::MAX_THROTTLED_S / 3600
                     );
-                    let letter = (next.or(text).unwrap_or_default(), 429);
+                    let letter = (next.unwrap_or(text), 429);
                     return dead_lettered(m, env, &what, false, &[letter]).await;
                 }
             };
@@ -229,7 +231,7 @@ async fn one(
         }
         Verdict::Refused { status } => {
             let what = format!("{} refused ({status})", heading());
-            let letter = (text.unwrap_or_default(), status);
+            let letter = (text, status);
             dead_lettered(m, env, &what, false, &[letter]).await
         }
     }

@@ -335,12 +335,14 @@ test('refusals: a malformed body or id is a 400 pointing at it, an unsigned call
     return r;
   };
   await bad('/api/dead-letters/resend', { ids: ['nope'] }, '/ids/0');
-  await bad('/api/dead-letters/delete', { ids: [UNKNOWN_KEY, UNKNOWN_KEY, '1234-short'] }, '/ids/2');
+  await bad('/api/dead-letters/delete', { ids: [UNKNOWN_KEY, '0000000000002-no-such-letter', '1234-short'] }, '/ids/2');
+  // Named twice, a letter KV still lists after its delete would be sent twice.
+  await bad('/api/dead-letters/resend', { ids: [UNKNOWN_KEY, UNKNOWN_KEY] }, '/ids/1');
   await bad('/api/dead-letters/resend', { ids: [`${'1'.repeat(13)}-a/b`] }, '/ids/0');
   await bad('/api/dead-letters/read', { id: 'x' }, '/id');
   await bad('/api/dead-letters', { cursor: 42 }, '/cursor');
   await bad('/api/dead-letters/resend', { ids: [] });
-  await bad('/api/dead-letters/delete', { ids: Array(101).fill(UNKNOWN_KEY) });
+  await bad('/api/dead-letters/delete', { ids: Array.from({ length: 101 }, (_, n) => `${String(n).padStart(13, '0')}-a`) });
   await bad('/api/dead-letters/resend', { ids: [UNKNOWN_KEY], all: true });
   await bad('/api/dead-letters', 'not json');
 
@@ -524,6 +526,22 @@ test('a letter of bytes is kept as its text, and one whose listing would pass KV
     const at = values.indexOf(odd);
     assert.ok(at >= 0, 'kept');
     assert.equal(keys[at].metadata.reason, 'refused', 'listed with why, its route left out');
+  });
+});
+
+test('DEAD_LETTER_QUEUE naming another queue: a letter of bytes that reaches the delivery consumer is kept as its text, not wrapped again empty', { timeout: 120_000 }, async () => {
+  // The delivery path once read string bodies alone: bytes escaped its letter guard.
+  await withWatched({ extra: { DEAD_LETTER_QUEUE: 'elsewhere' } }, async ({ watched, q }) => {
+    const kv = await watched.getKVNamespace(STORE, 'edge-0');
+    const marker = `misnamed-bytes-${randomBytes(3).toString('hex')}`;
+    const text = JSON.stringify({ status: 0, message: marker });
+    await q.send(new TextEncoder().encode(text), { contentType: 'bytes' });
+    const values = await waitFor(async () => {
+      const { keys } = await kv.list({ prefix: 'letter:' });
+      const vs = await Promise.all(keys.map((k) => kv.get(k.name)));
+      return vs.length ? vs : null;
+    }, { timeout: 30_000, interval: 200, what: 'a letter kept' });
+    assert.deepEqual(values, [text], 'kept as its text, nothing else');
   });
 });
 

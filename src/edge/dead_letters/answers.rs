@@ -13,6 +13,11 @@ pub enum Outcome {
     Queued {
         delivery: Option<String>,
     },
+    /// Sent to the delivery queue, but the store failed to delete it: still listed, it
+    /// must not be sent again (delete it).
+    QueuedStillKept {
+        delivery: Option<String>,
+    },
     NotFound,
     /// A message the consumer cannot read: only deleting it is left.
     NotResendable,
@@ -27,6 +32,7 @@ impl Outcome {
     fn result(&self) -> &'static str {
         match self {
             Outcome::Queued { .. } => "queued",
+            Outcome::QueuedStillKept { .. } => "queued_still_kept",
             Outcome::NotFound => "not_found",
             Outcome::NotResendable => "not_resendable",
             Outcome::QueueUnavailable => "queue_unavailable",
@@ -74,14 +80,14 @@ struct LetterData<'a> {
 struct LetterAttributes<'a> {
     #[serde(flatten)]
     meta: Map<String, Value>,
-    letter: Kept<'a>,
+    letter: AsKept<'a>,
 }
 
 /// The letter byte for byte where it is JSON (numbers and member order as kept), else
 /// as a string.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Kept<'a> {
+enum AsKept<'a> {
     Json(&'a RawValue),
     Text(&'a str),
 }
@@ -91,8 +97,8 @@ pub fn letter(id: &str, meta: Option<&str>, value: &str) -> Reply {
     let mut meta = attributes_of(meta);
     meta.remove("letter");
     let letter = match serde_json::from_str::<&RawValue>(value) {
-        Ok(raw) => Kept::Json(raw),
-        Err(_) => Kept::Text(value),
+        Ok(raw) => AsKept::Json(raw),
+        Err(_) => AsKept::Text(value),
     };
     let out = LetterOut {
         data: LetterData {
@@ -119,7 +125,7 @@ pub fn outcomes(results: &[(String, Outcome)]) -> Reply {
         .iter()
         .map(|(id, o)| {
             let mut attributes = json!({ "result": o.result() });
-            if let Outcome::Queued { delivery } = o {
+            if let Outcome::Queued { delivery } | Outcome::QueuedStillKept { delivery } = o {
                 attributes["delivery"] = json!(delivery);
             }
             json!({ "type": "dead-letter", "id": id, "attributes": attributes })
@@ -148,4 +154,16 @@ pub fn bad_cursor() -> Reply {
         "is not the next_cursor of a listing",
         Some("/cursor"),
     )
+}
+
+/// `503`: the store failed to answer; ask again.
+pub fn store_unavailable() -> Reply {
+    error(
+        503,
+        "store_unavailable",
+        "The dead-letter store did not answer.",
+        "DEAD_LETTER_STORE failed: ask again",
+        None,
+    )
+    .header("retry-after", "1")
 }

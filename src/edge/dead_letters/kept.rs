@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::{id_byte, MAX_ID_BYTES};
 use crate::core::time;
@@ -43,18 +44,8 @@ pub struct Kept {
 /// is kept once).
 pub fn kept(body: &str, message_id: &str, timestamp_ms: u64, fallback_id: &str) -> Kept {
     let mut id = format!("{:013}-", timestamp_ms.min(9_999_999_999_999));
-    let own: String = message_id
-        .bytes()
-        .filter(|b| id_byte(*b))
-        .take(MAX_ID_BYTES)
-        .map(char::from)
-        .collect();
-    let fallback: String = fallback_id
-        .bytes()
-        .filter(|b| id_byte(*b))
-        .take(MAX_ID_BYTES)
-        .map(char::from)
-        .collect();
+    let own = id_chars(message_id);
+    let fallback = id_chars(fallback_id);
     id.push_str(match (own.is_empty(), fallback.is_empty()) {
         (false, _) => &own,
         (true, false) => &fallback,
@@ -81,6 +72,26 @@ pub fn kept(body: &str, message_id: &str, timestamp_ms: u64, fallback_id: &str) 
     }
     Kept { id, metadata }
 }
+
+/// A queue message's id as a letter's id may hold it: itself where it is made of
+/// letters, digits, `-` and `_` and fits; else `h` and the hex of its SHA-256's first
+/// 16 bytes, so that two ids never become one (`q:1`, `q.1`) and a message delivered
+/// again still gets the same.
+fn id_chars(text: &str) -> String {
+    if text.len() <= MAX_ID_BYTES && text.bytes().all(id_byte) {
+        return text.to_string();
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    let mut out = String::with_capacity(33);
+    out.push('h');
+    for b in &digest[..16] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `text`'s first `max` bytes, cut at a character's boundary.
 fn clipped(text: &str, max: usize) -> &str {
@@ -135,18 +146,27 @@ pub fn keep_retry_s(attempts: u32) -> u32 {
         .min(delivery::MAX_QUEUE_DELAY_S)
 }
 
-/// The message a kept letter sends to the delivery queue again, as first queued (no
-/// throttle's time); `None` for a message the consumer cannot read.
-pub fn resendable(value: &str) -> Option<String> {
+/// What a kept letter sends to the delivery queue again: its message, as first queued
+/// (no throttle's time), and the message's delivery id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Again {
+    pub message: String,
+    pub delivery: String,
+}
+
+/// What letter `value` sends again; `None` for a message the consumer cannot read.
+pub fn resendable(value: &str) -> Option<Again> {
     let text = match serde_json::from_str::<LetterIn>(value) {
         Ok(l) => l.message.get(),
         Err(_) => value,
     };
-    delivery::read(text)?;
-    Some(delivery::as_first_queued(text).unwrap_or_else(|| text.to_string()))
-}
-
-/// The delivery id of a message about to be sent again.
-pub fn delivery_of(message: &str) -> Option<String> {
-    delivery::read(message).map(|m| m.id)
+    let mut msg = delivery::read(text)?;
+    let message = match msg.throttled_since.take() {
+        Some(_) => serde_json::to_string(&msg).ok()?,
+        None => text.to_string(),
+    };
+    Some(Again {
+        message,
+        delivery: msg.id,
+    })
 }

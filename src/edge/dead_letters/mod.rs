@@ -13,10 +13,8 @@ use super::bodies::{self, Invalid};
 mod answers;
 mod kept;
 
-pub use answers::{bad_cursor, letter, listing, not_found, outcomes, Outcome};
-pub use kept::{
-    delivery_of, id_of, is_letter, keep_retry_s, kept, key, resendable, Kept, KEY_PREFIX,
-};
+pub use answers::{bad_cursor, letter, listing, not_found, outcomes, store_unavailable, Outcome};
+pub use kept::{id_of, is_letter, keep_retry_s, kept, key, resendable, Again, Kept, KEY_PREFIX};
 
 /// The routes, below the route prefix (signed, `POST`).
 pub const LIST: &str = "/api/dead-letters";
@@ -118,7 +116,12 @@ pub fn ask(op: Op, text: &str) -> Result<Ask, Invalid> {
                 return Err(Invalid::new("/ids", "must hold 1 to 100 ids"));
             }
             for (i, id) in ids.iter().enumerate() {
-                checked_id(id, &bodies::at_index("/ids", i))?;
+                let at = bodies::at_index("/ids", i);
+                checked_id(id, &at)?;
+                // Named twice, a letter read before KV shows its delete would go twice.
+                if ids[..i].contains(id) {
+                    return Err(Invalid::new(&at, "is named twice"));
+                }
             }
             Ok(if op == Op::Resend {
                 Ask::Resend { ids }

@@ -119,23 +119,43 @@ fn why_a_message_died_throttled_out_of_retries_or_unreadable() {
 
 #[test]
 fn a_message_id_of_other_characters_still_makes_an_id_the_calls_take() {
+    for (id, fallback) in [("a/b c?d", "r"), ("../../x", "r"), ("q:1", "r")] {
+        let k = kept("{}", id, 1_000_000_000_000, fallback);
+        assert!(k.id.starts_with("1000000000000-h"), "{}", k.id);
+        assert_eq!(k.id.len(), 14 + 33, "h and 32 hex digits");
+        assert!(ask(Op::Read, &json!({ "id": k.id }).to_string()).is_ok());
+        // Delivered again: the same id.
+        assert_eq!(kept("{}", id, 1_000_000_000_000, "other").id, k.id);
+    }
     for (id, fallback, expect) in [
-        ("a/b c?d", "r", "1000000000000-abcd"),
-        ("../../x", "r", "1000000000000-x"),
+        ("0f1e2d3c", "r", "1000000000000-0f1e2d3c"),
         // A host that gives no id: the random one the adapter draws.
         ("", "9f3a", "1000000000000-9f3a"),
         ("", "", "1000000000000-_"),
     ] {
-        let k = kept("{}", id, 1_000_000_000_000, fallback);
-        assert_eq!(k.id, expect);
-        assert!(ask(Op::Read, &json!({ "id": k.id }).to_string()).is_ok());
+        assert_eq!(kept("{}", id, 1_000_000_000_000, fallback).id, expect);
     }
     let long = "f".repeat(300);
     let k = kept("{}", &long, 5, "r");
-    assert_eq!(k.id.len(), 14 + 128, "the id's first 128 characters");
-    assert!(k.id.starts_with("0000000000005-"));
+    assert!(k.id.starts_with("0000000000005-h"));
     assert!(ask(Op::Read, &json!({ "id": k.id }).to_string()).is_ok());
     assert!(key(&k.id).len() <= 512, "KV takes keys of 512 bytes");
+    assert_eq!(
+        kept("{}", &"f".repeat(128), 5, "r").id.len(),
+        14 + 128,
+        "128 fit"
+    );
+}
+
+#[test]
+fn two_message_ids_that_differ_only_in_characters_an_id_cannot_hold_stay_two_letters() {
+    // One millisecond, two messages: one key would keep the second over the first.
+    let ids: Vec<String> = ["q:1", "q.1", "q1", &"a".repeat(129), &"a".repeat(130)]
+        .iter()
+        .map(|id| kept("{}", id, 7, "r").id)
+        .collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
 }
 
 #[test]
@@ -181,41 +201,52 @@ fn a_letter_the_store_did_not_take_waits_longer_each_time_and_outlasts_the_queue
     assert_eq!(keep_retry_s(11), 43_200);
     assert_eq!(keep_retry_s(100), 43_200, "the longest delay Queues takes");
     // wrangler.toml's max_retries for the dead-letter queue's consumer.
-    let waited: u64 = (1..=100).map(|n| u64::from(keep_retry_s(n))).sum();
+    let toml = include_str!("../../../js/edge/wrangler.toml");
+    let block = toml
+        .split("[[queues.consumers]]")
+        .skip(1)
+        .find(|b| {
+            b.lines()
+                .any(|l| l == r#"queue = "klaviyo-deliveries-dead""#)
+        })
+        .expect("a consumer of the dead-letter queue in wrangler.toml");
+    let retries: u32 = block
+        .lines()
+        .find_map(|l| l.strip_prefix("max_retries = "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("its max_retries");
+    let waited: u64 = (1..=retries).map(|n| u64::from(keep_retry_s(n))).sum();
     assert!(
         waited > 14 * 86_400,
-        "{waited} s: longer than the queue keeps a message"
+        "{retries} retries wait {waited} s: no longer than the queue keeps a message"
     );
 }
 
 #[test]
 fn what_a_letter_sends_again_is_its_message_as_first_queued() {
     let msg = message();
-    assert_eq!(resendable(&letter_of(400, &msg)), Some(msg.clone()));
+    let again = |m: &str| Again {
+        message: m.to_string(),
+        delivery: "dlv_0123456789abcdef01234567".into(),
+    };
+    assert_eq!(resendable(&letter_of(400, &msg)), Some(again(&msg)));
     assert_eq!(
         resendable(&msg),
-        Some(msg.clone()),
+        Some(again(&msg)),
         "out of retries: itself"
     );
     // A message throttled for a week came here with the time of its first 429: sent
     // again, 429s hold it afresh.
     let throttled = msg.replacen('{', r#"{"throttled_since":1764000000,"#, 1);
     assert!(delivery::read(&throttled).is_some_and(|m| m.throttled_since.is_some()));
-    let again = resendable(&letter_of(429, &throttled)).expect("resendable");
-    assert_eq!(
-        delivery::read(&again).map(|m| m.throttled_since),
-        Some(None)
-    );
-    assert_eq!(
-        resendable(&throttled).map(|t| delivery::read(&t).map(|m| m.throttled_since)),
-        Some(Some(None))
-    );
+    for letter in [letter_of(429, &throttled), throttled.clone()] {
+        let sent = resendable(&letter).expect("resendable");
+        let read = delivery::read(&sent.message).expect("a message");
+        assert_eq!(read.throttled_since, None);
+        assert_eq!(sent.delivery, "dlv_0123456789abcdef01234567");
+    }
     assert_eq!(resendable(&letter_of(0, r#""garbled""#)), None);
     assert_eq!(resendable("garbled"), None);
-    assert_eq!(
-        delivery_of(&msg).as_deref(),
-        Some("dlv_0123456789abcdef01234567")
-    );
 }
 
 #[test]
@@ -228,11 +259,18 @@ fn each_call_checks_its_body_and_names_the_field() {
             cursor: Some("AAAA".into())
         })
     );
+    let other = "1764133339124-abc";
     assert_eq!(
-        ask(Op::Resend, &json!({ "ids": [id, id] }).to_string()),
+        ask(Op::Resend, &json!({ "ids": [id, other] }).to_string()),
         Ok(Ask::Resend {
-            ids: vec![id.into(), id.into()]
+            ids: vec![id.into(), other.into()]
         })
+    );
+    // Named twice, a letter whose delete KV does not show yet would be sent twice.
+    let e = ask(Op::Resend, &json!({ "ids": [id, other, id] }).to_string()).unwrap_err();
+    assert_eq!(
+        (e.pointer.as_str(), e.detail.as_str()),
+        ("/ids/2", "is named twice")
     );
     assert_eq!(
         ask(Op::Delete, &json!({ "ids": [id] }).to_string()),
@@ -268,14 +306,17 @@ fn each_call_checks_its_body_and_names_the_field() {
     }
     let e = refused(Op::Resend, r#"{"ids":[]}"#);
     assert_eq!(e.pointer, "/ids");
-    let many: Vec<&str> = vec![id; 101];
+    let many: Vec<String> = (0..101).map(|n| format!("{:013}-a", n)).collect();
     let e = refused(Op::Delete, &json!({ "ids": many }).to_string());
     assert_eq!(
         (e.pointer.as_str(), e.detail.as_str()),
         ("/ids", "must hold 1 to 100 ids")
     );
-    assert!(ask(Op::Delete, &json!({ "ids": vec![id; 100] }).to_string()).is_ok());
-    let e = refused(Op::Resend, &json!({ "ids": [id, id, "nope"] }).to_string());
+    assert!(ask(Op::Delete, &json!({ "ids": many[..100] }).to_string()).is_ok());
+    let e = refused(
+        Op::Resend,
+        &json!({ "ids": [id, other, "nope"] }).to_string(),
+    );
     assert_eq!(e.pointer, "/ids/2");
     let e = refused(Op::Resend, r#"{"ids":["1764133339123-a"],"ids":[]}"#);
     assert_eq!(e.detail, "is a duplicate key");
@@ -337,6 +378,12 @@ fn the_answers_are_json_api() {
         ("4-d".into(), Outcome::QueueUnavailable),
         ("5-e".into(), Outcome::Deleted),
         ("6-f".into(), Outcome::StoreUnavailable),
+        (
+            "7-g".into(),
+            Outcome::QueuedStillKept {
+                delivery: Some("dlv_2".into()),
+            },
+        ),
     ]);
     let got: Vec<Value> = json_of(&results)["data"]
         .as_array()
@@ -353,6 +400,7 @@ fn the_answers_are_json_api() {
             json!({ "result": "queue_unavailable" }),
             json!({ "result": "deleted" }),
             json!({ "result": "store_unavailable" }),
+            json!({ "result": "queued_still_kept", "delivery": "dlv_2" }),
         ]
     );
     let missing = not_found();

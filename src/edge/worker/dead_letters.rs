@@ -2,11 +2,11 @@
 //! dead-letter queue writes each message to `DEAD_LETTER_STORE` (KV), and the signed
 //! calls list, read, send again (to `DELIVERY_QUEUE`) and delete them.
 
-use js_sys::{Array, Date, Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Date, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{binding, sent_as_text};
+use super::{binding, body_text, sent_as_text};
 use crate::edge::dead_letters::{self, Ask, Outcome};
 use crate::edge::reply::{self, Reply};
 
@@ -29,22 +29,8 @@ fn object(pairs: &[(&str, JsValue)]) -> Object {
     o
 }
 
-/// A message's body as text: a letter is text; bytes are decoded (UTF-8, lossy), and
-/// anything else another producer sent is kept as its JSON. `None` for what has no
-/// JSON (a `BigInt`): it is not acknowledged.
-fn body_text(body: &JsValue) -> Option<String> {
-    if let Some(t) = body.as_string() {
-        return Some(t);
-    }
-    if body.is_instance_of::<js_sys::ArrayBuffer>() || js_sys::ArrayBuffer::is_view(body) {
-        let bytes = Uint8Array::new(body).to_vec();
-        return Some(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    js_sys::JSON::stringify(body).ok()?.as_string()
-}
-
-/// Keeps message `m` of the dead-letter queue: whether the store has it now.
-pub(crate) async fn kept(m: &JsValue, env: &JsValue) -> bool {
+/// Writes message `m` of the dead-letter queue to the store: whether the store has it.
+pub(crate) async fn store_letter(m: &JsValue, env: &JsValue) -> bool {
     let Some(text) = Reflect::get(m, &"body".into())
         .ok()
         .and_then(|b| body_text(&b))
@@ -113,6 +99,15 @@ pub(crate) async fn answer(ask: Ask, env: &JsValue) -> Result<Reply, JsValue> {
     }
 }
 
+/// `of.metadata` as JSON text, where it is an object.
+fn metadata_text(of: &JsValue) -> Option<String> {
+    let meta = Reflect::get(of, &"metadata".into()).ok()?;
+    if !meta.is_object() {
+        return None;
+    }
+    js_sys::JSON::stringify(&meta).ok()?.as_string()
+}
+
 /// A page of letters with their metadata, oldest first.
 async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
     let mut opts = vec![
@@ -125,9 +120,10 @@ async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
     }
     let page = match kv(env, "list", &[object(&opts).into()]).await {
         Ok(page) => page,
-        // KV refuses a cursor it did not give.
-        Err(_) if asked_from => return Ok(dead_letters::bad_cursor()),
-        Err(e) => return Err(e),
+        // KV refuses a cursor it did not give, saying so; any other failure is the
+        // store's, to be asked again.
+        Err(e) if asked_from && names_the_cursor(&e) => return Ok(dead_letters::bad_cursor()),
+        Err(_) => return Ok(dead_letters::store_unavailable()),
     };
     let keys: Array = Reflect::get(&page, &"keys".into())?.dyn_into()?;
     let mut entries = Vec::with_capacity(keys.length() as usize);
@@ -135,11 +131,7 @@ async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
         let name = Reflect::get(&k, &"name".into())?
             .as_string()
             .unwrap_or_default();
-        let meta = Reflect::get(&k, &"metadata".into())
-            .ok()
-            .filter(|m| m.is_object())
-            .and_then(|m| js_sys::JSON::stringify(&m).ok())
-            .and_then(|s| s.as_string());
+        let meta = metadata_text(&k);
         entries.push((dead_letters::id_of(&name).to_string(), meta));
     }
     let complete = Reflect::get(&page, &"list_complete".into())?.is_truthy();
@@ -150,6 +142,16 @@ async fn list(env: &JsValue, cursor: Option<String>) -> Result<Reply, JsValue> {
     Ok(dead_letters::listing(&entries, next.as_deref()))
 }
 
+/// Whether a KV error is about the cursor given.
+fn names_the_cursor(e: &JsValue) -> bool {
+    let text = Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_default();
+    text.to_ascii_lowercase().contains("cursor")
+}
+
 /// `getWithMetadata(key)`: the letter and its metadata (JSON text), if kept.
 async fn fetched(env: &JsValue, id: &str) -> Result<Option<(String, Option<String>)>, JsValue> {
     let key = JsValue::from_str(&dead_letters::key(id));
@@ -157,12 +159,7 @@ async fn fetched(env: &JsValue, id: &str) -> Result<Option<(String, Option<Strin
     let Some(value) = Reflect::get(&got, &"value".into())?.as_string() else {
         return Ok(None);
     };
-    let meta = Reflect::get(&got, &"metadata".into())
-        .ok()
-        .filter(|m| m.is_object())
-        .and_then(|m| js_sys::JSON::stringify(&m).ok())
-        .and_then(|s| s.as_string());
-    Ok(Some((value, meta)))
+    Ok(Some((value, metadata_text(&got))))
 }
 
 async fn read(env: &JsValue, id: &str) -> Result<Reply, JsValue> {
@@ -173,22 +170,23 @@ async fn read(env: &JsValue, id: &str) -> Result<Reply, JsValue> {
 }
 
 /// One letter's message back on the delivery queue, then out of the store. Deleted only
-/// once the queue has it: a failure in between leaves it kept and listed (sent again,
-/// its events keep their `unique_id`, so Klaviyo keeps each once).
+/// once the queue has it: a failure in between leaves it kept and listed, and says so.
 async fn resend(env: &JsValue, id: &str, queue: &JsValue, send: &Function) -> Outcome {
     let value = match fetched(env, id).await {
         Ok(Some((value, _))) => value,
         Ok(None) => return Outcome::NotFound,
         Err(_) => return Outcome::StoreUnavailable,
     };
-    let Some(message) = dead_letters::resendable(&value) else {
+    let Some(again) = dead_letters::resendable(&value) else {
         return Outcome::NotResendable;
     };
-    if !sent_as_text(queue, send, &message, None).await {
+    if !sent_as_text(queue, send, &again.message, None).await {
         return Outcome::QueueUnavailable;
     }
-    let _ = kv(env, "delete", &[JsValue::from_str(&dead_letters::key(id))]).await;
-    Outcome::Queued {
-        delivery: dead_letters::delivery_of(&message),
+    let delivery = Some(again.delivery);
+    match kv(env, "delete", &[JsValue::from_str(&dead_letters::key(id))]).await {
+        Ok(_) => Outcome::Queued { delivery },
+        // Queued, but still listed: sent again, it would go twice.
+        Err(_) => Outcome::QueuedStillKept { delivery },
     }
 }

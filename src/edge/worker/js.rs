@@ -99,6 +99,49 @@ pub(crate) async fn sent_as_text(
     }
 }
 
+/// A queue message's body as text, the same for every consumer: text as it is, bytes
+/// (an `ArrayBuffer` or a view of one) when they are UTF-8, and a JSON value (a plain
+/// object or array, a number, a boolean, `null`) as its JSON. `None` for anything else
+/// (bytes that are not UTF-8, a `Map`, a `Date`), which no text would keep faithfully:
+/// such a message is left to its queue, never acknowledged as something it is not.
+pub(crate) fn body_text(body: &JsValue) -> Option<String> {
+    if let Some(t) = body.as_string() {
+        return Some(t);
+    }
+    let bytes = if let Some(buffer) = body.dyn_ref::<js_sys::ArrayBuffer>() {
+        Some(js_sys::Uint8Array::new(buffer))
+    } else if js_sys::ArrayBuffer::is_view(body) {
+        let view: &js_sys::Object = body.unchecked_ref();
+        let buffer = Reflect::get(view, &"buffer".into()).ok()?;
+        let at = Reflect::get(view, &"byteOffset".into()).ok()?.as_f64()?;
+        let len = Reflect::get(view, &"byteLength".into()).ok()?.as_f64()?;
+        Some(js_sys::Uint8Array::new_with_byte_offset_and_length(
+            &buffer, at as u32, len as u32,
+        ))
+    } else {
+        None
+    };
+    if let Some(bytes) = bytes {
+        return String::from_utf8(bytes.to_vec()).ok();
+    }
+    let plain = !body.is_object() || js_sys::Array::is_array(body) || {
+        let proto = Object::get_prototype_of(body);
+        proto.is_null() || Object::is(&proto, &Object::get_prototype_of(&Object::new()))
+    };
+    if !plain || body.is_undefined() || body.is_function() {
+        return None;
+    }
+    js_sys::JSON::stringify(body).ok()?.as_string()
+}
+
+/// `message.attempts`: 1 for the first delivery.
+pub(crate) fn attempts_of(m: &JsValue) -> u32 {
+    Reflect::get(m, &"attempts".into())
+        .ok()
+        .and_then(|a| a.as_f64())
+        .map_or(1, |n| n.max(1.0) as u32)
+}
+
 /// `ctx.waitUntil(promise)` where the runtime has it (workerd); elsewhere the promise
 /// simply runs on.
 pub(crate) fn wait_until(ctx: &JsValue, promise: &Promise) {

@@ -33,11 +33,11 @@ mod inits;
 mod js;
 mod script_files;
 
-pub(crate) use dead_letters::kept as dead_letter_kept;
+pub(crate) use dead_letters::store_letter;
 pub(crate) use fetch::call;
 use fetch::{forward, read_body};
 use gates::{enqueue, rate_allowed, release, replay_checked, Checked};
-pub(crate) use js::{append, binding, header, sent_as_text, split_url};
+pub(crate) use js::{append, attempts_of, binding, body_text, header, sent_as_text, split_url};
 use js::{fixed, header_pairs, wait_until};
 
 thread_local! {
@@ -89,7 +89,11 @@ const BINDINGS: [(&str, &str, &str); 6] = [
         "must be a Durable Object namespace binding",
     ),
     ("REPLAY_KV", "get", "must be a KV namespace binding"),
-    ("DEAD_LETTER_STORE", "get", "must be a KV namespace binding"),
+    (
+        "DEAD_LETTER_STORE",
+        "list",
+        "must be a KV namespace binding",
+    ),
     (
         "BROWSER_RATE_LIMITER",
         "limit",
