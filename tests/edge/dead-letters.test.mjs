@@ -545,6 +545,54 @@ test('DEAD_LETTER_QUEUE naming another queue: a letter of bytes that reaches the
   });
 });
 
+test('a store failing mid-call: a letter queued whose delete failed is answered queued_still_kept and stays listed; a failing listing is a 503 to ask again, with or without a cursor', { timeout: 120_000 }, async () => {
+  const failing = new Miniflare({
+    host: '127.0.0.1',
+    port: 0,
+    workers: [edge('edge-0', { consume: 'dead', script: path.join(ROOT, 'tests/edge/failing-store.mjs') })],
+  });
+  try {
+    await failing.ready;
+    const w = await failing.getWorker('edge-0');
+    const fail = async (methods) => (await w.fetch('https://shop.example/__store', { method: 'POST', body: JSON.stringify({ fail: methods }) })).json();
+    const post = async (route, value) => {
+      const body = JSON.stringify(value) + ' '.repeat(seq++ % 1000);
+      const res = await w.fetch(`https://shop.example${route}`, { method: 'POST', headers: signedHeaders(secrets.EDGE_SIGNING_SECRET, body, { path: route }), body });
+      return readResponse(res, `failing store: POST ${route}`);
+    };
+    const delivery = 'dlv_00000000000000000000000f';
+    const message = { v: 1, id: delivery, part: 0, parts: 1, work: { call: { path: '/api/events', body: {
+      data: { type: 'event', attributes: { unique_id: `u-${randomBytes(3).toString('hex')}`, properties: {}, metric: { data: { type: 'metric', attributes: { name: 'Placed Order' } } }, profile: { data: { type: 'profile', attributes: { external_id: 'c-1' } } } } },
+    } } } };
+    const q = await failing.getQueueProducer('DELIVERY_DEAD_LETTERS', 'edge-0');
+    await q.send(JSON.stringify({ status: 400, message }), { contentType: 'text' });
+    const [letter] = await waitFor(async () => {
+      const r = await post('/api/dead-letters', {});
+      return r.json?.data?.length ? r.json.data : null;
+    }, { timeout: 30_000, interval: 200, what: 'the letter listed' });
+
+    await fail(['delete']);
+    const resend = await post('/api/dead-letters/resend', { ids: [letter.id] });
+    assert.equal(resend.status, 200, resend.text);
+    assert.deepEqual(resend.json.data[0].attributes, { result: 'queued_still_kept', delivery }, 'queued, and said to be still kept');
+    await fail([]);
+    assert.deepEqual((await post('/api/dead-letters', {})).json.data.map((l) => l.id), [letter.id], 'still listed, as answered');
+
+    await fail(['list']);
+    for (const value of [{}, { cursor: 'AAAAAAAA' }]) {
+      const down = await post('/api/dead-letters', value);
+      assert.equal(down.status, 503, `${JSON.stringify(value)}: ${down.text}`);
+      assert.equal(down.headers['retry-after'], '1');
+      assert.equal(down.json.errors[0].code, 'store_unavailable');
+    }
+    await fail([]);
+    const gone = await post('/api/dead-letters/delete', { ids: [letter.id] });
+    assert.deepEqual(gone.json.data[0].attributes, { result: 'deleted' });
+  } finally {
+    await failing.dispose().catch(() => {});
+  }
+});
+
 /** The watched consumer's record. */
 async function state(watched) {
   const w = await watched.getWorker('edge-0');
