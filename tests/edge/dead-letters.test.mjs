@@ -16,7 +16,7 @@ import { Miniflare } from 'miniflare';
 import { parse as parseToml } from 'smol-toml';
 import {
   ROOT, EDGE_DIR, WORKER_PATH, COMPATIBILITY_DATE, JSON_API, SHOP_ORIGIN, isEdgeBuilt, NOT_BUILT,
-  makeSecrets, fullBindings, signedHeaders, readResponse, edgeBuildId, leaksInLog,
+  makeSecrets, fullBindings, signedHeaders, signedPost, orderBody, readResponse, edgeBuildId, leaksInLog,
 } from './harness.mjs';
 import { waitFor } from '../support/browser.mjs';
 import { startEmulator } from '../emulator/server.mjs';
@@ -116,24 +116,13 @@ after(async () => {
 });
 
 /** A signed POST to `edge-<i>` (a fresh signature unless `headers` given). */
-async function signedCall(i, route, body, { headers } = {}) {
-  const worker = await mf.getWorker(`edge-${i}`);
-  const h = headers ?? signedHeaders(secrets.EDGE_SIGNING_SECRET, body, { path: route });
-  const res = await worker.fetch(`https://shop.example${route}`, { method: 'POST', headers: h, body });
-  return { ...(await readResponse(res, `edge-${i}: POST ${route}`)), sent: h };
-}
+const signedCall = (i, route, body, options) => signedPost(mf, `edge-${i}`, secrets.EDGE_SIGNING_SECRET, route, body, options);
 
 // Signatures are one use each and dated to the second: the same body to the same route
 // twice in a second is a replay. Trailing spaces of a counter make each body its own.
 let seq = 0;
 const call = (route, value, i = 0) => signedCall(i, route, JSON.stringify(value) + ' '.repeat(seq++ % 1000));
 
-const orderBody = (orderId) => JSON.stringify({
-  order_id: orderId,
-  value: 19.98,
-  profile: { email: 'ann@example.com' },
-  items: [{ product_id: 'p-1', name: 'Pooh', quantity: 2, price: 9.99 }],
-});
 
 /** Every letter listed, page after page; asserts each page's shape. */
 async function listAll(i = 0) {
@@ -545,7 +534,7 @@ test('DEAD_LETTER_QUEUE naming another queue: a letter of bytes that reaches the
   });
 });
 
-test('a store failing mid-call: a letter queued whose delete failed is answered queued_still_kept and stays listed; a failing listing is a 503 to ask again, with or without a cursor', { timeout: 120_000 }, async () => {
+test('a store failing mid-call: a letter queued whose delete failed is answered queued_still_kept and stays listed; a failing listing or read is a 503 to ask again, with or without a cursor', { timeout: 120_000 }, async () => {
   const failing = new Miniflare({
     host: '127.0.0.1',
     port: 0,
@@ -578,9 +567,9 @@ test('a store failing mid-call: a letter queued whose delete failed is answered 
     await fail([]);
     assert.deepEqual((await post('/api/dead-letters', {})).json.data.map((l) => l.id), [letter.id], 'still listed, as answered');
 
-    await fail(['list']);
-    for (const value of [{}, { cursor: 'AAAAAAAA' }]) {
-      const down = await post('/api/dead-letters', value);
+    await fail(['list', 'getWithMetadata']);
+    for (const [route, value] of [['/api/dead-letters', {}], ['/api/dead-letters', { cursor: 'AAAAAAAA' }], ['/api/dead-letters/read', { id: letter.id }]]) {
+      const down = await post(route, value);
       assert.equal(down.status, 503, `${JSON.stringify(value)}: ${down.text}`);
       assert.equal(down.headers['retry-after'], '1');
       assert.equal(down.json.errors[0].code, 'store_unavailable');

@@ -15,7 +15,7 @@ import { Miniflare } from 'miniflare';
 import { parse as parseToml } from 'smol-toml';
 import {
   ROOT, EDGE_DIR, WORKER_PATH, COMPATIBILITY_DATE, JSON_API, SHOP_ORIGIN, isEdgeBuilt, NOT_BUILT,
-  makeSecrets, fullBindings, signedHeaders, webhookRequest, startSink, readResponse, edgeBuildId,
+  makeSecrets, fullBindings, signedHeaders, signedPost, orderBody, webhookRequest, startSink, readResponse, edgeBuildId,
 } from './harness.mjs';
 import { waitFor } from '../support/browser.mjs';
 import { startEmulator } from '../emulator/server.mjs';
@@ -112,19 +112,8 @@ after(async () => {
 });
 
 /** A signed call to instance `i` (a fresh signature each time unless `headers` given). */
-async function signedCall(i, route, body, { headers } = {}) {
-  const worker = await mf.getWorker(`edge-${i}`);
-  const h = headers ?? signedHeaders(secrets.EDGE_SIGNING_SECRET, body, { path: route });
-  const res = await worker.fetch(`https://shop.example${route}`, { method: 'POST', headers: h, body });
-  return { ...(await readResponse(res, `edge-${i}: POST ${route}`)), sent: h };
-}
+const signedCall = (i, route, body, options) => signedPost(mf, `edge-${i}`, secrets.EDGE_SIGNING_SECRET, route, body, options);
 
-const orderBody = (orderId) => JSON.stringify({
-  order_id: orderId,
-  value: 19.98,
-  profile: { email: 'ann@example.com' },
-  items: [{ product_id: 'p-1', name: 'Pooh', quantity: 2, price: 9.99 }],
-});
 
 /** Accepted unique_ids at the emulator for `path` (duplicates kept). */
 function accepted(pathPrefix) {

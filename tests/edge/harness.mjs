@@ -200,6 +200,23 @@ export function signedHeaders(secret, rawBody, { t, path, method, revision = REV
   return h;
 }
 
+/** A signed POST to worker `name` of Miniflare `mf` (a fresh signature unless `headers`
+ * given): the answer read, and the headers sent. */
+export async function signedPost(mf, name, secret, route, body, { headers } = {}) {
+  const worker = await mf.getWorker(name);
+  const h = headers ?? signedHeaders(secret, body, { path: route });
+  const res = await worker.fetch(`https://shop.example${route}`, { method: 'POST', headers: h, body });
+  return { ...(await readResponse(res, `${name}: POST ${route}`)), sent: h };
+}
+
+/** One order of two units in the worker's own format (`/api/orders`). */
+export const orderBody = (orderId) => JSON.stringify({
+  order_id: orderId,
+  value: 19.98,
+  profile: { email: 'ann@example.com' },
+  items: [{ product_id: 'p-1', name: 'Pooh', quantity: 2, price: 9.99 }],
+});
+
 /** A Klaviyo system-webhook body (`meta.klaviyo_webhook_id` = webhookId). */
 export function webhookBody({ webhookId = '01JWEBHOOK0000000000000001', accountId = COMPANY_ID, topic = 'event:klaviyo.sent_sms', externalId } = {}) {
   return {

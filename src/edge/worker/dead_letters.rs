@@ -163,9 +163,10 @@ async fn fetched(env: &JsValue, id: &str) -> Result<Option<(String, Option<Strin
 }
 
 async fn read(env: &JsValue, id: &str) -> Result<Reply, JsValue> {
-    Ok(match fetched(env, id).await? {
-        Some((value, meta)) => dead_letters::letter(id, meta.as_deref(), &value),
-        None => dead_letters::not_found(),
+    Ok(match fetched(env, id).await {
+        Ok(Some((value, meta))) => dead_letters::letter(id, meta.as_deref(), &value),
+        Ok(None) => dead_letters::not_found(),
+        Err(_) => dead_letters::store_unavailable(),
     })
 }
 
