@@ -33,7 +33,6 @@ export interface ReplayStore {
 
 /** What the worker needs of a KV namespace that keeps dead letters (Cloudflare's `KVNamespace` fits). */
 export interface DeadLetterStore {
-  get(key: string): Promise<unknown>;
   getWithMetadata(key: string, type: "text"): Promise<{ value: string | null; metadata: unknown }>;
   put(key: string, value: string, options?: { metadata?: unknown }): Promise<unknown>;
   list(options?: { prefix?: string; limit?: number; cursor?: string }): Promise<{
@@ -176,7 +175,10 @@ export interface DeliveryBatch {
  * binding it is retried, or only its refused part is queued again),
  * `retry({ delaySeconds })` otherwise, after `Retry-After` or a backoff with jitter.
  * A batch of `DEAD_LETTER_QUEUE` is kept in `DEAD_LETTER_STORE` instead (each message
- * acknowledged once the store has it, else retried after a minute, doubling to 12 hours).
+ * acknowledged once the store has it, else retried after a minute, doubling to 12 hours),
+ * and so is a letter that reaches this handler from another queue. A body that is no
+ * text, UTF-8 bytes or plain JSON is retried hourly (then Queues moves it to the
+ * dead-letter queue, where bytes are kept as hex).
  */
 export type DeliveryHandler = (
   batch: DeliveryBatch,

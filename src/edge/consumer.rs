@@ -19,7 +19,9 @@ use super::executor;
 use super::refused_in_bulk;
 use super::router::{self, Forward, Payload};
 use super::upstream::Upstream;
-use super::worker::{attempts_of, binding, body_text, call, config, sent_as_text, store_letter};
+use super::worker::{
+    attempts_of, binding, body_text, call, config, sent_as_text, store_letter, Stored,
+};
 
 /// The queue handler: `queue(batch, env, ctx)`. Resolves once every message of the
 /// batch is acknowledged or set to retry; a message it could not settle (an error of the
@@ -73,15 +75,19 @@ fn dead_letter_queue(env: &JsValue) -> String {
 /// the store has it; else retried (`dead_letters::keep_retry_s`), never acknowledged
 /// into nothing.
 async fn keep(m: &JsValue, env: &JsValue) {
-    if store_letter(m, env).await {
-        let _ = settle(m, "ack", None);
-    } else {
-        let delay_s = dead_letters::keep_retry_s(attempts_of(m));
-        log(&format!(
-            "a dead letter was not kept (DEAD_LETTER_STORE missing or failing): retried in {delay_s} s"
-        ));
-        let _ = settle(m, "retry", Some(delay_s));
-    }
+    let why = match store_letter(m, env).await {
+        Stored::Kept => {
+            let _ = settle(m, "ack", None);
+            return;
+        }
+        Stored::StoreFailed => "DEAD_LETTER_STORE missing or failing",
+        Stored::NoText => "its body is no text, UTF-8 bytes or plain JSON",
+    };
+    let delay_s = dead_letters::keep_retry_s(attempts_of(m));
+    log(&format!(
+        "a dead letter was not kept ({why}): retried in {delay_s} s"
+    ));
+    let _ = settle(m, "retry", Some(delay_s));
 }
 
 /// Carries out message `m` and settles it.

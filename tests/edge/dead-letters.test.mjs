@@ -496,7 +496,7 @@ test('DEAD_LETTER_QUEUE naming another queue: a letter that reaches the delivery
   });
 });
 
-test('a letter of bytes is kept as its text, and one whose listing would pass KV\'s 1,024 bytes of metadata is kept all the same', { timeout: 120_000 }, async () => {
+test('a letter of bytes is kept as its text (as hex where it is no UTF-8), one whose listing would pass KV\'s 1,024 bytes of metadata is kept all the same, and a Map body is left in its queue', { timeout: 120_000 }, async () => {
   await withWatched({}, async ({ watched, q, settledOf }) => {
     const kv = await watched.getKVNamespace(STORE, 'edge-0');
     const marker = `bytes-${randomBytes(3).toString('hex')}`;
@@ -515,6 +515,23 @@ test('a letter of bytes is kept as its text, and one whose listing would pass KV
     const at = values.indexOf(odd);
     assert.ok(at >= 0, 'kept');
     assert.equal(keys[at].metadata.reason, 'refused', 'listed with why, its route left out');
+    // Bytes that are not UTF-8: kept whole, as hex, listed unreadable.
+    await q.send(new Uint8Array([0xff, 0xfe, 0x00, 0x41]), { contentType: 'bytes' });
+    const hex = '{"status":0,"message":{"bytes_hex":"fffe0041"}}';
+    const kept = await waitFor(async () => {
+      const all = (await kv.list({ prefix: 'letter:' })).keys;
+      for (const k of all) if ((await kv.get(k.name)) === hex) return k;
+      return null;
+    }, { timeout: 30_000, interval: 200, what: 'the bytes kept as hex' });
+    assert.equal(kept.metadata.reason, 'unreadable');
+    // A body no text holds (a Map): left in the queue, and the log says why, not the store.
+    await q.send(new Map([['marker', 'map-body']]), { contentType: 'v8' });
+    const left = await waitFor(async () => {
+      const st = await state(watched);
+      return st.settled.find((x) => x.how === 'retry') ? st : null;
+    }, { timeout: 30_000, interval: 200, what: 'the Map body settled' });
+    assert.ok(left.logs.some((l) => l.includes('its body is no text')), left.logs.join('\n'));
+    assert.ok(!left.logs.some((l) => l.includes('DEAD_LETTER_STORE missing')), 'the store is not blamed');
   });
 });
 

@@ -84,14 +84,28 @@ fn id_chars(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut out = String::with_capacity(33);
     out.push('h');
-    for b in &digest[..16] {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
+    push_hex(&mut out, &digest[..16]);
     out
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+}
+
+/// The letter kept for a message of bytes that are not UTF-8 (no text holds them as
+/// they are): `{"status":0,"message":{"bytes_hex":"…"}}`, listed unreadable, the bytes
+/// whole.
+pub fn bytes_letter(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2 + 40);
+    out.push_str(r#"{"status":0,"message":{"bytes_hex":""#);
+    push_hex(&mut out, bytes);
+    out.push_str(r#""}}"#);
+    out
+}
 
 /// `text`'s first `max` bytes, cut at a character's boundary.
 fn clipped(text: &str, max: usize) -> &str {

@@ -14,7 +14,9 @@ mod answers;
 mod kept;
 
 pub use answers::{bad_cursor, letter, listing, not_found, outcomes, store_unavailable, Outcome};
-pub use kept::{id_of, is_letter, keep_retry_s, kept, key, resendable, Again, Kept, KEY_PREFIX};
+pub use kept::{
+    bytes_letter, id_of, is_letter, keep_retry_s, kept, key, resendable, Again, Kept, KEY_PREFIX,
+};
 
 /// The routes, below the route prefix (signed, `POST`).
 pub const LIST: &str = "/api/dead-letters";

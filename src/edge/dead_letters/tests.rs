@@ -191,6 +191,20 @@ fn a_letter_is_told_from_a_message_to_deliver() {
 }
 
 #[test]
+fn bytes_no_text_holds_are_kept_whole_as_hex_and_listed_unreadable() {
+    let bytes = [0xff, 0x00, 0x7b, 0xc3];
+    let letter = bytes_letter(&bytes);
+    assert_eq!(letter, r#"{"status":0,"message":{"bytes_hex":"ff007bc3"}}"#);
+    assert!(is_letter(&letter), "a letter: never delivered");
+    let k = kept(&letter, "id", 0, "r");
+    assert_eq!(
+        (k.metadata["reason"].clone(), k.metadata["status"].clone()),
+        (json!("unreadable"), json!(0))
+    );
+    assert_eq!(resendable(&letter), None, "only deleting it is left");
+}
+
+#[test]
 fn a_letter_the_store_did_not_take_waits_longer_each_time_and_outlasts_the_queue() {
     assert_eq!(
         keep_retry_s(1),

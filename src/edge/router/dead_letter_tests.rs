@@ -75,8 +75,9 @@ fn only_the_backend_may_touch_the_dead_letters() {
 }
 
 #[test]
-fn the_dead_letter_queue_is_named_by_a_setting_read_apart_from_the_others() {
-    // The consumer reads the name from env itself, whatever the other settings say.
+fn the_dead_letter_queue_name_is_trimmed_and_defaults_to_the_shipped_queue() {
+    // The consumer reads it from env itself (dead-letters.test.mjs: whatever the other
+    // settings say).
     assert_eq!(config::dead_letter_queue(Some(" shop-dead ")), "shop-dead");
     assert_eq!(
         config::dead_letter_queue(Some("  ")),

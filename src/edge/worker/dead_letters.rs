@@ -6,7 +6,7 @@ use js_sys::{Array, Date, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{binding, body_text, sent_as_text};
+use super::{binding, body_bytes, body_text, sent_as_text};
 use crate::edge::dead_letters::{self, Ask, Outcome};
 use crate::edge::reply::{self, Reply};
 
@@ -29,13 +29,24 @@ fn object(pairs: &[(&str, JsValue)]) -> Object {
     o
 }
 
-/// Writes message `m` of the dead-letter queue to the store: whether the store has it.
-pub(crate) async fn store_letter(m: &JsValue, env: &JsValue) -> bool {
-    let Some(text) = Reflect::get(m, &"body".into())
-        .ok()
-        .and_then(|b| body_text(&b))
-    else {
-        return false;
+/// What became of a message of the dead-letter queue.
+pub(crate) enum Stored {
+    Kept,
+    /// The store is not bound, or failed.
+    StoreFailed,
+    /// A body no text holds (a `Map`, a `Date`): left in its queue.
+    NoText,
+}
+
+/// Writes message `m` of the dead-letter queue to the store.
+pub(crate) async fn store_letter(m: &JsValue, env: &JsValue) -> Stored {
+    let body = Reflect::get(m, &"body".into()).unwrap_or(JsValue::UNDEFINED);
+    // Bytes that are not UTF-8 are kept as hex in a letter of their own, listed
+    // unreadable: whole, and in the listing.
+    let text =
+        body_text(&body).or_else(|| body_bytes(&body).map(|b| dead_letters::bytes_letter(&b)));
+    let Some(text) = text else {
+        return Stored::NoText;
     };
     let id = Reflect::get(m, &"id".into())
         .ok()
@@ -49,7 +60,7 @@ pub(crate) async fn store_letter(m: &JsValue, env: &JsValue) -> bool {
     let fallback = format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64);
     let kept = dead_letters::kept(&text, &id, at.max(0.0) as u64, &fallback);
     let Ok(metadata) = js_sys::JSON::parse(&kept.metadata.to_string()) else {
-        return false;
+        return Stored::StoreFailed;
     };
     let opts = object(&[("metadata", metadata)]);
     let key = dead_letters::key(&kept.id);
@@ -58,12 +69,15 @@ pub(crate) async fn store_letter(m: &JsValue, env: &JsValue) -> bool {
         JsValue::from_str(&text),
         opts.into(),
     ];
-    kv(env, "put", &args).await.is_ok()
+    match kv(env, "put", &args).await {
+        Ok(_) => Stored::Kept,
+        Err(_) => Stored::StoreFailed,
+    }
 }
 
 /// Carries out a signed call on the kept letters.
 pub(crate) async fn answer(ask: Ask, env: &JsValue) -> Result<Reply, JsValue> {
-    if binding(env, STORE, "get").is_none() {
+    if binding(env, STORE, "list").is_none() {
         return Ok(reply::missing(STORE));
     }
     match ask {

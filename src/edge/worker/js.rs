@@ -100,29 +100,17 @@ pub(crate) async fn sent_as_text(
 }
 
 /// A queue message's body as text, the same for every consumer: text as it is, bytes
-/// (an `ArrayBuffer` or a view of one) when they are UTF-8, and a JSON value (a plain
-/// object or array, a number, a boolean, `null`) as its JSON. `None` for anything else
-/// (bytes that are not UTF-8, a `Map`, a `Date`), which no text would keep faithfully:
-/// such a message is left to its queue, never acknowledged as something it is not.
+/// (an `ArrayBuffer` or a view of one) when they are UTF-8, and a plain object or array,
+/// a number, a boolean or `null` as its JSON (`JSON.stringify`'s: what JSON cannot
+/// hold inside it, a nested `Map` or `NaN`, it writes as JSON does). `None` for
+/// anything else (bytes that are not UTF-8, a `Map` or `Date` body): such a message is
+/// left to its queue, never acknowledged as something it is not.
 pub(crate) fn body_text(body: &JsValue) -> Option<String> {
     if let Some(t) = body.as_string() {
         return Some(t);
     }
-    let bytes = if let Some(buffer) = body.dyn_ref::<js_sys::ArrayBuffer>() {
-        Some(js_sys::Uint8Array::new(buffer))
-    } else if js_sys::ArrayBuffer::is_view(body) {
-        let view: &js_sys::Object = body.unchecked_ref();
-        let buffer = Reflect::get(view, &"buffer".into()).ok()?;
-        let at = Reflect::get(view, &"byteOffset".into()).ok()?.as_f64()?;
-        let len = Reflect::get(view, &"byteLength".into()).ok()?.as_f64()?;
-        Some(js_sys::Uint8Array::new_with_byte_offset_and_length(
-            &buffer, at as u32, len as u32,
-        ))
-    } else {
-        None
-    };
-    if let Some(bytes) = bytes {
-        return String::from_utf8(bytes.to_vec()).ok();
+    if let Some(bytes) = body_bytes(body) {
+        return String::from_utf8(bytes).ok();
     }
     let plain = !body.is_object() || js_sys::Array::is_array(body) || {
         let proto = Object::get_prototype_of(body);
@@ -132,6 +120,22 @@ pub(crate) fn body_text(body: &JsValue) -> Option<String> {
         return None;
     }
     js_sys::JSON::stringify(body).ok()?.as_string()
+}
+
+/// The bytes of a body that is an `ArrayBuffer` or a view of one (its own bytes, not
+/// the whole buffer's).
+pub(crate) fn body_bytes(body: &JsValue) -> Option<Vec<u8>> {
+    if let Some(buffer) = body.dyn_ref::<js_sys::ArrayBuffer>() {
+        return Some(js_sys::Uint8Array::new(buffer).to_vec());
+    }
+    if !js_sys::ArrayBuffer::is_view(body) {
+        return None;
+    }
+    let buffer = Reflect::get(body, &"buffer".into()).ok()?;
+    let at = Reflect::get(body, &"byteOffset".into()).ok()?.as_f64()?;
+    let len = Reflect::get(body, &"byteLength".into()).ok()?.as_f64()?;
+    let view = js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, at as u32, len as u32);
+    Some(view.to_vec())
 }
 
 /// `message.attempts`: 1 for the first delivery.

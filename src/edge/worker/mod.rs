@@ -33,11 +33,13 @@ mod inits;
 mod js;
 mod script_files;
 
-pub(crate) use dead_letters::store_letter;
+pub(crate) use dead_letters::{store_letter, Stored};
 pub(crate) use fetch::call;
 use fetch::{forward, read_body};
 use gates::{enqueue, rate_allowed, release, replay_checked, Checked};
-pub(crate) use js::{append, attempts_of, binding, body_text, header, sent_as_text, split_url};
+pub(crate) use js::{
+    append, attempts_of, binding, body_bytes, body_text, header, sent_as_text, split_url,
+};
 use js::{fixed, header_pairs, wait_until};
 
 thread_local! {
