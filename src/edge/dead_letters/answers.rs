@@ -11,12 +11,12 @@ use crate::edge::reply::{error, Reply};
 pub enum Outcome {
     /// Sent to the delivery queue, and taken out of the store.
     Queued {
-        delivery: Option<String>,
+        delivery: String,
     },
     /// Sent to the delivery queue, but the store failed to delete it: still listed, it
     /// must not be sent again (delete it).
     QueuedStillKept {
-        delivery: Option<String>,
+        delivery: String,
     },
     NotFound,
     /// A message the consumer cannot read: only deleting it is left.

@@ -82,18 +82,9 @@ fn id_chars(text: &str) -> String {
         return text.to_string();
     }
     let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(33);
-    out.push('h');
-    push_hex(&mut out, &digest[..16]);
+    let mut out = String::from("h");
+    out.push_str(&hex::encode(&digest[..16]));
     out
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
 }
 
 /// The letter kept for a message of bytes that are not UTF-8 (no text holds them as
@@ -102,7 +93,7 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 pub fn bytes_letter(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2 + 40);
     out.push_str(r#"{"status":0,"message":{"bytes_hex":""#);
-    push_hex(&mut out, bytes);
+    out.push_str(&hex::encode(bytes));
     out.push_str(r#""}}"#);
     out
 }

@@ -384,7 +384,7 @@ fn the_answers_are_json_api() {
         (
             "1-a".into(),
             Outcome::Queued {
-                delivery: Some("dlv_1".into()),
+                delivery: "dlv_1".into(),
             },
         ),
         ("2-b".into(), Outcome::NotFound),
@@ -395,7 +395,7 @@ fn the_answers_are_json_api() {
         (
             "7-g".into(),
             Outcome::QueuedStillKept {
-                delivery: Some("dlv_2".into()),
+                delivery: "dlv_2".into(),
             },
         ),
     ]);

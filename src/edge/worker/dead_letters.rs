@@ -198,7 +198,7 @@ async fn resend(env: &JsValue, id: &str, queue: &JsValue, send: &Function) -> Ou
     if !sent_as_text(queue, send, &again.message, None).await {
         return Outcome::QueueUnavailable;
     }
-    let delivery = Some(again.delivery);
+    let delivery = again.delivery;
     match kv(env, "delete", &[JsValue::from_str(&dead_letters::key(id))]).await {
         Ok(_) => Outcome::Queued { delivery },
         // Queued, but still listed: sent again, it would go twice.
