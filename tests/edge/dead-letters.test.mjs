@@ -472,8 +472,7 @@ test('another setting malformed (MAX_BODY_BYTES): the dead-letter queue is still
     assert.deepEqual(s.mine, [['ack', null]], 'acknowledged once kept');
     assert.deepEqual(s.bodies, [letter], 'not re-wrapped');
     const kv = await watched.getKVNamespace(STORE, 'edge-0');
-    const { keys } = await kv.list({ prefix: 'letter:' });
-    const values = await Promise.all(keys.map((k) => kv.get(k.name)));
+    const values = (await keptLetters(kv)).map((l) => l.value);
     assert.ok(values.includes(letter), 'kept as it came');
   });
 });
@@ -490,8 +489,7 @@ test('DEAD_LETTER_QUEUE naming another queue: a letter that reaches the delivery
     assert.deepEqual(s.bodies, [letter], 'never sent to a queue again, wrapped');
     assert.ok(s.logs.some((l) => l.includes('DEAD_LETTER_QUEUE')), `the operator is told: ${s.logs.join('\n')}`);
     const kv = await watched.getKVNamespace(STORE, 'edge-0');
-    const { keys } = await kv.list({ prefix: 'letter:' });
-    const values = await Promise.all(keys.map((k) => kv.get(k.name)));
+    const values = (await keptLetters(kv)).map((l) => l.value);
     assert.ok(values.includes(letter), 'kept as it came');
   });
 });
@@ -503,26 +501,21 @@ test('a letter of bytes is kept as its text (as hex where it is no UTF-8), one w
     const text = JSON.stringify({ status: 0, message: marker });
     await q.send(new TextEncoder().encode(text), { contentType: 'bytes' });
     await waitFor(async () => (await state(watched)).settled.some((x) => x.how === 'ack'), { timeout: 30_000, interval: 200, what: 'the bytes letter settled' });
-    let values = await Promise.all((await kv.list({ prefix: 'letter:' })).keys.map((k) => kv.get(k.name)));
+    const values = (await keptLetters(kv)).map((l) => l.value);
     assert.ok(values.includes(text), `kept as text: ${values.join(' | ')}`);
     // A foreign message whose route JSON escapes to six bytes a character.
     const odd = JSON.stringify({ status: 400, message: { v: 1, id: 'dlv_000000000000000000000002', part: 0, parts: 1, work: { call: { path: `/api/${'\u0001'.repeat(240)}`, body: {} } } } });
     await q.send(odd, { contentType: 'text' });
     const s = await settledOf('dlv_000000000000000000000002', 'the odd letter settled');
     assert.deepEqual(s.mine, [['ack', null]]);
-    const keys = (await kv.list({ prefix: 'letter:' })).keys;
-    values = await Promise.all(keys.map((k) => kv.get(k.name)));
-    const at = values.indexOf(odd);
-    assert.ok(at >= 0, 'kept');
-    assert.equal(keys[at].metadata.reason, 'refused', 'listed with why, its route left out');
+    const oddKept = (await keptLetters(kv)).find((l) => l.value === odd);
+    assert.ok(oddKept, 'kept');
+    assert.equal(oddKept.metadata.reason, 'refused', 'listed with why, its route left out');
     // Bytes that are not UTF-8: kept whole, as hex, listed unreadable.
     await q.send(new Uint8Array([0xff, 0xfe, 0x00, 0x41]), { contentType: 'bytes' });
     const hex = '{"status":0,"message":{"bytes_hex":"fffe0041"}}';
-    const kept = await waitFor(async () => {
-      const all = (await kv.list({ prefix: 'letter:' })).keys;
-      for (const k of all) if ((await kv.get(k.name)) === hex) return k;
-      return null;
-    }, { timeout: 30_000, interval: 200, what: 'the bytes kept as hex' });
+    const kept = await waitFor(async () => (await keptLetters(kv)).find((l) => l.value === hex) ?? null,
+      { timeout: 30_000, interval: 200, what: 'the bytes kept as hex' });
     assert.equal(kept.metadata.reason, 'unreadable');
     // A body no text holds (a Map): left in the queue, and the log says why, not the store.
     await q.send(new Map([['marker', 'map-body']]), { contentType: 'v8' });
@@ -543,8 +536,7 @@ test('DEAD_LETTER_QUEUE naming another queue: a letter of bytes that reaches the
     const text = JSON.stringify({ status: 0, message: marker });
     await q.send(new TextEncoder().encode(text), { contentType: 'bytes' });
     const values = await waitFor(async () => {
-      const { keys } = await kv.list({ prefix: 'letter:' });
-      const vs = await Promise.all(keys.map((k) => kv.get(k.name)));
+      const vs = (await keptLetters(kv)).map((l) => l.value);
       return vs.length ? vs : null;
     }, { timeout: 30_000, interval: 200, what: 'a letter kept' });
     assert.deepEqual(values, [text], 'kept as its text, nothing else');
@@ -598,6 +590,12 @@ test('a store failing mid-call: a letter queued whose delete failed is answered 
     await failing.dispose().catch(() => {});
   }
 });
+
+/** Every letter `kv` holds, in key order: its key's name and metadata, and its value. */
+async function keptLetters(kv) {
+  const { keys } = await kv.list({ prefix: 'letter:' });
+  return Promise.all(keys.map(async (k) => ({ ...k, value: await kv.get(k.name) })));
+}
 
 /** The watched consumer's record. */
 async function state(watched) {
