@@ -338,7 +338,7 @@ pub fn admit(head: &Head, cfg: &Result<EdgeConfig, ConfigError>) -> Admission {
     let origin = head.header("origin");
     let allowed = origin
         .and_then(|o| cfg.allowed_origin(o))
-        .or_else(|| sandboxed(cfg, origin, path));
+        .or_else(|| allowed_null_origin(cfg, origin, path));
     let own = own_route(path);
     let known = CLIENT_ROUTES.contains(&path)
         || API_ROUTES.contains(&path)
@@ -402,7 +402,7 @@ pub const NULL_ORIGIN: &str = "null";
 /// `null` where the shop lets sandboxed frames (`Origin: null`) use `/client`
 /// (`ALLOW_NULL_ORIGIN`): those routes alone, which read nothing of the visitor's. Any
 /// page anywhere can be one, so never `/id` (the visitor's ids) nor `/api`.
-fn sandboxed(cfg: &EdgeConfig, origin: Option<&str>, path: &str) -> Option<&'static str> {
+fn allowed_null_origin(cfg: &EdgeConfig, origin: Option<&str>, path: &str) -> Option<&'static str> {
     (cfg.allow_null_origin && origin == Some(NULL_ORIGIN) && CLIENT_ROUTES.contains(&path))
         .then_some(NULL_ORIGIN)
 }

@@ -179,7 +179,7 @@ fn on_cloudflare() -> bool {
 }
 
 /// Whether the request says it comes from a sandboxed frame (`Origin: null`).
-fn sandboxed(headers: &[(String, String)]) -> bool {
+fn says_sandboxed_frame(headers: &[(String, String)]) -> bool {
     headers
         .iter()
         .any(|(k, v)| k == "origin" && v == router::NULL_ORIGIN)
@@ -221,7 +221,7 @@ async fn serve(
     // have written into its body. The signed and rate-limited routes check `cf` itself,
     // and so does a sandboxed frame's `/client` call: its address keys its rate gate.
     let client_route = names.contains(&"user-agent");
-    let per_isolate = client_route && !sandboxed(&headers);
+    let per_isolate = client_route && !says_sandboxed_frame(&headers);
     let peer = match &given {
         Some(a) => Peer::Given(Some(a)),
         None if per_isolate && on_cloudflare() => Peer::Cloudflare,
