@@ -66,6 +66,15 @@ export interface KlaviyoOptions {
    */
   klaviyoCookie?: boolean | undefined;
   /**
+   * The currency the shop's prices are in on this page (ISO 4217, like `EUR`): an event
+   * with a value (its `value` option, a product's `Price`, a checkout's `value` or
+   * `$value`, ...) and no `valueCurrency` of its own is sent in it; one without a value
+   * gets none. Without it, such a value counts in the Klaviyo account's currency. A
+   * code that is not three letters makes `create` throw (`init` reject). Change it with
+   * `setCurrency` when the shopper switches currency.
+   */
+  currency?: string | null | undefined;
+  /**
    * Keep the visitor in a first-party cookie of the shop's edge worker (`<apiBase>/id`),
    * which outlives the script storage Safari deletes after 7 days without a visit.
    * Default `true` when `apiBase` is not Klaviyo's. Once consent is granted the ids are
@@ -384,6 +393,12 @@ export class Klaviyo {
   setConsent(state: ConsentState): void;
   /** The consent state in force. */
   readonly consent: ConsentState;
+  /**
+   * The currency of the calls made from now on (the shopper switched currency), as the
+   * `currency` option; `null` or `undefined`: none. Calls made before keep theirs. Works
+   * before `ready` too. Throws an Error on a code that is not three letters.
+   */
+  setCurrency(code: string | null | undefined): void;
 }
 
 /**

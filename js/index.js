@@ -35,6 +35,16 @@ function consentCode(state, who) {
   return code;
 }
 
+/** A tracker's currency (`currency`, `setCurrency`): three letters, or none (null,
+ * undefined, ""); throws, naming `who`, for anything else. The core checks it again
+ * with each call (src/core/validate.rs). */
+function currencyCode(c, who) {
+  if (c != null && c !== "" && !(typeof c == "string" && /^[a-z]{3}$/i.test(c))) {
+    throw Error(`${who}: currency must be a three-letter ISO 4217 code, like USD`);
+  }
+  return c || undefined;
+}
+
 let loading;
 
 /** Why the wasm did not load, as `onError` and `ready` report it (kind `load`). Chromium
@@ -218,6 +228,7 @@ export class Klaviyo {
     if (auto !== "auto" && auto !== "manual") {
       throw Error('init: activeOnSite must be "auto" or "manual"');
     }
+    this.#currency = currencyCode(options.currency, "init");
     this.#options = options;
     created = true;
     const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");
@@ -473,10 +484,14 @@ export class Klaviyo {
     return e;
   }
 
-  /** Events: their `unique_id`, the given one if any ("" once closed). */
+  /** The currency an event's value is in, unless the call names its own. */
+  #currency;
+  /** Events: their `unique_id`, the given one if any ("" once closed). The tracker's
+   * currency goes after the call's arguments, as it is now: the core applies it to a
+   * value, and a later page that adopts the saved call still has it. */
   #event(op, args, options) {
     if (this.#closed) return this.#shut() && "";
-    const id = this.#call(op, args);
+    const id = this.#call(op, this.#currency ? [...args, this.#currency] : args);
     try {
       return options?.uniqueId ?? id;
     } catch {
@@ -613,6 +628,11 @@ export class Klaviyo {
     this.#consent = code;
     this.#early.push(EARLY_CONSENT, code, undefined);
     this.#save();
+  }
+  /** The currency of later calls' values, where they name none (the shopper switched
+   * currency); null or undefined: none. */
+  setCurrency(code) {
+    this.#currency = currencyCode(code, "setCurrency");
   }
   /** The consent state in force. */
   get consent() {

@@ -32,6 +32,8 @@ export type KlaviyoWasmCommand =
   | [command: "flush"]
   /** `setConsent(state)`. */
   | [command: "consent", state: ConsentState]
+  /** `setCurrency(code)`. */
+  | [command: "currency", code: string | null]
   /** Klaviyo's: `init` with this company id once the page's HTML is parsed. */
   | [command: "account", companyId: string]
   /** Klaviyo's: a Viewed Product in its item shape. */

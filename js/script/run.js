@@ -17,13 +17,13 @@ const here = () => globalThis.location?.href ?? "";
 
 /**
  * Options from the script element's data attributes: `data-company-id`, `data-api-base`,
- * `data-revision`, `data-consent`, `data-active-on-site`, `data-debug` (present and not
- * "false"), `data-klaviyo-cookie="false"`, and `data-wasm-url`, else the `.wasm` beside
- * the script (`scriptUrl`).
+ * `data-revision`, `data-consent`, `data-active-on-site`, `data-currency`, `data-debug`
+ * (present and not "false"), `data-klaviyo-cookie="false"`, and `data-wasm-url`, else
+ * the `.wasm` beside the script (`scriptUrl`).
  */
 export function fromData(data, scriptUrl) {
   const o = { wasmUrl: data.wasmUrl || new URL("klaviyo_wasm_bg.wasm", scriptUrl).href };
-  for (const k of ["companyId", "apiBase", "revision", "consent", "activeOnSite"]) if (data[k]) o[k] = data[k];
+  for (const k of ["companyId", "apiBase", "revision", "consent", "activeOnSite", "currency"]) if (data[k]) o[k] = data[k];
   if (data.debug !== undefined && data.debug !== "false") o.debug = true;
   if (data.klaviyoCookie === "false") o.klaviyoCookie = false;
   return o;
@@ -120,10 +120,13 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
   }
 
   function exec(cmd, time) {
-    if (cmd[0] === "consent") {
+    // A consent's or a currency's change: the trackViewedItem calls pushed before it
+    // go first, under the answer and in the currency they were pushed with.
+    const set = { consent: "setConsent", currency: "setCurrency" }[cmd[0]];
+    if (set) {
       drain();
-      if (typeof kl.setConsent !== "function") throw Error("consent: this build has no setConsent");
-      return kl.setConsent(cmd[1]);
+      if (typeof kl[set] !== "function") throw Error(`${cmd[0]}: this build has no ${set}`);
+      return kl[set](cmd[1]);
     }
     // A page view of Klaviyo's trackViewedItem belongs to the visitor it was pushed
     // under: it goes before a reset (an identify names the same visitor, and a "Viewed

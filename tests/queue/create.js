@@ -1,7 +1,7 @@
 // Page for the create() tests (tests/queue/page-cost.test.mjs): `Klaviyo.create` right
 // after the import, so `window.kl` takes calls before the wasm has loaded.
 //   ?companyId=QuE001&apiBase=http://127.0.0.1:1234&maxQueueEvents=&maxQueueBytes=&flushDelayMs=
-//    &createDelayMs=&wasmUrl=&trackOnReturn=1|changeOfMind
+//    &createDelayMs=&wasmUrl=&currency=&trackOnReturn=1|changeOfMind
 // On freeze it writes `frozen:<companyId>` (see below).
 // body[data-ready="1"] as soon as `window.kl` exists (the wasm may still be loading);
 // body[data-wasm="1"] once `kl.ready` resolved ("error" if it rejected).
@@ -17,6 +17,7 @@ if (q.get('apiBase')) options.apiBase = q.get('apiBase');
 for (const k of ['maxQueueEvents', 'maxQueueBytes', 'flushDelayMs']) {
   if (q.has(k)) options[k] = Number(q.get(k));
 }
+if (q.has('currency')) options.currency = q.get('currency');
 options.onError = (e) => {
   window.reports.push({
     kind: e?.kind, status: e?.status, count: e?.count, detail: e?.detail,

@@ -3,13 +3,14 @@
 // Debian's Chromium through playwright-core, and polling helpers (no fixed sleeps).
 import { before, after } from 'node:test';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { isBuilt, buildId } from '../support/build.mjs';
 import { startEmulator } from '../emulator/server.mjs';
 
 export const PAGE_PATH = '/tests/queue/page.html';
 
 export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
-import { repoFile, mimeFor, serveRepo } from '../support/static.mjs';
+import { repoFile, mimeFor, serveRepo, ROOT } from '../support/static.mjs';
 export { ROOT } from '../support/static.mjs';
 import { launchChromium } from '../support/browser.mjs';
 
@@ -207,3 +208,19 @@ export function trackMany(page, n, { metric = 'Queue Test', from = 0, props = {}
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Holds every response of the wasm until `release()` (then it comes from disk): a
+ * page's calls stay in its loading window, and a page closed meanwhile leaves them saved. */
+export async function holdWasm(context) {
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  const requested = [];
+  const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
+  await context.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
+    requested.push(Date.now());
+    await gate;
+    await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': 'application/wasm', 'cache-control': 'no-store' } })
+      .catch(() => {}); // its page may be closed by now
+  });
+  return { release, requested };
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  ROOT, startEnv, buildId, newShop, waitFor, storedEntries, eventRequests, wireCounts,
+  ROOT, startEnv, buildId, newShop, waitFor, storedEntries, eventRequests, wireCounts, holdWasm,
 } from './harness.mjs';
 import { trackThenNavigate, trackThenClose, wireLine } from './scenarios.mjs';
 
@@ -50,21 +50,6 @@ async function openCreatePage(shop, { companyId, ...opts }) {
   const page = await shop.context.newPage();
   await page.goto(u.href);
   return shop.ready(page);
-}
-
-/** Holds every response of the wasm until `release()` (then it comes from disk). */
-async function holdWasm(context) {
-  let release;
-  const gate = new Promise((resolve) => { release = resolve; });
-  const requested = [];
-  const wasm = await readFile(path.join(ROOT, 'dist/web/klaviyo_wasm_bg.wasm'));
-  await context.route('**/dist/web/klaviyo_wasm_bg.wasm', async (route) => {
-    requested.push(Date.now());
-    await gate;
-    await route.fulfill({ status: 200, body: wasm, headers: { 'content-type': 'application/wasm', 'cache-control': 'no-store' } })
-      .catch(() => {}); // its page may be closed by now
-  });
-  return { release, requested };
 }
 
 /** Events inside one recorded request: {uid, time}. */

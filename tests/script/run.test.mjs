@@ -30,6 +30,10 @@ function stub({ ready = false, consent = true } = {}) {
       flush: () => (calls.push(["flush"]), Promise.resolve({ sent: 0, pending: 0, failed: 0 })),
     };
     if (consent) kl.setConsent = (s) => calls.push(["setConsent", s]);
+    kl.setCurrency = (c) => {
+      if (c === "euro") throw new Error("setCurrency: currency must be a three-letter ISO 4217 code, like USD");
+      calls.push(["setCurrency", c]);
+    };
     made.push(kl);
     return kl;
   };
@@ -212,6 +216,25 @@ test("consent maps to setConsent, in order; without setConsent it only warns", (
   s.runner({ companyId: "AbC123" }).start([["consent", "denied"], ["track", "A", {}]], []);
   assert.deepEqual(s.warnings, ["consent: this build has no setConsent"]);
   assert.equal(s.calls.length, 1);
+});
+
+test("currency maps to setCurrency, in order, after the trackViewedItem calls pushed before it; data-currency is the currency option", async () => {
+  assert.equal(fromData({ companyId: "AbC123", currency: "EUR" }, "https://cdn.example/k.js").currency, "EUR");
+  assert.equal("currency" in fromData({ companyId: "AbC123", currency: "" }, "https://cdn.example/k.js"), false);
+  const s = stub({ ready: true });
+  const r = s.runner({ companyId: "AbC123" });
+  r.start([["currency", "SEK"], ["track", "A", {}]], []);
+  r.api.push(
+    ["trackViewedItem", { ItemId: "9", Title: "Nine" }],
+    ["currency", "NOK"],
+    ["trackViewedItem", { ItemId: "10", Title: "Ten" }],
+    ["currency", "euro"],
+  );
+  await tick();
+  assert.deepEqual(s.calls.map((c) => (c[0] === "viewedProduct" ? `view ${c[1].ProductID}` : c[0] === "setCurrency" ? `currency ${c[1]}` : c[0])), [
+    "currency SEK", "track", "view 9", "currency NOK", "view 10",
+  ]);
+  assert.deepEqual(s.warnings, ["setCurrency: currency must be a three-letter ISO 4217 code, like USD"], "a bad code warns, never throws");
 });
 
 test("trackViewedItem beside a Viewed Product of the same product, in either order, makes one event", async () => {

@@ -225,6 +225,29 @@ test('data attributes on the script tag instead of init (company id, API base, r
   await context.close();
 });
 
+test('data-currency and the currency command: each value goes in the currency in force when it was pushed, none without a value', { timeout: TIMEOUT }, async () => {
+  const { context, page, errors, logs } = await open(h.page(html({
+    head: `<script>
+  window.klaviyoWasm = window.klaviyoWasm || [];
+  klaviyoWasm.push(["track", "Viewed Product", { ProductID: 1, Name: "One", Price: "9,99 €" }]);
+  klaviyoWasm.push(["currency", "gbp"], ["trackViewedItem", { ItemId: 2, Title: "Two", Metadata: { Price: 5 } }]);
+  klaviyoWasm.push(["track", "Browsed", {}], ["currency", "pounds"]);
+</script>
+<script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"
+  data-active-on-site="manual" data-currency="EUR"></script>`,
+  })));
+  await page.waitForFunction(() => window.klaviyoWasm.loaded === true);
+  assert.ok(logs.warning.some((w) => w.includes('setCurrency: currency must be a three-letter ISO 4217 code')), 'the bad code warned');
+  await page.evaluate(() => klaviyoWasm.push(['track', 'Ordered', {}, { value: 3 }]));
+  const requests = await accepted('four events', (rs) => events(rs).length >= 4);
+  // (The trackViewedItem waits for the end of its task: after Browsed, before `pounds`.)
+  assert.deepEqual(events(requests).map((e) => [e.metric, e.value, e.value_currency ?? null]), [
+    ['Viewed Product', 9.99, 'EUR'], ['Browsed', undefined, null], ['Viewed Product', 5, 'GBP'], ['Ordered', 3, 'GBP'],
+  ], 'the bad code left GBP in force');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("beside Klaviyo's onsite script: ours reach only us, theirs only them; window.klaviyo is read only to hand it our identify, _learnq never touched; no Active on Site of ours", { timeout: TIMEOUT }, async () => {
   const { context, page, errors } = await open(h.page(html({
     // The stand-in: what Klaviyo's onsite script leaves on the page, recording every

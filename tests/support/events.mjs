@@ -2,7 +2,7 @@
 // page delivered (the script tag, the queue's hostile-input and page-environment cases,
 // the README's example).
 
-/** Every event the emulator accepted, in the order it got them: `{ metric, time, properties, value, unique_id, profile }`. */
+/** Every event the emulator accepted, in the order it got them: `{ metric, time, properties, value, value_currency (where sent), unique_id, profile }`. */
 export function events(requests) {
   return requests.filter((r) => r.accepted).flatMap((r) => {
     const a = r.body?.data?.attributes ?? {};
@@ -20,6 +20,7 @@ function flat(a) {
     time: a.time,
     properties: a.properties,
     value: a.value,
+    ...(a.value_currency !== undefined && { value_currency: a.value_currency }),
     unique_id: a.unique_id,
   };
 }

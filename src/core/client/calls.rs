@@ -59,8 +59,10 @@ impl Client {
         let arg = |n: usize| args.get(n).copied().unwrap_or("null");
         // The properties as sent, where the call rewrites them.
         let sent;
-        // One call of `event` for all the event calls.
-        let (metric, props, opts, value) = match op {
+        // One call of `event` for all the event calls. After an event call's own
+        // arguments the adapter puts the tracker's currency, if it has one, as it was
+        // when the call was made (a saved loading window adopted by another page keeps it).
+        let (metric, props, opts, value, tracker_currency) = match op {
             Op::Track => {
                 let metric = arg(0);
                 if jt::kind(metric) != Kind::Str {
@@ -68,7 +70,7 @@ impl Client {
                 }
                 validate::metric_name("metric", &string(metric))?;
                 let props = object(op, args, 1)?;
-                (metric, props, object(op, args, 2)?, None)
+                (metric, props, object(op, args, 2)?, None, args.get(3))
             }
             Op::Identify => return self.identify(object(op, args, 0)?, id, now_ms),
             Op::Subscribe => return self.subscribe(object(op, args, 0)?, id, now_ms),
@@ -126,10 +128,11 @@ impl Client {
                         ("\"Active on Site\"", props, None)
                     }
                 };
-                (metric, props, opts, value)
+                (metric, props, opts, value, args.get(2))
             }
         };
-        self.event(id, now_ms, metric, props, opts, value)
+        let tracker_currency = tracker_currency.copied();
+        self.event(id, now_ms, metric, props, opts, tracker_currency, value)
     }
 
     /// `identify({ email, phone_number, external_id, first_name, ..., location, properties })`
@@ -158,6 +161,9 @@ impl Client {
         Ok(())
     }
 
+    /// `tracker_currency`: what the adapter put after the call's arguments (none: the
+    /// tracker has none, or an older page saved the call).
+    #[allow(clippy::too_many_arguments)] // each is one of the call's parts
     pub(super) fn event(
         &mut self,
         id: &str,
@@ -165,6 +171,7 @@ impl Client {
         metric: &str,
         props: &str,
         opts: &str,
+        tracker_currency: Option<&str>,
         default_value: Option<Cow<str>>,
     ) -> Result<()> {
         validate::properties("properties", props)?;
@@ -172,8 +179,16 @@ impl Client {
             Some(v) => validate::number("value", v)?,
             None => default_value.as_deref().unwrap_or(""),
         };
-        let currency = match validate::given(opts, "valueCurrency") {
-            Some(c) => validate::currency("valueCurrency", c)?,
+        // The call's own currency; else, for a value, the tracker's (`currency`,
+        // `setCurrency`): an event without a value has no use for one.
+        let currency = match (validate::given(opts, "valueCurrency"), tracker_currency) {
+            (Some(c), _) => Some(("valueCurrency", c)),
+            (None, Some(c)) if !value.is_empty() && !validate::unset(c) => Some(("currency", c)),
+            _ => None,
+        };
+        // One call of the check for both (inlined once: smaller).
+        let currency = match currency {
+            Some((field, c)) => validate::currency(field, c)?,
             None => String::new(),
         };
         let time_s = match validate::given(opts, "time") {

@@ -2091,6 +2091,9 @@ fn pending_after_a_grant_stops_writing_and_sending() {
 #[path = "storefront_tests.rs"]
 mod storefront;
 
+#[path = "currency_tests.rs"]
+mod currency;
+
 #[test]
 fn the_first_party_cookies_visitor_is_adopted_and_kept_with_a_newer_kx_winning() {
     let mut p = Page::new();

@@ -1,0 +1,98 @@
+// The tracker's currency (`currency`, `setCurrency`, the script tag's `data-currency` and
+// `["currency", code]`): each event with a value goes in the currency in force when it
+// was made, unless it names its own; dist/web in Chromium against the Klaviyo emulator.
+// Standalone: `node --test tests/queue/currency.test.mjs` (needs a built dist/web).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { suiteEnv, waitFor, holdWasm, pageUrl } from './harness.mjs';
+import { events } from '../support/events.mjs';
+
+const TIMEOUT = 60_000;
+const suite = suiteEnv('Cur');
+const { nextCompanyId, scenario } = suite;
+
+/** The `value_currency` each event was sent with, by `unique_id`, once all `ids` came. */
+async function currencies(ids) {
+  const sent = () => events(suite.env.emu.requests().requests);
+  await waitFor(() => ids.every((id) => sent().some((e) => e.unique_id === id)), { what: `events ${ids.join(' ')}` });
+  return Object.fromEntries(sent().filter((e) => ids.includes(e.unique_id)).map((e) => [e.unique_id, e.value_currency ?? null]));
+}
+
+/** The create() page (tests/queue/create.html): `window.kl` exists before the wasm loads. */
+async function openCreatePage(shop, query) {
+  const u = new URL('/tests/queue/create.html', suite.env.site.url);
+  for (const [k, v] of Object.entries({ apiBase: suite.env.emu.url, ...query })) u.searchParams.set(k, v);
+  const page = await shop.context.newPage();
+  await page.goto(u.href);
+  return shop.ready(page);
+}
+
+const PRODUCT = { ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99 };
+
+test('every value goes in the currency in force when its call was made, from the loading window on; a call\'s own wins; none without a value', { timeout: TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const wasm = await holdWasm(shop.context);
+  const page = await openCreatePage(shop, { companyId, currency: 'eur' });
+  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  const early = await page.evaluate((product) => {
+    const kl = window.kl;
+    const ids = {
+      product: kl.viewedProduct(product),
+      browse: kl.track('Browsed', { n: 1 }),
+      own: kl.track('Ordered', {}, { value: 5, valueCurrency: 'usd' }),
+    };
+    kl.setCurrency('GBP'); // the shopper switched currency, before the wasm is there
+    ids.switched = kl.viewedProduct({ ...product, Price: 8.5 });
+    return ids;
+  }, PRODUCT);
+  wasm.release();
+  const late = await page.evaluate(async (product) => {
+    const kl = window.kl;
+    await kl.ready;
+    const ids = { checkout: kl.startedCheckout({ $value: 19.98, CheckoutURL: 'https://shop.example/checkout' }) };
+    kl.setCurrency(null);
+    ids.none = kl.viewedProduct(product);
+    kl.setCurrency('jpy');
+    ids.cart = kl.addedToCart({ ...product, Quantity: 2 });
+    ids.collection = kl.viewedCollection({ CollectionID: 42 });
+    const refused = [];
+    for (const bad of ['euro', 'E1R', 7, ['EUR']]) {
+      try { kl.setCurrency(bad); refused.push('kept'); } catch (e) { refused.push(e.message); }
+    }
+    try { window.Klaviyo.create({ companyId: 'AbC123', currency: '€' }); refused.push('created'); } catch (e) { refused.push(e.message); }
+    ids.stillJpy = kl.viewedProduct(product);
+    return { ids, refused };
+  }, PRODUCT);
+  const ids = { ...early, ...late.ids };
+  const got = await currencies(Object.values(ids));
+  const byName = Object.fromEntries(Object.entries(ids).map(([name, id]) => [name, got[id]]));
+  assert.deepEqual(byName, {
+    product: 'EUR', browse: null, own: 'USD', switched: 'GBP', checkout: 'GBP', none: null, cart: 'JPY', collection: null, stillJpy: 'JPY',
+  });
+  const message = 'currency must be a three-letter ISO 4217 code, like USD';
+  assert.deepEqual(late.refused, [...Array(4).fill(`setCurrency: ${message}`), `init: ${message}`], 'refused by name, the tracker\'s currency kept');
+  assert.deepEqual(shop.pageErrors, []);
+});
+
+test('a page closed before its wasm loaded: the later page that sends its calls sends them in that page\'s currency, not its own', { timeout: TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const wasm = await holdWasm(shop.context);
+  const first = await openCreatePage(shop, { companyId, currency: 'SEK' });
+  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  const saved = await first.evaluate((product) => window.kl.viewedProduct(product), PRODUCT);
+  await waitFor(() => first.evaluate((k) => Object.keys(localStorage).some((key) => key.startsWith(k)), `klaviyo:${companyId}:pre:`), { what: 'the window saved' });
+  await first.close();
+  wasm.release();
+  await shop.context.unrouteAll({ behavior: 'ignoreErrors' });
+  // A later visit in another currency adopts the record once it is stale (60 s).
+  const later = await shop.context.newPage();
+  await later.clock.install({ time: Date.now() + 65_000 });
+  await later.goto(pageUrl(suite.env, { companyId }));
+  await shop.ready(later);
+  const own = await later.evaluate((product) => (window.kl.setCurrency('NOK'), window.kl.viewedProduct(product)), PRODUCT);
+  const got = await currencies([saved, own]);
+  assert.deepEqual([got[saved], got[own]], ['SEK', 'NOK']);
+  assert.deepEqual(shop.pageErrors, []);
+});
