@@ -120,9 +120,9 @@
 // cookie of the visitor granted since; then what two reviews and the simulation of
 // Chromium's delivery found: the shop's return listener's call sent after the denial, a
 // full quota hiding the denial, a record left by a denying page with a stale view sent);
-// 33.22 (33,997 B, 33.200 KB) for one currency for the tracker's calls (`currency`,
-// `setCurrency`: .wasm 87 B, index.js 116 B; Klaviyo counts a value without its currency
-// in the account's, which a shop selling in another misreports).
+// 33.22 (34,014 B, 33.217 KB) for one currency for the tracker's calls (`currency`,
+// `setCurrency`: .wasm 87 B, index.js 133 B; Klaviyo takes a value without its currency
+// to be in the account's).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -133,7 +133,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 34.24: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 34.25: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked, Active on
@@ -241,7 +241,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.24);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.25);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);

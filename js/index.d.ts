@@ -68,10 +68,11 @@ export interface KlaviyoOptions {
   /**
    * The currency the shop's prices are in on this page (ISO 4217, like `EUR`): an event
    * with a value (its `value` option, a product's `Price`, a checkout's `value` or
-   * `$value`, ...) and no `valueCurrency` of its own is sent in it; one without a value
-   * gets none. Without it, such a value counts in the Klaviyo account's currency. A
-   * code that is not three letters makes `create` throw (`init` reject). Change it with
-   * `setCurrency` when the shopper switches currency.
+   * `$value`, ...) and no `valueCurrency` of its own is sent with it as
+   * `value_currency`; one without a value gets none. Without it, a value is taken to be
+   * in the Klaviyo account's currency. A code that is not three letters is reported
+   * (`onError`, kind `invalid`) and the tracker runs without one; blank is none. Change
+   * it with `setCurrency` when the shopper switches currency.
    */
   currency?: string | null | undefined;
   /**
@@ -395,8 +396,8 @@ export class Klaviyo {
   readonly consent: ConsentState;
   /**
    * The currency of the calls made from now on (the shopper switched currency), as the
-   * `currency` option; `null` or `undefined`: none. Calls made before keep theirs. Works
-   * before `ready` too. Throws an Error on a code that is not three letters.
+   * `currency` option; `null`, `undefined` or blank: none. Calls made before keep theirs.
+   * Works before `ready` too. Throws an Error on a code that is not three letters.
    */
   setCurrency(code: string | null | undefined): void;
 }

@@ -35,15 +35,10 @@ function consentCode(state, who) {
   return code;
 }
 
-/** A tracker's currency (`currency`, `setCurrency`): three letters, or none (null,
- * undefined, ""); throws, naming `who`, for anything else. The core checks it again
- * with each call (src/core/validate.rs). */
-function currencyCode(c, who) {
-  if (c != null && c !== "" && !(typeof c == "string" && /^[a-z]{3}$/i.test(c))) {
-    throw Error(`${who}: currency must be a three-letter ISO 4217 code, like USD`);
-  }
-  return c || undefined;
-}
+/** Why a tracker's currency (`currency`, `setCurrency`) is refused, or nothing: three
+ * letters, or none given (null, undefined, blank). The core checks it again. */
+const badCurrency = (c) => (typeof c == "string" ? c.trim() && !/^[a-z]{3}$/i.test(c) : c != null) &&
+  "currency must be a three-letter ISO 4217 code, like USD";
 
 let loading;
 
@@ -228,7 +223,11 @@ export class Klaviyo {
     if (auto !== "auto" && auto !== "manual") {
       throw Error('init: activeOnSite must be "auto" or "manual"');
     }
-    this.#currency = currencyCode(options.currency, "init");
+    // A bad one costs the tracker nothing else (a page's data, not its set-up): reported,
+    // and the values go in no currency.
+    const bad = badCurrency(options.currency);
+    if (bad) queueMicrotask(() => this.#emit(report("invalid", "init: " + bad)));
+    else this.#currency = options.currency;
     this.#options = options;
     created = true;
     const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");
@@ -487,11 +486,11 @@ export class Klaviyo {
   /** The currency an event's value is in, unless the call names its own. */
   #currency;
   /** Events: their `unique_id`, the given one if any ("" once closed). The tracker's
-   * currency goes after the call's arguments, as it is now: the core applies it to a
-   * value, and a later page that adopts the saved call still has it. */
+   * currency goes after the call's arguments (`null`: none), as it is now: the core
+   * applies it to a value, and a later page that adopts the saved call still has it. */
   #event(op, args, options) {
     if (this.#closed) return this.#shut() && "";
-    const id = this.#call(op, this.#currency ? [...args, this.#currency] : args);
+    const id = this.#call(op, [...args, this.#currency]);
     try {
       return options?.uniqueId ?? id;
     } catch {
@@ -632,7 +631,9 @@ export class Klaviyo {
   /** The currency of later calls' values, where they name none (the shopper switched
    * currency); null or undefined: none. */
   setCurrency(code) {
-    this.#currency = currencyCode(code, "setCurrency");
+    const bad = badCurrency(code);
+    if (bad) throw Error("setCurrency: " + bad);
+    this.#currency = code;
   }
   /** The consent state in force. */
   get consent() {

@@ -47,7 +47,7 @@ test('every value goes in the currency in force when its call was made, from the
     return ids;
   }, PRODUCT);
   wasm.release();
-  const late = await page.evaluate(async (product) => {
+  const late = await page.evaluate(async ({ product, shop }) => {
     const kl = window.kl;
     await kl.ready;
     const ids = { checkout: kl.startedCheckout({ $value: 19.98, CheckoutURL: 'https://shop.example/checkout' }) };
@@ -60,18 +60,23 @@ test('every value goes in the currency in force when its call was made, from the
     for (const bad of ['euro', 'E1R', 7, ['EUR']]) {
       try { kl.setCurrency(bad); refused.push('kept'); } catch (e) { refused.push(e.message); }
     }
-    try { window.Klaviyo.create({ companyId: 'AbC123', currency: '€' }); refused.push('created'); } catch (e) { refused.push(e.message); }
     ids.stillJpy = kl.viewedProduct(product);
-    return { ids, refused };
-  }, PRODUCT);
+    // A tracker created with a bad one runs in none, and says so.
+    const told = [];
+    const other = window.Klaviyo.create({ ...shop, activeOnSite: 'manual', currency: '€', onError: (e) => told.push(`${e.kind} ${e.message}`) });
+    await other.ready;
+    ids.otherNone = other.viewedProduct(product);
+    return { ids, refused, told };
+  }, { product: PRODUCT, shop: { companyId, apiBase: suite.env.emu.url } });
   const ids = { ...early, ...late.ids };
   const got = await currencies(Object.values(ids));
   const byName = Object.fromEntries(Object.entries(ids).map(([name, id]) => [name, got[id]]));
   assert.deepEqual(byName, {
-    product: 'EUR', browse: null, own: 'USD', switched: 'GBP', checkout: 'GBP', none: null, cart: 'JPY', collection: null, stillJpy: 'JPY',
+    product: 'EUR', browse: null, own: 'USD', switched: 'GBP', checkout: 'GBP', none: null, cart: 'JPY', collection: null, stillJpy: 'JPY', otherNone: null,
   });
   const message = 'currency must be a three-letter ISO 4217 code, like USD';
-  assert.deepEqual(late.refused, [...Array(4).fill(`setCurrency: ${message}`), `init: ${message}`], 'refused by name, the tracker\'s currency kept');
+  assert.deepEqual(late.refused, Array(4).fill(`setCurrency: ${message}`), 'refused by name, the tracker\'s currency kept');
+  assert.deepEqual(late.told, [`invalid init: ${message}`], 'create reports a bad one and runs without');
   assert.deepEqual(shop.pageErrors, []);
 });
 

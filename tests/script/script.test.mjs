@@ -248,6 +248,30 @@ test('data-currency and the currency command: each value goes in the currency in
   await context.close();
 });
 
+// A theme that puts the symbol (or anything but three letters) in data-currency loses no
+// call: a create() that threw there held every command of the page for good (a review).
+test('a bad data-currency is warned and the tracker still runs, in no currency: no call of the page is lost', { timeout: TIMEOUT }, async () => {
+  const { context, page, errors, logs } = await open(h.page(html({
+    head: `<script>
+  window.klaviyoWasm = window.klaviyoWasm || [];
+  klaviyoWasm.push(["identify", { email: "kanga@hundredacre.example" }]);
+  klaviyoWasm.push(["track", "Viewed Product", { ProductID: 1, Name: "One", Price: "9,99 €" }]);
+</script>
+<script async src="${SCRIPT}" data-company-id="${COMPANY_ID}" data-api-base="${h.emulator.url}"
+  data-active-on-site="manual" data-currency="€"></script>`,
+  })));
+  await page.waitForFunction(() => window.klaviyoWasm.loaded === true);
+  await page.evaluate(() => klaviyoWasm.push(['track', 'Ordered', {}, { value: 3 }]));
+  await waitFor(() => logs.warning.some((w) => w.includes('init: currency must be a three-letter ISO 4217 code')), { what: 'the bad code warned' });
+  assert.notEqual(await page.evaluate(() => window.klaviyoWasm.tracker), null, 'a tracker runs');
+  const requests = await accepted('the identify and both events', (rs) => events(rs).length >= 2 && profiles(rs).length >= 1);
+  assert.deepEqual(events(requests).map((e) => [e.metric, e.value, e.value_currency ?? null]), [
+    ['Viewed Product', 9.99, null], ['Ordered', 3, null],
+  ]);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("beside Klaviyo's onsite script: ours reach only us, theirs only them; window.klaviyo is read only to hand it our identify, _learnq never touched; no Active on Site of ours", { timeout: TIMEOUT }, async () => {
   const { context, page, errors } = await open(h.page(html({
     // The stand-in: what Klaviyo's onsite script leaves on the page, recording every

@@ -60,8 +60,9 @@ impl Client {
         // The properties as sent, where the call rewrites them.
         let sent;
         // One call of `event` for all the event calls. After an event call's own
-        // arguments the adapter puts the tracker's currency, if it has one, as it was
-        // when the call was made (a saved loading window adopted by another page keeps it).
+        // arguments the adapter puts the tracker's currency as it was when the call was
+        // made (`null`: none), so that a saved loading window adopted by another page
+        // keeps it. That slot is the currency's for good: a later build adds after it.
         let (metric, props, opts, value, tracker_currency) = match op {
             Op::Track => {
                 let metric = arg(0);
@@ -161,8 +162,8 @@ impl Client {
         Ok(())
     }
 
-    /// `tracker_currency`: what the adapter put after the call's arguments (none: the
-    /// tracker has none, or an older page saved the call).
+    /// `tracker_currency`: what the adapter put after the call's arguments (`null`: the
+    /// tracker has none; missing: an older page saved the call).
     #[allow(clippy::too_many_arguments)] // each is one of the call's parts
     pub(super) fn event(
         &mut self,
@@ -186,7 +187,8 @@ impl Client {
             (None, Some(c)) if !value.is_empty() && !validate::unset(c) => Some(("currency", c)),
             _ => None,
         };
-        // One call of the check for both (inlined once: smaller).
+        // One call of the check for both (inlined once: smaller). The adapter checked
+        // the tracker's; only a changed record could hold another there.
         let currency = match currency {
             Some((field, c)) => validate::currency(field, c)?,
             None => String::new(),

@@ -56,7 +56,14 @@ fn the_calls_own_currency_wins_and_an_event_without_a_value_takes_none() {
 }
 
 #[test]
-fn a_tracker_currency_that_is_no_code_is_refused_by_name() {
+fn the_slot_after_the_arguments_is_the_currencys_and_only_a_changed_record_holds_no_code_there() {
+    // What a later build adds goes after the slot: this core sends the call as ever.
+    let later = r#"["id-9",null,"M",null,{"value":1},null,{"v":2}]"#;
+    assert_eq!(sent(Op::Track, later), (num("1"), None));
+    let later = r#"["id-9",null,"M",null,{"value":1},"sek",{"v":2}]"#;
+    assert_eq!(sent(Op::Track, later).1.as_deref(), Some("SEK"));
+    // The adapter checks the code before it puts it there: anything else is refused by
+    // name, as the call's own would be.
     let mut p = Page::new();
     let e =
         p.c.call_json(
