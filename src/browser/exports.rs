@@ -33,15 +33,17 @@ impl<T> Global<T> {
     }
 }
 
-/// The open trackers, by handle.
-static CLIENTS: Global<Vec<Option<Client>>> = Global(UnsafeCell::new(Vec::new()));
+/// The open trackers, by handle. Boxed: a handle is never reused (a closed tracker's
+/// late answer must not reach another), so the list only grows, by a pointer per
+/// `create`; a tracker held inline grew it by the whole tracker, kept after `close`.
+static CLIENTS: Global<Vec<Option<Box<Client>>>> = Global(UnsafeCell::new(Vec::new()));
 /// What the runtime wrote for the current export.
 static INPUT: Global<Vec<u8>> = Global(UnsafeCell::new(Vec::new()));
 /// The current export's answer (or the last refusal's message).
 static OUT: Global<String> = Global(UnsafeCell::new(String::new()));
 
 fn client(h: u32) -> Option<&'static mut Client> {
-    CLIENTS.get().get_mut(h as usize)?.as_mut()
+    CLIENTS.get().get_mut(h as usize)?.as_deref_mut()
 }
 
 /// The next of the input buffer's texts, of `len` bytes (`u32::MAX`: absent), from
@@ -125,7 +127,7 @@ pub fn open(options: u32, stored: u32, query: u32, fresh_id: u32, cookies: u32) 
     c.read_cookies(cookies.unwrap_or(""));
     c.load_stored(stored);
     let clients = CLIENTS.get();
-    clients.push(Some(c));
+    clients.push(Some(Box::new(c)));
     (clients.len() - 1) as u32
 }
 

@@ -294,3 +294,39 @@ test('without localStorage (refused by the browser), a denial on one tracker sti
   assert.equal(suite.env.emu.requests().requests.length, before, 'nothing sent after it');
   assert.deepEqual(shop.pageErrors, []);
 });
+
+// A component that makes its own tracker and closes it when it unmounts (React's strict
+// mode mounts twice; a single-page shop may remount on each route): the wasm memory of
+// a closed tracker is given back. Each tracker was kept inline in the core's list of
+// handles, which only grows (a closed tracker's late answer must not reach another), so
+// each create grew the memory by about 3.4 KB for good: 1,000 took it from 1.6 to 5.8 MB.
+test('a tracker created and closed 1,000 times (a component that mounts again) leaves the wasm memory as it was', { timeout: 120_000 }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await suite.scenario(t);
+  const page = await shop.open({
+    companyId,
+    // The instance's memory, for the test to read (the package keeps its exports to itself).
+    initScript: () => {
+      const Instance = WebAssembly.Instance;
+      WebAssembly.Instance = function (module, imports) {
+        const i = new Instance(module, imports);
+        window.wasmMemory = i.exports.memory;
+        return i;
+      };
+      WebAssembly.Instance.prototype = Instance.prototype;
+    },
+  });
+  const mountAndUnmount = (n) => page.evaluate(async (n) => {
+    for (let i = 0; i < n; i++) {
+      const kl = window.Klaviyo.create(window.shopOptions());
+      await kl.ready;
+      kl.close();
+    }
+    return window.wasmMemory.buffer.byteLength;
+  }, n);
+  const warm = await mountAndUnmount(100);
+  const after = await mountAndUnmount(1000);
+  t.diagnostic(`wasm memory after 100 mounts ${warm} B, after 1,100: ${after} B`);
+  assert.ok(after - warm <= 256 * 1024, `grew by ${after - warm} B over 1,000 mounts`);
+  assert.deepEqual(shop.pageErrors, []);
+});
