@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 33.29; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 33.30; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -121,9 +121,10 @@
 // Chromium's delivery found: the shop's return listener's call sent after the denial, a
 // full quota hiding the denial, a record left by a denying page with a stale view sent);
 // 33.22 (34,014 B, 33.217 KB) for one currency for the tracker's calls (`currency`,
-// `setCurrency`: .wasm 87 B, index.js 133 B; Klaviyo takes a value without its currency
-// to be in the account's); 33.29 (34,084 B, 33.285 KB) for a closed tracker's memory
-// given back (.wasm 70 B: each create/close kept about 3.4 KB for good).
+// `setCurrency`: .wasm 87 B, index.js 148 B with what two reviews found; Klaviyo takes
+// a value without its currency to be in the account's) and for a closed tracker's
+// memory given back (.wasm 70 B: each create/close kept about 3.4 KB for good); 33.30
+// (34,099 B, 33.300 KB) after both.
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -134,7 +135,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 34.30: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 34.32: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked, Active on
@@ -163,7 +164,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.29);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.30);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -242,7 +243,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.30);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.32);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);

@@ -309,8 +309,9 @@ export class Klaviyo {
    * reaches `onError` with kind `invalid` (it can no longer throw at its caller).
    */
   static create(options: KlaviyoOptions): Klaviyo;
-  /** `create` and wait until ready. Rejects with an Error naming a bad option: await or
-   * catch it (the one promise here whose rejection, left unhandled, reaches the page). */
+  /** `create` and wait until ready. Rejects with an Error naming a bad option (but for
+   * `currency`, which is reported through `onError`): await or catch it (the one promise
+   * here whose rejection, left unhandled, reaches the page). */
   static init(options: KlaviyoOptions): Promise<Klaviyo>;
   /** Resolves to this tracker once its core runs; rejects if it refused the options. In a
    * page prerendered ahead of the visitor, the core runs once the page is shown. */

@@ -227,7 +227,7 @@ export class Klaviyo {
     // and the values go in no currency.
     const bad = badCurrency(options.currency);
     if (bad) queueMicrotask(() => this.#emit(report("invalid", "init: " + bad)));
-    else this.#currency = options.currency;
+    else this.#currency = options.currency?.trim() || undefined; // (blank: none)
     this.#options = options;
     created = true;
     const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");
@@ -373,7 +373,8 @@ export class Klaviyo {
   }
 
   #start() {
-    const { onError, debug, wasmUrl, ...rest } = this.#options;
+    // (The currency is this file's: it goes with each call, never in the core's options.)
+    const { onError, debug, wasmUrl, currency, ...rest } = this.#options;
     rest.consent = this.#consent0; // the window's changes are replayed in order
     let rt;
     try {
@@ -633,7 +634,7 @@ export class Klaviyo {
   setCurrency(code) {
     const bad = badCurrency(code);
     if (bad) throw Error("setCurrency: " + bad);
-    this.#currency = code;
+    this.#currency = code?.trim() || undefined;
   }
   /** The consent state in force. */
   get consent() {

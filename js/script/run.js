@@ -120,11 +120,13 @@ export function runner(create, warn, defaults = {}, parsed = (f) => f()) {
   }
 
   function exec(cmd, time) {
-    // A consent's or a currency's change: the trackViewedItem calls pushed before it
-    // go first, under the answer and in the currency they were pushed with.
+    // A change of consent: the trackViewedItem calls pushed before it go first, under
+    // the answer they were pushed with. (Not for a currency: they go at the end of the
+    // task, in the one in force then, so that one pushed beside its Viewed Product stays
+    // one event.)
     const set = { consent: "setConsent", currency: "setCurrency" }[cmd[0]];
     if (set) {
-      drain();
+      if (set === "setConsent") drain();
       if (typeof kl[set] !== "function") throw Error(`${cmd[0]}: this build has no ${set}`);
       return kl[set](cmd[1]);
     }

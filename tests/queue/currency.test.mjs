@@ -101,3 +101,53 @@ test('a page closed before its wasm loaded: the later page that sends its calls 
   assert.deepEqual([got[saved], got[own]], ['SEK', 'NOK']);
   assert.deepEqual(shop.pageErrors, []);
 });
+
+// A currency that is blank to JS (trim(), which strips U+FEFF, a BOM) must be none for
+// the core too, whose blanks lack U+FEFF: accepted as none, then handed on, it had every
+// event with a value refused (a review).
+test('a currency blank to JavaScript (U+FEFF, spaces) is none for the core too: no event with a value refused or thrown', { timeout: TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await openCreatePage(shop, { companyId });
+  const out = await page.evaluate(async ({ product, shop }) => {
+    await window.kl.ready;
+    const told = [];
+    const other = window.Klaviyo.create({ ...shop, activeOnSite: 'manual', currency: '\uFEFF', onError: (e) => told.push(`${e.kind} ${e.message}`) });
+    other.viewedProduct(product); // in its loading window
+    await other.ready;
+    const thrown = [];
+    try { other.viewedProduct({ ...product, ProductID: '2' }); } catch (e) { thrown.push(e.message); }
+    let setCurrency = 'accepted';
+    try { window.kl.setCurrency(' \uFEFF '); } catch (e) { setCurrency = e.message; }
+    try { window.kl.viewedProduct({ ...product, ProductID: '3' }); } catch (e) { thrown.push(e.message); }
+    return { refused: told.filter((m) => !m.startsWith('invalid init:')), thrown, setCurrency };
+  }, { product: PRODUCT, shop: { companyId, apiBase: suite.env.emu.url } });
+  // Either JS refuses it up front (create reports it, setCurrency throws) or the core
+  // takes it for none; never a value event refused afterwards.
+  assert.deepEqual({ refused: out.refused, thrown: out.thrown }, { refused: [], thrown: [] }, JSON.stringify(out));
+});
+
+// A bad `currency` option is reported and the tracker runs without one, even one JSON
+// cannot hold: handed to the core with the options, it kept the tracker from starting
+// (a review).
+test('a currency option JSON cannot hold (BigInt, cyclic) is reported and the tracker still runs', { timeout: TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await openCreatePage(shop, { companyId });
+  const out = await page.evaluate(async ({ shop }) => {
+    await window.kl.ready;
+    const cyclic = { code: 'EUR' };
+    cyclic.self = cyclic;
+    const results = [];
+    for (const currency of [10n, cyclic]) {
+      const told = [];
+      const other = window.Klaviyo.create({ ...shop, activeOnSite: 'manual', currency, onError: (e) => told.push(`${e.kind} ${e.message}`) });
+      const outcome = await other.ready.then(() => 'ready', (e) => `rejected: ${e.kind} ${e.message}`);
+      results.push({ outcome, told });
+      other.close();
+    }
+    return results;
+  }, { shop: { companyId, apiBase: suite.env.emu.url } });
+  const told = ['invalid init: currency must be a three-letter ISO 4217 code, like USD'];
+  assert.deepEqual(out, [{ outcome: 'ready', told }, { outcome: 'ready', told }]);
+});

@@ -218,7 +218,7 @@ test("consent maps to setConsent, in order; without setConsent it only warns", (
   assert.equal(s.calls.length, 1);
 });
 
-test("currency maps to setCurrency, in order, after the trackViewedItem calls pushed before it; data-currency is the currency option", async () => {
+test("currency maps to setCurrency, in order; a trackViewedItem still waits for the end of its task; data-currency is the currency option", async () => {
   assert.equal(fromData({ companyId: "AbC123", currency: "EUR" }, "https://cdn.example/k.js").currency, "EUR");
   assert.equal("currency" in fromData({ companyId: "AbC123", currency: "" }, "https://cdn.example/k.js"), false);
   const s = stub({ ready: true });
@@ -232,7 +232,7 @@ test("currency maps to setCurrency, in order, after the trackViewedItem calls pu
   );
   await tick();
   assert.deepEqual(s.calls.map((c) => (c[0] === "viewedProduct" ? `view ${c[1].ProductID}` : c[0] === "setCurrency" ? `currency ${c[1]}` : c[0])), [
-    "currency SEK", "track", "view 9", "currency NOK", "view 10",
+    "currency SEK", "track", "currency NOK", "view 9", "view 10",
   ]);
   assert.deepEqual(s.warnings, ["setCurrency: currency must be a three-letter ISO 4217 code, like USD"], "a bad code warns, never throws");
 });
@@ -471,4 +471,21 @@ test("a ready that fails (the wasm did not load) is warned; a refused option onl
   await tick();
   assert.deepEqual(a, ["Failed to fetch"]);
   assert.deepEqual(b, ["companyId must be your 6-character Klaviyo public API key"]);
+});
+
+// The pairing of a trackViewedItem with the Viewed Product of the same product rests on
+// the item waiting for the end of its task: a currency command that drained it at once
+// made a Viewed Product pushed after it in the same task a second event (a review).
+test("a currency command between a trackViewedItem and the Viewed Product of the same product still makes one event", async () => {
+  const s = stub({ ready: true });
+  const r = s.runner({ companyId: "AbC123" });
+  r.start([], []);
+  r.api.push(
+    ["trackViewedItem", { ItemId: "1", Title: "P", Metadata: { Price: 5 } }],
+    ["currency", "GBP"],
+    ["track", "Viewed Product", { ProductName: "P", ProductID: "1", Price: 5 }],
+  );
+  await tick();
+  const views = s.calls.filter((c) => c[0] === "viewedProduct");
+  assert.equal(views.length, 1, `one view, one event: ${JSON.stringify(s.calls)}`);
 });
