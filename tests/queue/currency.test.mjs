@@ -27,14 +27,21 @@ async function openCreatePage(shop, query) {
   return shop.ready(page);
 }
 
-const PRODUCT = { ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99 };
-
-test('every value goes in the currency in force when its call was made, from the loading window on; a call\'s own wins; none without a value', { timeout: TIMEOUT }, async (t) => {
+/** A shop and its create() page in `currency`, its wasm held: calls stay in the loading
+ * window until `wasm.release()`. */
+async function loadingPage(t, currency) {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
   const wasm = await holdWasm(shop.context);
-  const page = await openCreatePage(shop, { companyId, currency: 'eur' });
+  const page = await openCreatePage(shop, { companyId, currency });
   await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  return { companyId, shop, wasm, page };
+}
+
+const PRODUCT = { ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99 };
+
+test('every value goes in the currency in force when its call was made, from the loading window on; a call\'s own wins; none without a value', { timeout: TIMEOUT }, async (t) => {
+  const { companyId, shop, wasm, page } = await loadingPage(t, 'eur');
   const early = await page.evaluate((product) => {
     const kl = window.kl;
     const ids = {
@@ -81,11 +88,7 @@ test('every value goes in the currency in force when its call was made, from the
 });
 
 test('a page closed before its wasm loaded: the later page that sends its calls sends them in that page\'s currency, not its own', { timeout: TIMEOUT }, async (t) => {
-  const companyId = nextCompanyId();
-  const shop = await scenario(t);
-  const wasm = await holdWasm(shop.context);
-  const first = await openCreatePage(shop, { companyId, currency: 'SEK' });
-  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  const { companyId, shop, wasm, page: first } = await loadingPage(t, 'SEK');
   const saved = await first.evaluate((product) => window.kl.viewedProduct(product), PRODUCT);
   await waitFor(() => first.evaluate((k) => Object.keys(localStorage).some((key) => key.startsWith(k)), `klaviyo:${companyId}:pre:`), { what: 'the window saved' });
   await first.close();
