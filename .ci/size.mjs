@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 33.30; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 33.31; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -121,10 +121,10 @@
 // Chromium's delivery found: the shop's return listener's call sent after the denial, a
 // full quota hiding the denial, a record left by a denying page with a stale view sent);
 // 33.22 (34,014 B, 33.217 KB) for one currency for the tracker's calls (`currency`,
-// `setCurrency`: .wasm 87 B, index.js 148 B with what two reviews found; Klaviyo takes
+// `setCurrency`: .wasm 87 B, index.js 149 B with what two reviews found; Klaviyo takes
 // a value without its currency to be in the account's) and for a closed tracker's
-// memory given back (.wasm 70 B: each create/close kept about 3.4 KB for good); 33.30
-// (34,099 B, 33.300 KB) after both.
+// memory given back (.wasm 70 B: each create/close kept about 3.4 KB for good); 33.31
+// (34,100 B, 33.301 KB) after both.
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -164,7 +164,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.30);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.31);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;

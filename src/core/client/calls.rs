@@ -61,8 +61,9 @@ impl Client {
         let sent;
         // One call of `event` for all the event calls. After an event call's own
         // arguments the adapter puts the tracker's currency as it was when the call was
-        // made (`null`: none), so that a saved loading window adopted by another page
-        // keeps it. That slot is the currency's for good: a later build adds after it.
+        // made (none: left out), so that a saved loading window adopted by another page
+        // keeps it. That slot is the currency's for good: a later build that adds after
+        // it fills it (`null` for none).
         let (metric, props, opts, value, tracker_currency) = match op {
             Op::Track => {
                 let metric = arg(0);
@@ -162,8 +163,8 @@ impl Client {
         Ok(())
     }
 
-    /// `tracker_currency`: what the adapter put after the call's arguments (`null`: the
-    /// tracker has none; missing: an older page saved the call).
+    /// `tracker_currency`: what the adapter put after the call's arguments (missing or
+    /// `null`: the tracker has none, or an older page saved the call).
     #[allow(clippy::too_many_arguments)] // each is one of the call's parts
     pub(super) fn event(
         &mut self,
