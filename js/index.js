@@ -225,9 +225,10 @@ export class Klaviyo {
     }
     // A bad one costs the tracker nothing else (a page's data, not its set-up): reported,
     // and the values go in no currency.
-    const bad = badCurrency(options.currency);
+    const currency = options.currency; // read once: a getter may answer otherwise twice
+    const bad = badCurrency(currency);
     if (bad) queueMicrotask(() => this.#emit(report("invalid", "init: " + bad)));
-    else this.#currency = options.currency?.trim() || undefined; // (blank: none)
+    else this.#currency = currency?.trim() || undefined; // (blank: none)
     this.#options = options;
     created = true;
     const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");

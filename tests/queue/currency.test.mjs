@@ -133,7 +133,7 @@ test('a currency blank to JavaScript (U+FEFF, spaces) is none for the core too: 
 // A bad `currency` option is reported and the tracker runs without one, even one JSON
 // cannot hold: handed to the core with the options, it kept the tracker from starting
 // (a review).
-test('a currency option JSON cannot hold (BigInt, cyclic) is reported and the tracker still runs', { timeout: TIMEOUT }, async (t) => {
+test('a currency option JSON cannot hold (BigInt, cyclic) is reported and the tracker still runs; a getter is read once', { timeout: TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
   const page = await openCreatePage(shop, { companyId });
@@ -149,8 +149,15 @@ test('a currency option JSON cannot hold (BigInt, cyclic) is reported and the tr
       results.push({ outcome, told });
       other.close();
     }
-    return results;
+    // A getter that answers a code once and then something else: read once, so the
+    // code checked is the code kept (read twice, its second answer threw from create).
+    let reads = 0;
+    const options = { ...shop, activeOnSite: 'manual', get currency() { return ++reads === 1 ? 'EUR' : 7; } };
+    let created = 'created';
+    try { window.Klaviyo.create(options).close(); } catch (e) { created = e.message; }
+    return { results, getter: { created, reads } };
   }, { shop: { companyId, apiBase: suite.env.emu.url } });
   const told = ['invalid init: currency must be a three-letter ISO 4217 code, like USD'];
-  assert.deepEqual(out, [{ outcome: 'ready', told }, { outcome: 'ready', told }]);
+  assert.deepEqual(out.results, [{ outcome: 'ready', told }, { outcome: 'ready', told }]);
+  assert.deepEqual(out.getter, { created: 'created', reads: 1 });
 });
