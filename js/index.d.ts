@@ -165,7 +165,8 @@ export interface EventOptions {
   value?: number | null | undefined;
   /** ISO 4217 code, like `USD`. */
   valueCurrency?: string | null | undefined;
-  /** Klaviyo de-duplicates on this; a random, unique id by default. */
+  /** Klaviyo de-duplicates on this; by default the properties' `$event_id` (Klaviyo's
+   * name: a string, or a number as its text), else a random, unique id. */
   uniqueId?: string | null | undefined;
   /** When it happened (default now): a Date, epoch ms or an ISO 8601 string with offset. */
   time?: Date | number | string | null | undefined;
@@ -329,7 +330,9 @@ export class Klaviyo {
    * number (not in `track`'s own properties, which go as JSON makes them). After
    * `close()` nothing is kept: `onError` hears it (kind `invalid`) and this returns `""`.
    * On a tracker whose options were refused nothing is kept either (`ready` rejected and
-   * `onError` heard why). `properties` is a JSON object: any object type, not an array. */
+   * `onError` heard why). `properties` is a JSON object: any object type, not an array.
+   * A number in its `$value` (Klaviyo's onsite script's name) is the event's value where
+   * `options.value` is not given, and then leaves the properties. */
   track(metric: string, properties?: JsonObject | null, options?: EventOptions | null): string;
   /** `Viewed Product`: its value is `Price`; its properties are sent as given. Returns
    * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */

@@ -81,6 +81,10 @@ function watchRoutes() {
 const seed = uuid() + "-";
 let count = 0;
 const nextId = () => seed + ++count;
+/** An event's `$event_id` (Klaviyo's) as the core takes it for the `unique_id` where the
+ * options give none (a string but "", a number as `JSON.stringify` writes it), so that
+ * the call returns the id sent. */
+const eventId = (e) => (typeof e == "number" ? isFinite(e) : typeof e == "string" && e) ? String(e) : undefined;
 
 /** The URL being loaded; the abort of a load started ahead that no tracker awaits yet;
  * whether a tracker was created (its own load then starts at the end of its task). */
@@ -487,9 +491,9 @@ export class Klaviyo {
 
   /** The currency an event's value is in, unless the call names its own. */
   #currency;
-  /** Events: their `unique_id`, the given one if any ("" once closed). The tracker's
-   * currency goes after the call's arguments, as it is now: the core applies it to a
-   * value, and a later page that adopts the saved call still has it. Without one the
+  /** Events: their `unique_id`, the given one if any, else the properties' `$event_id`
+   * ("" once closed). The tracker's currency goes after the call's arguments, as it is
+   * now: the core applies it to a value, and a later page that adopts the saved call still has it. Without one the
    * slot is left out (a cold call cost about 1 µs more with it), so a later build that
    * adds after it must fill it (`null`). */
   #event(op, args, options) {
@@ -497,7 +501,7 @@ export class Klaviyo {
     if (this.#currency) args.push(this.#currency); // (each method's own array)
     const id = this.#call(op, args);
     try {
-      return options?.uniqueId ?? id;
+      return options?.uniqueId ?? eventId(args[op == TRACK ? 1 : 0]?.$event_id) ?? id;
     } catch {
       return id; // options whose getter throws: refused by the core, by name
     }

@@ -131,22 +131,28 @@ pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)>
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;
     list(p, "Items")?;
-    // `value`, or where it is not given, a number in `$value` (as Klaviyo's guide writes
-    // it for its onsite script; text there, Shopify's money strings, stays a property).
-    let dollar = jt::get(p, "$value").filter(|v| jt::kind(v) == Kind::Num);
-    let (value, took_dollar) = match validate::present(p, "value") {
-        Some(v) => (Some(validate::number("value", v)?), false),
-        None => (dollar, dollar.is_some()),
+    // `value`, or where it is not given, a number in `$value`.
+    let own = match validate::present(p, "value") {
+        Some(v) => Some(validate::number("value", v)?),
+        None => None,
     };
-    // `value` leaves the properties (null too), and so does a `$value` taken.
-    let mut props = match jt::get(p, "value") {
-        Some(_) => Cow::Owned(jt::with(p, "value", None)),
-        None => Cow::Borrowed(p),
-    };
-    if took_dollar {
-        props = Cow::Owned(jt::with(&props, "$value", None));
+    let (mut props, dollar) = dollar_value(p, own.is_some());
+    // `value` leaves the properties (null too).
+    if jt::get(p, "value").is_some() {
+        props = Cow::Owned(jt::with(&props, "value", None));
     }
-    Ok((props, value.map(Cow::Borrowed)))
+    Ok((props, own.or(dollar).map(Cow::Borrowed)))
+}
+
+/// Klaviyo's `$value`, as its guides write it for its onsite script: a number there is
+/// the event's value where the call gives none of its own (`own`), and then leaves the
+/// properties. Text there (a shop's money string) stays a property. Returns the
+/// properties to send and the value taken.
+pub fn dollar_value(p: &str, own: bool) -> (Cow<'_, str>, Option<&str>) {
+    match jt::get(p, "$value").filter(|v| !own && jt::kind(v) == Kind::Num) {
+        Some(v) => (Cow::Owned(jt::with(p, "$value", None)), Some(v)),
+        None => (Cow::Borrowed(p), None),
+    }
 }
 
 fn product(p: &str) -> Result<()> {

@@ -71,8 +71,12 @@ impl Client {
                     return Err(ValidationError::new("metric", "must be a string"));
                 }
                 validate::metric_name("metric", &string(metric))?;
-                let props = object(op, args, 1)?;
-                (metric, props, object(op, args, 2)?, None, args.get(3))
+                let opts = object(op, args, 2)?;
+                // Klaviyo's `$value` of the properties, as its onsite script takes it.
+                let own = validate::given(opts, "value").is_some();
+                let value;
+                (sent, value) = ecommerce::dollar_value(object(op, args, 1)?, own);
+                (metric, &*sent, opts, value.map(Cow::Borrowed), args.get(3))
             }
             Op::Identify => return self.identify(object(op, args, 0)?, id, now_ms),
             Op::Subscribe => return self.subscribe(object(op, args, 0)?, id, now_ms),
@@ -199,14 +203,24 @@ impl Client {
             Some(t) => event_secs(t)?,
         };
         validate::event_time("time", time_s, now_ms)?;
-        let own_id;
+        let (own_id, without_id);
+        let mut props = props;
         // Not [`validate::given`]: a blank one is refused, as the page already returned it.
         let unique_id = match validate::present(opts, "uniqueId") {
             Some(u) => validate::unique_id("uniqueId", u)?,
-            None => {
-                own_id = jt::quote(id);
-                &own_id
-            }
+            // Else Klaviyo's `$event_id`, which then leaves the properties.
+            None => match event_id(props) {
+                Some(e) => {
+                    own_id = e;
+                    without_id = jt::with(props, "$event_id", None);
+                    props = &without_id;
+                    validate::unique_id("$event_id", &own_id)?
+                }
+                None => {
+                    own_id = jt::quote(id);
+                    &own_id
+                }
+            },
         };
         let fields = record::event_fields(&Event {
             time_s,
@@ -324,6 +338,23 @@ impl Client {
 
 /// The elements of an array, as a list (pushed one by one: `collect`'s generic
 /// growth code is larger).
+/// Klaviyo's `$event_id` of an event's properties, as its onsite script takes it for the
+/// event's `unique_id`: a string but `""`, or a number as its text (as JS's `String`
+/// writes it, so the page returns the same id: `eventId` in `js/index.js`). Quoted.
+fn event_id(props: &str) -> Option<String> {
+    let v = jt::get(props, "$event_id")?;
+    match jt::kind(v) {
+        Kind::Num => {
+            let mut quoted = String::from('"');
+            quoted.push_str(v);
+            quoted.push('"');
+            Some(quoted)
+        }
+        Kind::Str if v != "\"\"" => Some(v.to_string()),
+        _ => None,
+    }
+}
+
 fn item_list(arr: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for it in jt::items(arr) {

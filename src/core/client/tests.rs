@@ -2094,6 +2094,9 @@ mod storefront;
 #[path = "currency_tests.rs"]
 mod currency;
 
+#[path = "klaviyo_fields_tests.rs"]
+mod klaviyo_fields;
+
 #[test]
 fn the_first_party_cookies_visitor_is_adopted_and_kept_with_a_newer_kx_winning() {
     let mut p = Page::new();
