@@ -166,7 +166,8 @@ export interface EventOptions {
   /** ISO 4217 code, like `USD`. */
   valueCurrency?: string | null | undefined;
   /** Klaviyo de-duplicates on this; by default the properties' `$event_id` (Klaviyo's
-   * name: a string, or a number as its text), else a random, unique id. */
+   * name: a string but `""`, or a number as its text; it then leaves them), else a
+   * random, unique id. */
   uniqueId?: string | null | undefined;
   /** When it happened (default now): a Date, epoch ms or an ISO 8601 string with offset. */
   time?: Date | number | string | null | undefined;
@@ -217,8 +218,8 @@ export interface CartItem extends Product {
   CheckoutURL?: string | null | undefined;
 }
 
-/** Added to Cart as Klaviyo's custom-integration guide names it (sent as given, so
- * Klaviyo's flow templates find `AddedItemProductName` and the rest). */
+/** Added to Cart as Klaviyo's custom-integration guide names it (sent as given but a
+ * `$event_id`, see `EventOptions.uniqueId`, so Klaviyo's flow templates find `AddedItemProductName` and the rest). */
 export interface GuideCartItem {
   AddedItemProductID: string | number;
   AddedItemProductName: string;
@@ -334,7 +335,8 @@ export class Klaviyo {
    * A number in its `$value` (Klaviyo's onsite script's name) is the event's value where
    * `options.value` is not given, and then leaves the properties. */
   track(metric: string, properties?: JsonObject | null, options?: EventOptions | null): string;
-  /** `Viewed Product`: its value is `Price`; its properties are sent as given. Returns
+  /** `Viewed Product`: its value is `Price`; its properties are sent as given (but a
+   * `$event_id`: see `EventOptions.uniqueId`). Returns
    * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */
   viewedProduct(product: Product, options?: EventOptions | null): string;
   /** `Added to Cart`, in our names or the guide's (chosen by `AddedItemProductID`); its

@@ -81,10 +81,17 @@ function watchRoutes() {
 const seed = uuid() + "-";
 let count = 0;
 const nextId = () => seed + ++count;
+/** The last call's text, as the core reads it. */
+let sent;
 /** An event's `$event_id` (Klaviyo's) as the core takes it for the `unique_id` where the
- * options give none (a string but "", a number as `JSON.stringify` writes it), so that
- * the call returns the id sent. */
-const eventId = (e) => (typeof e == "number" ? isFinite(e) : typeof e == "string" && e) ? String(e) : undefined;
+ * options give none (a string but "", a number as its text), read from the call's text
+ * as the core reads it (not the page's object: `toJSON`, getters, inherited members), so
+ * that the call returns the id sent. The properties are the first object argument. */
+function eventId(op) {
+  if (!sent.includes('"$event_id"')) return;
+  const e = JSON.parse(sent)[op == TRACK ? 3 : 2]?.$event_id;
+  return typeof e == "number" || e && typeof e == "string" ? String(e) : undefined;
+}
 
 /** The URL being loaded; the abort of a load started ahead that no tracker awaits yet;
  * whether a tracker was created (its own load then starts at the end of its task). */
@@ -424,7 +431,7 @@ export class Klaviyo {
   #call(op, args, settle) {
     const id = nextId();
     // (track's own properties are free-form, unless they are its options too)
-    const text = encode(id, now(), args, op === TRACK && args[1] !== args[2] && args[1]);
+    const text = (sent = encode(id, now(), args, op === TRACK && args[1] !== args[2] && args[1]));
     if (this.#rt) this.#rt.call(op, text);
     else this.#keep(op, text, settle);
     return id;
@@ -501,7 +508,7 @@ export class Klaviyo {
     if (this.#currency) args.push(this.#currency); // (each method's own array)
     const id = this.#call(op, args);
     try {
-      return options?.uniqueId ?? eventId(args[op == TRACK ? 1 : 0]?.$event_id) ?? id;
+      return options?.uniqueId ?? eventId(op) ?? id;
     } catch {
       return id; // options whose getter throws: refused by the core, by name
     }

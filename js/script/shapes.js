@@ -102,8 +102,9 @@ function specials(props, options, valueKey) {
     else if (props[valueKey] == null) props[valueKey] = value; // `null` is not given
     delete props.$value;
   }
+  // As the core takes it from npm's calls: a string but "", a number JSON can hold.
   const id = props.$event_id;
-  if (typeof id === "string" || typeof id === "number") {
+  if (typeof id === "string" ? id : typeof id === "number" && isFinite(id)) {
     set("uniqueId", String(id));
     delete props.$event_id;
   }

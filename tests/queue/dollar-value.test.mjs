@@ -41,12 +41,15 @@ test('track() takes a number in $value as the event\'s value, in the tracker\'s 
       order: kl.track('Placed Order', { $event_id: 1001, $value: 5 }),
       checkout: kl.startedCheckout({ $event_id: 'cart-7_1700000000', $value: 19.98 }),
       own: kl.track('Placed Order', { $event_id: 'e-2' }, { uniqueId: 'u-2' }),
+      // What JSON makes of the object, as the core reads it, not the object's members.
+      json: kl.track('Placed Order', { toJSON: () => ({ $event_id: 'j-3' }) }),
+      inherited: kl.track('Placed Order', Object.create({ $event_id: 'o-4' })),
     };
   });
-  assert.deepEqual(named, { order: '1001', checkout: 'cart-7_1700000000', own: 'u-2' });
+  assert.deepEqual({ ...named, inherited: named.inherited === 'o-4' }, { order: '1001', checkout: 'cart-7_1700000000', own: 'u-2', json: 'j-3', inherited: false });
   const ids = { ...early, ...late, ...named };
   const sent = () => events(suite.env.emu.requests().requests);
-  await waitFor(() => Object.values(ids).every((id) => sent().some((e) => e.unique_id === id)), { what: 'the seven events' });
+  await waitFor(() => Object.values(ids).every((id) => sent().some((e) => e.unique_id === id)), { what: 'the nine events' });
   const by = Object.fromEntries(Object.entries(ids).map(([name, id]) => {
     const e = sent().find((x) => x.unique_id === id);
     return [name, { value: e.value ?? null, currency: e.value_currency ?? null, properties: e.properties }];
@@ -59,5 +62,7 @@ test('track() takes a number in $value as the event\'s value, in the tracker\'s 
     order: { value: 5, currency: 'EUR', properties: {} },
     checkout: { value: 19.98, currency: 'EUR', properties: {} },
     own: { value: null, currency: null, properties: { $event_id: 'e-2' } },
+    json: { value: null, currency: null, properties: {} },
+    inherited: { value: null, currency: null, properties: {} },
   });
 });

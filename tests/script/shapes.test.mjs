@@ -170,4 +170,8 @@ test("identify: our key left null gives way to Klaviyo's $ one; options left nul
   const { args } = translate(["track", "Ordered", { $value: 5, $event_id: "e-1" }, { value: null, uniqueId: null }]);
   assert.equal(args[2].value, 5);
   assert.equal(args[2].uniqueId, "e-1");
+  // As the core takes it from npm's calls: "" and a number JSON cannot hold stay properties.
+  for (const id of ["", NaN, Infinity]) {
+    assert.deepEqual(translate(["track", "Ordered", { $event_id: id }]), { method: "track", args: ["Ordered", { $event_id: id }, undefined] }, String(id));
+  }
 });

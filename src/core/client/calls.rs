@@ -71,11 +71,12 @@ impl Client {
                     return Err(ValidationError::new("metric", "must be a string"));
                 }
                 validate::metric_name("metric", &string(metric))?;
+                let props = object(op, args, 1)?;
                 let opts = object(op, args, 2)?;
                 // Klaviyo's `$value` of the properties, as its onsite script takes it.
                 let own = validate::given(opts, "value").is_some();
                 let value;
-                (sent, value) = ecommerce::dollar_value(object(op, args, 1)?, own);
+                (sent, value) = ecommerce::dollar_value(props, own);
                 (metric, &*sent, opts, value.map(Cow::Borrowed), args.get(3))
             }
             Op::Identify => return self.identify(object(op, args, 0)?, id, now_ms),
@@ -217,7 +218,7 @@ impl Client {
                     validate::unique_id("$event_id", &own_id)?
                 }
                 None => {
-                    own_id = jt::quote(id);
+                    own_id = Cow::Owned(jt::quote(id));
                     &own_id
                 }
             },
@@ -341,16 +342,16 @@ impl Client {
 /// Klaviyo's `$event_id` of an event's properties, as its onsite script takes it for the
 /// event's `unique_id`: a string but `""`, or a number as its text (as JS's `String`
 /// writes it, so the page returns the same id: `eventId` in `js/index.js`). Quoted.
-fn event_id(props: &str) -> Option<String> {
+fn event_id(props: &str) -> Option<Cow<'_, str>> {
     let v = jt::get(props, "$event_id")?;
     match jt::kind(v) {
         Kind::Num => {
             let mut quoted = String::from('"');
             quoted.push_str(v);
             quoted.push('"');
-            Some(quoted)
+            Some(Cow::Owned(quoted))
         }
-        Kind::Str if v != "\"\"" => Some(v.to_string()),
+        Kind::Str if v != "\"\"" => Some(Cow::Borrowed(v)),
         _ => None,
     }
 }

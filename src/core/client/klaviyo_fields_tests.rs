@@ -117,3 +117,10 @@ fn a_dollar_event_id_klaviyo_would_refuse_refuses_the_call_by_its_name() {
     }
     assert_eq!(p.c.pending(), 0, "nothing queued");
 }
+
+#[test]
+fn a_bad_properties_argument_is_named_before_bad_options() {
+    let mut p = Page::new();
+    let msg = p.refused(Op::Track, &[r#""M""#, "1", "2"]);
+    assert_eq!(msg, "track: properties must be an object");
+}
