@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use super::decimal::Decimal;
 use super::jsontext::{self as jt, Kind};
+use super::text;
 use super::validate::{self, ValidationError};
 
 type Result<T> = std::result::Result<T, ValidationError>;
@@ -149,7 +150,13 @@ pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)>
 /// properties. Text there (a shop's money string) stays a property. Returns the
 /// properties to send and the value taken.
 pub fn dollar_value(p: &str, own: bool) -> (Cow<'_, str>, Option<&str>) {
-    match jt::get(p, "$value").filter(|v| !own && jt::kind(v) == Kind::Num) {
+    // A look-up reads the whole text: not for every call, only where a `$` is.
+    let dollar = if own || !text::has(p, b'$') {
+        None
+    } else {
+        jt::get(p, "$value")
+    };
+    match dollar.filter(|v| jt::kind(v) == Kind::Num) {
         Some(v) => (Cow::Owned(jt::with(p, "$value", None)), Some(v)),
         None => (Cow::Borrowed(p), None),
     }

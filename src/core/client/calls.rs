@@ -343,6 +343,10 @@ impl Client {
 /// event's `unique_id`: a string but `""`, or a number as its text (as JS's `String`
 /// writes it, so the page returns the same id: `eventId` in `js/index.js`). Quoted.
 fn event_id(props: &str) -> Option<Cow<'_, str>> {
+    // A look-up reads the whole text: not for every call, only where a `$` is.
+    if !text::has(props, b'$') {
+        return None;
+    }
     let v = jt::get(props, "$event_id")?;
     match jt::kind(v) {
         Kind::Num => {
