@@ -124,10 +124,10 @@
 // `setCurrency`: .wasm 87 B, index.js 150 B with what two reviews found; Klaviyo takes
 // a value without its currency to be in the account's) and for a closed tracker's
 // memory given back (.wasm 70 B: each create/close kept about 3.4 KB for good); 33.31
-// (34,101 B, 33.302 KB) after both; 33.60 (34,396 B, 33.590 KB) for Klaviyo's `$value`
+// (34,101 B, 33.302 KB) after both; 33.60 (34,398 B, 33.590 KB) for Klaviyo's `$value`
 // (track's value) and `$event_id` (every event's unique_id, which the call returns)
 // among an event's properties, as its onsite script takes them (.wasm 235 B, index.js
-// 60 B with what a review found: the id read from the call's text, and the look-ups
+// 62 B with what a review found: the id read from the call's text, and the look-ups
 // only where the text has a `$`, which took back a cold call's cost).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after

@@ -431,9 +431,10 @@ export class Klaviyo {
   #call(op, args, settle) {
     const id = nextId();
     // (track's own properties are free-form, unless they are its options too)
-    const text = (sent = encode(id, now(), args, op === TRACK && args[1] !== args[2] && args[1]));
+    const text = encode(id, now(), args, op === TRACK && args[1] !== args[2] && args[1]);
     if (this.#rt) this.#rt.call(op, text);
     else this.#keep(op, text, settle);
+    sent = text; // after: the shop's onError, run by the core meanwhile, may call again
     return id;
   }
 

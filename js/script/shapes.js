@@ -93,7 +93,7 @@ function specials(props, options, valueKey) {
   let opts = isObject(options) ? { ...options } : options;
   const set = (k, v) => {
     opts ??= {};
-    if (isObject(opts) && opts[k] == null) opts[k] = v;
+    return isObject(opts) && opts[k] == null && (opts[k] = v, true);
   };
   const value = money(props.$value);
   // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
@@ -104,8 +104,8 @@ function specials(props, options, valueKey) {
   }
   // As the core takes it from npm's calls: a string but "", a number JSON can hold.
   const id = props.$event_id;
-  if (typeof id === "string" ? id : typeof id === "number" && isFinite(id)) {
-    set("uniqueId", String(id));
+  // The options' own wins, and the property then stays (as in the core).
+  if ((typeof id === "string" ? id : typeof id === "number" && isFinite(id)) && set("uniqueId", String(id))) {
     delete props.$event_id;
   }
   return [props, opts];

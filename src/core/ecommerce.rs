@@ -150,7 +150,8 @@ pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)>
 /// properties. Text there (a shop's money string) stays a property. Returns the
 /// properties to send and the value taken.
 pub fn dollar_value(p: &str, own: bool) -> (Cow<'_, str>, Option<&str>) {
-    // A look-up reads the whole text: not for every call, only where a `$` is.
+    // A look-up reads the whole text: not for every call, only where a `$` is (the
+    // adapter's text is `JSON.stringify`'s, which never escapes one).
     let dollar = if own || !text::has(p, b'$') {
         None
     } else {

@@ -30,7 +30,7 @@ test('track() takes a number in $value as the event\'s value, in the tracker\'s 
     await kl.ready;
     return {
       ready: kl.track('Ordered Pizza', { $value: 12.5 }),
-      own: kl.track('Ordered Pizza', { $value: 5 }, { value: 7.25 }),
+      ownValue: kl.track('Ordered Pizza', { $value: 5 }, { value: 7.25 }),
       text: kl.track('Ordered Pizza', { $value: '9,99 €' }),
     };
   });
@@ -40,13 +40,13 @@ test('track() takes a number in $value as the event\'s value, in the tracker\'s 
     return {
       order: kl.track('Placed Order', { $event_id: 1001, $value: 5 }),
       checkout: kl.startedCheckout({ $event_id: 'cart-7_1700000000', $value: 19.98 }),
-      own: kl.track('Placed Order', { $event_id: 'e-2' }, { uniqueId: 'u-2' }),
+      ownId: kl.track('Placed Order', { $event_id: 'e-2' }, { uniqueId: 'u-2' }),
       // What JSON makes of the object, as the core reads it, not the object's members.
       json: kl.track('Placed Order', { toJSON: () => ({ $event_id: 'j-3' }) }),
       inherited: kl.track('Placed Order', Object.create({ $event_id: 'o-4' })),
     };
   });
-  assert.deepEqual({ ...named, inherited: named.inherited === 'o-4' }, { order: '1001', checkout: 'cart-7_1700000000', own: 'u-2', json: 'j-3', inherited: false });
+  assert.deepEqual({ ...named, inherited: named.inherited === 'o-4' }, { order: '1001', checkout: 'cart-7_1700000000', ownId: 'u-2', json: 'j-3', inherited: false });
   const ids = { ...early, ...late, ...named };
   const sent = () => events(suite.env.emu.requests().requests);
   await waitFor(() => Object.values(ids).every((id) => sent().some((e) => e.unique_id === id)), { what: 'the nine events' });
@@ -57,11 +57,11 @@ test('track() takes a number in $value as the event\'s value, in the tracker\'s 
   assert.deepEqual(by, {
     loading: { value: 23.99, currency: 'EUR', properties: { Size: 'L' } },
     ready: { value: 12.5, currency: 'EUR', properties: {} },
-    own: { value: 7.25, currency: 'EUR', properties: { $value: 5 } },
+    ownValue: { value: 7.25, currency: 'EUR', properties: { $value: 5 } },
     text: { value: null, currency: null, properties: { $value: '9,99 €' } },
     order: { value: 5, currency: 'EUR', properties: {} },
     checkout: { value: 19.98, currency: 'EUR', properties: {} },
-    own: { value: null, currency: null, properties: { $event_id: 'e-2' } },
+    ownId: { value: null, currency: null, properties: { $event_id: 'e-2' } },
     json: { value: null, currency: null, properties: {} },
     inherited: { value: null, currency: null, properties: {} },
   });

@@ -170,6 +170,9 @@ test("identify: our key left null gives way to Klaviyo's $ one; options left nul
   const { args } = translate(["track", "Ordered", { $value: 5, $event_id: "e-1" }, { value: null, uniqueId: null }]);
   assert.equal(args[2].value, 5);
   assert.equal(args[2].uniqueId, "e-1");
+  // The options' own id wins, and the property then stays (as in the core).
+  assert.deepEqual(translate(["track", "Ordered", { $event_id: "e-1" }, { uniqueId: "u-1" }]),
+    { method: "track", args: ["Ordered", { $event_id: "e-1" }, { uniqueId: "u-1" }] });
   // As the core takes it from npm's calls: "" and a number JSON cannot hold stay properties.
   for (const id of ["", NaN, Infinity]) {
     assert.deepEqual(translate(["track", "Ordered", { $event_id: id }]), { method: "track", args: ["Ordered", { $event_id: id }, undefined] }, String(id));

@@ -337,13 +337,12 @@ impl Client {
     }
 }
 
-/// The elements of an array, as a list (pushed one by one: `collect`'s generic
-/// growth code is larger).
 /// Klaviyo's `$event_id` of an event's properties, as its onsite script takes it for the
 /// event's `unique_id`: a string but `""`, or a number as its text (as JS's `String`
 /// writes it, so the page returns the same id: `eventId` in `js/index.js`). Quoted.
 fn event_id(props: &str) -> Option<Cow<'_, str>> {
-    // A look-up reads the whole text: not for every call, only where a `$` is.
+    // A look-up reads the whole text: not for every call, only where a `$` is (the
+    // adapter's text is `JSON.stringify`'s, which never escapes one).
     if !text::has(props, b'$') {
         return None;
     }
@@ -360,6 +359,8 @@ fn event_id(props: &str) -> Option<Cow<'_, str>> {
     }
 }
 
+/// The elements of an array, as a list (pushed one by one: `collect`'s generic
+/// growth code is larger).
 fn item_list(arr: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for it in jt::items(arr) {
