@@ -218,8 +218,9 @@ export interface CartItem extends Product {
   CheckoutURL?: string | null | undefined;
 }
 
-/** Added to Cart as Klaviyo's custom-integration guide names it (sent as given but a
- * `$event_id`, see `EventOptions.uniqueId`, so Klaviyo's flow templates find `AddedItemProductName` and the rest). */
+/** Added to Cart as Klaviyo's custom-integration guide names it (sent as given, so
+ * Klaviyo's flow templates find `AddedItemProductName` and the rest; but a `$event_id`:
+ * see `EventOptions.uniqueId`). */
 export interface GuideCartItem {
   AddedItemProductID: string | number;
   AddedItemProductName: string;
@@ -336,8 +337,8 @@ export class Klaviyo {
    * `options.value` is not given, and then leaves the properties. */
   track(metric: string, properties?: JsonObject | null, options?: EventOptions | null): string;
   /** `Viewed Product`: its value is `Price`; its properties are sent as given (but a
-   * `$event_id`: see `EventOptions.uniqueId`). Returns
-   * the `unique_id`; throws as `track` does (`viewedProduct: ProductName ...`). */
+   * `$event_id`: see `EventOptions.uniqueId`). Returns the `unique_id`; throws as `track`
+   * does (`viewedProduct: ProductName ...`). */
   viewedProduct(product: Product, options?: EventOptions | null): string;
   /** `Added to Cart`, in our names or the guide's (chosen by `AddedItemProductID`); its
    * value is `CartTotal` (`$value`) when given, else price × quantity in exact decimals.

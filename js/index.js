@@ -501,9 +501,9 @@ export class Klaviyo {
   #currency;
   /** Events: their `unique_id`, the given one if any, else the properties' `$event_id`
    * ("" once closed). The tracker's currency goes after the call's arguments, as it is
-   * now: the core applies it to a value, and a later page that adopts the saved call still has it. Without one the
-   * slot is left out (a cold call cost about 1 µs more with it), so a later build that
-   * adds after it must fill it (`null`). */
+   * now: the core applies it to a value, and a later page that adopts the saved call
+   * still has it. Without one the slot is left out (a cold call cost about 1 µs more
+   * with it), so a later build that adds after it must fill it (`null`). */
   #event(op, args, options) {
     if (this.#closed) return this.#shut() && "";
     if (this.#currency) args.push(this.#currency); // (each method's own array)

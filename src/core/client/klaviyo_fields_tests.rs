@@ -1,5 +1,6 @@
-//! `track`'s properties as Klaviyo's onsite script reads them (its guides write them so):
-//! `$value` the event's value and `$event_id` its `unique_id`, where the options give none.
+//! An event's properties as Klaviyo's onsite script reads them (its guides write them
+//! so): `track`'s `$value` the event's value and any event's `$event_id` its
+//! `unique_id`, where the options give none.
 
 use super::*;
 
