@@ -348,12 +348,8 @@ fn event_id(props: &str) -> Option<Cow<'_, str>> {
     }
     let v = jt::get(props, "$event_id")?;
     match jt::kind(v) {
-        Kind::Num => {
-            let mut quoted = String::from('"');
-            quoted.push_str(v);
-            quoted.push('"');
-            Some(Cow::Owned(quoted))
-        }
+        // (A number's text has nothing to escape.)
+        Kind::Num => Some(Cow::Owned(jt::quote(v))),
         Kind::Str if v != "\"\"" => Some(Cow::Borrowed(v)),
         _ => None,
     }
