@@ -4,7 +4,7 @@
 // Standalone: `node --test tests/queue/currency.test.mjs` (needs a built dist/web).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { suiteEnv, waitFor, holdWasm, pageUrl } from './harness.mjs';
+import { suiteEnv, waitFor, pageUrl, openCreatePage, loadingPage } from './harness.mjs';
 import { events } from '../support/events.mjs';
 
 const TIMEOUT = 60_000;
@@ -18,30 +18,10 @@ async function currencies(ids) {
   return Object.fromEntries(sent().filter((e) => ids.includes(e.unique_id)).map((e) => [e.unique_id, e.value_currency ?? null]));
 }
 
-/** The create() page (tests/queue/create.html): `window.kl` exists before the wasm loads. */
-async function openCreatePage(shop, query) {
-  const u = new URL('/tests/queue/create.html', suite.env.site.url);
-  for (const [k, v] of Object.entries({ apiBase: suite.env.emu.url, ...query })) u.searchParams.set(k, v);
-  const page = await shop.context.newPage();
-  await page.goto(u.href);
-  return shop.ready(page);
-}
-
-/** A shop and its create() page in `currency`, its wasm held: calls stay in the loading
- * window until `wasm.release()`. */
-async function loadingPage(t, currency) {
-  const companyId = nextCompanyId();
-  const shop = await scenario(t);
-  const wasm = await holdWasm(shop.context);
-  const page = await openCreatePage(shop, { companyId, currency });
-  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
-  return { companyId, shop, wasm, page };
-}
-
 const PRODUCT = { ProductID: '1111', ProductName: 'Winnie the Pooh', Price: 9.99 };
 
 test('every value goes in the currency in force when its call was made, from the loading window on; a call\'s own wins; none without a value', { timeout: TIMEOUT }, async (t) => {
-  const { companyId, shop, wasm, page } = await loadingPage(t, 'eur');
+  const { companyId, shop, wasm, page } = await loadingPage(suite, t, 'eur');
   const early = await page.evaluate((product) => {
     const kl = window.kl;
     const ids = {
@@ -88,7 +68,7 @@ test('every value goes in the currency in force when its call was made, from the
 });
 
 test('a page closed before its wasm loaded: the later page that sends its calls sends them in that page\'s currency, not its own', { timeout: TIMEOUT }, async (t) => {
-  const { companyId, shop, wasm, page: first } = await loadingPage(t, 'SEK');
+  const { companyId, shop, wasm, page: first } = await loadingPage(suite, t, 'SEK');
   const saved = await first.evaluate((product) => window.kl.viewedProduct(product), PRODUCT);
   await waitFor(() => first.evaluate((k) => Object.keys(localStorage).some((key) => key.startsWith(k)), `klaviyo:${companyId}:pre:`), { what: 'the window saved' });
   await first.close();
@@ -111,7 +91,7 @@ test('a page closed before its wasm loaded: the later page that sends its calls 
 test('a currency blank to JavaScript (U+FEFF, spaces) is none for the core too: no event with a value refused or thrown', { timeout: TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
-  const page = await openCreatePage(shop, { companyId });
+  const page = await openCreatePage(suite, shop, { companyId });
   const out = await page.evaluate(async ({ product, shop }) => {
     await window.kl.ready;
     const told = [];
@@ -136,7 +116,7 @@ test('a currency blank to JavaScript (U+FEFF, spaces) is none for the core too: 
 test('a currency option JSON cannot hold (BigInt, cyclic) is reported and the tracker still runs; a getter is read once', { timeout: TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
-  const page = await openCreatePage(shop, { companyId });
+  const page = await openCreatePage(suite, shop, { companyId });
   const out = await page.evaluate(async ({ shop }) => {
     await window.kl.ready;
     const cyclic = { code: 'EUR' };

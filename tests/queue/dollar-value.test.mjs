@@ -5,23 +5,14 @@
 // Standalone: `node --test tests/queue/dollar-value.test.mjs` (needs a built dist/web).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { suiteEnv, waitFor, holdWasm } from './harness.mjs';
+import { suiteEnv, waitFor, loadingPage } from './harness.mjs';
 import { events } from '../support/events.mjs';
 
 const TIMEOUT = 60_000;
 const suite = suiteEnv('Dol');
-const { nextCompanyId, scenario } = suite;
 
 test('track() takes a number in $value as the event\'s value, in the tracker\'s currency, before and after ready; the options\' value wins; text stays a property; $event_id is the unique_id the call returns', { timeout: TIMEOUT }, async (t) => {
-  const companyId = nextCompanyId();
-  const shop = await scenario(t);
-  const wasm = await holdWasm(shop.context);
-  const u = new URL('/tests/queue/create.html', suite.env.site.url);
-  for (const [k, v] of Object.entries({ apiBase: suite.env.emu.url, companyId, currency: 'EUR' })) u.searchParams.set(k, v);
-  const page = await shop.context.newPage();
-  await page.goto(u.href);
-  await shop.ready(page);
-  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  const { wasm, page } = await loadingPage(suite, t, 'EUR');
   // In the loading window: the call is saved as made and read by the core later.
   const early = await page.evaluate(() => ({ loading: window.kl.track('Ordered Pizza', { $value: 23.99, Size: 'L' }) }));
   wasm.release();

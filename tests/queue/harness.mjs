@@ -12,7 +12,7 @@ export const PAGE_PATH = '/tests/queue/page.html';
 export { CHROMIUM_ARGS, waitFor, launchChromium } from '../support/browser.mjs';
 import { repoFile, mimeFor, serveRepo, ROOT } from '../support/static.mjs';
 export { ROOT } from '../support/static.mjs';
-import { launchChromium } from '../support/browser.mjs';
+import { launchChromium, waitFor } from '../support/browser.mjs';
 
 /** Only these trees are served: the test pages, the built package and the bench's pure-JS
  * baseline tracker (bundled there by tests/bench/queue-bench.mjs). */
@@ -223,4 +223,25 @@ export async function holdWasm(context) {
       .catch(() => {}); // its page may be closed by now
   });
   return { release, requested };
+}
+
+/** The create() page (tests/queue/create.html) of a `suiteEnv` suite: `window.kl`
+ * exists before the wasm loads. `query`: its options (`companyId`, `currency`, ...). */
+export async function openCreatePage(suite, shop, query) {
+  const u = new URL('/tests/queue/create.html', suite.env.site.url);
+  for (const [k, v] of Object.entries({ apiBase: suite.env.emu.url, ...query })) u.searchParams.set(k, v);
+  const page = await shop.context.newPage();
+  await page.goto(u.href);
+  return shop.ready(page);
+}
+
+/** A shop and its create() page in `currency`, its wasm held: calls stay in the loading
+ * window until `wasm.release()`. */
+export async function loadingPage(suite, t, currency) {
+  const companyId = suite.nextCompanyId();
+  const shop = await suite.scenario(t);
+  const wasm = await holdWasm(shop.context);
+  const page = await openCreatePage(suite, shop, { companyId, currency });
+  await waitFor(() => wasm.requested.length > 0, { what: 'the wasm request (held)' });
+  return { companyId, shop, wasm, page };
 }
