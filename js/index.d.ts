@@ -263,7 +263,8 @@ export interface Checkout {
   Categories?: readonly string[] | null | undefined;
   /** Becomes the event's value. */
   value?: number | null | undefined;
-  /** Klaviyo's guide's name for it: the event's value where there is no `value`. */
+  /** Klaviyo's guide's name for it: the event's value where there is no `value`. Text
+   * (a money string) stays a property; `NaN`, `Infinity` are refused, as in `value`. */
   $value?: number | null | undefined;
   [key: string]: any;
 }

@@ -96,6 +96,9 @@ function specials(props, options, valueKey) {
     return isObject(opts) && opts[k] == null && (opts[k] = v, true);
   };
   const value = money(props.$value);
+  // A number JSON cannot hold: `null`, as Klaviyo's onsite script's JSON sends it (the
+  // package refuses one where it reads the value; a theme's event still goes).
+  if (value === undefined && typeof props.$value === "number") props.$value = null;
   // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
   if (value !== undefined && valueKey !== "$value") {
     if (!valueKey) set("value", value);

@@ -125,9 +125,23 @@ pub fn active_on_site(p: &str) -> Result<()> {
     optional_strings(p, &["page", "URL"])
 }
 
+/// What `String()` makes of a number JSON cannot hold and of an invalid `Date`, as the
+/// adapter writes them in a field the core reads as a number (`js/index.js`'s `encode`).
+const NOT_FINITE: [&str; 4] = [
+    "\"NaN\"",
+    "\"Infinity\"",
+    "\"-Infinity\"",
+    "\"Invalid Date\"",
+];
+
 /// Started Checkout: its `value` property (or the guide's `$value`) becomes the event's
 /// value and leaves the properties. Returns the properties to send and the value.
 pub fn started_checkout(p: &str) -> Result<(Cow<'_, str>, Option<Cow<'_, str>>)> {
+    // The adapter's text for a number JSON cannot hold (or an invalid `Date`), which
+    // JSON would make `null`: bad input here, not a money string to keep.
+    if let Some(v) = jt::get(p, "$value").filter(|v| NOT_FINITE.contains(v)) {
+        validate::number("$value", v)?;
+    }
     optional_strings(p, &["CheckoutURL"])?;
     list_of_strings(p, "ItemNames")?;
     list_of_strings(p, "Categories")?;

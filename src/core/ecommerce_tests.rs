@@ -120,3 +120,28 @@ fn started_checkout_moves_value_out_of_the_properties() {
     assert_eq!(field(started_checkout(r#"{"value":"x"}"#)), "value");
     assert_eq!(field(started_checkout(r#"{"Items":{}}"#)), "Items");
 }
+
+#[test]
+fn started_checkout_refuses_a_dollar_value_json_cannot_hold() {
+    // `startedCheckout({ $value: NaN })`: the adapter writes `String(NaN)` where JSON
+    // would write `null` ("not given"); refused by name, as `value: NaN` is, also
+    // where `value` is given and `$value` would stay a property.
+    for text in ["NaN", "Infinity", "-Infinity", "Invalid Date"] {
+        for p in [
+            format!(r#"{{"$value":"{text}","CheckoutURL":"u"}}"#),
+            format!(r#"{{"value":5,"$value":"{text}"}}"#),
+        ] {
+            let err = started_checkout(&p).unwrap_err();
+            assert_eq!(
+                (err.field.as_str(), err.reason),
+                ("$value", "must be a finite number"),
+                "{p}"
+            );
+        }
+    }
+    // Other text stays a property: a money string, or a word that only starts the same.
+    for text in ["NaN €", "Infinity Pool", "nan"] {
+        let p = format!(r#"{{"$value":"{text}"}}"#);
+        assert_eq!(started_checkout(&p).unwrap(), (Cow::Borrowed(&*p), None));
+    }
+}

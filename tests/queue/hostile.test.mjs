@@ -128,6 +128,10 @@ test('NaN, Infinity and an invalid Date in a time or a number field the core rea
       () => window.kl.addedToCart({ ...guide, AddedItemQuantity: NaN }),
       () => window.kl.addedToCart({ ...guide, $value: Infinity }),
       () => window.kl.submittedSearch({ SearchTerm: 'x', ResultCount: NaN }),
+      // The guide's `$value`, which Started Checkout reads as its value (text there is a
+      // money string it keeps as a property: not the adapter's "NaN").
+      () => window.kl.startedCheckout({ $value: NaN, CheckoutURL: 'u' }),
+      () => window.kl.startedCheckout({ $value: new Date('garbage') }),
     ];
     // Free-form properties are not the core's fields: JSON's null, as ever, and a key
     // beside them changes nothing. (One object as both properties and options is.)
@@ -143,7 +147,7 @@ test('NaN, Infinity and an invalid Date in a time or a number field the core rea
     window.kl.track('Good Time', {}, { time: new Date(Date.now() - 60_000) });
     return out;
   });
-  for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount'], [7, 'value'], [8, 'time']]) {
+  for (const [i, field] of [[0, 'time'], [1, 'time'], [2, 'value'], [3, 'Quantity'], [4, 'AddedItemQuantity'], [5, '\\$value'], [6, 'ResultCount'], [7, '\\$value'], [8, '\\$value'], [9, 'value'], [10, 'time']]) {
     assert.match(got[i], new RegExp(`: ${field} `), `call ${i} refused naming ${field}: ${got[i]}`);
   }
   await waitFor(() => accepted().some((e) => e.metric === 'Good Time'), { what: 'the valid call' });

@@ -115,6 +115,14 @@ test("Started Checkout: $value -> the value property, $event_id -> uniqueId", ()
   );
   // `value: null` is not given: $value fills it (before, $value was dropped).
   assert.deepEqual(startedCheckout({ value: null, $value: "29.98" })[0], { value: 29.98 });
+  // A number JSON cannot hold is sent as Klaviyo's onsite script sends it, `null`: the
+  // event goes (the package refuses the adapter's "NaN" text where it reads the value).
+  for (const n of [NaN, Infinity, -Infinity]) {
+    assert.deepEqual(startedCheckout({ $value: n, CheckoutURL: "u" }), [{ $value: null, CheckoutURL: "u" }, undefined]);
+    const guide = { AddedItemProductID: "1", AddedItemProductName: "P", AddedItemPrice: 2, $value: n };
+    assert.deepEqual(addedToCart(guide)[0], { ...guide, $value: null });
+    assert.deepEqual(translate(["track", "Ordered", { $value: n }]).args, ["Ordered", { $value: null }, undefined]);
+  }
 });
 
 test("trackViewedItem: Klaviyo's recently-viewed item -> our product", () => {
