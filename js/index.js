@@ -370,6 +370,8 @@ export class Klaviyo {
 
   /** onError, which may not throw into us. */
   #emit(e) {
+    // `debug`: logged as the core's reports are (runtime.js `log_`), with or without an onError.
+    if (this.#options.debug === true) console.debug(NS, e.message);
     try { this.#options.onError?.(e); } catch { /* the shop's handler: ignored */ }
   }
 

@@ -752,6 +752,28 @@ test('debug: true logs queue decisions without personal data', { timeout: TEST_T
   assertNoPageErrors(shop);
 });
 
+test('debug: true logs the package\'s own reports too, with no onError (a bad currency option, a call after close())', { timeout: TEST_TIMEOUT }, async (t) => {
+  const companyId = nextCompanyId();
+  const shop = await scenario(t);
+  const page = await shop.open({ companyId });
+  const log = await page.evaluate(async () => {
+    const other = window.Klaviyo.create(window.shopOptions({ debug: true, currency: 'dollars' }));
+    await other.ready;
+    other.close();
+    other.track('After Close');
+    // The same without debug: nothing logged.
+    const quiet = window.Klaviyo.create(window.shopOptions({ currency: 'euros' }));
+    await quiet.ready;
+    return window.debugLog.slice();
+  });
+  // (Among the runtime's own lines: `consent 1`, ...)
+  assert.deepEqual(log.filter((l) => /currency|closed/.test(l)), [
+    'klaviyo: init: currency must be a three-letter ISO 4217 code, like USD',
+    'klaviyo: tracker closed: call not kept',
+  ]);
+  assertNoPageErrors(shop);
+});
+
 test('a refusal whose body quotes an email or a phone number reaches onError without them (the pointer and the code kept)', { timeout: TEST_TIMEOUT }, async (t) => {
   const companyId = nextCompanyId();
   const shop = await scenario(t);
