@@ -4,7 +4,7 @@
 // Gzipped size (node zlib, level 9) and raw size of every .wasm and every .js file in
 // DIST_DIR (recursively), each and in total. For the browser package the total that counts
 // is what an npm user's page downloads: index.js and the .wasm. Exits 1 if
-// that total exceeds SIZE_BUDGET_KB (default 33.57; KB = 1024 B), 2 if there is nothing to
+// that total exceeds SIZE_BUDGET_KB (default 33.68; KB = 1024 B), 2 if there is nothing to
 // measure. Run `bash .ci/build.sh` first (`npm run size` does both).
 //
 // Why 29.21 first: the measured size + 0.5 KB, so no later change grows the page silently. The
@@ -129,7 +129,11 @@
 // among an event's properties, as its onsite script takes them (.wasm 203 B, index.js
 // 62 B with what a review found: the id read from the call's text, and the look-ups
 // only where the text has a `$`, which took back a cold call's cost; a number's
-// `$event_id` quoted by jsontext's `quote`, not by hand, 32 B less).
+// `$event_id` quoted by jsontext's `quote`, not by hand, 32 B less); 33.68 (34,482 B,
+// 33.674 KB) for a `$value` JSON cannot hold refused by name in Started Checkout, as the
+// README says (.wasm 108 B: the look-up and the refusal, on any early exit of the calls'
+// state machine about 100 B, however written), and the package's own reports logged
+// under `debug` (index.js 8 B).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
@@ -140,7 +144,7 @@
 //
 // The inline build (dist/web/inline.js, `klaviyo-wasm/inline`: one file, the .wasm's bytes
 // inside) is listed beside the npm page, with the difference, and has a budget of its
-// own: INLINE_BUDGET_KB (default 34.60: the measured 29.60 KB + 0.5 KB, then the cost of
+// own: INLINE_BUDGET_KB (default 34.74: the measured 29.60 KB + 0.5 KB, then the cost of
 // the first-party cookie's consent fixes, of the page's trackers hearing each other and
 // of five reviews' faults, the cookie's requests in order and the first page view at load, the visitor=page mark
 // and the landing view's fixes, the made-up ids kept while the cookie is asked, Active on
@@ -152,7 +156,8 @@
 // prerendered pages and back/forward cache, then the catch-up of a page back from that
 // cache and a Web Worker's, then a denial heard late by a frozen page, then one currency
 // for the tracker's calls and a closed tracker's memory given back, then Klaviyo's
-// `$value` and `$event_id` among an event's properties; exit 1 if over).
+// `$value` and `$event_id` among an event's properties, then a `$value` JSON cannot hold
+// refused in Started Checkout; exit 1 if over).
 //
 // --explain (`npm run size -- --explain`): then also what the wasm is made of. The build's
 // wasm-pack output is run again through wasm-opt with the shipped flags (saved by build.sh)
@@ -170,7 +175,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const explain = args.includes('--explain');
 const dist = resolve(root, args.find((a) => a !== '--explain') ?? 'dist/web');
-const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.57);
+const budgetKb = Number(process.env.SIZE_BUDGET_KB ?? 33.68);
 const GOAL_KB = 16;      // product goal, gzipped total
 const SNOWPLOW_KB = 18;  // Snowplow browser tracker, gzipped (peer reference)
 const KB = 1024;
@@ -249,7 +254,7 @@ if (over || !scriptOk || !inlineOk) process.exit(1);
  * budget, the measured size + 0.5 KB (INLINE_BUDGET_KB); false when over it. */
 function inlineReport(inline, npmGz) {
   if (!inline) return true; // a build before the inline one: nothing to hold
-  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.60);
+  const limitKb = Number(process.env.INLINE_BUDGET_KB ?? 34.74);
   console.log(`inline page (klaviyo-wasm/inline, inline.js alone): ${kb(inline.gz)} KB gz, the npm page + ${kb(inline.gz - npmGz)} KB: one request instead of two`);
   if (inline.gz <= limitKb * KB) {
     console.log(`inline budget: ${kb(inline.gz)} KB gz <= ${limitKb} KB (INLINE_BUDGET_KB) — ok`);
