@@ -123,6 +123,16 @@ test("Started Checkout: $value -> the value property, $event_id -> uniqueId", ()
     assert.deepEqual(addedToCart(guide)[0], { ...guide, $value: null });
     assert.deepEqual(translate(["track", "Ordered", { $value: n }]).args, ["Ordered", { $value: null }, undefined]);
   }
+  // The same number's text, as a theme writes it (`(cart.total / 100).toFixed(2)` with no
+  // total is "NaN", `String(new Date(bad))` "Invalid Date"): the core now refuses those
+  // four texts in Started Checkout's `$value` (it cannot tell them from the adapter's), so
+  // the event, which Klaviyo's onsite script sends, was lost here.
+  for (const text of ["NaN", "Infinity", "-Infinity", "Invalid Date"]) {
+    assert.deepEqual(startedCheckout({ $value: text, CheckoutURL: "u" }), [{ $value: null, CheckoutURL: "u" }, undefined], text);
+    assert.deepEqual(translate(["track", "Started Checkout", { $value: text }]).args, [{ $value: null }, undefined], text);
+  }
+  // Other text no amount can be read from still stays as it is (the core keeps it).
+  assert.deepEqual(startedCheckout({ $value: "free" })[0], { $value: "free" });
 });
 
 test("trackViewedItem: Klaviyo's recently-viewed item -> our product", () => {
