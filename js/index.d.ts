@@ -264,7 +264,9 @@ export interface Checkout {
   /** Becomes the event's value. */
   value?: number | null | undefined;
   /** Klaviyo's guide's name for it: the event's value where there is no `value`. Text
-   * (a money string) stays a property; `NaN`, `Infinity` are refused, as in `value`. */
+   * (a money string) stays a property; `NaN`, `Infinity` are refused, as in `value`, and
+   * so is their text (`"NaN"`, `"Infinity"`, `"-Infinity"`, `"Invalid Date"`), which the
+   * package cannot tell from them. */
   $value?: number | null | undefined;
   [key: string]: any;
 }

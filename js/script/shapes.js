@@ -86,6 +86,10 @@ function amounts(p, optional, required) {
   return p;
 }
 
+/** What `String()` makes of a number JSON cannot hold, or of an invalid Date: the core
+ * refuses it in Started Checkout's `$value` (src/core/ecommerce.rs `NOT_FINITE`). */
+const NOT_FINITE = ["NaN", "Infinity", "-Infinity", "Invalid Date"];
+
 /** Klaviyo's `$value` and `$event_id` properties -> our options `value` and `uniqueId`
  * (unless the options already say so), or `$value` -> the property `valueKey`. One that
  * cannot be read stays a property. Returns `[properties, options]`. */
@@ -97,8 +101,9 @@ function specials(props, options, valueKey) {
   };
   const value = money(props.$value);
   // A number JSON cannot hold: `null`, as Klaviyo's onsite script's JSON sends it (the
-  // package refuses one where it reads the value; a theme's event still goes).
-  if (value === undefined && typeof props.$value === "number") props.$value = null;
+  // package refuses one where it reads the value; a theme's event still goes). Its text
+  // too ("NaN": `toFixed` of no total), which the core cannot tell from the adapter's.
+  if (value === undefined && (typeof props.$value === "number" || NOT_FINITE.includes(props.$value))) props.$value = null;
   // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
   if (value !== undefined && valueKey !== "$value") {
     if (!valueKey) set("value", value);
