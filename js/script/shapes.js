@@ -73,7 +73,7 @@ function rename(item, names) {
  * goes); a required one is left as it is, so the core names it in its error. */
 function amounts(p, optional, required) {
   for (const k of optional) {
-    if (has(p, k) && typeof p[k] !== "number") {
+    if (has(p, k) && !Number.isFinite(p[k])) {
       const n = money(p[k]);
       if (n === undefined) delete p[k];
       else p[k] = n;

@@ -69,6 +69,10 @@ test("Viewed Product: Klaviyo's item (Shopify's Name, money text) -> our product
     URL: "https://shop.example/p", Brand: "Kids Books", Price: 9.99, CompareAtPrice: 12,
   }, undefined]);
   assert.equal(item.Price, "$9.99", "the page's object is not changed");
+  // An optional amount JSON cannot hold is left out, as text that is no amount is: the
+  // view still goes (the core refuses a Price of NaN by name).
+  assert.deepEqual(viewedProduct({ ProductName: "P", ProductID: 1, Price: NaN, CompareAtPrice: -Infinity })[0], { ProductName: "P", ProductID: 1 });
+  assert.deepEqual(addedToCart({ ProductID: 1, ProductName: "P", Price: 2, CartTotal: Infinity })[0], { ProductID: 1, ProductName: "P", Price: 2 });
   // Klaviyo's documented shape is ours already; $value and $event_id become options.
   assert.deepEqual(
     viewedProduct({ ProductName: "P", ProductID: "1", SKU: "S", Price: 5, $value: 5, $event_id: "v-1" }, { valueCurrency: "USD" }),
@@ -120,7 +124,8 @@ test("Started Checkout: $value -> the value property, $event_id -> uniqueId", ()
   for (const n of [NaN, Infinity, -Infinity]) {
     assert.deepEqual(startedCheckout({ $value: n, CheckoutURL: "u" }), [{ $value: null, CheckoutURL: "u" }, undefined]);
     const guide = { AddedItemProductID: "1", AddedItemProductName: "P", AddedItemPrice: 2, $value: n };
-    assert.deepEqual(addedToCart(guide)[0], { ...guide, $value: null });
+    const { $value, ...rest } = guide; // (an optional amount of its shape: left out)
+    assert.deepEqual(addedToCart(guide)[0], rest);
     assert.deepEqual(translate(["track", "Ordered", { $value: n }]).args, ["Ordered", { $value: null }, undefined]);
   }
   // The same number's text, as a theme writes it (`(cart.total / 100).toFixed(2)` with no
