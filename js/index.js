@@ -203,6 +203,8 @@ export class Klaviyo {
   /** The timer that keeps the saved window fresh while the wasm loads. */
   #alive;
   #options;
+  /** `options.debug === true`. */
+  #debug;
   /** The consent state's code until the core holds it; the one it starts with. */
   #consent;
   #consent0;
@@ -241,6 +243,7 @@ export class Klaviyo {
     if (bad) queueMicrotask(() => this.#emit(report("invalid", "init: " + bad)));
     else this.#currency = currency?.trim() || undefined; // (blank: none)
     this.#options = options;
+    this.#debug = options.debug === true; // read once, here: never a getter's throw later
     created = true;
     const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");
     // A denial at create is replayed as one made in the window (the core then does not
@@ -371,7 +374,7 @@ export class Klaviyo {
   /** onError, which may not throw into us. */
   #emit(e) {
     // `debug`: logged as the core's reports are (runtime.js `log_`), with or without an onError.
-    if (this.#options.debug === true) console.debug(NS, e.message);
+    if (this.#debug) console.debug(NS, e.message);
     try { this.#options.onError?.(e); } catch { /* the shop's handler: ignored */ }
   }
 
@@ -392,7 +395,7 @@ export class Klaviyo {
     rest.consent = this.#consent0; // the window's changes are replayed in order
     let rt;
     try {
-      rt = new Runtime(rest, onError, debug === true, this.#edge, this.#earlyKey);
+      rt = new Runtime(rest, onError, this.#debug, this.#edge, this.#earlyKey);
       trackers.delete(this.#listener);
     } catch (e) {
       // Not the core's refusal of the options: the page broke something it needs.

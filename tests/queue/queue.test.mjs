@@ -756,7 +756,7 @@ test('debug: true logs the package\'s own reports too, with no onError (a bad cu
   const companyId = nextCompanyId();
   const shop = await scenario(t);
   const page = await shop.open({ companyId });
-  const log = await page.evaluate(async () => {
+  const { log, thrown } = await page.evaluate(async () => {
     const other = window.Klaviyo.create(window.shopOptions({ debug: true, currency: 'dollars' }));
     await other.ready;
     other.close();
@@ -764,8 +764,15 @@ test('debug: true logs the package\'s own reports too, with no onError (a bad cu
     // The same without debug: nothing logged.
     const quiet = window.Klaviyo.create(window.shopOptions({ currency: 'euros' }));
     await quiet.ready;
-    return window.debugLog.slice();
+    // Options whose `debug` getter throws: refused by create, the shop's own call, and
+    // never thrown later into the page (a report, a call after close()).
+    const hostile = Object.defineProperty(window.shopOptions({ currency: 'yen' }), 'debug', { get() { throw Error('getter'); } });
+    let thrown;
+    try { window.Klaviyo.create(hostile); } catch (e) { thrown = e.message; }
+    await null; // (the bad currency's report, queued before the throw, runs first)
+    return { log: window.debugLog.slice(), thrown };
   });
+  assert.equal(thrown, 'getter');
   // (Among the runtime's own lines: `consent 1`, ...)
   assert.deepEqual(log.filter((l) => /currency|closed/.test(l)), [
     'klaviyo: init: currency must be a three-letter ISO 4217 code, like USD',
