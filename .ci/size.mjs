@@ -129,11 +129,11 @@
 // among an event's properties, as its onsite script takes them (.wasm 203 B, index.js
 // 62 B with what a review found: the id read from the call's text, and the look-ups
 // only where the text has a `$`, which took back a cold call's cost; a number's
-// `$event_id` quoted by jsontext's `quote`, not by hand, 32 B less); 33.68 (34,482 B,
-// 33.674 KB) for a `$value` JSON cannot hold refused by name in Started Checkout, as the
+// `$event_id` quoted by jsontext's `quote`, not by hand, 32 B less); 33.68 (34,487 B,
+// 33.679 KB) for a `$value` JSON cannot hold refused by name in Started Checkout, as the
 // README says (.wasm 108 B: the look-up and the refusal, on any early exit of the calls'
 // state machine about 100 B, however written), and the package's own reports logged
-// under `debug` (index.js 8 B).
+// under `debug` (index.js 13 B, read once at create).
 //
 // The script-tag install (dist/script/, built with dist/web) gets its own table after
 // dist/web's, or alone with `node .ci/size.mjs dist/script`: klaviyo-wasm.js and the
