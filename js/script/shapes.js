@@ -99,11 +99,12 @@ function specials(props, options, valueKey) {
     opts ??= {};
     return isObject(opts) && opts[k] == null && (opts[k] = v, true);
   };
-  const value = money(props.$value);
-  // A number JSON cannot hold: `null`, as Klaviyo's onsite script's JSON sends it (the
-  // package refuses one where it reads the value; a theme's event still goes). Its text
-  // too ("NaN": `toFixed` of no total), which the core cannot tell from the adapter's.
-  if (value === undefined && (typeof props.$value === "number" || NOT_FINITE.includes(props.$value))) props.$value = null;
+  const v = props.$value, value = money(v);
+  // A number JSON cannot hold, or an invalid Date: `null`, as Klaviyo's onsite script's
+  // JSON sends it (the package refuses one where it reads the value; a theme's event
+  // still goes). Its text too ("NaN": `toFixed` of no total), which the core cannot tell
+  // from the adapter's.
+  if (value === undefined && ((typeof v === "number" || v?.getTime) && !isFinite(v) || NOT_FINITE.includes(v))) props.$value = null;
   // The guide's Added to Cart keeps its `$value` (the core reads it as the cart total).
   if (value !== undefined && valueKey !== "$value") {
     if (!valueKey) set("value", value);
@@ -176,7 +177,8 @@ export function addedToCart(item, options) {
     const p = amounts({ ...item }, ["$value", "CompareAtPrice"], ["AddedItemPrice", "AddedItemQuantity"]);
     return specials(p, options, "$value");
   }
-  const p = amounts(named(item), ["CompareAtPrice", "CartTotal"], ["Price", "Quantity"]);
+  // (`$value` too: the core reads it as the total where there is no CartTotal.)
+  const p = amounts(named(item), ["CompareAtPrice", "CartTotal", "$value"], ["Price", "Quantity"]);
   return specials(p, options, "CartTotal");
 }
 

@@ -140,7 +140,7 @@ test("Started Checkout: $value -> the value property, $event_id -> uniqueId", ()
   assert.deepEqual(startedCheckout({ $value: "free" })[0], { $value: "free" });
 });
 
-test("review: Started Checkout's invalid Date $value is sent as null, as Klaviyo's onsite script's JSON sends it (the core now refuses its text)", () => {
+test("Started Checkout's invalid Date $value is sent as null, as Klaviyo's onsite script's JSON sends it (the core now refuses its text)", () => {
   // An invalid Date in Started Checkout's $value: js/index.js encode writes it as the text
   // "Invalid Date" ($value is in NUMBERS), which src/core/ecommerce.rs now refuses (before
   // 70db2b5..HEAD the core kept it as a property and the event went). Klaviyo's onsite
@@ -149,7 +149,7 @@ test("review: Started Checkout's invalid Date $value is sent as null, as Klaviyo
   assert.ok(sc.$value === null, `Started Checkout's invalid Date $value: sent as null, got ${Object.prototype.toString.call(sc.$value)}`);
 });
 
-test("review: our Added to Cart's $value that is no amount, without a CartTotal, is not left for the core to refuse", () => {
+test("our Added to Cart's $value that is no amount, without a CartTotal, is not left for the core to refuse", () => {
   // Our Added to Cart's $value when no CartTotal is given: the core reads it as the total
   // (added_value: optional_number(p, "$value")) and refuses anything but a number, while
   // specials leaves text that is no amount as a property. The guide's shape drops it
