@@ -243,7 +243,7 @@ export class Klaviyo {
     if (bad) queueMicrotask(() => this.#emit(report("invalid", "init: " + bad)));
     else this.#currency = currency?.trim() || undefined; // (blank: none)
     this.#options = options;
-    this.#debug = options.debug === true; // read once, here: never a getter's throw later
+    this.#debug = options.debug === true; // taken here, where a getter that throws refuses create
     created = true;
     const consent = consentCode(options.consent === undefined ? "granted" : options.consent, "init");
     // A denial at create is replayed as one made in the window (the core then does not
